@@ -1,0 +1,1 @@
+"""dtrain: PyTorch programming model on NumPy and CuPy, distributed over MPI and NCCL."""
