@@ -1,1 +1,101 @@
-"""dtrain: PyTorch programming model on NumPy and CuPy, distributed over MPI and NCCL."""
+"""dtrain: the PyTorch programming model on NumPy (CPU) and CuPy (CUDA), distributed over MPI and NCCL.
+
+`import dtrain as torch` is how it is meant to be used."""
+__version__ = "0.1.0"
+
+from . import _dtype
+from ._dtype import (bfloat16, bool, cdouble, cfloat, complex64, complex128, double, dtype, float, float16, float32,
+                     float64, get_default_dtype, half, int, int8, int16, int32, int64, long, promote_types,
+                     set_default_dtype, short, uint8)
+from ._device import device, get_default_device, set_default_device
+from ._tensor import Size, Tensor, is_tensor
+from .autograd.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
+from ._tensor_str import set_printoptions
+
+
+def _export(module):
+    names = getattr(module, "__all__", None) or [
+        n for n, v in vars(module).items()
+        if not n.startswith("_") and callable(v) and not isinstance(v, type) and getattr(v, "__module__", "").startswith("dtrain")]
+    g = globals()
+    for n in names:
+        if n not in g or n in ("max", "min", "abs", "all", "any", "sum", "round", "pow"):
+            g[n] = getattr(module, n)
+
+
+from ._ops import arith, pointwise, reduce, shape, index, linalg, creation, conversion, mutation, activation  # noqa
+for _m in (creation, conversion, arith, pointwise, reduce, shape, index, linalg, mutation, activation):
+    _export(_m)
+del _m
+
+from .autograd import grad_mode as _grad_mode  # noqa
+from . import autograd, cuda, random  # noqa
+
+
+def is_floating_point(input):
+    return input.is_floating_point()
+
+
+def is_complex(input):
+    return input.is_complex()
+
+
+def numel(input):
+    return input.numel()
+
+
+def result_type(tensor1, tensor2):
+    return _dtype.result_type_of([tensor1, tensor2])
+
+
+def can_cast(from_, to):
+    import numpy as _np
+    if from_._kind > to._kind:
+        return False
+    return True
+
+
+def is_nonzero(input):
+    if input.numel() != 1:
+        raise RuntimeError(f"Boolean value of Tensor with {'no values' if input.numel() == 0 else 'more than one value'} is ambiguous")
+    return bool(input.item())
+
+
+def get_num_threads():
+    import os
+    return __builtins__["int"](os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)) if isinstance(__builtins__, dict) else 1
+
+
+def set_num_threads(n):
+    """Accepted for compatibility: NumPy's BLAS thread count is fixed when it loads (set OMP_NUM_THREADS)."""
+
+
+def use_deterministic_algorithms(mode, *, warn_only=False):
+    pass
+
+
+def is_grad_enabled_():
+    return is_grad_enabled()
+
+
+def compiled_with_cxx11_abi():
+    return True
+
+
+# Subpackages and a few top-level names load on first use: `import dtrain` stays fast, and torch code that
+# touches `dtrain.nn`, `dtrain.save` or `dtrain.distributed` gets them all the same.
+_LAZY_MODULES = {"nn", "optim", "utils", "distributed", "amp", "multiprocessing", "backends", "testing", "linalg",
+                 "special", "fft", "serialization", "hub", "jit", "onnx", "overrides", "types", "return_types"}
+_LAZY_ATTRS = {"save": "serialization", "load": "serialization", "compile": "_compile", "autocast": "amp",
+               "FloatTensor": "_legacy", "DoubleTensor": "_legacy", "LongTensor": "_legacy", "IntTensor": "_legacy",
+               "BoolTensor": "_legacy", "HalfTensor": "_legacy", "ByteTensor": "_legacy"}
+
+
+def __getattr__(name):
+    import importlib
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"dtrain.{name}")
+    if name in _LAZY_ATTRS:
+        return getattr(importlib.import_module(f"dtrain.{_LAZY_ATTRS[name]}"), name)
+    raise AttributeError(f"module 'dtrain' has no attribute '{name}'")

@@ -1,0 +1,136 @@
+"""dtrain dtypes: torch's names and promotion rules over NumPy dtypes."""
+import builtins as _b
+
+import numpy as np
+
+_builtin_bool, _builtin_int, _builtin_complex = _b.bool, _b.int, _b.complex
+
+try:  # bfloat16 comes from ml_dtypes where it is installed (CuPy's own route to it)
+    import ml_dtypes as _ml
+    _bf16 = np.dtype(_ml.bfloat16)
+except ImportError:
+    _bf16 = None
+
+
+class dtype:
+    __slots__ = ("name", "np", "is_floating_point", "is_complex", "is_signed", "itemsize", "_kind", "_rank")
+
+    def __init__(self, name, np_dtype, kind, rank):
+        self.name, self.np = name, np_dtype
+        self._kind, self._rank = kind, rank  # kind: 0 bool, 1 int, 2 float, 3 complex
+        self.is_floating_point = kind == 2
+        self.is_complex = kind == 3
+        self.is_signed = name not in ("bool", "uint8")
+        self.itemsize = np_dtype.itemsize if np_dtype is not None else 2
+
+    def __repr__(self):
+        return f"torch.{self.name}"
+
+    def __reduce__(self):
+        return (_by_name, (self.name,))
+
+    def to_real(self):
+        return {"complex64": float32, "complex128": float64}.get(self.name, self)
+
+    def to_complex(self):
+        return {"float64": complex128, "float16": complex64}.get(self.name, complex64 if self._kind <= 2 else self)
+
+
+bool = dtype("bool", np.dtype(np.bool_), 0, 0)
+uint8 = dtype("uint8", np.dtype(np.uint8), 1, 1)
+int8 = dtype("int8", np.dtype(np.int8), 1, 1)
+int16 = dtype("int16", np.dtype(np.int16), 1, 2)
+int32 = dtype("int32", np.dtype(np.int32), 1, 3)
+int64 = dtype("int64", np.dtype(np.int64), 1, 4)
+float16 = dtype("float16", np.dtype(np.float16), 2, 1)
+bfloat16 = dtype("bfloat16", _bf16, 2, 1)
+float32 = dtype("float32", np.dtype(np.float32), 2, 2)
+float64 = dtype("float64", np.dtype(np.float64), 2, 3)
+complex64 = dtype("complex64", np.dtype(np.complex64), 3, 1)
+complex128 = dtype("complex128", np.dtype(np.complex128), 3, 2)
+
+half, float, double = float16, float32, float64
+short, int, long = int16, int32, int64
+cfloat, cdouble = complex64, complex128
+
+_ALL = [bool, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64, complex64, complex128]
+_NAMES = {d.name: d for d in _ALL}
+_FROM_NP = {d.np: d for d in _ALL if d.np is not None}
+
+
+def _by_name(name):
+    return _NAMES[name]
+
+
+def from_numpy_dtype(np_dtype):
+    try:
+        return _FROM_NP[np.dtype(np_dtype)]
+    except KeyError:
+        raise TypeError(f"can't convert np.ndarray of type {np.dtype(np_dtype)}. The only supported types are: "
+                        "float64, float32, float16, complex64, complex128, int64, int32, int16, int8, uint8, and bool.") from None
+
+
+_default = float32
+
+
+def get_default_dtype():
+    return _default
+
+
+def set_default_dtype(d):
+    global _default
+    if not isinstance(d, dtype) or not d.is_floating_point:
+        raise TypeError(f"only floating-point types are supported as the default type, got {d}")
+    _default = d
+
+
+def _promote2(a, b):
+    """torch.promote_types for two dtypes of the same 'priority'."""
+    if a is b:
+        return a
+    if a._kind != b._kind:
+        hi, lo = (a, b) if a._kind > b._kind else (b, a)
+        if hi._kind == 3 and lo._kind == 2 and lo is float64:
+            return complex128
+        return hi
+    if a._kind == 1:
+        if uint8 in (a, b):  # uint8 with a signed int: the next signed type that holds both
+            other = b if a is uint8 else a
+            return int16 if other is int8 else other
+        return a if a._rank > b._rank else b
+    if a._kind == 2 and {a.name, b.name} == {"float16", "bfloat16"}:
+        return float32
+    return a if a._rank > b._rank else b
+
+
+def promote_types(a, b):
+    return _promote2(a, b)
+
+
+def result_type_of(operands):
+    """torch.result_type over tensors, 0-dim tensors and Python scalars (three priority levels)."""
+    dims = zero = None
+    scalar_kind = -1
+    for o in operands:
+        d = getattr(o, "dtype", None)
+        if isinstance(d, dtype):
+            if o.ndim:
+                dims = d if dims is None else _promote2(dims, d)
+            else:
+                zero = d if zero is None else _promote2(zero, d)
+        else:
+            k = 0 if isinstance(o, _builtin_bool) else 1 if isinstance(o, _builtin_int) else \
+                3 if isinstance(o, _builtin_complex) else 2
+            scalar_kind = max(scalar_kind, k)
+    res = dims
+    for cand in (zero,):
+        if cand is not None:
+            res = cand if res is None else (_promote2(res, cand) if cand._kind > res._kind else res)
+    if scalar_kind >= 0:
+        sd = (bool, int64, get_default_dtype(), get_default_dtype().to_complex())[scalar_kind]
+        if res is None:
+            res = sd
+        elif scalar_kind > res._kind:
+            res = sd if not (scalar_kind == 3 and res._kind == 2) else res.to_complex()
+    return res
+

@@ -1,0 +1,124 @@
+"""softmax / log_softmax, and the fused cross-entropy used by nn.functional."""
+import numpy as np
+
+from .. import _dtype
+from .._tensor import Tensor
+from ..autograd.graph import Function
+from ._util import cast, method, wrap_dim
+
+
+class Softmax(Function):
+    def forward(ctx, x, dim):
+        xp = ctx.xp
+        e = x - x.max(axis=dim, keepdims=True)
+        xp.exp(e, out=e)
+        e /= e.sum(axis=dim, keepdims=True)
+        ctx.save_for_backward(e)
+        ctx.dim = dim
+        return e
+
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        gy = g * y
+        gy -= y * gy.sum(axis=ctx.dim, keepdims=True)
+        return gy
+
+
+class LogSoftmax(Function):
+    def forward(ctx, x, dim):
+        xp = ctx.xp
+        z = x - x.max(axis=dim, keepdims=True)
+        z -= xp.log(xp.exp(z).sum(axis=dim, keepdims=True))
+        ctx.save_for_backward(z)
+        ctx.dim = dim
+        return z
+
+    def backward(ctx, g):
+        (z,) = ctx.saved
+        return g - ctx.xp.exp(z) * g.sum(axis=ctx.dim, keepdims=True)
+
+
+def _softmax_input(input, dim, dtype, name):
+    if dim is None:
+        # torch's legacy implicit dim
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    x = cast(input, dtype) if dtype is not None else input
+    if x._data.dtype.kind not in "fc":
+        raise RuntimeError(f"\"{name}_lastdim_kernel_impl\" not implemented for '{x.dtype.name.capitalize()}'")
+    return x, wrap_dim(dim, x.ndim) if x.ndim else None
+
+
+@method()
+def softmax(input, dim=None, dtype=None, *, _stacklevel=3):
+    x, d = _softmax_input(input, dim, dtype, "softmax")
+    return Softmax.apply(x, dim=d)
+
+
+@method()
+def log_softmax(input, dim=None, dtype=None, *, _stacklevel=3):
+    x, d = _softmax_input(input, dim, dtype, "log_softmax")
+    return LogSoftmax.apply(x, dim=d)
+
+
+class CrossEntropyIndices(Function):
+    """Mean/sum/none cross-entropy of logits (N, C) against class indices (N,) in one op.
+
+    NOTE: fused (log_softmax + nll) for speed: one pass forward, `softmax - onehot` backward."""
+
+    def forward(ctx, x, target, weight=None, *, reduction, ignore_index, label_smoothing=0.0):
+        xp = ctx.xp
+        n, c = x.shape
+        z = x - x.max(axis=1, keepdims=True)
+        lse = xp.log(xp.exp(z).sum(axis=1, keepdims=True))
+        z -= lse  # log-probabilities
+        valid = target != ignore_index
+        safe_t = xp.where(valid, target, 0)
+        rows = xp.arange(n)
+        w_t = weight[safe_t] * valid if weight is not None else valid.astype(x.dtype)
+        nll = -z[rows, safe_t] * w_t
+        if label_smoothing:
+            smooth = -(z * weight).sum(axis=1) if weight is not None else -z.sum(axis=1)
+            smooth = smooth * valid
+            loss = (1 - label_smoothing) * nll + (label_smoothing / c) * smooth
+        else:
+            loss = nll
+        ctx.save_for_backward(z)
+        ctx.t, ctx.valid, ctx.w_t, ctx.weight, ctx.ls = safe_t, valid, w_t, weight, label_smoothing
+        ctx.reduction = reduction
+        if reduction == "none":
+            return loss.astype(x.dtype, copy=False)
+        if reduction == "sum":
+            return xp.asarray(loss.sum(), dtype=x.dtype)
+        ctx.denom = w_t.sum()
+        return xp.asarray(loss.sum() / ctx.denom, dtype=x.dtype)
+
+    def backward(ctx, g, *_):
+        (z,) = ctx.saved
+        xp = ctx.xp
+        n, c = z.shape
+        p = xp.exp(z)  # softmax, recovered from the saved log-probabilities
+        rows = xp.arange(n)
+        ls = ctx.ls
+        if ctx.reduction == "none":
+            scale = g[:, None]
+        elif ctx.reduction == "sum":
+            scale = g
+        else:
+            scale = g / ctx.denom
+        # d/dz of (1-ls)*w_t*nll + ls/c * sum_k w_k * (-z_k)
+        grad = p * ctx.w_t[:, None] * (1 - ls)
+        grad[rows, ctx.t] -= ctx.w_t * (1 - ls)
+        if ls:
+            wsum = ctx.weight.sum() if ctx.weight is not None else c
+            wk = ctx.weight[None, :] if ctx.weight is not None else 1.0
+            grad += (ls / c) * (p * wsum - wk) * ctx.valid[:, None]
+        grad *= scale
+        return grad.astype(z.dtype, copy=False), None, None
+
+
+def cross_entropy_indices(input, target, reduction="mean", ignore_index=-100, weight=None, label_smoothing=0.0):
+    if weight is None:
+        return CrossEntropyIndices.apply(input, target, reduction=reduction, ignore_index=ignore_index,
+                                         label_smoothing=label_smoothing)
+    return CrossEntropyIndices.apply(input, target, weight, reduction=reduction, ignore_index=ignore_index,
+                                     label_smoothing=label_smoothing)

@@ -1,0 +1,483 @@
+"""Binary arithmetic, comparisons and logical ops, with torch's promotion and broadcasting; in-place forms."""
+import numbers
+
+import numpy as np
+
+from .. import _dtype
+from .._tensor import Tensor, _wrap
+from ..autograd import grad_mode
+from ..autograd.graph import Function
+from ._util import method, nondiff, out_copy, promote, unbroadcast
+
+
+def _shape_error(a, b, x, y):
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise RuntimeError(f"The size of tensor a ({_mismatch(a.shape, b.shape)[0]}) must match the size of tensor b "
+                           f"({_mismatch(a.shape, b.shape)[1]}) at non-singleton dimension "
+                           f"{_mismatch(a.shape, b.shape)[2]}") from None
+
+
+def _mismatch(sa, sb):
+    n = max(len(sa), len(sb))
+    pa, pb = (1,) * (n - len(sa)) + tuple(sa), (1,) * (n - len(sb)) + tuple(sb)
+    for i in range(n - 1, -1, -1):
+        if pa[i] != pb[i] and pa[i] != 1 and pb[i] != 1:
+            return pa[i], pb[i], i
+    return None, None, None
+
+
+def _bcast_check(a, b):
+    if a.shape != b.shape:
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            x, y, i = _mismatch(a.shape, b.shape)
+            raise RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b ({y}) at non-singleton "
+                               f"dimension {i}") from None
+
+
+class Add(Function):
+    def forward(ctx, a, b, alpha=1):
+        ctx.shapes = a.shape, b.shape
+        ctx.alpha = alpha
+        return a + b if alpha == 1 else a + b * alpha
+
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        gb = unbroadcast(g, sb) if ctx.needs_input_grad[1] else None
+        if gb is not None and ctx.alpha != 1:
+            gb = gb * ctx.alpha
+        return unbroadcast(g, sa) if ctx.needs_input_grad[0] else None, gb
+
+
+class Sub(Function):
+    def forward(ctx, a, b, alpha=1):
+        ctx.shapes = a.shape, b.shape
+        ctx.alpha = alpha
+        return a - b if alpha == 1 else a - b * alpha
+
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        gb = -unbroadcast(g, sb) * ctx.alpha if ctx.needs_input_grad[1] else None
+        return unbroadcast(g, sa) if ctx.needs_input_grad[0] else None, gb
+
+
+class Mul(Function):
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    def backward(ctx, g):
+        a, b = ctx.saved
+        return (unbroadcast(g * b.conj(), a.shape) if ctx.needs_input_grad[0] else None,
+                unbroadcast(g * a.conj(), b.shape) if ctx.needs_input_grad[1] else None)
+
+
+class Div(Function):
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    def backward(ctx, g):
+        a, b = ctx.saved
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            ga = unbroadcast(g / b, a.shape)
+        if ctx.needs_input_grad[1]:
+            gb = unbroadcast(-g * a / (b * b), b.shape)
+        return ga, gb
+
+
+class Pow(Function):
+    def forward(ctx, a, b):
+        y = ctx.xp.power(a, b)
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    def backward(ctx, g):
+        a, b, y = ctx.saved
+        xp = ctx.xp
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            # torch: grad is 0 where the exponent is 0 (even at a == 0)
+            ga = unbroadcast(xp.where(b == 0, 0, g * b * xp.power(a, b - 1)), a.shape).astype(a.dtype, copy=False)
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gb = unbroadcast(xp.where((a == 0) & (b >= 0), 0, g * y * xp.log(a)), b.shape).astype(b.dtype, copy=False)
+        return ga, gb
+
+
+class Maximum(Function):
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return ctx.xp.maximum(a, b)
+
+    def backward(ctx, g):
+        a, b = ctx.saved
+        # ties split the gradient evenly, as torch does
+        w = (a > b) + 0.5 * (a == b)
+        return (unbroadcast(g * w, a.shape).astype(a.dtype, copy=False) if ctx.needs_input_grad[0] else None,
+                unbroadcast(g * (1 - w), b.shape).astype(b.dtype, copy=False) if ctx.needs_input_grad[1] else None)
+
+
+class Minimum(Function):
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return ctx.xp.minimum(a, b)
+
+    def backward(ctx, g):
+        a, b = ctx.saved
+        w = (a < b) + 0.5 * (a == b)
+        return (unbroadcast(g * w, a.shape).astype(a.dtype, copy=False) if ctx.needs_input_grad[0] else None,
+                unbroadcast(g * (1 - w), b.shape).astype(b.dtype, copy=False) if ctx.needs_input_grad[1] else None)
+
+
+class Atan2(Function):
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return ctx.xp.arctan2(a, b)
+
+    def backward(ctx, g):
+        a, b = ctx.saved
+        d = a * a + b * b
+        return unbroadcast(g * b / d, a.shape), unbroadcast(-g * a / d, b.shape)
+
+
+def _binary(cls, a, b, out=None, float_result=False, **kw):
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a._data.dtype == b._data.dtype and not float_result:
+        if a.shape != b.shape:
+            _bcast_check(a, b)
+        return out_copy(cls.apply(a, b, **kw), out)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError(f"{cls.__name__.lower()}(): expected at least one Tensor argument")
+    for x in (a, b):
+        if not isinstance(x, (Tensor, numbers.Number, np.generic)):
+            raise TypeError(f"unsupported operand type for {cls.__name__.lower()}: '{type(x).__name__}'")
+    (a, b), dt = promote(a, b)
+    if float_result and not (dt.is_floating_point or dt.is_complex):
+        from ._util import cast
+        dt = _dtype.get_default_dtype()
+        a, b = cast(a, dt), cast(b, dt)
+    _bcast_check(a, b)
+    return out_copy(cls.apply(a, b, **kw), out)
+
+
+@method()
+def add(input, other, *, alpha=1, out=None):
+    return _binary(Add, input, other, out, alpha=alpha) if alpha != 1 else _binary(Add, input, other, out)
+
+
+@method()
+def sub(input, other, *, alpha=1, out=None):
+    if isinstance(input, Tensor) and input.dtype is _dtype.bool:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or "
+                           "`logical_xor()` operator instead.")
+    return _binary(Sub, input, other, out, alpha=alpha) if alpha != 1 else _binary(Sub, input, other, out)
+
+
+subtract = sub
+
+
+@method()
+def mul(input, other, *, out=None):
+    return _binary(Mul, input, other, out)
+
+
+multiply = mul
+
+
+@method()
+def div(input, other, *, rounding_mode=None, out=None):
+    if rounding_mode is None:
+        return _binary(Div, input, other, out, float_result=True)
+    (a, b), dt = promote(input, other)
+    xp = a._device.xp
+    if rounding_mode == "trunc":
+        fn = lambda x, y: xp.trunc(x / y).astype(x.dtype, copy=False)
+    elif rounding_mode == "floor":
+        fn = xp.floor_divide
+    else:
+        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+                           f"'{rounding_mode}'")
+    return out_copy(nondiff(fn, a, b), out)
+
+
+divide = true_divide = div
+
+
+@method()
+def pow(input, exponent, *, out=None):
+    if isinstance(input, Tensor) and isinstance(exponent, numbers.Number) and not isinstance(exponent, bool):
+        if input._data.dtype.kind in "iu" and isinstance(exponent, int) and exponent < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+    return _binary(Pow, input, exponent, out)
+
+
+float_power = lambda input, exponent: pow(input.double() if isinstance(input, Tensor) else input,
+                                          exponent.double() if isinstance(exponent, Tensor) else exponent)
+
+
+@method()
+def maximum(input, other, *, out=None):
+    return _binary(Maximum, input, other, out)
+
+
+@method()
+def minimum(input, other, *, out=None):
+    return _binary(Minimum, input, other, out)
+
+
+fmax, fmin = maximum, minimum
+
+
+@method()
+def atan2(input, other, *, out=None):
+    return _binary(Atan2, input, other, out, float_result=True)
+
+
+arctan2 = atan2
+
+
+@method()
+def remainder(input, other, *, out=None):
+    (a, b), _ = promote(input, other)
+    return out_copy(_Remainder.apply(a, b), out)
+
+
+class _Remainder(Function):
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        ctx.shapes = a.shape, b.shape
+        return ctx.xp.remainder(a, b)
+
+    def backward(ctx, g):
+        a, b = ctx.saved
+        return unbroadcast(g, a.shape), unbroadcast(-g * ctx.xp.floor(a / b), b.shape)
+
+
+@method()
+def fmod(input, other, *, out=None):
+    (a, b), _ = promote(input, other)
+    return out_copy(nondiff(a._device.xp.fmod, a, b), out)
+
+
+@method()
+def floor_divide(input, other, *, out=None):
+    return div(input, other, rounding_mode="floor", out=out)
+
+
+# ---------------------------------------------------------------------------------------------- comparisons
+def _compare(name):
+    def fn(input, other, *, out=None):
+        (a, b), _ = promote(input, other)
+        _bcast_check(a, b)
+        ufunc = getattr(a._device.xp, name)
+        return out_copy(nondiff(ufunc, a, b), out)
+    fn.__name__ = name
+    return fn
+
+
+eq, ne, lt, le, gt, ge = (_compare(n) for n in ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal"))
+for _n, _f in dict(eq=eq, ne=ne, lt=lt, le=le, gt=gt, ge=ge).items():
+    _f.__name__ = _n
+    setattr(Tensor, _n, _f)
+greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+
+
+def _logical(name):
+    def fn(input, other, *, out=None):
+        b = other if isinstance(other, Tensor) else _wrap(input._device.xp.asarray(other), input._device)
+        return out_copy(nondiff(getattr(input._device.xp, name), input, b), out)
+    fn.__name__ = name
+    setattr(Tensor, name, fn)
+    return fn
+
+
+logical_and, logical_or, logical_xor = (_logical(n) for n in ("logical_and", "logical_or", "logical_xor"))
+
+
+@method()
+def logical_not(input, *, out=None):
+    return out_copy(nondiff(input._device.xp.logical_not, input), out)
+
+
+def _bitwise(name, np_name):
+    def fn(input, other, *, out=None):
+        (a, b), dt = promote(input, other)
+        if dt.is_floating_point or dt.is_complex:
+            raise RuntimeError(f"\"{name}_cpu\" not implemented for '{dt.name.capitalize()}'")
+        return out_copy(nondiff(getattr(a._device.xp, np_name), a, b), out)
+    fn.__name__ = name
+    setattr(Tensor, name, fn)
+    return fn
+
+
+bitwise_and = _bitwise("bitwise_and", "bitwise_and")
+bitwise_or = _bitwise("bitwise_or", "bitwise_or")
+bitwise_xor = _bitwise("bitwise_xor", "bitwise_xor")
+
+
+@method()
+def bitwise_not(input, *, out=None):
+    if input.is_floating_point():
+        raise RuntimeError(f"\"bitwise_not_cpu\" not implemented for '{input.dtype.name.capitalize()}'")
+    return out_copy(nondiff(input._device.xp.invert, input), out)
+
+
+@method()
+def equal(input, other):
+    """True when both tensors have the same shape and elements."""
+    return input.shape == other.shape and bool((input._data == other._data).all())
+
+
+@method()
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return bool(input._device.xp.allclose(input._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+@method()
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return nondiff(lambda a, b: input._device.xp.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan), input, other)
+
+
+# ------------------------------------------------------------------------------------------------- in-place
+def check_inplace(t):
+    """torch's rules for writing into a tensor that autograd may need."""
+    if grad_mode.is_grad_enabled():
+        if t._requires_grad and t.grad_fn is None:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        b = t._base
+        if b is not None and b._requires_grad and b.grad_fn is None:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+
+
+def assign_(t, result):
+    """Make `t` hold `result` in place: data written into t's storage, graph taken over from `result`."""
+    check_inplace(t)
+    res_dt = result._data.dtype
+    dst_dt = t._data.dtype
+    if res_dt != dst_dt and not np.can_cast(res_dt, dst_dt, "same_kind") and \
+            not (dst_dt.kind in "fc" and res_dt.kind in "biuf"):
+        raise RuntimeError(f"result type {_dtype.from_numpy_dtype(res_dt).name.capitalize()} can't be cast to the "
+                           f"desired output type {_dtype.from_numpy_dtype(dst_dt).name.capitalize()}")
+    if result.shape != t.shape:
+        try:
+            np.broadcast_to(np.empty(result.shape, bool), t.shape)
+        except ValueError:
+            raise RuntimeError(f"output with shape [{t._shape_str()}] doesn't match the broadcast shape "
+                               f"[{result._shape_str()}]") from None
+    node = result.grad_fn
+    if node is not None:
+        # the new node may have saved t's old array: keep a copy, since we overwrite it now
+        if node.saved and any(a is t._data for a in node.saved):
+            node.saved = tuple(a.copy() if a is t._data else a for a in node.saved)
+            node._versions = [v for v in node._versions if v[0] is not t._version]
+    if t._device is not result._device:
+        raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
+                           f"{result._device} and {t._device}!")
+    t._device.xp.copyto(t._data, result._data, casting="unsafe")
+    t._version.value += 1
+    if node is not None and grad_mode.is_grad_enabled():
+        if t._base is not None and t._base._requires_grad:
+            raise NotImplementedError(
+                "in-place operations on a view of a tensor that is part of an autograd graph are not supported yet; "
+                "use an out-of-place operation (or index assignment on the base tensor) instead")
+        if node._versions:
+            node._versions = [(c, v + 1 if c is t._version else v, x) for c, v, x in node._versions]
+        t.grad_fn, t._output_nr, t._requires_grad = node, result._output_nr, True
+    return t
+
+
+def _inplace(fn):
+    def op_(self, *args, **kwargs):
+        return assign_(self, fn(self, *args, **kwargs))
+    op_.__name__ = fn.__name__ + "_"
+    return op_
+
+
+for _name, _fn in dict(add=add, sub=sub, mul=mul, div=div, pow=pow, remainder=remainder, fmod=fmod,
+                       floor_divide=floor_divide, maximum=maximum, minimum=minimum, atan2=atan2,
+                       logical_and=logical_and, logical_or=logical_or, logical_xor=logical_xor,
+                       logical_not=logical_not, bitwise_and=bitwise_and, bitwise_or=bitwise_or,
+                       bitwise_xor=bitwise_xor, bitwise_not=bitwise_not,
+                       eq=eq, ne=ne, lt=lt, le=le, gt=gt, ge=ge).items():
+    setattr(Tensor, _name + "_", _inplace(_fn))
+Tensor.subtract_, Tensor.multiply_, Tensor.divide_, Tensor.true_divide_ = Tensor.sub_, Tensor.mul_, Tensor.div_, Tensor.div_
+
+
+# -------------------------------------------------------------------------------------------- operators
+def _rsub(self, other):
+    return sub(other, self)
+
+
+def _rdiv(self, other):
+    return div(other, self)
+
+
+def _rpow(self, other):
+    return pow(other, self)
+
+
+def _rfloordiv(self, other):
+    return floor_divide(other, self)
+
+
+def _rmod(self, other):
+    return remainder(other, self)
+
+
+def _and(a, b):
+    return bitwise_and(a, b) if not (a.dtype is _dtype.bool and _is_bool(b)) else logical_and(a, b)
+
+
+def _or(a, b):
+    return bitwise_or(a, b) if not (a.dtype is _dtype.bool and _is_bool(b)) else logical_or(a, b)
+
+
+def _xor(a, b):
+    return bitwise_xor(a, b) if not (a.dtype is _dtype.bool and _is_bool(b)) else logical_xor(a, b)
+
+
+def _is_bool(b):
+    return isinstance(b, bool) or (isinstance(b, Tensor) and b.dtype is _dtype.bool)
+
+
+def _invert(a):
+    return logical_not(a) if a.dtype is _dtype.bool else bitwise_not(a)
+
+
+Tensor.__add__ = Tensor.__radd__ = lambda a, b: add(a, b)
+Tensor.__sub__ = lambda a, b: sub(a, b)
+Tensor.__rsub__ = _rsub
+Tensor.__mul__ = Tensor.__rmul__ = lambda a, b: mul(a, b)
+Tensor.__truediv__ = lambda a, b: div(a, b)
+Tensor.__rtruediv__ = _rdiv
+Tensor.__floordiv__ = lambda a, b: floor_divide(a, b)
+Tensor.__rfloordiv__ = _rfloordiv
+Tensor.__mod__ = lambda a, b: remainder(a, b)
+Tensor.__rmod__ = _rmod
+Tensor.__pow__ = lambda a, b: pow(a, b)
+Tensor.__rpow__ = _rpow
+Tensor.__eq__ = lambda a, b: eq(a, b) if isinstance(b, (Tensor, numbers.Number, np.generic)) else False
+Tensor.__ne__ = lambda a, b: ne(a, b) if isinstance(b, (Tensor, numbers.Number, np.generic)) else True
+Tensor.__lt__ = lambda a, b: lt(a, b)
+Tensor.__le__ = lambda a, b: le(a, b)
+Tensor.__gt__ = lambda a, b: gt(a, b)
+Tensor.__ge__ = lambda a, b: ge(a, b)
+Tensor.__and__ = Tensor.__rand__ = _and
+Tensor.__or__ = Tensor.__ror__ = _or
+Tensor.__xor__ = Tensor.__rxor__ = _xor
+Tensor.__invert__ = _invert
+Tensor.__iadd__ = lambda a, b: Tensor.add_(a, b)
+Tensor.__isub__ = lambda a, b: Tensor.sub_(a, b)
+Tensor.__imul__ = lambda a, b: Tensor.mul_(a, b)
+Tensor.__itruediv__ = lambda a, b: Tensor.div_(a, b)
+Tensor.__ipow__ = lambda a, b: Tensor.pow_(a, b)
+Tensor.__imod__ = lambda a, b: Tensor.remainder_(a, b)
+Tensor.__ifloordiv__ = lambda a, b: Tensor.floor_divide_(a, b)
+Tensor.__iand__ = lambda a, b: Tensor.bitwise_and_(a, b)
+Tensor.__ior__ = lambda a, b: Tensor.bitwise_or_(a, b)
+Tensor.__ixor__ = lambda a, b: Tensor.bitwise_xor_(a, b)
+Tensor.__hash__ = lambda self: id(self)

@@ -1,0 +1,62 @@
+"""Moving tensors between devices and dtypes; clone."""
+from .. import _backend, _dtype
+from .._device import CPU, META
+from .._tensor import Tensor, _wrap
+from ..autograd.graph import Function
+from ._util import method
+
+
+def _move(x, device, dtype):
+    if device is META:
+        import numpy as np
+        return np.broadcast_to(np.zeros((), dtype.np), x.shape)
+    if device.type == "cuda":
+        cp = device.xp
+        with cp.cuda.Device(device.index):
+            return cp.asarray(x, dtype=dtype.np)  # from numpy or from another GPU
+    return _backend.to_numpy(x).astype(dtype.np, copy=False)
+
+
+class _To(Function):
+    """Device and/or dtype change; the gradient goes back to the source device and dtype."""
+
+    def forward(ctx, x, device, dtype, src_device):
+        ctx.src_device, ctx.src_dtype = src_device, x.dtype
+        if device is None or device is src_device:
+            return x.astype(dtype.np, copy=True)
+        return _move(x, device, dtype)
+
+    def backward(ctx, g):
+        if ctx.src_device.type != ("cuda" if not isinstance(g, __import__("numpy").ndarray) else "cpu"):
+            g = _move(g, ctx.src_device, _dtype.from_numpy_dtype(ctx.src_dtype))
+        return g.astype(ctx.src_dtype, copy=False)
+
+
+def to_device_dtype(t, device, dtype, copy):
+    if dtype is None:
+        dtype = t.dtype
+    if (device is None or device is t._device) and dtype.np == t._data.dtype and not copy:
+        return t
+    res = _To.apply(t, device=device, dtype=dtype, src_device=t._device)
+    res._device = device or t._device
+    return res
+
+
+class Clone(Function):
+    def forward(ctx, x):
+        return x.copy()
+
+    def backward(ctx, g):
+        return g
+
+
+@method()
+def clone(input, *, memory_format=None):
+    return Clone.apply(input)
+
+
+@method()
+def contiguous(input, memory_format=None):
+    if input._data.flags.c_contiguous:
+        return input
+    return Clone.apply(input)

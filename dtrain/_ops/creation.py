@@ -1,0 +1,291 @@
+"""Factory functions: tensor, zeros, ones, arange, ..., the *_like forms, and random tensors."""
+import numpy as np
+
+from .. import _dtype
+from .._device import CPU, META, device as _device_cls, resolve
+from .._tensor import Tensor, _wrap
+from ..random import default_generator_for
+from ._util import normalize_shape
+
+
+def _dev_dt(device, dtype, default=None):
+    dev = resolve(device)
+    dt = dtype if dtype is not None else (default or _dtype.get_default_dtype())
+    if not isinstance(dt, _dtype.dtype):
+        raise TypeError(f"dtype must be torch.dtype, not {type(dt).__name__}")
+    return dev, dt
+
+
+def _finish(array, dev, requires_grad):
+    t = _wrap(array, dev)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _alloc(fill, shape, dev, dt):
+    """`fill` is 'empty', 'zeros', 'ones' or a value; meta tensors get shape without storage."""
+    if dev is META:
+        return np.broadcast_to(np.zeros((), dt.np), shape)
+    xp = dev.xp
+    if dev.type == "cuda":
+        with xp.cuda.Device(dev.index):
+            return _alloc_xp(xp, fill, shape, dt)
+    return _alloc_xp(xp, fill, shape, dt)
+
+
+def _alloc_xp(xp, fill, shape, dt):
+    if fill == "empty":
+        return xp.empty(shape, dt.np)
+    if fill == "zeros":
+        return xp.zeros(shape, dt.np)
+    if fill == "ones":
+        return xp.ones(shape, dt.np)
+    return xp.full(shape, fill, dt.np)
+
+
+def _infer_array(data):
+    """numpy array and dtype for torch.tensor(data): Python floats give the default dtype, ints int64."""
+    if isinstance(data, np.ndarray):
+        return data, _dtype.from_numpy_dtype(data.dtype)
+    if isinstance(data, np.generic):
+        return np.asarray(data), _dtype.from_numpy_dtype(data.dtype)
+    if isinstance(data, (list, tuple)) and _has_tensor(data):
+        data = _untensor(data)
+    arr = np.asarray(data)
+    if arr.dtype == object:
+        raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+    if arr.dtype.kind == "f":
+        return arr, _dtype.get_default_dtype()
+    if arr.dtype.kind == "c":
+        return arr, _dtype.get_default_dtype().to_complex()
+    if arr.dtype.kind in "iu":
+        return arr, _dtype.int64
+    if arr.dtype.kind == "b":
+        return arr, _dtype.bool
+    if arr.dtype.kind in "US":
+        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+    return arr, _dtype.from_numpy_dtype(arr.dtype)
+
+
+def _has_tensor(seq):
+    return any(isinstance(x, Tensor) or (isinstance(x, (list, tuple)) and _has_tensor(x)) for x in seq)
+
+
+def _untensor(seq):
+    return [x.tolist() if isinstance(x, Tensor) else _untensor(x) if isinstance(x, (list, tuple)) else x for x in seq]
+
+
+def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False):
+    """Copy `data` (nested sequences, scalars, arrays or tensors) into a new leaf tensor."""
+    if isinstance(data, Tensor):
+        dt = dtype or data.dtype
+        src = data._data
+        dev = resolve(device if device is not None else data._device)
+        arr = _to_device(src, dev, dt, copy=True)
+    else:
+        if hasattr(data, "__cuda_array_interface__") or type(data).__module__.startswith("cupy"):
+            dev = resolve(device if device is not None else "cuda")
+            arr = _to_device(data, dev, dtype or _dtype.from_numpy_dtype(data.dtype), copy=True)
+        else:
+            arr, inferred = _infer_array(data)
+            dev, dt = _dev_dt(device, dtype, inferred)
+            arr = _to_device(arr, dev, dt, copy=True)
+    return _finish(arr, dev, requires_grad)
+
+
+def _to_device(arr, dev, dt, copy):
+    if dev is META:
+        return np.broadcast_to(np.zeros((), dt.np), np.shape(arr))
+    if dev.type == "cuda":
+        cp = dev.xp
+        with cp.cuda.Device(dev.index):
+            return cp.array(arr, dtype=dt.np, copy=copy) if isinstance(arr, cp.ndarray) else cp.asarray(arr, dtype=dt.np)
+    if not isinstance(arr, np.ndarray) and not isinstance(arr, np.generic):
+        arr = arr.get()
+        return arr.astype(dt.np, copy=False)
+    return np.array(arr, dtype=dt.np, copy=copy)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """Like tensor(), but shares memory with a tensor or NumPy array when dtype and device already match."""
+    if isinstance(data, Tensor):
+        return data.to(device=device, dtype=dtype) if (device is not None or dtype is not None) else data
+    if isinstance(data, np.ndarray) and (device is None or resolve(device) is CPU):
+        dt = dtype or _dtype.from_numpy_dtype(data.dtype)
+        if dt.np == data.dtype:
+            return _wrap(data, CPU)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
+    t = tensor(obj, dtype=dtype, device=device) if copy else as_tensor(obj, dtype=dtype, device=device)
+    return t.requires_grad_(requires_grad) if requires_grad else t
+
+
+def from_numpy(ndarray):
+    """A CPU tensor sharing memory with `ndarray`."""
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
+    _dtype.from_numpy_dtype(ndarray.dtype)  # raises for unsupported dtypes
+    return _wrap(ndarray, CPU)
+
+
+def from_dlpack(ext_tensor):
+    """A tensor sharing memory with any object that speaks DLPack (NumPy and CuPy arrays, torch tensors)."""
+    dev_type, dev_id = ext_tensor.__dlpack_device__()
+    if int(dev_type) == 2:  # kDLCUDA
+        dev = resolve(_device_cls("cuda", dev_id))
+        return _wrap(dev.xp.from_dlpack(ext_tensor), dev)
+    return _wrap(np.from_dlpack(ext_tensor), CPU)
+
+
+def _factory(fill):
+    def make(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False,
+             memory_format=None):
+        shape = normalize_shape(size)
+        dev, dt = _dev_dt(device, dtype)
+        return _finish(_alloc(fill, shape, dev, dt), dev, requires_grad)
+    return make
+
+
+zeros, ones, empty = _factory("zeros"), _factory("ones"), _factory("empty")
+zeros.__name__, ones.__name__, empty.__name__ = "zeros", "ones", "empty"
+
+
+def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+         pin_memory=False):
+    if dtype is None:
+        dtype = _dtype.result_type_of([fill_value])
+    dev, dt = _dev_dt(device, dtype)
+    return _finish(_alloc(fill_value, normalize_shape((size,)), dev, dt), dev, requires_grad)
+
+
+def _like_dtype_dev(input, dtype, device):
+    return (dtype if dtype is not None else input.dtype), (device if device is not None else input._device)
+
+
+def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
+    dt, dev = _like_dtype_dev(input, dtype, device)
+    return zeros(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
+    dt, dev = _like_dtype_dev(input, dtype, device)
+    return ones(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
+    dt, dev = _like_dtype_dev(input, dtype, device)
+    return empty(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
+    dt, dev = _like_dtype_dev(input, dtype, device)
+    return full(input.shape, fill_value, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
+    if end is None:
+        start, end = 0, start
+    vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if dtype is None:
+        dtype = _dtype.get_default_dtype() if any(isinstance(v, float) for v in vals) else _dtype.int64
+    dev, dt = _dev_dt(device, dtype)
+    if (vals[1] - vals[0]) * vals[2] < 0:
+        raise RuntimeError("upper bound and larger bound inconsistent with step sign")
+    n = max(0, int(np.ceil((vals[1] - vals[0]) / vals[2])))
+    # computed in float64/int64 and cast, so float32 values match torch's start + i * step
+    arr = (vals[0] + np.arange(n, dtype=np.float64 if dt.is_floating_point else np.int64) * vals[2]).astype(dt.np)
+    return _finish(_to_device(arr, dev, dt, copy=False), dev, requires_grad)
+
+
+def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
+    dev, dt = _dev_dt(device, dtype)
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    arr = np.linspace(float(start), float(end), int(steps), dtype=np.float64)
+    if dt.is_floating_point and steps > 1:
+        # torch computes the second half from the end so both ends are exact
+        step = (end - start) / (steps - 1)
+        half = steps // 2
+        i = np.arange(steps)
+        arr = np.where(i < half, start + step * i, end - step * (steps - 1 - i))
+    return _finish(_to_device(arr.astype(dt.np), dev, dt, copy=False), dev, requires_grad)
+
+
+def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_grad=False):
+    dev, dt = _dev_dt(device, dtype)
+    arr = np.logspace(start, end, steps, base=base).astype(dt.np)
+    return _finish(_to_device(arr, dev, dt, copy=False), dev, requires_grad)
+
+
+def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
+    dev, dt = _dev_dt(device, dtype)
+    if dev is META:
+        return _finish(_alloc("zeros", (n, n if m is None else m), dev, dt), dev, requires_grad)
+    return _finish(dev.xp.eye(n, m, dtype=dt.np), dev, requires_grad)
+
+
+# ------------------------------------------------------------------------------------------- random tensors
+def _gen(generator, dev):
+    return generator if generator is not None else default_generator_for(dev)
+
+
+def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+         pin_memory=False):
+    dev, dt = _dev_dt(device, dtype)
+    shape = normalize_shape(size)
+    if dev is META:
+        return _finish(_alloc("empty", shape, dev, dt), dev, requires_grad)
+    return _finish(_gen(generator, dev).uniform(shape, dt.np, dev), dev, requires_grad)
+
+
+def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+          pin_memory=False):
+    dev, dt = _dev_dt(device, dtype)
+    shape = normalize_shape(size)
+    if dev is META:
+        return _finish(_alloc("empty", shape, dev, dt), dev, requires_grad)
+    return _finish(_gen(generator, dev).normal(shape, dt.np, dev), dev, requires_grad)
+
+
+def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None, layout=None, device=None,
+            requires_grad=False):
+    if high is None:
+        low, high = 0, low
+    if size is None:
+        raise TypeError("randint() missing required argument 'size'")
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+    dev, dt = _dev_dt(device, dtype, _dtype.int64)
+    shape = normalize_shape((size,))
+    return _finish(_gen(generator, dev).integers(low, high, shape, dt.np, dev), dev, requires_grad)
+
+
+def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+             pin_memory=False):
+    dev, dt = _dev_dt(device, dtype, _dtype.int64)
+    return _finish(_gen(generator, dev).permutation(n, dt.np, dev), dev, requires_grad)
+
+
+def rand_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
+    dt, dev = _like_dtype_dev(input, dtype, device)
+    return rand(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def randn_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
+    dt, dev = _like_dtype_dev(input, dtype, device)
+    return randn(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def randint_like(input, low=0, high=None, *, dtype=None, layout=None, device=None, requires_grad=False,
+                 memory_format=None):
+    dt, dev = _like_dtype_dev(input, dtype, device)
+    return randint(low, high, input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def scalar_tensor(s, *, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False):
+    return full((), s, dtype=dtype or _dtype.get_default_dtype(), device=device, requires_grad=requires_grad)

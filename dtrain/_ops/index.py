@@ -1,0 +1,574 @@
+"""Indexing: __getitem__ / __setitem__, gather / scatter, index_select / index_add, masks, where, sort, topk."""
+import numpy as np
+
+from .. import _dtype
+from .._tensor import Tensor, _wrap
+from ..autograd import grad_mode
+from ..autograd.graph import Function
+from ._util import method, nondiff, out_copy, promote, unbroadcast, wrap_dim
+
+
+def _scatter_add_at(xp, out, key, g):
+    """out[key] += g with repeated indices summed (np.add.at; cupyx.scatter_add on the GPU)."""
+    if xp is np:
+        np.add.at(out, key, g)
+    else:
+        import cupyx
+        cupyx.scatter_add(out, key, g)
+
+
+def _convert_key(key, t):
+    """Turn a torch index into one the array module takes; tensors become arrays, checks as torch does."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    out, advanced, dim = [], False, 0
+    xp = t._device.xp
+    for k in key:
+        if isinstance(k, Tensor):
+            kd = k._data
+            if kd.dtype.kind == "f":
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+            if k._device is not t._device and k._data.ndim:
+                kd = xp.asarray(kd) if t._device.type == "cuda" else k.cpu()._data
+            if kd.dtype.kind == "b":
+                _check_mask(kd, t, dim)
+                dim += kd.ndim
+            else:
+                _check_range(kd, t, dim)
+                dim += 1
+            advanced = True
+            out.append(kd)
+        elif isinstance(k, (list,)) or (isinstance(k, np.ndarray)):
+            arr = np.asarray(k)
+            if arr.dtype.kind == "f":
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+            arr = xp.asarray(arr)
+            if arr.dtype.kind != "b":
+                _check_range(arr, t, dim)
+            dim += arr.ndim if arr.dtype.kind == "b" else 1
+            advanced = True
+            out.append(arr)
+        elif k is None:
+            out.append(None)
+        elif k is Ellipsis:
+            out.append(k)
+            dim = t.ndim - sum(1 for x in key[key.index(Ellipsis) + 1:] if x is not None)
+        elif isinstance(k, (bool, np.bool_)):
+            out.append(bool(k))
+            advanced = True
+        elif isinstance(k, (int, np.integer)):
+            if dim >= t.ndim:
+                raise IndexError(f"too many indices for tensor of dimension {t.ndim}")
+            n = t.shape[dim]
+            if k < -n or k >= n:
+                raise IndexError(f"index {k} is out of bounds for dimension {dim} with size {n}")
+            out.append(int(k))
+            dim += 1
+        elif isinstance(k, slice):
+            if k.step is not None and k.step <= 0:
+                raise ValueError("step must be greater than zero")
+            out.append(slice(*(int(v) if isinstance(v, Tensor) else v for v in (k.start, k.stop, k.step))))
+            dim += 1
+        else:
+            raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are "
+                             "valid indices (got " + type(k).__name__ + ")")
+    if dim > t.ndim:
+        raise IndexError(f"too many indices for tensor of dimension {t.ndim}")
+    return tuple(out), advanced
+
+
+def _check_range(idx, t, dim):
+    if dim >= t.ndim:
+        raise IndexError(f"too many indices for tensor of dimension {t.ndim}")
+    n = t.shape[dim]
+    if idx.size and (int(idx.max()) >= n or int(idx.min()) < -n):
+        bad = int(idx.max()) if int(idx.max()) >= n else int(idx.min())
+        raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size {n}")
+
+
+def _check_mask(mask, t, dim):
+    for i, s in enumerate(mask.shape):
+        if dim + i >= t.ndim or t.shape[dim + i] != s:
+            raise IndexError(f"The shape of the mask [{', '.join(map(str, mask.shape))}] at index {i} does not match "
+                             f"the shape of the indexed tensor [{t._shape_str()}] at index {dim + i}")
+
+
+class BasicIndex(Function):
+    _view = True
+
+    def forward(ctx, x, key):
+        ctx.shape, ctx.dtype, ctx.key = x.shape, x.dtype, key
+        return x[key]
+
+    def backward(ctx, g):
+        out = ctx.xp.zeros(ctx.shape, ctx.dtype)
+        out[ctx.key] = g
+        return out
+
+
+class AdvancedIndex(Function):
+    def forward(ctx, x, key):
+        ctx.shape, ctx.dtype, ctx.key = x.shape, x.dtype, key
+        return x[key]
+
+    def backward(ctx, g):
+        out = ctx.xp.zeros(ctx.shape, ctx.dtype)
+        _scatter_add_at(ctx.xp, out, ctx.key, g)
+        return out
+
+
+def _getitem(self, key):
+    k, advanced = _convert_key(key, self)
+    if advanced:
+        return AdvancedIndex.apply(self, key=k)
+    return BasicIndex.apply(self, key=k)
+
+
+class IndexPut(Function):
+    def forward(ctx, x, v, key, accumulate=False):
+        ctx.key, ctx.vshape, ctx.accumulate = key, v.shape, accumulate
+        out = x.copy()
+        if accumulate:
+            _scatter_add_at(ctx.xp, out, key, v)
+        else:
+            out[key] = v
+        return out
+
+    def backward(ctx, g):
+        gx = gv = None
+        if ctx.needs_input_grad[0]:
+            gx = g.copy()
+            if not ctx.accumulate:
+                gx[ctx.key] = 0
+        if ctx.needs_input_grad[1]:
+            gv = unbroadcast(g[ctx.key], ctx.vshape) if g[ctx.key].ndim >= len(ctx.vshape) else g[ctx.key].sum()
+            gv = gv.reshape(ctx.vshape) if gv.size == int(np.prod(ctx.vshape)) else gv
+        return gx, gv
+
+
+def _setitem(self, key, value):
+    from .arith import assign_, check_inplace
+    k, _ = _convert_key(key, self)
+    if not isinstance(value, Tensor):
+        value = _wrap(self._device.xp.asarray(value, dtype=self._data.dtype), self._device)
+    elif value._data.dtype != self._data.dtype:
+        value = value.to(self.dtype)
+    if value._device is not self._device:
+        if value._data.ndim == 0:
+            value = value.to(self._device)
+        else:
+            raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
+                               f"{self._device} and {value._device}!")
+    if grad_mode.is_grad_enabled() and (self._requires_grad or value._requires_grad):
+        check_inplace(self)
+        assign_(self, IndexPut.apply(self, value, key=k))
+        return
+    check_inplace(self)
+    self._data[k] = value._data
+    self._version.value += 1
+
+
+Tensor.__getitem__ = _getitem
+Tensor.__setitem__ = _setitem
+
+
+@method()
+def index_put(input, indices, values, accumulate=False):
+    k, _ = _convert_key(tuple(indices), input)
+    return IndexPut.apply(input, values, key=k, accumulate=accumulate)
+
+
+@method()
+def index_put_(input, indices, values, accumulate=False):
+    from .arith import assign_
+    return assign_(input, index_put(input, indices, values, accumulate))
+
+
+# ------------------------------------------------------------------------------------- gather and scatter
+def _check_index(index, name="index"):
+    if not isinstance(index, Tensor) or index._data.dtype.kind not in "iu":
+        raise RuntimeError(f"{name}(): Expected dtype int64 for index")
+
+
+class Gather(Function):
+    def forward(ctx, x, idx, dim):
+        ctx.shape, ctx.dim, ctx.idx = x.shape, dim, idx
+        return ctx.xp.take_along_axis(x, idx, axis=dim) if idx.shape == x.shape or _fits(idx, x, dim) \
+            else ctx.xp.take_along_axis(x[_sub(idx, x, dim)], idx, axis=dim)
+
+    def backward(ctx, g, *_):
+        out = ctx.xp.zeros(ctx.shape, g.dtype)
+        _scatter_add_at(ctx.xp, out, _full_index(ctx.xp, ctx.idx, ctx.dim), g)
+        return out, None
+
+
+def _fits(idx, x, dim):
+    return all(i == s for k, (i, s) in enumerate(zip(idx.shape, x.shape)) if k != dim)
+
+
+def _sub(idx, x, dim):
+    return tuple(slice(None) if k == dim else slice(0, idx.shape[k]) for k in range(x.ndim))
+
+
+def _full_index(xp, idx, dim):
+    """Index arrays addressing out[..., idx, ...] along `dim`, for use with add.at."""
+    grids = list(xp.indices(idx.shape, sparse=True))
+    grids[dim] = idx
+    return tuple(grids)
+
+
+@method()
+def gather(input, dim, index, *, sparse_grad=False, out=None):
+    _check_index(index, "gather")
+    d = wrap_dim(dim, input.ndim)
+    if index.ndim != input.ndim:
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    for k in range(input.ndim):
+        if k != d and index.shape[k] > input.shape[k]:
+            raise RuntimeError(f"Size does not match at dimension {k} expected index [{index._shape_str()}] to be no "
+                               f"larger than self [{input._shape_str()}] apart from dimension {d}")
+    if index.numel() and (int(index._data.max()) >= input.shape[d] or int(index._data.min()) < -input.shape[d]):
+        raise RuntimeError(f"index {int(index._data.max())} is out of bounds for dimension {d} with size {input.shape[d]}")
+    return out_copy(Gather.apply(input, index, dim=d), out)
+
+
+def take_along_dim(input, indices, dim=None):
+    if dim is None:
+        return gather(input.reshape(-1), 0, indices.reshape(-1))
+    return gather(input, dim, indices.expand(*[s if k != wrap_dim(dim, input.ndim) else indices.shape[k]
+                                               for k, s in enumerate(input.shape)]) if indices.ndim == input.ndim else indices)
+
+
+class Scatter(Function):
+    def forward(ctx, x, src, idx, dim, reduce=None):
+        xp = ctx.xp
+        out = x.copy()
+        full = _full_index(xp, idx, dim)
+        s = src[_sub(idx, src, dim)] if src.shape != idx.shape else src
+        ctx.full, ctx.idx, ctx.dim, ctx.src_shape, ctx.reduce = full, idx, dim, src.shape, reduce
+        if reduce == "add":
+            _scatter_add_at(xp, out, full, s)
+        elif reduce == "multiply":
+            np.multiply.at(out, full, s) if xp is np else None
+        else:
+            out[full] = s
+        return out
+
+    def backward(ctx, g, *_):
+        xp = ctx.xp
+        gx = gs = None
+        if ctx.needs_input_grad[0]:
+            gx = g.copy()
+            if ctx.reduce is None:
+                gx[ctx.full] = 0
+        if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
+            gs = xp.zeros(ctx.src_shape, g.dtype)
+            gs[_sub(ctx.idx, gs, ctx.dim)] = g[ctx.full]
+        return gx, gs, None
+
+
+def _scatter(input, dim, index, src, reduce):
+    _check_index(index, "scatter")
+    d = wrap_dim(dim, input.ndim)
+    if not isinstance(src, Tensor):
+        src = input.new_full(index.shape, src)
+    elif src._data.dtype != input._data.dtype:
+        raise RuntimeError(f"scatter(): Expected self.dtype to be equal to src.dtype")
+    if index.numel() and int(index._data.max()) >= input.shape[d]:
+        raise RuntimeError(f"index {int(index._data.max())} is out of bounds for dimension {d} with size {input.shape[d]}")
+    return Scatter.apply(input, src, index, dim=d, reduce=reduce)
+
+
+@method()
+def scatter(input, dim, index, src=None, *, value=None, reduce=None):
+    return _scatter(input, dim, index, src if src is not None else value, reduce)
+
+
+@method()
+def scatter_add(input, dim, index, src):
+    return _scatter(input, dim, index, src, "add")
+
+
+@method()
+def scatter_(input, dim, index, src=None, *, value=None, reduce=None):
+    from .arith import assign_
+    return assign_(input, scatter(input, dim, index, src, value=value, reduce=reduce))
+
+
+@method()
+def scatter_add_(input, dim, index, src):
+    from .arith import assign_
+    return assign_(input, scatter_add(input, dim, index, src))
+
+
+class IndexSelect(Function):
+    def forward(ctx, x, idx, dim):
+        ctx.shape, ctx.dim, ctx.idx = x.shape, dim, idx
+        return ctx.xp.take(x, idx, axis=dim)
+
+    def backward(ctx, g, *_):
+        xp = ctx.xp
+        out = xp.zeros(ctx.shape, g.dtype)
+        key = (slice(None),) * ctx.dim + (ctx.idx,)
+        _scatter_add_at(xp, out, key, g)
+        return out, None
+
+
+@method()
+def index_select(input, dim, index, *, out=None):
+    if index.ndim > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    if index._data.dtype.kind not in "iu":
+        raise RuntimeError("index_select(): Expected dtype int32/int64 for index")
+    d = wrap_dim(dim, input.ndim) if input.ndim else 0
+    n = input.shape[d] if input.ndim else 1
+    if index.numel() and (int(index._data.max()) >= n or int(index._data.min()) < 0):
+        bad = int(index._data.max()) if int(index._data.max()) >= n else int(index._data.min())
+        raise IndexError(f"index out of range in self")
+    return out_copy(IndexSelect.apply(input, index.reshape(-1) if index.ndim == 0 else index, dim=d), out)
+
+
+class IndexAdd(Function):
+    def forward(ctx, x, src, idx, dim, alpha=1):
+        out = x.copy()
+        key = (slice(None),) * dim + (idx,)
+        _scatter_add_at(ctx.xp, out, key, src * alpha if alpha != 1 else src)
+        ctx.key, ctx.alpha = key, alpha
+        return out
+
+    def backward(ctx, g, *_):
+        gs = g[ctx.key]
+        return g, gs * ctx.alpha if ctx.alpha != 1 else gs, None
+
+
+@method()
+def index_add(input, dim, index, source, *, alpha=1):
+    d = wrap_dim(dim, input.ndim)
+    return IndexAdd.apply(input, source, index, dim=d, alpha=alpha)
+
+
+@method()
+def index_add_(input, dim, index, source, *, alpha=1):
+    from .arith import assign_
+    return assign_(input, index_add(input, dim, index, source, alpha=alpha))
+
+
+@method()
+def index_fill(input, dim, index, value):
+    d = wrap_dim(dim, input.ndim)
+    key = [slice(None)] * input.ndim
+    key[d] = index
+    mask = input.new_zeros(input.shape, dtype=_dtype.bool)
+    mask._data[tuple(k._data if isinstance(k, Tensor) else k for k in key)] = True
+    return masked_fill(input, mask, value)
+
+
+# ---------------------------------------------------------------------------------------------- masks, where
+class Where(Function):
+    def forward(ctx, x, y, cond):
+        ctx.cond, ctx.shapes = cond, (x.shape, y.shape)
+        return ctx.xp.where(cond, x, y)
+
+    def backward(ctx, g):
+        c = ctx.cond
+        sx, sy = ctx.shapes
+        gx = unbroadcast(g * c, sx) if ctx.needs_input_grad[0] else None
+        gy = unbroadcast(g * ~c, sy) if ctx.needs_input_grad[1] else None
+        return gx, gy, None
+
+
+@method()
+def where(condition, input=None, other=None, *, out=None):
+    if input is None and other is None:
+        return nonzero(condition, as_tuple=True)
+    if not isinstance(condition, Tensor):
+        raise TypeError("where(): argument 'condition' must be Tensor")
+    if condition._data.dtype.kind != "b":
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype "
+                           f"{condition.dtype.name.capitalize()}")
+    (x, y), _ = promote(input, other)
+    try:
+        np.broadcast_shapes(condition.shape, x.shape, y.shape)
+    except ValueError:
+        raise RuntimeError(f"The size of tensor a must match the size of tensor b: where() got shapes "
+                           f"[{condition._shape_str()}], [{x._shape_str()}] and [{y._shape_str()}]") from None
+    return out_copy(Where.apply(x, y, condition), out)
+
+
+class MaskedFill(Function):
+    def forward(ctx, x, mask, value):
+        ctx.mask, ctx.shape = mask, x.shape
+        return ctx.xp.where(mask, ctx.xp.asarray(value, dtype=x.dtype), x)
+
+    def backward(ctx, g):
+        return unbroadcast(g * ~ctx.mask, ctx.shape), None
+
+
+@method()
+def masked_fill(input, mask, value):
+    if mask._data.dtype.kind != "b":
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
+                           f"{mask.dtype.name.capitalize()}")
+    try:
+        if np.broadcast_shapes(mask.shape, input.shape) != tuple(input.shape):
+            raise ValueError
+    except ValueError:
+        raise RuntimeError(f"The size of tensor a ({input.shape[-1] if input.ndim else 1}) must match the size of "
+                           f"tensor b ({mask.shape[-1] if mask.ndim else 1}) at non-singleton dimension "
+                           f"{input.ndim - 1}") from None
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
+                               f"{value.ndim} dimension(s).")
+        value = value.item()
+    return MaskedFill.apply(input, mask, value=value)
+
+
+@method()
+def masked_fill_(input, mask, value):
+    from .arith import assign_
+    return assign_(input, masked_fill(input, mask, value))
+
+
+@method()
+def masked_select(input, mask):
+    x, m = input, mask
+    if x.shape != m.shape:
+        shp = np.broadcast_shapes(x.shape, m.shape)
+        x, m = x.expand(shp), m.expand(shp)
+    return AdvancedIndex.apply(x, key=(m._data,))
+
+
+@method()
+def masked_scatter(input, mask, source):
+    n = int(mask._data.sum())
+    out = input.clone()
+    out[mask.expand(input.shape)] = source.reshape(-1)[:n]
+    return out
+
+
+@method()
+def nonzero(input, *, as_tuple=False):
+    xp = input._device.xp
+    idx = xp.nonzero(input._data) if input.ndim else xp.nonzero(input._data.reshape(1))
+    if as_tuple:
+        return tuple(_wrap(i.astype(np.int64, copy=False), input._device) for i in idx)
+    return _wrap(xp.stack(idx, axis=1).astype(np.int64, copy=False) if idx else xp.zeros((0, 0), np.int64),
+                 input._device)
+
+
+@method()
+def argwhere(input):
+    return nonzero(input)
+
+
+# --------------------------------------------------------------------------------------------- sort, topk
+@method()
+def sort(input, dim=-1, descending=False, stable=False):
+    from .reduce import return_sort
+    d = wrap_dim(dim, input.ndim) if input.ndim else 0
+    xp = input._device.xp
+    if input.ndim == 0:
+        return return_sort(input.clone(), input.new_zeros((), dtype=_dtype.int64))
+    a = input._data
+    if descending:
+        # stable descending order: sort the negated keys (reversing a stable ascending sort breaks tie order)
+        key = -a if a.dtype.kind in "fi" else ~a if a.dtype.kind == "b" else -a.astype(np.int64)
+        idx = xp.argsort(key, axis=d, kind="stable")
+    else:
+        idx = xp.argsort(a, axis=d, kind="stable")
+    it = _wrap(idx.astype(np.int64, copy=False), input._device)
+    return return_sort(gather(input, d, it), it)
+
+
+@method()
+def argsort(input, dim=-1, descending=False, stable=False):
+    return sort(input, dim, descending, stable).indices
+
+
+@method()
+def msort(input):
+    return sort(input, 0).values
+
+
+@method()
+def topk(input, k, dim=-1, largest=True, sorted=True):
+    from .reduce import return_topk
+    d = wrap_dim(dim, input.ndim) if input.ndim else 0
+    n = input.shape[d] if input.ndim else 1
+    if k > n or k < 0:
+        raise RuntimeError(f"selected index k out of range")
+    s = sort(input, d, descending=largest)
+    idx = s.indices.narrow(d, 0, k) if input.ndim else s.indices
+    return return_topk(gather(input, d, idx) if input.ndim else input.clone(), idx)
+
+
+@method()
+def kthvalue(input, k, dim=-1, keepdim=False):
+    from .reduce import return_kthvalue
+    d = wrap_dim(dim, input.ndim)
+    s = sort(input, d)
+    v, i = s.values.select(d, k - 1), s.indices.select(d, k - 1)
+    if keepdim:
+        v, i = v.unsqueeze(d), i.unsqueeze(d)
+    return return_kthvalue(v, i)
+
+
+@method()
+def median(input, dim=None, keepdim=False):
+    from .reduce import return_median
+    if dim is None:
+        flat = input.reshape(-1)
+        return sort(flat).values[(flat.numel() - 1) // 2]
+    d = wrap_dim(dim, input.ndim)
+    s = sort(input, d)
+    m = (input.shape[d] - 1) // 2
+    v, i = s.values.select(d, m), s.indices.select(d, m)
+    if keepdim:
+        v, i = v.unsqueeze(d), i.unsqueeze(d)
+    return return_median(v, i)
+
+
+def one_hot(tensor, num_classes=-1):
+    if tensor._data.dtype != np.int64:
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    xp = tensor._device.xp
+    if num_classes == -1:
+        num_classes = int(tensor._data.max()) + 1 if tensor.numel() else 0
+    if tensor.numel() and (int(tensor._data.min()) < 0):
+        raise RuntimeError("Class values must be non-negative.")
+    if tensor.numel() and int(tensor._data.max()) >= num_classes:
+        raise RuntimeError("Class values must be smaller than num_classes.")
+    out = (tensor._data[..., None] == xp.arange(num_classes)).astype(np.int64)
+    return _wrap(out, tensor._device)
+
+
+@method()
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    xp = input._device.xp
+    res = xp.unique(input._data.reshape(-1) if dim is None else input._data, return_inverse=return_inverse,
+                    return_counts=return_counts, axis=dim)
+    if not isinstance(res, tuple):
+        return _wrap(res, input._device)
+    out = [_wrap(res[0], input._device)]
+    for r in res[1:]:
+        out.append(_wrap(r.astype(np.int64).reshape(input.shape) if r.size == input.numel() and return_inverse and
+                         len(out) == 1 else r.astype(np.int64), input._device))
+    return tuple(out)
+
+
+@method()
+def bincount(input, weights=None, minlength=0):
+    xp = input._device.xp
+    return _wrap(xp.bincount(input._data, None if weights is None else weights._data, minlength), input._device)
+
+
+def searchsorted(sorted_sequence, values, *, right=False, side=None, out_int32=False):
+    xp = sorted_sequence._device.xp
+    v = values._data if isinstance(values, Tensor) else xp.asarray(values)
+    r = xp.searchsorted(sorted_sequence._data, v, side="right" if right or side == "right" else "left")
+    return _wrap(r.astype(np.int32 if out_int32 else np.int64), sorted_sequence._device)
+
+
+def bucketize(input, boundaries, *, out_int32=False, right=False):
+    return searchsorted(boundaries, input, right=right, out_int32=out_int32)

@@ -1,0 +1,175 @@
+"""In-place writes that are not arithmetic: zero_, fill_, copy_, and the random fills (uniform_, normal_, ...)."""
+import numpy as np
+
+from .. import _dtype
+from .._device import META
+from .._tensor import Tensor, _wrap
+from ..autograd import grad_mode
+from ..random import default_generator_for
+from ._util import method
+from .arith import assign_, check_inplace
+
+
+def _write(t, array_or_value):
+    """Raw in-place write (no graph): torch's fills of a tensor that needs no grad history."""
+    check_inplace(t)
+    if t._device is META:
+        return t
+    t._data[...] = array_or_value
+    t._version.value += 1
+    if grad_mode.is_grad_enabled() and t.grad_fn is not None:
+        # the old history no longer describes the values: the result is constant with respect to it
+        t.grad_fn = None
+        t._requires_grad = t._base is not None and t._base._requires_grad
+    return t
+
+
+@method()
+def zero_(self):
+    return _write(self, 0)
+
+
+@method()
+def fill_(self, value):
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions.")
+        if value._requires_grad and grad_mode.is_grad_enabled():
+            return assign_(self, value.expand(self.shape))
+        value = value.item()
+    return _write(self, value)
+
+
+@method()
+def copy_(self, src, non_blocking=False):
+    if not isinstance(src, Tensor):
+        raise TypeError(f"copy_(): argument 'other' must be Tensor, not {type(src).__name__}")
+    try:
+        np.broadcast_to(np.empty(src.shape, bool), self.shape)
+    except ValueError:
+        raise RuntimeError(f"The size of tensor a ({self.shape[-1] if self.ndim else 1}) must match the size of "
+                           f"tensor b ({src.shape[-1] if src.ndim else 1}) at non-singleton dimension "
+                           f"{max(self.ndim - 1, 0)}") from None
+    if self._device is META or src._device is META:
+        return self
+    if src._requires_grad and grad_mode.is_grad_enabled():
+        moved = src.to(device=self._device, dtype=self.dtype)
+        return assign_(self, moved.expand(self.shape) if moved.shape != self.shape else moved + 0)
+    data = src._data
+    if src._device is not self._device:
+        from .conversion import _move
+        data = _move(data, self._device, self.dtype)
+    check_inplace(self)
+    self._device.xp.copyto(self._data, data, casting="unsafe")
+    self._version.value += 1
+    return self
+
+
+def _gen(t, generator):
+    return generator if generator is not None else default_generator_for(t._device)
+
+
+@method()
+def uniform_(self, a=0, b=1, *, generator=None):
+    if self._device is META:
+        return self
+    return _write(self, _gen(self, generator).uniform(self.shape, self._data.dtype, self._device, a, b))
+
+
+@method()
+def normal_(self, mean=0, std=1, *, generator=None):
+    if self._device is META:
+        return self
+    return _write(self, _gen(self, generator).normal(self.shape, self._data.dtype, self._device, mean, std))
+
+
+@method()
+def bernoulli_(self, p=0.5, *, generator=None):
+    if self._device is META:
+        return self
+    pa = p._data if isinstance(p, Tensor) else p
+    return _write(self, _gen(self, generator).uniform(self.shape, np.float64, self._device) < pa)
+
+
+@method()
+def bernoulli(input, p=None, *, generator=None):
+    out = input.new_empty(input.shape)
+    return out.bernoulli_(input if p is None else p, generator=generator)
+
+
+@method()
+def random_(self, from_=0, to=None, *, generator=None):
+    if to is None:
+        from_, to = 0, from_ if from_ else 2 ** 31
+    return _write(self, _gen(self, generator).integers(from_, to, self.shape, self._data.dtype, self._device))
+
+
+@method()
+def exponential_(self, lambd=1.0, *, generator=None):
+    u = _gen(self, generator).uniform(self.shape, np.float64, self._device)
+    return _write(self, -self._device.xp.log1p(-u) / lambd)
+
+
+@method()
+def geometric_(self, p, *, generator=None):
+    u = _gen(self, generator).uniform(self.shape, np.float64, self._device)
+    return _write(self, self._device.xp.ceil(self._device.xp.log1p(-u) / np.log1p(-p)))
+
+
+@method()
+def log_normal_(self, mean=1.0, std=2.0, *, generator=None):
+    return _write(self, self._device.xp.exp(_gen(self, generator).normal(self.shape, np.float64, self._device, mean, std)))
+
+
+def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, device=None, requires_grad=False):
+    from .creation import empty
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        ref = mean if isinstance(mean, Tensor) else std
+        shape = np.broadcast_shapes(*(x.shape for x in (mean, std) if isinstance(x, Tensor)))
+        z = _wrap(_gen(ref, generator).normal(shape, ref._data.dtype, ref._device), ref._device)
+        return z * std + mean
+    t = empty(size, dtype=dtype, device=device)
+    return t.normal_(mean, std, generator=generator).requires_grad_(requires_grad)
+
+
+def multinomial(input, num_samples, replacement=False, *, generator=None):
+    p = input._data / input._data.sum(-1, keepdims=True)
+    xp = input._device.xp
+    g = _gen(input, generator)
+    rows = p.reshape(-1, p.shape[-1])
+    out = []
+    for r in rows:
+        rr = r.get() if xp is not np else r
+        rng = g._np
+        out.append(rng.choice(len(rr), size=num_samples, replace=replacement, p=rr / rr.sum()))
+    res = np.stack(out).astype(np.int64).reshape(p.shape[:-1] + (num_samples,))
+    return _wrap(xp.asarray(res), input._device)
+
+
+@method()
+def multinomial_(input, num_samples, replacement=False, *, generator=None):
+    return multinomial(input, num_samples, replacement, generator=generator)
+
+
+Tensor.multinomial = lambda self, num_samples, replacement=False, *, generator=None: \
+    multinomial(self, num_samples, replacement, generator=generator)
+
+
+@method()
+def set_(self, source):
+    self._data, self._device = source._data, source._device
+    self._version.value += 1
+    return self
+
+
+@method()
+def resize_(self, *sizes):
+    from ._util import normalize_shape
+    shape = normalize_shape(sizes)
+    xp = self._device.xp
+    new = xp.zeros(shape, self._data.dtype)
+    flat = self._data.reshape(-1)
+    n = min(flat.size, new.size)
+    new.reshape(-1)[:n] = flat[:n]
+    self._data = new
+    return self

@@ -1,0 +1,526 @@
+"""Unary elementwise math; each op's backward sits beside its forward."""
+import numpy as np
+
+from .. import _dtype
+from .._tensor import Tensor
+from ..autograd.graph import Function
+from ._util import method, nondiff, out_copy, to_float
+from .arith import assign_
+
+
+def _erf(xp, x):
+    if xp is np:
+        from scipy.special import erf
+    else:
+        from cupyx.scipy.special import erf
+    return erf(x)
+
+
+class Neg(Function):
+    def forward(ctx, x):
+        return -x
+
+    def backward(ctx, g):
+        return -g
+
+
+class Exp(Function):
+    def forward(ctx, x):
+        y = ctx.xp.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g * y
+
+
+class Expm1(Function):
+    def forward(ctx, x):
+        y = ctx.xp.expm1(x)
+        ctx.save_for_backward(y)
+        return y
+
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g * (y + 1)
+
+
+class Log(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.log(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g / x
+
+
+class Log2(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.log2(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g / (x * np.log(2.0)).astype(x.dtype, copy=False)
+
+
+class Log10(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.log10(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g / (x * np.log(10.0)).astype(x.dtype, copy=False)
+
+
+class Log1p(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.log1p(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g / (x + 1)
+
+
+class Sqrt(Function):
+    def forward(ctx, x):
+        y = ctx.xp.sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g / (2 * y)
+
+
+class Rsqrt(Function):
+    def forward(ctx, x):
+        y = 1 / ctx.xp.sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g * -0.5 * y * y * y
+
+
+class Abs(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.abs(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g * ctx.xp.sign(x)
+
+
+class Sin(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.sin(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g * ctx.xp.cos(x)
+
+
+class Cos(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.cos(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return -g * ctx.xp.sin(x)
+
+
+class Tan(Function):
+    def forward(ctx, x):
+        y = ctx.xp.tan(x)
+        ctx.save_for_backward(y)
+        return y
+
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g * (1 + y * y)
+
+
+class Asin(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.arcsin(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g / ctx.xp.sqrt(1 - x * x)
+
+
+class Acos(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.arccos(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return -g / ctx.xp.sqrt(1 - x * x)
+
+
+class Atan(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.arctan(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g / (1 + x * x)
+
+
+class Sinh(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.sinh(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g * ctx.xp.cosh(x)
+
+
+class Cosh(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.cosh(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g * ctx.xp.sinh(x)
+
+
+class Tanh(Function):
+    def forward(ctx, x):
+        y = ctx.xp.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g * (1 - y * y)
+
+
+class Sigmoid(Function):
+    def forward(ctx, x):
+        xp = ctx.xp
+        # NOTE: written as 0.5 * (1 + tanh(x / 2)) — stable for large |x| and one transcendental call
+        y = xp.tanh(x * 0.5)
+        y += 1
+        y *= 0.5
+        ctx.save_for_backward(y)
+        return y
+
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g * y * (1 - y)
+
+
+class Relu(Function):
+    def forward(ctx, x):
+        y = ctx.xp.maximum(x, 0)
+        ctx.save_for_backward(y)
+        return y
+
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g * (y > 0)
+
+
+class Erf(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return _erf(ctx.xp, x).astype(x.dtype, copy=False)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g * (2 / np.sqrt(np.pi)) * ctx.xp.exp(-x * x)
+
+
+class Reciprocal(Function):
+    def forward(ctx, x):
+        y = 1 / x
+        ctx.save_for_backward(y)
+        return y
+
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return -g * y * y
+
+
+class Square(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return 2 * g * x
+
+
+class Clamp(Function):
+    def forward(ctx, x, min=None, max=None):
+        y = ctx.xp.clip(x, min, max)
+        ctx.save_for_backward(x)
+        ctx.lo, ctx.hi = min, max
+        return y.astype(x.dtype, copy=False)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        keep = True
+        if ctx.lo is not None:
+            keep = x >= ctx.lo
+        if ctx.hi is not None:
+            keep = keep & (x <= ctx.hi)
+        return g * keep
+
+
+class ClampTensor(Function):
+    def forward(ctx, x, lo, hi):
+        xp = ctx.xp
+        y = xp.minimum(xp.maximum(x, lo), hi)
+        ctx.save_for_backward(x, lo, hi)
+        return y
+
+    def backward(ctx, g):
+        from ._util import unbroadcast
+        x, lo, hi = ctx.saved
+        inside = (x >= lo) & (x <= hi)
+        return (unbroadcast(g * inside, x.shape), unbroadcast(g * (x < lo), lo.shape),
+                unbroadcast(g * (x > hi) * (x >= lo), hi.shape))
+
+
+class ZeroGrad(Function):
+    """floor / ceil / round / trunc / sign: piecewise constant, gradient zero."""
+
+    def forward(ctx, x, fn, decimals=0):
+        ctx.shape, ctx.dtype = x.shape, x.dtype
+        if fn == "round":
+            return ctx.xp.round(x, decimals)
+        return getattr(ctx.xp, fn)(x)
+
+    def backward(ctx, g):
+        return ctx.xp.zeros(ctx.shape, ctx.dtype)
+
+
+class Gelu(Function):
+    def forward(ctx, x, approximate="none"):
+        xp = ctx.xp
+        ctx.save_for_backward(x)
+        ctx.approximate = approximate
+        if approximate == "tanh":
+            k = np.sqrt(2 / np.pi)
+            return (0.5 * x * (1 + xp.tanh(k * (x + 0.044715 * x ** 3)))).astype(x.dtype, copy=False)
+        return (0.5 * x * (1 + _erf(xp, x / np.sqrt(2)))).astype(x.dtype, copy=False)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        xp = ctx.xp
+        if ctx.approximate == "tanh":
+            k = np.sqrt(2 / np.pi)
+            inner = k * (x + 0.044715 * x ** 3)
+            t = xp.tanh(inner)
+            d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
+        else:
+            cdf = 0.5 * (1 + _erf(xp, x / np.sqrt(2)))
+            pdf = xp.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+            d = cdf + x * pdf
+        return (g * d).astype(x.dtype, copy=False)
+
+
+class Silu(Function):
+    def forward(ctx, x):
+        s = 0.5 * (1 + ctx.xp.tanh(0.5 * x))
+        ctx.save_for_backward(x, s)
+        return x * s
+
+    def backward(ctx, g):
+        x, s = ctx.saved
+        return g * s * (1 + x * (1 - s))
+
+
+class Softplus(Function):
+    def forward(ctx, x, beta=1.0, threshold=20.0):
+        xp = ctx.xp
+        bx = x * beta
+        y = xp.where(bx > threshold, x, xp.logaddexp(0, bx) / beta).astype(x.dtype, copy=False)
+        ctx.save_for_backward(x)
+        ctx.beta, ctx.threshold = beta, threshold
+        return y
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        bx = x * ctx.beta
+        s = 0.5 * (1 + ctx.xp.tanh(0.5 * bx))
+        return (g * ctx.xp.where(bx > ctx.threshold, 1, s)).astype(x.dtype, copy=False)
+
+
+def _unary(cls, floaty=True, name=None):
+    def fn(input, *, out=None):
+        x = to_float(input) if floaty else input
+        return out_copy(cls.apply(x), out)
+    fn.__name__ = name or cls.__name__.lower()
+    setattr(Tensor, fn.__name__, fn)
+    setattr(Tensor, fn.__name__ + "_", lambda self: assign_(self, fn(self)))
+    return fn
+
+
+exp, expm1, log, log2, log10, log1p = (_unary(c) for c in (Exp, Expm1, Log, Log2, Log10, Log1p))
+sqrt, rsqrt, sin, cos, tan = (_unary(c) for c in (Sqrt, Rsqrt, Sin, Cos, Tan))
+asin, acos, atan = _unary(Asin), _unary(Acos), _unary(Atan)
+arcsin, arccos, arctan = asin, acos, atan
+sinh, cosh, tanh, sigmoid, erf, reciprocal = (_unary(c) for c in (Sinh, Cosh, Tanh, Sigmoid, Erf, Reciprocal))
+neg = _unary(Neg, floaty=False)
+negative = neg
+Tensor.negative = neg
+abs = _unary(Abs, floaty=False)
+absolute = abs
+Tensor.absolute = abs
+relu = _unary(Relu, floaty=False)
+square = _unary(Square, floaty=False)
+Tensor.__neg__ = neg
+Tensor.__abs__ = abs
+Tensor.__pos__ = lambda self: self
+
+
+def _piecewise(fn_name):
+    def fn(input, *, out=None, decimals=0):
+        if input._data.dtype.kind in "biu" and fn_name != "sign":
+            return out_copy(input.clone(), out)
+        return out_copy(ZeroGrad.apply(input, fn=fn_name, decimals=decimals), out)
+    fn.__name__ = fn_name
+    setattr(Tensor, fn_name, fn)
+    setattr(Tensor, fn_name + "_", lambda self, **kw: assign_(self, fn(self, **kw)))
+    return fn
+
+
+floor, ceil, round, trunc, sign = (_piecewise(n) for n in ("floor", "ceil", "round", "trunc", "sign"))
+fix = trunc
+
+
+@method()
+def sgn(input):
+    return sign(input)
+
+
+@method()
+def signbit(input):
+    return nondiff(input._device.xp.signbit, input)
+
+
+@method()
+def clamp(input, min=None, max=None, *, out=None):
+    from .._tensor import Tensor as T
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if isinstance(min, T) or isinstance(max, T):
+        from ._util import promote
+        x = input
+        lo = min if min is not None else x.new_full((), -np.inf)
+        hi = max if max is not None else x.new_full((), np.inf)
+        (x, lo, hi), _ = promote(x, lo, hi)
+        return out_copy(ClampTensor.apply(x, lo, hi), out)
+    if input._data.dtype.kind in "iu" and (isinstance(min, float) or isinstance(max, float)):
+        input = to_float(input)
+    return out_copy(Clamp.apply(input, min=min, max=max), out)
+
+
+clip = clamp
+Tensor.clip = clamp
+Tensor.clamp_ = Tensor.clip_ = lambda self, min=None, max=None: assign_(self, clamp(self, min, max))
+
+
+@method()
+def clamp_min(input, min):
+    return clamp(input, min=min)
+
+
+@method()
+def clamp_max(input, max):
+    return clamp(input, max=max)
+
+
+@method()
+def gelu(input, approximate="none"):
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError(f"approximate argument must be either none or tanh.")
+    return Gelu.apply(input, approximate=approximate)
+
+
+@method()
+def silu(input):
+    return Silu.apply(input)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    return Softplus.apply(input, beta=beta, threshold=threshold)
+
+
+@method()
+def relu_(input):
+    return assign_(input, relu(input))
+
+
+@method()
+def sigmoid_(input):
+    return assign_(input, sigmoid(input))
+
+
+@method()
+def isnan(input):
+    return nondiff(input._device.xp.isnan, input)
+
+
+@method()
+def isinf(input):
+    return nondiff(input._device.xp.isinf, input)
+
+
+@method()
+def isfinite(input):
+    return nondiff(input._device.xp.isfinite, input)
+
+
+@method()
+def isposinf(input):
+    return nondiff(input._device.xp.isposinf, input)
+
+
+@method()
+def isneginf(input):
+    return nondiff(input._device.xp.isneginf, input)
+
+
+@method()
+def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
+    from ._util import nondiff as nd
+    return nd(lambda a: input._device.xp.nan_to_num(a, nan=nan, posinf=posinf, neginf=neginf), input)
+
+
+@method()
+def lerp(input, end, weight):
+    return input + weight * (end - input)
+
+
+@method()
+def addcmul(input, tensor1, tensor2, *, value=1):
+    return input + value * tensor1 * tensor2
+
+
+@method()
+def addcdiv(input, tensor1, tensor2, *, value=1):
+    return input + value * tensor1 / tensor2
+
+
+Tensor.addcmul_ = lambda self, t1, t2, *, value=1: assign_(self, addcmul(self, t1, t2, value=value))
+Tensor.addcdiv_ = lambda self, t1, t2, *, value=1: assign_(self, addcdiv(self, t1, t2, value=value))
+Tensor.lerp_ = lambda self, end, weight: assign_(self, lerp(self, end, weight))

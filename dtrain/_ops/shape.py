@@ -1,0 +1,688 @@
+"""Shape ops: views (view, transpose, permute, expand, ...) share memory and the version counter with
+their input; the rest (cat, stack, repeat, flip, ...) copy."""
+import math
+
+import numpy as np
+
+from .._tensor import Size, Tensor, _wrap
+from ..autograd.graph import Function
+from ._util import method, normalize_shape, wrap_dim, wrap_dims
+
+
+def _infer_shape(shape, numel):
+    shape = list(shape)
+    neg = [i for i, s in enumerate(shape) if s == -1]
+    if len(neg) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    for s in shape:
+        if s < -1:
+            raise RuntimeError(f"invalid shape dimension {s}")
+    known = math.prod(s for s in shape if s != -1)
+    if neg:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '[{', '.join(str(s) for s in shape)}]' is invalid for input of size {numel}")
+        shape[neg[0]] = numel // known
+    elif known != numel:
+        raise RuntimeError(f"shape '[{', '.join(str(s) for s in shape)}]' is invalid for input of size {numel}")
+    return tuple(shape)
+
+
+class View(Function):
+    _view = True
+
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        if ctx.xp is np:
+            try:
+                return np.reshape(x, shape, copy=False)
+            except ValueError:
+                raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one "
+                                   "dimension spans across two contiguous subspaces). Use .reshape(...) instead.") from None
+        return x.reshape(shape)
+
+    def backward(ctx, g):
+        return g.reshape(ctx.in_shape)
+
+
+class ReshapeCopy(Function):
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return x.reshape(shape).copy()
+
+    def backward(ctx, g):
+        return g.reshape(ctx.in_shape)
+
+
+def _view_ok(a, shape):
+    if a.flags.c_contiguous:
+        return True
+    try:
+        np.reshape(a, shape, copy=False) if isinstance(a, np.ndarray) else None
+        return isinstance(a, np.ndarray)
+    except ValueError:
+        return False
+
+
+@method()
+def view(input, *shape):
+    from .. import _dtype
+    if len(shape) == 1 and isinstance(shape[0], _dtype.dtype):
+        return _view_dtype(input, shape[0])
+    shape = _infer_shape(normalize_shape(shape), input._data.size)
+    if shape == input._data.shape:
+        return View.apply(input, shape=shape)
+    return View.apply(input, shape=shape)
+
+
+def _view_dtype(input, dt):
+    return _wrap(input._data.view(dt.np), input._device)
+
+
+@method()
+def reshape(input, *shape):
+    shape = _infer_shape(normalize_shape(shape), input._data.size)
+    if _view_ok(input._data, shape):
+        return View.apply(input, shape=shape)
+    return ReshapeCopy.apply(input, shape=shape)
+
+
+@method()
+def view_as(input, other):
+    return view(input, other.shape)
+
+
+@method()
+def reshape_as(input, other):
+    return reshape(input, other.shape)
+
+
+@method()
+def flatten(input, start_dim=0, end_dim=-1):
+    if input.ndim == 0:
+        return reshape(input, 1)
+    s, e = wrap_dim(start_dim, input.ndim), wrap_dim(end_dim, input.ndim)
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    if s == e:
+        return input
+    shp = input.shape
+    return reshape(input, shp[:s] + (math.prod(shp[s:e + 1]),) + shp[e + 1:])
+
+
+ravel = lambda input: reshape(input, -1)
+Tensor.ravel = ravel
+
+
+@method()
+def unflatten(input, dim, sizes):
+    d = wrap_dim(dim, input.ndim)
+    sizes = tuple(sizes)
+    if -1 in sizes:
+        sizes = _infer_shape(sizes, input.shape[d])
+    if math.prod(sizes) != input.shape[d]:
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
+                           f"({input.shape[d]}) in the input tensor")
+    return view(input, input.shape[:d] + sizes + input.shape[d + 1:])
+
+
+class Permute(Function):
+    _view = True
+
+    def forward(ctx, x, dims):
+        ctx.dims = dims
+        return x.transpose(dims)
+
+    def backward(ctx, g):
+        return g.transpose(np.argsort(ctx.dims))
+
+
+@method()
+def permute(input, *dims):
+    dims = normalize_shape(dims)
+    if len(dims) != input.ndim:
+        raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not match the length "
+                           f"of the desired ordering of dimensions i.e. input.dim() = {input.ndim} is not equal to "
+                           f"len(dims) = {len(dims)}")
+    dims = tuple(wrap_dim(d, input.ndim) for d in dims)
+    if len(set(dims)) != len(dims):
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
+    return Permute.apply(input, dims=dims)
+
+
+@method()
+def transpose(input, dim0, dim1):
+    n = input.ndim
+    if n == 0:
+        wrap_dim(dim0, 0), wrap_dim(dim1, 0)
+        return input.view(())
+    d0, d1 = wrap_dim(dim0, n), wrap_dim(dim1, n)
+    dims = list(range(n))
+    dims[d0], dims[d1] = d1, d0
+    return Permute.apply(input, dims=tuple(dims))
+
+
+swapaxes = swapdims = transpose
+Tensor.swapaxes = Tensor.swapdims = transpose
+
+
+@method()
+def t(input):
+    if input.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
+    return transpose(input, 0, 1) if input.ndim == 2 else input.view(input.shape)
+
+
+Tensor.T = property(lambda self: Permute.apply(self, dims=tuple(range(self.ndim))[::-1]))
+Tensor.mT = property(lambda self: transpose(self, -2, -1))
+Tensor.H = property(lambda self: self.T.conj() if self.is_complex() else self.T)
+Tensor.mH = property(lambda self: self.mT.conj() if self.is_complex() else self.mT)
+
+
+@method()
+def conj(input):
+    return input if not input.is_complex() else _Conj.apply(input)
+
+
+class _Conj(Function):
+    def forward(ctx, x):
+        return x.conj()
+
+    def backward(ctx, g):
+        return g.conj()
+
+
+@method()
+def movedim(input, source, destination):
+    src = wrap_dims(source, input.ndim) if not isinstance(source, int) else (wrap_dim(source, input.ndim),)
+    if isinstance(source, int):
+        src, dst = (wrap_dim(source, input.ndim),), (wrap_dim(destination, input.ndim),)
+    else:
+        src = tuple(wrap_dim(s, input.ndim) for s in source)
+        dst = tuple(wrap_dim(d, input.ndim) for d in destination)
+    order = [d for d in range(input.ndim) if d not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return Permute.apply(input, dims=tuple(order))
+
+
+moveaxis = movedim
+Tensor.moveaxis = movedim
+
+
+class Squeeze(Function):
+    _view = True
+
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return x.reshape(shape)
+
+    def backward(ctx, g):
+        return g.reshape(ctx.in_shape)
+
+
+@method()
+def squeeze(input, dim=None):
+    shp = input.shape
+    if dim is None:
+        new = tuple(s for s in shp if s != 1)
+    else:
+        dims = wrap_dims(dim, input.ndim) if input.ndim else ()
+        if input.ndim == 0:
+            wrap_dim(dim, 0) if isinstance(dim, int) else None
+        new = tuple(s for i, s in enumerate(shp) if not (i in dims and s == 1))
+    return Squeeze.apply(input, shape=new)
+
+
+@method()
+def unsqueeze(input, dim):
+    d = wrap_dim(dim, input.ndim + 1)
+    shp = input.shape
+    return Squeeze.apply(input, shape=shp[:d] + (1,) + shp[d:])
+
+
+class Expand(Function):
+    _view = True
+
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return ctx.xp.broadcast_to(x, shape)
+
+    def backward(ctx, g):
+        from ._util import unbroadcast
+        return unbroadcast(g, ctx.in_shape)
+
+
+@method()
+def expand(input, *sizes):
+    sizes = normalize_shape(sizes)
+    if len(sizes) < input.ndim:
+        raise RuntimeError(f"expand({input.type_name()}{{[{input._shape_str()}]}}, size=[{', '.join(map(str, sizes))}]): "
+                           f"the number of sizes provided ({len(sizes)}) must be greater or equal to the number of "
+                           f"dimensions in the tensor ({input.ndim})")
+    lead = len(sizes) - input.ndim
+    shape = []
+    for i, s in enumerate(sizes):
+        if i < lead:
+            if s < 0:
+                raise RuntimeError(f"The expanded size of the tensor ({s}) isn't allowed in a leading, non-existing "
+                                   f"dimension {i}")
+            shape.append(s)
+            continue
+        cur = input.shape[i - lead]
+        if s == -1:
+            s = cur
+        elif cur != s and cur != 1:
+            raise RuntimeError(f"The expanded size of the tensor ({s}) must match the existing size ({cur}) at "
+                               f"non-singleton dimension {i}.  Target sizes: [{', '.join(map(str, sizes))}].  "
+                               f"Tensor sizes: [{input._shape_str()}]")
+        shape.append(s)
+    return Expand.apply(input, shape=tuple(shape))
+
+
+@method()
+def expand_as(input, other):
+    return expand(input, other.shape)
+
+
+def broadcast_to(input, size):
+    return expand(input, size)
+
+
+def broadcast_shapes(*shapes):
+    try:
+        return Size(np.broadcast_shapes(*[tuple(s) if not isinstance(s, int) else (s,) for s in shapes]))
+    except ValueError:
+        raise RuntimeError(f"Shape mismatch: objects cannot be broadcast to a single shape") from None
+
+
+def broadcast_tensors(*tensors):
+    shape = broadcast_shapes(*(t.shape for t in tensors))
+    return tuple(expand(t, shape) for t in tensors)
+
+
+class Repeat(Function):
+    def forward(ctx, x, reps):
+        ctx.in_shape, ctx.reps = x.shape, reps
+        return ctx.xp.tile(x, reps)
+
+    def backward(ctx, g):
+        reps, shp = ctx.reps, ctx.in_shape
+        lead = len(reps) - len(shp)
+        full = (1,) * lead + tuple(shp)
+        split = []
+        for r, s in zip(reps, full):
+            split += [r, s]
+        g = g.reshape(split).sum(axis=tuple(range(0, 2 * len(reps), 2)))
+        return g.reshape(shp)
+
+
+@method()
+def repeat(input, *sizes):
+    reps = normalize_shape(sizes)
+    if len(reps) < input.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
+    return Repeat.apply(input, reps=reps)
+
+
+@method()
+def tile(input, dims):
+    dims = tuple(dims)
+    if len(dims) < input.ndim:
+        dims = (1,) * (input.ndim - len(dims)) + dims
+    return repeat(input, dims)
+
+
+class Cat(Function):
+    def forward(ctx, *xs, dim):
+        ctx.sizes, ctx.dim = [x.shape[dim] for x in xs], dim
+        return ctx.xp.concatenate(xs, axis=dim)
+
+    def backward(ctx, g):
+        idx = np.cumsum(ctx.sizes)[:-1]
+        return tuple(ctx.xp.split(g, idx, axis=ctx.dim))
+
+
+def cat(tensors, dim=0, *, out=None):
+    from ._util import out_copy, promote
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
+    # torch skips 1-D empty tensors (legacy behaviour)
+    ts = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)] or tensors[:1]
+    ref = ts[0]
+    d = wrap_dim(dim, ref.ndim)
+    for i, t in enumerate(ts):
+        if t.ndim != ref.ndim:
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {ref.ndim} and {t.ndim}")
+        for j in range(ref.ndim):
+            if j != d and t.shape[j] != ref.shape[j]:
+                raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. Expected size "
+                                   f"{ref.shape[j]} but got size {t.shape[j]} for tensor number {i} in the list.")
+    if any(t._data.dtype != ref._data.dtype for t in ts):
+        ts, _ = promote(*ts)
+    return out_copy(Cat.apply(*ts, dim=d), out)
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0, *, out=None):
+    from ._util import out_copy
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    shp = tensors[0].shape
+    for i, t in enumerate(tensors):
+        if t.shape != shp:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got [{tensors[0]._shape_str()}] at "
+                               f"entry 0 and [{t._shape_str()}] at entry {i}")
+    d = wrap_dim(dim, len(shp) + 1)
+    return cat([unsqueeze(t, d) for t in tensors], d, out=out)
+
+
+def hstack(tensors):
+    return cat(tensors, 0 if tensors[0].ndim == 1 else 1)
+
+
+def vstack(tensors):
+    return cat([t.reshape(1, -1) if t.ndim == 1 else t for t in tensors], 0)
+
+
+class Split(Function):
+    _view = True
+
+    def forward(ctx, x, bounds, dim):
+        ctx.shape, ctx.dim, ctx.bounds = x.shape, dim, bounds
+        sl = [slice(None)] * x.ndim
+        out = []
+        for a, b in bounds:
+            sl[dim] = slice(a, b)
+            out.append(x[tuple(sl)])
+        return tuple(out)
+
+    def backward(ctx, *gs):
+        return ctx.xp.concatenate(gs, axis=ctx.dim)
+
+
+def _split_bounds(n, sizes):
+    b, a = [], 0
+    for s in sizes:
+        b.append((a, a + s))
+        a += s
+    return b
+
+
+@method()
+def split(tensor, split_size_or_sections, dim=0):
+    d = wrap_dim(dim, tensor.ndim)
+    n = tensor.shape[d]
+    if isinstance(split_size_or_sections, int):
+        s = split_size_or_sections
+        if s <= 0 and not (s == 0 and n == 0):
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {n}")
+        sizes = [s] * (n // s) + ([n % s] if n % s else []) if s else [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != n:
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size at "
+                               f"dimension {d}), but got split_sizes={sizes}")
+    return Split.apply(tensor, bounds=tuple(_split_bounds(n, sizes)), dim=d)
+
+
+@method()
+def tensor_split(input, indices_or_sections, dim=0):
+    d = wrap_dim(dim, input.ndim)
+    n = input.shape[d]
+    if isinstance(indices_or_sections, int):
+        k = indices_or_sections
+        sizes = [n // k + 1] * (n % k) + [n // k] * (k - n % k)
+    else:
+        idx = [0] + [min(max(i, 0), n) for i in indices_or_sections] + [n]
+        sizes = [max(b - a, 0) for a, b in zip(idx, idx[1:])]
+    return Split.apply(input, bounds=tuple(_split_bounds(n, sizes)), dim=d)
+
+
+@method()
+def chunk(input, chunks, dim=0):
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    d = wrap_dim(dim, input.ndim)
+    n = input.shape[d]
+    size = -(-n // chunks) if n else 0
+    return split(input, size if size else 1, d) if n else split(input, [0] * 1, d)
+
+
+@method()
+def unbind(input, dim=0):
+    d = wrap_dim(dim, input.ndim)
+    parts = split(input, 1, d) if input.shape[d] else ()
+    return tuple(squeeze(p, d) for p in parts)
+
+
+@method()
+def narrow(input, dim, start, length):
+    d = wrap_dim(dim, input.ndim)
+    n = input.shape[d]
+    if isinstance(start, Tensor):
+        start = int(start.item())
+    if start < 0:
+        start += n
+    if start < 0 or start + length > n or length < 0:
+        raise IndexError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
+    sl = [slice(None)] * input.ndim
+    sl[d] = slice(start, start + length)
+    return input[tuple(sl)]
+
+
+@method()
+def select(input, dim, index):
+    d = wrap_dim(dim, input.ndim)
+    n = input.shape[d]
+    if index < -n or index >= n:
+        raise IndexError(f"select(): index {index} out of range for tensor of size [{input._shape_str()}] at "
+                         f"dimension {d}")
+    sl = [slice(None)] * input.ndim
+    sl[d] = index
+    return input[tuple(sl)]
+
+
+class Flip(Function):
+    def forward(ctx, x, dims):
+        ctx.dims = dims
+        return ctx.xp.flip(x, dims).copy()
+
+    def backward(ctx, g):
+        return ctx.xp.flip(g, ctx.dims)
+
+
+@method()
+def flip(input, dims):
+    dims = wrap_dims(dims if not isinstance(dims, int) else (dims,), input.ndim)
+    return Flip.apply(input, dims=dims)
+
+
+@method()
+def fliplr(input):
+    return flip(input, (1,))
+
+
+@method()
+def flipud(input):
+    return flip(input, (0,))
+
+
+class Roll(Function):
+    def forward(ctx, x, shifts, dims):
+        ctx.shifts, ctx.dims = shifts, dims
+        return ctx.xp.roll(x, shifts, dims)
+
+    def backward(ctx, g):
+        neg = tuple(-s for s in ctx.shifts) if isinstance(ctx.shifts, tuple) else -ctx.shifts
+        return ctx.xp.roll(g, neg, ctx.dims)
+
+
+@method()
+def roll(input, shifts, dims=None):
+    if dims is None:
+        flat = input.flatten()
+        return Roll.apply(flat, shifts=shifts, dims=None).view(input.shape)
+    if isinstance(dims, int):
+        dims, shifts = (dims,), (shifts,) if isinstance(shifts, int) else tuple(shifts)
+    dims = tuple(wrap_dim(d, input.ndim) for d in dims)
+    shifts = tuple(shifts) if not isinstance(shifts, int) else (shifts,)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
+    return Roll.apply(input, shifts=shifts, dims=dims)
+
+
+class Tri(Function):
+    def forward(ctx, x, k, upper):
+        ctx.k, ctx.upper = k, upper
+        return (ctx.xp.triu if upper else ctx.xp.tril)(x, k)
+
+    def backward(ctx, g):
+        return (ctx.xp.triu if ctx.upper else ctx.xp.tril)(g, ctx.k)
+
+
+@method()
+def tril(input, diagonal=0, *, out=None):
+    if input.ndim < 2:
+        raise RuntimeError("tril: input tensor must have at least 2 dimensions")
+    from ._util import out_copy
+    return out_copy(Tri.apply(input, k=diagonal, upper=False), out)
+
+
+@method()
+def triu(input, diagonal=0, *, out=None):
+    if input.ndim < 2:
+        raise RuntimeError("triu: input tensor must have at least 2 dimensions")
+    from ._util import out_copy
+    return out_copy(Tri.apply(input, k=diagonal, upper=True), out)
+
+
+Tensor.tril_ = lambda self, diagonal=0: __import__("dtrain")._ops.arith.assign_(self, tril(self, diagonal))
+Tensor.triu_ = lambda self, diagonal=0: __import__("dtrain")._ops.arith.assign_(self, triu(self, diagonal))
+
+
+class Diagonal(Function):
+    _view = True
+
+    def forward(ctx, x, offset, dim1, dim2):
+        ctx.shape, ctx.args = x.shape, (offset, dim1, dim2)
+        return ctx.xp.diagonal(x, offset, dim1, dim2)
+
+    def backward(ctx, g):
+        return _diag_embed(ctx.xp, ctx.xp.zeros(ctx.shape, g.dtype), g, *ctx.args)
+
+
+def _diag_embed(xp, out, g, offset, d1, d2):
+    n1, n2 = out.shape[d1], out.shape[d2]
+    i = np.arange(g.shape[-1])
+    r, c = (i, i + offset) if offset >= 0 else (i - offset, i)
+    o = xp.moveaxis(out, (d1, d2), (-2, -1))
+    o[..., r, c] = g
+    return out
+
+
+class DiagEmbed(Function):
+    def forward(ctx, v, offset):
+        n = v.shape[0] + abs(offset)
+        ctx.offset = offset
+        return _diag_embed(ctx.xp, ctx.xp.zeros((n, n), v.dtype), v, offset, 0, 1)
+
+    def backward(ctx, g):
+        return ctx.xp.diagonal(g, ctx.offset).copy()
+
+
+@method()
+def diagonal(input, offset=0, dim1=0, dim2=1):
+    d1, d2 = wrap_dim(dim1, input.ndim), wrap_dim(dim2, input.ndim)
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    return Diagonal.apply(input, offset=offset, dim1=d1, dim2=d2)
+
+
+@method()
+def diag(input, diagonal=0):
+    if input.ndim == 1:
+        return DiagEmbed.apply(input, offset=diagonal)
+    return Diagonal.apply(input, offset=diagonal, dim1=0, dim2=1).clone()
+
+
+@method()
+def trace(input):
+    return diagonal(input).sum()
+
+
+@method()
+def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+    from .creation import zeros
+    return zeros(*size, dtype=dtype or self.dtype, device=device or self._device, requires_grad=requires_grad)
+
+
+@method()
+def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+    from .creation import ones
+    return ones(*size, dtype=dtype or self.dtype, device=device or self._device, requires_grad=requires_grad)
+
+
+@method()
+def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+    from .creation import empty
+    return empty(*size, dtype=dtype or self.dtype, device=device or self._device, requires_grad=requires_grad)
+
+
+@method()
+def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+    from .creation import full
+    return full(size, fill_value, dtype=dtype or self.dtype, device=device or self._device, requires_grad=requires_grad)
+
+
+@method()
+def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
+    from .creation import tensor
+    return tensor(data, dtype=dtype or self.dtype, device=device or self._device, requires_grad=requires_grad)
+
+
+class Einsum(Function):
+    def forward(ctx, *xs, eq):
+        ctx.save_for_backward(*xs)
+        ctx.eq = eq
+        return ctx.xp.einsum(eq, *xs, optimize=len(xs) > 2)
+
+    def backward(ctx, g):
+        xs = ctx.saved
+        ins, out = ctx.eq.split("->")
+        subs = ins.split(",")
+        grads = []
+        for i, x in enumerate(xs):
+            if not ctx.needs_input_grad[i]:
+                grads.append(None)
+                continue
+            others = [s for j, s in enumerate(subs) if j != i]
+            arrays = [a for j, a in enumerate(xs) if j != i]
+            target = subs[i]
+            avail = set(out) | set("".join(others))
+            # letters only in this operand were summed out: broadcast them back afterwards
+            keep = "".join(c for c in target if c in avail and c not in target[:target.index(c)])
+            r = ctx.xp.einsum(",".join([out] + others) + "->" + keep, g, *arrays, optimize=True)
+            if keep != target:
+                shape = [x.shape[k] if c not in keep else -1 for k, c in enumerate(target)]
+                r = ctx.xp.broadcast_to(r.reshape([x.shape[k] if c in keep else 1 for k, c in enumerate(target)]),
+                                        x.shape)
+            grads.append(r)
+        return tuple(grads)
+
+
+def _einsum(equation, *operands):
+    eq = equation.replace(" ", "")
+    if "..." in eq:
+        raise NotImplementedError("einsum with '...' is not supported")
+    if "->" not in eq:
+        ins = eq.split(",")
+        letters = sorted(c for c in set("".join(ins)) if "".join(ins).count(c) == 1)
+        eq = eq + "->" + "".join(letters)
+    return Einsum.apply(*operands, eq=eq)

@@ -1,0 +1,495 @@
+"""dtrain.Tensor: one array of its device's module (numpy or cupy) plus autograd state."""
+import numpy as np
+
+from . import _backend, _dtype
+from ._device import CPU, META, device as _device_cls, device_of, resolve
+from .autograd import graph as _graph
+from .autograd import grad_mode as _grad_mode
+
+
+class _Version:
+    """Version counter shared by a tensor and its views; in-place ops bump it."""
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+
+class Size(tuple):
+    """torch.Size: a tuple of ints printed as `torch.Size([2, 3])`."""
+    __slots__ = ()
+
+    def __repr__(self):
+        return f"torch.Size([{', '.join(str(s) for s in self)}])"
+
+    def __getitem__(self, i):
+        r = tuple.__getitem__(self, i)
+        return Size(r) if isinstance(i, slice) else r
+
+    def __add__(self, other):
+        return Size(tuple.__add__(self, tuple(other)))
+
+    def numel(self):
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+
+_new = object.__new__
+
+
+def _wrap(array, device):
+    """A new tensor owning `array` (no copy, no graph)."""
+    t = _new(Tensor)
+    t._data = array
+    t._device = device
+    t._requires_grad = False
+    t.grad = t.grad_fn = t._base = t._accum = t._hooks = t._post_acc_hooks = None
+    t._output_nr = 0
+    t._version = _Version()
+    t._retains_grad = False
+    return t
+
+
+class Tensor:
+    __slots__ = ("_data", "_device", "_requires_grad", "grad", "grad_fn", "_output_nr", "_version", "_base",
+                 "_accum", "_hooks", "_post_acc_hooks", "_retains_grad", "__dict__", "__weakref__")
+    __array_priority__ = 1000  # numpy scalars and arrays on the left defer to our reflected operators
+
+    def __new__(cls, *args, **kwargs):
+        # torch.Tensor(2, 3) makes an uninitialised float tensor; torch.Tensor([1, 2]) copies data
+        from ._ops.creation import tensor, empty
+        if len(args) == 1 and not isinstance(args[0], int):
+            src = tensor(args[0], dtype=_dtype.get_default_dtype() if not isinstance(args[0], Tensor) else None,
+                         device=kwargs.get("device"))
+        else:
+            src = empty(*args, device=kwargs.get("device"))
+        t = _new(cls)
+        t.__setstate_from(src)
+        return t
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate_from(self, src):
+        for k in ("_data", "_device", "_requires_grad", "grad", "grad_fn", "_output_nr", "_version", "_base",
+                  "_accum", "_hooks", "_post_acc_hooks", "_retains_grad"):
+            setattr(self, k, getattr(src, k))
+
+    # ---------------------------------------------------------------- metadata
+    @property
+    def shape(self):
+        return Size(self._data.shape)
+
+    def size(self, dim=None):
+        if dim is None:
+            return Size(self._data.shape)
+        return self._data.shape[self._wrap_dim(dim)]
+
+    def _wrap_dim(self, dim, ndim=None):
+        n = self._data.ndim if ndim is None else ndim
+        lo, hi = (-1, 0) if n == 0 else (-n, n - 1)
+        if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+            raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+        if dim < lo or dim > hi:
+            raise IndexError(f"Dimension out of range (expected to be in range of [{lo}, {hi}], but got {dim})")
+        return dim % n if n else 0
+
+    def dim(self):
+        return self._data.ndim
+
+    ndimension = dim
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    def numel(self):
+        return self._data.size
+
+    nelement = numel
+
+    def element_size(self):
+        return self._data.itemsize
+
+    @property
+    def itemsize(self):
+        return self._data.itemsize
+
+    @property
+    def nbytes(self):
+        return self._data.nbytes
+
+    @property
+    def dtype(self):
+        return _dtype._FROM_NP[self._data.dtype]
+
+    @property
+    def device(self):
+        return self._device
+
+    @property
+    def is_cuda(self):
+        return self._device.type == "cuda"
+
+    @property
+    def is_meta(self):
+        return self._device is META
+
+    @property
+    def is_cpu(self):
+        return self._device is CPU
+
+    def get_device(self):
+        return self._device.index if self._device.type == "cuda" else -1
+
+    @property
+    def is_floating_point_(self):
+        return self.dtype.is_floating_point
+
+    def is_floating_point(self):
+        return self._data.dtype.kind == "f" or self.dtype is _dtype.bfloat16
+
+    def is_complex(self):
+        return self._data.dtype.kind == "c"
+
+    def stride(self, dim=None):
+        st = tuple(s // self._data.itemsize for s in self._data.strides)
+        return st if dim is None else st[self._wrap_dim(dim)]
+
+    def is_contiguous(self, memory_format=None):
+        return bool(self._data.flags.c_contiguous)
+
+    def data_ptr(self):
+        if self._device.type == "cuda":
+            return self._data.data.ptr
+        return self._data.__array_interface__["data"][0]
+
+    def storage_offset(self):
+        base = self._data.base
+        if base is None or not hasattr(base, "__array_interface__"):
+            return 0
+        return (self.data_ptr() - base.__array_interface__["data"][0]) // self._data.itemsize
+
+    def type_name(self):
+        return {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor", "float16": "torch.HalfTensor",
+                "int64": "torch.LongTensor", "int32": "torch.IntTensor", "bool": "torch.BoolTensor",
+                "uint8": "torch.ByteTensor", "int8": "torch.CharTensor", "int16": "torch.ShortTensor",
+                "bfloat16": "torch.BFloat16Tensor"}.get(self.dtype.name, "torch.Tensor")
+
+    def type(self, dtype=None):
+        if dtype is None:
+            n = self.type_name()
+            return n.replace("torch.", "torch.cuda.") if self.is_cuda else n
+        if isinstance(dtype, str):
+            dtype = {v: k for k, v in _TYPE_NAMES.items()}[dtype.replace("torch.cuda.", "torch.")]
+        return self.to(dtype)
+
+    def _shape_str(self):
+        return ", ".join(str(s) for s in self._data.shape)
+
+    # ---------------------------------------------------------------- autograd state
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        self.requires_grad_(flag)
+
+    def requires_grad_(self, requires_grad=True):
+        if self.grad_fn is not None and not requires_grad:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to use a "
+                               "computed variable in a subgraph that doesn't require differentiation use "
+                               "var_no_grad = var.detach().")
+        if requires_grad and self._data.dtype.kind not in "fc" and self.dtype is not _dtype.bfloat16:
+            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+        self._requires_grad = bool(requires_grad)
+        return self
+
+    @property
+    def is_leaf(self):
+        return self.grad_fn is None
+
+    @property
+    def retains_grad(self):
+        return self._retains_grad
+
+    @property
+    def output_nr(self):
+        return self._output_nr
+
+    @property
+    def _version_value(self):
+        return self._version.value
+
+    def _grad_accumulator(self):
+        acc = self._accum() if self._accum is not None else None
+        if acc is None:
+            acc = _graph.AccumulateGrad(self)
+            import weakref
+            self._accum = weakref.ref(acc)
+        return acc
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        from .autograd import backward
+        backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+    def detach(self):
+        t = _wrap(self._data, self._device)
+        t._version, t._base = self._version, self._base if self._base is not None else self
+        return t
+
+    def detach_(self):
+        if self._base is not None and self._base._requires_grad:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    @property
+    def data(self):
+        t = _wrap(self._data, self._device)
+        t._version = _Version()  # torch: .data does not share the version counter
+        return t
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data must be a Tensor, not {type(value).__name__}")
+        self._data, self._device = value._data, value._device
+
+    def retain_grad(self):
+        if self.grad_fn is None:
+            return
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self._retains_grad:
+            return
+        import weakref
+        ref = weakref.ref(self)
+
+        def keep(g):
+            t = ref()
+            if t is not None:
+                if t.grad is None:
+                    t.grad = _wrap(g._data.copy(), g._device)
+                else:
+                    t.grad = _wrap(t.grad._data + g._data, g._device)
+        self.grad_fn._tensor_hook(self._output_nr, keep)
+        self._retains_grad = True
+
+    def register_hook(self, hook):
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            return self.grad_fn._tensor_hook(self._output_nr, hook)
+        if self._hooks is None:
+            self._hooks = {}
+        h = _graph.RemovableHandle(self._hooks)
+        self._hooks[h._key] = hook
+        return h
+
+    def register_post_accumulate_grad_hook(self, hook):
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._post_acc_hooks is None:
+            self._post_acc_hooks = {}
+        h = _graph.RemovableHandle(self._post_acc_hooks)
+        self._post_acc_hooks[h._key] = hook
+        return h
+
+    # ---------------------------------------------------------------- conversion
+    def item(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
+        if self._device is META:
+            raise RuntimeError("Tensor.item() cannot be called on meta tensors")
+        return self._data.reshape(()).item() if self._device is CPU else self._data.reshape(()).get().item()
+
+    def tolist(self):
+        return _backend.to_numpy(self._data).tolist()
+
+    def numpy(self, *, force=False):
+        if force:
+            return _backend.to_numpy(self._data)
+        if self._device.type != "cpu":
+            raise TypeError(f"can't convert {self._device.type}:{self._device.index or 0} device type tensor to "
+                            "numpy. Use Tensor.cpu() to copy the tensor to host memory first.")
+        if self._requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        if self._requires_grad or self._device.type != "cpu":
+            a = _backend.to_numpy(self._data)  # torch's __array__ also detaches
+        else:
+            a = self._data
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    def __dlpack__(self, *args, **kwargs):
+        if self._requires_grad:
+            raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
+        return self._data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self._data.__dlpack_device__()
+
+    def to(self, *args, **kwargs):
+        """to(device), to(dtype), to(device, dtype), to(other); copy=False returns self when nothing changes."""
+        dev = kwargs.get("device")
+        dt = kwargs.get("dtype")
+        copy = kwargs.get("copy", False)
+        for a in args:
+            if isinstance(a, _dtype.dtype):
+                dt = a
+            elif isinstance(a, Tensor):
+                dev, dt = a._device, a.dtype
+            elif isinstance(a, (str, _device_cls, int)):
+                dev = a
+            elif isinstance(a, bool):
+                pass
+            else:
+                raise TypeError(f"to() received an invalid combination of arguments - got ({type(a).__name__})")
+        from ._ops.conversion import to_device_dtype
+        return to_device_dtype(self, resolve(dev) if dev is not None else None, dt, copy)
+
+    def cpu(self, memory_format=None):
+        return self.to(CPU)
+
+    def cuda(self, device=None, non_blocking=False, memory_format=None):
+        if not _backend.cuda_available():
+            raise RuntimeError("Torch not compiled with CUDA enabled" if False else
+                               "CUDA is not available: dtrain needs CuPy and a CUDA device for .cuda()")
+        return self.to(_device_cls("cuda", device) if isinstance(device, int) else (device or "cuda"))
+
+    def float(self, memory_format=None):
+        return self.to(_dtype.float32)
+
+    def double(self, memory_format=None):
+        return self.to(_dtype.float64)
+
+    def half(self, memory_format=None):
+        return self.to(_dtype.float16)
+
+    def bfloat16(self, memory_format=None):
+        return self.to(_dtype.bfloat16)
+
+    def int(self, memory_format=None):
+        return self.to(_dtype.int32)
+
+    def long(self, memory_format=None):
+        return self.to(_dtype.int64)
+
+    def short(self, memory_format=None):
+        return self.to(_dtype.int16)
+
+    def char(self, memory_format=None):
+        return self.to(_dtype.int8)
+
+    def byte(self, memory_format=None):
+        return self.to(_dtype.uint8)
+
+    def bool(self, memory_format=None):
+        return self.to(_dtype.bool)
+
+    # ---------------------------------------------------------------- python protocol
+    def __len__(self):
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(self.unbind(0))
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self.item())
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __complex__(self):
+        return complex(self.item())
+
+    def __index__(self):
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self, *, tensor_contents=None):
+        from ._tensor_str import _str
+        return _str(self)
+
+    __str__ = __repr__
+
+    def __format__(self, spec):
+        if self._data.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
+    def __deepcopy__(self, memo):
+        if not self.is_leaf:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+                               "protocol at the moment.  If you were attempting to deepcopy a module, this may be "
+                               "because of a torch.nn.utils.weight_norm usage, see "
+                               "https://github.com/pytorch/pytorch/pull/103001")
+        if id(self) in memo:
+            return memo[id(self)]
+        t = _new(type(self))
+        t.__setstate_from(_wrap(self._data.copy(), self._device))
+        t._requires_grad = self._requires_grad
+        if self.grad is not None:
+            t.grad = self.grad.__deepcopy__(memo)
+        if hasattr(self, "__dict__"):
+            import copy
+            t.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        memo[id(self)] = t
+        return t
+
+    def __reduce_ex__(self, proto):
+        # plain pickling (multiprocessing, cloudpickle) goes through host memory
+        return (_rebuild, (type(self), _backend.to_numpy(self._data), str(self._device), self._requires_grad,
+                           getattr(self, "__dict__", None) or None))
+
+    def __getstate__(self):
+        return None
+
+    def __setstate__(self, state):
+        pass
+
+
+_TYPE_NAMES = {_dtype.float32: "torch.FloatTensor", _dtype.float64: "torch.DoubleTensor",
+               _dtype.float16: "torch.HalfTensor", _dtype.int64: "torch.LongTensor", _dtype.int32: "torch.IntTensor",
+               _dtype.bool: "torch.BoolTensor", _dtype.uint8: "torch.ByteTensor", _dtype.int8: "torch.CharTensor",
+               _dtype.int16: "torch.ShortTensor"}
+
+
+def _rebuild(cls, array, dev, requires_grad, d=None):
+    dev = _device_cls(dev)
+    arr = array if dev.type != "cuda" else dev.xp.asarray(array)
+    t = _wrap(arr, resolve(dev))
+    if cls is not Tensor:
+        u = _new(cls)
+        u._Tensor__setstate_from(t)
+        t = u
+    t._requires_grad = requires_grad
+    if d:
+        t.__dict__.update(d)
+    return t
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)

@@ -1,0 +1,115 @@
+"""dtrain.autograd: backward, grad, custom Functions, grad modes, gradcheck."""
+from .. import _dtype
+from . import graph
+from .function import Function, FunctionCtx, once_differentiable
+from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .gradcheck import gradcheck, gradgradcheck
+
+__all__ = ["backward", "grad", "Function", "no_grad", "enable_grad", "set_grad_enabled", "inference_mode",
+           "gradcheck", "gradgradcheck", "is_grad_enabled", "Variable", "graph"]
+
+
+def _as_tuple(x):
+    if x is None:
+        return ()
+    if isinstance(x, (list, tuple)):
+        return tuple(x)
+    return (x,)
+
+
+def _make_grads(outputs, grad_outputs):
+    from .._tensor import Tensor
+    roots, grads = [], []
+    for out, g in zip(outputs, grad_outputs):
+        if not out._requires_grad:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+        if g is None:
+            if out._data.size != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            if out._data.dtype.kind not in "fc":
+                raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got "
+                                   f"{out.dtype}")
+            ga = out._device.xp.ones(out._data.shape, out._data.dtype)
+        else:
+            if not isinstance(g, Tensor):
+                raise TypeError(f"gradient must be a Tensor, not {type(g).__name__}")
+            if g.shape != out.shape:
+                raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of torch.Size([{g._shape_str()}]) "
+                                   f"and output[0] has a shape of torch.Size([{out._shape_str()}]).")
+            ga = g._data
+        roots.append((out.grad_fn, out._output_nr) if out.grad_fn is not None else (out._grad_accumulator(), 0))
+        grads.append(ga)
+    return roots, grads
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None, inputs=None):
+    """Accumulate gradients of `tensors` into the leaves' `.grad`."""
+    if create_graph:
+        raise NotImplementedError("create_graph=True (higher-order gradients) is not supported by dtrain's autograd")
+    tensors = _as_tuple(tensors)
+    grads = _as_tuple(grad_tensors) or (None,) * len(tensors)
+    if retain_graph is None:
+        retain_graph = create_graph
+    roots, gs = _make_grads(tensors, grads)
+    if inputs is not None:
+        inputs = _as_tuple(inputs)
+        if not inputs:
+            raise RuntimeError("'inputs' argument to backward() cannot be empty.")
+        got = grad(tensors, inputs, grads, retain_graph=retain_graph, allow_unused=True)
+        for t, g in zip(inputs, got):
+            if g is not None:
+                t.grad = g if t.grad is None else t.grad + g
+        return
+    graph.run_backward(roots, gs, retain_graph=retain_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """Gradients of `outputs` with respect to `inputs`, returned instead of accumulated."""
+    from .._tensor import _wrap
+    if create_graph:
+        raise NotImplementedError("create_graph=True (higher-order gradients) is not supported by dtrain's autograd")
+    outputs = _as_tuple(outputs)
+    single = not isinstance(inputs, (list, tuple))
+    inputs = _as_tuple(inputs)
+    grads = _as_tuple(grad_outputs) or (None,) * len(outputs)
+    if retain_graph is None:
+        retain_graph = create_graph
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    for i, t in enumerate(inputs):
+        if not t._requires_grad:
+            raise RuntimeError(f"One of the differentiated Tensors does not require grad")
+    roots, gs = _make_grads(outputs, grads)
+    keys = []
+    for t in inputs:
+        keys.append(t._grad_accumulator() if t.grad_fn is None else (t.grad_fn, t._output_nr))
+    captured = graph.run_backward(roots, gs, retain_graph=retain_graph, capture=dict.fromkeys(keys),
+                                  accumulate=False)
+    out = []
+    for t, k in zip(inputs, keys):
+        g = captured.get(k)
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError("One of the differentiated Tensors appears to not have been used in the graph. "
+                                   "Set allow_unused=True if this is the desired behavior.")
+            out.append(t.new_zeros(t.shape) if materialize_grads else None)
+        else:
+            if g.shape != t._data.shape:
+                g = t._device.xp.broadcast_to(g, t._data.shape)
+            out.append(_wrap(g.astype(t._data.dtype, copy=True), t._device))
+    return tuple(out)
+
+
+class _ExecutionEngine:
+    @staticmethod
+    def queue_callback(fn):
+        graph.queue_callback(fn)
+
+
+class Variable:
+    """torch.autograd.Variable: kept for `Variable._execution_engine.queue_callback` (used by DDP code)."""
+    _execution_engine = _ExecutionEngine()
+
+    def __new__(cls, data, requires_grad=False):
+        return data.detach().requires_grad_(requires_grad)

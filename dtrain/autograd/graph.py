@@ -1,0 +1,386 @@
+"""The autograd graph: op nodes (`Function`), leaf accumulators, and the iterative backward engine.
+
+An op is one `Function` subclass with `forward(ctx, *arrays, **params)` and `backward(ctx, *grads)` over
+raw arrays of the tensors' array module (`ctx.xp`). Calling `Op.apply(*tensors, **params)` runs forward
+and, when grad is enabled and an input requires grad, makes the instance a node of the graph.
+"""
+import heapq
+import itertools
+import sys
+import weakref
+
+from . import grad_mode
+
+_seq = itertools.count()
+_FREED = (None,)  # marker (a unique object): saved arrays were released by a backward without retain_graph
+
+
+class RemovableHandle:
+    __slots__ = ("_store", "_key")
+    _ids = itertools.count()
+
+    def __init__(self, store):
+        self._store, self._key = weakref.ref(store), next(RemovableHandle._ids)
+
+    def remove(self):
+        store = self._store()
+        if store is not None:
+            store.pop(self._key, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+class Node:
+    """What every graph node has: edges to the nodes of its inputs, a creation order, and hooks."""
+    __slots__ = ("next_functions", "_seq", "_pre_hooks", "_hooks", "__dict__", "__weakref__")
+
+    def name(self):
+        return type(self).__name__
+
+    def __repr__(self):
+        return f"<{self.name()} object at {hex(id(self))}>"
+
+    def register_hook(self, fn):
+        if self._hooks is None:
+            self._hooks = {}
+        h = RemovableHandle(self._hooks)
+        self._hooks[h._key] = fn
+        return h
+
+    def register_prehook(self, fn):
+        return self._tensor_hook(None, fn)
+
+    def _tensor_hook(self, output_nr, fn):
+        """A hook run on the gradient of output `output_nr` (every output when None) before backward."""
+        if self._pre_hooks is None:
+            self._pre_hooks = {}
+        h = RemovableHandle(self._pre_hooks)
+        self._pre_hooks[h._key] = (output_nr, fn)
+        return h
+
+
+class Function(Node):
+    """Base of every differentiable op (the node type the graph is made of).
+
+    An op whose outputs are views of its first input sets `_view = True`: they share its version counter."""
+    __slots__ = ("saved", "needs_input_grad", "xp", "_versions", "_out_meta", "_non_diff")
+    _view = False
+
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError
+
+    def backward(ctx, *grads):
+        raise NotImplementedError
+
+    def save_for_backward(ctx, *arrays):
+        ctx.saved = arrays
+
+    def mark_non_differentiable(ctx, *indices):
+        ctx._non_diff = indices
+
+    def name(self):
+        n = type(self).__name__
+        return n if n.endswith("Backward0") or n.endswith("Backward") else n + "Backward0"
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        from .._tensor import Tensor, _wrap
+        ctx = cls.__new__(cls)
+        ctx._pre_hooks = ctx._hooks = ctx._non_diff = None
+        ctx.saved = ()
+        first = inputs[0]
+        dev = first._device
+        requires_grad = first._requires_grad
+        arrays = [first._data]
+        for t in inputs[1:]:
+            if t._device is not dev:
+                dev = _check_devices(cls, inputs)
+            requires_grad = requires_grad or t._requires_grad
+            arrays.append(t._data)
+        if dev is not first._device or len(inputs) > 1 and any(t._device is not dev for t in inputs):
+            arrays = [a if t._device is dev else dev.xp.asarray(a) for t, a in zip(inputs, arrays)]
+        ctx.xp = dev.xp
+        out = ctx.forward(*arrays, **params)
+        if cls._view:
+            return _wrap_views(ctx, out, first, dev, requires_grad and grad_mode.is_grad_enabled())
+        if not (requires_grad and grad_mode.is_grad_enabled()):
+            if type(out) is tuple:
+                return tuple(_wrap(o, dev) for o in out)
+            return _wrap(out, dev)
+        ctx.needs_input_grad = tuple(t._requires_grad for t in inputs)
+        ctx.next_functions = tuple(_edge(t) for t in inputs)
+        ctx._seq = next(_seq)
+        saved_ids = {id(a) for a in ctx.saved} if ctx.saved else None
+        versions = []
+        if saved_ids:
+            for t, a in zip(inputs, arrays):
+                if id(a) in saved_ids:
+                    versions.append((t._version, t._version.value, t))
+        if type(out) is tuple:
+            ctx._out_meta = tuple((o.shape, o.dtype) for o in out)
+            res = []
+            for i, o in enumerate(out):
+                t = _wrap(o, dev)
+                if (ctx._non_diff is None or i not in ctx._non_diff) and o.dtype.kind in "fc":
+                    t._requires_grad, t.grad_fn, t._output_nr = True, ctx, i
+                if saved_ids and id(o) in saved_ids:
+                    versions.append((t._version, 0, t))
+                res.append(t)
+            out = tuple(res)
+        else:
+            ctx._out_meta = None
+            t = _wrap(out, dev)
+            if out.dtype.kind in "fc":
+                t._requires_grad, t.grad_fn, t._output_nr = True, ctx, 0
+            if saved_ids and id(out) in saved_ids:
+                versions.append((t._version, 0, None))
+            out = t
+        ctx._versions = versions
+        return out
+
+
+def _wrap_views(ctx, out, base, dev, track):
+    from .._tensor import _wrap
+    outs = out if type(out) is tuple else (out,)
+    res = []
+    root = base._base if base._base is not None else base
+    for i, o in enumerate(outs):
+        t = _wrap(o, dev)
+        t._version, t._base = base._version, root
+        if track:
+            t._requires_grad, t.grad_fn, t._output_nr = True, ctx, i
+        res.append(t)
+    if track:
+        ctx.needs_input_grad = (True,)
+        ctx.next_functions = (_edge(base),)
+        ctx._seq = next(_seq)
+        ctx._versions = ()
+        ctx._out_meta = tuple((o.shape, o.dtype) for o in outs) if type(out) is tuple else None
+    return tuple(res) if type(out) is tuple else res[0]
+
+
+def _check_devices(cls, inputs):
+    """The device an op runs on; CPU 0-dim tensors may join CUDA ones (as in torch), nothing else mixes."""
+    devs = {t._device for t in inputs if not (t._device.type == "cpu" and t._data.ndim == 0)}
+    if len(devs) > 1:
+        a, b = sorted(devs, key=str)[:2]
+        raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
+                           f"{b} and {a}! (when running {cls.__name__})")
+    return devs.pop() if devs else inputs[0]._device
+
+
+def _edge(t):
+    if not t._requires_grad:
+        return (None, 0)
+    if t.grad_fn is not None:
+        return (t.grad_fn, t._output_nr)
+    return (t._grad_accumulator(), 0)
+
+
+class AccumulateGrad(Node):
+    """The node of a leaf tensor: sums incoming gradients into `variable.grad`, then runs its hooks."""
+    __slots__ = ("variable",)
+
+    def __init__(self, variable):
+        self.variable = variable
+        self.next_functions = ()
+        self._seq = -1
+        self._pre_hooks = self._hooks = None
+
+    def name(self):
+        return "torch::autograd::AccumulateGrad"
+
+    def accumulate(self, g, owned):
+        from .._tensor import _wrap
+        var = self.variable
+        for hook in list(var._hooks.values()) if var._hooks else ():
+            r = hook(_wrap(g, var._device))
+            if r is not None:
+                g, owned = r._data, False
+        if var.grad is None:
+            if g.shape != var._data.shape:
+                g = _expand_grad(g, var)
+            elif not owned or g.dtype != var._data.dtype:
+                g = g.astype(var._data.dtype, copy=True)
+            var.grad = _wrap(g, var._device)
+        else:
+            gd = var.grad._data
+            if gd.shape != g.shape:
+                g = _expand_grad(g, var)
+            gd += g
+            var.grad._version.value += 1
+        for hook in list(var._post_acc_hooks.values()) if var._post_acc_hooks else ():
+            hook(var)
+
+
+def _expand_grad(g, var):
+    xp = var._device.xp
+    return xp.array(xp.broadcast_to(g, var._data.shape), dtype=var._data.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the engine
+
+_callbacks = []
+_in_backward = 0
+
+
+def queue_callback(fn):
+    """Run `fn()` when the current backward pass finishes (DDP waits for its reductions here)."""
+    if not _in_backward:
+        raise RuntimeError("Final callbacks can only be installed during backward pass.")
+    _callbacks.append(fn)
+
+
+def _dependencies(roots):
+    deps = {}
+    seen = set()
+    stack = [n for n in roots if n is not None]
+    for n in stack:
+        seen.add(n)
+    while stack:
+        node = stack.pop()
+        for child, _ in node.next_functions:
+            if child is None:
+                continue
+            deps[child] = deps.get(child, 0) + 1
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return deps
+
+
+def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True):
+    """Propagate `grads` (arrays) from `roots` ((node, output_nr) pairs) through the graph.
+
+    With `capture` (a dict node-key → None) the gradients reaching those edges are returned instead of
+    accumulated into leaves (autograd.grad)."""
+    global _in_backward
+    deps = _dependencies([n for n, _ in roots])
+    buffers = {}
+    for (node, nr), g in zip(roots, grads):
+        _add_grad(buffers, node, nr, g, False)
+    ready = []
+    for node, _ in roots:
+        if node is not None and deps.get(node, 0) == 0 and node not in (r[2] for r in ready):
+            heapq.heappush(ready, (-node._seq, id(node), node))
+    captured = {}
+    _in_backward += 1
+    try:
+        while ready:
+            _, _, node = heapq.heappop(ready)
+            slots = buffers.pop(node, None)
+            if slots is None:
+                continue
+            if node._pre_hooks:
+                _run_pre_hooks(node, slots)
+            if capture is not None and type(node) is AccumulateGrad and node in capture:
+                captured[node] = slots[0][0]
+                continue
+            if type(node) is AccumulateGrad:
+                if accumulate and slots[0] is not None:
+                    node.accumulate(*slots[0])
+                continue
+            if capture is not None:
+                for i, s in enumerate(slots):
+                    if (node, i) in capture and s is not None:
+                        captured[(node, i)] = s[0]
+            in_grads = _grads_in(node, slots)
+            saved = node.saved
+            if saved is _FREED:
+                raise RuntimeError(
+                    "Trying to backward through the graph a second time (or directly access saved tensors after "
+                    "they have already been freed). Saved intermediate values of the graph are freed when you call "
+                    ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
+                    "graph a second time or if you need to access saved tensors after calling backward.")
+            if node._versions:
+                _check_versions(node)
+            out = node.backward(*in_grads)
+            if type(out) is not tuple:
+                out = (out,)
+            if not retain_graph:
+                node.saved = _FREED
+            if node._hooks:
+                _run_post_hooks(node, out, in_grads)
+            for (child, nr), g in zip(node.next_functions, out):
+                if child is None:
+                    continue
+                if g is not None:
+                    _add_grad(buffers, child, nr, g, sys.getrefcount(g) <= _OWNED_REFS)
+                d = deps[child] - 1
+                deps[child] = d
+                if d == 0:
+                    heapq.heappush(ready, (-child._seq, id(child), child))
+        while _callbacks:
+            _callbacks.pop(0)()
+    finally:
+        _in_backward -= 1
+        if not _in_backward:
+            _callbacks.clear()
+    return captured
+
+
+# refcount of a gradient array that nobody else holds, measured at the call in run_backward: the `out` tuple,
+# the loop variable `g`, and getrefcount's own argument
+_OWNED_REFS = 3
+
+
+def _add_grad(buffers, node, nr, g, owned):
+    slots = buffers.get(node)
+    if slots is None:
+        n = len(node._out_meta) if getattr(node, "_out_meta", None) else 1
+        slots = buffers[node] = [None] * n
+    cur = slots[nr]
+    if cur is None:
+        slots[nr] = (g, owned and getattr(g, "base", None) is None)
+    else:
+        a, a_owned = cur
+        if a_owned and a.shape == g.shape and a.dtype == g.dtype:
+            a += g
+            slots[nr] = (a, True)
+        else:
+            slots[nr] = (a + g, True)
+
+
+def _grads_in(node, slots):
+    meta = node._out_meta
+    if meta is None:
+        return (slots[0][0],)
+    xp = node.xp
+    return tuple(s[0] if s is not None else xp.zeros(shape, dtype) for s, (shape, dtype) in zip(slots, meta))
+
+
+def _run_pre_hooks(node, slots):
+    from .._tensor import _wrap
+    from .._device import device_of
+    for output_nr, fn in list(node._pre_hooks.values()):
+        for i, s in enumerate(slots):
+            if s is None or (output_nr is not None and output_nr != i):
+                continue
+            r = fn(_wrap(s[0], device_of(s[0])))
+            if r is not None:
+                slots[i] = (r._data, False)
+
+
+def _run_post_hooks(node, grad_inputs, grad_outputs):
+    from .._tensor import _wrap
+    from .._device import device_of
+    w = lambda gs: tuple(None if g is None else _wrap(g, device_of(g)) for g in gs)
+    gi, go = w(grad_inputs), w(grad_outputs)
+    for fn in list(node._hooks.values()):
+        fn(gi, go)
+
+
+def _check_versions(node):
+    for counter, expected, t in node._versions:
+        if counter.value != expected:
+            desc = f"[{t._shape_str()}]" if t is not None else "an output"
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an inplace operation: "
+                f"[{t.type_name() if t is not None else 'tensor'} {desc}], which is output 0 of "
+                f"{node.name()}, is at version {counter.value}; expected version {expected} instead. Hint: the "
+                "backtrace further above can point to the operation that failed to compute its gradient.")

@@ -1,0 +1,135 @@
+"""Random number generators: one per device, seeded by manual_seed.
+
+Streams are reproducible for a seed on a given device, but they are not bit-identical to torch's
+(dtrain draws from NumPy's PCG64 on the CPU and CuPy's generator on CUDA)."""
+import pickle
+
+import numpy as np
+
+from ._device import CPU, META, device as _device_cls, resolve
+
+_INITIAL_SEED = 67280421310721  # torch's default seed
+
+
+class Generator:
+    """torch.Generator over NumPy's PCG64 (CPU) or CuPy's default bit generator (CUDA)."""
+
+    def __init__(self, device="cpu"):
+        self.device = resolve(device) if device != "meta" else META
+        self.manual_seed(_INITIAL_SEED)
+
+    def manual_seed(self, seed):
+        seed = int(seed)
+        if seed < -0x8000_0000_0000_0000 or seed > 0xFFFF_FFFF_FFFF_FFFF:
+            raise RuntimeError(f"Overflow when unpacking long")
+        self._seed = seed & 0xFFFF_FFFF_FFFF_FFFF
+        self._np = np.random.Generator(np.random.PCG64(self._seed))
+        self._cp = None
+        return self
+
+    def seed(self):
+        s = int(np.random.SeedSequence().entropy) & 0xFFFF_FFFF_FFFF_FFFF
+        self.manual_seed(s)
+        return s
+
+    def initial_seed(self):
+        return self._seed
+
+    def _cupy(self):
+        if self._cp is None:
+            cp = self.device.xp
+            with cp.cuda.Device(self.device.index):
+                self._cp = cp.random.default_rng(self._seed)
+        return self._cp
+
+    def get_state(self):
+        """The state as a uint8 CPU tensor (an opaque byte string, as in torch)."""
+        from ._tensor import _wrap
+        state = {"seed": self._seed, "np": self._np.bit_generator.state}
+        if self._cp is not None:
+            state["cp"] = self._cp.bit_generator.state if hasattr(self._cp, "bit_generator") else None
+        return _wrap(np.frombuffer(pickle.dumps(state), dtype=np.uint8).copy(), CPU)
+
+    def set_state(self, new_state):
+        data = new_state.numpy() if hasattr(new_state, "numpy") else np.asarray(new_state)
+        state = pickle.loads(data.astype(np.uint8).tobytes())
+        self._seed = state["seed"]
+        self._np = np.random.Generator(np.random.PCG64())
+        self._np.bit_generator.state = state["np"]
+        self._cp = None
+        return self
+
+    # draws, as arrays on `dev`
+    def _rng(self, dev):
+        return self._np if dev.type == "cpu" else self._cupy()
+
+    def uniform(self, shape, np_dtype, dev, low=0.0, high=1.0):
+        r = self._rng(dev)
+        if np_dtype in (np.float32, np.float64):
+            a = r.random(shape, dtype=np_dtype)
+        else:
+            a = r.random(shape).astype(np_dtype)
+        if low != 0.0 or high != 1.0:
+            a *= (high - low)
+            a += low
+        return a
+
+    def normal(self, shape, np_dtype, dev, mean=0.0, std=1.0):
+        r = self._rng(dev)
+        if np_dtype in (np.float32, np.float64):
+            a = r.standard_normal(shape, dtype=np_dtype)
+        else:
+            a = r.standard_normal(shape).astype(np_dtype)
+        if std != 1.0:
+            a *= std
+        if mean != 0.0:
+            a += mean
+        return a
+
+    def integers(self, low, high, shape, np_dtype, dev):
+        return self._rng(dev).integers(low, high, size=shape).astype(np_dtype, copy=False)
+
+    def permutation(self, n, np_dtype, dev):
+        return self._rng(dev).permutation(n).astype(np_dtype, copy=False)
+
+
+default_generator = Generator("cpu")
+_cuda_generators = {}
+
+
+def default_generator_for(dev):
+    if dev.type != "cuda":
+        return default_generator
+    g = _cuda_generators.get(dev.index)
+    if g is None:
+        g = _cuda_generators[dev.index] = Generator(dev)
+        g.manual_seed(default_generator.initial_seed())
+    return g
+
+
+def manual_seed(seed):
+    """Seed the CPU generator and every CUDA device's generator."""
+    seed = int(seed)
+    default_generator.manual_seed(seed)
+    for g in _cuda_generators.values():
+        g.manual_seed(seed)
+    return default_generator
+
+
+def seed():
+    s = default_generator.seed()
+    for g in _cuda_generators.values():
+        g.manual_seed(s)
+    return s
+
+
+def initial_seed():
+    return default_generator.initial_seed()
+
+
+def get_rng_state():
+    return default_generator.get_state()
+
+
+def set_rng_state(new_state):
+    default_generator.set_state(new_state)
