@@ -1,0 +1,64 @@
+"""nn.Parameter: a leaf tensor that modules register as a parameter."""
+from .._tensor import Tensor, _wrap
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module registers as a parameter (requires_grad=True by default)."""
+
+    def __new__(cls, data=None, requires_grad=True):
+        from .. import empty
+        if data is None:
+            data = empty(0)
+        t = Tensor.__new__(cls, data) if False else object.__new__(cls)
+        src = data.detach() if isinstance(data, Tensor) else _wrap(data, None)
+        for k in ("_data", "_device", "_version"):
+            setattr(t, k, getattr(src, k))
+        t._requires_grad = False
+        t.grad = t.grad_fn = t._base = t._accum = t._hooks = t._post_acc_hooks = None
+        t._output_nr = 0
+        t._retains_grad = False
+        if requires_grad:
+            t.requires_grad_(True)
+        return t
+
+    def __init__(self, data=None, requires_grad=True):
+        pass
+
+    def __reduce_ex__(self, proto):
+        from .. import _backend
+        return (_rebuild_parameter, (_backend.to_numpy(self._data), str(self._device), self._requires_grad))
+
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        p = Parameter(self.detach().clone(), self._requires_grad)
+        if self.grad is not None:
+            p.grad = self.grad.clone()
+        memo[id(self)] = p
+        return p
+
+
+def _rebuild_parameter(array, dev, requires_grad):
+    from .. import tensor
+    return Parameter(tensor(array, device=dev), requires_grad)
+
+
+class UninitializedParameter(Parameter):
+    pass
+
+
+class Buffer(Tensor):
+    """torch.nn.Buffer: marks a tensor to be registered as a buffer when assigned to a Module."""
+
+    def __new__(cls, data=None, *, persistent=True):
+        from .. import empty
+        t = object.__new__(cls)
+        src = data if data is not None else empty(0)
+        for k in ("_data", "_device", "_version", "_requires_grad", "grad", "grad_fn", "_base", "_accum", "_hooks",
+                  "_post_acc_hooks", "_output_nr", "_retains_grad"):
+            setattr(t, k, getattr(src, k))
+        t.persistent = persistent
+        return t
+
+    def __init__(self, data=None, *, persistent=True):
+        pass

@@ -1,0 +1,1 @@
+"""dtrain.utils: data loading and gradient checkpointing."""
