@@ -58,6 +58,17 @@ _NAMES = {d.name: d for d in _ALL}
 _FROM_NP = {d.np: d for d in _ALL if d.np is not None}
 
 
+# the names torch's kernels use in messages ("... not implemented for 'Long'")
+_SCALAR_NAMES = dict(bool="Bool", uint8="Byte", int8="Char", int16="Short", int32="Int", int64="Long", float16="Half",
+                     bfloat16="BFloat16", float32="Float", float64="Double", complex64="ComplexFloat",
+                     complex128="ComplexDouble")
+
+
+def scalar_name(d):
+    """torch's ScalarType name of a dtype: float64 → 'Double'."""
+    return _SCALAR_NAMES[d.name]
+
+
 def _by_name(name):
     return _NAMES[name]
 

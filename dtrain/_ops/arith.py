@@ -243,6 +243,7 @@ arctan2 = atan2
 @method()
 def remainder(input, other, *, out=None):
     (a, b), _ = promote(input, other)
+    _bcast_check(a, b)
     return out_copy(_Remainder.apply(a, b), out)
 
 
@@ -257,10 +258,21 @@ class _Remainder(Function):
         return unbroadcast(g, a.shape), unbroadcast(-g * ctx.xp.floor(a / b), b.shape)
 
 
+class _Fmod(Function):
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return ctx.xp.fmod(a, b)
+
+    def backward(ctx, g):
+        a, b = ctx.saved
+        return unbroadcast(g, a.shape), unbroadcast(-g * ctx.xp.trunc(a / b), b.shape)
+
+
 @method()
 def fmod(input, other, *, out=None):
     (a, b), _ = promote(input, other)
-    return out_copy(nondiff(a._device.xp.fmod, a, b), out)
+    _bcast_check(a, b)
+    return out_copy(_Fmod.apply(a, b), out)
 
 
 @method()
@@ -307,7 +319,7 @@ def _bitwise(name, np_name):
     def fn(input, other, *, out=None):
         (a, b), dt = promote(input, other)
         if dt.is_floating_point or dt.is_complex:
-            raise RuntimeError(f"\"{name}_cpu\" not implemented for '{dt.name.capitalize()}'")
+            raise NotImplementedError(f"\"{name}_cpu\" not implemented for '{_dtype.scalar_name(dt)}'")
         return out_copy(nondiff(getattr(a._device.xp, np_name), a, b), out)
     fn.__name__ = name
     setattr(Tensor, name, fn)
@@ -321,8 +333,8 @@ bitwise_xor = _bitwise("bitwise_xor", "bitwise_xor")
 
 @method()
 def bitwise_not(input, *, out=None):
-    if input.is_floating_point():
-        raise RuntimeError(f"\"bitwise_not_cpu\" not implemented for '{input.dtype.name.capitalize()}'")
+    if input.is_floating_point() or input.is_complex():
+        raise NotImplementedError(f"\"bitwise_not_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     return out_copy(nondiff(input._device.xp.invert, input), out)
 
 
@@ -379,15 +391,70 @@ def assign_(t, result):
                            f"{result._device} and {t._device}!")
     t._device.xp.copyto(t._data, result._data, casting="unsafe")
     t._version.value += 1
-    if node is not None and grad_mode.is_grad_enabled():
-        if t._base is not None and t._base._requires_grad:
-            raise NotImplementedError(
-                "in-place operations on a view of a tensor that is part of an autograd graph are not supported yet; "
-                "use an out-of-place operation (or index assignment on the base tensor) instead")
-        if node._versions:
-            node._versions = [(c, v + 1 if c is t._version else v, x) for c, v, x in node._versions]
+    if node is not None and node._versions:
+        node._versions = [(c, v + 1 if c is t._version else v, x) for c, v, x in node._versions]
+    base = t._base
+    if base is not None and grad_mode.is_grad_enabled() and (node is not None or base._requires_grad):
+        _rebase_view(t, base, result)
+    elif node is not None and grad_mode.is_grad_enabled():
         t.grad_fn, t._output_nr, t._requires_grad = node, result._output_nr, True
     return t
+
+
+def _addr(a):
+    return a.data.ptr if hasattr(a.data, "ptr") else a.__array_interface__["data"][0]
+
+
+def _region(a, offset, strides, shape, xp):
+    """The elements of `a` (any layout, the base's shape) that a view at `offset`/`strides` of the base covers."""
+    flat = xp.ascontiguousarray(a).reshape(-1)
+    return xp.lib.stride_tricks.as_strided(flat[offset:], shape, tuple(s * flat.itemsize for s in strides))
+
+
+class CopySlices(Function):
+    """A base whose view was written in place: the view's region now comes from `result`, the rest as before."""
+
+    def forward(ctx, base, result, offset, strides, shape):
+        ctx.where = offset, strides, shape
+        return base
+
+    def backward(ctx, g):
+        xp = ctx.xp
+        g_base = g_result = None
+        if ctx.needs_input_grad[1]:
+            g_result = _region(g, *ctx.where, xp).copy()
+        if ctx.needs_input_grad[0]:
+            g_base = xp.array(g)
+            _region(g_base, *ctx.where, xp)[...] = 0
+        return g_base, g_result
+
+
+class AsStrided(Function):
+    """The view of a rebased base (its grad_fn after an in-place write)."""
+    _view = True
+
+    def forward(ctx, base, offset, strides, shape):
+        ctx.where, ctx.shape = (offset, strides, shape), base.shape
+        return _region(base, offset, strides, shape, ctx.xp)
+
+    def backward(ctx, g):
+        out = ctx.xp.zeros(ctx.shape, g.dtype)
+        _region(out, *ctx.where, ctx.xp)[...] = g
+        return out
+
+
+def _rebase_view(t, base, result):
+    """torch's CopySlices: the base's history now runs through the written view (`x[0].mul_(2)`)."""
+    b, v = base._data, t._data
+    if not b.flags.c_contiguous:
+        raise NotImplementedError("in-place operations on a view of a non-contiguous tensor that is part of an "
+                                  "autograd graph are not supported; write into a contiguous base instead")
+    item = b.itemsize
+    where = ((_addr(v) - _addr(b)) // item, tuple(s // item for s in v.strides), v.shape)
+    nb = CopySlices.apply(base, result, offset=where[0], strides=where[1], shape=where[2])
+    base.grad_fn, base._output_nr, base._requires_grad = nb.grad_fn, 0, True
+    nv = AsStrided.apply(base, offset=where[0], strides=where[1], shape=where[2])
+    t.grad_fn, t._output_nr, t._requires_grad = nv.grad_fn, 0, True
 
 
 def _inplace(fn):
@@ -445,6 +512,8 @@ def _is_bool(b):
 
 
 def _invert(a):
+    if a.is_floating_point() or a.is_complex():
+        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
     return logical_not(a) if a.dtype is _dtype.bool else bitwise_not(a)
 
 
