@@ -66,13 +66,17 @@ class Sub(Function):
 
 class Mul(Function):
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        # save only what a gradient needs, so in-place changes to the other operand stay legal (as in torch)
+        need = ctx.needs_input_grad
+        ctx.save_for_backward(a if need[1] else None, b if need[0] else None)
+        ctx.shapes = a.shape, b.shape
         return a * b
 
     def backward(ctx, g):
         a, b = ctx.saved
-        return (unbroadcast(g * b.conj(), a.shape) if ctx.needs_input_grad[0] else None,
-                unbroadcast(g * a.conj(), b.shape) if ctx.needs_input_grad[1] else None)
+        sa, sb = ctx.shapes
+        return (unbroadcast(g * b.conj(), sa) if ctx.needs_input_grad[0] else None,
+                unbroadcast(g * a.conj(), sb) if ctx.needs_input_grad[1] else None)
 
 
 class Div(Function):

@@ -20,12 +20,10 @@ class RemovableHandle:
     _ids = itertools.count()
 
     def __init__(self, store):
-        self._store, self._key = weakref.ref(store), next(RemovableHandle._ids)
+        self._store, self._key = store, next(RemovableHandle._ids)
 
     def remove(self):
-        store = self._store()
-        if store is not None:
-            store.pop(self._key, None)
+        self._store.pop(self._key, None)
 
     def __enter__(self):
         return self
@@ -104,6 +102,7 @@ class Function(Node):
         if dev is not first._device or len(inputs) > 1 and any(t._device is not dev for t in inputs):
             arrays = [a if t._device is dev else dev.xp.asarray(a) for t, a in zip(inputs, arrays)]
         ctx.xp = dev.xp
+        ctx.needs_input_grad = tuple(t._requires_grad for t in inputs) if requires_grad else _NO_GRADS
         out = ctx.forward(*arrays, **params)
         if cls._view:
             return _wrap_views(ctx, out, first, dev, requires_grad and grad_mode.is_grad_enabled())
@@ -111,7 +110,6 @@ class Function(Node):
             if type(out) is tuple:
                 return tuple(_wrap(o, dev) for o in out)
             return _wrap(out, dev)
-        ctx.needs_input_grad = tuple(t._requires_grad for t in inputs)
         ctx.next_functions = tuple(_edge(t) for t in inputs)
         ctx._seq = next(_seq)
         saved_ids = {id(a) for a in ctx.saved} if ctx.saved else None
@@ -143,6 +141,16 @@ class Function(Node):
         return out
 
 
+class _NoGrads(tuple):
+    """needs_input_grad when nothing is tracked: False for every index."""
+
+    def __getitem__(self, i):
+        return False
+
+
+_NO_GRADS = _NoGrads()
+
+
 def _wrap_views(ctx, out, base, dev, track):
     from .._tensor import _wrap
     outs = out if type(out) is tuple else (out,)
@@ -155,7 +163,6 @@ def _wrap_views(ctx, out, base, dev, track):
             t._requires_grad, t.grad_fn, t._output_nr = True, ctx, i
         res.append(t)
     if track:
-        ctx.needs_input_grad = (True,)
         ctx.next_functions = (_edge(base),)
         ctx._seq = next(_seq)
         ctx._versions = ()
