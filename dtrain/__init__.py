@@ -9,6 +9,10 @@ from ._dtype import (bfloat16, bool, cdouble, cfloat, complex64, complex128, dou
                      set_default_dtype, short, uint8)
 from ._device import device, get_default_device, set_default_device
 from ._tensor import Size, Tensor, is_tensor
+from .autograd import graph as _graph
+from . import _tensor as _tensor_module
+
+_graph._wrap = _tensor_module._wrap  # the op hot path calls it without an import per call
 from .autograd.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from ._tensor_str import set_printoptions

@@ -10,7 +10,10 @@ import sys
 import weakref
 
 from . import grad_mode
+from .grad_mode import _state
 
+_new = object.__new__
+_wrap = None  # dtrain._tensor._wrap, bound once the tensor module is loaded (it imports this one)
 _seq = itertools.count()
 _FREED = (None,)  # marker (a unique object): saved arrays were released by a backward without retain_graph
 
@@ -34,7 +37,8 @@ class RemovableHandle:
 
 class Node:
     """What every graph node has: edges to the nodes of its inputs, a creation order, and hooks."""
-    __slots__ = ("next_functions", "_seq", "_pre_hooks", "_hooks", "__dict__", "__weakref__")
+    __slots__ = ("next_functions", "_seq", "__dict__", "__weakref__")
+    _pre_hooks = _hooks = None  # class defaults: most nodes never get hooks, so no per-node store
 
     def name(self):
         return type(self).__name__
@@ -65,8 +69,12 @@ class Function(Node):
     """Base of every differentiable op (the node type the graph is made of).
 
     An op whose outputs are views of its first input sets `_view = True`: they share its version counter."""
-    __slots__ = ("saved", "needs_input_grad", "xp", "_versions", "_out_meta", "_non_diff")
+    __slots__ = ("needs_input_grad", "xp")
     _view = False
+    saved = ()
+    _versions = ()
+    _out_meta = None
+    _non_diff = None
 
     def forward(ctx, *args, **kwargs):
         raise NotImplementedError
@@ -86,58 +94,66 @@ class Function(Node):
 
     @classmethod
     def apply(cls, *inputs, **params):
-        from .._tensor import Tensor, _wrap
-        ctx = cls.__new__(cls)
-        ctx._pre_hooks = ctx._hooks = ctx._non_diff = None
-        ctx.saved = ()
+        # the hot path of every op: kept flat, no imports, no work for graph state when nothing is tracked
+        ctx = _new(cls)
         first = inputs[0]
         dev = first._device
-        requires_grad = first._requires_grad
-        arrays = [first._data]
-        for t in inputs[1:]:
-            if t._device is not dev:
-                dev = _check_devices(cls, inputs)
-            requires_grad = requires_grad or t._requires_grad
-            arrays.append(t._data)
-        if dev is not first._device or len(inputs) > 1 and any(t._device is not dev for t in inputs):
-            arrays = [a if t._device is dev else dev.xp.asarray(a) for t, a in zip(inputs, arrays)]
+        rg = first._requires_grad
+        if len(inputs) == 1:
+            arrays = (first._data,)
+        else:
+            arrays = []
+            for t in inputs:
+                if t._device is not dev:
+                    dev, arrays = _common_device(cls, inputs)
+                    rg = any(t._requires_grad for t in inputs)
+                    break
+                rg = rg or t._requires_grad
+                arrays.append(t._data)
+        track = rg and _state.enabled
         ctx.xp = dev.xp
-        ctx.needs_input_grad = tuple(t._requires_grad for t in inputs) if requires_grad else _NO_GRADS
+        ctx.needs_input_grad = tuple([t._requires_grad for t in inputs]) if track else _NO_GRADS
         out = ctx.forward(*arrays, **params)
         if cls._view:
-            return _wrap_views(ctx, out, first, dev, requires_grad and grad_mode.is_grad_enabled())
-        if not (requires_grad and grad_mode.is_grad_enabled()):
+            return _wrap_views(ctx, out, first, dev, track)
+        if not track:
             if type(out) is tuple:
-                return tuple(_wrap(o, dev) for o in out)
+                return tuple([_wrap(o, dev) for o in out])
             return _wrap(out, dev)
-        ctx.next_functions = tuple(_edge(t) for t in inputs)
+        ctx.next_functions = tuple([_edge(t) for t in inputs])
         ctx._seq = next(_seq)
-        saved_ids = {id(a) for a in ctx.saved} if ctx.saved else None
-        versions = []
-        if saved_ids:
+        saved = ctx.saved
+        versions = None
+        if saved:
             for t, a in zip(inputs, arrays):
-                if id(a) in saved_ids:
-                    versions.append((t._version, t._version.value, t))
+                for s in saved:
+                    if s is a:
+                        if versions is None:
+                            versions = []
+                        versions.append((t._version, t._version.value, t))
+                        break
         if type(out) is tuple:
-            ctx._out_meta = tuple((o.shape, o.dtype) for o in out)
+            ctx._out_meta = tuple([(o.shape, o.dtype) for o in out])
             res = []
+            nd = ctx._non_diff
             for i, o in enumerate(out):
                 t = _wrap(o, dev)
-                if (ctx._non_diff is None or i not in ctx._non_diff) and o.dtype.kind in "fc":
+                if (nd is None or i not in nd) and o.dtype.kind in "fc":
                     t._requires_grad, t.grad_fn, t._output_nr = True, ctx, i
-                if saved_ids and id(o) in saved_ids:
-                    versions.append((t._version, 0, t))
+                if saved and any(s is o for s in saved):
+                    versions = (versions or []) + [(t._version, 0, t)]
                 res.append(t)
             out = tuple(res)
         else:
-            ctx._out_meta = None
             t = _wrap(out, dev)
             if out.dtype.kind in "fc":
-                t._requires_grad, t.grad_fn, t._output_nr = True, ctx, 0
-            if saved_ids and id(out) in saved_ids:
-                versions.append((t._version, 0, None))
+                t._requires_grad = True
+                t.grad_fn = ctx
+            if saved and any(s is out for s in saved):
+                versions = (versions or []) + [(t._version, 0, None)]
             out = t
-        ctx._versions = versions
+        if versions is not None:
+            ctx._versions = versions
         return out
 
 
@@ -170,6 +186,12 @@ def _wrap_views(ctx, out, base, dev, track):
     return tuple(res) if type(out) is tuple else res[0]
 
 
+def _common_device(cls, inputs):
+    """Device and arrays for an op whose inputs sit on different devices (only CPU scalars may join)."""
+    dev = _check_devices(cls, inputs)
+    return dev, [t._data if t._device is dev else dev.xp.asarray(t._data) for t in inputs]
+
+
 def _check_devices(cls, inputs):
     """The device an op runs on; CPU 0-dim tensors may join CUDA ones (as in torch), nothing else mixes."""
     devs = {t._device for t in inputs if not (t._device.type == "cpu" and t._data.ndim == 0)}
@@ -196,7 +218,6 @@ class AccumulateGrad(Node):
         self.variable = variable
         self.next_functions = ()
         self._seq = -1
-        self._pre_hooks = self._hooks = None
 
     def name(self):
         return "torch::autograd::AccumulateGrad"
