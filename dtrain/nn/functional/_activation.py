@@ -1,1 +1,114 @@
-__all__ = []
+"""Activation functions. Most reuse the core ops; LeakyReLU, ELU and Hardtanh are small ops of their own."""
+from ... import gelu as _gelu, log_softmax, sigmoid, silu as _silu, softmax, softplus as _softplus, tanh
+from ..._ops.arith import assign_
+from ..._ops.pointwise import relu as _relu
+from ...autograd.graph import Function
+
+__all__ = ["relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "elu", "elu_", "gelu", "silu", "mish", "sigmoid",
+           "tanh", "softmax", "log_softmax", "softplus", "hardtanh", "hardtanh_", "logsigmoid", "softmin"]
+
+
+class LeakyRelu(Function):
+    def forward(ctx, x, negative_slope):
+        pos = x > 0
+        ctx.save_for_backward(pos)
+        ctx.slope = negative_slope
+        return ctx.xp.where(pos, x, x * x.dtype.type(negative_slope))
+
+    def backward(ctx, g):
+        (pos,) = ctx.saved
+        return ctx.xp.where(pos, g, g * g.dtype.type(ctx.slope))
+
+
+class Elu(Function):
+    def forward(ctx, x, alpha):
+        xp = ctx.xp
+        pos = x > 0
+        neg = xp.expm1(xp.minimum(x, 0)) * x.dtype.type(alpha)  # alpha * (e^x - 1) for x <= 0
+        ctx.save_for_backward(pos, neg)
+        ctx.alpha = alpha
+        return xp.where(pos, x, neg)
+
+    def backward(ctx, g):
+        pos, neg = ctx.saved
+        # d/dx alpha*(e^x-1) = alpha*e^x = neg + alpha
+        return ctx.xp.where(pos, g, g * (neg + neg.dtype.type(ctx.alpha)))
+
+
+class Hardtanh(Function):
+    def forward(ctx, x, lo, hi):
+        inside = (x > lo) & (x < hi)  # torch: zero gradient at the bounds, unlike clamp
+        ctx.save_for_backward(inside)
+        return ctx.xp.clip(x, lo, hi).astype(x.dtype, copy=False)
+
+    def backward(ctx, g):
+        (inside,) = ctx.saved
+        return g * inside
+
+
+def _inplace(input, result, inplace):
+    return assign_(input, result) if inplace else result
+
+
+def relu(input, inplace: bool = False):
+    return relu_(input) if inplace else _relu(input)
+
+
+def relu_(input):
+    from ..._ops.pointwise import relu_ as _relu_
+    return _relu_(input)
+
+
+def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
+    return _inplace(input, LeakyRelu.apply(input, negative_slope=negative_slope), inplace)
+
+
+def leaky_relu_(input, negative_slope: float = 0.01):
+    return leaky_relu(input, negative_slope, True)
+
+
+def elu(input, alpha: float = 1.0, inplace: bool = False):
+    return _inplace(input, Elu.apply(input, alpha=alpha), inplace)
+
+
+def elu_(input, alpha: float = 1.0):
+    return elu(input, alpha, True)
+
+
+def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    return _inplace(input, Hardtanh.apply(input, lo=min_val, hi=max_val), inplace)
+
+
+def hardtanh_(input, min_val: float = -1.0, max_val: float = 1.0):
+    return hardtanh(input, min_val, max_val, True)
+
+
+def relu6(input, inplace: bool = False):
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def gelu(input, approximate: str = "none"):
+    return _gelu(input, approximate=approximate)
+
+
+def silu(input, inplace: bool = False):
+    return _inplace(input, _silu(input), inplace)
+
+
+def mish(input, inplace: bool = False):
+    return _inplace(input, input * tanh(_softplus(input)), inplace)
+
+
+def softplus(input, beta: float = 1.0, threshold: float = 20.0):
+    return _softplus(input, beta, threshold)
+
+
+def logsigmoid(input):
+    # log(sigmoid(x)) = -softplus(-x), stable for large |x|
+    return -_softplus(-input)
+
+
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    return softmax(-input, dim, dtype)

@@ -1,1 +1,85 @@
-__all__ = []
+"""Dropout: a random mask scaled by 1/(1-p) in training, the identity otherwise."""
+from ..._ops.arith import assign_
+from ...autograd.graph import Function
+from ...random import default_generator_for
+
+__all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout"]
+
+
+class _Dropout(Function):
+    """y = x * mask, with mask in {0, 1/(1-p)} and broadcast over the dims where `mask` has size 1."""
+
+    def forward(ctx, x, mask):
+        ctx.mask = mask
+        return x * mask
+
+    def backward(ctx, g):
+        return g * ctx.mask
+
+
+def _mask(input, p, shape):
+    gen = default_generator_for(input._device)
+    u = gen.uniform(shape, input._data.dtype, input._device, 0.0, 1.0)
+    dt = input._data.dtype
+    mask = (u >= p).astype(dt)
+    mask *= dt.type(1.0 / (1.0 - p) if p < 1 else 0.0)
+    return mask
+
+
+def _apply(input, p, training, inplace, shape):
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    out = _Dropout.apply(input, mask=_mask(input, p, shape))
+    return assign_(input, out) if inplace else out
+
+
+def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero each element with probability p and scale the rest by 1/(1-p), when training."""
+    return _apply(input, p, training, inplace, input.shape)
+
+
+def _feature_dropout(input, p, training, inplace, spatial, name):
+    nd = input.ndim
+    if nd not in (spatial + 1, spatial + 2):
+        raise RuntimeError(f"{name}: Expected {spatial + 1}D or {spatial + 2}D input, but received a {nd}D input.")
+    batched = nd == spatial + 2
+    lead = input.shape[:2] if batched else input.shape[:1]
+    return _apply(input, p, training, inplace, tuple(lead) + (1,) * spatial)
+
+
+def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    return _feature_dropout(input, p, training, inplace, 1, "dropout1d")
+
+
+def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero whole channels (dim 1 of an (N, C, H, W) input) with probability p."""
+    if input.ndim == 3:
+        # torch treats 3-D input as (N, C, L) here for backward compatibility (with a warning)
+        return _apply(input, p, training, inplace, tuple(input.shape[:2]) + (1,)) if training and p else input
+    return _feature_dropout(input, p, training, inplace, 2, "dropout2d")
+
+
+def dropout3d(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    return _feature_dropout(input, p, training, inplace, 3, "dropout3d")
+
+
+def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False):
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1:
+        return input * 0
+    alpha = 1.7580993408473766
+    keep_prob = 1 - p
+    from ..._tensor import _wrap
+    gen = default_generator_for(input._device)
+    keep = gen.uniform(input.shape, input._data.dtype, input._device, 0.0, 1.0) >= p
+    a = (keep_prob + alpha ** 2 * keep_prob * (1 - keep_prob)) ** -0.5
+    b = -a * alpha * (1 - keep_prob)
+    mask = _wrap((keep * a).astype(input._data.dtype), input._device)
+    shift = _wrap(((~keep) * (-alpha * a) + b).astype(input._data.dtype), input._device)
+    out = input * mask + shift
+    return assign_(input, out) if inplace else out
