@@ -38,26 +38,30 @@ class LogSoftmax(Function):
         return g - ctx.xp.exp(z) * g.sum(axis=ctx.dim, keepdims=True)
 
 
-def _softmax_input(input, dim, dtype, name):
+def _softmax(cls, input, dim, dtype, name):
     if dim is None:
         # torch's legacy implicit dim
         dim = 0 if input.ndim in (0, 1, 3) else 1
-    x = cast(input, dtype) if dtype is not None else input
+    x = cast(input, dtype) if dtype is not None and dtype.np != input._data.dtype else input
     if x._data.dtype.kind not in "fc":
-        raise RuntimeError(f"\"{name}_lastdim_kernel_impl\" not implemented for '{x.dtype.name.capitalize()}'")
-    return x, wrap_dim(dim, x.ndim) if x.ndim else None
+        kernel = "lastdim_kernel_impl" if wrap_dim(dim, x.ndim) == x.ndim - 1 or x.ndim == 0 else "kernel_impl"
+        raise NotImplementedError(f"\"{name}_{kernel}\" not implemented for '{_dtype.scalar_name(x.dtype)}'")
+    d = wrap_dim(dim, x.ndim)
+    if x.ndim == 0:  # numpy reductions of 0-d arrays give scalars: run on one element
+        return cls.apply(x.reshape(1), dim=0).reshape(())
+    return cls.apply(x, dim=d)
 
 
 @method()
 def softmax(input, dim=None, dtype=None, *, _stacklevel=3):
-    x, d = _softmax_input(input, dim, dtype, "softmax")
-    return Softmax.apply(x, dim=d)
+    """Numerically stable softmax along `dim` (computed in `dtype` when given)."""
+    return _softmax(Softmax, input, dim, dtype, "softmax")
 
 
 @method()
 def log_softmax(input, dim=None, dtype=None, *, _stacklevel=3):
-    x, d = _softmax_input(input, dim, dtype, "log_softmax")
-    return LogSoftmax.apply(x, dim=d)
+    """Numerically stable log-softmax along `dim` (computed in `dtype` when given)."""
+    return _softmax(LogSoftmax, input, dim, dtype, "log_softmax")
 
 
 class CrossEntropyIndices(Function):

@@ -4,7 +4,7 @@ import numpy as np
 from .. import _dtype
 from .._tensor import Tensor
 from ..autograd.graph import Function
-from ._util import method, nondiff, out_copy, to_float
+from ._util import cast, method, nondiff, out_copy, promote, to_float, unbroadcast
 from .arith import assign_
 
 
@@ -287,16 +287,16 @@ class Clamp(Function):
 class ClampTensor(Function):
     def forward(ctx, x, lo, hi):
         xp = ctx.xp
-        y = xp.minimum(xp.maximum(x, lo), hi)
         ctx.save_for_backward(x, lo, hi)
-        return y
+        return xp.minimum(xp.maximum(x, lo), hi)
 
     def backward(ctx, g):
-        from ._util import unbroadcast
         x, lo, hi = ctx.saved
-        inside = (x >= lo) & (x <= hi)
-        return (unbroadcast(g * inside, x.shape), unbroadcast(g * (x < lo), lo.shape),
-                unbroadcast(g * (x > hi) * (x >= lo), hi.shape))
+        nig = ctx.needs_input_grad
+        # torch's clamp_backward_min_max: with min > max every value is max
+        return (unbroadcast(g * ((x >= lo) & (x <= hi)), x.shape) if nig[0] else None,
+                unbroadcast(g * ((x < lo) & (lo < hi)), lo.shape) if nig[1] else None,
+                unbroadcast(g * ((x > hi) | (hi < lo)), hi.shape) if nig[2] else None)
 
 
 class ZeroGrad(Function):
@@ -306,6 +306,8 @@ class ZeroGrad(Function):
         ctx.shape, ctx.dtype = x.shape, x.dtype
         if fn == "round":
             return ctx.xp.round(x, decimals)
+        if fn == "sign":  # torch's sign(nan) is 0, where numpy's is nan
+            return ((x > 0).astype(x.dtype) - (x < 0)).astype(x.dtype, copy=False) if x.dtype.kind != "b" else x.copy()
         return getattr(ctx.xp, fn)(x)
 
     def backward(ctx, g):
@@ -364,11 +366,26 @@ class Softplus(Function):
         return (g * ctx.xp.where(bx > ctx.threshold, 1, s)).astype(x.dtype, copy=False)
 
 
+def _no_bool(input, name):
+    if input._data.dtype.kind == "b":
+        if name == "neg":
+            raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
+                               "invert a mask, use the `~` or `logical_not()` operator instead.")
+        if name == "relu":
+            raise RuntimeError("Boolean inputs not supported for relu")
+        if name == "square":
+            return cast(input, _dtype.int64)
+        raise NotImplementedError(f"\"{name}_cpu\" not implemented for 'Bool'")
+    return input
+
+
 def _unary(cls, floaty=True, name=None):
+    fname = name or cls.__name__.lower()
+
     def fn(input, *, out=None):
-        x = to_float(input) if floaty else input
+        x = to_float(input) if floaty else _no_bool(input, fname)
         return out_copy(cls.apply(x), out)
-    fn.__name__ = name or cls.__name__.lower()
+    fn.__name__ = fname
     setattr(Tensor, fn.__name__, fn)
     setattr(Tensor, fn.__name__ + "_", lambda self: assign_(self, fn(self)))
     return fn
@@ -407,6 +424,46 @@ floor, ceil, round, trunc, sign = (_piecewise(n) for n in ("floor", "ceil", "rou
 fix = trunc
 
 
+class Frac(Function):
+    def forward(ctx, x):
+        return x - ctx.xp.trunc(x)
+
+    def backward(ctx, g):
+        return g
+
+
+class Logit(Function):
+    def forward(ctx, x, eps=None):
+        xp = ctx.xp
+        z = x if eps is None else xp.clip(x, eps, 1 - eps)
+        ctx.save_for_backward(x)
+        ctx.eps = eps
+        return xp.log(z / (1 - z))
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        gx = g / (x * (1 - x))
+        if ctx.eps is not None:  # zero outside [eps, 1 - eps], as torch
+            gx = gx * ((x >= ctx.eps) & (x <= 1 - ctx.eps))
+        return gx
+
+
+@method()
+def frac(input, *, out=None):
+    if input._data.dtype.kind in "biu":
+        raise NotImplementedError(f"\"frac_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
+    return out_copy(Frac.apply(input), out)
+
+
+@method()
+def logit(input, eps=None, *, out=None):
+    return out_copy(Logit.apply(to_float(input), eps=eps), out)
+
+
+Tensor.frac_ = lambda self: assign_(self, frac(self))
+Tensor.logit_ = lambda self, eps=None: assign_(self, logit(self, eps))
+
+
 @method()
 def sgn(input):
     return sign(input)
@@ -419,18 +476,17 @@ def signbit(input):
 
 @method()
 def clamp(input, min=None, max=None, *, out=None):
-    from .._tensor import Tensor as T
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
-    if isinstance(min, T) or isinstance(max, T):
-        from ._util import promote
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
         x = input
         lo = min if min is not None else x.new_full((), -np.inf)
         hi = max if max is not None else x.new_full((), np.inf)
         (x, lo, hi), _ = promote(x, lo, hi)
         return out_copy(ClampTensor.apply(x, lo, hi), out)
-    if input._data.dtype.kind in "iu" and (isinstance(min, float) or isinstance(max, float)):
-        input = to_float(input)
+    dt = _dtype.result_type_of([b for b in (input, min, max) if b is not None])
+    if dt.np != input._data.dtype:
+        input = cast(input, dt)
     return out_copy(Clamp.apply(input, min=min, max=max), out)
 
 
@@ -500,10 +556,24 @@ def isneginf(input):
     return nondiff(input._device.xp.isneginf, input)
 
 
+class NanToNum(Function):
+    def forward(ctx, x, nan=0.0, posinf=None, neginf=None):
+        ctx.save_for_backward(x)
+        return ctx.xp.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g * ctx.xp.isfinite(x)
+
+
 @method()
-def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
-    from ._util import nondiff as nd
-    return nd(lambda a: input._device.xp.nan_to_num(a, nan=nan, posinf=posinf, neginf=neginf), input)
+def nan_to_num(input, nan=0.0, posinf=None, neginf=None, *, out=None):
+    if input._data.dtype.kind not in "fc":
+        return out_copy(input.clone(), out)
+    return out_copy(NanToNum.apply(input, nan=nan, posinf=posinf, neginf=neginf), out)
+
+
+Tensor.nan_to_num_ = lambda self, nan=0.0, posinf=None, neginf=None: assign_(self, nan_to_num(self, nan, posinf, neginf))
 
 
 @method()
