@@ -1,1 +1,358 @@
-__all__ = []
+"""Convolutions as im2col + one matmul per group, written once for NumPy and CuPy (CuPy 14 has no cuDNN).
+
+Windows are gathered with `as_strided` into a column matrix of layout (C*kh*kw, N*Ho*Wo): on OpenBLAS that
+layout makes both the forward product and the weight gradient single large GEMMs, and col2im (the input
+gradient) is kh*kw strided adds, never a Python loop over the batch or the output pixels."""
+from ..._tensor import Tensor
+from ...autograd.graph import Function
+
+__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "unfold", "fold"]
+
+
+def _pair(v, n=2):
+    if isinstance(v, (tuple, list)):
+        return tuple(int(a) for a in v) if len(v) == n else tuple(int(v[0]) for _ in range(n))
+    return (int(v),) * n
+
+
+def _as_strided(xp, a, shape, strides):
+    return xp.lib.stride_tricks.as_strided(a, shape=shape, strides=strides)
+
+
+def _pad4(xp, x, pads, value=0.0, order=(0, 1)):
+    """x (N, C, H, W) padded by pads=(top, bottom, left, right), with the two leading axes in `order`."""
+    pt, pb, pl, pr = pads
+    x = x.transpose(order + (2, 3)) if order != (0, 1) else x
+    a, b, h, w = x.shape
+    if not any(pads) and x.flags.c_contiguous:
+        return x
+    out = xp.full((a, b, h + pt + pb, w + pl + pr), value, dtype=x.dtype) if value else \
+        xp.zeros((a, b, h + pt + pb, w + pl + pr), dtype=x.dtype)
+    out[:, :, pt:pt + h, pl:pl + w] = x
+    return out
+
+
+def _im2col(xp, xp_cn, k, stride, dil, out_hw):
+    """Columns (C*kh*kw, N*Ho*Wo) from a padded input laid out as (C, N, Hp, Wp), C-contiguous."""
+    c, n = xp_cn.shape[:2]
+    s = xp_cn.strides
+    v = _as_strided(xp, xp_cn, (c, k[0], k[1], n, out_hw[0], out_hw[1]),
+                    (s[0], s[2] * dil[0], s[3] * dil[1], s[1], s[2] * stride[0], s[3] * stride[1]))
+    return v.reshape(c * k[0] * k[1], n * out_hw[0] * out_hw[1])
+
+
+def _col2im(xp, cols, cn_padded_shape, k, stride, dil, out_hw):
+    """The adjoint of _im2col: sums columns back into a (C, N, Hp, Wp) buffer, one strided add per offset."""
+    c, n = cn_padded_shape[:2]
+    ho, wo = out_hw
+    buf = xp.zeros(cn_padded_shape, dtype=cols.dtype)
+    cols = cols.reshape(c, k[0], k[1], n, ho, wo)
+    for i in range(k[0]):
+        hs = i * dil[0]
+        for j in range(k[1]):
+            ws = j * dil[1]
+            buf[:, :, hs:hs + stride[0] * (ho - 1) + 1:stride[0], ws:ws + stride[1] * (wo - 1) + 1:stride[1]] += \
+                cols[:, i, j]
+    return buf
+
+
+def _grouped_mm(xp, a, b, groups, out=None):
+    """Block-diagonal product: a (G*p, q) with b (G*q', r) split by rows; one matmul per group."""
+    if groups == 1:
+        return xp.matmul(a, b)
+    pa, pb = a.shape[0] // groups, b.shape[0] // groups
+    return xp.concatenate([xp.matmul(a[g * pa:(g + 1) * pa], b[g * pb:(g + 1) * pb]) for g in range(groups)])
+
+
+class Conv2d(Function):
+    """y = conv(x, w) + b over (N, C, H, W) arrays; pads = (top, bottom, left, right)."""
+
+    def forward(ctx, x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
+        xp = ctx.xp
+        n, c, h, wd = x.shape
+        o, cg, kh, kw = w.shape
+        ho = (h + pads[0] + pads[1] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+        wo = (wd + pads[2] + pads[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+        xpad = _pad4(xp, x, pads, order=(1, 0))
+        cols = _im2col(xp, xpad, (kh, kw), stride, dilation, (ho, wo))
+        w2 = w.reshape(o, cg * kh * kw)
+        if groups == 1:
+            y = xp.matmul(w2, cols)
+        else:
+            og, r = o // groups, cg * kh * kw
+            y = xp.concatenate([xp.matmul(w2[g * og:(g + 1) * og], cols[g * r:(g + 1) * r]) for g in range(groups)])
+        y = y.reshape(o, n, ho * wo)
+        if b is not None:
+            y += b[:, None, None]
+        ctx.save_for_backward(cols, w)
+        ctx.geom = (x.shape, xpad.shape, stride, pads, dilation, groups, (ho, wo))
+        return xp.ascontiguousarray(y.transpose(1, 0, 2)).reshape(n, o, ho, wo)
+
+    def backward(ctx, gy):
+        cols, w = ctx.saved
+        xp = ctx.xp
+        x_shape, pad_shape, stride, pads, dilation, groups, out_hw = ctx.geom
+        o, cg, kh, kw = w.shape
+        n = x_shape[0]
+        g2 = xp.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(o, -1)  # (O, N*Ho*Wo)
+        nig = ctx.needs_input_grad
+        gx = gw = gb = None
+        og, r = o // groups, cg * kh * kw
+        if nig[1]:  # (O, NHW) @ (NHW, CK): the BLAS-friendly `g @ a.T` layout
+            if groups == 1:
+                gw = xp.matmul(g2, cols.T)
+            else:
+                gw = xp.concatenate([xp.matmul(g2[g * og:(g + 1) * og], cols[g * r:(g + 1) * r].T)
+                                     for g in range(groups)])
+            gw = gw.reshape(w.shape)
+        if nig[0]:
+            w2 = w.reshape(o, r)
+            if groups == 1:
+                gcols = xp.matmul(w2.T, g2)
+            else:
+                gcols = xp.concatenate([xp.matmul(w2[g * og:(g + 1) * og].T, g2[g * og:(g + 1) * og])
+                                        for g in range(groups)])
+            buf = _col2im(xp, gcols, pad_shape, (kh, kw), stride, dilation, out_hw)
+            h, wd = x_shape[2:]
+            gx = xp.ascontiguousarray(buf[:, :, pads[0]:pads[0] + h, pads[2]:pads[2] + wd].transpose(1, 0, 2, 3))
+        if len(nig) > 2 and nig[2]:
+            gb = g2.sum(1)
+        return gx, gw, gb
+
+
+class ConvTranspose2d(Function):
+    """The adjoint of Conv2d with respect to its input: x (N, Cin, H, W), w (Cin, Cout/G, kh, kw)."""
+
+    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
+                groups=1):
+        xp = ctx.xp
+        n, cin, h, wd = x.shape
+        _, cog, kh, kw = w.shape
+        full = tuple((s - 1) * st + d * (k - 1) + 1 + op
+                     for s, st, d, k, op in zip((h, wd), stride, dilation, (kh, kw), output_padding))
+        out = (full[0] - 2 * padding[0], full[1] - 2 * padding[1])
+        x2 = xp.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(cin, -1)  # (Cin, N*H*W)
+        cig = cin // groups
+        cols = _grouped_mm(xp, w.reshape(groups, cig, cog * kh * kw).transpose(0, 2, 1).reshape(-1, cig),
+                           x2, groups)  # (Cout*kh*kw, NHW)
+        buf = _col2im(xp, cols, (cog * groups, n) + full, (kh, kw), stride, dilation, (h, wd))
+        y = buf[:, :, padding[0]:padding[0] + out[0], padding[1]:padding[1] + out[1]]
+        if b is not None:
+            y += b[:, None, None, None]
+        ctx.save_for_backward(x2, w)
+        ctx.geom = (x.shape, full, stride, padding, dilation, groups)
+        return xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
+
+    def backward(ctx, gy):
+        x2, w = ctx.saved
+        xp = ctx.xp
+        x_shape, full, stride, padding, dilation, groups = ctx.geom
+        n, cin, h, wd = x_shape
+        _, cog, kh, kw = w.shape
+        cig = cin // groups
+        nig = ctx.needs_input_grad
+        gx = gw = gb = None
+        oh, ow = gy.shape[2:]
+        buf = xp.zeros((cog * groups, n) + full, dtype=gy.dtype)
+        buf[:, :, padding[0]:padding[0] + oh, padding[1]:padding[1] + ow] = gy.transpose(1, 0, 2, 3)
+        cols = _im2col(xp, buf, (kh, kw), stride, dilation, (h, wd))  # (Cout*K, NHW)
+        r = cog * kh * kw
+        if nig[0]:
+            w3 = w.reshape(groups, cig, r)
+            gx = xp.concatenate([xp.matmul(w3[g], cols[g * r:(g + 1) * r]) for g in range(groups)]) \
+                if groups > 1 else xp.matmul(w3[0], cols)
+            gx = xp.ascontiguousarray(gx.reshape(cin, n, h, wd).transpose(1, 0, 2, 3))
+        if nig[1]:
+            gw = xp.concatenate([xp.matmul(x2[g * cig:(g + 1) * cig], cols[g * r:(g + 1) * r].T)
+                                 for g in range(groups)]) if groups > 1 else xp.matmul(x2, cols.T)
+            gw = gw.reshape(w.shape)
+        if len(nig) > 2 and nig[2]:
+            gb = gy.sum((0, 2, 3))
+        return gx, gw, gb
+
+
+def _check_conv(input, weight, bias, groups, nd, name, transposed=False):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}() received an invalid combination of arguments - got ({type(input).__name__}, ...)")
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to {name}, but got input "
+                           f"of size: {list(input.shape)}")
+    if weight.ndim != nd + 2:
+        raise RuntimeError(f"weight should have at least three dimensions" if weight.ndim < 3 else
+                           f"Expected {nd + 2}-dimensional input for {nd + 2}-dimensional weight {list(weight.shape)}"
+                           f", but got {input.ndim}-dimensional input of size {list(input.shape)} instead")
+    shape = list(input.shape) if input.ndim == nd + 2 else [1] + list(input.shape)
+    c = shape[1]
+    if transposed:
+        if c != weight.shape[0]:
+            raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected input{shape} to "
+                               f"have {weight.shape[0]} channels, but got {c} channels instead")
+    else:
+        if weight.shape[0] % groups:
+            raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, "
+                               f"but got weight of size {list(weight.shape)} instead")
+        if c != weight.shape[1] * groups:
+            raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, expected input{shape} to "
+                               f"have {weight.shape[1] * groups} channels, but got {c} channels instead")
+    if input._data.dtype != weight._data.dtype:
+        raise RuntimeError(f"Input type ({input.dtype}) and weight type ({weight.dtype}) should be the same")
+    if bias is not None and bias._data.dtype != input._data.dtype:
+        raise RuntimeError(f"Input type ({input.dtype}) and bias type ({bias.dtype}) should be the same")
+
+
+def _conv_pads(padding, k, dil, stride):
+    """(top, bottom, left, right) from an int/tuple or 'same'/'valid' (torch puts an odd extra pad at the end)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding != "same":
+            raise ValueError(f"Invalid padding string '{padding}', should be one of {{'valid', 'same'}}")
+        if any(s != 1 for s in stride):
+            raise RuntimeError("padding='same' is not supported for strided convolutions")
+        pads = []
+        for kk, d in zip(k, dil):
+            total = d * (kk - 1)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)
+    p = _pair(padding)
+    return (p[0], p[0], p[1], p[1])
+
+
+def _conv(input, weight, bias, stride, padding, dilation, groups, nd, name):
+    _check_conv(input, weight, bias, groups, nd, name)
+    unbatched = input.ndim == nd + 1
+    x = input.unsqueeze(0) if unbatched else input
+    w = weight
+    if nd == 1:  # a 1-d convolution is a 2-d one over a height of 1
+        x, w = x.unsqueeze(2), w.unsqueeze(2)
+        stride, dilation = (1,) + _pair(stride, 1), (1,) + _pair(dilation, 1)
+        pads = _conv_pads(padding, (1, weight.shape[-1]), dilation, stride) if isinstance(padding, str) else \
+            (0, 0) + (_pair(padding, 1) * 2)
+    else:
+        stride, dilation = _pair(stride), _pair(dilation)
+        pads = _conv_pads(padding, weight.shape[2:], dilation, stride)
+    for s, size in enumerate(x.shape[2:]):
+        k_eff = dilation[s] * (w.shape[2 + s] - 1) + 1
+        if size + pads[2 * s] + pads[2 * s + 1] < k_eff:
+            pin = [size + pads[2 * s] + pads[2 * s + 1] for s, size in enumerate(x.shape[2:])][2 - nd:]
+            raise RuntimeError(f"Calculated padded input size per channel: ({' x '.join(map(str, pin))}). Kernel "
+                               f"size: ({' x '.join(str(k) for k in weight.shape[2:])}). Kernel size can't be greater"
+                               f" than actual input size")
+    args = (x, w) if bias is None else (x, w, bias)
+    y = Conv2d.apply(*args, stride=stride, pads=pads, dilation=dilation, groups=groups)
+    if nd == 1:
+        y = y.squeeze(2)
+    return y.squeeze(0) if unbatched else y
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution over (N, C, H, W) or (C, H, W) input; padding may be an int, a pair, 'same' or 'valid'."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D convolution over (N, C, L) or (C, L) input."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 1, "conv1d")
+
+
+def _conv_t(input, weight, bias, stride, padding, output_padding, groups, dilation, nd, name):
+    _check_conv(input, weight, bias, groups, nd, name, transposed=True)
+    unbatched = input.ndim == nd + 1
+    x = input.unsqueeze(0) if unbatched else input
+    w = weight
+    if nd == 1:
+        x, w = x.unsqueeze(2), w.unsqueeze(2)
+        stride, dilation = (1,) + _pair(stride, 1), (1,) + _pair(dilation, 1)
+        padding, output_padding = (0,) + _pair(padding, 1), (0,) + _pair(output_padding, 1)
+    else:
+        stride, padding, output_padding, dilation = _pair(stride), _pair(padding), _pair(output_padding), \
+            _pair(dilation)
+    for op, s, d in zip(output_padding, stride, dilation):
+        if op >= s and op >= d:
+            raise RuntimeError(f"output padding must be smaller than either stride or dilation, but got "
+                               f"output_padding_height: {output_padding[0]} output_padding_width: "
+                               f"{output_padding[1]} stride_height: {stride[0]} stride_width: {stride[1]} "
+                               f"dilation_height: {dilation[0]} dilation_width: {dilation[1]}")
+    args = (x, w) if bias is None else (x, w, bias)
+    y = ConvTranspose2d.apply(*args, stride=stride, padding=padding, output_padding=output_padding,
+                              dilation=dilation, groups=groups)
+    if nd == 1:
+        y = y.squeeze(2)
+    return y.squeeze(0) if unbatched else y
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Transposed 2-D convolution (the gradient of conv2d with respect to its input); weight (Cin, Cout/G, kh, kw)."""
+    return _conv_t(input, weight, bias, stride, padding, output_padding, groups, dilation, 2, "conv_transpose2d")
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Transposed 1-D convolution."""
+    return _conv_t(input, weight, bias, stride, padding, output_padding, groups, dilation, 1, "conv_transpose1d")
+
+
+class Unfold(Function):
+    def forward(ctx, x, kernel_size=(1, 1), dilation=(1, 1), padding=(0, 0), stride=(1, 1)):
+        xp = ctx.xp
+        n, c, h, w = x.shape
+        pads = (padding[0], padding[0], padding[1], padding[1])
+        ho = (h + 2 * padding[0] - dilation[0] * (kernel_size[0] - 1) - 1) // stride[0] + 1
+        wo = (w + 2 * padding[1] - dilation[1] * (kernel_size[1] - 1) - 1) // stride[1] + 1
+        xpad = _pad4(xp, x, pads, order=(1, 0))
+        cols = _im2col(xp, xpad, kernel_size, stride, dilation, (ho, wo))
+        ctx.geom = (x.shape, xpad.shape, kernel_size, stride, dilation, padding, (ho, wo))
+        k = cols.shape[0]
+        return xp.ascontiguousarray(cols.reshape(k, n, ho * wo).transpose(1, 0, 2))
+
+    def backward(ctx, g):
+        xp = ctx.xp
+        x_shape, pad_shape, k, stride, dil, padding, out_hw = ctx.geom
+        cols = xp.ascontiguousarray(g.transpose(1, 0, 2)).reshape(g.shape[1], -1)
+        buf = _col2im(xp, cols, pad_shape, k, stride, dil, out_hw)
+        h, w = x_shape[2:]
+        return xp.ascontiguousarray(buf[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+                                    .transpose(1, 0, 2, 3))
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """Sliding local blocks of a (N, C, H, W) input as (N, C*kh*kw, L) columns (im2col)."""
+    unbatched = input.ndim == 3
+    x = input.unsqueeze(0) if unbatched else input
+    if x.ndim != 4:
+        raise RuntimeError(f"Input Error: Only 3D or 4D input Tensors are supported (got {input.ndim}D)")
+    y = Unfold.apply(x, kernel_size=_pair(kernel_size), dilation=_pair(dilation), padding=_pair(padding),
+                     stride=_pair(stride))
+    return y.squeeze(0) if unbatched else y
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """The adjoint of unfold: sums (N, C*kh*kw, L) columns into a (N, C, H, W) output."""
+    unbatched = input.ndim == 2
+    cols = input.unsqueeze(0) if unbatched else input
+    k, d, p, s = _pair(kernel_size), _pair(dilation), _pair(padding), _pair(stride)
+    n, ck, _ = cols.shape
+    osz = _pair(output_size)
+    ho = (osz[0] + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
+    wo = (osz[1] + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    y = Fold.apply(cols.reshape(n, ck, ho, wo), out=osz, k=k, d=d, p=p, s=s)
+    return y.squeeze(0) if unbatched else y
+
+
+class Fold(Function):
+    def forward(ctx, x, out=(1, 1), k=(1, 1), d=(1, 1), p=(0, 0), s=(1, 1)):
+        xp = ctx.xp
+        n, ck, ho, wo = x.shape
+        c = ck // (k[0] * k[1])
+        pad_shape = (c, n, out[0] + 2 * p[0], out[1] + 2 * p[1])
+        cols = xp.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(ck, -1)
+        buf = _col2im(xp, cols, pad_shape, k, s, d, (ho, wo))
+        ctx.geom = (x.shape, k, d, p, s)
+        return xp.ascontiguousarray(buf[:, :, p[0]:p[0] + out[0], p[1]:p[1] + out[1]].transpose(1, 0, 2, 3))
+
+    def backward(ctx, g):
+        xp = ctx.xp
+        x_shape, k, d, p, s = ctx.geom
+        n, ck, ho, wo = x_shape
+        gpad = _pad4(xp, g, (p[0], p[0], p[1], p[1]), order=(1, 0))
+        cols = _im2col(xp, gpad, k, s, d, (ho, wo))
+        return xp.ascontiguousarray(cols.reshape(ck, n, ho, wo).transpose(1, 0, 2, 3))
