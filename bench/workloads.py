@@ -1,0 +1,149 @@
+"""Training-step benchmarks written against the PyTorch API, run with `--framework torch` or `--framework dtrain`.
+
+Workloads (one process): mlp (64-256-256-10) and mlp-wide (64-2048-2048-10) on scikit-learn's digits with
+SGD+momentum, a two-conv CNN on the digits as 8x8 images, and a 2-layer 128-wide char-level GPT with AdamW on
+text that ships with Python. Prints one JSON line: median step time (after warm-up), losses, test accuracy."""
+import argparse
+import importlib
+import json
+import math
+import statistics
+import time
+
+import numpy as np
+
+
+def digits():
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    x = (d.data / 16.0).astype(np.float32)
+    y = d.target.astype(np.int64)
+    idx = np.random.default_rng(0).permutation(len(x))
+    x, y = x[idx], y[idx]
+    n = int(0.8 * len(x))
+    return x[:n], y[:n], x[n:], y[n:]
+
+
+def text_corpus():
+    import argparse as ap, string, textwrap
+    src = "".join(open(m.__file__).read() for m in (textwrap, string, ap))
+    chars = sorted(set(src))
+    stoi = {c: i for i, c in enumerate(chars)}
+    return np.array([stoi[c] for c in src], dtype=np.int64), len(chars)
+
+
+def build(fw, name, vocab=None):
+    nn, F = fw.nn, fw.nn.functional
+    if name == "mlp":
+        return nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+    if name == "mlp-wide":
+        return nn.Sequential(nn.Linear(64, 2048), nn.ReLU(), nn.Linear(2048, 2048), nn.ReLU(), nn.Linear(2048, 10))
+    if name == "cnn":
+        return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+                             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 4 * 4, 10))
+    if name != "gpt":
+        raise SystemExit(f"unknown workload {name}")
+    d, ctx, heads, layers = 128, 64, 4, 2
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.fc, self.out = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+            self.register_buffer("mask", fw.tril(fw.ones(ctx, ctx)).view(1, 1, ctx, ctx))
+
+        def forward(self, x):
+            B, T, C = x.shape
+            q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
+            q = q.view(B, T, heads, C // heads).transpose(1, 2)
+            k = k.view(B, T, heads, C // heads).transpose(1, 2)
+            v = v.view(B, T, heads, C // heads).transpose(1, 2)
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // heads))
+            att = att.masked_fill(self.mask[:, :, :T, :T] == 0, float("-inf"))
+            y = (F.softmax(att, dim=-1) @ v).transpose(1, 2).contiguous().view(B, T, C)
+            x = x + self.proj(y)
+            return x + self.out(F.gelu(self.fc(self.ln2(x))))
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok, self.pos = nn.Embedding(vocab, d), nn.Embedding(ctx, d)
+            self.blocks = nn.ModuleList([Block() for _ in range(layers)])
+            self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, vocab)
+
+        def forward(self, idx):
+            x = self.tok(idx) + self.pos(fw.arange(idx.shape[1]))
+            for b in self.blocks:
+                x = b(x)
+            return self.head(self.ln(x))
+    return GPT()
+
+
+def run(framework, workload, steps, batch):
+    fw = importlib.import_module(framework)
+    fw.manual_seed(0)
+    rng = np.random.default_rng(0)
+    F = fw.nn.functional
+    if workload == "gpt":
+        data, vocab = text_corpus()
+        model = build(fw, "gpt", vocab)
+        opt = fw.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+
+        def batch_fn():
+            ix = rng.integers(0, len(data) - 65, batch)
+            x = np.stack([data[i:i + 64] for i in ix])
+            y = np.stack([data[i + 1:i + 65] for i in ix])
+            return fw.from_numpy(x), fw.from_numpy(y)
+
+        def loss_of(x, y):
+            logits = model(x)
+            return F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1))
+    else:
+        xtr, ytr, xte, yte = digits()
+        if workload == "cnn":
+            xtr, xte = xtr.reshape(-1, 1, 8, 8), xte.reshape(-1, 1, 8, 8)
+        model = build(fw, workload)
+        opt = fw.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+        def batch_fn():
+            ix = rng.integers(0, len(xtr), batch)
+            return fw.from_numpy(xtr[ix]), fw.from_numpy(ytr[ix])
+
+        def loss_of(x, y):
+            return F.cross_entropy(model(x), y)
+    times, losses = [], []
+    model.train()
+    for _ in range(steps):
+        x, y = batch_fn()
+        t0 = time.perf_counter()
+        loss = loss_of(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        times.append(time.perf_counter() - t0)
+    warm = max(1, steps // 10)
+    res = {"framework": framework, "workload": workload, "batch": batch, "steps": steps,
+           "step_ms_median": round(1e3 * statistics.median(times[warm:]), 3),
+           "first_loss": round(losses[0], 4), "final_loss": round(statistics.mean(losses[-10:]), 4)}
+    if workload != "gpt":
+        model.eval()
+        with fw.no_grad():
+            pred = model(fw.from_numpy(xte)).argmax(1).numpy()
+        res["test_acc"] = round(float((pred == yte).mean()), 4)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--framework", default="dtrain")
+    ap.add_argument("--workload", default="mlp")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=128)
+    a = ap.parse_args()
+    print(json.dumps(run(a.framework, a.workload, a.steps, a.batch)))
+
+
+if __name__ == "__main__":
+    main()
