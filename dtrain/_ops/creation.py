@@ -45,27 +45,56 @@ def _alloc_xp(xp, fill, shape, dt):
 
 
 def _infer_array(data):
-    """numpy array and dtype for torch.tensor(data): Python floats give the default dtype, ints int64."""
+    """numpy array and dtype for torch.tensor(data), with torch's inference: Python floats give the default
+    dtype, ints int64, bools bool; NumPy scalars, arrays and tensors inside sequences keep their own dtypes, and
+    the element types of a sequence are promoted together."""
     if isinstance(data, np.ndarray):
         return data, _dtype.from_numpy_dtype(data.dtype)
     if isinstance(data, np.generic):
         return np.asarray(data), _dtype.from_numpy_dtype(data.dtype)
+    dt = _scalar_type(data)
     if isinstance(data, (list, tuple)) and _has_tensor(data):
         data = _untensor(data)
-    arr = np.asarray(data)
+    try:
+        arr = np.asarray(data)
+    except ValueError:
+        raise ValueError(f"expected sequence of length {len(data[0])} at dim 1 (got {len(data[1])})") from None
     if arr.dtype == object:
-        raise TypeError(f"Could not infer dtype of {type(data).__name__}")
-    if arr.dtype.kind == "f":
-        return arr, _dtype.get_default_dtype()
-    if arr.dtype.kind == "c":
-        return arr, _dtype.get_default_dtype().to_complex()
-    if arr.dtype.kind in "iu":
-        return arr, _dtype.int64
-    if arr.dtype.kind == "b":
-        return arr, _dtype.bool
-    if arr.dtype.kind in "US":
-        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
-    return arr, _dtype.from_numpy_dtype(arr.dtype)
+        raise ValueError(f"expected a rectangular sequence, got {type(data).__name__} of ragged lengths")
+    return arr, dt if dt is not None else _dtype.get_default_dtype()
+
+
+_PY_TYPES = {bool: lambda: _dtype.bool, int: lambda: _dtype.int64, float: _dtype.get_default_dtype,
+             complex: lambda: _dtype.get_default_dtype().to_complex()}
+
+
+def _scalar_type(x):
+    """torch's dtype inference for one element or a (nested) sequence; None for an empty sequence."""
+    f = _PY_TYPES.get(type(x))
+    if f is not None:
+        return f()
+    if isinstance(x, (np.ndarray, np.generic)):
+        return _dtype.from_numpy_dtype(x.dtype)
+    if isinstance(x, Tensor):
+        return x.dtype
+    if isinstance(x, (list, tuple)):
+        res = None
+        types = set(map(type, x))
+        if str in types and len(x) == 1 and isinstance(x, list):
+            raise ValueError(f"too many dimensions 'str'")
+        if types and types <= _PY_TYPES.keys():  # fast path: a flat list of Python scalars
+            items = [_PY_TYPES[t]() for t in types]
+        else:
+            items = [_scalar_type(e) for e in x]
+        for d in items:
+            if d is not None:
+                res = d if res is None else _dtype.promote_types(res, d)
+        return res
+    if isinstance(x, (bool, int, float, complex)):  # subclasses (e.g. IntEnum)
+        return _PY_TYPES[next(t for t in (bool, int, float, complex) if isinstance(x, t))]()
+    if isinstance(x, str):
+        raise TypeError(f"new(): invalid data type '{type(x).__name__}'")
+    raise RuntimeError(f"Could not infer dtype of {type(x).__name__}")
 
 
 def _has_tensor(seq):
@@ -206,13 +235,18 @@ def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=Non
     dev, dt = _dev_dt(device, dtype)
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
-    arr = np.linspace(float(start), float(end), int(steps), dtype=np.float64)
-    if dt.is_floating_point and steps > 1:
-        # torch computes the second half from the end so both ends are exact
-        step = (end - start) / (steps - 1)
-        half = steps // 2
-        i = np.arange(steps)
-        arr = np.where(i < half, start + step * i, end - step * (steps - 1 - i))
+    steps = int(steps)
+    if steps > 1 and dt.np.kind in "fiu":
+        # torch's kernel: the first half counted from start and the second half from end, so both ends are
+        # exact; floats step in their own dtype (its vectorised loop can differ from this in the last bit),
+        # integers truncate start and end first and step in float64
+        ft = dt.np if dt.np.kind == "f" else np.dtype(np.float64)
+        s, e = (ft.type(start), ft.type(end)) if dt.np.kind == "f" else (ft.type(int(start)), ft.type(int(end)))
+        step = (e - s) / ft.type(steps - 1)
+        i = np.arange(steps).astype(ft)
+        arr = np.where(np.arange(steps) < steps // 2, s + step * i, e - step * (ft.type(steps - 1) - i))
+    else:
+        arr = np.linspace(float(start), float(end), steps, dtype=np.float64)
     return _finish(_to_device(arr.astype(dt.np), dev, dt, copy=False), dev, requires_grad)
 
 
@@ -254,8 +288,8 @@ def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
 
 def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None, layout=None, device=None,
             requires_grad=False):
-    if high is None:
-        low, high = 0, low
+    if high is None or (size is None and isinstance(high, (tuple, list))):
+        low, high, size = 0, low, high if size is None and isinstance(high, (tuple, list)) else size
     if size is None:
         raise TypeError("randint() missing required argument 'size'")
     if low >= high:
