@@ -1,1 +1,290 @@
-__all__ = []
+"""Max, average and adaptive pooling over strided slices of a padded input, for NumPy and CuPy alike.
+
+A pooling window of kh*kw offsets is kh*kw strided slices of the padded input, each of the output's shape:
+forward reduces across them and backward adds into them, so the Python loop runs over kernel offsets only."""
+import numpy as np
+
+from ...autograd.graph import Function
+
+__all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+           "adaptive_max_pool1d", "adaptive_max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices"]
+
+
+def _pair(v, n=2):
+    if isinstance(v, (tuple, list)):
+        return tuple(int(a) for a in v) if len(v) == n else tuple(int(v[0]) for _ in range(n))
+    return (int(v),) * n
+
+
+def _out_size(size, k, s, p, d, ceil_mode):
+    num = size + 2 * p - d * (k - 1) - 1
+    out = (-(-num // s) if ceil_mode else num // s) + 1
+    if ceil_mode and (out - 1) * s >= size + p:  # the last window must start inside the input or left padding
+        out -= 1
+    return out
+
+
+def _padded(xp, x, k, s, p, d, out, value):
+    """x padded so that every window of the output fits: (p, enough) on each spatial dim."""
+    n, c, h, w = x.shape
+    need = [(o - 1) * st + dd * (kk - 1) + 1 for o, st, dd, kk in zip(out, s, d, k)]
+    hp, wp = max(need[0], h + p[0]), max(need[1], w + p[1])
+    if (hp, wp) == (h, w):
+        return x
+    buf = xp.full((n, c, hp, wp), value, dtype=x.dtype)
+    buf[:, :, p[0]:p[0] + h, p[1]:p[1] + w] = x
+    return buf
+
+
+def _window(a, i, j, s, d, out):
+    return a[:, :, i * d[0]:i * d[0] + s[0] * (out[0] - 1) + 1:s[0], j * d[1]:j * d[1] + s[1] * (out[1] - 1) + 1:s[1]]
+
+
+class MaxPool2d(Function):
+    """Returns (max values, flat input index of each max); ties go to the first offset, as in torch."""
+
+    def forward(ctx, x, k=(1, 1), s=(1, 1), p=(0, 0), d=(1, 1), ceil_mode=False):
+        xp = ctx.xp
+        h, w = x.shape[2:]
+        out = (_out_size(h, k[0], s[0], p[0], d[0], ceil_mode), _out_size(w, k[1], s[1], p[1], d[1], ceil_mode))
+        fill = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
+        a = _padded(xp, x, k, s, p, d, out, fill)
+        best = _window(a, 0, 0, s, d, out).copy()
+        arg = xp.zeros(best.shape, dtype=xp.int64)
+        for i in range(k[0]):
+            for j in range(k[1]):
+                if i == j == 0:
+                    continue
+                v = _window(a, i, j, s, d, out)
+                # NaN wins, as in torch (a NaN maximum propagates)
+                better = (v > best) | (v != v)
+                xp.copyto(best, v, where=better)
+                xp.copyto(arg, i * k[1] + j, where=better)
+        ctx.geom = (x.shape, a.shape, k, s, p, d, out)
+        ctx.save_for_backward(arg)
+        rows = (xp.arange(out[0]) * s[0] - p[0])[:, None] + (arg // k[1]) * d[0]
+        cols = (xp.arange(out[1]) * s[1] - p[1]) + (arg % k[1]) * d[1]
+        return best, rows * w + cols
+
+    def backward(ctx, gy, _gidx=None):
+        (arg,) = ctx.saved
+        xp = ctx.xp
+        x_shape, pad_shape, k, s, p, d, out = ctx.geom
+        buf = xp.zeros(pad_shape, dtype=gy.dtype)
+        for i in range(k[0]):
+            for j in range(k[1]):
+                _window(buf, i, j, s, d, out)[...] += xp.where(arg == i * k[1] + j, gy, 0)
+        h, w = x_shape[2:]
+        return buf[:, :, p[0]:p[0] + h, p[1]:p[1] + w] if buf.shape != x_shape else buf
+
+
+def _avg_divisor(size, k, s, p, out, count_include_pad):
+    """Per-output divisor along one dim, by torch's rule (windows clipped to input+padding, or to input)."""
+    start = np.arange(out) * s - p
+    end = np.minimum(start + k, size + p)
+    if count_include_pad:
+        return (end - start).astype(np.float64)
+    return (np.minimum(end, size) - np.maximum(start, 0)).astype(np.float64)
+
+
+class AvgPool2d(Function):
+    def forward(ctx, x, k=(1, 1), s=(1, 1), p=(0, 0), ceil_mode=False, count_include_pad=True,
+                divisor_override=None):
+        xp = ctx.xp
+        h, w = x.shape[2:]
+        d = (1, 1)
+        out = (_out_size(h, k[0], s[0], p[0], 1, ceil_mode), _out_size(w, k[1], s[1], p[1], 1, ceil_mode))
+        a = _padded(xp, x, k, s, p, d, out, 0)
+        y = _window(a, 0, 0, s, d, out).copy()
+        for i in range(k[0]):
+            for j in range(k[1]):
+                if i or j:
+                    y += _window(a, i, j, s, d, out)
+        if divisor_override:
+            div = float(divisor_override)
+        else:
+            div = np.outer(_avg_divisor(h, k[0], s[0], p[0], out[0], count_include_pad),
+                           _avg_divisor(w, k[1], s[1], p[1], out[1], count_include_pad))
+            div = xp.asarray(div.astype(x.dtype))
+        y /= div
+        ctx.div = div
+        ctx.geom = (x.shape, a.shape, k, s, p, out)
+        return y
+
+    def backward(ctx, gy):
+        xp = ctx.xp
+        x_shape, pad_shape, k, s, p, out = ctx.geom
+        g = gy / ctx.div
+        buf = xp.zeros(pad_shape, dtype=gy.dtype)
+        for i in range(k[0]):
+            for j in range(k[1]):
+                _window(buf, i, j, s, (1, 1), out)[...] += g
+        h, w = x_shape[2:]
+        return buf[:, :, p[0]:p[0] + h, p[1]:p[1] + w] if buf.shape != x_shape else buf
+
+
+def _check_pool(input, k, s, p, d, nd, name):
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"{name}: Expected {nd + 1}D or {nd + 2}D (batch mode) tensor with optional 0 dim batch "
+                           f"size for input, but got: {list(input.shape)}" if nd == 2 else
+                           f"{name}() Expected {nd + 1}D or {nd + 2}D input tensor, but got {list(input.shape)}")
+    for kk, pp, dd in zip(k, p, d):
+        if pp * 2 > (kk - 1) * dd + 1:
+            raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={pp}, "
+                               f"kernel_size={kk} and dilation={dd}")
+    if any(v <= 0 for v in s):
+        raise RuntimeError("stride should be greater than zero, but got " + " ".join(f"s={v}" for v in s))
+
+
+def _pool(input, nd, fn):
+    """Run a 2-D pooling op on (C, *), (N, C, *) inputs of 1 or 2 spatial dims."""
+    unbatched = input.ndim == nd + 1
+    x = input.unsqueeze(0) if unbatched else input
+    if nd == 1:
+        x = x.unsqueeze(2)
+    out = fn(x)
+    outs = out if isinstance(out, tuple) else (out,)
+    if nd == 1:
+        outs = tuple(o.squeeze(2) for o in outs)
+    if unbatched:
+        outs = tuple(o.squeeze(0) for o in outs)
+    return outs if isinstance(out, tuple) else outs[0]
+
+
+def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, nd, name):
+    k = _pair(kernel_size, nd)
+    s = _pair(stride, nd) if stride is not None and stride != [] and stride != () else k
+    p, d = _pair(padding, nd), _pair(dilation, nd)
+    _check_pool(input, k, s, p, d, nd, name)
+    if nd == 1:
+        k, s, p, d = (1,) + k, (1,) + s, (0,) + p, (1,) + d
+    y, idx = _pool(input, nd, lambda x: MaxPool2d.apply(x, k=k, s=s, p=p, d=d, ceil_mode=ceil_mode))
+    return (y, idx) if return_indices else y
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """2-D max pooling; with return_indices also the flat (H*W) index of every maximum."""
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2, "max_pool2d")
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """1-D max pooling over (N, C, L) or (C, L)."""
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1, "max_pool1d")
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=True):
+    return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=True):
+    return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, nd, name):
+    k = _pair(kernel_size, nd)
+    s = _pair(stride, nd) if stride is not None and stride != [] and stride != () else k
+    p = _pair(padding, nd)
+    for kk, pp in zip(k, p):
+        if pp * 2 > kk:
+            raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={pp}, "
+                               f"kernel_size={kk} and dilation=1" if nd == 2 else
+                               f"{name}: pad should be at most half of kernel size, but got pad={pp} and "
+                               f"kernel_size={kk}")
+    _check_pool(input, k, s, (0,) * nd, (1,) * nd, nd, name)
+    if nd == 1:
+        k, s, p = (1,) + k, (1,) + s, (0,) + p
+    return _pool(input, nd, lambda x: AvgPool2d.apply(x, k=k, s=s, p=p, ceil_mode=ceil_mode,
+                                                      count_include_pad=count_include_pad,
+                                                      divisor_override=divisor_override))
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """2-D average pooling; count_include_pad counts zero padding in the divisor, as in torch."""
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, 2,
+                     "avg_pool2d")
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """1-D average pooling."""
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, 1, "avg_pool1d")
+
+
+def _adaptive_bounds(size, out):
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+def _adaptive_matrix(size, out, dtype, device):
+    """(out, size) averaging matrix: row i averages torch's adaptive window [floor(i*L/o), ceil((i+1)*L/o))."""
+    from ... import tensor
+    m = np.zeros((out, size))
+    for i, (a, b) in enumerate(_adaptive_bounds(size, out)):
+        m[i, a:b] = 1.0 / (b - a)
+    return tensor(m, dtype=dtype, device=device)
+
+
+def _adaptive_size(input, output_size, nd):
+    osz = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * nd
+    if len(osz) != nd:
+        raise RuntimeError(f"adaptive_avg_pool{nd}d: output_size must be {nd}")
+    return tuple(input.shape[-nd + i] if o is None else int(o) for i, o in enumerate(osz))
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average over torch's adaptive windows, as two small averaging matmuls (exact for any sizes)."""
+    if input.ndim not in (3, 4):
+        raise RuntimeError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.shape)}")
+    oh, ow = _adaptive_size(input, output_size, 2)
+    h, w = input.shape[-2:]
+    if (oh, ow) == (1, 1):
+        return input.mean((-2, -1), keepdim=True)
+    ph = _adaptive_matrix(h, oh, input.dtype, input.device)
+    pw = _adaptive_matrix(w, ow, input.dtype, input.device)
+    return ph @ input @ pw.t()
+
+
+def adaptive_avg_pool1d(input, output_size):
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"adaptive_avg_pool1d(): Expected 2D or 3D tensor, but got {list(input.shape)}")
+    (o,) = _adaptive_size(input, output_size, 1)
+    return input @ _adaptive_matrix(input.shape[-1], o, input.dtype, input.device).t()
+
+
+def _adaptive_max(input, output_size, return_indices, nd):
+    """Max over adaptive windows: one max_pool per distinct window, stitched (windows differ by at most 1)."""
+    from ... import cat, stack
+    osz = _adaptive_size(input, output_size, nd)
+    sizes = input.shape[-nd:]
+    bounds = [_adaptive_bounds(s, o) for s, o in zip(sizes, osz)]
+    vals, idxs = [], []
+    if nd == 1:
+        for a, b in bounds[0]:
+            v, i = input[..., a:b].max(-1, keepdim=True)
+            vals.append(v)
+            idxs.append(i + a)
+        y, idx = cat(vals, -1), cat(idxs, -1)
+    else:
+        w = sizes[1]
+        rows_v, rows_i = [], []
+        for a, b in bounds[0]:
+            vs, is_ = [], []
+            for c, e in bounds[1]:
+                blk = input[..., a:b, c:e].flatten(-2)
+                v, i = blk.max(-1)
+                vs.append(v)
+                is_.append((i // (e - c) + a) * w + i % (e - c) + c)
+            rows_v.append(stack(vs, -1))
+            rows_i.append(stack(is_, -1))
+        y, idx = stack(rows_v, -2), stack(rows_i, -2)
+    return (y, idx) if return_indices else y
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    return _adaptive_max(input, output_size, return_indices, 2)
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    return _adaptive_max(input, output_size, return_indices, 1)
+
