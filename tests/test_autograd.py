@@ -349,3 +349,22 @@ def test_grad_dtype_and_device_follow_the_leaf(device):
     (x.double() * 2).sum().backward()
     assert x.grad.dtype is dtrain.float32 and x.grad.device == x.device
     assert x.grad.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_grad_view_puts_leaf_grads_into_a_flat_buffer():
+    flat = np.zeros(5)
+    a = dtrain.zeros(2, 1, dtype=dtrain.float64, requires_grad=True)
+    b = dtrain.zeros(3, dtype=dtrain.float64, requires_grad=True)
+    graph.set_grad_view(a, flat[:2].reshape(2, 1))
+    graph.set_grad_view(b, flat[2:])
+    ((a.reshape(-1) * 2).sum() + (b * 3).sum()).backward()
+    assert flat.tolist() == [2.0, 2.0, 3.0, 3.0, 3.0]
+    assert np.shares_memory(a.grad.numpy(), flat)
+    (b * 1).sum().backward()                     # accumulation lands in the buffer too
+    assert flat.tolist() == [2.0, 2.0, 4.0, 4.0, 4.0]
+    b.grad = None
+    graph.set_grad_view(b, None)
+    (b * 1).sum().backward()
+    assert not np.shares_memory(b.grad.numpy(), flat) and flat[2:].tolist() == [4.0, 4.0, 4.0]
+    with pytest.raises(ValueError, match="does not fit"):
+        graph.set_grad_view(a, flat[:3])

@@ -230,11 +230,17 @@ class AccumulateGrad(Node):
             if r is not None:
                 g, owned = r._data, False
         if var.grad is None:
-            if g.shape != var._data.shape:
-                g = _expand_grad(g, var)
-            elif not owned or g.dtype != var._data.dtype:
-                g = g.astype(var._data.dtype, copy=True)
-            var.grad = _wrap(g, var._device)
+            view = var.__dict__.get("_grad_view") if var.__dict__ else None
+            if view is not None:
+                # the gradient materialises inside a flat buffer (DDP bucket, fused optimizer): one copy
+                var._device.xp.copyto(view, g if g.shape == view.shape else _expand_grad(g, var), casting="unsafe")
+                var.grad = _wrap(view, var._device)
+            elif g.shape != var._data.shape:
+                var.grad = _wrap(_expand_grad(g, var), var._device)
+            else:
+                if not owned or g.dtype != var._data.dtype:
+                    g = g.astype(var._data.dtype, copy=True)
+                var.grad = _wrap(g, var._device)
         else:
             gd = var.grad._data
             if gd.shape != g.shape:
@@ -243,6 +249,18 @@ class AccumulateGrad(Node):
             var.grad._version.value += 1
         for hook in list(var._post_acc_hooks.values()) if var._post_acc_hooks else ():
             hook(var)
+
+
+def set_grad_view(tensor, view):
+    """Make `tensor.grad` materialise as `view` (an array of the tensor's shape and dtype, typically a slice
+    of a flat buffer) whenever backward creates it; `None` undoes it. An existing `.grad` is left alone."""
+    if view is None:
+        tensor.__dict__.pop("_grad_view", None)
+        return
+    if tuple(view.shape) != tuple(tensor._data.shape) or view.dtype != tensor._data.dtype:
+        raise ValueError(f"grad view of shape {tuple(view.shape)} and dtype {view.dtype} does not fit a tensor of "
+                         f"shape {tuple(tensor._data.shape)} and dtype {tensor._data.dtype}")
+    tensor.__dict__["_grad_view"] = view
 
 
 def _expand_grad(g, var):
