@@ -377,7 +377,6 @@ class Where(Function):
         return gx, gy, None
 
 
-@method()
 def where(condition, input=None, other=None, *, out=None):
     if input is None and other is None:
         return nonzero(condition, as_tuple=True)
@@ -385,7 +384,7 @@ def where(condition, input=None, other=None, *, out=None):
         raise TypeError("where(): argument 'condition' must be Tensor")
     if condition._data.dtype.kind != "b":
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype "
-                           f"{condition.dtype.name.capitalize()}")
+                           f"{_dtype.scalar_name(condition.dtype)}")
     (x, y), _ = promote(input, other)
     try:
         np.broadcast_shapes(condition.shape, x.shape, y.shape)
@@ -393,6 +392,9 @@ def where(condition, input=None, other=None, *, out=None):
         raise RuntimeError(f"The size of tensor a must match the size of tensor b: where() got shapes "
                            f"[{condition._shape_str()}], [{x._shape_str()}] and [{y._shape_str()}]") from None
     return out_copy(Where.apply(x, y, condition), out)
+
+
+Tensor.where = lambda self, condition, other: where(condition, self, other)
 
 
 class MaskedFill(Function):
@@ -408,7 +410,7 @@ class MaskedFill(Function):
 def masked_fill(input, mask, value):
     if mask._data.dtype.kind != "b":
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
-                           f"{mask.dtype.name.capitalize()}")
+                           f"{_dtype.scalar_name(mask.dtype)}")
     try:
         if np.broadcast_shapes(mask.shape, input.shape) != tuple(input.shape):
             raise ValueError
