@@ -4,7 +4,7 @@ import weakref
 from collections import OrderedDict, namedtuple
 
 from ... import _dtype
-from ..._tensor import Tensor
+from ..._tensor import Tensor, _wrap
 from ...autograd import grad_mode
 from ...autograd.graph import Function, RemovableHandle
 from ..parameter import Buffer, Parameter
@@ -619,10 +619,10 @@ class Module:
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         for name, param in self._parameters.items():
             if param is not None:
-                destination[prefix + name] = param if keep_vars else param.detach()
+                destination[prefix + name] = param if keep_vars else _detached(param)
         for name, buf in self._buffers.items():
             if buf is not None and name not in self._non_persistent_buffers_set:
-                destination[prefix + name] = buf if keep_vars else buf.detach()
+                destination[prefix + name] = buf if keep_vars else _detached(buf)
 
     def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
         if args:  # torch's deprecated positional form: (destination, prefix, keep_vars)
@@ -761,6 +761,13 @@ class Module:
         replica._buffers = dict(replica._buffers)
         replica._modules = dict(replica._modules)
         return replica
+
+
+def _detached(t):
+    """t.detach() as torch makes it: same storage and version counter, not a view, so in-place writes are allowed."""
+    d = _wrap(t._data, t._device)
+    d._version = t._version
+    return d
 
 
 def _remove_from(module, name, d, *dicts_or_sets):
