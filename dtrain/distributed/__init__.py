@@ -1,0 +1,16 @@
+"""dtrain.distributed: torch.distributed's process groups and collectives over MPI (mpi4py) and NCCL (CuPy).
+
+Start ranks with `dtrain-run -n N script.py` (or mpiexec / srun --mpi=pmi2); a script started with plain
+`python` is rank 0 of a world of 1. Every blocking collective honours the group's timeout and raises
+instead of hanging; set DTRAIN_DISTRIBUTED_DEBUG=DETAIL to check before each collective that every rank
+runs the same operation on the same shapes and dtypes (see distributed_c10d for both).
+"""
+from .distributed_c10d import (  # noqa: F401
+    Backend, DistBackendError, DistError, GroupMember, P2POp, ProcessGroup, ReduceOp, Work, all_gather,
+    all_gather_into_tensor, all_reduce, all_to_all, all_to_all_single, barrier, batch_isend_irecv, broadcast,
+    destroy_process_group, gather, get_backend, get_global_rank, get_group_rank, get_process_group_ranks, get_rank,
+    get_world_size, group, init_process_group, irecv, is_available, is_gloo_available, is_initialized,
+    is_mpi_available, is_nccl_available, is_torchelastic_launched, isend, new_group, recv, reduce, reduce_scatter,
+    reduce_scatter_tensor, scatter, send)
+from ._objects import (  # noqa: F401
+    all_gather_object, broadcast_object_list, gather_object, recv_object_list, scatter_object_list, send_object_list)

@@ -1,0 +1,225 @@
+"""The MPI backend: mpi4py's upper-case (buffer) calls on NumPy arrays, CuPy arrays staged through the host.
+
+Every operation is started with MPI's non-blocking call (Iallreduce, Ibcast, ...) and returns a request;
+the caller polls it against a deadline, so a rank that never arrives turns into an error, not a hang.
+
+Who arrived: on entering collective #k of a communicator, each rank sends a 16-byte note (k and the
+operation's code) to every peer over a duplicate of the communicator (persistent sends: one Startall per
+collective). Notes are drained every few hundred collectives and whenever a wait times out; a peer whose
+latest note is below k did not reach the collective.
+"""
+import os
+import threading
+
+import numpy as np
+
+from . import _env
+from ._backend import Backend, DONE, RedOpType
+
+_ARRIVED = 1
+_DRAIN_EVERY = 256
+_FP_BYTES = 512
+_BF16_KIND = "V"  # ml_dtypes.bfloat16 reports kind 'V'; MPI has no bfloat16, so it is staged as float32
+
+
+def _mpi_ops(MPI):
+    return {RedOpType.SUM: MPI.SUM, RedOpType.AVG: MPI.SUM, RedOpType.PRODUCT: MPI.PROD, RedOpType.MIN: MPI.MIN,
+            RedOpType.MAX: MPI.MAX, RedOpType.BAND: MPI.BAND, RedOpType.BOR: MPI.BOR, RedOpType.BXOR: MPI.BXOR}
+
+
+# bool travels as uint8, where MAX is `or` and MIN is `and` (torch's meaning of SUM and PRODUCT on bool)
+_BOOL_OPS = {RedOpType.SUM: RedOpType.MAX, RedOpType.PRODUCT: RedOpType.MIN}
+
+
+def _cuda_aware():
+    # MPICH and Open MPI both honour this; mpi4py has no portable query for it
+    return os.environ.get("DTRAIN_CUDA_AWARE_MPI", "0") == "1"
+
+
+class _Request:
+    """An MPI request plus what to do once it completes (write a staged buffer back, divide for AVG)."""
+    __slots__ = ("req", "finish", "source", "status", "done")
+
+    def __init__(self, req, finish=None, status=None):
+        self.req, self.finish, self.status, self.source, self.done = req, finish, status, None, False
+
+    def test(self):
+        if self.done:
+            return True
+        if not (self.req.Test(self.status) if self.status is not None else self.req.Test()):
+            return False
+        self.done = True
+        if self.status is not None:
+            self.source = self.status.Get_source()
+        if self.finish is not None:
+            self.finish()
+        return True
+
+
+class MPIBackend(Backend):
+    name = "mpi"
+
+    def __init__(self, comm):
+        MPI = _env.mpi()
+        self.MPI, self.comm = MPI, comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self._ops = _mpi_ops(MPI)
+        # arrival notes and debug fingerprints get their own communicator: they can never match user traffic
+        self.side = comm.Dup()
+        self.seq = 0
+        self._seen = [(0, 0)] * self.size
+        self._note = np.zeros(2, np.int64)
+        self._peers = [p for p in range(self.size) if p != self.rank]
+        self._sends = [self.side.Send_init(self._note, p, tag=_ARRIVED) for p in self._peers]
+        self._sent = False
+        self._lock = threading.Lock()
+        self._host_staging = not _cuda_aware()
+
+    # ---------------------------------------------------------------- arrival notes
+    def arrive(self, opcode):
+        """Called by the public layer as this rank enters a collective."""
+        self.seq += 1
+        if self._sends:
+            MPI = self.MPI
+            if self._sent:
+                MPI.Prequest.Waitall(self._sends)  # long done: 16-byte sends go eagerly
+            self._note[0], self._note[1] = self.seq, opcode
+            MPI.Prequest.Startall(self._sends)
+            self._sent = True
+            if self.seq % _DRAIN_EVERY == 0:
+                self._drain()
+
+    def _drain(self):
+        MPI = self.MPI
+        with self._lock:
+            status, buf = MPI.Status(), np.zeros(2, np.int64)
+            while self.side.Iprobe(MPI.ANY_SOURCE, _ARRIVED, status):
+                src = status.Get_source()
+                self.side.Recv(buf, src, _ARRIVED)
+                if buf[0] > self._seen[src][0]:
+                    self._seen[src] = (int(buf[0]), int(buf[1]))
+
+    def missing(self):
+        self._drain()
+        return [p for p in self._peers if self._seen[p][0] < self.seq]
+
+    def check_same(self, fingerprint):
+        raw = np.frombuffer(fingerprint.encode()[:_FP_BYTES].ljust(_FP_BYTES, b"\0"), np.uint8)
+        out = np.empty(_FP_BYTES * self.size, np.uint8)
+        req = _Request(self.side.Iallgather(raw, out))
+        return req, lambda: [out[i * _FP_BYTES:(i + 1) * _FP_BYTES].tobytes().rstrip(b"\0").decode(errors="replace")
+                             for i in range(self.size)]
+
+    # ---------------------------------------------------------------- buffers MPI can take
+    def _in(self, a):
+        """A buffer MPI can read for input `a` (the array itself for NumPy of an MPI dtype)."""
+        if type(a) is not np.ndarray and self._host_staging:
+            a = a.get()
+        kind = a.dtype.kind
+        if kind == "b":
+            return a.view(np.uint8)
+        return a.astype(np.float32) if kind == _BF16_KIND else a
+
+    def _out(self, a):
+        """(buffer MPI writes, write-back or None) for output `a`; no copy for NumPy of an MPI dtype."""
+        staged = a.get() if type(a) is not np.ndarray and self._host_staging else a
+        kind = staged.dtype.kind
+        if kind == _BF16_KIND:
+            staged = staged.astype(np.float32)
+        elif kind == "b":
+            staged = staged.view(np.uint8)
+        if staged.base is a or staged is a:
+            return staged, None
+        return staged, lambda: _back(a, staged)
+
+    def _op(self, array, op):
+        if array.dtype.kind == "b":
+            op = _BOOL_OPS.get(op, op)
+        return self._ops[op]
+
+    def _finish(self, back, array=None, avg=False):
+        if avg:
+            n = self.size
+            if back is None:
+                return lambda: array.__itruediv__(n)
+            return lambda: (array.__itruediv__(n), back())
+        return back
+
+    # ---------------------------------------------------------------- collectives
+    def all_reduce(self, array, op):
+        buf, back = self._out(array)
+        req = self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self._op(array, op))
+        return _Request(req, self._finish(back, buf, op == RedOpType.AVG))
+
+    def broadcast(self, array, src):
+        buf, back = self._out(array) if self.rank != src else (self._in(array), None)
+        return _Request(self.comm.Ibcast(buf, root=src), back)
+
+    def reduce(self, array, dst, op):
+        MPI = self.MPI
+        if self.rank == dst:
+            buf, back = self._out(array)
+            req = self.comm.Ireduce(MPI.IN_PLACE, buf, op=self._op(array, op), root=dst)
+            return _Request(req, self._finish(back, buf, op == RedOpType.AVG))
+        return _Request(self.comm.Ireduce(self._in(array), None, op=self._op(array, op), root=dst))
+
+    def all_gather(self, out, array):
+        buf, back = self._out(out)
+        return _Request(self.comm.Iallgather(self._in(array), buf), back)
+
+    def reduce_scatter(self, out, array, op):
+        buf, back = self._out(out)
+        req = self.comm.Ireduce_scatter_block(self._in(array), buf, op=self._op(array, op))
+        return _Request(req, self._finish(back, buf, op == RedOpType.AVG))
+
+    def gather(self, out, array, dst):
+        if self.rank != dst:
+            return _Request(self.comm.Igather(self._in(array), None, root=dst))
+        buf, back = self._out(out)
+        return _Request(self.comm.Igather(self._in(array), buf, root=dst), back)
+
+    def scatter(self, out, array, src):
+        buf, back = self._out(out)
+        send = self._in(array) if self.rank == src else None
+        return _Request(self.comm.Iscatter(send, buf, root=src), back)
+
+    def all_to_all(self, out, out_counts, array, in_counts):
+        buf, back = self._out(out)
+        send = self._in(array)
+        sdispl, rdispl = np.cumsum([0] + list(in_counts[:-1])), np.cumsum([0] + list(out_counts[:-1]))
+        req = self.comm.Ialltoallv([send, (list(in_counts), sdispl.tolist())],
+                                   [buf, (list(out_counts), rdispl.tolist())])
+        return _Request(req, back)
+
+    def send(self, array, dst, tag):
+        return _Request(self.comm.Isend(self._in(array), dst, tag))
+
+    def recv(self, array, src, tag):
+        MPI = self.MPI
+        buf, back = self._out(array)
+        req = self.comm.Irecv(buf, MPI.ANY_SOURCE if src is None else src, tag)
+        return _Request(req, back, MPI.Status())
+
+    def barrier(self):
+        if self.size == 1:
+            return DONE
+        return _Request(self.comm.Ibarrier())
+
+    def close(self):
+        for r in self._sends:
+            r.Free()
+        self._sends = []
+        self.side.Free()
+        if self.comm != self.MPI.COMM_WORLD:
+            self.comm.Free()
+
+
+def _back(a, staged):
+    """Write a staged buffer back into the caller's array (bool/bfloat16 view or cast, device upload)."""
+    if staged.dtype != a.dtype:
+        staged = staged.view(a.dtype) if a.dtype.kind == "b" else staged.astype(a.dtype)
+    if type(a) is np.ndarray:
+        if staged is not a and not np.shares_memory(staged, a):
+            a[...] = staged
+    else:
+        a.set(staged)  # CuPy output buffers handed to a backend are always contiguous

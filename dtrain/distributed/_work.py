@@ -1,0 +1,153 @@
+"""Waiting on backend requests: blocking waits against a deadline, and the progress thread behind async_op.
+
+Why a progress thread: MPI's non-blocking collectives only move data while some thread is inside MPI
+(MPICH has no asynchronous progress by default), so an Iallreduce issued before a burst of Python/NumPy
+compute would otherwise sit idle until `wait()`. The operation is still *issued* on the calling thread,
+which keeps every rank's collectives in program order; the progress thread only tests outstanding
+requests, finishes them (write-back of staged buffers) and enforces the deadline. It naps between polls
+so it costs little CPU while the main thread computes.
+"""
+import os
+import threading
+import time
+
+
+class DistError(RuntimeError):
+    """torch.distributed.DistError."""
+
+
+class DistBackendError(DistError):
+    """torch.distributed.DistBackendError: a collective failed or timed out."""
+
+
+def wait(req, deadline_s, on_timeout):
+    """Poll `req` until it completes; past `deadline_s` seconds raise `on_timeout()`."""
+    if req.test():
+        return
+    start = time.monotonic()
+    deadline = start + deadline_s
+    spins = 0
+    while not req.test():
+        spins += 1
+        if spins & 63:
+            continue
+        now = time.monotonic()
+        if now > deadline:
+            raise on_timeout()
+        # spin while the operation is young (it is being progressed by these tests); once a peer is
+        # clearly late, yield the core to it (ranks can outnumber cores), and nap on long waits
+        if now - start > 1.0:
+            time.sleep(1e-3)
+        elif now - start > 2e-3:
+            os.sched_yield()
+
+
+class Work:
+    """The handle an `async_op=True` call returns (torch.distributed.Work)."""
+
+    def __init__(self, req, timeout_s, on_timeout, finish=None, result=()):
+        self._req, self._finish, self._result = req, finish, list(result)
+        self._on_timeout = on_timeout
+        self._deadline = time.monotonic() + timeout_s
+        self._done = threading.Event()
+        self._error = None
+        self.source = None
+        if req.test():
+            self._complete()
+        else:
+            _progress().add(self)
+
+    def _complete(self):
+        try:
+            if self._finish is not None:
+                self._finish()
+            self.source = getattr(self._req, "source", None)
+        except BaseException as e:
+            self._error = e
+        self._done.set()
+
+    def is_completed(self):
+        return self._done.is_set()
+
+    def is_success(self):
+        return self._done.is_set() and self._error is None
+
+    def exception(self):
+        return self._error
+
+    def wait(self, timeout=None):
+        """Block until the operation is done; raises its error, or a RuntimeError after `timeout`."""
+        if timeout is not None and hasattr(timeout, "total_seconds"):
+            timeout = timeout.total_seconds()
+        if not self._done.wait(timeout):
+            raise DistBackendError(f"Work.wait timed out after {timeout} s (the operation is still running)")
+        if self._error is not None:
+            raise self._error
+        return True
+
+    synchronize = wait
+
+    def result(self):
+        self.wait()
+        return self._result
+
+    def _source_rank(self):
+        return self.source
+
+
+class _Progress:
+    def __init__(self):
+        self._works = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._loop, name="dtrain-dist-progress", daemon=True)
+        self._thread.start()
+
+    def add(self, work):
+        with self._cond:
+            self._works.append(work)
+            self._cond.notify()
+
+    def _loop(self):
+        idle = 0
+        while True:
+            with self._cond:
+                while not self._works:
+                    self._cond.wait()
+                works = list(self._works)
+            finished = []
+            for w in works:
+                try:
+                    done = w._req.test()
+                except BaseException as e:
+                    w._error, done = e, None
+                if done:
+                    w._complete()
+                elif done is None:
+                    w._done.set()
+                elif time.monotonic() > w._deadline:
+                    w._error = w._on_timeout()
+                    w._done.set()
+                else:
+                    continue
+                finished.append(w)
+            if finished:
+                with self._cond:
+                    self._works = [w for w in self._works if w not in finished]
+                idle = 0
+            else:
+                idle += 1
+                # tight polling drives MPI's progress; napping frees the GIL and the core for compute
+                time.sleep(0 if idle < 32 else 5e-5)
+
+
+_PROGRESS = None
+_PROGRESS_LOCK = threading.Lock()
+
+
+def _progress():
+    global _PROGRESS
+    if _PROGRESS is None:
+        with _PROGRESS_LOCK:
+            if _PROGRESS is None:
+                _PROGRESS = _Progress()
+    return _PROGRESS

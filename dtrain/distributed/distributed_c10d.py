@@ -1,0 +1,761 @@
+"""Process groups and collectives with torch.distributed's API, over MPI (mpi4py) and NCCL (CuPy).
+
+Validation, timeouts and debug checks live here, once for every backend; a backend only starts
+operations on raw contiguous arrays (see _backend.py).
+
+Timeouts: every blocking call polls its operation against the group's timeout (`timeout=` of
+init_process_group / new_group, else env DTRAIN_DIST_TIMEOUT in seconds, else 10 minutes) and raises
+DistBackendError (a RuntimeError) naming the operation, the tensor's shape, this rank and the ranks that
+never reached the collective. The group is unusable afterwards.
+
+Debug mode: with env DTRAIN_DISTRIBUTED_DEBUG=DETAIL every collective first all-gathers a fingerprint
+(operation, shapes, dtypes, root, sequence number) on a side communicator; when ranks disagree, every
+rank raises a RuntimeError listing which ranks differ and how, instead of running a mismatched (and
+hanging or corrupting) collective.
+"""
+import datetime
+import time
+
+import numpy as np
+
+from .._tensor import Tensor
+from . import _env
+from ._backend import Backend as _BackendBase, LocalBackend, ReduceOp, RedOpType
+from ._work import DistBackendError, DistError, Work, wait as _wait
+
+__all__ = ["Backend", "ReduceOp", "ProcessGroup", "GroupMember", "group", "Work", "DistError", "DistBackendError",
+           "is_available", "init_process_group", "is_initialized", "destroy_process_group", "get_rank",
+           "get_world_size", "get_backend", "new_group", "get_group_rank", "get_global_rank",
+           "get_process_group_ranks", "barrier", "all_reduce", "broadcast", "reduce", "all_gather",
+           "all_gather_into_tensor", "reduce_scatter", "reduce_scatter_tensor", "gather", "scatter", "all_to_all",
+           "all_to_all_single", "send", "recv", "isend", "irecv", "P2POp", "batch_isend_irecv"]
+
+# codes sent with arrival notes, so a timeout can say where a late peer is instead
+_OPCODES = {name: i + 1 for i, name in enumerate(
+    ["barrier", "all_reduce", "broadcast", "reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter",
+     "reduce_scatter_tensor", "gather", "scatter", "all_to_all", "all_to_all_single"])}
+
+
+class Backend(str):
+    """torch.distributed.Backend: the lower-case backend name; 'gloo' runs on the MPI backend."""
+    UNDEFINED, GLOO, NCCL, MPI = "undefined", "gloo", "nccl", "mpi"
+
+    def __new__(cls, name):
+        if not isinstance(name, str):
+            raise ValueError(f"Backend constructor parameter must be string-ish, but got: {type(name)}")
+        value = name.lower()
+        if value not in ("gloo", "nccl", "mpi", "undefined") and not ("nccl" in value or "gloo" in value):
+            raise ValueError(f"Invalid backend: '{name}'")
+        return str.__new__(cls, value)
+
+
+class ProcessGroup:
+    """A set of ranks with its own communicator(s) and timeout."""
+
+    def __init__(self, mpi_backend, ranks, timeout, backend_name, name):
+        self._mpi = mpi_backend
+        self._nccl = None  # made on first CUDA collective (NCCL binds to the device current at creation)
+        self._ranks = ranks  # global ranks, by group rank
+        self._timeout = timeout
+        self._backend_name = backend_name
+        self._name = name
+        self._broken = None
+
+    def rank(self):
+        return self._mpi.rank
+
+    def size(self):
+        return self._mpi.size
+
+    def group_name(self):
+        return self._name
+
+    def name(self):
+        return self._backend_name
+
+    def __repr__(self):
+        return f"ProcessGroup(backend={self._backend_name!r}, ranks={self._ranks}, rank={self.rank()})"
+
+    def _backend_for(self, tensor):
+        dev = tensor._device.type
+        if "nccl" in self._backend_name:
+            if dev == "cuda":
+                if self._nccl is None:
+                    from ._nccl import NCCLBackend
+                    self._nccl = NCCLBackend(self._mpi, tensor._device.index)
+                return self._nccl
+            if "gloo" not in self._backend_name and "mpi" not in self._backend_name and not _world.host_ok:
+                raise RuntimeError(f"No backend type associated with device type {dev}: the group's backend is "
+                                   f"'{self._backend_name}', which takes CUDA tensors only")
+        return self._mpi
+
+
+class GroupMember:
+    WORLD = None
+    NON_GROUP_MEMBER = -100
+
+
+class group:
+    WORLD = None
+
+
+class _World:
+    default = None
+    host_ok = False  # object collectives send host bytes over MPI whatever the group's backend
+    groups = []
+    counter = 0
+
+
+_world = _World()
+_DEBUG = _env.debug_detail()
+
+
+def _default():
+    pg = _world.default
+    if pg is None:
+        raise ValueError("Default process group has not been initialized, "
+                         "please make sure to call init_process_group.")
+    return pg
+
+
+def _pg(group):
+    """The ProcessGroup for `group` (None: the default); None when this rank is not a member."""
+    if group is None or group is GroupMember.WORLD:
+        return _default()
+    if isinstance(group, int) and group == GroupMember.NON_GROUP_MEMBER:
+        _default()
+        return None
+    if not isinstance(group, ProcessGroup):
+        raise ValueError("Invalid process group specified")
+    if group._mpi is None:
+        raise ValueError("Invalid process group specified or has been destroyed.")
+    return group
+
+
+def _timeout_s(timeout):
+    if timeout is None:
+        return _env.default_timeout()
+    return timeout.total_seconds() if isinstance(timeout, datetime.timedelta) else float(timeout)
+
+
+# ---------------------------------------------------------------- process groups
+def is_available() -> bool:
+    """Always True: without MPI, a script is a world of one."""
+    return True
+
+
+def is_mpi_available() -> bool:
+    return _env.mpi() is not None
+
+
+def is_gloo_available() -> bool:
+    return True
+
+
+def is_nccl_available() -> bool:
+    try:
+        from .._backend import cupy
+        from cupy.cuda import nccl  # noqa: F401
+        return cupy() is not None and nccl.available
+    except Exception:
+        return False
+
+
+def is_initialized() -> bool:
+    return _world.default is not None
+
+
+def is_torchelastic_launched() -> bool:
+    return False
+
+
+def _resolve_backend(backend):
+    if backend is None:
+        from .. import cuda
+        return "nccl" if cuda.is_available() and is_nccl_available() else "mpi"
+    return str(Backend(backend))
+
+
+def init_process_group(backend: str | None = None, init_method: str | None = None, timeout=None,
+                       world_size: int = -1, rank: int = -1, store=None, group_name: str = "", pg_options=None,
+                       device_id=None) -> None:
+    """Join this process to the world MPI started it in.
+
+    Rank and world size come from MPI (dtrain-run, mpiexec, srun --mpi=pmi2); a script started with plain
+    `python` is rank 0 of a world of 1. `init_method` and `store` are accepted and unused. The default
+    backend is 'nccl' where CUDA is usable, else 'mpi'; 'gloo' is the MPI backend under torch's name.
+    """
+    if _world.default is not None:
+        raise ValueError("trying to initialize the default process group twice!")
+    name = _resolve_backend(backend)
+    r, n, comm = _env.world(rank, world_size)
+    if comm is not None:
+        from ._mpi import MPIBackend
+        mpi_backend = MPIBackend(comm.Dup())  # our own context: user mpi4py traffic never matches ours
+    else:
+        mpi_backend = LocalBackend()
+    if "nccl" in name:
+        from .. import cuda
+        idx = device_id.index if device_id is not None and getattr(device_id, "index", None) is not None else \
+            _env.local_rank(comm) % max(cuda.device_count(), 1)
+        cuda.set_device(idx)
+    pg = ProcessGroup(mpi_backend, list(range(n)), _timeout_s(timeout), name, group_name or "0")
+    _world.default = pg
+    _world.groups = [pg]
+    group.WORLD = GroupMember.WORLD = pg
+
+
+def destroy_process_group(group=None) -> None:
+    """Free a group's communicators (None: every group, and the default group is gone)."""
+    if group is None or group is GroupMember.WORLD:
+        for pg in _world.groups:
+            _close(pg)
+        _world.default, _world.groups = None, []
+        globals()["group"].WORLD = GroupMember.WORLD = None
+        return
+    if isinstance(group, ProcessGroup):
+        _close(group)
+        _world.groups = [g for g in _world.groups if g is not group]
+
+
+def _close(pg):
+    if pg._mpi is None:
+        return
+    if pg._nccl is not None:
+        pg._nccl.close()
+    if pg._broken is None:  # a communicator with an operation still pending after a timeout is left alone
+        pg._mpi.close()
+    pg._mpi = pg._nccl = None
+
+
+def get_rank(group=None) -> int:
+    if group is not None and not isinstance(group, ProcessGroup) and group == GroupMember.NON_GROUP_MEMBER:
+        return -1
+    return _pg(group).rank()
+
+
+def get_world_size(group=None) -> int:
+    if group is not None and not isinstance(group, ProcessGroup) and group == GroupMember.NON_GROUP_MEMBER:
+        return -1
+    return _pg(group).size()
+
+
+def get_backend(group=None) -> str:
+    pg = _pg(group)
+    if pg is None:
+        raise ValueError("Invalid process group specified")
+    return Backend(pg._backend_name)
+
+
+def get_process_group_ranks(group) -> list:
+    pg = _pg(group)
+    return list(pg._ranks)
+
+
+def get_group_rank(group, global_rank: int) -> int:
+    pg = _pg(group)
+    if global_rank not in pg._ranks:
+        raise ValueError(f"Global rank {global_rank} is not part of group {pg}")
+    return pg._ranks.index(global_rank)
+
+
+def get_global_rank(group, group_rank: int) -> int:
+    pg = _pg(group)
+    if not 0 <= group_rank < len(pg._ranks):
+        raise ValueError(f"Group rank {group_rank} is not part of group {pg}")
+    return pg._ranks[group_rank]
+
+
+def new_group(ranks=None, timeout=None, backend=None, pg_options=None, use_local_synchronization=False,
+              group_desc=None):
+    """A group of `ranks` (global ranks; None: all). Every rank must call it; others get NON_GROUP_MEMBER."""
+    world = _default()
+    n = world.size()
+    ranks = sorted(set(range(n) if ranks is None else ranks))
+    bad = [r for r in ranks if not 0 <= r < n]
+    if bad:
+        raise ValueError(f"The new group's rank should be within the world_size set by init_process_group "
+                         f"(world of {n}), got ranks {bad}")
+    _world.counter += 1
+    me = world.rank()
+    name = _resolve_backend(backend) if backend is not None else world._backend_name
+    timeout_s = _timeout_s(timeout) if timeout is not None else world._timeout
+    if isinstance(world._mpi, LocalBackend):
+        mpi_backend = LocalBackend()
+    else:
+        from ._mpi import MPIBackend
+        MPI = _env.mpi()
+        sub = world._mpi.comm.Split(0 if me in ranks else MPI.UNDEFINED, me)
+        if sub == MPI.COMM_NULL:
+            return GroupMember.NON_GROUP_MEMBER
+        mpi_backend = MPIBackend(sub)
+    pg = ProcessGroup(mpi_backend, ranks, timeout_s, name, str(_world.counter))
+    _world.groups.append(pg)
+    return pg
+
+
+# ---------------------------------------------------------------- the one path every collective takes
+class _Then:
+    """A request followed by a copy-out (list outputs, non-contiguous tensors)."""
+    __slots__ = ("req", "fn", "done")
+
+    def __init__(self, req, fn):
+        self.req, self.fn, self.done = req, fn, False
+
+    def test(self):
+        if self.done:
+            return True
+        if not self.req.test():
+            return False
+        self.done = True
+        self.fn()
+        return True
+
+    @property
+    def source(self):
+        return getattr(self.req, "source", None)
+
+
+def _describe(name, tensor):
+    if tensor is None:
+        return name
+    return f"{name} on a tensor of shape [{', '.join(map(str, tensor.shape))}] and dtype {tensor.dtype}"
+
+
+def _timeout_error(pg, what, peer=None):
+    def make():
+        me = get_rank()
+        if peer is not None:
+            late = f"waiting for rank {peer}"
+        else:
+            missing = pg._mpi.missing()
+            if missing is None:
+                late = "the ranks that did not arrive are unknown"
+            elif missing:
+                late = f"ranks {[pg._ranks[m] for m in missing]} did not arrive"
+            else:
+                late = "every rank arrived but the operation did not complete"
+        err = DistBackendError(f"{what} timed out after {pg._timeout:g} s on rank {me}: {late} "
+                               f"(group ranks {pg._ranks})")
+        pg._broken = err
+        return err
+    return make
+
+
+def _check_same(pg, fingerprint):
+    req, decode = pg._mpi.check_same(f"{fingerprint} #{pg._mpi.seq + 1}")
+    _wait(req, pg._timeout, _timeout_error(pg, f"debug fingerprint exchange before {fingerprint}"))
+    prints = decode()
+    if len(set(prints)) > 1:
+        differ = [pg._ranks[i] for i, p in enumerate(prints) if p != prints[0]]
+        detail = "; ".join(f"rank {pg._ranks[i]} is running {p}" for i, p in enumerate(prints))
+        raise RuntimeError(f"Detected mismatch between collectives on ranks: ranks {differ} differ from rank "
+                           f"{pg._ranks[0]}. {detail}")
+
+
+def _run(pg, name, tensor, start, async_op, fingerprint="", finish=None, result=(), peer=None):
+    """Start a collective (or p2p op with `peer`) on `pg`, then wait for it or return its Work."""
+    if pg._broken is not None:
+        raise DistBackendError(f"{name}: the process group is unusable after an earlier failure: {pg._broken}")
+    backend = pg._backend_for(tensor) if tensor is not None else pg._mpi
+    if peer is None:
+        if _DEBUG and pg.size() > 1:
+            _check_same(pg, f"{name}({fingerprint})")
+        if pg.size() > 1 and not isinstance(pg._mpi, LocalBackend):
+            pg._mpi.arrive(_OPCODES.get(name, 0))
+    req = start(backend)
+    if finish is not None:
+        req = _Then(req, finish)
+    on_timeout = _timeout_error(pg, _describe(name, tensor), peer)
+    if async_op:
+        return Work(req, pg._timeout, on_timeout, result=result)
+    _wait(req, pg._timeout, on_timeout)
+    return req
+
+
+def _check_tensor(t, param):
+    if not isinstance(t, Tensor):
+        raise TypeError(f"Invalid function argument. Expected parameter `{param}` of type torch.Tensor\n"
+                        f"             but got {type(t)} instead.")
+
+
+def _check_list(ts, param):
+    if not isinstance(ts, list):
+        raise TypeError(f"Invalid function argument. Expected parameter `{param}` of type List[torch.Tensor]\n"
+                        f"             but got {type(ts)} instead.")
+    if not all(isinstance(t, Tensor) for t in ts):
+        raise TypeError(f"Invalid function argument. Expected parameter `{param}` of type List[torch.Tensor]\n"
+                        f"             but got {type(ts)} with elements of type {[type(t) for t in ts]}.")
+
+
+def _inout(t):
+    """(contiguous array, write-back or None): the tensor's own array when it is contiguous."""
+    a = t._data
+    if a.flags.c_contiguous:
+        return a, None
+    buf = a.copy()  # C order
+    return buf, lambda: a.__setitem__(Ellipsis, buf)
+
+
+def _check_op(op, t):
+    if op not in RedOpType.__members__.values():
+        raise TypeError(f"Unsupported reduce op {op!r}")
+    if op == RedOpType.AVG and t._data.dtype.kind in "biu":
+        raise TypeError(f"Cannot use ReduceOp.AVG with integer inputs (got {t.dtype})")
+    if op == RedOpType.PREMUL_SUM:
+        raise ValueError("ReduceOp.PREMUL_SUM is not supported")
+
+
+def _group_rank(pg, global_rank, what):
+    try:
+        return pg._ranks.index(global_rank)
+    except ValueError:
+        raise ValueError(f"{what} rank {global_rank} is not part of group {pg}") from None
+
+
+def _flat_list(ts, dtype, numel, what, size):
+    if len(ts) != size:
+        raise RuntimeError(f"{what}: expected a list of {size} tensors (one per rank of the group), got {len(ts)}")
+    for i, t in enumerate(ts):
+        if t.numel() != numel or t._data.dtype != dtype:
+            raise RuntimeError(f"{what}: tensor {i} of the list has shape [{t._shape_str()}] and dtype {t.dtype}; "
+                               f"every tensor must have {numel} elements of the input's dtype")
+
+
+def _same_device(tensors, what):
+    devs = {t._device for t in tensors}
+    if len(devs) > 1:
+        raise RuntimeError(f"{what}: tensors must all be on one device, got {sorted(map(str, devs))}")
+
+
+# ---------------------------------------------------------------- collectives
+def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
+    """Reduce `tensor` across the group, in place on every rank."""
+    _check_tensor(tensor, "tensor")
+    pg = _pg(group)
+    if pg is None:
+        return None
+    _check_op(op, tensor)
+    arr, back = _inout(tensor)
+    req = _run(pg, "all_reduce", tensor, lambda b: b.all_reduce(arr, op), async_op,
+               f"shape={list(tensor.shape)}, dtype={tensor.dtype}, op={op.name}", back, [tensor])
+    return req if async_op else None
+
+
+def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):
+    """Copy `tensor` of global rank `src` into `tensor` of every rank of the group."""
+    _check_tensor(tensor, "tensor")
+    pg = _pg(group)
+    if pg is None:
+        return None
+    root = group_src if group_src is not None else _group_rank(pg, 0 if src is None else src, "Global")
+    arr, back = _inout(tensor)
+    req = _run(pg, "broadcast", tensor, lambda b: b.broadcast(arr, root), async_op,
+               f"shape={list(tensor.shape)}, dtype={tensor.dtype}, src={root}", back, [tensor])
+    return req if async_op else None
+
+
+def reduce(tensor, dst=None, op=ReduceOp.SUM, group=None, async_op=False, group_dst=None):
+    """Reduce `tensor` of every rank into `tensor` of global rank `dst`."""
+    _check_tensor(tensor, "tensor")
+    pg = _pg(group)
+    if pg is None:
+        return None
+    _check_op(op, tensor)
+    root = group_dst if group_dst is not None else _group_rank(pg, 0 if dst is None else dst, "Global")
+    arr, back = _inout(tensor)
+    req = _run(pg, "reduce", tensor, lambda b: b.reduce(arr, root, op), async_op,
+               f"shape={list(tensor.shape)}, dtype={tensor.dtype}, op={op.name}, dst={root}",
+               back if pg.rank() == root else None, [tensor])
+    return req if async_op else None
+
+
+def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=False):
+    """Gather every rank's `input_tensor` into `output_tensor`, concatenated along dim 0 (or stacked)."""
+    _check_tensor(output_tensor, "output_tensor")
+    _check_tensor(input_tensor, "input_tensor")
+    pg = _pg(group)
+    if pg is None:
+        return None
+    n = pg.size()
+    if output_tensor.numel() != n * input_tensor.numel() or output_tensor.dtype != input_tensor.dtype:
+        raise ValueError(f"all_gather_into_tensor: output tensor of shape [{output_tensor._shape_str()}] and dtype "
+                         f"{output_tensor.dtype} must hold {n} x the input of shape [{input_tensor._shape_str()}] "
+                         f"and dtype {input_tensor.dtype} (world size {n})")
+    _same_device([output_tensor, input_tensor], "all_gather_into_tensor")
+    out, back = _inout(output_tensor)
+    src = _contig(input_tensor._data)
+    req = _run(pg, "all_gather_into_tensor", input_tensor, lambda b: b.all_gather(out.reshape(-1), src.reshape(-1)),
+               async_op, f"shape={list(input_tensor.shape)}, dtype={input_tensor.dtype}", back, [output_tensor])
+    return req if async_op else None
+
+
+def _contig(a):
+    return a if a.flags.c_contiguous else a.copy()
+
+
+def all_gather(tensor_list, tensor, group=None, async_op=False):
+    """Gather every rank's `tensor` into `tensor_list` (one tensor per rank)."""
+    _check_list(tensor_list, "tensor_list")
+    _check_tensor(tensor, "tensor")
+    pg = _pg(group)
+    if pg is None:
+        return None
+    _flat_list(tensor_list, tensor._data.dtype, tensor.numel(), "all_gather", pg.size())
+    _same_device(tensor_list + [tensor], "all_gather")
+    src = _contig(tensor._data)
+    out = tensor._device.xp.empty(pg.size() * tensor.numel(), src.dtype)
+
+    def scatter_out():
+        for i, t in enumerate(tensor_list):
+            t._data[...] = out[i * src.size:(i + 1) * src.size].reshape(t._data.shape)
+    req = _run(pg, "all_gather", tensor, lambda b: b.all_gather(out, src.reshape(-1)), async_op,
+               f"shape={list(tensor.shape)}, dtype={tensor.dtype}", scatter_out, tensor_list)
+    return req if async_op else None
+
+
+def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=False):
+    """Reduce `input` (the group's blocks, concatenated along dim 0) and keep this rank's block in `output`."""
+    _check_tensor(output, "output")
+    _check_tensor(input, "input")
+    pg = _pg(group)
+    if pg is None:
+        return None
+    _check_op(op, input)
+    n = pg.size()
+    if input.numel() != n * output.numel() or output.dtype != input.dtype:
+        raise ValueError(f"reduce_scatter_tensor: input tensor of shape [{input._shape_str()}] and dtype {input.dtype} "
+                         f"must hold {n} x the output of shape [{output._shape_str()}] and dtype {output.dtype} "
+                         f"(world size {n})")
+    _same_device([output, input], "reduce_scatter_tensor")
+    out, back = _inout(output)
+    src = _contig(input._data)
+    req = _run(pg, "reduce_scatter_tensor", input,
+               lambda b: b.reduce_scatter(out.reshape(-1), src.reshape(-1), op), async_op,
+               f"shape={list(input.shape)}, dtype={input.dtype}, op={op.name}", back, [output])
+    return req if async_op else None
+
+
+def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=False):
+    """Reduce the i-th tensor of every rank's `input_list` into `output` of group rank i."""
+    _check_tensor(output, "output")
+    _check_list(input_list, "input_list")
+    pg = _pg(group)
+    if pg is None:
+        return None
+    _check_op(op, output)
+    _flat_list(input_list, output._data.dtype, output.numel(), "reduce_scatter", pg.size())
+    _same_device(input_list + [output], "reduce_scatter")
+    xp = output._device.xp
+    src = xp.concatenate([t._data.reshape(-1) for t in input_list]) if input_list else xp.empty(0, output._data.dtype)
+    out, back = _inout(output)
+    req = _run(pg, "reduce_scatter", output, lambda b: b.reduce_scatter(out.reshape(-1), src, op), async_op,
+               f"shape={list(output.shape)}, dtype={output.dtype}, op={op.name}", back, [output])
+    return req if async_op else None
+
+
+def gather(tensor, gather_list=None, dst=None, group=None, async_op=False, group_dst=None):
+    """Gather every rank's `tensor` into `gather_list` on global rank `dst` (None elsewhere)."""
+    _check_tensor(tensor, "tensor")
+    pg = _pg(group)
+    if pg is None:
+        return None
+    root = group_dst if group_dst is not None else _group_rank(pg, 0 if dst is None else dst, "Global")
+    src = _contig(tensor._data)
+    if pg.rank() == root:
+        if gather_list is None:
+            raise ValueError("Argument ``gather_list`` must be specified on destination rank.")
+        _check_list(gather_list, "gather_list")
+        _flat_list(gather_list, src.dtype, src.size, "gather", pg.size())
+        out = tensor._device.xp.empty(pg.size() * src.size, src.dtype)
+
+        def finish():
+            for i, t in enumerate(gather_list):
+                t._data[...] = out[i * src.size:(i + 1) * src.size].reshape(t._data.shape)
+    else:
+        if gather_list:
+            raise ValueError("Argument ``gather_list`` must NOT be specified on non-destination ranks.")
+        out, finish = None, None
+    req = _run(pg, "gather", tensor, lambda b: b.gather(out, src.reshape(-1), root), async_op,
+               f"shape={list(tensor.shape)}, dtype={tensor.dtype}, dst={root}", finish, gather_list or [])
+    return req if async_op else None
+
+
+def scatter(tensor, scatter_list=None, src=None, group=None, async_op=False, group_src=None):
+    """Send the i-th tensor of `scatter_list` on global rank `src` into `tensor` of group rank i."""
+    _check_tensor(tensor, "tensor")
+    pg = _pg(group)
+    if pg is None:
+        return None
+    root = group_src if group_src is not None else _group_rank(pg, 0 if src is None else src, "Global")
+    if pg.rank() == root:
+        if not scatter_list:
+            raise ValueError("Argument ``scatter_list`` must be specified on source rank.")
+        _check_list(scatter_list, "scatter_list")
+        _flat_list(scatter_list, tensor._data.dtype, tensor.numel(), "scatter", pg.size())
+        send_buf = tensor._device.xp.concatenate([t._data.reshape(-1) for t in scatter_list])
+    else:
+        if scatter_list:
+            raise ValueError("Argument ``scatter_list`` must NOT be specified on non-source ranks.")
+        send_buf = None
+    out, back = _inout(tensor)
+    req = _run(pg, "scatter", tensor, lambda b: b.scatter(out.reshape(-1), send_buf, root), async_op,
+               f"shape={list(tensor.shape)}, dtype={tensor.dtype}, src={root}", back, [tensor])
+    return req if async_op else None
+
+
+def all_to_all(output_tensor_list, input_tensor_list, group=None, async_op=False):
+    """Send the i-th input tensor to group rank i; receive rank i's tensor into the i-th output."""
+    _check_list(output_tensor_list, "output_tensor_list")
+    _check_list(input_tensor_list, "input_tensor_list")
+    pg = _pg(group)
+    if pg is None:
+        return None
+    n = pg.size()
+    if len(output_tensor_list) != n or len(input_tensor_list) != n:
+        raise RuntimeError(f"all_to_all: expected {n} input and {n} output tensors (one per rank), got "
+                           f"{len(input_tensor_list)} inputs and {len(output_tensor_list)} outputs")
+    _same_device(output_tensor_list + input_tensor_list, "all_to_all")
+    dtype = input_tensor_list[0]._data.dtype
+    if any(t._data.dtype != dtype for t in output_tensor_list + input_tensor_list):
+        raise RuntimeError("all_to_all: every input and output tensor must have the same dtype")
+    xp = input_tensor_list[0]._device.xp
+    send = xp.concatenate([t._data.reshape(-1) for t in input_tensor_list])
+    in_counts = [t.numel() for t in input_tensor_list]
+    out_counts = [t.numel() for t in output_tensor_list]
+    out = xp.empty(sum(out_counts), dtype)
+
+    def finish():
+        o = 0
+        for t, c in zip(output_tensor_list, out_counts):
+            t._data[...] = out[o:o + c].reshape(t._data.shape)
+            o += c
+    req = _run(pg, "all_to_all", input_tensor_list[0], lambda b: b.all_to_all(out, out_counts, send, in_counts),
+               async_op, f"in={[list(t.shape) for t in input_tensor_list]}, dtype={input_tensor_list[0].dtype}",
+               finish, output_tensor_list)
+    return req if async_op else None
+
+
+def all_to_all_single(output, input, output_split_sizes=None, input_split_sizes=None, group=None, async_op=False):
+    """all_to_all on dim-0 slices of `input` and `output` (equal slices unless split sizes are given)."""
+    _check_tensor(output, "output")
+    _check_tensor(input, "input")
+    pg = _pg(group)
+    if pg is None:
+        return None
+    n = pg.size()
+    _same_device([output, input], "all_to_all_single")
+
+    def counts(t, splits, what):
+        rows = t.shape[0] if t.ndim else 1
+        row = t.numel() // rows if rows else 0
+        if splits is None or len(splits) == 0:
+            if rows % n:
+                raise ValueError(f"all_to_all_single: dim 0 of the {what} ({rows}) must be divisible by the "
+                                 f"world size {n} when no split sizes are given")
+            return [rows // n * row] * n
+        if len(splits) != n or sum(splits) != rows:
+            raise ValueError(f"all_to_all_single: {what} split sizes {list(splits)} must have {n} entries "
+                             f"summing to dim 0 of the {what} ({rows})")
+        return [int(s) * row for s in splits]
+    in_counts = counts(input, input_split_sizes, "input")
+    out_counts = counts(output, output_split_sizes, "output")
+    out, back = _inout(output)
+    src = _contig(input._data)
+    req = _run(pg, "all_to_all_single", input,
+               lambda b: b.all_to_all(out.reshape(-1), out_counts, src.reshape(-1), in_counts), async_op,
+               f"dtype={input.dtype}", back, [output])
+    return req if async_op else None
+
+
+def barrier(group=None, async_op=False, device_ids=None):
+    """Wait until every rank of the group has reached the barrier."""
+    pg = _pg(group)
+    if pg is None:
+        return None
+    req = _run(pg, "barrier", None, lambda b: b.barrier(), async_op)
+    return req if async_op else None
+
+
+# ---------------------------------------------------------------- point to point
+def _p2p_peer(pg, rank, group_rank, what):
+    if group_rank is not None:
+        return group_rank
+    if rank is None:
+        return None
+    peer = _group_rank(pg, rank, "Global")
+    if peer == pg.rank():
+        raise ValueError(f"Invalid {what} rank: {rank}; a rank cannot {what} itself")
+    return peer
+
+
+def isend(tensor, dst=None, group=None, tag=0, group_dst=None):
+    """Start sending `tensor` to global rank `dst`; returns a Work."""
+    _check_tensor(tensor, "tensor")
+    pg = _pg(group)
+    if pg is None:
+        return None
+    peer = _p2p_peer(pg, dst, group_dst, "send to")
+    src = _contig(tensor._data)
+    return _run(pg, "send", tensor, lambda b: b.send(src, peer, tag), True, peer=pg._ranks[peer])
+
+
+def irecv(tensor, src=None, group=None, tag=0, group_src=None):
+    """Start receiving into `tensor` from global rank `src` (None: any); returns a Work."""
+    _check_tensor(tensor, "tensor")
+    pg = _pg(group)
+    if pg is None:
+        return None
+    peer = _p2p_peer(pg, src, group_src, "receive from")
+    arr, back = _inout(tensor)
+    return _run(pg, "recv", tensor, lambda b: b.recv(arr, peer, tag), True, finish=back, result=[tensor],
+                peer="any" if peer is None else pg._ranks[peer])
+
+
+def send(tensor, dst=None, group=None, tag=0, group_dst=None) -> None:
+    """Send `tensor` to global rank `dst`, returning once the buffer may be reused."""
+    _check_tensor(tensor, "tensor")
+    pg = _pg(group)
+    if pg is None:
+        return None
+    peer = _p2p_peer(pg, dst, group_dst, "send to")
+    src = _contig(tensor._data)
+    _run(pg, "send", tensor, lambda b: b.send(src, peer, tag), False, peer=pg._ranks[peer])
+
+
+def recv(tensor, src=None, group=None, tag=0, group_src=None) -> int:
+    """Receive into `tensor` from global rank `src` (None: any rank); returns the sender's global rank."""
+    _check_tensor(tensor, "tensor")
+    pg = _pg(group)
+    if pg is None:
+        return -1
+    peer = _p2p_peer(pg, src, group_src, "receive from")
+    arr, back = _inout(tensor)
+    req = _run(pg, "recv", tensor, lambda b: b.recv(arr, peer, tag), False, finish=back,
+               peer="any" if peer is None else pg._ranks[peer])
+    return pg._ranks[req.source] if req.source is not None else pg._ranks[peer]
+
+
+class P2POp:
+    """One point-to-point operation for batch_isend_irecv: `op` is isend or irecv."""
+
+    def __init__(self, op, tensor, peer=None, group=None, tag=0, group_peer=None):
+        if op not in (isend, irecv):
+            raise ValueError("Invalid ``op``. Expected ``op`` to be of type ``torch.distributed.isend`` or "
+                             "``torch.distributed.irecv``.")
+        self.op, self.tensor, self.peer, self.group, self.tag, self.group_peer = op, tensor, peer, group, tag, group_peer
+
+    def __repr__(self):
+        return f"P2POp({self.op.__name__}, peer={self.peer}, shape={list(self.tensor.shape)})"
+
+
+def batch_isend_irecv(p2p_op_list) -> list:
+    """Start every operation of the list; returns their Works (all are posted before any is waited on)."""
+    if not p2p_op_list or not all(isinstance(p, P2POp) for p in p2p_op_list):
+        raise ValueError("Invalid ``p2p_op_list``. Each op is expected to to be of type "
+                         "``torch.distributed.P2POp``.")
+    works = []
+    for p in p2p_op_list:
+        kw = {"group_dst": p.group_peer} if p.op is isend else {"group_src": p.group_peer}
+        works.append(p.op(p.tensor, p.peer, group=p.group, tag=p.tag, **kw))
+    return works
