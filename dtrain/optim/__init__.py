@@ -1,0 +1,9 @@
+"""dtrain.optim: torch's optimizers and learning-rate schedulers, stepping over flat buffers."""
+from . import lr_scheduler  # noqa: F401
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .optimizer import Optimizer
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__all__ = ["Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "SGD", "lr_scheduler"]

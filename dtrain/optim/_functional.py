@@ -1,0 +1,160 @@
+"""The update rules of the optimizers as pure functions of arrays, applied in place.
+
+Each function takes one parameter array, its gradient and its state arrays (NumPy or CuPy, any shape) and
+updates them in place with torch's single-tensor arithmetic, op for op. The optimizers call it once per
+parameter, or once over a whole flat buffer when a group's parameters, gradients and state are views of
+contiguous buffers: every op is elementwise, so both give the same bits.
+
+`tmp` / `tmp2` are optional scratch arrays shaped like `param`; passing them saves allocating temporaries
+(NumPy's elementwise ops are single-threaded, and each fresh large temporary costs page faults besides).
+"""
+from .._backend import xp_of
+
+
+def _scratch(param, tmp):
+    return tmp if tmp is not None else xp_of(param).empty_like(param)
+
+
+def _decayed(xp, param, grad, weight_decay, maximize, tmp):
+    """(g, negated): the gradient with L2 weight decay added; for `maximize` without decay the negation is
+    left to the caller (`negated` True), which folds it into a subtraction instead of a pass over memory."""
+    if weight_decay != 0:
+        g = xp.multiply(param, weight_decay, out=_scratch(param, tmp))
+        # torch: (-grad).add(param, alpha=wd); x - g equals (-g) + x exactly
+        (xp.subtract if maximize else xp.add)(g, grad, out=g)
+        return g, False
+    return grad, maximize
+
+
+def sgd(param, grad, momentum_buffer, *, lr, weight_decay, momentum, dampening, nesterov, maximize,
+        tmp=None):
+    """One SGD step; returns the momentum buffer (a new array on the first step, None without momentum)."""
+    xp = xp_of(param)
+    g, neg = _decayed(xp, param, grad, weight_decay, maximize, tmp)
+    if neg and (nesterov or (momentum != 0 and momentum_buffer is not None and dampening != 0)):
+        g, neg = xp.negative(g), False  # rare combinations: keep them simple
+    buf = momentum_buffer
+    if momentum != 0:
+        if buf is None:
+            buf = xp.negative(g) if neg else g.copy()
+        else:
+            buf *= momentum
+            if dampening != 0:
+                buf += g * (1 - dampening)
+            elif neg:
+                buf -= g
+            else:
+                buf += g
+        neg = False
+        if nesterov:
+            d = buf * momentum
+            d += g
+            g = d
+        else:
+            g = buf
+    # torch: param.add_(d, alpha=-lr); p - lr*d is the same value
+    # a temporary of ours is overwritten; the gradient and the momentum buffer are not
+    owned = g is not grad and g is not buf
+    upd = xp.multiply(g, lr, out=g if owned else _scratch(param, tmp))
+    (xp.add if neg else xp.subtract)(param, upd, out=param)
+    return buf
+
+
+def _lerp_(xp, self, end, weight, tmp):
+    """self.lerp_(end, weight) with torch's formula (the branch on |weight| < 0.5 keeps it exact at the ends)."""
+    d = xp.subtract(end, self, out=tmp)
+    if abs(weight) < 0.5:
+        d *= weight
+        self += d
+    else:
+        d *= 1 - weight
+        xp.subtract(end, d, out=self)
+
+
+def _addcmul_sq_(xp, self, g, value, tmp):
+    """self.addcmul_(g, g, value=value): self + value * g * g."""
+    t = xp.multiply(g, value, out=tmp)
+    t *= g
+    self += t
+
+
+def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, amsgrad, beta1, beta2, lr, weight_decay,
+         eps, maximize, decoupled_weight_decay=False, tmp=None, tmp2=None):
+    """One Adam (or AdamW, with `decoupled_weight_decay`) step; `step` is the count after this step."""
+    xp = xp_of(param)
+    tmp2 = _scratch(param, tmp2)
+    if weight_decay != 0 and decoupled_weight_decay:
+        param *= 1 - lr * weight_decay
+        g = xp.negative(grad, out=_scratch(param, tmp)) if maximize else grad
+    else:
+        g, neg = _decayed(xp, param, grad, weight_decay, maximize, tmp)
+        if neg:
+            g = xp.negative(grad, out=_scratch(param, tmp))
+    _lerp_(xp, exp_avg, g, 1 - beta1, tmp2)
+    exp_avg_sq *= beta2
+    _addcmul_sq_(xp, exp_avg_sq, g, 1 - beta2, tmp2)
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    step_size = lr / bias_correction1
+    bias_correction2_sqrt = bias_correction2 ** 0.5
+    if amsgrad:
+        xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        denom = xp.sqrt(max_exp_avg_sq, out=tmp2)
+    else:
+        denom = xp.sqrt(exp_avg_sq, out=tmp2)
+    denom /= bias_correction2_sqrt
+    denom += eps
+    # param.addcdiv_(exp_avg, denom, value=-step_size)
+    upd = xp.divide(exp_avg, denom, out=denom)
+    upd *= -step_size
+    param += upd
+
+
+def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps, weight_decay, momentum,
+            centered, maximize, tmp=None, tmp2=None):
+    """One RMSprop step (state arrays that the options don't use are None)."""
+    xp = xp_of(param)
+    tmp2 = _scratch(param, tmp2)
+    g, neg = _decayed(xp, param, grad, weight_decay, maximize, tmp)
+    if neg:
+        g = xp.negative(grad, out=_scratch(param, tmp))
+    square_avg *= alpha
+    _addcmul_sq_(xp, square_avg, g, 1 - alpha, tmp2)
+    if centered:
+        _lerp_(xp, grad_avg, g, 1 - alpha, tmp2)
+        # square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
+        avg = xp.multiply(grad_avg, -1, out=tmp2)
+        avg *= grad_avg
+        avg += square_avg
+        xp.sqrt(avg, out=avg)
+    else:
+        avg = xp.sqrt(square_avg, out=tmp2)
+    avg += eps
+    if momentum > 0:
+        # buf.mul_(momentum).addcdiv_(g, avg); param.add_(buf, alpha=-lr)
+        momentum_buffer *= momentum
+        q = xp.divide(g, avg, out=avg)
+        momentum_buffer += q
+        upd = xp.multiply(momentum_buffer, lr, out=avg)
+        param -= upd
+    else:
+        upd = xp.divide(g, avg, out=avg)
+        upd *= -lr
+        param += upd
+
+
+def adagrad(param, grad, state_sum, *, step, lr, weight_decay, lr_decay, eps, maximize, tmp=None, tmp2=None):
+    """One Adagrad step; `step` is the count after this step."""
+    xp = xp_of(param)
+    tmp2 = _scratch(param, tmp2)
+    g, neg = _decayed(xp, param, grad, weight_decay, maximize, tmp)
+    if neg:
+        g = xp.negative(grad, out=_scratch(param, tmp))
+    clr = lr / (1 + (step - 1) * lr_decay)
+    sq = xp.multiply(g, g, out=tmp2)  # addcmul_(g, g, value=1)
+    state_sum += sq
+    std = xp.sqrt(state_sum, out=tmp2)
+    std += eps
+    upd = xp.divide(g, std, out=std)
+    upd *= -clr
+    param += upd

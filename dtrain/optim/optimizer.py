@@ -1,0 +1,424 @@
+"""Optimizer: torch's base class (param groups, per-parameter state, state dicts) over flat buffers.
+
+A subclass names its state (`_init_state`) and its update rule (`_update`, over arrays, from
+`dtrain.optim._functional`). The base runs that rule once per parameter, or once per group chunk of
+one dtype and device when the chunk's parameters, gradients and tensor state are views of contiguous 1-D
+buffers. Such buffers are found where the parameters already live in one (a module's flat parameters), and
+made where they don't: the optimizer copies the parameters into a buffer it owns and rebinds each
+parameter's array to a view of it (as torch's `flatten_parameters` does; `data_ptr()` changes). Gradients
+that autograd created afresh (after `zero_grad(set_to_none=True)`) are copied into the flat gradient
+buffer, one pass, and rebound to its views; with `zero_grad(set_to_none=False)` they stay views and
+backward accumulates into the buffer directly.
+"""
+from collections import defaultdict
+from copy import deepcopy
+from itertools import chain
+
+from .._tensor import Tensor, _wrap
+from .. import _dtype
+
+__all__ = ["Optimizer", "required"]
+
+
+class _RequiredParameter:
+    """Singleton class representing a required parameter for an Optimizer."""
+
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+
+def _ptr(a):
+    return a.data.ptr if hasattr(a.data, "ptr") else a.__array_interface__["data"][0]
+
+
+def _contiguous_run(arrays, total):
+    """The 1-D view covering `arrays` when they are C-contiguous views of one 1-D base, back to back in
+    order; None otherwise."""
+    first = arrays[0]
+    if len(arrays) == 1 and first.flags.c_contiguous:
+        return first.reshape(-1)
+    base = first.base
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous or base.dtype != first.dtype:
+        return None
+    item = first.itemsize
+    start, rem = divmod(_ptr(first) - _ptr(base), item)
+    if rem or start < 0 or start + total > base.size:
+        return None
+    at = _ptr(first)
+    for a in arrays:
+        if a.base is not base or not a.flags.c_contiguous or _ptr(a) != at:
+            return None
+        at += a.nbytes
+    return base[start:start + total]
+
+
+class _Chunk:
+    """The parameters of one group with one dtype and device, and the flat buffers bound to them.
+
+    `flats[key]` is (flat array, views): the tensors of `key` ("param", "grad", a state name) hold exactly
+    these views while the binding lasts; an identity check per tensor tells when something rebound them."""
+
+    def __init__(self, params):
+        self.params = params
+        self.shapes = [p._data.shape for p in params]
+        self.sizes = [p._data.size for p in params]
+        self.offsets = []
+        n = 0
+        for s in self.sizes:
+            self.offsets.append(n)
+            n += s
+        self.numel = n
+        self.device = params[0]._device
+        self.xp = self.device.xp
+        self.dtype = params[0]._data.dtype
+        # params that are views of other tensors can't be moved without breaking that relation
+        self.movable = len({id(p) for p in params}) == len(params) and all(p._base is None for p in params)
+        self.flats = {}
+        self.scratch = []
+
+    def bind(self, key, tensors):
+        """The flat array behind `tensors` (same shapes as the params), binding them to its views first."""
+        cached = self.flats.get(key)
+        if cached is not None and all(t._data is v for t, v in zip(tensors, cached[1])):
+            return cached[0]
+        arrays = [t._data for t in tensors]
+        ok = all(a.dtype == self.dtype and a.shape == s for a, s in zip(arrays, self.shapes))
+        flat = _contiguous_run(arrays, self.numel) if ok else None
+        if flat is None:
+            if key == "param" and not self.movable:
+                return None
+            flat = self.xp.empty(self.numel, self.dtype)
+            for t, a, o, n, s in zip(tensors, arrays, self.offsets, self.sizes, self.shapes):
+                v = flat[o:o + n]
+                v[...] = a.reshape(-1)
+                t._data = v.reshape(s)
+        self.flats[key] = (flat, [t._data for t in tensors])
+        return flat
+
+    def adopt(self, key, flat):
+        """Per-parameter tensors viewing a flat array that an update rule just made (a new state buffer)."""
+        ts = [_wrap(flat[o:o + n].reshape(s), self.params[0]._device)
+              for o, n, s in zip(self.offsets, self.sizes, self.shapes)]
+        self.flats[key] = (flat, [t._data for t in ts])
+        return ts
+
+    def scratch_arrays(self, k):
+        while len(self.scratch) < k:
+            self.scratch.append(self.xp.empty(self.numel, self.dtype))
+        return self.scratch[:k]
+
+    def scratch_views(self, k, i):
+        o, n, s = self.offsets[i], self.sizes[i], self.shapes[i]
+        return [a[o:o + n].reshape(s) for a in self.scratch_arrays(k)]
+
+
+class Optimizer:
+    """Base class for all optimizers (torch.optim.Optimizer).
+
+    Subclasses set `_state_keys` (tensor state shaped like the parameter, in torch's order), `_has_step`
+    (a float32 0-d `step` tensor per parameter), `_scratch` (temporaries their rule uses), and write
+    `_init_state(group, p)` and `_update(group, param, grad, state, step, tmps)` over arrays."""
+    _has_step = False
+    _scratch = 1
+
+    def __init__(self, params, defaults):
+        self.defaults = defaults
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                            f"but got {_typename(params)}")
+        self.state = defaultdict(dict)
+        self.param_groups = []
+        param_groups = list(params)
+        if len(param_groups) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(param_groups[0], dict):
+            param_groups = [{"params": param_groups}]
+        for param_group in param_groups:
+            self.add_param_group(param_group)
+        self._chunks = {}
+
+    def __getstate__(self):
+        return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._chunks = {}
+
+    def __repr__(self):
+        format_string = self.__class__.__name__ + " ("
+        for i, group in enumerate(self.param_groups):
+            format_string += "\n"
+            format_string += f"Parameter Group {i}\n"
+            for key in sorted(group.keys()):
+                if key != "params":
+                    format_string += f"    {key}: {group[key]}\n"
+        format_string += ")"
+        return format_string
+
+    def add_param_group(self, param_group):
+        """Add a param group to the optimizer's `param_groups`."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            param_group["params"] = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering "
+                            "of tensors in sets will change between runs. Please use a list instead.")
+        else:
+            param_group["params"] = list(params)
+        tensors, names = [], []
+        for param in param_group["params"]:
+            if isinstance(param, tuple):
+                names.append(param[0])
+                tensors.append(param[1])
+            else:
+                tensors.append(param)
+        param_group["params"] = tensors
+        if names:
+            if len(names) != len(tensors):
+                raise ValueError("all optimizer params should be with/without names. Some param names are missing")
+            param_group["param_names"] = names
+        for param in tensors:
+            if not isinstance(param, Tensor):
+                raise TypeError("optimizer can only optimize Tensors, but one of the params is " + _typename(param))
+            if not self.defaults.get("differentiable", None) and not (param.is_leaf or param.retains_grad):
+                raise ValueError("can't optimize a non-leaf Tensor")
+        for name, default in self.defaults.items():
+            if default is required and name not in param_group:
+                raise ValueError(f"parameter group didn't specify a value of required optimization parameter {name}")
+            param_group.setdefault(name, default)
+        if len(tensors) != len({id(p) for p in tensors}):
+            import warnings
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; in future, this will "
+                          "cause an error; see github.com/pytorch/pytorch/issues/40967 for more information",
+                          stacklevel=3)
+        seen = set()
+        for group in self.param_groups:
+            seen.update(id(p) for p in group["params"])
+            if ("param_names" in param_group) != ("param_names" in group):
+                txt = "with names" if "param_names" in param_group else "without names"
+                raise ValueError("all optimizer param groups should be with/without names. "
+                                 f"cannot add param group {txt} to the optimizer")
+        if any(id(p) in seen for p in tensors):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(param_group)
+
+    # ------------------------------------------------------------------ gradients
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients of all optimized tensors (to None, or to zero in place).
+
+        Zeroing in place keeps flat gradient buffers bound, so one fill clears a whole chunk."""
+        for group in self.param_groups:
+            cleared = set()
+            if not set_to_none:
+                for chunk in self._group_chunks(group):
+                    bound = chunk.flats.get("grad")
+                    ps = chunk.params
+                    if bound is not None and all(p.grad is not None and p.grad._data is v
+                                                 for p, v in zip(ps, bound[1])):
+                        bound[0].fill(0)
+                        for p in ps:
+                            p.grad.grad_fn, p.grad._requires_grad = None, False
+                            p.grad._version.value += 1
+                        cleared.update(id(p) for p in ps)
+            for p in group["params"]:
+                if p.grad is None or id(p) in cleared:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    if p.grad.grad_fn is not None:
+                        p.grad.detach_()
+                    else:
+                        p.grad.requires_grad_(False)
+                    p.grad._data.fill(0)
+                    p.grad._version.value += 1
+
+    # ------------------------------------------------------------------ the step
+    def step(self, closure=None):
+        """Perform a single optimization step; `closure` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            from ..autograd.grad_mode import enable_grad
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for chunk in self._group_chunks(group):
+                if not self._step_flat(group, chunk):
+                    self._step_each(group, chunk.params, chunk)
+        return loss
+
+    def _group_chunks(self, group):
+        params = group["params"]
+        key = tuple(map(id, params))
+        chunks = self._chunks.get(key)
+        if chunks is None or any(p._data.shape != s or p._data.dtype != c.dtype or p._device is not c.device
+                                 for c in chunks for p, s in zip(c.params, c.shapes)):
+            by = {}
+            for p in params:
+                by.setdefault((p._device, p._data.dtype), []).append(p)
+            chunks = self._chunks[key] = [_Chunk(ps) for ps in by.values()]
+        return chunks
+
+    def _step_each(self, group, params, chunk):
+        """The per-parameter path: the update rule once per parameter that has a gradient."""
+        for i, p in enumerate(params):
+            if p.grad is None:
+                continue
+            state = self._state_of(group, p)
+            step = None
+            if self._has_step:
+                state["step"]._data += 1
+                step = float(state["step"]._data)
+            arrays = {k: (state[k]._data if k in state else None) for k in self._state_keys}
+            tmps = chunk.scratch_views(self._scratch, i) if chunk is not None else [None] * self._scratch
+            new = self._update(group, p._data, p.grad._data, arrays, step, tmps)
+            for k, a in (new or {}).items():
+                self.state[p][k] = _wrap(a, p._device)
+            p._version.value += 1
+
+    def _state_of(self, group, p):
+        """The state of `p`, initialised on first use; like torch, a rule without initial state (SGD) leaves
+        no entry behind until it stores something."""
+        state = self.state.get(p)
+        if not state:
+            state = self._init_state(group, p)
+            if state:
+                self.state[p].update(state)
+        return state
+
+    def _step_flat(self, group, chunk):
+        """The whole chunk in one call of the update rule over flat buffers; False where it can't be."""
+        ps = chunk.params
+        if len(ps) < 2 and not chunk.flats:
+            return False  # nothing to gain over the per-parameter path
+        states = []
+        for p in ps:
+            if p.grad is None or p.grad._data.shape != p._data.shape or p.grad._data.dtype != chunk.dtype:
+                return False
+            states.append(self.state.get(p))
+        keys0 = None if not states[0] else tuple(states[0])
+        for s in states:
+            if (tuple(s) if s else None) != keys0:
+                return False
+        if self._has_step and keys0 is not None:
+            step = float(states[0]["step"]._data)
+            if any(float(s["step"]._data) != step for s in states):
+                return False
+        flat_p = chunk.bind("param", ps)
+        if flat_p is None:
+            return False
+        if keys0 is None:
+            states = [self._state_of(group, p) for p in ps]
+        flat_g = chunk.bind("grad", [p.grad for p in ps])
+        arrays = {}
+        for k in self._state_keys:
+            if k in states[0]:
+                arrays[k] = chunk.bind(k, [s[k] for s in states])
+            else:
+                arrays[k] = None
+        step = None
+        if self._has_step:
+            for s in states:
+                s["step"]._data += 1
+            step = float(states[0]["step"]._data)
+        new = self._update(group, flat_p, flat_g, arrays, step, chunk.scratch_arrays(self._scratch))
+        for k, a in (new or {}).items():
+            for p, t in zip(ps, chunk.adopt(k, a)):
+                self.state[p][k] = t
+        for p in ps:
+            p._version.value += 1
+        return True
+
+    # ------------------------------------------------------------------ state dicts
+    def state_dict(self):
+        """The optimizer state as a dict: {'state': {index: {...}}, 'param_groups': [{..., 'params': [index]}]}.
+
+        Tensors in it are the live state, as in torch."""
+        param_mappings = {}
+        start_index = 0
+
+        def pack_group(group):
+            nonlocal start_index
+            packed = {k: v for k, v in group.items() if k != "params"}
+            param_mappings.update({id(p): i for i, p in enumerate(group["params"], start_index)
+                                   if id(p) not in param_mappings})
+            packed["params"] = [param_mappings[id(p)] for p in group["params"]]
+            start_index += len(packed["params"])
+            return packed
+
+        param_groups = [pack_group(g) for g in self.param_groups]
+        packed_state = {(param_mappings[id(k)] if isinstance(k, Tensor) else k): v for k, v in self.state.items()}
+        return {"state": packed_state, "param_groups": param_groups}
+
+    def load_state_dict(self, state_dict):
+        """Load an optimizer state produced by `state_dict()` (of dtrain's or, tensors converted, torch's)."""
+        state_dict = state_dict.copy()
+        groups = self.param_groups
+        saved_groups = deepcopy(state_dict["param_groups"])
+        if len(groups) != len(saved_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        if any(len(g["params"]) != len(s["params"]) for g, s in zip(groups, saved_groups)):
+            raise ValueError("loaded state dict contains a parameter group that doesn't match the size of "
+                             "optimizer's group")
+        id_map = dict(zip(chain.from_iterable(g["params"] for g in saved_groups),
+                          chain.from_iterable(g["params"] for g in groups)))
+
+        def cast(param, value, param_id=None, key=None):
+            if isinstance(value, Tensor):
+                if key == "step":
+                    pg = next((g for g in state_dict["param_groups"] if param_id in g["params"]), {})
+                    if pg.get("capturable", False) or pg.get("fused", False):
+                        return value.to(dtype=_dtype.float32, device=param.device)
+                    return value
+                if param.is_floating_point():
+                    return value.to(dtype=param.dtype, device=param.device)
+                return value.to(device=param.device)
+            if isinstance(value, dict):
+                return {k: cast(param, v, param_id, key=k) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return type(value)(cast(param, v, param_id) for v in value)
+            return value
+
+        state = defaultdict(dict)
+        for k, v in state_dict["state"].items():
+            if k in id_map:
+                state[id_map[k]] = cast(id_map[k], v, param_id=k)
+            else:
+                state[k] = v
+
+        def update_group(group, new_group):
+            new_group["params"] = group["params"]
+            if "param_names" in group and "param_names" not in new_group:
+                new_group["param_names"] = group["param_names"]
+            return new_group
+
+        self.__setstate__({"state": state,
+                           "param_groups": [update_group(g, ng) for g, ng in zip(groups, saved_groups)]})
+
+
+def _typename(obj):
+    if isinstance(obj, Tensor):
+        return obj.type()
+    module = getattr(type(obj), "__module__", "") or ""
+    name = type(obj).__qualname__
+    return name if module in ("builtins", "__builtin__", "") else f"{module}.{name}"
+
+
+def _zero_step():
+    """torch's `step` state: a 0-d CPU tensor of the default float dtype."""
+    import numpy as np
+    return np.zeros((), _dtype.get_default_dtype().np)
+
+
+def _cpu():
+    from .._device import CPU
+    return CPU
+
+
+def _step_tensor():
+    return _wrap(_zero_step(), _cpu())
