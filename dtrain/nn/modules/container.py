@@ -288,14 +288,14 @@ class ModuleDict(Module):
                 self[m[0]] = m[1]
 
 
-def _param_repr(p):
+def _param_repr(p, typename=False):
     size_str = "x".join(str(size) for size in p.size())
     if p.device.type in ("cuda",):
         device_str = f" ({p.device})"
     else:
         device_str = ""
     parastr = "{} containing: [{} of size {}{}]".format(
-        "Parameter" if isinstance(p, Parameter) else "Tensor", p.dtype, size_str, device_str)
+        "Parameter" if isinstance(p, Parameter) else "Tensor", p.type() if typename else p.dtype, size_str, device_str)
     return parastr
 
 
@@ -474,7 +474,8 @@ class ParameterDict(Module):
         child_lines = []
         for k, p in self.items():
             if isinstance(p, Tensor):
-                child_lines.append("  (" + str(k) + "): " + _param_repr(p))
+                # torch prints the legacy type name here (torch.FloatTensor), the dtype in ParameterList
+                child_lines.append("  (" + str(k) + "): " + _param_repr(p, typename=True))
             else:
                 child_lines.append("  (" + str(k) + "): Object of type: " + type(p).__name__)
         return "\n".join(child_lines)
