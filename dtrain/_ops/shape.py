@@ -19,6 +19,9 @@ def _infer_shape(shape, numel):
             raise RuntimeError(f"invalid shape dimension {s}")
     known = math.prod(s for s in shape if s != -1)
     if neg:
+        if known == 0 and numel == 0:
+            raise RuntimeError(f"cannot reshape tensor of 0 elements into shape [{', '.join(str(s) for s in shape)}] "
+                               "because the unspecified dimension size -1 can be any value and is ambiguous")
         if known == 0 or numel % known:
             raise RuntimeError(f"shape '[{', '.join(str(s) for s in shape)}]' is invalid for input of size {numel}")
         shape[neg[0]] = numel // known
@@ -193,12 +196,16 @@ class _Conj(Function):
 
 @method()
 def movedim(input, source, destination):
-    src = wrap_dims(source, input.ndim) if not isinstance(source, int) else (wrap_dim(source, input.ndim),)
-    if isinstance(source, int):
-        src, dst = (wrap_dim(source, input.ndim),), (wrap_dim(destination, input.ndim),)
-    else:
-        src = tuple(wrap_dim(s, input.ndim) for s in source)
-        dst = tuple(wrap_dim(d, input.ndim) for d in destination)
+    source = [source] if isinstance(source, int) else list(source)
+    destination = [destination] if isinstance(destination, int) else list(destination)
+    if len(source) != len(destination):
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({source} dims) should contain the "
+                           f"same number of dims as destination ({destination} dims)")
+    src = [wrap_dim(s, input.ndim) for s in source]
+    dst = [wrap_dim(d, input.ndim) for d in destination]
+    for name, given, dims in (("source", source, src), ("destination", destination, dst)):
+        if len(set(dims)) != len(dims):
+            raise RuntimeError(f"movedim: repeated dim in `{name}` ({given})")
     order = [d for d in range(input.ndim) if d not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
@@ -334,12 +341,17 @@ def tile(input, dims):
 
 class Cat(Function):
     def forward(ctx, *xs, dim):
-        ctx.sizes, ctx.dim = [x.shape[dim] for x in xs], dim
-        return ctx.xp.concatenate(xs, axis=dim)
+        # torch skips 1-D empty tensors (legacy behaviour); they still get a (0,)-shaped gradient
+        ctx.skip = tuple(x.ndim == 1 and x.shape[0] == 0 for x in xs)
+        if all(ctx.skip):
+            ctx.skip = (False,) + ctx.skip[1:]
+        kept = [x for x, s in zip(xs, ctx.skip) if not s]
+        ctx.sizes, ctx.dim = [x.shape[dim] for x in kept], dim
+        return ctx.xp.concatenate(kept, axis=dim)
 
     def backward(ctx, g):
-        idx = np.cumsum(ctx.sizes)[:-1]
-        return tuple(ctx.xp.split(g, idx, axis=ctx.dim))
+        parts = iter(ctx.xp.split(g, np.cumsum(ctx.sizes)[:-1], axis=ctx.dim))
+        return tuple(ctx.xp.zeros((0,), g.dtype) if s else next(parts) for s in ctx.skip)
 
 
 def cat(tensors, dim=0, *, out=None):
@@ -350,20 +362,22 @@ def cat(tensors, dim=0, *, out=None):
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
             raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
-    # torch skips 1-D empty tensors (legacy behaviour)
-    ts = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)] or tensors[:1]
+    skip = [t.ndim == 1 and t.shape[0] == 0 for t in tensors]
+    ts = [t for t, s in zip(tensors, skip) if not s] or tensors[:1]
     ref = ts[0]
     d = wrap_dim(dim, ref.ndim)
-    for i, t in enumerate(ts):
+    for i, t in enumerate(tensors):
+        if skip[i]:
+            continue
         if t.ndim != ref.ndim:
             raise RuntimeError(f"Tensors must have same number of dimensions: got {ref.ndim} and {t.ndim}")
         for j in range(ref.ndim):
             if j != d and t.shape[j] != ref.shape[j]:
                 raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. Expected size "
                                    f"{ref.shape[j]} but got size {t.shape[j]} for tensor number {i} in the list.")
-    if any(t._data.dtype != ref._data.dtype for t in ts):
-        ts, _ = promote(*ts)
-    return out_copy(Cat.apply(*ts, dim=d), out)
+    if any(t._data.dtype != ref._data.dtype for t in tensors):
+        tensors, _ = promote(*tensors)
+    return out_copy(Cat.apply(*tensors, dim=d), out)
 
 
 concat = concatenate = cat
@@ -468,10 +482,14 @@ def narrow(input, dim, start, length):
     n = input.shape[d]
     if isinstance(start, Tensor):
         start = int(start.item())
+    if length < 0:
+        raise RuntimeError("narrow(): length must be non-negative.")
+    if start < -n or start > n:
+        raise IndexError(f"start out of range (expected to be in range of [{-n}, {n}], but got {start})")
     if start < 0:
         start += n
-    if start < 0 or start + length > n or length < 0:
-        raise IndexError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
+    if start + length > n:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
     sl = [slice(None)] * input.ndim
     sl[d] = slice(start, start + length)
     return input[tuple(sl)]
