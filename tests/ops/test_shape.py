@@ -140,7 +140,7 @@ ERRORS = {
     "flip_dup": (lambda m, x: x.flip((0, 0)), (2, 3), None),
     "roll_mismatch": (lambda m, x: x.roll((1, 2), 0), (2, 3), None),
     "movedim_dup": (lambda m, x: x.movedim((0, 0), (1, 2)), (2, 3, 4), "movedim: repeated dim in `source` ([0, 0])"),
-    "movedim_len": (lambda m, x: x.movedim((0, 1), 2), (2, 3, 4), "should contain the same number of dims"),
+    "movedim_len": (lambda m, x: x.movedim((0, 1), (2,)), (2, 3, 4), "should contain the same number of dims"),
     "dim_0d": (lambda m, x: x.unbind(1), (), None),
 }
 
