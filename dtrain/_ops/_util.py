@@ -66,7 +66,8 @@ def wrap_dims(dim, ndim):
         return (wrap_dim(dim, ndim),)
     dims = tuple(wrap_dim(d, ndim) for d in dim)
     if len(set(dims)) != len(dims):
-        raise RuntimeError(f"dim {dims} appears multiple times in the list of dims")
+        dup = next(d for i, d in enumerate(dims) if d in dims[:i])
+        raise RuntimeError(f"dim {dup} appears multiple times in the list of dims")
     return tuple(sorted(dims)) if dims else tuple(range(ndim))
 
 

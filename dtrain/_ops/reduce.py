@@ -1,4 +1,5 @@
 """Reductions: sum, mean, prod, max/min, var/std, norm, logsumexp, cumsum, all/any, ..."""
+import builtins
 import collections
 
 import numpy as np
@@ -6,7 +7,13 @@ import numpy as np
 from .. import _dtype
 from .._tensor import Tensor, _wrap
 from ..autograd.graph import Function
-from ._util import cast, method, nondiff, out_copy, to_float, wrap_dim, wrap_dims
+from ._util import cast, method, out_copy, to_float, wrap_dim, wrap_dims
+
+
+def _axes(dim, x):
+    """numpy axes of a reduction over `dim` (None, int or sequence; torch's () means all) of tensor `x`."""
+    axes = wrap_dims(dim, x.ndim)
+    return axes if x.ndim else ()  # a 0-d tensor accepts dim 0 / -1; numpy wants no axis
 
 
 def _expand_back(g, shape, axes, keepdim):
@@ -16,33 +23,45 @@ def _expand_back(g, shape, axes, keepdim):
     return g
 
 
+def _numel(shape, axes):
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    return n
+
+
 class Sum(Function):
-    def forward(ctx, x, axes, keepdim, dtype=None):
-        ctx.shape, ctx.axes, ctx.keepdim, ctx.dtype = x.shape, axes, keepdim, x.dtype
-        return ctx.xp.sum(x, axis=axes, keepdims=keepdim, dtype=dtype)
+    def forward(ctx, x, axes, keepdim):
+        ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
+        return x.sum(axis=axes, keepdims=keepdim)
 
     def backward(ctx, g):
-        g = _expand_back(g, ctx.shape, ctx.axes, ctx.keepdim)
-        return ctx.xp.broadcast_to(g, ctx.shape).astype(ctx.dtype, copy=False)
+        return ctx.xp.broadcast_to(_expand_back(g, ctx.shape, ctx.axes, ctx.keepdim), ctx.shape)
 
 
 class Mean(Function):
     def forward(ctx, x, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
-        n = 1
-        for a in axes:
-            n *= x.shape[a]
-        ctx.n = n
-        return ctx.xp.mean(x, axis=axes, keepdims=keepdim).astype(x.dtype, copy=False)
+        ctx.n = _numel(x.shape, axes)
+        with np.errstate(invalid="ignore", divide="ignore"):  # the mean of nothing is nan, silently
+            return x.mean(axis=axes, keepdims=keepdim).astype(x.dtype, copy=False)
 
     def backward(ctx, g):
         g = _expand_back(g, ctx.shape, ctx.axes, ctx.keepdim) / ctx.n
-        return ctx.xp.broadcast_to(g.astype(g.dtype, copy=False), ctx.shape)
+        return ctx.xp.broadcast_to(g, ctx.shape)
+
+
+def _exclusive_prod(xm, xp):
+    """Product of all other elements along the last axis, exact where some are zero."""
+    ones = xp.ones(xm.shape[:-1] + (1,), xm.dtype)
+    left = xp.concatenate([ones, xp.cumprod(xm[..., :-1], -1)], -1)
+    right = xp.concatenate([xp.flip(xp.cumprod(xp.flip(xm[..., 1:], -1), -1), -1), ones], -1)
+    return left * right
 
 
 class Prod(Function):
     def forward(ctx, x, axis, keepdim):
-        y = ctx.xp.prod(x, axis=axis, keepdims=keepdim)
+        y = x.prod(axis=axis, keepdims=keepdim)
         ctx.save_for_backward(x, y)
         ctx.axis, ctx.keepdim = axis, keepdim
         return y
@@ -52,28 +71,20 @@ class Prod(Function):
         xp = ctx.xp
         axes = (ctx.axis,) if ctx.axis is not None else tuple(range(x.ndim))
         g = _expand_back(g, x.shape, axes, ctx.keepdim)
-        y = _expand_back(y, x.shape, axes, ctx.keepdim)
+        if x.size == 0:
+            return xp.zeros(x.shape, x.dtype)
         if not (x == 0).any():
-            return g * y / x
-        # zeros: product of the others, computed by exclusive cumulative products from both sides
-        if ctx.axis is None:
-            flat = x.reshape(-1)
-            left = xp.concatenate([xp.ones(1, x.dtype), xp.cumprod(flat[:-1])])
-            right = xp.concatenate([xp.cumprod(flat[::-1][:-1])[::-1], xp.ones(1, x.dtype)])
-            return g * (left * right).reshape(x.shape)
-        ax = ctx.axis
-        xm = xp.moveaxis(x, ax, -1)
-        ones = xp.ones(xm.shape[:-1] + (1,), x.dtype)
-        left = xp.concatenate([ones, xp.cumprod(xm[..., :-1], -1)], -1)
-        right = xp.concatenate([xp.flip(xp.cumprod(xp.flip(xm[..., 1:], -1), -1), -1), ones], -1)
-        return g * xp.moveaxis(left * right, -1, ax)
+            return g * _expand_back(y, x.shape, axes, ctx.keepdim) / x
+        if ctx.axis is None:  # zeros: the product of the others, from cumulative products on both sides
+            return g * _exclusive_prod(x.reshape(-1), xp).reshape(x.shape)
+        return g * xp.moveaxis(_exclusive_prod(xp.moveaxis(x, ctx.axis, -1), xp), -1, ctx.axis)
 
 
 class MaxMin(Function):
     """amax/amin over dims; the gradient is shared evenly between tied extrema (torch's rule)."""
 
     def forward(ctx, x, axes, keepdim, is_max):
-        y = (ctx.xp.max if is_max else ctx.xp.min)(x, axis=axes, keepdims=keepdim)
+        y = x.max(axis=axes, keepdims=keepdim) if is_max else x.min(axis=axes, keepdims=keepdim)
         ctx.save_for_backward(x, y)
         ctx.axes, ctx.keepdim = axes, keepdim
         return y
@@ -81,8 +92,7 @@ class MaxMin(Function):
     def backward(ctx, g):
         x, y = ctx.saved
         g = _expand_back(g, x.shape, ctx.axes, ctx.keepdim)
-        y = _expand_back(y, x.shape, ctx.axes, ctx.keepdim)
-        mask = x == y
+        mask = x == _expand_back(y, x.shape, ctx.axes, ctx.keepdim)
         return (g * mask / mask.sum(axis=ctx.axes, keepdims=True)).astype(x.dtype, copy=False)
 
 
@@ -92,10 +102,6 @@ class MaxMinDim(Function):
     def forward(ctx, x, dim, keepdim, is_max):
         xp = ctx.xp
         idx = (xp.argmax if is_max else xp.argmin)(x, axis=dim, keepdims=True)
-        if x.dtype.kind == "f" and xp.isnan(x).any():  # torch propagates NaN and points at it
-            nan_idx = xp.argmax(xp.isnan(x), axis=dim, keepdims=True)
-            has = xp.isnan(x).any(axis=dim, keepdims=True)
-            idx = xp.where(has, nan_idx, idx)
         vals = xp.take_along_axis(x, idx, axis=dim)
         ctx.shape, ctx.dim, ctx.keepdim, ctx.idx = x.shape, dim, keepdim, idx
         ctx.mark_non_differentiable(1)
@@ -113,48 +119,99 @@ class MaxMinDim(Function):
 
 
 class Var(Function):
-    def forward(ctx, x, axes, correction, keepdim):
+    """var (or, with `sqrt`, std) over `axes` with torch's `correction`."""
+
+    def forward(ctx, x, axes, correction, keepdim, sqrt=False):
         xp = ctx.xp
-        n = 1
-        for a in axes:
-            n *= x.shape[a]
-        mean = x.mean(axis=axes, keepdims=True)
-        d = x - mean
-        ctx.save_for_backward(d)
-        ctx.axes, ctx.keepdim, ctx.denom = axes, keepdim, max(n - correction, 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return (xp.sum(d * d.conj(), axis=axes, keepdims=keepdim).real / ctx.denom).astype(x.real.dtype, copy=False)
+        ctx.axes, ctx.keepdim, ctx.sqrt = axes, keepdim, sqrt
+        ctx.denom = builtins.max(_numel(x.shape, axes) - correction, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # n <= correction gives inf/nan as in torch
+            d = x - x.mean(axis=axes, keepdims=True)
+            y = xp.sum(d * d, axis=axes, keepdims=keepdim) / ctx.denom
+            if sqrt:
+                y = xp.sqrt(y)
+        y = y.astype(x.dtype, copy=False)
+        ctx.save_for_backward(d, y)
+        return y
 
     def backward(ctx, g):
-        (d,) = ctx.saved
+        d, y = ctx.saved
         g = _expand_back(g, d.shape, ctx.axes, ctx.keepdim)
-        return (g * 2 * d / ctx.denom).astype(d.dtype, copy=False)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if ctx.sqrt:  # d std = d var / (2 std); torch makes it 0 where std is 0
+                y = _expand_back(y, d.shape, ctx.axes, ctx.keepdim)
+                g = ctx.xp.where(y == 0, 0, g / (2 * y))
+            return (g * (2.0 / ctx.denom if ctx.denom else np.inf) * d).astype(d.dtype, copy=False)
+
+
+class Norm(Function):
+    """The p-norm over `axes` for finite p (torch's zero gradient where the norm is 0; p = 0 counts nonzeros)."""
+
+    def forward(ctx, x, axes, keepdim, p):
+        xp = ctx.xp
+        a = xp.abs(x)
+        if p == 2:
+            y = xp.sqrt(xp.sum(a * a, axis=axes, keepdims=keepdim))
+        elif p == 0:
+            y = xp.sum(x != 0, axis=axes, keepdims=keepdim)
+        elif p == 1:
+            y = xp.sum(a, axis=axes, keepdims=keepdim)
+        else:
+            y = xp.sum(a ** p, axis=axes, keepdims=keepdim) ** (1.0 / p)
+        y = y.astype(x.dtype, copy=False)
+        ctx.save_for_backward(x, y)
+        ctx.axes, ctx.keepdim, ctx.p = axes, keepdim, p
+        return y
+
+    def backward(ctx, g):
+        x, y = ctx.saved
+        xp, p = ctx.xp, ctx.p
+        if p == 0:
+            return xp.zeros(x.shape, x.dtype)
+        g = _expand_back(g, x.shape, ctx.axes, ctx.keepdim)
+        if p == 1:
+            return (g * xp.sign(x)).astype(x.dtype, copy=False)
+        y = _expand_back(y, x.shape, ctx.axes, ctx.keepdim)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if p == 2:
+                scale = x / y
+            else:  # sgn(x) |x|^(p-1) / y^(p-1), written to stay finite at x == 0 for p < 2
+                scale = xp.sign(x) * xp.abs(x) ** (p - 1) / y ** (p - 1)
+        return xp.where(y == 0, 0, g * scale).astype(x.dtype, copy=False)
 
 
 class Logsumexp(Function):
     def forward(ctx, x, axes, keepdim):
         xp = ctx.xp
-        m = x.max(axis=axes, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, 0)
-        y = xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True)) + m
+        if x.size:
+            m = x.max(axis=axes, keepdims=True)
+            m = xp.where(xp.isfinite(m), m, 0)
+        else:
+            m = xp.zeros((1,) * x.ndim, x.dtype)
+        with np.errstate(divide="ignore"):  # log(0) = -inf, as torch
+            y = xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True)) + m
         ctx.save_for_backward(x, y)
         ctx.axes, ctx.keepdim = axes, keepdim
-        return y if keepdim else y.squeeze(axes)
+        return y if keepdim else y.reshape([s for i, s in enumerate(x.shape) if i not in axes])
 
     def backward(ctx, g):
         x, y = ctx.saved
         g = _expand_back(g, x.shape, ctx.axes, ctx.keepdim)
-        return g * ctx.xp.exp(x - y)
+        with np.errstate(invalid="ignore"):
+            return g * ctx.xp.exp(x - y)
+
+
+def _revcumsum(a, dim, xp):
+    return xp.flip(xp.cumsum(xp.flip(a, dim), axis=dim), dim)
 
 
 class Cumsum(Function):
-    def forward(ctx, x, dim, dtype=None):
+    def forward(ctx, x, dim):
         ctx.dim = dim
-        return ctx.xp.cumsum(x, axis=dim, dtype=dtype)
+        return ctx.xp.cumsum(x, axis=dim)
 
     def backward(ctx, g):
-        xp = ctx.xp
-        return xp.flip(xp.cumsum(xp.flip(g, ctx.dim), axis=ctx.dim), ctx.dim)
+        return _revcumsum(g, ctx.dim, ctx.xp)
 
 
 class Cumprod(Function):
@@ -166,14 +223,20 @@ class Cumprod(Function):
 
     def backward(ctx, g):
         x, y = ctx.saved
-        xp = ctx.xp
-        # exact where x has no zeros; the general case goes through the reversed cumsum of g * y
-        s = xp.flip(xp.cumsum(xp.flip(g * y, ctx.dim), axis=ctx.dim), ctx.dim)
+        xp, dim = ctx.xp, ctx.dim
+        # grad_i = sum_{j >= i} g_j y_j / x_i, exact before the first zero of x (y_j is 0 from there on)
+        zero = x == 0
         with np.errstate(divide="ignore", invalid="ignore"):
-            return xp.where(x == 0, 0, s / x)
+            gx = xp.where(zero, 0, _revcumsum(g * y, dim, xp) / x)
+        if zero.any():  # at the first zero: the same sum with that zero replaced by one
+            first = zero & (xp.cumsum(zero, axis=dim) == 1)
+            y1 = xp.cumprod(xp.where(first, 1, x), axis=dim)
+            gx = xp.where(first, _revcumsum(g * y1, dim, xp), gx)
+        return gx
 
 
 def _int_sum_dtype(input, dtype):
+    """torch sums integers and bools as int64 unless a dtype is given."""
     if dtype is not None:
         return dtype
     if input._data.dtype.kind in "biu":
@@ -181,12 +244,14 @@ def _int_sum_dtype(input, dtype):
     return None
 
 
+def _as(input, dtype):
+    return cast(input, dtype) if dtype is not None and dtype.np != input._data.dtype else input
+
+
 @method()
 def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
-    dt = _int_sum_dtype(input, dtype)
-    x = cast(input, dt) if dt is not None and dt.np != input._data.dtype else input
-    axes = wrap_dims(dim, x.ndim)
-    return out_copy(Sum.apply(x, axes=axes, keepdim=keepdim), out)
+    x = _as(input, _int_sum_dtype(input, dtype))
+    return out_copy(Sum.apply(x, axes=_axes(dim, x), keepdim=keepdim), out)
 
 
 @method()
@@ -197,211 +262,234 @@ def nansum(input, dim=None, keepdim=False, *, dtype=None):
 
 @method()
 def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
-    x = cast(input, dtype) if dtype is not None else input
+    x = _as(input, dtype)
     if not (x.is_floating_point() or x.is_complex()):
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a floating point or "
-                           f"complex dtype. Got: {x.dtype.name.capitalize() if x.dtype.name != 'int64' else 'Long'}")
-    axes = wrap_dims(dim, x.ndim)
-    return out_copy(Mean.apply(x, axes=axes, keepdim=keepdim), out)
+                           f"complex dtype. Got: {_dtype.scalar_name(x.dtype)}")
+    return out_copy(Mean.apply(x, axes=_axes(dim, x), keepdim=keepdim), out)
 
 
 @method()
 def nanmean(input, dim=None, keepdim=False, *, dtype=None):
-    from .index import where
     keep = (~input.isnan()).sum(dim, keepdim)
     return nansum(input, dim, keepdim) / keep
 
 
 @method()
 def prod(input, dim=None, keepdim=False, *, dtype=None):
-    dt = _int_sum_dtype(input, dtype)
-    x = cast(input, dt) if dt is not None and dt.np != input._data.dtype else input
+    x = _as(input, _int_sum_dtype(input, dtype))
     if dim is None:
         return Prod.apply(x, axis=None, keepdim=False)
-    return Prod.apply(x, axis=wrap_dim(dim, x.ndim), keepdim=keepdim)
+    d = wrap_dim(dim, x.ndim)
+    return Prod.apply(x, axis=d if x.ndim else None, keepdim=keepdim)
 
 
-_ReturnMax = collections.namedtuple("max", ["values", "indices"])
-_ReturnMin = collections.namedtuple("min", ["values", "indices"])
-
-
-class _RT:
-    """torch.return_types-style named tuples printed as torch prints them."""
-
-
-def _named(cls_name):
-    base = collections.namedtuple(cls_name, ["values", "indices"])
+def _named(cls_name, fields=("values", "indices")):
+    """A torch.return_types-style named tuple that prints as torch's."""
+    base = collections.namedtuple(cls_name, fields)
 
     class R(base):
         __slots__ = ()
 
         def __repr__(self):
-            return f"torch.return_types.{cls_name}(\nvalues={self.values!r},\nindices={self.indices!r})"
+            body = ",\n".join(f"{f}={v!r}" for f, v in zip(fields, self))
+            return f"torch.return_types.{cls_name}(\n{body})"
     R.__name__ = R.__qualname__ = cls_name
     return R
 
 
 return_max, return_min, return_sort, return_topk, return_kthvalue, return_mode, return_median, return_cummax = (
     _named(n) for n in ("max", "min", "sort", "topk", "kthvalue", "mode", "median", "cummax"))
+return_aminmax = _named("aminmax", ("min", "max"))
 
 
-def _empty_reduce_check(input, name, dim=None):
-    if input.numel() == 0 and (dim is None or input.shape[dim] == 0):
-        raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. Specify the "
-                         "reduction dim with the 'dim' argument." if dim is None else
-                         f"{name}(): Expected reduction dim {dim} to have non-zero size.")
+def _check_nonempty(input, name, axes=None):
+    """torch's errors for max/min/argmax over nothing: no dim given, or a dim of size zero."""
+    if input._data.size:
+        return
+    if axes is None:
+        err = IndexError if name.startswith("arg") else RuntimeError
+        tail = "" if err is IndexError else " Specify the reduction dim with the 'dim' argument."
+        raise err(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.{tail}")
+    for a in axes:
+        if input.shape[a] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {a} to have non-zero size.")
 
 
-def _maxmin(input, dim, keepdim, other, is_max, out):
+def _maxmin(input, dim, keepdim, other, is_max):
+    if isinstance(dim, Tensor) or other is not None:  # torch.max(a, b): elementwise
+        from .arith import maximum, minimum
+        return (maximum if is_max else minimum)(input, dim if other is None else other)
     name = "max" if is_max else "min"
-    if isinstance(dim, Tensor):
-        from .arith import maximum, minimum
-        return (maximum if is_max else minimum)(input, dim)
-    if other is not None:
-        from .arith import maximum, minimum
-        return (maximum if is_max else minimum)(input, other)
     if dim is None:
-        _empty_reduce_check(input, name)
+        _check_nonempty(input, name)
         return MaxMin.apply(input, axes=None, keepdim=False, is_max=is_max)
     d = wrap_dim(dim, input.ndim)
+    ret = return_max if is_max else return_min
     if input.ndim == 0:
-        return (return_max if is_max else return_min)(input.clone(), input.new_zeros((), dtype=_dtype.int64))
-    _empty_reduce_check(input, name, d)
-    v, i = MaxMinDim.apply(input, dim=d, keepdim=keepdim, is_max=is_max)
-    return (return_max if is_max else return_min)(v, i)
+        return ret(input.clone(), _wrap(input._device.xp.zeros((), np.int64), input._device))
+    _check_nonempty(input, name, (d,))
+    return ret(*MaxMinDim.apply(input, dim=d, keepdim=keepdim, is_max=is_max))
 
 
 @method()
 def max(input, dim=None, keepdim=False, *, out=None, other=None):
-    return _maxmin(input, dim, keepdim, other, True, out)
+    """max over everything, (values, indices) along `dim`, or elementwise max(input, other)."""
+    r = _maxmin(input, dim, keepdim, other, True)
+    return r if out is None else ret_out(r, out)
 
 
 @method()
 def min(input, dim=None, keepdim=False, *, out=None, other=None):
-    return _maxmin(input, dim, keepdim, other, False, out)
+    """min over everything, (values, indices) along `dim`, or elementwise min(input, other)."""
+    r = _maxmin(input, dim, keepdim, other, False)
+    return r if out is None else ret_out(r, out)
+
+
+def ret_out(r, out):
+    if isinstance(r, tuple):
+        return type(r)(*(out_copy(a, o) for a, o in zip(r, out)))
+    return out_copy(r, out)
+
+
+def _amaxmin(input, dim, keepdim, out, is_max):
+    name = "amax" if is_max else "amin"
+    axes = _axes(dim, input)
+    _check_nonempty(input, name, axes if dim not in ((), None) and input.ndim else None)
+    return out_copy(MaxMin.apply(input, axes=axes, keepdim=keepdim, is_max=is_max), out)
 
 
 @method()
 def amax(input, dim=(), keepdim=False, *, out=None):
-    axes = wrap_dims(dim if dim != () else None, input.ndim)
-    _empty_reduce_check(input, "amax", axes[0] if len(axes) == 1 else None)
-    return out_copy(MaxMin.apply(input, axes=axes, keepdim=keepdim, is_max=True), out)
+    return _amaxmin(input, dim, keepdim, out, True)
 
 
 @method()
 def amin(input, dim=(), keepdim=False, *, out=None):
-    axes = wrap_dims(dim if dim != () else None, input.ndim)
-    _empty_reduce_check(input, "amin", axes[0] if len(axes) == 1 else None)
-    return out_copy(MaxMin.apply(input, axes=axes, keepdim=keepdim, is_max=False), out)
+    return _amaxmin(input, dim, keepdim, out, False)
 
 
-def _arg(input, dim, keepdim, fn, name):
+def _arg(input, dim, keepdim, is_max):
+    name = "argmax" if is_max else "argmin"
+    if input._data.dtype.kind == "b":
+        raise RuntimeError(f"{name}(): does not support bool input")
     xp = input._device.xp
+    fn = xp.argmax if is_max else xp.argmin
     if dim is None:
-        _empty_reduce_check(input, name)
-        r = fn(input._data.reshape(-1))
-        if keepdim:
-            r = xp.asarray(r).reshape((1,) * input.ndim)
-        return _wrap(xp.asarray(r, dtype=np.int64), input._device)
+        _check_nonempty(input, name)
+        r = xp.asarray(fn(input._data.reshape(-1)), dtype=np.int64)
+        return _wrap(r.reshape((1,) * input.ndim) if keepdim else r, input._device)
     d = wrap_dim(dim, input.ndim)
     if input.ndim == 0:
         return _wrap(xp.zeros((), np.int64), input._device)
-    _empty_reduce_check(input, name, d)
+    _check_nonempty(input, name, (d,))
     return _wrap(fn(input._data, axis=d, keepdims=keepdim).astype(np.int64, copy=False), input._device)
 
 
 @method()
 def argmax(input, dim=None, keepdim=False):
-    return _arg(input, dim, keepdim, input._device.xp.argmax, "argmax")
+    return _arg(input, dim, keepdim, True)
 
 
 @method()
 def argmin(input, dim=None, keepdim=False):
-    return _arg(input, dim, keepdim, input._device.xp.argmin, "argmin")
+    return _arg(input, dim, keepdim, False)
 
 
-def _var_args(dim, unbiased, correction, name):
-    if isinstance(dim, bool):  # var(x, False): the old `unbiased` positional form
+def _var(input, dim, unbiased, keepdim, correction, sqrt):
+    if isinstance(dim, bool):  # var(x, False): the old positional `unbiased`
         unbiased, dim = dim, None
     if correction is None:
-        correction = 1 if unbiased in (None, True) else 0
-    return dim, correction
+        correction = 0 if unbiased is False else 1
+    if input._data.dtype.kind not in "fc":
+        raise RuntimeError("std and var only support floating point and complex dtypes")
+    return Var.apply(input, axes=_axes(dim, input), correction=correction, keepdim=keepdim, sqrt=sqrt)
 
 
 @method()
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=None):
-    dim, correction = _var_args(dim, unbiased, correction, "var")
-    x = to_float(input)
-    return out_copy(Var.apply(x, axes=wrap_dims(dim, x.ndim), correction=correction, keepdim=keepdim), out)
+    """Variance over `dim` with `correction` (default 1; the old `unbiased=False` means 0)."""
+    return out_copy(_var(input, dim, unbiased, keepdim, correction, False), out)
 
 
 @method()
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=None):
-    return out_copy(var(input, dim, unbiased, keepdim, correction=correction).sqrt(), out)
+    """Standard deviation over `dim` with `correction` (default 1; the old `unbiased=False` means 0)."""
+    return out_copy(_var(input, dim, unbiased, keepdim, correction, True), out)
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    if isinstance(dim, bool):
+        unbiased, dim = dim, None
     return var(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim)
 
 
 def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    if isinstance(dim, bool):
+        unbiased, dim = dim, None
     return std(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim)
 
 
 @method()
-def norm(input, p="fro", dim=None, keepdim=False, dtype=None, out=None):
-    x = to_float(input) if dtype is None else cast(input, dtype)
-    if p in ("fro", 2, 2.0, None):
-        return out_copy((x * x.conj() if x.is_complex() else x * x).sum(dim, keepdim).sqrt(), out)
-    if p in ("nuc",):
+def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):
+    """Vector p-norm over `dim` (all elements by default); 'fro' is the 2-norm."""
+    x = _as(input, dtype)
+    if x._data.dtype.kind not in "fc":
+        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. "
+                           f"Got {_dtype.scalar_name(x.dtype)}")
+    if p == "nuc":
         raise NotImplementedError("nuclear norm is not supported")
-    if p == float("inf"):
-        return out_copy(x.abs().amax(dim if dim is not None else (), keepdim), out)
-    if p == float("-inf"):
-        return out_copy(x.abs().amin(dim if dim is not None else (), keepdim), out)
-    if p == 0:
-        return out_copy((x != 0).to(x.dtype).sum(dim, keepdim), out)
-    if p == 1:
-        return out_copy(x.abs().sum(dim, keepdim), out)
-    return out_copy(x.abs().pow(p).sum(dim, keepdim).pow(1.0 / p), out)
+    if p in ("fro", None):
+        p = 2
+    axes = _axes(dim, x)
+    if p == float("inf") or p == float("-inf"):
+        r = MaxMin.apply(x.abs(), axes=axes, keepdim=keepdim, is_max=p > 0) if x._data.size else \
+            sum(x.abs(), dim, keepdim)
+    else:
+        r = Norm.apply(x, axes=axes, keepdim=keepdim, p=float(p))
+    return out_copy(r, out)
 
 
 @method()
 def logsumexp(input, dim, keepdim=False, *, out=None):
     x = to_float(input)
-    return out_copy(Logsumexp.apply(x, axes=wrap_dims(dim, x.ndim), keepdim=keepdim), out)
+    return out_copy(Logsumexp.apply(x, axes=_axes(dim, x), keepdim=keepdim), out)
+
+
+def _cumulative(cls, input, dim, dtype, out):
+    x = _as(input, _int_sum_dtype(input, dtype))
+    d = wrap_dim(dim, x.ndim)
+    if x.ndim == 0:
+        return out_copy(x.clone(), out)
+    return out_copy(cls.apply(x, dim=d), out)
 
 
 @method()
 def cumsum(input, dim, *, dtype=None, out=None):
-    dt = _int_sum_dtype(input, dtype)
-    x = cast(input, dt) if dt is not None and dt.np != input._data.dtype else input
-    if x.ndim == 0:
-        return out_copy(x.clone(), out)
-    return out_copy(Cumsum.apply(x, dim=wrap_dim(dim, x.ndim)), out)
+    return _cumulative(Cumsum, input, dim, dtype, out)
 
 
 @method()
 def cumprod(input, dim, *, dtype=None, out=None):
-    dt = _int_sum_dtype(input, dtype)
-    x = cast(input, dt) if dt is not None and dt.np != input._data.dtype else input
-    if x.ndim == 0:
-        return out_copy(x.clone(), out)
-    return out_copy(Cumprod.apply(x, dim=wrap_dim(dim, x.ndim)), out)
+    return _cumulative(Cumprod, input, dim, dtype, out)
 
 
-Tensor.cumsum_ = lambda self, dim: __import__("dtrain")._ops.arith.assign_(self, cumsum(self, dim))
+Tensor.cumsum_ = lambda self, dim, *, dtype=None: _assign(self, cumsum(self, dim, dtype=dtype))
+Tensor.cumprod_ = lambda self, dim, *, dtype=None: _assign(self, cumprod(self, dim, dtype=dtype))
+
+
+def _assign(t, result):
+    from .arith import assign_
+    return assign_(t, result)
 
 
 def _bool_reduce(fn_name):
     def fn(input, dim=None, keepdim=False, *, out=None):
         xp = input._device.xp
-        f = getattr(xp, fn_name)
-        if dim is None:
-            r = f(input._data)
-            return _wrap(xp.asarray(r), input._device)
-        axes = wrap_dims(dim, input.ndim)
-        return out_copy(_wrap(xp.asarray(f(input._data, axis=axes, keepdims=keepdim)), input._device), out)
+        r = getattr(xp, fn_name)(input._data, axis=_axes(dim, input), keepdims=keepdim)
+        if input._data.dtype == np.uint8:  # torch keeps uint8 for uint8 input
+            r = r.astype(np.uint8)
+        return out_copy(_wrap(xp.asarray(r), input._device), out)
     fn.__name__ = fn_name
     setattr(Tensor, fn_name, fn)
     return fn
@@ -413,10 +501,10 @@ all, any = _bool_reduce("all"), _bool_reduce("any")
 @method()
 def count_nonzero(input, dim=None):
     xp = input._device.xp
-    axes = None if dim is None else wrap_dims(dim, input.ndim)
+    axes = None if dim is None else _axes(dim, input)
     return _wrap(xp.asarray(xp.count_nonzero(input._data, axis=axes), dtype=np.int64), input._device)
 
 
 def aminmax(input, *, dim=None, keepdim=False):
-    return collections.namedtuple("aminmax", ["min", "max"])(amin(input, dim if dim is not None else (), keepdim),
-                                                             amax(input, dim if dim is not None else (), keepdim))
+    d = dim if dim is not None else ()
+    return return_aminmax(amin(input, d, keepdim), amax(input, d, keepdim))
