@@ -1,7 +1,7 @@
 """Loss functions, composed from core ops; cross-entropy over class indices uses the fused op."""
 import warnings
 
-from ... import log_softmax, where
+from ... import _dtype, log_softmax, where
 from ..._ops.activation import cross_entropy_indices
 from ..._ops.pointwise import clamp_min, softplus
 from ..._tensor import _wrap
@@ -146,7 +146,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean
 
 def _check_target_dtype(target):
     if target._data.dtype.kind not in "iub":
-        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {target.dtype.name.capitalize()}")
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype.scalar_name(target.dtype)}")
 
 
 def _check_class_target(input, target, weight, ignore_index):
