@@ -1,5 +1,7 @@
 """matmul / mm / bmm / linear and friends. The CPU cost of a model is mostly here, so each backward picks
 the BLAS-friendly layout: `(g.T @ a).T`-style products instead of `a.T @ g` (5x faster on OpenBLAS)."""
+import numpy as np
+
 from .. import _dtype
 from .._tensor import Tensor
 from ..autograd.graph import Function
@@ -76,41 +78,77 @@ class Linear(Function):
         return gx, gw, gb
 
 
-def _mm_check(a, b, fn):
-    if a.ndim == 0 or b.ndim == 0:
-        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {a.ndim}D and {b.ndim}D")
-    ka = a.shape[-1]
-    kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
-    if ka != kb:
-        sa = "x".join(str(s) for s in (a.shape if a.ndim > 1 else (1,) + tuple(a.shape)))
-        sb = "x".join(str(s) for s in b.shape)
-        if a.ndim <= 2 and b.ndim <= 2:
-            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({sa} and {sb})")
-        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{kb}, {ka}] but got: "
-                           f"[{b.shape[-2] if b.ndim > 1 else b.shape[0]}, {b.shape[-1]}]." if a.ndim == 3 == b.ndim
-                           else f"mat1 and mat2 shapes cannot be multiplied ({sa} and {sb})")
-    if a.ndim > 2 and b.ndim > 2:
-        try:
-            import numpy as np
-            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-        except ValueError:
-            raise RuntimeError(f"The size of tensor a ({a.shape[-3]}) must match the size of tensor b ({b.shape[-3]}) "
-                               f"at non-singleton dimension {max(a.ndim, b.ndim) - 3}") from None
+# C++ type names, as torch's matmul kernels print them in dtype errors
+_CPP_NAMES = dict(float32="float", float64="double", int64="long int", int32="int", int16="short int",
+                  int8="signed char", uint8="unsigned char", bool="bool", float16="c10::Half",
+                  bfloat16="c10::BFloat16", complex64="c10::complex<float>", complex128="c10::complex<double>")
 
 
-def _same_dtype(a, b, fn):
-    if a._data.dtype != b._data.dtype:
-        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype.name} != {b.dtype.name}"
-                           if fn != "matmul" else
-                           f"expected both vectors to have same dtype, but found {a.dtype.name} and {b.dtype.name}"
-                           if a.ndim == 1 == b.ndim else
-                           f"expected m1 and m2 to have the same dtype, but got: {a.dtype.name} != {b.dtype.name}")
+def _x(shape):
+    return "x".join(str(s) for s in shape)
+
+
+def _matmul_check(a, b):
+    """torch.matmul's errors, as raised by the kernel each shape pair dispatches to (dot, mv, mm or bmm)."""
+    na, nb = a.ndim, b.ndim
+    if na == 0 or nb == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {na}D and {nb}D")
+    sa, sb = a.shape, b.shape
+    ka, kb = sa[-1], sb[0] if nb == 1 else sb[-2]
+    da, db = a.dtype, b.dtype
+    if nb == 1:  # dot, or mv of the folded matrix
+        if na == 1:
+            if da is not db:
+                raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                                   f"{_dtype.scalar_name(da)} and {_dtype.scalar_name(db)}")
+            if ka != kb:
+                raise RuntimeError(f"inconsistent tensor size, expected tensor [{ka}] and src [{kb}] to have the same "
+                                   f"number of elements, but got {ka} and {kb} elements respectively")
+        else:
+            if da is not db:
+                raise RuntimeError(f"addmv input tensors must have the same dtype, but got {_dtype.scalar_name(db)}, "
+                                   f"{_dtype.scalar_name(da)}, and {_dtype.scalar_name(db)}")
+            if ka != kb:
+                rows = a.numel() // ka if ka else int(np.prod(sa[:-1]))
+                raise RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{ka}), vec ({kb})")
+    elif nb == 2:  # mm, with a folded to a matrix
+        if da is not db:
+            raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {_CPP_NAMES[da.name]} != "
+                               f"{_CPP_NAMES[db.name]}")
+        if ka != kb:
+            rows = int(np.prod(sa[:-1]))
+            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{ka} and {_x(sb)})")
+    else:  # bmm over the broadcast batch dims
+        batch_a = sa[:-2] if na > 2 else ()
+        batch = _broadcast_shapes(batch_a, sb[:-2])
+        if da is not db:
+            raise RuntimeError(f"expected scalar type {_dtype.scalar_name(da)} but found {_dtype.scalar_name(db)}")
+        if ka != kb:
+            n = int(np.prod(batch))
+            raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{n}, {ka}] but got: "
+                               f"[{n}, {kb}].")
+    if da is _dtype.bool:
+        raise NotImplementedError("\"addmm_impl_cpu_\" not implemented for 'Bool'")
+
+
+def _broadcast_shapes(sa, sb):
+    try:
+        return np.broadcast_shapes(sa, sb)
+    except ValueError:
+        n = max(len(sa), len(sb))
+        pa, pb = (1,) * (n - len(sa)) + tuple(sa), (1,) * (n - len(sb)) + tuple(sb)
+        i = next(i for i in range(n - 1, -1, -1) if pa[i] != pb[i] and 1 not in (pa[i], pb[i]))
+        raise RuntimeError(f"The size of tensor a ({pa[i]}) must match the size of tensor b ({pb[i]}) at "
+                           f"non-singleton dimension {i}") from None
 
 
 @method()
 def matmul(input, other, *, out=None):
-    _same_dtype(input, other, "matmul")
-    _mm_check(input, other, "matmul")
+    """Matrix product with numpy's rules: 1-D operands are vectors, leading dims are broadcast batches."""
+    a, b = input._data, other._data
+    if a.dtype != b.dtype or a.dtype.kind == "b" or not a.ndim or not b.ndim or \
+            a.shape[-1] != b.shape[0 if b.ndim == 1 else -2] or a.ndim > 2 and b.ndim > 2 and a.shape[:-2] != b.shape[:-2]:
+        _matmul_check(input, other)
     return out_copy(Matmul.apply(input, other), out)
 
 
@@ -144,10 +182,6 @@ def mv(input, vec, *, out=None):
 def dot(input, other, *, out=None):
     if input.ndim != 1 or other.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D tensors")
-    if input.shape[0] != other.shape[0]:
-        raise RuntimeError(f"inconsistent tensor size, expected tensor [{input.shape[0]}] and src [{other.shape[0]}] "
-                           "to have the same number of elements, but got {input.shape[0]} and {other.shape[0]} elements "
-                           "respectively")
     return matmul(input, other, out=out)
 
 
