@@ -67,24 +67,28 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None):
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
-    """Normal(mean, std) truncated to [a, b], by inverse-CDF sampling like torch."""
+    """Normal(mean, std) truncated to [a, b]. Drawn by rejection (redraw what falls outside), which gives the same
+    distribution as torch's inverse-CDF method without an erfinv primitive."""
     if tensor._device is META:
         return tensor
-
-    def norm_cdf(x):
-        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
-
     if (mean < a - 2 * std) or (mean > b + 2 * std):
         warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The distribution of values "
                       "may be incorrect.", stacklevel=2)
+    from ..random import default_generator_for
+    gen = generator if generator is not None else default_generator_for(tensor._device)
+    xp, dt, dev = tensor._device.xp, tensor._data.dtype, tensor._device
+    out = gen.normal(tensor.shape, dt, dev, mean, std)
+    bad = (out < a) | (out > b)
+    for _ in range(100):  # each round keeps at least P(a <= x <= b) of what is left
+        n = int(bad.sum())
+        if n == 0:
+            break
+        out[bad] = gen.normal((n,), dt, dev, mean, std)
+        bad = (out < a) | (out > b)
+    xp.clip(out, a, b, out=out)
     with no_grad():
-        lo, hi = norm_cdf((a - mean) / std), norm_cdf((b - mean) / std)
-        tensor.uniform_(2 * lo - 1, 2 * hi - 1, generator=generator)
-        tensor.erfinv_()
-        tensor.mul_(std * math.sqrt(2.0))
-        tensor.add_(mean)
-        tensor.clamp_(min=a, max=b)
-        return tensor
+        tensor.copy_(_wrap(out, dev))
+    return tensor
 
 
 def constant_(tensor, val):
