@@ -68,6 +68,22 @@ def local_rank(comm):
         node.Free()
 
 
+def oversubscribed(comm):
+    """Whether this node runs more ranks than this process may use cores."""
+    if comm is None:
+        return False
+    node = comm.Split_type(mpi().COMM_TYPE_SHARED)
+    try:
+        ranks_here = node.Get_size()
+    finally:
+        node.Free()
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return ranks_here > cores
+
+
 def default_timeout():
     """Seconds: DTRAIN_DIST_TIMEOUT, else torch's default of 10 minutes."""
     value = os.environ.get("DTRAIN_DIST_TIMEOUT")

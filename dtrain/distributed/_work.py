@@ -20,6 +20,11 @@ class DistBackendError(DistError):
     """torch.distributed.DistBackendError: a collective failed or timed out."""
 
 
+# True when this node runs more ranks than it has cores (set at init): a waiting rank then naps between
+# polls, because spinning would steal the core of the very peer it waits for
+oversubscribed = False
+
+
 def wait(req, deadline_s, on_timeout):
     """Poll `req` until it completes; past `deadline_s` seconds raise `on_timeout()`."""
     if req.test():
@@ -38,7 +43,9 @@ def wait(req, deadline_s, on_timeout):
         # clearly late, yield the core to it (ranks can outnumber cores), and nap on long waits
         if now - start > 1.0:
             time.sleep(1e-3)
-        elif now - start > 2e-3:
+        elif oversubscribed:
+            time.sleep(2e-5)
+        elif now - start > 2e-4:
             os.sched_yield()
 
 

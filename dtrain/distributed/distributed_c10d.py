@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from .._tensor import Tensor
-from . import _env
+from . import _env, _work
 from ._backend import Backend as _BackendBase, LocalBackend, ReduceOp, RedOpType
 from ._work import DistBackendError, DistError, Work, wait as _wait
 
@@ -60,6 +60,7 @@ class ProcessGroup:
         self._backend_name = backend_name
         self._name = name
         self._broken = None
+        self._debug = _env.debug_detail() and self.size() > 1  # read per group, so tests can switch it
 
     def rank(self):
         return self._mpi.rank
@@ -107,7 +108,6 @@ class _World:
 
 
 _world = _World()
-_DEBUG = _env.debug_detail()
 
 
 def _default():
@@ -192,6 +192,7 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
     if comm is not None:
         from ._mpi import MPIBackend
         mpi_backend = MPIBackend(comm.Dup())  # our own context: user mpi4py traffic never matches ours
+        _work.oversubscribed = _env.oversubscribed(comm)
     else:
         mpi_backend = LocalBackend()
     if "nccl" in name:
@@ -359,7 +360,7 @@ def _run(pg, name, tensor, start, async_op, fingerprint="", finish=None, result=
         raise DistBackendError(f"{name}: the process group is unusable after an earlier failure: {pg._broken}")
     backend = pg._backend_for(tensor) if tensor is not None else pg._mpi
     if peer is None:
-        if _DEBUG and pg.size() > 1:
+        if pg._debug:
             _check_same(pg, f"{name}({fingerprint})")
         if pg.size() > 1 and not isinstance(pg._mpi, LocalBackend):
             pg._mpi.arrive(_OPCODES.get(name, 0))

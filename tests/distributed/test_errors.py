@@ -1,0 +1,95 @@
+"""Errors instead of hangs: a late rank, mismatched collectives (debug mode), misuse."""
+import time
+
+import numpy as np
+import pytest
+
+import dtrain
+import dtrain.distributed as dist
+
+
+def test_reduce_op_prints_like_torch():
+    assert str(dist.ReduceOp.SUM) == "RedOpType.SUM"
+    assert repr(dist.ReduceOp.AVG) == "<RedOpType.AVG: 1>"
+    assert [int(getattr(dist.ReduceOp, o)) for o in ("SUM", "AVG", "PRODUCT", "MIN", "MAX")] == [0, 1, 2, 3, 4]
+
+
+def test_double_init_raises(world):
+    with pytest.raises(ValueError, match="twice"):
+        dist.init_process_group()
+
+
+def test_avg_of_ints_raises(world):
+    with pytest.raises(TypeError, match=r"ReduceOp.AVG with integer inputs \(got torch.int64\)"):
+        dist.all_reduce(dtrain.tensor([1, 2]), op=dist.ReduceOp.AVG)
+
+
+def test_new_group_rejects_ranks_outside_the_world(world):
+    with pytest.raises(ValueError, match="within the world_size"):
+        dist.new_group([0, dist.get_world_size()])
+
+
+def test_nccl_group_rejects_cpu_tensors(world):
+    pg = dist.distributed_c10d.ProcessGroup(world._mpi, world._ranks, 5.0, "nccl", "check")
+    with pytest.raises(RuntimeError, match="No backend type associated with device type cpu"):
+        pg._backend_for(dtrain.zeros(2))
+
+
+@pytest.mark.mpi(min_size=2)
+def test_late_rank_times_out_naming_it(world):
+    n, me = dist.get_world_size(), dist.get_rank()
+    late = n - 1
+    g = dist.new_group(timeout=2.0)
+    x = dtrain.ones(3, 4)
+    if me != late:
+        t0 = time.monotonic()
+        with pytest.raises(RuntimeError, match=rf"all_reduce on a tensor of shape \[3, 4\].*timed out after 2 s "
+                                               rf"on rank {me}: ranks \[{late}\] did not arrive") as info:
+            dist.all_reduce(x, group=g)
+        assert isinstance(info.value, dist.DistBackendError)
+        assert 1.9 < time.monotonic() - t0 < 10
+        with pytest.raises(RuntimeError, match="unusable after an earlier failure"):
+            dist.all_reduce(x, group=g)
+    dist.barrier()
+    if me == late:
+        # the late rank arrives after all: its peers' abandoned requests complete, leaving MPI clean
+        dist.all_reduce(x, group=g)
+        np.testing.assert_array_equal(x.numpy(), np.full((3, 4), float(n)))
+    dist.barrier()
+    dist.destroy_process_group(g)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_async_work_times_out(world):
+    me, late = dist.get_rank(), dist.get_world_size() - 1
+    g = dist.new_group(timeout=1.0)
+    x = dtrain.ones(2)
+    if me != late:
+        work = dist.all_reduce(x, group=g, async_op=True)
+        with pytest.raises(RuntimeError, match=rf"ranks \[{late}\] did not arrive"):
+            work.wait()
+    dist.barrier()
+    if me == late:
+        dist.all_reduce(x, group=g)
+    dist.barrier()
+    dist.destroy_process_group(g)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_debug_detail_reports_mismatched_shapes(world, monkeypatch):
+    monkeypatch.setenv("DTRAIN_DISTRIBUTED_DEBUG", "DETAIL")
+    g = dist.new_group(timeout=30)
+    me = dist.get_rank()
+    odd = dist.get_world_size() - 1
+    x = dtrain.ones(5 if me == odd else 4)
+    with pytest.raises(RuntimeError, match=rf"mismatch between collectives.*ranks \[{odd}\] differ.*"
+                                           rf"rank {odd} is running all_reduce\(shape=\[5\]"):
+        dist.all_reduce(x, group=g)
+    # every rank raised before the collective ran: the group still works
+    x = dtrain.ones(4, dtype=dtrain.float64)
+    dist.all_reduce(x, group=g)
+    np.testing.assert_array_equal(x.numpy(), np.full(4, float(dist.get_world_size())))
+    y = dtrain.ones(2) if me == 0 else dtrain.ones(2, dtype=dtrain.float64)
+    with pytest.raises(RuntimeError, match="dtype=torch.float64"):
+        dist.broadcast(y, src=0, group=g)
+    dist.destroy_process_group(g)
