@@ -26,8 +26,10 @@ def _convert_key(key, t):
     for k in key:
         if isinstance(k, Tensor):
             kd = k._data
-            if kd.dtype.kind == "f":
+            if kd.dtype.kind not in "iub":
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+            if kd.dtype == np.uint8:  # torch's deprecated byte masks
+                kd = kd.astype(bool)
             if k._device is not t._device and k._data.ndim:
                 kd = xp.asarray(kd) if t._device.type == "cuda" else k.cpu()._data
             if kd.dtype.kind == "b":
@@ -159,6 +161,12 @@ def _setitem(self, key, value):
         else:
             raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
                                f"{self._device} and {value._device}!")
+    target = _index_shape(self, k)
+    try:
+        np.broadcast_to(np.empty(value.shape, bool), target)
+    except ValueError:
+        raise RuntimeError(f"shape mismatch: value tensor of shape [{value._shape_str()}] cannot be broadcast to "
+                           f"indexing result of shape [{', '.join(map(str, target))}]") from None
     if grad_mode.is_grad_enabled() and (self._requires_grad or value._requires_grad):
         check_inplace(self)
         assign_(self, IndexPut.apply(self, value, key=k))
@@ -166,6 +174,13 @@ def _setitem(self, key, value):
     check_inplace(self)
     self._data[k] = value._data
     self._version.value += 1
+
+
+def _index_shape(t, key):
+    """The shape of t[key] without computing it (strides only)."""
+    probe = np.lib.stride_tricks.as_strided(np.empty(1, np.int8), shape=t.shape, strides=(0,) * t.ndim)
+    key = tuple(k.get() if hasattr(k, "get") and not isinstance(k, np.ndarray) else k for k in key)
+    return probe[key].shape
 
 
 Tensor.__getitem__ = _getitem
@@ -244,7 +259,7 @@ class Scatter(Function):
         xp = ctx.xp
         out = x.copy()
         full = _full_index(xp, idx, dim)
-        s = src[_sub(idx, src, dim)] if src.shape != idx.shape else src
+        s = src[tuple(slice(0, n) for n in idx.shape)] if src.shape != idx.shape else src
         ctx.full, ctx.idx, ctx.dim, ctx.src_shape, ctx.reduce = full, idx, dim, src.shape, reduce
         if reduce == "add":
             _scatter_add_at(xp, out, full, s)
@@ -263,7 +278,7 @@ class Scatter(Function):
                 gx[ctx.full] = 0
         if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
             gs = xp.zeros(ctx.src_shape, g.dtype)
-            gs[_sub(ctx.idx, gs, ctx.dim)] = g[ctx.full]
+            gs[tuple(slice(0, n) for n in ctx.idx.shape)] = g[ctx.full]
         return gx, gs, None
 
 
@@ -452,7 +467,12 @@ def masked_scatter(input, mask, source):
 @method()
 def nonzero(input, *, as_tuple=False):
     xp = input._device.xp
-    idx = xp.nonzero(input._data) if input.ndim else xp.nonzero(input._data.reshape(1))
+    if input.ndim == 0:
+        n = int(bool(input._data))
+        if as_tuple:
+            return (_wrap(xp.zeros(n, np.int64), input._device),)
+        return _wrap(xp.zeros((n, 0), np.int64), input._device)
+    idx = xp.nonzero(input._data)
     if as_tuple:
         return tuple(_wrap(i.astype(np.int64, copy=False), input._device) for i in idx)
     return _wrap(xp.stack(idx, axis=1).astype(np.int64, copy=False) if idx else xp.zeros((0, 0), np.int64),
@@ -477,6 +497,10 @@ def sort(input, dim=-1, descending=False, stable=False):
         # stable descending order: sort the negated keys (reversing a stable ascending sort breaks tie order)
         key = -a if a.dtype.kind in "fi" else ~a if a.dtype.kind == "b" else -a.astype(np.int64)
         idx = xp.argsort(key, axis=d, kind="stable")
+        if a.dtype.kind == "f" and bool(xp.isnan(a).any()):
+            # torch orders NaN above +inf: a second stable pass moves the NaNs to the front
+            first = xp.take_along_axis(~xp.isnan(a), idx, axis=d)
+            idx = xp.take_along_axis(idx, xp.argsort(first, axis=d, kind="stable"), axis=d)
     else:
         idx = xp.argsort(a, axis=d, kind="stable")
     it = _wrap(idx.astype(np.int64, copy=False), input._device)

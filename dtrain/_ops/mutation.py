@@ -5,22 +5,39 @@ from .. import _dtype
 from .._device import META
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
+from ..autograd.graph import Function
 from ..random import default_generator_for
-from ._util import method
+from ._util import method, unbroadcast
 from .arith import assign_, check_inplace
 
 
+class Overwrite(Function):
+    """The new values of a tensor filled in place from `v` (broadcast, cast): no gradient to the old values."""
+
+    def forward(ctx, x, v):
+        ctx.vshape, ctx.vdtype = v.shape, v.dtype
+        return ctx.xp.broadcast_to(v.astype(x.dtype, copy=False), x.shape).copy()
+
+    def backward(ctx, g):
+        gv = unbroadcast(g, ctx.vshape).astype(ctx.vdtype, copy=False) if ctx.needs_input_grad[1] else None
+        return ctx.xp.zeros_like(g), gv
+
+
+def _in_graph(t):
+    return grad_mode.is_grad_enabled() and t._requires_grad
+
+
 def _write(t, array_or_value):
-    """Raw in-place write (no graph): torch's fills of a tensor that needs no grad history."""
+    """Raw in-place write of constants (zero_, fill_, the random fills). A tensor in a graph keeps a node whose
+    gradient to the old values is zero, as in torch."""
     check_inplace(t)
     if t._device is META:
         return t
+    if _in_graph(t):
+        v = _wrap(t._device.xp.asarray(array_or_value, dtype=t._data.dtype), t._device)
+        return assign_(t, Overwrite.apply(t, v))
     t._data[...] = array_or_value
     t._version.value += 1
-    if grad_mode.is_grad_enabled() and t.grad_fn is not None:
-        # the old history no longer describes the values: the result is constant with respect to it
-        t.grad_fn = None
-        t._requires_grad = t._base is not None and t._base._requires_grad
     return t
 
 
@@ -34,8 +51,9 @@ def fill_(self, value):
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions.")
-        if value._requires_grad and grad_mode.is_grad_enabled():
-            return assign_(self, value.expand(self.shape))
+        if (value._requires_grad or self._requires_grad) and grad_mode.is_grad_enabled():
+            check_inplace(self)
+            return assign_(self, Overwrite.apply(self, value.to(self._device)))
         value = value.item()
     return _write(self, value)
 
@@ -52,14 +70,14 @@ def copy_(self, src, non_blocking=False):
                            f"{max(self.ndim - 1, 0)}") from None
     if self._device is META or src._device is META:
         return self
-    if src._requires_grad and grad_mode.is_grad_enabled():
-        moved = src.to(device=self._device, dtype=self.dtype)
-        return assign_(self, moved.expand(self.shape) if moved.shape != self.shape else moved + 0)
+    check_inplace(self)
+    if (src._requires_grad or self._requires_grad) and grad_mode.is_grad_enabled():
+        # gradient flows to src (back to its own device and dtype) and not to self's old values
+        return assign_(self, Overwrite.apply(self, src.to(self._device)))
     data = src._data
     if src._device is not self._device:
         from .conversion import _move
         data = _move(data, self._device, self.dtype)
-    check_inplace(self)
     self._device.xp.copyto(self._data, data, casting="unsafe")
     self._version.value += 1
     return self
