@@ -66,7 +66,8 @@ def _write_error_file(info: dict):
     path = _error_file(info["rank"])
     if path is None:
         return
-    info.update(host=socket.gethostname(), pid=os.getpid(), time=time.time())
+    info.setdefault("pid", os.getpid())
+    info.update(host=socket.gethostname(), time=time.time())
     os.makedirs(os.path.dirname(path), exist_ok=True)
     # write then rename: dtrain-run polls the directory and must never read half a file
     tmp = f"{path}.{os.getpid()}.tmp"
@@ -227,19 +228,22 @@ class _Watcher:
             sig = os.WTERMSIG(status)
             if not self.stopping:
                 name = signal.Signals(sig).name if sig in signal.valid_signals() else str(sig)
-                _write_error_file({"rank": rank, "local_rank": local_rank, "exitcode": -sig,
-                                   "signal": sig, "type": name, "message": f"killed by signal {sig} ({name})",
+                _write_error_file({"rank": rank, "local_rank": local_rank, "pid": self.pid, "exitcode": -sig,
+                                   "signal": sig, "type": None, "message": f"killed by signal {sig} ({name})",
                                    "traceback": None})
             # die the same way, so whoever started this rank sees what happened to the child
-            signal.signal(sig, signal.SIG_DFL)
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):  # SIGKILL and SIGSTOP have no handler to reset
+                pass
             os.kill(os.getpid(), sig)
             time.sleep(1)
             os._exit(128 + sig)
         code = os.waitstatus_to_exitcode(status)
         path = _error_file(rank)
         if code and not self.stopping and path and not os.path.exists(path):
-            _write_error_file({"rank": rank, "local_rank": local_rank, "exitcode": code,
-                               "type": "SystemExit", "message": f"exited with code {code}", "traceback": None})
+            _write_error_file({"rank": rank, "local_rank": local_rank, "pid": self.pid, "exitcode": code,
+                               "type": None, "message": f"exited with code {code}", "traceback": None})
         os._exit(code)
 
 

@@ -179,9 +179,23 @@ def _teardown(proc, marker, grace=TERM_GRACE):
     proc.wait()
 
 
+def _parent_death_signal():
+    """A preexec_fn that has the kernel SIGTERM mpiexec if dtrain-run itself is SIGKILLed.
+
+    mpiexec and srun stop their ranks on SIGTERM, so even then no rank outlives the job.
+    """
+    try:
+        import ctypes
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child only calls it
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def _run_attempt(cmd, env, error_dir, marker, deadline, stop):
     """Run the job once; returns ("ok" | "failed" | "timeout" | "stopped", mpiexec's exit code)."""
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_parent_death_signal(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     relays = [threading.Thread(target=_relay, args=(proc.stdout, sys.stdout.buffer), daemon=True),
               threading.Thread(target=_relay, args=(proc.stderr, sys.stderr.buffer), daemon=True)]
     for t in relays:

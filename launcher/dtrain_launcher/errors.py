@@ -27,7 +27,7 @@ class ProcessFailure:
         with open(path) as f:
             info = json.load(f)
         return cls(rank=info["rank"], local_rank=info.get("local_rank", -1), exitcode=info["exitcode"],
-                   message=f"{info.get('type', 'Error')}: {info.get('message', '')}", error_file=path,
+                   message=f"{info['type']}: {info['message']}" if info.get("type") else info["message"], error_file=path,
                    host=info.get("host", "?"), pid=info.get("pid", -1), timestamp=info.get("time", 0.0),
                    traceback=info.get("traceback"))
 
