@@ -22,7 +22,7 @@ from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 __all__ = ["DataLoader", "default_collate", "default_convert"]
 
 # how long a shutdown waits for workers to exit on their own before terminating them
-_JOIN_TIMEOUT = 2.0
+_JOIN_TIMEOUT = 1.0
 
 
 class _InfiniteConstantSampler(Sampler):
