@@ -130,8 +130,9 @@ def result_type_of(operands):
             else:
                 zero = d if zero is None else _promote2(zero, d)
         else:
-            k = 0 if isinstance(o, _builtin_bool) else 1 if isinstance(o, _builtin_int) else \
-                3 if isinstance(o, _builtin_complex) else 2
+            # numpy scalars count as Python scalars (np.bool_ as a float, as torch does)
+            k = 0 if isinstance(o, _builtin_bool) else 1 if isinstance(o, (_builtin_int, np.integer)) else \
+                3 if isinstance(o, (_builtin_complex, np.complexfloating)) else 2
             scalar_kind = max(scalar_kind, k)
     res = dims
     for cand in (zero,):

@@ -554,3 +554,5 @@ Tensor.__iand__ = lambda a, b: Tensor.bitwise_and_(a, b)
 Tensor.__ior__ = lambda a, b: Tensor.bitwise_or_(a, b)
 Tensor.__ixor__ = lambda a, b: Tensor.bitwise_xor_(a, b)
 Tensor.__hash__ = lambda self: id(self)
+# numpy scalars on the left (np.float32(2) * t) defer to the tensor's reflected operators, as with torch
+Tensor.__array_priority__ = 1000
