@@ -253,7 +253,9 @@ class Optimizer:
         return loss
 
     def _group_chunks(self, group):
-        params = group["params"]
+        """The group's parameters that have gradients, in chunks of one dtype and device (frozen parameters
+        stay out, so they don't keep the rest off the flat path)."""
+        params = [p for p in group["params"] if p.grad is not None]
         key = tuple(map(id, params))
         chunks = self._chunks.get(key)
         if chunks is None or any(p._data.shape != s or p._data.dtype != c.dtype or p._device is not c.device

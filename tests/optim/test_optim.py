@@ -384,3 +384,53 @@ def test_optimizer_repr_like_torch():
     d = dtrain.optim.SGD([dtrain.zeros(2, requires_grad=True)], lr=0.1, momentum=0.9)
     t = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1, momentum=0.9)
     assert repr(d) == repr(t)
+
+
+def _mlp(m, weights):
+    net = m.nn.Sequential(m.nn.Linear(6, 16, dtype=m.float64), m.nn.Tanh(), m.nn.Linear(16, 4, dtype=m.float64))
+    with m.no_grad():
+        for p, w in zip(net.parameters(), weights):
+            p.copy_(m.tensor(w))
+    return net
+
+
+@pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.1, momentum=0.9, weight_decay=1e-3)),
+                                     ("AdamW", dict(lr=0.01)), ("RMSprop", dict(lr=0.01, centered=True))])
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_module_training_matches_torch_and_module_uses_flat_buffer(name, kw, set_to_none, device):
+    rng = np.random.default_rng(5)
+    weights = [rng.standard_normal(s) * 0.3 for s in [(16, 6), (16,), (4, 16), (4,)]]
+    x, y = rng.standard_normal((32, 6)), rng.standard_normal((32, 4))
+    tnet, dnet = _mlp(torch, weights), _mlp(dtrain, weights).to(device)
+    topt = getattr(torch.optim, name)(tnet.parameters(), **kw)
+    dopt = getattr(dtrain.optim, name)(dnet.parameters(), **kw)
+    ptrs = [p.data_ptr() for p in dnet.parameters()]
+    for m, net, opt in ((torch, tnet, topt), (dtrain, dnet, dopt)):
+        xs, ys = m.tensor(x, device=None if m is torch else device), m.tensor(y, device=None if m is torch else device)
+        for _ in range(25):
+            opt.zero_grad(set_to_none=set_to_none)
+            ((net(xs) - ys) ** 2).mean().backward()
+            opt.step()
+    ps = list(dnet.parameters())
+    assert [p.data_ptr() for p in ps] != ptrs
+    assert all(p._data.base is ps[0]._data.base for p in ps)
+    assert all(p.grad._data.base is ps[0].grad._data.base for p in ps)
+    for (k, a), (_, e) in zip(dnet.state_dict().items(), tnet.state_dict().items()):
+        np.testing.assert_allclose(_np(a), _np(e), rtol=1e-10, atol=1e-12, err_msg=k)
+    for a, e in zip(dnet(dtrain.tensor(x, device=device)).detach().cpu().numpy(),
+                    tnet(torch.tensor(x)).detach().numpy()):
+        np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-12)
+
+
+def test_frozen_parameter_keeps_the_rest_on_the_flat_path(device):
+    x, y, init = _problem(np.float32)
+    tp, dp = _params(torch, init), _params(dtrain, init, device)
+    tp[2].requires_grad_(False)
+    dp[2].requires_grad_(False)
+    frozen_ptr = dp[2].data_ptr()
+    t = _run_steps(torch, torch.optim.SGD(tp, lr=0.05, momentum=0.9), tp, x, y, 20)
+    d = _run_steps(dtrain, dtrain.optim.SGD(dp, lr=0.05, momentum=0.9), dp, x, y, 20)
+    for a, e in zip(d[-1], t[-1]):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
+    assert dp[2].data_ptr() == frozen_ptr
+    assert dp[0]._data.base is not None and dp[1]._data.base is dp[0]._data.base and dp[3]._data.base is dp[0]._data.base
