@@ -89,7 +89,7 @@ def compiled_with_cxx11_abi():
 
 # Subpackages and a few top-level names load on first use: `import dtrain` stays fast, and torch code that
 # touches `dtrain.nn`, `dtrain.save` or `dtrain.distributed` gets them all the same.
-_LAZY_MODULES = {"nn", "optim", "utils", "distributed", "amp", "multiprocessing", "backends", "testing", "linalg",
+_LAZY_MODULES = {"nn", "optim", "utils", "distributed", "amp", "multiprocessing", "backends", "testing", "linalg", "futures",
                  "special", "fft", "serialization", "hub", "jit", "onnx", "overrides", "types", "return_types"}
 _LAZY_ATTRS = {"save": "serialization", "load": "serialization", "compile": "_compile", "autocast": "amp",
                "FloatTensor": "_legacy", "DoubleTensor": "_legacy", "LongTensor": "_legacy", "IntTensor": "_legacy",

@@ -368,3 +368,15 @@ def test_grad_view_puts_leaf_grads_into_a_flat_buffer():
     assert not np.shares_memory(b.grad.numpy(), flat) and flat[2:].tolist() == [4.0, 4.0, 4.0]
     with pytest.raises(ValueError, match="does not fit"):
         graph.set_grad_view(a, flat[:3])
+
+
+def test_leaf_gradients_are_accumulated_as_soon_as_ready():
+    """A leaf's hooks run before the rest of the graph is done (what DDP's overlap relies on), as in torch."""
+    order = []
+    w1 = dtrain.ones(3, requires_grad=True)
+    w2 = dtrain.ones(3, requires_grad=True)
+    w2.register_post_accumulate_grad_hook(lambda p: order.append("w2 ready"))
+    h = (w1 * 2).exp()
+    h.register_hook(lambda g: order.append("grad of h computed"))
+    (h * w2).sum().backward()
+    assert order == ["w2 ready", "grad of h computed"]

@@ -217,7 +217,9 @@ class AccumulateGrad(Node):
     def __init__(self, variable):
         self.variable = variable
         self.next_functions = ()
-        self._seq = -1
+        # highest priority, as in torch: a leaf's gradient is accumulated (and its hooks run, e.g. DDP's
+        # bucket launch) as soon as it is complete, not after the rest of the graph
+        self._seq = sys.maxsize
 
     def name(self):
         return "torch::autograd::AccumulateGrad"

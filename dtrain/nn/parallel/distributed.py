@@ -1,0 +1,369 @@
+"""DistributedDataParallel: gradients averaged across ranks in buckets, each bucket's all-reduce started
+while backward is still computing the gradients of earlier layers.
+
+How one synced iteration goes:
+1. construction: parameter shapes are compared across ranks, parameters and buffers broadcast from rank 0,
+   and the parameters that need grad are laid out in buckets (reverse registration order: gradients of the
+   last layers arrive first in backward). Each bucket owns one flat buffer per (dtype, device).
+2. backward: a post-accumulate-grad hook per parameter copies its gradient into the bucket (or, with
+   gradient_as_bucket_view, the gradient *is* a view of the bucket) and, when a bucket is complete, starts
+   its all-reduce asynchronously. Buckets start in index order on every rank, so ranks issue the same
+   collectives in the same order whatever order the hooks fire in.
+3. end of backward (an autograd end-of-pass callback): buckets of parameters that got no gradient are
+   completed (find_unused_parameters) or reported, every reduction is waited for, and the averaged values
+   are in `.grad` before `backward()` returns.
+"""
+import contextlib
+import math
+
+import numpy as np
+
+from ... import _backend
+from ..._tensor import _wrap
+from ...autograd import graph as _graph
+from ...autograd.grad_mode import no_grad
+from ..modules.module import Module
+
+__all__ = ["DistributedDataParallel"]
+
+_FIRST_BUCKET_BYTES = 1024 * 1024  # torch's dist._DEFAULT_FIRST_BUCKET_BYTES
+
+
+class GradBucket:
+    """What a communication hook receives (torch.distributed.GradBucket)."""
+
+    def __init__(self, index, buffer, params, is_last):
+        self._index, self._buffer, self._params, self._is_last = index, buffer, params, is_last
+
+    def index(self):
+        return self._index
+
+    def buffer(self):
+        return self._buffer
+
+    def parameters(self):
+        return list(self._params)
+
+    def gradients(self):
+        return [p.grad for p in self._params]
+
+    def is_last(self):
+        return self._is_last
+
+    def set_buffer(self, buffer):
+        self._buffer._data[...] = buffer._data
+
+
+class _Bucket:
+    __slots__ = ("index", "params", "views", "flat", "pending", "ready", "future", "launched", "dtype", "device")
+
+    def __init__(self, index, params, xp, dtype, device):
+        self.index, self.params, self.dtype, self.device = index, params, dtype, device
+        self.flat = xp.zeros(sum(p.numel() for p in params), dtype)
+        self.views, o = [], 0  # one fixed view object per parameter: `grad._data is view` means "already here"
+        for p in params:
+            self.views.append(self.flat[o:o + p.numel()].reshape(p._data.shape))
+            o += p.numel()
+        self.reset()
+
+    def reset(self):
+        self.pending = len(self.params)
+        self.ready = [False] * len(self.params)
+        self.future = None
+        self.launched = False
+
+
+class DistributedDataParallel(Module):
+    """torch.nn.parallel.DistributedDataParallel over dtrain.distributed (MPI or NCCL)."""
+
+    def __init__(self, module, device_ids=None, output_device=None, dim=0, broadcast_buffers=True,
+                 init_sync=True, process_group=None, bucket_cap_mb=None, find_unused_parameters=False,
+                 check_reduction=False, gradient_as_bucket_view=False, static_graph=False,
+                 delay_all_reduce_named_params=None, param_to_hook_all_reduce=None, mixed_precision=None,
+                 device_mesh=None, skip_all_reduce_unused_params=False):
+        super().__init__()
+        from ... import distributed as dist
+        if not dist.is_initialized():
+            raise RuntimeError("Default process group has not been initialized, please make sure to call "
+                               "init_process_group.")
+        params = [p for p in module.parameters() if p.requires_grad]
+        if not params:
+            raise RuntimeError("DistributedDataParallel is not needed when a module doesn't have any parameter "
+                               "that requires a gradient.")
+        self.module = module
+        self._dist = dist
+        self.process_group = process_group if process_group is not None else dist.group.WORLD
+        self.device_ids, self.output_device, self.dim = device_ids, output_device, dim
+        self.broadcast_buffers = broadcast_buffers
+        self.find_unused_parameters = find_unused_parameters
+        self.gradient_as_bucket_view = gradient_as_bucket_view
+        self.static_graph = static_graph
+        self.bucket_bytes_cap = int((25 if bucket_cap_mb is None else bucket_cap_mb) * 1024 * 1024)
+        self.require_backward_grad_sync = True
+        self.require_forward_param_sync = True
+        self._world = dist.get_world_size(self.process_group)
+        self._comm_hook = None
+        self._comm_state = None
+        self._names = {id(p): n for n, p in module.named_parameters()}
+        self._check_same_model()
+        if init_sync:
+            self._sync_module_states()
+        self._params = params
+        self._index = {id(p): i for i, p in enumerate(params)}
+        self._build_buckets(params)
+        self._hook_handles = [p.register_post_accumulate_grad_hook(self._make_hook(i))
+                              for i, p in enumerate(params)]
+        self._pass = None            # state of the backward pass in flight
+        self._unfinished = None      # parameter names that got no gradient in the last synced pass
+        self._unused = ()            # parameters not reached from the forward output (find_unused_parameters)
+
+    # ------------------------------------------------------------------------------------- construction
+    def _check_same_model(self):
+        dist = self._dist
+        if self._world == 1:
+            return
+        mine = [(n, tuple(p.shape), str(p.dtype)) for n, p in self.module.named_parameters()]
+        everyone = [None] * self._world
+        dist.all_gather_object(everyone, mine, group=self.process_group)
+        ref = everyone[0]
+        me = dist.get_rank(self.process_group)
+        for rank, theirs in enumerate(everyone):
+            if len(theirs) != len(ref):
+                raise RuntimeError(f"DDP expects same model across all ranks, but Rank {rank} has {len(theirs)} "
+                                   f"params, while rank 0 has inconsistent {len(ref)} params.")
+            for i, ((n0, s0, d0), (n, s, d)) in enumerate(zip(ref, theirs)):
+                if s != s0 or d != d0:
+                    raise RuntimeError(f"DDP expects same model across all ranks, but params[{i}] ({n}) has sizes "
+                                       f"{list(s)} and dtype {d} on rank {rank}, and sizes {list(s0)} and dtype "
+                                       f"{d0} on rank 0 (this is rank {me}).")
+
+    def _sync_module_states(self):
+        """Broadcast parameters and buffers from rank 0, coalesced into one message per dtype."""
+        if self._world == 1:
+            return
+        tensors = [p for p in self.module.parameters()] + [b for b in self.module.buffers()]
+        self._broadcast_coalesced(tensors)
+
+    def _broadcast_coalesced(self, tensors):
+        groups = {}
+        for t in tensors:
+            groups.setdefault((t._data.dtype, t._device), []).append(t)
+        for (dtype, device), ts in groups.items():
+            xp = device.xp
+            flat = xp.concatenate([t._data.reshape(-1) for t in ts]) if len(ts) > 1 else ts[0]._data.reshape(-1).copy()
+            ft = _wrap(flat, device)
+            self._dist.broadcast(ft, 0, group=self.process_group)
+            o = 0
+            for t in ts:
+                n = t._data.size
+                t._data[...] = flat[o:o + n].reshape(t._data.shape)
+                o += n
+
+    def _build_buckets(self, params):
+        """Reverse registration order; the first bucket about 1 MB, the rest about bucket_cap_mb."""
+        self._buckets = []
+        self._where = {}  # param index → (bucket, position)
+        cur, cur_bytes, cur_key = [], 0, None
+        # torch's first bucket is 1 MiB so the first reduction starts early; a smaller requested cap wins
+        cap = min(_FIRST_BUCKET_BYTES, self.bucket_bytes_cap)
+
+        def close():
+            nonlocal cur, cur_bytes, cap
+            if not cur:
+                return
+            b = _Bucket(len(self._buckets), [params[i] for i in cur], cur_key[1].xp, cur_key[0], cur_key[1])
+            for pos, i in enumerate(cur):
+                self._where[i] = (b, pos)
+            self._buckets.append(b)
+            cur, cur_bytes, cap = [], 0, self.bucket_bytes_cap
+
+        for i in reversed(range(len(params))):
+            p = params[i]
+            key = (p._data.dtype, p._device)
+            if cur and (key != cur_key or cur_bytes >= cap):
+                close()
+            cur_key = key
+            cur.append(i)
+            cur_bytes += p._data.nbytes
+        close()
+        if self.gradient_as_bucket_view:
+            for b in self._buckets:
+                for pos, p in enumerate(b.params):
+                    _graph.set_grad_view(p, b.views[pos])
+                    if p.grad is not None:
+                        b.views[pos][...] = p.grad._data
+                        p.grad._data = b.views[pos]
+
+    # ---------------------------------------------------------------------------------------- forward
+    def forward(self, *inputs, **kwargs):
+        if self._unfinished:
+            names, self._unfinished = self._unfinished, None
+            raise RuntimeError(
+                "Expected to have finished reduction in the prior iteration before starting a new one. This error "
+                "indicates that your module has parameters that were not used in producing loss. You can enable "
+                "unused parameter detection by passing the keyword argument `find_unused_parameters=True` to "
+                "`torch.nn.parallel.DistributedDataParallel`, and by \nmaking sure all `forward` function outputs "
+                "participate in calculating loss. \nParameters which did not receive grad for rank "
+                f"{self._dist.get_rank(self.process_group)}: {', '.join(names)}")
+        if self.broadcast_buffers and self.require_forward_param_sync and self._world > 1:
+            bufs = list(self.module.buffers())
+            if bufs:
+                with no_grad():
+                    self._broadcast_coalesced(bufs)
+        out = self.module(*inputs, **kwargs)
+        if self.find_unused_parameters and self.require_backward_grad_sync:
+            self._unused = self._find_unused(out)
+        return out
+
+    def _find_unused(self, out):
+        """Parameters the autograd graph of `out` does not reach: their gradient will be zero."""
+        from ..._tensor import Tensor
+        roots = [t.grad_fn for t in _tensors_in(out) if isinstance(t, Tensor) and t.grad_fn is not None]
+        reached, seen, stack = set(), set(roots), list(roots)
+        while stack:
+            node = stack.pop()
+            if type(node) is _graph.AccumulateGrad:
+                reached.add(id(node.variable))
+                continue
+            for child, _ in node.next_functions:
+                if child is not None and child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        for t in _tensors_in(out):
+            if isinstance(t, Tensor) and t.grad_fn is None and t.requires_grad:
+                reached.add(id(t))
+        return tuple(i for i, p in enumerate(self._params) if id(p) not in reached)
+
+    # --------------------------------------------------------------------------------------- backward
+    def _make_hook(self, i):
+        def hook(p):
+            if self.require_backward_grad_sync:
+                self._mark_ready(i, p)
+        return hook
+
+    def _begin_pass(self):
+        self._pass = True
+        _graph.queue_callback(self._finish_pass)
+        for b in self._buckets:
+            b.reset()
+        for i in self._unused:  # known unused: their slots are zero and count as ready now
+            b, pos = self._where[i]
+            b.views[pos][...] = 0
+            self._set_ready(b, pos)
+
+    def _mark_ready(self, i, p):
+        if self._pass is None:
+            self._begin_pass()
+        b, pos = self._where[i]
+        if b.ready[pos]:
+            return
+        view = b.views[pos]
+        g = p.grad._data
+        if g is not view:
+            view[...] = g
+            if self.gradient_as_bucket_view:
+                p.grad._data = view
+        self._set_ready(b, pos)
+
+    def _set_ready(self, b, pos):
+        b.ready[pos] = True
+        b.pending -= 1
+        # launch complete buckets strictly in index order, the same on every rank
+        for bk in self._buckets:
+            if bk.launched:
+                continue
+            if bk.pending:
+                break
+            self._launch(bk)
+
+    def _launch(self, b):
+        b.launched = True
+        buf = _wrap(b.flat, b.device)
+        if self._comm_hook is not None:
+            gb = GradBucket(b.index, buf, b.params, b.index == len(self._buckets) - 1)
+            b.future = self._comm_hook(self._comm_state, gb)
+            return
+        if self._world > 1:
+            b.flat *= 1.0 / self._world
+            b.future = self._dist.all_reduce(buf, group=self.process_group, async_op=True)
+
+    def _globally_used(self):
+        """Which parameters some rank used this pass (find_unused_parameters): one small all-reduce, as torch."""
+        used = np.ones(len(self._params), np.int32)
+        used[list(self._unused)] = 0
+        if self._world > 1:
+            t = _wrap(used, _cpu())
+            self._dist.all_reduce(t, op=self._dist.ReduceOp.MAX, group=self.process_group)
+        return used
+
+    def _finish_pass(self):
+        used = self._globally_used() if self.find_unused_parameters else None
+        missing = []
+        for b in self._buckets:
+            if b.pending:
+                missing += [self._names.get(id(p), "?") for p, r in zip(b.params, b.ready) if not r]
+        if missing:
+            # never issue a collective some rank may not issue: report at the next forward, like torch
+            self._unfinished = missing
+        for b in self._buckets:
+            if not b.launched:
+                continue
+            if b.future is not None:
+                res = b.future.wait()
+                if self._comm_hook is not None:
+                    res = res[0] if isinstance(res, (list, tuple)) else res
+                    if res is not None and res._data is not b.flat:
+                        b.flat[...] = res._data.reshape(-1)
+            if not self.gradient_as_bucket_view:
+                for pos, p in enumerate(b.params):
+                    if used is not None and not used[self._index[id(p)]]:
+                        continue  # unused on every rank: its .grad stays as it was (None), like torch
+                    if p.grad is not None:
+                        p.grad._data[...] = b.views[pos]
+                    else:
+                        p.grad = _wrap(b.views[pos].copy(), p._device)
+        self._pass = None
+
+    # ---------------------------------------------------------------------------------------- public
+    @contextlib.contextmanager
+    def no_sync(self):
+        """Skip gradient synchronisation inside the block (gradient accumulation); the next synced backward
+        reduces everything accumulated."""
+        old = self.require_backward_grad_sync
+        self.require_backward_grad_sync = False
+        try:
+            yield
+        finally:
+            self.require_backward_grad_sync = old
+
+    def register_comm_hook(self, state, hook):
+        """hook(state, GradBucket) -> Future whose value is the reduced bucket tensor."""
+        if self._comm_hook is not None:
+            raise RuntimeError("register_comm_hook or register_builtin_comm_hook can only be called once.")
+        self._comm_hook, self._comm_state = hook, state
+
+    def _get_ddp_logging_data(self):
+        return {"bucket_sizes": [int(b.flat.nbytes) for b in self._buckets], "world_size": self._world}
+
+    @property
+    def bucket_count(self):
+        return len(self._buckets)
+
+    def __getstate__(self):
+        raise RuntimeError("DistributedDataParallel is not picklable; save `model.module` or its state_dict")
+
+
+def _cpu():
+    from ..._device import CPU
+    return CPU
+
+
+def _tensors_in(out):
+    if isinstance(out, (list, tuple)):
+        for o in out:
+            yield from _tensors_in(o)
+    elif isinstance(out, dict):
+        for o in out.values():
+            yield from _tensors_in(o)
+    else:
+        yield out

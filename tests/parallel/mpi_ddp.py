@@ -1,0 +1,253 @@
+"""DDP cases, run on every rank under `mpiexec -n N python -m pytest --with-mpi` (see test_ddp_worlds.py).
+
+The oracle is single-process training on the concatenated batch, computed on every rank from the same
+seed: DDP must reach the same parameters (float64 to 1e-10, float32 to 1e-5 after 20 steps) and every rank
+must hold identical parameters after every step."""
+import copy
+import time
+
+import numpy as np
+import pytest
+
+import dtrain
+import dtrain.distributed as dist
+import dtrain.nn as nn
+import dtrain.nn.functional as F
+from dtrain.nn.parallel import DistributedDataParallel as DDP
+
+pytestmark = pytest.mark.mpi(min_size=2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def world():
+    if not dist.is_initialized():
+        dist.init_process_group("mpi")
+    yield dist.get_rank(), dist.get_world_size()
+
+
+def mlp(dtype):
+    dtrain.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 16), nn.Tanh(), nn.Linear(16, 4)).to(dtype)
+
+
+def cnn_bn(dtype):
+    dtrain.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 6 * 6, 4)).to(dtype)
+
+
+class TinyTransformer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(11, 16)
+        self.layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.0, batch_first=True)
+        self.head = nn.Linear(16, 11)
+
+    def forward(self, idx):
+        return self.head(self.layer(self.emb(idx)))
+
+
+def transformer(dtype):
+    dtrain.manual_seed(0)
+    return TinyTransformer().to(dtype)
+
+
+def batches(kind, dtype, steps, global_batch, seed=0):
+    rng = np.random.default_rng(seed)
+    npdt = np.float64 if dtype is dtrain.float64 else np.float32
+    for _ in range(steps):
+        if kind == "mlp":
+            x = rng.standard_normal((global_batch, 8)).astype(npdt)
+        elif kind == "cnn":
+            x = rng.standard_normal((global_batch, 1, 6, 6)).astype(npdt)
+        else:
+            x = rng.integers(0, 11, (global_batch, 5))
+        y = rng.integers(0, 4 if kind != "transformer" else 11, (global_batch,) if kind != "transformer" else (global_batch, 5))
+        yield x, y
+
+
+def loss_fn(model, x, y, kind):
+    out = model(dtrain.from_numpy(x))
+    y = dtrain.from_numpy(y)
+    if kind == "transformer":
+        return F.cross_entropy(out.reshape(-1, 11), y.reshape(-1))
+    return F.cross_entropy(out, y)
+
+
+def flat(model):
+    return np.concatenate([p.detach().numpy().ravel() for p in model.parameters()])
+
+
+def assert_ranks_agree(values):
+    everyone = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, values)
+    for r, v in enumerate(everyone):
+        np.testing.assert_array_equal(v, everyone[0], err_msg=f"rank {r} differs from rank 0")
+
+
+def reference_step(model, opt, x, y, kind, world):
+    """Single-process step equal to DDP's: mean of per-rank-chunk losses. For BatchNorm each chunk is
+    normalised on its own statistics (as each rank does), and only rank 0's running statistics survive
+    (DDP broadcasts rank 0's buffers before every forward)."""
+    opt.zero_grad()
+    chunks = np.array_split(np.arange(len(x)), world)
+    kept = None
+    total = 0
+    for k, idx in enumerate(chunks):
+        saved = [b.detach().clone() for b in model.buffers()]
+        total = total + loss_fn(model, x[idx], y[idx], kind) / world
+        if k == 0:
+            kept = [b.detach().clone() for b in model.buffers()]
+        for b, s in zip(model.buffers(), saved):
+            b.data.copy_(s)
+    total.backward()
+    for b, s in zip(model.buffers(), kept or []):
+        b.data.copy_(s)
+    opt.step()
+
+
+@pytest.mark.parametrize("kind,build", [("mlp", mlp), ("cnn", cnn_bn), ("transformer", transformer)])
+@pytest.mark.parametrize("dtype,tol", [(dtrain.float64, 1e-10), (dtrain.float32, 1e-5)])
+def test_ddp_equals_single_process_on_concatenated_batch(world, kind, build, dtype, tol):
+    rank, size = world
+    ref = build(dtype)
+    model = DDP(copy.deepcopy(ref), bucket_cap_mb=0.001)  # tiny buckets: many of them, all exercised
+    assert model.bucket_count > 1
+    opt = dtrain.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    ref_opt = dtrain.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    for x, y in batches(kind, dtype, 20, 4 * size):
+        mine = np.array_split(np.arange(len(x)), size)[rank]
+        opt.zero_grad()
+        loss_fn(model, x[mine], y[mine], kind).backward()
+        opt.step()
+        reference_step(ref, ref_opt, x, y, kind, size)
+        assert_ranks_agree(flat(model.module))
+    np.testing.assert_allclose(flat(model.module), flat(ref), rtol=tol, atol=tol)
+
+
+def test_no_sync_accumulation_equals_larger_batch(world):
+    rank, size = world
+    ref = mlp(dtrain.float64)
+    model = DDP(copy.deepcopy(ref))
+    opt = dtrain.optim.SGD(model.parameters(), lr=0.1)
+    ref_opt = dtrain.optim.SGD(ref.parameters(), lr=0.1)
+    data = list(batches("mlp", dtrain.float64, 6, 2 * size, seed=3))
+    for step in range(0, 6, 3):  # 3 micro-batches per optimizer step, 2 of them without communication
+        opt.zero_grad()
+        for j in range(3):
+            x, y = data[step + j]
+            mine = np.array_split(np.arange(len(x)), size)[rank]
+            ctx = model.no_sync() if j < 2 else _null()
+            with ctx:
+                (loss_fn(model, x[mine], y[mine], "mlp") / 3).backward()
+        opt.step()
+        ref_opt.zero_grad()
+        xs = np.concatenate([data[step + j][0] for j in range(3)])
+        ys = np.concatenate([data[step + j][1] for j in range(3)])
+        # three micro-batches of equal size: the mean over all equals the mean of the three means
+        parts = [np.array_split(np.arange(2 * size), size) for _ in range(3)]
+        loss = sum(loss_fn(ref, data[step + j][0], data[step + j][1], "mlp") for j in range(3)) / 3
+        loss.backward()
+        ref_opt.step()
+    np.testing.assert_allclose(flat(model.module), flat(ref), rtol=1e-10, atol=1e-10)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+class WithUnused(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.used = nn.Linear(4, 2)
+        self.unused = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.used(x)
+
+
+def test_unused_parameters_with_find_unused(world):
+    dtrain.manual_seed(0)
+    model = DDP(WithUnused().double(), find_unused_parameters=True)
+    for _ in range(2):
+        model.zero_grad()
+        model(dtrain.randn(3, 4, dtype=dtrain.float64)).sum().backward()
+        assert model.module.used.weight.grad is not None
+        assert model.module.unused.weight.grad is None
+    assert_ranks_agree(model.module.used.weight.grad.numpy())
+
+
+def test_unused_parameters_without_find_unused_raise_clear_error(world):
+    dtrain.manual_seed(0)
+    model = DDP(WithUnused().double())
+    model(dtrain.randn(3, 4, dtype=dtrain.float64)).sum().backward()  # no hang: reported at the next forward
+    with pytest.raises(RuntimeError, match=r"find_unused_parameters=True(.|\n)*unused.weight"):
+        model(dtrain.randn(3, 4, dtype=dtrain.float64))
+
+
+def test_models_that_differ_across_ranks_raise(world):
+    rank, size = world
+    dtrain.manual_seed(0)
+    m = nn.Linear(4, 3 if rank == 0 else 5)
+    with pytest.raises(RuntimeError, match=r"same model across all ranks(.|\n)*sizes"):
+        DDP(m)
+
+
+def test_parameters_and_buffers_broadcast_from_rank_zero(world):
+    rank, size = world
+    dtrain.manual_seed(rank)  # different init on every rank
+    m = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    with dtrain.no_grad():
+        m[1].running_mean.fill_(float(rank))
+    d = DDP(m)
+    assert_ranks_agree(flat(d.module))
+    assert d.module[1].running_mean.tolist() == [0.0] * 4
+    assert list(d.state_dict())[0] == "module.0.weight"
+
+
+def test_gradient_as_bucket_view_shares_memory(world):
+    dtrain.manual_seed(0)
+    model = DDP(mlp(dtrain.float64), gradient_as_bucket_view=True)
+    model(dtrain.randn(2, 8, dtype=dtrain.float64)).sum().backward()
+    bucket_arrays = [b.flat for b in model._buckets]
+    for p in model.parameters():
+        assert any(np.shares_memory(p.grad.numpy(), b) for b in bucket_arrays)
+    assert_ranks_agree(np.concatenate([p.grad.numpy().ravel() for p in model.parameters()]))
+
+
+def test_comm_hooks(world):
+    from dtrain.distributed.algorithms.ddp_comm_hooks import default_hooks
+    rank, size = world
+    results = []
+    for hook in (None, default_hooks.allreduce_hook, default_hooks.fp16_compress_hook):
+        dtrain.manual_seed(0)
+        model = DDP(mlp(dtrain.float32))
+        if hook is not None:
+            model.register_comm_hook(None, hook)
+        dtrain.manual_seed(10 + rank)
+        model(dtrain.randn(4, 8)).sum().backward()
+        results.append(np.concatenate([p.grad.numpy().ravel() for p in model.parameters()]))
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(results[2], results[0], rtol=1e-2, atol=1e-3)
+    assert_ranks_agree(results[2])
+
+
+def test_first_bucket_reduction_starts_before_backward_ends(world):
+    """Timestamps: the first bucket's all-reduce is launched while later gradients are still being computed."""
+    dtrain.manual_seed(0)
+    model = DDP(nn.Sequential(*[nn.Linear(256, 256) for _ in range(8)]), bucket_cap_mb=0.25)
+    assert model.bucket_count >= 8
+    events = []
+    launch = model._launch
+    model._launch = lambda b: (events.append(("launch", b.index, time.perf_counter())), launch(b))[1]
+    first_param = list(model.parameters())[0]
+    first_param.register_post_accumulate_grad_hook(lambda p: events.append(("last_grad", -1, time.perf_counter())))
+    model(dtrain.randn(64, 256)).sum().backward()
+    t_first_launch = min(t for e, i, t in events if e == "launch" and i == 0)
+    t_last_grad = max(t for e, i, t in events if e == "last_grad")
+    assert t_first_launch < t_last_grad
+    assert [i for e, i, t in events if e == "launch"] == list(range(model.bucket_count))
