@@ -19,7 +19,10 @@ def _scatter_add_at(xp, out, key, g):
 
 def _convert_key(key, t):
     """Turn a torch index into one the array module takes; tensors become arrays, checks as torch does."""
-    if not isinstance(key, tuple):
+    if isinstance(key, list) and len(key) < 32 and any(
+            isinstance(k, (Tensor, list, tuple, slice)) or k is None or k is Ellipsis for k in key):
+        key = tuple(key)  # torch (like old NumPy) reads such a list as a tuple of indices
+    elif not isinstance(key, tuple):
         key = (key,)
     out, advanced, dim = [], False, 0
     xp = t._device.xp
@@ -150,7 +153,7 @@ class IndexPut(Function):
 
 def _setitem(self, key, value):
     from .arith import assign_, check_inplace
-    k, _ = _convert_key(key, self)
+    k, advanced = _convert_key(key, self)
     if not isinstance(value, Tensor):
         value = _wrap(self._device.xp.asarray(value, dtype=self._data.dtype), self._device)
     elif value._data.dtype != self._data.dtype:
@@ -161,12 +164,7 @@ def _setitem(self, key, value):
         else:
             raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
                                f"{self._device} and {value._device}!")
-    target = _index_shape(self, k)
-    try:
-        np.broadcast_to(np.empty(value.shape, bool), target)
-    except ValueError:
-        raise RuntimeError(f"shape mismatch: value tensor of shape [{value._shape_str()}] cannot be broadcast to "
-                           f"indexing result of shape [{', '.join(map(str, target))}]") from None
+    _check_value_shape(self, k, advanced, value)
     if grad_mode.is_grad_enabled() and (self._requires_grad or value._requires_grad):
         check_inplace(self)
         assign_(self, IndexPut.apply(self, value, key=k))
@@ -174,6 +172,17 @@ def _setitem(self, key, value):
     check_inplace(self)
     self._data[k] = value._data
     self._version.value += 1
+
+
+def _check_value_shape(t, key, advanced, value):
+    target = _index_shape(t, key)
+    if not advanced:
+        value.expand(target)  # raises torch's own message for a value that does not fit a view
+    try:
+        np.broadcast_to(np.empty(value.shape, bool), target)
+    except ValueError:
+        raise RuntimeError(f"shape mismatch: value tensor of shape [{value._shape_str()}] cannot be broadcast to "
+                           f"indexing result of shape [{', '.join(map(str, target))}]") from None
 
 
 def _index_shape(t, key):
@@ -190,6 +199,7 @@ Tensor.__setitem__ = _setitem
 @method()
 def index_put(input, indices, values, accumulate=False):
     k, _ = _convert_key(tuple(indices), input)
+    _check_value_shape(input, k, True, values)
     return IndexPut.apply(input, values, key=k, accumulate=accumulate)
 
 
@@ -202,7 +212,7 @@ def index_put_(input, indices, values, accumulate=False):
 # ------------------------------------------------------------------------------------- gather and scatter
 def _check_index(index, name="index"):
     if not isinstance(index, Tensor) or index._data.dtype.kind not in "iu":
-        raise RuntimeError(f"{name}(): Expected dtype int64 for index")
+        raise RuntimeError(f"{name}(): Expected dtype int32/int64 for index")
 
 
 class Gather(Function):
@@ -421,11 +431,16 @@ class MaskedFill(Function):
         return unbroadcast(g * ~ctx.mask, ctx.shape), None
 
 
+# the C++ type names torch's masked_fill message prints
+_C_TYPE_NAMES = dict(uint8="unsigned char", int8="signed char", int16="short int", int32="int", int64="long int",
+                     float16="c10::Half", bfloat16="c10::BFloat16", float32="float", float64="double")
+
+
 @method()
 def masked_fill(input, mask, value):
     if mask._data.dtype.kind != "b":
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
-                           f"{_dtype.scalar_name(mask.dtype)}")
+                           f"{_C_TYPE_NAMES.get(mask.dtype.name, mask.dtype.name)}")
     try:
         if np.broadcast_shapes(mask.shape, input.shape) != tuple(input.shape):
             raise ValueError

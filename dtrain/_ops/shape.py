@@ -465,8 +465,9 @@ def chunk(input, chunks, dim=0):
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
     d = wrap_dim(dim, input.ndim)
     n = input.shape[d]
-    size = -(-n // chunks) if n else 0
-    return split(input, size if size else 1, d) if n else split(input, [0] * 1, d)
+    if n == 0:  # torch returns `chunks` empty pieces
+        return split(input, [0] * chunks, d)
+    return split(input, -(-n // chunks), d)
 
 
 @method()

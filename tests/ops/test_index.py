@@ -303,3 +303,55 @@ def test_copy_errors():
     for m in (dtrain, __import__("torch")):
         with pytest.raises(RuntimeError, match="leaf Variable"):
             m.ones(2, requires_grad=True).zero_()
+
+
+# graphs that mix indexing, assignment into views and in-place ops; x is (3, 5) and v is (5,), both float64
+MIXED = {
+ "view_of_view_set": lambda m, x, v: (lambda y: (y[0].__setitem__(slice(1, 3), v[:2]), y)[1])(x * 1),
+ "zeros_set_grad_value": lambda m, x, v: (lambda z: (z.__setitem__(1, v), z)[1])(m.zeros(3, 5, dtype=m.float64)),
+ "view_fill": lambda m, x, v: (lambda y: (y[1].fill_(2.0), y * v)[1])(x * 1),
+ "adv_set_repeat": lambda m, x, v: (lambda y: (y.__setitem__((m.tensor([0, 0]),), v[None].expand(2, 5)), y)[1])(x * 1),
+ "set_cast_value": lambda m, x, v: (lambda y: (y.__setitem__(0, v.float()), y)[1])(x * 1),
+ "index_put_": lambda m, x, v: (x * 1).index_put_((m.tensor([1]), m.tensor([2])), v[0]),
+ "mask_set_tensor": lambda m, x, v: (lambda y: (y.__setitem__(y > 0, v.sum()), y)[1])(x * 1),
+ "expand_then_index": lambda m, x, v: v.expand(3, 5)[m.tensor([0, 2]), 1:],
+ "getitem_after_inplace": lambda m, x, v: (lambda y: (y.mul_(2), y[1:] * v)[1])(x * 1),
+ "where_0d": lambda m, x, v: m.where(v[0] > 0, v[0], v[1]),
+ "gather_nc": lambda m, x, v: x.t().gather(0, m.tensor([[0, 4, 4], [1, 2, 3]])),
+ "masked_fill_nc": lambda m, x, v: x.t().masked_fill(x.t() > 0, 1.0),
+ "sort_3d": lambda m, x, v: x.view(3, 5, 1).expand(3, 5, 2).sort(1),
+ "topk_0d": lambda m, x, v: v[0].topk(1),
+ "sort_0d": lambda m, x, v: v[0].sort(),
+ "flip_empty": lambda m, x, v: x[:0].flip(0),
+ "unbind_empty": lambda m, x, v: x[:, :0].unbind(0),
+ "take_along_dim": lambda m, x, v: m.take_along_dim(x, m.tensor([[0], [1], [2]]), 1),
+ "roll_neg": lambda m, x, v: x.roll(-7, 1),
+ "triu_nc": lambda m, x, v: x.t().triu(-1),
+ "diag": lambda m, x, v: m.diag(v),
+ "diag_2d": lambda m, x, v: m.diag(x, 1),
+ "split_tensor_split": lambda m, x, v: m.tensor_split(x, 3, dim=1),
+ "chunk_empty": lambda m, x, v: x[:0].chunk(2),
+ "squeeze_neg_tuple": lambda m, x, v: x.view(1, 3, 1, 5).squeeze((-2, 0)),
+ "unsqueeze_after": lambda m, x, v: x.unsqueeze(2).unsqueeze(-4),
+ "masked_scatter": lambda m, x, v: x.masked_scatter(x > 0, m.arange(15.0, dtype=m.float64).reshape(3, 5)),
+ "index_fill": lambda m, x, v: x.index_fill(1, m.tensor([0, 3]), -1.0),
+ "setitem_list_list": lambda m, x, v: (lambda y: (y.__setitem__(([0, 2], [1, 3]), 9.0), y)[1])(x * 1),
+ "getitem_list_of_lists": lambda m, x, v: x[[[0, 1], [2, 2]]],
+ "getitem_tuple_in_list": lambda m, x, v: x[[0, 1], [1, 2]],
+ "getitem_np_int": lambda m, x, v: x[np.int64(1), np.int32(2)],
+ "getitem_bool_false": lambda m, x, v: x[False],
+ "getitem_none_only": lambda m, x, v: x[None, None],
+ "getitem_slice_tensor_bounds": lambda m, x, v: x[m.tensor(1):m.tensor(3)],
+}
+
+
+@pytest.mark.parametrize("name", MIXED)
+def test_mixed_graphs(device, name):
+    check(MIXED[name], (3, 5), (5,), device=device)
+
+
+def test_index_put_and_select_errors():
+    check_raises(lambda m, x, v: m.index_put(x, (m.tensor([0, 0, 2]),), v[:3], accumulate=True), (3, 5), (5,),
+                 match="shape mismatch: value tensor of shape [3] cannot be broadcast to indexing result of shape "
+                       "[3, 5]")
+    check_raises(lambda m, x, v: v[0].index_select(0, m.tensor([0, 0])), (3, 5), (5,))

@@ -60,6 +60,8 @@ OPS = {
     "chunk": (lambda m, x: x.chunk(3), (7, 2)),
     "chunk_dim": (lambda m, x: x.chunk(2, 1), (2, 5)),
     "chunk_more": (lambda m, x: x.chunk(4), (2, 3)),
+    "chunk_empty": (lambda m, x: x.chunk(3), (0, 3)),
+    "split_empty": (lambda m, x: x.split(2, 1), (3, 0)),
     "narrow": (lambda m, x: x.narrow(1, 1, 2), (3, 4)),
     "narrow_neg": (lambda m, x: m.narrow(x, 0, -2, 2), (3, 4)),
     "flip": (lambda m, x: x.flip(0), (3, 4)),
