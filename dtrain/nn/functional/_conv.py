@@ -1,8 +1,7 @@
 """Convolutions as im2col + one matmul per group, written once for NumPy and CuPy (CuPy 14 has no cuDNN).
 
-Windows are gathered with `as_strided` into a column matrix of layout (C*kh*kw, N*Ho*Wo): on OpenBLAS that
-layout makes both the forward product and the weight gradient single large GEMMs, and col2im (the input
-gradient) is kh*kw strided adds, never a Python loop over the batch or the output pixels."""
+Windows are gathered with `as_strided` into a column matrix, so each convolution is one large GEMM per group,
+and col2im (the input gradient) is kh*kw strided adds: never a Python loop over the batch or output pixels."""
 from ..._tensor import Tensor
 from ...autograd.graph import Function
 
@@ -65,7 +64,12 @@ def _grouped_mm(xp, a, b, groups, out=None):
 
 
 class Conv2d(Function):
-    """y = conv(x, w) + b over (N, C, H, W) arrays; pads = (top, bottom, left, right)."""
+    """y = conv(x, w) + b over (N, C, H, W) arrays; pads = (top, bottom, left, right).
+
+    The columns are gathered channels-last, (N*Ho*Wo, kh*kw*C): the gather copies contiguous channel runs, and
+    all three products contract or expand along the tall N*Ho*Wo axis in the layouts OpenBLAS runs fastest
+    (`cols @ W.T`, `g.T @ cols`, `g @ W`) — the textbook (C*kh*kw, N*Ho*Wo) layout makes the weight gradient
+    an `A @ B.T` product over a long inner axis, 10-20x slower there."""
 
     def forward(ctx, x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
         xp = ctx.xp
@@ -73,50 +77,56 @@ class Conv2d(Function):
         o, cg, kh, kw = w.shape
         ho = (h + pads[0] + pads[1] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
         wo = (wd + pads[2] + pads[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-        xpad = _pad4(xp, x, pads, order=(1, 0))
-        cols = _im2col(xp, xpad, (kh, kw), stride, dilation, (ho, wo))
-        w2 = w.reshape(o, cg * kh * kw)
-        if groups == 1:
-            y = xp.matmul(w2, cols)
-        else:
-            og, r = o // groups, cg * kh * kw
-            y = xp.concatenate([xp.matmul(w2[g * og:(g + 1) * og], cols[g * r:(g + 1) * r]) for g in range(groups)])
-        y = y.reshape(o, n, ho * wo)
+        buf = xp.zeros((n, h + pads[0] + pads[1], wd + pads[2] + pads[3], c), dtype=x.dtype)
+        buf[:, pads[0]:pads[0] + h, pads[2]:pads[2] + wd] = x.transpose(0, 2, 3, 1)
+        s = buf.strides
+        win = _as_strided(xp, buf, (n, ho, wo, kh, kw, c),
+                          (s[0], s[1] * stride[0], s[2] * stride[1], s[1] * dilation[0], s[2] * dilation[1], s[3]))
+        og, m = o // groups, n * ho * wo
+        cols, w2s = [], []
+        y2 = xp.empty((m, o), dtype=x.dtype) if groups > 1 else None
+        for g in range(groups):
+            cols.append((win if groups == 1 else win[..., g * cg:(g + 1) * cg]).reshape(m, kh * kw * cg))
+            w2s.append(w[g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(og, kh * kw * cg))
+            if groups == 1:
+                y2 = xp.matmul(cols[0], w2s[0].T)
+            else:
+                y2[:, g * og:(g + 1) * og] = xp.matmul(cols[g], w2s[g].T)
         if b is not None:
-            y += b[:, None, None]
-        ctx.save_for_backward(cols, w)
-        ctx.geom = (x.shape, xpad.shape, stride, pads, dilation, groups, (ho, wo))
-        return xp.ascontiguousarray(y.transpose(1, 0, 2)).reshape(n, o, ho, wo)
+            y2 += b
+        ctx.save_for_backward(*cols)
+        ctx.w2s = w2s
+        ctx.geom = (x.shape, buf.shape, w.shape, stride, pads, dilation, groups, (ho, wo))
+        return xp.ascontiguousarray(y2.reshape(n, ho * wo, o).transpose(0, 2, 1)).reshape(n, o, ho, wo)
 
     def backward(ctx, gy):
-        cols, w = ctx.saved
+        cols = ctx.saved
         xp = ctx.xp
-        x_shape, pad_shape, stride, pads, dilation, groups, out_hw = ctx.geom
-        o, cg, kh, kw = w.shape
-        n = x_shape[0]
-        g2 = xp.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(o, -1)  # (O, N*Ho*Wo)
+        x_shape, buf_shape, w_shape, stride, pads, dilation, groups, (ho, wo) = ctx.geom
+        o, cg, kh, kw = w_shape
+        n, c, h, wd = x_shape
+        og = o // groups
+        g2 = xp.ascontiguousarray(gy.transpose(0, 2, 3, 1)).reshape(-1, o)  # (N*Ho*Wo, O)
         nig = ctx.needs_input_grad
         gx = gw = gb = None
-        og, r = o // groups, cg * kh * kw
-        if nig[1]:  # (O, NHW) @ (NHW, CK): the BLAS-friendly `g @ a.T` layout
-            if groups == 1:
-                gw = xp.matmul(g2, cols.T)
-            else:
-                gw = xp.concatenate([xp.matmul(g2[g * og:(g + 1) * og], cols[g * r:(g + 1) * r].T)
-                                     for g in range(groups)])
-            gw = gw.reshape(w.shape)
+        if nig[1]:
+            gw = xp.concatenate([xp.matmul(g2[:, g * og:(g + 1) * og].T, cols[g]) for g in range(groups)]) \
+                if groups > 1 else xp.matmul(g2.T, cols[0])
+            gw = xp.ascontiguousarray(gw.reshape(o, kh, kw, cg).transpose(0, 3, 1, 2))
         if nig[0]:
-            w2 = w.reshape(o, r)
-            if groups == 1:
-                gcols = xp.matmul(w2.T, g2)
-            else:
-                gcols = xp.concatenate([xp.matmul(w2[g * og:(g + 1) * og].T, g2[g * og:(g + 1) * og])
-                                        for g in range(groups)])
-            buf = _col2im(xp, gcols, pad_shape, (kh, kw), stride, dilation, out_hw)
-            h, wd = x_shape[2:]
-            gx = xp.ascontiguousarray(buf[:, :, pads[0]:pads[0] + h, pads[2]:pads[2] + wd].transpose(1, 0, 2, 3))
+            buf = xp.zeros(buf_shape, dtype=gy.dtype)
+            for g in range(groups):
+                gcols = xp.matmul(g2[:, g * og:(g + 1) * og] if groups > 1 else g2, ctx.w2s[g])
+                gcols = gcols.reshape(n, ho, wo, kh, kw, cg)
+                for i in range(kh):
+                    hs = i * dilation[0]
+                    for j in range(kw):
+                        ws = j * dilation[1]
+                        buf[:, hs:hs + stride[0] * (ho - 1) + 1:stride[0], ws:ws + stride[1] * (wo - 1) + 1:stride[1],
+                            g * cg:(g + 1) * cg] += gcols[:, :, :, i, j]
+            gx = xp.ascontiguousarray(buf[:, pads[0]:pads[0] + h, pads[2]:pads[2] + wd].transpose(0, 3, 1, 2))
         if len(nig) > 2 and nig[2]:
-            gb = g2.sum(1)
+            gb = g2.sum(0)
         return gx, gw, gb
 
 
