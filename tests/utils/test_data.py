@@ -1,6 +1,5 @@
 """Datasets, samplers, collation and the single-process DataLoader, against torch.utils.data."""
 import collections
-import warnings
 
 import numpy as np
 import pytest
@@ -32,11 +31,6 @@ def assert_same(a, b, path="batch"):
         np.testing.assert_array_equal(a, b)
     else:
         assert type(a) is type(b) and a == b, f"{path}: {a!r} != {b!r}"
-
-
-def both(fn):
-    """fn(m, data_module) for dtrain and torch."""
-    return fn(dtrain, ddata), fn(torch, tdata)
 
 
 class ListDataset:
@@ -398,3 +392,9 @@ def test_worker_info_is_none_in_main_process():
 def test_exports_match_torch_names():
     for name in ddata.__all__:
         assert hasattr(tdata, name), name
+
+
+def test_dataloader_accepts_torch_keywords():
+    ours = ddata.DataLoader(_map_data(dtrain), batch_size=4, in_order=False, pin_memory_device="")
+    assert_same(list(ours), list(tdata.DataLoader(_map_data(torch), batch_size=4, in_order=False)))
+    assert ours.in_order is False and ours.pin_memory_device == ""

@@ -11,7 +11,6 @@ import weakref
 
 import dtrain
 
-from . import _utils
 from ._utils import MP_STATUS_CHECK_INTERVAL
 from ._utils.collate import default_collate, default_convert
 from ._utils.fetch import _DatasetKind
@@ -40,13 +39,15 @@ class DataLoader:
     spawn or forkserver the dataset, collate_fn and worker_init_fn must be picklable. Batches come back in
     sampler order. Worker k is seeded with base_seed + k, where base_seed is drawn from `generator` (or the
     default generator) when the iterator is created. Shuffled orders are reproducible for a seed but differ from
-    torch's for the same seed. pin_memory is accepted; host memory is not pinned."""
+    torch's for the same seed. pin_memory is accepted; host memory is not pinned. in_order=False is accepted and
+    batches still come back in order (torch allows, but does not promise, reordering)."""
 
     __initialized = False
 
     def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None, num_workers=0,
                  collate_fn=None, pin_memory=False, drop_last=False, timeout=0, worker_init_fn=None,
-                 multiprocessing_context=None, generator=None, *, prefetch_factor=None, persistent_workers=False):
+                 multiprocessing_context=None, generator=None, *, prefetch_factor=None, persistent_workers=False,
+                 pin_memory_device="", in_order=True):
         if num_workers < 0:
             raise ValueError("num_workers option should be non-negative; use num_workers=0 to disable multiprocessing.")
         if timeout < 0:
@@ -65,6 +66,8 @@ class DataLoader:
         self.num_workers = num_workers
         self.prefetch_factor = prefetch_factor
         self.pin_memory = pin_memory
+        self.pin_memory_device = pin_memory_device
+        self.in_order = in_order
         self.timeout = timeout
         self.worker_init_fn = worker_init_fn
         self.multiprocessing_context = multiprocessing_context
@@ -208,6 +211,9 @@ class _BaseDataLoaderIter:
         self._drop_last = loader.drop_last
         self._index_sampler = loader._index_sampler
         self._num_workers = loader.num_workers
+        if loader.pin_memory and loader.pin_memory_device:
+            warnings.warn("pin_memory_device is deprecated, the current accelerator will be used as the device,"
+                          f"ignore pin_memory_device='{loader.pin_memory_device}'.", stacklevel=3)
         if loader.pin_memory and not dtrain.cuda.is_available():
             warnings.warn("'pin_memory' argument is set as true but no accelerator is found, then device pinned "
                           "memory won't be used.", stacklevel=3)
