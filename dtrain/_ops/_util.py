@@ -20,7 +20,14 @@ def unbroadcast(g, shape):
 
 
 def scalar_tensor(value, dtype, device):
-    return _wrap(device.xp.asarray(value, dtype=dtype.np), device)
+    return _wrap(scalar_array(value, dtype.np, device.xp), device)
+
+
+def scalar_array(value, np_dtype, xp):
+    try:
+        return xp.asarray(value, dtype=np_dtype)
+    except OverflowError:  # torch wraps out-of-range integers (uint8 tensor - 1 → 255)
+        return xp.asarray(value).astype(np_dtype)
 
 
 def promote(*operands):

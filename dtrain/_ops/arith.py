@@ -7,7 +7,7 @@ from .. import _dtype
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
 from ..autograd.graph import Function
-from ._util import method, nondiff, out_copy, promote, unbroadcast
+from ._util import method, nondiff, out_copy, promote, scalar_array, unbroadcast
 
 
 def _shape_error(a, b, x, y):
@@ -149,11 +149,23 @@ class Atan2(Function):
         return unbroadcast(g * b / d, a.shape), unbroadcast(-g * a / d, b.shape)
 
 
+def _keeps_dtype(t, s, float_result):
+    """Is `t op s` for a Python scalar `s` of t's dtype? (the common case, kept off the promotion path)"""
+    k = t._data.dtype.kind
+    return type(s) is float and k in "fc" or type(s) is int and k in ("fc" if float_result else "fciu")
+
+
 def _binary(cls, a, b, out=None, float_result=False, **kw):
-    if isinstance(a, Tensor) and isinstance(b, Tensor) and a._data.dtype == b._data.dtype and not float_result:
-        if a.shape != b.shape:
-            _bcast_check(a, b)
-        return out_copy(cls.apply(a, b, **kw), out)
+    if isinstance(a, Tensor):
+        if isinstance(b, Tensor):
+            if a._data.dtype == b._data.dtype and not float_result:
+                if a._data.shape != b._data.shape:
+                    _bcast_check(a, b)
+                return out_copy(cls.apply(a, b, **kw), out)
+        elif _keeps_dtype(a, b, float_result):
+            return out_copy(cls.apply(a, _wrap(scalar_array(b, a._data.dtype, a._device.xp), a._device), **kw), out)
+    elif isinstance(b, Tensor) and _keeps_dtype(b, a, float_result):
+        return out_copy(cls.apply(_wrap(scalar_array(a, b._data.dtype, b._device.xp), b._device), b, **kw), out)
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{cls.__name__.lower()}(): expected at least one Tensor argument")
     for x in (a, b):

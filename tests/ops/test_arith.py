@@ -236,3 +236,8 @@ def test_inplace_grad_through(device):
         h.exp_().sum().backward()
         res.append(a.grad.tolist())
     np.testing.assert_allclose(res[1], res[0])
+
+
+def test_int_scalar_wraps(device):
+    check(lambda m, x: (x - 1, x * 300, x + 256, 3 - x), np.arange(4, dtype=np.uint8), device=device)
+    check(lambda m, x: (x * 100, x - 200), np.arange(4, dtype=np.int8), device=device)
