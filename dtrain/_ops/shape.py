@@ -437,7 +437,7 @@ def split(tensor, split_size_or_sections, dim=0):
         s = split_size_or_sections
         if s <= 0 and not (s == 0 and n == 0):
             raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {n}")
-        sizes = [s] * (n // s) + ([n % s] if n % s else []) if s else [0]
+        sizes = [s] * (n // s) + ([n % s] if n % s else []) if s and n else [0]
     else:
         sizes = list(split_size_or_sections)
         if sum(sizes) != n:
