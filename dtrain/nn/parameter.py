@@ -1,16 +1,17 @@
 """nn.Parameter: a leaf tensor that modules register as a parameter."""
-from .._tensor import Tensor, _wrap
+from .._tensor import Tensor
 
 
 class Parameter(Tensor):
     """A Tensor that a Module registers as a parameter (requires_grad=True by default)."""
 
     def __new__(cls, data=None, requires_grad=True):
-        from .. import empty
+        from .. import empty, tensor
         if data is None:
             data = empty(0)
-        t = Tensor.__new__(cls, data) if False else object.__new__(cls)
-        src = data.detach() if isinstance(data, Tensor) else _wrap(data, None)
+        t = object.__new__(cls)
+        # share storage and version counter with `data`, but not its graph or view base (torch's detach)
+        src = data if isinstance(data, Tensor) else tensor(data)
         for k in ("_data", "_device", "_version"):
             setattr(t, k, getattr(src, k))
         t._requires_grad = False
