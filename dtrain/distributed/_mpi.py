@@ -4,8 +4,8 @@ Every operation is started with MPI's non-blocking call (Iallreduce, Ibcast, ...
 the caller polls it against a deadline, so a rank that never arrives turns into an error, not a hang.
 
 Who arrived: on entering collective #k of a communicator, each rank sends a 16-byte note (k and the
-operation's code) to every peer over a duplicate of the communicator (persistent sends: one Startall per
-collective). Notes are drained every few hundred collectives and whenever a wait times out; a peer whose
+operation's code) to every peer over a duplicate of the communicator (an Isend per peer, freed at
+once). Notes are drained every few hundred collectives and whenever a wait times out; a peer whose
 latest note is below k did not reach the collective.
 """
 import os
@@ -19,6 +19,7 @@ from ._backend import Backend, DONE, RedOpType
 _ARRIVED = 1
 _DRAIN_EVERY = 256
 _FP_BYTES = 512
+_RING = 4096
 _BF16_KIND = "V"  # ml_dtypes.bfloat16 reports kind 'V'; MPI has no bfloat16, so it is staged as float32
 
 
@@ -68,10 +69,10 @@ class MPIBackend(Backend):
         self.side = comm.Dup()
         self.seq = 0
         self._seen = [(0, 0)] * self.size
-        self._note = np.zeros(2, np.int64)
         self._peers = [p for p in range(self.size) if p != self.rank]
-        self._sends = [self.side.Send_init(self._note, p, tag=_ARRIVED) for p in self._peers]
-        self._sent = False
+        # notes are sent with Isend and the request freed at once (a persistent send waits on the peer in
+        # MPICH); each note keeps its own slot of this ring until long after its 16 bytes went out
+        self._ring = np.zeros((_RING, 2), np.int64)
         self._lock = threading.Lock()
         self._host_staging = not _cuda_aware()
 
@@ -79,13 +80,12 @@ class MPIBackend(Backend):
     def arrive(self, opcode):
         """Called by the public layer as this rank enters a collective."""
         self.seq += 1
-        if self._sends:
-            MPI = self.MPI
-            if self._sent:
-                MPI.Prequest.Waitall(self._sends)  # long done: 16-byte sends go eagerly
-            self._note[0], self._note[1] = self.seq, opcode
-            MPI.Prequest.Startall(self._sends)
-            self._sent = True
+        if self._peers:
+            note = self._ring[self.seq % _RING]
+            note[0], note[1] = self.seq, opcode
+            isend = self.side.Isend
+            for p in self._peers:
+                isend(note, p, _ARRIVED).Free()
             if self.seq % _DRAIN_EVERY == 0:
                 self._drain()
 
@@ -206,9 +206,6 @@ class MPIBackend(Backend):
         return _Request(self.comm.Ibarrier())
 
     def close(self):
-        for r in self._sends:
-            r.Free()
-        self._sends = []
         self.side.Free()
         if self.comm != self.MPI.COMM_WORLD:
             self.comm.Free()

@@ -323,8 +323,9 @@ def _describe(name, tensor):
     return f"{name} on a tensor of shape [{', '.join(map(str, tensor.shape))}] and dtype {tensor.dtype}"
 
 
-def _timeout_error(pg, what, peer=None):
+def _timeout_error(pg, name, tensor, peer=None):
     def make():
+        what = _describe(name, tensor)
         me = get_rank()
         if peer is not None:
             late = f"waiting for rank {peer}"
@@ -345,7 +346,7 @@ def _timeout_error(pg, what, peer=None):
 
 def _check_same(pg, fingerprint):
     req, decode = pg._mpi.check_same(f"{fingerprint} #{pg._mpi.seq + 1}")
-    _wait(req, pg._timeout, _timeout_error(pg, f"debug fingerprint exchange before {fingerprint}"))
+    _wait(req, pg._timeout, _timeout_error(pg, f"debug fingerprint exchange before {fingerprint}", None))
     prints = decode()
     if len(set(prints)) > 1:
         differ = [pg._ranks[i] for i, p in enumerate(prints) if p != prints[0]]
@@ -367,7 +368,7 @@ def _run(pg, name, tensor, start, async_op, fingerprint="", finish=None, result=
     req = start(backend)
     if finish is not None:
         req = _Then(req, finish)
-    on_timeout = _timeout_error(pg, _describe(name, tensor), peer)
+    on_timeout = _timeout_error(pg, name, tensor, peer)
     if async_op:
         return Work(req, pg._timeout, on_timeout, result=result)
     _wait(req, pg._timeout, on_timeout)
@@ -399,7 +400,7 @@ def _inout(t):
 
 
 def _check_op(op, t):
-    if op not in RedOpType.__members__.values():
+    if op.__class__ is not RedOpType:
         raise TypeError(f"Unsupported reduce op {op!r}")
     if op == RedOpType.AVG and t._data.dtype.kind in "biu":
         raise TypeError(f"Cannot use ReduceOp.AVG with integer inputs (got {t.dtype})")
