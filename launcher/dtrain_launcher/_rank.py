@@ -128,6 +128,30 @@ def _run_user_code(argv, env) -> int:
 
 
 # ---------------------------------------------------------------- the parent: the watcher
+def _connect_console(fd):
+    """A socket to dtrain-run's console server for stdout (1) or stderr (2), or None.
+
+    Whole lines sent there reach the console whole; mpiexec's forwarding (fd 1 and 2, the
+    fallback) may tear them under load.
+    """
+    address = os.environ.get("DTRAIN_CONSOLE_ADDR", "")
+    kind, _, where = address.partition(":")
+    try:
+        if kind == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(where)
+        elif kind == "tcp":
+            host, _, port = where.rpartition(":")
+            sock = socket.create_connection((host, int(port)), timeout=30)
+            sock.settimeout(None)
+        else:
+            return None
+        sock.sendall(str(fd).encode())
+        return sock
+    except (OSError, ValueError):
+        return None
+
+
 class _Watcher:
     def __init__(self, pid, env):
         self.pid, self.env = pid, env
@@ -144,6 +168,7 @@ class _Watcher:
             self.log = open(os.path.join(log_dir, f"rank{rank}.log"), mode, buffering=0)
         self.pending = {1: b"", 2: b""}
         self.stopping = False
+        self.sockets = {fd: _connect_console(fd) for fd in (1, 2)} if self.console else {}
 
     def forward(self, signum, frame):
         if signum in _STOP_SIGNALS:
@@ -159,8 +184,11 @@ class _Watcher:
         if self.console:
             data = b"".join(self.prefix + line for line in lines)
             try:
-                while data:
-                    data = data[os.write(fd, data):]
+                if self.sockets.get(fd) is not None:
+                    self.sockets[fd].sendall(data)
+                else:
+                    while data:
+                        data = data[os.write(fd, data):]
             except OSError:  # the launcher's side is gone: keep logging, stop writing
                 self.console = False
 

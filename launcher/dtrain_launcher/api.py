@@ -19,18 +19,13 @@ import uuid
 from dataclasses import dataclass
 
 from . import _proc
+from ._output import ConsoleServer, relay
 from .errors import format_report, read_failures
 
 TERM_GRACE = 3.0  # seconds between SIGTERM and SIGKILL at teardown
 _SETTLE = 0.3  # after a failure, time for its last lines of output to reach the console
 _POLL = 0.05
 _TIMEOUT_EXITCODE = 124  # as coreutils' timeout
-
-# hydra prints this banner when a rank dies badly; dtrain-run's own report replaces it
-_HYDRA_BANNER = (b"=====", b"=   ", b"YOUR APPLICATION TERMINATED WITH THE EXIT STRING",
-                 b"This typically refers to a problem with your application",
-                 b"Please see the FAQ page for debugging suggestions")
-
 
 @dataclass
 class LaunchConfig:
@@ -134,30 +129,6 @@ class _StopSignals:
             signal.signal(sig, handler)
 
 
-def _relay(source, sink):
-    """Copy mpiexec's output to ours line by line (ranks write whole lines, already prefixed)."""
-    held = b""  # a blank line may be the start of hydra's banner
-    for line in iter(source.readline, b""):
-        if line.startswith(_HYDRA_BANNER):
-            held = b""
-            continue
-        if line == b"\n" and not held:
-            held = line
-            continue
-        try:
-            sink.write(held + line)
-            sink.flush()
-        except (OSError, ValueError):
-            pass
-        held = b""
-    try:
-        sink.write(held)
-        sink.flush()
-    except (OSError, ValueError):
-        pass
-    source.close()
-
-
 def _teardown(proc, marker, grace=TERM_GRACE):
     """Stop every process of the attempt: ranks first with SIGTERM, then anything left with SIGKILL."""
     # mpiexec (and its local proxy) are spared the SIGTERM: they pass the ranks' last lines of
@@ -192,12 +163,12 @@ def _parent_death_signal():
     return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def _run_attempt(cmd, env, error_dir, marker, deadline, stop):
+def _run_attempt(cmd, env, error_dir, marker, deadline, stop, console):
     """Run the job once; returns ("ok" | "failed" | "timeout" | "stopped", mpiexec's exit code)."""
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_parent_death_signal(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    relays = [threading.Thread(target=_relay, args=(proc.stdout, sys.stdout.buffer), daemon=True),
-              threading.Thread(target=_relay, args=(proc.stderr, sys.stderr.buffer), daemon=True)]
+    relays = [threading.Thread(target=relay, args=(proc.stdout, sys.stdout.buffer), daemon=True),
+              threading.Thread(target=relay, args=(proc.stderr, sys.stderr.buffer), daemon=True)]
     for t in relays:
         t.start()
     try:
@@ -224,6 +195,7 @@ def _run_attempt(cmd, env, error_dir, marker, deadline, stop):
         _teardown(proc, marker)
         for t in relays:
             t.join(timeout=5)
+        console.wait_idle(timeout=2.0)
     return outcome, proc.returncode
 
 
@@ -239,7 +211,7 @@ def launch(config: LaunchConfig, entrypoint: list) -> int:
     marker = f"DTRAIN_JOB_ID={job_id}"
     workdir = tempfile.mkdtemp(prefix=f"dtrain-run-{job_id}-")
     env = dict(os.environ)
-    for key in ("DTRAIN_LOG_DIR", "DTRAIN_RANKS_FILTER"):  # not inherited from an enclosing job
+    for key in ("DTRAIN_LOG_DIR", "DTRAIN_RANKS_FILTER", "DTRAIN_CONSOLE_ADDR"):  # not from an enclosing job
         env.pop(key, None)
     env.update(
         DTRAIN_JOB_ID=job_id,
@@ -254,6 +226,8 @@ def launch(config: LaunchConfig, entrypoint: list) -> int:
 
     deadline = time.monotonic() + config.timeout if config.timeout else None
     keep_workdir = False  # a job that ends failed keeps its error files: the report names them
+    console = ConsoleServer(workdir, remote=bool(use_srun or config.hosts or config.hostfile))
+    env["DTRAIN_CONSOLE_ADDR"] = console.address
     try:
         with _StopSignals() as stop:
             for restart in range(config.max_restarts + 1):
@@ -261,7 +235,7 @@ def launch(config: LaunchConfig, entrypoint: list) -> int:
                 os.makedirs(error_dir)
                 env.update(DTRAIN_ERROR_DIR=error_dir, DTRAIN_RESTART_COUNT=str(restart),
                            TORCHELASTIC_RESTART_COUNT=str(restart))
-                outcome, returncode = _run_attempt(cmd, env, error_dir, marker, deadline, stop)
+                outcome, returncode = _run_attempt(cmd, env, error_dir, marker, deadline, stop, console)
                 if outcome == "ok":
                     return 0
                 if outcome == "stopped":
@@ -278,5 +252,6 @@ def launch(config: LaunchConfig, entrypoint: list) -> int:
             keep_workdir = True
             return 1
     finally:
+        console.close()
         if not keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)

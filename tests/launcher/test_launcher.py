@@ -104,7 +104,7 @@ def test_rank_environment(n, tmp_path, marker):
         assert env["OMP_NUM_THREADS"] == omp
         assert env["MASTER_ADDR"] == "127.0.0.1" and int(env["MASTER_PORT"]) > 0
         assert env["DTRAIN_RESTART_COUNT"] == env["TORCHELASTIC_RESTART_COUNT"] == "0"
-        assert info["name"] == "__main__"
+        assert info["name"] == "__main__" and info["preloaded"] == []
         assert info["argv"] == [_script("dump_env.py"), str(tmp_path), "--lr", "0.1"]
         ports.add(env["MASTER_PORT"])
     assert len(ports) == 1
@@ -249,3 +249,42 @@ def test_bad_arguments(marker):
     assert res.returncode == 2 and "--ranks-filter" in res.stderr
     res = run(["--tee", _script("dump_env.py")], marker)
     assert res.returncode == 2 and "--tee needs --log-dir" in res.stderr
+
+
+@pytest.mark.parametrize("option", ["--hosts", "--hostfile"])
+def test_hosts_options(option, tmp_path, marker):
+    # one machine only here: this checks that the options reach mpiexec and MASTER_ADDR
+    out = tmp_path / "out"
+    out.mkdir()
+    value = "localhost:3"
+    if option == "--hostfile":
+        (tmp_path / "hosts").write_text("# the only machine\nlocalhost:3\n")
+        value = tmp_path / "hosts"
+    res = run(["-n", 3, option, value, _script("dump_env.py"), out], marker)
+    assert res.returncode == 0, res.stderr
+    for r, info in enumerate(_read_ranks(out, 3)):
+        assert (info["env"]["RANK"], info["env"]["LOCAL_WORLD_SIZE"]) == (str(r), "3")
+        assert info["env"]["MASTER_ADDR"] == "localhost"
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_output_lines_stay_whole(n, marker):
+    lines, width = 300, 600
+    res = run(["-n", n, _script("chatter.py"), lines, width], marker)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.splitlines()
+    prefix = (lambda r: f"[{r}] ") if n > 1 else (lambda r: "")
+    for r in range(n):
+        # a script's own "=====" lines are not mistaken for hydra's error banner
+        assert prefix(r) + "=" * 83 in out and prefix(r) + "=   a line of the script's own" in out
+        mine = [line for line in out if line.startswith(prefix(r) + f"{r}:")]
+        assert mine == [prefix(r) + f"{r}:{i}:" + "x" * width for i in range(lines)]
+    assert len(out) == n * (lines + 2)
+
+
+def test_launcher_imports_only_the_standard_library():
+    code = ("import sys, dtrain_launcher.cli, dtrain_launcher.api, dtrain_launcher.errors, dtrain_launcher._proc; "
+            "print(sorted(m for m in ('numpy', 'cupy', 'dtrain', 'torch', 'mpi4py') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
