@@ -85,6 +85,8 @@ class Tensor:
     def size(self, dim=None):
         if dim is None:
             return Size(self._data.shape)
+        if self._data.ndim == 0:
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
         return self._data.shape[self._wrap_dim(dim)]
 
     def _wrap_dim(self, dim, ndim=None):
@@ -156,6 +158,8 @@ class Tensor:
 
     def stride(self, dim=None):
         st = tuple(s // self._data.itemsize for s in self._data.strides)
+        if dim is not None and self._data.ndim == 0:
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
         return st if dim is None else st[self._wrap_dim(dim)]
 
     def is_contiguous(self, memory_format=None):
@@ -311,19 +315,23 @@ class Tensor:
         return self._data.reshape(()).item() if self._device is CPU else self._data.reshape(()).get().item()
 
     def tolist(self):
+        if self._device is META:
+            raise NotImplementedError("Cannot copy out of meta tensor; no data!")
         return _backend.to_numpy(self._data).tolist()
 
     def numpy(self, *, force=False):
         if force:
             return _backend.to_numpy(self._data)
         if self._device.type != "cpu":
-            raise TypeError(f"can't convert {self._device.type}:{self._device.index or 0} device type tensor to "
-                            "numpy. Use Tensor.cpu() to copy the tensor to host memory first.")
+            raise TypeError(f"can't convert {self._device} device type tensor to numpy. Use Tensor.cpu() to copy the "
+                            "tensor to host memory first.")
         if self._requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         return self._data
 
     def __array__(self, dtype=None, copy=None):
+        if self._device is META:
+            raise NotImplementedError("Cannot copy out of meta tensor; no data!")
         if self._requires_grad or self._device.type != "cpu":
             a = _backend.to_numpy(self._data)  # torch's __array__ also detaches
         else:
@@ -350,7 +358,7 @@ class Tensor:
                 dev, dt = a._device, a.dtype
             elif isinstance(a, (str, _device_cls, int)):
                 dev = a
-            elif isinstance(a, bool):
+            elif isinstance(a, bool) or a is None:
                 pass
             else:
                 raise TypeError(f"to() received an invalid combination of arguments - got ({type(a).__name__})")
@@ -362,8 +370,7 @@ class Tensor:
 
     def cuda(self, device=None, non_blocking=False, memory_format=None):
         if not _backend.cuda_available():
-            raise RuntimeError("Torch not compiled with CUDA enabled" if False else
-                               "CUDA is not available: dtrain needs CuPy and a CUDA device for .cuda()")
+            raise RuntimeError("CUDA is not available: dtrain needs CuPy and a CUDA device for .cuda()")
         return self.to(_device_cls("cuda", device) if isinstance(device, int) else (device or "cuda"))
 
     def float(self, memory_format=None):
@@ -409,17 +416,23 @@ class Tensor:
 
     def __bool__(self):
         if self._data.size != 1:
-            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+            raise RuntimeError(f"Boolean value of Tensor with {'no values' if self._data.size == 0 else 'more than one value'} "
+                               "is ambiguous")
         return bool(self.item())
 
+    def _python_scalar(self):
+        if self._data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        return self.item()
+
     def __float__(self):
-        return float(self.item())
+        return float(self._python_scalar())
 
     def __int__(self):
-        return int(self.item())
+        return int(self._python_scalar())
 
     def __complex__(self):
-        return complex(self.item())
+        return complex(self._python_scalar())
 
     def __index__(self):
         if self._data.dtype.kind not in "iub" or self._data.size != 1:

@@ -186,3 +186,32 @@ def test_requires_grad_rules():
         y = m.ones(2, requires_grad=True) * 2
         with pytest.raises(RuntimeError):
             y.requires_grad_(False)
+
+
+SAME_RESULT = [
+    "float(m.ones(2))", "int(m.ones(2))", "m.ones(2).item()", "m.ones(0).item()", "m.tensor(1.5).__index__()",
+    "m.ones(2, dtype=m.int64).__index__()", "bool(m.ones(0))", "m.ones(2, 3).size(2)", "m.tensor(1.).size(0)",
+    "m.tensor(1.).stride(0)", "m.ones(2, device='meta').item()", "m.ones(2, device='meta').numpy()",
+    "m.ones(2, device='meta').tolist()", "m.ones(2).to('cpu', m.float64, copy=True).dtype",
+    "m.ones(2).to(m.ones(1, dtype=m.float16)).dtype", "m.ones(2).to(device='cpu', dtype=m.int32).dtype",
+    "m.ones(2).to(None).dtype", "m.ones(2).to('cuda:x')", "m.ones(2).type(m.int32).dtype",
+    "m.ones(2).type('torch.IntTensor').dtype", "m.ones(2, dtype=m.int32).new_tensor([1.5]).dtype",
+    "m.ones(2).view(m.int32).dtype", "m.ones(2).requires_grad_().to(m.float64).grad_fn is None",
+    "m.ones(2, 3).T.T.is_contiguous()", "m.ones(3)[None].expand(4, 3).stride()", "m.ones(4, 1)[::2].is_contiguous()",
+    "m.zeros(2, 3).t().contiguous().stride()", "m.Size([2, 3]) == (2, 3)", "str(m.Size([]))",
+    "m.ones(2, 3).shape + (4,)", "complex(m.tensor(1.5))", "m.ones(2).__array__().dtype",
+    "m.ones(2, dtype=m.float64).itemsize", "m.ones(2).nbytes", "m.ones(2, dtype=m.int64).new_full((2,), 3.5)",
+    "m.tensor([[1, 2]]).tolist()", "m.tensor(2).tolist()", "m.ones(2).numpy().dtype", "m.ones(2).get_device()",
+    "str(m.ones(2).device)", "m.ones(2).is_cuda", "m.tensor(3) * 1.5",
+]
+
+
+@pytest.mark.parametrize("expr", SAME_RESULT)
+def test_same_result_or_error(expr):
+    out = []
+    for m in (dtrain, torch):
+        try:
+            out.append(repr(eval(expr, {"m": m})).replace("dtrain", "torch"))
+        except Exception as e:
+            out.append(f"{type(e).__name__}: {str(e).splitlines()[0]}")
+    assert out[0] == out[1]
