@@ -14,8 +14,11 @@ from collections import defaultdict
 from copy import deepcopy
 from itertools import chain
 
-from .._tensor import Tensor, _wrap
+import numpy as np
+
 from .. import _dtype
+from .._device import CPU
+from .._tensor import Tensor, _wrap
 
 __all__ = ["Optimizer", "required"]
 
@@ -304,9 +307,13 @@ class Optimizer:
                 return False
             states.append(self.state.get(p))
         keys0 = None if not states[0] else tuple(states[0])
-        for s in states:
+        for p, s in zip(ps, states):
             if (tuple(s) if s else None) != keys0:
                 return False
+            for k in self._state_keys:
+                if s and k in s and (s[k]._data.shape != p._data.shape or s[k]._data.dtype != chunk.dtype
+                                     or s[k]._device is not chunk.device):
+                    return False
         if self._has_step and keys0 is not None:
             step = float(states[0]["step"]._data)
             if any(float(s["step"]._data) != step for s in states):
@@ -411,16 +418,6 @@ def _typename(obj):
     return name if module in ("builtins", "__builtin__", "") else f"{module}.{name}"
 
 
-def _zero_step():
-    """torch's `step` state: a 0-d CPU tensor of the default float dtype."""
-    import numpy as np
-    return np.zeros((), _dtype.get_default_dtype().np)
-
-
-def _cpu():
-    from .._device import CPU
-    return CPU
-
-
 def _step_tensor():
-    return _wrap(_zero_step(), _cpu())
+    """torch's `step` state: a 0-d CPU tensor of the default float dtype (float32), counted in that dtype."""
+    return _wrap(np.zeros((), _dtype.get_default_dtype().np), CPU)
