@@ -433,4 +433,5 @@ def test_frozen_parameter_keeps_the_rest_on_the_flat_path(device):
     for a, e in zip(d[-1], t[-1]):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
     assert dp[2].data_ptr() == frozen_ptr
-    assert dp[0]._data.base is not None and dp[1]._data.base is dp[0]._data.base and dp[3]._data.base is dp[0]._data.base
+    base = dp[0]._data.base
+    assert base is not None and dp[1]._data.base is base and dp[3]._data.base is base
