@@ -18,15 +18,21 @@ class ConsoleServer:
     """Accepts the watchers' connections; each sends one byte (b"1" stdout, b"2" stderr), then lines."""
 
     def __init__(self, workdir: str, remote: bool):
-        if remote:  # ranks on other machines connect over TCP
-            self.server = socket.create_server(("", 0))
-            self.address = f"tcp:{socket.gethostname()}:{self.server.getsockname()[1]}"
-        else:
+        self.server = None
+        if not remote:
             path = os.path.join(workdir, "console.sock")
-            self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.server.bind(path)
-            self.server.listen(128)
-            self.address = f"unix:{path}"
+            try:
+                self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.server.bind(path)  # fails if TMPDIR makes the path too long for a socket
+                self.server.listen(128)
+                self.address = f"unix:{path}"
+            except OSError:
+                self.server.close()
+                self.server = None
+        if self.server is None:  # ranks on other machines connect over TCP
+            self.server = socket.create_server(("" if remote else "127.0.0.1", 0), backlog=128)
+            host = socket.gethostname() if remote else "127.0.0.1"
+            self.address = f"tcp:{host}:{self.server.getsockname()[1]}"
         self.sel = selectors.DefaultSelector()
         self.sel.register(self.server, selectors.EVENT_READ, None)
         self.sinks = {b"1": sys.stdout.buffer, b"2": sys.stderr.buffer}

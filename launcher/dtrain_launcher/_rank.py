@@ -296,7 +296,8 @@ def main(argv=None):
             os.dup2(w, fd)
             os.close(w)
         # stdout is a pipe now; line buffering keeps a rank's output streaming, as on a terminal
-        sys.stdout.reconfigure(line_buffering=True)
+        if sys.stdout is not None:
+            sys.stdout.reconfigure(line_buffering=True)
         sys.exit(_run_user_code(argv, env))
 
     for r, w in pipes.values():
