@@ -195,8 +195,9 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
         _work.oversubscribed = _env.oversubscribed(comm)
     else:
         mpi_backend = LocalBackend()
-    if "nccl" in name:
-        from .. import cuda
+    from .. import cuda
+    if "nccl" in name or (cuda.is_available() and comm is not None):
+        # one GPU per rank: LOCAL_RANK % device_count, unless device_id names one
         idx = device_id.index if device_id is not None and getattr(device_id, "index", None) is not None else \
             _env.local_rank(comm) % max(cuda.device_count(), 1)
         cuda.set_device(idx)
@@ -403,9 +404,13 @@ def _check_op(op, t):
     if op.__class__ is not RedOpType:
         raise TypeError(f"Unsupported reduce op {op!r}")
     if op == RedOpType.AVG and t._data.dtype.kind in "biu":
-        raise TypeError(f"Cannot use ReduceOp.AVG with integer inputs (got {t.dtype})")
+        raise RuntimeError(f"Cannot use ReduceOp.AVG with integer inputs: result type Float can't be cast to the "
+                           f"desired output type {_TORCH_NAMES.get(t.dtype.name, t.dtype.name)}")
     if op == RedOpType.PREMUL_SUM:
         raise ValueError("ReduceOp.PREMUL_SUM is not supported")
+
+
+_TORCH_NAMES = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 
 
 def _group_rank(pg, global_rank, what):
@@ -481,7 +486,7 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=Fal
         return None
     n = pg.size()
     if output_tensor.numel() != n * input_tensor.numel() or output_tensor.dtype != input_tensor.dtype:
-        raise ValueError(f"all_gather_into_tensor: output tensor of shape [{output_tensor._shape_str()}] and dtype "
+        raise RuntimeError(f"all_gather_into_tensor: output tensor of shape [{output_tensor._shape_str()}] and dtype "
                          f"{output_tensor.dtype} must hold {n} x the input of shape [{input_tensor._shape_str()}] "
                          f"and dtype {input_tensor.dtype} (world size {n})")
     _same_device([output_tensor, input_tensor], "all_gather_into_tensor")
@@ -526,7 +531,7 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
     _check_op(op, input)
     n = pg.size()
     if input.numel() != n * output.numel() or output.dtype != input.dtype:
-        raise ValueError(f"reduce_scatter_tensor: input tensor of shape [{input._shape_str()}] and dtype {input.dtype} "
+        raise RuntimeError(f"reduce_scatter_tensor: input tensor of shape [{input._shape_str()}] and dtype {input.dtype} "
                          f"must hold {n} x the output of shape [{output._shape_str()}] and dtype {output.dtype} "
                          f"(world size {n})")
     _same_device([output, input], "reduce_scatter_tensor")

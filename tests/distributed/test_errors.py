@@ -20,7 +20,8 @@ def test_double_init_raises(world):
 
 
 def test_avg_of_ints_raises(world):
-    with pytest.raises(TypeError, match=r"ReduceOp.AVG with integer inputs \(got torch.int64\)"):
+    with pytest.raises(RuntimeError, match="ReduceOp.AVG with integer inputs: result type Float can't be cast to "
+                                           "the desired output type Long"):
         dist.all_reduce(dtrain.tensor([1, 2]), op=dist.ReduceOp.AVG)
 
 
@@ -93,3 +94,17 @@ def test_debug_detail_reports_mismatched_shapes(world, monkeypatch):
     with pytest.raises(RuntimeError, match="dtype=torch.float64"):
         dist.broadcast(y, src=0, group=g)
     dist.destroy_process_group(g)
+
+
+def test_timeout_from_env_and_argument(world, monkeypatch):
+    import datetime
+    monkeypatch.setenv("DTRAIN_DIST_TIMEOUT", "7.5")
+    g = dist.new_group(timeout=None)
+    h = dist.new_group(timeout=datetime.timedelta(seconds=3))
+    assert (g._timeout, h._timeout) == (world._timeout, 3.0)  # groups inherit the world's unless given one
+    monkeypatch.delenv("DTRAIN_DIST_TIMEOUT")
+    assert dist.distributed_c10d._timeout_s(None) == 600.0  # torch's default: 10 minutes
+    monkeypatch.setenv("DTRAIN_DIST_TIMEOUT", "7.5")
+    assert dist.distributed_c10d._timeout_s(None) == 7.5
+    dist.destroy_process_group(g)
+    dist.destroy_process_group(h)

@@ -47,6 +47,16 @@ def test_plain_python_is_a_world_of_one(tmp_path):
     assert (info["rank"], info["world"], info["sum"]) == (0, 1, [1.0, 1.0, 1.0])
 
 
+def test_without_mpi4py_a_world_of_one_still_works(tmp_path):
+    # mpi4py made unimportable: the local backend runs the same script
+    code = f"import sys, runpy; sys.modules['mpi4py'] = None; sys.argv = ['s', {str(tmp_path)!r}]; " \
+           f"runpy.run_path({SCRIPT!r}, run_name='__main__')"
+    proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    (info,) = _results(tmp_path, 1)
+    assert (info["world"], info["sum"], info["gathered"]) == (1, [1.0, 1.0, 1.0], [{"rank": 0, "env_rank": None}])
+
+
 @pytest.mark.parametrize("env, message", [
     ({"SLURM_NTASKS": "4"}, "srun --mpi=pmi2"),
     ({"WORLD_SIZE": "2", "RANK": "1"}, "MPI says rank 0 of a world of 1"),
