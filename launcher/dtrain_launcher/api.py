@@ -22,7 +22,7 @@ from . import _proc
 from ._output import ConsoleServer, relay
 from .errors import format_report, read_failures
 
-TERM_GRACE = 3.0  # seconds between SIGTERM and SIGKILL at teardown
+TERM_GRACE = 2.5  # seconds between SIGTERM and SIGKILL at teardown: every rank is gone within 5 s
 _SETTLE = 0.3  # after a failure, time for its last lines of output to reach the console
 _POLL = 0.05
 _TIMEOUT_EXITCODE = 124  # as coreutils' timeout

@@ -164,6 +164,7 @@ def test_ranks_filter_without_log_dir(tmp_path, marker):
     ("raise", ["exitcode  : 1", "RuntimeError: rank 1 failed on purpose"]),
     ("exit", ["exitcode  : 3", "exited with code 3"]),
     ("sigkill", ["exitcode  : -9 (signal 9: SIGKILL)", "killed by signal 9 (SIGKILL)"]),
+    ("stubborn", ["RuntimeError: rank 1 failed on purpose"]),  # others ignore SIGTERM: SIGKILL follows
 ])
 def test_failure_stops_every_rank_and_names_the_root_cause(mode, expected, tmp_path, marker):
     n = 3

@@ -2,7 +2,8 @@
 
 Every rank writes OUT_DIR/pid<RANK> with its pid. In mode "sleep" all ranks then sleep forever;
 otherwise rank 1 waits for the others' pid files, writes OUT_DIR/failed_at (time.time()) and
-then fails: "raise" raises, "exit" exits with code 3, "sigkill" SIGKILLs itself.
+then fails: "raise" raises, "exit" exits with code 3, "sigkill" SIGKILLs itself, "stubborn"
+raises while the other ranks ignore SIGTERM.
 """
 import os
 import signal
@@ -14,6 +15,8 @@ rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
 with open(os.path.join(out_dir, f"pid{rank}.tmp"), "w") as f:
     f.write(str(os.getpid()))
 os.replace(os.path.join(out_dir, f"pid{rank}.tmp"), os.path.join(out_dir, f"pid{rank}"))
+if mode == "stubborn" and rank != 1:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 print(f"rank {rank} started", flush=True)
 if mode == "sleep" or rank != 1:
     time.sleep(1000)
@@ -24,7 +27,7 @@ while time.time() < deadline and not all(os.path.exists(os.path.join(out_dir, f"
     time.sleep(0.05)
 with open(os.path.join(out_dir, "failed_at"), "w") as f:
     f.write(repr(time.time()))
-if mode == "raise":
+if mode in ("raise", "stubborn"):
     raise RuntimeError(f"rank {rank} failed on purpose")
 if mode == "exit":
     sys.exit(3)
