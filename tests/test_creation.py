@@ -226,3 +226,28 @@ def test_device_argument():
         a, e = f(dtrain), f(torch)
         assert str(a.device) == "meta" and a.is_meta
         assert tuple(a.shape) == tuple(e.shape) and str(a.dtype) == str(e.dtype)
+
+
+SAME_RESULT = [
+    "m.arange(0.5, 2, 0.5, dtype=m.int64)", "m.arange(1, 0)", "m.arange(0, 1, 0)", "m.full(3, 1.0)", "m.eye(-1)",
+    "m.eye(2, -1)", "m.ones(2, -3)", "m.rand(-2)", "m.full((-1,), 1.)", "m.tensor(2**63)", "m.tensor([1, 2**64])",
+    "m.tensor(-2**63-1)", "m.tensor(2**63-1)", "m.randn(2, 3, dtype=m.int64)", "m.rand(2, dtype=m.int32)",
+    "m.tensor(range(4))", "m.full((2,), m.tensor(2.5))", "m.tensor([[1, 2], [3]])", "m.full((2,), float('nan'))",
+    "m.tensor(np.array(5))", "m.tensor(np.ones((2, 0)))", "m.tensor([np.nan])", "m.tensor(np.float64(2.5))",
+    "m.tensor(((1, 2), (3, 4)))", "m.as_tensor([1, 2.5])", "m.asarray(np.ones(2), dtype=m.int32)",
+    "m.full_like(m.ones(2, dtype=m.int32), 2.7)", "m.ones_like(m.ones(2, requires_grad=True))",
+    "m.zeros(2, 3).new_ones(m.Size([1]))", "m.tensor(1e40)", "m.tensor(-1, dtype=m.uint8)",
+    "m.randint(5, 5, (2,))", "m.randperm(0)", "m.linspace(0, 1, -1)", "m.logspace(0, 2, 3)",
+    "m.logspace(0, 2, 3, base=2)", "m.tensor(m.ones(2, requires_grad=True)).requires_grad",
+]
+
+
+@pytest.mark.parametrize("expr", SAME_RESULT)
+def test_same_result_or_error(expr):
+    out = []
+    for m in (dtrain, torch):
+        try:
+            out.append(repr(eval(expr, {"m": m, "np": np})).replace("dtrain", "torch"))
+        except Exception as e:
+            out.append(f"{type(e).__name__}: {str(e).splitlines()[0]}")
+    assert out[0] == out[1]

@@ -1,4 +1,6 @@
 """Factory functions: tensor, zeros, ones, arange, ..., the *_like forms, and random tensors."""
+from collections.abc import Sequence
+
 import numpy as np
 
 from .. import _dtype
@@ -14,6 +16,13 @@ def _dev_dt(device, dtype, default=None):
     if not isinstance(dt, _dtype.dtype):
         raise TypeError(f"dtype must be torch.dtype, not {type(dt).__name__}")
     return dev, dt
+
+
+def _check_size(shape):
+    for d in shape:
+        if d < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {d}: [{', '.join(map(str, shape))}]")
+    return shape
 
 
 def _finish(array, dev, requires_grad):
@@ -52,6 +61,8 @@ def _infer_array(data):
         return data, _dtype.from_numpy_dtype(data.dtype)
     if isinstance(data, np.generic):
         return np.asarray(data), _dtype.from_numpy_dtype(data.dtype)
+    if isinstance(data, range) or (isinstance(data, Sequence) and not isinstance(data, (str, bytes, list, tuple))):
+        data = list(data)
     dt = _scalar_type(data)
     if isinstance(data, (list, tuple)) and _has_tensor(data):
         data = _untensor(data)
@@ -59,6 +70,8 @@ def _infer_array(data):
         arr = np.asarray(data)
     except ValueError:
         raise ValueError(f"expected sequence of length {len(data[0])} at dim 1 (got {len(data[1])})") from None
+    if arr.dtype == object and dt is _dtype.int64 or arr.dtype == np.uint64:
+        raise ValueError("Overflow when unpacking long long")  # a Python int beyond int64
     if arr.dtype == object:
         raise ValueError(f"expected a rectangular sequence, got {type(data).__name__} of ragged lengths")
     return arr, dt if dt is not None else _dtype.get_default_dtype()
@@ -172,7 +185,7 @@ def from_dlpack(ext_tensor):
 def _factory(fill):
     def make(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False,
              memory_format=None):
-        shape = normalize_shape(size)
+        shape = _check_size(normalize_shape(size))
         dev, dt = _dev_dt(device, dtype)
         return _finish(_alloc(fill, shape, dev, dt), dev, requires_grad)
     return make
@@ -184,10 +197,14 @@ zeros.__name__, ones.__name__, empty.__name__ = "zeros", "ones", "empty"
 
 def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, requires_grad=False,
          pin_memory=False):
+    if not isinstance(size, (tuple, list)):
+        raise TypeError(f"full(): argument 'size' (position 1) must be tuple of ints, not {type(size).__name__}")
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
     if dtype is None:
         dtype = _dtype.result_type_of([fill_value])
     dev, dt = _dev_dt(device, dtype)
-    return _finish(_alloc(fill_value, normalize_shape((size,)), dev, dt), dev, requires_grad)
+    return _finish(_alloc(fill_value, _check_size(normalize_shape((size,))), dev, dt), dev, requires_grad)
 
 
 def _like_dtype_dev(input, dtype, device):
@@ -218,15 +235,18 @@ def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device
     if end is None:
         start, end = 0, start
     vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
-    if step == 0:
+    if vals[2] == 0:
         raise RuntimeError("step must be nonzero")
     if dtype is None:
         dtype = _dtype.get_default_dtype() if any(isinstance(v, float) for v in vals) else _dtype.int64
     dev, dt = _dev_dt(device, dtype)
+    if not dt.is_floating_point and int(vals[2]) == 0:
+        raise ValueError("step must be nonzero")
     if (vals[1] - vals[0]) * vals[2] < 0:
-        raise RuntimeError("upper bound and larger bound inconsistent with step sign")
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     n = max(0, int(np.ceil((vals[1] - vals[0]) / vals[2])))
-    # computed in float64/int64 and cast, so float32 values match torch's start + i * step
+    # start + i * step in float64 (int64) and cast: torch's values, except that for long fractional ranges its
+    # vectorised kernel can round the last bit differently
     arr = (vals[0] + np.arange(n, dtype=np.float64 if dt.is_floating_point else np.int64) * vals[2]).astype(dt.np)
     return _finish(_to_device(arr, dev, dt, copy=False), dev, requires_grad)
 
@@ -258,6 +278,9 @@ def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_
 
 def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
     dev, dt = _dev_dt(device, dtype)
+    for v in (n, m):
+        if v is not None and v < 0:
+            raise RuntimeError(f"{'n' if v is n else 'm'} must be greater or equal to 0, got {v}")
     if dev is META:
         return _finish(_alloc("zeros", (n, n if m is None else m), dev, dt), dev, requires_grad)
     return _finish(dev.xp.eye(n, m, dtype=dt.np), dev, requires_grad)
@@ -268,10 +291,16 @@ def _gen(generator, dev):
     return generator if generator is not None else default_generator_for(dev)
 
 
+def _check_float(kernel, dt):
+    if not (dt.is_floating_point or dt.is_complex):
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(dt)}\'')
+
+
 def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
          pin_memory=False):
     dev, dt = _dev_dt(device, dtype)
-    shape = normalize_shape(size)
+    shape = _check_size(normalize_shape(size))
+    _check_float("check_uniform_bounds", dt)
     if dev is META:
         return _finish(_alloc("empty", shape, dev, dt), dev, requires_grad)
     return _finish(_gen(generator, dev).uniform(shape, dt.np, dev), dev, requires_grad)
@@ -280,7 +309,8 @@ def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None, 
 def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
           pin_memory=False):
     dev, dt = _dev_dt(device, dtype)
-    shape = normalize_shape(size)
+    shape = _check_size(normalize_shape(size))
+    _check_float("normal_kernel_cpu", dt)
     if dev is META:
         return _finish(_alloc("empty", shape, dev, dt), dev, requires_grad)
     return _finish(_gen(generator, dev).normal(shape, dt.np, dev), dev, requires_grad)
