@@ -206,8 +206,9 @@ class RNNBase(Module):
         batched = input.dim() == 3
         if input.dim() not in (2, 3):
             raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead")
+        batch_dim = 0 if self.batch_first else 1
         if not batched:
-            input = input.unsqueeze(1)
+            input = input.unsqueeze(batch_dim)
             if hx is not None:
                 for h in (hx if isinstance(hx, tuple) else (hx,)):
                     if h.dim() != 2:
@@ -252,7 +253,7 @@ class RNNBase(Module):
         hn = stack(h_n)
         state = (hn, stack(c_n)) if lstm else hn
         if not batched:
-            out = out.squeeze(1)
+            out = out.squeeze(batch_dim)
             state = tuple(s.squeeze(1) for s in state) if lstm else state.squeeze(1)
         return out, state
 
