@@ -1,7 +1,7 @@
 """Indexing: __getitem__ / __setitem__, gather / scatter, index_select / index_add, masks, where, sort, topk."""
 import numpy as np
 
-from .. import _dtype
+from .. import _backend, _dtype
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
 from ..autograd.graph import Function
@@ -164,6 +164,11 @@ def _setitem(self, key, value):
         else:
             raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
                                f"{self._device} and {value._device}!")
+    lead = 0
+    while lead < value.ndim and value.shape[lead] == 1:
+        lead += 1
+    if lead:  # torch drops a value's leading size-1 dims before broadcasting it
+        value = value.reshape(value.shape[lead:])
     _check_value_shape(self, k, advanced, value)
     if grad_mode.is_grad_enabled() and (self._requires_grad or value._requires_grad):
         check_inplace(self)
@@ -175,21 +180,26 @@ def _setitem(self, key, value):
 
 
 def _check_value_shape(t, key, advanced, value):
-    target = _index_shape(t, key)
+    """torch's errors for a value that does not broadcast to t[key]. Advanced keys are checked on the host from
+    their shapes only, so a GPU index never travels to the CPU for this."""
+    # (a boolean mask's count of True decides the shape: like torch, that synchronises with the GPU)
+    probe_key = tuple((np.zeros(k.shape, np.intp) if k.dtype.kind != "b" else _backend.to_numpy(k))
+                      if hasattr(k, "shape") else k for k in key)
+    probe = np.lib.stride_tricks.as_strided(np.empty(1, np.int8), shape=t.shape, strides=(0,) * t.ndim)
+    try:
+        target = probe[probe_key].shape
+    except IndexError:
+        return  # the real indexing raises its own error
     if not advanced:
         value.expand(target)  # raises torch's own message for a value that does not fit a view
+        return
     try:
-        np.broadcast_to(np.empty(value.shape, bool), target)
+        np.broadcast_shapes(value.shape, target)
+        if len(value.shape) > len(target) and any(s != 1 for s in value.shape[:len(value.shape) - len(target)]):
+            raise ValueError
     except ValueError:
         raise RuntimeError(f"shape mismatch: value tensor of shape [{value._shape_str()}] cannot be broadcast to "
                            f"indexing result of shape [{', '.join(map(str, target))}]") from None
-
-
-def _index_shape(t, key):
-    """The shape of t[key] without computing it (strides only)."""
-    probe = np.lib.stride_tricks.as_strided(np.empty(1, np.int8), shape=t.shape, strides=(0,) * t.ndim)
-    key = tuple(k.get() if hasattr(k, "get") and not isinstance(k, np.ndarray) else k for k in key)
-    return probe[key].shape
 
 
 Tensor.__getitem__ = _getitem

@@ -90,7 +90,8 @@ def _set_case(name):
 @pytest.mark.parametrize("name,vshape", [("scalar", (5,)), ("slice_scalar", (5,)), ("tensor_value", (5,)),
                                          ("broadcast", (5,)), ("broadcast", (1, 5)), ("step", (5,)),
                                          ("idx_tensor", (2, 5)), ("idx_tensor", (5,)), ("mask", (5,)),
-                                         ("ellipsis", (5,)), ("tensor_value", ())])
+                                         ("ellipsis", (5,)), ("tensor_value", ()), ("tensor_value", (1, 1, 5)),
+                                         ("idx_tensor", (1, 2, 5)), ("scalar", (1,))])
 def test_setitem_grad(device, name, vshape):
     check(_set_case(name), (3, 5), vshape, device=device)
 
