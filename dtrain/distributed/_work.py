@@ -39,13 +39,12 @@ def wait(req, deadline_s, on_timeout):
         now = time.monotonic()
         if now > deadline:
             raise on_timeout()
-        # spin while the operation is young (it is being progressed by these tests); once a peer is
-        # clearly late, yield the core to it (ranks can outnumber cores), and nap on long waits
-        if now - start > 1.0:
-            time.sleep(1e-3)
-        elif oversubscribed:
-            time.sleep(2e-5)
-        elif now - start > 2e-4:
+        # these tests are what moves the operation's data, so keep polling, but yield the core between
+        # batches of polls: a peer rank sharing this core would otherwise wait a whole time slice per
+        # step. Where ranks outnumber cores nap instead, and nap on long waits (a peer is clearly late)
+        if oversubscribed or now - start > 1.0:
+            time.sleep(2e-5 if now - start < 1.0 else 1e-3)
+        elif now - start > 1e-3 and not spins & 255:
             os.sched_yield()
 
 
