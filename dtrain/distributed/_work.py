@@ -14,10 +14,12 @@ import time
 
 class DistError(RuntimeError):
     """torch.distributed.DistError."""
+    __module__ = "dtrain.distributed"
 
 
 class DistBackendError(DistError):
     """torch.distributed.DistBackendError: a collective failed or timed out."""
+    __module__ = "dtrain.distributed"
 
 
 # True when this node runs more ranks than it has cores (set at init): a waiting rank then naps between

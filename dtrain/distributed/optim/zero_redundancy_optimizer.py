@@ -86,9 +86,6 @@ class ZeroRedundancyOptimizer(Optimizer):
                 if k != "params":
                     lg[k] = v
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        super().zero_grad(set_to_none)
-
     def step(self, closure=None):
         """Step this rank's partition, then broadcast every partition from its owner."""
         self._sync_hyperparameters()
