@@ -2,17 +2,18 @@
 
 Streams are reproducible for a seed on a given device, but they are not bit-identical to torch's
 (dtrain draws from NumPy's PCG64 on the CPU and CuPy's generator on CUDA)."""
-import pickle
-
 import numpy as np
 
 from ._device import CPU, META, device as _device_cls, resolve
 
 _INITIAL_SEED = 67280421310721  # torch's default seed
+_STATE_FIELDS = (8, 16, 16, 8, 8)  # seed, PCG64 state, PCG64 increment, has_uint32, uinteger
 
 
 class Generator:
-    """torch.Generator over NumPy's PCG64 (CPU) or CuPy's default bit generator (CUDA)."""
+    """torch.Generator over NumPy's PCG64 (CPU) or CuPy's default bit generator (CUDA).
+
+    A seed gives the same numbers every run on a given device, but not the numbers torch draws for that seed."""
 
     def __init__(self, device="cpu"):
         self.device = resolve(device) if device != "meta" else META
@@ -43,20 +44,30 @@ class Generator:
         return self._cp
 
     def get_state(self):
-        """The state as a uint8 CPU tensor (an opaque byte string, as in torch)."""
+        """The state as a uint8 CPU tensor: seed and PCG64 state in fixed little-endian fields (no pickle, so a
+        state read back from a checkpoint cannot run code)."""
         from ._tensor import _wrap
-        state = {"seed": self._seed, "np": self._np.bit_generator.state}
-        if self._cp is not None:
-            state["cp"] = self._cp.bit_generator.state if hasattr(self._cp, "bit_generator") else None
-        return _wrap(np.frombuffer(pickle.dumps(state), dtype=np.uint8).copy(), CPU)
+        st = self._np.bit_generator.state
+        fields = (self._seed, st["state"]["state"], st["state"]["inc"], st["has_uint32"], st["uinteger"])
+        raw = b"".join(int(v).to_bytes(n, "little") for v, n in zip(fields, _STATE_FIELDS))
+        return _wrap(np.frombuffer(raw, dtype=np.uint8).copy(), CPU)
 
     def set_state(self, new_state):
         data = new_state.numpy() if hasattr(new_state, "numpy") else np.asarray(new_state)
-        state = pickle.loads(data.astype(np.uint8).tobytes())
-        self._seed = state["seed"]
-        self._np = np.random.Generator(np.random.PCG64())
-        self._np.bit_generator.state = state["np"]
-        self._cp = None
+        raw = np.ascontiguousarray(data, dtype=np.uint8).tobytes()
+        if len(raw) != sum(_STATE_FIELDS):
+            raise RuntimeError(f"Expected either a ByteTensor of {sum(_STATE_FIELDS)} bytes as the generator state, "
+                               f"got {len(raw)} bytes")
+        vals, pos = [], 0
+        for n in _STATE_FIELDS:
+            vals.append(int.from_bytes(raw[pos:pos + n], "little"))
+            pos += n
+        self._seed = vals[0]
+        bg = np.random.PCG64()
+        bg.state = {"bit_generator": "PCG64", "state": {"state": vals[1], "inc": vals[2]},
+                    "has_uint32": vals[3], "uinteger": vals[4]}
+        self._np = np.random.Generator(bg)
+        self._cp = None  # CUDA streams restart from the seed
         return self
 
     # draws, as arrays on `dev`
@@ -108,7 +119,9 @@ def default_generator_for(dev):
 
 
 def manual_seed(seed):
-    """Seed the CPU generator and every CUDA device's generator."""
+    """Seed the CPU generator and every CUDA device's generator.
+
+    Streams are reproducible per device, not bit-identical to torch's for the same seed."""
     seed = int(seed)
     default_generator.manual_seed(seed)
     for g in _cuda_generators.values():

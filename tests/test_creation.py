@@ -251,3 +251,16 @@ def test_same_result_or_error(expr):
         except Exception as e:
             out.append(f"{type(e).__name__}: {str(e).splitlines()[0]}")
     assert out[0] == out[1]
+
+
+def test_rng_state_is_plain_bytes():
+    state = dtrain.get_rng_state()
+    assert state.dtype == dtrain.uint8 and state.shape == (56,)
+    with pytest.raises(RuntimeError):
+        dtrain.set_rng_state(dtrain.zeros(10, dtype=dtrain.uint8))
+    dtrain.manual_seed(3)
+    s = dtrain.get_rng_state()
+    a = dtrain.randn(4)
+    dtrain.manual_seed(99)
+    dtrain.set_rng_state(s)
+    assert np.array_equal(dtrain.randn(4).numpy(), a.numpy()) and dtrain.initial_seed() == 3
