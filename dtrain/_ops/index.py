@@ -464,6 +464,10 @@ def masked_fill(input, mask, value):
         if value.ndim:
             raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
                                f"{value.ndim} dimension(s).")
+        if value._requires_grad and grad_mode.is_grad_enabled():
+            # the filled positions are differentiable with respect to the value
+            v = value if value._data.dtype == input._data.dtype else value.to(input.dtype)
+            return Where.apply(v.expand(input.shape), input, mask.expand(input.shape))
         value = value.item()
     return MaskedFill.apply(input, mask, value=value)
 

@@ -343,6 +343,29 @@ MIXED = {
  "getitem_bool_false": lambda m, x, v: x[False],
  "getitem_none_only": lambda m, x, v: x[None, None],
  "getitem_slice_tensor_bounds": lambda m, x, v: x[m.tensor(1):m.tensor(3)],
+
+ "iadd_idx": lambda m, x, v: (lambda y: (y.__setitem__((m.tensor([0, 2]),), y[m.tensor([0, 2])] + v), y)[1])(x * 1),
+ "iadd_slice": lambda m, x, v: (lambda y: (y[1:].__iadd__(v), y)[1])(x * 1),
+ "outer": lambda m, x, v: v[:, None] * v[None],
+ "mask_set_grad": lambda m, x, v: (lambda y: (y.__setitem__(m.tensor([True, False, True]), v), y)[1])(x * 1),
+ "setitem_0d_grad": lambda m, x, v: (lambda y: (y.__setitem__((1, 2), v[3]), y)[1])(x * 1),
+ "masked_fill_tensor_grad": lambda m, x, v: x.masked_fill(x > 0, v[0]),
+ "masked_fill_tensor_grad_": lambda m, x, v: (x * 1).masked_fill_(x > 0, v[0]),
+ "view_mul_": lambda m, x, v: (lambda y: (y[0].mul_(v), y)[1])(x * 1),
+ "t_view_add_": lambda m, x, v: (lambda y: (y.t()[1].add_(3.0), y)[1])(x * 1),
+ "index_add_grad_src": lambda m, x, v: x.index_add(1, m.tensor([0, 0, 4]), v[:3].expand(3, 3)),
+ "scatter_reduce_like": lambda m, x, v: x.scatter_add(0, m.tensor([[0, 1, 2, 0, 1]]), v[None]),
+ "gather_repeat": lambda m, x, v: x.gather(0, m.tensor([[0, 0, 0, 0, 0], [0, 0, 0, 0, 0]])),
+ "index_select_repeat": lambda m, x, v: v.index_select(0, m.tensor([1, 1, 1])),
+ "where_scalar_first": lambda m, x, v: m.where(x > 0, 1.0, x),
+ "where_int_float": lambda m, x, v: m.where(x > 0, m.ones(3, 5, dtype=m.int64), x),
+ "sort_values_grad_dup": lambda m, x, v: m.cat([v, v]).sort().values,
+ "topk_grad": lambda m, x, v: x.topk(2, dim=0).values,
+ "copy_into_view": lambda m, x, v: (lambda y: (y[:, 1].copy_(v[:3]), y)[1])(x * 1),
+ "fill_view_of_nonleaf": lambda m, x, v: (lambda y: (y[1:, ::2].fill_(0.5), y * 2)[1])(x * 1),
+ "zero_view": lambda m, x, v: (lambda y: (y[0].zero_(), y)[1])(x * 1),
+ "unbind_sum": lambda m, x, v: sum(r * (i + 1) for i, r in enumerate(x)),
+ "iter_rows": lambda m, x, v: m.stack([r.flip(0) for r in x]),
 }
 
 
@@ -356,3 +379,8 @@ def test_index_put_and_select_errors():
                  match="shape mismatch: value tensor of shape [3] cannot be broadcast to indexing result of shape "
                        "[3, 5]")
     check_raises(lambda m, x, v: v[0].index_select(0, m.tensor([0, 0])), (3, 5), (5,))
+
+
+def test_setitem_on_view_of_leaf_raises():
+    check_raises(lambda m, x: m.ones(3, requires_grad=True)[0:2].__setitem__(1, 5.0), (1,),
+                 match="a view of a leaf Variable that requires grad is being used in an in-place operation.")
