@@ -380,3 +380,33 @@ def test_leaf_gradients_are_accumulated_as_soon_as_ready():
     h.register_hook(lambda g: order.append("grad of h computed"))
     (h * w2).sum().backward()
     assert order == ["w2 ready", "grad of h computed"]
+
+
+def test_fresh_gradients_are_not_copied_into_leaves_but_shared_ones_are():
+    import sys
+    from dtrain.autograd import graph as g
+    # the engine's ownership rule counts references at one call site; keep it calibrated
+    def probe():
+        out = (np.ones(2),)
+        for (_, _), arr in zip(((None, 0),), out):
+            return sys.getrefcount(arr)
+    assert probe() == g._OWNED_REFS
+    from dtrain._ops.linalg import Matmul
+    produced = []
+    orig = Matmul.backward
+
+    def spy(ctx, grad):
+        res = orig(ctx, grad)
+        produced.append(res[1])
+        return res
+    Matmul.backward = spy
+    try:
+        w = dtrain.ones(3, 2, requires_grad=True)
+        (dtrain.ones(4, 3) @ w).sum().backward()   # matmul's weight gradient is fresh: the leaf keeps it
+    finally:
+        Matmul.backward = orig
+    assert w.grad._data is produced[0]
+    a = dtrain.ones(3, requires_grad=True)
+    b = dtrain.ones(3, requires_grad=True)
+    (a + b).sum().backward()          # one gradient array reaches both leaves: each gets its own
+    assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())

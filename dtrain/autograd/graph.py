@@ -373,8 +373,9 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
 
 
 # refcount of a gradient array that nobody else holds, measured at the call in run_backward: the `out` tuple,
-# the loop variable `g`, and getrefcount's own argument
-_OWNED_REFS = 3
+# the loop variable `g`, zip's reused result tuple, and getrefcount's own argument. An array with no more
+# references than that (and no base) is fresh, so a leaf may keep it as its .grad without a copy.
+_OWNED_REFS = 4
 
 
 def _add_grad(buffers, node, nr, g, owned):
