@@ -81,7 +81,7 @@ class TrainingState:
         path = os.path.abspath(os.fspath(path))
         meta = read_metadata(path)
         same_world = meta["world_size"] == comm.size
-        sd = {"step": None, "extra": dict(self.extra)}
+        sd = {"step": None}
         if same_world:
             sd["rng"] = {str(comm.rank): None}
         else:
@@ -101,7 +101,8 @@ class TrainingState:
             self.scheduler.load_state_dict(sd["scheduler"])
         if self.sampler is not None:
             self.sampler.set_epoch(sd["sampler"]["epoch"])
-        self.extra.update(sd["extra"])
+        # extra values are whatever was saved, so they are rebuilt from the checkpoint's keys
+        self.extra.update(load_all(path, prefix="extra").get("extra", {}))
         if same_world:
             _set_rng_state(sd["rng"][str(comm.rank)])
         return sd["step"]

@@ -52,6 +52,9 @@ class ZeroRedundancyOptimizer(Optimizer):
         local_groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": ps}
                         for g, ps in zip(self.param_groups, self._local_params)]
         self.optim = optimizer_class(local_groups, **defaults)
+        # the global groups get the local optimizer's filled-in defaults (betas, eps, ...), as in torch
+        for g, lg in zip(self.param_groups, self.optim.param_groups):
+            g.update({k: v for k, v in lg.items() if k != "params"})
 
     def _partition(self):
         """Greedy partition, torch's rule: within each group, largest parameters first, each to the rank
