@@ -396,8 +396,9 @@ def test_fresh_gradients_are_not_copied_into_leaves_but_shared_ones_are():
     orig = Matmul.backward
 
     def spy(ctx, grad):
+        import weakref
         res = orig(ctx, grad)
-        produced.append(res[1])
+        produced.append(weakref.ref(res[1]))  # a strong reference here would itself forbid keeping it
         return res
     Matmul.backward = spy
     try:
@@ -405,7 +406,7 @@ def test_fresh_gradients_are_not_copied_into_leaves_but_shared_ones_are():
         (dtrain.ones(4, 3) @ w).sum().backward()   # matmul's weight gradient is fresh: the leaf keeps it
     finally:
         Matmul.backward = orig
-    assert w.grad._data is produced[0]
+    assert w.grad._data is produced[0]()
     a = dtrain.ones(3, requires_grad=True)
     b = dtrain.ones(3, requires_grad=True)
     (a + b).sum().backward()          # one gradient array reaches both leaves: each gets its own
