@@ -114,16 +114,26 @@ class Conv2d(Function):
                 if groups > 1 else xp.matmul(g2.T, cols[0])
             gw = xp.ascontiguousarray(gw.reshape(o, kh, kw, cg).transpose(0, 3, 1, 2))
         if nig[0]:
+            # col2im one kernel offset at a time: a (N*Ho*Wo, C) product per offset, added into its strided window.
+            # With stride 1 along W the window is a contiguous run of Wo*C values per row, so the add is fast.
             buf = xp.zeros(buf_shape, dtype=gy.dtype)
+            flat = stride[1] == 1 and groups == 1
+            bufv = buf.reshape(n, buf_shape[1], -1) if flat else buf
             for g in range(groups):
-                gcols = xp.matmul(g2[:, g * og:(g + 1) * og] if groups > 1 else g2, ctx.w2s[g])
-                gcols = gcols.reshape(n, ho, wo, kh, kw, cg)
+                gg = g2[:, g * og:(g + 1) * og] if groups > 1 else g2
+                w3 = ctx.w2s[g].reshape(og, kh * kw, cg).transpose(1, 0, 2)
+                part = xp.empty((gg.shape[0], cg), dtype=gy.dtype)
                 for i in range(kh):
                     hs = i * dilation[0]
+                    rows = slice(hs, hs + stride[0] * (ho - 1) + 1, stride[0])
                     for j in range(kw):
                         ws = j * dilation[1]
-                        buf[:, hs:hs + stride[0] * (ho - 1) + 1:stride[0], ws:ws + stride[1] * (wo - 1) + 1:stride[1],
-                            g * cg:(g + 1) * cg] += gcols[:, :, :, i, j]
+                        xp.matmul(gg, w3[i * kw + j], out=part)
+                        if flat:
+                            bufv[:, rows, ws * c:(ws + wo) * c] += part.reshape(n, ho, wo * c)
+                        else:
+                            buf[:, rows, ws:ws + stride[1] * (wo - 1) + 1:stride[1], g * cg:(g + 1) * cg] += \
+                                part.reshape(n, ho, wo, cg)
             gx = xp.ascontiguousarray(buf[:, pads[0]:pads[0] + h, pads[2]:pads[2] + wd].transpose(0, 3, 1, 2))
         if len(nig) > 2 and nig[2]:
             gb = g2.sum(0)
