@@ -101,7 +101,9 @@ class Generator:
         return self._rng(dev).integers(low, high, size=shape).astype(np_dtype, copy=False)
 
     def permutation(self, n, np_dtype, dev):
-        return self._rng(dev).permutation(n).astype(np_dtype, copy=False)
+        if dev.type == "cuda":  # CuPy's Generator has no permutation: sort random keys, as torch's GPU randperm does
+            return dev.xp.argsort(self._cupy().random(n)).astype(np_dtype, copy=False)
+        return self._np.permutation(n).astype(np_dtype, copy=False)
 
 
 default_generator = Generator("cpu")
