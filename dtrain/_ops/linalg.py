@@ -8,6 +8,12 @@ from ..autograd.graph import Function
 from ._util import method, out_copy, promote, unbroadcast
 
 
+def _reshaped(a, shape):
+    """`a` in `shape`, returning `a` itself when nothing changes: a fresh gradient stays base-less, so the
+    engine can hand it to a leaf without a copy."""
+    return a if a.shape == shape else a.reshape(shape)
+
+
 def _mT(a):
     return a.swapaxes(-1, -2)
 
@@ -38,7 +44,7 @@ class Matmul(Function):
             g2 = g
         if ctx.needs_input_grad[0]:
             ga = xp.matmul(g2, _mT(b2))
-            ga = unbroadcast(ga, a2.shape).reshape(a.shape)
+            ga = _reshaped(unbroadcast(ga, a2.shape), a.shape)
         if ctx.needs_input_grad[1]:
             if a2.ndim == 2 and g2.ndim == 2:
                 gb = _weight_grad(a2, g2, xp)
@@ -46,7 +52,7 @@ class Matmul(Function):
                 gb = _weight_grad(a2.reshape(-1, a2.shape[-1]), g2.reshape(-1, g2.shape[-1]), xp)
             else:
                 gb = unbroadcast(xp.matmul(_mT(a2), g2), b2.shape)
-            gb = gb.reshape(b.shape)
+            gb = _reshaped(gb, b.shape)
         return ga, gb
 
 
@@ -70,7 +76,7 @@ class Linear(Function):
         gx = gw = gb = None
         nig = ctx.needs_input_grad
         if nig[0]:
-            gx = xp.matmul(g2, w).reshape(ctx.x_shape)
+            gx = _reshaped(xp.matmul(g2, w), ctx.x_shape)
         if nig[1]:
             gw = xp.matmul(g2.T, x2)
         if len(nig) > 2 and nig[2]:
