@@ -284,7 +284,9 @@ class Scatter(Function):
         if reduce == "add":
             _scatter_add_at(xp, out, full, s)
         elif reduce == "multiply":
-            np.multiply.at(out, full, s) if xp is np else None
+            if xp is not np:
+                raise NotImplementedError("scatter(reduce='multiply') is not implemented on CUDA")
+            np.multiply.at(out, full, s)
         else:
             out[full] = s
         return out
