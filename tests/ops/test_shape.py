@@ -194,3 +194,20 @@ def test_view_in_graph_gradients(device):
     check(lambda m, x: (x.view(2, 6)[:, 1:] * 3).t().sum(0), (3, 4), device=device)
     check(lambda m, x: m.stack(x.unbind(1), 0) * x.t(), (3, 4), device=device)
     check(lambda m, x: sum(c.sum() * (i + 1) for i, c in enumerate(x.chunk(3, 1))), (2, 7), device=device)
+
+
+@pytest.mark.parametrize("fn", [lambda x: x.permute(1, 0, 2).view(3, 8), lambda x: x.transpose(1, 2).view(2, 12),
+                                lambda x: x[:, :, ::2].view(2, 6), lambda x: x[:, 1:].view(2, 2, 4).view(4, 4),
+                                lambda x: x.expand(2, 2, 3, 4).view(4, 12),
+                                lambda x: x.unsqueeze(1).expand(2, 5, 3, 4).view(10, 12),
+                                lambda x: x.permute(1, 0, 2).view(3, 2, 2, 2), lambda x: x.mT.view(2, 4, 3),
+                                lambda x: x.mT.reshape(2, 12)])
+def test_view_strides_like_torch(fn):
+    import torch
+    out = []
+    for m in (dtrain, torch):
+        try:
+            out.append(tuple(fn(m.arange(24.0).reshape(2, 3, 4)).stride()))
+        except RuntimeError as e:
+            out.append(type(e))
+    assert out[0] == out[1]
