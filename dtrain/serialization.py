@@ -13,7 +13,9 @@ import os
 import pickle
 import secrets
 import struct
+import sys
 import tempfile
+import types
 import zipfile
 
 import numpy as np
@@ -150,6 +152,10 @@ class _Pickler(pickle._Pickler):
             return (_TORCH_DEVICE, (obj.type,) if obj.index is None else (obj.type, obj.index))
         if t is Size:
             return (_TORCH_SIZE, (tuple(obj),))
+        if (t is types.FunctionType or isinstance(obj, type)) and not _by_reference(obj):
+            # a lambda, a local or __main__ class: pickled by value, so it loads in another process
+            import cloudpickle
+            return (pickle.loads, (cloudpickle.dumps(obj, protocol=self.proto),))
         return NotImplemented
 
     def _reduce_tensor(self, t):
@@ -169,12 +175,7 @@ class _Pickler(pickle._Pickler):
         elif type(obj) is _dtype.dtype:
             module, name = "torch", obj.name
         else:
-            try:
-                return super().save_global(obj, name)
-            except pickle.PicklingError:
-                # not importable by name (a lambda, a class defined in a function): pickle it by value
-                import cloudpickle
-                return self.save_reduce(pickle.loads, (cloudpickle.dumps(obj, protocol=self.proto),), obj=obj)
+            return super().save_global(obj, name)
         if self.proto >= 4:
             self.save(module)
             self.save(name)
@@ -182,6 +183,17 @@ class _Pickler(pickle._Pickler):
         else:
             self.write(pickle.GLOBAL + f"{module}\n{name}\n".encode("ascii"))
         self.memoize(obj)
+
+
+def _by_reference(obj):
+    """Whether `obj` can be pickled as its module and name (and found there again by another process)."""
+    module = getattr(obj, "__module__", None)
+    if module in (None, "__main__") or module not in sys.modules:
+        return False
+    found = sys.modules[module]
+    for part in obj.__qualname__.split("."):
+        found = getattr(found, part, None)
+    return found is obj
 
 
 _PLAIN = {type(None), bool, int, float, str, bytes, tuple, list, dict, collections.OrderedDict}
