@@ -23,8 +23,9 @@ def _set_rng_state(state):
     from ... import random as drandom
     drandom.default_generator.set_state(np.frombuffer(state["cpu"], np.uint8))
     for d, g in drandom._cuda_generators.items():
-        if str(d) in state["cuda"]:
-            g.set_state(np.frombuffer(state["cuda"][str(d)], np.uint8))
+        saved = state.get("cuda", {}).get(str(d))  # an empty dict is no key in a checkpoint
+        if saved is not None:
+            g.set_state(np.frombuffer(saved, np.uint8))
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
 
@@ -82,9 +83,7 @@ class TrainingState:
         meta = read_metadata(path)
         same_world = meta["world_size"] == comm.size
         sd = {"step": None}
-        if same_world:
-            sd["rng"] = {str(comm.rank): None}
-        else:
+        if not same_world:
             warnings.warn(f"checkpoint {path} was written by a different world size: RNG states are not restored")
         if self.model is not None:
             sd["model"] = self.model.state_dict()
@@ -104,7 +103,7 @@ class TrainingState:
         # extra values are whatever was saved, so they are rebuilt from the checkpoint's keys
         self.extra.update(load_all(path, prefix="extra").get("extra", {}))
         if same_world:
-            _set_rng_state(sd["rng"][str(comm.rank)])
+            _set_rng_state(load_all(path, prefix=f"rng.{comm.rank}")["rng"][str(comm.rank)])
         return sd["step"]
 
     def _load_optimizer(self, path):
