@@ -358,7 +358,8 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 if child is None:
                     continue
                 if g is not None:
-                    _add_grad(buffers, child, nr, g, sys.getrefcount(g) <= _OWNED_REFS)
+                    owned = sys.getrefcount(g) <= _OWNED_REFS  # its own statement: as a call argument it counts one more
+                    _add_grad(buffers, child, nr, g, owned)
                 d = deps[child] - 1
                 deps[child] = d
                 if d == 0:
