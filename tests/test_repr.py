@@ -153,3 +153,24 @@ def test_repr_random_values(seed):
 
 def test_format_0d():
     assert f"{dtrain.tensor(2.5):.2f}" == f"{torch.tensor(2.5):.2f}"
+
+
+def test_repr_with_float64_default():
+    try:
+        dtrain.set_default_dtype(dtrain.float64)
+        torch.set_default_dtype(torch.float64)
+        for e in ["m.tensor([1.5])", "m.tensor([1.5], dtype=m.float32)", "m.tensor([1j])", "m.zeros(0)",
+                  "m.zeros(0, dtype=m.float32)", "m.tensor([1j], dtype=m.complex64)"]:
+            assert _eval(e, dtrain) == _eval(e, torch), e
+    finally:
+        dtrain.set_default_dtype(dtrain.float32)
+        torch.set_default_dtype(torch.float32)
+
+
+def test_repr_bfloat16():
+    if dtrain.bfloat16.np is None:
+        with pytest.raises(TypeError, match="ml_dtypes"):
+            dtrain.tensor([1.5], dtype=dtrain.bfloat16)
+        return
+    e = "m.tensor([1.5, 2.25, 3.1], dtype=m.bfloat16)"
+    assert _eval(e, dtrain) == _eval(e, torch)

@@ -35,6 +35,8 @@ class _To(Function):
 def to_device_dtype(t, device, dtype, copy):
     if dtype is None:
         dtype = t.dtype
+    if dtype.np is None:
+        raise TypeError(f"{dtype} tensors need the ml_dtypes package (pip install ml_dtypes)")
     if (device is None or device is t._device) and dtype.np == t._data.dtype and not copy:
         return t
     res = _To.apply(t, device=device, dtype=dtype, src_device=t._device)

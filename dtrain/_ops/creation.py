@@ -15,6 +15,8 @@ def _dev_dt(device, dtype, default=None):
     dt = dtype if dtype is not None else (default or _dtype.get_default_dtype())
     if not isinstance(dt, _dtype.dtype):
         raise TypeError(f"dtype must be torch.dtype, not {type(dt).__name__}")
+    if dt.np is None:
+        raise TypeError(f"{dt} tensors need the ml_dtypes package (pip install ml_dtypes)")
     return dev, dt
 
 
@@ -121,14 +123,12 @@ def _untensor(seq):
 def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False):
     """Copy `data` (nested sequences, scalars, arrays or tensors) into a new leaf tensor."""
     if isinstance(data, Tensor):
-        dt = dtype or data.dtype
-        src = data._data
-        dev = resolve(device if device is not None else data._device)
-        arr = _to_device(src, dev, dt, copy=True)
+        dev, dt = _dev_dt(device if device is not None else data._device, dtype or data.dtype)
+        arr = _to_device(data._data, dev, dt, copy=True)
     else:
         if hasattr(data, "__cuda_array_interface__") or type(data).__module__.startswith("cupy"):
-            dev = resolve(device if device is not None else "cuda")
-            arr = _to_device(data, dev, dtype or _dtype.from_numpy_dtype(data.dtype), copy=True)
+            dev, dt = _dev_dt(device if device is not None else "cuda", dtype or _dtype.from_numpy_dtype(data.dtype))
+            arr = _to_device(data, dev, dt, copy=True)
         else:
             arr, inferred = _infer_array(data)
             dev, dt = _dev_dt(device, dtype, inferred)
