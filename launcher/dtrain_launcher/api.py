@@ -41,6 +41,7 @@ class LaunchConfig:
     timeout: float | None = None
     master_addr: str | None = None
     master_port: int | None = None
+    srun_mpi: str = "pmi2"  # srun's --mpi plugin: pmi2 works with MPICH (the PyPI wheel fails under pmix)
 
 
 def in_slurm_allocation() -> bool:
@@ -90,7 +91,8 @@ def srun_command(config: LaunchConfig, entrypoint: list) -> list:
     if config.hosts or config.hostfile:
         raise ValueError("--hosts/--hostfile do not apply inside a SLURM allocation: "
                          "the allocation's nodes are used")
-    return ["srun", "--mpi=pmi2", "--kill-on-bad-exit=1", f"--ntasks={config.nproc}", *_rank_command(entrypoint)]
+    return ["srun", f"--mpi={config.srun_mpi}", "--kill-on-bad-exit=1", f"--ntasks={config.nproc}",
+            *_rank_command(entrypoint)]
 
 
 def _first_host(config):

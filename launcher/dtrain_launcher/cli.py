@@ -2,6 +2,7 @@
 
     dtrain-run -n 4 train.py --lr 0.1
     dtrain-run -n 8 --hosts node1:4,node2:4 -m mypkg.train
+    dtrain-run --slurm --nodes 2 --ntasks-per-node 4 --gpus-per-node 4 --wait train.py
 """
 import argparse
 import os
@@ -26,6 +27,22 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=None, help="wall-clock limit of the whole job in seconds")
     parser.add_argument("--master-addr", help="MASTER_ADDR for torch-style rendezvous (default: the first host)")
     parser.add_argument("--master-port", type=int, help="MASTER_PORT (default: a free port)")
+    parser.add_argument("--srun-mpi", default=os.environ.get("DTRAIN_SRUN_MPI", "pmi2"),
+                        help="srun's --mpi plugin inside a SLURM allocation (default: pmi2, or DTRAIN_SRUN_MPI)")
+    slurm = parser.add_argument_group("SLURM submission (--slurm)")
+    slurm.add_argument("--slurm", action="store_true", help="submit the job with sbatch instead of running it here")
+    slurm.add_argument("--nodes", type=int, help="machines (default: 1)")
+    slurm.add_argument("--ntasks-per-node", type=int, help="ranks per machine (default: --gpus-per-node, else 1)")
+    slurm.add_argument("--gpus-per-node", type=int, help="GPUs per machine")
+    slurm.add_argument("--time", help="time limit, e.g. 01:00:00")
+    slurm.add_argument("--partition", help="partition (default: the site's default)")
+    slurm.add_argument("--account", help="account to charge")
+    slurm.add_argument("--job-name", help="job name (default: dtrain)")
+    slurm.add_argument("--output", help="output file (default: dtrain-%%j.out; %%j is the job id)")
+    slurm.add_argument("--template", help="batch script to use instead of the built-in one; its #SBATCH lines "
+                       "are set from the options above, and it must run `dtrain-run \"$@\"` (or srun ... \"$@\")")
+    slurm.add_argument("--wait", action="store_true",
+                       help="follow the job, print its output as it grows, exit with its exit status")
     parser.add_argument("-m", "--module", action="store_true",
                         help="run training_script as a module, like python -m")
     parser.add_argument("training_script", help="the script (or with -m, the module) each rank runs")
@@ -62,12 +79,67 @@ def config_from_args(args, parser) -> LaunchConfig:
         nproc=nproc, hosts=args.hosts, hostfile=args.hostfile, log_dir=args.log_dir, tee=args.tee,
         ranks_filter=_parse_ranks(args.ranks_filter, nproc, parser) if args.ranks_filter else None,
         max_restarts=args.max_restarts, timeout=args.timeout,
-        master_addr=args.master_addr, master_port=args.master_port)
+        master_addr=args.master_addr, master_port=args.master_port, srun_mpi=args.srun_mpi)
+
+
+_SLURM_ONLY = ("nodes", "ntasks_per_node", "gpus_per_node", "time", "partition", "account", "job_name",
+               "output", "template", "wait")
+
+
+def _submit(args, parser) -> int:
+    """--slurm: render the batch script, sbatch it with dtrain-run's arguments, print the job id."""
+    from . import slurm
+
+    if args.hosts or args.hostfile:
+        parser.error("--hosts/--hostfile do not apply to --slurm: SLURM chooses the machines")
+    if args.master_addr or args.master_port:
+        parser.error("--master-addr/--master-port do not apply to --slurm: the job sets them on its first node")
+    nodes = args.nodes or 1
+    per_node = args.ntasks_per_node or args.gpus_per_node or 1
+    if args.nproc is not None and args.nproc != nodes * per_node:
+        parser.error(f"-n {args.nproc} disagrees with --nodes {nodes} x --ntasks-per-node {per_node}")
+    options = slurm.SlurmOptions(nodes=nodes, ntasks_per_node=per_node, gpus_per_node=args.gpus_per_node,
+                                 time=args.time, partition=args.partition, account=args.account,
+                                 job_name=args.job_name, output=args.output)
+    template = slurm.DEFAULT_TEMPLATE
+    if args.template:
+        with open(args.template) as f:
+            template = f.read()
+    # dtrain-run inside the job: same options, minus the submission ones
+    inner = ["-n", str(nodes * per_node), "--srun-mpi", args.srun_mpi]
+    inner += ["--log-dir", os.path.abspath(args.log_dir)] if args.log_dir else []
+    inner += ["--tee"] if args.tee else []
+    inner += ["--ranks-filter", args.ranks_filter] if args.ranks_filter else []
+    inner += ["--max-restarts", str(args.max_restarts)] if args.max_restarts else []
+    inner += ["--timeout", str(args.timeout)] if args.timeout else []
+    inner += ["-m"] if args.module else []
+    inner += [args.training_script, *args.training_script_args]
+    # the job runs this very dtrain-run, also where it is not on the nodes' PATH
+    env = dict(os.environ, DTRAIN_RUN=f"{sys.executable} -m dtrain_launcher")
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", prefix="dtrain-", suffix=".sbatch", delete=False) as f:
+        f.write(slurm.render_batch_script(options, template))
+    try:
+        job_id = slurm.submit(f.name, inner, env=env)  # sbatch keeps its own copy of the script
+    finally:
+        os.unlink(f.name)
+    print(f"Submitted batch job {job_id}", flush=True)
+    return slurm.wait(job_id) if args.wait else 0
 
 
 def main(argv=None):
     parser = get_args_parser()
     args = parser.parse_args(argv)
+    if args.slurm:
+        try:
+            code = _submit(args, parser)
+        except (RuntimeError, OSError) as e:
+            print(f"dtrain-run: error: {e}", file=sys.stderr)
+            code = 1
+        sys.exit(code)
+    given = [name for name in _SLURM_ONLY if getattr(args, name) not in (None, False)]
+    if given:
+        parser.error(f"--{given[0].replace('_', '-')} needs --slurm")
     config = config_from_args(args, parser)
     entrypoint = (["-m"] if args.module else []) + [args.training_script, *args.training_script_args]
     try:
