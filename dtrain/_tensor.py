@@ -2,9 +2,8 @@
 import numpy as np
 
 from . import _backend, _dtype
-from ._device import CPU, META, device as _device_cls, device_of, resolve
+from ._device import CPU, META, device as _device_cls, resolve
 from .autograd import graph as _graph
-from .autograd import grad_mode as _grad_mode
 
 
 class _Version:
@@ -145,10 +144,6 @@ class Tensor:
 
     def get_device(self):
         return self._device.index if self._device.type == "cuda" else -1
-
-    @property
-    def is_floating_point_(self):
-        return self.dtype.is_floating_point
 
     def is_floating_point(self):
         return self._data.dtype.kind == "f" or self.dtype is _dtype.bfloat16

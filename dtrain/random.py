@@ -4,7 +4,7 @@ Streams are reproducible for a seed on a given device, but they are not bit-iden
 (dtrain draws from NumPy's PCG64 on the CPU and CuPy's generator on CUDA)."""
 import numpy as np
 
-from ._device import CPU, META, device as _device_cls, resolve
+from ._device import CPU, META, resolve
 
 _INITIAL_SEED = 67280421310721  # torch's default seed
 _STATE_FIELDS = (8, 16, 16, 8, 8)  # seed, PCG64 state, PCG64 increment, has_uint32, uinteger

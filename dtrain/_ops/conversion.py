@@ -1,14 +1,14 @@
 """Moving tensors between devices and dtypes; clone."""
+import numpy as np
+
 from .. import _backend, _dtype
-from .._device import CPU, META
-from .._tensor import Tensor, _wrap
+from .._device import META
 from ..autograd.graph import Function
 from ._util import method
 
 
 def _move(x, device, dtype):
     if device is META:
-        import numpy as np
         return np.broadcast_to(np.zeros((), dtype.np), x.shape)
     if device.type == "cuda":
         cp = device.xp
@@ -27,7 +27,8 @@ class _To(Function):
         return _move(x, device, dtype)
 
     def backward(ctx, g):
-        if ctx.src_device.type != ("cuda" if not isinstance(g, __import__("numpy").ndarray) else "cpu"):
+        on_gpu = _backend.is_cupy_array(g)
+        if (ctx.src_device.type == "cuda") != on_gpu or (on_gpu and g.device.id != ctx.src_device.index):
             g = _move(g, ctx.src_device, _dtype.from_numpy_dtype(ctx.src_dtype))
         return g.astype(ctx.src_dtype, copy=False)
 

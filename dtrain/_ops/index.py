@@ -5,7 +5,7 @@ from .. import _backend, _dtype
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
 from ..autograd.graph import Function
-from ._util import method, nondiff, out_copy, promote, unbroadcast, wrap_dim
+from ._util import method, out_copy, promote, unbroadcast, wrap_dim
 
 
 def _scatter_add_at(xp, out, key, g):

@@ -1,7 +1,6 @@
 """In-place writes that are not arithmetic: zero_, fill_, copy_, and the random fills (uniform_, normal_, ...)."""
 import numpy as np
 
-from .. import _dtype
 from .._device import META
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
