@@ -150,13 +150,17 @@ class _Staged:
         self.tmp = _fs.tmp_dir_for(target, token)
 
 
+_staging = {}  # host buffers of the last async_save, reused by the next: no fresh pages to fault in
+
+
 def _stage(state_dict, target, comm, copy):
+    global _staging
     flat = flatten(state_dict)
     local = {fqn: _describe(path, leaf) for fqn, (path, leaf) in flat.items()}
     gathered = comm.all_gather((local, uuid.uuid4().hex[:12]))
     token = gathered[0][1]
     plan = _plan([g[0] for g in gathered])
-    items = []
+    items, staging = [], {}
     for fqn, (desc, writes) in plan.items():
         for r, offsets, sizes in writes:
             if r != comm.rank:
@@ -168,8 +172,17 @@ def _stage(state_dict, target, comm, copy):
             a = _host(leaf.tensor if isinstance(leaf, LocalShard) else leaf)
             if desc["region"] is None and a.ndim:
                 a = a[offsets[0]:offsets[0] + sizes[0]]
-            a = np.array(a, copy=True, order="C") if copy else np.ascontiguousarray(a)
+            if copy:
+                key = (fqn, tuple(offsets), a.shape, a.dtype.str)
+                buf = _staging.get(key)
+                buf = staging[key] = buf if buf is not None else np.empty(a.shape, a.dtype)
+                np.copyto(buf, a)
+                a = buf
+            else:
+                a = np.ascontiguousarray(a)
             items.append((fqn, offsets, sizes, a))
+    if copy:
+        _staging = staging
     return _Staged(target, token, plan, items, comm)
 
 
