@@ -1,8 +1,6 @@
 """Whole-checkpoint tools: consolidate a sharded checkpoint into one file, and describe one."""
 import os
 
-import numpy as np
-
 from .metadata import read_metadata
 from .state_dict_loader import load_all
 
@@ -43,6 +41,3 @@ def format_table(rows):
     lines.append(f"{len(rows)} keys, {total:,d} bytes")
     return "\n".join(lines)
 
-
-def _numel(shape):
-    return int(np.prod(shape)) if shape else 1
