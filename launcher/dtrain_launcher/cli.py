@@ -7,6 +7,7 @@
 import argparse
 import os
 import sys
+import tempfile
 
 from .api import LaunchConfig, in_slurm_allocation, launch
 
@@ -116,7 +117,6 @@ def _submit(args, parser) -> int:
     inner += [args.training_script, *args.training_script_args]
     # the job runs this very dtrain-run, also where it is not on the nodes' PATH
     env = dict(os.environ, DTRAIN_RUN=f"{sys.executable} -m dtrain_launcher")
-    import tempfile
     with tempfile.NamedTemporaryFile("w", prefix="dtrain-", suffix=".sbatch", delete=False) as f:
         f.write(slurm.render_batch_script(options, template))
     try:

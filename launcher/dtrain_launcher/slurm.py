@@ -203,6 +203,7 @@ class SlurmOptions:
     nodes: int | None = None
     ntasks_per_node: int | None = None
     gpus_per_node: int | None = None
+    cpus_per_task: int | None = None
     time: str | None = None
     partition: str | None = None
     account: str | None = None
@@ -211,8 +212,9 @@ class SlurmOptions:
 
     def directives(self) -> dict:
         return {"nodes": self.nodes, "ntasks-per-node": self.ntasks_per_node,
-                "gpus-per-node": self.gpus_per_node, "time": self.time, "partition": self.partition,
-                "account": self.account, "job-name": self.job_name, "output": self.output}
+                "gpus-per-node": self.gpus_per_node, "cpus-per-task": self.cpus_per_task, "time": self.time,
+                "partition": self.partition, "account": self.account, "job-name": self.job_name,
+                "output": self.output}
 
 
 def render_batch_script(options: SlurmOptions, template: str = DEFAULT_TEMPLATE) -> str:

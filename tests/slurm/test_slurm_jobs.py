@@ -1,0 +1,152 @@
+"""Real jobs on the one-node SLURM of .ci/slurm-up: submission, rank placement, failures, preemption."""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dtrain_launcher import slurm
+
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+SCRIPTS = os.path.join(HERE, "scripts")
+BIN = os.path.dirname(sys.executable)
+
+
+def _env():
+    # jobs inherit the submitting environment (sbatch --export=ALL): give them this venv, no stale ranks
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SLURM_", "DTRAIN_", "PMI_", "MPI_LOCAL", "OMPI_"))
+           and k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def _dtrain_run(*args, cwd, timeout=120):
+    return subprocess.run([sys.executable, "-m", "dtrain_launcher", *args], capture_output=True, text=True,
+                          env=_env(), cwd=cwd, timeout=timeout)
+
+
+def _rank_lines(text, needle):
+    return sorted(line for line in text.splitlines() if needle in line)
+
+
+def _render(template, tmp_path, **options):
+    with open(os.path.join(REPO, "slurm", template)) as f:
+        text = slurm.render_batch_script(slurm.SlurmOptions(**options), f.read())
+    path = tmp_path / template
+    path.write_text(text)
+    return str(path)
+
+
+def _wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_dtrain_run_slurm_wait_all_reduce(tmp_path):
+    r = _dtrain_run("--slurm", "--ntasks-per-node", "2", "--time", "00:05:00", "--job-name", "t-allreduce",
+                    "--output", str(tmp_path / "job-%j.out"), "--wait", os.path.join(SCRIPTS, "allreduce.py"),
+                    cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job_id = r.stdout.split("Submitted batch job ")[1].split()[0]
+    # every rank got its place from srun, and the sum of ranks 0 + 1
+    assert _rank_lines(r.stdout, "sum=") == [
+        "[0] rank=0 world=2 local_rank=0 torch_local_rank=0 sum=1",
+        "[1] rank=1 world=2 local_rank=1 torch_local_rank=1 sum=1"]
+    assert slurm.job_info(job_id)["JobState"] == "COMPLETED"
+    # what --wait streamed is the job's output file
+    assert (tmp_path / f"job-{job_id}.out").read_text() == r.stdout.split("\n", 1)[1]
+
+
+def test_sbatch_one_node_template_ddp_four_ranks(tmp_path):
+    script = _render("one_node.sbatch", tmp_path, ntasks_per_node=4, gpus_per_node=0, cpus_per_task=1,
+                     time="00:05:00", output=str(tmp_path / "ddp-%j.out"))
+    job_id = slurm.submit(script, [os.path.join(SCRIPTS, "ddp.py")], env=_env())
+    with open(os.devnull, "wb") as sink:
+        assert slurm.wait(job_id, poll=0.5, out=sink) == 0
+    out = (tmp_path / f"ddp-{job_id}.out").read_text()
+    lines = _rank_lines(out, "in_sync")
+    assert [line.split()[0] for line in lines] == ["[0]", "[1]", "[2]", "[3]"], out
+    assert all("world=4 in_sync spread=0.0" in line for line in lines)
+
+
+def test_sbatch_multi_node_template_srun_python(tmp_path):
+    # `srun --mpi=pmi2 python script` without dtrain-run: ranks come from SLURM's PMI
+    script = _render("multi_node.sbatch", tmp_path, nodes=1, ntasks_per_node=4, gpus_per_node=0,
+                     cpus_per_task=1, time="00:05:00", output=str(tmp_path / "mn-%j.out"))
+    job_id = slurm.submit(script, [os.path.join(SCRIPTS, "allreduce.py")], env=_env())
+    with open(os.devnull, "wb") as sink:
+        assert slurm.wait(job_id, poll=0.5, out=sink) == 0
+    out = (tmp_path / f"mn-{job_id}.out").read_text()
+    assert _rank_lines(out, "sum=") == [
+        f"rank={r} world=4 local_rank={r} torch_local_rank=None sum=6" for r in range(4)], out
+
+
+def test_failing_rank_fails_the_job_with_its_traceback(tmp_path):
+    start = time.monotonic()
+    r = _dtrain_run("--slurm", "--ntasks-per-node", "2", "--output", str(tmp_path / "fail-%j.out"), "--wait",
+                    os.path.join(SCRIPTS, "fail.py"), cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert time.monotonic() - start < 25  # rank 0 sleeps 30 s: it was stopped, not waited for
+    job_id = r.stdout.split("Submitted batch job ")[1].split()[0]
+    assert slurm.job_info(job_id)["JobState"] == "FAILED"
+    out = (tmp_path / f"fail-{job_id}.out").read_text()
+    assert 'raise ValueError("rank 1 fails on purpose")' in out
+    assert "Root Cause" in out and "rank      : 1" in out
+    assert f"job {job_id} ended FAILED" in r.stderr
+
+
+def test_impossible_request_is_refused_at_submission(tmp_path):
+    r = _dtrain_run("--slurm", "--nodes", "3", os.path.join(SCRIPTS, "allreduce.py"), cwd=tmp_path, timeout=30)
+    assert r.returncode == 1
+    assert "dtrain-run: error: sbatch refused the job:" in r.stderr
+    assert "node" in r.stderr.lower() and "Submitted" not in r.stdout
+
+
+def test_srun_without_pmi_is_a_clear_error(tmp_path):
+    # MpiDefault=none: two tasks, two MPI worlds of one; init_process_group must say what to do
+    r = subprocess.run(["srun", "-n", "2", sys.executable, "-c",
+                        "import dtrain.distributed as d; d.init_process_group()"],
+                       capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=60)
+    assert r.returncode != 0
+    assert r.stderr.count("SLURM started 2 tasks but MPI sees a world of 1") == 2, r.stderr
+    assert "srun --mpi=pmi2" in r.stderr
+
+
+def test_preempted_job_checkpoints_requeues_and_resumes(tmp_path):
+    ckpt, steps = tmp_path / "ckpt.pt", 15
+    r = _dtrain_run("--slurm", "--ntasks-per-node", "2", "--output", str(tmp_path / "pre-%j.out"),
+                    os.path.join(SCRIPTS, "preempt.py"), str(ckpt), str(steps), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    job_id = r.stdout.split("Submitted batch job ")[1].split()[0]
+    out_file = tmp_path / f"pre-{job_id}.out"
+    read = lambda: out_file.read_text() if out_file.exists() else ""  # noqa: E731
+    _wait_for(lambda: "rank=1 step 3" in read() and "rank=0 step 3" in read(), 60, "step 3 of both ranks")
+    # what --signal=USR1@90 does at the time limit: USR1 to every task of every step
+    subprocess.run(["scancel", "--signal=USR1", job_id], check=True)
+    _wait_for(lambda: (lambda i: i.get("Restarts") == "1" and i.get("JobState") == "PENDING")(slurm.job_info(job_id)),
+              30, "the job to be requeued")
+    assert ckpt.exists()
+    # SLURM holds a requeued job for two minutes; start it now
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+    with open(os.devnull, "wb") as sink:
+        assert slurm.wait(job_id, poll=0.5, out=sink) == 0
+    out = read()
+    saved = int(out.split("rank=0 checkpoint at step ")[1].split()[0])
+    assert 3 <= saved < steps
+    assert "dtrain: job %s on" % job_id in out and ", run 1" in out
+    assert _rank_lines(out, "resumed at step") == [f"[0] rank=0 resumed at step {saved}",
+                                                   f"[1] rank=1 resumed at step {saved}"]
+    # each step adds (1 + 2) / 2 to w: the resumed run continued the saved state, not a fresh one
+    assert _rank_lines(out, "done steps=") == [f"[0] rank=0 done steps={steps} w=22.5",
+                                               f"[1] rank=1 done steps={steps} w=22.5"]
+    assert slurm.job_info(job_id)["JobState"] == "COMPLETED"
