@@ -7,6 +7,7 @@ a persistent id `('storage', torch.<Dtype>Storage, key, location, numel)` whose 
 torch's global names are written as opcodes; nothing imports torch.
 """
 import collections
+import concurrent.futures
 import contextlib
 import io
 import os
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import types
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -29,6 +31,7 @@ __all__ = ["save", "load", "add_safe_globals", "get_safe_globals", "clear_safe_g
 
 DEFAULT_PROTOCOL = 2
 _ALIGN = 64  # torch's storage alignment: data records start on 64-byte boundaries
+_PARALLEL_CRC = 1 << 20  # records from this size on get their checksum computed beside the write
 _LOCAL_HEADER = 30  # bytes of a zip local file header before its name and extra field
 
 
@@ -211,7 +214,16 @@ def _zip_put(zf, name, data):
     info.extra = b"FB" + struct.pack("<H", pad) + b"Z" * pad
     info.file_size = n
     with zf.open(info, "w", force_zip64=zip64) as w:
-        w.write(view)
+        if n >= _PARALLEL_CRC and all(hasattr(w, a) for a in ("_fileobj", "_crc", "_file_size", "_compress_size")):
+            # the checksum of a large record is computed on another core while the bytes go to the file
+            # (zlib and file writes both release the GIL); zipfile would otherwise do one after the other
+            crc = concurrent.futures.ThreadPoolExecutor(1)
+            job = crc.submit(zlib.crc32, view)
+            w._fileobj.write(view)
+            w._crc, w._file_size, w._compress_size = job.result(), n, n
+            crc.shutdown()
+        else:
+            w.write(view)
 
 
 def _write(fh, pickled, storages):
