@@ -132,3 +132,8 @@ def test_encoder(device):
     # the layers are independent copies
     assert d.layers[0].linear1.weight is not d.layers[1].linear1.weight
     module_check(t, d, (2, 6, 8), device=device, kwargs={"mask": np.triu(np.full((6, 6), -np.inf), 1)})
+
+
+def test_sdpa_gqa(device):
+    check(lambda m, q, k, v: m.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True),
+          (2, 4, 5, 3), (2, 2, 6, 3), (2, 2, 6, 3), device=device, atol=1e-10, rtol=1e-10)

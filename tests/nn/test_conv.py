@@ -173,6 +173,13 @@ def test_errors():
                  (4, 3, 3, 3))
     check_raises(lambda m, x, w: m.nn.functional.conv2d(x, w), (1, 3, 2, 2), (4, 3, 3, 3),
                  match="Kernel size can't be greater than actual input size")
+    check_raises(lambda m, x, w: m.nn.functional.conv2d(x, w.float()), (1, 3, 5, 5), (4, 3, 3, 3),
+                 match="expected scalar type Double but found Float")
+    check_raises(lambda m, x, w, b: m.nn.functional.conv2d(x.float(), w.float(), b), (1, 3, 5, 5), (4, 3, 3, 3),
+                 (4,), match="Input type (float) and bias type (double) should be the same")
+    check_raises(lambda m, x, w, b: m.nn.functional.conv2d(x, w, b), (1, 3, 5, 5), (4, 3, 3, 3), (5,),
+                 match="Given weight of size [4, 3, 3, 3], expected bias to be 1-dimensional with 4 elements, but "
+                       "got bias of size [5] instead")
     with pytest.raises(ValueError, match="in_channels must be divisible by groups"):
         dtrain.nn.Conv2d(3, 4, 3, groups=2)
     with pytest.raises(ValueError, match="padding='same' is not supported for strided convolutions"):

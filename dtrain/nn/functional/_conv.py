@@ -230,9 +230,8 @@ def _check_conv(input, weight, bias, groups, nd, name, transposed=False):
         raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to {name}, but got input "
                            f"of size: {list(input.shape)}")
     if weight.ndim != nd + 2:
-        raise RuntimeError(f"weight should have at least three dimensions" if weight.ndim < 3 else
-                           f"Expected {nd + 2}-dimensional input for {nd + 2}-dimensional weight {list(weight.shape)}"
-                           f", but got {input.ndim}-dimensional input of size {list(input.shape)} instead")
+        raise RuntimeError(f"expected stride to be a single integer value or a list of {weight.ndim - 2} values to "
+                           f"match the convolution dimensions, but got stride={[1] * nd}")
     shape = list(input.shape) if input.ndim == nd + 2 else [1] + list(input.shape)
     c = shape[1]
     if transposed:
@@ -247,9 +246,20 @@ def _check_conv(input, weight, bias, groups, nd, name, transposed=False):
             raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, expected input{shape} to "
                                f"have {weight.shape[1] * groups} channels, but got {c} channels instead")
     if input._data.dtype != weight._data.dtype:
-        raise RuntimeError(f"Input type ({input.dtype}) and weight type ({weight.dtype}) should be the same")
-    if bias is not None and bias._data.dtype != input._data.dtype:
-        raise RuntimeError(f"Input type ({input.dtype}) and bias type ({bias.dtype}) should be the same")
+        raise RuntimeError(f"expected scalar type {_scalar(input)} but found {_scalar(weight)}")
+    if bias is not None:
+        if bias._data.dtype != input._data.dtype:
+            raise RuntimeError(f"Input type ({_scalar(input).lower()}) and bias type ({_scalar(bias).lower()}) "
+                               f"should be the same")
+        nout = weight.shape[1] * groups if transposed else weight.shape[0]
+        if bias.ndim != 1 or bias.shape[0] != nout:
+            raise RuntimeError(f"Given weight of size {list(weight.shape)}, expected bias to be 1-dimensional with "
+                               f"{nout} elements, but got bias of size {list(bias.shape)} instead")
+
+
+def _scalar(t):
+    return {"float64": "Double", "float32": "Float", "float16": "Half", "bfloat16": "BFloat16"}.get(
+        str(t.dtype).replace("torch.", ""), str(t.dtype))
 
 
 def _conv_pads(padding, k, dil, stride):
