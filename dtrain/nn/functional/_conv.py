@@ -25,8 +25,10 @@ def _workspace(xp, shape, dtype):
         return xp.empty(shape, dtype=dtype)
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
-    spare = _free.get(nbytes)
-    mem = spare.pop() if spare else np.empty(nbytes, dtype=np.uint8)
+    try:
+        mem = _free[nbytes].pop()
+    except (KeyError, IndexError):  # none spare (pop is atomic, so threads never share a buffer)
+        mem = np.empty(nbytes, dtype=np.uint8)
     arr = mem.view(dtype).reshape(shape)
     weakref.finalize(arr, _recycle, nbytes, mem)
     return arr
