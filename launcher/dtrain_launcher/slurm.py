@@ -243,7 +243,7 @@ def render_batch_script(options: SlurmOptions, template: str = DEFAULT_TEMPLATE)
 
 
 def submit(script_path: str, args: list, env=None) -> str:
-    """``sbatch --parsable script args``; returns the job id. sbatch's refusal becomes a RuntimeError with its message."""
+    """``sbatch --parsable script args``; returns the job id. A refusal raises RuntimeError with sbatch's message."""
     proc = subprocess.run(["sbatch", "--parsable", script_path, *args], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"sbatch refused the job: {proc.stderr.strip() or proc.stdout.strip()}")

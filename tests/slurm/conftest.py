@@ -6,11 +6,22 @@ import subprocess
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_SLURM_DIR = os.environ.get("DTRAIN_SLURM_DIR", "/tmp/dtrain-slurm")  # as .ci/slurm-up
+
+
+def _our_conf():
+    try:
+        with open("/etc/slurm/slurm.conf") as f:
+            return "written by dtrain .ci/slurm-up" in f.read()
+    except OSError:
+        return False
 
 
 def _slurm_problem():
     if shutil.which("sinfo") is None:
         return "SLURM is not installed (no sinfo); run .ci/slurm-up"
+    if _our_conf() and not os.path.exists(os.path.join(_SLURM_DIR, "slurmctld.pid")):
+        return "the test SLURM is stopped (no slurmctld pid file); run .ci/slurm-up"
     try:
         out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=10)
     except subprocess.TimeoutExpired:
