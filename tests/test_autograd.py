@@ -411,3 +411,22 @@ def test_fresh_gradients_are_not_copied_into_leaves_but_shared_ones_are():
     b = dtrain.ones(3, requires_grad=True)
     (a + b).sum().backward()          # one gradient array reaches both leaves: each gets its own
     assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
+
+
+def test_callbacks_wait_for_the_outermost_backward():
+    """A backward started inside another (as gradient checkpointing does) must not run the outer pass's
+    end-of-backward callbacks early."""
+    order = []
+    x = dtrain.tensor([1.0, 2.0], requires_grad=True)
+    inner_x = dtrain.tensor([3.0], requires_grad=True)
+
+    def hook(g):
+        graph.queue_callback(lambda: order.append("outer callback"))
+        (inner_x * 2).sum().backward()          # a nested pass
+        order.append("nested pass done")
+        return g
+    y = x * 2
+    y.register_hook(hook)
+    y.sum().backward()
+    assert order == ["nested pass done", "outer callback"]
+    assert inner_x.grad.tolist() == [2.0]

@@ -364,8 +364,9 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 deps[child] = d
                 if d == 0:
                     heapq.heappush(ready, (-child._seq, id(child), child))
-        while _callbacks:
-            _callbacks.pop(0)()
+        if _in_backward == 1:  # only the outermost pass: a nested one (checkpoint recompute) is part of it
+            while _callbacks:
+                _callbacks.pop(0)()
     finally:
         _in_backward -= 1
         if not _in_backward:
