@@ -24,7 +24,7 @@ EXACT = [
     "m.arange(5)", "m.arange(0., 1., .1)", "m.arange(1, 10, 3)", "m.arange(10, 0, -3)", "m.arange(0, 1, 0.3)",
     "m.arange(5, dtype=m.float64)", "m.arange(0.5, 5)", "m.arange(-1., 1., 0.25)", "m.arange(0)",
     "m.arange(1, 2.5, 0.5, dtype=m.float64)", "m.arange(0, 10, 3, dtype=m.int32)", "m.arange(3.0)",
-    "m.arange(0, 1, 1 / 3)", "m.arange(-5, 5, 0.7)",
+    "m.arange(0, 1, 1 / 3)", "m.arange(-5, 5, 0.7)", "m.arange(-3.3, 3.3, 0.11)", "m.linspace(-1, 1, 100)",
     "m.linspace(0, 1, 5)", "m.linspace(-3, 7, 11)", "m.linspace(0, 1, 1)", "m.linspace(0, 1, 0)",
     "m.linspace(0, 1, 7, dtype=m.float64)", "m.linspace(2, 10, 5, dtype=m.int64)", "m.linspace(1, 0, 9)",
     "m.linspace(0.1, 0.9, 13)", "m.linspace(-5, 5, 7, dtype=m.int32)", "m.linspace(0.3, 17.1, 1000, dtype=m.int64)",
@@ -44,15 +44,33 @@ def test_factory_matches_torch(expr):
     same(eval(expr, {"m": dtrain, "np": np}), eval(expr, {"m": torch, "np": np}))
 
 
-@pytest.mark.parametrize("args", [(-1, 1, 100), (0.3, 17.1, 1000), (2.5, -7.1, 77)])
+LINSPACE = [(0.1, 0.9, 13), (-1, 1, 100), (0.3, 17.1, 1000), (2.5, -7.1, 77), (0, 1, 5), (-3, 7, 11), (0, 1, 33),
+            (1e-3, 1, 257), (0, 1, 2), (5, 5, 3), (-2.5, 2.5, 4)]
+
+
+@pytest.mark.parametrize("args", LINSPACE)
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int64", "int32"])
+def test_linspace_bitwise(args, dtype):
+    a, e = dtrain.linspace(*args, dtype=getattr(dtrain, dtype)), torch.linspace(*args, dtype=getattr(torch, dtype))
+    assert np.array_equal(a.numpy(), e.numpy())
+
+
+ARANGE = [(0, 50, 0.1), (-3.3, 3.3, 0.11), (0.5, 100.5, 0.37), (-1, 1, 0.013), (0, 1, 0.1), (0, 100000, 7.3),
+          (0, 1e-3, 1e-5), (1, 4, 0.3), (-5, 5, 0.7), (10, -10, -0.3), (0, 30000, 0.999), (0, 7), (3,)]
+
+
+@pytest.mark.parametrize("args", ARANGE)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_linspace_long(args, dtype):
-    # torch's vectorised loop may round the last bit differently; the ends are exact
-    a = dtrain.linspace(*args, dtype=getattr(dtrain, dtype))
-    e = torch.linspace(*args, dtype=getattr(torch, dtype))
-    eps = np.finfo(dtype).eps * max(abs(args[0]), abs(args[1]))
-    assert_close(a, e, atol=4 * eps, rtol=0)
-    assert a[0].item() == e[0].item() and a[-1].item() == e[-1].item()
+def test_arange_bitwise(args, dtype):
+    a, e = dtrain.arange(*args, dtype=getattr(dtrain, dtype)), torch.arange(*args, dtype=getattr(torch, dtype))
+    assert np.array_equal(a.numpy(), e.numpy())
+
+
+@pytest.mark.parametrize("args", [(-0.5, 5, 1), (0.5, 10.7, 2), (-7, 7, 3), (5, -5, -2.5), (0, 10, 1.9), (7, 0, -2)])
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int16"])
+def test_arange_integer_bounds(args, dtype):
+    a, e = dtrain.arange(*args, dtype=getattr(dtrain, dtype)), torch.arange(*args, dtype=getattr(torch, dtype))
+    assert a.tolist() == e.tolist()
 
 
 LIKE = ["m.zeros_like(x)", "m.ones_like(x)", "m.full_like(x, 2)", "m.full_like(x, 2.5)", "m.zeros_like(x, dtype=m.int32)",

@@ -57,6 +57,8 @@ CASES = {
     "5d": "m.ones(1, 1, 2, 1, 2)",
     "column": "m.arange(10.).reshape(10, 1)",
     "wrap_float": "m.arange(40.) / 7",
+    "arange_near_zero": "m.arange(-3.3, 3.3, 0.11)",
+    "linspace_100": "m.linspace(-1, 1, 100)",
     "wrap_int": "m.arange(100) * 1000",
     "wrap_2d": "(m.arange(60.) / 7).reshape(2, 30)",
     "wrap_sci": "m.arange(1, 30, dtype=m.float64) ** 6",

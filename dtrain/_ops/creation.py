@@ -244,11 +244,47 @@ def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device
         raise ValueError("step must be nonzero")
     if (vals[1] - vals[0]) * vals[2] < 0:
         raise RuntimeError("upper bound and lower bound inconsistent with step sign")
-    n = max(0, int(np.ceil((vals[1] - vals[0]) / vals[2])))
-    # start + i * step in float64 (int64) and cast: torch's values, except that for long fractional ranges its
-    # vectorised kernel can round the last bit differently
-    arr = (vals[0] + np.arange(n, dtype=np.float64 if dt.is_floating_point else np.int64) * vals[2]).astype(dt.np)
+    if dt is _dtype.int64:  # torch counts int64 ranges in integers, from the truncated bounds
+        s0, e0, st = int(vals[0]), int(vals[1]), int(vals[2])
+        n = max(0, -((s0 - e0) // st))
+    else:
+        n = max(0, int(np.ceil((vals[1] - vals[0]) / vals[2])))
+    if dt.np.kind == "f":
+        arr = _arange_float(float(vals[0]), float(vals[2]), n, dt.np)
+    else:  # torch converts start and step to the integer type first
+        arr = (int(vals[0]) + np.arange(n, dtype=np.int64) * int(vals[2])).astype(dt.np)
     return _finish(_to_device(arr, dev, dt, copy=False), dev, requires_grad)
+
+
+def _fma(a, b, c):
+    """a * b + c rounded once (as a fused multiply-add), in float64 arrays: an exact product by Veltkamp
+    splitting and an exact sum, then one rounding."""
+    p = a * b
+    t = 134217729.0 * a  # 2**27 + 1
+    ah = t - (t - a)
+    t = 134217729.0 * b
+    bh = t - (t - b)
+    e = ((ah * bh - p) + ah * (b - bh) + (a - ah) * bh) + (a - ah) * (b - bh)
+    s = p + c
+    v = s - p
+    return s + (((p - (s - v)) + (c - v)) + e)
+
+
+def _arange_float(start, step, n, np_dtype):
+    """torch's CPU arange values, bit for bit: its kernel fills blocks of one 32-byte vector from a base
+    `start + step * i` (fused, in float64) plus `k * step`, two vectors per iteration; the tail element by
+    element. (Past 32768 elements torch splits the range over its threads and blocks restart at each split;
+    float16 is not reproduced either: those can differ from torch in the last bit.)"""
+    i = np.arange(n, dtype=np.float64)
+    vec = 32 // np.dtype(np_dtype).itemsize if np_dtype != np.float16 else 8
+    nvec = n - n % (2 * vec)
+    out = _fma(i, np.full(n, step), np.full(n, start))  # the scalar tail's formula
+    if nvec:
+        k = np.arange(nvec) % vec
+        base = _fma(i[:nvec] - k, np.full(nvec, step), np.full(nvec, start))
+        base = base.astype(np.float32).astype(np.float64) if np_dtype != np.float64 else base
+        out[:nvec] = _fma(k.astype(np.float64), np.full(nvec, step), base)
+    return out.astype(np_dtype)
 
 
 def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
@@ -256,15 +292,26 @@ def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=Non
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
     steps = int(steps)
-    if steps > 1 and dt.np.kind in "fiu":
-        # torch's kernel: the first half counted from start and the second half from end, so both ends are
-        # exact; floats step in their own dtype (its vectorised loop can differ from this in the last bit),
-        # integers truncate start and end first and step in float64
+    if steps > 1 and dt is _dtype.float16:  # Half arithmetic: each operation rounds to float16
+        h, f = np.float16, np.float32
+        s, e = h(start), h(end)
+        step = h(f(h(f(e) - f(s))) / f(steps - 1))
+        i = np.arange(steps)
+        first = (f(s) + (f(step) * i.astype(f)).astype(h).astype(f)).astype(h)
+        second = (f(e) - (f(step) * (steps - 1 - i).astype(f)).astype(h).astype(f)).astype(h)
+        arr = np.where(i < steps // 2, first, second)
+    elif steps > 1 and dt.np.kind in "fiu":
+        # torch's kernel: the first half counted from start and the second half from end (both ends exact),
+        # each element one fused multiply-add; floats step in their own dtype, integers truncate start and end
+        # and step in float64
         ft = dt.np if dt.np.kind == "f" else np.dtype(np.float64)
         s, e = (ft.type(start), ft.type(end)) if dt.np.kind == "f" else (ft.type(int(start)), ft.type(int(end)))
-        step = (e - s) / ft.type(steps - 1)
-        i = np.arange(steps).astype(ft)
-        arr = np.where(np.arange(steps) < steps // 2, s + step * i, e - step * (ft.type(steps - 1) - i))
+        step = np.float64((e - s) / ft.type(steps - 1))
+        i = np.arange(steps, dtype=np.float64)
+        fs = np.full(steps, step)
+        arr = np.where(i < steps // 2, _fma(i, fs, np.full(steps, np.float64(s))),
+                       -_fma(steps - 1 - i, fs, np.full(steps, -np.float64(e))))
+        arr = arr.astype(ft)
     else:
         arr = np.linspace(float(start), float(end), steps, dtype=np.float64)
     return _finish(_to_device(arr.astype(dt.np), dev, dt, copy=False), dev, requires_grad)
