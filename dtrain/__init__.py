@@ -89,17 +89,17 @@ def compiled_with_cxx11_abi():
 
 # Subpackages and a few top-level names load on first use: `import dtrain` stays fast, and torch code that
 # touches `dtrain.nn`, `dtrain.save` or `dtrain.distributed` gets them all the same.
-_LAZY_MODULES = {"nn", "optim", "utils", "distributed", "amp", "multiprocessing", "backends", "testing", "linalg", "futures",
-                 "special", "fft", "serialization", "hub", "jit", "onnx", "overrides", "types", "return_types"}
+_LAZY_MODULES = {"nn", "optim", "utils", "distributed", "amp", "backends", "testing", "futures", "serialization", "cpu"}
 _LAZY_ATTRS = {"save": "serialization", "load": "serialization", "compile": "_compile", "autocast": "amp",
                "FloatTensor": "_legacy", "DoubleTensor": "_legacy", "LongTensor": "_legacy", "IntTensor": "_legacy",
-               "BoolTensor": "_legacy", "HalfTensor": "_legacy", "ByteTensor": "_legacy"}
+               "BoolTensor": "_legacy", "HalfTensor": "_legacy", "ByteTensor": "_legacy", "CharTensor": "_legacy",
+               "ShortTensor": "_legacy", "BFloat16Tensor": "_legacy"}
 
 
 def __getattr__(name):
     import importlib
     if name in _LAZY_MODULES:
-        return importlib.import_module(f"dtrain.{name}")
+        return importlib.import_module(f"dtrain.{name}")  # a missing module is an AttributeError, as hasattr expects
     if name in _LAZY_ATTRS:
         return getattr(importlib.import_module(f"dtrain.{_LAZY_ATTRS[name]}"), name)
     raise AttributeError(f"module 'dtrain' has no attribute '{name}'")

@@ -1,0 +1,40 @@
+"""The torch namespace pieces that scripts touch in passing."""
+import pytest
+import torch
+
+import dtrain
+
+
+def test_backends_flags_are_settable():
+    dtrain.backends.cudnn.benchmark = True
+    assert dtrain.backends.cudnn.benchmark is True
+    dtrain.backends.cuda.matmul.allow_tf32 = True
+    assert dtrain.backends.cuda.matmul.allow_tf32 is True
+    assert dtrain.backends.mps.is_available() is False
+
+
+def test_hasattr_is_false_for_what_dtrain_lacks():
+    assert not hasattr(dtrain, "no_such_thing")
+    assert hasattr(dtrain, "nn") and hasattr(dtrain, "optim") and hasattr(dtrain, "distributed")
+
+
+def test_cpu_amp_autocast_alias():
+    with dtrain.cpu.amp.autocast():
+        y = dtrain.ones(2) * 2
+    assert y.tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("name", ["CharTensor", "ShortTensor", "FloatTensor", "LongTensor"])
+def test_legacy_tensor_types(name):
+    t = getattr(dtrain, name)([1, 2])
+    assert str(t.dtype) == str(getattr(torch, name)([1, 2]).dtype)
+
+
+def test_assert_close_matches_torch_tolerances():
+    a = dtrain.tensor([1.0, 2.0])
+    dtrain.testing.assert_close(a, a + 1e-7)
+    with pytest.raises(AssertionError, match="not close"):
+        dtrain.testing.assert_close(a, a + 1e-3)
+    with pytest.raises(AssertionError, match="dtype"):
+        dtrain.testing.assert_close(a, a.double())
+    dtrain.testing.assert_close({"w": [a]}, {"w": [a.clone()]})
