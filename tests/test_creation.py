@@ -55,6 +55,16 @@ def test_linspace_bitwise(args, dtype):
     assert np.array_equal(a.numpy(), e.numpy())
 
 
+@pytest.mark.parametrize("args", [(0, 2, 3), (-1, 1, 100), (0.3, 3.1, 17), (0, 2, 5, 2), (-2, 2, 33, 3.5), (0, 1, 1),
+                                  (0.7, -1.3, 50), (0, 3, 0), (-5, 5, 1000)])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+def test_logspace_bitwise(args, dtype):
+    kw = {"base": args[3]} if len(args) > 3 else {}
+    a = dtrain.logspace(*args[:3], dtype=getattr(dtrain, dtype), **kw)
+    e = torch.logspace(*args[:3], dtype=getattr(torch, dtype), **kw)
+    assert np.array_equal(a.numpy(), e.numpy())
+
+
 ARANGE = [(0, 50, 0.1), (-3.3, 3.3, 0.11), (0.5, 100.5, 0.37), (-1, 1, 0.013), (0, 1, 0.1), (0, 100000, 7.3),
           (0, 1e-3, 1e-5), (1, 4, 0.3), (-5, 5, 0.7), (10, -10, -0.3), (0, 30000, 0.999), (0, 7), (3,)]
 

@@ -1,4 +1,5 @@
 """Factory functions: tensor, zeros, ones, arange, ..., the *_like forms, and random tensors."""
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -317,10 +318,22 @@ def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=Non
     return _finish(_to_device(arr.astype(dt.np), dev, dt, copy=False), dev, requires_grad)
 
 
-def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_grad=False):
+def logspace(start, end, steps, base=10.0, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
     dev, dt = _dev_dt(device, dtype)
-    arr = np.logspace(start, end, steps, base=base).astype(dt.np)
-    return _finish(_to_device(arr, dev, dt, copy=False), dev, requires_grad)
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    steps = int(steps)
+    if dt.np.kind in "fiu" and steps > 1:
+        # torch's kernel: start and end in the output dtype, exponents in float64 from both ends, then the C
+        # library's pow (math.pow; NumPy's own power can differ from it in the last bit)
+        s, e = (dt.np.type(start), dt.np.type(end)) if dt.np.kind == "f" else (int(start), int(end))
+        step = np.float64(dt.np.type(e - s) if dt.np.kind == "f" else e - s) / (steps - 1)
+        i = np.arange(steps, dtype=np.float64)
+        x = np.where(i < steps // 2, np.float64(s) + step * i, np.float64(e) - step * (steps - 1 - i))
+        arr = np.array([math.pow(base, v) for v in x.tolist()])
+    else:
+        arr = np.logspace(float(start), float(end), steps, base=base)
+    return _finish(_to_device(arr.astype(dt.np), dev, dt, copy=False), dev, requires_grad)
 
 
 def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
