@@ -341,9 +341,10 @@ def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_g
     for v in (n, m):
         if v is not None and v < 0:
             raise RuntimeError(f"{'n' if v is n else 'm'} must be greater or equal to 0, got {v}")
-    if dev is META:
-        return _finish(_alloc("zeros", (n, n if m is None else m), dev, dt), dev, requires_grad)
-    return _finish(dev.xp.eye(n, m, dtype=dt.np), dev, requires_grad)
+    a = _alloc("zeros", (n, n if m is None else m), dev, dt)
+    if dev is not META:
+        a[range(min(a.shape)), range(min(a.shape))] = 1
+    return _finish(a, dev, requires_grad)
 
 
 # ------------------------------------------------------------------------------------------- random tensors
