@@ -1,4 +1,5 @@
 """Factory functions: tensor, zeros, ones, arange, ..., the *_like forms, and random tensors."""
+import contextlib
 import math
 from collections.abc import Sequence
 
@@ -343,7 +344,8 @@ def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_g
             raise RuntimeError(f"{'n' if v is n else 'm'} must be greater or equal to 0, got {v}")
     a = _alloc("zeros", (n, n if m is None else m), dev, dt)
     if dev is not META:
-        a[range(min(a.shape)), range(min(a.shape))] = 1
+        with (dev.xp.cuda.Device(dev.index) if dev.type == "cuda" else contextlib.nullcontext()):
+            dev.xp.fill_diagonal(a, 1)
     return _finish(a, dev, requires_grad)
 
 
