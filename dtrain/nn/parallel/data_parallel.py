@@ -1,5 +1,14 @@
-"""nn.DataParallel: single-process data parallelism. With at most one visible GPU (always the case on the CPU)
-it runs the wrapped module directly; several GPUs are better served by DistributedDataParallel, one process each."""
+"""nn.DataParallel: single-process data parallelism over several devices, torch's scheme.
+
+Each forward: scatter the batch along `dim` over `device_ids`, replicate the module onto every device, run the
+replicas in threads, gather the outputs on `output_device`. The replicas' parameters are differentiable copies
+of the source parameters, so backward sends every replica's gradient back to the source module, where they sum.
+With no or one GPU it runs the module directly."""
+import threading
+
+from ..._device import device as _device
+from ..._tensor import Tensor
+from ...autograd import grad_mode
 from ..modules.module import Module
 
 __all__ = ["DataParallel"]
@@ -13,6 +22,12 @@ def _device_count():
         return 0
 
 
+def _as_device(d):
+    if isinstance(d, int):
+        return _device("cuda", d)
+    return _device(d)
+
+
 class DataParallel(Module):
     """Wraps `module`; parameters and state_dict keys carry the `module.` prefix like torch's."""
 
@@ -21,18 +36,123 @@ class DataParallel(Module):
         self.module = module
         self.dim = dim
         n = _device_count()
-        if n == 0:
-            self.device_ids = []
-            self.output_device = None
-            self.src_device_obj = None
-            return
         if device_ids is None:
-            device_ids = list(range(n))
-        self.device_ids = [d if isinstance(d, int) else getattr(d, "index", d) for d in device_ids]
-        self.output_device = self.device_ids[0] if output_device is None else output_device
-        self.src_device_obj = None
+            device_ids = list(range(n)) if n else []
+        self.device_ids = [_as_device(d) for d in device_ids]
+        self.output_device = _as_device(output_device) if output_device is not None else (
+            self.device_ids[0] if self.device_ids else None)
+        self.src_device_obj = self.device_ids[0] if self.device_ids else None
+        for p in module.parameters():
+            if self.src_device_obj is not None and p.device != self.src_device_obj:
+                raise RuntimeError(f"module must have its parameters and buffers on device {self.src_device_obj} "
+                                   f"(device_ids[0]) but found one of them on device: {p.device}")
 
     def forward(self, *inputs, **kwargs):
-        # NOTE: replicas across several GPUs in one process are not implemented; the module runs where its
-        # parameters are, which is torch's behaviour for a single device
-        return self.module(*inputs, **kwargs)
+        if len(self.device_ids) <= 1:
+            return self.module(*inputs, **kwargs)
+        ins, kws = scatter(inputs, kwargs, self.device_ids, self.dim)
+        used = self.device_ids[:len(ins)]
+        if len(used) == 1:
+            return self.module(*ins[0], **kws[0])
+        replicas = replicate(self.module, used)
+        outputs = parallel_apply(replicas, ins, kws)
+        return gather(outputs, self.output_device, self.dim)
+
+
+def _chunks(t, n, dim):
+    return t.chunk(n, dim) if t.shape[dim] else (t,)
+
+
+def scatter(inputs, kwargs, devices, dim=0):
+    """Split every tensor along `dim` (as evenly as chunk does) and move the pieces to `devices`."""
+    n = len(devices)
+
+    def split(obj):
+        if isinstance(obj, Tensor):
+            parts = _chunks(obj, n, dim)
+            return [p.to(d) for p, d in zip(parts, devices)]
+        if isinstance(obj, (list, tuple)) and obj:
+            cols = [split(o) for o in obj]
+            k = min(len(c) for c in cols)
+            return [type(obj)(c[i] for c in cols) if not hasattr(obj, "_fields") else type(obj)(*[c[i] for c in cols])
+                    for i in range(k)]
+        if isinstance(obj, dict) and obj:
+            cols = {key: split(v) for key, v in obj.items()}
+            k = min(len(c) for c in cols.values())
+            return [{key: c[i] for key, c in cols.items()} for i in range(k)]
+        return [obj] * n
+
+    ins = split(tuple(inputs)) if inputs else [()] * n
+    kws = split(kwargs) if kwargs else [{}] * len(ins)
+    k = min(len(ins), len(kws))
+    return ins[:k], kws[:k]
+
+
+def replicate(module, devices):
+    """A copy of `module` per device whose parameters are differentiable copies of the originals."""
+    replicas = []
+    for d in devices:
+        memo = {}
+        replicas.append(_replicate_one(module, d, memo))
+    return replicas
+
+
+def _replicate_one(m, dev, memo):
+    if id(m) in memo:
+        return memo[id(m)]
+    r = m.__class__.__new__(m.__class__)
+    r.__dict__ = dict(m.__dict__)
+    memo[id(m)] = r
+    # parameters: `to` is differentiable, so gradients of the copy reach the original
+    # parameters: `to` and `view_as` are differentiable, so gradients of the copy reach the original
+    r._parameters = {k: None if p is None else (p.to(dev) if p.device != dev else _view(p))
+                     for k, p in m._parameters.items()}
+    r._buffers = {k: (None if b is None else b.to(dev)) for k, b in m._buffers.items()}
+    r._modules = {k: (None if c is None else _replicate_one(c, dev, memo)) for k, c in m._modules.items()}
+    r._is_replica = True
+    return r
+
+
+def _view(p):
+    """A same-device replica parameter: a differentiable alias of the original (gradients flow back)."""
+    return p.view_as(p) if p.requires_grad else p
+
+
+def parallel_apply(modules, inputs, kwargs_tup):
+    """Run module i on inputs i in its own thread (grad mode carried over); the first error is re-raised."""
+    results = [None] * len(modules)
+    errors = [None] * len(modules)
+    enabled = grad_mode.is_grad_enabled()
+
+    def work(i):
+        try:
+            with grad_mode.set_grad_enabled(enabled):
+                results[i] = modules[i](*inputs[i], **kwargs_tup[i])
+        except BaseException as e:  # handed to the caller below, with the replica named
+            errors[i] = e
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(modules))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, e in enumerate(errors):
+        if e is not None:
+            raise type(e)(f"Caught {type(e).__name__} in replica {i}: {e}") from e
+    return results
+
+
+def gather(outputs, target_device, dim=0):
+    """Concatenate the replicas' outputs on `target_device` (differentiably)."""
+    from ... import cat
+    first = outputs[0]
+    if isinstance(first, Tensor):
+        if first.ndim == 0:
+            return cat([o.to(target_device).view(1) for o in outputs], 0)
+        return cat([o.to(target_device) for o in outputs], dim)
+    if isinstance(first, dict):
+        return type(first)((k, gather([o[k] for o in outputs], target_device, dim)) for k in first)
+    if isinstance(first, (list, tuple)):
+        res = [gather(list(col), target_device, dim) for col in zip(*outputs)]
+        return type(first)(*res) if hasattr(first, "_fields") else type(first)(res)
+    return first
