@@ -1,39 +1,70 @@
 """Scaled dot-product attention and the multi-head attention forward, composed from matmul and a masked softmax."""
 import math
 
+import numpy as np
+
+from ..._ops._util import unbroadcast
 from ..._tensor import Tensor
 from ...autograd.graph import Function
 
 __all__ = ["scaled_dot_product_attention", "multi_head_attention_forward"]
 
 
-class _SafeSoftmax(Function):
-    """Softmax over the last dim where a row that is entirely -inf (fully masked) gives zeros, not NaN, as
-    torch's attention does."""
+class _Attention(Function):
+    """out = dropout(softmax(q @ k^T * scale + bias)) @ v over the last two dims (leading dims broadcast).
 
-    def forward(ctx, x):
+    `bias` is an additive float array (0 / -inf for boolean masks); `keep` a dropout mask already scaled by
+    1/(1-p). A row that is entirely -inf (fully masked) gives zeros, not NaN, as torch's attention does.
+    # NOTE: one op instead of ~7 composed ones: the scores and probabilities are the largest arrays of a
+    # transformer step, and the fused backward touches each of them twice instead of once per composed node."""
+
+    def forward(ctx, q, k, v, *mask, scale=1.0, bias=None, keep=None):
         xp = ctx.xp
-        m = x.max(axis=-1, keepdims=True)
-        m = xp.where(xp.isneginf(m), 0, m)
-        e = xp.exp(x - m)
-        s = e.sum(axis=-1, keepdims=True)
-        e /= xp.where(s == 0, 1, s)
-        ctx.save_for_backward(e)
-        return e
+        s = xp.matmul(q, k.swapaxes(-1, -2))
+        s *= scale
+        for add in ((bias,) if bias is not None else ()) + mask:
+            if np.broadcast_shapes(s.shape, add.shape) == s.shape:
+                s += add
+            else:
+                s = s + add
+        m = s.max(axis=-1, keepdims=True)
+        m[xp.isneginf(m)] = 0
+        s -= m
+        xp.exp(s, out=s)
+        tot = s.sum(axis=-1, keepdims=True)
+        tot[tot == 0] = 1
+        s /= tot
+        p = s
+        pd = p * keep if keep is not None else p
+        ctx.save_for_backward(q, k, v, p)
+        ctx.scale, ctx.keep, ctx.has_mask = scale, keep, bool(mask)
+        ctx.mask_shape = mask[0].shape if mask else None
+        return xp.matmul(pd, v)
 
     def backward(ctx, g):
-        (y,) = ctx.saved
-        gy = g * y
-        gy -= y * gy.sum(axis=-1, keepdims=True)
-        return gy
+        q, k, v, p = ctx.saved
+        xp = ctx.xp
+        keep = ctx.keep
+        pd = p * keep if keep is not None else p
+        nig = ctx.needs_input_grad
+        gv = unbroadcast(xp.matmul(pd.swapaxes(-1, -2), g), v.shape) if nig[2] else None
+        dp = xp.matmul(g, v.swapaxes(-1, -2))
+        if keep is not None:
+            dp *= keep
+        ds = dp
+        ds -= (dp * p).sum(axis=-1, keepdims=True)
+        ds *= p  # softmax backward: p * (dp - sum(dp * p))
+        gmask = unbroadcast(ds, ctx.mask_shape) if ctx.has_mask and nig[3] else None
+        ds *= ctx.scale
+        gq = unbroadcast(xp.matmul(ds, k), q.shape) if nig[0] else None
+        gk = unbroadcast(xp.matmul(ds.swapaxes(-1, -2), q), k.shape) if nig[1] else None
+        return (gq, gk, gv, gmask) if ctx.has_mask else (gq, gk, gv)
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                                  enable_gqa=False):
     """softmax(q @ k^T * scale + mask) @ v over the last two dims. A boolean attn_mask marks with True the
     positions that take part; a float mask is added to the scores. Fully masked rows give zeros."""
-    from ._dropout import dropout
-    from ... import ones
     if attn_mask is not None and is_causal:
         raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True")
     if query.dtype != key.dtype or query.dtype != value.dtype:
@@ -46,18 +77,25 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         key = key.unsqueeze(-3).expand(*key.shape[:-2], rep, S, E).reshape(*key.shape[:-3], -1, S, E)
         value = value.unsqueeze(-3).expand(*value.shape[:-2], rep, S, value.shape[-1]).reshape(
             *value.shape[:-3], -1, S, value.shape[-1])
-    scores = (query * scale) @ key.transpose(-2, -1)
+    xp = query._device.xp
+    dt = query._data.dtype
+    bias, masks = None, ()
     if is_causal:
-        attn_mask = ones(L, S, dtype=_bool(), device=query.device).tril()
-    if attn_mask is not None:
+        bias = xp.triu(xp.full((L, S), -xp.inf, dtype=dt), 1)
+    elif attn_mask is not None:
         if attn_mask.dtype == _bool():
-            scores = scores.masked_fill(attn_mask.logical_not(), float("-inf"))
+            bias = xp.where(attn_mask._data, dt.type(0), dt.type(-xp.inf))
+        elif attn_mask.requires_grad:
+            masks = (attn_mask,)
         else:
-            scores = scores + attn_mask
-    attn = _SafeSoftmax.apply(scores)
+            bias = attn_mask._data.astype(dt, copy=False)
+    keep = None
     if dropout_p > 0.0:
-        attn = dropout(attn, dropout_p, training=True)
-    return attn @ value
+        from ...random import default_generator_for
+        shape = tuple(np.broadcast_shapes(query.shape[:-1], key.shape[:-2] + (1,))) + (S,)
+        u = default_generator_for(query._device).uniform(shape, dt, query._device, 0.0, 1.0)
+        keep = (u >= dropout_p).astype(dt) * dt.type(1.0 / (1.0 - dropout_p) if dropout_p < 1 else 0.0)
+    return _Attention.apply(query, key, value, *masks, scale=scale, bias=bias, keep=keep)
 
 
 def _bool():
