@@ -8,6 +8,18 @@ from ..autograd.graph import Function
 from ._util import method, out_copy, promote, unbroadcast, wrap_dim
 
 
+def broadcast_error(a, b):
+    """torch's RuntimeError for shapes a and b that do not broadcast (checked from the last dim)."""
+    n = max(len(a), len(b))
+    for i in range(n - 1, -1, -1):
+        sa = a[i - n + len(a)] if i - n + len(a) >= 0 else 1
+        sb = b[i - n + len(b)] if i - n + len(b) >= 0 else 1
+        if sa != sb and sa != 1 and sb != 1:
+            return RuntimeError(f"The size of tensor a ({sa}) must match the size of tensor b ({sb}) at non-singleton "
+                                f"dimension {i}")
+    return None
+
+
 def _scatter_add_at(xp, out, key, g):
     """out[key] += g with repeated indices summed (np.add.at; cupyx.scatter_add on the GPU)."""
     if xp is np:
@@ -70,15 +82,26 @@ def _convert_key(key, t):
             out.append(int(k))
             dim += 1
         elif isinstance(k, slice):
-            if k.step is not None and k.step <= 0:
+            if k.step is not None and k.step == 0:
+                raise ValueError("slice step cannot be zero")
+            if k.step is not None and k.step < 0:
                 raise ValueError("step must be greater than zero")
             out.append(slice(*(int(v) if isinstance(v, Tensor) else v for v in (k.start, k.stop, k.step))))
             dim += 1
+        elif isinstance(k, str):
+            raise TypeError(f"new(): invalid data type 'str'")
         else:
             raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are "
                              "valid indices (got " + type(k).__name__ + ")")
     if dim > t.ndim:
         raise IndexError(f"too many indices for tensor of dimension {t.ndim}")
+    shapes = [k.shape for k in out if hasattr(k, "shape") and k.dtype.kind != "b"]
+    if len(shapes) > 1:
+        try:
+            np.broadcast_shapes(*shapes)
+        except ValueError:
+            raise IndexError("shape mismatch: indexing tensors could not be broadcast together with shapes " +
+                             ", ".join(f"[{', '.join(map(str, sh))}]" for sh in shapes)) from None
     return tuple(out), advanced
 
 
@@ -225,6 +248,14 @@ def _check_index(index, name="index"):
         raise RuntimeError(f"{name}(): Expected dtype int32/int64 for index")
 
 
+def _check_bounds(index, d, n):
+    """gather/scatter take no negative indices (unlike indexing)."""
+    if index.numel():
+        hi, lo = int(index._data.max()), int(index._data.min())
+        if hi >= n or lo < 0:
+            raise RuntimeError(f"index {hi if hi >= n else lo} is out of bounds for dimension {d} with size {n}")
+
+
 class Gather(Function):
     def forward(ctx, x, idx, dim):
         ctx.shape, ctx.dim, ctx.idx = x.shape, dim, idx
@@ -262,16 +293,22 @@ def gather(input, dim, index, *, sparse_grad=False, out=None):
         if k != d and index.shape[k] > input.shape[k]:
             raise RuntimeError(f"Size does not match at dimension {k} expected index [{index._shape_str()}] to be no "
                                f"larger than self [{input._shape_str()}] apart from dimension {d}")
-    if index.numel() and (int(index._data.max()) >= input.shape[d] or int(index._data.min()) < -input.shape[d]):
-        raise RuntimeError(f"index {int(index._data.max())} is out of bounds for dimension {d} with size {input.shape[d]}")
+    _check_bounds(index, d, input.shape[d])
     return out_copy(Gather.apply(input, index, dim=d), out)
 
 
+@method()
 def take_along_dim(input, indices, dim=None):
     if dim is None:
         return gather(input.reshape(-1), 0, indices.reshape(-1))
-    return gather(input, dim, indices.expand(*[s if k != wrap_dim(dim, input.ndim) else indices.shape[k]
-                                               for k, s in enumerate(input.shape)]) if indices.ndim == input.ndim else indices)
+    d = wrap_dim(dim, input.ndim)
+    if indices.ndim != input.ndim:
+        raise RuntimeError(f"torch.take_along_dim(): input and indices should have the same number of dimensions, "
+                           f"but got {input.ndim} dimensions for input, and {indices.ndim} dimensions for indices")
+    # every dim but `dim` broadcasts between input and indices
+    shape = [max(a, b) for a, b in zip(input.shape, indices.shape)]
+    return gather(input.expand(*[s if k != d else input.shape[d] for k, s in enumerate(shape)]), d,
+                  indices.expand(*[s if k != d else indices.shape[d] for k, s in enumerate(shape)]))
 
 
 class Scatter(Function):
@@ -307,12 +344,20 @@ class Scatter(Function):
 def _scatter(input, dim, index, src, reduce):
     _check_index(index, "scatter")
     d = wrap_dim(dim, input.ndim)
+    if index.ndim != input.ndim and index.numel():
+        raise RuntimeError("Index tensor must have the same number of dimensions as self tensor")
+    if isinstance(src, Tensor) and src.ndim != input.ndim and index.numel():
+        raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
+    for k in range(index.ndim if index.numel() else 0):
+        if (k != d and index.shape[k] > input.shape[k]) or (isinstance(src, Tensor) and index.shape[k] > src.shape[k]):
+            raise RuntimeError(f"Expected index [{index._shape_str()}] to be no larger than self [{input._shape_str()}] "
+                               f"apart from dimension {d} and to be no larger size than src "
+                               f"[{src._shape_str() if isinstance(src, Tensor) else index._shape_str()}]")
     if not isinstance(src, Tensor):
         src = input.new_full(index.shape, src)
     elif src._data.dtype != input._data.dtype:
         raise RuntimeError(f"scatter(): Expected self.dtype to be equal to src.dtype")
-    if index.numel() and int(index._data.max()) >= input.shape[d]:
-        raise RuntimeError(f"index {int(index._data.max())} is out of bounds for dimension {d} with size {input.shape[d]}")
+    _check_bounds(index, d, input.shape[d])
     return Scatter.apply(input, src, index, dim=d, reduce=reduce)
 
 
@@ -383,6 +428,23 @@ class IndexAdd(Function):
 @method()
 def index_add(input, dim, index, source, *, alpha=1):
     d = wrap_dim(dim, input.ndim)
+    if index.ndim > 1:
+        raise IndexError("index_add_(): Index is supposed to be a vector")
+    if index._data.dtype.kind not in "iu":
+        raise RuntimeError("index_add_(): Expected dtype int32/int64 for index")
+    if source._data.dtype != input._data.dtype:
+        raise RuntimeError(f"index_add_(): self ({_dtype.scalar_name(input.dtype)}) and source "
+                           f"({_dtype.scalar_name(source.dtype)}) must have the same scalar type")
+    n_src = source.shape[d] if source.ndim else 1
+    if index.numel() != n_src:
+        raise RuntimeError(f"index_add_(): Number of indices ({index.numel()}) should be equal to source.size(dim): "
+                           f"({n_src}), for dim: {d}")
+    if source.ndim and (source.ndim != input.ndim or
+                        any(a != b for k, (a, b) in enumerate(zip(source.shape, input.shape)) if k != d)):
+        raise RuntimeError(f"source tensor shape must match self tensor shape, excluding the specified dimension. "
+                           f"Got self.shape = [{input._shape_str()}] source.shape = [{source._shape_str()}]")
+    if index.numel() and (int(index._data.max()) >= input.shape[d] or int(index._data.min()) < -input.shape[d]):
+        raise IndexError(f"index out of range in self")
     return IndexAdd.apply(input, source, index, dim=d, alpha=alpha)
 
 
@@ -425,11 +487,11 @@ def where(condition, input=None, other=None, *, out=None):
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype "
                            f"{_dtype.scalar_name(condition.dtype)}")
     (x, y), _ = promote(input, other)
-    try:
-        np.broadcast_shapes(condition.shape, x.shape, y.shape)
-    except ValueError:
-        raise RuntimeError(f"The size of tensor a must match the size of tensor b: where() got shapes "
-                           f"[{condition._shape_str()}], [{x._shape_str()}] and [{y._shape_str()}]") from None
+    err = broadcast_error(condition.shape, x.shape)
+    if err is None:
+        err = broadcast_error(np.broadcast_shapes(condition.shape, x.shape), y.shape)
+    if err is not None:
+        raise err
     return out_copy(Where.apply(x, y, condition), out)
 
 
@@ -455,13 +517,12 @@ def masked_fill(input, mask, value):
     if mask._data.dtype.kind != "b":
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
                            f"{_C_TYPE_NAMES.get(mask.dtype.name, mask.dtype.name)}")
-    try:
-        if np.broadcast_shapes(mask.shape, input.shape) != tuple(input.shape):
-            raise ValueError
-    except ValueError:
-        raise RuntimeError(f"The size of tensor a ({input.shape[-1] if input.ndim else 1}) must match the size of "
-                           f"tensor b ({mask.shape[-1] if mask.ndim else 1}) at non-singleton dimension "
-                           f"{input.ndim - 1}") from None
+    err = broadcast_error(mask.shape, input.shape)
+    if err is not None:
+        raise err
+    shape = np.broadcast_shapes(mask.shape, input.shape)
+    if shape != tuple(input.shape):  # the out-of-place form takes the broadcast shape
+        input = input.expand(shape)
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
@@ -477,13 +538,21 @@ def masked_fill(input, mask, value):
 @method()
 def masked_fill_(input, mask, value):
     from .arith import assign_
+    err = broadcast_error(input.shape, mask.shape)
+    if err is not None:
+        raise err
     return assign_(input, masked_fill(input, mask, value))
 
 
 @method()
 def masked_select(input, mask):
     x, m = input, mask
+    if m._data.dtype.kind != "b":
+        raise RuntimeError(f"masked_select: expected BoolTensor for mask")
     if x.shape != m.shape:
+        err = broadcast_error(m.shape, x.shape)
+        if err is not None:
+            raise err
         shp = np.broadcast_shapes(x.shape, m.shape)
         x, m = x.expand(shp), m.expand(shp)
     return AdvancedIndex.apply(x, key=(m._data,))
@@ -566,6 +635,9 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
 def kthvalue(input, k, dim=-1, keepdim=False):
     from .reduce import return_kthvalue
     d = wrap_dim(dim, input.ndim)
+    n = input.shape[d] if input.ndim else 1
+    if k < 1 or k > n:
+        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d}")
     s = sort(input, d)
     v, i = s.values.select(d, k - 1), s.indices.select(d, k - 1)
     if keepdim:

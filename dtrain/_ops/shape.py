@@ -327,6 +327,9 @@ def repeat(input, *sizes):
     reps = normalize_shape(sizes)
     if len(reps) < input.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
+    if any(r < 0 for r in reps):
+        out = [r * s for r, s in zip(reps, (1,) * (len(reps) - input.ndim) + tuple(input.shape))]
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(out)}: [{', '.join(map(str, out))}]")
     return Repeat.apply(input, reps=reps)
 
 
@@ -434,6 +437,8 @@ def split(tensor, split_size_or_sections, dim=0):
     n = tensor.shape[d]
     if isinstance(split_size_or_sections, int):
         s = split_size_or_sections
+        if s < 0:
+            raise RuntimeError(f"split expects split_size be non-negative, but got split_size={s}")
         if s <= 0 and not (s == 0 and n == 0):
             raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {n}")
         sizes = [s] * (n // s) + ([n % s] if n % s else []) if s and n else [0]

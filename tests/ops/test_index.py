@@ -384,3 +384,34 @@ def test_index_put_and_select_errors():
 def test_setitem_on_view_of_leaf_raises():
     check_raises(lambda m, x: m.ones(3, requires_grad=True)[0:2].__setitem__(1, 5.0), (1,),
                  match="a view of a leaf Variable that requires grad is being used in an in-place operation.")
+
+
+SAME_RESULT = [
+    "x.scatter(1, m.tensor([0, 1]), 1.0)", "x.scatter(1, m.tensor([[0, 1, 2, 3, 4, 0]]), 1.0)",
+    "x.scatter(0, m.tensor([[0], [1], [2], [0]]), 1.0)", "x.scatter_add(0, m.tensor([[0, 1]]), m.ones(1, 1))",
+    "x.index_add(0, m.tensor([0]), m.ones(2, 5))", "x.index_add(0, m.tensor([0, 1]), m.ones(2, 4))",
+    "x.index_add(0, m.tensor([0, 1]), m.ones(2, 5, dtype=m.float64))", "x.gather(0, m.tensor([[3, 0, 0, 0, 0]]))",
+    "x.gather(0, m.tensor([[-1, 0, 0, 0, 0]]))", "x.masked_fill(m.ones(2, 5, dtype=m.bool), 0)",
+    "x.masked_fill(m.ones(2, 3, 5, dtype=m.bool), 0)", "x.masked_fill_(m.ones(2, 3, 5, dtype=m.bool), 0)",
+    "x.masked_fill_(m.ones(2, 5, dtype=m.bool), 0)", "x.masked_select(m.ones(2, 5, dtype=m.bool))",
+    "m.where(m.ones(2, dtype=m.bool), x, x)", "m.where(m.ones(5, dtype=m.bool), x, m.ones(2, 1))", "x.kthvalue(6)",
+    "x.kthvalue(0)", "x.kthvalue(2)", "x[m.tensor([0, 1]), m.tensor([0, 1, 2])]",
+    "x.take_along_dim(m.tensor([[0]]), dim=3)", "x.take_along_dim(m.tensor([[0], [1], [2]]), dim=1)",
+    "x.take_along_dim(m.tensor([[0, 1]]), dim=1)", "m.take_along_dim(x, m.tensor([3, 4]))", "x[::0]", "x[::-1]",
+    "x['a']", "x.split(-1)", "x.repeat(-1, 1)", "x.topk(-1)", "m.nn.functional.one_hot(m.tensor([-1]))",
+    "x.index_select(0, m.tensor([-1]))", "x.index_select(0, m.tensor([3]))", "x.sort(dim=2)",
+    "x[m.tensor([[True]])]", "x[None, None, None, 0, 0, 0]", "x.index_put((m.tensor([0]),), m.ones(3))",
+    "x.select(0, 3)", "x.unbind(2)", "x[m.tensor(0.5)]", "x[m.tensor([True, False])]",
+]
+
+
+@pytest.mark.parametrize("expr", SAME_RESULT)
+def test_same_result_or_error(expr):
+    import torch
+    out = []
+    for m in (dtrain, torch):
+        try:
+            out.append(repr(eval(expr, {"m": m, "x": m.arange(15.0).reshape(3, 5)})).replace("dtrain", "torch"))
+        except Exception as e:
+            out.append(f"{type(e).__name__}: {str(e).splitlines()[0]}")
+    assert out[0] == out[1]
