@@ -184,3 +184,18 @@ def test_errors():
         dtrain.nn.Conv2d(3, 4, 3, groups=2)
     with pytest.raises(ValueError, match="padding='same' is not supported for strided convolutions"):
         dtrain.nn.Conv2d(3, 4, 3, stride=2, padding="same")
+
+
+def test_graphs_alive_together(device):
+    # column buffers are recycled between calls: two live graphs and a retained graph must not share them
+    x, w = np.random.randn(2, 3, 6, 6), np.random.randn(4, 3, 3, 3)
+    tx, tw = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+    dx, dw = dtrain.tensor(x, device=device, requires_grad=True), dtrain.tensor(w, device=device, requires_grad=True)
+    for m, a, b in ((torch, tx, tw), (dtrain, dx, dw)):
+        y1 = m.nn.functional.conv2d(a, b, padding=1)
+        y2 = m.nn.functional.conv2d(a * 2, b, padding=1)
+        (y1 * y1).sum().backward(retain_graph=True)
+        (y1 * y1).sum().backward()
+        (y2 ** 3).sum().backward()
+    assert_close(dx.grad, tx.grad, 1e-10, 1e-10)
+    assert_close(dw.grad, tw.grad, 1e-10, 1e-10)

@@ -34,9 +34,12 @@ def _workspace(xp, shape, dtype):
     return arr
 
 
+_SPARE_LIMIT = 256 << 20  # bytes kept for reuse, across all sizes
+
+
 def _recycle(nbytes, mem):
     spare = _free.setdefault(nbytes, [])
-    if len(spare) < 4:
+    if len(spare) < 4 and sum(k * len(v) for k, v in list(_free.items())) + nbytes <= _SPARE_LIMIT:
         spare.append(mem)
 
 
