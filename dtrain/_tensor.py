@@ -437,6 +437,83 @@ class Tensor:
     def __hash__(self):
         return id(self)
 
+    def __contains__(self, element):
+        if isinstance(element, (Tensor, int, float, bool, complex, np.generic)):
+            return bool((self == element).any().item())
+        raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
+                           f"{type(element)}.")
+
+    def is_nonzero(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with {'no values' if self._data.size == 0 else 'more than one value'} "
+                               "is ambiguous")
+        return bool(self.item())
+
+    def is_same_size(self, other):
+        return self._data.shape == other._data.shape
+
+    def is_signed(self):
+        return self.dtype.is_signed
+
+    def is_inference(self):
+        return False
+
+    def dim_order(self):
+        """The dims from outermost to innermost in memory (largest stride first), as torch reports them."""
+        st = self.stride()
+        return tuple(sorted(range(self._data.ndim), key=lambda d: -st[d]))
+
+    def is_set_to(self, tensor):
+        return (self._data.__array_interface__ == tensor._data.__array_interface__ if self._device is CPU else
+                self.data_ptr() == tensor.data_ptr() and self.shape == tensor.shape and self.stride() == tensor.stride())
+
+    def pin_memory(self, device=None):
+        """Returns self: host arrays are not page-locked here (CuPy copies from ordinary memory)."""
+        return self
+
+    def is_pinned(self, device=None):
+        return False
+
+    def share_memory_(self):
+        """Returns self: dtrain's worker processes receive tensors by pickling, not through shared storage."""
+        return self
+
+    def is_shared(self):
+        return False
+
+    layout = property(lambda self: strided)
+    is_sparse = is_quantized = is_mkldnn = is_nested = property(lambda self: False)
+
+    def new(self, *args, **kwargs):
+        """Legacy constructor: new(*sizes) is uninitialised memory, new(data) copies data; self's dtype and device."""
+        from ._ops.creation import empty, tensor
+        dev = kwargs.get("device", self._device)
+        if not args:
+            return empty(0, dtype=self.dtype, device=dev)
+        if not isinstance(args[0], (int, np.integer, Size)):
+            return tensor(args[0], dtype=self.dtype, device=dev)
+        return empty(*args, dtype=self.dtype, device=dev)
+
+    def apply_(self, callable):
+        """Apply a Python function to every element in place (CPU tensors only, slow: as in torch)."""
+        if self._device is not CPU:
+            raise TypeError("apply_ is only implemented on CPU tensors")
+        flat = self._data.reshape(-1)
+        vals = [callable(v) for v in flat.tolist()]
+        self._data[...] = np.asarray(vals, dtype=self._data.dtype).reshape(self._data.shape)
+        self._version.value += 1
+        return self
+
+    def map_(self, tensor, callable):
+        """self[i] = callable(self[i], tensor[i]) in place, tensor broadcast to self (CPU tensors only)."""
+        if self._device is not CPU:
+            raise TypeError("map_ is only implemented on CPU tensors")
+        other = np.broadcast_to(tensor._data, self._data.shape)
+        vals = [callable(a, b) for a, b in zip(self._data.reshape(-1).tolist(), other.reshape(-1).tolist())]
+        self._data[...] = np.asarray(vals, dtype=self._data.dtype).reshape(self._data.shape)
+        self._version.value += 1
+        return self
+
     def __repr__(self, *, tensor_contents=None):
         from ._tensor_str import _str
         return _str(self)
@@ -477,6 +554,27 @@ class Tensor:
 
     def __setstate__(self, state):
         pass
+
+
+class layout:
+    """torch.layout; dtrain tensors are always strided (dense)."""
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"torch.{self.name}"
+
+    def __reduce__(self):
+        return (_layout_by_name, (self.name,))
+
+
+strided = layout("strided")
+
+
+def _layout_by_name(name):
+    return strided
 
 
 _TYPE_NAMES = {_dtype.float32: "torch.FloatTensor", _dtype.float64: "torch.DoubleTensor",

@@ -215,3 +215,22 @@ def test_same_result_or_error(expr):
         except Exception as e:
             out.append(f"{type(e).__name__}: {str(e).splitlines()[0]}")
     assert out[0] == out[1]
+
+
+MORE = ["2.0 in x", "7 in x", "m.tensor([1., 2., 2.]) in x", "'a' in x", "list(reversed(m.arange(3)))",
+        "x.share_memory_() is x", "x.is_shared()", "x.is_inference()", "x.dim_order()", "x.t().dim_order()",
+        "x.is_set_to(x)", "x.is_set_to(x.view(6))", "x.new(2, 3).shape", "x.new([1, 2])", "x.new((2, 3))",
+        "x.new().shape", "x.new(m.Size([2, 3])).shape", "x.apply_(lambda v: v * 2)", "x.map_(x, lambda a, b: a + b)",
+        "x.is_nonzero()", "m.tensor([3.]).is_nonzero()", "x.is_same_size(x)", "x.is_signed()",
+        "m.tensor([1], dtype=m.uint8).is_signed()", "x.layout", "x.is_sparse", "x.is_quantized"]
+
+
+@pytest.mark.parametrize("expr", MORE)
+def test_more_tensor_methods(expr):
+    out = []
+    for m in (dtrain, torch):
+        try:
+            out.append(repr(eval(expr, {"m": m, "x": m.arange(6.0).reshape(2, 3)})).replace("dtrain", "torch"))
+        except Exception as e:
+            out.append(f"{type(e).__name__}: {str(e).splitlines()[0]}")
+    assert out[0] == out[1]
