@@ -1,9 +1,13 @@
 """dtrain.device: 'cpu', 'cuda[:N]' and 'meta', interned; also a context manager for the default device."""
+import re
 import threading
 
 import numpy as np
 
 from . import _backend
+
+
+_DEVICE_RE = re.compile(r"([a-zA-Z_]+)(?::(0|[1-9][0-9]*))?\Z")
 
 
 class device:
@@ -22,15 +26,18 @@ class device:
         d = cls._cache.get(key)
         if d is not None:
             return d
-        t, _, idx = type.partition(":")
-        if idx:
+        m = _DEVICE_RE.match(type)
+        if m is None:
+            raise RuntimeError(f"Invalid device string: '{type}'")
+        t, idx = m.group(1), m.group(2)
+        if idx is not None:
             if index is not None:
                 raise RuntimeError(f"type (string) must not include an index because index was passed explicitly: {type}")
-            if not idx.isdigit():
-                raise RuntimeError(f"Invalid device string: '{type}'")
             index = int(idx)
         if t not in ("cpu", "cuda", "meta"):
             raise RuntimeError(f"Expected one of cpu, cuda, meta device type at start of device string: {type}")
+        if index is not None and index < 0:
+            raise RuntimeError("Device index must not be negative")
         if t == "cuda" and index is None:
             index = None  # 'cuda' means the current device, resolved when a tensor is made
         d = object.__new__(cls)
@@ -52,8 +59,7 @@ class device:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
     def __eq__(self, other):
-        if isinstance(other, str):
-            other = device(other)
+        # as in torch, a device never equals a string
         return isinstance(other, device) and self.type == other.type and self.index == other.index
 
     def __hash__(self):

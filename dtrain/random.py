@@ -16,7 +16,7 @@ class Generator:
     A seed gives the same numbers every run on a given device, but not the numbers torch draws for that seed."""
 
     def __init__(self, device="cpu"):
-        self.device = resolve(device) if device != "meta" else META
+        self.device = resolve(device)
         self.manual_seed(_INITIAL_SEED)
 
     def manual_seed(self, seed):

@@ -21,7 +21,7 @@ def test_device_repr_str_eq(spec):
 def test_device_equality_and_errors():
     assert dtrain.device("cpu") != dtrain.device("meta")
     assert dtrain.device("cuda") != dtrain.device("cuda:0")
-    assert dtrain.device("cpu") == "cpu"
+    assert dtrain.device("cpu") != "cpu" and torch.device("cpu") != "cpu"  # torch never equates a device and a str
     assert dtrain.device(dtrain.device("meta")) is dtrain.device("meta")
     for bad in ("gpu", "cuda:x", "cuda:-1x"):
         with pytest.raises(RuntimeError):
@@ -133,3 +133,21 @@ def test_cuda_roundtrip(device):
     assert "device='cuda:0'" in repr(g)
     dtrain.cuda.synchronize()
     assert dtrain.cuda.device_count() >= 1 and dtrain.cuda.current_device() == 0
+
+
+SAME_RESULT = ["m.device('cpu', 0)", "m.device(type='cuda', index=1)", "m.device('cuda', index=0)", "m.device('cuda:-1')",
+               "m.device('cpu:1')", "m.device('meta:0')", "m.device(' cuda')", "m.device('cuda:01')",
+               "m.device('cuda', -1)", "m.device('cuda') == 'cuda'", "m.device('cpu') == 1", "str(m.device('cuda', 3))",
+               "m.device('cpu').index", "m.device('cuda:1:2')", "m.device('cuda:')",
+               "m.device('cuda:0') == m.device('cuda', 0)", "m.Generator().device"]
+
+
+@pytest.mark.parametrize("expr", SAME_RESULT)
+def test_same_result_or_error(expr):
+    out = []
+    for m in (dtrain, torch):
+        try:
+            out.append(repr(eval(expr, {"m": m})).replace("dtrain", "torch"))
+        except Exception as e:
+            out.append(f"{type(e).__name__}: {str(e).splitlines()[0]}")
+    assert out[0] == out[1]
