@@ -331,7 +331,9 @@ class Tensor:
             a = _backend.to_numpy(self._data)  # torch's __array__ also detaches
         else:
             a = self._data
-        return a if dtype is None else a.astype(dtype, copy=False)
+        if dtype is not None and a.dtype != np.dtype(dtype):
+            return a.astype(dtype)
+        return a.copy() if copy and a is self._data else a
 
     def __dlpack__(self, *args, **kwargs):
         if self._requires_grad:
