@@ -176,3 +176,26 @@ def test_repr_bfloat16():
         return
     e = "m.tensor([1.5, 2.25, 3.1], dtype=m.bfloat16)"
     assert _eval(e, dtrain) == _eval(e, torch)
+
+
+NODE_NAMES = ["x.view(6)", "x.t().reshape(6)", "x.reshape(6)", "x.t()", "x.transpose(0, 1)", "x.permute(1, 0)", "x.T",
+              "x.unsqueeze(0)", "x.squeeze()", "x.squeeze(0)", "x.squeeze((0,))", "x.expand(2, 2, 3)", "x.repeat(2, 1)",
+              "m.cat([x, x])", "x.split(1)[0]", "x.chunk(2)[0]", "x.narrow(0, 0, 1)", "x.flip(0)", "x.tril()",
+              "x.triu()", "x.diagonal()", "x.movedim(0, 1)", "x.flatten()", "x[0]", "x[:, 1:]", "x[None]", "x[..., 0]",
+              "x[0, None]", "x[None, 0]", "x[m.tensor([0, 1])]", "x[x > 0]", "x.gather(0, m.tensor([[0, 1, 0]]))",
+              "x.index_select(0, m.tensor([1]))", "x.masked_fill(x > 1, 0.)", "m.where(x > 1, x, 0.)", "x.clone()",
+              "x.to(m.float64)", "x.double()", "x.scatter(0, m.tensor([[0, 1, 0]]), 1.0)",
+              "x.scatter(0, m.tensor([[0, 1, 0]]), x)", "x.scatter_add(0, m.tensor([[0, 1, 0]]), x)",
+              "x.index_add(0, m.tensor([0]), x[:1])", "x.masked_select(x > 0)", "x.unflatten(1, (3, 1))", "x.mT",
+              "x.select(1, 0)", "x.expand_as(m.ones(2, 2, 3))"]
+
+
+@pytest.mark.parametrize("expr", NODE_NAMES)
+def test_grad_fn_names_match_torch(expr):
+    names = []
+    for m in (dtrain, torch):
+        x = (m.arange(6.0).reshape(2, 3) + 1).requires_grad_()
+        y = eval(expr, {"m": m, "x": x})
+        names.append(y.grad_fn.name().split("::")[-1])
+        names.append(repr(y))
+    assert names[0] == names[2] and names[1] == names[3]

@@ -20,6 +20,9 @@ def _move(x, device, dtype):
 class _To(Function):
     """Device and/or dtype change; the gradient goes back to the source device and dtype."""
 
+    def name(self):
+        return "ToCopyBackward0"
+
     def forward(ctx, x, device, dtype, src_device):
         ctx.src_device, ctx.src_dtype = src_device, x.dtype
         if device is None or device is src_device:

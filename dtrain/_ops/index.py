@@ -128,6 +128,17 @@ class BasicIndex(Function):
         ctx.shape, ctx.dtype, ctx.key = x.shape, x.dtype, key
         return x[key]
 
+    def name(self):
+        # torch indexes one dim at a time; its node is the last step that did something
+        for k in reversed(self.key):
+            if isinstance(k, int):
+                return "SelectBackward0"
+            if k is None:
+                return "UnsqueezeBackward0"
+            if isinstance(k, slice) and k != slice(None):
+                return "SliceBackward0"
+        return "AliasBackward0"
+
     def backward(ctx, g):
         out = ctx.xp.zeros(ctx.shape, ctx.dtype)
         out[ctx.key] = g
@@ -135,9 +146,12 @@ class BasicIndex(Function):
 
 
 class AdvancedIndex(Function):
-    def forward(ctx, x, key):
-        ctx.shape, ctx.dtype, ctx.key = x.shape, x.dtype, key
+    def forward(ctx, x, key, label="IndexBackward0"):
+        ctx.shape, ctx.dtype, ctx.key, ctx.label = x.shape, x.dtype, key, label
         return x[key]
+
+    def name(self):
+        return self.label
 
     def backward(ctx, g):
         out = ctx.xp.zeros(ctx.shape, ctx.dtype)
@@ -312,7 +326,11 @@ def take_along_dim(input, indices, dim=None):
 
 
 class Scatter(Function):
-    def forward(ctx, x, src, idx, dim, reduce=None):
+    def name(self):
+        return "ScatterAddBackward0" if self.reduce == "add" else "ScatterBackward1" if self.scalar else "ScatterBackward0"
+
+    def forward(ctx, x, src, idx, dim, reduce=None, scalar=False):
+        ctx.scalar = scalar
         xp = ctx.xp
         out = x.copy()
         full = _full_index(xp, idx, dim)
@@ -353,12 +371,13 @@ def _scatter(input, dim, index, src, reduce):
             raise RuntimeError(f"Expected index [{index._shape_str()}] to be no larger than self [{input._shape_str()}] "
                                f"apart from dimension {d} and to be no larger size than src "
                                f"[{src._shape_str() if isinstance(src, Tensor) else index._shape_str()}]")
-    if not isinstance(src, Tensor):
+    scalar = not isinstance(src, Tensor)
+    if scalar:
         src = input.new_full(index.shape, src)
     elif src._data.dtype != input._data.dtype:
         raise RuntimeError(f"scatter(): Expected self.dtype to be equal to src.dtype")
     _check_bounds(index, d, input.shape[d])
-    return Scatter.apply(input, src, index, dim=d, reduce=reduce)
+    return Scatter.apply(input, src, index, dim=d, reduce=reduce, scalar=scalar)
 
 
 @method()
@@ -555,7 +574,7 @@ def masked_select(input, mask):
             raise err
         shp = np.broadcast_shapes(x.shape, m.shape)
         x, m = x.expand(shp), m.expand(shp)
-    return AdvancedIndex.apply(x, key=(m._data,))
+    return AdvancedIndex.apply(x, key=(m._data,), label="MaskedSelectBackward0")
 
 
 @method()

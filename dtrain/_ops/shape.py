@@ -59,6 +59,9 @@ class View(Function):
 
 
 class ReshapeCopy(Function):
+    def name(self):
+        return "UnsafeViewBackward0"  # torch's node for a reshape that had to copy
+
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
         return x.reshape(shape).copy()
@@ -130,9 +133,12 @@ def unflatten(input, dim, sizes):
 class Permute(Function):
     _view = True
 
-    def forward(ctx, x, dims):
-        ctx.dims = dims
+    def forward(ctx, x, dims, label="PermuteBackward0"):
+        ctx.dims, ctx.label = dims, label  # label: torch's node name (transpose and t are permutes here)
         return x.transpose(dims)
+
+    def name(self):
+        return self.label
 
     def backward(ctx, g):
         return g.transpose(np.argsort(ctx.dims))
@@ -160,7 +166,7 @@ def transpose(input, dim0, dim1):
     d0, d1 = wrap_dim(dim0, n), wrap_dim(dim1, n)
     dims = list(range(n))
     dims[d0], dims[d1] = d1, d0
-    return Permute.apply(input, dims=tuple(dims))
+    return Permute.apply(input, dims=tuple(dims), label="TransposeBackward0")
 
 
 swapaxes = swapdims = transpose
@@ -171,7 +177,7 @@ Tensor.swapaxes = Tensor.swapdims = transpose
 def t(input):
     if input.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
-    return transpose(input, 0, 1) if input.ndim == 2 else input.view(input.shape)
+    return Permute.apply(input, dims=(1, 0), label="TBackward0") if input.ndim == 2 else input.view(input.shape)
 
 
 Tensor.T = property(lambda self: Permute.apply(self, dims=tuple(range(self.ndim))[::-1]))
@@ -218,9 +224,12 @@ Tensor.moveaxis = movedim
 class Squeeze(Function):
     _view = True
 
-    def forward(ctx, x, shape):
-        ctx.in_shape = x.shape
+    def forward(ctx, x, shape, label="SqueezeBackward0"):
+        ctx.in_shape, ctx.label = x.shape, label
         return x.reshape(shape)
+
+    def name(self):
+        return self.label
 
     def backward(ctx, g):
         return g.reshape(ctx.in_shape)
@@ -236,14 +245,15 @@ def squeeze(input, dim=None):
         if input.ndim == 0:
             wrap_dim(dim, 0) if isinstance(dim, int) else None
         new = tuple(s for i, s in enumerate(shp) if not (i in dims and s == 1))
-    return Squeeze.apply(input, shape=new)
+    return Squeeze.apply(input, shape=new, label="SqueezeBackward0" if dim is None else
+                         "SqueezeBackward1" if isinstance(dim, int) else "SqueezeBackward2")
 
 
 @method()
 def unsqueeze(input, dim):
     d = wrap_dim(dim, input.ndim + 1)
     shp = input.shape
-    return Squeeze.apply(input, shape=shp[:d] + (1,) + shp[d:])
+    return Squeeze.apply(input, shape=shp[:d] + (1,) + shp[d:], label="UnsqueezeBackward0")
 
 
 class Expand(Function):
@@ -565,6 +575,9 @@ class Tri(Function):
     def forward(ctx, x, k, upper):
         ctx.k, ctx.upper = k, upper
         return (ctx.xp.triu if upper else ctx.xp.tril)(x, k)
+
+    def name(self):
+        return "TriuBackward0" if self.upper else "TrilBackward0"
 
     def backward(ctx, g):
         return (ctx.xp.triu if ctx.upper else ctx.xp.tril)(g, ctx.k)
