@@ -187,7 +187,9 @@ NODE_NAMES = ["x.view(6)", "x.t().reshape(6)", "x.reshape(6)", "x.t()", "x.trans
               "x.to(m.float64)", "x.double()", "x.scatter(0, m.tensor([[0, 1, 0]]), 1.0)",
               "x.scatter(0, m.tensor([[0, 1, 0]]), x)", "x.scatter_add(0, m.tensor([[0, 1, 0]]), x)",
               "x.index_add(0, m.tensor([0]), x[:1])", "x.masked_select(x > 0)", "x.unflatten(1, (3, 1))", "x.mT",
-              "x.select(1, 0)", "x.expand_as(m.ones(2, 2, 3))"]
+              "x.select(1, 0)", "x.expand_as(m.ones(2, 2, 3))", "m.stack([x, x])", "m.stack([x, x], 2)",
+              "x.unbind()[0]", "x.unbind(1)[2]", "x.roll(1)", "x.roll(1, 0)", "x.sort().values", "x.topk(1).values",
+              "list(x)[1]"]
 
 
 @pytest.mark.parametrize("expr", NODE_NAMES)

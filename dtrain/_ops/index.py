@@ -271,8 +271,11 @@ def _check_bounds(index, d, n):
 
 
 class Gather(Function):
-    def forward(ctx, x, idx, dim):
-        ctx.shape, ctx.dim, ctx.idx = x.shape, dim, idx
+    def name(self):
+        return self.label
+
+    def forward(ctx, x, idx, dim, label="GatherBackward0"):
+        ctx.shape, ctx.dim, ctx.idx, ctx.label = x.shape, dim, idx, label
         return ctx.xp.take_along_axis(x, idx, axis=dim) if idx.shape == x.shape or _fits(idx, x, dim) \
             else ctx.xp.take_along_axis(x[_sub(idx, x, dim)], idx, axis=dim)
 
@@ -625,7 +628,7 @@ def sort(input, dim=-1, descending=False, stable=False):
     else:
         idx = xp.argsort(a, axis=d, kind="stable")
     it = _wrap(idx.astype(np.int64, copy=False), input._device)
-    return return_sort(gather(input, d, it), it)
+    return return_sort(Gather.apply(input, it, dim=d, label="SortBackward0"), it)
 
 
 @method()
@@ -647,7 +650,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
         raise RuntimeError(f"selected index k out of range")
     s = sort(input, d, descending=largest)
     idx = s.indices.narrow(d, 0, k) if input.ndim else s.indices
-    return return_topk(gather(input, d, idx) if input.ndim else input.clone(), idx)
+    return return_topk(Gather.apply(input, idx, dim=d, label="TopkBackward0") if input.ndim else input.clone(), idx)
 
 
 @method()

@@ -406,7 +406,30 @@ def stack(tensors, dim=0, *, out=None):
             raise RuntimeError(f"stack expects each tensor to be equal size, but got [{tensors[0]._shape_str()}] at "
                                f"entry 0 and [{t._shape_str()}] at entry {i}")
     d = wrap_dim(dim, len(shp) + 1)
-    return cat([unsqueeze(t, d) for t in tensors], d, out=out)
+    if any(t._data.dtype != tensors[0]._data.dtype for t in tensors):
+        from ._util import promote
+        tensors, _ = promote(*tensors)
+    return out_copy(Stack.apply(*tensors, dim=d), out)
+
+
+class Stack(Function):
+    def forward(ctx, *xs, dim):
+        ctx.dim = dim
+        return ctx.xp.stack(xs, axis=dim)
+
+    def backward(ctx, g):
+        return tuple(ctx.xp.moveaxis(g, ctx.dim, 0))
+
+
+class Unbind(Function):
+    _view = True
+
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        return tuple(ctx.xp.moveaxis(x, dim, 0))
+
+    def backward(ctx, *gs):
+        return ctx.xp.stack(gs, axis=ctx.dim)
 
 
 def hstack(tensors):
@@ -487,8 +510,7 @@ def chunk(input, chunks, dim=0):
 @method()
 def unbind(input, dim=0):
     d = wrap_dim(dim, input.ndim)
-    parts = split(input, 1, d) if input.shape[d] else ()
-    return tuple(squeeze(p, d) for p in parts)
+    return Unbind.apply(input, dim=d) if input.shape[d] else ()
 
 
 @method()
@@ -559,9 +581,13 @@ class Roll(Function):
 
 @method()
 def roll(input, shifts, dims=None):
-    if dims is None:
-        flat = input.flatten()
-        return Roll.apply(flat, shifts=shifts, dims=None).view(input.shape)
+    if dims is None:  # roll the flattened tensor, keep the shape
+        if not isinstance(shifts, int):
+            shifts = tuple(shifts)
+            if len(shifts) != 1:
+                raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
+            shifts = shifts[0]
+        return Roll.apply(input, shifts=shifts, dims=None)
     if isinstance(dims, int):
         dims, shifts = (dims,), (shifts,) if isinstance(shifts, int) else tuple(shifts)
     dims = tuple(wrap_dim(d, input.ndim) for d in dims)
