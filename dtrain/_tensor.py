@@ -41,6 +41,8 @@ _new = object.__new__
 def _wrap(array, device):
     """A new tensor owning `array` (no copy, no graph)."""
     t = _new(Tensor)
+    if type(array) is not np.ndarray and isinstance(array, np.generic):
+        array = np.asarray(array)  # NumPy reductions return scalars; a tensor always owns an array
     t._data = array
     t._device = device
     t._requires_grad = False
@@ -236,8 +238,9 @@ class Tensor:
         backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
     def detach(self):
+        # shares storage and the version counter, but is no autograd view: in-place ops on it are allowed
         t = _wrap(self._data, self._device)
-        t._version, t._base = self._version, self._base if self._base is not None else self
+        t._version = self._version
         return t
 
     def detach_(self):

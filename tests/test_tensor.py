@@ -234,3 +234,33 @@ def test_more_tensor_methods(expr):
         except Exception as e:
             out.append(f"{type(e).__name__}: {str(e).splitlines()[0]}")
     assert out[0] == out[1]
+
+
+def test_detach_allows_inplace_and_shares_version():
+    out = []
+    for m in (dtrain, torch):
+        x = m.ones(3, requires_grad=True)
+        r = []
+        for f in [lambda: x.detach().zero_(), lambda: x.detach()[0].fill_(5), lambda: x.detach().copy_(m.full((3,), 2.)),
+                  lambda: x.detach()._base is None, lambda: x.data.add_(1), lambda: (x * 2).detach().mul_(3),
+                  lambda: x.detach().view(3, 1).mul_(2), lambda: x.tolist(),
+                  lambda: x.detach()._version == x._version]:
+            try:
+                r.append(repr(f()))
+            except Exception as e:
+                r.append(f"{type(e).__name__}: {e}")
+        out.append(r)
+    assert out[0] == out[1]
+
+
+def test_scalars_are_arrays():
+    # every tensor owns an array, also after NumPy reductions and full integer indexing (which return scalars)
+    s = dtrain.ones(3).sum()
+    assert isinstance(s._data, np.ndarray) and s.ndim == 0
+    s += 1
+    assert s.item() == 4.0
+    x = dtrain.arange(6.0).reshape(2, 3)
+    v = x[1, 2]
+    assert isinstance(v._data, np.ndarray)
+    x[1, 2] = 50
+    assert v.item() == 50.0

@@ -126,7 +126,8 @@ class BasicIndex(Function):
 
     def forward(ctx, x, key):
         ctx.shape, ctx.dtype, ctx.key = x.shape, x.dtype, key
-        return x[key]
+        # a trailing Ellipsis keeps NumPy from returning a scalar copy when every dim gets an int: a 0-d view
+        return x[key if any(k is Ellipsis for k in key) else key + (Ellipsis,)]
 
     def name(self):
         # torch indexes one dim at a time; its node is the last step that did something
