@@ -3,6 +3,7 @@ import numpy as np
 
 from .._device import META
 from .._tensor import Tensor, _wrap
+from .. import _dtype
 from ..autograd import grad_mode
 from ..autograd.graph import Function
 from ..random import default_generator_for
@@ -86,8 +87,16 @@ def _gen(t, generator):
     return generator if generator is not None else default_generator_for(t._device)
 
 
+def _float_only(kernel, t):
+    if not (t.dtype.is_floating_point or t.dtype.is_complex):
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(t.dtype)}\'')
+
+
 @method()
 def uniform_(self, a=0, b=1, *, generator=None):
+    _float_only("check_uniform_bounds", self)
+    if a > b:
+        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
     if self._device is META:
         return self
     return _write(self, _gen(self, generator).uniform(self.shape, self._data.dtype, self._device, a, b))
@@ -95,6 +104,9 @@ def uniform_(self, a=0, b=1, *, generator=None):
 
 @method()
 def normal_(self, mean=0, std=1, *, generator=None):
+    _float_only("normal_kernel_cpu", self)
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
     if self._device is META:
         return self
     return _write(self, _gen(self, generator).normal(self.shape, self._data.dtype, self._device, mean, std))
@@ -104,7 +116,14 @@ def normal_(self, mean=0, std=1, *, generator=None):
 def bernoulli_(self, p=0.5, *, generator=None):
     if self._device is META:
         return self
-    pa = p._data if isinstance(p, Tensor) else p
+    if isinstance(p, Tensor):
+        pa = p._data
+        if pa.size and (bool((pa < 0).any()) or bool((pa > 1).any())):
+            raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
+    else:
+        pa = p
+        if not 0 <= p <= 1:
+            raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
     return _write(self, _gen(self, generator).uniform(self.shape, np.float64, self._device) < pa)
 
 
