@@ -268,6 +268,10 @@ SAME_RESULT = [
     "m.zeros(2, 3).new_ones(m.Size([1]))", "m.tensor(1e40)", "m.tensor(-1, dtype=m.uint8)",
     "m.randint(5, 5, (2,))", "m.randperm(0)", "m.linspace(0, 1, -1)", "m.logspace(0, 2, 3)",
     "m.logspace(0, 2, 3, base=2)", "m.tensor(m.ones(2, requires_grad=True)).requires_grad",
+    "m.empty(3).uniform_(2, 1)", "m.empty(3).normal_(0, -1)", "m.empty(3).bernoulli_(2)",
+    "m.empty(3, dtype=m.int64).uniform_()", "m.empty(3, dtype=m.int64).normal_()",
+    "m.empty(3, dtype=m.int64).bernoulli_(0.5).dtype", "m.empty(3).uniform_(1, 1)", "m.bernoulli(m.tensor([1., 0.]))",
+    "m.empty(2).bernoulli_(m.tensor([1., 0.]))", "m.empty(2, dtype=m.float64).normal_(2, 0)",
 ]
 
 
