@@ -296,7 +296,9 @@ def _sub(idx, x, dim):
 
 def _full_index(xp, idx, dim):
     """Index arrays addressing out[..., idx, ...] along `dim`, for use with add.at."""
-    grids = list(xp.indices(idx.shape, sparse=True))
+    n = idx.ndim
+    # sparse grids, built by hand (CuPy's indices has no sparse form)
+    grids = [xp.arange(s).reshape((1,) * k + (s,) + (1,) * (n - k - 1)) for k, s in enumerate(idx.shape)]
     grids[dim] = idx
     return tuple(grids)
 
