@@ -362,7 +362,7 @@ class Cat(Function):
         return ctx.xp.concatenate(kept, axis=dim)
 
     def backward(ctx, g):
-        parts = iter(ctx.xp.split(g, np.cumsum(ctx.sizes)[:-1], axis=ctx.dim))
+        parts = iter(ctx.xp.split(g, np.cumsum(ctx.sizes)[:-1].tolist(), axis=ctx.dim))
         return tuple(ctx.xp.zeros((0,), g.dtype) if s else next(parts) for s in ctx.skip)
 
 
@@ -641,8 +641,7 @@ class Diagonal(Function):
 
 
 def _diag_embed(xp, out, g, offset, d1, d2):
-    n1, n2 = out.shape[d1], out.shape[d2]
-    i = np.arange(g.shape[-1])
+    i = xp.arange(g.shape[-1])
     r, c = (i, i + offset) if offset >= 0 else (i - offset, i)
     o = xp.moveaxis(out, (d1, d2), (-2, -1))
     o[..., r, c] = g
