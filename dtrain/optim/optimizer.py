@@ -10,7 +10,9 @@ that autograd created afresh (after `zero_grad(set_to_none=True)`) are copied in
 buffer, one pass, and rebound to its views; with `zero_grad(set_to_none=False)` they stay views and
 backward accumulates into the buffer directly.
 """
+import os
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from copy import deepcopy
 from itertools import chain
 
@@ -58,6 +60,31 @@ def _contiguous_run(arrays, total):
     return base[start:start + total]
 
 
+# NumPy's elementwise ops run on one core but release the GIL on large arrays: a flat update split into
+# contiguous slices, one per thread, uses every core the process may use (OMP_NUM_THREADS, which dtrain-run
+# sets per rank) and gives the same bits, every rule being elementwise.
+_PARALLEL_MIN = 1 << 18  # elements per slice below which threads cost more than they save
+_pool = None
+
+
+def _parallel_slices(n):
+    threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    k = max(1, min(threads, n // _PARALLEL_MIN))
+    step = -(-n // k)
+    return [(a, min(a + step, n)) for a in range(0, n, step)]
+
+
+def _run_parallel(fn, slices):
+    global _pool
+    if len(slices) == 1:
+        return [fn(*slices[0])]
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="dtrain-optim")
+    futures = [_pool.submit(fn, a, b) for a, b in slices[1:]]
+    first = fn(*slices[0])  # this thread does a share too
+    return [first] + [f.result() for f in futures]
+
+
 class _Chunk:
     """The parameters of one group with one dtype and device, and the flat buffers bound to them.
 
@@ -87,6 +114,23 @@ class _Chunk:
         cached = self.flats.get(key)
         if cached is not None and all(t._data is v for t, v in zip(tensors, cached[1])):
             return cached[0]
+        if cached is not None and key == "grad" and self.xp is np:
+            # fresh gradients (zero_grad(set_to_none=True)): copy them into the bound buffer, slices in parallel
+            flat, views = cached
+            arrays = [t._data for t in tensors]
+            if all(a.shape == v.shape and a.dtype == v.dtype for a, v in zip(arrays, views)):
+                srcs = [a.reshape(-1) for a in arrays]
+
+                def copy(lo, hi):
+                    for src, o, n in zip(srcs, self.offsets, self.sizes):
+                        a, b = max(lo, o), min(hi, o + n)
+                        if a < b:
+                            flat[a:b] = src[a - o:b - o]
+                _run_parallel(copy, _parallel_slices(flat.size))
+                for t, v in zip(tensors, views):
+                    t._data = v
+                self.flats[key] = (flat, views)
+                return flat
         arrays = [t._data for t in tensors]
         ok = all(a.dtype == self.dtype and a.shape == s for a, s in zip(arrays, self.shapes))
         flat = _contiguous_run(arrays, self.numel) if ok else None
@@ -335,7 +379,16 @@ class Optimizer:
             for s in states:
                 s["step"]._data += 1
             step = float(states[0]["step"]._data)
-        new = self._update(group, flat_p, flat_g, arrays, step, chunk.scratch_arrays(self._scratch))
+        tmps = chunk.scratch_arrays(self._scratch)
+        slices = _parallel_slices(flat_p.size) if chunk.xp is np else [(0, flat_p.size)]
+        if len(slices) > 1 and all(a is not None for a in arrays.values()):
+            def part(a, b):
+                return self._update(group, flat_p[a:b], flat_g[a:b], {k: v[a:b] for k, v in arrays.items()},
+                                    step, [t[a:b] for t in tmps])
+            _run_parallel(part, slices)
+            new = None  # every state buffer exists already, so no rule makes a new one
+        else:
+            new = self._update(group, flat_p, flat_g, arrays, step, tmps)
         for k, a in (new or {}).items():
             for p, t in zip(ps, chunk.adopt(k, a)):
                 self.state[p][k] = t
