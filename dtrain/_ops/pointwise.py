@@ -1,18 +1,30 @@
 """Unary elementwise math; each op's backward sits beside its forward."""
+import math
+
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _parallel
 from .._tensor import Tensor
 from ..autograd.graph import Function
 from ._util import cast, method, nondiff, out_copy, promote, to_float, unbroadcast
 from .arith import assign_
 
 
+# Python floats, not NumPy scalars: under NumPy 2's promotion rules a np.float64 scalar turns a float32 array
+# into float64 (slower, and a cast back), while a Python float adopts the array's dtype, as in torch
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+_SQRT1_2 = math.sqrt(0.5)
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+_2_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
+_1_OVER_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
 def _erf(xp, x):
     if xp is np:
         from scipy.special import erf
-    else:
-        from cupyx.scipy.special import erf
+        # SciPy's erf is one of the slowest elementwise functions there is: use every core on large arrays
+        return _parallel.map_flat(erf, np.ascontiguousarray(x)) if x.size >= 2 * _parallel.MIN_SLICE else erf(x)
+    from cupyx.scipy.special import erf
     return erf(x)
 
 
@@ -63,7 +75,7 @@ class Log2(Function):
 
     def backward(ctx, g):
         (x,) = ctx.saved
-        return g / (x * np.log(2.0)).astype(x.dtype, copy=False)
+        return g / (x * _LN2)
 
 
 class Log10(Function):
@@ -73,7 +85,7 @@ class Log10(Function):
 
     def backward(ctx, g):
         (x,) = ctx.saved
-        return g / (x * np.log(10.0)).astype(x.dtype, copy=False)
+        return g / (x * _LN10)
 
 
 class Log1p(Function):
@@ -243,7 +255,7 @@ class Erf(Function):
 
     def backward(ctx, g):
         (x,) = ctx.saved
-        return g * (2 / np.sqrt(np.pi)) * ctx.xp.exp(-x * x)
+        return g * _2_OVER_SQRT_PI * ctx.xp.exp(-x * x)
 
 
 class Reciprocal(Function):
@@ -317,25 +329,29 @@ class ZeroGrad(Function):
 class Gelu(Function):
     def forward(ctx, x, approximate="none"):
         xp = ctx.xp
-        ctx.save_for_backward(x)
         ctx.approximate = approximate
         if approximate == "tanh":
-            k = np.sqrt(2 / np.pi)
-            return (0.5 * x * (1 + xp.tanh(k * (x + 0.044715 * x ** 3)))).astype(x.dtype, copy=False)
-        return (0.5 * x * (1 + _erf(xp, x / np.sqrt(2)))).astype(x.dtype, copy=False)
+            k = _SQRT_2_OVER_PI
+            t = xp.tanh(k * (x + 0.044715 * x ** 3))
+            ctx.save_for_backward(x, t)
+            return (0.5 * x * (1 + t)).astype(x.dtype, copy=False)
+        # the normal CDF is kept for backward, which then needs no second erf (the expensive part)
+        cdf = _erf(xp, x * _SQRT1_2)
+        cdf += 1
+        cdf *= 0.5
+        ctx.save_for_backward(x, cdf)
+        return x * cdf
 
     def backward(ctx, g):
-        (x,) = ctx.saved
+        x, c = ctx.saved
         xp = ctx.xp
         if ctx.approximate == "tanh":
-            k = np.sqrt(2 / np.pi)
-            inner = k * (x + 0.044715 * x ** 3)
-            t = xp.tanh(inner)
-            d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
+            k = _SQRT_2_OVER_PI
+            d = 0.5 * (1 + c) + 0.5 * x * (1 - c * c) * k * (1 + 3 * 0.044715 * x * x)
         else:
-            cdf = 0.5 * (1 + _erf(xp, x / np.sqrt(2)))
-            pdf = xp.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
-            d = cdf + x * pdf
+            pdf = xp.exp(-0.5 * x * x)
+            pdf *= _1_OVER_SQRT_2PI
+            d = c + x * pdf
         return (g * d).astype(x.dtype, copy=False)
 
 

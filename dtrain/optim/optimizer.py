@@ -10,15 +10,13 @@ that autograd created afresh (after `zero_grad(set_to_none=True)`) are copied in
 buffer, one pass, and rebound to its views; with `zero_grad(set_to_none=False)` they stay views and
 backward accumulates into the buffer directly.
 """
-import os
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from copy import deepcopy
 from itertools import chain
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _parallel
 from .._device import CPU
 from .._tensor import Tensor, _wrap
 
@@ -60,29 +58,8 @@ def _contiguous_run(arrays, total):
     return base[start:start + total]
 
 
-# NumPy's elementwise ops run on one core but release the GIL on large arrays: a flat update split into
-# contiguous slices, one per thread, uses every core the process may use (OMP_NUM_THREADS, which dtrain-run
-# sets per rank) and gives the same bits, every rule being elementwise.
-_PARALLEL_MIN = 1 << 18  # elements per slice below which threads cost more than they save
-_pool = None
-
-
-def _parallel_slices(n):
-    threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
-    k = max(1, min(threads, n // _PARALLEL_MIN))
-    step = -(-n // k)
-    return [(a, min(a + step, n)) for a in range(0, n, step)]
-
-
-def _run_parallel(fn, slices):
-    global _pool
-    if len(slices) == 1:
-        return [fn(*slices[0])]
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="dtrain-optim")
-    futures = [_pool.submit(fn, a, b) for a, b in slices[1:]]
-    first = fn(*slices[0])  # this thread does a share too
-    return [first] + [f.result() for f in futures]
+# large flat updates run in slices on every allowed core (see dtrain._parallel): same bits, all cores
+_parallel_slices, _run_parallel = _parallel.slices, _parallel.run
 
 
 class _Chunk:
