@@ -15,7 +15,8 @@ from . import _tensor as _tensor_module
 _graph._wrap = _tensor_module._wrap  # the op hot path calls it without an import per call
 from .autograd.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
-from ._tensor_str import set_printoptions
+from ._tensor_str import get_printoptions, printoptions, set_printoptions
+from ._tensor import layout, strided
 
 
 def _export(module):

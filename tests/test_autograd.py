@@ -430,3 +430,44 @@ def test_callbacks_wait_for_the_outermost_backward():
     y.sum().backward()
     assert order == ["nested pass done", "outer callback"]
     assert inner_x.grad.tolist() == [2.0]
+
+
+# ----------------------------------------------------------------------------- higher-order gradients
+def _gradient_penalty(m, x, w, b):
+    y = (x @ w + b).tanh().sum() + (x * x).sigmoid().mean()
+    (gx,) = (dtrain if m is dtrain else torch).autograd.grad(y, x, create_graph=True)
+    return (gx * gx).sum() + y
+
+
+def test_gradient_penalty_matches_torch():
+    check(_gradient_penalty, (4, 3), (3, 5), (5,))
+
+
+def test_hessian_vector_product_matches_torch():
+    def hvp(m, x, v):
+        f = (x ** 3).sum() + (x.sin() * x.exp()).sum() + (x / (x * x + 1)).sum()
+        (g,) = m.autograd.grad(f, x, create_graph=True)
+        (h,) = m.autograd.grad((g * v).sum(), x, create_graph=True)
+        return h
+    check(hvp, (6,), (6,))
+
+
+def test_backward_with_create_graph_accumulates_differentiable_grads():
+    x = dtrain.tensor([1.0, 2.0], dtype=dtrain.float64, requires_grad=True)
+    (x ** 3).sum().backward(create_graph=True)
+    assert x.grad.requires_grad and x.grad.tolist() == [3.0, 12.0]
+    (gg,) = dtrain.autograd.grad(x.grad.sum(), x)
+    assert gg.tolist() == [6.0, 12.0]
+
+
+def test_gradgradcheck():
+    x = dtrain.randn(3, dtype=dtrain.float64, requires_grad=True)
+    w = dtrain.randn(3, 2, dtype=dtrain.float64, requires_grad=True)
+    assert dtrain.autograd.gradgradcheck(lambda a, b: (a @ b).tanh() * 2 - (a.exp() / (1 + a * a)).sum(), (x, w))
+    assert dtrain.autograd.gradgradcheck(lambda a: a.view(3, 1).expand(3, 2).permute(1, 0).sigmoid().mean(), (x,))
+
+
+def test_create_graph_through_an_op_without_a_formula_says_which():
+    x = dtrain.randn(3, dtype=dtrain.float64, requires_grad=True)
+    with pytest.raises(NotImplementedError, match="CumsumBackward0"):
+        dtrain.autograd.grad(x.cumsum(0).sum(), x, create_graph=True)

@@ -388,8 +388,8 @@ def assign_(t, result):
     dst_dt = t._data.dtype
     if res_dt != dst_dt and not np.can_cast(res_dt, dst_dt, "same_kind") and \
             not (dst_dt.kind in "fc" and res_dt.kind in "biuf"):
-        raise RuntimeError(f"result type {_dtype.from_numpy_dtype(res_dt).name.capitalize()} can't be cast to the "
-                           f"desired output type {_dtype.from_numpy_dtype(dst_dt).name.capitalize()}")
+        raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.from_numpy_dtype(res_dt))} can't be cast to the "
+                           f"desired output type {_dtype.scalar_name(_dtype.from_numpy_dtype(dst_dt))}")
     if result.shape != t.shape:
         try:
             np.broadcast_to(np.empty(result.shape, bool), t.shape)

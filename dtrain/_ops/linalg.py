@@ -209,8 +209,8 @@ def linear(input, weight, bias=None):
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({sa} and "
                            f"{weight.shape[-1]}x{weight.shape[0]})")
     if input._data.dtype != weight._data.dtype or (bias is not None and bias._data.dtype != input._data.dtype):
-        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {input.dtype.name.capitalize()} and "
-                           f"{weight.dtype.name.capitalize()}")
+        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {_dtype.scalar_name(input.dtype)} and "
+                           f"{_dtype.scalar_name(weight.dtype)}")
     if weight.ndim != 2 or input.ndim == 0:
         y = matmul(input, weight.t() if weight.ndim == 2 else weight)
         return y + bias if bias is not None else y

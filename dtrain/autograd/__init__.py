@@ -38,14 +38,16 @@ def _make_grads(outputs, grad_outputs):
                                    f"and output[0] has a shape of torch.Size([{out._shape_str()}]).")
             ga = g._data
         roots.append((out.grad_fn, out._output_nr) if out.grad_fn is not None else (out._grad_accumulator(), 0))
-        grads.append(ga)
+        grads.append(ga if g is None or not g.requires_grad else g)  # a tensor where its own graph matters
     return roots, grads
+
+
+def _arrays(gs):
+    return [g._data if hasattr(g, "_data") else g for g in gs]
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None, inputs=None):
     """Accumulate gradients of `tensors` into the leaves' `.grad`."""
-    if create_graph:
-        raise NotImplementedError("create_graph=True (higher-order gradients) is not supported by dtrain's autograd")
     tensors = _as_tuple(tensors)
     grads = _as_tuple(grad_tensors) or (None,) * len(tensors)
     if retain_graph is None:
@@ -55,20 +57,21 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         inputs = _as_tuple(inputs)
         if not inputs:
             raise RuntimeError("'inputs' argument to backward() cannot be empty.")
-        got = grad(tensors, inputs, grads, retain_graph=retain_graph, allow_unused=True)
+        got = grad(tensors, inputs, grads, retain_graph=retain_graph, create_graph=create_graph, allow_unused=True)
         for t, g in zip(inputs, got):
             if g is not None:
                 t.grad = g if t.grad is None else t.grad + g
         return
-    graph.run_backward(roots, gs, retain_graph=retain_graph)
+    if create_graph:
+        graph.run_backward_create_graph(roots, gs)
+        return
+    graph.run_backward(roots, _arrays(gs), retain_graph=retain_graph)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
          allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """Gradients of `outputs` with respect to `inputs`, returned instead of accumulated."""
     from .._tensor import _wrap
-    if create_graph:
-        raise NotImplementedError("create_graph=True (higher-order gradients) is not supported by dtrain's autograd")
     outputs = _as_tuple(outputs)
     single = not isinstance(inputs, (list, tuple))
     inputs = _as_tuple(inputs)
@@ -84,8 +87,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     keys = []
     for t in inputs:
         keys.append(t._grad_accumulator() if t.grad_fn is None else (t.grad_fn, t._output_nr))
-    captured = graph.run_backward(roots, gs, retain_graph=retain_graph, capture=dict.fromkeys(keys),
-                                  accumulate=False)
+    if create_graph:
+        captured = graph.run_backward_create_graph(roots, gs, capture=dict.fromkeys(keys), accumulate=False)
+    else:
+        captured = graph.run_backward(roots, _arrays(gs), retain_graph=retain_graph, capture=dict.fromkeys(keys),
+                                      accumulate=False)
     out = []
     for t, k in zip(inputs, keys):
         g = captured.get(k)
@@ -94,6 +100,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 raise RuntimeError("One of the differentiated Tensors appears to not have been used in the graph. "
                                    "Set allow_unused=True if this is the desired behavior.")
             out.append(t.new_zeros(t.shape) if materialize_grads else None)
+        elif create_graph:
+            out.append(g if tuple(g.shape) == tuple(t.shape) else g.expand(t.shape))
         else:
             if g.shape != t._data.shape:
                 g = t._device.xp.broadcast_to(g, t._data.shape)

@@ -68,8 +68,35 @@ def _flat_out(outs, oi):
     return _backend.to_numpy(outs[oi]._data).reshape(-1).astype(np.float64)
 
 
-def gradgradcheck(*args, **kwargs):
-    raise NotImplementedError("gradgradcheck needs higher-order gradients, which dtrain's autograd does not support")
+def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, gen_non_contig_grad_outputs=False,
+                  raise_exception=True, nondet_tol=0.0, check_undefined_grad=True, check_grad_dtypes=False,
+                  check_batched_grad=False, check_fwd_over_rev=False, check_rev_over_rev=True, fast_mode=False,
+                  masked=False):
+    """True when the second derivatives of `func` match finite differences of its (graph-recording) gradient."""
+    from . import grad as autograd_grad
+    from .grad_mode import enable_grad
+    from .. import randn_like
+    inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+    diff = [x for x in _tensors(inputs) if x.requires_grad]
+    if grad_outputs is None:
+        with enable_grad():
+            outs = [o for o in _as_list(func(*inputs)) if _is_float_tensor(o)]
+        grad_outputs = tuple(randn_like(o).requires_grad_(True) for o in outs)
+    grad_outputs = tuple(grad_outputs) if isinstance(grad_outputs, (tuple, list)) else (grad_outputs,)
+    n = len(inputs)
+
+    def first_derivative(*args):
+        with enable_grad():  # gradcheck evaluates under no_grad; the gradient needs a graph regardless
+            outs = [o for o in _as_list(func(*args[:n])) if _is_float_tensor(o)]
+            gs = autograd_grad(outs, diff, args[n:], create_graph=True, allow_unused=True)
+        return tuple(g for g in gs if g is not None)
+
+    return gradcheck(first_derivative, inputs + grad_outputs, eps=eps, atol=atol, rtol=rtol,
+                     raise_exception=raise_exception)
+
+
+def _as_list(outs):
+    return list(outs) if isinstance(outs, (tuple, list)) else [outs]
 
 
 def _is_float_tensor(o):

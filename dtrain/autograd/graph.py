@@ -374,6 +374,92 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
     return captured
 
 
+def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
+    """run_backward for create_graph=True: gradients are tensors and every formula is recorded in a graph
+    (the tensor-level formulas live in autograd/_double.py). The graph is always retained, as in torch."""
+    global _in_backward
+    from . import _double
+    from .._device import device_of
+    deps = _dependencies([n for n, _ in roots])
+    buffers = {}
+
+    def add(node, nr, g):
+        slots = buffers.setdefault(node, [None] * (len(node._out_meta) if getattr(node, "_out_meta", None) else 1))
+        slots[nr] = g if slots[nr] is None else slots[nr] + g
+
+    for (node, nr), g in zip(roots, grads):
+        add(node, nr, g if hasattr(g, "_data") else _wrap(g, device_of(g)))
+    ready = [(-n._seq, id(n), n) for n, _ in roots if n is not None and deps.get(n, 0) == 0]
+    heapq.heapify(ready)
+    captured = {}
+    _in_backward += 1
+    try:
+        with grad_mode.enable_grad():
+            while ready:
+                _, _, node = heapq.heappop(ready)
+                slots = buffers.pop(node, None)
+                if slots is None:
+                    continue
+                if node._pre_hooks:
+                    for output_nr, fn in list(node._pre_hooks.values()):
+                        for i, gt in enumerate(slots):
+                            if gt is not None and (output_nr is None or output_nr == i):
+                                r = fn(gt)
+                                slots[i] = r if r is not None else gt
+                if type(node) is AccumulateGrad:
+                    if capture is not None and node in capture:
+                        captured[node] = slots[0]
+                    elif accumulate and slots[0] is not None:
+                        var = node.variable
+                        for hook in list(var._hooks.values()) if var._hooks else ():
+                            r = hook(slots[0])
+                            slots[0] = r if r is not None else slots[0]
+                        var.grad = slots[0] if var.grad is None else var.grad + slots[0]
+                        for hook in list(var._post_acc_hooks.values()) if var._post_acc_hooks else ():
+                            hook(var)
+                    continue
+                if capture is not None:
+                    for i, gt in enumerate(slots):
+                        if (node, i) in capture and gt is not None:
+                            captured[(node, i)] = gt
+                if node.saved is _FREED:
+                    raise RuntimeError("Trying to backward through the graph a second time (or directly access "
+                                       "saved tensors after they have already been freed). Specify "
+                                       "retain_graph=True if you need to backward through the graph a second time.")
+                if node._versions:
+                    _check_versions(node)
+                meta = node._out_meta
+                if meta is not None:
+                    from .. import zeros
+                    slots = [gt if gt is not None else zeros(shape, dtype=_dtype_from(dt)) for gt, (shape, dt)
+                             in zip(slots, meta)]
+                out = _double.lookup(node)(node, *slots)
+                if type(out) is not tuple:
+                    out = (out,)
+                for (child, nr), g in zip(node.next_functions, out):
+                    if child is None:
+                        continue
+                    if g is not None:
+                        add(child, nr, g)
+                    d = deps[child] - 1
+                    deps[child] = d
+                    if d == 0:
+                        heapq.heappush(ready, (-child._seq, id(child), child))
+        if _in_backward == 1:
+            while _callbacks:
+                _callbacks.pop(0)()
+    finally:
+        _in_backward -= 1
+        if not _in_backward:
+            _callbacks.clear()
+    return captured
+
+
+def _dtype_from(np_dtype):
+    from .. import _dtype
+    return _dtype.from_numpy_dtype(np_dtype)
+
+
 # refcount of a gradient array that nobody else holds, measured at the call in run_backward: the `out` tuple,
 # the loop variable `g`, zip's reused result tuple, and getrefcount's own argument. An array with no more
 # references than that (and no base) is fresh, so a leaf may keep it as its .grad without a copy.
