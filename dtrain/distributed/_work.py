@@ -36,6 +36,10 @@ def wait(req, deadline_s, on_timeout):
     spins = 0
     while not req.test():
         spins += 1
+        if oversubscribed:
+            # ranks outnumber cores: give the core away after every poll, so the peer that holds the data
+            # runs now rather than after this rank's time slice
+            os.sched_yield()
         if spins & 63:
             continue
         now = time.monotonic()
@@ -44,8 +48,8 @@ def wait(req, deadline_s, on_timeout):
         # these tests are what moves the operation's data, so keep polling, but yield the core between
         # batches of polls: a peer rank sharing this core would otherwise wait a whole time slice per
         # step. Where ranks outnumber cores nap instead, and nap on long waits (a peer is clearly late)
-        if oversubscribed or now - start > 1.0:
-            time.sleep(2e-5 if now - start < 1.0 else 1e-3)
+        if now - start > 1.0:
+            time.sleep(1e-3)
         elif now - start > 1e-3 and not spins & 255:
             os.sched_yield()
 
