@@ -158,3 +158,24 @@ def adagrad(param, grad, state_sum, *, step, lr, weight_decay, lr_decay, eps, ma
     upd = xp.divide(g, std, out=std)
     upd *= -clr
     param += upd
+
+
+def adadelta(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_decay, maximize, tmp=None, tmp2=None,
+             tmp3=None):
+    """One Adadelta step (torch's single-tensor arithmetic)."""
+    xp = xp_of(param)
+    g, neg = _decayed(xp, param, grad, weight_decay, maximize, tmp)
+    if neg:
+        g = xp.negative(grad, out=_scratch(param, tmp))
+    square_avg *= rho
+    _addcmul_sq_(xp, square_avg, g, 1 - rho, _scratch(param, tmp2))
+    std = xp.add(square_avg, eps, out=_scratch(param, tmp2))
+    xp.sqrt(std, out=std)
+    delta = xp.add(acc_delta, eps, out=_scratch(param, tmp3))
+    xp.sqrt(delta, out=delta)
+    delta /= std
+    delta *= g
+    acc_delta *= rho
+    _addcmul_sq_(xp, acc_delta, delta, 1 - rho, std)
+    # torch: param.add_(delta, alpha=-lr)
+    param -= xp.multiply(delta, lr, out=std)
