@@ -80,6 +80,23 @@ def use_deterministic_algorithms(mode, *, warn_only=False):
     pass
 
 
+_matmul_precision = "highest"
+
+
+def set_float32_matmul_precision(precision):
+    """'highest' keeps float32 matmuls in float32; 'high'/'medium' allow TF32 on CUDA (CuPy's CUPY_TF32)."""
+    global _matmul_precision
+    if precision not in ("highest", "high", "medium"):
+        raise RuntimeError(f"Invalid value for float32 matmul precision: {precision}")
+    _matmul_precision = precision
+    import os
+    os.environ["CUPY_TF32"] = "0" if precision == "highest" else "1"
+
+
+def get_float32_matmul_precision():
+    return _matmul_precision
+
+
 def is_grad_enabled_():
     return is_grad_enabled()
 

@@ -8,3 +8,4 @@ from ._conv import *  # noqa: F401,F403
 from ._pool import *  # noqa: F401,F403
 from ._norm import *  # noqa: F401,F403
 from ._attention import *  # noqa: F401,F403
+from ._pad import *  # noqa: F401,F403
