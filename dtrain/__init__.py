@@ -30,7 +30,8 @@ def _export(module):
 
 
 from ._ops import arith, pointwise, reduce, shape, index, linalg, creation, conversion, mutation, activation  # noqa
-for _m in (creation, conversion, arith, pointwise, reduce, shape, index, linalg, mutation, activation):
+from ._ops import composite  # noqa
+for _m in (creation, conversion, arith, pointwise, reduce, shape, index, linalg, mutation, activation, composite):
     _export(_m)
 del _m
 
