@@ -9,3 +9,5 @@ from ._pool import *  # noqa: F401,F403
 from ._norm import *  # noqa: F401,F403
 from ._attention import *  # noqa: F401,F403
 from ._pad import *  # noqa: F401,F403
+from ._distance import *  # noqa: F401,F403
+from ._vision import *  # noqa: F401,F403

@@ -112,3 +112,56 @@ def logsigmoid(input):
 
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
     return softmax(-input, dim, dtype)
+
+
+# ---- composed from the ops above (their gradients follow) -----------------------------------------------
+__all__ += ["hardsigmoid", "hardswish", "selu", "celu", "glu", "prelu", "threshold", "gumbel_softmax"]
+
+
+def hardsigmoid(input, inplace: bool = False):
+    return _inplace(input, hardtanh(input / 6 + 0.5, 0.0, 1.0), inplace)
+
+
+def hardswish(input, inplace: bool = False):
+    return _inplace(input, input * hardtanh(input / 6 + 0.5, 0.0, 1.0), inplace)
+
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def selu(input, inplace: bool = False):
+    return _inplace(input, elu(input, _SELU_ALPHA) * _SELU_SCALE, inplace)
+
+
+def celu(input, alpha: float = 1.0, inplace: bool = False):
+    return _inplace(input, elu(input / alpha, 1.0) * alpha, inplace)
+
+
+def glu(input, dim: int = -1):
+    if input.shape[dim] % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {dim % input.ndim} is size "
+                           f"{input.shape[dim]}")
+    a, b = input.chunk(2, dim)
+    return a * sigmoid(b)
+
+
+def prelu(input, weight):
+    from ... import where
+    w = weight.reshape([1, -1] + [1] * (input.ndim - 2)) if input.ndim >= 2 and weight.numel() > 1 else weight
+    return where(input >= 0, input, w * input)
+
+
+def threshold(input, threshold, value, inplace: bool = False):
+    from ... import where
+    return _inplace(input, where(input > threshold, input, value), inplace)
+
+
+def gumbel_softmax(logits, tau: float = 1, hard: bool = False, eps: float = 1e-10, dim: int = -1):
+    from ... import empty_like, zeros_like
+    gumbels = -empty_like(logits).exponential_().log()  # ~Gumbel(0, 1)
+    y = softmax((logits + gumbels) / tau, dim)
+    if not hard:
+        return y
+    index = y.max(dim, keepdim=True)[1]
+    y_hard = zeros_like(logits).scatter_(dim, index, 1.0)
+    return y_hard - y.detach() + y  # straight-through: the forward is one-hot, the gradient is y's
