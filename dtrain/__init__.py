@@ -29,14 +29,26 @@ def _export(module):
             g[n] = getattr(module, n)
 
 
-from ._ops import arith, pointwise, reduce, shape, index, linalg, creation, conversion, mutation, activation  # noqa
-from ._ops import composite  # noqa
-for _m in (creation, conversion, arith, pointwise, reduce, shape, index, linalg, mutation, activation, composite):
+# the op families (imported as a package so that `dtrain.linalg` stays free for torch's linalg namespace)
+from . import _ops  # noqa: E402
+from ._ops import (activation as _a, arith as _b, composite as _c, conversion as _d, creation as _e,  # noqa
+                   index as _f, linalg as _g, mutation as _h, pointwise as _i, reduce as _j, shape as _k)
+for _m in (_e, _d, _b, _i, _j, _k, _f, _g, _h, _a, _c):
     _export(_m)
-del _m
+del _m, _a, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k
 
 from .autograd import grad_mode as _grad_mode  # noqa
 from . import autograd, cuda, random  # noqa
+
+
+def inverse(input, *, out=None):
+    from .linalg import inv
+    return inv(input)
+
+
+def det(input):
+    from .linalg import det as _det
+    return _det(input)
 
 
 def is_floating_point(input):
@@ -108,7 +120,8 @@ def compiled_with_cxx11_abi():
 
 # Subpackages and a few top-level names load on first use: `import dtrain` stays fast, and torch code that
 # touches `dtrain.nn`, `dtrain.save` or `dtrain.distributed` gets them all the same.
-_LAZY_MODULES = {"nn", "optim", "utils", "distributed", "amp", "backends", "testing", "futures", "serialization", "cpu"}
+_LAZY_MODULES = {"nn", "optim", "utils", "distributed", "amp", "backends", "testing", "futures", "serialization", "cpu",
+                 "linalg"}
 _LAZY_ATTRS = {"save": "serialization", "load": "serialization", "compile": "_compile", "autocast": "amp",
                "FloatTensor": "_legacy", "DoubleTensor": "_legacy", "LongTensor": "_legacy", "IntTensor": "_legacy",
                "BoolTensor": "_legacy", "HalfTensor": "_legacy", "ByteTensor": "_legacy", "CharTensor": "_legacy",
