@@ -137,3 +137,33 @@ def test_encoder(device):
 def test_sdpa_gqa(device):
     check(lambda m, q, k, v: m.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True),
           (2, 4, 5, 3), (2, 2, 6, 3), (2, 2, 6, 3), device=device, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_transformer_decoder_layer_matches_torch(norm_first, batch_first):
+    import torch
+    from test_conv import module_check
+    torch.manual_seed(0)
+    kw = dict(dim_feedforward=16, dropout=0.0, batch_first=batch_first, norm_first=norm_first, dtype=torch.float64)
+    tmod = torch.nn.TransformerDecoderLayer(8, 2, **kw)
+    dmod = dtrain.nn.TransformerDecoderLayer(8, 2, **{**kw, "dtype": dtrain.float64})
+    assert [n for n, _ in dmod.named_parameters()] == [n for n, _ in tmod.named_parameters()]
+    tgt, mem = ((2, 5, 8), (2, 7, 8)) if batch_first else ((5, 2, 8), (7, 2, 8))
+    module_check(tmod, dmod, tgt, mem, atol=1e-9, rtol=1e-9,
+                 kwargs=dict(tgt_mask=np.triu(np.full((5, 5), -np.inf), 1)))
+
+
+def test_transformer_matches_torch():
+    import torch
+    from test_conv import module_check
+    torch.manual_seed(0)
+    kw = dict(d_model=8, nhead=2, num_encoder_layers=2, num_decoder_layers=1, dim_feedforward=16, dropout=0.0,
+              batch_first=True)
+    tmod = torch.nn.Transformer(**kw, dtype=torch.float64)
+    dmod = dtrain.nn.Transformer(**kw, dtype=dtrain.float64)
+    assert list(dmod.state_dict()) == list(tmod.state_dict())
+    mask = dtrain.nn.Transformer.generate_square_subsequent_mask(4)
+    assert mask.tolist() == torch.nn.Transformer.generate_square_subsequent_mask(4).tolist()
+    module_check(tmod, dmod, (2, 6, 8), (2, 4, 8), atol=1e-9, rtol=1e-9,
+                 kwargs=dict(tgt_mask=mask.numpy().astype(np.float64)))
