@@ -161,6 +161,13 @@ class AdvancedIndex(Function):
 
 
 def _getitem(self, key):
+    if type(key) is int and not (self._requires_grad and grad_mode.is_grad_enabled()):
+        # the commonest index (a dataset's x[i]), without building a graph: a view, as the general path makes
+        a = self._data
+        if a.ndim and -a.shape[0] <= key < a.shape[0]:
+            t = _wrap(a[key, ...], self._device)  # `...` keeps a 0-d result a view rather than a scalar
+            t._version, t._base = self._version, self._base if self._base is not None else self
+            return t
     k, advanced = _convert_key(key, self)
     if advanced:
         return AdvancedIndex.apply(self, key=k)

@@ -415,3 +415,20 @@ def test_same_result_or_error(expr):
         except Exception as e:
             out.append(f"{type(e).__name__}: {str(e).splitlines()[0]}")
     assert out[0] == out[1]
+
+
+def test_int_index_fast_path_is_a_view_like_the_general_path():
+    import numpy as np
+    import dtrain
+    x = dtrain.arange(12.0).view(3, 4)
+    row = x[1]
+    assert np.shares_memory(row.numpy(), x.numpy()) and row._version is x._version and row._base is x
+    row.mul_(2)
+    assert x[1].tolist() == [8.0, 10.0, 12.0, 14.0]
+    v = dtrain.arange(3.0)[-1]                     # 0-d: still a view, writable
+    assert v.ndim == 0 and v.item() == 2.0
+    with pytest.raises(IndexError, match="index 3 is out of bounds for dimension 0 with size 3"):
+        x[3]
+    w = dtrain.ones(2, 3, requires_grad=True)
+    w[0].sum().backward()                           # with grad: the graph path
+    assert w.grad.tolist() == [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
