@@ -64,6 +64,8 @@ class Work:
         self._done = threading.Event()
         self._error = None
         self.source = None
+        # whoever tests the MPI request holds this: MPI forbids two threads testing one request at once
+        self._lock = threading.Lock()
         if req.test():
             self._complete()
         else:
@@ -91,8 +93,37 @@ class Work:
         """Block until the operation is done; raises its error, or a RuntimeError after `timeout`."""
         if timeout is not None and hasattr(timeout, "total_seconds"):
             timeout = timeout.total_seconds()
-        if not self._done.wait(timeout):
-            raise DistBackendError(f"Work.wait timed out after {timeout} s (the operation is still running)")
+        if not self._done.is_set():
+            # drive the operation from this thread rather than sleeping until the progress thread (which
+            # naps between polls so compute keeps the core) gets to it: MPI moves data only inside a test
+            start = time.monotonic()
+            limit = start + timeout if timeout is not None else self._deadline
+            spins = 0
+            while not self._done.is_set():
+                if self._lock.acquire(blocking=False):
+                    try:
+                        if not self._done.is_set() and self._req.test():
+                            self._complete()
+                    except BaseException as e:  # the operation failed: wake everyone with its error
+                        self._error = e
+                        self._done.set()
+                    finally:
+                        self._lock.release()
+                spins += 1
+                if spins & 63:
+                    continue
+                now = time.monotonic()
+                if now > limit:
+                    if timeout is not None:
+                        raise DistBackendError(f"Work.wait timed out after {timeout} s (the operation is still "
+                                               f"running)")
+                    self._error = self._on_timeout()
+                    self._done.set()
+                    break
+                if oversubscribed:
+                    os.sched_yield()
+                elif now - start > 1.0:
+                    time.sleep(1e-3)
         if self._error is not None:
             raise self._error
         return True
@@ -128,19 +159,30 @@ class _Progress:
                 works = list(self._works)
             finished = []
             for w in works:
-                try:
-                    done = w._req.test()
-                except BaseException as e:
-                    w._error, done = e, None
-                if done:
-                    w._complete()
-                elif done is None:
-                    w._done.set()
-                elif time.monotonic() > w._deadline:
-                    w._error = w._on_timeout()
-                    w._done.set()
-                else:
+                if w._done.is_set():  # a waiter finished it
+                    finished.append(w)
                     continue
+                if not w._lock.acquire(blocking=False):
+                    continue  # a waiter is driving it right now
+                try:
+                    if w._done.is_set():
+                        done = True
+                    else:
+                        try:
+                            done = w._req.test()
+                        except BaseException as e:
+                            w._error, done = e, None
+                        if done:
+                            w._complete()
+                        elif done is None:
+                            w._done.set()
+                        elif time.monotonic() > w._deadline:
+                            w._error = w._on_timeout()
+                            w._done.set()
+                        else:
+                            continue
+                finally:
+                    w._lock.release()
                 finished.append(w)
             if finished:
                 with self._cond:
