@@ -361,12 +361,15 @@ def _run(pg, name, tensor, start, async_op, fingerprint="", finish=None, result=
     if pg._broken is not None:
         raise DistBackendError(f"{name}: the process group is unusable after an earlier failure: {pg._broken}")
     backend = pg._backend_for(tensor) if tensor is not None else pg._mpi
+    notify = False
     if peer is None:
         if pg._debug:
             _check_same(pg, f"{name}({fingerprint})")
-        if pg.size() > 1 and not isinstance(pg._mpi, LocalBackend):
-            pg._mpi.arrive(_OPCODES.get(name, 0))
+        notify = pg.size() > 1 and not isinstance(pg._mpi, LocalBackend)
     req = start(backend)
+    if notify:
+        # the arrival note goes out after the operation has started, so it never delays the data itself
+        pg._mpi.arrive(_OPCODES.get(name, 0))
     if finish is not None:
         req = _Then(req, finish)
     on_timeout = _timeout_error(pg, name, tensor, peer)
