@@ -88,6 +88,12 @@ class _ConvNd(Module):
             s += ", padding_mode={padding_mode}"
         return s.format(**self.__dict__)
 
+    def _conv_forward(self, input, conv):
+        if self.padding_mode != "zeros":  # pad explicitly, then convolve without padding (as torch does)
+            return conv(F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode), self.weight,
+                        self.bias, self.stride, 0, self.dilation, self.groups)
+        return conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
     def __setstate__(self, state):
         super().__setstate__(state)
         if not hasattr(self, "padding_mode"):
@@ -104,10 +110,7 @@ class Conv1d(_ConvNd):
                          padding_mode, device, dtype)
 
     def forward(self, input):
-        if self.padding_mode != "zeros":  # pad explicitly, then convolve without padding (as torch does)
-            return F.conv1d(F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode), self.weight,
-                            self.bias, self.stride, 0, self.dilation, self.groups)
-        return F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return self._conv_forward(input, F.conv1d)
 
 
 class Conv2d(_ConvNd):
@@ -119,10 +122,7 @@ class Conv2d(_ConvNd):
                          padding_mode, device, dtype)
 
     def forward(self, input):
-        if self.padding_mode != "zeros":  # pad explicitly, then convolve without padding (as torch does)
-            return F.conv2d(F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode), self.weight,
-                            self.bias, self.stride, 0, self.dilation, self.groups)
-        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return self._conv_forward(input, F.conv2d)
 
 
 class _ConvTransposeNd(_ConvNd):
