@@ -68,10 +68,8 @@ def result_type(tensor1, tensor2):
 
 
 def can_cast(from_, to):
-    import numpy as _np
-    if from_._kind > to._kind:
-        return False
-    return True
+    """torch.can_cast: a cast is allowed unless it lowers the kind (complex > float > int > bool)."""
+    return from_._kind <= to._kind
 
 
 def is_nonzero(input):
@@ -81,8 +79,10 @@ def is_nonzero(input):
 
 
 def get_num_threads():
+    """The cores elementwise work and BLAS may use: OMP_NUM_THREADS (set per rank by dtrain-run) or all."""
+    import builtins
     import os
-    return __builtins__["int"](os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)) if isinstance(__builtins__, dict) else 1
+    return builtins.int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
 
 
 def set_num_threads(n):
@@ -108,10 +108,6 @@ def set_float32_matmul_precision(precision):
 
 def get_float32_matmul_precision():
     return _matmul_precision
-
-
-def is_grad_enabled_():
-    return is_grad_enabled()
 
 
 def compiled_with_cxx11_abi():

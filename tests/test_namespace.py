@@ -38,3 +38,18 @@ def test_assert_close_matches_torch_tolerances():
     with pytest.raises(AssertionError, match="dtype"):
         dtrain.testing.assert_close(a, a.double())
     dtrain.testing.assert_close({"w": [a]}, {"w": [a.clone()]})
+
+
+def test_can_cast_matches_torch():
+    names = ["bool", "uint8", "int8", "int32", "int64", "float16", "float32", "float64", "complex64"]
+    for a in names:
+        for b in names:
+            assert dtrain.can_cast(getattr(dtrain, a), getattr(dtrain, b)) == \
+                torch.can_cast(getattr(torch, a), getattr(torch, b)), (a, b)
+
+
+def test_get_num_threads_follows_omp_num_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert dtrain.get_num_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert dtrain.get_num_threads() >= 1
