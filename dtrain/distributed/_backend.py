@@ -53,6 +53,11 @@ class Backend:
     name = "?"
     rank = 0
     size = 1
+    seq = 0  # collectives entered so far
+
+    def arrive(self, name):
+        """Called by the public layer as this rank enters collective `name` (after starting it)."""
+        self.seq += 1
 
     def all_reduce(self, array, op): raise NotImplementedError
     def broadcast(self, array, src): raise NotImplementedError
@@ -66,8 +71,8 @@ class Backend:
     def recv(self, array, src, tag): raise NotImplementedError  # src None: any; request.source = sender
     def barrier(self): raise NotImplementedError
 
-    def missing(self):
-        """Ranks (of this group) not yet seen at the collective this rank is waiting in; None when unknown."""
+    def missing(self, seq=None):
+        """Ranks (of this group) not seen at collective #`seq` (the latest by default); None when unknown."""
         return None
 
     def check_same(self, fingerprint):

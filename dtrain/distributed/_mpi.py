@@ -3,20 +3,34 @@
 Every operation is started with MPI's non-blocking call (Iallreduce, Ibcast, ...) and returns a request;
 the caller polls it against a deadline, so a rank that never arrives turns into an error, not a hang.
 
-Who arrived: on entering collective #k of a communicator, each rank sends a 16-byte note (k and the
-operation's code) to every peer over a duplicate of the communicator (an Isend per peer, freed at
-once). Notes are drained every few hundred collectives and whenever a wait times out; a peer whose
-latest note is below k did not reach the collective.
+Who arrived: every rank counts the collectives it enters on each communicator; nothing is sent for it on
+the fast path. When a wait on collective #k times out, the rank asks every peer for its count over a
+duplicate of the communicator, and a peer whose count is below k, or that does not answer within a
+second, did not reach the collective. Ranks answer from every wait loop (and from the progress thread),
+a few milliseconds into the wait, so a rank that has reached any collective answers at once.
+
+A rank that has *finished* #k no longer waits there, which is harmless for the symmetric collectives
+(finishing them needs every rank's part), but the root of a broadcast or scatter, and the non-roots of a
+reduce or gather, can finish before their peers arrive and then compute for a long time. Those
+collectives keep a 16-byte note (k and the operation's code), sent to every peer after the operation
+has started; the asking rank drains the notes along with the answers.
 """
 import os
 import threading
+import time
+import weakref
 
 import numpy as np
 
 from . import _env
 from ._backend import Backend, DONE, RedOpType
 
-_ARRIVED = 1
+# where some ranks may finish before the others arrive: these tell the peers at once that they arrived
+_ROOTED = frozenset({"broadcast", "reduce", "gather", "scatter"})
+# codes sent with arrival notes, so a timeout can say where a late peer is
+_OPCODES = {"broadcast": 3, "reduce": 4, "gather": 9, "scatter": 10}
+_ARRIVED, _ASK, _ANSWER = 1, 2, 3
+_ANSWER_WITHIN_S = 1.0
 _DRAIN_EVERY = 256
 _FP_BYTES = 512
 _RING = 4096
@@ -57,6 +71,15 @@ class _Request:
         return True
 
 
+_ANSWERING = weakref.WeakSet()
+
+
+def answer_all():
+    """Answer the peers asking who arrived, on every live communicator (called from waits)."""
+    for backend in list(_ANSWERING):
+        backend.answer()
+
+
 class MPIBackend(Backend):
     name = "mpi"
 
@@ -65,43 +88,80 @@ class MPIBackend(Backend):
         self.MPI, self.comm = MPI, comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self._ops = _mpi_ops(MPI)
-        # arrival notes and debug fingerprints get their own communicator: they can never match user traffic
+        # arrival notes, questions and debug fingerprints get their own communicator: they can never match
+        # user traffic
         self.side = comm.Dup()
         self.seq = 0
         self._seen = [(0, 0)] * self.size
         self._peers = [p for p in range(self.size) if p != self.rank]
-        # notes are sent with Isend and the request freed at once (a persistent send waits on the peer in
-        # MPICH); each note keeps its own slot of this ring until long after its 16 bytes went out
-        self._ring = np.zeros((_RING, 2), np.int64)
+        self._ring, self._said = np.zeros((_RING, 2), np.int64), np.zeros((_RING, 2), np.int64)
+        self._sent = 0
         self._lock = threading.Lock()
         self._host_staging = not _cuda_aware()
-
-    # ---------------------------------------------------------------- arrival notes
-    def arrive(self, opcode):
-        """Called by the public layer as this rank enters a collective."""
-        self.seq += 1
         if self._peers:
+            _ANSWERING.add(self)
+
+    # ---------------------------------------------------------------- who arrived
+    def arrive(self, name):
+        self.seq += 1
+        if name in _ROOTED and self._peers:
+            # sends are freed at once (a persistent send waits on the peer in MPICH); each message keeps its
+            # own slot of a ring until long after its 16 bytes went out
             note = self._ring[self.seq % _RING]
-            note[0], note[1] = self.seq, opcode
+            note[0], note[1] = self.seq, _OPCODES[name]
             isend = self.side.Isend
             for p in self._peers:
                 isend(note, p, _ARRIVED).Free()
             if self.seq % _DRAIN_EVERY == 0:
                 self._drain()
 
+    def _slot(self):
+        """A ring slot holding this rank's count, for a question or an answer (called under the lock)."""
+        self._sent += 1
+        slot = self._said[self._sent % _RING]
+        slot[0] = self.seq
+        return slot
+
     def _drain(self):
         MPI = self.MPI
         with self._lock:
             status, buf = MPI.Status(), np.zeros(2, np.int64)
-            while self.side.Iprobe(MPI.ANY_SOURCE, _ARRIVED, status):
-                src = status.Get_source()
-                self.side.Recv(buf, src, _ARRIVED)
-                if buf[0] > self._seen[src][0]:
-                    self._seen[src] = (int(buf[0]), int(buf[1]))
+            for tag in (_ARRIVED, _ANSWER):
+                while self.side.Iprobe(MPI.ANY_SOURCE, tag, status):
+                    src = status.Get_source()
+                    self.side.Recv(buf, src, tag)
+                    if buf[0] > self._seen[src][0]:
+                        self._seen[src] = (int(buf[0]), int(buf[1]))
 
-    def missing(self):
+    def answer(self):
+        """Tell every peer that asked how many collectives this rank has entered."""
+        if not self._lock.acquire(blocking=False):
+            return  # another thread of this rank is at it
+        try:
+            MPI = self.MPI
+            status, buf = MPI.Status(), np.zeros(2, np.int64)
+            while self.side.Iprobe(MPI.ANY_SOURCE, _ASK, status):
+                src = status.Get_source()
+                self.side.Recv(buf, src, _ASK)
+                self.side.Isend(self._slot(), src, _ANSWER).Free()
+        finally:
+            self._lock.release()
+
+    def missing(self, seq=None):
+        """The peers that have not entered this rank's collective #`seq` (its latest by default)."""
+        seq = self.seq if seq is None else seq
         self._drain()
-        return [p for p in self._peers if self._seen[p][0] < self.seq]
+        late = [p for p in self._peers if self._seen[p][0] < seq]
+        with self._lock:
+            for p in late:
+                self.side.Isend(self._slot(), p, _ASK).Free()
+        until = time.monotonic() + _ANSWER_WITHIN_S
+        while late and time.monotonic() < until:
+            answer_all()  # peers that timed out too are asking this rank meanwhile
+            time.sleep(1e-3)
+            self._drain()
+            late = [p for p in late if self._seen[p][0] < seq]
+        return late
 
     def check_same(self, fingerprint):
         raw = np.frombuffer(fingerprint.encode()[:_FP_BYTES].ljust(_FP_BYTES, b"\0"), np.uint8)
@@ -149,7 +209,7 @@ class MPIBackend(Backend):
     def all_reduce(self, array, op):
         buf, back = self._out(array)
         req = self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self._op(array, op))
-        return _Request(req, self._finish(back, buf, op == RedOpType.AVG))
+        return _Request(req, self._finish(back, buf, op is RedOpType.AVG))
 
     def broadcast(self, array, src):
         buf, back = self._out(array) if self.rank != src else (self._in(array), None)
@@ -160,7 +220,7 @@ class MPIBackend(Backend):
         if self.rank == dst:
             buf, back = self._out(array)
             req = self.comm.Ireduce(MPI.IN_PLACE, buf, op=self._op(array, op), root=dst)
-            return _Request(req, self._finish(back, buf, op == RedOpType.AVG))
+            return _Request(req, self._finish(back, buf, op is RedOpType.AVG))
         return _Request(self.comm.Ireduce(self._in(array), None, op=self._op(array, op), root=dst))
 
     def all_gather(self, out, array):
@@ -170,7 +230,7 @@ class MPIBackend(Backend):
     def reduce_scatter(self, out, array, op):
         buf, back = self._out(out)
         req = self.comm.Ireduce_scatter_block(self._in(array), buf, op=self._op(array, op))
-        return _Request(req, self._finish(back, buf, op == RedOpType.AVG))
+        return _Request(req, self._finish(back, buf, op is RedOpType.AVG))
 
     def gather(self, out, array, dst):
         if self.rank != dst:
@@ -206,6 +266,7 @@ class MPIBackend(Backend):
         return _Request(self.comm.Ibarrier())
 
     def close(self):
+        _ANSWERING.discard(self)
         self.side.Free()
         if self.comm != self.MPI.COMM_WORLD:
             self.comm.Free()

@@ -11,6 +11,8 @@ import os
 import threading
 import time
 
+from ._mpi import answer_all
+
 
 class DistError(RuntimeError):
     """torch.distributed.DistError."""
@@ -25,6 +27,8 @@ class DistBackendError(DistError):
 # True when this node runs more ranks than it has cores (set at init): a waiting rank then naps between
 # polls, because spinning would steal the core of the very peer it waits for
 oversubscribed = False
+# a rank that has waited this long answers peers asking who arrived (then again at this interval)
+_ANSWER_EVERY_S = 5e-3
 
 
 def wait(req, deadline_s, on_timeout):
@@ -32,7 +36,7 @@ def wait(req, deadline_s, on_timeout):
     if req.test():
         return
     start = time.monotonic()
-    deadline = start + deadline_s
+    deadline, answer_at = start + deadline_s, start + _ANSWER_EVERY_S
     spins = 0
     while not req.test():
         spins += 1
@@ -45,6 +49,9 @@ def wait(req, deadline_s, on_timeout):
         now = time.monotonic()
         if now > deadline:
             raise on_timeout()
+        if now > answer_at:
+            answer_all()
+            answer_at = now + _ANSWER_EVERY_S
         # these tests are what moves the operation's data, so keep polling, but yield the core between
         # batches of polls: a peer rank sharing this core would otherwise wait a whole time slice per
         # step. Where ranks outnumber cores nap instead, and nap on long waits (a peer is clearly late)
@@ -98,6 +105,7 @@ class Work:
             # naps between polls so compute keeps the core) gets to it: MPI moves data only inside a test
             start = time.monotonic()
             limit = start + timeout if timeout is not None else self._deadline
+            answer_at = start + _ANSWER_EVERY_S
             spins = 0
             while not self._done.is_set():
                 if self._lock.acquire(blocking=False):
@@ -120,6 +128,9 @@ class Work:
                     self._error = self._on_timeout()
                     self._done.set()
                     break
+                if now > answer_at:
+                    answer_all()
+                    answer_at = now + _ANSWER_EVERY_S
                 if oversubscribed:
                     os.sched_yield()
                 elif now - start > 1.0:
@@ -151,12 +162,16 @@ class _Progress:
             self._cond.notify()
 
     def _loop(self):
-        idle = 0
+        idle, answer_at = 0, 0.0
         while True:
             with self._cond:
                 while not self._works:
                     self._cond.wait()
                 works = list(self._works)
+            now = time.monotonic()
+            if now > answer_at:  # outstanding work means this rank has arrived somewhere: say so when asked
+                answer_all()
+                answer_at = now + _ANSWER_EVERY_S
             finished = []
             for w in works:
                 if w._done.is_set():  # a waiter finished it

@@ -30,11 +30,6 @@ __all__ = ["Backend", "ReduceOp", "ProcessGroup", "GroupMember", "group", "Work"
            "all_gather_into_tensor", "reduce_scatter", "reduce_scatter_tensor", "gather", "scatter", "all_to_all",
            "all_to_all_single", "send", "recv", "isend", "irecv", "P2POp", "batch_isend_irecv"]
 
-# codes sent with arrival notes, so a timeout can say where a late peer is instead
-_OPCODES = {name: i + 1 for i, name in enumerate(
-    ["barrier", "all_reduce", "broadcast", "reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter",
-     "reduce_scatter_tensor", "gather", "scatter", "all_to_all", "all_to_all_single"])}
-
 
 class Backend(str):
     """torch.distributed.Backend: the lower-case backend name; 'gloo' runs on the MPI backend."""
@@ -58,6 +53,7 @@ class ProcessGroup:
         self._ranks = ranks  # global ranks, by group rank
         self._timeout = timeout
         self._backend_name = backend_name
+        self._has_nccl = "nccl" in backend_name
         self._name = name
         self._broken = None
         self._debug = _env.debug_detail() and self.size() > 1  # read per group, so tests can switch it
@@ -78,8 +74,8 @@ class ProcessGroup:
         return f"ProcessGroup(backend={self._backend_name!r}, ranks={self._ranks}, rank={self.rank()})"
 
     def _backend_for(self, tensor):
-        dev = tensor._device.type
-        if "nccl" in self._backend_name:
+        if self._has_nccl:
+            dev = tensor._device.type
             if dev == "cuda":
                 if self._nccl is None:
                     from ._nccl import NCCLBackend
@@ -325,13 +321,15 @@ def _describe(name, tensor):
 
 
 def _timeout_error(pg, name, tensor, peer=None):
+    seq = pg._mpi.seq  # which collective this is, counted on this rank
+
     def make():
         what = _describe(name, tensor)
         me = get_rank()
         if peer is not None:
             late = f"waiting for rank {peer}"
         else:
-            missing = pg._mpi.missing()
+            missing = pg._mpi.missing(seq)
             if missing is None:
                 late = "the ranks that did not arrive are unknown"
             elif missing:
@@ -361,15 +359,11 @@ def _run(pg, name, tensor, start, async_op, fingerprint="", finish=None, result=
     if pg._broken is not None:
         raise DistBackendError(f"{name}: the process group is unusable after an earlier failure: {pg._broken}")
     backend = pg._backend_for(tensor) if tensor is not None else pg._mpi
-    notify = False
-    if peer is None:
-        if pg._debug:
-            _check_same(pg, f"{name}({fingerprint})")
-        notify = pg.size() > 1 and not isinstance(pg._mpi, LocalBackend)
+    if peer is None and pg._debug:
+        _check_same(pg, f"{name}({fingerprint() if callable(fingerprint) else fingerprint})")
     req = start(backend)
-    if notify:
-        # the arrival note goes out after the operation has started, so it never delays the data itself
-        pg._mpi.arrive(_OPCODES.get(name, 0))
+    if peer is None:
+        pg._mpi.arrive(name)  # after the start, so telling the peers never delays the data itself
     if finish is not None:
         req = _Then(req, finish)
     on_timeout = _timeout_error(pg, name, tensor, peer)
@@ -406,10 +400,12 @@ def _inout(t):
 def _check_op(op, t):
     if op.__class__ is not RedOpType:
         raise TypeError(f"Unsupported reduce op {op!r}")
-    if op == RedOpType.AVG and t._data.dtype.kind in "biu":
+    if op is RedOpType.SUM:
+        return
+    if op is RedOpType.AVG and t._data.dtype.kind in "biu":
         raise RuntimeError(f"Cannot use ReduceOp.AVG with integer inputs: result type Float can't be cast to the "
                            f"desired output type {_TORCH_NAMES.get(t.dtype.name, t.dtype.name)}")
-    if op == RedOpType.PREMUL_SUM:
+    if op is RedOpType.PREMUL_SUM:
         raise ValueError("ReduceOp.PREMUL_SUM is not supported")
 
 
@@ -448,7 +444,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     _check_op(op, tensor)
     arr, back = _inout(tensor)
     req = _run(pg, "all_reduce", tensor, lambda b: b.all_reduce(arr, op), async_op,
-               f"shape={list(tensor.shape)}, dtype={tensor.dtype}, op={op.name}", back, [tensor])
+               lambda: f"shape={list(tensor.shape)}, dtype={tensor.dtype}, op={op.name}", back, [tensor])
     return req if async_op else None
 
 
@@ -461,7 +457,7 @@ def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):
     root = group_src if group_src is not None else _group_rank(pg, 0 if src is None else src, "Global")
     arr, back = _inout(tensor)
     req = _run(pg, "broadcast", tensor, lambda b: b.broadcast(arr, root), async_op,
-               f"shape={list(tensor.shape)}, dtype={tensor.dtype}, src={root}", back, [tensor])
+               lambda: f"shape={list(tensor.shape)}, dtype={tensor.dtype}, src={root}", back, [tensor])
     return req if async_op else None
 
 

@@ -61,6 +61,71 @@ def test_late_rank_times_out_naming_it(world):
 
 
 @pytest.mark.mpi(min_size=2)
+def test_late_rank_that_is_busy_elsewhere_is_named(world):
+    # the late rank computes instead of waiting in some other collective, so it cannot answer the question
+    # "how far have you got?": its silence names it
+    n, me = dist.get_world_size(), dist.get_rank()
+    late = n - 1
+    g = dist.new_group(timeout=1.0)
+    x = dtrain.ones(2)
+    if me == late:
+        time.sleep(3.0)
+    else:
+        with pytest.raises(RuntimeError, match=rf"on rank {me}: ranks \[{late}\] did not arrive"):
+            dist.all_reduce(x, group=g)
+    if me == late:
+        dist.all_reduce(x, group=g)
+    dist.barrier()
+    dist.destroy_process_group(g)
+
+
+@pytest.mark.mpi(min_size=3)
+def test_rank_that_finished_a_rooted_collective_early_is_not_named(world):
+    # non-roots of a reduce may finish as soon as their part is sent, then compute: they still arrived
+    n, me = dist.get_world_size(), dist.get_rank()
+    root, late = 1, n - 1
+    g = dist.new_group(timeout=1.0)
+    x = dtrain.full((4,), float(me))
+    if me == root:
+        with pytest.raises(RuntimeError, match=rf"on rank {root}: ranks \[{late}\] did not arrive"):
+            dist.reduce(x, dst=root, group=g)
+    elif me != late:
+        dist.reduce(x, dst=root, group=g)
+        time.sleep(3.0)  # busy: answers no question
+    else:
+        time.sleep(3.0)
+        dist.reduce(x, dst=root, group=g)
+    dist.barrier()
+    dist.destroy_process_group(g)
+
+
+@pytest.mark.mpi(min_size=3)
+def test_a_timeout_names_who_missed_that_collective_not_a_later_one(world):
+    # rank `half` reaches collective #1 of the group but not #2; a timeout of #1 must not name it
+    n, me = dist.get_world_size(), dist.get_rank()
+    half, late = n - 2, n - 1
+    g = dist.new_group(timeout=1.0 if me < half else 30.0)  # `half` must not time out itself
+    x, y = dtrain.ones(2), dtrain.ones(3)
+    if me < half:
+        first = dist.all_reduce(x, group=g, async_op=True)
+        second = dist.all_reduce(y, group=g, async_op=True)
+        with pytest.raises(RuntimeError, match=rf"on rank {me}: ranks \[{late}\] did not arrive"):
+            first.wait()
+        with pytest.raises(RuntimeError, match=rf"ranks \[{half}, {late}\] did not arrive"):
+            second.wait()
+    elif me == half:
+        dist.all_reduce(x, group=g, async_op=True)
+    dist.barrier()
+    if me == half:
+        dist.all_reduce(y, group=g)
+    if me == late:
+        dist.all_reduce(x, group=g)
+        dist.all_reduce(y, group=g)
+    dist.barrier()
+    dist.destroy_process_group(g)
+
+
+@pytest.mark.mpi(min_size=2)
 def test_async_work_times_out(world):
     me, late = dist.get_rank(), dist.get_world_size() - 1
     g = dist.new_group(timeout=1.0)
