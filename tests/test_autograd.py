@@ -370,6 +370,84 @@ def test_grad_view_puts_leaf_grads_into_a_flat_buffer():
         graph.set_grad_view(a, flat[:3])
 
 
+def test_grad_destination_only_where_nothing_can_tell():
+    """A backward may write a leaf's gradient straight into its grad view only when that changes nothing."""
+    from dtrain.autograd import graph
+    seen = []
+
+    class Probe(graph.Function):  # an op of dtrain's own (arrays in, arrays out), as Linear is
+        def forward(ctx, x):
+            return x * 2
+
+        def backward(ctx, g):
+            seen.append(graph.grad_destination(ctx, 0))
+            return g * 2
+
+    def leaf():
+        w = dtrain.zeros(3, requires_grad=True)
+        view = np.zeros(3, np.float32)
+        graph.set_grad_view(w, view)
+        return w, view
+
+    w, view = leaf()
+    Probe.apply(w).sum().backward()
+    assert seen.pop() is view and w.grad._data is view and view.tolist() == [2.0, 2.0, 2.0]
+    Probe.apply(w).sum().backward()                        # a .grad exists: accumulate, don't overwrite
+    assert seen.pop() is None and view.tolist() == [4.0, 4.0, 4.0]
+    w, view = leaf()
+    dtrain.autograd.grad(Probe.apply(w).sum(), [w])        # autograd.grad accumulates nothing
+    assert seen.pop() is None and view.tolist() == [0.0, 0.0, 0.0]
+    w, view = leaf()
+    (Probe.apply(w) + Probe.apply(w)).sum().backward()     # two producers: only the last may write
+    assert seen == [None, view] and view.tolist() == [4.0, 4.0, 4.0]
+    seen.clear()
+    w, view = leaf()
+    w.register_hook(lambda g: g * 10)                      # a hook may replace the gradient first
+    Probe.apply(w).sum().backward()
+    assert seen.pop() is None and view.tolist() == [20.0, 20.0, 20.0]
+    w = dtrain.zeros(3, requires_grad=True)                # no grad view
+    Probe.apply(w).sum().backward()
+    assert seen.pop() is None
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_linear_writes_weight_gradient_into_its_grad_view(shared, monkeypatch):
+    from dtrain.autograd import graph
+    copies_into_view = []
+    copyto = np.copyto
+    monkeypatch.setattr(np, "copyto", lambda dst, *a, **k: (copies_into_view.append(dst is view),
+                                                            copyto(dst, *a, **k)))
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((4, 64))
+    ws = rng.standard_normal((80, 64))
+    w = dtrain.nn.Parameter(dtrain.from_numpy(ws.copy()))
+    view = np.zeros((80, 64))
+    graph.set_grad_view(w, view)
+    tw = torch.tensor(ws, requires_grad=True)
+    for m, wt in ((dtrain, w), (torch, tw)):
+        x = m.tensor(xs)
+        y = m.nn.functional.linear(x, wt)
+        if shared:
+            y = m.nn.functional.linear(m.tanh(y[:, :64]), wt)
+        y.square().sum().backward()
+    assert w.grad._data is view
+    # one producer: the product went straight into the view; two: the last one's sum is copied in
+    assert copies_into_view.count(True) == (1 if shared else 0)
+    np.testing.assert_allclose(view, tw.grad.numpy(), rtol=1e-12, atol=1e-10)
+
+
+def test_linear_of_a_few_rows_through_a_wide_layer_is_contiguous_and_matches_torch():
+    # the forward takes W @ x.T for such shapes (faster in OpenBLAS); the result must not show it
+    rng = np.random.default_rng(1)
+    xs = rng.standard_normal((3, 96)).astype(np.float32)
+    ws = rng.standard_normal((128, 96)).astype(np.float32)
+    bs = rng.standard_normal(128).astype(np.float32)
+    y = dtrain.nn.functional.linear(dtrain.from_numpy(xs), dtrain.from_numpy(ws), dtrain.from_numpy(bs))
+    ref = torch.nn.functional.linear(torch.from_numpy(xs), torch.from_numpy(ws), torch.from_numpy(bs))
+    assert y.is_contiguous() and y.stride() == ref.stride() and y.shape == ref.shape
+    np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+
+
 def test_leaf_gradients_are_accumulated_as_soon_as_ready():
     """A leaf's hooks run before the rest of the graph is done (what DDP's overlap relies on), as in torch."""
     order = []

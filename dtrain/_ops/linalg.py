@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import _dtype
 from .._tensor import Tensor
-from ..autograd.graph import Function
+from ..autograd.graph import Function, grad_destination
 from ._util import method, out_copy, promote, unbroadcast
 
 
@@ -62,7 +62,12 @@ class Linear(Function):
     def forward(ctx, x, w, b=None):
         xp = ctx.xp
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        y = xp.matmul(x2, w.T)
+        if xp is np and x2.dtype == np.float32 and x2.shape[0] * 16 <= min(w.shape):
+            # a few rows through a wide layer: OpenBLAS's sgemm runs W @ x.T 15-40 % faster than x @ W.T
+            # (measured for batch 8-64 and widths 512-4096; not so in float64 or for wider batches)
+            y = np.ascontiguousarray(np.matmul(w, x2.T).T)
+        else:
+            y = xp.matmul(x2, w.T)
         if b is not None:
             y += b
         ctx.save_for_backward(x2, w)
@@ -78,7 +83,8 @@ class Linear(Function):
         if nig[0]:
             gx = _reshaped(xp.matmul(g2, w), ctx.x_shape)
         if nig[1]:
-            gw = xp.matmul(g2.T, x2)
+            dst = grad_destination(ctx, 1)  # a DDP bucket slot, say: the product goes straight there
+            gw = xp.matmul(g2.T, x2) if dst is None else xp.matmul(g2.T, x2, out=dst)
         if len(nig) > 2 and nig[2]:
             gb = g2.sum(0)
         return gx, gw, gb

@@ -234,8 +234,11 @@ class AccumulateGrad(Node):
         if var.grad is None:
             view = var.__dict__.get("_grad_view") if var.__dict__ else None
             if view is not None:
-                # the gradient materialises inside a flat buffer (DDP bucket, fused optimizer): one copy
-                var._device.xp.copyto(view, g if g.shape == view.shape else _expand_grad(g, var), casting="unsafe")
+                # the gradient materialises inside a flat buffer (DDP bucket, fused optimizer): one copy, or
+                # none where backward wrote it there already (grad_destination)
+                if g is not view:
+                    var._device.xp.copyto(view, g if g.shape == view.shape else _expand_grad(g, var),
+                                          casting="unsafe")
                 var.grad = _wrap(view, var._device)
             elif g.shape != var._data.shape:
                 var.grad = _wrap(_expand_grad(g, var), var._device)
@@ -265,6 +268,23 @@ def set_grad_view(tensor, view):
     tensor.__dict__["_grad_view"] = view
 
 
+def grad_destination(ctx, i):
+    """Where the gradient for input `i` of a backward in progress will be copied, when the backward may write
+    it there itself (one pass over it saved): the input is a leaf with no `.grad` yet whose gradient
+    materialises in a flat buffer (`set_grad_view`), no hook can see or replace the gradient first, this
+    backward is its only remaining producer, and the pass accumulates into leaves (not autograd.grad)."""
+    deps = _pass_deps
+    if deps is None:
+        return None
+    node = ctx.next_functions[i][0]
+    if type(node) is not AccumulateGrad or node._pre_hooks or deps.get(node) != 1:
+        return None
+    var = node.variable
+    if var.grad is not None or var._hooks or not var.__dict__ or ctx._hooks:
+        return None
+    return var.__dict__.get("_grad_view")
+
+
 def _expand_grad(g, var):
     xp = var._device.xp
     return xp.array(xp.broadcast_to(g, var._data.shape), dtype=var._data.dtype)
@@ -275,6 +295,7 @@ def _expand_grad(g, var):
 
 _callbacks = []
 _in_backward = 0
+_pass_deps = None  # the dependency counts of the accumulating backward pass in progress (grad_destination)
 
 
 def queue_callback(fn):
@@ -317,6 +338,8 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
         if node is not None and deps.get(node, 0) == 0 and node not in (r[2] for r in ready):
             heapq.heappush(ready, (-node._seq, id(node), node))
     captured = {}
+    global _pass_deps
+    outer_deps, _pass_deps = _pass_deps, deps if capture is None and accumulate else None
     _in_backward += 1
     try:
         while ready:
@@ -369,6 +392,7 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 _callbacks.pop(0)()
     finally:
         _in_backward -= 1
+        _pass_deps = outer_deps
         if not _in_backward:
             _callbacks.clear()
     return captured

@@ -219,6 +219,37 @@ def test_gradient_as_bucket_view_shares_memory(world):
     assert_ranks_agree(np.concatenate([p.grad.numpy().ravel() for p in model.parameters()]))
 
 
+def test_gradients_are_copies_laid_out_for_the_optimizer(world):
+    # gradient_as_bucket_view=False: .grad never aliases a bucket, but the averaged values land in one
+    # buffer in parameter order, which the optimizer steps over without copying them first
+    rank, size = world
+    dtrain.manual_seed(0)
+    model = DDP(mlp(dtrain.float32), bucket_cap_mb=0.001)
+    opt = dtrain.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for step in range(3):
+        dtrain.manual_seed(100 * step + rank)
+        x = dtrain.randn(4, 8)
+        opt.zero_grad()
+        model(x).square().sum().backward()
+        grads = [p.grad.numpy() for p in model.parameters()]
+        for g in grads:
+            assert not any(np.shares_memory(g, b.flat) for b in model._buckets)
+        base = grads[0].base
+        assert base is not None and all(g.base is base for g in grads)
+        offsets = [g.__array_interface__["data"][0] for g in grads]
+        assert all(b - a == 4 * g.size for a, b, g in zip(offsets, offsets[1:], grads))
+        # the average, as every rank's own gradient summed over ranks / world size
+        mine = [dtrain.autograd.grad(model.module(x).square().sum(), list(model.parameters()))]
+        total = [dtrain.tensor(m.numpy()) for m in mine[0]]
+        for t in total:
+            dist.all_reduce(t)
+        for g, t in zip(grads, total):
+            np.testing.assert_allclose(g, t.numpy() / size, rtol=1e-5, atol=1e-6)
+        opt.step()
+        bound = opt._group_chunks(opt.param_groups[0])[0].flats["grad"][0]
+        assert bound.__array_interface__["data"][0] == offsets[0] and bound.size == base.size
+
+
 def test_comm_hooks(world):
     from dtrain.distributed.algorithms.ddp_comm_hooks import default_hooks
     rank, size = world

@@ -5,13 +5,17 @@ How one synced iteration goes:
 1. construction: parameter shapes are compared across ranks, parameters and buffers broadcast from rank 0,
    and the parameters that need grad are laid out in buckets (reverse registration order: gradients of the
    last layers arrive first in backward). Each bucket owns one flat buffer per (dtype, device).
-2. backward: a post-accumulate-grad hook per parameter copies its gradient into the bucket (or, with
-   gradient_as_bucket_view, the gradient *is* a view of the bucket) and, when a bucket is complete, starts
-   its all-reduce asynchronously. Buckets start in index order on every rank, so ranks issue the same
-   collectives in the same order whatever order the hooks fire in.
+2. backward: a gradient that autograd creates afresh materialises in its bucket slot (`set_grad_view`);
+   one that accumulates into an existing `.grad` is copied there by a post-accumulate-grad hook (with
+   gradient_as_bucket_view, the gradient *is* a view of the bucket). When a bucket is complete the hook
+   starts its all-reduce asynchronously. Buckets start in index order on every rank, so ranks issue the
+   same collectives in the same order whatever order the hooks fire in.
 3. end of backward (an autograd end-of-pass callback): buckets of parameters that got no gradient are
    completed (find_unused_parameters) or reported, every reduction is waited for, and the averaged values
-   are in `.grad` before `backward()` returns.
+   are in `.grad` before `backward()` returns. Without gradient_as_bucket_view they are divided by the world
+   size on their way out of the bucket into a gradient buffer of DDP's own, one flat array per dtype and
+   device in parameter order: `.grad` is a view of it, so an optimizer steps over the gradients without
+   copying them first. One pass over the gradients in, one out, and none for the average.
 """
 import contextlib
 import math
@@ -186,13 +190,13 @@ class DistributedDataParallel(Module):
             cur.append(i)
             cur_bytes += p._data.nbytes
         close()
-        if self.gradient_as_bucket_view:
-            for b in self._buckets:
-                for pos, p in enumerate(b.params):
-                    _graph.set_grad_view(p, b.views[pos])
-                    if p.grad is not None:
-                        b.views[pos][...] = p.grad._data
-                        p.grad._data = b.views[pos]
+        for b in self._buckets:
+            for pos, p in enumerate(b.params):
+                _graph.set_grad_view(p, b.views[pos])
+                if self.gradient_as_bucket_view and p.grad is not None:
+                    b.views[pos][...] = p.grad._data
+                    p.grad._data = b.views[pos]
+        self._grads = None if self.gradient_as_bucket_view else _flat_views(params)
 
     # ---------------------------------------------------------------------------------------- forward
     def forward(self, *inputs, **kwargs):
@@ -284,7 +288,8 @@ class DistributedDataParallel(Module):
             b.future = self._comm_hook(self._comm_state, gb)
             return
         if self._world > 1:
-            b.flat *= 1.0 / self._world
+            if self.gradient_as_bucket_view:
+                b.flat *= 1.0 / self._world  # otherwise the average is taken on the way out (_finish_pass)
             b.future = self._dist.all_reduce(buf, group=self.process_group, async_op=True)
 
     def _globally_used(self):
@@ -315,14 +320,27 @@ class DistributedDataParallel(Module):
                     if res is not None and res._data is not b.flat:
                         b.flat[...] = res._data.reshape(-1)
             if not self.gradient_as_bucket_view:
-                for pos, p in enumerate(b.params):
-                    if used is not None and not used[self._index[id(p)]]:
-                        continue  # unused on every rank: its .grad stays as it was (None), like torch
-                    if p.grad is not None:
-                        p.grad._data[...] = b.views[pos]
-                    else:
-                        p.grad = _wrap(b.views[pos].copy(), p._device)
+                self._copy_out(b, used)
         self._pass = None
+
+    def _copy_out(self, b, used):
+        """The bucket's reduced values into `.grad` (views of DDP's gradient buffer), averaged on the way."""
+        scale = 1.0 / self._world if self._comm_hook is None and self._world > 1 else None
+        xp = b.device.xp
+        for pos, p in enumerate(b.params):
+            i = self._index[id(p)]
+            if used is not None and not used[i]:
+                continue  # unused on every rank: its .grad stays as it was (None), like torch
+            out = self._grads[i]
+            if scale is None:
+                out[...] = b.views[pos]
+            else:
+                xp.multiply(b.views[pos], scale, out=out)
+            if p.grad is None:
+                p.grad = _wrap(out, p._device)
+            else:
+                p.grad._data = out
+                p.grad._version.value += 1
 
     # ---------------------------------------------------------------------------------------- public
     @contextlib.contextmanager
@@ -351,6 +369,22 @@ class DistributedDataParallel(Module):
 
     def __getstate__(self):
         raise RuntimeError("DistributedDataParallel is not picklable; save `model.module` or its state_dict")
+
+
+def _flat_views(params):
+    """Per parameter, a view of one zeroed flat array per (dtype, device), laid out in parameter order."""
+    groups = {}
+    for i, p in enumerate(params):
+        groups.setdefault((p._data.dtype, p._device), []).append(i)
+    views = [None] * len(params)
+    for (dtype, device), idx in groups.items():
+        flat = device.xp.zeros(sum(params[i].numel() for i in idx), dtype)
+        o = 0
+        for i in idx:
+            n = params[i].numel()
+            views[i] = flat[o:o + n].reshape(params[i]._data.shape)
+            o += n
+    return views
 
 
 def _cpu():
