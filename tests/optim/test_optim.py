@@ -116,6 +116,22 @@ def test_flat_path_equals_per_parameter_path_bitwise(name, kw, device):
             assert v._data.base is not None
 
 
+@pytest.mark.parametrize("name,kw", CASES, ids=_ids)
+def test_blockwise_flat_update_equals_one_call_bitwise(name, kw, device, monkeypatch):
+    # large flat updates run block by block (their temporaries stay in cache); a tiny block makes this
+    # problem take that path, which must give the same bits as one call over the whole buffer
+    from dtrain.optim import optimizer
+    x, y, init = _problem(np.float32, seed=2)
+    runs = []
+    for block in (1 << 40, 5):
+        monkeypatch.setattr(optimizer, "_BLOCK", block)
+        ps = _params(dtrain, init, device)
+        runs.append(_run_steps(dtrain, getattr(dtrain.optim, name)(ps, **kw), ps, x, y, 12))
+    for sa, sb in zip(*runs):
+        for pa, pb in zip(sa, sb):
+            np.testing.assert_array_equal(pa, pb)
+
+
 def test_flat_state_and_grads_are_views(device):
     x, y, init = _problem(np.float32)
     ps = _params(dtrain, init, device)
