@@ -391,15 +391,16 @@ def test_grad_destination_only_where_nothing_can_tell():
 
     w, view = leaf()
     Probe.apply(w).sum().backward()
-    assert seen.pop() is view and w.grad._data is view and view.tolist() == [2.0, 2.0, 2.0]
+    dst = seen.pop()
+    assert dst[0] is view and dst[1] is None and w.grad._data is view and view.tolist() == [2.0, 2.0, 2.0]
     Probe.apply(w).sum().backward()                        # a .grad exists: accumulate, don't overwrite
     assert seen.pop() is None and view.tolist() == [4.0, 4.0, 4.0]
     w, view = leaf()
     dtrain.autograd.grad(Probe.apply(w).sum(), [w])        # autograd.grad accumulates nothing
     assert seen.pop() is None and view.tolist() == [0.0, 0.0, 0.0]
     w, view = leaf()
-    (Probe.apply(w) + Probe.apply(w)).sum().backward()     # two producers: only the last may write
-    assert seen == [None, view] and view.tolist() == [4.0, 4.0, 4.0]
+    (Probe.apply(w) + Probe.apply(w)).sum().backward()     # two producers: neither may write
+    assert seen == [None, None] and view.tolist() == [4.0, 4.0, 4.0]  # the second adds to the first's
     seen.clear()
     w, view = leaf()
     w.register_hook(lambda g: g * 10)                      # a hook may replace the gradient first
@@ -408,10 +409,18 @@ def test_grad_destination_only_where_nothing_can_tell():
     w = dtrain.zeros(3, requires_grad=True)                # no grad view
     Probe.apply(w).sum().backward()
     assert seen.pop() is None
+    w, view = leaf()
+    graph.set_grad_view(w, view, scale=0.25)               # the gradient materialises scaled
+    w.sin().sum().backward()                               # (an op that returns its gradient)
+    np.testing.assert_allclose(view, 0.25 * np.cos(np.zeros(3)))
+    assert w.grad._data is view
+    w.sin().sum().backward()                               # accumulating into it is not scaled
+    np.testing.assert_allclose(view, 1.25 * np.cos(np.zeros(3)))
 
 
+@pytest.mark.parametrize("scale", [None, 1 / 3])
 @pytest.mark.parametrize("shared", [False, True])
-def test_linear_writes_weight_gradient_into_its_grad_view(shared, monkeypatch):
+def test_linear_writes_weight_gradient_into_its_grad_view(shared, scale, monkeypatch):
     from dtrain.autograd import graph
     copies_into_view = []
     copyto = np.copyto
@@ -422,7 +431,7 @@ def test_linear_writes_weight_gradient_into_its_grad_view(shared, monkeypatch):
     ws = rng.standard_normal((80, 64))
     w = dtrain.nn.Parameter(dtrain.from_numpy(ws.copy()))
     view = np.zeros((80, 64))
-    graph.set_grad_view(w, view)
+    graph.set_grad_view(w, view, scale)
     tw = torch.tensor(ws, requires_grad=True)
     for m, wt in ((dtrain, w), (torch, tw)):
         x = m.tensor(xs)
@@ -431,9 +440,9 @@ def test_linear_writes_weight_gradient_into_its_grad_view(shared, monkeypatch):
             y = m.nn.functional.linear(m.tanh(y[:, :64]), wt)
         y.square().sum().backward()
     assert w.grad._data is view
-    # one producer: the product went straight into the view; two: the last one's sum is copied in
-    assert copies_into_view.count(True) == (1 if shared else 0)
-    np.testing.assert_allclose(view, tw.grad.numpy(), rtol=1e-12, atol=1e-10)
+    # one producer: the product went straight into the view; two: their sum is copied (or scaled) in
+    assert copies_into_view.count(True) == (1 if shared and scale is None else 0)
+    np.testing.assert_allclose(view, tw.grad.numpy() * (scale or 1), rtol=1e-12, atol=1e-10)
 
 
 def test_linear_of_a_few_rows_through_a_wide_layer_is_contiguous_and_matches_torch():

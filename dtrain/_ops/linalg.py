@@ -84,7 +84,17 @@ class Linear(Function):
             gx = _reshaped(xp.matmul(g2, w), ctx.x_shape)
         if nig[1]:
             dst = grad_destination(ctx, 1)  # a DDP bucket slot, say: the product goes straight there
-            gw = xp.matmul(g2.T, x2) if dst is None else xp.matmul(g2.T, x2, out=dst)
+            if dst is None:
+                gw = xp.matmul(g2.T, x2)
+            else:
+                gw, scale = dst
+                a, b = g2, x2
+                if scale is not None:  # scaled for free: through the smaller factor
+                    if a.shape[1] <= b.shape[1]:
+                        a = a * scale
+                    else:
+                        b = b * scale
+                xp.matmul(a.T, b, out=gw)
         if len(nig) > 2 and nig[2]:
             gb = g2.sum(0)
         return gx, gw, gb

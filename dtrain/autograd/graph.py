@@ -234,11 +234,17 @@ class AccumulateGrad(Node):
         if var.grad is None:
             view = var.__dict__.get("_grad_view") if var.__dict__ else None
             if view is not None:
-                # the gradient materialises inside a flat buffer (DDP bucket, fused optimizer): one copy, or
-                # none where backward wrote it there already (grad_destination)
+                # the gradient materialises inside a flat buffer (DDP bucket, fused optimizer), times its
+                # scale if it has one: one pass, or none where backward wrote it there already
+                # (grad_destination)
                 if g is not view:
-                    var._device.xp.copyto(view, g if g.shape == view.shape else _expand_grad(g, var),
-                                          casting="unsafe")
+                    if g.shape != view.shape:
+                        g = _expand_grad(g, var)
+                    scale = var.__dict__.get("_grad_scale")
+                    if scale is None:
+                        var._device.xp.copyto(view, g, casting="unsafe")
+                    else:
+                        var._device.xp.multiply(g, scale, out=view, casting="unsafe")
                 var.grad = _wrap(view, var._device)
             elif g.shape != var._data.shape:
                 var.grad = _wrap(_expand_grad(g, var), var._device)
@@ -256,33 +262,41 @@ class AccumulateGrad(Node):
             hook(var)
 
 
-def set_grad_view(tensor, view):
+def set_grad_view(tensor, view, scale=None):
     """Make `tensor.grad` materialise as `view` (an array of the tensor's shape and dtype, typically a slice
-    of a flat buffer) whenever backward creates it; `None` undoes it. An existing `.grad` is left alone."""
+    of a flat buffer) whenever backward creates it, multiplied by `scale` when one is given (DDP's 1/world
+    average taken on the way in); `None` undoes it. An existing `.grad` is left alone."""
+    d = tensor.__dict__
     if view is None:
-        tensor.__dict__.pop("_grad_view", None)
+        d.pop("_grad_view", None)
+        d.pop("_grad_scale", None)
         return
     if tuple(view.shape) != tuple(tensor._data.shape) or view.dtype != tensor._data.dtype:
         raise ValueError(f"grad view of shape {tuple(view.shape)} and dtype {view.dtype} does not fit a tensor of "
                          f"shape {tuple(tensor._data.shape)} and dtype {tensor._data.dtype}")
-    tensor.__dict__["_grad_view"] = view
+    d["_grad_view"] = view
+    d["_grad_scale"] = scale
 
 
 def grad_destination(ctx, i):
-    """Where the gradient for input `i` of a backward in progress will be copied, when the backward may write
-    it there itself (one pass over it saved): the input is a leaf with no `.grad` yet whose gradient
-    materialises in a flat buffer (`set_grad_view`), no hook can see or replace the gradient first, this
-    backward is its only remaining producer, and the pass accumulates into leaves (not autograd.grad)."""
-    deps = _pass_deps
-    if deps is None:
+    """Where the gradient for input `i` of a backward in progress will be stored, as `(view, scale)`, when
+    the backward may write it there itself (one pass over it saved): the input is a leaf with no `.grad` yet
+    whose gradient materialises in a flat buffer (`set_grad_view`), no hook can see or replace the gradient
+    first, this backward is its only producer (none before it), and the pass accumulates into leaves (not
+    autograd.grad). The backward must write the gradient times `scale` (unless `scale` is None). None
+    where the gradient must be returned as usual."""
+    if _pass is None:
         return None
+    deps, buffers = _pass
     node = ctx.next_functions[i][0]
-    if type(node) is not AccumulateGrad or node._pre_hooks or deps.get(node) != 1:
+    if type(node) is not AccumulateGrad or node._pre_hooks or deps.get(node) != 1 or node in buffers:
         return None
     var = node.variable
     if var.grad is not None or var._hooks or not var.__dict__ or ctx._hooks:
         return None
-    return var.__dict__.get("_grad_view")
+    d = var.__dict__
+    view = d.get("_grad_view")
+    return None if view is None else (view, d.get("_grad_scale"))
 
 
 def _expand_grad(g, var):
@@ -295,7 +309,7 @@ def _expand_grad(g, var):
 
 _callbacks = []
 _in_backward = 0
-_pass_deps = None  # the dependency counts of the accumulating backward pass in progress (grad_destination)
+_pass = None  # (dependency counts, gradient buffers) of the accumulating backward pass running (grad_destination)
 
 
 def queue_callback(fn):
@@ -338,8 +352,8 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
         if node is not None and deps.get(node, 0) == 0 and node not in (r[2] for r in ready):
             heapq.heappush(ready, (-node._seq, id(node), node))
     captured = {}
-    global _pass_deps
-    outer_deps, _pass_deps = _pass_deps, deps if capture is None and accumulate else None
+    global _pass
+    outer_pass, _pass = _pass, (deps, buffers) if capture is None and accumulate else None
     _in_backward += 1
     try:
         while ready:
@@ -392,7 +406,7 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 _callbacks.pop(0)()
     finally:
         _in_backward -= 1
-        _pass_deps = outer_deps
+        _pass = outer_pass
         if not _in_backward:
             _callbacks.clear()
     return captured

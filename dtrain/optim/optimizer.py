@@ -92,10 +92,13 @@ class _Chunk:
         cached = self.flats.get(key)
         if cached is not None and all(t._data is v for t, v in zip(tensors, cached[1])):
             return cached[0]
-        if cached is not None and key == "grad" and self.xp is np:
-            # fresh gradients (zero_grad(set_to_none=True)): copy them into the bound buffer, slices in parallel
+        arrays = [t._data for t in tensors]
+        ok = all(a.dtype == self.dtype and a.shape == s for a, s in zip(arrays, self.shapes))
+        flat = _contiguous_run(arrays, self.numel) if ok else None
+        if flat is None and cached is not None and key == "grad" and self.xp is np:
+            # fresh gradients (zero_grad(set_to_none=True)) in no one flat array: copy them into the bound
+            # buffer, slices in parallel (gradients that DDP lays out back to back are stepped over in place)
             flat, views = cached
-            arrays = [t._data for t in tensors]
             if all(a.shape == v.shape and a.dtype == v.dtype for a, v in zip(arrays, views)):
                 srcs = [a.reshape(-1) for a in arrays]
 
@@ -109,9 +112,7 @@ class _Chunk:
                     t._data = v
                 self.flats[key] = (flat, views)
                 return flat
-        arrays = [t._data for t in tensors]
-        ok = all(a.dtype == self.dtype and a.shape == s for a, s in zip(arrays, self.shapes))
-        flat = _contiguous_run(arrays, self.numel) if ok else None
+            flat = None
         if flat is None:
             if key == "param" and not self.movable:
                 return None

@@ -189,6 +189,76 @@ def test_unused_parameters_without_find_unused_raise_clear_error(world):
         model(dtrain.randn(3, 4, dtype=dtrain.float64))
 
 
+def test_unused_parameter_keeps_its_gradient_across_passes(world):
+    # torch leaves the .grad of a parameter no rank used untouched, pass after pass
+    dtrain.manual_seed(0)
+    model = DDP(WithUnused().double(), find_unused_parameters=True)
+    model.module.unused.weight.grad = dtrain.full((2, 4), 7.0, dtype=dtrain.float64)
+    for _ in range(3):
+        model.module.used.zero_grad(set_to_none=False)
+        model(dtrain.randn(3, 4, dtype=dtrain.float64)).sum().backward()
+        assert model.module.unused.weight.grad.tolist() == [[7.0] * 4] * 2
+    assert_ranks_agree(model.module.used.weight.grad.numpy())
+
+
+def test_gradients_follow_torch_through_accumulation_no_sync_and_hooks(world):
+    # .grad after each backward = what torch's DDP leaves there: the previous .grad (if not cleared) plus
+    # the average over ranks of this backward's local gradients; a hook of the user's sees local gradients
+    rank, size = world
+    model = DDP(mlp(dtrain.float64), bucket_cap_mb=0.001)
+    params = list(model.parameters())
+    seen = []
+    params[2].register_post_accumulate_grad_hook(lambda p: seen.append(p.grad.numpy().copy()))
+    expected = [None] * len(params)
+    rng = np.random.default_rng(rank)
+
+    def local_grads(x):
+        return [g.numpy() for g in dtrain.autograd.grad(model.module(x).square().sum(), params)]
+
+    def average(grads):
+        out = []
+        for g in grads:
+            t = dtrain.tensor(g)
+            dist.all_reduce(t)
+            out.append(t.numpy() / size)
+        return out
+
+    def backward(sync=True):
+        x = dtrain.from_numpy(rng.standard_normal((3, 8)))
+        mine = local_grads(x)
+        with (_null() if sync else model.no_sync()):
+            model(x).square().sum().backward()
+        return mine
+
+    def check():
+        for p, e in zip(params, expected):
+            np.testing.assert_allclose(p.grad.numpy(), e, rtol=1e-12, atol=1e-12)
+
+    for clear in ("none", "zero", "keep"):
+        if clear == "none":
+            model.zero_grad()
+            expected = [np.zeros(p.shape) for p in params]
+        elif clear == "zero":
+            model.zero_grad(set_to_none=False)
+            expected = [np.zeros(p.shape) for p in params]
+        mine = backward()
+        assert len(seen) == 1
+        np.testing.assert_allclose(seen.pop(), mine[2] + (expected[2] if clear == "keep" else 0), rtol=1e-12)
+        expected = [e + a for e, a in zip(expected, average(mine))]
+        check()
+        held = [p.grad.numpy().copy() for p in params]
+        # accumulation over micro-batches: no_sync, then a synced backward reduces everything
+        local = [np.array(e) for e in expected]
+        for sync in (False, False, True):
+            mine = backward(sync)
+            local = [l + m for l, m in zip(local, mine)]
+        seen.clear()
+        expected = [e + a for e, a in zip(expected, average([l - e for l, e in zip(local, expected)]))]
+        check()
+        assert not all(np.array_equal(h, p.grad.numpy()) for h, p in zip(held, params))
+    assert_ranks_agree(np.concatenate([p.grad.numpy().ravel() for p in params]))
+
+
 def test_models_that_differ_across_ranks_raise(world):
     rank, size = world
     dtrain.manual_seed(0)

@@ -5,17 +5,22 @@ How one synced iteration goes:
 1. construction: parameter shapes are compared across ranks, parameters and buffers broadcast from rank 0,
    and the parameters that need grad are laid out in buckets (reverse registration order: gradients of the
    last layers arrive first in backward). Each bucket owns one flat buffer per (dtype, device).
-2. backward: a gradient that autograd creates afresh materialises in its bucket slot (`set_grad_view`);
-   one that accumulates into an existing `.grad` is copied there by a post-accumulate-grad hook (with
-   gradient_as_bucket_view, the gradient *is* a view of the bucket). When a bucket is complete the hook
-   starts its all-reduce asynchronously. Buckets start in index order on every rank, so ranks issue the
-   same collectives in the same order whatever order the hooks fire in.
+2. backward: a gradient that autograd creates afresh materialises in its bucket slot (`set_grad_view`),
+   already divided by the world size (torch divides while copying into the bucket; a Linear layer writes
+   its weight gradient there directly, scaled through its smaller factor); one that accumulates into an
+   existing `.grad` is copied there, divided, by a post-accumulate-grad hook. When a bucket is complete
+   the hook starts its all-reduce (a sum) asynchronously. Buckets start in index order on every rank, so
+   ranks issue the same collectives in the same order whatever order the hooks fire in.
 3. end of backward (an autograd end-of-pass callback): buckets of parameters that got no gradient are
    completed (find_unused_parameters) or reported, every reduction is waited for, and the averaged values
-   are in `.grad` before `backward()` returns. Without gradient_as_bucket_view they are divided by the world
-   size on their way out of the bucket into a gradient buffer of DDP's own, one flat array per dtype and
-   device in parameter order: `.grad` is a view of it, so an optimizer steps over the gradients without
-   copying them first. One pass over the gradients in, one out, and none for the average.
+   are in `.grad` before `backward()` returns.
+
+Memory layout. The bucket buffers are slices of one flat array per (dtype, device) laid out in parameter
+order, so the gradients an optimizer sees are contiguous and it steps over them without gathering them.
+With gradient_as_bucket_view, `.grad` *is* the bucket slot, always. Without it (torch's default), `.grad`
+must not alias a buffer the next reduction writes into, yet copying every gradient out of the bucket costs
+a pass over memory: so there are two such flat arrays, and they swap roles after every synced backward.
+`.grad` becomes a view of the one just reduced, and the next backward fills the other one.
 """
 import contextlib
 import math
@@ -59,15 +64,12 @@ class GradBucket:
 
 
 class _Bucket:
-    __slots__ = ("index", "params", "views", "flat", "pending", "ready", "future", "launched", "dtype", "device")
+    __slots__ = ("index", "params", "idx", "views", "flat", "pending", "ready", "future", "launched", "dtype",
+                 "device")
 
-    def __init__(self, index, params, xp, dtype, device):
-        self.index, self.params, self.dtype, self.device = index, params, dtype, device
-        self.flat = xp.zeros(sum(p.numel() for p in params), dtype)
-        self.views, o = [], 0  # one fixed view object per parameter: `grad._data is view` means "already here"
-        for p in params:
-            self.views.append(self.flat[o:o + p.numel()].reshape(p._data.shape))
-            o += p.numel()
+    def __init__(self, index, params, idx, dtype, device):
+        self.index, self.params, self.idx, self.dtype, self.device = index, params, idx, dtype, device
+        self.flat = self.views = None  # bound by DistributedDataParallel._bind
         self.reset()
 
     def reset(self):
@@ -115,11 +117,13 @@ class DistributedDataParallel(Module):
         self._params = params
         self._index = {id(p): i for i, p in enumerate(params)}
         self._build_buckets(params)
+        self._armed = None           # what the grad views were last set up for (_arm)
         self._hook_handles = [p.register_post_accumulate_grad_hook(self._make_hook(i))
                               for i, p in enumerate(params)]
         self._pass = None            # state of the backward pass in flight
         self._unfinished = None      # parameter names that got no gradient in the last synced pass
         self._unused = ()            # parameters not reached from the forward output (find_unused_parameters)
+        self._arm()
 
     # ------------------------------------------------------------------------------------- construction
     def _check_same_model(self):
@@ -175,7 +179,7 @@ class DistributedDataParallel(Module):
             nonlocal cur, cur_bytes, cap
             if not cur:
                 return
-            b = _Bucket(len(self._buckets), [params[i] for i in cur], cur_key[1].xp, cur_key[0], cur_key[1])
+            b = _Bucket(len(self._buckets), [params[i] for i in cur], cur, cur_key[0], cur_key[1])
             for pos, i in enumerate(cur):
                 self._where[i] = (b, pos)
             self._buckets.append(b)
@@ -190,13 +194,48 @@ class DistributedDataParallel(Module):
             cur.append(i)
             cur_bytes += p._data.nbytes
         close()
+        # one param-ordered flat array per (dtype, device), two of them unless .grad is the bucket (see above)
+        self._layouts = [_flat_views(params) for _ in range(1 if self.gradient_as_bucket_view else 2)]
+        self._cur = 0  # which layout the next synced backward fills
+        self._prescaled = [False] * len(params)
+        self._bind(0)
+        if self.gradient_as_bucket_view:
+            for b in self._buckets:
+                for pos, p in enumerate(b.params):
+                    if p.grad is not None:
+                        b.views[pos][...] = p.grad._data
+                        p.grad._data = b.views[pos]
+
+    def _bind(self, k):
+        views, spans = self._layouts[k]
         for b in self._buckets:
-            for pos, p in enumerate(b.params):
-                _graph.set_grad_view(p, b.views[pos])
-                if self.gradient_as_bucket_view and p.grad is not None:
-                    b.views[pos][...] = p.grad._data
-                    p.grad._data = b.views[pos]
-        self._grads = None if self.gradient_as_bucket_view else _flat_views(params)
+            b.views = [views[i] for i in b.idx]
+            flat, lo, _ = spans[b.idx[-1]]  # b.idx runs backwards: its last is first in the flat array
+            _, o, n = spans[b.idx[0]]
+            b.flat = flat[lo:o + n]
+
+    def _arm(self):
+        """Point every parameter's fresh gradient at the slot it should materialise in: the bucket of the next
+        synced backward, divided by the world size on the way in; under no_sync, the other layout, undivided,
+        so the bucket stays free for the synced pass. A parameter with post-accumulate hooks of the user's
+        gets its gradient as usual (those hooks must see it undivided); DDP's hook copies it over."""
+        sync = self.require_backward_grad_sync
+        hooks = sum(len(p._post_acc_hooks) for p in self._params)
+        key = (self._cur, sync, hooks, self._comm_hook is None)
+        if key == self._armed:
+            return
+        self._armed = key
+        k = self._cur if sync or len(self._layouts) == 1 else 1 - self._cur
+        scale = self._scale() if sync and len(self._layouts) == 2 else None
+        views = self._layouts[k][0]
+        for i, p in enumerate(self._params):
+            alone = len(p._post_acc_hooks) == 1  # DDP's hook
+            _graph.set_grad_view(p, views[i] if alone or scale is None else None, scale)
+            self._prescaled[i] = alone and scale is not None
+
+    def _scale(self):
+        """The factor for the average when DDP takes it (not a comm hook, which averages itself)."""
+        return 1.0 / self._world if self._comm_hook is None and self._world > 1 else None
 
     # ---------------------------------------------------------------------------------------- forward
     def forward(self, *inputs, **kwargs):
@@ -214,6 +253,7 @@ class DistributedDataParallel(Module):
             if bufs:
                 with no_grad():
                     self._broadcast_coalesced(bufs)
+        self._arm()
         out = self.module(*inputs, **kwargs)
         if self.find_unused_parameters and self.require_backward_grad_sync:
             self._unused = self._find_unused(out)
@@ -263,8 +303,12 @@ class DistributedDataParallel(Module):
             return
         view = b.views[pos]
         g = p.grad._data
+        scale = None if self.gradient_as_bucket_view else self._scale()
         if g is not view:
-            view[...] = g
+            if scale is None:
+                view[...] = g
+            else:
+                b.device.xp.multiply(g, scale, out=view, casting="unsafe")
             if self.gradient_as_bucket_view:
                 p.grad._data = view
         self._set_ready(b, pos)
@@ -289,7 +333,7 @@ class DistributedDataParallel(Module):
             return
         if self._world > 1:
             if self.gradient_as_bucket_view:
-                b.flat *= 1.0 / self._world  # otherwise the average is taken on the way out (_finish_pass)
+                b.flat *= 1.0 / self._world  # otherwise each gradient was divided on its way in
             b.future = self._dist.all_reduce(buf, group=self.process_group, async_op=True)
 
     def _globally_used(self):
@@ -319,28 +363,34 @@ class DistributedDataParallel(Module):
                     res = res[0] if isinstance(res, (list, tuple)) else res
                     if res is not None and res._data is not b.flat:
                         b.flat[...] = res._data.reshape(-1)
-            if not self.gradient_as_bucket_view:
-                self._copy_out(b, used)
+        if not self.gradient_as_bucket_view:
+            self._hand_over(used)
         self._pass = None
 
-    def _copy_out(self, b, used):
-        """The bucket's reduced values into `.grad` (views of DDP's gradient buffer), averaged on the way."""
-        scale = 1.0 / self._world if self._comm_hook is None and self._world > 1 else None
-        xp = b.device.xp
-        for pos, p in enumerate(b.params):
-            i = self._index[id(p)]
-            if used is not None and not used[i]:
-                continue  # unused on every rank: its .grad stays as it was (None), like torch
-            out = self._grads[i]
-            if scale is None:
-                out[...] = b.views[pos]
-            else:
-                xp.multiply(b.views[pos], scale, out=out)
-            if p.grad is None:
-                p.grad = _wrap(out, p._device)
-            else:
-                p.grad._data = out
-                p.grad._version.value += 1
+    def _hand_over(self, used):
+        """`.grad` := the reduced bucket slots; the other layout becomes the next pass's buckets."""
+        k = self._cur
+        views = self._layouts[k][0]
+        for b in self._buckets:
+            for pos, p in enumerate(b.params):
+                i, v = b.idx[pos], views[b.idx[pos]]
+                g = p.grad
+                if b.launched and (used is None or used[i]):
+                    if g is None:
+                        p.grad = _wrap(v, p._device)
+                    else:
+                        g._data = v
+                        g._version.value += 1
+                elif g is not None and g._data is not v:
+                    # not reduced (unused on every rank; or a bucket left incomplete, reported at the next
+                    # forward): .grad keeps its value, but moves out of the layout the next pass writes into
+                    v[...] = g._data
+                    g._data = v
+                elif g is not None and self._prescaled[i] and b.ready[pos]:
+                    v *= self._world  # a fresh gradient divided on its way in, never reduced: undivided again
+        self._cur = 1 - k
+        self._bind(self._cur)
+        self._arm()
 
     # ---------------------------------------------------------------------------------------- public
     @contextlib.contextmanager
@@ -359,6 +409,7 @@ class DistributedDataParallel(Module):
         if self._comm_hook is not None:
             raise RuntimeError("register_comm_hook or register_builtin_comm_hook can only be called once.")
         self._comm_hook, self._comm_state = hook, state
+        self._arm()
 
     def _get_ddp_logging_data(self):
         return {"bucket_sizes": [int(b.flat.nbytes) for b in self._buckets], "world_size": self._world}
@@ -372,19 +423,21 @@ class DistributedDataParallel(Module):
 
 
 def _flat_views(params):
-    """Per parameter, a view of one zeroed flat array per (dtype, device), laid out in parameter order."""
+    """One zeroed flat array per (dtype, device), laid out in parameter order: per parameter, its view and
+    its span (flat array, offset, size)."""
     groups = {}
     for i, p in enumerate(params):
         groups.setdefault((p._data.dtype, p._device), []).append(i)
-    views = [None] * len(params)
+    views, spans = [None] * len(params), [None] * len(params)
     for (dtype, device), idx in groups.items():
         flat = device.xp.zeros(sum(params[i].numel() for i in idx), dtype)
         o = 0
         for i in idx:
             n = params[i].numel()
             views[i] = flat[o:o + n].reshape(params[i]._data.shape)
+            spans[i] = (flat, o, n)
             o += n
-    return views
+    return views, spans
 
 
 def _cpu():
