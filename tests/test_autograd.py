@@ -445,6 +445,33 @@ def test_linear_writes_weight_gradient_into_its_grad_view(shared, scale, monkeyp
     np.testing.assert_allclose(view, tw.grad.numpy() * (scale or 1), rtol=1e-12, atol=1e-10)
 
 
+def test_linear_hands_over_weight_and_bias_gradients_before_computing_the_input_gradient():
+    # what lets DDP start a bucket's all-reduce while the layer's largest product is still to come
+    from dtrain.autograd import graph
+    order = []
+    rng = np.random.default_rng(2)
+    lin = dtrain.nn.Linear(6, 5)
+    views = [np.zeros(p.shape, np.float32) for p in lin.parameters()]
+    for p, v, name in zip(lin.parameters(), views, ("weight", "bias")):
+        graph.set_grad_view(p, v, 0.5)
+        p.register_post_accumulate_grad_hook(lambda p, name=name: order.append(name))
+    x = dtrain.from_numpy(rng.standard_normal((4, 6)).astype(np.float32)).requires_grad_()
+    h = x * 1
+    h.register_hook(lambda g: order.append("input"))
+    lin(h).square().sum().backward()
+    assert order == ["weight", "bias", "input"]
+    assert lin.weight.grad._data is views[0] and lin.bias.grad._data is views[1]
+    tl = torch.nn.Linear(6, 5)
+    with torch.no_grad():
+        tl.weight.copy_(torch.from_numpy(lin.weight.detach().numpy()))
+        tl.bias.copy_(torch.from_numpy(lin.bias.detach().numpy()))
+    tx = torch.from_numpy(x.detach().numpy()).requires_grad_()
+    tl(tx).square().sum().backward()
+    np.testing.assert_allclose(views[0], 0.5 * tl.weight.grad.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(views[1], 0.5 * tl.bias.grad.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-6)
+
+
 def test_linear_of_a_few_rows_through_a_wide_layer_is_contiguous_and_matches_torch():
     # the forward takes W @ x.T for such shapes (faster in OpenBLAS); the result must not show it
     rng = np.random.default_rng(1)

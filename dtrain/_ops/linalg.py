@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import _dtype
 from .._tensor import Tensor
-from ..autograd.graph import Function, grad_destination
+from ..autograd.graph import Function, deliver, grad_destination
 from ._util import method, out_copy, promote, unbroadcast
 
 
@@ -80,23 +80,38 @@ class Linear(Function):
         g2 = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
         gx = gw = gb = None
         nig = ctx.needs_input_grad
-        if nig[0]:
-            gx = _reshaped(xp.matmul(g2, w), ctx.x_shape)
+        # where the weight and bias gradients may go straight into a flat buffer (a DDP bucket slot, say),
+        # they are computed first and handed over before the input gradient: the bucket's all-reduce can
+        # start while the largest product of this backward is still running
+        early = []
         if nig[1]:
-            dst = grad_destination(ctx, 1)  # a DDP bucket slot, say: the product goes straight there
+            dst = grad_destination(ctx, 1)
             if dst is None:
                 gw = xp.matmul(g2.T, x2)
             else:
-                gw, scale = dst
+                view, scale = dst
                 a, b = g2, x2
                 if scale is not None:  # scaled for free: through the smaller factor
                     if a.shape[1] <= b.shape[1]:
                         a = a * scale
                     else:
                         b = b * scale
-                xp.matmul(a.T, b, out=gw)
+                xp.matmul(a.T, b, out=view)
+                early.append((1, view))
         if len(nig) > 2 and nig[2]:
-            gb = g2.sum(0)
+            dst = grad_destination(ctx, 2)
+            if dst is None:
+                gb = g2.sum(0)
+            else:
+                view, scale = dst
+                g2.sum(0, out=view)
+                if scale is not None:
+                    view *= scale
+                early.append((2, view))
+        for i, view in early:
+            deliver(ctx, i, view)
+        if nig[0]:
+            gx = _reshaped(xp.matmul(g2, w), ctx.x_shape)
         return gx, gw, gb
 
 

@@ -299,6 +299,14 @@ def grad_destination(ctx, i):
     return None if view is None else (view, d.get("_grad_scale"))
 
 
+def deliver(ctx, i, view):
+    """Hand input `i`'s gradient, already written where `grad_destination(ctx, i)` said (and scaled), to its
+    leaf now rather than when this backward returns, so the leaf's post-accumulate hooks (DDP's bucket
+    launch) run while the rest of this backward still computes. The backward then returns None for input
+    `i`. Only right after `grad_destination(ctx, i)` gave `view`: no one else can tell the difference."""
+    ctx.next_functions[i][0].accumulate(view, False)
+
+
 def _expand_grad(g, var):
     xp = var._device.xp
     return xp.array(xp.broadcast_to(g, var._data.shape), dtype=var._data.dtype)
