@@ -243,8 +243,10 @@ class AccumulateGrad(Node):
                     scale = var.__dict__.get("_grad_scale")
                     if scale is None:
                         var._device.xp.copyto(view, g, casting="unsafe")
+                    elif g.dtype == view.dtype:
+                        var._device.xp.multiply(g, scale, out=view)
                     else:
-                        var._device.xp.multiply(g, scale, out=view, casting="unsafe")
+                        var._device.xp.copyto(view, g * scale, casting="unsafe")
                 var.grad = _wrap(view, var._device)
             elif g.shape != var._data.shape:
                 var.grad = _wrap(_expand_grad(g, var), var._device)

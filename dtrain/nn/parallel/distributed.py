@@ -308,7 +308,7 @@ class DistributedDataParallel(Module):
             if scale is None:
                 view[...] = g
             else:
-                b.device.xp.multiply(g, scale, out=view, casting="unsafe")
+                b.device.xp.multiply(g, scale, out=view)  # .grad has its parameter's dtype
             if self.gradient_as_bucket_view:
                 p.grad._data = view
         self._set_ready(b, pos)
