@@ -189,6 +189,26 @@ def test_unused_parameters_without_find_unused_raise_clear_error(world):
         model(dtrain.randn(3, 4, dtype=dtrain.float64))
 
 
+def test_the_forward_decides_whether_its_backward_syncs(world):
+    # torch: a forward run under no_sync gives a local backward wherever backward() is called, and vice versa
+    rank, size = world
+    model = DDP(mlp(dtrain.float64))
+    w = model.module[0].weight
+    x = dtrain.from_numpy(np.random.default_rng(rank).standard_normal((3, 8)))
+    local = dtrain.autograd.grad(model.module(x).sum(), [w])[0].numpy()
+    with model.no_sync():
+        out = model(x)
+    out.sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), local, rtol=1e-12)
+    model.zero_grad()
+    out = model(x)
+    with model.no_sync():
+        out.sum().backward()
+    total = dtrain.tensor(local)
+    dist.all_reduce(total)
+    np.testing.assert_allclose(w.grad.numpy(), total.numpy() / size, rtol=1e-12)
+
+
 def test_unused_parameter_keeps_its_gradient_across_passes(world):
     # torch leaves the .grad of a parameter no rank used untouched, pass after pass
     dtrain.manual_seed(0)

@@ -281,7 +281,7 @@ class DistributedDataParallel(Module):
     # --------------------------------------------------------------------------------------- backward
     def _make_hook(self, i):
         def hook(p):
-            if self.require_backward_grad_sync:
+            if self._armed[1]:  # as in torch, the forward decides: one run under no_sync is not synced
                 self._mark_ready(i, p)
         return hook
 
