@@ -4,7 +4,7 @@ while backward is still computing the gradients of earlier layers.
 How one synced iteration goes:
 1. construction: parameter shapes are compared across ranks, parameters and buffers broadcast from rank 0,
    and the parameters that need grad are laid out in buckets (reverse registration order: gradients of the
-   last layers arrive first in backward). Each bucket owns one flat buffer per (dtype, device).
+   last layers arrive first in backward). A bucket holds parameters of one dtype and device.
 2. backward: a gradient that autograd creates afresh materialises in its bucket slot (`set_grad_view`),
    already divided by the world size (torch divides while copying into the bucket; a Linear layer writes
    its weight gradient there directly, scaled through its smaller factor); one that accumulates into an
