@@ -184,7 +184,11 @@ def test_unused_parameters_with_find_unused(world):
 def test_unused_parameters_without_find_unused_raise_clear_error(world):
     dtrain.manual_seed(0)
     model = DDP(WithUnused().double())
-    model(dtrain.randn(3, 4, dtype=dtrain.float64)).sum().backward()  # no hang: reported at the next forward
+    x = dtrain.randn(3, 4, dtype=dtrain.float64)
+    local = dtrain.autograd.grad(model.module(x).sum(), [model.module.used.weight])[0].numpy()
+    model(x).sum().backward()  # no hang: reported at the next forward
+    # the bucket never completed: like torch, .grad holds this rank's own gradient, not a divided one
+    np.testing.assert_allclose(model.module.used.weight.grad.numpy(), local, rtol=1e-12)
     with pytest.raises(RuntimeError, match=r"find_unused_parameters=True(.|\n)*unused.weight"):
         model(dtrain.randn(3, 4, dtype=dtrain.float64))
 

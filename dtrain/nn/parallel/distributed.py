@@ -373,7 +373,8 @@ class DistributedDataParallel(Module):
         views = self._layouts[k][0]
         for b in self._buckets:
             for pos, p in enumerate(b.params):
-                i, v = b.idx[pos], views[b.idx[pos]]
+                i = b.idx[pos]
+                v = views[i]
                 g = p.grad
                 if b.launched and (used is None or used[i]):
                     if g is None:
