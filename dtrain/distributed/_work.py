@@ -10,8 +10,7 @@ so it costs little CPU while the main thread computes.
 import os
 import threading
 import time
-
-from ._mpi import answer_all
+import weakref
 
 
 class DistError(RuntimeError):
@@ -24,6 +23,8 @@ class DistBackendError(DistError):
     __module__ = "dtrain.distributed"
 
 
+# the MPI backends of live groups: a waiting rank answers their peers' "who arrived?" questions
+ANSWERING = weakref.WeakSet()
 # True when this node runs more ranks than it has cores (set at init): a waiting rank then naps between
 # polls, because spinning would steal the core of the very peer it waits for
 oversubscribed = False
@@ -31,14 +32,24 @@ oversubscribed = False
 _ANSWER_EVERY_S = 5e-3
 
 
+def answer_all():
+    """Answer the peers asking who arrived, on every live communicator (called from waits)."""
+    for backend in list(ANSWERING):
+        backend.answer()
+
+
 def wait(req, deadline_s, on_timeout):
     """Poll `req` until it completes; past `deadline_s` seconds raise `on_timeout()`."""
-    if req.test():
-        return
+    if not req.test():
+        wait_test(req.test, deadline_s, on_timeout)
+
+
+def wait_test(test, deadline_s, on_timeout):
+    """Call `test()` until it returns True; past `deadline_s` seconds raise `on_timeout()`."""
     start = time.monotonic()
     deadline, answer_at = start + deadline_s, start + _ANSWER_EVERY_S
     spins = 0
-    while not req.test():
+    while not test():
         spins += 1
         if oversubscribed:
             # ranks outnumber cores: give the core away after every poll, so the peer that holds the data

@@ -57,6 +57,8 @@ class ProcessGroup:
         self._name = name
         self._broken = None
         self._debug = _env.debug_detail() and self.size() > 1  # read per group, so tests can switch it
+        # host arrays go through MPI, no fingerprints are exchanged, nothing has failed: all_reduce's fast path
+        self._plain = not self._has_nccl and not self._debug and not isinstance(mpi_backend, LocalBackend)
 
     def rank(self):
         return self._mpi.rank
@@ -339,6 +341,7 @@ def _timeout_error(pg, name, tensor, peer=None):
         err = DistBackendError(f"{what} timed out after {pg._timeout:g} s on rank {me}: {late} "
                                f"(group ranks {pg._ranks})")
         pg._broken = err
+        pg._plain = False  # so all_reduce's fast path, which skips the check, reports it too
         return err
     return make
 
@@ -437,11 +440,23 @@ def _same_device(tensors, what):
 # ---------------------------------------------------------------- collectives
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce `tensor` across the group, in place on every rank."""
-    _check_tensor(tensor, "tensor")
-    pg = _pg(group)
+    # the checks are spelled out cheaply here: a training loop makes this call thousands of times, and on a
+    # megabyte tensor every object it touches has just been pushed out of the caches by the reduction
+    if not isinstance(tensor, Tensor):
+        _check_tensor(tensor, "tensor")
+    pg = _world.default if group is None else None
     if pg is None:
+        pg = _pg(group)
+        if pg is None:
+            return None
+    if op is not RedOpType.SUM:
+        _check_op(op, tensor)
+    arr = tensor._data
+    if (not async_op and pg._plain and arr.__class__ is np.ndarray
+            and arr.flags.c_contiguous and arr.dtype.kind not in "bV"):
+        # MPI takes the tensor's own array as it is: the blocking fast path
+        pg._mpi.all_reduce_now(arr, op, pg._timeout, lambda: _timeout_error(pg, "all_reduce", tensor)())
         return None
-    _check_op(op, tensor)
     arr, back = _inout(tensor)
     req = _run(pg, "all_reduce", tensor, lambda b: b.all_reduce(arr, op), async_op,
                lambda: f"shape={list(tensor.shape)}, dtype={tensor.dtype}, op={op.name}", back, [tensor])
