@@ -22,7 +22,7 @@ if dist.get_rank() == 0:
     print(f"all_reduce float32, {dist.get_world_size()} ranks, {a.trials} interleaved trials")
     print("| size | dtrain µs (best) | mpi4py µs (best) | dtrain / mpi4py bandwidth (median of paired trials) |\n"
           "|---|---|---|---|")
-for nbytes in (4 << 10, 64 << 10, 1 << 20, 4 << 20, 16 << 20):
+for nbytes in (4 << 10, 64 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20):
     t = dtrain.zeros(nbytes // 4)  # zeros stay zeros however often they are summed
     arr = t.numpy()  # one buffer for both, so where it lies in memory cannot favour either
     reps = max(8, min(200, (64 << 20) // nbytes // 2))

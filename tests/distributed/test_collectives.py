@@ -96,6 +96,14 @@ class _CollectiveCases:
         if async_op:
             assert work.result()[0] is view
 
+    @pytest.mark.parametrize("dtype,op", [("float64", "SUM"), ("float32", "AVG"), ("int64", "MAX")])
+    def test_all_reduce_large_in_pieces(self, dtype, op):
+        # over 8 MB a blocking all_reduce goes in 4 MB pieces; this size leaves a short last piece
+        shape = (3, (9 << 20) // np.dtype(dtype).itemsize // 3 + 7)
+        x = self.t(data(self.me, shape, dtype))
+        dist.all_reduce(x, op=getattr(dist.ReduceOp, op), group=self.group)
+        np.testing.assert_allclose(host(x), reduce_ref([data(r, shape, dtype) for r in self.ranks], op), rtol=1e-6)
+
     def test_all_reduce_bool(self):
         x = self.t(data(self.me, (8,), "int64") > 0)
         dist.all_reduce(x, group=self.group)
