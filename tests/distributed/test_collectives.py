@@ -98,11 +98,30 @@ class _CollectiveCases:
 
     @pytest.mark.parametrize("dtype,op", [("float64", "SUM"), ("float32", "AVG"), ("int64", "MAX")])
     def test_all_reduce_large_in_pieces(self, dtype, op):
-        # over 8 MB a blocking all_reduce goes in 4 MB pieces; this size leaves a short last piece
+        # over 8 MB an all_reduce goes in 4 MB pieces; this size leaves a short last piece
         shape = (3, (9 << 20) // np.dtype(dtype).itemsize // 3 + 7)
         x = self.t(data(self.me, shape, dtype))
         dist.all_reduce(x, op=getattr(dist.ReduceOp, op), group=self.group)
         np.testing.assert_allclose(host(x), reduce_ref([data(r, shape, dtype) for r in self.ranks], op), rtol=1e-6)
+
+    def test_large_async_all_reduces_around_a_blocking_one(self):
+        # large async calls in flight while a blocking one goes in pieces on the same communicator
+        shapes = [(5 << 20) // 4 + 3, 17, (9 << 20) // 4, 1 << 10, (3 << 20) // 4 * 4 + 1]
+        xs = [self.t(data(self.me, (n,), "float32", salt=i)) for i, n in enumerate(shapes)]
+        works = []
+        for i, x in enumerate(xs):
+            works.append(dist.all_reduce(x, group=self.group, async_op=True))
+            if i == 2:
+                y = self.t(data(self.me, ((9 << 20) // 4,), "float32", salt="blocking"))
+                dist.all_reduce(y, op=dist.ReduceOp.MAX, group=self.group)
+                np.testing.assert_array_equal(
+                    host(y), reduce_ref([data(r, ((9 << 20) // 4,), "float32", salt="blocking")
+                                         for r in self.ranks], "MAX"))
+        for w in reversed(works):
+            w.wait()
+        for i, (x, n) in enumerate(zip(xs, shapes)):
+            np.testing.assert_array_equal(host(x), reduce_ref([data(r, (n,), "float32", salt=i)
+                                                               for r in self.ranks], "SUM"))
 
     def test_all_reduce_bool(self):
         x = self.t(data(self.me, (8,), "int64") > 0)
