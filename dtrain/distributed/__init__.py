@@ -3,7 +3,9 @@
 Start ranks with `dtrain-run -n N script.py` (or mpiexec / srun --mpi=pmi2); a script started with plain
 `python` is rank 0 of a world of 1. Every blocking collective honours the group's timeout and raises
 instead of hanging; set DTRAIN_DISTRIBUTED_DEBUG=DETAIL to check before each collective that every rank
-runs the same operation on the same shapes and dtypes (see distributed_c10d for both).
+runs the same operation on the same shapes and dtypes (see distributed_c10d for both). CuPy tensors go to
+MPI through host memory unless MPI reports CUDA support (MPIX_Query_cuda_support); DTRAIN_CUDA_AWARE_MPI=1
+or 0 overrides what it reports.
 """
 from .distributed_c10d import (  # noqa: F401
     Backend, DistBackendError, DistError, GroupMember, P2POp, ProcessGroup, ReduceOp, Work, all_gather,

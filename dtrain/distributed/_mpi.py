@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from .. import _backend
 from . import _env
 from ._backend import Backend, DONE, RedOpType
 from . import _work
@@ -51,9 +52,22 @@ def _mpi_ops(MPI):
 _BOOL_OPS = {RedOpType.SUM: RedOpType.MAX, RedOpType.PRODUCT: RedOpType.MIN}
 
 
-def _cuda_aware():
-    # MPICH and Open MPI both honour this; mpi4py has no portable query for it
-    return os.environ.get("DTRAIN_CUDA_AWARE_MPI", "0") == "1"
+def _cuda_aware(MPI):
+    """Whether MPI reads and writes CUDA device memory itself: DTRAIN_CUDA_AWARE_MPI=1 or 0 decides, else MPI is
+    asked (MPIX_Query_cuda_support, which Open MPI and MPICH export; mpi4py has no query of its own)."""
+    said = os.environ.get("DTRAIN_CUDA_AWARE_MPI", "").strip()
+    if said in ("0", "1"):
+        return said == "1"
+    try:
+        import ctypes
+        return bool(ctypes.CDLL(MPI.__file__).MPIX_Query_cuda_support())  # resolved through mpi4py's libmpi
+    except (OSError, AttributeError, TypeError):  # another MPI, or no shared library to ask
+        return False
+
+
+def _device_ready(a):
+    """Wait for the kernels writing CuPy array `a`: MPI reads device memory outside any CUDA stream."""
+    _backend.cupy().cuda.get_current_stream().synchronize()
 
 
 class _Request:
@@ -93,7 +107,7 @@ class MPIBackend(Backend):
         self._ring, self._said = np.zeros((_RING, 2), np.int64), np.zeros((_RING, 2), np.int64)
         self._sent = 0
         self._lock = threading.Lock()
-        self._host_staging = not _cuda_aware()
+        self._host_staging = not _cuda_aware(MPI)
         self._iallreduce, self._in_place = comm.Iallreduce, MPI.IN_PLACE
         if self._peers:
             ANSWERING.add(self)
@@ -170,8 +184,11 @@ class MPIBackend(Backend):
     # ---------------------------------------------------------------- buffers MPI can take
     def _in(self, a):
         """A buffer MPI can read for input `a` (the array itself for NumPy of an MPI dtype)."""
-        if type(a) is not np.ndarray and self._host_staging:
-            a = a.get()
+        if type(a) is not np.ndarray:
+            if self._host_staging:
+                a = a.get()
+            else:
+                _device_ready(a)
         kind = a.dtype.kind
         if kind == "b":
             return a.view(np.uint8)
@@ -179,7 +196,12 @@ class MPIBackend(Backend):
 
     def _out(self, a):
         """(buffer MPI writes, write-back or None) for output `a`; no copy for NumPy of an MPI dtype."""
-        staged = a.get() if type(a) is not np.ndarray and self._host_staging else a
+        staged = a
+        if type(a) is not np.ndarray:
+            if self._host_staging:
+                staged = a.get()
+            else:
+                _device_ready(a)
         kind = staged.dtype.kind
         if kind == _BF16_KIND:
             staged = staged.astype(np.float32)
@@ -317,5 +339,7 @@ def _back(a, staged):
     if type(a) is np.ndarray:
         if staged is not a and not np.shares_memory(staged, a):
             a[...] = staged
-    else:
+    elif type(staged) is np.ndarray:
         a.set(staged)  # CuPy output buffers handed to a backend are always contiguous
+    elif staged.data.ptr != a.data.ptr:  # CUDA-aware MPI wrote a device buffer of another dtype
+        a[...] = staged

@@ -14,6 +14,22 @@ def test_reduce_op_prints_like_torch():
     assert [int(getattr(dist.ReduceOp, o)) for o in ("SUM", "AVG", "PRODUCT", "MIN", "MAX")] == [0, 1, 2, 3, 4]
 
 
+def test_cuda_aware_mpi_is_asked_unless_the_environment_says(world, monkeypatch):
+    from dtrain._backend import cuda_available
+    from dtrain.distributed import _env
+    from dtrain.distributed._mpi import _cuda_aware
+    MPI = _env.mpi()
+    monkeypatch.setenv("DTRAIN_CUDA_AWARE_MPI", "1")
+    assert _cuda_aware(MPI) is True
+    monkeypatch.setenv("DTRAIN_CUDA_AWARE_MPI", "0")
+    assert _cuda_aware(MPI) is False
+    monkeypatch.delenv("DTRAIN_CUDA_AWARE_MPI")
+    if not cuda_available():
+        assert _cuda_aware(MPI) is False  # MPI says so itself: there is no device for it to reach
+    monkeypatch.setattr(MPI, "__file__", "/nonexistent/libmpi.so", raising=False)
+    assert _cuda_aware(MPI) is False  # nothing to ask: staging through the host is always safe
+
+
 def test_double_init_raises(world):
     with pytest.raises(ValueError, match="twice"):
         dist.init_process_group()
