@@ -37,7 +37,7 @@ _DRAIN_EVERY = 256
 _FP_BYTES = 512
 _RING = 4096
 # polls all_reduce_now makes in its own loop before the general one (deadline, answers) takes over
-_QUICK_POLLS = 1024
+_QUICK_POLLS = range(1024)
 # a blocking all_reduce larger than this goes in pieces of _PIECE_BYTES (see MPIBackend._pieces)
 _PIECES_ABOVE, _PIECE_BYTES = 8 << 20, 4 << 20
 _BF16_KIND = "V"  # ml_dtypes.bfloat16 reports kind 'V'; MPI has no bfloat16, so it is staged as float32
@@ -63,6 +63,10 @@ def _cuda_aware(MPI):
         return bool(ctypes.CDLL(MPI.__file__).MPIX_Query_cuda_support())  # resolved through mpi4py's libmpi
     except (OSError, AttributeError, TypeError):  # another MPI, or no shared library to ask
         return False
+
+
+def _no_pause():
+    pass
 
 
 def _device_ready(a):
@@ -225,25 +229,27 @@ class MPIBackend(Backend):
         return back
 
     # ---------------------------------------------------------------- collectives
-    def all_reduce_now(self, array, op, deadline_s, on_timeout):
+    def all_reduce_now(self, array, op, deadline_s, on_timeout, *why):
         """Blocking all_reduce of a contiguous NumPy array of an MPI dtype, in place (the training loop's call).
 
         The same operation as `all_reduce` + `wait`, with nothing allocated around MPI's own call: right after a
         megabyte has streamed through the caches every object Python touches is a cache miss, and the general
-        path's few microseconds of wrapping grew to 5-10 % of a 1 MB reduction. Above 8 MB it goes in pieces."""
+        path's few microseconds of wrapping grew to 5-10 % of a 1 MB reduction. Above 8 MB it goes in pieces.
+        `on_timeout(*why)` makes the error raised past the deadline."""
         if array.nbytes > _PIECES_ABOVE:
             test = self._pieces(array.reshape(-1), self._ops[op])
         else:
             test = self._iallreduce(self._in_place, array, op=self._ops[op]).Test
         self.seq += 1  # arrive(): all_reduce is symmetric, so nothing is sent
-        polls = _QUICK_POLLS
-        while not test():
-            if _work.oversubscribed:
-                os.sched_yield()  # as wait_test does: the peer holding the data may be waiting for this core
-            polls -= 1
-            if not polls:  # a slow one: the general loop keeps the deadline and answers peers
-                wait_test(test, deadline_s, on_timeout)
+        # as wait_test does, yield the core between polls where ranks outnumber cores: the peer holding the
+        # data may be waiting for it
+        pause = os.sched_yield if _work.oversubscribed else _no_pause
+        for _ in _QUICK_POLLS:
+            if test():
                 break
+            pause()
+        else:  # a slow one: the general loop keeps the deadline and answers peers
+            wait_test(test, deadline_s, lambda: on_timeout(*why))
         if op is RedOpType.AVG:
             array /= self.size
 

@@ -438,6 +438,10 @@ def _same_device(tensors, what):
 
 
 # ---------------------------------------------------------------- collectives
+def _all_reduce_timed_out(pg, tensor):
+    return _timeout_error(pg, "all_reduce", tensor)()
+
+
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce `tensor` across the group, in place on every rank."""
     # the checks are spelled out cheaply here: a training loop makes this call thousands of times, and on a
@@ -455,7 +459,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     if (not async_op and pg._plain and arr.__class__ is np.ndarray
             and arr.flags.c_contiguous and arr.dtype.kind not in "bV"):
         # MPI takes the tensor's own array as it is: the blocking fast path
-        pg._mpi.all_reduce_now(arr, op, pg._timeout, lambda: _timeout_error(pg, "all_reduce", tensor)())
+        pg._mpi.all_reduce_now(arr, op, pg._timeout, _all_reduce_timed_out, pg, tensor)
         return None
     arr, back = _inout(tensor)
     req = _run(pg, "all_reduce", tensor, lambda b: b.all_reduce(arr, op), async_op,
