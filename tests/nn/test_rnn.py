@@ -17,6 +17,8 @@ SEQ = [
     ("RNN", {}), ("RNN", {"nonlinearity": "relu", "num_layers": 2}), ("RNN", {"bidirectional": True}),
     ("LSTM", {}), ("LSTM", {"num_layers": 2, "bidirectional": True}), ("LSTM", {"batch_first": True, "bias": False}),
     ("GRU", {}), ("GRU", {"num_layers": 3, "batch_first": True, "bidirectional": True}),
+    ("LSTM", {"proj_size": 3}), ("LSTM", {"proj_size": 2, "num_layers": 2, "bidirectional": True, "batch_first": True}),
+    ("LSTM", {"proj_size": 3, "bias": False}),
 ]
 
 
@@ -35,7 +37,7 @@ def test_initial_state(device, cls, kw):
     t, d = _pair(cls, 4, 5, **kw)
     layers = kw.get("num_layers", 1) * (2 if kw.get("bidirectional") else 1)
     if cls == "LSTM":
-        h = np.random.randn(layers, 3, 5)
+        h = np.random.randn(layers, 3, kw.get("proj_size") or 5)
         c = np.random.randn(layers, 3, 5)
         shape = (3, 6, 4) if kw.get("batch_first") else (6, 3, 4)
 
@@ -92,8 +94,9 @@ def test_float32(device):
     module_check(t, d, np.random.randn(7, 4, 8).astype(np.float32), device=device, atol=1e-5, rtol=1e-5)
 
 
-def test_parameter_names():
-    t, d = _pair("GRU", 3, 4, num_layers=2, bidirectional=True)
+@pytest.mark.parametrize("cls,kw", [("GRU", {}), ("LSTM", {"proj_size": 2}), ("LSTM", {"proj_size": 2, "bias": False})])
+def test_parameter_names(cls, kw):
+    t, d = _pair(cls, 3, 4, num_layers=2, bidirectional=True, **kw)
     assert [n for n, _ in d.named_parameters()] == [n for n, _ in t.named_parameters()]
     assert "weight_hh_l1_reverse" in dict(d.named_parameters())
     assert [[tuple(p.shape) for p in layer] for layer in d.all_weights] == \
@@ -108,3 +111,13 @@ def test_errors():
     check_raises(lambda m, x, h: m.nn.RNN(3, 4).double()(x, h), (5, 3), (1, 2, 4))
     with pytest.raises(ValueError):
         dtrain.nn.RNN(3, 4, nonlinearity="sigmoid")
+    check_raises(lambda m, x, h, c: m.nn.LSTM(3, 4, proj_size=2).double()(x, (h, c)), (5, 2, 3), (1, 2, 4), (1, 2, 4),
+                 match="Expected hidden[0] size (1, 2, 2), got [1, 2, 4]")
+    check_raises(lambda m, x, h, c: m.nn.LSTM(3, 4, proj_size=2).double()(x, (h, c)), (5, 2, 3), (1, 2, 2), (1, 2, 2),
+                 match="Expected hidden[1] size (1, 2, 4), got [1, 2, 2]")
+    for kw, msg in [({"proj_size": -1}, "proj_size should be a positive integer or zero to disable projections"),
+                    ({"proj_size": 4}, "proj_size has to be smaller than hidden_size")]:
+        check_raises(lambda m: m.nn.LSTM(3, 4, **kw), match=msg)
+    for cls in ("RNN", "GRU"):
+        check_raises(lambda m: getattr(m.nn, cls)(3, 4, proj_size=0),
+                     match="proj_size argument is only supported for LSTM, not RNN or GRU")

@@ -14,13 +14,15 @@ __all__ = ["RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNN", "L
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
-def _rnn_step(mode, gi, h, w_hh, b_hh):
-    """One time step given the input projection gi = x W_ih^T + b_ih; returns the new state (h, or (h, c))."""
+def _rnn_step(mode, gi, h, w_hh, b_hh, w_hr=None):
+    """One time step given the input projection gi = x W_ih^T + b_ih; returns the new state (h, or (h, c)).
+    An LSTM with projections (w_hr) carries h = (o * tanh(c)) W_hr^T."""
     if mode == "LSTM":
         h, c = h
         i, f, g, o = (gi + F.linear(h, w_hh, b_hh)).chunk(4, -1)
         c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-        return o.sigmoid() * c.tanh(), c
+        h = o.sigmoid() * c.tanh()
+        return (h if w_hr is None else F.linear(h, w_hr)), c
     gh = F.linear(h, w_hh, b_hh)
     if mode == "GRU":
         ir, iz, in_ = gi.chunk(3, -1)
@@ -124,7 +126,8 @@ class GRUCell(RNNCellBase):
 
 class RNNBase(Module):
     """Multi-layer, optionally bidirectional recurrent layer with torch's flat parameter names
-    (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, weight_ih_l0_reverse, ...)."""
+    (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, weight_ih_l0_reverse, ...; weight_hr_l0 for an LSTM
+    with projections)."""
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
@@ -138,21 +141,26 @@ class RNNBase(Module):
                              f"hidden_size should be of type int, got: {type(hidden_size).__name__}")
         if num_layers <= 0:
             raise ValueError("num_layers must be greater than zero")
-        if proj_size:
-            raise NotImplementedError("proj_size > 0 is not supported")
+        if proj_size < 0:
+            raise ValueError("proj_size should be a positive integer or zero to disable projections")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
         self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
         self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
         self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, proj_size
         gates = _GATES[mode] * hidden_size
         num_dir = 2 if bidirectional else 1
+        out_size = proj_size or hidden_size  # what h carries
         self._flat_weights_names = []
         for layer in range(num_layers):
-            in_size = input_size if layer == 0 else hidden_size * num_dir
+            in_size = input_size if layer == 0 else out_size * num_dir
             for d in range(num_dir):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
-                shapes = [("weight_ih", (gates, in_size)), ("weight_hh", (gates, hidden_size))]
+                shapes = [("weight_ih", (gates, in_size)), ("weight_hh", (gates, out_size))]
                 if bias:
                     shapes += [("bias_ih", (gates,)), ("bias_hh", (gates,))]
+                if proj_size:
+                    shapes.append(("weight_hr", (proj_size, hidden_size)))
                 for name, shape in shapes:
                     setattr(self, name + sfx, Parameter(empty(shape, device=device, dtype=dtype)))
                     self._flat_weights_names.append(name + sfx)
@@ -160,7 +168,7 @@ class RNNBase(Module):
 
     @property
     def all_weights(self):
-        n = 4 if self.bias else 2
+        n = (4 if self.bias else 2) + (1 if self.proj_size else 0)
         names = self._flat_weights_names
         return [[getattr(self, w) for w in names[i:i + n]] for i in range(0, len(names), n)]
 
@@ -174,6 +182,8 @@ class RNNBase(Module):
 
     def extra_repr(self) -> str:
         s = "{input_size}, {hidden_size}"
+        if self.proj_size != 0:
+            s += ", proj_size={proj_size}"
         if self.num_layers != 1:
             s += ", num_layers={num_layers}"
         if self.bias is not True:
@@ -195,8 +205,12 @@ class RNNBase(Module):
                                f"got {input.shape[-1]}")
         num_dir = 2 if self.bidirectional else 1
         n = input.shape[0 if self.batch_first else 1]
-        want = (self.num_layers * num_dir, n, self.hidden_size)
-        for h, what in zip(hx if isinstance(hx, tuple) else (hx,), ("hidden", "cell")):
+        if self.mode != "LSTM":
+            checks = [(hx, (self.num_layers * num_dir, n, self.hidden_size), "hidden")]
+        else:
+            checks = [(hx[0], (self.num_layers * num_dir, n, self.proj_size or self.hidden_size), "hidden[0]"),
+                      (hx[1], (self.num_layers * num_dir, n, self.hidden_size), "hidden[1]")]
+        for h, want, what in checks:
             if tuple(h.shape) != want:
                 raise RuntimeError(f"Expected {what} size {want}, got {list(h.shape)}")
 
@@ -221,9 +235,10 @@ class RNNBase(Module):
                     raise RuntimeError(f"For batched 3-D input, hx should also be 3-D but got {h.dim()}-D tensor")
         x = input.transpose(0, 1) if self.batch_first else input  # (L, N, I)
         steps, n = x.shape[0], x.shape[1]
+        out_size = self.proj_size or self.hidden_size
         if hx is None:
             z = zeros(self.num_layers * num_dir, n, self.hidden_size, dtype=x.dtype, device=x.device)
-            hx = (z, z) if lstm else z
+            hx = (zeros(self.num_layers * num_dir, n, out_size, dtype=x.dtype, device=x.device), z) if lstm else z
         self._check(x.transpose(0, 1) if self.batch_first else x, hx, True)
         h_n, c_n = [], []
         for layer in range(self.num_layers):
@@ -233,14 +248,15 @@ class RNNBase(Module):
                 w_ih, w_hh = getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx)
                 b_ih = getattr(self, "bias_ih" + sfx) if self.bias else None
                 b_hh = getattr(self, "bias_hh" + sfx) if self.bias else None
+                w_hr = getattr(self, "weight_hr" + sfx) if self.proj_size else None
                 k = layer * num_dir + d
                 state = (hx[0][k], hx[1][k]) if lstm else hx[k]
                 gi = F.linear(x, w_ih, b_ih)  # the whole sequence's input projection in one product
                 ys = [None] * steps
                 for t in (range(steps - 1, -1, -1) if d else range(steps)):
-                    state = _rnn_step(mode, gi[t], state, w_hh, b_hh)
+                    state = _rnn_step(mode, gi[t], state, w_hh, b_hh, w_hr)
                     ys[t] = state[0] if lstm else state
-                outs.append(stack(ys) if steps else zeros(0, n, self.hidden_size, dtype=x.dtype, device=x.device))
+                outs.append(stack(ys) if steps else zeros(0, n, out_size, dtype=x.dtype, device=x.device))
                 if lstm:
                     h_n.append(state[0])
                     c_n.append(state[1])
@@ -258,10 +274,16 @@ class RNNBase(Module):
         return out, state
 
 
+def _no_projections(kwargs):
+    if "proj_size" in kwargs:
+        raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+
+
 class RNN(RNNBase):
     """Elman RNN: h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) (or relu)."""
 
     def __init__(self, *args, **kwargs):
+        _no_projections(kwargs)
         nonlinearity = kwargs.pop("nonlinearity", "tanh")
         if len(args) > 3:
             nonlinearity = args[3]
@@ -273,7 +295,8 @@ class RNN(RNNBase):
 
 
 class LSTM(RNNBase):
-    """Multi-layer LSTM; forward(input, (h_0, c_0)) returns output, (h_n, c_n)."""
+    """Multi-layer LSTM; forward(input, (h_0, c_0)) returns output, (h_n, c_n). With proj_size > 0 the hidden
+    state (and the output) is projected to proj_size features by weight_hr_l{k}."""
 
     def __init__(self, *args, **kwargs):
         super().__init__("LSTM", *args, **kwargs)
@@ -283,4 +306,5 @@ class GRU(RNNBase):
     """Multi-layer GRU."""
 
     def __init__(self, *args, **kwargs):
+        _no_projections(kwargs)
         super().__init__("GRU", *args, **kwargs)
