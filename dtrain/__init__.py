@@ -4,9 +4,9 @@
 __version__ = "0.1.0"
 
 from . import _dtype
-from ._dtype import (bfloat16, bool, cdouble, cfloat, complex64, complex128, double, dtype, float, float16, float32,
-                     float64, get_default_dtype, half, int, int8, int16, int32, int64, long, promote_types,
-                     set_default_dtype, short, uint8)
+from ._dtype import (bfloat16, bool, cdouble, cfloat, complex64, complex128, double, dtype, finfo, float, float16,
+                     float32, float64, get_default_dtype, half, iinfo, int, int8, int16, int32, int64, long,
+                     promote_types, set_default_dtype, short, uint8)
 from ._device import device, get_default_device, set_default_device
 from ._tensor import Size, Tensor, is_tensor
 from .autograd import graph as _graph

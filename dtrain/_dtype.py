@@ -146,3 +146,71 @@ def result_type_of(operands):
             res = sd if not (scalar_kind == 3 and res._kind == 2) else res.to_complex()
     return res
 
+
+
+# bfloat16's limits, for when ml_dtypes (which would tell NumPy) is absent: 8 exponent bits like float32, 8 of mantissa
+_BF16_INFO = dict(bits=16, eps=2.0 ** -7, max=3.3895313892515355e38, smallest_normal=2.0 ** -126)
+
+
+class finfo:
+    """Machine limits of a floating point dtype (torch.finfo); a complex dtype gives those of its parts."""
+    __slots__ = ("bits", "eps", "max", "min", "tiny", "smallest_normal", "resolution", "dtype")
+
+    def __init__(self, type=None):
+        d = get_default_dtype() if type is None else type
+        if not isinstance(d, dtype):
+            raise TypeError(f"finfo(): argument 'type' (position 1) must be torch.dtype, not {_b.type(d).__name__}")
+        if d._kind < 2:
+            raise TypeError("torch.finfo() requires a floating point input type. Use torch.iinfo to handle "
+                            "'torch.finfo'")
+        d = d.to_real()
+        if d.np is None:  # bfloat16 without ml_dtypes
+            info = _BF16_INFO
+        else:
+            f = np.finfo(d.np)
+            info = dict(bits=f.bits, eps=_b.float(f.eps), max=_b.float(f.max), smallest_normal=_b.float(f.tiny))
+        self.bits, self.eps, self.max = info["bits"], info["eps"], info["max"]
+        self.min, self.tiny = -self.max, info["smallest_normal"]
+        self.smallest_normal = self.tiny
+        self.resolution = 10.0 ** -_b.int(-np.log10(self.eps))  # NumPy's rule: 10**-(decimal digits of precision)
+        self.dtype = d.name
+
+    def __eq__(self, other):
+        return isinstance(other, finfo) and other.dtype == self.dtype
+
+    def __hash__(self):
+        return hash(("finfo", self.dtype))
+
+    def __repr__(self):
+        g = "{:.6g}".format
+        return (f"finfo(resolution={g(self.resolution)}, min={g(self.min)}, max={g(self.max)}, eps={g(self.eps)}, "
+                f"smallest_normal={g(self.smallest_normal)}, tiny={g(self.tiny)}, dtype={self.dtype})")
+
+    __str__ = __repr__
+
+
+class iinfo:
+    """Machine limits of an integer dtype (torch.iinfo)."""
+    __slots__ = ("bits", "max", "min", "dtype")
+
+    def __init__(self, type):
+        if not isinstance(type, dtype):
+            raise TypeError(f"iinfo(): argument 'type' (position 1) must be torch.dtype, not {_b.type(type).__name__}")
+        if type is bool:
+            raise TypeError("torch.bool is not supported by torch.iinfo")
+        if type._kind != 1:
+            raise TypeError("torch.iinfo() requires an integer input type. Use torch.finfo to handle 'torch.iinfo'")
+        i = np.iinfo(type.np)
+        self.bits, self.max, self.min, self.dtype = i.bits, _b.int(i.max), _b.int(i.min), type.name
+
+    def __eq__(self, other):
+        return isinstance(other, iinfo) and other.dtype == self.dtype
+
+    def __hash__(self):
+        return hash(("iinfo", self.dtype))
+
+    def __repr__(self):
+        g = "{:.6g}".format
+        return f"iinfo(min={g(_b.float(self.min))}, max={g(_b.float(self.max))}, dtype={self.dtype})"
+
+    __str__ = __repr__

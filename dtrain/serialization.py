@@ -548,7 +548,7 @@ class _Records:
             return self.mm[start:start + nbytes].view(dtype.np)
         arr = np.empty(numel, dtype.np)
         self.fh.seek(start)
-        got = self.fh.readinto(memoryview(arr).cast("B")) if nbytes else 0
+        got = self.fh.readinto(memoryview(arr.view(np.uint8))) if nbytes else 0  # any dtype, bfloat16 too
         if got != nbytes:
             raise RuntimeError(f"PytorchStreamReader failed reading file {name}: file read failed "
                                f"({self.name} is truncated or corrupt)")

@@ -1,7 +1,8 @@
 """torch's type promotion: tensor vs 0-d tensor vs Python scalar priority, int division, defaults."""
 import numpy as np
 import pytest
-from helpers import check
+import torch
+from helpers import check, check_raises
 
 import dtrain
 
@@ -83,3 +84,50 @@ def test_grad_through_promotion(device):
     check(lambda m, x, y: x.float() * y, (3, 4), (4,), device=device, dtype=np.float32)
     check(lambda m, x, y: x * y, (3, 4), np.ones(4, dtype=np.float32), device=device)
     check(lambda m, x, y: x + y, np.ones(4, dtype=np.float32), (3, 4), device=device)
+
+
+FLOATS = ["float16", "bfloat16", "float32", "float64", "complex64", "complex128"]
+
+
+@pytest.mark.parametrize("name", FLOATS)
+def test_finfo_matches_torch(name):
+    t, d = torch.finfo(getattr(torch, name)), dtrain.finfo(getattr(dtrain, name))
+    for attr in ("bits", "eps", "max", "min", "tiny", "smallest_normal", "resolution", "dtype"):
+        assert getattr(d, attr) == getattr(t, attr), attr
+        assert type(getattr(d, attr)) is type(getattr(t, attr)), attr
+    assert repr(d) == repr(t) and str(d) == str(t)
+
+
+@pytest.mark.parametrize("name", ["uint8", "int8", "int16", "int32", "int64"])
+def test_iinfo_matches_torch(name):
+    t, d = torch.iinfo(getattr(torch, name)), dtrain.iinfo(getattr(dtrain, name))
+    assert (d.bits, d.max, d.min, d.dtype) == (t.bits, t.max, t.min, t.dtype)
+    assert type(d.max) is int and repr(d) == repr(t)
+
+
+def test_finfo_defaults_and_errors():
+    assert dtrain.finfo() == dtrain.finfo(dtrain.float32)
+    dtrain.set_default_dtype(dtrain.float64)
+    try:
+        assert dtrain.finfo().dtype == "float64"
+    finally:
+        dtrain.set_default_dtype(dtrain.float32)
+    check_raises(lambda m: m.finfo(m.int32), match="torch.finfo() requires a floating point input type. Use "
+                                                   "torch.iinfo to handle 'torch.finfo'")
+    check_raises(lambda m: m.finfo(m.bool), match="requires a floating point input type")
+    check_raises(lambda m: m.iinfo(m.float32), match="torch.iinfo() requires an integer input type. Use "
+                                                     "torch.finfo to handle 'torch.iinfo'")
+    check_raises(lambda m: m.iinfo(m.bool), match="torch.bool is not supported by torch.iinfo")
+    check_raises(lambda m: m.finfo(3), match="finfo(): argument 'type' (position 1) must be torch.dtype, not int")
+
+
+def test_finfo_min_masks_like_torch():
+    # the attention-mask idiom: fill with the dtype's lowest value, then softmax
+    for m in (torch, dtrain):
+        s = m.zeros(2, 3).masked_fill(m.tensor([[False, True, False], [True, True, False]]),
+                                      m.finfo(m.float32).min)
+        p = s.softmax(-1)
+        if m is torch:
+            ref = p.numpy()
+        else:
+            np.testing.assert_allclose(p.numpy(), ref)
