@@ -32,10 +32,11 @@ def _export(module):
 # the op families (imported as a package so that `dtrain.linalg` stays free for torch's linalg namespace)
 from . import _ops  # noqa: E402
 from ._ops import (activation as _a, arith as _b, composite as _c, conversion as _d, creation as _e,  # noqa
-                   index as _f, linalg as _g, mutation as _h, pointwise as _i, reduce as _j, shape as _k)
-for _m in (_e, _d, _b, _i, _j, _k, _f, _g, _h, _a, _c):
+                   index as _f, linalg as _g, mutation as _h, pointwise as _i, reduce as _j, shape as _k,
+                   special as _l, stacking as _n, stats as _o)
+for _m in (_e, _d, _b, _i, _j, _k, _f, _g, _h, _a, _c, _l, _n, _o):
     _export(_m)
-del _m, _a, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k
+del _m, _a, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _n, _o
 
 from .autograd import grad_mode as _grad_mode  # noqa
 from . import autograd, cuda, random  # noqa
