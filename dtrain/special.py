@@ -1,0 +1,1 @@
+"""torch.special: the special functions under their torch.special names."""
