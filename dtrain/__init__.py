@@ -3,6 +3,8 @@
 `import dtrain as torch` is how it is meant to be used."""
 __version__ = "0.1.0"
 
+import builtins
+
 from . import _dtype
 from ._dtype import (bfloat16, bool, cdouble, cfloat, complex64, complex128, double, dtype, finfo, float, float16,
                      float32, float64, get_default_dtype, half, iinfo, int, int8, int16, int32, int64, long,
@@ -90,8 +92,63 @@ def set_num_threads(n):
     """Accepted for compatibility: NumPy's BLAS thread count is fixed when it loads (set OMP_NUM_THREADS)."""
 
 
+_deterministic = {"mode": False, "warn_only": False}
+
+
 def use_deterministic_algorithms(mode, *, warn_only=False):
-    pass
+    """Recorded for are_deterministic_algorithms_enabled(). dtrain's CPU kernels are deterministic; no op
+    consults the setting (torch raises for its nondeterministic CUDA kernels)."""
+    if not isinstance(mode, builtins.bool):
+        raise TypeError(f"_set_deterministic_algorithms(): argument 'mode' (position 1) must be bool, not "
+                        f"{type(mode).__name__}")
+    _deterministic.update(mode=mode, warn_only=builtins.bool(warn_only))
+
+
+def are_deterministic_algorithms_enabled():
+    return _deterministic["mode"]
+
+
+def is_deterministic_algorithms_warn_only_enabled():
+    return _deterministic["warn_only"]
+
+
+def typename(obj):
+    """'torch.FloatTensor' for a tensor (as Tensor.type()), else the module-qualified name of obj or its type."""
+    if isinstance(obj, Tensor):
+        return obj.type()
+    module = getattr(obj, "__module__", "") or ""
+    if hasattr(obj, "__qualname__"):
+        qualname = obj.__qualname__
+    elif hasattr(obj, "__name__"):
+        qualname = obj.__name__
+    else:
+        module, qualname = type(obj).__module__ or "", type(obj).__qualname__
+    return qualname if module in ("", "builtins") else f"{module}.{qualname}"
+
+
+def is_storage(obj):
+    from .serialization import TypedStorage
+    return isinstance(obj, TypedStorage)
+
+
+def _deprecated_range(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, device=None,
+                      requires_grad=False):
+    """torch.range: like arange but with `end` included, in the default float dtype unless told otherwise."""
+    import warnings
+    warnings.warn("torch.range is deprecated and will be removed in a future release because its behavior is "
+                  "inconsistent with Python's range builtin. Instead, use torch.arange, which produces values in "
+                  "[start, end).", UserWarning, stacklevel=2)
+    vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    if vals[2] == 0:
+        raise RuntimeError("step must be nonzero")
+    if (vals[1] - vals[0]) * vals[2] < 0:
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
+    n = builtins.int((vals[1] - vals[0]) // vals[2]) + 1  # torch: floor((end - start) / step) + 1 values
+    idx = arange(n, dtype=float64, device=device)
+    return (idx * vals[2] + vals[0]).to(dtype or get_default_dtype()).requires_grad_(requires_grad)
+
+
+range = _deprecated_range  # noqa: A001 (torch's name; nothing in this module uses the builtin)
 
 
 _matmul_precision = "highest"

@@ -272,6 +272,8 @@ SAME_RESULT = [
     "m.empty(3, dtype=m.int64).uniform_()", "m.empty(3, dtype=m.int64).normal_()",
     "m.empty(3, dtype=m.int64).bernoulli_(0.5).dtype", "m.empty(3).uniform_(1, 1)", "m.bernoulli(m.tensor([1., 0.]))",
     "m.empty(2).bernoulli_(m.tensor([1., 0.]))", "m.empty(2, dtype=m.float64).normal_(2, 0)",
+    "m.range(0, 3)", "m.range(1, 2, 0.5)", "m.range(0, 3, dtype=m.long)", "m.range(3, 0, -1)", "m.range(0, 1, 0.3)",
+    "m.range(0, 3, -1)", "m.range(0, 3, 0)", "m.range(0, 2, dtype=m.float64, requires_grad=True)",
 ]
 
 

@@ -53,3 +53,22 @@ def test_get_num_threads_follows_omp_num_threads(monkeypatch):
     assert dtrain.get_num_threads() == 3
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert dtrain.get_num_threads() >= 1
+
+
+def test_deterministic_algorithms_setting_round_trips():
+    for m in (torch, dtrain):
+        try:
+            m.use_deterministic_algorithms(True, warn_only=True)
+            assert m.are_deterministic_algorithms_enabled() and m.is_deterministic_algorithms_warn_only_enabled()
+        finally:
+            m.use_deterministic_algorithms(False)
+        assert not m.are_deterministic_algorithms_enabled()
+        with pytest.raises(TypeError, match="argument 'mode' \\(position 1\\) must be bool, not int"):
+            m.use_deterministic_algorithms(1)
+
+
+def test_typename_and_is_storage_like_torch():
+    for expr in ("m.ones(2)", "m.ones(2, dtype=m.long)", "m.ones(2, dtype=m.float64)", "1", "'a'", "[]", "len"):
+        assert dtrain.typename(eval(expr, {"m": dtrain})) == torch.typename(eval(expr, {"m": torch})), expr
+    assert dtrain.typename(dtrain.nn.Linear(1, 1)) == "dtrain.nn.modules.linear.Linear"
+    assert not dtrain.is_storage(dtrain.ones(2)) and not dtrain.is_storage([1])
