@@ -1,2 +1,120 @@
 """Stacking and splitting along named axes (column_stack, dstack, hsplit, vsplit, dsplit), diagflat, vander,
 unravel_index."""
+import numpy as np
+
+from .. import _dtype
+from .._tensor import Size, Tensor, _wrap
+from ._util import cast, method
+from .shape import cat, diag
+
+
+def column_stack(tensors):
+    """Tensors side by side as columns: 0-d and 1-d ones become (n, 1) columns first."""
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("column_stack expects a non-empty TensorList")
+    return cat([t.reshape(t.numel(), 1) if t.ndim <= 1 else t for t in tensors], 1)
+
+
+def _atleast_3d(t):
+    if t.ndim == 0:
+        return t.reshape(1, 1, 1)
+    if t.ndim == 1:
+        return t.reshape(1, -1, 1)
+    return t.unsqueeze(-1) if t.ndim == 2 else t
+
+
+def dstack(tensors):
+    """Tensors stacked depthwise (along dim 2), after making each at least 3-d as (1, n, 1) or (m, n, 1)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("dstack expects a non-empty TensorList")
+    return cat([_atleast_3d(t) for t in tensors], 2)
+
+
+def _split_along(input, indices_or_sections, name, min_ndim, dim):
+    if input.ndim < min_ndim:
+        raise RuntimeError(f"torch.{name} requires a tensor with at least {min_ndim} dimension, but got a tensor with "
+                           f"{input.ndim} dimensions!")
+    if isinstance(indices_or_sections, Tensor):
+        indices_or_sections = indices_or_sections.tolist()
+    if not isinstance(indices_or_sections, int):
+        return input.tensor_split(list(indices_or_sections), dim)
+    n, k = input.shape[dim], indices_or_sections
+    if k == 0 or n % k:
+        raise RuntimeError(f"torch.{name} attempted to split along dimension {dim}, but the size of the dimension {n} "
+                           f"is not divisible by the split_size {k}!")
+    if k < 0:
+        raise RuntimeError(f"number of sections must be larger than 0, got {k}")
+    return input.tensor_split(k, dim)
+
+
+def hsplit(input, indices_or_sections):
+    """tensor_split along dim 1 (dim 0 for 1-d tensors); a number of sections must divide the size."""
+    return _split_along(input, indices_or_sections, "hsplit", 1, 0 if input.ndim == 1 else 1)
+
+
+def vsplit(input, indices_or_sections):
+    """tensor_split along dim 0 of a tensor of at least 2 dims; a number of sections must divide the size."""
+    return _split_along(input, indices_or_sections, "vsplit", 2, 0)
+
+
+def dsplit(input, indices_or_sections):
+    """tensor_split along dim 2 of a tensor of at least 3 dims; a number of sections must divide the size."""
+    return _split_along(input, indices_or_sections, "dsplit", 3, 2)
+
+
+def _split_method(fn):
+    # the Tensor methods also take the indices as separate arguments: x.hsplit(1, 2)
+    return lambda self, *indices_or_sections: fn(
+        self, indices_or_sections[0] if len(indices_or_sections) == 1 else indices_or_sections)
+
+
+Tensor.hsplit, Tensor.vsplit, Tensor.dsplit = (_split_method(f) for f in (hsplit, vsplit, dsplit))
+
+
+@method()
+def diagflat(input, offset=0):
+    """The flattened input as the `offset` diagonal of a square matrix."""
+    return diag(input.reshape(-1), offset)
+
+
+def vander(x, N=None, increasing=False):
+    """Vandermonde matrix of a 1-d x: columns x^(N-1), ..., x^0 (ascending with `increasing`). Integer and bool
+    inputs give int64. The powers are a cumulative product, as in torch, which is also the gradient's path."""
+    if x.ndim != 1:
+        raise RuntimeError("x must be a one-dimensional tensor.")
+    n = x.shape[0] if N is None else N
+    if n < 0:
+        raise RuntimeError("N must be non-negative.")
+    dt = _dtype.promote_types(x.dtype, _dtype.int64)
+    x = cast(x, dt) if x.dtype != dt else x
+    from .creation import ones
+    cols = [ones(x.shape[0], min(n, 1), dtype=dt, device=x.device)]
+    if n > 1:
+        cols.append(x.unsqueeze(1).expand(x.shape[0], n - 1).cumprod(1))
+    r = cat(cols, 1)
+    return r if increasing else r.flip(1)
+
+
+def unravel_index(indices, shape):
+    """The coordinates, one int64 tensor per dim of `shape`, of flat indices into a tensor of that shape
+    (negative indices count from the end, as floor division and modulo make them)."""
+    if indices.is_floating_point() or indices.is_complex() or indices.dtype == _dtype.bool:
+        raise TypeError(f"expected 'indices' to be integer dtype, but got {indices.dtype}")
+    if not isinstance(shape, (int, np.integer, tuple, list, Size)):
+        raise TypeError(f"expected 'shape' to be int or sequence of ints, but got {type(shape)}")
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    for s in shape:
+        if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
+            raise TypeError(f"expected 'shape' sequence to only contain ints, but got {type(s)}")
+    if any(s < 0 for s in shape):
+        raise ValueError(f"'shape' cannot have negative values, but got {shape}")
+    xp = indices._device.xp
+    if 0 in shape and indices.numel():
+        raise RuntimeError("ZeroDivisionError")
+    coefs = np.cumprod((1,) + shape[:0:-1])[::-1].astype(np.int64)
+    a = indices._data.astype(np.int64)[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coords = a // xp.asarray(coefs) % xp.asarray(np.asarray(shape, np.int64))
+    return tuple(_wrap(coords[..., k], indices._device) for k in range(len(shape)))
