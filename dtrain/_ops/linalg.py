@@ -1,11 +1,14 @@
 """matmul / mm / bmm / linear and friends. The CPU cost of a model is mostly here, so each backward picks
-the BLAS-friendly layout: `(g.T @ a).T`-style products instead of `a.T @ g` (5x faster on OpenBLAS)."""
+the BLAS-friendly layout: `(g.T @ a).T`-style products instead of `a.T @ g` (5x faster on OpenBLAS).
+Also torch's top-level names for decompositions (svd, qr, cholesky, slogdet, ...), over the Functions in decomp.py."""
 import numpy as np
 
 from .. import _dtype
 from .._tensor import Tensor
 from ..autograd.graph import Function, deliver, grad_destination
 from ._util import method, out_copy, promote, unbroadcast
+from .decomp import (CholeskyInverse, CholeskySolve, Slogdet, Svd, Svdvals, _check_float, _check_info, _check_square,
+                     _not_implemented, return_qr, return_slogdet, return_svd)
 
 
 def _reshaped(a, shape):
@@ -271,3 +274,130 @@ def einsum(equation, *operands):
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     return _einsum(equation, *operands)
+
+
+# ---- decompositions under torch's top-level names (the torch.linalg spellings are in dtrain.linalg) ----
+
+def _linalg():
+    from .. import linalg  # dtrain.linalg loads on first use
+    return linalg
+
+
+@method()
+def svd(input, some=True, compute_uv=True, *, out=None):
+    """torch.svd: U, S, V with V (not Vh), reduced unless some=False; compute_uv=False gives zero U and V."""
+    if input.ndim < 2:
+        raise RuntimeError(f"linalg.svd: input should have at least 2 dimensions, but has {input.ndim} dimensions "
+                           f"instead")
+    _check_float(input, "linalg.svd", "linalg_svd")
+    if not compute_uv:
+        batch, (m, n) = tuple(input.shape[:-2]), input.shape[-2:]
+        return return_svd(input.new_zeros(batch + (m, m)), Svdvals.apply(input), input.new_zeros(batch + (n, n)))
+    u, s, vh = Svd.apply(input, full_matrices=not some)
+    return return_svd(u, s, vh.mT)
+
+
+@method()
+def slogdet(input):
+    return return_slogdet(*_linalg().slogdet(input))
+
+
+@method()
+def logdet(input):
+    """log(det A): nan where det A < 0, -inf where it is 0."""
+    _check_square(input, "logdet")
+    _check_float(input, "logdet")
+    sign, logabsdet = Slogdet.apply(input)
+    return logabsdet.masked_fill(sign < 0, float("nan"))
+
+
+@method()
+def pinverse(input, rcond=1e-15):
+    return _linalg().pinv(input, rcond)
+
+
+@method()
+def vdot(input, other, *, out=None):
+    """The dot product of two vectors, the first conjugated."""
+    if input.ndim != 1 or other.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D tensors")
+    return dot(input.conj() if input.is_complex() else input, other, out=out)
+
+
+@method()
+def matrix_power(input, n, *, out=None):
+    return _linalg().matrix_power(input, n, out=out)
+
+
+@method()
+def matrix_exp(input):
+    return _linalg().matrix_exp(input)
+
+
+def chain_matmul(*matrices, out=None):
+    """The product of 2-D matrices, in the cheapest order (torch's older spelling of linalg.multi_dot)."""
+    if not matrices:
+        raise RuntimeError("chain_matmul(): Expected one or more matrices")
+    for m in matrices:
+        if m.ndim != 2:
+            raise RuntimeError(f"Tensor dimension is {m.ndim}, expected 2 instead.")
+    if len(matrices) == 1:
+        return out_copy(matrices[0].clone(), out)
+    return _linalg().multi_dot(matrices, out=out)
+
+
+@method()
+def cholesky(input, upper=False, *, out=None):
+    L, info = _linalg()._cholesky(input, upper, "cholesky")
+    _check_info(info._data, "cholesky")
+    return out_copy(L, out)
+
+
+def _check_factor_dtype(t, kernel):
+    if not t.dtype.is_floating_point or t.dtype.itemsize < 4:
+        raise _not_implemented(t, kernel)
+    _check_float(t, kernel)
+
+
+@method()
+def cholesky_solve(input, input2, upper=False, *, out=None):
+    """X with A X = B for B = input and A's Cholesky factor input2 (lower, or upper if upper=True); only
+    that triangle of input2 is read."""
+    for name, t in (("b", input), ("u", input2)):
+        if t.ndim < 2:
+            raise RuntimeError(f"{name} should have at least 2 dimensions, but has {t.ndim} dimensions instead")
+    if input.dtype != input2.dtype:
+        b, a = _dtype.scalar_name(input.dtype), _dtype.scalar_name(input2.dtype)
+        raise RuntimeError(f"Expected b and A to have the same dtype, but found b of type {b} and A of type {a} instead.")
+    n = input2.shape[-1]
+    if input2.shape[-2] != n:
+        raise RuntimeError(f"A must be batches of square matrices, but they are {input2.shape[-2]} by {n} matrices")
+    if input.shape[-2] != n:
+        raise RuntimeError(f"Incompatible matrix sizes for cholesky_solve: each A matrix is {n} by {n} but each b "
+                           f"matrix is {input.shape[-2]} by {input.shape[-1]}")
+    _broadcast_shapes(input.shape[:-2], input2.shape[:-2])
+    _check_factor_dtype(input, "cholesky_solve")
+    return out_copy(CholeskySolve.apply(input, input2, upper=upper), out)
+
+
+@method()
+def cholesky_inverse(input, upper=False, *, out=None):
+    """A^{-1} from A's Cholesky factor (lower, or upper if upper=True); only that triangle is read."""
+    _check_square(input, "cholesky_inverse")
+    _check_factor_dtype(input, "cholesky_inverse_out")
+    return out_copy(CholeskyInverse.apply(input, upper=upper), out)
+
+
+@method()
+def qr(input, some=True, *, out=None):
+    return return_qr(*_linalg().qr(input, "reduced" if some else "complete"))
+
+
+@method("det")
+def _det(input):
+    return _linalg().det(input)
+
+
+@method("inverse")
+def _inverse(input):
+    return _linalg().inv(input)
