@@ -22,9 +22,11 @@ from ._tensor import layout, strided
 
 
 def _export(module):
+    # the public functions of the op families (not the helpers an op module imports from elsewhere)
     names = getattr(module, "__all__", None) or [
         n for n, v in vars(module).items()
-        if not n.startswith("_") and callable(v) and not isinstance(v, type) and getattr(v, "__module__", "").startswith("dtrain")]
+        if not n.startswith("_") and callable(v) and not isinstance(v, type)
+        and getattr(v, "__module__", "").startswith("dtrain._ops.") and v.__module__ != "dtrain._ops._util"]
     g = globals()
     for n in names:
         if n not in g or n in ("max", "min", "abs", "all", "any", "sum", "round", "pow"):
