@@ -398,6 +398,34 @@ def view_as_complex(input):
     return ViewAsComplex.apply(input)
 
 
+def real(input):
+    """The real part: a view of a complex tensor's memory (writes go through); a real tensor itself."""
+    return view_as_real(input).select(-1, 0) if input.is_complex() else input
+
+
+def imag(input):
+    """The imaginary part of a complex tensor, a view of its memory."""
+    if not input.is_complex():
+        raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
+    return view_as_real(input).select(-1, 1)
+
+
+@method()
+def is_conj(input):
+    """False: dtrain's conj() computes the conjugate, so no tensor carries a conjugate bit."""
+    return False
+
+
+@method()
+def is_neg(input):
+    """False: nor a negative bit."""
+    return False
+
+
+Tensor.real = property(real, lambda self, value: real(self).copy_(value))
+Tensor.imag = property(imag, lambda self, value: imag(self).copy_(value))
+
+
 @method()
 def resolve_conj(input):
     """`input` itself: dtrain's conj() computes the conjugate, so no tensor carries a conjugate bit to resolve."""

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from helpers import check, check_raises
+from helpers import check, check_raises, to_numpy
 
 import dtrain
 
@@ -380,3 +380,30 @@ def test_names_match_torch():
                  "polygamma", "i0", "xlogy", "xlog1py", "sinc", "logsumexp", "softmax", "log_softmax", "entr", "ndtr",
                  "round"]:
         assert name in dtrain.special.__all__, name
+
+
+def test_real_and_imag_are_views_like_torch(device):
+    res = {}
+    for m in (torch, dtrain):
+        dev = "cpu" if m is torch else device
+        z = m.tensor([1 + 2j, 3 - 1j], requires_grad=True, device=dev)
+        (z.real * m.tensor([1.0, 2.0], device=dev) + z.imag * 3).sum().backward()
+        w = m.zeros(3, 4, dtype=m.complex64, device=dev)[:, ::2]
+        w.real.add_(1)
+        w.imag.add_(2)
+        w.real = m.tensor([7.0, 8.0], device=dev)
+        x = m.ones(2, device=dev)
+        with pytest.raises(RuntimeError, match="imag is not implemented for tensors with non-complex dtypes"):
+            x.imag
+        res[m] = (to_numpy(z.grad), to_numpy(w), w.imag.stride(), x.real is x, to_numpy(m.real(z.detach())),
+                  to_numpy(m.imag(z.detach())))
+    for a, e in zip(res[dtrain], res[torch]):
+        np.testing.assert_array_equal(a, e)
+
+
+def test_no_tensor_carries_conjugate_or_negative_bits():
+    z = dtrain.tensor([1 + 2j])
+    for t in (z, z.conj(), -z, dtrain.ones(2)):
+        assert t.is_conj() is False and t.is_neg() is False
+        assert dtrain.is_conj(t) is False and dtrain.is_neg(t) is False
+    np.testing.assert_array_equal(z.conj().resolve_conj().numpy(), [1 - 2j])  # the conjugate is in the values
