@@ -8,8 +8,9 @@ from .. import _dtype
 from .._tensor import Tensor, _wrap
 from ..autograd.graph import Function
 from ._util import method, out_copy, scalar_tensor, wrap_dim
-from .index import Gather, _full_index, _scatter_add_at, where
+from .index import _scatter_add_at, where
 from .reduce import _named, return_cummax, return_mode
+from .scatter import Gather, _full_index
 
 return_cummin, return_nanmedian = _named("cummin"), _named("nanmedian")
 

@@ -575,7 +575,7 @@ def test_scatter_reduce_errors(device, name):
 @pytest.mark.parametrize("op", ["multiply", "maximum", "minimum", "add"])
 def test_fold_at_matches_ufunc_at(op):
     """The ufunc.at stand-in used where the array module has none (CuPy), run here on NumPy."""
-    from dtrain._ops.index import _fold_at, _full_index
+    from dtrain._ops.scatter import _fold_at, _full_index
     rng = np.random.default_rng(3)
     idx = rng.integers(0, 4, (6, 5))
     vals = rng.standard_normal((6, 5))
