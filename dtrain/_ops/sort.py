@@ -65,21 +65,6 @@ def kthvalue(input, k, dim=-1, keepdim=False):
     return return_kthvalue(v, i)
 
 
-@method()
-def median(input, dim=None, keepdim=False):
-    from .reduce import return_median
-    if dim is None:
-        flat = input.reshape(-1)
-        return sort(flat).values[(flat.numel() - 1) // 2]
-    d = wrap_dim(dim, input.ndim)
-    s = sort(input, d)
-    m = (input.shape[d] - 1) // 2
-    v, i = s.values.select(d, m), s.indices.select(d, m)
-    if keepdim:
-        v, i = v.unsqueeze(d), i.unsqueeze(d)
-    return return_median(v, i)
-
-
 def one_hot(tensor, num_classes=-1):
     if tensor._data.dtype != np.int64:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")

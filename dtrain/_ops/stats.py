@@ -177,6 +177,41 @@ def nanmedian(input, dim=None, keepdim=False, *, out=None):
     return out_copy(return_nanmedian(values if keepdim else values.squeeze(d), idx), out)
 
 
+@method()
+def median(input, dim=None, keepdim=False):
+    """The lower median: of everything (a value; NaN if there is one), or along `dim` (values, indices: a row
+    holding a NaN gives NaN and the index of its first NaN)."""
+    from .reduce import return_median
+    if dim is None:
+        _check_median_dtype(input, "median_cpu")
+        return SelectEvenly.apply(input, value=_flat_median(input), label="MedianBackward0")
+    _check_median_dtype(input, "median_out")
+    d = wrap_dim(dim, input.ndim)
+    if input.ndim == 0:
+        return return_median(input.clone(), _zero_index(input))
+    _check_dim_nonempty(input, d, "median")
+    xp = input._device.xp
+    n = input.shape[d]
+    order, count = _nan_last_sort(input._data, d, xp)
+    # NaN sorts last and stably, so the row's first NaN sits at sorted position `count`
+    at = xp.where(count < n, count, (n - 1) // 2)
+    pick = xp.take_along_axis(order, at, axis=d).astype(np.int64)
+    idx = _wrap(pick if keepdim else pick.squeeze(d), input._device)
+    values = Gather.apply(input, _wrap(pick, input._device), dim=d, label="MedianBackward1")
+    return return_median(values if keepdim else values.squeeze(d), idx)
+
+
+def _flat_median(input):
+    xp = input._device.xp
+    a = input._data.reshape(-1)
+    if a.size == 0:
+        with np.errstate(invalid="ignore"):
+            return xp.asarray(np.nan).astype(a.dtype)
+    order, count = _nan_last_sort(a, 0, xp)
+    k = int(count[0])
+    return a[order[k if k < a.size else (a.size - 1) // 2]]
+
+
 def _flat_nanmedian(input):
     xp = input._device.xp
     a = input._data.reshape(-1)

@@ -117,6 +117,22 @@ def test_nanmedian_all(device, dtype, case):
     check(lambda m, x: (m.nanmedian(x), x.nanmedian()), x, device=device)
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("case", ["plain", "ties", "nan", "all_nan", "even"])
+def test_median_all_shares_ties_and_propagates_nan(device, dtype, case):
+    x = {"plain": _data((3, 5), dtype), "ties": np.array([[3.0, 1.0, 3.0], [3.0, 0.0, 4.0]], dtype),
+         "nan": np.array([1.0, np.nan, 2.0, 2.0, np.nan], dtype), "all_nan": np.full((2, 2), np.nan, dtype),
+         "even": np.array([4.0, 1.0, 3.0, 2.0], dtype)}[case]
+    check(lambda m, x: (m.median(x), x.median()), x, device=device)
+
+
+@pytest.mark.parametrize("dim,keepdim", [(1, False), (0, True)])
+def test_median_dim_with_nan_rows(device, dim, keepdim):
+    # a slice holding NaN gives NaN and its first NaN's index; the others their lower median (distinct values)
+    x = np.array([[1.0, np.nan, 2.0, 5.0], [3.0, 1.0, 2.0, 0.5], [np.nan, np.nan, 1.0, 4.0]])
+    check(lambda m, x: m.median(x, dim, keepdim), x, device=device)
+
+
 def test_nanmedian_int_0d_empty(device):
     x = np.array([[3, 1, 2, 5], [4, 4, 0, 4]])
     check(lambda m, x: (m.nanmedian(x), m.nanmedian(x, 1), x.nanmedian(0, True)), x, device=device)
