@@ -46,16 +46,6 @@ from .autograd import grad_mode as _grad_mode  # noqa
 from . import autograd, cuda, random  # noqa
 
 
-def inverse(input, *, out=None):
-    from .linalg import inv
-    return inv(input)
-
-
-def det(input):
-    from .linalg import det as _det
-    return _det(input)
-
-
 def is_floating_point(input):
     return input.is_floating_point()
 

@@ -152,7 +152,21 @@ def result_type_of(operands):
 _BF16_INFO = dict(bits=16, eps=2.0 ** -7, max=3.3895313892515355e38, smallest_normal=2.0 ** -126)
 
 
-class finfo:
+class _Info:
+    """What finfo and iinfo share: equal when they describe the same dtype; printed by their __repr__."""
+    __slots__ = ()
+
+    def __eq__(self, other):
+        return _b.type(other) is _b.type(self) and other.dtype == self.dtype
+
+    def __hash__(self):
+        return hash((_b.type(self).__name__, self.dtype))
+
+    def __str__(self):
+        return repr(self)
+
+
+class finfo(_Info):
     """Machine limits of a floating point dtype (torch.finfo); a complex dtype gives those of its parts."""
     __slots__ = ("bits", "eps", "max", "min", "tiny", "smallest_normal", "resolution", "dtype")
 
@@ -175,21 +189,14 @@ class finfo:
         self.resolution = 10.0 ** -_b.int(-np.log10(self.eps))  # NumPy's rule: 10**-(decimal digits of precision)
         self.dtype = d.name
 
-    def __eq__(self, other):
-        return isinstance(other, finfo) and other.dtype == self.dtype
-
-    def __hash__(self):
-        return hash(("finfo", self.dtype))
-
     def __repr__(self):
         g = "{:.6g}".format
         return (f"finfo(resolution={g(self.resolution)}, min={g(self.min)}, max={g(self.max)}, eps={g(self.eps)}, "
                 f"smallest_normal={g(self.smallest_normal)}, tiny={g(self.tiny)}, dtype={self.dtype})")
 
-    __str__ = __repr__
 
 
-class iinfo:
+class iinfo(_Info):
     """Machine limits of an integer dtype (torch.iinfo)."""
     __slots__ = ("bits", "max", "min", "dtype")
 
@@ -203,14 +210,7 @@ class iinfo:
         i = np.iinfo(type.np)
         self.bits, self.max, self.min, self.dtype = i.bits, _b.int(i.max), _b.int(i.min), type.name
 
-    def __eq__(self, other):
-        return isinstance(other, iinfo) and other.dtype == self.dtype
-
-    def __hash__(self):
-        return hash(("iinfo", self.dtype))
-
     def __repr__(self):
         g = "{:.6g}".format
         return f"iinfo(min={g(_b.float(self.min))}, max={g(_b.float(self.max))}, dtype={self.dtype})"
 
-    __str__ = __repr__

@@ -5,9 +5,9 @@ import numpy as np
 
 from . import (digamma, erf, erfc, erfinv as _erfinv, exp2, expm1, i0, lgamma, log1p, log_softmax as _log_softmax,
                logit, logsumexp, mvlgamma, polygamma, round, sigmoid, sinc, softmax as _softmax, xlogy)
-from ._ops._util import out_copy, to_float, unbroadcast
+from ._ops._util import out_copy, to_float
 from ._ops.arith import _binary
-from ._ops.special import _special
+from ._ops.special import Xlog1py, _special
 from .autograd.graph import Function
 
 __all__ = ["digamma", "entr", "erf", "erfc", "erfcx", "erfinv", "exp2", "expit", "expm1", "gammaln", "i0", "i0e", "i1",
@@ -139,31 +139,6 @@ def _unary(cls, name):
 entr, ndtri, log_ndtr, erfcx = _unary(Entr, "entr"), _unary(Ndtri, "ndtri"), _unary(LogNdtr, "log_ndtr"), \
     _unary(Erfcx, "erfcx")
 i0e, i1, i1e = _unary(I0e, "i0e"), _unary(I1, "i1"), _unary(I1e, "i1e")
-
-
-def _xlog1py(xp, x, y):
-    """x * log1p(y), 0 where x is 0 (unless y is nan)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return xp.where((x == 0) & ~xp.isnan(y), 0, x * xp.log1p(y))
-
-
-class Xlog1py(Function):
-    def forward(ctx, x, y):
-        ctx.save_for_backward(x, y)
-        return _xlog1py(ctx.xp, x, y)
-
-    def backward(ctx, g):
-        x, y = ctx.saved
-        xp = ctx.xp
-        nig = ctx.needs_input_grad
-        gx = gy = None
-        if nig[0]:
-            # torch's rule: the gradient is 0 where x == 0 and log1p(y) is not finite
-            gx = unbroadcast(xp.where((x == 0) & (y <= -1), 0, _xlog1py(xp, g, y)), x.shape)
-        if nig[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gy = unbroadcast(g * x / (1 + y), y.shape)
-        return gx, gy
 
 
 def xlog1py(input, other, *, out=None):

@@ -6,7 +6,7 @@ import numpy as np
 from .. import _dtype
 from .._tensor import Tensor
 from ..autograd.graph import Function, deliver, grad_destination
-from ._util import method, out_copy, promote, unbroadcast
+from ._util import method, out_copy, unbroadcast
 from .decomp import (CholeskyInverse, CholeskySolve, Slogdet, Svd, Svdvals, _check_float, _check_info, _check_square,
                      _not_implemented, return_qr, return_slogdet, return_svd)
 
@@ -393,11 +393,11 @@ def qr(input, some=True, *, out=None):
     return return_qr(*_linalg().qr(input, "reduced" if some else "complete"))
 
 
-@method("det")
-def _det(input):
+@method()
+def det(input):
     return _linalg().det(input)
 
 
-@method("inverse")
-def _inverse(input):
-    return _linalg().inv(input)
+@method()
+def inverse(input, *, out=None):
+    return _linalg().inv(input, out=out)

@@ -187,29 +187,36 @@ class LogAddExp2(Function):
                     unbroadcast(g / (1 + xp.exp2(a - b)), b.shape) if nig[1] else None)
 
 
-def _xlogy_array(xp, x, y):
-    """x * log(y), 0 where x is 0 (unless y is nan)."""
+def _xlogy_array(xp, x, y, log1p=False):
+    """x * log(y) (x * log1p(y)), 0 where x is 0 (unless y is nan)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return xp.where((x == 0) & ~xp.isnan(y), 0, x * xp.log(y))
+        return xp.where((x == 0) & ~xp.isnan(y), 0, x * (xp.log1p(y) if log1p else xp.log(y)))
 
 
 class Xlogy(Function):
+    log1p = False  # Xlog1py: x * log1p(y), the same rules at y + 1
+
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
-        return _xlogy_array(ctx.xp, x, y)
+        return _xlogy_array(ctx.xp, x, y, ctx.log1p)
 
     def backward(ctx, g):
         x, y = ctx.saved
         xp = ctx.xp
         nig = ctx.needs_input_grad
+        y1 = y + 1 if ctx.log1p else y  # the argument of the log
         gx = gy = None
         if nig[0]:
-            # torch's rule: the gradient is 0 where x == 0 and log(y) is not finite
-            gx = unbroadcast(xp.where((x == 0) & (y <= 0), 0, _xlogy_array(xp, g, y)), x.shape)
+            # torch's rule: the gradient is 0 where x == 0 and the log is not finite
+            gx = unbroadcast(xp.where((x == 0) & (y1 <= 0), 0, _xlogy_array(xp, g, y, ctx.log1p)), x.shape)
         if nig[1]:
             with np.errstate(divide="ignore", invalid="ignore"):
-                gy = unbroadcast(g * x / y, y.shape)
+                gy = unbroadcast(g * x / y1, y.shape)
         return gx, gy
+
+
+class Xlog1py(Xlogy):
+    log1p = True
 
 
 @method()

@@ -160,21 +160,7 @@ def _nan_last_sort(a, d, xp):
 @method()
 def nanmedian(input, dim=None, keepdim=False, *, out=None):
     """The lower median of the non-NaN values: of everything (a value), or along `dim` (values, indices)."""
-    if dim is None:
-        _check_median_dtype(input, "median_cpu")
-        return SelectEvenly.apply(input, value=_flat_nanmedian(input), label="NanmedianBackward0")
-    _check_median_dtype(input, "median_out")
-    d = wrap_dim(dim, input.ndim)
-    if input.ndim == 0:
-        return return_nanmedian(input.clone(), _zero_index(input))
-    _check_dim_nonempty(input, d, "median")
-    xp = input._device.xp
-    order, count = _nan_last_sort(input._data, d, xp)
-    # the (k-1)//2-th of k non-NaN values; with none, the first NaN
-    pick = xp.take_along_axis(order, xp.maximum(count - 1, 0) // 2, axis=d).astype(np.int64)
-    idx = _wrap(pick if keepdim else pick.squeeze(d), input._device)
-    values = Gather.apply(input, _wrap(pick, input._device), dim=d, label="NanmedianBackward1")
-    return out_copy(return_nanmedian(values if keepdim else values.squeeze(d), idx), out)
+    return out_copy(_median(input, dim, keepdim, True, "Nanmedian", return_nanmedian), out)
 
 
 @method()
@@ -182,44 +168,40 @@ def median(input, dim=None, keepdim=False):
     """The lower median: of everything (a value; NaN if there is one), or along `dim` (values, indices: a row
     holding a NaN gives NaN and the index of its first NaN)."""
     from .reduce import return_median
+    return _median(input, dim, keepdim, False, "Median", return_median)
+
+
+def _median_at(count, n, skip_nan, xp):
+    """Sorted position (NaN last, stable) of the median among n values of which `count` are not NaN: the
+    (k-1)//2-th non-NaN one (skip_nan; the first NaN when all are), else the first NaN wherever there is one."""
+    return xp.maximum(count - 1, 0) // 2 if skip_nan else xp.where(count < n, count, (n - 1) // 2)
+
+
+def _median(input, dim, keepdim, skip_nan, name, result):
     if dim is None:
         _check_median_dtype(input, "median_cpu")
-        return SelectEvenly.apply(input, value=_flat_median(input), label="MedianBackward0")
+        return SelectEvenly.apply(input, value=_flat_median(input, skip_nan), label=f"{name}Backward0")
     _check_median_dtype(input, "median_out")
     d = wrap_dim(dim, input.ndim)
     if input.ndim == 0:
-        return return_median(input.clone(), _zero_index(input))
+        return result(input.clone(), _zero_index(input))
     _check_dim_nonempty(input, d, "median")
     xp = input._device.xp
-    n = input.shape[d]
     order, count = _nan_last_sort(input._data, d, xp)
-    # NaN sorts last and stably, so the row's first NaN sits at sorted position `count`
-    at = xp.where(count < n, count, (n - 1) // 2)
-    pick = xp.take_along_axis(order, at, axis=d).astype(np.int64)
+    pick = xp.take_along_axis(order, _median_at(count, input.shape[d], skip_nan, xp), axis=d).astype(np.int64)
     idx = _wrap(pick if keepdim else pick.squeeze(d), input._device)
-    values = Gather.apply(input, _wrap(pick, input._device), dim=d, label="MedianBackward1")
-    return return_median(values if keepdim else values.squeeze(d), idx)
+    values = Gather.apply(input, _wrap(pick, input._device), dim=d, label=f"{name}Backward1")
+    return result(values if keepdim else values.squeeze(d), idx)
 
 
-def _flat_median(input):
+def _flat_median(input, skip_nan):
     xp = input._device.xp
     a = input._data.reshape(-1)
     if a.size == 0:
         with np.errstate(invalid="ignore"):
             return xp.asarray(np.nan).astype(a.dtype)
     order, count = _nan_last_sort(a, 0, xp)
-    k = int(count[0])
-    return a[order[k if k < a.size else (a.size - 1) // 2]]
-
-
-def _flat_nanmedian(input):
-    xp = input._device.xp
-    a = input._data.reshape(-1)
-    if a.size == 0:
-        with np.errstate(invalid="ignore"):
-            return xp.asarray(np.nan).astype(a.dtype)
-    order, count = _nan_last_sort(a, 0, xp)
-    return a[order[max(int(count[0]) - 1, 0) // 2]]
+    return a[order[int(_median_at(count, a.size, skip_nan, xp)[0])]]
 
 
 @method()
