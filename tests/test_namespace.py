@@ -18,6 +18,15 @@ def test_hasattr_is_false_for_what_dtrain_lacks():
     assert hasattr(dtrain, "nn") and hasattr(dtrain, "optim") and hasattr(dtrain, "distributed")
 
 
+def test_op_modules_export_only_their_own_functions():
+    # helpers an op module imports (from _ops._util, autograd, random) are not torch names
+    for name in ("cast", "promote", "method", "out_copy", "unbroadcast", "wrap_dim", "to_float", "deliver",
+                 "grad_destination", "default_generator_for"):
+        assert not hasattr(dtrain, name) and not hasattr(torch, name), name
+    for name in ("erfc", "quantile", "scatter_reduce", "sort", "gather", "svd", "det", "inverse"):
+        assert getattr(dtrain, name).__module__.startswith("dtrain._ops."), name
+
+
 def test_cpu_amp_autocast_alias():
     with dtrain.cpu.amp.autocast():
         y = dtrain.ones(2) * 2
