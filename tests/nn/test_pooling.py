@@ -92,3 +92,28 @@ def test_errors():
                        "dilation=1")
     check_raises(lambda m, x: m.nn.functional.avg_pool2d(x, 2, padding=2), (1, 1, 6, 6))
     check_raises(lambda m, x: m.nn.functional.max_pool2d(x, 2), (6, 6, 1, 1, 1))
+
+
+@pytest.mark.parametrize("kw", [{}, {"stride": 1}, {"padding": 1}, {"stride": 2, "dilation": 2}])
+def test_max_pool_ties_and_nan(device, kw):
+    """Windows with tied maxima and with NaN (one or two per window): the gradient goes where torch's does."""
+    x = np.random.default_rng(3).integers(0, 3, (2, 4, 7, 6)).astype(np.float64)
+    x[0, 0, 0, :2] = np.nan  # two NaNs in one window
+    x[1, 2, 3, 3] = np.nan
+    check(lambda m, t: m.nn.functional.max_pool2d(t, 2, return_indices=True, **kw), x, device=device)
+
+
+@pytest.mark.parametrize("kw", [{}, {"stride": 1}])
+def test_max_pool_nonfinite_gradient(device, kw):
+    """An infinite or NaN output gradient reaches only the maxima: no 0 * inf = NaN elsewhere."""
+    x = np.random.default_rng(4).standard_normal((2, 3, 6, 6))
+    grads = {}
+    for m in (dtrain, torch):
+        t = m.tensor(x, requires_grad=True) if m is torch else dtrain.tensor(x, requires_grad=True, device=device)
+        y = m.nn.functional.max_pool2d(t, 2, **kw)
+        g = np.ones(tuple(y.shape))
+        g[0, 0, 0, 0], g[1, 2, 1, 1], g[0, 1, 2, 0] = np.inf, -np.inf, np.nan
+        y.backward(m.tensor(g) if m is torch else dtrain.tensor(g, device=device))
+        grads[m.__name__] = t.grad.cpu().numpy() if m is dtrain else t.grad.numpy()
+    np.testing.assert_array_equal(grads["dtrain"], grads["torch"])
+    assert np.isnan(grads["dtrain"]).sum() == 1 and np.isinf(grads["dtrain"]).sum() == 2
