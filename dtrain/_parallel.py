@@ -41,3 +41,12 @@ def map_flat(fn, x, out_dtype=None):
         out[a:b] = fn(flat[a:b])
     run(work, parts)
     return out.reshape(x.shape)
+
+
+def blockwise(fn, n, block=1 << 16):
+    """fn(start, stop) over consecutive blocks of `block` elements covering range(n), the blocks shared out
+    among the threads `slices` gives: a chain of NumPy ops over one block keeps its temporaries in cache."""
+    def work(a, b):
+        for i in range(a, b, block):
+            fn(i, min(i + block, b))
+    run(work, slices(n))

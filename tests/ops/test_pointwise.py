@@ -194,3 +194,14 @@ def test_gradcheck():
         assert gradcheck(f, (x,))
     assert gradcheck(lambda a, b: (a ** b).atan2(a) / b.abs().maximum(a), (x, y))
     assert gradcheck(lambda a, b: dtrain.where(a > 1, a * b, b.sin()).clamp(-0.5, 1.5), (x, y))
+
+
+@pytest.mark.parametrize("shape", [(64, 300), (2, 512, 520)])
+def test_gelu_float32_large(device, shape):
+    """Large float32 GELU (computed block by block, on several threads) matches torch in value and gradient,
+    including far tails, -inf and NaN; the non-contiguous input takes the same path. (+inf is left out: torch's
+    float32 kernel gives NaN there, its float64 one inf, as dtrain does for both.)"""
+    x = (np.random.default_rng(5).standard_normal(shape) * 3).astype(np.float32)
+    x.reshape(-1)[:6] = [-np.inf, np.nan, 0.0, -10.0, 10.0, -5.7]
+    check(lambda m, t: F(m).gelu(t), x, device=device, dtype=np.float32, atol=2e-6, rtol=2e-6)
+    check(lambda m, t: F(m).gelu(t.transpose(0, 1)), x, device=device, dtype=np.float32, atol=2e-6, rtol=2e-6)
