@@ -45,7 +45,43 @@ def _rebuild_parameter(array, dev, requires_grad):
 
 
 class UninitializedParameter(Parameter):
-    pass
+    """A parameter whose shape is not known yet (a lazy module's): it holds no data until `materialize(shape)`
+    turns it, in place, into an ordinary Parameter, so that every module and optimizer holding it sees the
+    materialized tensor."""
+    cls_to_become = Parameter
+
+    def __new__(cls, requires_grad=True, device=None, dtype=None):
+        from .. import empty
+        return super().__new__(cls, empty(0, device=device, dtype=dtype), requires_grad)
+
+    def __init__(self, requires_grad=True, device=None, dtype=None):
+        pass
+
+    def materialize(self, shape, device=None, dtype=None):
+        """Give the parameter uninitialized data of `shape` and make it a plain Parameter."""
+        from .. import empty
+        t = empty(shape, device=device if device is not None else self.device,
+                  dtype=dtype if dtype is not None else self.dtype)
+        self._data, self._device = t._data, t._device
+        self.__class__ = self.cls_to_become
+
+    def __repr__(self):
+        return "<UninitializedParameter>"
+
+    __str__ = __repr__
+
+    def __deepcopy__(self, memo):
+        if id(self) not in memo:
+            memo[id(self)] = type(self)(self.requires_grad, self.device, self.dtype)
+        return memo[id(self)]
+
+    def __reduce_ex__(self, proto):
+        return (UninitializedParameter, (self.requires_grad,))
+
+
+def is_lazy(param):
+    """Whether `param` is an UninitializedParameter (torch.nn.parameter.is_lazy)."""
+    return isinstance(param, UninitializedParameter)
 
 
 class Buffer(Tensor):

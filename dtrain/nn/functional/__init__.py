@@ -7,6 +7,7 @@ from ._sparse import *  # noqa: F401,F403
 from ._conv import *  # noqa: F401,F403
 from ._pool import *  # noqa: F401,F403
 from ._norm import *  # noqa: F401,F403
+from ._local_norm import *  # noqa: F401,F403
 from ._attention import *  # noqa: F401,F403
 from ._pad import *  # noqa: F401,F403
 from ._distance import *  # noqa: F401,F403

@@ -1,5 +1,6 @@
 """Activation functions. Most reuse the core ops; LeakyReLU, ELU and Hardtanh are small ops of their own."""
 from ... import gelu as _gelu, log_softmax, sigmoid, silu as _silu, softmax, softplus as _softplus, tanh
+from ..._ops._util import method
 from ..._ops.arith import assign_
 from ..._ops.pointwise import relu as _relu
 from ...autograd.graph import Function
@@ -165,3 +166,47 @@ def gumbel_softmax(logits, tau: float = 1, hard: bool = False, eps: float = 1e-1
     index = y.max(dim, keepdim=True)[1]
     y_hard = zeros_like(logits).scatter_(dim, index, 1.0)
     return y_hard - y.detach() + y  # straight-through: the forward is one-hot, the gradient is y's
+
+
+# ---- shrinkage and randomized activations ----------------------------------------------------------------
+__all__ += ["hardshrink", "softshrink", "softsign", "tanhshrink", "rrelu", "rrelu_"]
+
+
+@method()
+def hardshrink(input, lambd: float = 0.5):
+    """input where |input| > lambd, 0 elsewhere."""
+    from ... import where
+    return where(input.abs() > lambd, input, 0.0)
+
+
+def softshrink(input, lambd: float = 0.5):
+    """input - lambd above lambd, input + lambd below -lambd, 0 between."""
+    from ... import where
+    if lambd < 0:
+        raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
+    return where(input > lambd, input - lambd, where(input < -lambd, input + lambd, 0.0))
+
+
+def softsign(input):
+    return input / (input.abs() + 1)
+
+
+def tanhshrink(input):
+    return input - tanh(input)
+
+
+def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False, inplace: bool = False):
+    """Leaky ReLU whose negative slope is drawn from U(lower, upper) per element in training, (lower + upper) / 2
+    otherwise."""
+    if not training:
+        return leaky_relu(input, (lower + upper) / 2, inplace)
+    from ..._tensor import _wrap
+    from ...random import default_generator_for
+    x = input._data
+    slope = default_generator_for(input._device).uniform(x.shape, x.dtype, input._device, lower, upper)
+    noise = input._device.xp.where(x > 0, x.dtype.type(1), slope)  # torch draws a slope where x <= 0
+    return _inplace(input, input * _wrap(noise, input._device), inplace)
+
+
+def rrelu_(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False):
+    return rrelu(input, lower, upper, training, True)

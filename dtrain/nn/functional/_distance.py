@@ -1,5 +1,5 @@
 """Normalization and distances between vectors, composed from the core ops."""
-__all__ = ["normalize", "cosine_similarity", "pairwise_distance"]
+__all__ = ["normalize", "cosine_similarity", "pairwise_distance", "pdist"]
 
 
 def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None):
@@ -16,3 +16,14 @@ def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8):
 
 def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
     return (x1 - x2 + eps).norm(p, -1, keepdim)
+
+
+def pdist(input, p: float = 2):
+    """p-norm distances between the rows of an (N, M) input: the N (N - 1) / 2 pairs i < j, row-major."""
+    from ... import triu_indices
+    if input.dim() != 2:
+        raise RuntimeError(f"pdist only supports 2D tensors, got: {input.dim()}D")
+    if p < 0:
+        raise RuntimeError("pdist only supports non-negative p values")
+    i, j = triu_indices(input.shape[0], input.shape[0], 1, device=input.device)
+    return (input[i] - input[j]).norm(p, 1)

@@ -3,7 +3,7 @@ from ..._ops.arith import assign_
 from ...autograd.graph import Function
 from ...random import default_generator_for
 
-__all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout"]
+__all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"]
 
 
 class _Dropout(Function):
@@ -82,4 +82,26 @@ def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool =
     mask = _wrap((keep * a).astype(input._data.dtype), input._device)
     shift = _wrap(((~keep) * (-alpha * a) + b).astype(input._data.dtype), input._device)
     out = input * mask + shift
+    return assign_(input, out) if inplace else out
+
+
+def feature_alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False):
+    """Alpha dropout of whole channels: a dropped channel is set to SELU's negative saturation value, then every
+    channel is rescaled so that mean and variance are kept (torch's affine constants)."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if input.ndim < 2:
+        raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
+    if p == 1:
+        return assign_(input, input * 0) if inplace else input * 0
+    from ..._tensor import _wrap
+    alpha = 1.7580993408473766
+    dt = input._data.dtype
+    shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
+    keep = (default_generator_for(input._device).uniform(shape, dt, input._device, 0.0, 1.0) >= p).astype(dt)
+    a = 1.0 / ((alpha * alpha * p + 1) * (1 - p)) ** 0.5
+    shift = (keep - 1) * dt.type(alpha * a) + dt.type(alpha * a * p)
+    out = input * _wrap(keep * dt.type(a), input._device) + _wrap(shift, input._device)
     return assign_(input, out) if inplace else out

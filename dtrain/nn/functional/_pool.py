@@ -339,3 +339,101 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
 def adaptive_max_pool1d(input, output_size, return_indices=False):
     return _adaptive_max(input, output_size, return_indices, 1)
 
+
+
+# ---- power-average pooling and max unpooling --------------------------------------------------------------
+__all__ += ["lp_pool1d", "lp_pool2d", "max_unpool1d", "max_unpool2d"]
+
+
+def _lp_root(out, window, norm_type):
+    from ... import sign
+    from ..._ops.pointwise import relu
+    # torch's form: sign(out) * relu(|out|) keeps the root of a negative average (odd powers) at zero
+    return (sign(out) * relu(out.abs())).mul(window).pow(1.0 / norm_type)
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode: bool = False):
+    """(sum over each window of x^p)^(1/p), as an average pool of x^p times the window size."""
+    (k,) = _pair(kernel_size, 1)
+    out = avg_pool1d(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
+    return _lp_root(out, k, norm_type)
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode: bool = False):
+    kh, kw = _pair(kernel_size)
+    out = avg_pool2d(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
+    return _lp_root(out, kh * kw, norm_type)
+
+
+class MaxUnpool(Function):
+    """Writes each value of x (N, C, L) at its flat index into a zero (N, C, size) output; backward reads the
+    gradient back from the same places."""
+
+    def forward(ctx, x, idx, size):
+        xp = ctx.xp
+        n, c = x.shape[:2]
+        rows = xp.arange(n * c)[:, None]
+        flat = idx.reshape(n * c, -1)
+        out = xp.zeros((n * c, size), dtype=x.dtype)
+        out[rows, flat] = x.reshape(n * c, -1)
+        ctx.spots = (rows, flat, x.shape)
+        return out.reshape(n, c, size)
+
+    def backward(ctx, g):
+        rows, flat, shape = ctx.spots
+        return g.reshape(rows.shape[0], -1)[rows, flat].reshape(shape)
+
+
+def _unpool_output_size(input, kernel_size, stride, padding, output_size):
+    nd = len(kernel_size)
+    default = [(input.shape[-nd + d] - 1) * stride[d] + kernel_size[d] - 2 * padding[d] for d in range(nd)]
+    if output_size is None:
+        return default
+    output_size = list(output_size)
+    if len(output_size) == nd + 2:
+        output_size = output_size[2:]
+    if len(output_size) != nd:
+        raise ValueError(f"output_size should be a sequence containing {nd} or {nd + 2} elements, but it has a "
+                         f"length of '{len(output_size)}'")
+    for d in range(nd):
+        lo, hi = default[d] - stride[d], default[d] + stride[d]
+        if not lo < output_size[d] < hi:
+            raise ValueError(f'invalid output_size "{output_size}" (dim {d} must be between {lo} and {hi})')
+    return output_size
+
+
+def _max_unpool(input, indices, kernel_size, stride, padding, output_size, nd):
+    from ..._tensor import _wrap
+    k = _pair(kernel_size, nd)
+    s = _pair(stride, nd) if stride is not None else k
+    size = _unpool_output_size(input, k, s, _pair(padding, nd), output_size)
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"max_unpool{nd}d: Expected {nd + 1}D or {nd + 2}D (batch mode) tensor with optional 0 "
+                           f"dim batch size for input, but got: {list(input.shape)}")
+    if indices.shape != input.shape:
+        raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor "
+                           f"({list(input.shape)}) but got indices tensor with shape: {list(indices.shape)}")
+    if indices._data.dtype.kind not in "iu":
+        raise RuntimeError(f"elements in indices should be type int64 but got: {indices.type()}")
+    total = int(np.prod(size))
+    idx = indices._data
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= total):
+        bad = int(idx.max()) if int(idx.max()) >= total else int(idx.min())
+        raise RuntimeError(f"Found an invalid max index: {bad} (output volumes are of size "
+                           f"{'x'.join(str(v) for v in size)}" + ("x1)" if nd == 1 else ")"))
+    unbatched = input.ndim == nd + 1
+    x = input.unsqueeze(0) if unbatched else input
+    n, c = x.shape[:2]
+    out = MaxUnpool.apply(x.reshape(n, c, -1), idx=idx.reshape(n, c, -1), size=total)
+    out = out.reshape([n, c] + list(size))
+    return out.squeeze(0) if unbatched else out
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The inverse of max_pool1d: each value written back at its index, zeros elsewhere."""
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 1)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The inverse of max_pool2d: each value written back at its flat (H*W) index, zeros elsewhere."""
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 2)

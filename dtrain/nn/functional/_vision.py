@@ -1,4 +1,4 @@
-"""interpolate (nearest, linear, bilinear, trilinear) and pixel (un)shuffle, composed from gathers and
+"""interpolate (nearest, linear, bilinear, trilinear) pixel (un)shuffle and channel shuffle, composed from gathers and
 arithmetic so NumPy and CuPy share them and gradients come from the primitives."""
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 
 from ..._tensor import _wrap
 
-__all__ = ["interpolate", "upsample", "pixel_shuffle", "pixel_unshuffle"]
+__all__ = ["interpolate", "upsample", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle"]
 
 
 def _out_size(input, size, scale_factor, nd):
@@ -93,3 +93,19 @@ def pixel_unshuffle(input, downscale_factor: int):
     n = len(lead)
     x = x.permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)
     return x.reshape(*lead, c * r * r, h // r, w // r)
+
+
+def channel_shuffle(input, groups: int):
+    """(N, C, *) with its C channels, seen as (groups, C / groups), transposed to (C / groups, groups)."""
+    if groups <= 0:
+        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value of groups:{groups}")
+    if input.dim() <= 2:
+        raise RuntimeError(f"channel_shuffle expects input with > 2 dims, but got input with sizes "
+                           f"{list(input.shape)}")
+    n, c, *rest = input.shape
+    if c % groups:
+        raise RuntimeError(f"Number of channels must be divisible by groups. Got {c} channels and {groups} groups.")
+    return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(input.shape)
+
+
+native_channel_shuffle = channel_shuffle

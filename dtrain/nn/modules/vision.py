@@ -1,9 +1,9 @@
-"""Upsample, PixelShuffle / PixelUnshuffle, and the distance modules, thin over nn.functional."""
+"""Upsample, PixelShuffle / PixelUnshuffle, ChannelShuffle, and the distance modules, thin over nn.functional."""
 from .. import functional as F
 from .module import Module
 
 __all__ = ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle", "PixelUnshuffle",
-           "CosineSimilarity", "PairwiseDistance"]
+           "ChannelShuffle", "CosineSimilarity", "PairwiseDistance"]
 
 
 class Upsample(Module):
@@ -56,6 +56,18 @@ class PixelUnshuffle(Module):
 
     def extra_repr(self) -> str:
         return f"downscale_factor={self.downscale_factor}"
+
+
+class ChannelShuffle(Module):
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, input):
+        return F.channel_shuffle(input, self.groups)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
 
 
 class CosineSimilarity(Module):
