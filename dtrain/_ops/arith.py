@@ -194,6 +194,7 @@ def sub(input, other, *, alpha=1, out=None):
 
 
 subtract = sub
+Tensor.subtract = sub
 
 
 @method()
@@ -202,6 +203,7 @@ def mul(input, other, *, out=None):
 
 
 multiply = mul
+Tensor.multiply = mul
 
 
 @method()
@@ -221,6 +223,7 @@ def div(input, other, *, rounding_mode=None, out=None):
 
 
 divide = true_divide = div
+Tensor.divide = Tensor.true_divide = div
 
 
 @method()
@@ -231,8 +234,22 @@ def pow(input, exponent, *, out=None):
     return _binary(Pow, input, exponent, out)
 
 
-float_power = lambda input, exponent: pow(input.double() if isinstance(input, Tensor) else input,
-                                          exponent.double() if isinstance(exponent, Tensor) else exponent)
+@method()
+def float_power(input, exponent, *, out=None):
+    """pow in double precision: float64, or complex128 when either operand is complex."""
+    complex_ = any(isinstance(x, complex) or isinstance(x, Tensor) and x.is_complex() for x in (input, exponent))
+    dt = _dtype.complex128 if complex_ else _dtype.float64
+    return pow(input.to(dt) if isinstance(input, Tensor) else input,
+               exponent.to(dt) if isinstance(exponent, Tensor) else exponent, out=out)
+
+
+def _float_power_(self, exponent):
+    complex_ = isinstance(exponent, complex) or isinstance(exponent, Tensor) and exponent.is_complex()
+    want = _dtype.complex128 if complex_ or self.is_complex() else _dtype.float64
+    if self.dtype is not want:
+        raise RuntimeError(f"the base given to float_power_ has dtype {_dtype.scalar_name(self.dtype)} but the "
+                           f"operation's result requires dtype {_dtype.scalar_name(want)}")
+    return assign_(self, float_power(self, exponent))
 
 
 @method()
@@ -245,7 +262,71 @@ def minimum(input, other, *, out=None):
     return _binary(Minimum, input, other, out)
 
 
-fmax, fmin = maximum, minimum
+class Fmax(Function):
+    """maximum that ignores NaN; the gradient goes to `a` on ties (torch's rule, unlike maximum's even split)."""
+
+    def forward(ctx, a, b, is_max=True):
+        xp = ctx.xp
+        ctx.save_for_backward(a, b)
+        ctx.is_max = is_max
+        return xp.fmax(a, b) if is_max else xp.fmin(a, b)
+
+    def backward(ctx, g):
+        a, b = ctx.saved
+        xp = ctx.xp
+        to_a = ((a >= b) if ctx.is_max else (a <= b)) | xp.isnan(b)
+        return (unbroadcast(xp.where(to_a, g, 0), a.shape).astype(a.dtype, copy=False),
+                unbroadcast(xp.where(to_a, 0, g), b.shape).astype(b.dtype, copy=False))
+
+
+def _fmaxmin(name, input, other, out, is_max):
+    for arg, pos, x in (("input", 1, input), ("other", 2, other)):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name}(): argument '{arg}' (position {pos}) must be Tensor, not {type(x).__name__}")
+    if input.is_complex() or other.is_complex():
+        raise RuntimeError(f"{name} not implemented for complex tensors.")
+    return _binary(Fmax, input, other, out, is_max=is_max)
+
+
+@method()
+def fmax(input, other, *, out=None):
+    return _fmaxmin("fmax", input, other, out, True)
+
+
+@method()
+def fmin(input, other, *, out=None):
+    return _fmaxmin("fmin", input, other, out, False)
+
+
+class Copysign(Function):
+    def forward(ctx, a, b):
+        y = ctx.xp.copysign(a, b)
+        ctx.save_for_backward(a, y)
+        ctx.b_shape = b.shape
+        return y
+
+    def backward(ctx, g):
+        a, y = ctx.saved
+        xp = ctx.xp
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ga = xp.where(a == 0, 0, g * (y / a))  # ±1: whether the sign flipped
+        return unbroadcast(ga, a.shape).astype(a.dtype, copy=False), xp.zeros(ctx.b_shape, g.dtype)
+
+
+@method()
+def copysign(input, other, *, out=None):
+    """input's magnitude with other's sign (of -0.0 too); integer operands give the default float dtype."""
+    return _binary(Copysign, input, other, out, float_result=True)
+
+
+@method()
+def nextafter(input, other, *, out=None):
+    """The next representable float after input towards other (not differentiable)."""
+    (a, b), dt = promote(input, other)
+    if not dt.is_floating_point:
+        raise NotImplementedError(f"\"nextafter_cpu\" not implemented for '{_dtype.scalar_name(dt)}'")
+    _bcast_check(a, b)
+    return out_copy(nondiff(a._device.xp.nextafter, a, b), out)
 
 
 @method()
@@ -254,6 +335,7 @@ def atan2(input, other, *, out=None):
 
 
 arctan2 = atan2
+Tensor.arctan2 = atan2
 
 
 @method()
@@ -312,6 +394,7 @@ for _n, _f in dict(eq=eq, ne=ne, lt=lt, le=le, gt=gt, ge=ge).items():
     _f.__name__ = _n
     setattr(Tensor, _n, _f)
 greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+Tensor.greater, Tensor.greater_equal, Tensor.less, Tensor.less_equal, Tensor.not_equal = gt, ge, lt, le, ne
 
 
 def _logical(name):
@@ -481,12 +564,15 @@ def _inplace(fn):
 
 
 for _name, _fn in dict(add=add, sub=sub, mul=mul, div=div, pow=pow, remainder=remainder, fmod=fmod,
-                       floor_divide=floor_divide, maximum=maximum, minimum=minimum, atan2=atan2,
+                       floor_divide=floor_divide, maximum=maximum, minimum=minimum, atan2=atan2, arctan2=atan2,
+                       copysign=copysign, nextafter=nextafter,
                        logical_and=logical_and, logical_or=logical_or, logical_xor=logical_xor,
                        logical_not=logical_not, bitwise_and=bitwise_and, bitwise_or=bitwise_or,
                        bitwise_xor=bitwise_xor, bitwise_not=bitwise_not,
-                       eq=eq, ne=ne, lt=lt, le=le, gt=gt, ge=ge).items():
+                       eq=eq, ne=ne, lt=lt, le=le, gt=gt, ge=ge, greater=gt, greater_equal=ge, less=lt,
+                       less_equal=le, not_equal=ne).items():
     setattr(Tensor, _name + "_", _inplace(_fn))
+Tensor.float_power_ = _float_power_
 Tensor.subtract_, Tensor.multiply_, Tensor.divide_, Tensor.true_divide_ = Tensor.sub_, Tensor.mul_, Tensor.div_, Tensor.div_
 
 

@@ -69,7 +69,15 @@ def type_as(input, other):
     return input.to(other.dtype)
 
 
+@method()
 def take(input, index):
+    """input as if flattened, read at `index` (the result has index's shape)."""
+    if index._data.dtype != np.int64:
+        raise RuntimeError(f"take(): Expected a long tensor for index, but got {_dtype.scalar_name(index.dtype)}")
+    n = input.numel()
+    if index.numel() and not bool(((index._data >= -n) & (index._data < n)).all()):
+        bad = index._data[(index._data < -n) | (index._data >= n)].reshape(-1)[0]
+        raise IndexError(f"out of range: tried to access index {int(bad)} on a tensor of {n} elements.")
     return input.reshape(-1)[index]
 
 
@@ -115,6 +123,14 @@ def hypot(input, other):
     return (input * input + other * other).sqrt()
 
 
+Tensor.hypot_ = lambda self, other: _assign(self, hypot(self, other))
+
+
+def _assign(t, result):
+    from .arith import assign_
+    return assign_(t, result)
+
+
 @method()
 def cross(input, other, dim=None):
     d = wrap_dim(-1 if dim is None else dim, input.ndim)
@@ -156,18 +172,30 @@ def block_diag(*tensors):
     return out
 
 
+@method()
 def kron(input, other):
-    a = input.reshape(input.shape[0], 1, input.shape[1], 1) if input.ndim == 2 else input.reshape(-1, 1)
-    if input.ndim == 2:
-        return (a * other.reshape(1, other.shape[0], 1, other.shape[1])).reshape(
-            input.shape[0] * other.shape[0], input.shape[1] * other.shape[1])
-    return (a * other.reshape(1, -1)).reshape(-1)
+    """Kronecker product of tensors of any rank (the smaller rank padded with leading 1s)."""
+    for arg, pos, x in (("input", 1, input), ("other", 2, other)):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"kron(): argument '{arg}' (position {pos}) must be Tensor, not {type(x).__name__}")
+    n = max(input.ndim, other.ndim)
+    sa = (1,) * (n - input.ndim) + tuple(input.shape)
+    sb = (1,) * (n - other.ndim) + tuple(other.shape)
+    # a as (a0, 1, a1, 1, ...) times b as (1, b0, 1, b1, ...): each block a_i * b, laid out in place
+    a = input.reshape([d for s in sa for d in (s, 1)])
+    b = other.reshape([d for s in sb for d in (1, s)])
+    return (a * b).reshape([x * y for x, y in zip(sa, sb)])
 
 
 @method()
 def heaviside(input, values):
+    if input.dtype is not values.dtype:
+        raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes.")
     xp = input._device.xp
     return nondiff(lambda x, v: xp.where(x == 0, v, (x > 0).astype(x.dtype)), input, values)
+
+
+Tensor.heaviside_ = lambda self, values: _assign(self, heaviside(self, values))
 
 
 class Erfinv(Function):
@@ -207,7 +235,11 @@ def unfold(self, dimension, size, step):
     return g.reshape(shape).movedim(d + 1, -1)
 
 
+@method()
 def diag_embed(input, offset=0, dim1=-2, dim2=-1):
+    d1, d2 = wrap_dim(dim1, input.ndim + 1), wrap_dim(dim2, input.ndim + 1)
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
     from .creation import zeros
     n = input.shape[-1] + abs(offset)
     out = zeros(*input.shape[:-1], n, n, dtype=input.dtype, device=input.device)

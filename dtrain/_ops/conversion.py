@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import _backend, _dtype
 from .._device import META
+from .._tensor import Tensor
 from ..autograd.graph import Function
 from ._util import method
 
@@ -66,3 +67,7 @@ def contiguous(input, memory_format=None):
     if input._data.flags.c_contiguous:
         return input
     return Clone.apply(input)
+
+
+Tensor.cdouble = lambda self, memory_format=None: self.to(_dtype.complex128)
+Tensor.cfloat = lambda self, memory_format=None: self.to(_dtype.complex64)

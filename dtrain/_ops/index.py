@@ -361,10 +361,20 @@ def masked_select(input, mask):
 
 @method()
 def masked_scatter(input, mask, source):
-    n = int(mask._data.sum())
+    n = int(input._device.xp.broadcast_to(mask._data, input.shape).sum())
+    if source.numel() < n:
+        raise RuntimeError("Number of elements of source < number of ones in mask")
     out = input.clone()
     out[mask.expand(input.shape)] = source.reshape(-1)[:n]
     return out
+
+
+def _masked_scatter_(input, mask, source):
+    from .arith import assign_
+    return assign_(input, masked_scatter(input, mask, source))
+
+
+Tensor.masked_scatter_ = _masked_scatter_
 
 
 @method()

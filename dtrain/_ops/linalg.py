@@ -225,7 +225,16 @@ def dot(input, other, *, out=None):
     return matmul(input, other, out=out)
 
 
-inner = dot
+@method()
+def inner(input, other, *, out=None):
+    """Sum of products over the last dims of both tensors (a plain product when either is 0-d)."""
+    if input.ndim == 0 or other.ndim == 0:
+        return out_copy(input * other, out)
+    if input.shape[-1] != other.shape[-1]:
+        raise RuntimeError(f"inner() the last dimension must match on both input tensors but got shapes "
+                           f"[{input._shape_str()}] and [{other._shape_str()}]")
+    from .composite import tensordot
+    return out_copy(tensordot(input, other, dims=([-1], [-1])), out)
 
 
 @method()
@@ -253,20 +262,81 @@ def linear(input, weight, bias=None):
     return Linear.apply(input, weight, bias)
 
 
-@method()
-def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
-    r = matmul(mat1, mat2)
+def _beta_input_plus(input, beta, r, alpha, out):
+    """beta * input + alpha * r, where beta == 0 ignores input's values (NaN and inf included) as torch does,
+    while input still gets a (zero) gradient."""
     if alpha != 1:
         r = r * alpha
-    return out_copy(r + (input if beta == 1 else input * beta), out)
+    if beta == 0:
+        scaled = input.masked_fill(input.new_ones((), dtype=_dtype.bool), 0)
+    else:
+        scaled = input if beta == 1 else input * beta
+    return out_copy(r + scaled, out)
+
+
+@method()
+def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
+    return _beta_input_plus(input, beta, matmul(mat1, mat2), alpha, out)
 
 
 @method()
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
-    r = bmm(batch1, batch2)
-    if alpha != 1:
-        r = r * alpha
-    return out_copy(r + (input if beta == 1 else input * beta), out)
+    return _beta_input_plus(input, beta, bmm(batch1, batch2), alpha, out)
+
+
+@method()
+def addbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
+    """beta * input + alpha * the sum over the batch of batch1[i] @ batch2[i]."""
+    if batch1.ndim != 3 or batch2.ndim != 3:
+        raise RuntimeError(f"batch{1 if batch1.ndim != 3 else 2} must be a 3D tensor")
+    if batch1.shape[0] != batch2.shape[0]:
+        raise RuntimeError(f"batch1 and batch2 must have same number of batches, got {batch1.shape[0]} and "
+                           f"{batch2.shape[0]}")
+    if batch1.shape[2] != batch2.shape[1]:
+        raise RuntimeError(f"Incompatible matrix sizes for bmm ({batch1.shape[1]}x{batch1.shape[2]} and "
+                           f"{batch2.shape[1]}x{batch2.shape[2]})")
+    # one matmul: (n, b*k) @ (b*k, p) sums the batch of products
+    a = batch1.permute(1, 0, 2).reshape(batch1.shape[1], -1)
+    return _beta_input_plus(input, beta, matmul(a, batch2.reshape(-1, batch2.shape[2])), alpha, out)
+
+
+@method()
+def addmv(input, mat, vec, *, beta=1, alpha=1, out=None):
+    """beta * input + alpha * (mat @ vec)."""
+    if mat.ndim != 2 or vec.ndim != 1 or mat.shape[1] != vec.shape[0] or \
+            input.ndim > 1 or input.numel() not in (1, mat.shape[0]):
+        raise RuntimeError(f"size mismatch, got input ({input._shape_str().replace(', ', 'x')}), mat "
+                           f"({mat._shape_str().replace(', ', 'x')}), vec ({vec._shape_str().replace(', ', 'x')})")
+    return _beta_input_plus(input, beta, matmul(mat, vec), alpha, out)
+
+
+@method()
+def addr(input, vec1, vec2, *, beta=1, alpha=1, out=None):
+    """beta * input + alpha * outer(vec1, vec2)."""
+    if vec1.ndim != 1 or vec2.ndim != 1:
+        raise RuntimeError(f"{'vec1' if vec1.ndim != 1 else 'vec2'} must be a 1-dimensional vector, but got a "
+                           f"{(vec1 if vec1.ndim != 1 else vec2).ndim}-dimensional tensor")
+    shape = (vec1.shape[0], vec2.shape[0])
+    try:
+        np.broadcast_shapes(tuple(input.shape), shape)
+        if np.broadcast_shapes(tuple(input.shape), shape) != shape:
+            raise ValueError
+    except ValueError:
+        from .shape import expand
+        expand(input, shape)  # raises torch's "The expanded size of the tensor ..."
+    return _beta_input_plus(input, beta, outer(vec1, vec2), alpha, out)
+
+
+def _inplace_product(fn):
+    def op_(self, *args, beta=1, alpha=1):
+        from .arith import assign_
+        return assign_(self, fn(self, *args, beta=beta, alpha=alpha))
+    op_.__name__ = fn.__name__ + "_"
+    return op_
+
+
+Tensor.addmm_, Tensor.baddbmm_, Tensor.addbmm_, Tensor.addmv_, Tensor.addr_ = (
+    _inplace_product(f) for f in (addmm, baddbmm, addbmm, addmv, addr))
 
 
 def einsum(equation, *operands):

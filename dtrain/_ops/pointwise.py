@@ -251,6 +251,36 @@ class Atan(Function):
         return g / (1 + x * x)
 
 
+class Asinh(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.arcsinh(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g / ctx.xp.sqrt(x * x + 1)
+
+
+class Acosh(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.arccosh(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g / ctx.xp.sqrt(x * x - 1)
+
+
+class Atanh(Function):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.xp.arctanh(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g / (1 - x * x)
+
+
 class Sinh(Function):
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -476,14 +506,19 @@ def _unary(cls, floaty=True, name=None):
 exp, expm1, log, log2, log10, log1p = (_unary(c) for c in (Exp, Expm1, Log, Log2, Log10, Log1p))
 sqrt, rsqrt, sin, cos, tan = (_unary(c) for c in (Sqrt, Rsqrt, Sin, Cos, Tan))
 asin, acos, atan = _unary(Asin), _unary(Acos), _unary(Atan)
-arcsin, arccos, arctan = asin, acos, atan
+asinh, acosh, atanh = _unary(Asinh), _unary(Acosh), _unary(Atanh)
+arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
+for _alias, _name in dict(arcsin="asin", arccos="acos", arctan="atan", arcsinh="asinh", arccosh="acosh",
+                          arctanh="atanh").items():
+    setattr(Tensor, _alias, getattr(Tensor, _name))
+    setattr(Tensor, _alias + "_", getattr(Tensor, _name + "_"))
 sinh, cosh, tanh, sigmoid, erf, reciprocal = (_unary(c) for c in (Sinh, Cosh, Tanh, Sigmoid, Erf, Reciprocal))
 neg = _unary(Neg, floaty=False)
 negative = neg
-Tensor.negative = neg
+Tensor.negative, Tensor.negative_ = neg, Tensor.neg_
 abs = _unary(Abs, floaty=False)
 absolute = abs
-Tensor.absolute = abs
+Tensor.absolute, Tensor.absolute_ = abs, Tensor.abs_
 relu = _unary(Relu, floaty=False)
 square = _unary(Square, floaty=False)
 Tensor.__neg__ = neg
@@ -504,6 +539,7 @@ def _piecewise(fn_name):
 
 floor, ceil, round, trunc, sign = (_piecewise(n) for n in ("floor", "ceil", "round", "trunc", "sign"))
 fix = trunc
+Tensor.fix, Tensor.fix_ = Tensor.trunc, Tensor.trunc_
 
 
 class Frac(Function):
@@ -543,6 +579,7 @@ def logit(input, eps=None, *, out=None):
 
 
 Tensor.frac_ = lambda self: assign_(self, frac(self))
+Tensor.sgn_ = lambda self: assign_(self, sgn(self))
 Tensor.logit_ = lambda self, eps=None: assign_(self, logit(self, eps))
 
 
@@ -585,6 +622,41 @@ def clamp_min(input, min):
 @method()
 def clamp_max(input, max):
     return clamp(input, max=max)
+
+
+Tensor.clamp_min_ = lambda self, min: assign_(self, clamp(self, min=min))
+Tensor.clamp_max_ = lambda self, max: assign_(self, clamp(self, max=max))
+
+
+@method()
+def positive(input):
+    if input._data.dtype.kind == "b":
+        raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
+    return input
+
+
+class Angle(Function):
+    def forward(ctx, x):
+        xp = ctx.xp
+        ctx.save_for_backward(x)
+        if x.dtype.kind == "c":
+            return xp.angle(x)
+        # torch: pi below zero, 0 at and above it (-0.0 included), NaN kept
+        return xp.where(x < 0, math.pi, xp.where(x == x, 0, x)).astype(x.dtype, copy=False)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        xp = ctx.xp
+        if x.dtype.kind != "c":
+            return xp.zeros_like(x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return xp.where(x == 0, 0, g * x / (x * x.conj()).real * 1j).astype(x.dtype, copy=False)
+
+
+@method()
+def angle(input, *, out=None):
+    """The argument of each element: atan2(imag, real) for complex input; pi or 0 by sign for real input."""
+    return out_copy(Angle.apply(to_float(input)), out)
 
 
 @method()

@@ -505,6 +505,7 @@ def count_nonzero(input, dim=None):
     return _wrap(xp.asarray(xp.count_nonzero(input._data, axis=axes), dtype=np.int64), input._device)
 
 
+@method()
 def aminmax(input, *, dim=None, keepdim=False):
     d = dim if dim is not None else ()
     return return_aminmax(amin(input, d, keepdim), amax(input, d, keepdim))

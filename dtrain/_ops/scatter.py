@@ -470,3 +470,156 @@ def _scatter_reduce_(input, dim, index, src, reduce, *, include_self=True):
 
 
 Tensor.scatter_reduce_ = _scatter_reduce_
+
+
+# ------------------------------------------------------------------------------------------------- index_reduce
+@method()
+def index_reduce(input, dim, index, source, reduce, *, include_self=True):
+    """input with source's slices reduced into the slices `index` names along `dim` ('prod', 'mean', 'amax',
+    'amin'): scatter_reduce with the index spread over source's other dims."""
+    if reduce not in ("prod", "mean", "amax", "amin"):
+        raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin but got {reduce}.")
+    d = wrap_dim(dim, input.ndim)
+    if index.ndim > 1:
+        raise IndexError(f"index_reduce_(): Index is supposed to be a vector, but got dim: {index.ndim} with type: "
+                         f"{_dtype.scalar_name(index.dtype)} and size: [{index._shape_str()}]")
+    if index._data.dtype.kind not in "iu":
+        raise RuntimeError(f"index_reduce_(): Expected dtype int32/int64 for index but got: "
+                           f"{_dtype.scalar_name(index.dtype)}")
+    s = source.reshape(1) if source.ndim == 0 else source
+    if s.shape[d] != index.numel():
+        raise RuntimeError(f"index_reduce_(): Number of indices ({index.numel()}) should be equal to "
+                           f"source.size(dim): ({s.shape[d]}), for dim: {d}")
+    shp = tuple(input.shape) or (1,)
+    if s.ndim != len(shp) or any(a != b for i, (a, b) in enumerate(zip(s.shape, shp)) if i != d):
+        raise RuntimeError(f"source tensor shape must match self tensor shape, excluding the specified dimension. "
+                           f"Got self.shape = [{input._shape_str()}] source.shape = [{source._shape_str()}]")
+    n = shp[d]
+    if index.numel() and (int(index._data.max()) >= n or int(index._data.min()) < -n):
+        raise IndexError("index out of range in self")
+    idx = index.long() % n if index.numel() else index.long()
+    full = idx.reshape([-1 if i == d else 1 for i in range(s.ndim)]).expand(s.shape)
+    out = scatter_reduce(input.reshape(1) if input.ndim == 0 else input, d, full, s, reduce,
+                         include_self=include_self)
+    return out.reshape(()) if input.ndim == 0 else out
+
+
+def _index_reduce_(input, dim, index, source, reduce, *, include_self=True):
+    from .arith import assign_
+    return assign_(input, index_reduce(input, dim, index, source, reduce, include_self=include_self))
+
+
+def _index_fill_(input, dim, index, value):
+    from .arith import assign_
+    return assign_(input, index_fill(input, dim, index, value))
+
+
+Tensor.index_reduce_, Tensor.index_fill_ = _index_reduce_, _index_fill_
+
+
+# ------------------------------------------------------------------------------------------- put, fill_diagonal_
+@method()
+def put(input, index, source, accumulate=False):
+    """input as if flattened, with source written (or with accumulate=True, added) at `index`."""
+    if index._data.dtype != np.int64:
+        raise RuntimeError(f"put_(): Expected a long tensor for index, but got {_dtype.scalar_name(index.dtype)}")
+    if source.dtype is not input.dtype:
+        raise RuntimeError(f"put_(): self and source expected to have the same dtype, but got self.dtype = "
+                           f"{_dtype.scalar_name(input.dtype)} and source.dtype = {_dtype.scalar_name(source.dtype)}")
+    if source.numel() != index.numel():
+        raise IndexError(f"put_(): Expected source and index to have the same number of elements, but got "
+                         f"source.numel() = {source.numel()}, index.numel() = {index.numel()}")
+    n = input.numel()
+    bad = index._data[(index._data < -n) | (index._data >= n)]
+    if bad.size:
+        raise IndexError(f"out of range: tried to access index {int(bad.reshape(-1)[0])} on a tensor of {n} "
+                         f"elements.")
+    from .index import index_put
+    flat = index_put(input.reshape(-1), (index.reshape(-1),), source.reshape(-1), accumulate)
+    return flat.reshape(input.shape)
+
+
+def _put_(input, index, source, accumulate=False):
+    from .arith import assign_
+    return assign_(input, put(input, index, source, accumulate))
+
+
+def _fill_diagonal_(input, fill_value, wrap=False):
+    """The main diagonal (all indices equal) set to fill_value; a tall matrix with wrap=True restarts it every
+    (columns + 1) rows, as NumPy's fill_diagonal."""
+    from .arith import assign_
+    if input.ndim < 2:
+        raise RuntimeError("dimensions must larger than 1")
+    if input.ndim > 2 and len(set(input.shape)) != 1:
+        raise RuntimeError("all dimensions of input must be of equal length")
+    xp = input._device.xp
+    mask = xp.zeros(input.shape, dtype=bool)
+    xp.fill_diagonal(mask, True, wrap=wrap)
+    from .._tensor import _wrap
+    return assign_(input, masked_fill(input, _wrap(mask, input._device), fill_value))
+
+
+Tensor.put_, Tensor.fill_diagonal_ = _put_, _fill_diagonal_
+
+
+# ------------------------------------------------------------------------------ select/slice/diagonal_scatter
+class ScatterInto(Function):
+    """input with `src` written over one region: x[key], or for a diagonal, x with dims (d1, d2) moved last,
+    then [..., rows, cols]."""
+
+    def forward(ctx, x, src, key, dims=None):
+        ctx.key, ctx.dims = key, dims
+        out = x.copy()
+        ctx.region(out)[key] = src
+        return out
+
+    def region(ctx, a):
+        return ctx.xp.moveaxis(a, ctx.dims, (-2, -1)) if ctx.dims else a
+
+    def backward(ctx, g):
+        gx = gs = None
+        if ctx.needs_input_grad[0]:
+            gx = g.copy()
+            ctx.region(gx)[ctx.key] = 0
+        if ctx.needs_input_grad[1]:
+            gs = ctx.xp.ascontiguousarray(ctx.region(g)[ctx.key])
+        return gx, gs
+
+
+def _scatter_into(input, src, slice_shape, key, dims=None):
+    if tuple(src.shape) != tuple(slice_shape):
+        raise RuntimeError(f"expected src to have a size equal to the slice of self. src size = "
+                           f"[{src._shape_str()}], slice size = [{', '.join(map(str, slice_shape))}]")
+    if src.dtype is not input.dtype:
+        src = src.to(input.dtype)
+    return ScatterInto.apply(input, src, key=key, dims=dims)
+
+
+def select_scatter(input, src, dim, index):
+    """A copy of input with src written at input.select(dim, index)."""
+    view = input.select(dim, index)  # torch's range checks and errors
+    d = wrap_dim(dim, input.ndim)
+    return _scatter_into(input, src, view.shape, (slice(None),) * d + (index % input.shape[d],))
+
+
+def slice_scatter(input, src, dim=0, start=None, end=None, step=1):
+    """A copy of input with src written at input[..., start:end:step, ...] (the slice along `dim`)."""
+    if step <= 0:
+        raise RuntimeError("slice step must be positive")
+    d = wrap_dim(dim, input.ndim)
+    key = (slice(None),) * d + (slice(start, end, step),)
+    return _scatter_into(input, src, input._data[key].shape, key)
+
+
+def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
+    """A copy of input with src written along input.diagonal(offset, dim1, dim2)."""
+    view = input.diagonal(offset, dim1, dim2)  # torch's dim checks and errors
+    d1, d2 = wrap_dim(dim1, input.ndim), wrap_dim(dim2, input.ndim)
+    i = np.arange(view.shape[-1])
+    rows, cols = (i, i + offset) if offset >= 0 else (i - offset, i)
+    xp = input._device.xp
+    return _scatter_into(input, src, view.shape, (Ellipsis, xp.asarray(rows), xp.asarray(cols)), dims=(d1, d2))
+
+
+for _fn in (select_scatter, slice_scatter, diagonal_scatter):
+    setattr(Tensor, _fn.__name__, _fn)

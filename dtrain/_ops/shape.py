@@ -173,11 +173,38 @@ swapaxes = swapdims = transpose
 Tensor.swapaxes = Tensor.swapdims = transpose
 
 
+def _view_inplace(t, view):
+    """`t` becomes `view` of itself (transpose_, squeeze_, ...): same storage, new shape and strides."""
+    from .arith import check_inplace
+    check_inplace(t)
+    t._data = view._data
+    if view.grad_fn is not None:
+        t.grad_fn, t._output_nr = view.grad_fn, view._output_nr
+    t._version.value += 1
+    return t
+
+
+Tensor.transpose_ = Tensor.swapaxes_ = Tensor.swapdims_ = \
+    lambda self, dim0, dim1: _view_inplace(self, transpose(self, dim0, dim1))
+
+
 @method()
 def t(input):
     if input.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
     return Permute.apply(input, dims=(1, 0), label="TBackward0") if input.ndim == 2 else input.view(input.shape)
+
+
+Tensor.t_ = lambda self: _view_inplace(self, t(self))
+
+
+@method()
+def adjoint(input):
+    """The conjugate transpose of the last two dims (a view)."""
+    if input.ndim < 2:
+        raise RuntimeError(f"tensor.adjoint() is only supported on matrices or batches of matrices. Got "
+                           f"{input.ndim}-D tensor.")
+    return conj(transpose(input, -2, -1))
 
 
 Tensor.T = property(lambda self: Permute.apply(self, dims=tuple(range(self.ndim))[::-1]))
@@ -256,6 +283,10 @@ def unsqueeze(input, dim):
     return Squeeze.apply(input, shape=shp[:d] + (1,) + shp[d:], label="UnsqueezeBackward0")
 
 
+Tensor.squeeze_ = lambda self, dim=None: _view_inplace(self, squeeze(self, dim))
+Tensor.unsqueeze_ = lambda self, dim: _view_inplace(self, unsqueeze(self, dim))
+
+
 class Expand(Function):
     _view = True
 
@@ -300,8 +331,23 @@ def expand_as(input, other):
     return expand(input, other.shape)
 
 
+@method()
 def broadcast_to(input, size):
     return expand(input, size)
+
+
+@method()
+def sum_to_size(self, *size):
+    """Sum down to `size`, which must expand to self's shape (the backward of broadcasting)."""
+    size = normalize_shape(size)
+    shp = tuple(self.shape)
+    n = len(shp) - len(size)
+    if n < 0 or any(s != 1 and s != d for s, d in zip(size, shp[n:])):
+        raise RuntimeError(f"size {{[{', '.join(map(str, size))}]}} is not expandable to size "
+                           f"{{[{', '.join(map(str, shp))}]}}.")
+    out = self.sum(tuple(range(n))) if n else self
+    keep = tuple(i for i, s in enumerate(size) if s == 1 and shp[n + i] != 1)
+    return out.sum(keep, keepdim=True) if keep else out
 
 
 def broadcast_shapes(*shapes):
@@ -484,6 +530,11 @@ def split(tensor, split_size_or_sections, dim=0):
 
 
 @method()
+def split_with_sizes(input, split_sizes, dim=0):
+    return split(input, list(split_sizes), dim)
+
+
+@method()
 def tensor_split(input, indices_or_sections, dim=0):
     d = wrap_dim(dim, input.ndim)
     n = input.shape[d]
@@ -530,6 +581,11 @@ def narrow(input, dim, start, length):
     sl = [slice(None)] * input.ndim
     sl[d] = slice(start, start + length)
     return input[tuple(sl)]
+
+
+@method()
+def narrow_copy(input, dim, start, length):
+    return narrow(input, dim, start, length).clone()
 
 
 @method()

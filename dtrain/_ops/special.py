@@ -10,6 +10,7 @@ from ..autograd.graph import Function
 from ._util import cast, method, nondiff, out_copy, promote, to_float, unbroadcast
 from .arith import _bcast_check, _binary, _inplace, assign_, mul
 from .pointwise import _unary
+from .reduce import _named
 
 _LN2 = math.log(2.0)
 _PI_OVER_180 = math.pi / 180
@@ -247,6 +248,33 @@ def _integer_binary(name):
 
 
 gcd, lcm = _integer_binary("gcd"), _integer_binary("lcm")
+
+
+class Frexp(Function):
+    def forward(ctx, x):
+        m, e = ctx.xp.frexp(x)
+        ctx.save_for_backward(e)
+        ctx.mark_non_differentiable(1)
+        return m, e.astype(np.int32, copy=False)
+
+    def backward(ctx, g, _):
+        (e,) = ctx.saved
+        return ctx.xp.ldexp(g, -e)  # g / 2 ** exponent
+
+
+return_frexp = _named("frexp", ("mantissa", "exponent"))
+
+
+@method()
+def frexp(input, *, out=None):
+    """(mantissa, exponent) with input = mantissa * 2 ** exponent, |mantissa| in [0.5, 1); exponent int32."""
+    if not input.is_floating_point():
+        raise RuntimeError("torch.frexp() only supports floating-point dtypes")
+    m, e = Frexp.apply(input)
+    if out is not None:
+        out_copy(m, out[0]), out_copy(e, out[1])
+        return return_frexp(*out)
+    return return_frexp(m, e)
 
 
 @method()

@@ -118,3 +118,55 @@ def unravel_index(indices, shape):
     with np.errstate(divide="ignore", invalid="ignore"):
         coords = a // xp.asarray(coefs) % xp.asarray(np.asarray(shape, np.int64))
     return tuple(_wrap(coords[..., k], indices._device) for k in range(len(shape)))
+
+
+def _atleast(fn_name, min_ndim, tensors):
+    one = len(tensors) == 1 and isinstance(tensors[0], Tensor)
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{fn_name}() expected Tensor or a sequence of Tensors, but got {type(t).__name__}")
+    out = []
+    for t in tensors:
+        if t.ndim >= min_ndim:
+            out.append(t)
+        elif min_ndim == 3:
+            out.append(_atleast_3d(t))
+        else:  # leading 1s: a vector becomes a row
+            out.append(t.reshape((1,) * (min_ndim - t.ndim) + tuple(t.shape)))
+    return out[0] if one else tuple(out)
+
+
+def atleast_1d(*tensors):
+    """Each tensor viewed with at least one dim; one tensor in, one out, otherwise a tuple."""
+    return _atleast("atleast_1d", 1, tensors)
+
+
+def atleast_2d(*tensors):
+    """Each tensor viewed with at least two dims (a vector as a row)."""
+    return _atleast("atleast_2d", 2, tensors)
+
+
+def atleast_3d(*tensors):
+    """Each tensor viewed with at least three dims: (n,) as (1, n, 1), (m, n) as (m, n, 1)."""
+    return _atleast("atleast_3d", 3, tensors)
+
+
+def combinations(input, r=2, with_replacement=False):
+    """The length-r combinations of a vector's elements as rows, in lexicographic order of positions
+    (itertools.combinations, or combinations_with_replacement)."""
+    if input.ndim != 1:
+        raise RuntimeError(f"Expect a 1D vector, but got shape [{input._shape_str()}]")
+    if r < 0:
+        raise RuntimeError(f"Expect a non-negative number, but got {r}")
+    if r == 0:
+        return input.new_empty(0)
+    n = input.shape[0]
+    # every r-tuple of positions (C order is lexicographic), kept where the positions increase
+    grid = np.indices((n,) * r).reshape(r, -1)
+    step = np.diff(grid, axis=0)
+    keep = (step >= 0 if with_replacement else step > 0).all(axis=0)
+    pos = grid[:, keep].T
+    picked = input.index_select(0, _wrap(input._device.xp.asarray(pos.reshape(-1)), input._device))
+    return picked.reshape(-1, r)

@@ -266,6 +266,69 @@ def histc(input, bins=100, min=0, max=0, *, out=None):
     return out_copy(_wrap(hist, input._device), out)
 
 
+return_histogram = _named("histogram", ("hist", "bin_edges"))
+
+
+@method()
+def histogram(input, bins, *, range=None, weight=None, density=False, out=None):
+    """Counts (or weight sums) of input's values in `bins` equal bins over `range` (the data's range by
+    default) or between given edges; the last edge belongs to the last bin. Not differentiable."""
+    if input._data.dtype.kind != "f":
+        raise NotImplementedError(f"\"histogramdd\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
+    xp, a = input._device.xp, input._data.reshape(-1)
+    if isinstance(bins, Tensor):
+        if bins.ndim != 1 or bins.numel() < 1:
+            raise RuntimeError(f"torch.histogram(): bins tensor should have one dimension and at least 1 element, "
+                               f"but got {bins.ndim} dimensions and {bins.numel()} elements")
+        edges = bins._data.astype(a.dtype, copy=False)
+    else:
+        if bins <= 0:
+            raise RuntimeError(f"torch.histogram(): bins must be > 0, but got {bins} for dimension 0")
+        if range is not None:
+            lo, hi = float(range[0]), float(range[1])
+        elif a.size:
+            lo, hi = float(a.min()), float(a.max())
+        else:
+            lo = hi = 0.0
+        if lo > hi:
+            raise RuntimeError(f"torch.histogram(): min should not exceed max, but got min {lo:g} max {hi:g} for "
+                               f"dimension 0")
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise RuntimeError(f"torch.histogram(): range of [{lo:g}, {hi:g}] is not finite")
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        from .creation import linspace
+        edges = linspace(lo, hi, bins + 1, dtype=input.dtype, device=input.device)._data
+    n = edges.shape[0] - 1
+    inside = (a >= edges[0]) & (a <= edges[-1])
+    pos = xp.minimum(xp.searchsorted(edges, a[inside], side="right") - 1, n - 1)
+    w = weight._data.reshape(-1)[inside] if weight is not None else None
+    hist = xp.bincount(pos, weights=w, minlength=n).astype(a.dtype) if n else xp.zeros(0, a.dtype)
+    if density:
+        hist = hist / (hist.sum() * xp.diff(edges))
+    result = return_histogram(_wrap(hist.astype(a.dtype, copy=False), input._device),
+                              _wrap(xp.array(edges), input._device))
+    if out is not None:
+        out_copy(result.hist, out[0]), out_copy(result.bin_edges, out[1])
+        return return_histogram(*out)
+    return result
+
+
+@method()
+def corrcoef(input):
+    """Pearson correlation coefficients of the rows (variables), clipped to [-1, 1]; composed from cov."""
+    if input.ndim > 2:
+        raise RuntimeError(f"corrcoef(): expected input to have two or fewer dimensions but got an input with "
+                           f"{input.ndim} dimensions")
+    c = cov(input)
+    if c.ndim == 0:
+        return c / c
+    stddev = c.diagonal().sqrt()
+    c = c / stddev.reshape(-1, 1)
+    c = c / stddev.reshape(1, -1)
+    return c.clip(-1, 1)
+
+
 def _check_weights(w, name, n, integral):
     if w.ndim > 1:
         raise RuntimeError(f"cov(): expected {name} to have one or fewer dimensions but got {name} with {w.ndim} "
