@@ -39,7 +39,7 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
 
 @method()
 def diff(input, n=1, dim=-1, prepend=None, append=None):
-    from .shape import cat
+    from .stacking import cat
     d = wrap_dim(dim, input.ndim)
     x = input
     if prepend is not None or append is not None:
@@ -136,7 +136,7 @@ def cross(input, other, dim=None):
     d = wrap_dim(-1 if dim is None else dim, input.ndim)
     a = [input.select(d, i) for i in range(3)]
     b = [other.select(d, i) for i in range(3)]
-    from .shape import stack
+    from .stacking import stack
     return stack([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]], d)
 
 
@@ -154,7 +154,7 @@ def rot90(input, k=1, dims=(0, 1)):
 
 
 def cartesian_prod(*tensors):
-    from .shape import stack
+    from .stacking import stack
     grids = meshgrid(*tensors, indexing="ij")
     return stack([g.reshape(-1) for g in grids], 1) if len(tensors) > 1 else tensors[0].clone()
 

@@ -1,11 +1,179 @@
-"""Stacking and splitting along named axes (column_stack, dstack, hsplit, vsplit, dsplit), diagflat, vander,
-unravel_index."""
+"""Joining and splitting along a dim (cat, stack, split, chunk, unbind, ...), and along named axes
+(column_stack, dstack, hsplit, vsplit, dsplit); atleast_nd, combinations, diagflat, vander, unravel_index."""
 import numpy as np
 
 from .. import _dtype
 from .._tensor import Size, Tensor, _wrap
-from ._util import cast, method
-from .shape import cat, diag
+from ..autograd.graph import Function
+from ._util import cast, method, wrap_dim
+from .shape import diag
+
+
+class Cat(Function):
+    def forward(ctx, *xs, dim):
+        # torch skips 1-D empty tensors (legacy behaviour); they still get a (0,)-shaped gradient
+        ctx.skip = tuple(x.ndim == 1 and x.shape[0] == 0 for x in xs)
+        if all(ctx.skip):
+            ctx.skip = (False,) + ctx.skip[1:]
+        kept = [x for x, s in zip(xs, ctx.skip) if not s]
+        ctx.sizes, ctx.dim = [x.shape[dim] for x in kept], dim
+        return ctx.xp.concatenate(kept, axis=dim)
+
+    def backward(ctx, g):
+        parts = iter(ctx.xp.split(g, np.cumsum(ctx.sizes)[:-1].tolist(), axis=ctx.dim))
+        return tuple(ctx.xp.zeros((0,), g.dtype) if s else next(parts) for s in ctx.skip)
+
+
+def cat(tensors, dim=0, *, out=None):
+    from ._util import out_copy, promote
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
+    skip = [t.ndim == 1 and t.shape[0] == 0 for t in tensors]
+    ts = [t for t, s in zip(tensors, skip) if not s] or tensors[:1]
+    ref = ts[0]
+    d = wrap_dim(dim, ref.ndim)
+    for i, t in enumerate(tensors):
+        if skip[i]:
+            continue
+        if t.ndim != ref.ndim:
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {ref.ndim} and {t.ndim}")
+        for j in range(ref.ndim):
+            if j != d and t.shape[j] != ref.shape[j]:
+                raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. Expected size "
+                                   f"{ref.shape[j]} but got size {t.shape[j]} for tensor number {i} in the list.")
+    if any(t._data.dtype != ref._data.dtype for t in tensors):
+        tensors, _ = promote(*tensors)
+    return out_copy(Cat.apply(*tensors, dim=d), out)
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0, *, out=None):
+    from ._util import out_copy
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    shp = tensors[0].shape
+    for i, t in enumerate(tensors):
+        if t.shape != shp:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got [{tensors[0]._shape_str()}] at "
+                               f"entry 0 and [{t._shape_str()}] at entry {i}")
+    d = wrap_dim(dim, len(shp) + 1)
+    if any(t._data.dtype != tensors[0]._data.dtype for t in tensors):
+        from ._util import promote
+        tensors, _ = promote(*tensors)
+    return out_copy(Stack.apply(*tensors, dim=d), out)
+
+
+class Stack(Function):
+    def forward(ctx, *xs, dim):
+        ctx.dim = dim
+        return ctx.xp.stack(xs, axis=dim)
+
+    def backward(ctx, g):
+        return tuple(ctx.xp.moveaxis(g, ctx.dim, 0))
+
+
+class Unbind(Function):
+    _view = True
+
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        return tuple(ctx.xp.moveaxis(x, dim, 0))
+
+    def backward(ctx, *gs):
+        return ctx.xp.stack(gs, axis=ctx.dim)
+
+
+def hstack(tensors):
+    return cat(tensors, 0 if tensors[0].ndim == 1 else 1)
+
+
+def vstack(tensors):
+    return cat([t.reshape(1, -1) if t.ndim == 1 else t for t in tensors], 0)
+
+
+class Split(Function):
+    _view = True
+
+    def forward(ctx, x, bounds, dim):
+        ctx.shape, ctx.dim, ctx.bounds = x.shape, dim, bounds
+        sl = [slice(None)] * x.ndim
+        out = []
+        for a, b in bounds:
+            sl[dim] = slice(a, b)
+            out.append(x[tuple(sl)])
+        return tuple(out)
+
+    def backward(ctx, *gs):
+        return ctx.xp.concatenate(gs, axis=ctx.dim)
+
+
+def _split_bounds(n, sizes):
+    b, a = [], 0
+    for s in sizes:
+        b.append((a, a + s))
+        a += s
+    return b
+
+
+@method()
+def split(tensor, split_size_or_sections, dim=0):
+    d = wrap_dim(dim, tensor.ndim)
+    n = tensor.shape[d]
+    if isinstance(split_size_or_sections, int):
+        s = split_size_or_sections
+        if s < 0:
+            raise RuntimeError(f"split expects split_size be non-negative, but got split_size={s}")
+        if s <= 0 and not (s == 0 and n == 0):
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {n}")
+        sizes = [s] * (n // s) + ([n % s] if n % s else []) if s and n else [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != n:
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size at "
+                               f"dimension {d}), but got split_sizes={sizes}")
+    return Split.apply(tensor, bounds=tuple(_split_bounds(n, sizes)), dim=d)
+
+
+@method()
+def split_with_sizes(input, split_sizes, dim=0):
+    return split(input, list(split_sizes), dim)
+
+
+@method()
+def tensor_split(input, indices_or_sections, dim=0):
+    d = wrap_dim(dim, input.ndim)
+    n = input.shape[d]
+    if isinstance(indices_or_sections, int):
+        k = indices_or_sections
+        sizes = [n // k + 1] * (n % k) + [n // k] * (k - n % k)
+    else:
+        idx = [0] + [min(max(i, 0), n) for i in indices_or_sections] + [n]
+        sizes = [max(b - a, 0) for a, b in zip(idx, idx[1:])]
+    return Split.apply(input, bounds=tuple(_split_bounds(n, sizes)), dim=d)
+
+
+@method()
+def chunk(input, chunks, dim=0):
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    d = wrap_dim(dim, input.ndim)
+    n = input.shape[d]
+    if n == 0:  # torch returns `chunks` empty pieces
+        return split(input, [0] * chunks, d)
+    return split(input, -(-n // chunks), d)
+
+
+@method()
+def unbind(input, dim=0):
+    d = wrap_dim(dim, input.ndim)
+    return Unbind.apply(input, dim=d) if input.shape[d] else ()
 
 
 def column_stack(tensors):

@@ -403,7 +403,6 @@ def _unpool_output_size(input, kernel_size, stride, padding, output_size):
 
 
 def _max_unpool(input, indices, kernel_size, stride, padding, output_size, nd):
-    from ..._tensor import _wrap
     k = _pair(kernel_size, nd)
     s = _pair(stride, nd) if stride is not None else k
     size = _unpool_output_size(input, k, s, _pair(padding, nd), output_size)
