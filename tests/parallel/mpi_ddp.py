@@ -376,3 +376,67 @@ def test_first_bucket_reduction_starts_before_backward_ends(world):
     t_last_grad = max(t for e, i, t in events if e == "last_grad")
     assert t_first_launch < t_last_grad
     assert [i for e, i, t in events if e == "launch"] == list(range(model.bucket_count))
+
+
+def cnn_syncbn(dtype):
+    return nn.SyncBatchNorm.convert_sync_batchnorm(cnn_bn(dtype))
+
+
+@pytest.mark.parametrize("dtype,tol", [(dtrain.float64, 1e-10), (dtrain.float32, 1e-5)])
+def test_ddp_with_sync_batchnorm_equals_one_process_on_the_whole_batch(world, dtype, tol):
+    """SyncBatchNorm normalizes with the whole group's statistics: DDP training of a CNN with it reaches the
+    parameters and running statistics of plain BatchNorm trained in one process on the concatenated batch."""
+    rank, size = world
+    ref = cnn_bn(dtype)
+    model = DDP(cnn_syncbn(dtype), bucket_cap_mb=0.001)
+    assert type(model.module[1]).__name__ == "SyncBatchNorm"
+    opt = dtrain.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    ref_opt = dtrain.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    for x, y in batches("cnn", dtype, 20, 4 * size):
+        mine = np.array_split(np.arange(len(x)), size)[rank]
+        opt.zero_grad()
+        loss_fn(model, x[mine], y[mine], "cnn").backward()
+        opt.step()
+        ref_opt.zero_grad()
+        loss_fn(ref, x, y, "cnn").backward()  # equal chunks: the mean of the ranks' means is the global mean
+        ref_opt.step()
+        assert_ranks_agree(flat(model.module))
+    np.testing.assert_allclose(flat(model.module), flat(ref), rtol=tol, atol=tol)
+    bn, ref_bn = model.module[1], ref[1]
+    for name in ("running_mean", "running_var"):
+        np.testing.assert_allclose(getattr(bn, name).numpy(), getattr(ref_bn, name).numpy(), rtol=tol, atol=tol)
+    assert int(bn.num_batches_tracked.item()) == 20
+
+
+def test_sync_batchnorm_uneven_and_empty_batches(world):
+    """Ranks with different batch sizes, one of them empty: each rank's output and input gradient are its rows
+    of one BatchNorm over the concatenated batch; weight/bias gradients summed over ranks equal that one's."""
+    rank, size = world
+    sizes = [3, 0, 2, 5][:size]
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((sum(sizes), 3, 2, 2)) * 2 + 1
+    w = rng.standard_normal(x.shape)
+    lo = sum(sizes[:rank])
+    rows = slice(lo, lo + sizes[rank])
+    dtrain.manual_seed(0)
+    sync = nn.SyncBatchNorm(3, momentum=0.3).double()
+    ref = nn.BatchNorm2d(3, momentum=0.3).double()
+    with dtrain.no_grad():
+        for m in (sync, ref):
+            m.weight.copy_(dtrain.tensor([0.5, 2.0, -1.0]))
+            m.bias.copy_(dtrain.tensor([0.1, 0.0, 0.3]))
+    xs, xr = dtrain.tensor(x[rows], requires_grad=True), dtrain.tensor(x, requires_grad=True)
+    ys, yr = sync(xs), ref(xr)
+    (ys * dtrain.tensor(w[rows])).sum().backward()
+    (yr * dtrain.tensor(w)).sum().backward()
+    np.testing.assert_allclose(ys.detach().numpy(), yr.detach().numpy()[rows], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(xs.grad.numpy(), xr.grad.numpy()[rows], rtol=1e-10, atol=1e-12)
+    for p, q in ((sync.weight, ref.weight), (sync.bias, ref.bias)):
+        g = p.grad.clone()
+        dist.all_reduce(g)
+        np.testing.assert_allclose(g.numpy(), q.grad.numpy(), rtol=1e-10, atol=1e-12)
+    for name in ("running_mean", "running_var"):
+        np.testing.assert_allclose(getattr(sync, name).numpy(), getattr(ref, name).numpy(), rtol=1e-12, atol=1e-12)
+    sync.eval()  # eval: the running statistics, no communication
+    np.testing.assert_allclose(sync(xs).detach().numpy(), ref.eval()(xr).detach().numpy()[rows], rtol=1e-12,
+                               atol=1e-12)

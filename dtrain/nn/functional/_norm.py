@@ -115,6 +115,93 @@ def _norm(x, weight, bias, axes, eps, stats, pshape, stats_out=None):
                        has_b=bias is not None, stats_out=stats_out)
 
 
+class _SyncNorm(Function):
+    """Batch norm over the whole process group's batch (SyncBatchNorm in training).
+
+    Each rank's (count, mean, M2) per channel is gathered and combined by Chan's parallel formula (exact, and
+    stable where sums of squares are not; a rank with an empty batch counts for nothing). Backward all-reduces
+    the two per-channel sums the input gradient needs, sum(g) and sum(g * xhat); the weight and bias gradients
+    stay this rank's own, for DistributedDataParallel to average like any other."""
+
+    def forward(ctx, x, *wb, eps, group, device, has_w, has_b, stats_out):
+        from ... import distributed as dist
+        xp = ctx.xp
+        c = x.shape[1]
+        axes = (0,) + tuple(range(2, x.ndim))
+        pshape = (c,) + (1,) * (x.ndim - 2)
+        n = x.size // c
+        if n:
+            mean = _rsum(xp, x, axes) / n
+            xc = x - mean
+            m2 = _rsum(xp, xc * xc, axes)
+        else:
+            mean = m2 = xp.zeros((1,) + pshape, x.dtype)
+        mine = xp.concatenate([xp.asarray([n], dtype=xp.float64), mean.reshape(-1).astype(xp.float64),
+                               m2.reshape(-1).astype(xp.float64)])
+        world = dist.get_world_size(group)
+        every = _wrap(xp.empty((world, 2 * c + 1), dtype=xp.float64), device)
+        dist.all_gather_into_tensor(every, _wrap(mine, device), group=group)
+        g = every._data
+        counts, means, m2s = g[:, :1], g[:, 1:c + 1], g[:, c + 1:]
+        total = float(counts.sum())
+        if total <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {int(total)}")
+        gmean = (counts * means).sum(0) / total
+        gm2 = (m2s + counts * (means - gmean) ** 2).sum(0)
+        var = gm2 / total
+        stats_out += [gmean, gm2 / (total - 1)]  # the running statistics take the unbiased variance
+        rstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype).reshape((1,) + pshape)
+        xhat = x - gmean.astype(x.dtype).reshape((1,) + pshape)
+        xhat *= rstd
+        w = wb[0].reshape(pshape) if has_w else None
+        y = xhat * w if has_w else xhat.copy()
+        if has_b:
+            y += wb[-1].reshape(pshape)
+        ctx.save_for_backward(xhat, rstd, *((w,) if has_w else ()))
+        ctx.cfg = (axes, has_w, has_b, total, group, device)
+        return y
+
+    def backward(ctx, g):
+        from ... import distributed as dist
+        xhat, rstd = ctx.saved[:2]
+        xp = ctx.xp
+        axes, has_w, has_b, total, group, device = ctx.cfg
+        nig = ctx.needs_input_grad
+        g = xp.ascontiguousarray(g)
+        c = g.shape[1]
+        sum_g = _rsum(xp, g, axes)
+        sum_gx = _rsum(xp, g * xhat, axes)
+        gw = sum_gx.reshape(c) if has_w and nig[1] else None
+        gb = sum_g.reshape(c).copy() if has_b and nig[-1] else None
+        gx = None
+        if nig[0]:
+            both = _wrap(xp.concatenate([sum_g.reshape(-1), sum_gx.reshape(-1)]), device)
+            dist.all_reduce(both, group=group)
+            s = both._data
+            gx = xhat * (s[c:].reshape(sum_g.shape) / total)
+            xp.subtract(g, gx, out=gx)
+            gx -= s[:c].reshape(sum_g.shape) / total
+            gx *= rstd if not has_w else rstd * ctx.saved[2]
+        out = (gx,) + ((gw,) if has_w else ()) + ((gb,) if has_b else ())
+        return out if len(out) > 1 else gx
+
+
+def sync_batch_norm(input, running_mean, running_var, weight, bias, momentum, eps, group):
+    """Training-mode batch norm with statistics over every rank of `group` (SyncBatchNorm's forward); updates
+    the running statistics in place as batch_norm does."""
+    stats = []
+    args = [input] + [t for t in (weight, bias) if t is not None]
+    y = _SyncNorm.apply(*args, eps=float(eps), group=group, device=input._device, has_w=weight is not None,
+                        has_b=bias is not None, stats_out=stats)
+    mean, var = stats
+    with grad_mode.no_grad():
+        for running, batch in ((running_mean, mean), (running_var, var)):
+            if running is not None:
+                running.mul_(1 - momentum).add_(_wrap(batch.astype(running._data.dtype), input._device),
+                                                alpha=momentum)
+    return y
+
+
 def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
                eps=1e-5):
     """Normalizes each channel (dim 1) over the batch and spatial dims; in training also updates the running
