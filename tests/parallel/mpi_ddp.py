@@ -440,3 +440,64 @@ def test_sync_batchnorm_uneven_and_empty_batches(world):
     sync.eval()  # eval: the running statistics, no communication
     np.testing.assert_allclose(sync(xs).detach().numpy(), ref.eval()(xr).detach().numpy()[rows], rtol=1e-12,
                                atol=1e-12)
+
+
+@pytest.mark.parametrize("divide_by_initial", [True, False])
+def test_join_with_uneven_inputs_equals_one_process(world, divide_by_initial):
+    """Rank r has 2 + r batches. Under model.join() no rank hangs; an iteration's gradient is the sum over the
+    ranks still training divided by the initial world size (or by how many trained), and every rank ends
+    with the model of the one that trained longest: one process replaying the same steps reaches it."""
+    rank, size = world
+    ref = mlp(dtrain.float64)
+    model = DDP(copy.deepcopy(ref), bucket_cap_mb=0.001)
+    opt = dtrain.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    ref_opt = dtrain.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    data = [list(batches("mlp", dtrain.float64, 2 + r, 4, seed=20 + r)) for r in range(size)]
+    with model.join(divide_by_initial_world_size=divide_by_initial):
+        for x, y in data[rank]:
+            opt.zero_grad()
+            loss_fn(model, x, y, "mlp").backward()
+            opt.step()
+    for i in range(2 + size - 1):
+        active = [r for r in range(size) if i < len(data[r])]
+        ref_opt.zero_grad()
+        div = size if divide_by_initial else len(active)
+        sum(loss_fn(ref, *data[r][i], "mlp") for r in active).__truediv__(div).backward()
+        ref_opt.step()
+    assert_ranks_agree(flat(model.module))
+    np.testing.assert_allclose(flat(model.module), flat(ref), rtol=1e-10, atol=1e-10)
+
+
+def test_join_shadows_buffers_unused_parameters_and_comm_hooks(world):
+    """Uneven inputs with BatchNorm buffers (broadcast from a rank still training), find_unused_parameters
+    and a communication hook: every rank gets through and ends with identical parameters and buffers."""
+    from dtrain.distributed.algorithms.ddp_comm_hooks import default_hooks
+    rank, size = world
+    model = DDP(cnn_bn(dtrain.float64), find_unused_parameters=True, bucket_cap_mb=0.001)
+    model.register_comm_hook(None, default_hooks.allreduce_hook)
+    opt = dtrain.optim.SGD(model.parameters(), lr=0.1)
+    with model.join():
+        for x, y in batches("cnn", dtrain.float64, 1 + 2 * rank, 4, seed=rank):
+            opt.zero_grad()
+            loss_fn(model, x, y, "cnn").backward()
+            opt.step()
+    assert_ranks_agree(flat(model.module))
+    assert_ranks_agree(np.concatenate([b.numpy().ravel().astype(np.float64) for b in model.module.buffers()]))
+    assert int(model.module[1].num_batches_tracked.item()) == 1 + 2 * (size - 1)
+
+
+def test_join_throw_on_early_termination(world):
+    """With throw_on_early_termination every rank raises once one has run out, none hangs."""
+    rank, size = world
+    model = DDP(mlp(dtrain.float64))
+    steps = 0
+    with pytest.raises(RuntimeError) as err:
+        with model.join(throw_on_early_termination=True):
+            for x, y in batches("mlp", dtrain.float64, 2 if rank == 0 else 5, 4, seed=rank):
+                loss_fn(model, x, y, "mlp").backward()
+                steps += 1
+    expected = "Rank 0 exhausted all inputs." if rank == 0 else \
+        "Detected at least one rank that exhausted inputs. Throwing across all ranks."
+    assert str(err.value) == expected and steps == 2
+    with model.join():  # the context is usable again afterwards
+        loss_fn(model, *next(batches("mlp", dtrain.float64, 1, 4)), "mlp").backward()

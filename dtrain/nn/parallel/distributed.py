@@ -23,14 +23,13 @@ a pass over memory: so there are two such flat arrays, and they swap roles after
 `.grad` becomes a view of the one just reduced, and the next backward fills the other one.
 """
 import contextlib
-import math
 
 import numpy as np
 
-from ... import _backend
 from ..._tensor import _wrap
 from ...autograd import graph as _graph
 from ...autograd.grad_mode import no_grad
+from ...distributed.algorithms.join import Join, Joinable, JoinHook, _all_reduce_scalar, _JoinConfig
 from ..modules.module import Module
 
 __all__ = ["DistributedDataParallel"]
@@ -79,7 +78,7 @@ class _Bucket:
         self.launched = False
 
 
-class DistributedDataParallel(Module):
+class DistributedDataParallel(Module, Joinable):
     """torch.nn.parallel.DistributedDataParallel over dtrain.distributed (MPI or NCCL)."""
 
     def __init__(self, module, device_ids=None, output_device=None, dim=0, broadcast_buffers=True,
@@ -108,6 +107,10 @@ class DistributedDataParallel(Module):
         self.require_backward_grad_sync = True
         self.require_forward_param_sync = True
         self._world = dist.get_world_size(self.process_group)
+        self._rank = dist.get_rank(self.process_group)
+        self._join_config = _JoinConfig.construct_disabled_join_config()
+        self._divide_by_initial_world_size = True
+        self._active = None          # ranks still training this iteration, under join
         self._comm_hook = None
         self._comm_state = None
         self._names = {id(p): n for n, p in module.named_parameters()}
@@ -152,7 +155,8 @@ class DistributedDataParallel(Module):
         tensors = [p for p in self.module.parameters()] + [b for b in self.module.buffers()]
         self._broadcast_coalesced(tensors)
 
-    def _broadcast_coalesced(self, tensors):
+    def _broadcast_coalesced(self, tensors, src=0):
+        """Broadcast `tensors` from group rank `src`, one message per (dtype, device)."""
         groups = {}
         for t in tensors:
             groups.setdefault((t._data.dtype, t._device), []).append(t)
@@ -160,7 +164,7 @@ class DistributedDataParallel(Module):
             xp = device.xp
             flat = xp.concatenate([t._data.reshape(-1) for t in ts]) if len(ts) > 1 else ts[0]._data.reshape(-1).copy()
             ft = _wrap(flat, device)
-            self._dist.broadcast(ft, 0, group=self.process_group)
+            self._dist.broadcast(ft, group=self.process_group, group_src=src)
             o = 0
             for t in ts:
                 n = t._data.size
@@ -248,16 +252,36 @@ class DistributedDataParallel(Module):
                 "`torch.nn.parallel.DistributedDataParallel`, and by \nmaking sure all `forward` function outputs "
                 "participate in calculating loss. \nParameters which did not receive grad for rank "
                 f"{self._dist.get_rank(self.process_group)}: {', '.join(names)}")
+        joining = self._join_config.enable and self._world > 1
+        if joining:  # say this rank is still training; learn how many are
+            active = Join.notify_join_context(self)
+            self._active = self._world if active is None else int(active)
         if self.broadcast_buffers and self.require_forward_param_sync and self._world > 1:
-            bufs = list(self.module.buffers())
-            if bufs:
-                with no_grad():
-                    self._broadcast_coalesced(bufs)
+            self._sync_buffers(True if joining else None)
+        if joining:  # tell joined ranks whether this iteration's backward reduces
+            _all_reduce_scalar(int(self.require_backward_grad_sync), self.join_device, self.process_group)
         self._arm()
         out = self.module(*inputs, **kwargs)
         if self.find_unused_parameters and self.require_backward_grad_sync:
             self._unused = self._find_unused(out)
         return out
+
+    def _sync_buffers(self, cond=None):
+        """Broadcast the module's buffers from rank 0; under join (`cond` given), from the highest rank where
+        `cond` holds: a rank still training."""
+        bufs = list(self.module.buffers())
+        if bufs:
+            src = 0 if cond is None else self._find_common_rank(cond)
+            with no_grad():
+                self._broadcast_coalesced(bufs, src)
+
+    def _find_common_rank(self, cond):
+        """The highest group rank among those where `cond` holds (one all-reduce)."""
+        from ... import distributed as dist
+        r = _all_reduce_scalar(self._rank if cond else -1, self.join_device, self.process_group, dist.ReduceOp.MAX)
+        if r < 0:
+            raise ValueError("BUG! Expected rank_cond to be true for at least one process.")
+        return int(r)
 
     def _find_unused(self, out):
         """Parameters the autograd graph of `out` does not reach: their gradient will be zero."""
@@ -363,6 +387,9 @@ class DistributedDataParallel(Module):
                     res = res[0] if isinstance(res, (list, tuple)) else res
                     if res is not None and res._data is not b.flat:
                         b.flat[...] = res._data.reshape(-1)
+                elif self._active is not None and self._active < self._world and \
+                        not self._divide_by_initial_world_size:
+                    b.flat *= self._world / self._active  # the average over the ranks still training
         if not self.gradient_as_bucket_view:
             self._hand_over(used)
         self._pass = None
@@ -405,6 +432,42 @@ class DistributedDataParallel(Module):
         finally:
             self.require_backward_grad_sync = old
 
+    # ------------------------------------------------------------------------------------------- join
+    def join(self, divide_by_initial_world_size: bool = True, enable: bool = True,
+             throw_on_early_termination: bool = False):
+        """Context manager for uneven inputs: a rank that runs out of batches shadows the others' collectives
+        until all are done, then every rank takes the model of one that trained to the end. Gradients of an
+        iteration some ranks sat out are divided by the initial world size, or with
+        divide_by_initial_world_size=False by the number of ranks that took part."""
+        return Join([self], enable, throw_on_early_termination,
+                    divide_by_initial_world_size=divide_by_initial_world_size)
+
+    def join_hook(self, **kwargs):
+        return _DDPJoinHook(self, kwargs.get("divide_by_initial_world_size", True))
+
+    @property
+    def join_device(self):
+        return self._params[0]._device
+
+    @property
+    def join_process_group(self):
+        return self.process_group
+
+    def _shadow_backward(self):
+        """A joined rank's part in a backward of the ranks still training: zeros into every bucket's
+        reduction, in bucket order, and into the used-parameter vote (find_unused_parameters)."""
+        dist = self._dist
+        for b in self._buckets:
+            zeros = _wrap(b.device.xp.zeros(b.flat.size, b.flat.dtype), b.device)
+            if self._comm_hook is not None:
+                gb = GradBucket(b.index, zeros, b.params, b.index == len(self._buckets) - 1)
+                self._comm_hook(self._comm_state, gb).wait()
+            else:
+                dist.all_reduce(zeros, group=self.process_group)
+        if self.find_unused_parameters:
+            dist.all_reduce(_wrap(np.zeros(len(self._params), np.int32), _cpu()), op=dist.ReduceOp.MAX,
+                            group=self.process_group)
+
     def register_comm_hook(self, state, hook):
         """hook(state, GradBucket) -> Future whose value is the reduced bucket tensor."""
         if self._comm_hook is not None:
@@ -421,6 +484,28 @@ class DistributedDataParallel(Module):
 
     def __getstate__(self):
         raise RuntimeError("DistributedDataParallel is not picklable; save `model.module` or its state_dict")
+
+
+class _DDPJoinHook(JoinHook):
+    """What a joined rank does for DDP while others train: the forward's buffer broadcast and, when that
+    iteration reduces, the backward's reductions; at the end it takes the final model."""
+
+    def __init__(self, ddp, divide_by_initial_world_size):
+        self.ddp = ddp
+        ddp._divide_by_initial_world_size = divide_by_initial_world_size
+
+    def main_hook(self):
+        ddp = self.ddp
+        if ddp.broadcast_buffers and ddp.require_forward_param_sync:
+            ddp._sync_buffers(False)
+        if _all_reduce_scalar(0, ddp.join_device, ddp.process_group):  # the others' backward reduces
+            ddp._shadow_backward()
+
+    def post_hook(self, is_last_joiner):
+        ddp = self.ddp
+        src = ddp._find_common_rank(is_last_joiner)
+        with no_grad():
+            ddp._broadcast_coalesced(list(ddp.module.parameters()) + list(ddp.module.buffers()), src)
 
 
 def _flat_views(params):
