@@ -13,6 +13,7 @@ import dtrain
 import dtrain.distributed as dist
 import dtrain.nn as nn
 import dtrain.nn.functional as F
+from dtrain.distributed.algorithms import Join
 from dtrain.nn.parallel import DistributedDataParallel as DDP
 
 pytestmark = pytest.mark.mpi(min_size=2)
@@ -501,3 +502,27 @@ def test_join_throw_on_early_termination(world):
     assert str(err.value) == expected and steps == 2
     with model.join():  # the context is usable again afterwards
         loss_fn(model, *next(batches("mlp", dtrain.float64, 1, 4)), "mlp").backward()
+
+
+def test_join_with_zero_redundancy_optimizer(world):
+    """Join([model, ZeroRedundancyOptimizer]): a joined rank keeps stepping its partition with the gradients
+    the others reduced, so the model still equals one process replaying the same steps."""
+    from dtrain.distributed.optim import ZeroRedundancyOptimizer
+    rank, size = world
+    ref = mlp(dtrain.float64)
+    model = DDP(copy.deepcopy(ref), bucket_cap_mb=0.001)
+    opt = ZeroRedundancyOptimizer(model.parameters(), dtrain.optim.SGD, lr=0.1, momentum=0.9)
+    ref_opt = dtrain.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    data = [list(batches("mlp", dtrain.float64, 1 + 2 * r, 4, seed=40 + r)) for r in range(size)]
+    with Join([model, opt]):
+        for x, y in data[rank]:
+            opt.zero_grad()
+            loss_fn(model, x, y, "mlp").backward()
+            opt.step()
+    for i in range(1 + 2 * (size - 1)):
+        active = [r for r in range(size) if i < len(data[r])]
+        ref_opt.zero_grad()
+        (sum(loss_fn(ref, *data[r][i], "mlp") for r in active) / size).backward()
+        ref_opt.step()
+    assert_ranks_agree(flat(model.module))
+    np.testing.assert_allclose(flat(model.module), flat(ref), rtol=1e-10, atol=1e-10)

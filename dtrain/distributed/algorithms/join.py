@@ -14,7 +14,9 @@ __all__ = ["JoinHook", "Joinable", "Join"]
 
 class JoinHook:
     """What a joined rank runs: `main_hook()` once per iteration of the ranks still training, `post_hook(
-    is_last_joiner)` once all have joined."""
+    is_last_joiner)` once all have joined. Before each main_hook, `_active` is set to the number of ranks
+    still training in that iteration."""
+    _active = None
 
     def main_hook(self) -> None:
         pass
@@ -88,7 +90,10 @@ class Join:
             if not self._enable or type is not None:
                 return  # an exception in the loop propagates as it is
             is_last_joiner, shadowed = True, 0
-            while self._count(0) > 0:
+            while True:
+                active = self._count(0)
+                if not active:
+                    break
                 if self._throw_on_early_termination:
                     self._count(1)  # the ranks still training read this as "one has run out"
                     raise RuntimeError(f"Rank {self._rank} exhausted all inputs.")
@@ -98,6 +103,7 @@ class Join:
                                   "currently-active ranks. This level of skew could lead to performance "
                                   "degradation during training.", stacklevel=2)
                 for hook in self._join_hooks:
+                    hook._active = int(active)  # for hooks that rescale by the ranks still training
                     hook.main_hook()
                 is_last_joiner = False
                 shadowed += 1

@@ -1,8 +1,7 @@
 """ZeroRedundancyOptimizer: ZeRO stage 1, each rank keeps optimizer state for its own partition only."""
-import numpy as np
-
 from ..._tensor import Tensor, _wrap
 from ...optim.optimizer import Optimizer
+from ..algorithms.join import Join, Joinable, JoinHook, _JoinConfig
 
 
 def _to_host(v):
@@ -23,7 +22,7 @@ def _from_host(v):
     return v
 
 
-class ZeroRedundancyOptimizer(Optimizer):
+class ZeroRedundancyOptimizer(Optimizer, Joinable):
     """torch's ZeroRedundancyOptimizer (ZeRO stage 1): the parameters are partitioned over the ranks of
     `process_group` (greedily by size, largest first, as torch does); each rank builds `optimizer_class`
     over its partition only, steps it, and then every partition is broadcast from its owner.
@@ -32,7 +31,10 @@ class ZeroRedundancyOptimizer(Optimizer):
     sharded, `sharded_state_dict()` gives this rank's part in the global layout (global parameter
     indices) and `load_sharded_state_dict()` takes back whatever part this rank owns now, so a ZeRO
     checkpoint written at one world size loads at another. `parameters_as_bucket_view` is accepted and
-    changes nothing (dtrain's optimizers already step flat buffers)."""
+    changes nothing (dtrain's optimizers already step flat buffers).
+
+    Under `Join([ddp_model, zero])` a rank that has run out of inputs keeps stepping its partition (with the
+    gradients DDP's join hook reduced from the ranks still training) and broadcasting it."""
 
     def __init__(self, params, optimizer_class, process_group=None, parameters_as_bucket_view: bool = False,
                  overlap_with_ddp: bool = False, **defaults):
@@ -48,6 +50,7 @@ class ZeroRedundancyOptimizer(Optimizer):
         self.global_rank = dist.get_rank() if self._on else 0
         self.optimizer_class, self.parameters_as_bucket_view = optimizer_class, parameters_as_bucket_view
         self._all_state_dicts = []
+        self._join_config = _JoinConfig.construct_disabled_join_config()
         self._partition()
         local_groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": ps}
                         for g, ps in zip(self.param_groups, self._local_params)]
@@ -91,6 +94,7 @@ class ZeroRedundancyOptimizer(Optimizer):
 
     def step(self, closure=None):
         """Step this rank's partition, then broadcast every partition from its owner."""
+        Join.notify_join_context(self)
         self._sync_hyperparameters()
         loss = self.optim.step(closure)
         self._broadcast_params()
@@ -122,6 +126,17 @@ class ZeroRedundancyOptimizer(Optimizer):
                             p._data[...] = flat[pos:pos + n].reshape(p._data.shape)
                         p._version.value += 1
                         pos += n
+
+    def join_hook(self, **kwargs):
+        return _ZeROJoinHook(self)
+
+    @property
+    def join_device(self):
+        return self._by_index[0]._device
+
+    @property
+    def join_process_group(self):
+        return self.process_group if self.process_group is not None else self._dist.group.WORLD
 
     def add_param_group(self, param_group):
         if hasattr(self, "optim"):
@@ -163,9 +178,9 @@ class ZeroRedundancyOptimizer(Optimizer):
         """The whole optimizer state, as an unsharded optimizer's state_dict; only on the rank that
         consolidate_state_dict gathered to."""
         if not self._all_state_dicts:
-            raise RuntimeError(f"Optimizer state has not been consolidated on this rank. Please call "
-                               f"`consolidate_state_dict(to=0)` on all ranks beforehand if you meant to save the "
-                               f"global state.")
+            raise RuntimeError("Optimizer state has not been consolidated on this rank. Please call "
+                               "`consolidate_state_dict(to=0)` on all ranks beforehand if you meant to save the "
+                               "global state.")
         state = self._all_state_dicts[0]
         return {"state": {k: state[k] for k in sorted(state)}, "param_groups": self._packed_groups()}
 
@@ -194,3 +209,13 @@ class ZeroRedundancyOptimizer(Optimizer):
 
     def __repr__(self):
         return f"ZeroRedundancyOptimizer(rank={self.rank}, world_size={self.world_size}, optim={self.optim!r})"
+
+
+class _ZeROJoinHook(JoinHook):
+    """A joined rank steps its partition and broadcasts it, as the ranks still training do in theirs."""
+
+    def __init__(self, zero):
+        self.zero = zero
+
+    def main_hook(self):
+        self.zero.step()

@@ -454,19 +454,23 @@ class DistributedDataParallel(Module, Joinable):
         return self.process_group
 
     def _shadow_backward(self):
-        """A joined rank's part in a backward of the ranks still training: zeros into every bucket's
-        reduction, in bucket order, and into the used-parameter vote (find_unused_parameters)."""
-        dist = self._dist
-        for b in self._buckets:
-            zeros = _wrap(b.device.xp.zeros(b.flat.size, b.flat.dtype), b.device)
-            if self._comm_hook is not None:
-                gb = GradBucket(b.index, zeros, b.params, b.index == len(self._buckets) - 1)
-                self._comm_hook(self._comm_state, gb).wait()
-            else:
-                dist.all_reduce(zeros, group=self.process_group)
-        if self.find_unused_parameters:
-            dist.all_reduce(_wrap(np.zeros(len(self._params), np.int32), _cpu()), op=dist.ReduceOp.MAX,
-                            group=self.process_group)
+        """A joined rank's part in a backward of the ranks still training: every bucket's reduction with zeros
+        as this rank's gradients (through the comm hook when there is one, in bucket order) and a vote of
+        "unused" for every parameter (find_unused_parameters). Afterwards `.grad` holds the others' reduced
+        gradients as after a synced backward of its own, so an optimizer that must step its shard under join
+        (ZeroRedundancyOptimizer) steps with the right values."""
+        unused, self._unused = self._unused, tuple(range(len(self._params)))
+        self._pass = True
+        try:
+            for b in self._buckets:
+                b.reset()
+                b.flat[...] = 0
+                b.pending, b.ready = 0, [True] * len(b.params)
+            for b in self._buckets:
+                self._launch(b)
+            self._finish_pass()
+        finally:
+            self._unused = unused
 
     def register_comm_hook(self, state, hook):
         """hook(state, GradBucket) -> Future whose value is the reduced bucket tensor."""
@@ -491,11 +495,12 @@ class _DDPJoinHook(JoinHook):
     iteration reduces, the backward's reductions; at the end it takes the final model."""
 
     def __init__(self, ddp, divide_by_initial_world_size):
-        self.ddp = ddp
+        self.ddp, self._active = ddp, None
         ddp._divide_by_initial_world_size = divide_by_initial_world_size
 
     def main_hook(self):
         ddp = self.ddp
+        ddp._active = self._active  # set by Join: how many ranks train this iteration
         if ddp.broadcast_buffers and ddp.require_forward_param_sync:
             ddp._sync_buffers(False)
         if _all_reduce_scalar(0, ddp.join_device, ddp.process_group):  # the others' backward reduces
