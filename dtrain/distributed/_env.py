@@ -90,5 +90,25 @@ def default_timeout():
     return float(value) if value else 600.0
 
 
+_DEBUG_LEVELS = {"OFF": 0, "INFO": 1, "DETAIL": 2}
+_debug_override = None  # set_debug_level's, over the environment
+
+
+def debug_env():
+    """DTRAIN_DISTRIBUTED_DEBUG, else torch's TORCH_DISTRIBUTED_DEBUG, else OFF."""
+    return os.environ.get("DTRAIN_DISTRIBUTED_DEBUG") or os.environ.get("TORCH_DISTRIBUTED_DEBUG") or "OFF"
+
+
+def debug_level():
+    if _debug_override is not None:
+        return _debug_override
+    return _DEBUG_LEVELS.get(debug_env().upper(), 0)
+
+
+def set_debug_level(level):
+    global _debug_override
+    _debug_override = level
+
+
 def debug_detail():
-    return os.environ.get("DTRAIN_DISTRIBUTED_DEBUG", "").upper() == "DETAIL"
+    return debug_level() == 2

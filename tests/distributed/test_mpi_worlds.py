@@ -8,7 +8,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.dirname(sys.executable)
-MODULES = ["test_collectives.py", "test_errors.py"]
+MODULES = ["test_collectives.py", "test_errors.py", "test_utils.py"]
 
 pytestmark = pytest.mark.skipif("PMI_SIZE" in os.environ or "OMPI_COMM_WORLD_SIZE" in os.environ,
                                 reason="starts its own MPI jobs; not run inside one")
@@ -22,7 +22,8 @@ def _mpiexec():
 @pytest.mark.parametrize("n", [2, 3, 4])
 def test_modules_under_mpiexec(n):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "OMPI_", "SLURM_"))
-           and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "DTRAIN_DISTRIBUTED_DEBUG")}
+           and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "DTRAIN_DISTRIBUTED_DEBUG",
+                                      "TORCH_DISTRIBUTED_DEBUG")}
     env["DTRAIN_DIST_TIMEOUT"] = "60"  # a bug fails the run in a minute instead of hanging it
     env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
     cmd = [_mpiexec(), "-n", str(n)]
