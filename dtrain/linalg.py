@@ -1,4 +1,4 @@
-"""dtrain.linalg: norms, inverse, determinants, solves and decompositions (SVD, eigh, QR, Cholesky), with
+"""dtrain.linalg: norms, inverse, determinants, solves and decompositions (SVD, eigh, QR, Cholesky, LU, eig), with
 gradients. Complex matrices are not supported by the decompositions."""
 import math
 
@@ -11,12 +11,16 @@ from ._ops.decomp import (Cholesky, Eigh, Eigvalsh, LinAlgError, MatrixExp, Pinv
                           _raising, return_linalg_cholesky_ex, return_linalg_eigh, return_linalg_lstsq,
                           return_linalg_qr, return_linalg_slogdet, return_linalg_svd)
 from ._ops.linalg import _CPP_NAMES
+from ._ops.lu import (Eig, Eigvals, LuUnpack, _check_eig, _householder_product, _lu_error,
+                      _lu_factor_ex, _lu_solve, _solve_triangular, return_linalg_eig, return_linalg_lu,
+                      return_linalg_lu_factor, return_linalg_lu_factor_ex)
 from ._tensor import Tensor, _wrap
 from .autograd.graph import Function
 
 __all__ = ["LinAlgError", "vector_norm", "matrix_norm", "norm", "inv", "det", "slogdet", "solve", "matmul", "cross",
            "diagonal", "svd", "svdvals", "eigh", "eigvalsh", "qr", "cholesky", "cholesky_ex", "pinv", "matrix_rank",
-           "lstsq", "multi_dot", "matrix_power", "matrix_exp", "vecdot", "tensorinv", "tensorsolve"]
+           "lstsq", "multi_dot", "matrix_power", "matrix_exp", "vecdot", "tensorinv", "tensorsolve", "lu",
+           "lu_factor", "lu_factor_ex", "lu_solve", "solve_triangular", "householder_product", "eig", "eigvals"]
 
 
 def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
@@ -418,3 +422,57 @@ def tensorsolve(A, B, dims=None, *, out=None):
         raise RuntimeError(f"Expected self to satisfy the requirement prod(self.shape[other.ndim:]) == "
                            f"prod(self.shape[:other.ndim]), but got {n} != {m}")
     return out_copy(solve(A.reshape(n, n), B.reshape(-1)).reshape(shape), out)
+
+
+# ---- LU, triangular solves, Householder products, general eigendecomposition ----
+
+def lu_factor(A, *, pivot=True, out=None):
+    """The packed LU factorization of A = P L U with partial pivoting (LAPACK's getrf) and the 1-based int32
+    pivots; raises for a matrix whose U has a zero on its diagonal. Only pivot=True is supported."""
+    LU, pivots, info = _lu_factor_ex(A, pivot)
+    _lu_error(info._data, "torch.linalg.lu_factor")
+    return return_linalg_lu_factor(LU, pivots)
+
+
+def lu_factor_ex(A, *, pivot=True, check_errors=False, out=None):
+    """lu_factor without the check (unless check_errors): info is the 1-based index of U's first zero
+    diagonal entry per matrix, 0 where there is none."""
+    LU, pivots, info = _lu_factor_ex(A, pivot)
+    if check_errors:
+        _lu_error(info._data, "torch.linalg.lu_factor_ex")
+    return return_linalg_lu_factor_ex(LU, pivots, info)
+
+
+def lu(A, *, pivot=True, out=None):
+    """P, L, U with A = P L U: P a permutation, L unit lower (m x k), U upper (k x n), k = min(m, n)."""
+    LU, pivots, _ = _lu_factor_ex(A, pivot, "linalg.lu")
+    return return_linalg_lu(*LuUnpack.apply(LU, pivots))
+
+
+def lu_solve(LU, pivots, B, *, left=True, adjoint=False, out=None):
+    """X with A X = B (left) or X A = B, A (A^T if adjoint) given by lu_factor's LU and pivots."""
+    return out_copy(_lu_solve(LU, pivots, B, left, adjoint), out)
+
+
+def solve_triangular(A, B, *, upper, left=True, unitriangular=False, out=None):
+    """X with A X = B (left) or X A = B for triangular A: only its upper (or lower) triangle is read, and its
+    diagonal taken as ones if unitriangular. Batch dims broadcast."""
+    return out_copy(_solve_triangular(A, B, upper, left, unitriangular, "linalg.solve_triangular"), out)
+
+
+def householder_product(A, tau, *, out=None):
+    """The first n columns of H_1 ... H_k, H_i = I - tau_i v_i v_i^T, v_i being column i of A below the diagonal
+    with a one on it (geqrf's packed reflectors)."""
+    return out_copy(_householder_product(A, tau), out)
+
+
+def eig(A, *, out=None):
+    """Eigenvalues and unit-norm right eigenvectors of real square matrices, as complex tensors (complex64 for
+    float32). The order is LAPACK's, unsorted. Complex input is not supported."""
+    _check_eig(A, "linalg.eig")
+    return return_linalg_eig(*Eig.apply(A))
+
+
+def eigvals(A, *, out=None):
+    _check_eig(A, "linalg.eigvals")
+    return out_copy(Eigvals.apply(A), out)

@@ -9,6 +9,7 @@ from ..autograd.graph import Function, deliver, grad_destination
 from ._util import method, out_copy, unbroadcast
 from .decomp import (CholeskyInverse, CholeskySolve, Slogdet, Svd, Svdvals, _check_float, _check_info, _check_square,
                      _not_implemented, return_qr, return_slogdet, return_svd)
+from .lu import geqrf, lu, lu_solve, lu_unpack, orgqr, ormqr, triangular_solve  # noqa: F401 (torch's names)
 
 
 def _reshaped(a, shape):
