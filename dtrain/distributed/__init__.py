@@ -19,6 +19,7 @@ from ._utils import (  # noqa: F401
     DebugLevel, default_pg_timeout, get_debug_level, get_default_backend_for_device, get_node_local_rank,
     is_backend_available, monitored_barrier, new_subgroups, new_subgroups_by_enumeration, set_debug_level,
     set_debug_level_from_env)
+from ._store import DistStoreError, FileStore, HashStore, PrefixStore, Store, TCPStore  # noqa: F401
 from ._objects import (  # noqa: F401
     all_gather_object, broadcast_object_list, gather_object, recv_object_list, scatter_object_list, send_object_list)
 
