@@ -180,4 +180,6 @@ def __getattr__(name):
         return importlib.import_module(f"dtrain.{name}")  # a missing module is an AttributeError, as hasattr expects
     if name in _LAZY_ATTRS:
         return getattr(importlib.import_module(f"dtrain.{_LAZY_ATTRS[name]}"), name)
+    if name == "OutOfMemoryError":  # torch.OutOfMemoryError is torch.cuda's
+        return cuda.OutOfMemoryError
     raise AttributeError(f"module 'dtrain' has no attribute '{name}'")

@@ -1,4 +1,9 @@
-"""dtrain.cuda: device queries and selection, backed by CuPy (imported lazily through the backend)."""
+"""dtrain.cuda: device queries and selection, streams and events, memory statistics, random state, backed by
+CuPy (imported lazily through the backend). Without a usable device the queries answer as torch's do on a
+machine without CUDA (0, False, empty) and the rest raise."""
+import sys
+import types
+
 from . import _backend
 
 
@@ -99,18 +104,301 @@ class device:
         return False
 
 
+def _index(device):
+    if device is None:
+        return current_device()
+    if isinstance(device, int):
+        return device
+    from ._device import device as _dev
+    return _dev(device).index or 0
+
+
+def get_device_capability(device=None):
+    props = get_device_properties(_index(device))
+    return props["major"], props["minor"]
+
+
+def get_arch_list():
+    if not is_available():
+        return []
+    return sorted({"sm_%d%d" % get_device_capability(i) for i in range(device_count())})
+
+
+def is_bf16_supported(including_emulation=True):
+    """Whether bfloat16 tensors can live on the GPU: a device of compute capability 8 or more, and
+    ml_dtypes (through which CuPy and dtrain know bfloat16)."""
+    if not is_available():
+        return False
+    from . import _dtype
+    return get_device_capability()[0] >= 8 and _dtype.bfloat16.np is not None
+
+
+def is_initialized():
+    return is_available() and "cupy" in sys.modules
+
+
+def init():
+    _cp()
+
+
+def ipc_collect():
+    _cp()
+
+
+# ---------------------------------------------------------------- memory (CuPy's memory pool)
+def memory_reserved(device=None):
+    return _cp().get_default_memory_pool().total_bytes() if is_available() else 0
+
+
+max_memory_reserved = memory_reserved  # CuPy's pool keeps no peak; what it holds now is the best bound
+
+
+def reset_peak_memory_stats(device=None):
+    _cp()
+
+
+reset_max_memory_allocated = reset_max_memory_cached = reset_peak_memory_stats
+
+
+def memory_stats(device=None):
+    if not is_available():
+        return {}
+    pool = _cp().get_default_memory_pool()
+    return {"allocated_bytes.all.current": pool.used_bytes(), "reserved_bytes.all.current": pool.total_bytes(),
+            "inactive_split_bytes.all.current": pool.free_bytes()}
+
+
+def mem_get_info(device=None):
+    """(free, total) bytes of the device."""
+    with _DeviceContext(_index(device)):
+        return tuple(_cp().cuda.runtime.memGetInfo())
+
+
+def set_per_process_memory_fraction(fraction, device=None):
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"Invalid fraction value: {fraction}. Allowed range: 0~1")
+    with _DeviceContext(_index(device)):
+        _cp().get_default_memory_pool().set_limit(fraction=fraction)
+
+
+def memory_summary(device=None, abbreviated=False):
+    stats = memory_stats(device)
+    return "\n".join(f"{k}: {v}" for k, v in stats.items())
+
+
+# ---------------------------------------------------------------- random state of the CUDA generators
+def _generators():
+    from .random import default_generator_for
+    from ._device import device as _dev
+    return [default_generator_for(_dev("cuda", i)) for i in range(device_count())]
+
+
+def _generator(device=None):
+    from .random import default_generator_for
+    from ._device import device as _dev
+    return default_generator_for(_dev("cuda", _index(device)))
+
+
+def seed():
+    if is_available():
+        _generator().seed()
+
+
+def seed_all():
+    for g in _generators():
+        g.seed()
+
+
+def initial_seed():
+    _cp()
+    return _generator().initial_seed()
+
+
+def get_rng_state(device="cuda"):
+    _cp()
+    return _generator(device).get_state()
+
+
+def set_rng_state(new_state, device="cuda"):
+    _cp()
+    _generator(device).set_state(new_state)
+
+
+def get_rng_state_all():
+    return [g.get_state() for g in _generators()]
+
+
+def set_rng_state_all(new_states):
+    for g, state in zip(_generators(), new_states):
+        g.set_state(state)
+
+
+# ---------------------------------------------------------------- errors
+class _NoDeviceOutOfMemoryError(RuntimeError):
+    """torch.cuda.OutOfMemoryError where there is no CUDA device (nothing raises it)."""
+
+
+_NoDeviceOutOfMemoryError.__name__ = _NoDeviceOutOfMemoryError.__qualname__ = "OutOfMemoryError"
+
+
+def _out_of_memory_error():
+    """The class `except dtrain.cuda.OutOfMemoryError` must name to catch a failed device allocation: CuPy's
+    own (a MemoryError: CuPy, not dtrain, raises it), or a RuntimeError subclass without a device."""
+    if is_available():
+        return _cp().cuda.memory.OutOfMemoryError
+    return _NoDeviceOutOfMemoryError
+
+
+# ---------------------------------------------------------------- devices, streams, events
+class _DeviceContext(device):
+    pass
+
+
+def device_of(obj):
+    """The device context of a tensor's device (a no-op for CPU tensors)."""
+    dev = getattr(obj, "device", None)
+    return device(dev.index if dev is not None and dev.type == "cuda" else -1)
+
+
 class Stream:
+    """A CUDA stream (a CuPy stream underneath)."""
+
     def __init__(self, device=None, priority=0):
-        self._s = _cp().cuda.Stream(non_blocking=True)
+        with _DeviceContext(_index(device) if device is not None else -1):
+            self._s = _cp().cuda.Stream(non_blocking=True)
 
     def synchronize(self):
         self._s.synchronize()
 
+    def query(self):
+        return self._s.done
+
     def wait_stream(self, other):
         self._s.wait_event(other._s.record())
 
+    def wait_event(self, event):
+        self._s.wait_event(event._e)
+
+    def record_event(self, event=None):
+        event = event if event is not None else Event()
+        event.record(self)
+        return event
+
+    @property
+    def cuda_stream(self):
+        return self._s.ptr
+
+    def __eq__(self, other):
+        return isinstance(other, Stream) and self._s.ptr == other._s.ptr
+
+    def __hash__(self):
+        return hash(self._s.ptr)
+
+    def __repr__(self):
+        return f"<dtrain.cuda.Stream device=cuda:{current_device()} cuda_stream={self._s.ptr:#x}>"
+
+
+def _wrap_stream(s):
+    out = Stream.__new__(Stream)
+    out._s = s
+    return out
+
 
 def current_stream(device=None):
-    s = Stream.__new__(Stream)
-    s._s = _cp().cuda.get_current_stream()
-    return s
+    return _wrap_stream(_cp().cuda.get_current_stream())
+
+
+def default_stream(device=None):
+    return _wrap_stream(_cp().cuda.Stream.null)
+
+
+class StreamContext:
+    """Makes `stream` current inside the block (None: changes nothing), as torch.cuda.stream(s)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self._prev = None
+
+    def __enter__(self):
+        if self.stream is None or not is_available():
+            return
+        self._prev = _cp().cuda.get_current_stream()
+        self.stream._s.use()
+
+    def __exit__(self, *exc):
+        if self._prev is not None:
+            self._prev.use()
+            self._prev = None
+        return False
+
+
+def stream(stream):
+    return StreamContext(stream)
+
+
+class Event:
+    """A CUDA event: record on a stream, wait for it, time between two (elapsed_time, in milliseconds)."""
+
+    def __init__(self, enable_timing=False, blocking=False, interprocess=False):
+        if not is_available():
+            raise RuntimeError("Tried to instantiate dummy base class Event")
+        self._e = _cp().cuda.Event(block=blocking, disable_timing=not enable_timing, interprocess=interprocess)
+
+    def record(self, stream=None):
+        self._e.record(stream._s if stream is not None else None)
+
+    def wait(self, stream=None):
+        (stream._s if stream is not None else _cp().cuda.get_current_stream()).wait_event(self._e)
+
+    def query(self):
+        return self._e.done
+
+    def synchronize(self):
+        self._e.synchronize()
+
+    def elapsed_time(self, end_event):
+        return _cp().cuda.get_elapsed_time(self._e, end_event._e)
+
+
+# ---------------------------------------------------------------- torch.cuda.amp (its deprecated spelling)
+def _cuda_amp_names():
+    from . import _dtype, amp as _amp
+
+    class autocast(_amp.autocast):
+        """torch.cuda.amp.autocast(enabled, dtype, cache_enabled): torch.amp.autocast("cuda", ...)."""
+
+        def __init__(self, enabled=True, dtype=None, cache_enabled=True):
+            super().__init__("cuda", dtype=dtype if dtype is not None else _dtype.float16, enabled=enabled,
+                             cache_enabled=cache_enabled)
+
+    class GradScaler(_amp.GradScaler):
+        """torch.cuda.amp.GradScaler: torch.amp.GradScaler("cuda", ...)."""
+
+        def __init__(self, init_scale=2.0 ** 16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000,
+                     enabled=True):
+            super().__init__("cuda", init_scale, growth_factor, backoff_factor, growth_interval, enabled)
+
+    return {"autocast": autocast, "GradScaler": GradScaler, "custom_fwd": _amp.custom_fwd,
+            "custom_bwd": _amp.custom_bwd}
+
+
+def _amp_getattr(name):
+    names = _cuda_amp_names()
+    if name not in names:
+        raise AttributeError(f"module 'dtrain.cuda.amp' has no attribute {name!r}")
+    vars(amp).update(names)  # built once, on first use: dtrain.amp stays unloaded until then
+    return names[name]
+
+
+# a module object, so that `import dtrain.cuda.amp` and `from dtrain.cuda.amp import GradScaler` work
+amp = types.ModuleType("dtrain.cuda.amp", "torch.cuda.amp: autocast and GradScaler bound to CUDA.")
+amp.__getattr__ = _amp_getattr
+sys.modules[amp.__name__] = amp
+
+
+def __getattr__(name):
+    if name == "OutOfMemoryError":
+        global OutOfMemoryError
+        OutOfMemoryError = _out_of_memory_error()
+        return OutOfMemoryError
+    raise AttributeError(f"module 'dtrain.cuda' has no attribute {name!r}")
