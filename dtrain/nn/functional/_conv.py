@@ -1,7 +1,10 @@
 """Convolutions as im2col + one matmul per group, written once for NumPy and CuPy (CuPy 14 has no cuDNN).
 
 Windows are gathered with `as_strided` into a column matrix, so each convolution is one large GEMM per group,
-and col2im (the input gradient) is kh*kw strided adds: never a Python loop over the batch or output pixels."""
+and col2im (the input gradient) is one strided add per kernel offset (kh*kw, or kd*kh*kw in 3-D): never a
+Python loop over the batch or output pixels. One implementation serves every number of spatial dims; 1-D runs
+as 2-D over a height of 1."""
+import itertools
 import weakref
 
 import numpy as np
@@ -9,7 +12,7 @@ import numpy as np
 from ..._tensor import Tensor
 from ...autograd.graph import Function
 
-__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "unfold", "fold"]
+__all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "unfold", "fold"]
 
 
 _free = {}  # nbytes -> spare host buffers for column matrices
@@ -66,28 +69,48 @@ def _pad4(xp, x, pads, value=0.0, order=(0, 1)):
     return out
 
 
-def _im2col(xp, xp_cn, k, stride, dil, out_hw):
-    """Columns (C*kh*kw, N*Ho*Wo) from a padded input laid out as (C, N, Hp, Wp), C-contiguous."""
+def _offsets(k):
+    """Every kernel offset (i, j, ...) of a kernel of shape k, in row-major order."""
+    return itertools.product(*(range(kk) for kk in k))
+
+
+def _every(start, step, count):
+    """The slice of `count` positions from `start`, `step` apart."""
+    return slice(start, start + step * (count - 1) + 1, step)
+
+
+def _inside(pads, size):
+    """Slices of the padded spatial dims that hold the input of spatial `size`; pads = (lo, hi, lo, hi, ...)."""
+    return tuple(slice(pads[2 * i], pads[2 * i] + sz) for i, sz in enumerate(size))
+
+
+def _im2col(xp, xp_cn, k, stride, dil, out):
+    """Columns (C*prod(k), N*prod(out)) from a padded input laid out as (C, N, *spatial), C-contiguous."""
     c, n = xp_cn.shape[:2]
     s = xp_cn.strides
-    v = _as_strided(xp, xp_cn, (c, k[0], k[1], n, out_hw[0], out_hw[1]),
-                    (s[0], s[2] * dil[0], s[3] * dil[1], s[1], s[2] * stride[0], s[3] * stride[1]))
-    return v.reshape(c * k[0] * k[1], n * out_hw[0] * out_hw[1])
+    nd = len(k)
+    v = _as_strided(xp, xp_cn, (c,) + tuple(k) + (n,) + tuple(out),
+                    (s[0],) + tuple(s[2 + i] * dil[i] for i in range(nd)) + (s[1],) +
+                    tuple(s[2 + i] * stride[i] for i in range(nd)))
+    return v.reshape(c * _prod(k), n * _prod(out))
 
 
-def _col2im(xp, cols, cn_padded_shape, k, stride, dil, out_hw):
-    """The adjoint of _im2col: sums columns back into a (C, N, Hp, Wp) buffer, one strided add per offset."""
+def _col2im(xp, cols, cn_padded_shape, k, stride, dil, out):
+    """The adjoint of _im2col: sums columns back into a (C, N, *spatial) buffer, one strided add per offset."""
     c, n = cn_padded_shape[:2]
-    ho, wo = out_hw
     buf = xp.zeros(cn_padded_shape, dtype=cols.dtype)
-    cols = cols.reshape(c, k[0], k[1], n, ho, wo)
-    for i in range(k[0]):
-        hs = i * dil[0]
-        for j in range(k[1]):
-            ws = j * dil[1]
-            buf[:, :, hs:hs + stride[0] * (ho - 1) + 1:stride[0], ws:ws + stride[1] * (wo - 1) + 1:stride[1]] += \
-                cols[:, i, j]
+    cols = cols.reshape((c,) + tuple(k) + (n,) + tuple(out))
+    for off in _offsets(k):
+        buf[(slice(None), slice(None)) + tuple(_every(o * d, st, m) for o, d, st, m in zip(off, dil, stride, out))] \
+            += cols[(slice(None),) + off]
     return buf
+
+
+def _prod(shape):
+    r = 1
+    for v in shape:
+        r *= int(v)
+    return r
 
 
 def _grouped_mm(xp, a, b, groups, out=None):
@@ -98,33 +121,47 @@ def _grouped_mm(xp, a, b, groups, out=None):
     return xp.concatenate([xp.matmul(a[g * pa:(g + 1) * pa], b[g * pb:(g + 1) * pb]) for g in range(groups)])
 
 
-class Conv2d(Function):
-    """y = conv(x, w) + b over (N, C, H, W) arrays; pads = (top, bottom, left, right).
+def _last(nd):
+    """Axes that move channels last: (0, 2, ..., nd + 1, 1)."""
+    return (0,) + tuple(range(2, nd + 2)) + (1,)
 
-    The columns are gathered channels-last, (N*Ho*Wo, kh*kw*C): the gather copies contiguous channel runs, and
-    all three products contract or expand along the tall N*Ho*Wo axis in the layouts OpenBLAS runs fastest
-    (`cols @ W.T`, `g.T @ cols`, `g @ W`) — the textbook (C*kh*kw, N*Ho*Wo) layout makes the weight gradient
-    an `A @ B.T` product over a long inner axis, 10-20x slower there."""
+
+def _first(nd):
+    """Axes that move channels back from last: (0, nd + 1, 1, ..., nd)."""
+    return (0, nd + 1) + tuple(range(1, nd + 1))
+
+
+class ConvNd(Function):
+    """y = conv(x, w) + b over (N, C, *spatial) arrays of any number of spatial dims; pads = (lo, hi) per dim.
+
+    The columns are gathered channels-last, (N*prod(out), prod(k)*C): the gather copies contiguous channel runs,
+    and all three products contract or expand along the tall N*prod(out) axis in the layouts OpenBLAS runs
+    fastest (`cols @ W.T`, `g.T @ cols`, `g @ W`) — the textbook (C*prod(k), N*prod(out)) layout makes the
+    weight gradient an `A @ B.T` product over a long inner axis, 10-20x slower there."""
 
     def forward(ctx, x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
         xp = ctx.xp
-        n, c, h, wd = x.shape
-        o, cg, kh, kw = w.shape
-        ho = (h + pads[0] + pads[1] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-        wo = (wd + pads[2] + pads[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-        buf = xp.zeros((n, h + pads[0] + pads[1], wd + pads[2] + pads[3], c), dtype=x.dtype)
-        buf[:, pads[0]:pads[0] + h, pads[2]:pads[2] + wd] = x.transpose(0, 2, 3, 1)
+        nd = x.ndim - 2
+        n, c = x.shape[:2]
+        size = x.shape[2:]
+        o, cg = w.shape[:2]
+        k = w.shape[2:]
+        padded = tuple(sz + pads[2 * i] + pads[2 * i + 1] for i, sz in enumerate(size))
+        out = tuple((padded[i] - dilation[i] * (k[i] - 1) - 1) // stride[i] + 1 for i in range(nd))
+        buf = xp.zeros((n,) + padded + (c,), dtype=x.dtype)
+        buf[(slice(None),) + _inside(pads, size)] = x.transpose(_last(nd))
         s = buf.strides
-        win = _as_strided(xp, buf, (n, ho, wo, kh, kw, c),
-                          (s[0], s[1] * stride[0], s[2] * stride[1], s[1] * dilation[0], s[2] * dilation[1], s[3]))
-        og, m = o // groups, n * ho * wo
+        win = _as_strided(xp, buf, (n,) + out + tuple(k) + (c,),
+                          (s[0],) + tuple(s[1 + i] * stride[i] for i in range(nd)) +
+                          tuple(s[1 + i] * dilation[i] for i in range(nd)) + (s[-1],))
+        og, m, kk = o // groups, n * _prod(out), _prod(k)
         cols, w2s = [], []
         y2 = xp.empty((m, o), dtype=x.dtype) if groups > 1 else None
         for g in range(groups):
-            col = _workspace(xp, (m, kh * kw * cg), x.dtype)  # the saved array itself owns the finalizer
-            col.reshape(n, ho, wo, kh, kw, cg)[...] = win if groups == 1 else win[..., g * cg:(g + 1) * cg]
+            col = _workspace(xp, (m, kk * cg), x.dtype)  # the saved array itself owns the finalizer
+            col.reshape((n,) + out + tuple(k) + (cg,))[...] = win if groups == 1 else win[..., g * cg:(g + 1) * cg]
             cols.append(col)
-            w2s.append(w[g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(og, kh * kw * cg))
+            w2s.append(w[g * og:(g + 1) * og].transpose(_last(nd)).reshape(og, kk * cg))
             if groups == 1:
                 y2 = xp.matmul(cols[0], w2s[0].T)
             else:
@@ -133,98 +170,104 @@ class Conv2d(Function):
             y2 += b
         ctx.save_for_backward(*cols)
         ctx.w2s = w2s
-        ctx.geom = (x.shape, buf.shape, w.shape, stride, pads, dilation, groups, (ho, wo))
-        return xp.ascontiguousarray(y2.reshape(n, ho * wo, o).transpose(0, 2, 1)).reshape(n, o, ho, wo)
+        ctx.geom = (x.shape, buf.shape, w.shape, stride, pads, dilation, groups, out)
+        return xp.ascontiguousarray(y2.reshape(n, m // n, o).transpose(0, 2, 1)).reshape((n, o) + out)
 
     def backward(ctx, gy):
         cols = ctx.saved
         xp = ctx.xp
-        x_shape, buf_shape, w_shape, stride, pads, dilation, groups, (ho, wo) = ctx.geom
-        o, cg, kh, kw = w_shape
-        n, c, h, wd = x_shape
+        x_shape, buf_shape, w_shape, stride, pads, dilation, groups, out = ctx.geom
+        nd = len(out)
+        o, cg = w_shape[:2]
+        k = w_shape[2:]
+        n, c = x_shape[:2]
         og = o // groups
-        g2 = xp.ascontiguousarray(gy.transpose(0, 2, 3, 1)).reshape(-1, o)  # (N*Ho*Wo, O)
+        g2 = xp.ascontiguousarray(gy.transpose(_last(nd))).reshape(-1, o)  # (N*prod(out), O)
         nig = ctx.needs_input_grad
         gx = gw = gb = None
         if nig[1]:
             gw = xp.concatenate([xp.matmul(g2[:, g * og:(g + 1) * og].T, cols[g]) for g in range(groups)]) \
                 if groups > 1 else xp.matmul(g2.T, cols[0])
-            gw = xp.ascontiguousarray(gw.reshape(o, kh, kw, cg).transpose(0, 3, 1, 2))
+            gw = xp.ascontiguousarray(gw.reshape((o,) + tuple(k) + (cg,)).transpose(_first(nd)))
         if nig[0]:
-            # col2im one kernel offset at a time: a (N*Ho*Wo, C) product per offset, added into its strided window.
-            # With stride 1 along W the window is a contiguous run of Wo*C values per row, so the add is fast.
+            # col2im one kernel offset at a time: a (N*prod(out), C) product per offset, added into its strided
+            # window. With stride 1 along the last dim the window is a contiguous run of out[-1]*C values per
+            # row, so the add is fast.
             buf = xp.zeros(buf_shape, dtype=gy.dtype)
-            flat = stride[1] == 1 and groups == 1
-            bufv = buf.reshape(n, buf_shape[1], -1) if flat else buf
+            flat = stride[-1] == 1 and groups == 1
+            bufv = buf.reshape(buf_shape[:-2] + (-1,)) if flat else buf
+            wo = out[-1]
             for g in range(groups):
                 gg = g2[:, g * og:(g + 1) * og] if groups > 1 else g2
-                w3 = ctx.w2s[g].reshape(og, kh * kw, cg).transpose(1, 0, 2)
+                w3 = ctx.w2s[g].reshape(og, -1, cg).transpose(1, 0, 2)
                 part = xp.empty((gg.shape[0], cg), dtype=gy.dtype)
-                for i in range(kh):
-                    hs = i * dilation[0]
-                    rows = slice(hs, hs + stride[0] * (ho - 1) + 1, stride[0])
-                    for j in range(kw):
-                        ws = j * dilation[1]
-                        xp.matmul(gg, w3[i * kw + j], out=part)
-                        if flat:
-                            bufv[:, rows, ws * c:(ws + wo) * c] += part.reshape(n, ho, wo * c)
-                        else:
-                            buf[:, rows, ws:ws + stride[1] * (wo - 1) + 1:stride[1], g * cg:(g + 1) * cg] += \
-                                part.reshape(n, ho, wo, cg)
-            gx = xp.ascontiguousarray(buf[:, pads[0]:pads[0] + h, pads[2]:pads[2] + wd].transpose(0, 3, 1, 2))
+                for idx, off in enumerate(_offsets(k)):
+                    lead = (slice(None),) + tuple(_every(off[i] * dilation[i], stride[i], out[i])
+                                                  for i in range(nd - 1))
+                    ws = off[-1] * dilation[-1]
+                    xp.matmul(gg, w3[idx], out=part)
+                    if flat:
+                        bufv[lead + (slice(ws * c, (ws + wo) * c),)] += part.reshape((n,) + out[:-1] + (wo * c,))
+                    else:
+                        buf[lead + (_every(ws, stride[-1], wo), slice(g * cg, (g + 1) * cg))] += \
+                            part.reshape((n,) + out + (cg,))
+            gx = xp.ascontiguousarray(buf[(slice(None),) + _inside(pads, x_shape[2:])].transpose(_first(nd)))
         if len(nig) > 2 and nig[2]:
             gb = g2.sum(0)
         return gx, gw, gb
 
 
-class ConvTranspose2d(Function):
-    """The adjoint of Conv2d with respect to its input: x (N, Cin, H, W), w (Cin, Cout/G, kh, kw)."""
+class ConvTransposeNd(Function):
+    """The adjoint of ConvNd with respect to its input: x (N, Cin, *spatial), w (Cin, Cout/G, *k)."""
 
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
                 groups=1):
         xp = ctx.xp
-        n, cin, h, wd = x.shape
-        _, cog, kh, kw = w.shape
-        full = tuple((s - 1) * st + d * (k - 1) + 1 + op
-                     for s, st, d, k, op in zip((h, wd), stride, dilation, (kh, kw), output_padding))
-        out = (full[0] - 2 * padding[0], full[1] - 2 * padding[1])
-        x2 = xp.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(cin, -1)  # (Cin, N*H*W)
+        nd = x.ndim - 2
+        n, cin = x.shape[:2]
+        size = x.shape[2:]
+        cog = w.shape[1]
+        k = w.shape[2:]
+        full = tuple((sz - 1) * st + d * (kk - 1) + 1 + op
+                     for sz, st, d, kk, op in zip(size, stride, dilation, k, output_padding))
+        x2 = xp.ascontiguousarray(x.swapaxes(0, 1)).reshape(cin, -1)  # (Cin, N*prod(size))
         cig = cin // groups
-        cols = _grouped_mm(xp, w.reshape(groups, cig, cog * kh * kw).transpose(0, 2, 1).reshape(-1, cig),
-                           x2, groups)  # (Cout*kh*kw, NHW)
-        buf = _col2im(xp, cols, (cog * groups, n) + full, (kh, kw), stride, dilation, (h, wd))
-        y = buf[:, :, padding[0]:padding[0] + out[0], padding[1]:padding[1] + out[1]]
+        cols = _grouped_mm(xp, w.reshape(groups, cig, -1).transpose(0, 2, 1).reshape(-1, cig),
+                           x2, groups)  # (Cout*prod(k), N*prod(size))
+        buf = _col2im(xp, cols, (cog * groups, n) + full, k, stride, dilation, size)
+        y = buf[(slice(None), slice(None)) + tuple(slice(p, f - p) for p, f in zip(padding, full))]
         if b is not None:
-            y += b[:, None, None, None]
+            y += b.reshape((-1,) + (1,) * (nd + 1))
         ctx.save_for_backward(x2, w)
         ctx.geom = (x.shape, full, stride, padding, dilation, groups)
-        return xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
+        return xp.ascontiguousarray(y.swapaxes(0, 1))
 
     def backward(ctx, gy):
         x2, w = ctx.saved
         xp = ctx.xp
         x_shape, full, stride, padding, dilation, groups = ctx.geom
-        n, cin, h, wd = x_shape
-        _, cog, kh, kw = w.shape
+        nd = len(full)
+        n, cin = x_shape[:2]
+        cog = w.shape[1]
+        k = w.shape[2:]
         cig = cin // groups
         nig = ctx.needs_input_grad
         gx = gw = gb = None
-        oh, ow = gy.shape[2:]
         buf = xp.zeros((cog * groups, n) + full, dtype=gy.dtype)
-        buf[:, :, padding[0]:padding[0] + oh, padding[1]:padding[1] + ow] = gy.transpose(1, 0, 2, 3)
-        cols = _im2col(xp, buf, (kh, kw), stride, dilation, (h, wd))  # (Cout*K, NHW)
-        r = cog * kh * kw
+        buf[(slice(None), slice(None)) + tuple(slice(p, f - p) for p, f in zip(padding, full))] = gy.swapaxes(0, 1)
+        cols = _im2col(xp, buf, k, stride, dilation, x_shape[2:])  # (Cout*K, N*prod(size))
+        r = cog * _prod(k)
         if nig[0]:
             w3 = w.reshape(groups, cig, r)
             gx = xp.concatenate([xp.matmul(w3[g], cols[g * r:(g + 1) * r]) for g in range(groups)]) \
                 if groups > 1 else xp.matmul(w3[0], cols)
-            gx = xp.ascontiguousarray(gx.reshape(cin, n, h, wd).transpose(1, 0, 2, 3))
+            gx = xp.ascontiguousarray(gx.reshape((cin, n) + tuple(x_shape[2:])).swapaxes(0, 1))
         if nig[1]:
             gw = xp.concatenate([xp.matmul(x2[g * cig:(g + 1) * cig], cols[g * r:(g + 1) * r].T)
                                  for g in range(groups)]) if groups > 1 else xp.matmul(x2, cols.T)
             gw = gw.reshape(w.shape)
         if len(nig) > 2 and nig[2]:
-            gb = gy.sum((0, 2, 3))
+            gb = gy.sum((0,) + tuple(range(2, nd + 2)))
         return gx, gw, gb
 
 
@@ -268,10 +311,11 @@ def _scalar(t):
 
 
 def _conv_pads(padding, k, dil, stride):
-    """(top, bottom, left, right) from an int/tuple or 'same'/'valid' (torch puts an odd extra pad at the end)."""
+    """(lo, hi) per spatial dim, flattened, from an int/tuple or 'same'/'valid' (torch puts an odd extra pad at
+    the end)."""
     if isinstance(padding, str):
         if padding == "valid":
-            return (0, 0, 0, 0)
+            return (0, 0) * len(k)
         if padding != "same":
             raise ValueError(f"Invalid padding string '{padding}', should be one of {{'valid', 'same'}}")
         if any(s != 1 for s in stride):
@@ -281,8 +325,7 @@ def _conv_pads(padding, k, dil, stride):
             total = d * (kk - 1)
             pads += [total // 2, total - total // 2]
         return tuple(pads)
-    p = _pair(padding)
-    return (p[0], p[0], p[1], p[1])
+    return tuple(v for p in _pair(padding, len(k)) for v in (p, p))
 
 
 def _conv(input, weight, bias, stride, padding, dilation, groups, nd, name):
@@ -296,20 +339,26 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, nd, name):
         pads = _conv_pads(padding, (1, weight.shape[-1]), dilation, stride) if isinstance(padding, str) else \
             (0, 0) + (_pair(padding, 1) * 2)
     else:
-        stride, dilation = _pair(stride), _pair(dilation)
+        stride, dilation = _pair(stride, nd), _pair(dilation, nd)
         pads = _conv_pads(padding, weight.shape[2:], dilation, stride)
     for s, size in enumerate(x.shape[2:]):
         k_eff = dilation[s] * (w.shape[2 + s] - 1) + 1
         if size + pads[2 * s] + pads[2 * s + 1] < k_eff:
-            pin = [size + pads[2 * s] + pads[2 * s + 1] for s, size in enumerate(x.shape[2:])][2 - nd:]
+            pin = [size + pads[2 * s] + pads[2 * s + 1] for s, size in enumerate(x.shape[2:])][x.ndim - 2 - nd:]
             raise RuntimeError(f"Calculated padded input size per channel: ({' x '.join(map(str, pin))}). Kernel "
                                f"size: ({' x '.join(str(k) for k in weight.shape[2:])}). Kernel size can't be greater"
                                f" than actual input size")
     args = (x, w) if bias is None else (x, w, bias)
-    y = Conv2d.apply(*args, stride=stride, pads=pads, dilation=dilation, groups=groups)
+    y = ConvNd.apply(*args, stride=stride, pads=pads, dilation=dilation, groups=groups)
     if nd == 1:
         y = y.squeeze(2)
     return y.squeeze(0) if unbatched else y
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """3-D convolution over (N, C, D, H, W) or (C, D, H, W) input; padding may be an int, a triple, 'same' or
+    'valid'."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 3, "conv3d")
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -332,20 +381,26 @@ def _conv_t(input, weight, bias, stride, padding, output_padding, groups, dilati
         stride, dilation = (1,) + _pair(stride, 1), (1,) + _pair(dilation, 1)
         padding, output_padding = (0,) + _pair(padding, 1), (0,) + _pair(output_padding, 1)
     else:
-        stride, padding, output_padding, dilation = _pair(stride), _pair(padding), _pair(output_padding), \
-            _pair(dilation)
+        stride, padding, output_padding, dilation = (_pair(v, nd) for v in (stride, padding, output_padding,
+                                                                             dilation))
     for op, s, d in zip(output_padding, stride, dilation):
         if op >= s and op >= d:
-            raise RuntimeError(f"output padding must be smaller than either stride or dilation, but got "
-                               f"output_padding_height: {output_padding[0]} output_padding_width: "
-                               f"{output_padding[1]} stride_height: {stride[0]} stride_width: {stride[1]} "
-                               f"dilation_height: {dilation[0]} dilation_width: {dilation[1]}")
+            names = ("depth", "height", "width")[3 - len(stride):]
+            raise RuntimeError("output padding must be smaller than either stride or dilation, but got " + " ".join(
+                f"{what}_{dim}: {v}" for what, vals in (("output_padding", output_padding), ("stride", stride),
+                                                        ("dilation", dilation)) for dim, v in zip(names, vals)))
     args = (x, w) if bias is None else (x, w, bias)
-    y = ConvTranspose2d.apply(*args, stride=stride, padding=padding, output_padding=output_padding,
+    y = ConvTransposeNd.apply(*args, stride=stride, padding=padding, output_padding=output_padding,
                               dilation=dilation, groups=groups)
     if nd == 1:
         y = y.squeeze(2)
     return y.squeeze(0) if unbatched else y
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Transposed 3-D convolution (the gradient of conv3d with respect to its input); weight
+    (Cin, Cout/G, kd, kh, kw)."""
+    return _conv_t(input, weight, bias, stride, padding, output_padding, groups, dilation, 3, "conv_transpose3d")
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):

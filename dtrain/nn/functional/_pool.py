@@ -1,16 +1,22 @@
 """Max, average and adaptive pooling over strided slices of a padded input, for NumPy and CuPy alike.
 
-A pooling window of kh*kw offsets is kh*kw strided slices of the padded input, each of the output's shape:
-forward reduces across them and backward adds into them, so the Python loop runs over kernel offsets only.
-The slices are taken from a channels-last copy (N, Hp, Wp, C): in (N, C, H, W) a slice's innermost run is a
-handful of elements (Wo, at a stride), and NumPy pays its per-run overhead on every one of them — a 2x2
-pooling's backward was ~15x slower there than the same arithmetic over runs of C contiguous channels."""
+A pooling window of kh*kw (or kd*kh*kw) offsets is as many strided slices of the padded input, each of the
+output's shape: forward reduces across them and backward adds into them, so the Python loop runs over kernel
+offsets only, for any number of spatial dims. The slices are taken from a channels-last copy (N, *padded, C):
+in (N, C, H, W) a slice's innermost run is a handful of elements (Wo, at a stride), and NumPy pays its per-run
+overhead on every one of them — a 2x2 pooling's backward was ~15x slower there than the same arithmetic over
+runs of C contiguous channels."""
+import functools
+
 import numpy as np
 
+from ..._tensor import _wrap
 from ...autograd.graph import Function
+from ._conv import _every, _first, _last, _offsets, _prod
 
-__all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-           "adaptive_max_pool1d", "adaptive_max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices"]
+__all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
+           "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+           "adaptive_max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices"]
 
 
 def _pair(v, n=2):
@@ -28,27 +34,29 @@ def _out_size(size, k, s, p, d, ceil_mode):
 
 
 def _padded(xp, x, k, s, p, d, out, value):
-    """x (N, C, H, W) as a channels-last (N, Hp, Wp, C) copy, padded by (p, enough) on each spatial dim with
+    """x (N, C, *spatial) as a channels-last (N, *padded, C) copy, padded by (p, enough) on each spatial dim with
     `value` so that every window of the output fits."""
-    n, c, h, w = x.shape
+    size = x.shape[2:]
     need = [(o - 1) * st + dd * (kk - 1) + 1 for o, st, dd, kk in zip(out, s, d, k)]
-    hp, wp = max(need[0], h + p[0]), max(need[1], w + p[1])
-    if (hp, wp) == (h, w):
-        return xp.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    buf = xp.full((n, hp, wp, c), value, dtype=x.dtype)
-    buf[:, p[0]:p[0] + h, p[1]:p[1] + w] = x.transpose(0, 2, 3, 1)
+    padded = tuple(max(nn, sz + pp) for nn, sz, pp in zip(need, size, p))
+    if padded == size:
+        return xp.ascontiguousarray(x.transpose(_last(len(size))))
+    buf = xp.full((x.shape[0],) + padded + (x.shape[1],), value, dtype=x.dtype)
+    buf[(slice(None),) + tuple(slice(pp, pp + sz) for pp, sz in zip(p, size))] = x.transpose(_last(len(size)))
     return buf
 
 
 def _unpadded(buf, x_shape, p):
-    """The (N, C, H, W) gradient of the input whose channels-last padded copy `buf` is the gradient of."""
-    h, w = x_shape[2:]
-    return buf[:, p[0]:p[0] + h, p[1]:p[1] + w].transpose(0, 3, 1, 2).copy()
+    """The (N, C, *spatial) gradient of the input whose channels-last padded copy `buf` is the gradient of."""
+    nd = len(p)
+    return buf[(slice(None),) + tuple(slice(pp, pp + sz) for pp, sz in zip(p, x_shape[2:]))].transpose(
+        _first(nd)).copy()
 
 
-def _window(a, i, j, s, d, out):
-    """Kernel offset (i, j) of every window: a strided (N, Ho, Wo, C) slice of the channels-last `a`."""
-    return a[:, i * d[0]:i * d[0] + s[0] * (out[0] - 1) + 1:s[0], j * d[1]:j * d[1] + s[1] * (out[1] - 1) + 1:s[1]]
+def _window(a, off, s, d, out):
+    """Kernel offset `off` (one index per spatial dim) of every window: a strided (N, *out, C) slice of the
+    channels-last `a`."""
+    return a[(slice(None),) + tuple(_every(o * dd, st, m) for o, dd, st, m in zip(off, d, s, out))]
 
 
 def _first_max(xp, a, y, k, s, d, out):
@@ -57,64 +65,66 @@ def _first_max(xp, a, y, k, s, d, out):
     rewritten for each offset."""
     nan = None
     if bool((y != y).any()):
-        nan = xp.full(y.shape, -1, dtype=xp.int64)  # the last offset holding NaN, per window
-        for i in range(k[0]):
-            for j in range(k[1]):
-                v = _window(a, i, j, s, d, out)
-                nan[v != v] = i * k[1] + j
-    hit, free, last = xp.empty(y.shape, dtype=bool), None, k[0] * k[1] - 1
-    for i in range(k[0]):
-        for j in range(k[1]):
-            v = _window(a, i, j, s, d, out)
-            off = i * k[1] + j
-            xp.equal(v, y, out=hit)  # never true in a NaN window
-            if nan is not None:
-                hit |= nan == off
-            if free is None:
-                free = ~hit
-            else:
-                hit &= free
-                if off != last:
-                    xp.greater(free, hit, out=free)  # free and not hit
-            yield off, hit
+        nan = xp.full(y.shape, -1, dtype=xp.int64)  # the last offset holding NaN, per window (row-major number)
+        for i, off in enumerate(_offsets(k)):
+            v = _window(a, off, s, d, out)
+            nan[v != v] = i
+    hit, free, last = xp.empty(y.shape, dtype=bool), None, _prod(k) - 1
+    for i, off in enumerate(_offsets(k)):
+        v = _window(a, off, s, d, out)
+        xp.equal(v, y, out=hit)  # never true in a NaN window
+        if nan is not None:
+            hit |= nan == i
+        if free is None:
+            free = ~hit
+        else:
+            hit &= free
+            if i != last:
+                xp.greater(free, hit, out=free)  # free and not hit
+        yield off, hit
 
 
-class MaxPool2d(Function):
-    """Window maxima, and with `indices` the flat (H*W) input index of each (ties go to the first offset).
+class MaxPoolNd(Function):
+    """Window maxima over (N, C, *spatial), and with `indices` the flat (prod(spatial)) input index of each (ties
+    go to the first offset).
 
     # NOTE: the forward is a running xp.maximum over the kernel offsets (no argmax bookkeeping: ~10x faster);
     # backward finds each window's first maximum again from the saved input and output."""
 
     def forward(ctx, x, k=(1, 1), s=(1, 1), p=(0, 0), d=(1, 1), ceil_mode=False, indices=False):
         xp = ctx.xp
-        h, w = x.shape[2:]
-        out = (_out_size(h, k[0], s[0], p[0], d[0], ceil_mode), _out_size(w, k[1], s[1], p[1], d[1], ceil_mode))
+        nd = len(k)
+        size = x.shape[2:]
+        out = tuple(_out_size(size[i], k[i], s[i], p[i], d[i], ceil_mode) for i in range(nd))
         fill = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
         a = _padded(xp, x, k, s, p, d, out, fill)
-        y = _window(a, 0, 0, s, d, out).copy()
-        for i in range(k[0]):
-            for j in range(k[1]):
-                if i or j:
-                    xp.maximum(y, _window(a, i, j, s, d, out), out=y)
-        ctx.save_for_backward(a, y)  # y stays private: the output returned is a copy in (N, C, Ho, Wo)
+        y = None
+        for off in _offsets(k):
+            if y is None:
+                y = _window(a, off, s, d, out).copy()
+            else:
+                xp.maximum(y, _window(a, off, s, d, out), out=y)
+        ctx.save_for_backward(a, y)  # y stays private: the output returned is a copy in (N, C, *out)
         ctx.geom = (x.shape, k, s, p, d, out)
-        y_nchw = xp.ascontiguousarray(y.transpose(0, 3, 1, 2))
+        y_first = xp.ascontiguousarray(y.transpose(_first(nd)))
         if not indices:
-            return y_nchw
+            return y_first
         arg = xp.zeros(y.shape, dtype=xp.int64)
-        for off, hit in _first_max(xp, a, y, k, s, d, out):
-            if off:
-                arg[hit] = off
-        arg = arg.transpose(0, 3, 1, 2)
-        rows = (xp.arange(out[0]) * s[0] - p[0])[:, None] + (arg // k[1]) * d[0]
-        cols = (xp.arange(out[1]) * s[1] - p[1]) + (arg % k[1]) * d[1]
-        return y_nchw, rows * w + cols
+        for i, (off, hit) in enumerate(_first_max(xp, a, y, k, s, d, out)):
+            if i:
+                arg[hit] = i
+        arg = arg.transpose(_first(nd))
+        flat = 0
+        for i in range(nd):  # input coordinate along dim i of each maximum, folded into the flat index
+            start = (xp.arange(out[i]) * s[i] - p[i]).reshape((-1,) + (1,) * (nd - 1 - i))
+            flat = flat * size[i] + start + (arg // _prod(k[i + 1:]) % k[i]) * d[i]
+        return y_first, flat
 
     def backward(ctx, gy, _gidx=None):
         a, y = ctx.saved
         xp = ctx.xp
         x_shape, k, s, p, d, out = ctx.geom
-        g = xp.ascontiguousarray(gy.transpose(0, 2, 3, 1))
+        g = xp.ascontiguousarray(gy.transpose(_last(len(k))))
         buf = xp.zeros(a.shape, dtype=gy.dtype)
         # on the CPU, windows that never overlap cover each input element once: the masked gradient is written
         # as a product with the mask (cheaper than a select), unless a non-finite gradient would leave NaN where
@@ -122,7 +132,7 @@ class MaxPool2d(Function):
         disjoint = (xp is np and all(dd * (kk - 1) < ss for kk, ss, dd in zip(k, s, d))
                     and bool(np.isfinite(g).all()))
         for off, hit in _first_max(xp, a, y, k, s, d, out):
-            win = _window(buf, off // k[1], off % k[1], s, d, out)
+            win = _window(buf, off, s, d, out)
             if disjoint:
                 xp.multiply(g, hit, out=win)
             else:
@@ -139,42 +149,45 @@ def _avg_divisor(size, k, s, p, out, count_include_pad):
     return (np.minimum(end, size) - np.maximum(start, 0)).astype(np.float64)
 
 
-class AvgPool2d(Function):
+class AvgPoolNd(Function):
     def forward(ctx, x, k=(1, 1), s=(1, 1), p=(0, 0), ceil_mode=False, count_include_pad=True,
                 divisor_override=None):
         xp = ctx.xp
-        h, w = x.shape[2:]
-        d = (1, 1)
-        out = (_out_size(h, k[0], s[0], p[0], 1, ceil_mode), _out_size(w, k[1], s[1], p[1], 1, ceil_mode))
+        nd = len(k)
+        size = x.shape[2:]
+        d = (1,) * nd
+        out = tuple(_out_size(size[i], k[i], s[i], p[i], 1, ceil_mode) for i in range(nd))
         a = _padded(xp, x, k, s, p, d, out, 0)
-        y = _window(a, 0, 0, s, d, out).copy()
-        for i in range(k[0]):
-            for j in range(k[1]):
-                if i or j:
-                    y += _window(a, i, j, s, d, out)
+        y = None
+        for off in _offsets(k):
+            if y is None:
+                y = _window(a, off, s, d, out).copy()
+            else:
+                y += _window(a, off, s, d, out)
         if divisor_override:
             div = float(divisor_override)
         else:
-            div = np.outer(_avg_divisor(h, k[0], s[0], p[0], out[0], count_include_pad),
-                           _avg_divisor(w, k[1], s[1], p[1], out[1], count_include_pad))
-            div = xp.asarray(div.astype(x.dtype))[:, :, None]  # (Ho, Wo, 1): channels last
+            div = functools.reduce(np.multiply.outer, [_avg_divisor(size[i], k[i], s[i], p[i], out[i],
+                                                                    count_include_pad) for i in range(nd)])
+            div = xp.asarray(div.astype(x.dtype))[..., None]  # (*out, 1): channels last
         y /= div
         ctx.div = div
         ctx.geom = (x.shape, a.shape, k, s, p, out)
-        return xp.ascontiguousarray(y.transpose(0, 3, 1, 2))
+        return xp.ascontiguousarray(y.transpose(_first(nd)))
 
     def backward(ctx, gy):
         xp = ctx.xp
         x_shape, pad_shape, k, s, p, out = ctx.geom
-        g = gy.transpose(0, 2, 3, 1) / ctx.div
+        g = gy.transpose(_last(len(k))) / ctx.div
         buf = xp.zeros(pad_shape, dtype=gy.dtype)
-        for i in range(k[0]):
-            for j in range(k[1]):
-                _window(buf, i, j, s, (1, 1), out)[...] += g
+        for off in _offsets(k):
+            _window(buf, off, s, (1,) * len(k), out)[...] += g
         return _unpadded(buf, x_shape, p)
 
 
 def _check_pool(input, k, s, p, d, nd, name):
+    if input.ndim not in (nd + 1, nd + 2) and nd == 3:
+        raise RuntimeError("non-empty 4D or 5D (batch mode) tensor expected for input")
     if input.ndim not in (nd + 1, nd + 2):
         raise RuntimeError(f"{name}: Expected {nd + 1}D or {nd + 2}D (batch mode) tensor with optional 0 dim batch "
                            f"size for input, but got: {list(input.shape)}" if nd == 2 else
@@ -188,7 +201,7 @@ def _check_pool(input, k, s, p, d, nd, name):
 
 
 def _pool(input, nd, fn):
-    """Run a 2-D pooling op on (C, *), (N, C, *) inputs of 1 or 2 spatial dims."""
+    """Run a pooling op on (C, *), (N, C, *) inputs; 1-D runs as 2-D over a height of 1."""
     unbatched = input.ndim == nd + 1
     x = input.unsqueeze(0) if unbatched else input
     if nd == 1:
@@ -209,8 +222,14 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_i
     _check_pool(input, k, s, p, d, nd, name)
     if nd == 1:
         k, s, p, d = (1,) + k, (1,) + s, (0,) + p, (1,) + d
-    return _pool(input, nd, lambda x: MaxPool2d.apply(x, k=k, s=s, p=p, d=d, ceil_mode=ceil_mode,
+    return _pool(input, nd, lambda x: MaxPoolNd.apply(x, k=k, s=s, p=p, d=d, ceil_mode=ceil_mode,
                                                       indices=return_indices))
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """3-D max pooling over (N, C, D, H, W) or (C, D, H, W); with return_indices also the flat (D*H*W) index of
+    every maximum."""
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 3, "max_pool3d")
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
@@ -221,6 +240,11 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """1-D max pooling over (N, C, L) or (C, L)."""
     return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1, "max_pool1d")
+
+
+def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=True):
+    return max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
 
 
 def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -240,15 +264,22 @@ def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
     for kk, pp in zip(k, p):
         if pp * 2 > kk:
             raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={pp}, "
-                               f"kernel_size={kk} and dilation=1" if nd == 2 else
+                               f"kernel_size={kk} and dilation=1" if nd >= 2 else
                                f"{name}: pad should be at most half of kernel size, but got pad={pp} and "
                                f"kernel_size={kk}")
     _check_pool(input, k, s, (0,) * nd, (1,) * nd, nd, name)
     if nd == 1:
         k, s, p = (1,) + k, (1,) + s, (0,) + p
-    return _pool(input, nd, lambda x: AvgPool2d.apply(x, k=k, s=s, p=p, ceil_mode=ceil_mode,
+    return _pool(input, nd, lambda x: AvgPoolNd.apply(x, k=k, s=s, p=p, ceil_mode=ceil_mode,
                                                       count_include_pad=count_include_pad,
                                                       divisor_override=divisor_override))
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """3-D average pooling over (N, C, D, H, W) or (C, D, H, W)."""
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, 3,
+                     "avg_pool3d")
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -283,6 +314,19 @@ def _adaptive_size(input, output_size, nd):
     return tuple(input.shape[-nd + i] if o is None else int(o) for i, o in enumerate(osz))
 
 
+def adaptive_avg_pool3d(input, output_size):
+    """Average over torch's adaptive windows, as three small averaging matmuls (exact for any sizes)."""
+    if input.ndim not in (4, 5):
+        raise RuntimeError(f"adaptive_avg_pool3d(): Expected 4D or 5D tensor, but got {list(input.shape)}")
+    od, oh, ow = _adaptive_size(input, output_size, 3)
+    d, h, w = input.shape[-3:]
+    if (od, oh, ow) == (1, 1, 1):
+        return input.mean((-3, -2, -1), keepdim=True)
+    pd, ph, pw = (_adaptive_matrix(s, o, input.dtype, input.device) for s, o in ((d, od), (h, oh), (w, ow)))
+    y = (ph @ (input @ pw.t())).flatten(-2)  # (..., D, oh*ow)
+    return (pd @ y).unflatten(-1, (oh, ow))
+
+
 def adaptive_avg_pool2d(input, output_size):
     """Average over torch's adaptive windows, as two small averaging matmuls (exact for any sizes)."""
     if input.ndim not in (3, 4):
@@ -304,32 +348,52 @@ def adaptive_avg_pool1d(input, output_size):
 
 
 def _adaptive_max(input, output_size, return_indices, nd):
-    """Max over adaptive windows: one max_pool per distinct window, stitched (windows differ by at most 1)."""
-    from ... import cat, stack
+    """Max over adaptive windows of any number of spatial dims, gathered at once.
+
+    Along each dim, window i covers [start_i, end_i); it is read as kmax = max(end - start) positions from
+    start_i, the overflow clamped to end_i - 1 (a repeat of the window's last element changes neither the
+    maximum nor which element is first to hold it). One gather builds (..., *out, *kmax) and one max over its
+    flattened window axis gives values and positions; no loop over output positions."""
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.ndim}-dimensional tensor for argument #1 "
+                           f"'self' (while checking arguments for adaptive_max_pool1d)" if nd == 1 else
+                           f"adaptive_max_pool{nd}d(): Expected {nd + 1}D or {nd + 2}D tensor, but got: "
+                           f"{list(input.shape)}")
     osz = _adaptive_size(input, output_size, nd)
-    sizes = input.shape[-nd:]
-    bounds = [_adaptive_bounds(s, o) for s, o in zip(sizes, osz)]
-    vals, idxs = [], []
-    if nd == 1:
-        for a, b in bounds[0]:
-            v, i = input[..., a:b].max(-1, keepdim=True)
-            vals.append(v)
-            idxs.append(i + a)
-        y, idx = cat(vals, -1), cat(idxs, -1)
-    else:
-        w = sizes[1]
-        rows_v, rows_i = [], []
-        for a, b in bounds[0]:
-            vs, is_ = [], []
-            for c, e in bounds[1]:
-                blk = input[..., a:b, c:e].flatten(-2)
-                v, i = blk.max(-1)
-                vs.append(v)
-                is_.append((i // (e - c) + a) * w + i % (e - c) + c)
-            rows_v.append(stack(vs, -1))
-            rows_i.append(stack(is_, -1))
-        y, idx = stack(rows_v, -2), stack(rows_i, -2)
-    return (y, idx) if return_indices else y
+    sizes = tuple(input.shape[-nd:])
+    lead = input.ndim - nd
+    for i, size in enumerate(sizes):
+        if size == 0:
+            raise RuntimeError(f"adaptive_max_pool{nd}d(): Expected input to have non-zero size for non-batch "
+                               f"dimensions, but input has sizes {list(input.shape)} with dimension {lead + i} "
+                               f"being empty")
+    from ... import tensor
+    xp = input._device.xp
+    picks = []  # picks[i]: (out_i, kmax_i) input positions along dim i
+    for size, o in zip(sizes, osz):
+        bounds = np.array(_adaptive_bounds(size, o), dtype=np.int64).reshape(-1, 2)
+        kmax = int((bounds[:, 1] - bounds[:, 0]).max()) if o else 1
+        picks.append(np.minimum(bounds[:, :1] + np.arange(kmax), bounds[:, 1:] - 1))
+    index = []  # dim i's picks, shaped to broadcast as (out_0, k_0, out_1, k_1, ...)
+    for i, pk in enumerate(picks):
+        shape = [1] * (2 * nd)
+        shape[2 * i], shape[2 * i + 1] = pk.shape
+        index.append(tensor(pk.reshape(shape), device=input.device))
+    block = input[(Ellipsis,) + tuple(index)]  # (..., o_0, k_0, o_1, k_1, ...)
+    order = tuple(range(lead)) + tuple(lead + 2 * i for i in range(nd)) + tuple(lead + 2 * i + 1 for i in range(nd))
+    y, arg = block.permute(order).flatten(lead + nd).max(-1)  # over (..., *out, prod(kmax))
+    if not return_indices:
+        return y
+    a, ks = arg._data, [pk.shape[1] for pk in picks]
+    flat = 0
+    for i, pk in enumerate(picks):  # the input position along dim i of each maximum, folded into the flat index
+        rows = xp.arange(osz[i]).reshape((-1,) + (1,) * (nd - 1 - i))
+        flat = flat * sizes[i] + xp.asarray(pk)[rows, a // _prod(ks[i + 1:]) % ks[i]]
+    return y, _wrap(flat, input._device)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    return _adaptive_max(input, output_size, return_indices, 3)
 
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):
@@ -338,7 +402,6 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
 
 def adaptive_max_pool1d(input, output_size, return_indices=False):
     return _adaptive_max(input, output_size, return_indices, 1)
-
 
 
 # ---- power-average pooling and max unpooling --------------------------------------------------------------

@@ -1,11 +1,12 @@
-"""BatchNorm1d/2d, SyncBatchNorm, InstanceNorm1d/2d, LayerNorm, GroupNorm, RMSNorm: state here, math in
+"""BatchNorm1d/2d/3d, SyncBatchNorm, InstanceNorm1d/2d/3d, LayerNorm, GroupNorm, RMSNorm: state here, math in
 F.*_norm."""
 from ... import empty, int64, ones, tensor, zeros
 from .. import functional as F, init
 from ..parameter import Parameter
 from .module import Module
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "SyncBatchNorm", "InstanceNorm1d", "InstanceNorm2d", "LayerNorm", "GroupNorm", "RMSNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "InstanceNorm1d", "InstanceNorm2d",
+           "InstanceNorm3d", "LayerNorm", "GroupNorm", "RMSNorm"]
 
 
 class _NormBase(Module):
@@ -91,6 +92,14 @@ class BatchNorm2d(_BatchNorm):
             raise ValueError(f"expected 4D input (got {input.dim()}D input)")
 
 
+class BatchNorm3d(_BatchNorm):
+    """Batch normalization over (N, C, D, H, W) input."""
+
+    def _check_input_dim(self, input):
+        if input.dim() != 5:
+            raise ValueError(f"expected 5D input (got {input.dim()}D input)")
+
+
 class SyncBatchNorm(_BatchNorm):
     """Batch normalization whose training statistics are those of the whole process group's batch, so that
     data-parallel training normalizes as one process would over the combined batch. In eval mode, or with no
@@ -173,6 +182,10 @@ class InstanceNorm1d(_InstanceNorm):
 
 class InstanceNorm2d(_InstanceNorm):
     _nd = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    _nd = 3
 
 
 def _shape(normalized_shape):
