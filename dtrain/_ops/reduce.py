@@ -74,10 +74,12 @@ class Prod(Function):
         if x.size == 0:
             return xp.zeros(x.shape, x.dtype)
         if not (x == 0).any():
-            return g * _expand_back(y, x.shape, axes, ctx.keepdim) / x
-        if ctx.axis is None:  # zeros: the product of the others, from cumulative products on both sides
-            return g * _exclusive_prod(x.reshape(-1), xp).reshape(x.shape)
-        return g * xp.moveaxis(_exclusive_prod(xp.moveaxis(x, ctx.axis, -1), xp), -1, ctx.axis)
+            others = _expand_back(y, x.shape, axes, ctx.keepdim) / x
+        elif ctx.axis is None:  # zeros: the product of the others, from cumulative products on both sides
+            others = _exclusive_prod(x.reshape(-1), xp).reshape(x.shape)
+        else:
+            others = xp.moveaxis(_exclusive_prod(xp.moveaxis(x, ctx.axis, -1), xp), -1, ctx.axis)
+        return g * (others.conj() if x.dtype.kind == "c" else others)  # torch's convention: g * conj(df/dx)
 
 
 class MaxMin(Function):

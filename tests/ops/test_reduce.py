@@ -1,6 +1,7 @@
 """Reductions against torch: values, dtypes, gradients, dims, keepdim, empty and 0-d inputs, errors."""
 import numpy as np
 import pytest
+import torch
 from helpers import check, check_raises
 
 import dtrain
@@ -234,3 +235,22 @@ def test_gradcheck():
               lambda a: a.norm(dim=1), lambda a: dtrain.logsumexp(a, 1), lambda a: a.cumsum(1), lambda a: a.prod(1),
               lambda a: a.cumprod(0), lambda a: a.max(1).values, lambda a: a.amin(0), lambda a: a.norm(3)):
         assert gradcheck(f, (x,))
+
+
+@pytest.mark.parametrize("dim", [None, 1])
+def test_prod_gradient_of_complex_input_is_conjugated(device, dim):
+    """torch's convention for complex inputs: grad = g * conj(d prod / d x), with and without zeros."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 4)) + 1j * rng.standard_normal((3, 4))
+    w = rng.standard_normal(3 if dim is not None else ()) + 1j * rng.standard_normal(3 if dim is not None else ())
+    for zero in (False, True):
+        if zero:
+            x[1, 2] = 0.0
+        grads = []
+        for m in (dtrain, torch):
+            t = m.tensor(x, requires_grad=True) if m is torch else dtrain.tensor(x, requires_grad=True, device=device)
+            p = m.prod(t) if dim is None else t.prod(dim)
+            wt = m.tensor(w) if m is torch else dtrain.tensor(w, device=device)
+            (p * wt).real.sum().backward()
+            grads.append(t.grad.cpu().numpy() if m is dtrain else t.grad.numpy())
+        np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12, atol=1e-12)
