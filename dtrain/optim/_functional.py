@@ -179,3 +179,127 @@ def adadelta(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_decay, 
     _addcmul_sq_(xp, acc_delta, delta, 1 - rho, std)
     # torch: param.add_(delta, alpha=-lr)
     param -= xp.multiply(delta, lr, out=std)
+
+
+def _adam_family_grad(xp, param, grad, lr, weight_decay, maximize, decoupled_weight_decay, tmp):
+    """The gradient an Adam-like rule averages: decoupled decay shrinks `param` itself (AdamW's step weight
+    decay), L2 decay is added to the gradient; `maximize` negates it."""
+    if weight_decay != 0 and decoupled_weight_decay:
+        param *= 1 - lr * weight_decay
+        return xp.negative(grad, out=_scratch(param, tmp)) if maximize else grad
+    g, neg = _decayed(xp, param, grad, weight_decay, maximize, tmp)
+    return xp.negative(grad, out=_scratch(param, tmp)) if neg else g
+
+
+def adamax(param, grad, exp_avg, exp_inf, *, step, beta1, beta2, lr, weight_decay, eps, maximize, tmp=None,
+           tmp2=None):
+    """One Adamax step (Adam with the infinity norm); `step` is the count after this step."""
+    xp = xp_of(param)
+    tmp2 = _scratch(param, tmp2)
+    g = _adam_family_grad(xp, param, grad, lr, weight_decay, maximize, False, tmp)
+    _lerp_(xp, exp_avg, g, 1 - beta1, tmp2)
+    # torch.maximum(exp_inf.mul_(beta2), grad.abs().add_(eps), out=exp_inf)
+    exp_inf *= beta2
+    norm = xp.abs(g, out=tmp2)
+    norm += eps
+    xp.maximum(exp_inf, norm, out=exp_inf)
+    clr = lr / (1 - beta1 ** step)
+    # param.addcdiv_(exp_avg, exp_inf, value=-clr)
+    upd = xp.divide(exp_avg, exp_inf, out=tmp2)
+    upd *= -clr
+    param += upd
+
+
+def nadam(param, grad, exp_avg, exp_avg_sq, *, step, mu, mu_next, mu_product, beta1, beta2, lr, weight_decay,
+          eps, maximize, decoupled_weight_decay=False, tmp=None, tmp2=None, tmp3=None):
+    """One NAdam step; `mu`, `mu_next` are this step's and the next step's momentum coefficients and
+    `mu_product` the product of all of them up to this step (NAdam's `mu_product` state, already advanced)."""
+    xp = xp_of(param)
+    g = _adam_family_grad(xp, param, grad, lr, weight_decay, maximize, decoupled_weight_decay, tmp)
+    tmp2, tmp3 = _scratch(param, tmp2), _scratch(param, tmp3)
+    _lerp_(xp, exp_avg, g, 1 - beta1, tmp2)
+    exp_avg_sq *= beta2
+    _addcmul_sq_(xp, exp_avg_sq, g, 1 - beta2, tmp2)
+    denom = xp.divide(exp_avg_sq, 1 - beta2 ** step, out=tmp2)
+    xp.sqrt(denom, out=denom)
+    denom += eps
+    mu_product_next = mu_product * mu_next
+    # param.addcdiv_(grad, denom, value=...); param.addcdiv_(exp_avg, denom, value=...)
+    upd = xp.divide(g, denom, out=tmp3)
+    upd *= -lr * (1.0 - mu) / (1.0 - mu_product)
+    param += upd
+    upd = xp.divide(exp_avg, denom, out=tmp3)
+    upd *= (-lr * mu_next) / (1.0 - mu_product_next)
+    param += upd
+
+
+def radam(param, grad, exp_avg, exp_avg_sq, *, step, beta1, beta2, lr, weight_decay, eps, maximize,
+          decoupled_weight_decay=False, tmp=None, tmp2=None, tmp3=None):
+    """One RAdam step: Adam's update with the variance rectified, or plain momentum SGD while the
+    approximated SMA length is 5 or less."""
+    xp = xp_of(param)
+    g = _adam_family_grad(xp, param, grad, lr, weight_decay, maximize, decoupled_weight_decay, tmp)
+    tmp2, tmp3 = _scratch(param, tmp2), _scratch(param, tmp3)
+    _lerp_(xp, exp_avg, g, 1 - beta1, tmp2)
+    exp_avg_sq *= beta2
+    _addcmul_sq_(xp, exp_avg_sq, g, 1 - beta2, tmp2)
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * step * (beta2 ** step) / bias_correction2
+    # param.add_(exp_avg / bc1 * lr [* adaptive_lr * rect], alpha=-1), in torch's order of operations
+    upd = xp.divide(exp_avg, bias_correction1, out=tmp2)
+    upd *= lr
+    if rho_t > 5.0:
+        rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+        adaptive = xp.sqrt(exp_avg_sq, out=tmp3)
+        adaptive += eps
+        # torch: (bc2 ** 0.5) / tensor, which Tensor.__rtruediv__ computes as tensor.reciprocal() * bc2 ** 0.5
+        xp.reciprocal(adaptive, out=adaptive)
+        adaptive *= bias_correction2 ** 0.5
+        upd *= adaptive
+        upd *= rect
+    param -= upd
+
+
+def rprop(param, grad, prev, step_size, *, etaminus, etaplus, step_size_min, step_size_max, maximize, tmp=None,
+          tmp2=None):
+    """One Rprop step: per-element step sizes grow by `etaplus` while the gradient keeps its sign and shrink
+    by `etaminus` when it flips (and then that element does not move)."""
+    xp = xp_of(param)
+    g = _scratch(param, tmp2)  # a copy: the elements whose sign flipped are zeroed below
+    if maximize:
+        xp.negative(grad, out=g)
+    else:
+        g[...] = grad
+    sign = xp.multiply(g, prev, out=_scratch(param, tmp))
+    xp.sign(sign, out=sign)
+    pos, neg, zero = sign > 0, sign < 0, sign == 0
+    sign[pos] = etaplus
+    sign[neg] = etaminus
+    sign[zero] = 1
+    step_size *= sign
+    xp.clip(step_size, step_size_min, step_size_max, out=step_size)
+    g[sign == etaminus] = 0
+    # param.addcmul_(grad.sign(), step_size, value=-1)
+    upd = xp.sign(g, out=sign)
+    upd *= step_size
+    param -= upd
+    prev[...] = g
+
+
+def asgd(param, grad, ax, *, eta, mu, lambd, weight_decay, maximize, tmp=None):
+    """One ASGD step with this step's `eta` and `mu` (the state before it advanced); `ax` is the average."""
+    xp = xp_of(param)
+    g, neg = _decayed(xp, param, grad, weight_decay, maximize, tmp)
+    param *= 1 - lambd * eta
+    # torch: param.add_(grad, alpha=-eta)
+    upd = xp.multiply(g, eta, out=_scratch(param, tmp))
+    (xp.add if neg else xp.subtract)(param, upd, out=param)
+    if mu != 1:
+        # ax.add_(param.sub(ax).mul_(mu))
+        d = xp.subtract(param, ax, out=upd)
+        d *= mu
+        ax += d
+    else:
+        ax[...] = param

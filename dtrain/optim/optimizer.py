@@ -146,9 +146,17 @@ class Optimizer:
 
     Subclasses set `_state_keys` (tensor state shaped like the parameter, in torch's order), `_has_step`
     (a float32 0-d `step` tensor per parameter), `_scratch` (temporaries their rule uses), and write
-    `_init_state(group, p)` and `_update(group, param, grad, state, step, tmps)` over arrays."""
+    `_init_state(group, p)` and `_update(group, param, grad, state, step, tmps)` over arrays. A rule with
+    0-d state besides `step` (NAdam's `mu_product`, ASGD's `eta` and `mu`) names it in `_scalar_keys` and
+    advances it in `_advance`, once per step: the flat path may call `_update` once per slice of a buffer."""
     _has_step = False
+    _scalar_keys = ()
     _scratch = 1
+
+    def _advance(self, group, state, step):
+        """Advance the 0-d state of one parameter (or of a whole chunk: it is equal across the chunk) by one
+        step; what this returns reaches `_update` as its `step`."""
+        return step
 
     def __init__(self, params, defaults):
         self.defaults = defaults
@@ -302,6 +310,7 @@ class Optimizer:
             if self._has_step:
                 state["step"]._data += 1
                 step = float(state["step"]._data)
+            step = self._advance(group, state, step)
             arrays = {k: (state[k]._data if k in state else None) for k in self._state_keys}
             tmps = chunk.scratch_views(self._scratch, i) if chunk is not None else [None] * self._scratch
             new = self._update(group, p._data, p.grad._data, arrays, step, tmps)
@@ -341,6 +350,11 @@ class Optimizer:
             step = float(states[0]["step"]._data)
             if any(float(s["step"]._data) != step for s in states):
                 return False
+        if self._scalar_keys and keys0 is not None:
+            for k in self._scalar_keys:
+                v = float(states[0][k]._data)
+                if any(float(s[k]._data) != v for s in states):
+                    return False
         flat_p = chunk.bind("param", ps)
         if flat_p is None:
             return False
@@ -358,6 +372,10 @@ class Optimizer:
             for s in states:
                 s["step"]._data += 1
             step = float(states[0]["step"]._data)
+        step = self._advance(group, states[0], step)
+        for s in states[1:]:
+            for k in self._scalar_keys:
+                s[k]._data[...] = states[0][k]._data
         tmps = chunk.scratch_arrays(self._scratch)
         slices = _parallel_slices(flat_p.size) if chunk.xp is np else [(0, flat_p.size)]
         blocked = chunk.xp is np and flat_p.size > 2 * _BLOCK
@@ -454,6 +472,8 @@ def _typename(obj):
     return name if module in ("builtins", "__builtin__", "") else f"{module}.{name}"
 
 
-def _step_tensor():
-    """torch's `step` state: a 0-d CPU tensor of the default float dtype (float32), counted in that dtype."""
-    return _wrap(np.zeros((), _dtype.get_default_dtype().np), CPU)
+def _step_tensor(value=0.0, device=None):
+    """torch's `step` state (and other 0-d state): a 0-d tensor of the default float dtype (float32), on the
+    CPU unless `device` is given, counted in that dtype."""
+    device = CPU if device is None else device
+    return _wrap(device.xp.full((), value, _dtype.get_default_dtype().np), device)
