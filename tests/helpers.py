@@ -3,8 +3,9 @@
     check(lambda m, x, y: m.add(x, y), (3, 4), (4,))
     check(lambda m, x: x.sum(1, keepdim=True), np.random.randn(2, 3))
 
-Each input is a shape (random float64 data), a NumPy array, or a Python scalar. Float inputs require grad; the
-gradient of sum(out * w) for random weights w is compared for every float input."""
+Each input is a shape (random float64 data), a NumPy array, or a Python scalar. Float and complex inputs
+require grad; the gradient of sum(out * w) for random weights w (of a complex output: the real part of it, with
+complex w) is compared for every such input, in torch's convention for complex gradients."""
 import numpy as np
 import torch  # the oracle: a missing torch is an error, never a skip
 
@@ -26,9 +27,9 @@ def _to(mod, a, device, requires_grad):
         return a
     if mod is torch:
         t = torch.from_numpy(a.copy())
-        return t.requires_grad_(requires_grad and a.dtype.kind == "f")
+        return t.requires_grad_(requires_grad and a.dtype.kind in "fc")
     t = dtrain.tensor(a.copy(), device=device)
-    return t.requires_grad_(requires_grad and a.dtype.kind == "f")
+    return t.requires_grad_(requires_grad and a.dtype.kind in "fc")
 
 
 def to_numpy(x):
@@ -83,7 +84,14 @@ def check(fn, *inputs, device="cpu", atol=1e-6, rtol=1e-5, grad=True, dtype=np.f
         return out_d
     loss_d = loss_t = 0
     for a, e in diff:
-        w = _rng.standard_normal(tuple(e.shape)).astype(to_numpy(e).dtype)
+        out_dtype = to_numpy(e).dtype
+        w = _rng.standard_normal(tuple(e.shape))
+        if out_dtype.kind == "c":  # a real loss of a complex output: the real part of a complex-weighted sum
+            w = (w + 1j * _rng.standard_normal(tuple(e.shape))).astype(out_dtype)
+            loss_d = loss_d + (a * dtrain.tensor(w, device=device)).sum().real
+            loss_t = loss_t + (e * torch.from_numpy(w)).sum().real
+            continue
+        w = w.astype(out_dtype)
         loss_d = loss_d + (a * dtrain.tensor(w, device=device)).sum()
         loss_t = loss_t + (e * torch.from_numpy(w)).sum()
     loss_t.backward()
