@@ -1,0 +1,147 @@
+"""weight_norm and spectral_norm (the parametrizations and the old hook-based forms) against torch."""
+import numpy as np
+import pytest
+import torch
+
+import dtrain
+from tests.helpers import assert_close
+
+
+def _copy_state(md, mt):
+    """Give the dtrain module torch's values for every tensor in the state_dict (u/v included)."""
+    md.load_state_dict({k: dtrain.tensor(v.detach().numpy().copy()) for k, v in mt.state_dict().items()})
+
+
+_MODULES = {
+    "linear": (lambda lib: lib.nn.Linear(5, 4), (3, 5)),
+    "conv2d": (lambda lib: lib.nn.Conv2d(2, 3, 3), (2, 2, 6, 6)),
+    "convt2d": (lambda lib: lib.nn.ConvTranspose2d(3, 2, 3), (2, 3, 4, 4)),
+}
+
+
+def _pair(kind, seed=0):
+    make, xshape = _MODULES[kind]
+    torch.manual_seed(seed)
+    mt = make(torch).double()
+    md = make(dtrain).double()
+    _copy_state(md, mt)
+    x = np.random.default_rng(seed).standard_normal(xshape)
+    return md, mt, x
+
+
+def _compare_forward_backward(md, mt, x):
+    yd, yt = md(dtrain.tensor(x)), mt(torch.from_numpy(x))
+    assert_close(yd, yt)
+    (yd ** 2).sum().backward()
+    (yt ** 2).sum().backward()
+    pd, pt = dict(md.named_parameters()), dict(mt.named_parameters())
+    assert list(pd) == list(pt)
+    for k in pt:
+        assert_close(pd[k].grad, pt[k].grad, what=f"grad of {k}")
+
+
+# ---------------------------------------------------------------- parametrizations.weight_norm
+@pytest.mark.parametrize("kind", ["linear", "conv2d", "convt2d"])
+@pytest.mark.parametrize("dim", [0, 1, None])
+def test_weight_norm_parametrization_matches_torch(kind, dim):
+    md, mt, x = _pair(kind)
+    dtrain.nn.utils.parametrizations.weight_norm(md, dim=dim)
+    torch.nn.utils.parametrizations.weight_norm(mt, dim=dim)
+    assert repr(md) == repr(mt)
+    assert list(md.state_dict()) == list(mt.state_dict())
+    for k, v in mt.state_dict().items():
+        assert_close(md.state_dict()[k], v, what=k)
+    assert_close(md.weight, mt.weight)
+    _compare_forward_backward(md, mt, x)
+
+
+def test_weight_norm_parametrization_loads_old_checkpoint_keys():
+    md, mt, x = _pair("linear")
+    old = torch.nn.utils.weight_norm(torch.nn.Linear(5, 4).double())
+    with torch.no_grad():
+        old.weight_g.mul_(3.0)
+    dtrain.nn.utils.parametrizations.weight_norm(md)
+    torch.nn.utils.parametrizations.weight_norm(mt)
+    sd = old.state_dict()
+    mt.load_state_dict(sd)
+    md.load_state_dict({k: dtrain.tensor(v.numpy().copy()) for k, v in sd.items()})
+    assert_close(md.weight, mt.weight)
+    assert_close(md.parametrizations.weight.original0, old.weight_g)
+
+
+def test_weight_norm_parametrization_remove():
+    md, mt, _ = _pair("linear")
+    dtrain.nn.utils.parametrizations.weight_norm(md)
+    torch.nn.utils.parametrizations.weight_norm(mt)
+    with torch.no_grad():
+        mt.parametrizations.weight.original0.mul_(2.0)
+    _copy_state(md, mt)
+    dtrain.nn.utils.parametrize.remove_parametrizations(md, "weight")
+    torch.nn.utils.parametrize.remove_parametrizations(mt, "weight")
+    assert list(md.state_dict()) == list(mt.state_dict())
+    assert isinstance(md.weight, dtrain.nn.Parameter)
+    assert_close(md.weight, mt.weight)
+
+
+# ---------------------------------------------------------------- parametrizations.spectral_norm
+@pytest.mark.parametrize("kind", ["linear", "conv2d", "convt2d"])
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("n_power_iterations", [1, 3])
+def test_spectral_norm_parametrization_matches_torch(kind, training, n_power_iterations):
+    md, mt, x = _pair(kind)
+    dtrain.nn.utils.parametrizations.spectral_norm(md, n_power_iterations=n_power_iterations)
+    torch.nn.utils.parametrizations.spectral_norm(mt, n_power_iterations=n_power_iterations)
+    assert repr(md) == repr(mt)
+    assert list(md.state_dict()) == list(mt.state_dict())
+    u_buf = md.parametrizations.weight[0]._u
+    _copy_state(md, mt)  # the same starting u and v: power iteration is then deterministic
+    md.train(training), mt.train(training)
+    _compare_forward_backward(md, mt, x)
+    u = md.parametrizations.weight[0]._u
+    assert u is u_buf  # updated in place
+    assert_close(u, mt.parametrizations.weight[0]._u, what="_u")
+    assert_close(md.parametrizations.weight[0]._v, mt.parametrizations.weight[0]._v, what="_v")
+
+
+def test_spectral_norm_parametrization_estimates_the_top_singular_value():
+    md, _, _ = _pair("linear")
+    dtrain.nn.utils.parametrizations.spectral_norm(md)
+    w = md.parametrizations.weight.original.detach().numpy()
+    np.testing.assert_allclose(np.linalg.norm(md.weight.detach().numpy(), 2), 1.0, rtol=1e-4)
+    assert np.linalg.norm(w, 2) > 0
+
+
+def test_spectral_norm_parametrization_dim_and_1d():
+    md, mt, x = _pair("linear")
+    dtrain.nn.utils.parametrizations.spectral_norm(md, name="bias")
+    torch.nn.utils.parametrizations.spectral_norm(mt, name="bias")
+    assert list(md.state_dict()) == list(mt.state_dict())  # 1-d: no u/v buffers
+    _compare_forward_backward(md, mt, x)
+
+
+def _spectral_err(lib, case):
+    m = lib.nn.Linear(3, 4)
+    if case == "iterations":
+        lib.nn.utils.parametrizations.spectral_norm(m, n_power_iterations=0)
+    elif case == "dim":
+        lib.nn.utils.parametrizations.spectral_norm(m, dim=2)
+    elif case == "name":
+        lib.nn.utils.parametrizations.spectral_norm(m, name="nope")
+    elif case == "old_twice":
+        lib.nn.utils.spectral_norm(m)
+        lib.nn.utils.spectral_norm(m)
+    elif case == "old_weight_norm_twice":
+        lib.nn.utils.weight_norm(m)
+        lib.nn.utils.weight_norm(m)
+    elif case == "old_remove_missing":
+        lib.nn.utils.remove_weight_norm(m)
+    elif case == "old_remove_spectral_missing":
+        lib.nn.utils.remove_spectral_norm(m)
+
+
+@pytest.mark.parametrize("case", ["iterations", "dim", "name"])
+def test_spectral_norm_parametrization_errors_match_torch(case):
+    with pytest.raises(Exception) as te:
+        _spectral_err(torch, case)
+    with pytest.raises(te.type):
+        _spectral_err(dtrain, case)
