@@ -145,3 +145,86 @@ def test_spectral_norm_parametrization_errors_match_torch(case):
         _spectral_err(torch, case)
     with pytest.raises(te.type):
         _spectral_err(dtrain, case)
+
+
+@pytest.mark.parametrize("case", ["old_twice", "old_weight_norm_twice", "old_remove_missing",
+                                  "old_remove_spectral_missing"])
+def test_old_style_errors_match_torch(case):
+    with pytest.raises(Exception) as te:
+        _spectral_err(torch, case)
+    with pytest.raises(te.type) as de:
+        _spectral_err(dtrain, case)
+    assert str(te.value).split(" ")[:3] == str(de.value).split(" ")[:3]
+
+
+# ---------------------------------------------------------------- the old hook-based weight_norm
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("kind", ["linear", "conv2d", "convt2d"])
+@pytest.mark.parametrize("dim", [0, 1, None])
+def test_old_weight_norm_matches_torch(kind, dim):
+    md, mt, x = _pair(kind)
+    dtrain.nn.utils.weight_norm(md, dim=dim)
+    torch.nn.utils.weight_norm(mt, dim=dim)
+    assert repr(md) == repr(mt)
+    assert list(md.state_dict()) == list(mt.state_dict())
+    for k, v in mt.state_dict().items():
+        assert_close(md.state_dict()[k], v, what=k)
+    with torch.no_grad():
+        mt.weight_g.mul_(1.5)
+    _copy_state(md, mt)
+    _compare_forward_backward(md, mt, x)
+    assert_close(md.weight, mt.weight)
+    dtrain.nn.utils.remove_weight_norm(md)
+    torch.nn.utils.remove_weight_norm(mt)
+    assert list(md.state_dict()) == list(mt.state_dict())
+    assert isinstance(md.weight, dtrain.nn.Parameter) and not md._forward_pre_hooks
+    assert_close(md.weight, mt.weight)
+
+
+def test_old_weight_norm_warns_future_warning():
+    with pytest.warns(FutureWarning, match="parametrizations.weight_norm"):
+        dtrain.nn.utils.weight_norm(dtrain.nn.Linear(2, 2))
+
+
+# ---------------------------------------------------------------- the old hook-based spectral_norm
+@pytest.mark.parametrize("kind", ["linear", "conv2d", "convt2d"])
+@pytest.mark.parametrize("training", [False, True])
+def test_old_spectral_norm_matches_torch(kind, training):
+    md, mt, x = _pair(kind)
+    dtrain.nn.utils.spectral_norm(md, n_power_iterations=2)
+    torch.nn.utils.spectral_norm(mt, n_power_iterations=2)
+    assert list(md.state_dict()) == list(mt.state_dict())
+    assert md.state_dict()._metadata[""] == mt.state_dict()._metadata[""]
+    _copy_state(md, mt)
+    md.train(training), mt.train(training)
+    _compare_forward_backward(md, mt, x)
+    assert_close(md.weight, mt.weight)
+    assert_close(md.weight_u, mt.weight_u, what="weight_u")
+    assert_close(md.weight_v, mt.weight_v, what="weight_v")
+    dtrain.nn.utils.remove_spectral_norm(md)
+    torch.nn.utils.remove_spectral_norm(mt)
+    assert list(md.state_dict()) == list(mt.state_dict())
+    assert isinstance(md.weight, dtrain.nn.Parameter)
+    assert not md._forward_pre_hooks and not md._state_dict_hooks and not md._load_state_dict_pre_hooks
+    assert_close(md.weight, mt.weight)
+
+
+# ---------------------------------------------------------------- skip_init
+def test_skip_init():
+    m = dtrain.nn.utils.skip_init(dtrain.nn.Linear, 3, 4, bias=False)
+    assert type(m) is dtrain.nn.Linear and m.bias is None
+    assert tuple(m.weight.shape) == (4, 3) and str(m.weight.device) == "cpu"
+    assert isinstance(m.weight, dtrain.nn.Parameter)
+
+
+@pytest.mark.parametrize("case", ["not_module", "no_device"])
+def test_skip_init_errors_match_torch(case):
+    def run(lib):
+        if case == "not_module":
+            lib.nn.utils.skip_init(int)
+        else:
+            lib.nn.utils.skip_init(lib.nn.ReLU)
+    with pytest.raises(Exception) as te:
+        run(torch)
+    with pytest.raises(te.type, match=str(te.value)[:20]):
+        run(dtrain)

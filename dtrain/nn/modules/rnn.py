@@ -4,7 +4,7 @@ The sequence layers project the whole input sequence with one matmul per layer a
 through time with one hidden-to-hidden matmul per step; the cells are composed from primitives."""
 import math
 
-from ... import cat, empty, stack, zeros
+from ... import arange, cat, empty, stack, where, zeros
 from .. import functional as F, init
 from ..parameter import Parameter
 from .module import Module
@@ -215,6 +215,9 @@ class RNNBase(Module):
                 raise RuntimeError(f"Expected {what} size {want}, got {list(h.shape)}")
 
     def forward(self, input, hx=None):
+        from ..utils.rnn import PackedSequence
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         mode, lstm = self.mode, self.mode == "LSTM"
         num_dir = 2 if self.bidirectional else 1
         batched = input.dim() == 3
@@ -234,12 +237,56 @@ class RNNBase(Module):
                 if h.dim() != 3:
                     raise RuntimeError(f"For batched 3-D input, hx should also be 3-D but got {h.dim()}-D tensor")
         x = input.transpose(0, 1) if self.batch_first else input  # (L, N, I)
+        hx = self._initial_state(x, hx)
+        self._check(x.transpose(0, 1) if self.batch_first else x, hx, True)
+        x, state = self._layers(x, hx)
+        out = x.transpose(0, 1) if self.batch_first else x
+        if not batched:
+            out = out.squeeze(batch_dim)
+            state = tuple(s.squeeze(1) for s in state) if lstm else state.squeeze(1)
+        return out, state
+
+    def _initial_state(self, x, hx):
+        if hx is not None:
+            return hx
+        n, num_dir = x.shape[1], 2 if self.bidirectional else 1
+        z = zeros(self.num_layers * num_dir, n, self.hidden_size, dtype=x.dtype, device=x.device)
+        if self.mode != "LSTM":
+            return z
+        return zeros(self.num_layers * num_dir, n, self.proj_size or self.hidden_size, dtype=x.dtype,
+                     device=x.device), z
+
+    def _forward_packed(self, input, hx):
+        """Run the padded, length-sorted batch, freezing each sequence's state once it has ended (so h_n is the
+        state at its own last step, and the reverse direction starts at that step), then pack the output."""
+        from ..utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+        lstm = self.mode == "LSTM"
+        if input.data.dim() != 2:
+            raise RuntimeError(f"input must have 2 dimensions, got {input.data.dim()}")
+        sorted_input = PackedSequence(input.data, input.batch_sizes)  # the padding stays in sorted order
+        x, lengths = pad_packed_sequence(sorted_input)  # (T, N, I)
+        if hx is not None and input.sorted_indices is not None:  # the caller's order -> the sorted order
+            perm = input.sorted_indices
+            hx = tuple(h.index_select(1, perm) for h in hx) if lstm else hx.index_select(1, perm)
+        hx = self._initial_state(x, hx)
+        self._check(x.transpose(0, 1) if self.batch_first else x, hx, True)  # packed data is time-major always
+        steps = x.shape[0]
+        live = (arange(steps)[:, None] < lengths[None, :]).to(x.device)[..., None]  # (T, N, 1)
+        x, state = self._layers(x, hx, live)
+        data = pack_padded_sequence(x, lengths).data
+        if input.unsorted_indices is not None:  # the sorted order -> the caller's order
+            perm = input.unsorted_indices
+            state = tuple(s.index_select(1, perm) for s in state) if lstm else state.index_select(1, perm)
+        return PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices), state
+
+    def _layers(self, x, hx, live=None):
+        """Every layer and direction over the time-major x (L, N, I) from the states hx; returns the last
+        layer's output (L, N, D * H_out) and the final states. Where live (L, N, 1) is False a step leaves
+        the state as it was."""
+        mode, lstm = self.mode, self.mode == "LSTM"
+        num_dir = 2 if self.bidirectional else 1
         steps, n = x.shape[0], x.shape[1]
         out_size = self.proj_size or self.hidden_size
-        if hx is None:
-            z = zeros(self.num_layers * num_dir, n, self.hidden_size, dtype=x.dtype, device=x.device)
-            hx = (zeros(self.num_layers * num_dir, n, out_size, dtype=x.dtype, device=x.device), z) if lstm else z
-        self._check(x.transpose(0, 1) if self.batch_first else x, hx, True)
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             outs = []
@@ -254,7 +301,11 @@ class RNNBase(Module):
                 gi = F.linear(x, w_ih, b_ih)  # the whole sequence's input projection in one product
                 ys = [None] * steps
                 for t in (range(steps - 1, -1, -1) if d else range(steps)):
-                    state = _rnn_step(mode, gi[t], state, w_hh, b_hh, w_hr)
+                    new = _rnn_step(mode, gi[t], state, w_hh, b_hh, w_hr)
+                    if live is not None:  # an ended sequence keeps its state
+                        new = tuple(where(live[t], a, b) for a, b in zip(new, state)) if lstm else \
+                            where(live[t], new, state)
+                    state = new
                     ys[t] = state[0] if lstm else state
                 outs.append(stack(ys) if steps else zeros(0, n, out_size, dtype=x.dtype, device=x.device))
                 if lstm:
@@ -265,13 +316,8 @@ class RNNBase(Module):
             x = cat(outs, -1) if num_dir > 1 else outs[0]
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, True)
-        out = x.transpose(0, 1) if self.batch_first else x
         hn = stack(h_n)
-        state = (hn, stack(c_n)) if lstm else hn
-        if not batched:
-            out = out.squeeze(batch_dim)
-            state = tuple(s.squeeze(1) for s in state) if lstm else state.squeeze(1)
-        return out, state
+        return x, ((hn, stack(c_n)) if lstm else hn)
 
 
 def _no_projections(kwargs):
