@@ -228,3 +228,71 @@ def test_skip_init_errors_match_torch(case):
         run(torch)
     with pytest.raises(te.type, match=str(te.value)[:20]):
         run(dtrain)
+
+
+# ---------------------------------------------------------------- fusion
+def _bn_pair(lib_bn, n, seed):
+    rng = np.random.default_rng(seed)
+    bt = lib_bn(torch)(n).double()
+    with torch.no_grad():
+        bt.running_mean.copy_(torch.from_numpy(rng.standard_normal(n)))
+        bt.running_var.copy_(torch.from_numpy(rng.uniform(0.5, 2.0, n)))
+        bt.weight.copy_(torch.from_numpy(rng.standard_normal(n)))
+        bt.bias.copy_(torch.from_numpy(rng.standard_normal(n)))
+    bd = lib_bn(dtrain)(n).double()
+    _copy_state(bd, bt)
+    return bd.eval(), bt.eval()
+
+
+@pytest.mark.parametrize("kind, bn, transpose", [("conv2d", lambda lib: lib.nn.BatchNorm2d, False),
+                                                 ("convt2d", lambda lib: lib.nn.BatchNorm2d, True),
+                                                 ("linear", lambda lib: lib.nn.BatchNorm1d, False)])
+def test_fusion_matches_torch_and_the_unfused_pair(kind, bn, transpose):
+    md, mt, x = _pair(kind)
+    md.eval(), mt.eval()
+    n = 4 if kind == "linear" else (3 if kind == "conv2d" else 2)
+    bd, bt = _bn_pair(bn, n, 1)
+    if kind == "linear":
+        fd = dtrain.nn.utils.fuse_linear_bn_eval(md, bd)
+        ft = torch.nn.utils.fuse_linear_bn_eval(mt, bt)
+    else:
+        fd = dtrain.nn.utils.fuse_conv_bn_eval(md, bd, transpose=transpose)
+        ft = torch.nn.utils.fuse_conv_bn_eval(mt, bt, transpose=transpose)
+    assert type(fd) is type(md) and fd is not md
+    assert isinstance(fd.weight, dtrain.nn.Parameter) and fd.weight.grad_fn is None
+    assert_close(fd.weight, ft.weight, what="weight")
+    assert_close(fd.bias, ft.bias, what="bias")
+    xd = dtrain.tensor(x)
+    assert_close(fd(xd), bd(md(xd)), atol=1e-10)
+
+
+def test_fuse_weights_without_bias_and_affine():
+    rng = np.random.default_rng(3)
+    w, rm, rv = rng.standard_normal((4, 2, 3, 3)), rng.standard_normal(4), rng.uniform(0.5, 2, 4)
+    d = dtrain.nn.utils.fuse_conv_bn_weights(dtrain.tensor(w), None, dtrain.tensor(rm), dtrain.tensor(rv), 1e-5,
+                                             None, None)
+    t = torch.nn.utils.fuse_conv_bn_weights(torch.from_numpy(w), None, torch.from_numpy(rm), torch.from_numpy(rv),
+                                            1e-5, None, None)
+    for a, e in zip(d, t):
+        assert_close(a, e)
+    lw, lb = rng.standard_normal((4, 5)), rng.standard_normal(4)
+    bw, bb = rng.standard_normal(4), rng.standard_normal(4)
+    d = dtrain.nn.utils.fuse_linear_bn_weights(*(dtrain.tensor(a) for a in (lw, lb, rm, rv)), 1e-3,
+                                               dtrain.tensor(bw), dtrain.tensor(bb))
+    t = torch.nn.utils.fuse_linear_bn_weights(*(torch.from_numpy(a) for a in (lw, lb, rm, rv)), 1e-3,
+                                              torch.from_numpy(bw), torch.from_numpy(bb))
+    for a, e in zip(d, t):
+        assert_close(a, e)
+
+
+@pytest.mark.parametrize("case", ["training", "features"])
+def test_fusion_errors_match_torch(case):
+    def run(lib):
+        lin, bn = lib.nn.Linear(3, 4), lib.nn.BatchNorm1d(4 if case == "training" else 5)
+        if case == "features":
+            lin.eval(), bn.eval()
+        lib.nn.utils.fuse_linear_bn_eval(lin, bn)
+    with pytest.raises(Exception) as te:
+        run(torch)
+    with pytest.raises(te.type, match=str(te.value)[:20]):
+        run(dtrain)
