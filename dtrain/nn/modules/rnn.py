@@ -218,8 +218,7 @@ class RNNBase(Module):
         from ..utils.rnn import PackedSequence
         if isinstance(input, PackedSequence):
             return self._forward_packed(input, hx)
-        mode, lstm = self.mode, self.mode == "LSTM"
-        num_dir = 2 if self.bidirectional else 1
+        lstm = self.mode == "LSTM"
         batched = input.dim() == 3
         if input.dim() not in (2, 3):
             raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead")
