@@ -26,13 +26,7 @@ class Adadelta(Optimizer):
                         capturable=capturable, foreach=foreach, differentiable=differentiable)
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
+    _group_flags = (("foreach", None), ("maximize", False), ("differentiable", False), ("capturable", False))
 
     def _init_state(self, group, p):
         return {"step": _step_tensor(), "square_avg": zeros_like(p), "acc_delta": zeros_like(p)}

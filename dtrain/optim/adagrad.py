@@ -33,13 +33,7 @@ class Adagrad(Optimizer):
             for p in group["params"]:
                 self.state[p].update(self._init_state(group, p))
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("fused", None)
+    _group_flags = (("foreach", None), ("maximize", False), ("differentiable", False), ("fused", None))
 
     def _init_state(self, group, p):
         return {"step": _step_tensor(), "sum": full_like(p, group["initial_accumulator_value"])}

@@ -19,11 +19,7 @@ class Adamax(Optimizer):
                         differentiable=differentiable, capturable=capturable)
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            for k, v in (("foreach", None), ("maximize", False), ("differentiable", False), ("capturable", False)):
-                group.setdefault(k, v)
+    _group_flags = (("foreach", None), ("maximize", False), ("differentiable", False), ("capturable", False))
 
     def _init_state(self, group, p):
         return {"step": _step_tensor(), "exp_avg": zeros_like(p), "exp_inf": zeros_like(p)}

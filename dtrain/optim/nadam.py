@@ -30,11 +30,7 @@ class NAdam(Optimizer):
                         capturable=capturable, differentiable=differentiable)
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            for k, v in _FLAGS:
-                group.setdefault(k, v)
+    _group_flags = _FLAGS
 
     def _init_state(self, group, p):
         return {"step": _step_tensor(), "mu_product": _step_tensor(1.0), "exp_avg": zeros_like(p),
@@ -71,11 +67,7 @@ class RAdam(Optimizer):
                         differentiable=differentiable)
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            for k, v in _FLAGS:
-                group.setdefault(k, v)
+    _group_flags = _FLAGS
 
     def _init_state(self, group, p):
         return {"step": _step_tensor(), "exp_avg": zeros_like(p), "exp_avg_sq": zeros_like(p)}

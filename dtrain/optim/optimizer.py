@@ -151,6 +151,7 @@ class Optimizer:
     advances it in `_advance`, once per step: the flat path may call `_update` once per slice of a buffer."""
     _has_step = False
     _scalar_keys = ()
+    _group_flags = ()  # (key, default) pairs __setstate__ fills into groups that lack them
     _scratch = 1
 
     def _advance(self, group, state, step):
@@ -180,6 +181,9 @@ class Optimizer:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._chunks = {}
+        for group in self.param_groups:  # groups saved before a flag existed get its default, as in torch
+            for k, v in self._group_flags:
+                group.setdefault(k, v)
 
     def __repr__(self):
         format_string = self.__class__.__name__ + " ("

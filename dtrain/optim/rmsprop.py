@@ -29,15 +29,8 @@ class RMSprop(Optimizer):
                         differentiable=differentiable)
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("momentum", 0)
-            group.setdefault("centered", False)
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
+    _group_flags = (("momentum", 0), ("centered", False), ("foreach", None), ("maximize", False),
+                    ("differentiable", False), ("capturable", False))
 
     def _init_state(self, group, p):
         state = {"step": _step_tensor(), "square_avg": zeros_like(p)}

@@ -25,11 +25,7 @@ class Rprop(Optimizer):
                         differentiable=differentiable, capturable=capturable)
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            for k, v in _FLAGS:
-                group.setdefault(k, v)
+    _group_flags = _FLAGS
 
     def _init_state(self, group, p):
         return {"step": _step_tensor(), "prev": zeros_like(p), "step_size": full_like(p, group["lr"])}
@@ -61,11 +57,7 @@ class ASGD(Optimizer):
                         maximize=maximize, differentiable=differentiable, capturable=capturable)
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            for k, v in _FLAGS:
-                group.setdefault(k, v)
+    _group_flags = _FLAGS
 
     def _init_state(self, group, p):
         return {"step": _step_tensor(device=p._device), "eta": _step_tensor(group["lr"], p._device),

@@ -5,46 +5,9 @@ import copy
 import numpy as np
 import pytest
 import torch
+from test_optim import _np, _params, _problem, _run_steps  # the same problem and stepping loop
 
 import dtrain
-
-_SHAPES = [(6, 4), (4,), (3, 2, 2), (1,)]
-
-
-def _problem(dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((16, 6)).astype(dtype)
-    y = rng.standard_normal((16, 4)).astype(dtype)
-    init = [rng.standard_normal(s).astype(dtype) * 0.5 for s in _SHAPES]
-    return x, y, init
-
-
-def _loss(params, x, y):
-    w, b, c, d = params
-    r = x @ w + b - y
-    return (r * r).mean() + ((c - 0.3) ** 2).sum() * 0.5 + (d * d).sum() * 2.0 + (w * w).sum() * 0.01
-
-
-def _params(m, init, device=None):
-    if m is torch:
-        return [torch.tensor(a.copy(), requires_grad=True) for a in init]
-    return [dtrain.nn.Parameter(dtrain.tensor(a.copy(), device=device)) for a in init]
-
-
-def _np(t):
-    return np.array(dtrain._backend.to_numpy(t._data)) if isinstance(t, dtrain.Tensor) else t.detach().numpy()
-
-
-def _run_steps(m, opt, params, x, y, n, zero_to_none=True):
-    xs, ys = m.tensor(x), m.tensor(y)
-    out = []
-    for _ in range(n):
-        opt.zero_grad(set_to_none=zero_to_none)
-        _loss(params, xs, ys).backward()
-        opt.step()
-        out.append([_np(p).copy() for p in params])
-    return out
-
 
 CASES = [
     ("Adamax", dict(lr=0.01)),
