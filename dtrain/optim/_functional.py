@@ -78,6 +78,14 @@ def _addcmul_sq_(xp, self, g, value, tmp):
     self += t
 
 
+def _adam_moments(xp, exp_avg, exp_avg_sq, g, beta1, beta2, tmp):
+    """Adam's running moments, in place: exp_avg.lerp_(g, 1 - beta1); exp_avg_sq = beta2 * exp_avg_sq +
+    (1 - beta2) * g * g (shared by Adam, AdamW, NAdam and RAdam)."""
+    _lerp_(xp, exp_avg, g, 1 - beta1, tmp)
+    exp_avg_sq *= beta2
+    _addcmul_sq_(xp, exp_avg_sq, g, 1 - beta2, tmp)
+
+
 def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, amsgrad, beta1, beta2, lr, weight_decay,
          eps, maximize, decoupled_weight_decay=False, tmp=None, tmp2=None):
     """One Adam (or AdamW, with `decoupled_weight_decay`) step; `step` is the count after this step."""
@@ -90,9 +98,7 @@ def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, amsgrad, bet
         g, neg = _decayed(xp, param, grad, weight_decay, maximize, tmp)
         if neg:
             g = xp.negative(grad, out=_scratch(param, tmp))
-    _lerp_(xp, exp_avg, g, 1 - beta1, tmp2)
-    exp_avg_sq *= beta2
-    _addcmul_sq_(xp, exp_avg_sq, g, 1 - beta2, tmp2)
+    _adam_moments(xp, exp_avg, exp_avg_sq, g, beta1, beta2, tmp2)
     bias_correction1 = 1 - beta1 ** step
     bias_correction2 = 1 - beta2 ** step
     step_size = lr / bias_correction1
@@ -217,9 +223,7 @@ def nadam(param, grad, exp_avg, exp_avg_sq, *, step, mu, mu_next, mu_product, be
     xp = xp_of(param)
     g = _adam_family_grad(xp, param, grad, lr, weight_decay, maximize, decoupled_weight_decay, tmp)
     tmp2, tmp3 = _scratch(param, tmp2), _scratch(param, tmp3)
-    _lerp_(xp, exp_avg, g, 1 - beta1, tmp2)
-    exp_avg_sq *= beta2
-    _addcmul_sq_(xp, exp_avg_sq, g, 1 - beta2, tmp2)
+    _adam_moments(xp, exp_avg, exp_avg_sq, g, beta1, beta2, tmp2)
     denom = xp.divide(exp_avg_sq, 1 - beta2 ** step, out=tmp2)
     xp.sqrt(denom, out=denom)
     denom += eps
@@ -240,9 +244,7 @@ def radam(param, grad, exp_avg, exp_avg_sq, *, step, beta1, beta2, lr, weight_de
     xp = xp_of(param)
     g = _adam_family_grad(xp, param, grad, lr, weight_decay, maximize, decoupled_weight_decay, tmp)
     tmp2, tmp3 = _scratch(param, tmp2), _scratch(param, tmp3)
-    _lerp_(xp, exp_avg, g, 1 - beta1, tmp2)
-    exp_avg_sq *= beta2
-    _addcmul_sq_(xp, exp_avg_sq, g, 1 - beta2, tmp2)
+    _adam_moments(xp, exp_avg, exp_avg_sq, g, beta1, beta2, tmp2)
     bias_correction1 = 1 - beta1 ** step
     bias_correction2 = 1 - beta2 ** step
     rho_inf = 2 / (1 - beta2) - 1

@@ -5,6 +5,15 @@ from ...autograd.graph import Function
 __all__ = ["embedding", "embedding_bag", "one_hot"]
 
 
+def _padding_index(padding_idx, num_embeddings, what="Padding_idx"):
+    """torch's check of padding_idx against the table size, a negative one counted from the end."""
+    if padding_idx is None:
+        return None
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise AssertionError(f"{what} must be within num_embeddings")
+    return padding_idx + num_embeddings if padding_idx < 0 else padding_idx
+
+
 class Embedding(Function):
     """Rows of `weight` picked by integer indices; backward scatter-adds into the rows (padding row gets none)."""
 
@@ -31,14 +40,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if input._data.dtype.kind not in "iu":
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following scalar types: "
                            f"Long, Int; but got {input.type()} instead (while checking arguments for embedding)")
-    if padding_idx is not None:
-        if padding_idx > 0:
-            if padding_idx >= weight.size(0):
-                raise AssertionError("Padding_idx must be within num_embeddings")
-        elif padding_idx < 0:
-            if padding_idx < -weight.size(0):
-                raise AssertionError("Padding_idx must be within num_embeddings")
-            padding_idx = weight.size(0) + padding_idx
+    padding_idx = _padding_index(padding_idx, weight.size(0))
     n = weight.shape[0]
     data = input._data
     if data.size and (int(data.max()) >= n or int(data.min()) < -n):
