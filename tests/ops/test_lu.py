@@ -4,7 +4,8 @@ float64, batches, float32, reconstructions and residuals, and errors."""
 import numpy as np
 import pytest
 import torch
-from helpers import check, check_raises, make
+from helpers import check, check_raises
+from test_linalg_decomp import _check_error  # same type and message as torch (LinAlgError mapped)
 
 import dtrain
 
@@ -25,17 +26,6 @@ def _tri(*shape, upper, dtype=np.float64):
     n = shape[-1]
     a = rng.standard_normal(shape) * 0.3 + 2 * np.eye(n)
     return a.astype(dtype)
-
-
-def _check_error(fn, *inputs):
-    """The same exception type and message as torch (torch.linalg.LinAlgError is dtrain.linalg.LinAlgError)."""
-    arrays = [make(x) for x in inputs]
-    with pytest.raises(Exception) as te:
-        fn(torch, *[torch.from_numpy(a.copy()) for a in arrays])
-    expected = dtrain.linalg.LinAlgError if issubclass(te.type, torch.linalg.LinAlgError) else te.type
-    with pytest.raises(expected) as de:
-        fn(dtrain, *[dtrain.tensor(a.copy()) for a in arrays])
-    assert str(de.value) == str(te.value), f"{de.value} != torch's {te.value}"
 
 
 def _tol(dtype):

@@ -56,10 +56,18 @@ def weight_norm(module: Module, name: str = "weight", dim: int = 0) -> Module:
 
 def remove_weight_norm(module: Module, name: str = "weight") -> Module:
     """Fold `name_g` and `name_v` back into a single parameter `name`."""
+    if not _remove_pre_hook(module, WeightNorm, name):
+        raise ValueError(f"weight_norm of '{name}' not found in {module}")
+    return module
+
+
+def _remove_pre_hook(module, kind, name):
+    """Undo and drop the forward pre-hook of type `kind` that handles `name` (weight or spectral norm);
+    whether there was one."""
     for k, hook in module._forward_pre_hooks.items():
-        if isinstance(hook, WeightNorm) and hook.name == name:
+        if isinstance(hook, kind) and hook.name == name:
             hook.remove(module)
             del module._forward_pre_hooks[k]
             module._hooks_changed()
-            return module
-    raise ValueError(f"weight_norm of '{name}' not found in {module}")
+            return True
+    return False
