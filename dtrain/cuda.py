@@ -251,7 +251,7 @@ def _out_of_memory_error():
 
 # ---------------------------------------------------------------- devices, streams, events
 class _DeviceContext(device):
-    pass
+    """`device` under a name the functions below can use where their own `device` argument hides the class."""
 
 
 def device_of(obj):

@@ -41,9 +41,11 @@ def _gelu_f32(x):
         np.clip(z, -4.0, 4.0, out=z)
         z2 = z * z
         num = z2 * p_hi[0]
-        for c in p_hi[1:]:
+        for c in p_hi[1:-1]:
             num += c
-            num *= z2 if c is not p_hi[-1] else z
+            num *= z2
+        num += p_hi[-1]
+        num *= z  # the numerator is odd
         den = z2 * q_hi[0]
         for c in q_hi[1:-1]:
             den += c
