@@ -30,6 +30,11 @@ ANSWERING = weakref.WeakSet()
 oversubscribed = False
 # a rank that has waited this long answers peers asking who arrived (then again at this interval)
 _ANSWER_EVERY_S = 5e-3
+# a rank still waiting after this long sleeps _NAP_S between polls instead of spinning. The peer it waits
+# for is computing, and a spinning poll loop takes issue slots from it wherever two ranks share a physical
+# core (the two vCPUs of a cloud VM are often hyperthreads of one core: a Python spin on one slows a
+# matrix product on the other by a third). Fast operations finish within the spin and never sleep.
+_NAP_AFTER_S, _NAP_S = 2e-4, 2e-5
 
 
 def answer_all():
@@ -48,14 +53,16 @@ def wait_test(test, deadline_s, on_timeout):
     """Call `test()` until it returns True; past `deadline_s` seconds raise `on_timeout()`."""
     start = time.monotonic()
     deadline, answer_at = start + deadline_s, start + _ANSWER_EVERY_S
-    spins = 0
+    spins, napping = 0, False
     while not test():
         spins += 1
         if oversubscribed:
             # ranks outnumber cores: give the core away after every poll, so the peer that holds the data
             # runs now rather than after this rank's time slice
             os.sched_yield()
-        if spins & 63:
+        if napping:
+            time.sleep(_NAP_S)
+        elif spins & 63:
             continue
         now = time.monotonic()
         if now > deadline:
@@ -63,13 +70,12 @@ def wait_test(test, deadline_s, on_timeout):
         if now > answer_at:
             answer_all()
             answer_at = now + _ANSWER_EVERY_S
-        # these tests are what moves the operation's data, so keep polling, but yield the core between
-        # batches of polls: a peer rank sharing this core would otherwise wait a whole time slice per
-        # step. Where ranks outnumber cores nap instead, and nap on long waits (a peer is clearly late)
+        # these tests are what moves the operation's data, so keep polling while the peers are there to
+        # move it; a peer that is late gets the hardware to itself: see _NAP_AFTER_S
         if now - start > 1.0:
             time.sleep(1e-3)
-        elif now - start > 1e-3 and not spins & 255:
-            os.sched_yield()
+        elif now - start > _NAP_AFTER_S:
+            napping = True
 
 
 class Work:
@@ -117,7 +123,7 @@ class Work:
             start = time.monotonic()
             limit = start + timeout if timeout is not None else self._deadline
             answer_at = start + _ANSWER_EVERY_S
-            spins = 0
+            spins, napping = 0, False
             while not self._done.is_set():
                 if self._lock.acquire(blocking=False):
                     try:
@@ -129,7 +135,9 @@ class Work:
                     finally:
                         self._lock.release()
                 spins += 1
-                if spins & 63:
+                if napping:
+                    time.sleep(_NAP_S)
+                elif spins & 63:
                     continue
                 now = time.monotonic()
                 if now > limit:
@@ -146,6 +154,8 @@ class Work:
                     os.sched_yield()
                 elif now - start > 1.0:
                     time.sleep(1e-3)
+                elif now - start > _NAP_AFTER_S:
+                    napping = True
         if self._error is not None:
             raise self._error
         return True
