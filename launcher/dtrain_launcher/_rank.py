@@ -156,7 +156,8 @@ class _Watcher:
     def __init__(self, pid, env):
         self.pid, self.env = pid, env
         rank = env["RANK"]
-        self.prefix = f"[{rank}] ".encode() if env["WORLD_SIZE"] > 1 else b""
+        prefixed = env["WORLD_SIZE"] > 1 and os.environ.get("DTRAIN_PREFIX_OUTPUT", "1") != "0"
+        self.prefix = f"[{rank}] ".encode() if prefixed else b""
         ranks_filter = os.environ.get("DTRAIN_RANKS_FILTER")
         self.console = not ranks_filter or rank in {int(r) for r in ranks_filter.split(",")}
         self.log = None

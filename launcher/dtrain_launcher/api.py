@@ -165,14 +165,41 @@ def _parent_death_signal():
     return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
+class _Attempt:
+    """One run of every rank: the MPI launcher started, its output relayed until `close()`."""
+
+    def __init__(self, cmd, env, error_dir, marker, console):
+        self.error_dir, self.marker, self.console = error_dir, marker, console
+        self.proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_parent_death_signal(),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.relays = [threading.Thread(target=relay, args=(self.proc.stdout, sys.stdout.buffer), daemon=True),
+                       threading.Thread(target=relay, args=(self.proc.stderr, sys.stderr.buffer), daemon=True)]
+        for t in self.relays:
+            t.start()
+
+    def outcome(self):
+        """None while every rank runs; "ok" once all exited 0, "failed" at the first failure."""
+        if os.listdir(self.error_dir):
+            time.sleep(_SETTLE)
+            return "failed"
+        if self.proc.poll() is not None:
+            if self.proc.returncode == 0:
+                return "ok"
+            time.sleep(_SETTLE)  # a dying rank's watcher may still be writing its error file
+            return "failed"
+        return None
+
+    def close(self):
+        """Stop whatever still runs; every process of the attempt is gone when this returns."""
+        _teardown(self.proc, self.marker)
+        for t in self.relays:
+            t.join(timeout=5)
+        self.console.wait_idle(timeout=2.0)
+
+
 def _run_attempt(cmd, env, error_dir, marker, deadline, stop, console):
     """Run the job once; returns ("ok" | "failed" | "timeout" | "stopped", mpiexec's exit code)."""
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_parent_death_signal(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    relays = [threading.Thread(target=relay, args=(proc.stdout, sys.stdout.buffer), daemon=True),
-              threading.Thread(target=relay, args=(proc.stderr, sys.stderr.buffer), daemon=True)]
-    for t in relays:
-        t.start()
+    attempt = _Attempt(cmd, env, error_dir, marker, console)
     try:
         while True:
             if stop.signum is not None:
@@ -181,24 +208,93 @@ def _run_attempt(cmd, env, error_dir, marker, deadline, stop, console):
             if deadline is not None and time.monotonic() >= deadline:
                 outcome = "timeout"
                 break
-            if os.listdir(error_dir):
-                time.sleep(_SETTLE)
-                outcome = "failed"
-                break
-            if proc.poll() is not None:
-                if proc.returncode == 0:
-                    outcome = "ok"
-                else:
-                    time.sleep(_SETTLE)  # a dying rank's watcher may still be writing its error file
-                    outcome = "failed"
+            outcome = attempt.outcome()
+            if outcome is not None:
                 break
             time.sleep(_POLL)
     finally:
-        _teardown(proc, marker)
-        for t in relays:
-            t.join(timeout=5)
-        console.wait_idle(timeout=2.0)
-    return outcome, proc.returncode
+        attempt.close()
+    return outcome, attempt.proc.returncode
+
+
+def _job_env(config, job_id, console):
+    """The environment every rank of the job starts with."""
+    env = dict(os.environ)
+    for key in ("DTRAIN_LOG_DIR", "DTRAIN_RANKS_FILTER", "DTRAIN_CONSOLE_ADDR"):  # not from an enclosing job
+        env.pop(key, None)
+    env.update(
+        DTRAIN_JOB_ID=job_id,
+        TORCHELASTIC_MAX_RESTARTS=str(config.max_restarts),
+        MASTER_ADDR=config.master_addr or env.get("MASTER_ADDR") or _first_host(config),
+        MASTER_PORT=str(config.master_port or env.get("MASTER_PORT") or _free_port()),
+        DTRAIN_CONSOLE_ADDR=console.address,
+    )
+    if config.log_dir:
+        env["DTRAIN_LOG_DIR"] = os.path.abspath(config.log_dir)
+    if config.ranks_filter is not None:
+        env["DTRAIN_RANKS_FILTER"] = ",".join(str(r) for r in config.ranks_filter)
+    return env
+
+
+_OUTER_JOB = ("PMI_", "PMIX_", "MPI_LOCAL", "OMPI_", "HYDRA_", "DTRAIN_ERROR_DIR", "DTRAIN_JOB_DIR")
+
+
+class Job:
+    """A job started from Python rather than from the command line (`dtrain.multiprocessing.spawn`).
+
+    One attempt, no restarts, no report and no signal handlers of its own: the caller polls `outcome()`,
+    reads `failures()` and calls `close()`, which stops every rank still running. `extra_env` is added to
+    each rank's environment (``DTRAIN_PREFIX_OUTPUT=0`` leaves the ranks' lines unprefixed); `files`
+    ({name: bytes}) are written to the job's directory before any rank starts, and the ranks find that
+    directory in DTRAIN_JOB_DIR.
+    """
+
+    def __init__(self, config: LaunchConfig, entrypoint: list, extra_env: dict | None = None,
+                 files: dict | None = None):
+        use_srun = in_slurm_allocation()
+        cmd = srun_command(config, entrypoint) if use_srun else mpiexec_command(config, entrypoint)
+        job_id = uuid.uuid4().hex[:16]
+        self.workdir = tempfile.mkdtemp(prefix=f"dtrain-job-{job_id}-")
+        self.error_dir = os.path.join(self.workdir, "attempt_0")
+        os.makedirs(self.error_dir)
+        for name, data in (files or {}).items():
+            with open(os.path.join(self.workdir, name), "wb") as f:
+                f.write(data)
+        self._console = ConsoleServer(self.workdir, remote=bool(use_srun or config.hosts or config.hostfile))
+        # started from inside a rank of another job: that job's MPI and launcher variables stay out
+        env = {k: v for k, v in _job_env(config, job_id, self._console).items() if not k.startswith(_OUTER_JOB)}
+        env.update(extra_env or {}, DTRAIN_JOB_DIR=self.workdir, DTRAIN_ERROR_DIR=self.error_dir,
+                   DTRAIN_RESTART_COUNT="0", TORCHELASTIC_RESTART_COUNT="0")
+        self._closed = False
+        try:
+            self._attempt = _Attempt(cmd, env, self.error_dir, f"DTRAIN_JOB_ID={job_id}", self._console)
+        except BaseException:
+            self._console.close()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
+
+    def outcome(self):
+        """None while it runs, else "ok" or "failed" (see `failures()`)."""
+        return self._attempt.outcome()
+
+    def failures(self) -> list:
+        """The ranks' failures, first observed first (`errors.ProcessFailure`)."""
+        return read_failures(self.error_dir)
+
+    @property
+    def returncode(self):
+        return self._attempt.proc.returncode
+
+    def close(self):
+        """Stop every rank still running and remove the job's files."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._attempt.close()
+        finally:
+            self._console.close()
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def launch(config: LaunchConfig, entrypoint: list) -> int:
@@ -212,24 +308,10 @@ def launch(config: LaunchConfig, entrypoint: list) -> int:
     job_id = uuid.uuid4().hex[:16]
     marker = f"DTRAIN_JOB_ID={job_id}"
     workdir = tempfile.mkdtemp(prefix=f"dtrain-run-{job_id}-")
-    env = dict(os.environ)
-    for key in ("DTRAIN_LOG_DIR", "DTRAIN_RANKS_FILTER", "DTRAIN_CONSOLE_ADDR"):  # not from an enclosing job
-        env.pop(key, None)
-    env.update(
-        DTRAIN_JOB_ID=job_id,
-        TORCHELASTIC_MAX_RESTARTS=str(config.max_restarts),
-        MASTER_ADDR=config.master_addr or env.get("MASTER_ADDR") or _first_host(config),
-        MASTER_PORT=str(config.master_port or env.get("MASTER_PORT") or _free_port()),
-    )
-    if config.log_dir:
-        env["DTRAIN_LOG_DIR"] = os.path.abspath(config.log_dir)
-    if config.ranks_filter is not None:
-        env["DTRAIN_RANKS_FILTER"] = ",".join(str(r) for r in config.ranks_filter)
-
     deadline = time.monotonic() + config.timeout if config.timeout else None
     keep_workdir = False  # a job that ends failed keeps its error files: the report names them
     console = ConsoleServer(workdir, remote=bool(use_srun or config.hosts or config.hostfile))
-    env["DTRAIN_CONSOLE_ADDR"] = console.address
+    env = _job_env(config, job_id, console)
     try:
         with _StopSignals() as stop:
             for restart in range(config.max_restarts + 1):
