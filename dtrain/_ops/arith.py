@@ -4,6 +4,7 @@ import numbers
 import numpy as np
 
 from .. import _dtype
+from .._axpy import add_scaled
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
 from ..autograd.graph import Function
@@ -42,7 +43,7 @@ class Add(Function):
     def forward(ctx, a, b, alpha=1):
         ctx.shapes = a.shape, b.shape
         ctx.alpha = alpha
-        return a + b if alpha == 1 else a + b * alpha
+        return a + b if alpha == 1 else add_scaled(a, b, alpha)  # torch rounds a + alpha*b once
 
     def backward(ctx, g):
         sa, sb = ctx.shapes
@@ -56,7 +57,7 @@ class Sub(Function):
     def forward(ctx, a, b, alpha=1):
         ctx.shapes = a.shape, b.shape
         ctx.alpha = alpha
-        return a - b if alpha == 1 else a - b * alpha
+        return a - b if alpha == 1 else add_scaled(a, b, -alpha)
 
     def backward(ctx, g):
         sa, sb = ctx.shapes

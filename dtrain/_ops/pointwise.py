@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from .. import _dtype, _parallel
+from .._axpy import add_scaled
 from .._tensor import Tensor
 from ..autograd.graph import Function
 from ._util import cast, method, nondiff, out_copy, promote, to_float, unbroadcast
@@ -732,8 +733,29 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None, *, out=None):
 Tensor.nan_to_num_ = lambda self, nan=0.0, posinf=None, neginf=None: assign_(self, nan_to_num(self, nan, posinf, neginf))
 
 
+class Lerp(Function):
+    """input + weight*(end - input) for a number `weight`, by torch's two formulas: below 0.5 from `input`,
+    else end - (1 - weight)*(end - input), exact at both ends; each rounded once as torch's CPU kernel does."""
+
+    def forward(ctx, a, b, weight):
+        ctx.shapes, ctx.weight = (a.shape, b.shape), weight
+        d = b - a
+        if -0.5 < weight < 0.5:  # (this module's `abs` is the tensor op)
+            return add_scaled(a, d, weight)
+        return add_scaled(b, d, -(a.dtype.type(1) - a.dtype.type(weight)))  # 1 - weight in the tensors' dtype
+
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        w = ctx.weight
+        return (unbroadcast(g * (1 - w), sa) if ctx.needs_input_grad[0] else None,
+                unbroadcast(g * w, sb) if ctx.needs_input_grad[1] else None)
+
+
 @method()
 def lerp(input, end, weight):
+    if (not isinstance(weight, Tensor) and input.dtype is end.dtype and input._data.dtype.kind == "f"
+            and input.device == end.device):
+        return Lerp.apply(input, end, weight=float(weight))
     return input + weight * (end - input)
 
 

@@ -8,6 +8,9 @@ contiguous buffers: every op is elementwise, so both give the same bits.
 `tmp` / `tmp2` are optional scratch arrays shaped like `param`; passing them saves allocating temporaries
 (NumPy's elementwise ops are single-threaded, and each fresh large temporary costs page faults besides).
 """
+import numpy as np
+
+from .._axpy import axpy_, fusable
 from .._backend import xp_of
 
 
@@ -15,13 +18,28 @@ def _scratch(param, tmp):
     return tmp if tmp is not None else xp_of(param).empty_like(param)
 
 
+def _add_scaled_(xp, param, x, alpha, tmp):
+    """param.add_(x, alpha=alpha): rounded once as torch's CPU kernel does (see dtrain._axpy) where BLAS can,
+    else through a scratch product."""
+    if not axpy_(param, x, alpha):
+        param += xp.multiply(x, alpha, out=_scratch(param, tmp))
+
+
 def _decayed(xp, param, grad, weight_decay, maximize, tmp):
     """(g, negated): the gradient with L2 weight decay added; for `maximize` without decay the negation is
     left to the caller (`negated` True), which folds it into a subtraction instead of a pass over memory."""
     if weight_decay != 0:
-        g = xp.multiply(param, weight_decay, out=_scratch(param, tmp))
-        # torch: (-grad).add(param, alpha=wd); x - g equals (-g) + x exactly
-        (xp.subtract if maximize else xp.add)(g, grad, out=g)
+        g = _scratch(param, tmp)
+        # torch: grad.add(param, alpha=wd), or (-grad).add(param, alpha=wd) to maximize
+        if xp is np:
+            if maximize:
+                np.negative(grad, out=g)
+            else:
+                np.copyto(g, grad)
+            _add_scaled_(xp, g, param, weight_decay, None)
+        else:
+            xp.multiply(param, weight_decay, out=g)
+            (xp.subtract if maximize else xp.add)(g, grad, out=g)  # x - g equals (-g) + x exactly
         return g, False
     return grad, maximize
 
@@ -40,19 +58,21 @@ def sgd(param, grad, momentum_buffer, *, lr, weight_decay, momentum, dampening, 
         else:
             buf *= momentum
             if dampening != 0:
-                buf += g * (1 - dampening)
+                _add_scaled_(xp, buf, g, 1 - dampening, None)  # torch: buf.add_(g, alpha=1 - dampening)
             elif neg:
                 buf -= g
             else:
                 buf += g
         neg = False
         if nesterov:
-            d = buf * momentum
-            d += g
+            d = g.copy()  # torch: g.add(buf, alpha=momentum)
+            _add_scaled_(xp, d, buf, momentum, None)
             g = d
         else:
             g = buf
-    # torch: param.add_(d, alpha=-lr); p - lr*d is the same value
+    # torch: param.add_(d, alpha=-lr)
+    if axpy_(param, g, lr if neg else -lr):
+        return buf
     # a temporary of ours is overwritten; the gradient and the momentum buffer are not
     owned = g is not grad and g is not buf
     upd = xp.multiply(g, lr, out=g if owned else _scratch(param, tmp))
@@ -61,14 +81,29 @@ def sgd(param, grad, momentum_buffer, *, lr, weight_decay, momentum, dampening, 
 
 
 def _lerp_(xp, self, end, weight, tmp):
-    """self.lerp_(end, weight) with torch's formula (the branch on |weight| < 0.5 keeps it exact at the ends)."""
+    """self.lerp_(end, weight) with torch's formula (the branch on |weight| < 0.5 keeps it exact at the ends):
+    self + weight*(end - self), or end - (1 - weight)*(end - self), each product and sum rounded once as
+    torch's CPU kernel does, where BLAS can (see dtrain._axpy)."""
     d = xp.subtract(end, self, out=tmp)
     if abs(weight) < 0.5:
-        d *= weight
-        self += d
+        if not axpy_(self, d, weight):
+            d *= weight
+            self += d
     else:
-        d *= 1 - weight
-        xp.subtract(end, d, out=self)
+        if fusable(self, d) and fusable(self, end):
+            self[...] = end
+            axpy_(self, d, -(self.dtype.type(1) - self.dtype.type(weight)))  # torch: 1 - weight in self's dtype
+        else:
+            d *= 1 - weight
+            xp.subtract(end, d, out=self)
+
+
+def _addcdiv_(xp, self, t1, t2, value, tmp):
+    """self.addcdiv_(t1, t2, value=value) in torch's order: self + (value * t1) / t2. `tmp` is scratch that is
+    neither t2 nor self."""
+    q = xp.multiply(t1, value, out=tmp)
+    q /= t2
+    self += q
 
 
 def _addcmul_sq_(xp, self, g, value, tmp):
@@ -110,10 +145,7 @@ def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, amsgrad, bet
         denom = xp.sqrt(exp_avg_sq, out=tmp2)
     denom /= bias_correction2_sqrt
     denom += eps
-    # param.addcdiv_(exp_avg, denom, value=-step_size)
-    upd = xp.divide(exp_avg, denom, out=denom)
-    upd *= -step_size
-    param += upd
+    _addcdiv_(xp, param, exp_avg, denom, -step_size, _scratch(param, tmp))  # g, perhaps in tmp, is spent
 
 
 def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps, weight_decay, momentum,
@@ -141,12 +173,9 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, ep
         momentum_buffer *= momentum
         q = xp.divide(g, avg, out=avg)
         momentum_buffer += q
-        upd = xp.multiply(momentum_buffer, lr, out=avg)
-        param -= upd
+        _add_scaled_(xp, param, momentum_buffer, -lr, avg)
     else:
-        upd = xp.divide(g, avg, out=avg)
-        upd *= -lr
-        param += upd
+        _addcdiv_(xp, param, g, avg, -lr, _scratch(param, tmp) if g is grad else g)  # g is spent
 
 
 def adagrad(param, grad, state_sum, *, step, lr, weight_decay, lr_decay, eps, maximize, tmp=None, tmp2=None):
@@ -161,9 +190,7 @@ def adagrad(param, grad, state_sum, *, step, lr, weight_decay, lr_decay, eps, ma
     state_sum += sq
     std = xp.sqrt(state_sum, out=tmp2)
     std += eps
-    upd = xp.divide(g, std, out=std)
-    upd *= -clr
-    param += upd
+    _addcdiv_(xp, param, g, std, -clr, _scratch(param, tmp) if g is grad else g)  # g is spent
 
 
 def adadelta(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_decay, maximize, tmp=None, tmp2=None,
@@ -183,8 +210,7 @@ def adadelta(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_decay, 
     delta *= g
     acc_delta *= rho
     _addcmul_sq_(xp, acc_delta, delta, 1 - rho, std)
-    # torch: param.add_(delta, alpha=-lr)
-    param -= xp.multiply(delta, lr, out=std)
+    _add_scaled_(xp, param, delta, -lr, std)  # torch: param.add_(delta, alpha=-lr)
 
 
 def _adam_family_grad(xp, param, grad, lr, weight_decay, maximize, decoupled_weight_decay, tmp):
@@ -210,10 +236,7 @@ def adamax(param, grad, exp_avg, exp_inf, *, step, beta1, beta2, lr, weight_deca
     norm += eps
     xp.maximum(exp_inf, norm, out=exp_inf)
     clr = lr / (1 - beta1 ** step)
-    # param.addcdiv_(exp_avg, exp_inf, value=-clr)
-    upd = xp.divide(exp_avg, exp_inf, out=tmp2)
-    upd *= -clr
-    param += upd
+    _addcdiv_(xp, param, exp_avg, exp_inf, -clr, tmp2)
 
 
 def nadam(param, grad, exp_avg, exp_avg_sq, *, step, mu, mu_next, mu_product, beta1, beta2, lr, weight_decay,
@@ -228,13 +251,8 @@ def nadam(param, grad, exp_avg, exp_avg_sq, *, step, mu, mu_next, mu_product, be
     xp.sqrt(denom, out=denom)
     denom += eps
     mu_product_next = mu_product * mu_next
-    # param.addcdiv_(grad, denom, value=...); param.addcdiv_(exp_avg, denom, value=...)
-    upd = xp.divide(g, denom, out=tmp3)
-    upd *= -lr * (1.0 - mu) / (1.0 - mu_product)
-    param += upd
-    upd = xp.divide(exp_avg, denom, out=tmp3)
-    upd *= (-lr * mu_next) / (1.0 - mu_product_next)
-    param += upd
+    _addcdiv_(xp, param, g, denom, -lr * (1.0 - mu) / (1.0 - mu_product), tmp3)
+    _addcdiv_(xp, param, exp_avg, denom, (-lr * mu_next) / (1.0 - mu_product_next), tmp3)
 
 
 def radam(param, grad, exp_avg, exp_avg_sq, *, step, beta1, beta2, lr, weight_decay, eps, maximize,
@@ -296,8 +314,8 @@ def asgd(param, grad, ax, *, eta, mu, lambd, weight_decay, maximize, tmp=None):
     g, neg = _decayed(xp, param, grad, weight_decay, maximize, tmp)
     param *= 1 - lambd * eta
     # torch: param.add_(grad, alpha=-eta)
-    upd = xp.multiply(g, eta, out=_scratch(param, tmp))
-    (xp.add if neg else xp.subtract)(param, upd, out=param)
+    upd = _scratch(param, tmp)
+    _add_scaled_(xp, param, g, eta if neg else -eta, upd)
     if mu != 1:
         # ax.add_(param.sub(ax).mul_(mu))
         d = xp.subtract(param, ax, out=upd)
