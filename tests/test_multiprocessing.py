@@ -105,3 +105,30 @@ def test_namespace_is_torch_multiprocessing():
     import pickle
     back = pickle.loads(pickle.dumps(err))
     assert (back.error_index, back.error_pid, back.exit_code, str(back)) == (1, 42, 3, str(err))
+
+
+def _reduce_and_record(rank, world, path):
+    import dtrain
+    import dtrain.distributed as dist
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    t = dtrain.tensor([rank + 1.0])
+    dist.all_reduce(t)
+    with open(f"{path}.{rank}", "w") as f:
+        f.write(f"{t.item()} {dist.get_world_size()}")
+    dist.destroy_process_group()
+
+
+def test_spawn_from_a_test_module_and_of_a_closure(tmp_path):
+    """fn defined in an imported module (here: this test module, under pytest) goes by reference; a
+    closure, which torch's spawn cannot pickle, goes by value."""
+    import dtrain.multiprocessing as mp
+    out = str(tmp_path / "sum")
+    mp.spawn(_reduce_and_record, args=(3, out), nprocs=3)
+    assert [open(f"{out}.{r}").read() for r in range(3)] == ["6.0 3"] * 3
+    seen = str(tmp_path / "closure")
+
+    def record(i, suffix):
+        with open(f"{seen}.{i}", "w") as f:
+            f.write(suffix * (i + 1))
+    mp.spawn(record, args=("x",), nprocs=2)
+    assert [open(f"{seen}.{i}").read() for i in range(2)] == ["x", "xx"]
