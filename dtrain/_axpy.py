@@ -6,10 +6,56 @@ the tensor's dtype. Computing ``c*b`` and then the sum rounds twice, and differs
 of a few percent of the elements. BLAS's axpy is that fused multiply-add (OpenBLAS's kernels use FMA
 instructions), and it makes one pass over memory where the two-step form makes two.
 """
-import numpy as np
-from scipy.linalg import blas as _blas
+import ctypes
+import glob
+import os
 
-_AXPY = {np.dtype(np.float32): _blas.saxpy, np.dtype(np.float64): _blas.daxpy}
+import numpy as np
+
+
+def _numpy_blas():
+    """{dtype: axpy(n, alpha, x_ptr, incx, y_ptr, incy)} from the BLAS NumPy itself loaded, or None.
+
+    NumPy's wheels bundle an ILP64 OpenBLAS whose CBLAS symbols carry a ``64_`` suffix. Calling NumPy's
+    library, not SciPy's own copy, matters: each OpenBLAS keeps a pool of threads that spin for a while
+    after every threaded call, and two pools on the same cores slowed a one-process training step 5x."""
+    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(libs, "*openblas*"))):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_cblas_", "cblas_"):
+            try:
+                fns = {np.dtype(np.float32): (getattr(lib, prefix + "saxpy64_"), ctypes.c_float),
+                       np.dtype(np.float64): (getattr(lib, prefix + "daxpy64_"), ctypes.c_double)}
+            except AttributeError:
+                continue
+            for fn, real in fns.values():
+                fn.restype = None
+                fn.argtypes = [ctypes.c_int64, real, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+                               ctypes.c_int64]
+            return {dt: fn for dt, (fn, _) in fns.items()}
+    return None
+
+
+def _scipy_blas():
+    """SciPy's axpy, in pieces below OpenBLAS's threading threshold so that its thread pool never wakes."""
+    from scipy.linalg import blas
+
+    def piecewise(axpy):
+        def run(n, alpha, x, y):
+            for i in range(0, n, _PIECE):
+                done = axpy(x[i:i + _PIECE], y[i:i + _PIECE], a=alpha)
+                if not np.shares_memory(done, y):  # scipy wrote a copy: never for these arrays
+                    y[i:i + _PIECE] = done
+        return run
+    return {np.dtype(np.float32): piecewise(blas.saxpy), np.dtype(np.float64): piecewise(blas.daxpy)}
+
+
+_PIECE = 8192
+_NUMPY_AXPY = _numpy_blas()
+_AXPY = _NUMPY_AXPY or _scipy_blas()
 
 
 def fusable(y, x):
@@ -23,10 +69,10 @@ def axpy_(y, x, alpha):
     if not fusable(y, x):
         return False
     if y.size:
-        flat = y.reshape(-1)
-        done = _AXPY[y.dtype](x.reshape(-1), flat, a=alpha)
-        if done is not flat and not np.shares_memory(done, flat):  # scipy wrote a copy: never for these arrays
-            flat[...] = done
+        if _NUMPY_AXPY is not None:
+            _NUMPY_AXPY[y.dtype](y.size, float(alpha), x.ctypes.data, 1, y.ctypes.data, 1)
+        else:
+            _AXPY[y.dtype](y.size, float(alpha), x.reshape(-1), y.reshape(-1))
     return True
 
 

@@ -102,3 +102,16 @@ def test_adaptive_steps_within_a_few_ulps_of_torch(name, kwargs):
     rules is torch's to the bit, so after six steps the parameters agree to a few float32 ulps."""
     got, want = _train(dtrain, name, kwargs, np.float32), _train(torch, name, kwargs, np.float32)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_scipy_fallback_gives_the_same_bits(monkeypatch):
+    """Where NumPy's own BLAS cannot be found, SciPy's axpy (in pieces that never wake its threads) is used."""
+    from dtrain import _axpy
+    monkeypatch.setattr(_axpy, "_NUMPY_AXPY", None)
+    monkeypatch.setattr(_axpy, "_AXPY", _axpy._scipy_blas())
+    for dtype in DTYPES:
+        a, b = _arrays(dtype, (3 * _axpy._PIECE + 17,), (3 * _axpy._PIECE + 17,), seed=4)
+        want = torch.from_numpy(a).add(torch.from_numpy(b), alpha=-0.37).numpy()
+        np.testing.assert_array_equal(_axpy.add_scaled(a, b, -0.37), want)
+        kwargs = SGD_CASES[3]
+        np.testing.assert_array_equal(_train(dtrain, "SGD", kwargs, dtype), _train(torch, "SGD", kwargs, dtype))
