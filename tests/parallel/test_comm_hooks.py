@@ -97,7 +97,11 @@ def seeded(fw, hook, names, buffer_order, batched):
     return run
 
 
-def train(fw, case, buffer_order):
+def _in_buffer_order(bucket):
+    return bucket.parameters()  # torch's GradBucket lists them in buffer order, and so does dtrain's
+
+
+def train(fw, case, buffer_order=_in_buffer_order):
     """Train the model under DDP with the case's hook; (flat parameters, the PowerSGD state or None)."""
     hooks = importlib.import_module(fw.__name__ + ".distributed.algorithms.ddp_comm_hooks")
     model = make_model(fw)
@@ -148,7 +152,7 @@ def _torch_main(out_path):
                                  world_size=1)
         results = {}
         for name, case in CASES.items():
-            params, state = train(torch, case, lambda bucket: bucket.parameters())
+            params, state = train(torch, case)
             results[name] = (params, state.compression_stats() if state is not None else None)
         tdist.destroy_process_group()
     with open(out_path, "wb") as f:
@@ -178,7 +182,7 @@ def torch_results(tmp_path_factory):
 @pytest.mark.parametrize("name", list(CASES))
 def test_hook_trains_like_torchs(world, torch_results, name):
     case = CASES[name]
-    params, state = train(dtrain, case, default_hooks._buffer_order)
+    params, state = train(dtrain, case)
     expected, expected_stats = torch_results[name]
     np.testing.assert_allclose(params, expected, rtol=case["tol"], atol=case["tol"])
     if state is not None:
@@ -193,17 +197,22 @@ def test_compressed_steps_change_the_gradients(world, torch_results):
         assert np.abs(torch_results[name][0] - plain).max() > 1e-8, name
 
 
-def test_gradient_views_are_the_buckets_gradients_in_buffer_order(world):
+def test_grad_bucket_gradients_are_views_of_its_buffer_in_parameter_order(world):
     dtrain.manual_seed(0)
     model = dtrain.nn.Sequential(dtrain.nn.Linear(3, 4), dtrain.nn.Linear(4, 2)).double()
     ddp = dtrain.nn.parallel.DistributedDataParallel(model)
     local = {}
 
     def hook(state, bucket):
-        views = default_hooks._gradient_views(bucket)
-        for p, v in zip(default_hooks._buffer_order(bucket), views):
-            local[id(p)] = v.copy()
-        assert sum(v.size for v in views) == bucket.buffer().numel()
+        grads, flat = bucket.gradients(), bucket.buffer().numpy()
+        assert [tuple(g.shape) for g in grads] == [tuple(p.shape) for p in bucket.parameters()]
+        offset = 0
+        for p, g in zip(bucket.parameters(), grads):
+            assert np.shares_memory(g.numpy(), flat)  # torch: views into the bucket, laid out in this order
+            np.testing.assert_array_equal(g.numpy().ravel(), flat[offset:offset + g.numel()])
+            offset += g.numel()
+            local[id(p)] = g.numpy().copy()
+        assert offset == bucket.buffer().numel()
         return default_hooks.allreduce_hook(None, bucket)
     ddp.register_comm_hook(None, hook)
     x = dtrain.randn(5, 3, dtype=dtrain.float64)
@@ -259,7 +268,7 @@ def test_state_validates_and_prints_like_torch():
 
 
 def test_state_pickles_without_its_group(world):
-    state = train(dtrain, CASES["powerSGD_rank1"], default_hooks._buffer_order)[1]
+    state = train(dtrain, CASES["powerSGD_rank1"])[1]
     state.process_group = object()  # not picklable: must be left out
     back = pickle.loads(pickle.dumps(state))
     assert back.process_group is dist.group.WORLD

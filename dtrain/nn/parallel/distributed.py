@@ -38,7 +38,8 @@ _FIRST_BUCKET_BYTES = 1024 * 1024  # torch's dist._DEFAULT_FIRST_BUCKET_BYTES
 
 
 class GradBucket:
-    """What a communication hook receives (torch.distributed.GradBucket)."""
+    """What a communication hook receives (torch.distributed.GradBucket): the flat buffer, and the parameters
+    in the order their gradients lie in it, with `gradients()` as views of the buffer."""
 
     def __init__(self, index, buffer, params, is_last):
         self._index, self._buffer, self._params, self._is_last = index, buffer, params, is_last
@@ -53,7 +54,12 @@ class GradBucket:
         return list(self._params)
 
     def gradients(self):
-        return [p.grad for p in self._params]
+        flat, out, o = self._buffer._data, [], 0
+        for p in self._params:
+            n = p.numel()
+            out.append(_wrap(flat[o:o + n].reshape(p._data.shape), self._buffer._device))
+            o += n
+        return out
 
     def is_last(self):
         return self._is_last
@@ -352,7 +358,8 @@ class DistributedDataParallel(Module, Joinable):
         b.launched = True
         buf = _wrap(b.flat, b.device)
         if self._comm_hook is not None:
-            gb = GradBucket(b.index, buf, b.params, b.index == len(self._buckets) - 1)
+            # b.params run backwards through the buffer (the order their gradients arrive in)
+            gb = GradBucket(b.index, buf, b.params[::-1], b.index == len(self._buckets) - 1)
             b.future = self._comm_hook(self._comm_state, gb)
             return
         if self._world > 1:

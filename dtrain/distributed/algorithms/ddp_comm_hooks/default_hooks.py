@@ -13,6 +13,7 @@ from .... import distributed as dist
 from ...._dtype import _bf16, bfloat16, float16
 from ...._tensor import _wrap
 from ....futures import Future
+from ....nn.parallel.distributed import GradBucket
 
 __all__ = ["allreduce_hook", "fp16_compress_hook", "bf16_compress_hook", "fp16_compress_wrapper",
            "bf16_compress_wrapper"]
@@ -123,54 +124,21 @@ def bf16_compress_hook(process_group: dist.ProcessGroup, bucket: dist.GradBucket
     return _compress_hook(bfloat16, process_group, bucket)
 
 
-class _CastBucket:
+class _CastBucket(GradBucket):
     """The bucket a compress wrapper hands its hook: the same index and parameters, the buffer a compressed
     copy. torch's wrappers swap the bucket's buffer with `set_buffer`; dtrain's GradBucket.set_buffer copies
     into the buffer DDP reduces (its dtype cannot change), so the wrapped hook gets this instead."""
 
     def __init__(self, bucket, buffer):
-        self._bucket, self._buffer = bucket, buffer
-
-    def index(self):
-        return self._bucket.index()
-
-    def is_last(self):
-        return self._bucket.is_last()
-
-    def parameters(self):
-        return self._bucket.parameters()
-
-    def buffer(self):
-        return self._buffer
+        super().__init__(bucket.index(), buffer, bucket.parameters(), bucket.is_last())
 
     def set_buffer(self, buffer):
         self._buffer = buffer
 
-    def gradients(self):
-        return [_wrap(v, self._buffer._device) for v in _gradient_views(self)]
-
-
-def _buffer_order(bucket):
-    """The bucket's parameters in the order their gradients lie in its buffer (torch's GradBucket order).
-    dtrain's DDP lays a bucket's buffer out in registration order while its GradBucket lists the parameters
-    in the order they joined the bucket, last registered first."""
-    if isinstance(bucket, _CastBucket):
-        return _buffer_order(bucket._bucket)
-    return bucket.parameters()[::-1]
-
 
 def _gradient_views(bucket):
-    """Each parameter's gradient as a view of the bucket's buffer array, in buffer order (what torch's
-    GradBucket.gradients() returns; dtrain's returns `.grad`, which need not lie in the buffer)."""
-    flat = bucket.buffer()._data
-    views, o = [], 0
-    for p in _buffer_order(bucket):
-        n = p.numel()
-        views.append(flat[o:o + n].reshape(p._data.shape))
-        o += n
-    if o != flat.size:
-        raise RuntimeError(f"bucket {bucket.index()}: its parameters hold {o} elements, its buffer {flat.size}")
-    return views
+    """Each parameter's gradient as a view of the bucket's buffer array, in buffer order."""
+    return [g._data for g in bucket.gradients()]
 
 
 def _compress_wrapper(dtype, hook):
