@@ -181,6 +181,18 @@ def _start_error_feedback(state, index, data, device):
     return data.copy()
 
 
+def _begin(state, bucket):
+    """(group, world size, the bucket's buffer, a Future or None): the Future of a vanilla all-reduce for the
+    first `state.start_powerSGD_iter` iterations, after which it is None and the hook compresses."""
+    group = _group(state)
+    input_tensor = bucket.buffer()
+    vanilla = None
+    if state.iter < state.start_powerSGD_iter:
+        state.maybe_increase_iter(bucket)
+        vanilla = default._allreduce_fut(group, input_tensor)
+    return group, dist.get_world_size(group), input_tensor, vanilla
+
+
 def powerSGD_hook(state: PowerSGDState, bucket: dist.GradBucket) -> Future:
     """Compress each gradient matrix of the bucket to rank `state.matrix_approximation_rank` (PowerSGD).
 
@@ -188,13 +200,9 @@ def powerSGD_hook(state: PowerSGDState, bucket: dist.GradBucket) -> Future:
     message. The matrices: P = M Q (Q random and orthogonalised, or the last step's with warm start) is
     summed and orthogonalised, Q = M^T P summed, M = P Q^T / world. All Ps go in one message, all Qs in
     another. Vanilla all-reduce for the first `state.start_powerSGD_iter` iterations."""
-    group = _group(state)
-    world = dist.get_world_size(group)
-    input_tensor = bucket.buffer()
-    if state.iter < state.start_powerSGD_iter:
-        state.maybe_increase_iter(bucket)
-        return default._allreduce_fut(group, input_tensor)
-
+    group, world, input_tensor, vanilla = _begin(state, bucket)
+    if vanilla is not None:
+        return vanilla
     device, dtype, data = input_tensor._device, input_tensor.dtype, input_tensor._data
     xp = device.xp
     index = bucket.index()
@@ -298,13 +306,9 @@ def batched_powerSGD_hook(state: PowerSGDState, bucket: dist.GradBucket) -> Futu
     Faster than `powerSGD_hook`, and usually much less accurate unless the rank is 1. Vanilla all-reduce
     for the first `state.start_powerSGD_iter` iterations. (torch 2.13's version trips its own shape assertion
     on the first compressed step; this one treats the square as a batch of one and runs.)"""
-    group = _group(state)
-    world = dist.get_world_size(group)
-    input_tensor = bucket.buffer()
-    if state.iter < state.start_powerSGD_iter:
-        state.maybe_increase_iter(bucket)
-        return default._allreduce_fut(group, input_tensor)
-
+    group, world, input_tensor, vanilla = _begin(state, bucket)
+    if vanilla is not None:
+        return vanilla
     device, dtype, data = input_tensor._device, input_tensor.dtype, input_tensor._data
     xp = device.xp
     total_length = data.size
