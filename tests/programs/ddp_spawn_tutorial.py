@@ -13,6 +13,12 @@ import torch.optim as optim
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 
+def say(line):
+    # the processes share one pipe: a line goes out in one write, so lines of two processes never mix
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def setup(rank, world_size):
     os.environ["MASTER_ADDR"] = "localhost"
     os.environ.setdefault("MASTER_PORT", "12355")  # the tests choose a free one
@@ -55,8 +61,8 @@ def demo_basic(rank, world_size, steps):
     first = total.clone()
     dist.broadcast(first, 0)
     if rank == 0:
-        print("FRAMEWORK", torch.__name__, flush=True)
-    print(f"RANK {rank} CHECKSUM {total.item():.9f} SAME {bool(first.item() == total.item())}", flush=True)
+        say(f"FRAMEWORK {torch.__name__}")
+    say(f"RANK {rank} CHECKSUM {total.item():.9f} SAME {bool(first.item() == total.item())}")
     cleanup()
 
 
