@@ -1,6 +1,7 @@
 """Adamax: Adam with the infinity norm in place of the second moment."""
 from .. import zeros_like
 from . import _functional
+from .adam import _check_adam_args
 from .optimizer import Optimizer, _step_tensor
 
 __all__ = ["Adamax", "adamax"]
@@ -29,20 +30,6 @@ class Adamax(Optimizer):
         _functional.adamax(param, grad, state["exp_avg"], state["exp_inf"], step=step, beta1=beta1, beta2=beta2,
                            lr=group["lr"], weight_decay=group["weight_decay"], eps=group["eps"],
                            maximize=group["maximize"], tmp=tmps[0], tmp2=tmps[1])
-
-
-def _check_adam_args(lr, betas, eps, weight_decay):
-    """torch's argument checks shared by Adamax, NAdam and RAdam (same messages, same order)."""
-    if not 0.0 <= lr:
-        raise ValueError(f"Invalid learning rate: {lr}")
-    if not 0.0 <= eps:
-        raise ValueError(f"Invalid epsilon value: {eps}")
-    if not 0.0 <= betas[0] < 1.0:
-        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-    if not 0.0 <= betas[1] < 1.0:
-        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-    if not 0.0 <= weight_decay:
-        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
 
 
 adamax = _functional.adamax

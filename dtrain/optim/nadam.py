@@ -1,7 +1,7 @@
 """NAdam (Adam with Nesterov momentum) and RAdam (Adam with a rectified variance)."""
 from .. import zeros_like
 from . import _functional
-from .adamax import _check_adam_args
+from .adam import _check_adam_args
 from .optimizer import Optimizer, _step_tensor
 
 __all__ = ["NAdam", "RAdam", "nadam", "radam"]
