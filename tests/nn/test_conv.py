@@ -128,6 +128,11 @@ def test_unfold_fold(device):
 ])
 @pytest.mark.parametrize("kw", [{}, {"stride": 2, "padding": 1, "bias": False}, {"groups": 1, "dilation": 2}])
 def test_modules(device, cls, args, shape, kw):
+    check_conv_module(device, cls, args, kw, shape)
+
+
+def check_conv_module(device, cls, args, kw, shape):
+    """torch's and dtrain's `cls(*args, **kw)`: same repr, parameter names and shapes, outputs and gradients."""
     torch.manual_seed(0)
     t = getattr(torch.nn, cls)(*args, **kw).double()
     d = getattr(dtrain.nn, cls)(*args, **kw).double()

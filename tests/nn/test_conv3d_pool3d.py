@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import check, check_raises
-from test_conv import module_check
+from test_conv import check_conv_module, module_check
 
 import dtrain
 
@@ -69,13 +69,7 @@ def test_conv_transpose3d_unbatched(device):
     ("ConvTranspose3d", (2, 3, 3), {"dilation": 2, "stride": (1, 2, 1)}, (1, 2, 3, 3, 3)),
 ])
 def test_conv_modules(device, cls, args, kw, shape):
-    torch.manual_seed(0)
-    t = getattr(torch.nn, cls)(*args, **kw).double()
-    d = getattr(dtrain.nn, cls)(*args, **kw).double()
-    assert repr(d) == repr(t)
-    for (n, p), (tn, tp) in zip(d.named_parameters(), t.named_parameters()):
-        assert n == tn and tuple(p.shape) == tuple(tp.shape)
-    module_check(t, d, shape, device=device)
+    check_conv_module(device, cls, args, kw, shape)
 
 
 def test_conv_transpose3d_output_size(device):

@@ -5,7 +5,8 @@ import copy
 import numpy as np
 import pytest
 import torch
-from test_optim import _np, _params, _problem, _run_steps  # the same problem and stepping loop
+from test_optim import (_check_blockwise_equals_one_call, _check_state_dict_cross_loading, _np,  # shared
+                        _TOL, _params, _problem, _run_steps, _to_dtrain, _to_torch, _torch_error)
 
 import dtrain
 
@@ -29,7 +30,6 @@ CASES = [
     ("ASGD", dict(lr=0.02, t0=3, maximize=True)),
 ]
 _ids = [f"{n}-" + ",".join(f"{k}={v}" for k, v in kw.items()) for n, kw in CASES]
-_TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
 
 
 def _n_steps(kw):
@@ -73,80 +73,12 @@ def test_flat_path_equals_per_parameter_path_bitwise(name, kw, device):
 
 @pytest.mark.parametrize("name,kw", CASES, ids=_ids)
 def test_blockwise_flat_update_equals_one_call_bitwise(name, kw, device, monkeypatch):
-    from dtrain.optim import optimizer
-    x, y, init = _problem(np.float32, seed=2)
-    runs = []
-    for block in (1 << 40, 5):
-        monkeypatch.setattr(optimizer, "_BLOCK", block)
-        ps = _params(dtrain, init, device)
-        runs.append(_run_steps(dtrain, getattr(dtrain.optim, name)(ps, **kw), ps, x, y, 12))
-    for sa, sb in zip(*runs):
-        for pa, pb in zip(sa, sb):
-            np.testing.assert_array_equal(pa, pb)
-
-
-def _to_dtrain(v, device):
-    if isinstance(v, torch.Tensor):
-        return dtrain.tensor(v.detach().numpy().copy(), device=device)
-    if isinstance(v, dict):
-        return {k: _to_dtrain(w, device) for k, w in v.items()}
-    if isinstance(v, list):
-        return [_to_dtrain(w, device) for w in v]
-    return v
-
-
-def _to_torch(v):
-    if isinstance(v, dtrain.Tensor):
-        return torch.from_numpy(np.array(dtrain._backend.to_numpy(v._data)))
-    if isinstance(v, dict):
-        return {k: _to_torch(w) for k, w in v.items()}
-    if isinstance(v, list):
-        return [_to_torch(w) for w in v]
-    return v
-
-
-def _assert_same_structure(d, t, rtol=1e-5):
-    assert list(d["param_groups"][0]) == list(t["param_groups"][0])
-    assert d["param_groups"] == t["param_groups"]
-    assert list(d["state"]) == list(t["state"])
-    for i in t["state"]:
-        assert list(d["state"][i]) == list(t["state"][i])
-        for k, v in t["state"][i].items():
-            w = d["state"][i][k]
-            if not isinstance(v, torch.Tensor):
-                assert not isinstance(w, dtrain.Tensor), k
-                continue
-            assert isinstance(w, dtrain.Tensor)
-            assert w.dtype.name == str(v.dtype).replace("torch.", ""), k
-            assert tuple(w.shape) == tuple(v.shape), k
-            scale = float(np.abs(v.numpy()).max()) if v.numel() else 0.0
-            np.testing.assert_allclose(_np(w), v.numpy(), rtol=rtol, atol=rtol * scale + 1e-6, err_msg=k)
+    _check_blockwise_equals_one_call(name, kw, device, monkeypatch)
 
 
 @pytest.mark.parametrize("name,kw", CASES, ids=_ids)
 def test_state_dict_structure_and_cross_loading(name, kw, device):
-    x, y, init = _problem(np.float32)
-    tp, dp = _params(torch, init), _params(dtrain, init, device)
-    groups = lambda ps: [{"params": ps[:2]}, {"params": ps[2:], "lr": kw["lr"] / 2}]  # noqa: E731
-    topt, dopt = getattr(torch.optim, name)(groups(tp), **kw), getattr(dtrain.optim, name)(groups(dp), **kw)
-    _assert_same_structure(dopt.state_dict(), topt.state_dict())
-    _run_steps(torch, topt, tp, x, y, 5)
-    _run_steps(dtrain, dopt, dp, x, y, 5)
-    _assert_same_structure(dopt.state_dict(), topt.state_dict())
-
-    dp2 = _params(dtrain, [t.detach().numpy() for t in tp], device)
-    dopt2 = getattr(dtrain.optim, name)(groups(dp2), **kw)
-    dopt2.load_state_dict(_to_dtrain(topt.state_dict(), device))
-    tp2 = [torch.tensor(_np(p), requires_grad=True) for p in dp]
-    topt2 = getattr(torch.optim, name)(groups(tp2), **kw)
-    topt2.load_state_dict(_to_torch(dopt.state_dict()))
-    t = _run_steps(torch, topt, tp, x, y, 10)
-    d2 = _run_steps(dtrain, dopt2, dp2, x, y, 10)
-    t2 = _run_steps(torch, topt2, tp2, x, y, 10)
-    for a, b, e in zip(d2[-1], t2[-1], t[-1]):
-        np.testing.assert_allclose(a, e, rtol=2e-5, atol=2e-6)
-        np.testing.assert_allclose(b, e, rtol=2e-5, atol=2e-6)
-    _assert_same_structure(dopt2.state_dict(), topt.state_dict())
+    _check_state_dict_cross_loading(name, kw, device)
 
 
 @pytest.mark.parametrize("name", ["Adamax", "NAdam", "RAdam", "Rprop", "ASGD"])
@@ -174,14 +106,6 @@ def test_nadam_mu_product_is_float32_like_torch(device):
     _run_steps(dtrain, dopt, dp, x, y, 30)
     assert dopt.state[dp[0]]["mu_product"].dtype is dtrain.float32
     assert float(dopt.state[dp[0]]["mu_product"]) == float(topt.state[tp[0]]["mu_product"])
-
-
-def _torch_error(fn):
-    try:
-        fn()
-    except Exception as e:  # noqa: BLE001
-        return type(e), str(e)
-    return None
 
 
 @pytest.mark.parametrize("name,kw", [

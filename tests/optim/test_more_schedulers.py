@@ -5,6 +5,7 @@ import warnings
 
 import pytest
 import torch
+from test_optim import _torch_error  # the error (type, message) a call raises, or None
 
 import dtrain
 
@@ -141,14 +142,6 @@ def test_polynomial_closed_form_equals_torch():
                 sched.step(e)
                 out.append(list(sched.get_last_lr()))
     assert out[:5] == out[5:]
-
-
-def _torch_error(fn):
-    try:
-        fn()
-    except Exception as e:  # noqa: BLE001
-        return type(e), str(e)
-    return None
 
 
 @pytest.mark.parametrize("make", [
