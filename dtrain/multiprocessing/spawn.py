@@ -149,7 +149,7 @@ def _exception(failures, trace, launcher_code):
                                   error_pid=root.pid, exit_code=code)
 
 
-def _payload(fn, args, start_method):
+def _payload(fn, args):
     """The bytes each process reads: how to rebuild the caller's main module, then (fn, args)."""
     preparation = _mp_spawn.get_preparation_data("dtrain-spawn")  # raises in an unguarded re-import of main
     preparation["start_method"] = "spawn"
@@ -173,7 +173,7 @@ def start_processes(fn, args=(), nprocs=1, join=True, daemon=False, start_method
     if nprocs < 1:
         raise ValueError(f"nprocs must be at least 1, got {nprocs}")
     from dtrain_launcher.api import Job, LaunchConfig
-    payload = _payload(fn, args, start_method)
+    payload = _payload(fn, args)
     job = Job(LaunchConfig(nproc=nprocs), ["-m", "dtrain.multiprocessing._child"],
               extra_env={"DTRAIN_PREFIX_OUTPUT": "0"}, files={"payload": payload})
     context = ProcessContext(job, nprocs)

@@ -236,7 +236,7 @@ def _job_env(config, job_id, console):
     return env
 
 
-_OUTER_JOB = ("PMI_", "PMIX_", "MPI_LOCAL", "OMPI_", "HYDRA_", "DTRAIN_ERROR_DIR", "DTRAIN_JOB_DIR")
+_OUTER_JOB = ("PMI_", "PMIX_", "MPI_LOCAL", "OMPI_", "HYDRA_")  # the DTRAIN_ ones are set anew
 
 
 class Job:

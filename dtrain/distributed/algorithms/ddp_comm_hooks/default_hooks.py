@@ -136,11 +136,6 @@ class _CastBucket(GradBucket):
         self._buffer = buffer
 
 
-def _gradient_views(bucket):
-    """Each parameter's gradient as a view of the bucket's buffer array, in buffer order."""
-    return [g._data for g in bucket.gradients()]
-
-
 def _compress_wrapper(dtype, hook):
     def wrapper_hook(hook_state, bucket):
         buffer = bucket.buffer()

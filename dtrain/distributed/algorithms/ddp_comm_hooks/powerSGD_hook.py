@@ -211,7 +211,8 @@ def powerSGD_hook(state: PowerSGDState, bucket: dist.GradBucket) -> Future:
     # I. split the gradients: matrices worth compressing, and the rest
     to_compress, uncompressed = [], []
     total_ps = total_qs = 0
-    for tensor in default._gradient_views(bucket):
+    for grad in bucket.gradients():  # views of the buffer, in its order
+        tensor = grad._data
         matrix = tensor.reshape(tensor.shape[0], -1)
         n, m = matrix.shape
         rank = min(n, m, state.matrix_approximation_rank)
