@@ -175,3 +175,24 @@ def test_without_tensorboard_the_import_fails_with_torchs_text():
             "except ImportError as e:\n    print('ImportError:', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert "ImportError: TensorBoard logging requires TensorBoard version 1.15 or above" in out
+
+
+_RUN = os.path.join(os.path.dirname(sys.executable), "dtrain-run")
+
+
+@pytest.mark.skipif(not os.access(_RUN, os.X_OK), reason="needs the dtrain-run console script")
+def test_under_dtrain_run_one_event_file_and_rank_1_is_warned(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import os, sys\n"
+        "from dtrain.utils.tensorboard import SummaryWriter\n"
+        "with SummaryWriter(sys.argv[1]) as w:\n"
+        "    for step in range(3):\n"
+        "        w.add_scalar('loss', float(os.environ['RANK']) + step, step)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "OMP_NUM_THREADS")}
+    p = subprocess.run([_RUN, "-n", "2", str(script), str(tmp_path / "log")], capture_output=True, text=True,
+                       timeout=180, env=env)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert len([f for f in os.listdir(tmp_path / "log") if f.startswith("events.out.tfevents")]) == 1
+    assert [e.value for e in _read(tmp_path / "log").Scalars("loss")] == [0.0, 1.0, 2.0]  # rank 0's values
+    assert "rank 1: only rank 0 writes" in p.stdout + p.stderr
