@@ -210,7 +210,8 @@ class record_function(ContextDecorator):
 
 _UNRECORDED = {"profile_memory": "memory", "with_stack": "stacks", "with_flops": "FLOPs",
                "with_modules": "module hierarchy", "experimental_config": "experimental_config",
-               "execution_trace_observer": "execution traces", "acc_events": "acc_events"}
+               "execution_trace_observer": "execution traces", "acc_events": "events across cycles",
+               "custom_trace_id_callback": "trace ids", "post_processing_timeout_s": "post-processing (nothing to time out)"}
 
 
 class profile:
@@ -226,7 +227,9 @@ class profile:
                  custom_trace_id_callback=None, post_processing_timeout_s=None):
         asked = dict(profile_memory=profile_memory, with_stack=with_stack, with_flops=with_flops,
                      with_modules=with_modules, experimental_config=experimental_config,
-                     execution_trace_observer=execution_trace_observer, acc_events=acc_events)
+                     execution_trace_observer=execution_trace_observer, acc_events=acc_events,
+                     custom_trace_id_callback=custom_trace_id_callback,
+                     post_processing_timeout_s=post_processing_timeout_s)
         for k, v in asked.items():
             if v:
                 warnings.warn(f"dtrain's profiler records no {_UNRECORDED[k]} ({k}={v!r} has no effect)",
@@ -248,7 +251,6 @@ class profile:
         self.schedule = schedule if schedule is not None else _default_schedule
         self.on_trace_ready = on_trace_ready
         self.record_shapes = record_shapes
-        self.custom_trace_id_callback = custom_trace_id_callback
         self.step_num = 0
         self.current_action = None
         self._rec = None  # the recorder of the cycle being recorded
