@@ -108,17 +108,19 @@ def test_schedule_acts_on_the_same_steps_as_torch(kw):
     assert [d(s).name for s in range(40)] == [t(s).name for s in range(40)]
 
 
+@pytest.mark.parametrize("acc", [False, True])
 @pytest.mark.parametrize("kw,steps", [(dict(wait=1, warmup=1, active=2, repeat=1), 6),
                                       (dict(wait=0, warmup=1, active=2, repeat=2), 7),
                                       (dict(wait=1, warmup=1, active=2), 5)])
-def test_on_trace_ready_gets_the_same_cycles_as_torch(kw, steps):
+def test_on_trace_ready_gets_the_same_cycles_as_torch(kw, steps, acc):
     def cycles(m):
         seen = []
 
         def ready(p):
             seen.append((p.step_num, {e.key: e.count for e in p.key_averages()}.get("model_inference"),
                          {e.key: e.count for e in p.key_averages()}.get("ProfilerStep*")))
-        _run(m, dict(schedule=m.profiler.schedule(**kw), on_trace_ready=ready), steps=steps, call_step=True)
+        _run(m, dict(schedule=m.profiler.schedule(**kw), on_trace_ready=ready, acc_events=acc), steps=steps,
+             call_step=True)
         return seen
     assert cycles(dtrain) == cycles(torch)
 

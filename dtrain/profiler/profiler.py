@@ -210,7 +210,7 @@ class record_function(ContextDecorator):
 
 _UNRECORDED = {"profile_memory": "memory", "with_stack": "stacks", "with_flops": "FLOPs",
                "with_modules": "module hierarchy", "experimental_config": "experimental_config",
-               "execution_trace_observer": "execution traces", "acc_events": "events across cycles",
+               "execution_trace_observer": "execution traces",
                "custom_trace_id_callback": "trace ids", "post_processing_timeout_s": "post-processing (nothing to time out)"}
 
 
@@ -227,7 +227,7 @@ class profile:
                  custom_trace_id_callback=None, post_processing_timeout_s=None):
         asked = dict(profile_memory=profile_memory, with_stack=with_stack, with_flops=with_flops,
                      with_modules=with_modules, experimental_config=experimental_config,
-                     execution_trace_observer=execution_trace_observer, acc_events=acc_events,
+                     execution_trace_observer=execution_trace_observer,
                      custom_trace_id_callback=custom_trace_id_callback,
                      post_processing_timeout_s=post_processing_timeout_s)
         for k, v in asked.items():
@@ -251,6 +251,7 @@ class profile:
         self.schedule = schedule if schedule is not None else _default_schedule
         self.on_trace_ready = on_trace_ready
         self.record_shapes = record_shapes
+        self.acc_events = acc_events  # keep the events of earlier cycles (else each cycle starts empty)
         self.step_num = 0
         self.current_action = None
         self._rec = None  # the recorder of the cycle being recorded
@@ -272,7 +273,10 @@ class profile:
         rec, self._rec = self._rec, None
         _active = None
         _graph._profiler_hook = None
-        self._events = EventList(rec.events(), use_device=self.use_device, pid=os.getpid(), wall0_us=rec.wall0_us)
+        events = rec.events()
+        if self.acc_events and self._events is not None:
+            events = list(self._events) + events
+        self._events = EventList(events, use_device=self.use_device, pid=os.getpid(), wall0_us=rec.wall0_us)
 
     def _open_step_range(self):
         if self._rec is not None:
