@@ -167,7 +167,8 @@ def compiled_with_cxx11_abi():
 # Subpackages and a few top-level names load on first use: `import dtrain` stays fast, and torch code that
 # touches `dtrain.nn`, `dtrain.save` or `dtrain.distributed` gets them all the same.
 _LAZY_MODULES = {"nn", "optim", "utils", "distributed", "amp", "backends", "testing", "futures", "serialization", "cpu",
-                 "linalg", "special", "fft", "func", "multiprocessing"}
+                 "linalg", "special", "fft", "func", "multiprocessing", "version", "accelerator", "onnx", "compiler",
+                 "profiler", "_dynamo"}
 _LAZY_ATTRS = {"save": "serialization", "load": "serialization", "compile": "_compile", "autocast": "amp",
                "FloatTensor": "_legacy", "DoubleTensor": "_legacy", "LongTensor": "_legacy", "IntTensor": "_legacy",
                "BoolTensor": "_legacy", "HalfTensor": "_legacy", "ByteTensor": "_legacy", "CharTensor": "_legacy",

@@ -57,6 +57,8 @@ def _full_index(xp, idx, dim):
 @method()
 def gather(input, dim, index, *, sparse_grad=False, out=None):
     _check_index(index, "gather")
+    if input.ndim <= 1 and (index.ndim == 0 or input.ndim == 0):  # as in _scatter; the result has index's shape
+        return out_copy(gather(_one_dim(input), dim, _one_dim(index)).reshape(index.shape), out)
     d = wrap_dim(dim, input.ndim)
     if index.ndim != input.ndim:
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
@@ -116,8 +118,18 @@ class Scatter(Function):
         return gx, gs, None
 
 
+def _one_dim(t):
+    # torch checks gather/scatter shapes with at least one dimension (ensure_nonempty_dim): on a tensor of one
+    # or zero dims, a 0-dim index or src is one element (the official FashionMNIST one-hot is
+    # `zeros(10).scatter_(0, tensor(y), value=1)`)
+    return t.reshape(1) if isinstance(t, Tensor) and t.ndim == 0 else t
+
+
 def _scatter(input, dim, index, src, reduce):
     _check_index(index, "scatter")
+    if input.ndim <= 1 and 0 in (input.ndim, index.ndim, getattr(src, "ndim", 1)):
+        out = _scatter(_one_dim(input), dim, _one_dim(index), _one_dim(src), reduce)
+        return out.reshape(()) if input.ndim == 0 else out
     d = wrap_dim(dim, input.ndim)
     _check_scatter_shapes(input, d, index, src)
     scalar = not isinstance(src, Tensor)

@@ -8,7 +8,7 @@ from ..parameter import Parameter, UninitializedParameter
 from .lazy import LazyModuleMixin
 from .module import Module
 
-__all__ = ["Identity", "Linear", "LazyLinear", "Bilinear"]
+__all__ = ["Identity", "Linear", "LazyLinear", "Bilinear"]  # and NonDynamicallyQuantizableLinear, not in torch.nn either
 
 
 class Identity(Module):
@@ -48,6 +48,10 @@ class Linear(Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class NonDynamicallyQuantizableLinear(Linear):
+    """The class torch uses for MultiheadAttention.out_proj (same as Linear; kept for the printed form)."""
 
 
 class LazyLinear(LazyModuleMixin, Linear):

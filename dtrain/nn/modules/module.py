@@ -557,6 +557,12 @@ class Module:
     def _call_impl(self, *args, **kwargs):
         return self.__call__(*args, **kwargs)
 
+    def compile(self, *args, **kwargs) -> None:
+        """Compile this module's __call__ in place (torch.compile's arguments): the arguments are checked as
+        torch.compile checks them; the module keeps running eagerly, its state_dict keys unchanged as in torch."""
+        from ..._compile import compile
+        compile(self._call_impl, *args, **kwargs)
+
     def _call_with_hooks(self, args, kwargs):
         pre = list(_global_forward_pre_hooks.items()) + list(self._forward_pre_hooks.items())
         for key, hook in pre:
