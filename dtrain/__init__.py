@@ -5,6 +5,10 @@ __version__ = "0.1.0"
 
 import builtins
 
+from . import _launch_env
+
+_launch_env.export()  # RANK & co. under a plain srun/mpiexec too, before the script reads them
+
 from . import _dtype
 from ._dtype import (bfloat16, bool, cdouble, cfloat, complex64, complex128, double, dtype, finfo, float, float16,
                      float32, float64, get_default_dtype, half, iinfo, int, int8, int16, int32, int64, long,

@@ -3,14 +3,28 @@
     python examples/char_gpt.py                       # one process
     dtrain-run -n 2 examples/char_gpt.py              # data-parallel on 2 ranks (DDP)
     python examples/char_gpt.py --resume              # continue from the last checkpoint
+    sbatch slurm/one_node.sbatch examples/char_gpt.py # on SLURM: preemption-ready, see below
 
 Every `--ckpt-every` steps rank 0 writes a checkpoint (model, optimizer, step, RNG state); `--resume` picks it
 up and training continues where it stopped. The model follows nanoGPT: pre-norm blocks of causal
-self-attention and an MLP, learned position embeddings, weight-tied head."""
-import argparse
-import math
+self-attention and an MLP, learned position embeddings, weight-tied head.
+
+Inside a SLURM job the script is preemption-ready without options: SLURM's warning signal (USR1, which the
+batch templates ask for 90 s before the time limit) makes every rank stop at the same step, rank 0 saves a
+checkpoint and asks for a requeue, and the requeued run resumes from it."""
 import os
-import time
+
+if os.environ.get("SLURM_JOB_ID"):
+    from dtrain_launcher import slurm
+
+    # first thing: USR1 kills a process that has no handler yet, and MPICH's MPI_Init would swallow it
+    preempt = slurm.PreemptionFlag()
+else:
+    slurm = preempt = None
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
 
 import numpy as np
 from tqdm import tqdm
@@ -105,7 +119,8 @@ torch.manual_seed(args.seed)  # the same initial weights on every rank
 model = GPT()
 opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
 start = 0
-if args.resume and os.path.exists(args.ckpt):
+resume = args.resume or (slurm is not None and slurm.restart_count() > 0)  # a requeued SLURM job resumes
+if resume and os.path.exists(args.ckpt):
     ck = torch.load(args.ckpt)  # weights_only: plain tensors, numbers and dicts
     model.load_state_dict(ck["model"])
     opt.load_state_dict(ck["optim"])
@@ -150,9 +165,17 @@ for step in bar:
     opt.step()
     losses.append(loss.item())
     bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-    if master and ((step + 1) % args.ckpt_every == 0 or step + 1 == args.steps):
+    preempted = preempt is not None and preempt.agreed(dist)  # every rank stops at the same step
+    if master and ((step + 1) % args.ckpt_every == 0 or step + 1 == args.steps or preempted):
         os.makedirs(os.path.dirname(args.ckpt) or ".", exist_ok=True)
         torch.save({"model": raw.state_dict(), "optim": opt.state_dict(), "step": step + 1}, args.ckpt)
+    if preempted:
+        if master:
+            print(f"preempted: checkpoint at step {step + 1}, asking SLURM to requeue the job", flush=True)
+            slurm.requeue()  # under the templates a note: the batch script requeues once every rank exited
+        if ddp:
+            dist.barrier()  # nobody exits before the checkpoint is on disk
+        break
 
 raw.eval()
 with torch.no_grad():

@@ -164,8 +164,9 @@ class _Watcher:
         log_dir = os.environ.get("DTRAIN_LOG_DIR")
         if log_dir:
             os.makedirs(log_dir, exist_ok=True)
-            # a restarted job appends: the log of the failed attempt is what one wants to read
-            mode = "ab" if os.environ.get("DTRAIN_RESTART_COUNT", "0") != "0" else "wb"
+            # a restarted or requeued job appends: the log of the failed run is what one wants to read
+            restarts = os.environ.get("DTRAIN_RESTART_COUNT", "0"), os.environ.get("SLURM_RESTART_COUNT", "0")
+            mode = "ab" if any(count not in ("", "0") for count in restarts) else "wb"
             self.log = open(os.path.join(log_dir, f"rank{rank}.log"), mode, buffering=0)
         self.pending = {1: b"", 2: b""}
         self.stopping = False

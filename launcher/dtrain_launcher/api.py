@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from . import _proc
+from . import _proc, _shm
 from ._output import ConsoleServer, relay
 from .errors import format_report, read_failures
 
@@ -93,6 +93,20 @@ def srun_command(config: LaunchConfig, entrypoint: list) -> list:
                          "the allocation's nodes are used")
     return ["srun", f"--mpi={config.srun_mpi}", "--kill-on-bad-exit=1", f"--ntasks={config.nproc}",
             *_rank_command(entrypoint)]
+
+
+def clean_allocation_nodes():
+    """Remove the shared-memory files killed ranks left on the allocation's nodes, before a job step starts.
+
+    A requeued job reuses its job and step ids, and MPICH names its segments after them (see `_shm`).
+    One node: done here. Several: one task per node, in a step of its own (each step has its own id).
+    """
+    nodes = int(os.environ.get("SLURM_JOB_NUM_NODES") or os.environ.get("SLURM_NNODES") or 1)
+    if nodes <= 1:
+        _shm.remove_stale_segments()
+        return
+    subprocess.run(["srun", "--mpi=none", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1",
+                    sys.executable, "-m", "dtrain_launcher._shm"], check=False, timeout=120)
 
 
 def _first_host(config):
@@ -319,6 +333,8 @@ def launch(config: LaunchConfig, entrypoint: list) -> int:
                 os.makedirs(error_dir)
                 env.update(DTRAIN_ERROR_DIR=error_dir, DTRAIN_RESTART_COUNT=str(restart),
                            TORCHELASTIC_RESTART_COUNT=str(restart))
+                if use_srun:
+                    clean_allocation_nodes()
                 outcome, returncode = _run_attempt(cmd, env, error_dir, marker, deadline, stop, console)
                 if outcome == "ok":
                     return 0

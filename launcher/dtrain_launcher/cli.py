@@ -34,7 +34,14 @@ def get_args_parser() -> argparse.ArgumentParser:
     slurm.add_argument("--slurm", action="store_true", help="submit the job with sbatch instead of running it here")
     slurm.add_argument("--nodes", type=int, help="machines (default: 1)")
     slurm.add_argument("--ntasks-per-node", type=int, help="ranks per machine (default: --gpus-per-node, else 1)")
-    slurm.add_argument("--gpus-per-node", type=int, help="GPUs per machine")
+    slurm.add_argument("--gpus-per-node", type=int, help="GPUs per machine (0 removes the template's line)")
+    slurm.add_argument("--cpus-per-task", type=int, help="CPU cores per rank (0 removes the template's line)")
+    slurm.add_argument("--mem", help="memory per machine as sbatch takes it, e.g. 64G")
+    slurm.add_argument("--exclusive", action=argparse.BooleanOptionalAction, default=None,
+                       help="whole machines for the job (--no-exclusive removes the template's line)")
+    slurm.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
+                       help="set any other #SBATCH line of the batch script, e.g. --sbatch constraint=a100 "
+                       "(KEY= removes it; repeatable)")
     slurm.add_argument("--time", help="time limit, e.g. 01:00:00")
     slurm.add_argument("--partition", help="partition (default: the site's default)")
     slurm.add_argument("--account", help="account to charge")
@@ -83,31 +90,68 @@ def config_from_args(args, parser) -> LaunchConfig:
         master_addr=args.master_addr, master_port=args.master_port, srun_mpi=args.srun_mpi)
 
 
-_SLURM_ONLY = ("nodes", "ntasks_per_node", "gpus_per_node", "time", "partition", "account", "job_name",
-               "output", "template", "wait")
+_SLURM_ONLY = ("nodes", "ntasks_per_node", "gpus_per_node", "cpus_per_task", "mem", "exclusive", "sbatch", "time",
+               "partition", "account", "job_name", "output", "template", "wait")
 
 
-def _submit(args, parser) -> int:
-    """--slurm: render the batch script, sbatch it with dtrain-run's arguments, print the job id."""
+def _tasks(args, parser):
+    """(nodes, ranks per node) as sbatch reads -N, -n and --ntasks-per-node: -n alone is that many on one node.
+
+    None keeps a --template's own line (without a template, 1).
+    """
+    per_node = args.ntasks_per_node or args.gpus_per_node
+    if args.nproc is None:
+        if args.template:
+            return args.nodes, per_node
+        return args.nodes or 1, per_node or 1
+    nodes = args.nodes or 1
+    if args.nproc < 1:
+        parser.error(f"-n must be at least 1, got {args.nproc}")
+    if args.ntasks_per_node is not None:
+        if args.nproc != nodes * args.ntasks_per_node:
+            parser.error(f"-n {args.nproc} disagrees with --nodes {nodes} x --ntasks-per-node {args.ntasks_per_node}")
+        return nodes, args.ntasks_per_node
+    if args.nproc % nodes:
+        # sbatch would place them unevenly; dtrain-run's ranks-per-node layout needs them even
+        parser.error(f"-n {args.nproc} does not divide evenly over --nodes {nodes}; give -n as a multiple of "
+                     f"{nodes} or --ntasks-per-node")
+    return nodes, args.nproc // nodes
+
+
+def _extra_directives(items, parser):
+    extra = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        key = key.strip().lstrip("-")
+        if not eq or not key:
+            parser.error(f"--sbatch expects KEY=VALUE, got {item!r}")
+        extra[key] = value.strip()
+    return extra
+
+
+def batch_job(args, parser) -> tuple:
+    """--slurm: (batch script text, the arguments for dtrain-run inside the job)."""
     from . import slurm
 
     if args.hosts or args.hostfile:
         parser.error("--hosts/--hostfile do not apply to --slurm: SLURM chooses the machines")
     if args.master_addr or args.master_port:
         parser.error("--master-addr/--master-port do not apply to --slurm: the job sets them on its first node")
-    nodes = args.nodes or 1
-    per_node = args.ntasks_per_node or args.gpus_per_node or 1
-    if args.nproc is not None and args.nproc != nodes * per_node:
-        parser.error(f"-n {args.nproc} disagrees with --nodes {nodes} x --ntasks-per-node {per_node}")
+    nodes, per_node = _tasks(args, parser)
     options = slurm.SlurmOptions(nodes=nodes, ntasks_per_node=per_node, gpus_per_node=args.gpus_per_node,
+                                 cpus_per_task=args.cpus_per_task, mem=args.mem, exclusive=args.exclusive,
                                  time=args.time, partition=args.partition, account=args.account,
-                                 job_name=args.job_name, output=args.output)
+                                 job_name=args.job_name, output=args.output,
+                                 extra=_extra_directives(args.sbatch, parser))
     template = slurm.DEFAULT_TEMPLATE
     if args.template:
         with open(args.template) as f:
             template = f.read()
+    script = slurm.render_batch_script(options, template)
     # dtrain-run inside the job: same options, minus the submission ones
-    inner = ["-n", str(nodes * per_node), "--srun-mpi", args.srun_mpi]
+    # without a count here, dtrain-run in the job takes the allocation's SLURM_NTASKS
+    inner = ["-n", str(nodes * per_node)] if nodes and per_node else []
+    inner += ["--srun-mpi", args.srun_mpi]
     inner += ["--log-dir", os.path.abspath(args.log_dir)] if args.log_dir else []
     inner += ["--tee"] if args.tee else []
     inner += ["--ranks-filter", args.ranks_filter] if args.ranks_filter else []
@@ -115,10 +159,20 @@ def _submit(args, parser) -> int:
     inner += ["--timeout", str(args.timeout)] if args.timeout else []
     inner += ["-m"] if args.module else []
     inner += [args.training_script, *args.training_script_args]
+    return script, inner
+
+
+def _submit(args, parser) -> int:
+    """--slurm: render the batch script, sbatch it with dtrain-run's arguments, print the job id."""
+    from . import slurm
+
+    script, inner = batch_job(args, parser)
+    # sbatch does not create the output file's folder: the job would fail at once with "exit code 0:53"
+    slurm.make_output_dirs(script)
     # the job runs this very dtrain-run, also where it is not on the nodes' PATH
     env = dict(os.environ, DTRAIN_RUN=f"{sys.executable} -m dtrain_launcher")
     with tempfile.NamedTemporaryFile("w", prefix="dtrain-", suffix=".sbatch", delete=False) as f:
-        f.write(slurm.render_batch_script(options, template))
+        f.write(script)
     try:
         job_id = slurm.submit(f.name, inner, env=env)  # sbatch keeps its own copy of the script
     finally:
@@ -137,7 +191,8 @@ def main(argv=None):
             print(f"dtrain-run: error: {e}", file=sys.stderr)
             code = 1
         sys.exit(code)
-    given = [name for name in _SLURM_ONLY if getattr(args, name) not in (None, False)]
+    given = [name for name in _SLURM_ONLY
+             if getattr(args, name) not in (None, False, []) or (name == "exclusive" and args.exclusive is False)]
     if given:
         parser.error(f"--{given[0].replace('_', '-')} needs --slurm")
     config = config_from_args(args, parser)

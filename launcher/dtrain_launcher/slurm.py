@@ -183,6 +183,7 @@ DEFAULT_TEMPLATE = """\
 # USR1 goes to every rank of the job step 90 s before the time limit; the ranks save a checkpoint,
 # rank 0 leaves a requeue note (dtrain_launcher.slurm.requeue), they exit 0, and this script
 # requeues the job. --open-mode=append keeps the output of every run in one file.
+trap : USR1  # `scancel --signal=USR1 --batch` would kill this shell
 export DTRAIN_REQUEUE_FILE="${SLURM_SUBMIT_DIR:-.}/.dtrain-requeue-$SLURM_JOB_ID"
 rm -f "$DTRAIN_REQUEUE_FILE"
 echo "dtrain: job $SLURM_JOB_ID on $SLURM_JOB_NODELIST, run ${SLURM_RESTART_COUNT:-0}"
@@ -198,30 +199,37 @@ exit $status
 
 @dataclass
 class SlurmOptions:
-    """sbatch options of a job; None keeps the template's line, "" or 0 removes it."""
+    """sbatch options of a job; None keeps the template's line, "", 0 or False removes it.
+
+    `exclusive` is a flag: True writes ``#SBATCH --exclusive``. `extra` sets any other directive by
+    its long name ({"constraint": "a100", "qos": ""}), so every line of a template can be overridden.
+    """
 
     nodes: int | None = None
     ntasks_per_node: int | None = None
     gpus_per_node: int | None = None
     cpus_per_task: int | None = None
+    mem: str | None = None
+    exclusive: bool | None = None
     time: str | None = None
     partition: str | None = None
     account: str | None = None
     job_name: str | None = None
     output: str | None = None
+    extra: dict | None = None
 
     def directives(self) -> dict:
         return {"nodes": self.nodes, "ntasks-per-node": self.ntasks_per_node,
-                "gpus-per-node": self.gpus_per_node, "cpus-per-task": self.cpus_per_task, "time": self.time,
-                "partition": self.partition, "account": self.account, "job-name": self.job_name,
-                "output": self.output}
+                "gpus-per-node": self.gpus_per_node, "cpus-per-task": self.cpus_per_task, "mem": self.mem,
+                "exclusive": self.exclusive, "time": self.time, "partition": self.partition,
+                "account": self.account, "job-name": self.job_name, "output": self.output, **(self.extra or {})}
 
 
 def render_batch_script(options: SlurmOptions, template: str = DEFAULT_TEMPLATE) -> str:
     """The template with its ``#SBATCH --key=value`` lines set from `options`.
 
     A line is replaced where the template has it (also a commented ``##SBATCH`` one), added after
-    the last ``#SBATCH`` line where it has not, and removed for "" or 0 (e.g. no GPUs).
+    the last ``#SBATCH`` line where it has not, and removed for "", 0 or False (e.g. no GPUs).
     """
     lines = template.splitlines()
     for key, value in options.directives().items():
@@ -229,7 +237,10 @@ def render_batch_script(options: SlurmOptions, template: str = DEFAULT_TEMPLATE)
             continue
         pattern = re.compile(rf"^#{{1,2}}SBATCH\s+--{re.escape(key)}(=|\s|$)")
         at = [i for i, line in enumerate(lines) if pattern.match(line)]
-        new = f"#SBATCH --{key}={value}" if value not in ("", 0) else None
+        if value is True:
+            new = f"#SBATCH --{key}"
+        else:
+            new = f"#SBATCH --{key}={value}" if value not in ("", 0, False) else None
         if at:
             lines[at[0]] = new
             for i in at[1:]:
@@ -240,6 +251,37 @@ def render_batch_script(options: SlurmOptions, template: str = DEFAULT_TEMPLATE)
             lines.insert(last + 1, new)
         lines = [line for line in lines if line is not None]
     return "\n".join(lines) + "\n"
+
+
+def _directive(script, *keys):
+    for line in script.splitlines():
+        m = re.match(r"^#SBATCH\s+(--[\w-]+|-\w)(?:[=\s]\s*(\S+))?", line)
+        if m and m.group(1) in keys:
+            return m.group(2)
+    return None
+
+
+def make_output_dirs(script: str, cwd: str | None = None) -> list:
+    """Create the folders of the batch script's ``--output``/``--error`` files, as sbatch does not.
+
+    Without them the job fails as it starts (``exit code 0:53``) and writes nowhere why. Of a folder with
+    SLURM's ``%`` patterns in it (``logs/%j/``), only the part before the first pattern is made: the
+    rest exists once the job id does (`wait` names a folder that is still missing). Returns the folders made.
+    """
+    base = _directive(script, "--chdir", "-D") or cwd or os.getcwd()
+    made = []
+    for key in (("--output", "-o"), ("--error", "-e")):
+        path = _directive(script, *key)
+        folder = os.path.dirname(path) if path else ""
+        if "%" in folder:
+            folder = folder[:folder.index("%")].rpartition("/")[0]
+        if not folder:
+            continue
+        folder = os.path.join(base, folder)
+        if not os.path.isdir(folder):
+            os.makedirs(folder, exist_ok=True)
+            made.append(folder)
+    return made
 
 
 def submit(script_path: str, args: list, env=None) -> str:
@@ -329,4 +371,8 @@ def wait(job_id: str, poll: float = 1.0, out=None) -> int:
     state = info.get("JobState")
     if state != "COMPLETED":
         print(f"dtrain-run: job {job_id} ended {state}, exit code {info.get('ExitCode')}", file=sys.stderr)
+        missing = [p for p in {info.get("StdOut"), info.get("StdErr")} if p and not os.path.isdir(os.path.dirname(p))]
+        if missing:  # slurmstepd could not open them: the job ran nothing ("exit code 0:53")
+            print(f"dtrain-run: the job's output folder does not exist: {os.path.dirname(missing[0])} "
+                  "(SLURM does not create it)", file=sys.stderr)
     return exit_status(info)

@@ -79,16 +79,97 @@ def test_sbatch_one_node_template_ddp_four_ranks(tmp_path):
     assert all("world=4 in_sync spread=0.0" in line for line in lines)
 
 
-def test_sbatch_multi_node_template_srun_python(tmp_path):
-    # `srun --mpi=pmi2 python script` without dtrain-run: ranks come from SLURM's PMI
+def test_sbatch_multi_node_template(tmp_path):
+    # the arguments are the script's: the template hands them to dtrain-run, which places the ranks
     script = _render("multi_node.sbatch", tmp_path, nodes=1, ntasks_per_node=4, gpus_per_node=0,
-                     cpus_per_task=1, time="00:05:00", output=str(tmp_path / "mn-%j.out"))
+                     cpus_per_task=1, exclusive=False, time="00:05:00", output=str(tmp_path / "mn-%j.out"))
     job_id = slurm.submit(script, [os.path.join(SCRIPTS, "allreduce.py")], env=_env())
     with open(os.devnull, "wb") as sink:
         assert slurm.wait(job_id, poll=0.5, out=sink) == 0
     out = (tmp_path / f"mn-{job_id}.out").read_text()
     assert _rank_lines(out, "sum=") == [
-        f"rank={r} world=4 local_rank={r} torch_local_rank=None sum=6" for r in range(4)], out
+        f"[{r}] rank={r} world=4 local_rank={r} torch_local_rank={r} sum=6" for r in range(4)], out
+
+
+def test_dtrain_run_multi_node_template_with_overrides_and_a_missing_output_folder(tmp_path):
+    # the template's 8 CPUs per task, 4 GPUs and whole nodes would not fit this node: overridden here
+    r = _dtrain_run("--slurm", "--template", os.path.join(REPO, "slurm", "multi_node.sbatch"),
+                    "--nodes", "1", "--ntasks-per-node", "2", "--gpus-per-node", "0", "--cpus-per-task", "1",
+                    "--no-exclusive",
+                    "--time", "00:05:00", "--output", "logs/day1/mn-%j.out", "--wait",
+                    os.path.join(SCRIPTS, "allreduce.py"), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job_id = r.stdout.split("Submitted batch job ")[1].split()[0]
+    assert _rank_lines(r.stdout, "sum=") == [
+        f"[{k}] rank={k} world=2 local_rank={k} torch_local_rank={k} sum=1" for k in range(2)]
+    assert (tmp_path / "logs" / "day1" / f"mn-{job_id}.out").read_text().count("sum=") == 2
+    assert slurm.job_info(job_id)["JobState"] == "COMPLETED"
+    # a folder named after the job id cannot be made before there is one: the failure names it
+    r = _dtrain_run("--slurm", "--output", "out/%j/x.out", "--wait", os.path.join(SCRIPTS, "allreduce.py"),
+                    cwd=tmp_path)
+    job_id = r.stdout.split("Submitted batch job ")[1].split()[0]
+    assert r.returncode != 0
+    assert f"the job's output folder does not exist: {tmp_path / 'out' / job_id}" in r.stderr, r.stderr
+
+
+def test_dtrain_run_slurm_n_means_ranks_on_one_node(tmp_path):
+    r = _dtrain_run("--slurm", "-n", "3", "--time", "00:05:00", "--output", str(tmp_path / "out" / "n-%j.out"),
+                    "--wait", os.path.join(SCRIPTS, "allreduce.py"), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _rank_lines(r.stdout, "sum=") == [
+        f"[{k}] rank={k} world=3 local_rank={k} torch_local_rank={k} sum=3" for k in range(3)]
+
+
+def test_example_started_by_plain_srun_trains_as_one_ddp_job(tmp_path):
+    # no dtrain-run: `import dtrain` gives the script RANK & co. from SLURM's PMI, so DDP turns on
+    r = subprocess.run(["srun", "--mpi=pmi2", "-n", "2", "--time", "5", sys.executable,
+                        os.path.join(REPO, "examples", "ddp_digits.py"), "--epochs", "1",
+                        "--out", str(tmp_path / "digits.pt")],
+                       capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    summary = [line for line in r.stdout.splitlines() if line.startswith("ranks=")]
+    assert len(summary) == 1 and summary[0].startswith("ranks=2 epochs=1"), r.stdout  # one job, rank 0 reports
+    assert float(summary[0].split("test_acc=")[1].split()[0]) > 0.5  # it learned (chance: 0.1)
+
+
+def test_requeue_in_the_middle_of_training_restarts_cleanly_and_logs_keep_every_run(tmp_path):
+    # `scontrol requeue` kills the running ranks; the requeued run has the same job and step ids, so it
+    # would attach to the MPI shared memory the killed ranks left behind, unless dtrain-run removes it
+    logs = tmp_path / "logs"
+    r = _dtrain_run("--slurm", "--ntasks-per-node", "2", "--log-dir", str(logs), "--output",
+                    str(tmp_path / "rq-%j.out"), os.path.join(SCRIPTS, "steps.py"), "25", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    job_id = r.stdout.split("Submitted batch job ")[1].split()[0]
+    out_file = tmp_path / f"rq-{job_id}.out"
+    read = lambda: out_file.read_text() if out_file.exists() else ""  # noqa: E731
+    for run in range(3):
+        _wait_for(lambda: f"rank=0 run={run} attempt=0 step 3" in read() and
+                  f"rank=1 run={run} attempt=0 step 3" in read(), 90, f"step 3 of run {run}")
+        subprocess.run(["scontrol", "requeue", job_id], check=True)
+        _wait_for(lambda: slurm.job_info(job_id).get("Restarts") == str(run + 1), 30, f"requeue {run + 1}")
+    with open(os.devnull, "wb") as sink:
+        assert slurm.wait(job_id, poll=0.5, out=sink) == 0, read()
+    out = read()
+    # every run started cleanly at its first attempt: no failure report, no restart by dtrain-run
+    assert "attempt=1" not in out and "Root Cause" not in out and "restarting the job" not in out, out
+    assert _rank_lines(out, "done") == ["[0] rank=0 run=3 done", "[1] rank=1 run=3 done"]
+    for rank in (0, 1):  # the rank logs were appended to, run after run
+        log = (logs / f"rank{rank}.log").read_text()
+        assert all(f"rank={rank} run={run} attempt=0 step 3" in log for run in range(4)), log
+        assert log.index("run=0 ") < log.index("run=1 ") < log.index("run=2 ") < log.index("run=3 ")
+
+
+def test_batch_shell_survives_usr1_sent_to_it(tmp_path):
+    r = _dtrain_run("--slurm", "--ntasks-per-node", "2", "--output", str(tmp_path / "b-%j.out"),
+                    os.path.join(SCRIPTS, "steps.py"), "15", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    job_id = r.stdout.split("Submitted batch job ")[1].split()[0]
+    out_file = tmp_path / f"b-{job_id}.out"
+    _wait_for(lambda: out_file.exists() and "step 2" in out_file.read_text(), 60, "step 2")
+    subprocess.run(["scancel", "--signal=USR1", "--batch", job_id], check=True)
+    with open(os.devnull, "wb") as sink:
+        assert slurm.wait(job_id, poll=0.5, out=sink) == 0, out_file.read_text()
+    assert _rank_lines(out_file.read_text(), "done") == ["[0] rank=0 run=0 done", "[1] rank=1 run=0 done"]
 
 
 def test_failing_rank_fails_the_job_with_its_traceback(tmp_path):

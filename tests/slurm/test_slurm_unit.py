@@ -131,3 +131,87 @@ def test_launcher_stays_stdlib_only():
             "bad = [m for m in ('numpy', 'dtrain', 'cupy', 'mpi4py') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def _batch(*argv):
+    from dtrain_launcher import cli
+    parser = cli.get_args_parser()
+    script, inner = cli.batch_job(parser.parse_args(["--slurm", *argv]), parser)
+    return [line for line in script.splitlines() if line.startswith("#SBATCH")], inner
+
+
+@pytest.mark.parametrize("argv, nodes, per_node, n", [
+    (["-n", "8"], 1, 8, 8),                                  # -n alone: one machine, as sbatch -n 8
+    (["--nodes", "1", "-n", "8"], 1, 8, 8),
+    (["--nodes", "2", "-n", "8"], 2, 4, 8),                  # divided as sbatch -N 2 -n 8
+    (["--nodes", "2", "--ntasks-per-node", "3", "-n", "6"], 2, 3, 6),
+    (["--gpus-per-node", "4"], 1, 4, 4),                     # one rank per GPU
+    ([], 1, 1, 1),
+])
+def test_slurm_task_counts(argv, nodes, per_node, n):
+    directives, inner = _batch(*argv, "train.py")
+    assert f"#SBATCH --nodes={nodes}" in directives and f"#SBATCH --ntasks-per-node={per_node}" in directives
+    assert inner[:2] == ["-n", str(n)] and inner[-1] == "train.py"
+
+
+def test_slurm_uneven_task_count_is_refused():
+    r = _cli("--slurm", "--nodes", "3", "-n", "8", "train.py")
+    assert r.returncode == 2 and "-n 8 does not divide evenly over --nodes 3" in r.stderr
+
+
+def test_template_keeps_its_task_lines_unless_asked_and_every_resource_can_be_set():
+    template = os.path.join(REPO, "slurm", "multi_node.sbatch")
+    directives, inner = _batch("--template", template, "train.py", "--lr", "1")
+    assert {"#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4",
+            "#SBATCH --cpus-per-task=8", "#SBATCH --exclusive"} <= set(directives)
+    assert inner == ["--srun-mpi", "pmi2", "train.py", "--lr", "1"]  # -n from the allocation
+    directives, inner = _batch("--template", template, "-n", "2", "--gpus-per-node", "0", "--cpus-per-task", "1",
+                               "--mem", "4G", "--no-exclusive", "--time", "00:05:00", "--sbatch", "constraint=cpu",
+                               "--sbatch", "requeue=", "--log-dir", "logs", "train.py")
+    assert {"#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=2", "#SBATCH --cpus-per-task=1", "#SBATCH --mem=4G",
+            "#SBATCH --time=00:05:00", "#SBATCH --constraint=cpu"} <= set(directives)
+    assert not any(key in line for line in directives for key in ("gpus-per-node", "exclusive", "requeue"))
+    assert inner[:2] == ["-n", "2"] and inner[inner.index("--log-dir") + 1] == os.path.abspath("logs")
+    r = _cli("--exclusive", "train.py")
+    assert r.returncode == 2 and "--exclusive needs --slurm" in r.stderr
+    r = _cli("--slurm", "--sbatch", "constraint", "train.py")
+    assert r.returncode == 2 and "--sbatch expects KEY=VALUE" in r.stderr
+
+
+def test_templates_run_dtrain_run_with_the_arguments_and_survive_a_batch_usr1():
+    for name in ("one_node.sbatch", "multi_node.sbatch"):
+        with open(os.path.join(REPO, "slurm", name)) as f:
+            lines = [line.strip() for line in f if not line.lstrip().startswith("#")]
+        assert '${DTRAIN_RUN:-dtrain-run} "$@"' in lines, name
+        assert "trap : USR1" in lines, name
+    assert "trap : USR1" in slurm.DEFAULT_TEMPLATE
+
+
+def test_make_output_dirs(tmp_path):
+    script = "#!/bin/bash\n#SBATCH --output=logs/a/%j.out\n#SBATCH --error=e/%x/err-%j\necho\n"
+    assert slurm.make_output_dirs(script, cwd=str(tmp_path)) == [str(tmp_path / "logs" / "a"), str(tmp_path / "e")]
+    assert (tmp_path / "logs" / "a").is_dir() and not any("%" in str(p) for p in tmp_path.rglob("*"))
+    assert slurm.make_output_dirs(script, cwd=str(tmp_path)) == []  # there already
+    script = f"#SBATCH --chdir={tmp_path / 'work'}\n#SBATCH -o out/x.log\n"
+    assert slurm.make_output_dirs(script) == [str(tmp_path / "work" / "out")]
+
+
+def test_stale_shared_memory_files_are_found_and_removed(tmp_path):
+    from dtrain_launcher import _shm
+    stale, held = tmp_path / "mpich_shm_dead_0", tmp_path / "mpich_shm_live_0"
+    other = tmp_path / "someone_else"
+    for path in (stale, held, other):
+        path.write_bytes(b"\0" * 4096)
+    # a live process that maps one of them, as a running rank maps its segment
+    code = ("import mmap, sys, time; f = open(sys.argv[1], 'r+b'); m = mmap.mmap(f.fileno(), 4096); f.close(); "
+            "print('mapped', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(held)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "mapped"
+        assert _shm.stale_segments(str(tmp_path)) == [str(stale)]
+        assert _shm.remove_stale_segments(str(tmp_path)) == [str(stale)]
+        assert not stale.exists() and held.exists() and other.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert _shm.remove_stale_segments(str(tmp_path)) == [str(held)]  # its user is gone
