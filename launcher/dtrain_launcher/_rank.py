@@ -214,6 +214,23 @@ class _Watcher:
         os._exit(code)
 
 
+def _write_start_record(env, child):
+    """started_rank<N>.json: which processes are this rank, for a report hydra alone can give (see errors)."""
+    import json
+
+    error_dir = os.environ.get("DTRAIN_ERROR_DIR")
+    if not error_dir:
+        return
+    path = os.path.join(error_dir, f"started_rank{env['RANK']}.json")
+    try:
+        with open(f"{path}.tmp", "w") as f:
+            json.dump({"rank": env["RANK"], "local_rank": env["LOCAL_RANK"], "host": socket.gethostname(),
+                       "pid": os.getpid(), "child": child}, f)
+        os.replace(f"{path}.tmp", path)
+    except OSError:
+        pass
+
+
 def _fault_stacks(rank):
     """The Python stacks faulthandler wrote when the child died from a fatal signal, or None."""
     path = fault_file(rank)
@@ -244,6 +261,14 @@ def main(argv=None):
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
+    # The child leads a process group of its own (both sides set it: no race on who runs first).
+    # hydra's cleanup signals the watcher's group; a signal to the rank's group (`kill -9 -PGID`
+    # of the python process one sees in ps) then reaches only the child, and this watcher lives
+    # to record it. The child still dies with the watcher (parent-death signal).
+    try:
+        os.setpgid(0 if pid == 0 else pid, 0 if pid == 0 else pid)
+    except OSError:
+        pass
     if pid == 0:
         die_with_parent(parent)
         for fd, (r, w) in pipes.items():
@@ -262,6 +287,7 @@ def main(argv=None):
     # PMI connection closes before PMI finalize: were the child's death the moment the
     # connection closed, this watcher would be killed with the rest before it had recorded how
     # the child died (os._exit, SIGKILL, SIGSEGV were reported as hydra's "exit code 9").
+    _write_start_record(env, pid)
     watcher = _Watcher(pid, env)
     for sig in _FORWARDED_SIGNALS:
         signal.signal(sig, watcher.forward)

@@ -19,8 +19,8 @@ import uuid
 from dataclasses import dataclass
 
 from . import _proc, _shm
-from ._output import ConsoleServer, relay
-from .errors import format_report, read_failures
+from ._output import BannerFilter, ConsoleServer, relay
+from .errors import format_report, launcher_account, read_failures
 
 TERM_GRACE = 2.5  # seconds between SIGTERM and SIGKILL at teardown: every rank is gone within 5 s
 _SETTLE = 0.3  # after a failure, time for its last lines of output to reach the console
@@ -175,8 +175,11 @@ class _Attempt:
         self.started, self.shm_before = time.time(), _shm.snapshot()
         self.proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_parent_death_signal(),
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.relays = [threading.Thread(target=relay, args=(self.proc.stdout, sys.stdout.buffer), daemon=True),
-                       threading.Thread(target=relay, args=(self.proc.stderr, sys.stderr.buffer), daemon=True)]
+        self.banners = [BannerFilter(), BannerFilter()]
+        self.relays = [threading.Thread(target=relay, args=(self.proc.stdout, sys.stdout.buffer, self.banners[0]),
+                                        daemon=True),
+                       threading.Thread(target=relay, args=(self.proc.stderr, sys.stderr.buffer, self.banners[1]),
+                                        daemon=True)]
         for t in self.relays:
             t.start()
 
@@ -192,6 +195,18 @@ class _Attempt:
             return "failed"
         return None
 
+    def failures(self) -> list:
+        """The ranks' failures, first observed first (`errors.ProcessFailure`)."""
+        return read_failures(self.error_dir)
+
+    def hydra_account(self) -> str | None:
+        """hydra's own account of the failure, for when no rank recorded one."""
+        for banner in self.banners:
+            note = launcher_account(banner.banner, self.error_dir)
+            if note:
+                return note
+        return None
+
     def close(self):
         """Stop whatever still runs; every process of the attempt is gone when this returns."""
         _teardown(self.proc, self.marker)
@@ -204,7 +219,7 @@ class _Attempt:
 
 
 def _run_attempt(cmd, env, error_dir, marker, deadline, stop, console):
-    """Run the job once; returns ("ok" | "failed" | "timeout" | "stopped", mpiexec's exit code)."""
+    """Run the job once; returns ("ok" | "failed" | "timeout" | "stopped", the closed attempt)."""
     attempt = _Attempt(cmd, env, error_dir, marker, console)
     try:
         while True:
@@ -220,7 +235,7 @@ def _run_attempt(cmd, env, error_dir, marker, deadline, stop, console):
             time.sleep(_POLL)
     finally:
         attempt.close()
-    return outcome, attempt.proc.returncode
+    return outcome, attempt
 
 
 def _job_env(config, job_id, console):
@@ -285,7 +300,7 @@ class Job:
 
     def failures(self) -> list:
         """The ranks' failures, first observed first (`errors.ProcessFailure`)."""
-        return read_failures(self.error_dir)
+        return self._attempt.failures()
 
     @property
     def returncode(self):
@@ -325,7 +340,7 @@ def launch(config: LaunchConfig, entrypoint: list) -> int:
                 os.makedirs(error_dir)
                 env.update(DTRAIN_ERROR_DIR=error_dir, DTRAIN_RESTART_COUNT=str(restart),
                            TORCHELASTIC_RESTART_COUNT=str(restart))
-                outcome, returncode = _run_attempt(cmd, env, error_dir, marker, deadline, stop, console)
+                outcome, attempt = _run_attempt(cmd, env, error_dir, marker, deadline, stop, console)
                 if outcome == "ok":
                     return 0
                 if outcome == "stopped":
@@ -335,7 +350,8 @@ def launch(config: LaunchConfig, entrypoint: list) -> int:
                     print(f"dtrain-run: {name} timed out after {config.timeout:g} s, stopped every rank",
                           file=sys.stderr)
                     return _TIMEOUT_EXITCODE
-                print(format_report(name, read_failures(error_dir), returncode), file=sys.stderr, flush=True)
+                print(format_report(name, attempt.failures(), attempt.proc.returncode, attempt.hydra_account()),
+                      file=sys.stderr, flush=True)
                 if restart < config.max_restarts:
                     print(f"dtrain-run: restarting the job ({restart + 1} of {config.max_restarts} restarts)",
                           file=sys.stderr, flush=True)

@@ -7,6 +7,7 @@ and leave no process, no MPI segment in /dev/shm and no run directory beyond the
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -152,3 +153,44 @@ def test_restart_after_a_killed_rank(tmp_path, marker):
     assert not _marked_pids(marker)
     assert not _left_behind(segments)
     assert not list((tmp_path / "tmp").glob("dtrain-run-*"))  # a job that ends well leaves no run directory
+
+
+def test_sigkill_to_the_rank_process_group(tmp_path, marker):
+    # `kill -9 -PGID` of the rank's python process: its watcher is outside that group and records it
+    n = 4
+    proc = _start(n, "loop", tmp_path, marker)
+    segments = _watch(proc, tmp_path, n)
+    try:
+        killed_at = time.time()
+        os.killpg(os.getpgid(int((tmp_path / "pid1").read_text())), signal.SIGKILL)
+    except BaseException:
+        proc.kill()
+        raise
+    out, err, ended = _finish(proc)
+    _check_failed_job(proc.returncode, err, ended, killed_at, tmp_path, marker, segments, n,
+                      ["exitcode  : -9 (signal 9: SIGKILL)", "killed by signal 9 (SIGKILL)"])
+
+
+def test_rank_killed_with_its_watcher(tmp_path, marker):
+    # rank 1 and its watcher SIGKILLed together: no record of its own, so the report gives hydra's
+    # account, with the rank of the pid hydra names
+    n = 2
+    proc = _start(n, "loop", tmp_path, marker)
+    segments = _watch(proc, tmp_path, n)
+    try:
+        child = int((tmp_path / "pid1").read_text())
+        with open(f"/proc/{child}/stat") as f:
+            watcher = int(f.read().rsplit(")", 1)[1].split()[1])
+        killed_at = time.time()
+        os.kill(watcher, signal.SIGKILL)
+        os.kill(child, signal.SIGKILL)
+    except BaseException:
+        proc.kill()
+        raise
+    out, err, ended = _finish(proc)
+    assert proc.returncode == 1, err
+    assert ended - killed_at < DEATH_TO_EXIT_S
+    assert "no rank recorded an error" in err
+    assert re.search(r"mpiexec reports rank [01] \(pid \d+\) on \S+: Killed \(signal 9\)", err), err
+    assert not _marked_pids(marker)
+    assert not _left_behind(segments)
