@@ -100,11 +100,14 @@ class _Watcher:
             self.log = open(os.path.join(log_dir, f"rank{rank}.log"), mode, buffering=0)
         self.pending = {1: b"", 2: b""}
         self.stopping = False
+        self.segments = None  # the MPI segments in /dev/shm the child mapped, when it was told to stop
         self.sockets = {fd: _connect_console(fd) for fd in (1, 2)} if self.console else {}
 
     def forward(self, signum, frame):
         if signum in _STOP_SIGNALS:
             self.stopping = True
+            if self.segments is None:  # read while the child is alive, removed once it is gone
+                self.segments = _shm_segments_of(self.pid)
         try:
             os.kill(self.pid, signum)
         except ProcessLookupError:
@@ -188,6 +191,14 @@ class _Watcher:
         rank, local_rank = self.env["RANK"], self.env["LOCAL_RANK"]
         if self.log is not None:
             self.log.close()
+        # The job is being stopped. MPICH unlinks its segment only in MPI_Finalize, and when
+        # dtrain-run itself was killed nobody else is left to remove it (the other ranks still
+        # mapping it keep their mapping; a restarted job has segments of other names).
+        for segment in self.segments or ():
+            try:
+                os.unlink(segment)
+            except OSError:
+                pass
         path = error_file(rank)
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
@@ -212,6 +223,16 @@ class _Watcher:
         if not code and recorded:
             code = 1  # the child recorded a failure Python exits 0 after (an exception in an atexit handler)
         os._exit(code)
+
+
+def _shm_segments_of(pid):
+    """The MPICH segments in /dev/shm that process `pid` maps."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            paths = {line[line.index(" /dev/shm/mpich_") + 1:].rstrip("\n") for line in f if " /dev/shm/mpich_" in line}
+    except OSError:
+        return set()
+    return {path for path in paths if not path.endswith(" (deleted)")}
 
 
 def _write_start_record(env, child):

@@ -29,7 +29,7 @@ SHM = "/dev/shm"
 def _job_segments(pid):
     """The MPI segments in /dev/shm that the rank `pid` maps (MPICH's mpich_shm_<world>_<node>)."""
     with open(f"/proc/{pid}/maps") as f:
-        return {line.split()[-1] for line in f if f" {SHM}/" in line and "/mpich_" in line}
+        return {line[line.index(f" {SHM}/mpich_") + 1:].strip() for line in f if f" {SHM}/mpich_" in line}
 
 
 def _left_behind(segments):
@@ -192,5 +192,21 @@ def test_rank_killed_with_its_watcher(tmp_path, marker):
     assert ended - killed_at < DEATH_TO_EXIT_S
     assert "no rank recorded an error" in err
     assert re.search(r"mpiexec reports rank [01] \(pid \d+\) on \S+: Killed \(signal 9\)", err), err
+    assert not _marked_pids(marker)
+    assert not _left_behind(segments)
+
+
+def test_launcher_killed(tmp_path, marker):
+    # dtrain-run SIGKILLed: mpiexec gets SIGTERM from the kernel and stops the ranks, whose watchers
+    # remove the segment the job mapped
+    n = 2
+    proc = _start(n, "loop", tmp_path, marker)
+    segments = _watch(proc, tmp_path, n)
+    killed_at = time.time()
+    proc.kill()
+    proc.communicate()
+    deadline = killed_at + DEATH_TO_EXIT_S
+    while (_marked_pids(marker) or _left_behind(segments)) and time.time() < deadline:
+        time.sleep(0.05)
     assert not _marked_pids(marker)
     assert not _left_behind(segments)
