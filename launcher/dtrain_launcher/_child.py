@@ -112,7 +112,8 @@ class _Ending:
             return
         mpi = sys.modules.get("mpi4py.MPI")
         try:
-            up = mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized()
+            up = (mpi is not None and hasattr(mpi, "_set_abort_status")  # mpi4py >= 3.1
+                  and mpi.Is_initialized() and not mpi.Is_finalized())
         except Exception:
             up = False
         if up:

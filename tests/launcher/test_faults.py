@@ -17,7 +17,8 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_launcher import DTRAIN_RUN, SCRIPTS, _alive, _env, _marked_pids, _wait_for_files, marker  # noqa: E402,F401
+from test_launcher import (DTRAIN_RUN, SCRIPTS, _alive, _env, _marked_pids, _wait_for_files,  # noqa: E402
+                           marker, pytestmark)  # noqa: F401  (the fixture, and the skip without mpiexec)
 
 pytest.importorskip("mpi4py")
 
