@@ -1,11 +1,12 @@
 """Per-rank entry point: ``python -m dtrain_launcher._rank (script.py | -m module) [args]``.
 
 Sets the torch-style rank variables from the ones the MPI launcher (or srun) sets, then forks.
-The child runs the user's code with runpy, so ``__name__ == "__main__"`` and ``sys.argv`` are
-what ``python script.py args`` would give. The parent stays behind as a small watcher: it
-prefixes and tees the child's output and records how the child ended. Because the watcher is a
-separate process, a rank killed by a signal (or crashing in native code) is still reported with
-its signal, and its last lines of output are not lost with it.
+The child runs the user's code with runpy (`_child.py`), so ``__name__ == "__main__"`` and
+``sys.argv`` are what ``python script.py args`` would give. The parent stays behind as a small
+watcher: it prefixes and tees the child's output and records how the child ended. Because the
+watcher is a separate process (outside the child's process group, holding the child's PMI
+connection until it has written its record), a rank killed by a signal, crashing in native code
+or leaving by ``os._exit`` is still reported, and its last lines of output are not lost with it.
 
 Stdlib only, and cheap to import: this runs once per rank.
 """
