@@ -88,11 +88,12 @@ def write(sink, lines):
             pass
 
 
-class _BannerFilter:
+class BannerFilter:
     """Drops hydra's "BAD TERMINATION" banner from mpiexec's output: dtrain-run's report replaces it.
 
     Only a rule of '=' followed by hydra's banner text starts a drop, so a script's own "====="
-    lines pass through.
+    lines pass through. The banner's lines are kept in `banner`: when a rank died with its
+    watcher, they are the only account of it (see `errors.launcher_account`).
     """
 
     _START = b"=   BAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES"
@@ -102,6 +103,7 @@ class _BannerFilter:
     def __init__(self):
         self.held = []  # a blank line and a rule that may open a banner
         self.state = "text"  # or "banner", "after"
+        self.banner = []  # the dropped lines, decoded
 
     @staticmethod
     def _is_rule(line):
@@ -113,13 +115,17 @@ class _BannerFilter:
                 return [line]  # another rank's output, printed meanwhile
             if self._is_rule(line):
                 self.state = "after"
+            else:
+                self.banner.append(line.decode(errors="replace").strip())
             return []
         if self.state == "after":
             if line.startswith(self._AFTER):
+                self.banner.append(line.decode(errors="replace").strip())
                 return []
             self.state = "text"
         if self.held and self._is_rule(self.held[-1]) and line.startswith(self._START):
             self.held, self.state = [], "banner"
+            self.banner.append(line.decode(errors="replace").strip())
             return []
         if (line == b"\n" and not self.held) or (self._is_rule(line) and self.held in ([], [b"\n"])):
             self.held.append(line)
@@ -132,9 +138,8 @@ class _BannerFilter:
         return out
 
 
-def relay(source, sink):
-    """Copy mpiexec's own output to ours line by line, without hydra's banner."""
-    banner = _BannerFilter()
+def relay(source, sink, banner):
+    """Copy mpiexec's own output to ours line by line, without hydra's banner (`banner`, a BannerFilter)."""
     for line in iter(source.readline, b""):
         write(sink, banner.feed(line))
     write(sink, banner.flush())

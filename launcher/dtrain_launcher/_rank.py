@@ -1,20 +1,22 @@
 """Per-rank entry point: ``python -m dtrain_launcher._rank (script.py | -m module) [args]``.
 
 Sets the torch-style rank variables from the ones the MPI launcher (or srun) sets, then forks.
-The child runs the user's code with runpy, so ``__name__ == "__main__"`` and ``sys.argv`` are
-what ``python script.py args`` would give. The parent stays behind as a small watcher: it
-prefixes and tees the child's output and records how the child ended. Because the watcher is a
-separate process, a rank killed by a signal (or crashing in native code) is still reported with
-its signal, and its last lines of output are not lost with it.
+The child runs the user's code with runpy (`_child.py`), so ``__name__ == "__main__"`` and
+``sys.argv`` are what ``python script.py args`` would give. The parent stays behind as a small
+watcher: it prefixes and tees the child's output and records how the child ended. Because the
+watcher is a separate process (outside the child's process group, holding the child's PMI
+connection until it has written its record), a rank killed by a signal, crashing in native code
+or leaving by ``os._exit`` is still reported, and its last lines of output are not lost with it.
 
 Stdlib only, and cheap to import: this runs once per rank.
 """
-import json
 import os
 import signal
 import socket
 import sys
 import time
+
+from ._child import die_with_parent, error_file, fault_file, run_user_code, write_error_file
 
 # Signals sent to a rank (by dtrain-run's teardown, hydra, or a user) are passed on to the child.
 # The first four mean "stop": a child that dies from them is not a root cause worth reporting.
@@ -55,76 +57,6 @@ def rank_env() -> dict:
         "WORLD_SIZE": world_size,
         "LOCAL_WORLD_SIZE": local_world_size,
     }
-
-
-def _error_file(rank):
-    error_dir = os.environ.get("DTRAIN_ERROR_DIR")
-    return os.path.join(error_dir, f"error_rank{rank}.json") if error_dir else None
-
-
-def _write_error_file(info: dict):
-    path = _error_file(info["rank"])
-    if path is None:
-        return
-    info.setdefault("pid", os.getpid())
-    info.update(host=socket.gethostname(), time=time.time())
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    # write then rename: dtrain-run polls the directory and must never read half a file
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(info, f)
-    os.replace(tmp, path)
-
-
-# ---------------------------------------------------------------- the child: the user's code
-def _die_with_parent(parent_pid):
-    # if the watcher is SIGKILLed (hydra's cleanup does that), the child must not live on
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-
-def _run_user_code(argv, env) -> int:
-    import runpy
-    import traceback
-
-    if argv[0] == "-m":
-        module = argv[1]
-        sys.argv = [module] + argv[2:]  # run_module puts the module's file path in argv[0]
-        run = lambda: runpy.run_module(module, run_name="__main__", alter_sys=True)  # noqa: E731
-    else:
-        script = argv[0]
-        sys.argv = list(argv)
-        # `python -m dtrain_launcher._rank` put the cwd first on sys.path; `python script.py` puts
-        # the script's directory there (run_path does it itself for directories and zip files)
-        if os.path.isfile(script):
-            sys.path[0] = os.path.dirname(os.path.realpath(script))
-        run = lambda: runpy.run_path(script, run_name="__main__")  # noqa: E731
-    shim_files = (__file__, runpy.__file__, "<frozen runpy>")
-    try:
-        run()
-    except SystemExit:
-        raise
-    except BaseException as exc:
-        tb = exc.__traceback__
-        # the report should start in the user's code, not in this shim or in runpy
-        while tb is not None and tb.tb_frame.f_code.co_filename in shim_files:
-            tb = tb.tb_next
-        text = "".join(traceback.format_exception(type(exc), exc, tb))
-        try:
-            sys.stdout.flush()
-        except Exception:
-            pass
-        sys.stderr.write(text)
-        sys.stderr.flush()
-        _write_error_file({"rank": env["RANK"], "local_rank": env["LOCAL_RANK"], "exitcode": 1,
-                           "type": type(exc).__qualname__, "message": str(exc), "traceback": text})
-        return 1
-    return 0
 
 
 # ---------------------------------------------------------------- the parent: the watcher
@@ -170,11 +102,14 @@ class _Watcher:
             self.log = open(os.path.join(log_dir, f"rank{rank}.log"), mode, buffering=0)
         self.pending = {1: b"", 2: b""}
         self.stopping = False
+        self.segments = None  # the MPI segments in /dev/shm the child mapped, when it was told to stop
         self.sockets = {fd: _connect_console(fd) for fd in (1, 2)} if self.console else {}
 
     def forward(self, signum, frame):
         if signum in _STOP_SIGNALS:
             self.stopping = True
+            if self.segments is None:  # read while the child is alive, removed once it is gone
+                self.segments = _shm_segments_of(self.pid)
         try:
             os.kill(self.pid, signum)
         except ProcessLookupError:
@@ -250,17 +185,30 @@ class _Watcher:
         return status
 
     def finish(self, status):
-        """Record a failure (unless it was a requested stop) and exit the way the child did."""
+        """Record a failure (unless it was a requested stop) and exit the way the child did.
+
+        Until this process exits it holds the child's PMI connection open (see `main`), so hydra
+        learns of the death only after the record is on disk.
+        """
         rank, local_rank = self.env["RANK"], self.env["LOCAL_RANK"]
         if self.log is not None:
             self.log.close()
+        # The job is being stopped. MPICH unlinks its segment only in MPI_Finalize, and when
+        # dtrain-run itself was killed nobody else is left to remove it (the other ranks still
+        # mapping it keep their mapping; a restarted job has segments of other names).
+        for segment in self.segments or ():
+            try:
+                os.unlink(segment)
+            except OSError:
+                pass
+        path = error_file(rank)
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
             if not self.stopping:
                 name = signal.Signals(sig).name if sig in signal.valid_signals() else str(sig)
-                _write_error_file({"rank": rank, "local_rank": local_rank, "pid": self.pid, "exitcode": -sig,
-                                   "signal": sig, "type": None, "message": f"killed by signal {sig} ({name})",
-                                   "traceback": None})
+                write_error_file({"rank": rank, "local_rank": local_rank, "pid": self.pid, "exitcode": -sig,
+                                  "signal": sig, "type": None, "message": f"killed by signal {sig} ({name})",
+                                  "traceback": _fault_stacks(rank)})
             # die the same way, so whoever started this rank sees what happened to the child
             try:
                 signal.signal(sig, signal.SIG_DFL)
@@ -270,11 +218,56 @@ class _Watcher:
             time.sleep(1)
             os._exit(128 + sig)
         code = os.waitstatus_to_exitcode(status)
-        path = _error_file(rank)
-        if code and not self.stopping and path and not os.path.exists(path):
-            _write_error_file({"rank": rank, "local_rank": local_rank, "pid": self.pid, "exitcode": code,
-                               "type": None, "message": f"exited with code {code}", "traceback": None})
+        recorded = path is not None and os.path.exists(path)
+        if code and not self.stopping and path and not recorded:
+            write_error_file({"rank": rank, "local_rank": local_rank, "pid": self.pid, "exitcode": code,
+                              "type": None, "message": f"exited with code {code}", "traceback": None})
+        if not code and recorded:
+            code = 1  # the child recorded a failure Python exits 0 after (an exception in an atexit handler)
         os._exit(code)
+
+
+def _shm_segments_of(pid):
+    """The MPICH segments in /dev/shm that process `pid` maps."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            paths = {line[line.index(" /dev/shm/mpich_") + 1:].rstrip("\n") for line in f if " /dev/shm/mpich_" in line}
+    except OSError:
+        return set()
+    return {path for path in paths if not path.endswith(" (deleted)")}
+
+
+def _write_start_record(env, child):
+    """started_rank<N>.json: which processes are this rank, for a report hydra alone can give (see errors)."""
+    import json
+
+    error_dir = os.environ.get("DTRAIN_ERROR_DIR")
+    if not error_dir:
+        return
+    path = os.path.join(error_dir, f"started_rank{env['RANK']}.json")
+    try:
+        with open(f"{path}.tmp", "w") as f:
+            json.dump({"rank": env["RANK"], "local_rank": env["LOCAL_RANK"], "host": socket.gethostname(),
+                       "pid": os.getpid(), "child": child}, f)
+        os.replace(f"{path}.tmp", path)
+    except OSError:
+        pass
+
+
+def _fault_stacks(rank):
+    """The Python stacks faulthandler wrote when the child died from a fatal signal, or None."""
+    path = fault_file(rank)
+    try:
+        with open(path, errors="replace") as f:
+            lines = f.read().strip().splitlines()
+    except (OSError, TypeError):
+        return None
+    # the frames of this shim and of runpy under the user's code, and the list of extension
+    # modules, say nothing about the crash
+    shim = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    lines = [line for line in lines if shim not in line and "<frozen runpy>" not in line
+             and not line.startswith("Extension modules:")]
+    return "\n".join(lines).strip() + "\n" if lines else None
 
 
 def main(argv=None):
@@ -291,8 +284,16 @@ def main(argv=None):
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
+    # The child leads a process group of its own (both sides set it: no race on who runs first).
+    # hydra's cleanup signals the watcher's group; a signal to the rank's group (`kill -9 -PGID`
+    # of the python process one sees in ps) then reaches only the child, and this watcher lives
+    # to record it. The child still dies with the watcher (parent-death signal).
+    try:
+        os.setpgid(0 if pid == 0 else pid, 0 if pid == 0 else pid)
+    except OSError:
+        pass
     if pid == 0:
-        _die_with_parent(parent)
+        die_with_parent(parent)
         for fd, (r, w) in pipes.items():
             os.close(r)
             os.dup2(w, fd)
@@ -300,17 +301,16 @@ def main(argv=None):
         # stdout is a pipe now; line buffering keeps a rank's output streaming, as on a terminal
         if sys.stdout is not None:
             sys.stdout.reconfigure(line_buffering=True)
-        sys.exit(_run_user_code(argv, env))
+        sys.exit(run_user_code(argv, env))
 
     for r, w in pipes.values():
         os.close(w)
-    # only the child speaks PMI; its connection must close when the child ends, not later
-    pmi_fd = os.environ.get("PMI_FD")
-    if pmi_fd and pmi_fd.isdigit():
-        try:
-            os.close(int(pmi_fd))
-        except OSError:
-            pass
+    # Only the child speaks PMI, but this process keeps its own copy of the connection (PMI_FD)
+    # open until it exits. hydra SIGKILLs the process group of every rank as soon as a rank's
+    # PMI connection closes before PMI finalize: were the child's death the moment the
+    # connection closed, this watcher would be killed with the rest before it had recorded how
+    # the child died (os._exit, SIGKILL, SIGSEGV were reported as hydra's "exit code 9").
+    _write_start_record(env, pid)
     watcher = _Watcher(pid, env)
     for sig in _FORWARDED_SIGNALS:
         signal.signal(sig, watcher.forward)

@@ -1,72 +1,109 @@
-"""Shared-memory files that a killed MPI rank leaves in /dev/shm, and their removal.
+"""The MPI shared-memory segments a job leaves in /dev/shm when it does not end cleanly, and their removal.
 
-MPICH keeps its intra-node channel in ``/dev/shm/mpich_shm_<hash of the PMI job id>_<n>`` and unlinks it
-when the ranks finalize. A rank that is killed (SIGKILL, a requeue, the OOM killer) leaves it behind.
-Under SLURM the PMI job id is "<job id>.<step id>", which a requeued job (and, after slurmctld loses its
-state, a new job) has again: the next run's ranks then attach to the dead run's segment and fail in
-MPI_Init ("failed to unpack address") or in their first messages ("Message ... truncated"). A file is
-stale when no live process maps it or holds it open; only such files of this user are removed.
+MPICH (ch4) creates one segment per node and world, ``mpich_shm_<world id>_<node>``, where the
+world id is a hash of the PMI key-value-space name. MPICH unlinks the segment in MPI_Finalize, so
+every rank that dies, aborts or is killed leaves its 2-4 MB behind for good (UCX's own
+``ucx_shm_posix_*`` segments are unlinked right after they are mapped). Open MPI's are
+``vader_segment.*`` / ``sm_segment.*``.
 
-``python -m dtrain_launcher._shm`` removes them on the node it runs on.
+Two cases:
+- under hydra's mpiexec the name holds a random number, so dtrain-run cannot compute it: a job's
+  segments are recognised after it ended (`remove_leftovers`): named like MPI's, created while the
+  attempt ran, by this user, and mapped by no live process. Every process of the job is gone by then,
+  so a segment still mapped belongs to another job that runs now; one mapped by nobody that appeared
+  meanwhile is ours, or the leftover of another job that died meanwhile.
+- under SLURM the name comes from "<job id>.<step id>", which a requeued job (and, after slurmctld
+  loses its state, a new job) has again: its ranks would attach to the killed run's segment and fail
+  in MPI_Init ("failed to unpack address") or in their first messages ("Message ... truncated"). Before
+  a job step starts, every such file of this user that no live process maps or holds open is stale
+  (`remove_stale_segments`; ``python -m dtrain_launcher._shm`` does it on the node it runs on).
 """
 import os
 import sys
 
 SHM_DIR = "/dev/shm"
-PREFIXES = ("mpich_shm_",)
+_PREFIXES = ("mpich_shm_", "mpich_vci_", "mpich_shar_tmp", "ucx_shm_posix_", "vader_segment.", "sm_segment.")
 
 
-def _in_use(shm_dir) -> set:
-    """Paths under `shm_dir` that some process we can see maps or holds open."""
-    used, prefix = set(), shm_dir.rstrip("/") + "/"
+def snapshot() -> set:
+    """Names of the MPI segments in /dev/shm now."""
+    try:
+        return {name for name in os.listdir(SHM_DIR) if name.startswith(_PREFIXES)}
+    except OSError:
+        return set()
+
+
+def _in_use(paths) -> set:
+    """Which of `paths` some live process we can see maps or holds open (scans /proc/*/maps and fds)."""
+    wanted = {path.encode(): path for path in paths}
+    found = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/maps", "rb") as f:
-                for line in f:
-                    at = line.find(prefix.encode())
-                    if at >= 0:
-                        used.add(line[at:].rstrip(b"\n").removesuffix(b" (deleted)").decode(errors="replace"))
+                maps = f.read()
+            found.update(path for raw, path in wanted.items() if raw in maps)
             for fd in os.listdir(f"/proc/{entry}/fd"):
                 target = os.readlink(f"/proc/{entry}/fd/{fd}")
-                if target.startswith(prefix):
-                    used.add(target)
-        except OSError:  # gone, or another user's process
+                if target in paths:
+                    found.add(target)
+        except OSError:  # gone, or not ours to read
             continue
-    return used
+        if len(found) == len(wanted):
+            break
+    return found
 
 
-def stale_segments(shm_dir: str = SHM_DIR) -> list:
-    """This user's MPI shared-memory files in `shm_dir` that no live process uses."""
-    try:
-        names = sorted(n for n in os.listdir(shm_dir) if n.startswith(PREFIXES))
-    except OSError:
-        return []
-    if not names:
-        return []
-    used, me = _in_use(shm_dir), os.geteuid()
-    stale = []
-    for name in names:
-        path = os.path.join(shm_dir, name)
-        try:
-            if os.stat(path).st_uid == me and path not in used:
-                stale.append(path)
-        except OSError:
-            continue
-    return stale
-
-
-def remove_stale_segments(shm_dir: str = SHM_DIR) -> list:
-    """Remove what `stale_segments` finds; returns the paths removed."""
+def _unlink(paths) -> list:
     removed = []
-    for path in stale_segments(shm_dir):
+    for path in paths:
         try:
             os.unlink(path)
             removed.append(path)
         except OSError:
             pass
     return removed
+
+
+def remove_leftovers(before: set, since: float) -> list:
+    """Unlink the MPI segments that appeared after `before` was taken (at time `since`) and that
+    no live process maps; returns their names."""
+    uid = os.getuid()
+    new = []
+    for name in snapshot() - before:
+        try:
+            st = os.stat(os.path.join(SHM_DIR, name))
+        except OSError:
+            continue
+        if st.st_uid == uid and st.st_ctime >= since - 1.0:
+            new.append(os.path.join(SHM_DIR, name))
+    if not new:
+        return []
+    return sorted(os.path.basename(p) for p in _unlink(set(new) - _in_use(new)))
+
+
+def stale_segments(shm_dir: str = SHM_DIR) -> list:
+    """This user's MPI shared-memory files in `shm_dir` that no live process uses."""
+    try:
+        paths = [os.path.join(shm_dir, n) for n in sorted(os.listdir(shm_dir)) if n.startswith(_PREFIXES)]
+    except OSError:
+        return []
+    uid = os.geteuid()
+    ours = []
+    for path in paths:
+        try:
+            if os.stat(path).st_uid == uid:
+                ours.append(path)
+        except OSError:
+            continue
+    used = _in_use(ours) if ours else set()
+    return [path for path in ours if path not in used]
+
+
+def remove_stale_segments(shm_dir: str = SHM_DIR) -> list:
+    """Remove what `stale_segments` finds; returns the paths removed."""
+    return _unlink(stale_segments(shm_dir))
 
 
 if __name__ == "__main__":

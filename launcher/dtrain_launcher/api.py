@@ -19,13 +19,15 @@ import uuid
 from dataclasses import dataclass
 
 from . import _proc, _shm
-from ._output import ConsoleServer, relay
-from .errors import format_report, read_failures
+from ._output import BannerFilter, ConsoleServer, relay
+from .errors import format_report, launcher_account, read_failures
 
 TERM_GRACE = 2.5  # seconds between SIGTERM and SIGKILL at teardown: every rank is gone within 5 s
 _SETTLE = 0.3  # after a failure, time for its last lines of output to reach the console
 _POLL = 0.05
 _TIMEOUT_EXITCODE = 124  # as coreutils' timeout
+KEEP_FAILED_RUNS = 10  # run directories of failed jobs kept in the temp dir (DTRAIN_KEEP_FAILED_RUNS)
+_FAILED_MARK = "FAILED"  # in a run directory kept after a failure; only those are ever pruned
 
 @dataclass
 class LaunchConfig:
@@ -184,16 +186,20 @@ class _Attempt:
 
     def __init__(self, cmd, env, error_dir, marker, console):
         self.error_dir, self.marker, self.console = error_dir, marker, console
+        self.started, self.shm_before = time.time(), _shm.snapshot()
         self.proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_parent_death_signal(),
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.relays = [threading.Thread(target=relay, args=(self.proc.stdout, sys.stdout.buffer), daemon=True),
-                       threading.Thread(target=relay, args=(self.proc.stderr, sys.stderr.buffer), daemon=True)]
+        self.banners = [BannerFilter(), BannerFilter()]
+        self.relays = [threading.Thread(target=relay, args=(self.proc.stdout, sys.stdout.buffer, self.banners[0]),
+                                        daemon=True),
+                       threading.Thread(target=relay, args=(self.proc.stderr, sys.stderr.buffer, self.banners[1]),
+                                        daemon=True)]
         for t in self.relays:
             t.start()
 
     def outcome(self):
         """None while every rank runs; "ok" once all exited 0, "failed" at the first failure."""
-        if os.listdir(self.error_dir):
+        if any(name.startswith("error_rank") and name.endswith(".json") for name in os.listdir(self.error_dir)):
             time.sleep(_SETTLE)
             return "failed"
         if self.proc.poll() is not None:
@@ -203,16 +209,31 @@ class _Attempt:
             return "failed"
         return None
 
+    def failures(self) -> list:
+        """The ranks' failures, first observed first (`errors.ProcessFailure`)."""
+        return read_failures(self.error_dir)
+
+    def hydra_account(self) -> str | None:
+        """hydra's own account of the failure, for when no rank recorded one."""
+        for banner in self.banners:
+            note = launcher_account(banner.banner, self.error_dir)
+            if note:
+                return note
+        return None
+
     def close(self):
         """Stop whatever still runs; every process of the attempt is gone when this returns."""
         _teardown(self.proc, self.marker)
+        # MPICH removes its /dev/shm segment only in MPI_Finalize; every process of the attempt
+        # is gone now, so what it left behind can go
+        self.shm_removed = _shm.remove_leftovers(self.shm_before, self.started)
         for t in self.relays:
             t.join(timeout=5)
         self.console.wait_idle(timeout=2.0)
 
 
 def _run_attempt(cmd, env, error_dir, marker, deadline, stop, console):
-    """Run the job once; returns ("ok" | "failed" | "timeout" | "stopped", mpiexec's exit code)."""
+    """Run the job once; returns ("ok" | "failed" | "timeout" | "stopped", the closed attempt)."""
     attempt = _Attempt(cmd, env, error_dir, marker, console)
     try:
         while True:
@@ -228,7 +249,7 @@ def _run_attempt(cmd, env, error_dir, marker, deadline, stop, console):
             time.sleep(_POLL)
     finally:
         attempt.close()
-    return outcome, attempt.proc.returncode
+    return outcome, attempt
 
 
 def _job_env(config, job_id, console):
@@ -293,7 +314,7 @@ class Job:
 
     def failures(self) -> list:
         """The ranks' failures, first observed first (`errors.ProcessFailure`)."""
-        return read_failures(self.error_dir)
+        return self._attempt.failures()
 
     @property
     def returncode(self):
@@ -323,7 +344,7 @@ def launch(config: LaunchConfig, entrypoint: list) -> int:
     marker = f"DTRAIN_JOB_ID={job_id}"
     workdir = tempfile.mkdtemp(prefix=f"dtrain-run-{job_id}-")
     deadline = time.monotonic() + config.timeout if config.timeout else None
-    keep_workdir = False  # a job that ends failed keeps its error files: the report names them
+    keep_workdir = False  # a job that ends failed keeps its error files: the report names the directory
     console = ConsoleServer(workdir, remote=bool(use_srun or config.hosts or config.hostfile))
     env = _job_env(config, job_id, console)
     try:
@@ -335,7 +356,7 @@ def launch(config: LaunchConfig, entrypoint: list) -> int:
                            TORCHELASTIC_RESTART_COUNT=str(restart))
                 if use_srun:
                     clean_allocation_nodes()
-                outcome, returncode = _run_attempt(cmd, env, error_dir, marker, deadline, stop, console)
+                outcome, attempt = _run_attempt(cmd, env, error_dir, marker, deadline, stop, console)
                 if outcome == "ok":
                     return 0
                 if outcome == "stopped":
@@ -345,13 +366,46 @@ def launch(config: LaunchConfig, entrypoint: list) -> int:
                     print(f"dtrain-run: {name} timed out after {config.timeout:g} s, stopped every rank",
                           file=sys.stderr)
                     return _TIMEOUT_EXITCODE
-                print(format_report(name, read_failures(error_dir), returncode), file=sys.stderr, flush=True)
+                print(format_report(name, attempt.failures(), attempt.proc.returncode, attempt.hydra_account()),
+                      file=sys.stderr, flush=True)
                 if restart < config.max_restarts:
                     print(f"dtrain-run: restarting the job ({restart + 1} of {config.max_restarts} restarts)",
                           file=sys.stderr, flush=True)
             keep_workdir = True
+            keep = _keep_failed_runs()
+            print(f"dtrain-run: the error files of every attempt are in {workdir} (kept with the {keep} most "
+                  "recent failed runs; DTRAIN_KEEP_FAILED_RUNS sets how many)", file=sys.stderr, flush=True)
+            _prune_failed_runs(workdir, keep)
             return 1
     finally:
         console.close()
         if not keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _keep_failed_runs():
+    try:
+        return max(1, int(os.environ.get("DTRAIN_KEEP_FAILED_RUNS", KEEP_FAILED_RUNS)))
+    except ValueError:
+        return KEEP_FAILED_RUNS
+
+
+def _prune_failed_runs(workdir, keep):
+    """Mark `workdir` as a failed run's and remove the oldest such directories beyond `keep`.
+
+    Only directories marked by a failed run are candidates: those of jobs still running are never touched.
+    """
+    with open(os.path.join(workdir, _FAILED_MARK), "w") as f:
+        f.write(f"{time.time()!r}\n")
+    parent = os.path.dirname(workdir)
+    failed = []
+    for name in os.listdir(parent):
+        mark = os.path.join(parent, name, _FAILED_MARK)
+        if name.startswith("dtrain-run-"):
+            try:
+                failed.append((os.stat(mark).st_mtime, os.path.join(parent, name)))
+            except OSError:
+                continue
+    for _, path in sorted(failed, reverse=True)[keep:]:
+        if path != workdir:
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,6 +1,7 @@
 """Failures of ranks, as recorded in their error files, and dtrain-run's root-cause report."""
 import json
 import os
+import re
 import signal
 import time
 from dataclasses import dataclass
@@ -56,12 +57,54 @@ def read_failures(error_dir: str) -> list:
     return sorted(failures, key=lambda f: (f.timestamp, f.rank))
 
 
-def format_report(name: str, failures: list, launcher_exitcode: int | None = None) -> str:
+def launcher_account(banner: list, error_dir: str) -> str | None:
+    """hydra's "BAD TERMINATION" banner as one line naming the rank, or None.
+
+    Every rank's watcher records how its child ended; only a rank killed together with its
+    watcher has no record. hydra then names the process it started (the watcher) and how it
+    ended; the watchers' start records map that pid to a rank. hydra names the lowest rank that
+    ended abnormally, which need not be the first: its other ranks were killed by hydra itself.
+    """
+    text = "\n".join(banner)
+    pid = re.search(r"PID (\d+) RUNNING AT (\S+)", text)
+    code = re.search(r"EXIT CODE: (\d+)", text)
+    if pid is None or code is None:
+        return None
+    exit_string = re.search(r"EXIT STRING: (.*)", text)
+    how = exit_string.group(1) if exit_string else f"exit code {code.group(1)}"
+    watcher, host = int(pid.group(1)), pid.group(2)
+    who = f"pid {watcher}"
+    for start in _start_records(error_dir):
+        if start.get("pid") == watcher and start.get("host", host).split(".")[0] == host.split(".")[0]:
+            who = f"rank {start['rank']} (pid {start.get('child', watcher)})"
+    return (f"mpiexec reports {who} on {host}: {how} (hydra names the lowest rank that ended abnormally, "
+            "not necessarily the first; killed together with its watcher, the rank left no record)")
+
+
+def _start_records(error_dir):
+    records = []
+    try:
+        names = [n for n in os.listdir(error_dir) if n.startswith("started_rank") and n.endswith(".json")]
+    except FileNotFoundError:
+        return records
+    for name in names:
+        try:
+            with open(os.path.join(error_dir, name)) as f:
+                records.append(json.load(f))
+        except (OSError, ValueError):
+            continue
+    return records
+
+
+def format_report(name: str, failures: list, launcher_exitcode: int | None = None,
+                  launcher_note: str | None = None) -> str:
     """torchrun-style summary: the root cause in full, any later failures in a line each."""
     rule = "=" * 72
     lines = [rule, f"dtrain-run: {name} FAILED", "-" * 72]
     if not failures:
         lines.append(f"no rank recorded an error; the MPI launcher exited with code {launcher_exitcode}")
+        if launcher_note:
+            lines.append(launcher_note)
         return "\n".join(lines + [rule])
     root = failures[0]
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(root.timestamp))

@@ -162,7 +162,7 @@ def test_ranks_filter_without_log_dir(tmp_path, marker):
 
 @pytest.mark.parametrize("mode, expected", [
     ("raise", ["exitcode  : 1", "RuntimeError: rank 1 failed on purpose"]),
-    ("exit", ["exitcode  : 3", "exited with code 3"]),
+    ("exit", ["exitcode  : 3", "error     : SystemExit: 3", "sys.exit(3)"]),  # where the script gave up
     ("sigkill", ["exitcode  : -9 (signal 9: SIGKILL)", "killed by signal 9 (SIGKILL)"]),
     ("stubborn", ["RuntimeError: rank 1 failed on purpose"]),  # others ignore SIGTERM: SIGKILL follows
 ])
@@ -200,7 +200,7 @@ def test_restart_after_failure(tmp_path, marker):
 def test_restarts_run_out(tmp_path, marker):
     res = run(["-n", 2, "--max-restarts", 1, _script("flaky.py"), tmp_path, "always"], marker)
     assert res.returncode == 1
-    assert res.stderr.count("FAILED") == 2
+    assert res.stderr.count("flaky.py FAILED") == 2
     assert "ValueError: flaky failure in attempt 1" in res.stderr
     assert (tmp_path / "attempt1_rank1.json").exists() and not list(tmp_path.glob("attempt2_*"))
 
@@ -289,3 +289,24 @@ def test_launcher_imports_only_the_standard_library():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
+
+
+def test_run_directories_kept_after_failure_up_to_a_bound(tmp_path, marker):
+    tmp, out = tmp_path / "tmp", tmp_path / "out"
+    tmp.mkdir()
+    out.mkdir()
+    running = tmp / "dtrain-run-0123456789abcdef-running"  # a job still running: never pruned
+    running.mkdir()
+    named = []
+    for _ in range(3):
+        res = run(["-n", 2, _script("flaky.py"), out, "always"], marker, TMPDIR=str(tmp), DTRAIN_KEEP_FAILED_RUNS="2")
+        assert res.returncode == 1
+        (kept,) = [line for line in res.stderr.splitlines() if "the error files of every attempt are in" in line]
+        named.append(kept.split(" are in ")[1].split(" (")[0])
+        assert os.path.exists(os.path.join(named[-1], "attempt_0", "error_rank1.json"))
+        time.sleep(0.05)  # distinct times of failure
+    # the two most recent failed runs are kept, the oldest went
+    assert sorted(str(p) for p in tmp.glob("dtrain-run-*")) == sorted(named[1:] + [str(running)])
+    res = run(["-n", 2, _script("dump_env.py"), out], marker, TMPDIR=str(tmp))
+    assert res.returncode == 0, res.stderr
+    assert sorted(str(p) for p in tmp.glob("dtrain-run-*")) == sorted(named[1:] + [str(running)])

@@ -231,3 +231,35 @@ def test_preempted_job_checkpoints_requeues_and_resumes(tmp_path):
     assert _rank_lines(out, "done steps=") == [f"[0] rank=0 done steps={steps} w=22.5",
                                                f"[1] rank=1 done steps={steps} w=22.5"]
     assert slurm.job_info(job_id)["JobState"] == "COMPLETED"
+
+
+@pytest.mark.parametrize("mode", ["sys_exit", "sigkill"])
+def test_rank_death_inside_an_allocation_is_diagnosed(mode, tmp_path):
+    # dtrain-run inside salloc starts the ranks with srun; rank 1 dies after init_process_group while
+    # the others wait in all_reduce: the report still names it, within seconds
+    fault = os.path.join(REPO, "tests", "launcher", "scripts", "fault.py")
+    proc = subprocess.Popen(["salloc", "-n", "4", sys.executable, "-m", "dtrain_launcher", "-n", "4", fault,
+                             "loop" if mode == "sigkill" else mode, str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path)
+    try:
+        if mode == "sigkill":
+            _wait_for(lambda: all((tmp_path / f"pid{r}").exists() for r in range(4)), 60, "the ranks")
+            died_at = time.time()
+            os.kill(int((tmp_path / "pid1").read_text()), 9)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # salloc gives the allocation back on SIGTERM, not on SIGKILL
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    ended = time.time()
+    if mode == "sys_exit":
+        died_at = float((tmp_path / "failed_at").read_text())
+    assert proc.returncode == 1, err
+    assert ended - died_at < 8.0  # salloc's own start and end included
+    report = err[err.index("Root Cause"):]
+    assert "rank      : 1 (local_rank: 1)" in report
+    expected = "error     : SystemExit: 3" if mode == "sys_exit" else "exitcode  : -9 (signal 9: SIGKILL)"
+    assert expected in report, report
