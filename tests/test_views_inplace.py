@@ -348,12 +348,14 @@ def test_unfold_and_unbind_of_1d_are_views():
     run(prog, randn(5), grad=False)
 
 
-def test_unfold_in_graph_gradient():
+@pytest.mark.parametrize("shape,dim,size,step", [((5,), 0, 3, 2), ((5,), 0, 2, 1), ((4, 5), 1, 2, 1),
+                                                 ((4, 5, 3), 0, 2, 2), ((4, 5), -2, 4, 3)])
+def test_unfold_in_graph_gradient(shape, dim, size, step):
     def prog(m, x):
-        u = x.unfold(0, 3, 2)
-        (u * m.arange(6, dtype=m.float64).reshape(2, 3)).sum().backward()
-        return {"u": u}
-    run(prog, randn(5))
+        u = x.unfold(dim, size, step)
+        (u * m.arange(u.numel(), dtype=m.float64).reshape(u.shape)).sum().backward()
+        return {"u": u, "stride": u.stride()}
+    run(prog, randn(*shape))
 
 
 def test_expand_and_diagonal_writes():
