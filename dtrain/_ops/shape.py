@@ -81,7 +81,9 @@ def view(input, *shape):
 
 
 def _view_dtype(input, dt):
-    return _wrap(input._data.view(dt.np), input._device)
+    t = _wrap(input._data.view(dt.np), input._device)
+    t._version = input._version  # the same memory: a write through either is a new version of both
+    return t
 
 
 @method()
