@@ -299,6 +299,7 @@ SAVED_CASES = {
     "linear_3d_no_grad_input": lambda m, y, w: (lambda h: (m.nn.functional.linear(h, w), h.add_(1))[0])(
         y.detach().reshape(2, 2, 4) * 1),
     "matmul_then_write": lambda m, y, w: (y @ w, y.add_(1))[0],
+    "write_pow_output": lambda m, y, w: (lambda p: (p.mul_(2), p)[1])(y.pow(3)),
 }
 
 
@@ -413,6 +414,19 @@ def test_expand_and_diagonal_writes():
         res.update(a=a, same=same, d=d, d_alias=aliases(m, d, a))
         return res
     run(prog, randn(3, 4), grad=False)
+
+
+def test_fill_of_an_expanded_view_in_a_graph():
+    def prog(m, x):
+        y = x * 1
+        e = y[:1].expand(3, 4)
+        e.fill_(2.0)           # allowed: every alias gets the same value
+        z = x * 1
+        z.expand(2, 3, 4)[0].zero_()
+        res = {"y": y, "z": z, "backward": attempt(lambda: (y * x).sum().backward())}
+        res["backward_z"] = attempt(lambda: (z * x).sum().backward())
+        return res
+    run(prog, randn(3, 4))
 
 
 def test_diagonal_write_in_graph():

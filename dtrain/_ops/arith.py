@@ -98,7 +98,8 @@ class Div(Function):
 class Pow(Function):
     def forward(ctx, a, b):
         y = ctx.xp.power(a, b)
-        ctx.save_for_backward(a, b, y)
+        # the result only for the exponent's gradient, as torch: writing into `x ** 2` in place stays legal
+        ctx.save_for_backward(a, b, y if ctx.needs_input_grad[1] else None)
         return y
 
     def backward(ctx, g):

@@ -170,6 +170,10 @@ class CopySlices(Function):
 
     def backward(ctx, g):
         xp = ctx.xp
+        _, strides, shape = ctx.view_where
+        if any(st == 0 and n > 1 for st, n in zip(strides, shape)):
+            # torch lets fill_/zero_ write into an expanded view in a graph, then refuses its backward here
+            raise RuntimeError(_OVERLAP)
         # the gradient laid out in the base's own memory layout, whatever layout it arrived in
         buf = xp.zeros(ctx.n, g.dtype)
         _on(xp, buf, ctx.base_where)[...] = g
@@ -184,8 +188,8 @@ class CopySlices(Function):
 
 # ------------------------------------------------------------------------------------ views' history
 def _short(node):
-    # torch 2.13 names nodes in these messages without the Backward suffix ("Output 0 of Split ...")
-    return re.sub(r"Backward\d*$", "", node.name())
+    # torch 2.13 names nodes in these messages without "Backward0" ("Output 0 of Split ...", "Pow1")
+    return re.sub(r"Backward0?$", "", node.name())
 
 
 def handle_view_on_rebase(t, indirect):
@@ -276,8 +280,9 @@ def check_inplace(t, requires_grad=None):
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
 
 
-def assign_(t, result):
-    """Make `t` hold `result` in place: data written into t's memory, history taken over from `result`."""
+def assign_(t, result, fill=False):
+    """Make `t` hold `result` in place: data written into t's memory, history taken over from `result`.
+    `fill`: the values do not depend on t's (zero_, fill_): torch writes them even into an expanded tensor."""
     check_inplace(t, result._requires_grad or t.requires_grad)
     res_dt = result._data.dtype
     dst_dt = t._data.dtype
@@ -294,7 +299,8 @@ def assign_(t, result):
     if t._device is not result._device:
         raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
                            f"{result._device} and {t._device}!")
-    check_overlap(t)
+    if not fill:
+        check_overlap(t)
     node = result._grad_fn if grad_mode._state.enabled else None
     if node is not None and node.saved and node.saved is not _graph._FREED:
         _adopt_saved(node, t, result)

@@ -35,7 +35,7 @@ def _write(t, array_or_value):
         return t
     if _in_graph(t):
         v = _wrap(t._device.xp.asarray(array_or_value, dtype=t._data.dtype), t._device)
-        return assign_(t, Overwrite.apply(t, v))
+        return assign_(t, Overwrite.apply(t, v), fill=True)
     t._data[...] = array_or_value  # torch fills an expanded tensor (its shared elements get one value)
     t._version.value += 1
     return t

@@ -611,7 +611,7 @@ def _modified_message(node, now, expected, t, out):
     else:
         node, nr = t.grad_fn, t._output_nr
         kind, shape = t.type_name(), ", ".join(map(str, out))
-    which = f", which is output {nr} of {re.sub(r'Backward[0-9]*$', '', node.name())}," if node is not None else ""
+    which = f", which is output {nr} of {re.sub(r'Backward0?$', '', node.name())}," if node is not None else ""
     return ("one of the variables needed for gradient computation has been modified by an inplace operation: "
             f"[{kind} [{shape}]]{which} is at version {now}; expected version {expected} instead. Hint: the "
             "backtrace further above can point to the operation that failed to compute its gradient.")
