@@ -161,7 +161,7 @@ class AdvancedIndex(Function):
 
 
 def _getitem(self, key):
-    if type(key) is int and not (self._requires_grad and grad_mode.is_grad_enabled()):
+    if type(key) is int and not (self.requires_grad and grad_mode.is_grad_enabled()):
         # the commonest index (a dataset's x[i]), without building a graph: a view, as the general path makes
         a = self._data
         if a.ndim and -a.shape[0] <= key < a.shape[0]:
