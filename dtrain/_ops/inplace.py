@@ -65,6 +65,17 @@ def _on(xp, buf, where):
     return xp.lib.stride_tricks.as_strided(buf[off:], shape, tuple(s * buf.itemsize for s in strides))
 
 
+def _dense_c(where, n):
+    """Whether `where` is all of a storage of n elements in row-major order (a plain contiguous base)."""
+    off, strides, shape = where
+    expected = 1
+    for size, st in zip(reversed(shape), reversed(strides)):
+        if size != 1 and st != expected:
+            return False
+        expected *= size
+    return off == 0 and expected == n
+
+
 def overlaps(shape, strides):
     """Whether two elements of an array of this geometry may share memory (torch's internal-overlap test
     sorts dims by stride: each stride must exceed everything the smaller dims span)."""
@@ -109,9 +120,14 @@ class AsStrided(Function):
         return "AsStridedBackward0"
 
     def backward(ctx, g):
-        buf = ctx.xp.zeros(ctx.n, g.dtype)
-        _scatter(ctx.xp, buf, ctx.out, g)
-        return ctx.xp.ascontiguousarray(_on(ctx.xp, buf, ctx.inp))
+        xp = ctx.xp
+        if _dense_c(ctx.inp, ctx.n):
+            out = xp.zeros(ctx.inp[2], g.dtype)
+            _scatter(xp, out.reshape(-1), ctx.out, g)
+            return out
+        buf = xp.zeros(ctx.n, g.dtype)
+        _scatter(xp, buf, ctx.out, g)
+        return xp.array(_on(xp, buf, ctx.inp), order="C")
 
 
 def view_at(xp, a, template):
@@ -175,14 +191,21 @@ class CopySlices(Function):
             # torch lets fill_/zero_ write into an expanded view in a graph, then refuses its backward here
             raise RuntimeError(_OVERLAP)
         # the gradient laid out in the base's own memory layout, whatever layout it arrived in
-        buf = xp.zeros(ctx.n, g.dtype)
-        _on(xp, buf, ctx.base_where)[...] = g
+        # (fresh arrays are returned: the engine may then sum further gradients into them in place)
+        if _dense_c(ctx.base_where, ctx.n):
+            g_base = xp.array(g, order="C")  # the common case: one pass, and the result is its own array
+            buf = g_base.reshape(-1)
+        else:
+            buf = xp.zeros(ctx.n, g.dtype)
+            _on(xp, buf, ctx.base_where)[...] = g
+            g_base = None
         region = _on(xp, buf, ctx.view_where)
         g_result = xp.array(region, order="C") if ctx.needs_input_grad[1] else None
-        g_base = None
-        if ctx.needs_input_grad[0]:
-            region[...] = 0
-            g_base = xp.ascontiguousarray(_on(xp, buf, ctx.base_where))
+        if not ctx.needs_input_grad[0]:
+            return None, g_result
+        region[...] = 0
+        if g_base is None:
+            g_base = xp.array(_on(xp, buf, ctx.base_where), order="C")
         return g_base, g_result
 
 
