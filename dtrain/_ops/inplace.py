@@ -94,11 +94,11 @@ def _scatter(xp, buf, where, g):
         _on(xp, buf, where)[...] += g
         return
     idx = xp.asarray(off)
-    for d, (n, s) in enumerate(zip(shape, strides)):
+    for n, s in zip(shape, strides):  # the storage index of every element of the view
         idx = idx[..., None] + xp.arange(n) * s
     flat = idx.reshape(-1)
     gv = xp.broadcast_to(g, shape).reshape(-1)
-    if xp is np and buf.dtype.kind == "f":
+    if xp is np and buf.dtype.kind == "f":  # NumPy's add.at is ~10x slower than a weighted bincount
         buf += np.bincount(flat, weights=gv, minlength=buf.size).astype(buf.dtype, copy=False)
     else:
         from .index import _scatter_add_at
