@@ -46,7 +46,7 @@ def _wrap(array, device):
     t._data = array
     t._device = device
     t._requires_grad = False
-    t.grad = t.grad_fn = t._base = t._accum = t._hooks = t._post_acc_hooks = None
+    t.grad = t._grad_fn = t._base = t._view_info = t._accum = t._hooks = t._post_acc_hooks = None
     t._output_nr = 0
     t._version = _Version()
     t._retains_grad = False
@@ -54,8 +54,10 @@ def _wrap(array, device):
 
 
 class Tensor:
-    __slots__ = ("_data", "_device", "_requires_grad", "grad", "grad_fn", "_output_nr", "_version", "_base",
-                 "_accum", "_hooks", "_post_acc_hooks", "_retains_grad", "__dict__", "__weakref__")
+    # _base: the root tensor whose memory a view shares (never a view itself); _view_info: for a view,
+    # [the version its history was set at, how it was made] (autograd/graph.make_view)
+    __slots__ = ("_data", "_device", "_requires_grad", "grad", "_grad_fn", "_output_nr", "_version", "_base",
+                 "_view_info", "_accum", "_hooks", "_post_acc_hooks", "_retains_grad", "__dict__", "__weakref__")
     __array_priority__ = 1000  # numpy scalars and arrays on the left defer to our reflected operators
 
     def __new__(cls, *args, **kwargs):
@@ -74,8 +76,8 @@ class Tensor:
         pass
 
     def __setstate_from(self, src):
-        for k in ("_data", "_device", "_requires_grad", "grad", "grad_fn", "_output_nr", "_version", "_base",
-                  "_accum", "_hooks", "_post_acc_hooks", "_retains_grad"):
+        for k in ("_data", "_device", "_requires_grad", "grad", "_grad_fn", "_output_nr", "_version", "_base",
+                  "_view_info", "_accum", "_hooks", "_post_acc_hooks", "_retains_grad"):
             setattr(self, k, getattr(src, k))
 
     # ---------------------------------------------------------------- metadata
@@ -192,15 +194,26 @@ class Tensor:
 
     # ---------------------------------------------------------------- autograd state
     @property
+    def grad_fn(self):
+        if self._base is not None and self._view_info[0] != self._version.value:
+            _graph._refresh_view(self)  # its base or a sibling view was written in place since
+        return self._grad_fn
+
+    @grad_fn.setter
+    def grad_fn(self, node):
+        self._grad_fn = node
+
+    @property
     def requires_grad(self):
-        return self._requires_grad
+        # a view requires grad when its base does, even one made under no_grad or before the base did
+        return self._requires_grad or (self._base is not None and self._base._requires_grad)
 
     @requires_grad.setter
     def requires_grad(self, flag):
         self.requires_grad_(flag)
 
     def requires_grad_(self, requires_grad=True):
-        if self.grad_fn is not None and not requires_grad:
+        if not requires_grad and self.grad_fn is not None:
             raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to use a "
                                "computed variable in a subgraph that doesn't require differentiation use "
                                "var_no_grad = var.detach().")
@@ -215,7 +228,7 @@ class Tensor:
 
     @property
     def retains_grad(self):
-        return self._retains_grad
+        return bool(self._retains_grad)
 
     @property
     def output_nr(self):
@@ -244,9 +257,13 @@ class Tensor:
         return t
 
     def detach_(self):
-        if self._base is not None and self._base._requires_grad:
-            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
-        self.grad_fn = None
+        if self._base is not None:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead. If you are using "
+                               "DistributedDataParallel (DDP) for training, and gradient_as_bucket_view is set as "
+                               "True, gradients are views of DDP buckets, and hence detach_() cannot be called on "
+                               "these gradients. To fix this error, please refer to the Optimizer.zero_grad() "
+                               "function in torch/optim/optimizer.py as the solution.")
+        self._grad_fn = None
         self._requires_grad = False
         return self
 
@@ -265,7 +282,7 @@ class Tensor:
     def retain_grad(self):
         if self.grad_fn is None:
             return
-        if not self._requires_grad:
+        if not self.requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         if self._retains_grad:
             return
@@ -279,8 +296,8 @@ class Tensor:
                     t.grad = _wrap(g._data.copy(), g._device)
                 else:
                     t.grad = _wrap(t.grad._data + g._data, g._device)
-        self.grad_fn._tensor_hook(self._output_nr, keep)
-        self._retains_grad = True
+        # (handle, hook): an in-place write moves the hook to the tensor's new node (inplace.set_history)
+        self._retains_grad = (self.grad_fn._tensor_hook(self._output_nr, keep), keep)
 
     def register_hook(self, hook):
         if not self._requires_grad:

@@ -125,7 +125,8 @@ class Pow(Function):
         y = _scalar_pow(ctx.xp, a, scalar) if scalar is not None else None
         if y is None:
             y = ctx.xp.power(a, b)
-        ctx.save_for_backward(a, b, y)
+        # the result only for the exponent's gradient, as torch: writing into `x ** 2` in place stays legal
+        ctx.save_for_backward(a, b, y if ctx.needs_input_grad[1] else None)
         return y
 
     def backward(ctx, g):
@@ -488,106 +489,8 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 
 # ------------------------------------------------------------------------------------------------- in-place
-def check_inplace(t):
-    """torch's rules for writing into a tensor that autograd may need."""
-    if grad_mode.is_grad_enabled():
-        if t._requires_grad and t.grad_fn is None:
-            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        b = t._base
-        if b is not None and b._requires_grad and b.grad_fn is None:
-            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
-
-
-def assign_(t, result):
-    """Make `t` hold `result` in place: data written into t's storage, graph taken over from `result`."""
-    check_inplace(t)
-    res_dt = result._data.dtype
-    dst_dt = t._data.dtype
-    if res_dt != dst_dt and not np.can_cast(res_dt, dst_dt, "same_kind") and \
-            not (dst_dt.kind in "fc" and res_dt.kind in "biuf"):
-        raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.from_numpy_dtype(res_dt))} can't be cast to the "
-                           f"desired output type {_dtype.scalar_name(_dtype.from_numpy_dtype(dst_dt))}")
-    if result.shape != t.shape:
-        try:
-            np.broadcast_to(np.empty(result.shape, bool), t.shape)
-        except ValueError:
-            raise RuntimeError(f"output with shape [{t._shape_str()}] doesn't match the broadcast shape "
-                               f"[{result._shape_str()}]") from None
-    node = result.grad_fn
-    if node is not None:
-        # the new node may have saved t's old array: keep a copy, since we overwrite it now
-        if node.saved and any(a is t._data for a in node.saved):
-            node.saved = tuple(a.copy() if a is t._data else a for a in node.saved)
-            node._versions = [v for v in node._versions if v[0] is not t._version]
-    if t._device is not result._device:
-        raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
-                           f"{result._device} and {t._device}!")
-    t._device.xp.copyto(t._data, result._data, casting="unsafe")
-    t._version.value += 1
-    if node is not None and node._versions:
-        node._versions = [(c, v + 1 if c is t._version else v, x) for c, v, x in node._versions]
-    base = t._base
-    if base is not None and grad_mode.is_grad_enabled() and (node is not None or base._requires_grad):
-        _rebase_view(t, base, result)
-    elif node is not None and grad_mode.is_grad_enabled():
-        t.grad_fn, t._output_nr, t._requires_grad = node, result._output_nr, True
-    return t
-
-
-def _addr(a):
-    return a.data.ptr if hasattr(a.data, "ptr") else a.__array_interface__["data"][0]
-
-
-def _region(a, offset, strides, shape, xp):
-    """The elements of `a` (any layout, the base's shape) that a view at `offset`/`strides` of the base covers."""
-    flat = xp.ascontiguousarray(a).reshape(-1)
-    return xp.lib.stride_tricks.as_strided(flat[offset:], shape, tuple(s * flat.itemsize for s in strides))
-
-
-class CopySlices(Function):
-    """A base whose view was written in place: the view's region now comes from `result`, the rest as before."""
-
-    def forward(ctx, base, result, offset, strides, shape):
-        ctx.where = offset, strides, shape
-        return base
-
-    def backward(ctx, g):
-        xp = ctx.xp
-        g_base = g_result = None
-        if ctx.needs_input_grad[1]:
-            g_result = _region(g, *ctx.where, xp).copy()
-        if ctx.needs_input_grad[0]:
-            g_base = xp.array(g)
-            _region(g_base, *ctx.where, xp)[...] = 0
-        return g_base, g_result
-
-
-class AsStrided(Function):
-    """The view of a rebased base (its grad_fn after an in-place write)."""
-    _view = True
-
-    def forward(ctx, base, offset, strides, shape):
-        ctx.where, ctx.shape = (offset, strides, shape), base.shape
-        return _region(base, offset, strides, shape, ctx.xp)
-
-    def backward(ctx, g):
-        out = ctx.xp.zeros(ctx.shape, g.dtype)
-        _region(out, *ctx.where, ctx.xp)[...] = g
-        return out
-
-
-def _rebase_view(t, base, result):
-    """torch's CopySlices: the base's history now runs through the written view (`x[0].mul_(2)`)."""
-    b, v = base._data, t._data
-    if not b.flags.c_contiguous:
-        raise NotImplementedError("in-place operations on a view of a non-contiguous tensor that is part of an "
-                                  "autograd graph are not supported; write into a contiguous base instead")
-    item = b.itemsize
-    where = ((_addr(v) - _addr(b)) // item, tuple(s // item for s in v.strides), v.shape)
-    nb = CopySlices.apply(base, result, offset=where[0], strides=where[1], shape=where[2])
-    base.grad_fn, base._output_nr, base._requires_grad = nb.grad_fn, 0, True
-    nv = AsStrided.apply(base, offset=where[0], strides=where[1], shape=where[2])
-    t.grad_fn, t._output_nr, t._requires_grad = nv.grad_fn, 0, True
+# the write itself and autograd's view bookkeeping live in inplace.py; the `op_` methods are built here
+from .inplace import assign_, check_inplace  # noqa: E402,F401 - imported from here by other op families
 
 
 def _inplace(fn):

@@ -223,19 +223,6 @@ Tensor.erfinv_ = lambda self: __import__("dtrain")._ops.arith.assign_(self, erfi
 
 
 @method()
-def unfold(self, dimension, size, step):
-    """Tensor.unfold: sliding windows of `size` along `dimension` (every `step`), as a new last dim."""
-    d = wrap_dim(dimension, self.ndim)
-    n = (self.shape[d] - size) // step + 1
-    starts = np.arange(n) * step
-    idx = (starts[:, None] + np.arange(size)[None, :]).reshape(-1)
-    g = self.index_select(d, _wrap(self._device.xp.asarray(idx), self._device))
-    shape = list(self.shape)
-    shape[d:d + 1] = [n, size]
-    return g.reshape(shape).movedim(d + 1, -1)
-
-
-@method()
 def diag_embed(input, offset=0, dim1=-2, dim2=-1):
     d1, d2 = wrap_dim(dim1, input.ndim + 1), wrap_dim(dim2, input.ndim + 1)
     if d1 == d2:

@@ -4,7 +4,7 @@ import numpy as np
 from .. import _backend, _dtype
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
-from ..autograd.graph import Function
+from ..autograd.graph import Function, make_view
 from ._util import method, out_copy, promote, unbroadcast
 
 
@@ -161,13 +161,12 @@ class AdvancedIndex(Function):
 
 
 def _getitem(self, key):
-    if type(key) is int and not (self._requires_grad and grad_mode.is_grad_enabled()):
+    if type(key) is int and not (self.requires_grad and grad_mode.is_grad_enabled()):
         # the commonest index (a dataset's x[i]), without building a graph: a view, as the general path makes
         a = self._data
         if a.ndim and -a.shape[0] <= key < a.shape[0]:
-            t = _wrap(a[key, ...], self._device)  # `...` keeps a 0-d result a view rather than a scalar
-            t._version, t._base = self._version, self._base if self._base is not None else self
-            return t
+            # `...` keeps a 0-d result a view rather than a scalar
+            return make_view(_wrap(a[key, ...], self._device), self)
     k, advanced = _convert_key(key, self)
     if advanced:
         return AdvancedIndex.apply(self, key=k)
@@ -197,7 +196,7 @@ class IndexPut(Function):
 
 
 def _setitem(self, key, value):
-    from .arith import assign_, check_inplace
+    from .inplace import assign_, check_inplace, check_overlap
     k, advanced = _convert_key(key, self)
     if not isinstance(value, Tensor):
         value = _wrap(self._device.xp.asarray(value, dtype=self._data.dtype), self._device)
@@ -215,11 +214,12 @@ def _setitem(self, key, value):
     if lead:  # torch drops a value's leading size-1 dims before broadcasting it
         value = value.reshape(value.shape[lead:])
     _check_value_shape(self, k, advanced, value)
-    if grad_mode.is_grad_enabled() and (self._requires_grad or value._requires_grad):
-        check_inplace(self)
+    if grad_mode.is_grad_enabled() and (self.requires_grad or value._requires_grad):
         assign_(self, IndexPut.apply(self, value, key=k))
         return
     check_inplace(self)
+    check_overlap(self if advanced else _wrap(self._data[k if any(x is Ellipsis for x in k) else k + (Ellipsis,)],
+                                              self._device))
     self._data[k] = value._data
     self._version.value += 1
 

@@ -8,7 +8,7 @@ from ..autograd import grad_mode
 from ..autograd.graph import Function
 from ..random import default_generator_for
 from ._util import method, unbroadcast
-from .arith import assign_, check_inplace
+from .inplace import assign_, check_inplace, check_overlap
 
 
 class Overwrite(Function):
@@ -24,7 +24,7 @@ class Overwrite(Function):
 
 
 def _in_graph(t):
-    return grad_mode.is_grad_enabled() and t._requires_grad
+    return grad_mode.is_grad_enabled() and t.requires_grad
 
 
 def _write(t, array_or_value):
@@ -35,8 +35,8 @@ def _write(t, array_or_value):
         return t
     if _in_graph(t):
         v = _wrap(t._device.xp.asarray(array_or_value, dtype=t._data.dtype), t._device)
-        return assign_(t, Overwrite.apply(t, v))
-    t._data[...] = array_or_value
+        return assign_(t, Overwrite.apply(t, v), fill=True)
+    t._data[...] = array_or_value  # torch fills an expanded tensor (its shared elements get one value)
     t._version.value += 1
     return t
 
@@ -51,7 +51,7 @@ def fill_(self, value):
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions.")
-        if (value._requires_grad or self._requires_grad) and grad_mode.is_grad_enabled():
+        if (value._requires_grad or self.requires_grad) and grad_mode.is_grad_enabled():
             check_inplace(self)
             return assign_(self, Overwrite.apply(self, value.to(self._device)))
         value = value.item()
@@ -70,10 +70,11 @@ def copy_(self, src, non_blocking=False):
                            f"{max(self.ndim - 1, 0)}") from None
     if self._device is META or src._device is META:
         return self
-    check_inplace(self)
-    if (src._requires_grad or self._requires_grad) and grad_mode.is_grad_enabled():
+    if (src._requires_grad or self.requires_grad) and grad_mode.is_grad_enabled():
         # gradient flows to src (back to its own device and dtype) and not to self's old values
         return assign_(self, Overwrite.apply(self, src.to(self._device)))
+    check_inplace(self)
+    check_overlap(self)
     data = src._data
     if src._device is not self._device:
         from .conversion import _move

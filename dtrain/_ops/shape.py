@@ -7,6 +7,7 @@ import numpy as np
 from .._tensor import Size, Tensor, _wrap
 from ..autograd.graph import Function
 from ._util import method, normalize_shape, wrap_dim, wrap_dims
+from .inplace import view_at
 
 
 def _infer_shape(shape, numel):
@@ -80,7 +81,9 @@ def view(input, *shape):
 
 
 def _view_dtype(input, dt):
-    return _wrap(input._data.view(dt.np), input._device)
+    t = _wrap(input._data.view(dt.np), input._device)
+    t._version = input._version  # the same memory: a write through either is a new version of both
+    return t
 
 
 @method()
@@ -287,12 +290,20 @@ Tensor.squeeze_ = lambda self, dim=None: _view_inplace(self, squeeze(self, dim))
 Tensor.unsqueeze_ = lambda self, dim: _view_inplace(self, unsqueeze(self, dim))
 
 
+def _strided_like(xp, x, template):
+    """`template` (a view of x that the array module made read-only: broadcast_to, diagonal) as a writable
+    view of x, as torch's views are: writes into it are refused only where elements overlap (check_overlap)."""
+    if getattr(template.flags, "writeable", True):
+        return template
+    return view_at(xp, x, template)
+
+
 class Expand(Function):
     _view = True
 
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
-        return ctx.xp.broadcast_to(x, shape)
+        return _strided_like(ctx.xp, x, ctx.xp.broadcast_to(x, shape))
 
     def backward(ctx, g):
         from ._util import unbroadcast
@@ -523,7 +534,7 @@ class Diagonal(Function):
 
     def forward(ctx, x, offset, dim1, dim2):
         ctx.shape, ctx.args = x.shape, (offset, dim1, dim2)
-        return ctx.xp.diagonal(x, offset, dim1, dim2)
+        return _strided_like(ctx.xp, x, ctx.xp.diagonal(x, offset, dim1, dim2))
 
     def backward(ctx, g):
         return _diag_embed(ctx.xp, ctx.xp.zeros(ctx.shape, g.dtype), g, *ctx.args)
@@ -545,6 +556,51 @@ class DiagEmbed(Function):
 
     def backward(ctx, g):
         return ctx.xp.diagonal(g, ctx.offset).copy()
+
+
+class Unfold(Function):
+    """Windows of `size` every `step` along `dim`, as a new last dim: a view whose windows may overlap."""
+    _view = True
+
+    def forward(ctx, x, dim, size, step):
+        ctx.shape, ctx.args = x.shape, (dim, size, step)
+        n = (x.shape[dim] - size) // step + 1
+        shape = x.shape[:dim] + (n,) + x.shape[dim + 1:] + (size,)
+        strides = x.strides[:dim] + (x.strides[dim] * step,) + x.strides[dim + 1:] + (x.strides[dim],)
+        return ctx.xp.lib.stride_tricks.as_strided(x, shape, strides)
+
+    def backward(ctx, g):
+        dim, size, step = ctx.args
+        out = ctx.xp.zeros(ctx.shape, g.dtype)
+        n = g.shape[dim]
+        o = ctx.xp.moveaxis(out, dim, -1)
+        gm = ctx.xp.moveaxis(g, dim, -2)  # (..., n, size)
+        for j in range(size):  # window position j of every window: elements j, j + step, ... (sums overlaps)
+            o[..., j:j + step * (n - 1) + 1:step] += gm[..., j]
+        return out
+
+
+@method()
+def unfold(input, dimension, size, step):
+    """Tensor.unfold: sliding windows of `size` along `dimension` (every `step`), as a new last dim (a view)."""
+    d = wrap_dim(dimension, max(input.ndim, 1))
+    if input.ndim == 0:
+        if size > 1:
+            raise RuntimeError(f"maximum size for tensor at dimension 0 is 1 but size is {size}")
+        return input.view(1)
+    n = input.shape[d]
+    if size > n:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {n} but size is {size}")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    return Unfold.apply(input, dim=d, size=size, step=step)
+
+
+@method()
+def as_strided(input, size, stride, storage_offset=None):
+    """A view of input's storage (its base's memory) with the given size, stride and offset, in elements."""
+    from .inplace import as_strided as strided_view
+    return strided_view(input, size, stride, storage_offset)
 
 
 @method()

@@ -84,7 +84,8 @@ class Unbind(Function):
 
     def forward(ctx, x, dim):
         ctx.dim = dim
-        return tuple(ctx.xp.moveaxis(x, dim, 0))
+        m = ctx.xp.moveaxis(x, dim, 0)
+        return tuple(m[i, ...] for i in range(m.shape[0]))  # `...`: 0-d views, not scalar copies
 
     def backward(ctx, *gs):
         return ctx.xp.stack(gs, axis=ctx.dim)
@@ -101,14 +102,20 @@ def vstack(tensors):
 class Split(Function):
     _view = True
 
-    def forward(ctx, x, bounds, dim):
-        ctx.shape, ctx.dim, ctx.bounds = x.shape, dim, bounds
+    def forward(ctx, x, bounds, dim, label="SplitBackward0"):
+        # label: torch's node (SplitWithSizes for explicit sizes); tensor_split's pieces are separate
+        # slices in torch, which may be written in place, unlike split's
+        ctx.shape, ctx.dim, ctx.bounds, ctx.label = x.shape, dim, bounds, label
+        ctx._multi_output = label != "SliceBackward0"
         sl = [slice(None)] * x.ndim
         out = []
         for a, b in bounds:
             sl[dim] = slice(a, b)
             out.append(x[tuple(sl)])
         return tuple(out)
+
+    def name(self):
+        return self.label
 
     def backward(ctx, *gs):
         return ctx.xp.concatenate(gs, axis=ctx.dim)
@@ -138,6 +145,7 @@ def split(tensor, split_size_or_sections, dim=0):
         if sum(sizes) != n:
             raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size at "
                                f"dimension {d}), but got split_sizes={sizes}")
+        return Split.apply(tensor, bounds=tuple(_split_bounds(n, sizes)), dim=d, label="SplitWithSizesBackward0")
     return Split.apply(tensor, bounds=tuple(_split_bounds(n, sizes)), dim=d)
 
 
@@ -156,7 +164,7 @@ def tensor_split(input, indices_or_sections, dim=0):
     else:
         idx = [0] + [min(max(i, 0), n) for i in indices_or_sections] + [n]
         sizes = [max(b - a, 0) for a, b in zip(idx, idx[1:])]
-    return Split.apply(input, bounds=tuple(_split_bounds(n, sizes)), dim=d)
+    return Split.apply(input, bounds=tuple(_split_bounds(n, sizes)), dim=d, label="SliceBackward0")
 
 
 @method()

@@ -6,6 +6,7 @@ and, when grad is enabled and an input requires grad, makes the instance a node 
 """
 import heapq
 import itertools
+import re
 import sys
 import weakref
 
@@ -103,7 +104,8 @@ class Function(Node):
         ctx = _new(cls)
         first = inputs[0]
         dev = first._device
-        rg = first._requires_grad
+        # a view requires grad when its base does, even one made before the base did (torch's rule)
+        rg = first._requires_grad or (first._base is not None and first._base._requires_grad)
         if len(inputs) == 1:
             arrays = (first._data,)
         else:
@@ -111,11 +113,15 @@ class Function(Node):
             for t in inputs:
                 if t._device is not dev:
                     dev, arrays = _common_device(cls, inputs)
-                    rg = any(t._requires_grad for t in inputs)
+                    rg = any(t._requires_grad or (t._base is not None and t._base._requires_grad) for t in inputs)
                     break
-                rg = rg or t._requires_grad
+                rg = rg or t._requires_grad or (t._base is not None and t._base._requires_grad)
                 arrays.append(t._data)
         track = rg and _state.enabled
+        if track:
+            for t in inputs:
+                if t._base is not None and t._view_info[0] != t._version.value:
+                    _refresh_view(t)  # its base (or a sibling view) was written in place since: new history
         ctx.xp = dev.xp
         ctx.needs_input_grad = tuple([t._requires_grad for t in inputs]) if track else _NO_GRADS
         out = ctx.forward(*arrays, **params)
@@ -129,13 +135,17 @@ class Function(Node):
         ctx._seq = next(_seq)
         saved = ctx.saved
         versions = None
+        # saved-tensor checks, one per saved input or output: (counter, version when saved, the input, the
+        # shape it was saved in) or (counter, version, None, (output_nr, shape, dtype))
         if saved:
             for t, a in zip(inputs, arrays):
                 for s in saved:
-                    if s is a:
+                    if s is a or (getattr(s, "base", None) is not None and s.size == a.size and
+                                  (s.base is a or s.base is a.base)):
+                        # the input itself, or a reshape of it (Linear saves a 3-d input as a matrix)
                         if versions is None:
                             versions = []
-                        versions.append((t._version, t._version.value, t))
+                        versions.append((t._version, t._version.value, t, s.shape))
                         break
         if type(out) is tuple:
             ctx._out_meta = tuple([(o.shape, o.dtype) for o in out])
@@ -144,18 +154,18 @@ class Function(Node):
             for i, o in enumerate(out):
                 t = _wrap(o, dev)
                 if (nd is None or i not in nd) and o.dtype.kind in "fc":
-                    t._requires_grad, t.grad_fn, t._output_nr = True, ctx, i
+                    t._requires_grad, t._grad_fn, t._output_nr = True, ctx, i
                 if saved and any(s is o for s in saved):
-                    versions = (versions or []) + [(t._version, 0, t)]
+                    versions = (versions or []) + [(t._version, 0, None, (i, o.shape, o.dtype))]
                 res.append(t)
             out = tuple(res)
         else:
             t = _wrap(out, dev)
             if out.dtype.kind in "fc":
                 t._requires_grad = True
-                t.grad_fn = ctx
+                t._grad_fn = ctx
             if saved and any(s is out for s in saved):
-                versions = (versions or []) + [(t._version, 0, None)]
+                versions = (versions or []) + [(t._version, 0, None, (0, out.shape, out.dtype))]
             out = t
         if versions is not None:
             ctx._versions = versions
@@ -172,16 +182,36 @@ class _NoGrads(tuple):
 _NO_GRADS = _NoGrads()
 
 
+# how a view was made (torch's CreationMeta): decides whether it may be written in place in a graph
+DEFAULT, NO_GRAD_MODE, MULTI_OUTPUT = 0, 1, 2
+
+
+def make_view(t, base, multi=False):
+    """Mark `t` (sharing base's memory) as a view of `base`: the root base, its version counter, the version
+    its history was set at, and how it was made (under no_grad; one of several outputs of split/unbind)."""
+    root = base._base
+    if root is None:
+        root = base
+    t._version, t._base = base._version, root
+    meta = (MULTI_OUTPUT if multi else DEFAULT) if _state.enabled else NO_GRAD_MODE
+    if meta == DEFAULT and base._base is not None:
+        meta = base._view_info[1]  # a view of a no-grad or multi-output view inherits its restriction
+    t._view_info = [base._version.value, meta]
+    return t
+
+
+_refresh_view = None  # dtrain._ops.inplace.refresh_view, bound when that module loads
+
+
 def _wrap_views(ctx, out, base, dev, track):
     from .._tensor import _wrap
     outs = out if type(out) is tuple else (out,)
     res = []
-    root = base._base if base._base is not None else base
+    multi = type(out) is tuple and getattr(ctx, "_multi_output", True)
     for i, o in enumerate(outs):
-        t = _wrap(o, dev)
-        t._version, t._base = base._version, root
+        t = make_view(_wrap(o, dev), base, multi)
         if track:
-            t._requires_grad, t.grad_fn, t._output_nr = True, ctx, i
+            t._requires_grad, t._grad_fn, t._output_nr = True, ctx, i
         res.append(t)
     if track:
         ctx.next_functions = (_edge(base),)
@@ -210,8 +240,8 @@ def _check_devices(cls, inputs):
 def _edge(t):
     if not t._requires_grad:
         return (None, 0)
-    if t.grad_fn is not None:
-        return (t.grad_fn, t._output_nr)
+    if t._grad_fn is not None:
+        return (t._grad_fn, t._output_nr)
     return (t._grad_accumulator(), 0)
 
 
@@ -256,8 +286,12 @@ class AccumulateGrad(Node):
             elif g.shape != var._data.shape:
                 var.grad = _wrap(_expand_grad(g, var), var._device)
             else:
-                if not owned or g.dtype != var._data.dtype:
-                    g = g.astype(var._data.dtype, copy=True)
+                if not owned or g.dtype != var._data.dtype or g.strides != var._data.strides:
+                    # a fresh array in the leaf's own layout, as torch's: a transposed gradient must not make
+                    # `.grad.view(-1)` fail on a contiguous parameter
+                    out = var._device.xp.empty_like(var._data)
+                    var._device.xp.copyto(out, g, casting="unsafe")
+                    g = out
                 var.grad = _wrap(g, var._device)
         else:
             gd = var.grad._data
@@ -402,7 +436,7 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
             out = node.backward(*in_grads)
             if type(out) is not tuple:
                 out = (out,)
-            if not retain_graph:
+            if not retain_graph and saved:  # a node that saved nothing can run again, as in torch
                 node.saved = _FREED
             if node._hooks:
                 _run_post_hooks(node, out, in_grads)
@@ -566,11 +600,23 @@ def _run_post_hooks(node, grad_inputs, grad_outputs):
 
 
 def _check_versions(node):
-    for counter, expected, t in node._versions:
+    for counter, expected, t, out in node._versions:  # out: for an input, the shape it was saved in
         if counter.value != expected:
-            desc = f"[{t._shape_str()}]" if t is not None else "an output"
-            raise RuntimeError(
-                "one of the variables needed for gradient computation has been modified by an inplace operation: "
-                f"[{t.type_name() if t is not None else 'tensor'} {desc}], which is output 0 of "
-                f"{node.name()}, is at version {counter.value}; expected version {expected} instead. Hint: the "
-                "backtrace further above can point to the operation that failed to compute its gradient.")
+            raise RuntimeError(_modified_message(node, counter.value, expected, t, out))
+
+
+def _modified_message(node, now, expected, t, out):
+    """torch's text for a saved tensor written in place since: it names the tensor by its type and shape and,
+    where it has a history, by the node it is an output of (an input's current one; for a saved output,
+    this node)."""
+    from .._tensor import _wrap
+    if t is None:
+        nr, shape, dtype = out
+        kind, shape = _wrap(node.xp.empty(0, dtype), None).type_name(), ", ".join(map(str, shape))
+    else:
+        node, nr = t.grad_fn, t._output_nr
+        kind, shape = t.type_name(), ", ".join(map(str, out))
+    which = f", which is output {nr} of {re.sub(r'Backward0?$', '', node.name())}," if node is not None else ""
+    return ("one of the variables needed for gradient computation has been modified by an inplace operation: "
+            f"[{kind} [{shape}]]{which} is at version {now}; expected version {expected} instead. Hint: the "
+            "backtrace further above can point to the operation that failed to compute its gradient.")

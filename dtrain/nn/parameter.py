@@ -91,8 +91,8 @@ class Buffer(Tensor):
         from .. import empty
         t = object.__new__(cls)
         src = data if data is not None else empty(0)
-        for k in ("_data", "_device", "_version", "_requires_grad", "grad", "grad_fn", "_base", "_accum", "_hooks",
-                  "_post_acc_hooks", "_output_nr", "_retains_grad"):
+        for k in ("_data", "_device", "_version", "_requires_grad", "grad", "grad_fn", "_base", "_view_info", "_accum",
+                  "_hooks", "_post_acc_hooks", "_output_nr", "_retains_grad"):
             setattr(t, k, getattr(src, k))
         t.persistent = persistent
         return t

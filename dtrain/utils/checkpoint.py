@@ -183,6 +183,7 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=noop_context_fn, 
     node._out_meta = tuple((o._data.shape, o._data.dtype) for o in tracked)
     node.fn, node.args, node.kwargs, node.rng = function, args, kwargs, rng
     node.recompute_ctx, node.check = recompute_ctx, determinism_check == "default"
+    node.saved = (args, kwargs)  # what its backward needs: released by a backward without retain_graph, as in torch
     fresh = {}
     for i, o in enumerate(tracked):
         t = _wrap(o._data, o._device)

@@ -1,0 +1,374 @@
+"""In-place writes and the autograd bookkeeping of views, as torch keeps it.
+
+A view shares its root base's memory and version counter (`_base` is always the root, never a view). An
+in-place op is computed out of place and copied into the target's memory (`assign_`); autograd then records:
+- on a plain tensor: its history continues at the op's node;
+- on a view: the base's history becomes `CopySlices` (the view's region comes from the op, the rest from
+  the base as before), and the view's own history is regenerated from the base (`AsStridedBackward0`).
+Every other view of the same base notices the write through the shared version counter: the first time its
+`grad_fn` is read (or it is used by an op) after a write, it is regenerated from the base as well
+(`refresh_view`), so a view taken before a write never keeps the old history.
+
+Geometry is kept in elements relative to the lowest address the root base spans ("storage"), so bases and
+views of any layout (transposed, strided, negative steps) map gradients exactly; gradients themselves may
+arrive in any layout."""
+import re
+
+import numpy as np
+
+from .. import _dtype
+from ..autograd import grad_mode
+from ..autograd import graph as _graph
+from ..autograd.graph import Function
+
+# how a view was made (torch's CreationMeta): decides whether writing into it in a graph is allowed
+DEFAULT, NO_GRAD_MODE, MULTI_OUTPUT = _graph.DEFAULT, _graph.NO_GRAD_MODE, _graph.MULTI_OUTPUT
+
+
+# --------------------------------------------------------------------------------------------- geometry
+def _addr(a):
+    return a.data.ptr if hasattr(a.data, "ptr") else a.__array_interface__["data"][0]
+
+
+def _extent(shape, strides):
+    """Lowest and highest element offset an array of `shape` and element `strides` touches (None if empty)."""
+    if 0 in shape:
+        return None
+    lo = sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
+    hi = sum((n - 1) * s for n, s in zip(shape, strides) if s > 0)
+    return lo, hi
+
+
+def _elem_strides(a):
+    return tuple(s // a.itemsize for s in a.strides)
+
+
+def geometry(a, origin):
+    """(offset, element strides, shape) of array `a` relative to the address `origin`."""
+    return ((_addr(a) - origin) // a.itemsize, _elem_strides(a), tuple(a.shape))
+
+
+def storage_of(root):
+    """(lowest address, size in elements) of the memory the root array spans."""
+    ext = _extent(root.shape, _elem_strides(root))
+    if ext is None:
+        return _addr(root), 0
+    lo, hi = ext
+    return _addr(root) + lo * root.itemsize, hi - lo + 1
+
+
+def _on(xp, buf, where):
+    """The array at `where` = (offset, strides, shape) inside the flat 1-D array `buf`."""
+    off, strides, shape = where
+    if 0 in shape:
+        return xp.zeros(shape, buf.dtype)
+    return xp.lib.stride_tricks.as_strided(buf[off:], shape, tuple(s * buf.itemsize for s in strides))
+
+
+def _dense_c(where, n):
+    """Whether `where` is all of a storage of n elements in row-major order (a plain contiguous base)."""
+    off, strides, shape = where
+    expected = 1
+    for size, st in zip(reversed(shape), reversed(strides)):
+        if size != 1 and st != expected:
+            return False
+        expected *= size
+    return off == 0 and expected == n
+
+
+def overlaps(shape, strides):
+    """Whether two elements of an array of this geometry may share memory (torch's internal-overlap test
+    sorts dims by stride: each stride must exceed everything the smaller dims span)."""
+    span = 0
+    for n, s in sorted(((n, abs(s)) for n, s in zip(shape, strides) if n > 1), key=lambda p: p[1]):
+        if s <= span:
+            return True
+        span += (n - 1) * s
+    return False
+
+
+def _scatter(xp, buf, where, g):
+    """buf[where] += g, summing where the geometry maps several elements to one place (unfold, expand)."""
+    off, strides, shape = where
+    if not overlaps(shape, strides):
+        _on(xp, buf, where)[...] += g
+        return
+    idx = xp.asarray(off)
+    for n, s in zip(shape, strides):  # the storage index of every element of the view
+        idx = idx[..., None] + xp.arange(n) * s
+    flat = idx.reshape(-1)
+    gv = xp.broadcast_to(g, shape).reshape(-1)
+    if xp is np and buf.dtype.kind == "f":  # NumPy's add.at is ~10x slower than a weighted bincount
+        buf += np.bincount(flat, weights=gv, minlength=buf.size).astype(buf.dtype, copy=False)
+    else:
+        from .index import _scatter_add_at
+        _scatter_add_at(xp, buf, flat, gv)
+
+
+class AsStrided(Function):
+    """A view given by size/stride/offset in its base's storage: torch.as_strided, and the history of a view
+    regenerated after an in-place write (torch's AsStridedBackward0)."""
+    _view = True
+
+    def forward(ctx, x, size, stride, offset, storage):
+        # storage: (lowest address, size) of the root; x's own geometry is needed for the backward
+        origin, n = storage
+        ctx.n, ctx.inp, ctx.out = n, geometry(x, origin), (offset, tuple(stride), tuple(size))
+        return _on(ctx.xp, _flat_at(ctx.xp, x, origin, n) if n else x.reshape(-1), ctx.out)
+
+    def name(self):
+        return "AsStridedBackward0"
+
+    def backward(ctx, g):
+        xp = ctx.xp
+        if _dense_c(ctx.inp, ctx.n):
+            out = xp.zeros(ctx.inp[2], g.dtype)
+            _scatter(xp, out.reshape(-1), ctx.out, g)
+            return out
+        buf = xp.zeros(ctx.n, g.dtype)
+        _scatter(xp, buf, ctx.out, g)
+        return xp.array(_on(xp, buf, ctx.inp), order="C")
+
+
+def view_at(xp, a, template):
+    """An array of template's address, shape and strides made from `a` (template lies in a's memory): a
+    writable twin of a read-only view."""
+    flat = _flat_at(xp, a, min(_addr(a), _addr(template)), 1 + abs(_addr(template) - _addr(a)) // a.itemsize)
+    start = flat[(_addr(template) - _addr(flat)) // a.itemsize:]
+    return xp.lib.stride_tricks.as_strided(start, template.shape, template.strides)
+
+
+def _flat_at(xp, a, origin, n):
+    """A flat 1-D array of `n` elements of a's dtype starting at address `origin` (inside a's memory)."""
+    shift = (_addr(a) - origin) // a.itemsize
+    # as_strided cannot move the start address back: start at a's first element with a negative step
+    if shift:
+        back = xp.lib.stride_tricks.as_strided(a, (shift + 1,), (-a.itemsize,))[::-1]
+        return xp.lib.stride_tricks.as_strided(back, (n,), (a.itemsize,))
+    return xp.lib.stride_tricks.as_strided(a, (n,), (a.itemsize,))
+
+
+def as_strided(input, size, stride, storage_offset=None):
+    """A view of `input`'s storage (its root base's memory) with the given size, stride and offset."""
+    size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
+    if len(size) != len(stride):
+        raise RuntimeError(f"mismatch in length of strides and shape")
+    if any(s < 0 for s in stride):
+        raise RuntimeError("as_strided: Negative strides are not supported at the moment, got strides: "
+                           f"[{', '.join(map(str, stride))}]")
+    root = input._base if input._base is not None else input
+    origin, n = storage_of(root._data)
+    if storage_offset is None:
+        storage_offset = (_addr(input._data) - origin) // input._data.itemsize
+    ext = _extent(size, stride)
+    need = 0 if ext is None else storage_offset + ext[1] + 1
+    if need > n:
+        raise RuntimeError(f"setStorage: sizes [{', '.join(map(str, size))}], strides [{', '.join(map(str, stride))}],"
+                           f" storage offset {storage_offset}, and itemsize {input._data.itemsize} requiring a "
+                           f"storage size of {need * input._data.itemsize} are out of bounds for storage of size "
+                           f"{n * input._data.itemsize}")
+    return AsStrided.apply(input, size=size, stride=stride, offset=storage_offset, storage=(origin, n))
+
+
+class CopySlices(Function):
+    """A base whose view was written in place: the view's region now comes from `result`, the rest of the
+    base keeps its history (torch's CopySlices)."""
+
+    def forward(ctx, base, result, storage, base_where, view_where):
+        ctx.n, ctx.base_where, ctx.view_where = storage[1], base_where, view_where
+        return base
+
+    def name(self):
+        return "torch::autograd::CopySlices"
+
+    def __repr__(self):
+        return f"<CopySlices object at {hex(id(self))}>"
+
+    def backward(ctx, g):
+        xp = ctx.xp
+        _, strides, shape = ctx.view_where
+        if any(st == 0 and n > 1 for st, n in zip(strides, shape)):
+            # torch lets fill_/zero_ write into an expanded view in a graph, then refuses its backward here
+            raise RuntimeError(_OVERLAP)
+        # the gradient laid out in the base's own memory layout, whatever layout it arrived in
+        # (fresh arrays are returned: the engine may then sum further gradients into them in place)
+        if _dense_c(ctx.base_where, ctx.n):
+            g_base = xp.array(g, order="C")  # the common case: one pass, and the result is its own array
+            buf = g_base.reshape(-1)
+        else:
+            buf = xp.zeros(ctx.n, g.dtype)
+            _on(xp, buf, ctx.base_where)[...] = g
+            g_base = None
+        region = _on(xp, buf, ctx.view_where)
+        g_result = xp.array(region, order="C") if ctx.needs_input_grad[1] else None
+        if not ctx.needs_input_grad[0]:
+            return None, g_result
+        region[...] = 0
+        if g_base is None:
+            g_base = xp.array(_on(xp, buf, ctx.base_where), order="C")
+        return g_base, g_result
+
+
+# ------------------------------------------------------------------------------------ views' history
+def _short(node):
+    # torch 2.13 names nodes in these messages without "Backward0" ("Output 0 of Split ...", "Pow1")
+    return re.sub(r"Backward0?$", "", node.name())
+
+
+def handle_view_on_rebase(t, indirect):
+    """torch's refusals of writes into views whose history cannot be rewritten."""
+    meta = t._view_info[1]
+    if meta == DEFAULT:
+        return
+    gf = t._grad_fn
+    what = "its base or another view of its base has been" if indirect else "is being"
+    if meta == NO_GRAD_MODE or gf is None:
+        prefix = (f"Output {t._output_nr} of {_short(gf)} is a view of a view which was created in" if gf is not None
+                  else "A view was created in")
+        msg = f"{prefix} no_grad mode and {what} modified inplace with grad mode enabled."
+    else:
+        msg = f"Output {t._output_nr} of {_short(gf)} is a view and {what} modified inplace."
+    if meta == MULTI_OUTPUT:
+        msg += (" This view is the output of a function that returns multiple views. Such functions do not allow "
+                "the output views to be modified inplace. You should replace the inplace operation by an "
+                "out-of-place one.")
+    else:
+        msg += (" Given that this use case is ambiguous and error-prone, it is forbidden. You can clarify your code "
+                "by moving both the view and the inplace either both inside the no_grad block (if you don't want "
+                "the inplace to be tracked) or both outside (if you want the inplace to be tracked).")
+    raise RuntimeError(msg)
+
+
+def refresh_view(t):
+    """Regenerate a view's history from its base after the base (or any view of it) was written in place
+    since the view's history was last set (torch's grad_fn regeneration)."""
+    info = t._view_info
+    version = t._version.value
+    if info[0] == version:
+        return
+    base = t._base
+    if t._grad_fn is None and not base._requires_grad:
+        return
+    handle_view_on_rebase(t, True)
+    origin, n = storage_of(base._data)
+    node = AsStrided.__new__(AsStrided)
+    node.xp = base._device.xp
+    node.needs_input_grad = (True,)
+    node.n, node.inp, node.out = n, geometry(base._data, origin), geometry(t._data, origin)
+    node.next_functions = (_graph._edge(base),)
+    node._seq = next(_graph._seq)
+    set_history(t, node, 0)
+    info[0] = version
+
+
+def set_history(t, node, output_nr):
+    """t's history now continues at `node`; a retained gradient follows it, as in torch (tensor hooks
+    registered earlier stay on the old node: they see the gradient of the old value)."""
+    old = t._grad_fn
+    t._grad_fn, t._output_nr, t._requires_grad = node, output_nr, True
+    keep = t._retains_grad
+    if keep and old is not node:
+        handle, fn = keep
+        handle.remove()
+        t._retains_grad = (node._tensor_hook(output_nr, fn), fn)
+
+
+# --------------------------------------------------------------------------------------- in-place writes
+_OVERLAP = ("unsupported operation: more than one element of the written-to tensor refers to a single memory "
+            "location. Please clone() the tensor before performing the operation.")
+
+
+def check_overlap(t):
+    """torch refuses writes into a tensor whose elements share memory (an expanded tensor)."""
+    a = t._data
+    if any(s == 0 and n > 1 for s, n in zip(a.strides, a.shape)):
+        raise RuntimeError(_OVERLAP)
+
+
+def check_inplace(t, requires_grad=None):
+    """torch's rules for writing into a tensor that autograd may need (`requires_grad`: whether the write's
+    result is in a graph; t's own flag when not given)."""
+    if not grad_mode._state.enabled:
+        return
+    if requires_grad is None:
+        requires_grad = t.requires_grad
+    if not requires_grad:
+        return
+    b = t._base
+    if b is not None:
+        handle_view_on_rebase(t, False)
+        if b._requires_grad and b.grad_fn is None:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+    if t._requires_grad and t.grad_fn is None:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+
+
+def assign_(t, result, fill=False):
+    """Make `t` hold `result` in place: data written into t's memory, history taken over from `result`.
+    `fill`: the values do not depend on t's (zero_, fill_): torch writes them even into an expanded tensor."""
+    check_inplace(t, result._requires_grad or t.requires_grad)
+    res_dt = result._data.dtype
+    dst_dt = t._data.dtype
+    if res_dt != dst_dt and not np.can_cast(res_dt, dst_dt, "same_kind") and \
+            not (dst_dt.kind in "fc" and res_dt.kind in "biuf"):
+        raise RuntimeError(f"result type {_dtype.scalar_name(_dtype.from_numpy_dtype(res_dt))} can't be cast to the "
+                           f"desired output type {_dtype.scalar_name(_dtype.from_numpy_dtype(dst_dt))}")
+    if result.shape != t.shape:
+        try:
+            np.broadcast_to(np.empty(result.shape, bool), t.shape)
+        except ValueError:
+            raise RuntimeError(f"output with shape [{t._shape_str()}] doesn't match the broadcast shape "
+                               f"[{result._shape_str()}]") from None
+    if t._device is not result._device:
+        raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
+                           f"{result._device} and {t._device}!")
+    if not fill:
+        check_overlap(t)
+    node = result._grad_fn if grad_mode._state.enabled else None
+    if node is not None and node.saved and node.saved is not _graph._FREED:
+        _adopt_saved(node, t, result)
+    t._device.xp.copyto(t._data, result._data, casting="unsafe")
+    t._version.value += 1
+    if node is not None and node._versions:
+        # an output the op saved for its backward is t itself now: a later write to t must be caught
+        node._versions = [(t._version, t._version.value, None, v[3]) if v[0] is result._version and v[2] is None else v
+                          for v in node._versions]
+    if grad_mode._state.enabled:
+        base = t._base
+        if base is not None and (node is not None or base._requires_grad):
+            _rebase_view(t, base, result)
+        elif node is not None:
+            set_history(t, node, result._output_nr)
+    return t
+
+
+def _adopt_saved(node, t, result):
+    """The op saved t's old values as its `self` (torch saves a copy of the original self for the formulas
+    that need it): keep a copy, since they are overwritten now. t saved in any other role (`y.mul_(y)`)
+    keeps its version check, so the backward raises as torch's does."""
+    old = t._data
+    if not any(a is old for a in node.saved):
+        return
+    node.saved = tuple(a.copy() if a is old else a for a in node.saved)
+    versions = list(node._versions)
+    for i, v in enumerate(versions):
+        if v[2] is t:
+            del versions[i]
+            break
+    node._versions = versions
+
+
+def _rebase_view(t, base, result):
+    """torch's CopySlices: the base's history now runs through the written view (`x[0].mul_(2)`), and the
+    view's own history is regenerated from the base."""
+    origin, n = storage_of(base._data)
+    where = geometry(base._data, origin), geometry(t._data, origin)
+    if result._data.dtype != base._data.dtype:
+        result = result.to(base.dtype)
+    nb = CopySlices.apply(base, result, storage=(origin, n), base_where=where[0], view_where=where[1])
+    set_history(base, nb._grad_fn, 0)
+    t._view_info[0] = -1  # stale: refreshed from the new base history right now
+    refresh_view(t)
+
+
+_graph._refresh_view = refresh_view
