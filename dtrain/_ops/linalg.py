@@ -96,10 +96,7 @@ class Linear(Function):
         return gx, gw, gb
 
 
-# C++ type names, as torch's matmul kernels print them in dtype errors
-_CPP_NAMES = dict(float32="float", float64="double", int64="long int", int32="int", int16="short int",
-                  int8="signed char", uint8="unsigned char", bool="bool", float16="c10::Half",
-                  bfloat16="c10::BFloat16", complex64="c10::complex<float>", complex128="c10::complex<double>")
+_CPP_NAMES = _dtype._CPP_NAMES  # C++ type names, as torch's matmul kernels print them in dtype errors
 
 
 def _x(shape):
