@@ -58,6 +58,9 @@ def _contiguous_run(arrays, total):
 # large flat updates run in slices on every allowed core (see dtrain._parallel): same bits, all cores
 _parallel_slices, _run_parallel = _parallel.slices, _parallel.run
 _BLOCK = 1 << 18  # elements per block of a large flat update (1 MB of float32 per buffer: measured best)
+# parameters up to this size that sit next to each other in a chunk are stepped together, gathered into a
+# scratch buffer and scattered back: a rule's ~20 array ops per call cost more than the copies for them
+_SMALL = 1 << 16
 
 
 class _Chunk:
@@ -82,6 +85,7 @@ class _Chunk:
         self.dtype = params[0]._data.dtype
         self.flats = {}
         self.scratch = []
+        self.packed = None  # two scratch buffers (parameters, gradients) for the small ones stepped together
 
     def bind(self, key, tensors):
         """The flat array behind the state tensors `tensors` (shaped like the params), binding them to its views
@@ -346,6 +350,17 @@ class Optimizer:
             if _flat_or_none(p._data) is None or _flat_or_none(p.grad._data) is None:
                 calls.append((i, None, None))
         whole = {c[0] for c in calls}
+        runs, cur = [], []  # runs of neighbouring small parameters
+        for i, n in enumerate(chunk.sizes):
+            if i not in whole and n <= _SMALL:
+                cur.append(i)
+                continue
+            if len(cur) > 1:
+                runs.append(cur)
+            cur = []
+        if len(cur) > 1:
+            runs.append(cur)
+        whole.update(i for r in runs for i in r)
 
         def run(i, lo, hi):
             o = chunk.offsets[i]
@@ -362,6 +377,27 @@ class Optimizer:
             for k, a in (made or {}).items():
                 new[(k, i, lo)] = a
 
+        def run_packed(r):
+            # the same bits as one call per parameter: every rule is elementwise
+            if chunk.packed is None:
+                chunk.packed = (chunk.xp.empty(chunk.numel, chunk.dtype), chunk.xp.empty(chunk.numel, chunk.dtype))
+            pp, pg = chunk.packed
+            lo, hi = chunk.offsets[r[0]], chunk.offsets[r[-1]] + chunk.sizes[r[-1]]
+            for i in r:
+                o, n = chunk.offsets[i], chunk.sizes[i]
+                pp[o:o + n] = ps[i]._data.reshape(-1)
+                pg[o:o + n] = ps[i].grad._data.reshape(-1)
+            made = self._update(group, pp[lo:hi], pg[lo:hi],
+                                {k: (f[lo:hi] if f is not None else None) for k, f in flats.items()}, step,
+                                [t[lo:hi] for t in tmps])
+            for i in r:
+                o, n = chunk.offsets[i], chunk.sizes[i]
+                ps[i]._data.reshape(-1)[...] = pp[o:o + n]  # a view: the parameter is written in place
+            for k, a in (made or {}).items():
+                new[(k, r[0], 0)] = a
+
+        for r in runs:
+            run_packed(r)
         if chunk.xp is np:
             def part(lo, hi):
                 # the element range [lo, hi) of the chunk, cut at parameter boundaries and into blocks, so the

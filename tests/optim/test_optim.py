@@ -124,14 +124,17 @@ def _check_blockwise_equals_one_call(name, kw, device, monkeypatch):
     # problem take that path, which must give the same bits as one call over the whole buffer
     from dtrain.optim import optimizer
     x, y, init = _problem(np.float32, seed=2)
+    # small neighbouring parameters are stepped together through a scratch buffer: the same bits again
     runs = []
-    for block in (1 << 40, 5):
+    for block, small in ((1 << 40, 0), (5, 0), (1 << 40, 1 << 16)):
         monkeypatch.setattr(optimizer, "_BLOCK", block)
+        monkeypatch.setattr(optimizer, "_SMALL", small)
         ps = _params(dtrain, init, device)
         runs.append(_run_steps(dtrain, getattr(dtrain.optim, name)(ps, **kw), ps, x, y, 12))
-    for sa, sb in zip(*runs):
-        for pa, pb in zip(sa, sb):
-            np.testing.assert_array_equal(pa, pb)
+    for other in runs[1:]:
+        for sa, sb in zip(runs[0], other):
+            for pa, pb in zip(sa, sb):
+                np.testing.assert_array_equal(pa, pb)
 
 
 def test_flat_state_is_views_and_grads_stay_put(device):
