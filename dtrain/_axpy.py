@@ -108,7 +108,8 @@ def axpy_(y, x, alpha):
             # in pieces below OpenBLAS's threading threshold (n <= 10000): the optimizers already split a
             # large update among the cores, and OpenBLAS's own threads woken from two of ours at once made a
             # block's axpy over 100x slower here
-            fn, n, a, px, py, item = _NUMPY_AXPY[y.dtype], y.size, float(alpha), x.ctypes.data, y.ctypes.data, y.itemsize
+            fn, n, a, item = _NUMPY_AXPY[y.dtype], y.size, float(alpha), y.itemsize
+            px, py = x.ctypes.data, y.ctypes.data
             for i in range(0, n, _PIECE):
                 fn(min(_PIECE, n - i), a, px + i * item, 1, py + i * item, 1)
         else:

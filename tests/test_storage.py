@@ -57,7 +57,8 @@ def test_issue_reproducer_prints_true_as_torch():
     assert res == [True, True]
 
 
-@pytest.mark.parametrize("name,kw", OPTIMIZERS, ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v.items())))
+@pytest.mark.parametrize("name,kw", OPTIMIZERS,
+                         ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v.items())))
 def test_optimizer_construction_steps_and_zero_grad_keep_aliases(name, kw):
     rng = np.random.default_rng(0)
     x, y = dtrain.tensor(rng.standard_normal((8, 5))), dtrain.tensor(rng.standard_normal((8, 3)))
