@@ -13,13 +13,16 @@ import os
 import numpy as np
 
 
-def _numpy_blas():
+def _numpy_blas(libs=None):
     """{dtype: axpy(n, alpha, x_ptr, incx, y_ptr, incy)} from the BLAS NumPy itself loaded, or None.
 
-    NumPy's wheels bundle an ILP64 OpenBLAS whose CBLAS symbols carry a ``64_`` suffix. Calling NumPy's
-    library, not SciPy's own copy, matters: each OpenBLAS keeps a pool of threads that spin for a while
-    after every threaded call, and two pools on the same cores slowed a one-process training step 5x."""
-    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    NumPy's Linux wheels bundle an ILP64 OpenBLAS in `numpy.libs` whose CBLAS symbols carry a ``64_`` suffix.
+    Calling NumPy's library, not SciPy's own copy, matters: each OpenBLAS keeps a pool of threads that spin
+    for a while after every threaded call, and two pools on the same cores slowed a one-process training
+    step 5x. Other layouts (macOS and Windows wheels, conda's NumPy on a system BLAS, another OpenBLAS
+    build) find nothing here, and SciPy's axpy is used instead (`_load`)."""
+    if libs is None:
+        libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
     for path in sorted(glob.glob(os.path.join(libs, "*openblas*"))):
         try:
             lib = ctypes.CDLL(path)
@@ -35,7 +38,9 @@ def _numpy_blas():
                 fn.restype = None
                 fn.argtypes = [ctypes.c_int64, real, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                                ctypes.c_int64]
-            return {dt: fn for dt, (fn, _) in fns.items()}
+            table = {dt: fn for dt, (fn, _) in fns.items()}
+            if _works(lambda dt, a, x, y: table[dt](x.size, a, x.ctypes.data, 1, y.ctypes.data, 1)):
+                return table
     return None
 
 
@@ -53,9 +58,39 @@ def _scipy_blas():
     return {np.dtype(np.float32): piecewise(blas.saxpy), np.dtype(np.float64): piecewise(blas.daxpy)}
 
 
+def _works(call):
+    """Whether `call(dtype, alpha, x, y)` computes y += alpha * x for both dtypes (a library whose symbols
+    have other argument types, 32-bit integers say, fails this instead of corrupting memory later)."""
+    for dt in (np.dtype(np.float32), np.dtype(np.float64)):
+        x = np.arange(1, 6, dtype=dt)
+        y = np.full(7, 1, dt)  # two guard elements that must stay untouched
+        try:
+            call(dt, 0.5, x, y[:5])
+        except Exception:
+            return False
+        if y.tolist() != [1.5, 2.0, 2.5, 3.0, 3.5, 1.0, 1.0]:
+            return False
+    return True
+
+
+def _load():
+    """(NumPy's axpy table or None, the table in use): SciPy's where NumPy's is not found, and {} where neither
+    works, so `fusable` is False everywhere and callers take their two-rounding path."""
+    try:
+        own = _numpy_blas()
+    except Exception:  # a layout this code does not know: fall back, never fail the import
+        own = None
+    if own is not None:
+        return own, own
+    try:
+        table = _scipy_blas()
+    except ImportError:
+        return None, {}
+    return None, table if _works(lambda dt, a, x, y: table[dt](x.size, a, x, y)) else {}
+
+
 _PIECE = 8192
-_NUMPY_AXPY = _numpy_blas()
-_AXPY = _NUMPY_AXPY or _scipy_blas()
+_NUMPY_AXPY, _AXPY = _load()
 
 
 def fusable(y, x):
@@ -70,7 +105,13 @@ def axpy_(y, x, alpha):
         return False
     if y.size:
         if _NUMPY_AXPY is not None:
-            _NUMPY_AXPY[y.dtype](y.size, float(alpha), x.ctypes.data, 1, y.ctypes.data, 1)
+            # in pieces below OpenBLAS's threading threshold (n <= 10000): the optimizers already split a
+            # large update among the cores, and OpenBLAS's own threads woken from two of ours at once made a
+            # block's axpy over 100x slower here
+            fn, n, a, item = _NUMPY_AXPY[y.dtype], y.size, float(alpha), y.itemsize
+            px, py = x.ctypes.data, y.ctypes.data
+            for i in range(0, n, _PIECE):
+                fn(min(_PIECE, n - i), a, px + i * item, 1, py + i * item, 1)
         else:
             _AXPY[y.dtype](y.size, float(alpha), x.reshape(-1), y.reshape(-1))
     return True

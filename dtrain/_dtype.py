@@ -64,6 +64,12 @@ _SCALAR_NAMES = dict(bool="Bool", uint8="Byte", int8="Char", int16="Short", int3
                      complex128="ComplexDouble")
 
 
+# the C++ type names torch's kernels print in some dtype errors (matmul's, masked_fill's)
+_CPP_NAMES = dict(float32="float", float64="double", int64="long int", int32="int", int16="short int",
+                  int8="signed char", uint8="unsigned char", bool="bool", float16="c10::Half",
+                  bfloat16="c10::BFloat16", complex64="c10::complex<float>", complex128="c10::complex<double>")
+
+
 def scalar_name(d):
     """torch's ScalarType name of a dtype: float64 → 'Double'."""
     return _SCALAR_NAMES[d.name]

@@ -351,128 +351,70 @@ def test_grad_dtype_and_device_follow_the_leaf(device):
     assert x.grad.tolist() == [2.0, 2.0, 2.0]
 
 
-def test_grad_view_puts_leaf_grads_into_a_flat_buffer():
+def test_grad_destination_puts_fresh_leaf_grads_into_a_flat_buffer():
     flat = np.zeros(5)
     a = dtrain.zeros(2, 1, dtype=dtrain.float64, requires_grad=True)
     b = dtrain.zeros(3, dtype=dtrain.float64, requires_grad=True)
-    graph.set_grad_view(a, flat[:2].reshape(2, 1))
-    graph.set_grad_view(b, flat[2:])
+    calls = []
+
+    def slot(view):
+        def dest(g):
+            calls.append(g.shape)
+            view[...] = g
+            return view
+        return dest
+    graph.set_grad_destination(a, slot(flat[:2].reshape(2, 1)))
+    graph.set_grad_destination(b, slot(flat[2:]))
     ((a.reshape(-1) * 2).sum() + (b * 3).sum()).backward()
-    assert flat.tolist() == [2.0, 2.0, 3.0, 3.0, 3.0]
+    assert flat.tolist() == [2.0, 2.0, 3.0, 3.0, 3.0] and sorted(calls) == [(2, 1), (3,)]
     assert np.shares_memory(a.grad.numpy(), flat)
-    (b * 1).sum().backward()                     # accumulation lands in the buffer too
-    assert flat.tolist() == [2.0, 2.0, 4.0, 4.0, 4.0]
+    (b * 1).sum().backward()                     # accumulation into the existing .grad: in the buffer, no call
+    assert flat.tolist() == [2.0, 2.0, 4.0, 4.0, 4.0] and len(calls) == 2
     b.grad = None
-    graph.set_grad_view(b, None)
+    graph.set_grad_destination(b, None)
     (b * 1).sum().backward()
     assert not np.shares_memory(b.grad.numpy(), flat) and flat[2:].tolist() == [4.0, 4.0, 4.0]
-    with pytest.raises(ValueError, match="does not fit"):
-        graph.set_grad_view(a, flat[:3])
 
 
-def test_grad_destination_only_where_nothing_can_tell():
-    """A backward may write a leaf's gradient straight into its grad view only when that changes nothing."""
-    from dtrain.autograd import graph
-    seen = []
-
-    class Probe(graph.Function):  # an op of dtrain's own (arrays in, arrays out), as Linear is
-        def forward(ctx, x):
-            return x * 2
-
-        def backward(ctx, g):
-            seen.append(graph.grad_destination(ctx, 0))
-            return g * 2
+def test_grad_destination_sees_the_final_gradient_and_no_op_sees_it():
+    """The destination gets the leaf's summed, hooked gradient; autograd.grad never reaches it."""
+    got = []
 
     def leaf():
         w = dtrain.zeros(3, requires_grad=True)
         view = np.zeros(3, np.float32)
-        graph.set_grad_view(w, view)
+        graph.set_grad_destination(w, lambda g: (got.append(g.copy()), np.copyto(view, g), view)[2])
         return w, view
 
     w, view = leaf()
-    Probe.apply(w).sum().backward()
-    dst = seen.pop()
-    assert dst[0] is view and dst[1] is None and w.grad._data is view and view.tolist() == [2.0, 2.0, 2.0]
-    Probe.apply(w).sum().backward()                        # a .grad exists: accumulate, don't overwrite
-    assert seen.pop() is None and view.tolist() == [4.0, 4.0, 4.0]
+    (w * 2 + w * 3).sum().backward()                       # two producers: the destination gets their sum
+    assert [g.tolist() for g in got] == [[5.0, 5.0, 5.0]] and w.grad._data is view
+    got.clear()
     w, view = leaf()
-    dtrain.autograd.grad(Probe.apply(w).sum(), [w])        # autograd.grad accumulates nothing
-    assert seen.pop() is None and view.tolist() == [0.0, 0.0, 0.0]
+    w.register_hook(lambda g: g * 10)                      # a hook replaces the gradient first
+    (w * 2).sum().backward()
+    assert view.tolist() == [20.0, 20.0, 20.0]
+    got.clear()
     w, view = leaf()
-    (Probe.apply(w) + Probe.apply(w)).sum().backward()     # two producers: neither may write
-    assert seen == [None, None] and view.tolist() == [4.0, 4.0, 4.0]  # the second adds to the first's
-    seen.clear()
-    w, view = leaf()
-    w.register_hook(lambda g: g * 10)                      # a hook may replace the gradient first
-    Probe.apply(w).sum().backward()
-    assert seen.pop() is None and view.tolist() == [20.0, 20.0, 20.0]
-    w = dtrain.zeros(3, requires_grad=True)                # no grad view
-    Probe.apply(w).sum().backward()
-    assert seen.pop() is None
-    w, view = leaf()
-    graph.set_grad_view(w, view, scale=0.25)               # the gradient materialises scaled
-    w.sin().sum().backward()                               # (an op that returns its gradient)
-    np.testing.assert_allclose(view, 0.25 * np.cos(np.zeros(3)))
-    assert w.grad._data is view
-    w.sin().sum().backward()                               # accumulating into it is not scaled
-    np.testing.assert_allclose(view, 1.25 * np.cos(np.zeros(3)))
-
-
-@pytest.mark.parametrize("scale", [None, 1 / 3])
-@pytest.mark.parametrize("shared", [False, True])
-def test_linear_writes_weight_gradient_into_its_grad_view(shared, scale, monkeypatch):
-    from dtrain.autograd import graph
-    copies_into_view = []
-    copyto = np.copyto
-    monkeypatch.setattr(np, "copyto", lambda dst, *a, **k: (copies_into_view.append(dst is view),
-                                                            copyto(dst, *a, **k)))
+    dtrain.autograd.grad((w * 2).sum(), [w])               # autograd.grad accumulates nothing
+    assert got == [] and w.grad is None
     rng = np.random.default_rng(0)
-    xs = rng.standard_normal((4, 64))
-    ws = rng.standard_normal((80, 64))
+    xs, ws = rng.standard_normal((4, 64)), rng.standard_normal((80, 64))
     w = dtrain.nn.Parameter(dtrain.from_numpy(ws.copy()))
     view = np.zeros((80, 64))
-    graph.set_grad_view(w, view, scale)
+    graph.set_grad_destination(w, lambda g: (np.multiply(g, 0.5, out=view), view)[1])
     tw = torch.tensor(ws, requires_grad=True)
     for m, wt in ((dtrain, w), (torch, tw)):
-        x = m.tensor(xs)
-        y = m.nn.functional.linear(x, wt)
-        if shared:
-            y = m.nn.functional.linear(m.tanh(y[:, :64]), wt)
-        y.square().sum().backward()
+        y = m.nn.functional.linear(m.tensor(xs), wt)
+        m.nn.functional.linear(m.tanh(y[:, :64]), wt).square().sum().backward()
     assert w.grad._data is view
-    # one producer: the product went straight into the view; two: their sum is copied (or scaled) in
-    assert copies_into_view.count(True) == (1 if shared and scale is None else 0)
-    np.testing.assert_allclose(view, tw.grad.numpy() * (scale or 1), rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(view, 0.5 * tw.grad.numpy(), rtol=1e-12, atol=1e-10)
 
 
-def test_linear_hands_over_weight_and_bias_gradients_before_computing_the_input_gradient():
-    # what lets DDP start a bucket's all-reduce while the layer's largest product is still to come
-    from dtrain.autograd import graph
-    order = []
-    rng = np.random.default_rng(2)
-    lin = dtrain.nn.Linear(6, 5)
-    views = [np.zeros(p.shape, np.float32) for p in lin.parameters()]
-    for p, v, name in zip(lin.parameters(), views, ("weight", "bias")):
-        graph.set_grad_view(p, v, 0.5)
-        p.register_post_accumulate_grad_hook(lambda p, name=name: order.append(name))
-    x = dtrain.from_numpy(rng.standard_normal((4, 6)).astype(np.float32)).requires_grad_()
-    h = x * 1
-    h.register_hook(lambda g: order.append("input"))
-    lin(h).square().sum().backward()
-    assert order == ["weight", "bias", "input"]
-    assert lin.weight.grad._data is views[0] and lin.bias.grad._data is views[1]
-    tl = torch.nn.Linear(6, 5)
-    with torch.no_grad():
-        tl.weight.copy_(torch.from_numpy(lin.weight.detach().numpy()))
-        tl.bias.copy_(torch.from_numpy(lin.bias.detach().numpy()))
-    tx = torch.from_numpy(x.detach().numpy()).requires_grad_()
-    tl(tx).square().sum().backward()
-    # float32 sums of a few products in another order than torch's BLAS: tolerances from the dtype's epsilon,
-    # the absolute one relative to the gradient's scale (an entry near zero has no relative precision)
-    eps = np.finfo(np.float32).eps
-    for got, want in ((views[0], 0.5 * tl.weight.grad.numpy()), (views[1], 0.5 * tl.bias.grad.numpy()),
-                      (x.grad.numpy(), tx.grad.numpy())):
-        np.testing.assert_allclose(got, want, rtol=16 * eps, atol=16 * eps * np.abs(want).max())
+def test_linear_backward_knows_nothing_of_buckets():
+    from dtrain._ops import linalg
+    assert not hasattr(graph, "grad_destination") and not hasattr(graph, "deliver") and not hasattr(graph, "_pass")
+    assert "grad_destination" not in vars(linalg) and "deliver" not in vars(linalg)
 
 
 def test_linear_of_a_few_rows_through_a_wide_layer_is_contiguous_and_matches_torch():
@@ -500,34 +442,100 @@ def test_leaf_gradients_are_accumulated_as_soon_as_ready():
 
 
 def test_fresh_gradients_are_not_copied_into_leaves_but_shared_ones_are():
-    import sys
-    from dtrain.autograd import graph as g
-    # the engine's ownership rule counts references at one call site; keep it calibrated
-    def probe():
-        out = (np.ones(2),)
-        for (_, _), arr in zip(((None, 0),), out):
-            return sys.getrefcount(arr)
-    assert probe() == g._OWNED_REFS
     from dtrain._ops.linalg import Matmul
     produced = []
     orig = Matmul.backward
 
     def spy(ctx, grad):
-        import weakref
         res = orig(ctx, grad)
-        produced.append(weakref.ref(res[1]))  # a strong reference here would itself forbid keeping it
+        produced.append(res[1])
         return res
     Matmul.backward = spy
     try:
         w = dtrain.ones(3, 2, requires_grad=True)
-        (dtrain.ones(4, 3) @ w).sum().backward()   # matmul's weight gradient is fresh: the leaf keeps it
+        (dtrain.ones(4, 3) @ w).sum().backward()   # matmul declares its gradients fresh: the leaf keeps it
     finally:
         Matmul.backward = orig
-    assert w.grad._data is produced[0]()
+    assert w.grad._data is produced[0]
     a = dtrain.ones(3, requires_grad=True)
     b = dtrain.ones(3, requires_grad=True)
     (a + b).sum().backward()          # one gradient array reaches both leaves: each gets its own
     assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
+
+
+def test_an_op_that_keeps_its_gradient_never_has_it_taken():
+    """Ownership is the op's explicit declaration, not a reference count: an undeclared op's gradient is
+    copied into the leaf, and a declared one that hands the same array to two inputs is copied too."""
+    kept = []
+
+    class Keeps(graph.Function):  # returns an array it also keeps (held elsewhere)
+        def forward(ctx, x):
+            return x * 2
+
+        def backward(ctx, g):
+            kept.append(g * 2)
+            return kept[-1]
+
+    class Twice(graph.Function):
+        _fresh_grads = True
+
+        def forward(ctx, x, y):
+            return x + y
+
+        def backward(ctx, g):
+            r = g * 1
+            return r, r
+
+    w = dtrain.zeros(3, requires_grad=True)
+    Keeps.apply(w).sum().backward()
+    assert not np.shares_memory(w.grad.numpy(), kept[0])
+    Keeps.apply(w).sum().backward()
+    assert kept[0].tolist() == [2.0, 2.0, 2.0] and w.grad.tolist() == [4.0, 4.0, 4.0]
+    a, b = dtrain.zeros(3, requires_grad=True), dtrain.zeros(3, requires_grad=True)
+    Twice.apply(a, b).sum().backward()
+    assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
+    a.grad.add_(1)
+    assert b.grad.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_two_threads_run_backward_on_independent_graphs_at_once():
+    import threading
+    barrier = threading.Barrier(2)
+    results, errors = {}, []
+
+    def work(k):
+        try:
+            rng = np.random.default_rng(k)
+            xs, ws = rng.standard_normal((8, 5)), rng.standard_normal((5, 5))
+            w = dtrain.tensor(ws, requires_grad=True)
+            order = []
+
+            def hook(g):
+                # both threads are inside a backward here: each callback must go to its own pass
+                graph.queue_callback(lambda: order.append(k))
+                barrier.wait(timeout=10)
+                return g
+            h = dtrain.tensor(xs) @ w
+            h.register_hook(hook)
+            h.tanh().square().sum().backward()
+            done = list(order)  # this pass's callback ran before its backward() returned
+            tw = torch.tensor(ws, requires_grad=True)
+            (torch.tensor(xs) @ tw).tanh().square().sum().backward()
+            results[k] = (w.grad.numpy(), tw.grad.numpy(), done)
+        except Exception as e:  # reported below: an assertion in a thread would be lost
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for k, (g, tg, order) in results.items():
+        np.testing.assert_allclose(g, tg, rtol=1e-12)
+        assert order == [k]
+    with pytest.raises(RuntimeError, match="during backward pass"):
+        graph.queue_callback(lambda: None)
 
 
 def test_callbacks_wait_for_the_outermost_backward():

@@ -11,15 +11,6 @@ from ..autograd.graph import Function
 from ._util import method, nondiff, out_copy, promote, scalar_array, unbroadcast
 
 
-def _shape_error(a, b, x, y):
-    try:
-        np.broadcast_shapes(a.shape, b.shape)
-    except ValueError:
-        raise RuntimeError(f"The size of tensor a ({_mismatch(a.shape, b.shape)[0]}) must match the size of tensor b "
-                           f"({_mismatch(a.shape, b.shape)[1]}) at non-singleton dimension "
-                           f"{_mismatch(a.shape, b.shape)[2]}") from None
-
-
 def _mismatch(sa, sb):
     n = max(len(sa), len(sb))
     pa, pb = (1,) * (n - len(sa)) + tuple(sa), (1,) * (n - len(sb)) + tuple(sb)
@@ -588,6 +579,5 @@ Tensor.__ifloordiv__ = lambda a, b: Tensor.floor_divide_(a, b)
 Tensor.__iand__ = lambda a, b: Tensor.bitwise_and_(a, b)
 Tensor.__ior__ = lambda a, b: Tensor.bitwise_or_(a, b)
 Tensor.__ixor__ = lambda a, b: Tensor.bitwise_xor_(a, b)
-Tensor.__hash__ = lambda self: id(self)
 # numpy scalars on the left (np.float32(2) * t) defer to the tensor's reflected operators, as with torch
 Tensor.__array_priority__ = 1000

@@ -308,9 +308,7 @@ class MaskedFill(Function):
         return unbroadcast(ctx.xp.where(ctx.mask, 0, g), ctx.shape), None
 
 
-# the C++ type names torch's masked_fill message prints
-_C_TYPE_NAMES = dict(uint8="unsigned char", int8="signed char", int16="short int", int32="int", int64="long int",
-                     float16="c10::Half", bfloat16="c10::BFloat16", float32="float", float64="double")
+_C_TYPE_NAMES = _dtype._CPP_NAMES  # the C++ type names torch's masked_fill message prints
 
 
 @method()

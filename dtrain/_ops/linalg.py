@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import _dtype
 from .._tensor import Tensor
-from ..autograd.graph import Function, deliver, grad_destination
+from ..autograd.graph import Function
 from ._util import method, out_copy, unbroadcast
 from .decomp import (CholeskyInverse, CholeskySolve, Slogdet, Svd, Svdvals, _check_float, _check_info, _check_square,
                      _not_implemented, return_qr, return_slogdet, return_svd)
@@ -28,6 +28,8 @@ def _weight_grad(a, g, xp):
 
 
 class Matmul(Function):
+    _fresh_grads = True  # products and their sums: new arrays
+
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
         return ctx.xp.matmul(a, b)
@@ -62,6 +64,7 @@ class Matmul(Function):
 
 class Linear(Function):
     """y = x @ W.T + b, with x of any rank ≥ 1 (leading dims are a batch)."""
+    _fresh_grads = True  # products and a sum: new arrays
 
     def forward(ctx, x, w, b=None):
         xp = ctx.xp
@@ -84,45 +87,16 @@ class Linear(Function):
         g2 = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
         gx = gw = gb = None
         nig = ctx.needs_input_grad
-        # where the weight and bias gradients may go straight into a flat buffer (a DDP bucket slot, say),
-        # they are computed first and handed over before the input gradient: the bucket's all-reduce can
-        # start while the largest product of this backward is still running
-        early = []
         if nig[1]:
-            dst = grad_destination(ctx, 1)
-            if dst is None:
-                gw = xp.matmul(g2.T, x2)
-            else:
-                view, scale = dst
-                a, b = g2, x2
-                if scale is not None:  # scaled for free: through the smaller factor
-                    if a.shape[1] <= b.shape[1]:
-                        a = a * scale
-                    else:
-                        b = b * scale
-                xp.matmul(a.T, b, out=view)
-                early.append((1, view))
+            gw = xp.matmul(g2.T, x2)
         if len(nig) > 2 and nig[2]:
-            dst = grad_destination(ctx, 2)
-            if dst is None:
-                gb = g2.sum(0)
-            else:
-                view, scale = dst
-                g2.sum(0, out=view)
-                if scale is not None:
-                    view *= scale
-                early.append((2, view))
-        for i, view in early:
-            deliver(ctx, i, view)
+            gb = g2.sum(0)
         if nig[0]:
             gx = _reshaped(xp.matmul(g2, w), ctx.x_shape)
         return gx, gw, gb
 
 
-# C++ type names, as torch's matmul kernels print them in dtype errors
-_CPP_NAMES = dict(float32="float", float64="double", int64="long int", int32="int", int16="short int",
-                  int8="signed char", uint8="unsigned char", bool="bool", float16="c10::Half",
-                  bfloat16="c10::BFloat16", complex64="c10::complex<float>", complex128="c10::complex<double>")
+_CPP_NAMES = _dtype._CPP_NAMES  # C++ type names, as torch's matmul kernels print them in dtype errors
 
 
 def _x(shape):

@@ -8,7 +8,7 @@ import heapq
 import itertools
 import re
 import sys
-import weakref
+import threading
 
 from . import grad_mode
 from .grad_mode import _state
@@ -43,6 +43,7 @@ class Node:
     """What every graph node has: edges to the nodes of its inputs, a creation order, and hooks."""
     __slots__ = ("next_functions", "_seq", "__dict__", "__weakref__")
     _pre_hooks = _hooks = None  # class defaults: most nodes never get hooks, so no per-node store
+    _fresh_grads = False  # see Function
 
     def name(self):
         return type(self).__name__
@@ -72,7 +73,10 @@ class Node:
 class Function(Node):
     """Base of every differentiable op (the node type the graph is made of).
 
-    An op whose outputs are views of its first input sets `_view = True`: they share its version counter."""
+    An op whose outputs are views of its first input sets `_view = True`: they share its version counter.
+    An op whose backward returns only arrays it has just allocated (no input gradient passed through, no saved
+    array, none returned twice) sets `_fresh_grads = True`: the engine may then add into them in place and a
+    leaf may keep one as its `.grad` without a copy."""
     __slots__ = ("needs_input_grad", "xp")
     _view = False
     saved = ()
@@ -260,6 +264,8 @@ class AccumulateGrad(Node):
         return "torch::autograd::AccumulateGrad"
 
     def accumulate(self, g, owned):
+        """Add gradient array `g` into the leaf's `.grad`; `owned`: no one else holds `g`, so a fresh `.grad`
+        may be `g` itself."""
         from .._tensor import _wrap
         var = self.variable
         for hook in list(var._hooks.values()) if var._hooks else ():
@@ -267,24 +273,11 @@ class AccumulateGrad(Node):
             if r is not None:
                 g, owned = r._data, False
         if var.grad is None:
-            view = var.__dict__.get("_grad_view") if var.__dict__ else None
-            if view is not None:
-                # the gradient materialises inside a flat buffer (DDP bucket, fused optimizer), times its
-                # scale if it has one: one pass, or none where backward wrote it there already
-                # (grad_destination)
-                if g is not view:
-                    if g.shape != view.shape:
-                        g = _expand_grad(g, var)
-                    scale = var.__dict__.get("_grad_scale")
-                    if scale is None:
-                        var._device.xp.copyto(view, g, casting="unsafe")
-                    elif g.dtype == view.dtype:
-                        var._device.xp.multiply(g, scale, out=view)
-                    else:
-                        var._device.xp.copyto(view, g * scale, casting="unsafe")
-                var.grad = _wrap(view, var._device)
-            elif g.shape != var._data.shape:
-                var.grad = _wrap(_expand_grad(g, var), var._device)
+            dest = var.__dict__.get(_DESTINATION) if var.__dict__ else None
+            if g.shape != var._data.shape:
+                g, owned = _expand_grad(g, var), True
+            if dest is not None:
+                var.grad = _wrap(dest(g), var._device)
             else:
                 if not owned or g.dtype != var._data.dtype or g.strides != var._data.strides:
                     # a fresh array in the leaf's own layout, as torch's: a transposed gradient must not make
@@ -303,49 +296,21 @@ class AccumulateGrad(Node):
             hook(var)
 
 
-def set_grad_view(tensor, view, scale=None):
-    """Make `tensor.grad` materialise as `view` (an array of the tensor's shape and dtype, typically a slice
-    of a flat buffer) whenever backward creates it, multiplied by `scale` when one is given (DDP's 1/world
-    average taken on the way in); `None` undoes it. An existing `.grad` is left alone."""
-    d = tensor.__dict__
-    if view is None:
-        d.pop("_grad_view", None)
-        d.pop("_grad_scale", None)
-        return
-    if tuple(view.shape) != tuple(tensor._data.shape) or view.dtype != tensor._data.dtype:
-        raise ValueError(f"grad view of shape {tuple(view.shape)} and dtype {view.dtype} does not fit a tensor of "
-                         f"shape {tuple(tensor._data.shape)} and dtype {tensor._data.dtype}")
-    d["_grad_view"] = view
-    d["_grad_scale"] = scale
+_DESTINATION = "_grad_destination"
 
 
-def grad_destination(ctx, i):
-    """Where the gradient for input `i` of a backward in progress will be stored, as `(view, scale)`, when
-    the backward may write it there itself (one pass over it saved): the input is a leaf with no `.grad` yet
-    whose gradient materialises in a flat buffer (`set_grad_view`), no hook can see or replace the gradient
-    first, this backward is its only producer (none before it), and the pass accumulates into leaves (not
-    autograd.grad). The backward must write the gradient times `scale` (unless `scale` is None). None
-    where the gradient must be returned as usual."""
-    if _pass is None:
-        return None
-    deps, buffers = _pass
-    node = ctx.next_functions[i][0]
-    if type(node) is not AccumulateGrad or node._pre_hooks or deps.get(node) != 1 or node in buffers:
-        return None
-    var = node.variable
-    if var.grad is not None or var._hooks or not var.__dict__ or ctx._hooks:
-        return None
-    d = var.__dict__
-    view = d.get("_grad_view")
-    return None if view is None else (view, d.get("_grad_scale"))
+def set_grad_destination(tensor, destination):
+    """The engine's one extension point for where a leaf's gradient goes.
 
-
-def deliver(ctx, i, view):
-    """Hand input `i`'s gradient, already written where `grad_destination(ctx, i)` said (and scaled), to its
-    leaf now rather than when this backward returns, so the leaf's post-accumulate hooks (DDP's bucket
-    launch) run while the rest of this backward still computes. The backward then returns None for input
-    `i`. Only right after `grad_destination(ctx, i)` gave `view`: no one else can tell the difference."""
-    ctx.next_functions[i][0].accumulate(view, False)
+    When backward creates `tensor.grad` afresh (it was None), the engine calls `destination(grad)` with the
+    summed gradient array (already shaped and hooked as for `.grad`) and makes the array it returns the data
+    of the new `.grad`: an owner of a flat gradient buffer (DDP's buckets) copies the gradient into its
+    slot there, scaled as it likes, and returns the slot. A gradient that accumulates into an existing
+    `.grad` does not pass through it (post-accumulate-grad hooks see those). `None` removes it."""
+    if destination is None:
+        tensor.__dict__.pop(_DESTINATION, None)
+    else:
+        tensor.__dict__[_DESTINATION] = destination
 
 
 def _expand_grad(g, var):
@@ -355,17 +320,44 @@ def _expand_grad(g, var):
 
 # ---------------------------------------------------------------------------------------------------------
 # the engine
+#
+# Each backward call is one graph task: its dependency counts, gradient buffers and end-of-pass callbacks
+# live on that object, so backward calls on different threads run side by side, and a backward run from
+# inside another (a checkpoint's recompute) is a task of its own, as in torch.
 
-_callbacks = []
-_in_backward = 0
-_pass = None  # (dependency counts, gradient buffers) of the accumulating backward pass running (grad_destination)
+class _GraphTask:
+    __slots__ = ("callbacks",)
+
+    def __init__(self):
+        self.callbacks = []
+
+    def run_callbacks(self):
+        while self.callbacks:
+            self.callbacks.pop(0)()
+
+
+class _Running(threading.local):
+    tasks = ()  # the graph tasks running on this thread, innermost last
+
+
+_running = _Running()
 
 
 def queue_callback(fn):
-    """Run `fn()` when the current backward pass finishes (DDP waits for its reductions here)."""
-    if not _in_backward:
+    """Run `fn()` when the backward pass running on this thread finishes (DDP waits for its reductions here)."""
+    if not _running.tasks:
         raise RuntimeError("Final callbacks can only be installed during backward pass.")
-    _callbacks.append(fn)
+    _running.tasks[-1].callbacks.append(fn)
+
+
+def _enter_task():
+    task = _GraphTask()
+    _running.tasks = _running.tasks + (task,)
+    return task
+
+
+def _leave_task():
+    _running.tasks = _running.tasks[:-1]
 
 
 def _dependencies(roots):
@@ -391,7 +383,6 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
 
     With `capture` (a dict node-key → None) the gradients reaching those edges are returned instead of
     accumulated into leaves (autograd.grad)."""
-    global _in_backward
     deps = _dependencies([n for n, _ in roots])
     buffers = {}
     for (node, nr), g in zip(roots, grads):
@@ -401,9 +392,7 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
         if node is not None and deps.get(node, 0) == 0 and node not in (r[2] for r in ready):
             heapq.heappush(ready, (-node._seq, id(node), node))
     captured = {}
-    global _pass
-    outer_pass, _pass = _pass, (deps, buffers) if capture is None and accumulate else None
-    _in_backward += 1
+    task = _enter_task()
     try:
         while ready:
             _, _, node = heapq.heappop(ready)
@@ -440,31 +429,29 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 node.saved = _FREED
             if node._hooks:
                 _run_post_hooks(node, out, in_grads)
+            fresh = node._fresh_grads
             for (child, nr), g in zip(node.next_functions, out):
                 if child is None:
                     continue
                 if g is not None:
-                    owned = sys.getrefcount(g) <= _OWNED_REFS  # its own statement: as a call argument it counts one more
+                    # the ownership flag: declared by the op, and checked where it is cheap to (an input
+                    # gradient handed through, or one array returned for two inputs, is never owned)
+                    owned = fresh and g.base is None and all(g is not x for x in in_grads) and \
+                        sum(g is y for y in out) == 1
                     _add_grad(buffers, child, nr, g, owned)
                 d = deps[child] - 1
                 deps[child] = d
                 if d == 0:
                     heapq.heappush(ready, (-child._seq, id(child), child))
-        if _in_backward == 1:  # only the outermost pass: a nested one (checkpoint recompute) is part of it
-            while _callbacks:
-                _callbacks.pop(0)()
+        task.run_callbacks()
     finally:
-        _in_backward -= 1
-        _pass = outer_pass
-        if not _in_backward:
-            _callbacks.clear()
+        _leave_task()
     return captured
 
 
 def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
     """run_backward for create_graph=True: gradients are tensors and every formula is recorded in a graph
     (the tensor-level formulas live in autograd/_double.py). The graph is always retained, as in torch."""
-    global _in_backward
     from . import _double
     from .._device import device_of
     deps = _dependencies([n for n, _ in roots])
@@ -479,7 +466,7 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
     ready = [(-n._seq, id(n), n) for n, _ in roots if n is not None and deps.get(n, 0) == 0]
     heapq.heapify(ready)
     captured = {}
-    _in_backward += 1
+    task = _enter_task()
     try:
         with grad_mode.enable_grad():
             while ready:
@@ -532,13 +519,9 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
                     deps[child] = d
                     if d == 0:
                         heapq.heappush(ready, (-child._seq, id(child), child))
-        if _in_backward == 1:
-            while _callbacks:
-                _callbacks.pop(0)()
+        task.run_callbacks()
     finally:
-        _in_backward -= 1
-        if not _in_backward:
-            _callbacks.clear()
+        _leave_task()
     return captured
 
 
@@ -547,13 +530,9 @@ def _dtype_from(np_dtype):
     return _dtype.from_numpy_dtype(np_dtype)
 
 
-# refcount of a gradient array that nobody else holds, measured at the call in run_backward: the `out` tuple,
-# the loop variable `g`, zip's reused result tuple, and getrefcount's own argument. An array with no more
-# references than that (and no base) is fresh, so a leaf may keep it as its .grad without a copy.
-_OWNED_REFS = 4
-
-
 def _add_grad(buffers, node, nr, g, owned):
+    """Sum gradient `g` into input slot `nr` of `node`; in place where the slot's array is owned (the
+    engine's own sum, or one an op declared fresh)."""
     slots = buffers.get(node)
     if slots is None:
         n = len(node._out_meta) if getattr(node, "_out_meta", None) else 1

@@ -1,14 +1,11 @@
-"""Optimizer: torch's base class (param groups, per-parameter state, state dicts) over flat buffers.
+"""Optimizer: torch's base class (param groups, per-parameter state, state dicts) over flat state.
 
 A subclass names its state (`_init_state`) and its update rule (`_update`, over arrays, from
-`dtrain.optim._functional`). The base runs that rule once per parameter, or once per group chunk of
-one dtype and device when the chunk's parameters, gradients and tensor state are views of contiguous 1-D
-buffers. Such buffers are found where the parameters already live in one (a module's flat parameters), and
-made where they don't: the optimizer copies the parameters into a buffer it owns and rebinds each
-parameter's array to a view of it (as torch's `flatten_parameters` does; `data_ptr()` changes). Gradients
-that autograd created afresh (after `zero_grad(set_to_none=True)`) are copied into the flat gradient
-buffer, one pass, and rebound to its views; with `zero_grad(set_to_none=False)` they stay views and
-backward accumulates into the buffer directly.
+`dtrain.optim._functional`). Parameters and gradients stay where they are: a view, a `.numpy()` array or a
+`data_ptr()` of a parameter taken before the optimizer was made stays an alias of it, as in torch. What the
+optimizer owns, its tensor state, lives in one flat buffer per group chunk of one dtype and device (each
+parameter's state tensor a view of it), so the update rule runs over each parameter's stretch of it: one
+call per parameter, or per block of a large one, the blocks shared out among the cores.
 """
 from collections import defaultdict
 from copy import deepcopy
@@ -61,13 +58,17 @@ def _contiguous_run(arrays, total):
 # large flat updates run in slices on every allowed core (see dtrain._parallel): same bits, all cores
 _parallel_slices, _run_parallel = _parallel.slices, _parallel.run
 _BLOCK = 1 << 18  # elements per block of a large flat update (1 MB of float32 per buffer: measured best)
+# parameters up to this size that sit next to each other in a chunk are stepped together, gathered into a
+# scratch buffer and scattered back: a rule's ~20 array ops per call cost more than the copies for them
+_SMALL = 1 << 16
 
 
 class _Chunk:
-    """The parameters of one group with one dtype and device, and the flat buffers bound to them.
+    """The parameters of one group with one dtype and device, and the flat state buffers bound to them.
 
-    `flats[key]` is (flat array, views): the tensors of `key` ("param", "grad", a state name) hold exactly
-    these views while the binding lasts; an identity check per tensor tells when something rebound them."""
+    `flats[key]` is (flat array, views): the state tensors of `key` hold exactly these views while the binding
+    lasts; an identity check per tensor tells when something rebound them (a loaded state dict). The
+    parameters and their gradients are never bound: they stay the user's."""
 
     def __init__(self, params):
         self.params = params
@@ -82,40 +83,20 @@ class _Chunk:
         self.device = params[0]._device
         self.xp = self.device.xp
         self.dtype = params[0]._data.dtype
-        # params that are views of other tensors can't be moved without breaking that relation
-        self.movable = len({id(p) for p in params}) == len(params) and all(p._base is None for p in params)
         self.flats = {}
         self.scratch = []
+        self.packed = None  # two scratch buffers (parameters, gradients) for the small ones stepped together
 
     def bind(self, key, tensors):
-        """The flat array behind `tensors` (same shapes as the params), binding them to its views first."""
+        """The flat array behind the state tensors `tensors` (shaped like the params), binding them to its views
+        first (a copy, once, where they are not views of one buffer yet)."""
         cached = self.flats.get(key)
         if cached is not None and all(t._data is v for t, v in zip(tensors, cached[1])):
             return cached[0]
         arrays = [t._data for t in tensors]
         ok = all(a.dtype == self.dtype and a.shape == s for a, s in zip(arrays, self.shapes))
         flat = _contiguous_run(arrays, self.numel) if ok else None
-        if flat is None and cached is not None and key == "grad" and self.xp is np:
-            # fresh gradients (zero_grad(set_to_none=True)) in no one flat array: copy them into the bound
-            # buffer, slices in parallel (gradients that DDP lays out back to back are stepped over in place)
-            flat, views = cached
-            if all(a.shape == v.shape and a.dtype == v.dtype for a, v in zip(arrays, views)):
-                srcs = [a.reshape(-1) for a in arrays]
-
-                def copy(lo, hi):
-                    for src, o, n in zip(srcs, self.offsets, self.sizes):
-                        a, b = max(lo, o), min(hi, o + n)
-                        if a < b:
-                            flat[a:b] = src[a - o:b - o]
-                _run_parallel(copy, _parallel_slices(flat.size))
-                for t, v in zip(tensors, views):
-                    t._data = v
-                self.flats[key] = (flat, views)
-                return flat
-            flat = None
         if flat is None:
-            if key == "param" and not self.movable:
-                return None
             flat = self.xp.empty(self.numel, self.dtype)
             for t, a, o, n, s in zip(tensors, arrays, self.offsets, self.sizes, self.shapes):
                 v = flat[o:o + n]
@@ -125,9 +106,8 @@ class _Chunk:
         return flat
 
     def adopt(self, key, flat):
-        """Per-parameter tensors viewing a flat array that an update rule just made (a new state buffer)."""
-        ts = [_wrap(flat[o:o + n].reshape(s), self.params[0]._device)
-              for o, n, s in zip(self.offsets, self.sizes, self.shapes)]
+        """Per-parameter tensors viewing a flat array of new state."""
+        ts = [_wrap(flat[o:o + n].reshape(s), self.device) for o, n, s in zip(self.offsets, self.sizes, self.shapes)]
         self.flats[key] = (flat, [t._data for t in ts])
         return ts
 
@@ -139,6 +119,11 @@ class _Chunk:
     def scratch_views(self, k, i):
         o, n, s = self.offsets[i], self.sizes[i], self.shapes[i]
         return [a[o:o + n].reshape(s) for a in self.scratch_arrays(k)]
+
+
+def _flat_or_none(a):
+    """A 1-D view of C-contiguous `a`; None where it has no such view."""
+    return a.reshape(-1) if a.flags.c_contiguous else None
 
 
 class Optimizer:
@@ -247,24 +232,10 @@ class Optimizer:
 
     # ------------------------------------------------------------------ gradients
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Reset the gradients of all optimized tensors (to None, or to zero in place).
-
-        Zeroing in place keeps flat gradient buffers bound, so one fill clears a whole chunk."""
+        """Reset the gradients of all optimized tensors: to None, or to zero in place (their storage kept)."""
         for group in self.param_groups:
-            cleared = set()
-            if not set_to_none:
-                for chunk in self._group_chunks(group):
-                    bound = chunk.flats.get("grad")
-                    ps = chunk.params
-                    if bound is not None and all(p.grad is not None and p.grad._data is v
-                                                 for p, v in zip(ps, bound[1])):
-                        bound[0].fill(0)
-                        for p in ps:
-                            p.grad.grad_fn, p.grad._requires_grad = None, False
-                            p.grad._version.value += 1
-                        cleared.update(id(p) for p in ps)
             for p in group["params"]:
-                if p.grad is None or id(p) in cleared:
+                if p.grad is None:
                     continue
                 if set_to_none:
                     p.grad = None
@@ -333,10 +304,11 @@ class Optimizer:
         return state
 
     def _step_flat(self, group, chunk):
-        """The whole chunk in one call of the update rule over flat buffers; False where it can't be."""
+        """The chunk's update with its state in flat buffers: the rule once per parameter (or per block of a
+        large one, blocks shared out among the cores), each call over the parameter, its gradient and its
+        stretch of the flat state. False where the state is not alike across the chunk (then each parameter
+        is stepped on its own)."""
         ps = chunk.params
-        if len(ps) < 2 and not chunk.flats:
-            return False  # nothing to gain over the per-parameter path
         states = []
         for p in ps:
             if p.grad is None or p.grad._data.shape != p._data.shape or p.grad._data.dtype != chunk.dtype:
@@ -359,18 +331,9 @@ class Optimizer:
                 v = float(states[0][k]._data)
                 if any(float(s[k]._data) != v for s in states):
                     return False
-        flat_p = chunk.bind("param", ps)
-        if flat_p is None:
-            return False
         if keys0 is None:
             states = [self._state_of(group, p) for p in ps]
-        flat_g = chunk.bind("grad", [p.grad for p in ps])
-        arrays = {}
-        for k in self._state_keys:
-            if k in states[0]:
-                arrays[k] = chunk.bind(k, [s[k] for s in states])
-            else:
-                arrays[k] = None
+        flats = {k: (chunk.bind(k, [s[k] for s in states]) if k in states[0] else None) for k in self._state_keys}
         step = None
         if self._has_step:
             for s in states:
@@ -381,21 +344,82 @@ class Optimizer:
             for k in self._scalar_keys:
                 s[k]._data[...] = states[0][k]._data
         tmps = chunk.scratch_arrays(self._scratch)
-        slices = _parallel_slices(flat_p.size) if chunk.xp is np else [(0, flat_p.size)]
-        blocked = chunk.xp is np and flat_p.size > 2 * _BLOCK
-        if (len(slices) > 1 or blocked) and all(a is not None for a in arrays.values()):
+        new = {}  # state a rule made on this step (SGD's momentum buffer): (key, param index, start) -> array
+        calls = []  # (param index, lo, hi) over elements of one parameter, or (i, None, None): the whole of it
+        for i, p in enumerate(ps):
+            if _flat_or_none(p._data) is None or _flat_or_none(p.grad._data) is None:
+                calls.append((i, None, None))
+        whole = {c[0] for c in calls}
+        runs, cur = [], []  # runs of neighbouring small parameters
+        for i, n in enumerate(chunk.sizes):
+            if i not in whole and n <= _SMALL:
+                cur.append(i)
+                continue
+            if len(cur) > 1:
+                runs.append(cur)
+            cur = []
+        if len(cur) > 1:
+            runs.append(cur)
+        whole.update(i for r in runs for i in r)
+
+        def run(i, lo, hi):
+            o = chunk.offsets[i]
+            if lo is None:
+                s = chunk.shapes[i]
+                arrays = {k: (f[o:o + chunk.sizes[i]].reshape(s) if f is not None else None) for k, f in flats.items()}
+                made = self._update(group, ps[i]._data, ps[i].grad._data, arrays, step, chunk.scratch_views(
+                    self._scratch, i))
+                lo = 0
+            else:
+                arrays = {k: (f[o + lo:o + hi] if f is not None else None) for k, f in flats.items()}
+                made = self._update(group, ps[i]._data.reshape(-1)[lo:hi], ps[i].grad._data.reshape(-1)[lo:hi],
+                                    arrays, step, [t[o + lo:o + hi] for t in tmps])
+            for k, a in (made or {}).items():
+                new[(k, i, lo)] = a
+
+        def run_packed(r):
+            # the same bits as one call per parameter: every rule is elementwise
+            if chunk.packed is None:
+                chunk.packed = (chunk.xp.empty(chunk.numel, chunk.dtype), chunk.xp.empty(chunk.numel, chunk.dtype))
+            pp, pg = chunk.packed
+            lo, hi = chunk.offsets[r[0]], chunk.offsets[r[-1]] + chunk.sizes[r[-1]]
+            for i in r:
+                o, n = chunk.offsets[i], chunk.sizes[i]
+                pp[o:o + n] = ps[i]._data.reshape(-1)
+                pg[o:o + n] = ps[i].grad._data.reshape(-1)
+            made = self._update(group, pp[lo:hi], pg[lo:hi],
+                                {k: (f[lo:hi] if f is not None else None) for k, f in flats.items()}, step,
+                                [t[lo:hi] for t in tmps])
+            for i in r:
+                o, n = chunk.offsets[i], chunk.sizes[i]
+                ps[i]._data.reshape(-1)[...] = pp[o:o + n]  # a view: the parameter is written in place
+            for k, a in (made or {}).items():
+                new[(k, r[0], 0)] = a
+
+        for r in runs:
+            run_packed(r)
+        if chunk.xp is np:
             def part(lo, hi):
-                # block by block, so the temporaries of a rule's several passes stay in cache
-                for a in range(lo, hi, _BLOCK if blocked else hi - lo):
-                    b = min(a + _BLOCK, hi) if blocked else hi
-                    self._update(group, flat_p[a:b], flat_g[a:b], {k: v[a:b] for k, v in arrays.items()},
-                                 step, [t[a:b] for t in tmps])
-            _run_parallel(part, slices)
-            new = None  # every state buffer exists already, so no rule makes a new one
+                # the element range [lo, hi) of the chunk, cut at parameter boundaries and into blocks, so the
+                # temporaries of a rule's several passes stay in cache
+                for i, (o, n) in enumerate(zip(chunk.offsets, chunk.sizes)):
+                    a, b = max(lo, o), min(hi, o + n)
+                    if a >= b or i in whole:
+                        continue
+                    for c in range(a, b, _BLOCK):
+                        run(i, c - o, min(c + _BLOCK, b) - o)
+            _run_parallel(part, _parallel_slices(chunk.numel))
         else:
-            new = self._update(group, flat_p, flat_g, arrays, step, tmps)
-        for k, a in (new or {}).items():
-            for p, t in zip(ps, chunk.adopt(k, a)):
+            calls += [(i, 0, n) for i, n in enumerate(chunk.sizes) if i not in whole]
+        for c in calls:
+            run(*c)
+        for k in {k for k, _, _ in new}:
+            flat = chunk.xp.empty(chunk.numel, chunk.dtype)
+            for (key, i, lo), a in new.items():
+                if key == k:
+                    o = chunk.offsets[i] + lo
+                    flat[o:o + a.size] = a.reshape(-1)
+            for p, t in zip(ps, chunk.adopt(k, flat)):
                 self.state[p][k] = t
         for p in ps:
             p._version.value += 1

@@ -127,14 +127,9 @@ class CheckpointFunction(graph.Function):
                         e = (sink, 0)
                     cut.append(e)
                 node.next_functions = tuple(cut)
-            # the pass below runs inside the outer one: callbacks queued by the outer pass (DDP's) wait for it
-            outer = graph._callbacks[:]
-            graph._callbacks.clear()
-            try:
-                captured = graph.run_backward(roots, root_grads, capture=dict.fromkeys(sinks.values()),
-                                              accumulate=False)
-            finally:
-                graph._callbacks[:0] = outer
+            # a graph task of its own inside the outer one: callbacks queued by the outer pass (DDP's) wait for it
+            captured = graph.run_backward(roots, root_grads, capture=dict.fromkeys(sinks.values()),
+                                          accumulate=False)
             for e, sink in sinks.items():
                 add(e, captured.get(sink))
         return tuple(out_grads)

@@ -106,13 +106,12 @@ def test_flat_path_equals_per_parameter_path_bitwise(name, kw, device):
     for sa, sb in zip(a, b):
         for pa, pb in zip(sa, sb):
             np.testing.assert_array_equal(pa, pb)
-    # the flat path really ran: the parameters now live back to back in one buffer
-    new = [p.data_ptr() for p in flat_p]
-    assert new != ptrs
-    assert all(q - p == 4 * flat_p[i].numel() for i, (p, q) in enumerate(zip(new, new[1:])))
+    # the parameters stayed where they were; the flat path ran: tensor state is views of one buffer
+    assert [p.data_ptr() for p in flat_p] == ptrs
     for k, v in flat_opt.state[flat_p[0]].items():
         if k != "step":
             assert v._data.base is not None
+            assert all(flat_opt.state[p][k]._data.base is v._data.base for p in flat_p)
 
 
 @pytest.mark.parametrize("name,kw", CASES, ids=_ids)
@@ -125,28 +124,32 @@ def _check_blockwise_equals_one_call(name, kw, device, monkeypatch):
     # problem take that path, which must give the same bits as one call over the whole buffer
     from dtrain.optim import optimizer
     x, y, init = _problem(np.float32, seed=2)
+    # small neighbouring parameters are stepped together through a scratch buffer: the same bits again
     runs = []
-    for block in (1 << 40, 5):
+    for block, small in ((1 << 40, 0), (5, 0), (1 << 40, 1 << 16)):
         monkeypatch.setattr(optimizer, "_BLOCK", block)
+        monkeypatch.setattr(optimizer, "_SMALL", small)
         ps = _params(dtrain, init, device)
         runs.append(_run_steps(dtrain, getattr(dtrain.optim, name)(ps, **kw), ps, x, y, 12))
-    for sa, sb in zip(*runs):
-        for pa, pb in zip(sa, sb):
-            np.testing.assert_array_equal(pa, pb)
+    for other in runs[1:]:
+        for sa, sb in zip(runs[0], other):
+            for pa, pb in zip(sa, sb):
+                np.testing.assert_array_equal(pa, pb)
 
 
-def test_flat_state_and_grads_are_views(device):
+def test_flat_state_is_views_and_grads_stay_put(device):
     x, y, init = _problem(np.float32)
     ps = _params(dtrain, init, device)
     opt = dtrain.optim.Adam(ps, lr=0.01)
     _run_steps(dtrain, opt, ps, x, y, 2, zero_to_none=False)
-    base = ps[0]._data.base
-    assert all(p._data.base is base for p in ps)
-    gbase = ps[0].grad._data.base
-    assert gbase is not None and all(p.grad._data.base is gbase for p in ps)
-    # zero_grad(set_to_none=False) keeps the views: backward accumulates straight into the flat buffer
+    for k in ("exp_avg", "exp_avg_sq"):
+        base = opt.state[ps[0]][k]._data.base
+        assert base is not None and all(opt.state[p][k]._data.base is base for p in ps)
+    # zero_grad(set_to_none=False) zeroes each gradient where it is, as torch's grad.zero_()
+    grads = [p.grad for p in ps]
+    ptrs = [g.data_ptr() for g in grads]
     opt.zero_grad(set_to_none=False)
-    assert all(p.grad._data.base is gbase and not p.grad._data.any() for p in ps)
+    assert all(p.grad is g and g.data_ptr() == q and not g._data.any() for p, g, q in zip(ps, grads, ptrs))
     opt.zero_grad()
     assert all(p.grad is None for p in ps)
 
@@ -173,7 +176,7 @@ def test_params_already_in_one_buffer_are_not_moved(device):
             np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-13)
 
 
-def test_rebound_parameter_is_flattened_again(device):
+def test_rebound_parameter_keeps_its_new_storage(device):
     x, y, init = _problem(np.float64)
     tp, dp = _params(torch, init), _params(dtrain, init, device)
     topt, dopt = torch.optim.Adam(tp, lr=0.01), dtrain.optim.Adam(dp, lr=0.01)
@@ -184,7 +187,7 @@ def test_rebound_parameter_is_flattened_again(device):
     dp[1].data = dp[1].data * 2
     t = _run_steps(torch, topt, tp, x, y, 5)
     d = _run_steps(dtrain, dopt, dp, x, y, 5)
-    assert dp[1]._data.base is dp[0]._data.base
+    assert dp[1]._data.base is None  # the new storage stays the parameter's own
     for a, e in zip(d[-1], t[-1]):
         np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-13)
 
@@ -432,7 +435,7 @@ def _mlp(m, weights):
 @pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.1, momentum=0.9, weight_decay=1e-3)),
                                      ("AdamW", dict(lr=0.01)), ("RMSprop", dict(lr=0.01, centered=True))])
 @pytest.mark.parametrize("set_to_none", [True, False])
-def test_module_training_matches_torch_and_module_uses_flat_buffer(name, kw, set_to_none, device):
+def test_module_training_matches_torch_in_place(name, kw, set_to_none, device):
     rng = np.random.default_rng(5)
     weights = [rng.standard_normal(s) * 0.3 for s in [(16, 6), (16,), (4, 16), (4,)]]
     x, y = rng.standard_normal((32, 6)), rng.standard_normal((32, 4))
@@ -447,9 +450,10 @@ def test_module_training_matches_torch_and_module_uses_flat_buffer(name, kw, set
             ((net(xs) - ys) ** 2).mean().backward()
             opt.step()
     ps = list(dnet.parameters())
-    assert [p.data_ptr() for p in ps] != ptrs
-    assert all(p._data.base is ps[0]._data.base for p in ps)
-    assert all(p.grad._data.base is ps[0].grad._data.base for p in ps)
+    assert [p.data_ptr() for p in ps] == ptrs  # stepped in place: the module's storage never moved
+    state = dopt.state[ps[0]]
+    k = next(k for k in state if k != "step")
+    assert all(dopt.state[p][k]._data.base is state[k]._data.base for p in ps)  # the state in one flat buffer
     for (k, a), (_, e) in zip(dnet.state_dict().items(), tnet.state_dict().items()):
         np.testing.assert_allclose(_np(a), _np(e), rtol=1e-10, atol=1e-12, err_msg=k)
     for a, e in zip(dnet(dtrain.tensor(x, device=device)).detach().cpu().numpy(),
@@ -464,9 +468,13 @@ def test_frozen_parameter_keeps_the_rest_on_the_flat_path(device):
     dp[2].requires_grad_(False)
     frozen_ptr = dp[2].data_ptr()
     t = _run_steps(torch, torch.optim.SGD(tp, lr=0.05, momentum=0.9), tp, x, y, 20)
-    d = _run_steps(dtrain, dtrain.optim.SGD(dp, lr=0.05, momentum=0.9), dp, x, y, 20)
+    d_opt = dtrain.optim.SGD(dp, lr=0.05, momentum=0.9)
+    d = _run_steps(dtrain, d_opt, dp, x, y, 20)
     for a, e in zip(d[-1], t[-1]):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
     assert dp[2].data_ptr() == frozen_ptr
-    base = dp[0]._data.base
-    assert base is not None and dp[1]._data.base is base and dp[3]._data.base is base
+    # the momentum buffers of the other three are views of one flat buffer (no state for the frozen one)
+    opt_state = d_opt.state
+    base = opt_state[dp[0]]["momentum_buffer"]._data.base
+    assert base is not None and all(opt_state[dp[i]]["momentum_buffer"]._data.base is base for i in (1, 3))
+    assert dp[2] not in opt_state

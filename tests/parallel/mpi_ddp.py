@@ -340,9 +340,8 @@ def test_gradients_are_copies_laid_out_for_the_optimizer(world):
             dist.all_reduce(t)
         for g, t in zip(grads, total):
             np.testing.assert_allclose(g, t.numpy() / size, rtol=1e-5, atol=1e-6)
-        opt.step()
-        bound = opt._group_chunks(opt.param_groups[0])[0].flats["grad"][0]
-        assert bound.__array_interface__["data"][0] == offsets[0] and bound.size == base.size
+        opt.step()  # steps over the gradients where DDP laid them out: nothing moved
+        assert [p.grad.numpy().__array_interface__["data"][0] for p in model.parameters()] == offsets
 
 
 def test_comm_hooks(world):
@@ -526,3 +525,61 @@ def test_join_with_zero_redundancy_optimizer(world):
         ref_opt.step()
     assert_ranks_agree(flat(model.module))
     np.testing.assert_allclose(flat(model.module), flat(ref), rtol=1e-10, atol=1e-10)
+
+
+def _param_aliases(module):
+    params = list(module.parameters())
+    return params, [p.view(-1) for p in params], [p.detach().numpy() for p in params], [p.data_ptr() for p in params]
+
+
+def _check_param_aliases(params, views, arrays, ptrs):
+    for p, v, a, q in zip(params, views, arrays, ptrs):
+        now = p.detach().numpy()
+        assert p.data_ptr() == q and np.shares_memory(a, now)
+        np.testing.assert_array_equal(v.detach().numpy(), now.reshape(-1))
+
+
+@pytest.mark.parametrize("bucket_view", [False, True])
+@pytest.mark.parametrize("opt_name", ["SGD", "Adam"])
+def test_ddp_wrapping_and_steps_keep_parameter_aliases(world, bucket_view, opt_name):
+    """Views, .numpy() arrays and data_ptr() of a parameter taken before DDP and the optimizer stay aliases
+    (torch: all hold), and training still equals one process on the concatenated batch."""
+    rank, size = world
+    ref = mlp(dtrain.float64)
+    module = copy.deepcopy(ref)
+    aliases = _param_aliases(module)
+    model = DDP(module, bucket_cap_mb=0.001, gradient_as_bucket_view=bucket_view)
+    make = lambda ps: getattr(dtrain.optim, opt_name)(ps, lr=0.05)  # noqa: E731
+    opt, ref_opt = make(model.parameters()), make(ref.parameters())
+    _check_param_aliases(*aliases)
+    data = list(batches("mlp", dtrain.float64, 3, 4 * size, seed=7))
+    for x, y in data:
+        opt.zero_grad()
+        loss_fn(model, x[rank * 4:(rank + 1) * 4], y[rank * 4:(rank + 1) * 4], "mlp").backward()
+        opt.step()
+        _check_param_aliases(*aliases)
+        ref_opt.zero_grad()
+        loss_fn(ref, x, y, "mlp").backward()
+        ref_opt.step()
+    np.testing.assert_allclose(flat(model.module), flat(ref), rtol=1e-10, atol=1e-12)
+
+
+def test_zero_redundancy_optimizer_keeps_parameter_aliases(world):
+    from dtrain.distributed.optim import ZeroRedundancyOptimizer
+    rank, size = world
+    ref = mlp(dtrain.float64)
+    module = copy.deepcopy(ref)
+    aliases = _param_aliases(module)
+    model = DDP(module)
+    opt = ZeroRedundancyOptimizer(model.parameters(), dtrain.optim.Adam, lr=0.05)
+    ref_opt = dtrain.optim.Adam(ref.parameters(), lr=0.05)
+    _check_param_aliases(*aliases)
+    for x, y in batches("mlp", dtrain.float64, 3, 4 * size, seed=8):
+        opt.zero_grad()
+        loss_fn(model, x[rank * 4:(rank + 1) * 4], y[rank * 4:(rank + 1) * 4], "mlp").backward()
+        opt.step()
+        _check_param_aliases(*aliases)
+        ref_opt.zero_grad()
+        loss_fn(ref, x, y, "mlp").backward()
+        ref_opt.step()
+    np.testing.assert_allclose(flat(model.module), flat(ref), rtol=1e-10, atol=1e-12)

@@ -30,8 +30,10 @@ class ZeroRedundancyOptimizer(Optimizer, Joinable):
     `state_dict()` needs `consolidate_state_dict(to)` first, as in torch. For checkpoints that stay
     sharded, `sharded_state_dict()` gives this rank's part in the global layout (global parameter
     indices) and `load_sharded_state_dict()` takes back whatever part this rank owns now, so a ZeRO
-    checkpoint written at one world size loads at another. `parameters_as_bucket_view` is accepted and
-    changes nothing (dtrain's optimizers already step flat buffers).
+    checkpoint written at one world size loads at another. `parameters_as_bucket_view` changes only memory
+    layout in torch (parameters become views of per-rank buckets), never values: dtrain keeps each parameter's
+    own storage either way (views and `data_ptr()` of a parameter stay valid) and packs each broadcast into
+    a flat buffer of its own.
 
     Under `Join([ddp_model, zero])` a rank that has run out of inputs keeps stepping its partition (with the
     gradients DDP's join hook reduced from the ranks still training) and broadcasting it."""

@@ -5,10 +5,10 @@ How one synced iteration goes:
 1. construction: parameter shapes are compared across ranks, parameters and buffers broadcast from rank 0,
    and the parameters that need grad are laid out in buckets (reverse registration order: gradients of the
    last layers arrive first in backward). A bucket holds parameters of one dtype and device.
-2. backward: a gradient that autograd creates afresh materialises in its bucket slot (`set_grad_view`),
-   already divided by the world size (torch divides while copying into the bucket; a Linear layer writes
-   its weight gradient there directly, scaled through its smaller factor); one that accumulates into an
-   existing `.grad` is copied there, divided, by a post-accumulate-grad hook. When a bucket is complete
+2. backward: a gradient that autograd creates afresh goes straight to its bucket slot, divided by the world
+   size on the way in (torch divides while copying into the bucket), through the engine's one extension
+   point for that (`autograd.graph.set_grad_destination`); one that accumulates into an existing `.grad`
+   is copied there, divided, by a post-accumulate-grad hook. When a bucket is complete
    the hook starts its all-reduce (a sum) asynchronously. Buckets start in index order on every rank, so
    ranks issue the same collectives in the same order whatever order the hooks fire in.
 3. end of backward (an autograd end-of-pass callback): buckets of parameters that got no gradient are
@@ -26,6 +26,7 @@ import contextlib
 
 import numpy as np
 
+from ..._backend import xp_of
 from ..._tensor import _wrap
 from ...autograd import graph as _graph
 from ...autograd.grad_mode import no_grad
@@ -66,6 +67,26 @@ class GradBucket:
 
     def set_buffer(self, buffer):
         self._buffer._data[...] = buffer._data
+
+
+class _Slot:
+    """Where a parameter's fresh gradient goes (`set_grad_destination`): its slot in a flat gradient array of
+    DDP's, times `scale` when one is given (the 1/world average taken on the way in)."""
+    __slots__ = ("view", "scale")
+
+    def __init__(self, view, scale):
+        self.view, self.scale = view, scale
+
+    def __call__(self, g):
+        view, scale = self.view, self.scale
+        xp = xp_of(view)
+        if scale is None:
+            xp.copyto(view, g, casting="unsafe")
+        elif g.dtype == view.dtype:
+            xp.multiply(g, scale, out=view)
+        else:
+            xp.copyto(view, g * scale, casting="unsafe")
+        return view
 
 
 class _Bucket:
@@ -240,7 +261,7 @@ class DistributedDataParallel(Module, Joinable):
         views = self._layouts[k][0]
         for i, p in enumerate(self._params):
             alone = len(p._post_acc_hooks) == 1  # DDP's hook
-            _graph.set_grad_view(p, views[i] if alone or scale is None else None, scale)
+            _graph.set_grad_destination(p, _Slot(views[i], scale) if alone or scale is None else None)
             self._prescaled[i] = alone and scale is not None
 
     def _scale(self):
