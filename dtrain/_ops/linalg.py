@@ -6,6 +6,7 @@ import numpy as np
 from .. import _dtype
 from .._tensor import Tensor
 from ..autograd.graph import Function, deliver, grad_destination
+from ._lowp import rounded_once, widened
 from ._util import method, out_copy, unbroadcast
 from .decomp import (CholeskyInverse, CholeskySolve, Slogdet, Svd, Svdvals, _check_float, _check_info, _check_square,
                      _not_implemented, return_qr, return_slogdet, return_svd)
@@ -28,10 +29,12 @@ def _weight_grad(a, g, xp):
 
 
 class Matmul(Function):
+    @widened
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
         return ctx.xp.matmul(a, b)
 
+    @widened
     def backward(ctx, g):
         a, b = ctx.saved
         xp = ctx.xp
@@ -63,6 +66,7 @@ class Matmul(Function):
 class Linear(Function):
     """y = x @ W.T + b, with x of any rank ≥ 1 (leading dims are a batch)."""
 
+    @widened
     def forward(ctx, x, w, b=None):
         xp = ctx.xp
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
@@ -78,6 +82,7 @@ class Linear(Function):
         ctx.x_shape = x.shape
         return y.reshape(x.shape[:-1] + (w.shape[0],)) if x.ndim != 2 else y
 
+    @widened
     def backward(ctx, g):
         x2, w = ctx.saved
         xp = ctx.xp
@@ -276,16 +281,19 @@ def _beta_input_plus(input, beta, r, alpha, out):
 
 
 @method()
+@rounded_once
 def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     return _beta_input_plus(input, beta, matmul(mat1, mat2), alpha, out)
 
 
 @method()
+@rounded_once
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
     return _beta_input_plus(input, beta, bmm(batch1, batch2), alpha, out)
 
 
 @method()
+@rounded_once
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
     """beta * input + alpha * the sum over the batch of batch1[i] @ batch2[i]."""
     if batch1.ndim != 3 or batch2.ndim != 3:
@@ -302,6 +310,7 @@ def addbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
 
 
 @method()
+@rounded_once
 def addmv(input, mat, vec, *, beta=1, alpha=1, out=None):
     """beta * input + alpha * (mat @ vec)."""
     if mat.ndim != 2 or vec.ndim != 1 or mat.shape[1] != vec.shape[0] or \
@@ -340,6 +349,7 @@ Tensor.addmm_, Tensor.baddbmm_, Tensor.addbmm_, Tensor.addmv_, Tensor.addr_ = (
     _inplace_product(f) for f in (addmm, baddbmm, addbmm, addmv, addr))
 
 
+@rounded_once
 def einsum(equation, *operands):
     from .shape import _einsum
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):

@@ -7,6 +7,7 @@ from .. import _dtype, _parallel
 from .._axpy import add_scaled
 from .._tensor import Tensor
 from ..autograd.graph import Function
+from ._lowp import widened
 from ._util import cast, method, nondiff, out_copy, promote, to_float, unbroadcast
 from .arith import assign_
 
@@ -420,6 +421,7 @@ class ZeroGrad(Function):
 
 
 class Gelu(Function):
+    @widened
     def forward(ctx, x, approximate="none"):
         xp = ctx.xp
         ctx.approximate = approximate
@@ -439,6 +441,7 @@ class Gelu(Function):
         ctx.save_for_backward(x, cdf)
         return x * cdf
 
+    @widened
     def backward(ctx, g):
         x, c = ctx.saved
         xp = ctx.xp

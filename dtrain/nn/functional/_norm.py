@@ -10,6 +10,7 @@ import numpy as np
 from ..._tensor import Tensor, _wrap
 from ...autograd import grad_mode
 from ...autograd.graph import Function
+from ..._ops._lowp import widened
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "rms_norm", "instance_norm"]
 
@@ -48,6 +49,7 @@ class _Norm(Function):
     `stats` = (mean, var) arrays to normalize with constants (eval-mode batch norm); otherwise they are the
     batch's own and the backward includes their dependence on x."""
 
+    @widened
     def forward(ctx, x, *wb, axes=(), eps=1e-5, stats=None, pshape=None, has_w=False, has_b=False, stats_out=None):
         xp = ctx.xp
         if stats is None:
@@ -74,6 +76,7 @@ class _Norm(Function):
         ctx.wb_shape = wb[0].shape if wb else None
         return y
 
+    @widened
     def backward(ctx, g):
         xhat, rstd = ctx.saved[:2]
         xp = ctx.xp
