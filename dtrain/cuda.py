@@ -378,8 +378,15 @@ def _cuda_amp_names():
                      enabled=True):
             super().__init__("cuda", init_scale, growth_factor, backoff_factor, growth_interval, enabled)
 
-    return {"autocast": autocast, "GradScaler": GradScaler, "custom_fwd": _amp.custom_fwd,
-            "custom_bwd": _amp.custom_bwd}
+    def custom_fwd(fwd=None, *, cast_inputs=None):
+        """torch.cuda.amp.custom_fwd: torch.amp.custom_fwd(device_type="cuda")."""
+        return _amp.custom_fwd(fwd, device_type="cuda", cast_inputs=cast_inputs)
+
+    def custom_bwd(bwd=None):
+        """torch.cuda.amp.custom_bwd: torch.amp.custom_bwd(device_type="cuda")."""
+        return _amp.custom_bwd(bwd, device_type="cuda")
+
+    return {"autocast": autocast, "GradScaler": GradScaler, "custom_fwd": custom_fwd, "custom_bwd": custom_bwd}
 
 
 def _amp_getattr(name):

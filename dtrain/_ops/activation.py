@@ -6,6 +6,7 @@ from .._tensor import Tensor
 from ..autograd.graph import Function
 from ._lowp import widened
 from ._util import cast, method, wrap_dim
+from ..amp._dispatch import autocast_op
 
 
 class Softmax(Function):
@@ -58,12 +59,14 @@ def _softmax(cls, input, dim, dtype, name):
 
 
 @method()
+@autocast_op("softmax")
 def softmax(input, dim=None, dtype=None, *, _stacklevel=3):
     """Numerically stable softmax along `dim` (computed in `dtype` when given)."""
     return _softmax(Softmax, input, dim, dtype, "softmax")
 
 
 @method()
+@autocast_op("log_softmax")
 def log_softmax(input, dim=None, dtype=None, *, _stacklevel=3):
     """Numerically stable log-softmax along `dim` (computed in `dtype` when given)."""
     return _softmax(LogSoftmax, input, dim, dtype, "log_softmax")

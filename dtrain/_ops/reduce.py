@@ -9,6 +9,7 @@ from .._tensor import Tensor, _wrap
 from ..autograd.graph import Function
 from ._lowp import widened
 from ._util import cast, method, out_copy, to_float, wrap_dim, wrap_dims
+from ..amp._dispatch import autocast_op
 
 
 def _axes(dim, x):
@@ -266,6 +267,7 @@ def _as(input, dtype):
 
 
 @method()
+@autocast_op("sum")
 def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
     x = _as(input, _int_sum_dtype(input, dtype))
     return out_copy(Sum.apply(x, axes=_axes(dim, x), keepdim=keepdim), out)
@@ -293,6 +295,7 @@ def nanmean(input, dim=None, keepdim=False, *, dtype=None):
 
 
 @method()
+@autocast_op("prod")
 def prod(input, dim=None, keepdim=False, *, dtype=None):
     x = _as(input, _int_sum_dtype(input, dtype))
     if dim is None:
@@ -448,6 +451,7 @@ def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 @method()
+@autocast_op("norm")
 def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):
     """Vector p-norm over `dim` (all elements by default); 'fro' is the 2-norm."""
     x = _as(input, dtype)
@@ -468,6 +472,7 @@ def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):
 
 
 @method()
+@autocast_op("logsumexp")
 def logsumexp(input, dim, keepdim=False, *, out=None):
     x = to_float(input)
     return out_copy(Logsumexp.apply(x, axes=_axes(dim, x), keepdim=keepdim), out)
@@ -482,11 +487,13 @@ def _cumulative(cls, input, dim, dtype, out):
 
 
 @method()
+@autocast_op("cumsum")
 def cumsum(input, dim, *, dtype=None, out=None):
     return _cumulative(Cumsum, input, dim, dtype, out)
 
 
 @method()
+@autocast_op("cumprod")
 def cumprod(input, dim, *, dtype=None, out=None):
     return _cumulative(Cumprod, input, dim, dtype, out)
 

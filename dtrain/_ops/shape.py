@@ -7,6 +7,7 @@ import numpy as np
 from .._tensor import Size, Tensor, _wrap
 from ..autograd.graph import Function
 from ._util import method, normalize_shape, wrap_dim, wrap_dims
+from ..amp._dispatch import autocast_op
 
 
 def _infer_shape(shape, numel):
@@ -563,6 +564,7 @@ def diag(input, diagonal=0):
 
 
 @method()
+@autocast_op("trace")
 def trace(input):
     return diagonal(input).sum()
 

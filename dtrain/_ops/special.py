@@ -11,6 +11,7 @@ from ._util import cast, method, nondiff, out_copy, promote, to_float, unbroadca
 from .arith import _bcast_check, _binary, _inplace, assign_, mul
 from .pointwise import _unary
 from .reduce import _named
+from ..amp._dispatch import autocast_op
 
 _LN2 = math.log(2.0)
 _PI_OVER_180 = math.pi / 180
@@ -377,6 +378,7 @@ def complex(real, imag, *, out=None):
     return out_copy(Complex.apply(real, imag), out)
 
 
+@autocast_op("polar")
 def polar(abs, angle, *, out=None):
     """The complex tensor abs * (cos(angle) + i * sin(angle))."""
     _check_real_pair("polar", ("abs", "angle"), abs, angle)
