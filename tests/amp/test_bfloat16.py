@@ -48,7 +48,7 @@ UNARY = {
     "transpose": lambda m, x: x.t().contiguous(), "cat": lambda m, x: m.cat([x, x * 2], 1),
     "stack": lambda m, x: m.stack([x, x], 0), "getitem": lambda m, x: x[1:, ::2],
     "where": lambda m, x: m.where(x > 0, x, x * 0.1), "layer_norm": lambda m, x: m.nn.functional.layer_norm(x, (x.shape[-1],)),
-    "matmul_self": lambda m, x: x @ x.t(), "dropout_eval": lambda m, x: m.nn.functional.dropout(x, 0.5, training=False),
+    "matmul_self": lambda m, x: x @ x.t(), "lgamma": lambda m, x: m.lgamma(x.abs() + 0.5), "dropout_eval": lambda m, x: m.nn.functional.dropout(x, 0.5, training=False),
 }
 
 
@@ -75,6 +75,7 @@ BINARY = {
     "bmm": lambda m, x, y: m.bmm(x.reshape(2, 3, 33), y.reshape(2, 3, 33).transpose(1, 2)),
     "linear": lambda m, x, y: m.nn.functional.linear(x, y), "addmm": lambda m, x, y: m.addmm(x[:, :6], x, y.t()),
     "mse_loss": lambda m, x, y: m.nn.functional.mse_loss(x, y),
+    "cross_entropy_probs": lambda m, x, y: m.nn.functional.cross_entropy(x, m.softmax(y, -1)),
     "einsum": lambda m, x, y: m.einsum("ij,kj->ik", x, y),
 }
 

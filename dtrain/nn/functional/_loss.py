@@ -233,7 +233,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     if input.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
     c_dim = 1 if input.ndim > 1 else 0
-    if target._data.dtype.kind == "f":
+    if target.is_floating_point():
         # class probabilities: same shape as the input
         if target.shape != input.shape:
             if input.ndim == 2 and target.ndim == 2:
