@@ -339,6 +339,26 @@ def test_weight_cache_within_a_region():
         assert id(x) not in _dispatch.state.cache  # only leaves that require grad are cached
 
 
+def test_checkpoint_recomputes_in_the_forwards_precision():
+    # the recompute runs in backward, outside the region: it must cast as the forward did (torch records the
+    # autocast state in checkpoint), or the recomputed activations would be float32 and their metadata differ
+    from dtrain.utils.checkpoint import checkpoint
+    lin1, lin2 = dtrain.nn.Linear(4, 4), dtrain.nn.Linear(4, 1)
+    x = dtrain.randn(3, 4, requires_grad=True)
+    grads = []
+    for use_ckpt in (True, False):
+        for p in (x, *lin1.parameters(), *lin2.parameters()):
+            p.grad = None
+        with dtrain.autocast("cpu"):
+            h = checkpoint(lambda a: dtrain.tanh(lin1(a)), x, use_reentrant=False) if use_ckpt else dtrain.tanh(lin1(x))
+            assert h.dtype is dtrain.bfloat16
+            loss = lin2(h).float().sum()
+        loss.backward()
+        grads.append([p.grad.numpy().copy() for p in (x, lin1.weight, lin2.weight)])
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+
+
 _seen = {}
 
 
