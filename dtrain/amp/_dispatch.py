@@ -167,6 +167,8 @@ def _run(fn, name, policies, args, kwargs):
             "In this case, combine the two layers using torch.nn.functional.binary_cross_entropy_with_logits\n"
             "or torch.nn.BCEWithLogitsLoss.  binary_cross_entropy_with_logits and BCEWithLogits are\n"
             "safe to autocast.")
+    if kwargs.get("out") is not None:
+        policy = None  # out= variants have no autocast kernel in torch: they run in their inputs' dtypes
     if policy is not None and policy != "native":
         args, kwargs = _cast_args(policy, dev, args, kwargs)
     state.active = False  # the op's own inner ops run as torch's kernels do: below autocast

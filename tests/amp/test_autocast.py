@@ -237,6 +237,15 @@ def test_nesting_enabled_false_and_restore():
         assert not m.is_autocast_enabled("cpu") and not m.is_autocast_enabled()
 
 
+def test_out_variants_are_not_cast():
+    for m in (torch, dtrain):
+        a, b, o = m.randn(3, 3), m.randn(3, 3), m.empty(3, 3)
+        with m.autocast("cpu"):
+            r = m.mm(a, b, out=o)
+        assert r is o and o.dtype is m.float32
+        np.testing.assert_allclose(o.numpy(), (a @ b).numpy(), rtol=1e-5)
+
+
 def test_state_is_per_thread():
     seen = {}
     x = dtrain.randn(3, 3)
