@@ -221,6 +221,7 @@ def autocast_op(name):
     def deco(fn):
         if not any(policies.values()):
             return fn  # listed nowhere: nothing to do, not even a test
+
         @functools.wraps(fn)
         def op(*args, **kwargs):
             if not state.active:  # the one test every call pays outside autocast

@@ -3,7 +3,6 @@ cases of torch's own AutocastCPUTestLists, plus the rest of the lists that dtrai
 thread-local state, the weight cache, gradients through the casts, custom_fwd/custom_bwd; and the CUDA lists
 and dtype decisions, which need no kernels."""
 import threading
-import warnings
 
 import numpy as np
 import pytest
