@@ -109,9 +109,13 @@ def test_issue_rows():
     assert dtrain.softmax(dtrain.ones(3, dtype=dtrain.bfloat16), 0).dtype is dtrain.bfloat16
 
 
-@pytest.mark.parametrize("values", [[1.5, -2.25, 3.0], [[0.1, 1e-3], [123.4, -7.0]], [1e10, 1.0], 3.14159])
+@pytest.mark.parametrize("values", [[1.5, -2.25, 3.0], [[0.1, 1e-3], [123.4, -7.0]], [1e10, 1.0], 3.14159,
+                                    [1e-5, 3.0, 1e5], [[float("nan"), float("inf")], [-0.0, 1.5]],
+                                    np.random.default_rng(0).standard_normal(2000).tolist()])
 def test_repr_as_torch_prints_bfloat16(values):
     assert repr(dtrain.tensor(values, dtype=dtrain.bfloat16)) == repr(torch.tensor(values, dtype=torch.bfloat16))
+    d = dtrain.ones(2, dtype=dtrain.bfloat16, requires_grad=True) * 2
+    assert repr(d) == repr(torch.ones(2, dtype=torch.bfloat16, requires_grad=True) * 2)
 
 
 def test_conversions_round_as_torch():
