@@ -448,3 +448,22 @@ def test_cuda_dtype_decisions():
     assert td("promote", h, [h, h]) is h and td("promote", h, [h, f]) is f and td("promote", h, []) is h
     assert td("promote", b, [h]) is f  # bfloat16 with float16: float32, as torch.promote_types
     assert td("native", h, [f]) is None
+
+
+def test_deprecated_spellings_warn_as_torchs():
+    def warned(m):
+        import warnings
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            m.cpu.amp.autocast()
+            m.cuda.amp.autocast(enabled=False)
+            m.cuda.amp.GradScaler(enabled=False)
+            m.cpu.amp.GradScaler()
+            m.is_autocast_cpu_enabled()
+            m.get_autocast_cpu_dtype()
+            m.get_autocast_gpu_dtype()
+            m.is_autocast_enabled()  # not deprecated
+            m.cuda.amp.custom_fwd(lambda: 0)
+            m.cuda.amp.custom_bwd(lambda: 0)
+        return [(x.category, str(x.message).split(" (Triggered")[0]) for x in w]
+    assert warned(dtrain) == warned(torch)
