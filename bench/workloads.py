@@ -2,7 +2,7 @@
 
 Workloads (one process): mlp (64-256-256-10) and mlp-wide (64-2048-2048-10) on scikit-learn's digits with
 SGD+momentum, a two-conv CNN on the digits as 8x8 images, and a 2-layer 128-wide char-level GPT with AdamW on
-text that ships with Python. Prints one JSON line: median step time (after warm-up), losses, test accuracy."""
+text that ships with Python. `--amp` runs the forward and the loss under CPU autocast in bfloat16. Prints one JSON line: median step time (after warm-up), losses, test accuracy."""
 import argparse
 import importlib
 import json
@@ -80,7 +80,7 @@ def build(fw, name, vocab=None):
     return GPT()
 
 
-def run(framework, workload, steps, batch):
+def run(framework, workload, steps, batch, amp=False):
     fw = importlib.import_module(framework)
     fw.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -117,14 +117,15 @@ def run(framework, workload, steps, batch):
     for _ in range(steps):
         x, y = batch_fn()
         t0 = time.perf_counter()
-        loss = loss_of(x, y)
+        with fw.autocast("cpu", dtype=fw.bfloat16, enabled=amp):  # --amp: products in bfloat16, loss in float32
+            loss = loss_of(x, y)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
         times.append(time.perf_counter() - t0)
     warm = max(1, steps // 10)
-    res = {"framework": framework, "workload": workload, "batch": batch, "steps": steps,
+    res = {"framework": framework, "workload": workload, "batch": batch, "steps": steps, "amp": amp,
            "step_ms_median": round(1e3 * statistics.median(times[warm:]), 3),
            "first_loss": round(losses[0], 4), "final_loss": round(statistics.mean(losses[-10:]), 4)}
     if workload != "gpt":
@@ -141,8 +142,9 @@ def main():
     ap.add_argument("--workload", default="mlp")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--amp", action="store_true", help="forward and loss under CPU autocast (bfloat16)")
     a = ap.parse_args()
-    print(json.dumps(run(a.framework, a.workload, a.steps, a.batch)))
+    print(json.dumps(run(a.framework, a.workload, a.steps, a.batch, a.amp)))
 
 
 if __name__ == "__main__":

@@ -176,7 +176,13 @@ _LAZY_MODULES = {"nn", "optim", "utils", "distributed", "amp", "backends", "test
 _LAZY_ATTRS = {"save": "serialization", "load": "serialization", "compile": "_compile", "autocast": "amp",
                "FloatTensor": "_legacy", "DoubleTensor": "_legacy", "LongTensor": "_legacy", "IntTensor": "_legacy",
                "BoolTensor": "_legacy", "HalfTensor": "_legacy", "ByteTensor": "_legacy", "CharTensor": "_legacy",
-               "ShortTensor": "_legacy", "BFloat16Tensor": "_legacy"}
+               "ShortTensor": "_legacy", "BFloat16Tensor": "_legacy",
+               **{n: "amp.autocast_mode" for n in (
+                   "is_autocast_enabled", "set_autocast_enabled", "get_autocast_dtype", "set_autocast_dtype",
+                   "is_autocast_cpu_enabled", "set_autocast_cpu_enabled", "get_autocast_cpu_dtype",
+                   "set_autocast_cpu_dtype", "get_autocast_gpu_dtype", "set_autocast_gpu_dtype",
+                   "is_autocast_cache_enabled", "set_autocast_cache_enabled", "clear_autocast_cache",
+                   "autocast_increment_nesting", "autocast_decrement_nesting", "is_autocast_available")}}
 
 
 def __getattr__(name):

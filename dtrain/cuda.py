@@ -3,6 +3,7 @@ CuPy (imported lazily through the backend). Without a usable device the queries 
 machine without CUDA (0, False, empty) and the rest raise."""
 import sys
 import types
+import warnings
 
 from . import _backend
 
@@ -368,6 +369,8 @@ def _cuda_amp_names():
         """torch.cuda.amp.autocast(enabled, dtype, cache_enabled): torch.amp.autocast("cuda", ...)."""
 
         def __init__(self, enabled=True, dtype=None, cache_enabled=True):
+            warnings.warn("`torch.cuda.amp.autocast(args...)` is deprecated. Please use `torch.amp.autocast('cuda', "
+                          "args...)` instead.", FutureWarning, stacklevel=2)
             super().__init__("cuda", dtype=dtype if dtype is not None else _dtype.float16, enabled=enabled,
                              cache_enabled=cache_enabled)
 
@@ -376,10 +379,23 @@ def _cuda_amp_names():
 
         def __init__(self, init_scale=2.0 ** 16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000,
                      enabled=True):
+            warnings.warn("`torch.cuda.amp.GradScaler(args...)` is deprecated. Please use `torch.amp.GradScaler("
+                          "'cuda', args...)` instead.", FutureWarning, stacklevel=2)
             super().__init__("cuda", init_scale, growth_factor, backoff_factor, growth_interval, enabled)
 
-    return {"autocast": autocast, "GradScaler": GradScaler, "custom_fwd": _amp.custom_fwd,
-            "custom_bwd": _amp.custom_bwd}
+    def custom_fwd(fwd=None, *, cast_inputs=None):
+        """torch.cuda.amp.custom_fwd: torch.amp.custom_fwd(device_type="cuda")."""
+        warnings.warn("`torch.cuda.amp.custom_fwd(args...)` is deprecated. Please use `torch.amp.custom_fwd(args..., "
+                      "device_type='cuda')` instead.", FutureWarning, stacklevel=2)
+        return _amp.custom_fwd(fwd, device_type="cuda", cast_inputs=cast_inputs)
+
+    def custom_bwd(bwd=None):
+        """torch.cuda.amp.custom_bwd: torch.amp.custom_bwd(device_type="cuda")."""
+        warnings.warn("`torch.cuda.amp.custom_bwd(args...)` is deprecated. Please use `torch.amp.custom_bwd(args..., "
+                      "device_type='cuda')` instead.", FutureWarning, stacklevel=2)
+        return _amp.custom_bwd(bwd, device_type="cuda")
+
+    return {"autocast": autocast, "GradScaler": GradScaler, "custom_fwd": custom_fwd, "custom_bwd": custom_bwd}
 
 
 def _amp_getattr(name):

@@ -16,6 +16,7 @@ from ._ops.lu import (Eig, Eigvals, LuUnpack, _check_eig, _householder_product, 
                       return_linalg_lu_factor, return_linalg_lu_factor_ex)
 from ._tensor import Tensor, _wrap
 from .autograd.graph import Function
+from .amp._dispatch import autocast_op
 
 __all__ = ["LinAlgError", "vector_norm", "matrix_norm", "norm", "inv", "det", "slogdet", "solve", "matmul", "cross",
            "diagonal", "svd", "svdvals", "eigh", "eigvalsh", "qr", "cholesky", "cholesky_ex", "pinv", "matrix_rank",
@@ -23,6 +24,7 @@ __all__ = ["LinAlgError", "vector_norm", "matrix_norm", "norm", "inv", "det", "s
            "lu_factor", "lu_factor_ex", "lu_solve", "solve_triangular", "householder_product", "eig", "eigvals"]
 
 
+@autocast_op("linalg_vector_norm")
 def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
     """The `ord`-norm of x flattened (dim=None) or along `dim`."""
     x = to_float(x) if dtype is None else x.to(dtype)
@@ -41,6 +43,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
     return x.abs().pow(ord).sum(dim, keepdim).pow(1.0 / ord)
 
 
+@autocast_op("linalg_matrix_norm")
 def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=None):
     A = to_float(A) if dtype is None else A.to(dtype)
     if ord == "fro":
@@ -89,6 +92,7 @@ class Det(Function):
         return (g * d)[..., None, None] * ctx.xp.linalg.inv(a).swapaxes(-1, -2)
 
 
+@autocast_op("linalg_inv")
 def inv(A, *, out=None):
     _check_square(A, "linalg.inv")
     _check_float(A, "linalg.inv")
@@ -108,6 +112,7 @@ def slogdet(A, *, out=None):
     return return_linalg_slogdet(*Slogdet.apply(A))
 
 
+@autocast_op("linalg_solve")
 def solve(A, B, *, left=True, out=None):
     """X with A X = B (left) or X A = B, through the inverse (differentiable in both)."""
     _check_square(A, "linalg.solve")
@@ -136,6 +141,7 @@ def diagonal(A, *, offset=0, dim1=-2, dim2=-1):
 
 # ---- decompositions ----
 
+@autocast_op("linalg_svd")
 def svd(A, full_matrices=True, *, driver=None, out=None):
     """A = U diag(S) Vh, singular values in descending order. `driver` (a cuSOLVER routine) is ignored."""
     _check_matrix(A, "linalg.svd")
@@ -143,6 +149,7 @@ def svd(A, full_matrices=True, *, driver=None, out=None):
     return return_linalg_svd(*Svd.apply(A, full_matrices=full_matrices))
 
 
+@autocast_op("linalg_svdvals")
 def svdvals(A, *, driver=None, out=None):
     _check_matrix(A, "linalg.svd")
     _check_float(A, "linalg.svd", "linalg_svd")
@@ -159,17 +166,20 @@ def _check_eigh(A, UPLO, fn):
     return UPLO.upper()
 
 
+@autocast_op("linalg_eigh")
 def eigh(A, UPLO="L", *, out=None):
     """Eigenvalues (ascending) and orthonormal eigenvectors of symmetric matrices, read from the UPLO triangle."""
     uplo = _check_eigh(A, UPLO, "linalg.eigh")
     return return_linalg_eigh(*Eigh.apply(A, uplo=uplo))
 
 
+@autocast_op("linalg_eigvalsh")
 def eigvalsh(A, UPLO="L", *, out=None):
     uplo = _check_eigh(A, UPLO, "linalg.eigh")
     return out_copy(Eigvalsh.apply(A, uplo=uplo), out)
 
 
+@autocast_op("linalg_qr")
 def qr(A, mode="reduced", *, out=None):
     """A = Q R; mode 'reduced', 'complete', or 'r' (R only, Q an empty tensor, not differentiable)."""
     if mode not in ("reduced", "complete", "r"):
@@ -190,6 +200,7 @@ def _cholesky(A, upper, fn):
     return Cholesky.apply(A, upper=upper)
 
 
+@autocast_op("linalg_cholesky")
 def cholesky(A, *, upper=False, out=None):
     """L with A = L L^T (A's lower triangle read), or U with A = U^T U (upper triangle)."""
     L, info = _cholesky(A, upper, "linalg.cholesky")
@@ -197,6 +208,7 @@ def cholesky(A, *, upper=False, out=None):
     return out_copy(L, out)
 
 
+@autocast_op("linalg_cholesky_ex")
 def cholesky_ex(A, *, upper=False, check_errors=False, out=None):
     L, info = _cholesky(A, upper, "linalg.cholesky_ex")
     if check_errors:
@@ -235,6 +247,7 @@ def _check_float_double(A):
         raise RuntimeError("This function doesn't handle types other than float and double")
 
 
+@autocast_op("linalg_matrix_rank")
 def matrix_rank(A, tol=None, hermitian=False, *, atol=None, rtol=None, out=None):
     """The number of singular values (|eigenvalues| if hermitian) above max(atol, rtol * largest), as int64;
     `tol` is atol with rtol 0 (torch's older overload)."""
@@ -255,6 +268,7 @@ def matrix_rank(A, tol=None, hermitian=False, *, atol=None, rtol=None, out=None)
 _DRIVERS = ("gels", "gelsy", "gelsd", "gelss")
 
 
+@autocast_op("linalg_lstsq")
 def lstsq(A, B, rcond=None, *, driver=None):
     """The least-squares solution of A X = B (minimum norm where A is rank-deficient), through the
     pseudo-inverse, whose gradient is the one torch uses. As in torch, `driver` decides which of residuals,
@@ -320,6 +334,7 @@ def _chain_product(ms, split, i, j):
     return _chain_product(ms, split, i, s) @ _chain_product(ms, split, s + 1, j)
 
 
+@autocast_op("linalg_multi_dot")
 def multi_dot(tensors, *, out=None):
     """The product of 2-D matrices (the first may be a row vector, the last a column vector), multiplied in
     the order that costs the fewest flops."""
@@ -385,6 +400,7 @@ def matrix_exp(A):
     return MatrixExp.apply(A)
 
 
+@autocast_op("linalg_vecdot")
 def vecdot(x, y, *, dim=-1, out=None):
     """sum(x * y) over `dim`, with broadcasting."""
     if x.dtype != y.dtype:
@@ -399,6 +415,7 @@ def vecdot(x, y, *, dim=-1, out=None):
     return out_copy(((x.conj() if x.is_complex() else x) * y).sum(dim), out)
 
 
+@autocast_op("linalg_tensorinv")
 def tensorinv(A, ind=2, *, out=None):
     """The inverse of A seen as a matrix from its first `ind` dims to the rest; shaped A.shape[ind:] + A.shape[:ind]."""
     if ind <= 0:
@@ -412,6 +429,7 @@ def tensorinv(A, ind=2, *, out=None):
     return out_copy(Ai.reshape(tuple(A.shape[ind:]) + tuple(A.shape[:ind])), out)
 
 
+@autocast_op("linalg_tensorsolve")
 def tensorsolve(A, B, dims=None, *, out=None):
     """X with tensordot(A, X, X.ndim) = B; `dims` moves those dims of A to the end first."""
     if dims is not None:
@@ -460,12 +478,14 @@ def solve_triangular(A, B, *, upper, left=True, unitriangular=False, out=None):
     return out_copy(_solve_triangular(A, B, upper, left, unitriangular, "linalg.solve_triangular"), out)
 
 
+@autocast_op("linalg_householder_product")
 def householder_product(A, tau, *, out=None):
     """The first n columns of H_1 ... H_k, H_i = I - tau_i v_i v_i^T, v_i being column i of A below the diagonal
     with a one on it (geqrf's packed reflectors)."""
     return out_copy(_householder_product(A, tau), out)
 
 
+@autocast_op("linalg_eig")
 def eig(A, *, out=None):
     """Eigenvalues and unit-norm right eigenvectors of real square matrices, as complex tensors (complex64 for
     float32). The order is LAPACK's, unsorted. Complex input is not supported."""
@@ -473,6 +493,7 @@ def eig(A, *, out=None):
     return return_linalg_eig(*Eig.apply(A))
 
 
+@autocast_op("linalg_eigvals")
 def eigvals(A, *, out=None):
     _check_eig(A, "linalg.eigvals")
     return out_copy(Eigvals.apply(A), out)

@@ -3,11 +3,14 @@
     python examples/char_gpt.py                       # one process
     dtrain-run -n 2 examples/char_gpt.py              # data-parallel on 2 ranks (DDP)
     python examples/char_gpt.py --resume              # continue from the last checkpoint
+    python examples/char_gpt.py --amp                 # mixed precision: bfloat16 on the CPU, float16 on CUDA
     sbatch slurm/one_node.sbatch examples/char_gpt.py # on SLURM: preemption-ready, see below
 
 Every `--ckpt-every` steps rank 0 writes a checkpoint (model, optimizer, step, RNG state); `--resume` picks it
-up and training continues where it stopped. The model follows nanoGPT: pre-norm blocks of causal
-self-attention and an MLP, learned position embeddings, weight-tied head.
+up and training continues where it stopped. With `--amp` the forward runs under torch.autocast (products in
+bfloat16 on the CPU, float16 on a GPU; losses and norms in float32) while the weights and the optimizer stay
+float32; float16 also needs a GradScaler, so that small gradients do not underflow. The model follows nanoGPT:
+pre-norm blocks of causal self-attention and an MLP, learned position embeddings, weight-tied head.
 
 Inside a SLURM job the script is preemption-ready without options: SLURM's warning signal (USR1, which the
 batch templates ask for 90 s before the time limit) makes every rank stop at the same step, rank 0 saves a
@@ -47,6 +50,7 @@ ap.add_argument("--ckpt", default="runs/char_gpt.pt")
 ap.add_argument("--ckpt-every", type=int, default=200)
 ap.add_argument("--resume", action="store_true")
 ap.add_argument("--seed", type=int, default=1337)
+ap.add_argument("--amp", action="store_true", help="autocast: bfloat16 on the CPU, float16 on CUDA")
 args = ap.parse_args()
 
 ddp = int(os.environ.get("RANK", -1)) != -1
@@ -56,6 +60,10 @@ if ddp:
 else:
     rank, world = 0, 1
 master = rank == 0
+device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+device_type = device.split(":")[0]
+# bfloat16 has float32's range, so it needs no loss scaling; float16 (the GPU's fast type) does
+amp_dtype = torch.float16 if device_type == "cuda" else torch.bfloat16
 
 
 def corpus():
@@ -109,21 +117,24 @@ class GPT(nn.Module):
             nn.init.zeros_(m.bias)
 
     def forward(self, idx):
-        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1]))
+        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))
         for b in self.blocks:
             x = b(x)
         return self.head(self.ln(x))
 
 
 torch.manual_seed(args.seed)  # the same initial weights on every rank
-model = GPT()
+model = GPT().to(device)
 opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+scaler = torch.amp.GradScaler(device_type, enabled=args.amp and amp_dtype is torch.float16)
 start = 0
 resume = args.resume or (slurm is not None and slurm.restart_count() > 0)  # a requeued SLURM job resumes
 if resume and os.path.exists(args.ckpt):
     ck = torch.load(args.ckpt)  # weights_only: plain tensors, numbers and dicts
     model.load_state_dict(ck["model"])
     opt.load_state_dict(ck["optim"])
+    if "scaler" in ck:
+        scaler.load_state_dict(ck["scaler"])
     start = ck["step"]
     if master:
         print(f"resumed from {args.ckpt} at step {start}")
@@ -140,7 +151,7 @@ def get_batch(src):
     ix = rng.integers(0, len(src) - args.block - 1, per_rank)
     x = np.stack([src[i:i + args.block] for i in ix])
     y = np.stack([src[i + 1:i + 1 + args.block] for i in ix])
-    return torch.from_numpy(x), torch.from_numpy(y)
+    return torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
 
 def lr_at(step):  # linear warm-up, cosine decay
@@ -157,18 +168,22 @@ for step in bar:
     for g in opt.param_groups:
         g["lr"] = lr_at(step)
     x, y = get_batch(train_data)
-    logits = model(x)
-    loss = F.cross_entropy(logits.view(-1, vocab), y.view(-1))
+    with torch.autocast(device_type, dtype=amp_dtype, enabled=args.amp):
+        logits = model(x)  # bfloat16/float16 logits under --amp
+        loss = F.cross_entropy(logits.view(-1, vocab), y.view(-1))  # float32: autocast lists the loss
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    scaler.scale(loss).backward()  # the float32 weights get float32 gradients through autocast's casts
+    scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
+    scaler.step(opt)  # skipped if float16 gradients overflowed
+    scaler.update()
     losses.append(loss.item())
     bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
     preempted = preempt is not None and preempt.agreed(dist)  # every rank stops at the same step
     if master and ((step + 1) % args.ckpt_every == 0 or step + 1 == args.steps or preempted):
         os.makedirs(os.path.dirname(args.ckpt) or ".", exist_ok=True)
-        torch.save({"model": raw.state_dict(), "optim": opt.state_dict(), "step": step + 1}, args.ckpt)
+        torch.save({"model": raw.state_dict(), "optim": opt.state_dict(), "scaler": scaler.state_dict(),
+                    "step": step + 1}, args.ckpt)
     if preempted:
         if master:
             print(f"preempted: checkpoint at step {step + 1}, asking SLURM to requeue the job", flush=True)
@@ -180,10 +195,11 @@ for step in bar:
 raw.eval()
 with torch.no_grad():
     vx, vy = get_batch(val_data)
-    val = F.cross_entropy(raw(vx).view(-1, vocab), vy.view(-1)).item()
+    with torch.autocast(device_type, dtype=amp_dtype, enabled=args.amp):
+        val = F.cross_entropy(raw(vx).view(-1, vocab), vy.view(-1)).item()
 if master:
     train_loss = float(np.mean(losses[-20:])) if losses else float("nan")
-    print(f"ranks={world} steps={args.steps} time={time.time() - t0:.1f}s train_loss={train_loss:.3f} "
+    print(f"ranks={world} amp={amp_dtype if args.amp else None} steps={args.steps} time={time.time() - t0:.1f}s train_loss={train_loss:.3f} "
           f"val_loss={val:.3f} checkpoint={args.ckpt}")
 if ddp:
     dist.destroy_process_group()

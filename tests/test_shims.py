@@ -1,6 +1,4 @@
-"""compile, autocast, GradScaler and the legacy tensor types: torch code runs and gives the same results."""
-import warnings
-
+"""compile and the legacy tensor types: torch code runs and gives the same results (autocast and GradScaler,\nno longer shims, are tested in tests/amp/)."""
 import numpy as np
 import pytest
 import torch
@@ -68,93 +66,6 @@ def test_compile_gives_identical_results():
         dtrain.compile(f, mode="default", options={})
     with pytest.raises(RuntimeError, match="Either mode or options"):
         torch.compile(f, mode="default", options={})
-
-
-def test_autocast_gives_identical_results():
-    plain = _train(_model())
-
-    def with_autocast(model, x, opt):
-        with dtrain.autocast(device_type="cpu", dtype=dtrain.bfloat16):
-            loss = model(x).pow(2).mean()
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    _assert_same(_train(_model(), shim=with_autocast), plain)
-
-    @dtrain.amp.autocast("cpu", enabled=False)
-    def fwd(model, x):
-        return model(x).pow(2).mean()
-
-    _assert_same(_train(_model(), shim=lambda m, x, o: (fwd(m, x).backward(), o.step(), fwd(m, x).item())[2]),
-                 _train(_model(), shim=lambda m, x, o: (_plain_step(m, x, o), m(x).pow(2).mean().item())[1]))
-    for m in (dtrain, torch):
-        assert str(m.autocast("cpu").fast_dtype) == "torch.bfloat16"
-        assert str(m.autocast("cuda", enabled=False).fast_dtype) == "torch.float16"
-        with pytest.raises(ValueError, match="Expected `device_type` of type `str`"):
-            m.autocast(0)
-        with pytest.raises(RuntimeError, match="device type at start of device string: foo"):
-            m.autocast("foo")
-    with dtrain.autocast("cpu", dtype=dtrain.float16):
-        assert dtrain.amp.get_autocast_dtype("cpu") is dtrain.float16
-    assert dtrain.amp.get_autocast_dtype("cpu") is dtrain.bfloat16
-
-
-def test_grad_scaler_disabled_is_identity():
-    plain = _train(_model())
-    for kwargs in ({"device": "cpu"}, {"enabled": False}, {}):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            scaler = dtrain.amp.GradScaler(**kwargs)
-        if dtrain.cuda.is_available() and not kwargs:
-            continue
-
-        def scaled(model, x, opt):
-            loss = model(x).pow(2).mean()
-            assert scaler.scale(loss) is loss
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            scaler.step(opt)
-            scaler.update()
-            return loss.item()
-
-        _assert_same(_train(_model(), shim=scaled), plain)
-        assert not scaler.is_enabled() and scaler.get_scale() == 1.0 and scaler.state_dict() == {}
-        scaler.load_state_dict({})
-    if not dtrain.cuda.is_available():
-        with pytest.warns(UserWarning, match="CUDA is not available.  Disabling."):
-            dtrain.amp.GradScaler("cuda")
-
-
-def test_grad_scaler_algorithm_matches_torch():
-    # the scaling logic is device-independent: check it on the CPU against torch's CPU scaler
-    scaler = dtrain.amp.GradScaler("cpu", init_scale=2.0 ** 4, growth_interval=2)
-    scaler._enabled = True
-    tscaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 4, growth_interval=2)
-    w = dtrain.nn.Parameter(dtrain.tensor([1.0, 2.0]))
-    tw = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
-    opt, topt = dtrain.optim.SGD([w], lr=0.5), torch.optim.SGD([tw], lr=0.5)
-    for step, bad in enumerate([False, False, True, False, False, False]):
-        for m, p, o, s in ((dtrain, w, opt, scaler), (torch, tw, topt, tscaler)):
-            o.zero_grad()
-            with np.errstate(invalid="ignore"):  # the inf step makes NaN gradients on purpose
-                loss = (p * p).sum() * (float("inf") if bad else 1.0)
-                s.scale(loss).backward()
-            if step == 1:
-                s.unscale_(o)
-                with pytest.raises(RuntimeError, match="unscale_\\(\\) has already been called"):
-                    s.unscale_(o)
-            s.step(o)
-            s.update()
-        np.testing.assert_array_equal(w.detach().numpy(), tw.detach().numpy())
-        assert scaler.get_scale() == tscaler.get_scale()
-        assert scaler.state_dict() == tscaler.state_dict()
-    fresh = dtrain.amp.GradScaler("cpu")
-    fresh._enabled = True
-    fresh.load_state_dict(tscaler.state_dict())
-    assert fresh.state_dict() == tscaler.state_dict()
-    with pytest.raises(RuntimeError, match="source state dict is empty"):
-        fresh.load_state_dict({})
 
 
 @pytest.mark.parametrize("name", ["FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor",

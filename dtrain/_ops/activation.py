@@ -4,10 +4,13 @@ import numpy as np
 from .. import _dtype
 from .._tensor import Tensor
 from ..autograd.graph import Function
+from ._lowp import widened
 from ._util import cast, method, wrap_dim
+from ..amp._dispatch import autocast_op
 
 
 class Softmax(Function):
+    @widened
     def forward(ctx, x, dim):
         xp = ctx.xp
         e = x - x.max(axis=dim, keepdims=True)
@@ -17,6 +20,7 @@ class Softmax(Function):
         ctx.dim = dim
         return e
 
+    @widened
     def backward(ctx, g):
         (y,) = ctx.saved
         gy = g * y
@@ -25,6 +29,7 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    @widened
     def forward(ctx, x, dim):
         xp = ctx.xp
         z = x - x.max(axis=dim, keepdims=True)
@@ -33,6 +38,7 @@ class LogSoftmax(Function):
         ctx.dim = dim
         return z
 
+    @widened
     def backward(ctx, g):
         (z,) = ctx.saved
         return g - ctx.xp.exp(z) * g.sum(axis=ctx.dim, keepdims=True)
@@ -43,7 +49,7 @@ def _softmax(cls, input, dim, dtype, name):
         # torch's legacy implicit dim
         dim = 0 if input.ndim in (0, 1, 3) else 1
     x = cast(input, dtype) if dtype is not None and dtype.np != input._data.dtype else input
-    if x._data.dtype.kind not in "fc":
+    if not (x.is_floating_point() or x.is_complex()):
         kernel = "lastdim_kernel_impl" if wrap_dim(dim, x.ndim) == x.ndim - 1 or x.ndim == 0 else "kernel_impl"
         raise NotImplementedError(f"\"{name}_{kernel}\" not implemented for '{_dtype.scalar_name(x.dtype)}'")
     d = wrap_dim(dim, x.ndim)
@@ -53,12 +59,14 @@ def _softmax(cls, input, dim, dtype, name):
 
 
 @method()
+@autocast_op("softmax")
 def softmax(input, dim=None, dtype=None, *, _stacklevel=3):
     """Numerically stable softmax along `dim` (computed in `dtype` when given)."""
     return _softmax(Softmax, input, dim, dtype, "softmax")
 
 
 @method()
+@autocast_op("log_softmax")
 def log_softmax(input, dim=None, dtype=None, *, _stacklevel=3):
     """Numerically stable log-softmax along `dim` (computed in `dtype` when given)."""
     return _softmax(LogSoftmax, input, dim, dtype, "log_softmax")
@@ -69,6 +77,7 @@ class CrossEntropyIndices(Function):
 
     NOTE: fused (log_softmax + nll) for speed: one pass forward, `softmax - onehot` backward."""
 
+    @widened
     def forward(ctx, x, target, weight=None, *, reduction, ignore_index, label_smoothing=0.0):
         xp = ctx.xp
         n, c = x.shape
@@ -96,6 +105,7 @@ class CrossEntropyIndices(Function):
         ctx.denom = w_t.sum()
         return xp.asarray(loss.sum() / ctx.denom, dtype=x.dtype)
 
+    @widened
     def backward(ctx, g, *_):
         (z,) = ctx.saved
         xp = ctx.xp

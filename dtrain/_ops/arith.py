@@ -9,6 +9,7 @@ from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
 from ..autograd.graph import Function
 from ._util import method, nondiff, out_copy, promote, scalar_array, unbroadcast
+from ..amp._dispatch import autocast_op
 
 
 def _mismatch(sa, sb):
@@ -251,6 +252,7 @@ Tensor.divide = Tensor.true_divide = div
 
 
 @method()
+@autocast_op("pow")
 def pow(input, exponent, *, out=None):
     if isinstance(input, Tensor) and isinstance(exponent, numbers.Number) and not isinstance(exponent, bool):
         if input._data.dtype.kind in "iu" and isinstance(exponent, int) and exponent < 0:
@@ -356,6 +358,7 @@ def nextafter(input, other, *, out=None):
 
 
 @method()
+@autocast_op("atan2")
 def atan2(input, other, *, out=None):
     return _binary(Atan2, input, other, out, float_result=True)
 

@@ -6,6 +6,7 @@ from .. import _dtype
 from .._tensor import Tensor, _wrap
 from ..autograd.graph import Function
 from ._util import method, nondiff, wrap_dim
+from ..amp._dispatch import autocast_op
 
 
 def meshgrid(*tensors, indexing="ij"):
@@ -49,6 +50,7 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):
     return x
 
 
+@autocast_op("tensordot")
 def tensordot(a, b, dims=2, out=None):
     if isinstance(dims, int):
         da, db = list(range(a.ndim - dims, a.ndim)), list(range(dims))
@@ -95,6 +97,7 @@ def triu_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
     return _tri_indices(row, col, offset, False, dtype, device)
 
 
+@autocast_op("cdist")
 def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     diff_ = x1.unsqueeze(-2) - x2.unsqueeze(-3)
     if p == 2.0:
@@ -107,6 +110,7 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
 
 
 @method()
+@autocast_op("dist")
 def dist(input, other, p=2):
     return (input - other).norm(p)
 
@@ -132,6 +136,7 @@ def _assign(t, result):
 
 
 @method()
+@autocast_op("cross")
 def cross(input, other, dim=None):
     d = wrap_dim(-1 if dim is None else dim, input.ndim)
     a = [input.select(d, i) for i in range(3)]
@@ -214,6 +219,7 @@ class Erfinv(Function):
 
 
 @method()
+@autocast_op("erfinv")
 def erfinv(input):
     from ._util import to_float
     return Erfinv.apply(to_float(input))

@@ -12,6 +12,7 @@ from .._tensor import Tensor, _wrap
 from ..autograd.graph import Function
 from ._util import check_tensor, out_copy, to_float, wrap_dim
 from .shape import roll
+from ..amp._dispatch import autocast_op
 
 _DUAL = {"backward": "forward", "forward": "backward", "ortho": "ortho"}  # the norm of the adjoint transform
 
@@ -194,72 +195,86 @@ def _c2r(fn, input, dims_sizes, last, norm, conj, out):
     return out_copy(C2R.apply(x, dims=dims, sizes=sizes, norm=_norm(norm, conj), conj=conj, dtype=dtype), out)
 
 
+@autocast_op("fft_fft")
 def fft(input: Tensor, n: int = None, dim: int = -1, norm: str = None, *, out: Tensor = None) -> Tensor:
     """The 1-D discrete Fourier transform, the input cropped or zero-padded to n along dim."""
     return _c2c("fft", input, lambda x: _one_dim(x, n, dim), norm, True, out)
 
 
+@autocast_op("fft_ifft")
 def ifft(input: Tensor, n: int = None, dim: int = -1, norm: str = None, *, out: Tensor = None) -> Tensor:
     """The 1-D inverse discrete Fourier transform."""
     return _c2c("ifft", input, lambda x: _one_dim(x, n, dim), norm, False, out)
 
 
+@autocast_op("fft_fft2")
 def fft2(input: Tensor, s=None, dim=(-2, -1), norm: str = None, *, out: Tensor = None) -> Tensor:
     """The 2-D discrete Fourier transform (over the last two dims by default)."""
     return _c2c("fft2", input, lambda x: _shape_and_dims(x, s, dim), norm, True, out)
 
 
+@autocast_op("fft_ifft2")
 def ifft2(input: Tensor, s=None, dim=(-2, -1), norm: str = None, *, out: Tensor = None) -> Tensor:
     """The 2-D inverse discrete Fourier transform."""
     return _c2c("ifft2", input, lambda x: _shape_and_dims(x, s, dim), norm, False, out)
 
 
+@autocast_op("fft_fftn")
 def fftn(input: Tensor, s=None, dim=None, norm: str = None, *, out: Tensor = None) -> Tensor:
     """The N-D discrete Fourier transform (over every dim, or the last len(s), by default)."""
     return _c2c("fftn", input, lambda x: _shape_and_dims(x, s, dim), norm, True, out)
 
 
+@autocast_op("fft_ifftn")
 def ifftn(input: Tensor, s=None, dim=None, norm: str = None, *, out: Tensor = None) -> Tensor:
     """The N-D inverse discrete Fourier transform."""
     return _c2c("ifftn", input, lambda x: _shape_and_dims(x, s, dim), norm, False, out)
 
 
+@autocast_op("fft_rfft")
 def rfft(input: Tensor, n: int = None, dim: int = -1, norm: str = None, *, out: Tensor = None) -> Tensor:
     """The 1-D transform of a real input: the n // 2 + 1 non-negative frequencies."""
     return _r2c("rfft", input, lambda x: _one_dim(x, n, dim), norm, False, out)
 
 
+@autocast_op("fft_rfft2")
 def rfft2(input: Tensor, s=None, dim=(-2, -1), norm: str = None, *, out: Tensor = None) -> Tensor:
     """The 2-D transform of a real input, one-sided along the last dim."""
     return _r2c("rfft2", input, lambda x: _shape_and_dims(x, s, dim), norm, False, out)
 
 
+@autocast_op("fft_rfftn")
 def rfftn(input: Tensor, s=None, dim=None, norm: str = None, *, out: Tensor = None) -> Tensor:
     """The N-D transform of a real input, one-sided along the last dim."""
     return _r2c("rfftn", input, lambda x: _shape_and_dims(x, s, dim), norm, False, out)
 
 
+@autocast_op("fft_ihfft")
 def ihfft(input: Tensor, n: int = None, dim: int = -1, norm: str = None, *, out: Tensor = None) -> Tensor:
     """The inverse of hfft: the one-sided inverse transform of a real input."""
     return _r2c("ihfft", input, lambda x: _one_dim(x, n, dim), norm, True, out)
 
 
+@autocast_op("fft_irfft")
 def irfft(input: Tensor, n: int = None, dim: int = -1, norm: str = None, *, out: Tensor = None) -> Tensor:
     """The inverse of rfft: a real signal of length n (default 2 * (input.size(dim) - 1)) from the one-sided
     spectrum; the imaginary parts of the zero and Nyquist frequencies are ignored."""
     return _c2r("irfft", input, lambda x: _one_dim(x, None, dim), n, norm, False, out)
 
 
+@autocast_op("fft_irfft2")
 def irfft2(input: Tensor, s=None, dim=(-2, -1), norm: str = None, *, out: Tensor = None) -> Tensor:
     """The inverse of rfft2."""
     return _c2r("irfft2", input, lambda x: _shape_and_dims(x, s, dim), s[-1] if s else None, norm, False, out)
 
 
+@autocast_op("fft_irfftn")
 def irfftn(input: Tensor, s=None, dim=None, norm: str = None, *, out: Tensor = None) -> Tensor:
     """The inverse of rfftn."""
     return _c2r("irfftn", input, lambda x: _shape_and_dims(x, s, dim), s[-1] if s else None, norm, False, out)
 
 
+@autocast_op("fft_hfft")
 def hfft(input: Tensor, n: int = None, dim: int = -1, norm: str = None, *, out: Tensor = None) -> Tensor:
     """The transform of a Hermitian-symmetric signal given by its first half: a real spectrum of length n
     (default 2 * (input.size(dim) - 1))."""

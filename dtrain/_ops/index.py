@@ -6,6 +6,7 @@ from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
 from ..autograd.graph import Function, make_view
 from ._util import method, out_copy, promote, unbroadcast
+from ..amp._dispatch import autocast_op
 
 
 def broadcast_error(a, b):
@@ -252,6 +253,7 @@ Tensor.__setitem__ = _setitem
 
 
 @method()
+@autocast_op("index_put")
 def index_put(input, indices, values, accumulate=False):
     k, _ = _convert_key(tuple(indices), input)
     _check_value_shape(input, k, True, values)

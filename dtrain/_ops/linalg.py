@@ -6,10 +6,12 @@ import numpy as np
 from .. import _dtype
 from .._tensor import Tensor
 from ..autograd.graph import Function
+from ._lowp import rounded_once, widened
 from ._util import method, out_copy, unbroadcast
 from .decomp import (CholeskyInverse, CholeskySolve, Slogdet, Svd, Svdvals, _check_float, _check_info, _check_square,
                      _not_implemented, return_qr, return_slogdet, return_svd)
 from .lu import geqrf, lu, lu_solve, lu_unpack, orgqr, ormqr, triangular_solve  # noqa: F401 (torch's names)
+from ..amp._dispatch import autocast_op
 
 
 def _reshaped(a, shape):
@@ -30,10 +32,12 @@ def _weight_grad(a, g, xp):
 class Matmul(Function):
     _fresh_grads = True  # products and their sums: new arrays
 
+    @widened
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
         return ctx.xp.matmul(a, b)
 
+    @widened
     def backward(ctx, g):
         a, b = ctx.saved
         xp = ctx.xp
@@ -66,6 +70,7 @@ class Linear(Function):
     """y = x @ W.T + b, with x of any rank ≥ 1 (leading dims are a batch)."""
     _fresh_grads = True  # products and a sum: new arrays
 
+    @widened
     def forward(ctx, x, w, b=None):
         xp = ctx.xp
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
@@ -81,6 +86,7 @@ class Linear(Function):
         ctx.x_shape = x.shape
         return y.reshape(x.shape[:-1] + (w.shape[0],)) if x.ndim != 2 else y
 
+    @widened
     def backward(ctx, g):
         x2, w = ctx.saved
         xp = ctx.xp
@@ -158,6 +164,7 @@ def _broadcast_shapes(sa, sb):
 
 
 @method()
+@autocast_op("matmul")
 def matmul(input, other, *, out=None):
     """Matrix product with numpy's rules: 1-D operands are vectors, leading dims are broadcast batches."""
     a, b = input._data, other._data
@@ -172,6 +179,7 @@ Tensor.__rmatmul__ = lambda self, other: matmul(other, self)
 
 
 @method()
+@autocast_op("mm")
 def mm(input, mat2, *, out=None):
     if input.ndim != 2 or mat2.ndim != 2:
         raise RuntimeError(f"{'self' if input.ndim != 2 else 'mat2'} must be a matrix")
@@ -179,6 +187,7 @@ def mm(input, mat2, *, out=None):
 
 
 @method()
+@autocast_op("bmm")
 def bmm(input, mat2, *, out=None):
     if input.ndim != 3 or mat2.ndim != 3:
         raise RuntimeError(f"batch{1 if input.ndim != 3 else 2} must be a 3D tensor")
@@ -189,11 +198,13 @@ def bmm(input, mat2, *, out=None):
 
 
 @method()
+@autocast_op("mv")
 def mv(input, vec, *, out=None):
     return matmul(input, vec, out=out)
 
 
 @method()
+@autocast_op("dot")
 def dot(input, other, *, out=None):
     if input.ndim != 1 or other.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D tensors")
@@ -220,6 +231,7 @@ def outer(input, vec2):
 ger = outer
 
 
+@autocast_op("linear")
 def linear(input, weight, bias=None):
     """y = input @ weight.T + bias: one fused op with the fast layouts for all three products."""
     if input.shape[-1] != weight.shape[-1]:
@@ -250,16 +262,22 @@ def _beta_input_plus(input, beta, r, alpha, out):
 
 
 @method()
+@autocast_op("addmm")
+@rounded_once
 def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     return _beta_input_plus(input, beta, matmul(mat1, mat2), alpha, out)
 
 
 @method()
+@autocast_op("baddbmm")
+@rounded_once
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
     return _beta_input_plus(input, beta, bmm(batch1, batch2), alpha, out)
 
 
 @method()
+@autocast_op("addbmm")
+@rounded_once
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
     """beta * input + alpha * the sum over the batch of batch1[i] @ batch2[i]."""
     if batch1.ndim != 3 or batch2.ndim != 3:
@@ -276,6 +294,8 @@ def addbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
 
 
 @method()
+@autocast_op("addmv")
+@rounded_once
 def addmv(input, mat, vec, *, beta=1, alpha=1, out=None):
     """beta * input + alpha * (mat @ vec)."""
     if mat.ndim != 2 or vec.ndim != 1 or mat.shape[1] != vec.shape[0] or \
@@ -286,6 +306,7 @@ def addmv(input, mat, vec, *, beta=1, alpha=1, out=None):
 
 
 @method()
+@autocast_op("addr")
 def addr(input, vec1, vec2, *, beta=1, alpha=1, out=None):
     """beta * input + alpha * outer(vec1, vec2)."""
     if vec1.ndim != 1 or vec2.ndim != 1:
@@ -314,6 +335,8 @@ Tensor.addmm_, Tensor.baddbmm_, Tensor.addbmm_, Tensor.addmv_, Tensor.addr_ = (
     _inplace_product(f) for f in (addmm, baddbmm, addbmm, addmv, addr))
 
 
+@autocast_op("einsum")
+@rounded_once
 def einsum(equation, *operands):
     from .shape import _einsum
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
@@ -329,6 +352,7 @@ def _linalg():
 
 
 @method()
+@autocast_op("svd")
 def svd(input, some=True, compute_uv=True, *, out=None):
     """torch.svd: U, S, V with V (not Vh), reduced unless some=False; compute_uv=False gives zero U and V."""
     if input.ndim < 2:
@@ -357,11 +381,13 @@ def logdet(input):
 
 
 @method()
+@autocast_op("pinverse")
 def pinverse(input, rcond=1e-15):
     return _linalg().pinv(input, rcond)
 
 
 @method()
+@autocast_op("vdot")
 def vdot(input, other, *, out=None):
     """The dot product of two vectors, the first conjugated."""
     if input.ndim != 1 or other.ndim != 1:
@@ -379,6 +405,7 @@ def matrix_exp(input):
     return _linalg().matrix_exp(input)
 
 
+@autocast_op("chain_matmul")
 def chain_matmul(*matrices, out=None):
     """The product of 2-D matrices, in the cheapest order (torch's older spelling of linalg.multi_dot)."""
     if not matrices:
@@ -392,6 +419,7 @@ def chain_matmul(*matrices, out=None):
 
 
 @method()
+@autocast_op("cholesky")
 def cholesky(input, upper=False, *, out=None):
     L, info = _linalg()._cholesky(input, upper, "cholesky")
     _check_info(info._data, "cholesky")
@@ -405,6 +433,7 @@ def _check_factor_dtype(t, kernel):
 
 
 @method()
+@autocast_op("cholesky_solve")
 def cholesky_solve(input, input2, upper=False, *, out=None):
     """X with A X = B for B = input and A's Cholesky factor input2 (lower, or upper if upper=True); only
     that triangle of input2 is read."""
@@ -426,6 +455,7 @@ def cholesky_solve(input, input2, upper=False, *, out=None):
 
 
 @method()
+@autocast_op("cholesky_inverse")
 def cholesky_inverse(input, upper=False, *, out=None):
     """A^{-1} from A's Cholesky factor (lower, or upper if upper=True); only that triangle is read."""
     _check_square(input, "cholesky_inverse")
@@ -434,6 +464,7 @@ def cholesky_inverse(input, upper=False, *, out=None):
 
 
 @method()
+@autocast_op("qr")
 def qr(input, some=True, *, out=None):
     return return_qr(*_linalg().qr(input, "reduced" if some else "complete"))
 
@@ -444,5 +475,6 @@ def det(input):
 
 
 @method()
+@autocast_op("inverse")
 def inverse(input, *, out=None):
     return _linalg().inv(input, out=out)

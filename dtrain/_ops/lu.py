@@ -16,6 +16,7 @@ from ..autograd.graph import Function
 from ._util import method, out_copy, unbroadcast
 from .decomp import LinAlgError, _check_float, _check_square, _mT, _not_implemented
 from .reduce import _named
+from ..amp._dispatch import autocast_op
 
 return_lu_unpack = _named("lu_unpack", ("P", "L", "U"))
 return_lu_with_info = _named("_lu_with_info", ("LU", "pivots", "info"))
@@ -330,6 +331,7 @@ def _lu_solve(LU, pivots, B, left=True, adjoint=False, fn="linalg.lu_solve"):
 
 
 @method()
+@autocast_op("lu_solve")
 def lu_solve(input, LU_data, LU_pivots, *, out=None):
     """X with A X = input for A given by torch.lu / linalg.lu_factor (torch's older argument order)."""
     return out_copy(_lu_solve(LU_data, LU_pivots, input), out)
@@ -355,6 +357,7 @@ def _solve_triangular(A, B, upper, left, unitriangular, fn):
 
 
 @method()
+@autocast_op("triangular_solve")
 def triangular_solve(input, A, upper=True, transpose=False, unitriangular=False, *, out=None):
     """X with op(A) X = input for triangular A (op transposing if `transpose`), and a copy of A: torch's older
     spelling of linalg.solve_triangular."""
@@ -388,6 +391,7 @@ class Geqrf(Function):
 
 
 @method()
+@autocast_op("geqrf")
 def geqrf(input, *, out=None):
     """The QR decomposition in LAPACK's packed form (a, tau); linalg.householder_product(a, tau) gives Q."""
     if input.ndim < 2:
@@ -448,6 +452,7 @@ def _householder_product(A, tau, fn="torch.linalg.householder_product"):
 
 
 @method()
+@autocast_op("orgqr")
 def orgqr(input, tau):
     """The first n columns of H_1 ... H_k from geqrf's reflectors (torch's older name of
     linalg.householder_product)."""
@@ -455,6 +460,7 @@ def orgqr(input, tau):
 
 
 @method()
+@autocast_op("ormqr")
 def ormqr(input, input2, input3, left=True, transpose=False, *, out=None):
     """op(Q) @ input3 (left) or input3 @ op(Q), with Q = H_1 ... H_k the m x m product of geqrf's reflectors
     (input, tau = input2) and op transposing if `transpose`."""

@@ -7,8 +7,10 @@ from .. import _dtype, _parallel
 from .._axpy import add_scaled
 from .._tensor import Tensor
 from ..autograd.graph import Function
+from ._lowp import widened
 from ._util import cast, method, nondiff, out_copy, promote, to_float, unbroadcast
 from .arith import assign_
+from ..amp._dispatch import autocast_op
 
 
 # Python floats, not NumPy scalars: under NumPy 2's promotion rules a np.float64 scalar turns a float32 array
@@ -420,6 +422,7 @@ class ZeroGrad(Function):
 
 
 class Gelu(Function):
+    @widened
     def forward(ctx, x, approximate="none"):
         xp = ctx.xp
         ctx.approximate = approximate
@@ -439,6 +442,7 @@ class Gelu(Function):
         ctx.save_for_backward(x, cdf)
         return x * cdf
 
+    @widened
     def backward(ctx, g):
         x, c = ctx.saved
         xp = ctx.xp
@@ -501,6 +505,7 @@ def _unary(cls, floaty=True, name=None):
         x = to_float(input) if floaty else _no_bool(input, fname)
         return out_copy(cls.apply(x), out)
     fn.__name__ = fname
+    fn = autocast_op(fname)(fn)  # exp, log, rsqrt, ...: float32 under CUDA autocast
     setattr(Tensor, fn.__name__, fn)
     setattr(Tensor, fn.__name__ + "_", lambda self: assign_(self, fn(self)))
     return fn
@@ -760,11 +765,13 @@ def lerp(input, end, weight):
 
 
 @method()
+@autocast_op("addcmul")
 def addcmul(input, tensor1, tensor2, *, value=1):
     return input + value * tensor1 * tensor2
 
 
 @method()
+@autocast_op("addcdiv")
 def addcdiv(input, tensor1, tensor2, *, value=1):
     return input + value * tensor1 / tensor2
 

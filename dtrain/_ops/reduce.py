@@ -7,7 +7,9 @@ import numpy as np
 from .. import _dtype
 from .._tensor import Tensor, _wrap
 from ..autograd.graph import Function
+from ._lowp import widened
 from ._util import cast, method, out_copy, to_float, wrap_dim, wrap_dims
+from ..amp._dispatch import autocast_op
 
 
 def _axes(dim, x):
@@ -31,21 +33,25 @@ def _numel(shape, axes):
 
 
 class Sum(Function):
+    @widened
     def forward(ctx, x, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
         return x.sum(axis=axes, keepdims=keepdim)
 
+    @widened
     def backward(ctx, g):
         return ctx.xp.broadcast_to(_expand_back(g, ctx.shape, ctx.axes, ctx.keepdim), ctx.shape)
 
 
 class Mean(Function):
+    @widened
     def forward(ctx, x, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
         ctx.n = _numel(x.shape, axes)
         with np.errstate(invalid="ignore", divide="ignore"):  # the mean of nothing is nan, silently
             return x.mean(axis=axes, keepdims=keepdim).astype(x.dtype, copy=False)
 
+    @widened
     def backward(ctx, g):
         g = _expand_back(g, ctx.shape, ctx.axes, ctx.keepdim) / ctx.n
         return ctx.xp.broadcast_to(g, ctx.shape)
@@ -123,6 +129,7 @@ class MaxMinDim(Function):
 class Var(Function):
     """var (or, with `sqrt`, std) over `axes` with torch's `correction`."""
 
+    @widened
     def forward(ctx, x, axes, correction, keepdim, sqrt=False):
         xp = ctx.xp
         ctx.axes, ctx.keepdim, ctx.sqrt = axes, keepdim, sqrt
@@ -136,6 +143,7 @@ class Var(Function):
         ctx.save_for_backward(d, y)
         return y
 
+    @widened
     def backward(ctx, g):
         d, y = ctx.saved
         g = _expand_back(g, d.shape, ctx.axes, ctx.keepdim)
@@ -149,6 +157,7 @@ class Var(Function):
 class Norm(Function):
     """The p-norm over `axes` for finite p (torch's zero gradient where the norm is 0; p = 0 counts nonzeros)."""
 
+    @widened
     def forward(ctx, x, axes, keepdim, p):
         xp = ctx.xp
         a = xp.abs(x)
@@ -165,6 +174,7 @@ class Norm(Function):
         ctx.axes, ctx.keepdim, ctx.p = axes, keepdim, p
         return y
 
+    @widened
     def backward(ctx, g):
         x, y = ctx.saved
         xp, p = ctx.xp, ctx.p
@@ -183,6 +193,7 @@ class Norm(Function):
 
 
 class Logsumexp(Function):
+    @widened
     def forward(ctx, x, axes, keepdim):
         xp = ctx.xp
         if x.size:
@@ -196,6 +207,7 @@ class Logsumexp(Function):
         ctx.axes, ctx.keepdim = axes, keepdim
         return y if keepdim else y.reshape([s for i, s in enumerate(x.shape) if i not in axes])
 
+    @widened
     def backward(ctx, g):
         x, y = ctx.saved
         g = _expand_back(g, x.shape, ctx.axes, ctx.keepdim)
@@ -208,21 +220,25 @@ def _revcumsum(a, dim, xp):
 
 
 class Cumsum(Function):
+    @widened
     def forward(ctx, x, dim):
         ctx.dim = dim
         return ctx.xp.cumsum(x, axis=dim)
 
+    @widened
     def backward(ctx, g):
         return _revcumsum(g, ctx.dim, ctx.xp)
 
 
 class Cumprod(Function):
+    @widened
     def forward(ctx, x, dim):
         y = ctx.xp.cumprod(x, axis=dim)
         ctx.save_for_backward(x, y)
         ctx.dim = dim
         return y
 
+    @widened
     def backward(ctx, g):
         x, y = ctx.saved
         xp, dim = ctx.xp, ctx.dim
@@ -251,6 +267,7 @@ def _as(input, dtype):
 
 
 @method()
+@autocast_op("sum")
 def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
     x = _as(input, _int_sum_dtype(input, dtype))
     return out_copy(Sum.apply(x, axes=_axes(dim, x), keepdim=keepdim), out)
@@ -278,6 +295,7 @@ def nanmean(input, dim=None, keepdim=False, *, dtype=None):
 
 
 @method()
+@autocast_op("prod")
 def prod(input, dim=None, keepdim=False, *, dtype=None):
     x = _as(input, _int_sum_dtype(input, dtype))
     if dim is None:
@@ -403,7 +421,7 @@ def _var(input, dim, unbiased, keepdim, correction, sqrt):
         unbiased, dim = dim, None
     if correction is None:
         correction = 0 if unbiased is False else 1
-    if input._data.dtype.kind not in "fc":
+    if not (input.is_floating_point() or input.is_complex()):
         raise RuntimeError("std and var only support floating point and complex dtypes")
     return Var.apply(input, axes=_axes(dim, input), correction=correction, keepdim=keepdim, sqrt=sqrt)
 
@@ -433,10 +451,11 @@ def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 @method()
+@autocast_op("norm")
 def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):
     """Vector p-norm over `dim` (all elements by default); 'fro' is the 2-norm."""
     x = _as(input, dtype)
-    if x._data.dtype.kind not in "fc":
+    if not (x.is_floating_point() or x.is_complex()):
         raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. "
                            f"Got {_dtype.scalar_name(x.dtype)}")
     if p == "nuc":
@@ -453,6 +472,7 @@ def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):
 
 
 @method()
+@autocast_op("logsumexp")
 def logsumexp(input, dim, keepdim=False, *, out=None):
     x = to_float(input)
     return out_copy(Logsumexp.apply(x, axes=_axes(dim, x), keepdim=keepdim), out)
@@ -467,11 +487,13 @@ def _cumulative(cls, input, dim, dtype, out):
 
 
 @method()
+@autocast_op("cumsum")
 def cumsum(input, dim, *, dtype=None, out=None):
     return _cumulative(Cumsum, input, dim, dtype, out)
 
 
 @method()
+@autocast_op("cumprod")
 def cumprod(input, dim, *, dtype=None, out=None):
     return _cumulative(Cumprod, input, dim, dtype, out)
 

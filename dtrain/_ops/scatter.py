@@ -7,6 +7,7 @@ from .._tensor import Tensor
 from ..autograd.graph import Function
 from ._util import method, out_copy, wrap_dim
 from .index import _scatter_add_at, masked_fill
+from ..amp._dispatch import autocast_op
 
 
 def _check_index(index, name="index"):
@@ -159,6 +160,7 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
 
 
 @method()
+@autocast_op("scatter_add")
 def scatter_add(input, dim, index, src):
     return _scatter(input, dim, index, src, "add")
 
@@ -305,6 +307,7 @@ def _check_index_copy(input, d, index, source):
 
 
 @method()
+@autocast_op("index_copy")
 def index_copy(input, dim, index, source):
     """A copy of input with the slices index[i] along `dim` replaced by the slices i of source."""
     d = wrap_dim(dim, input.ndim)

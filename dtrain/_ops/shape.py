@@ -8,6 +8,7 @@ from .._tensor import Size, Tensor, _wrap
 from ..autograd.graph import Function
 from ._util import method, normalize_shape, wrap_dim, wrap_dims
 from .inplace import view_at
+from ..amp._dispatch import autocast_op
 
 
 def _infer_shape(shape, numel):
@@ -619,6 +620,7 @@ def diag(input, diagonal=0):
 
 
 @method()
+@autocast_op("trace")
 def trace(input):
     return diagonal(input).sum()
 

@@ -7,10 +7,12 @@ import numpy as np
 from .. import _dtype, _parallel
 from .._tensor import Tensor
 from ..autograd.graph import Function
+from ._lowp import widened
 from ._util import cast, method, nondiff, out_copy, promote, to_float, unbroadcast
 from .arith import _bcast_check, _binary, _inplace, assign_, mul
 from .pointwise import _unary
 from .reduce import _named
+from ..amp._dispatch import autocast_op
 
 _LN2 = math.log(2.0)
 _PI_OVER_180 = math.pi / 180
@@ -97,11 +99,13 @@ class Rad2Deg(Function):
 
 
 class Lgamma(Function):
+    @widened  # SciPy's gammaln answers float32 for bfloat16: compute there, round back
     def forward(ctx, x):
         ctx.save_for_backward(x)
         y = _special(ctx.xp, "gammaln", x)
         return ctx.xp.where(x == -math.inf, math.inf, y)  # C's lgamma(-inf) is +inf, SciPy's -inf
 
+    @widened
     def backward(ctx, g):
         (x,) = ctx.saved
         return g * _special(ctx.xp, "digamma", x)
@@ -377,6 +381,7 @@ def complex(real, imag, *, out=None):
     return out_copy(Complex.apply(real, imag), out)
 
 
+@autocast_op("polar")
 def polar(abs, angle, *, out=None):
     """The complex tensor abs * (cos(angle) + i * sin(angle))."""
     _check_real_pair("polar", ("abs", "angle"), abs, angle)

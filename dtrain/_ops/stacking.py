@@ -7,6 +7,7 @@ from .._tensor import Size, Tensor, _wrap
 from ..autograd.graph import Function
 from ._util import cast, method, wrap_dim
 from .shape import diag
+from ..amp._dispatch import autocast_op
 
 
 class Cat(Function):
@@ -24,6 +25,7 @@ class Cat(Function):
         return tuple(ctx.xp.zeros((0,), g.dtype) if s else next(parts) for s in ctx.skip)
 
 
+@autocast_op("cat")
 def cat(tensors, dim=0, *, out=None):
     from ._util import out_copy, promote
     tensors = list(tensors)
@@ -53,6 +55,7 @@ def cat(tensors, dim=0, *, out=None):
 concat = concatenate = cat
 
 
+@autocast_op("stack")
 def stack(tensors, dim=0, *, out=None):
     from ._util import out_copy
     tensors = list(tensors)

@@ -11,6 +11,7 @@ from ._util import method, out_copy, scalar_tensor, wrap_dim
 from .index import _scatter_add_at, where
 from .reduce import _named, return_cummax, return_mode
 from .scatter import Gather, _full_index
+from ..amp._dispatch import autocast_op
 
 return_cummin, return_nanmedian = _named("cummin"), _named("nanmedian")
 
@@ -112,12 +113,14 @@ def _quantile(input, q, dim, keepdim, interpolation, ignore_nan):
 
 
 @method()
+@autocast_op("quantile")
 def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear", out=None):
     """The q-th quantiles of each row along `dim` (of all elements when None); a 1-D q adds a leading dim."""
     return out_copy(_quantile(input, q, dim, keepdim, interpolation, False), out)
 
 
 @method()
+@autocast_op("nanquantile")
 def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear", out=None):
     """quantile that ignores NaN values (NaN only where a row holds nothing else)."""
     return out_copy(_quantile(input, q, dim, keepdim, interpolation, True), out)
@@ -537,6 +540,7 @@ def unique_consecutive(input, return_inverse=False, return_counts=False, dim=Non
 
 # ------------------------------------------------------------------------------------------------ renorm
 @method()
+@autocast_op("renorm")
 def renorm(input, p, dim, maxnorm):
     """Each slice along `dim` whose p-norm exceeds maxnorm, scaled down to norm maxnorm (torch's 1e-7 guard
     included)."""

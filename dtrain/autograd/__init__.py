@@ -26,7 +26,7 @@ def _make_grads(outputs, grad_outputs):
         if g is None:
             if out._data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            if out._data.dtype.kind not in "fc":
+            if out._data.dtype.kind not in "fcV":  # V: bfloat16 (ml_dtypes)
                 raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got "
                                    f"{out.dtype}")
             ga = out._device.xp.ones(out._data.shape, out._data.dtype)

@@ -122,7 +122,7 @@ class Function(metaclass=_FunctionMeta):
             if isinstance(o, Tensor):
                 if id(o) in input_ids:
                     o = o.view_as(o)
-                if id(o) not in ctx._non_diff_ids and o._data.dtype.kind in "fc":
+                if id(o) not in ctx._non_diff_ids and o._data.dtype.kind in "fcV":
                     o._requires_grad, o.grad_fn, o._output_nr = True, node, k
                 k += 1
             res.append(o)

@@ -157,7 +157,7 @@ class Function(Node):
             nd = ctx._non_diff
             for i, o in enumerate(out):
                 t = _wrap(o, dev)
-                if (nd is None or i not in nd) and o.dtype.kind in "fc":
+                if (nd is None or i not in nd) and o.dtype.kind in "fcV":  # V: bfloat16 (ml_dtypes)
                     t._requires_grad, t._grad_fn, t._output_nr = True, ctx, i
                 if saved and any(s is o for s in saved):
                     versions = (versions or []) + [(t._version, 0, None, (i, o.shape, o.dtype))]
@@ -165,7 +165,7 @@ class Function(Node):
             out = tuple(res)
         else:
             t = _wrap(out, dev)
-            if out.dtype.kind in "fc":
+            if out.dtype.kind in "fcV":
                 t._requires_grad = True
                 t._grad_fn = ctx
             if saved and any(s is out for s in saved):

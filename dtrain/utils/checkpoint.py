@@ -94,7 +94,9 @@ class CheckpointFunction(graph.Function):
             _set_rng_states(ctx.rng)
         try:
             start = next(graph._seq)
-            with enable_grad(), ctx.recompute_ctx:
+            with enable_grad(), ctx.recompute_ctx, contextlib.ExitStack() as regions:
+                for region in _autocast_regions(ctx.autocast):  # recompute in the forward's precision
+                    regions.enter_context(region)
                 outs = [o for o in _outputs(ctx.fn(*ctx.args, **ctx.kwargs)) if o._requires_grad]
         finally:
             if stash is not None:
@@ -142,6 +144,17 @@ _REENTRANT_WARNING = (
     "details on the differences between the two variants.")
 
 
+def _autocast_snapshot():
+    """The autocast state of this thread, per device, as torch's checkpoint records it for the recompute."""
+    from ..amp._dispatch import state
+    return {dev: (state.enabled[dev], state.dtype[dev], state.cache_enabled) for dev in state.enabled}
+
+
+def _autocast_regions(snapshot):
+    from ..amp.autocast_mode import autocast
+    return [autocast(dev, dtype=dt, enabled=on, cache_enabled=cache) for dev, (on, dt, cache) in snapshot.items()]
+
+
 def checkpoint(function, *args, use_reentrant=None, context_fn=noop_context_fn, determinism_check="default",
                debug=False, preserve_rng_state=True, **kwargs):
     """Run `function(*args, **kwargs)` without keeping its activations; backward recomputes them.
@@ -177,6 +190,7 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=noop_context_fn, 
     node.needs_input_grad = (True,) * len(node.next_functions)
     node._out_meta = tuple((o._data.shape, o._data.dtype) for o in tracked)
     node.fn, node.args, node.kwargs, node.rng = function, args, kwargs, rng
+    node.autocast = _autocast_snapshot()
     node.recompute_ctx, node.check = recompute_ctx, determinism_check == "default"
     node.saved = (args, kwargs)  # what its backward needs: released by a backward without retain_graph, as in torch
     fresh = {}

@@ -4,6 +4,7 @@ from ..._ops._util import method
 from ..._ops.arith import assign_
 from ..._ops.pointwise import relu as _relu
 from ...autograd.graph import Function
+from ...amp._dispatch import autocast_op
 
 __all__ = ["relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "elu", "elu_", "gelu", "silu", "mish", "sigmoid",
            "tanh", "softmax", "log_softmax", "softplus", "hardtanh", "hardtanh_", "logsigmoid", "softmin"]
@@ -102,6 +103,7 @@ def mish(input, inplace: bool = False):
     return _inplace(input, input * tanh(_softplus(input)), inplace)
 
 
+@autocast_op("softplus")
 def softplus(input, beta: float = 1.0, threshold: float = 20.0):
     return _softplus(input, beta, threshold)
 
@@ -146,6 +148,7 @@ def glu(input, dim: int = -1):
     return a * sigmoid(b)
 
 
+@autocast_op("prelu")
 def prelu(input, weight):
     from ... import where
     w = weight.reshape([1, -1] + [1] * (input.ndim - 2)) if input.ndim >= 2 and weight.numel() > 1 else weight

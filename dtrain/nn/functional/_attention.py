@@ -6,6 +6,8 @@ import numpy as np
 from ..._ops._util import unbroadcast
 from ..._tensor import Tensor
 from ...autograd.graph import Function
+from ...amp._dispatch import autocast_op
+from ..._ops._lowp import widened
 
 __all__ = ["scaled_dot_product_attention", "multi_head_attention_forward"]
 
@@ -18,6 +20,7 @@ class _Attention(Function):
     # NOTE: one op instead of ~7 composed ones: the scores and probabilities are the largest arrays of a
     # transformer step, and the fused backward touches each of them twice instead of once per composed node."""
 
+    @widened
     def forward(ctx, q, k, v, *mask, scale=1.0, bias=None, keep=None):
         xp = ctx.xp
         s = xp.matmul(q, k.swapaxes(-1, -2))
@@ -41,6 +44,7 @@ class _Attention(Function):
         ctx.mask_shape = mask[0].shape if mask else None
         return xp.matmul(pd, v)
 
+    @widened
     def backward(ctx, g):
         q, k, v, p = ctx.saved
         xp = ctx.xp
@@ -61,6 +65,7 @@ class _Attention(Function):
         return (gq, gk, gv, gmask) if ctx.has_mask else (gq, gk, gv)
 
 
+@autocast_op("scaled_dot_product_attention")
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                                  enable_gqa=False):
     """softmax(q @ k^T * scale + mask) @ v over the last two dims. A boolean attn_mask marks with True the

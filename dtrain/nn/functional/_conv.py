@@ -11,6 +11,8 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...autograd.graph import Function
+from ...amp._dispatch import autocast_op
+from ..._ops._lowp import widened
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "unfold", "fold"]
 
@@ -139,6 +141,7 @@ class ConvNd(Function):
     fastest (`cols @ W.T`, `g.T @ cols`, `g @ W`) — the textbook (C*prod(k), N*prod(out)) layout makes the
     weight gradient an `A @ B.T` product over a long inner axis, 10-20x slower there."""
 
+    @widened
     def forward(ctx, x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
         xp = ctx.xp
         nd = x.ndim - 2
@@ -173,6 +176,7 @@ class ConvNd(Function):
         ctx.geom = (x.shape, buf.shape, w.shape, stride, pads, dilation, groups, out)
         return xp.ascontiguousarray(y2.reshape(n, m // n, o).transpose(0, 2, 1)).reshape((n, o) + out)
 
+    @widened
     def backward(ctx, gy):
         cols = ctx.saved
         xp = ctx.xp
@@ -220,6 +224,7 @@ class ConvNd(Function):
 class ConvTransposeNd(Function):
     """The adjoint of ConvNd with respect to its input: x (N, Cin, *spatial), w (Cin, Cout/G, *k)."""
 
+    @widened
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
                 groups=1):
         xp = ctx.xp
@@ -242,6 +247,7 @@ class ConvTransposeNd(Function):
         ctx.geom = (x.shape, full, stride, padding, dilation, groups)
         return xp.ascontiguousarray(y.swapaxes(0, 1))
 
+    @widened
     def backward(ctx, gy):
         x2, w = ctx.saved
         xp = ctx.xp
@@ -355,17 +361,20 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, nd, name):
     return y.squeeze(0) if unbatched else y
 
 
+@autocast_op("conv3d")
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """3-D convolution over (N, C, D, H, W) or (C, D, H, W) input; padding may be an int, a triple, 'same' or
     'valid'."""
     return _conv(input, weight, bias, stride, padding, dilation, groups, 3, "conv3d")
 
 
+@autocast_op("conv2d")
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution over (N, C, H, W) or (C, H, W) input; padding may be an int, a pair, 'same' or 'valid'."""
     return _conv(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
 
 
+@autocast_op("conv1d")
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """1-D convolution over (N, C, L) or (C, L) input."""
     return _conv(input, weight, bias, stride, padding, dilation, groups, 1, "conv1d")
@@ -397,17 +406,20 @@ def _conv_t(input, weight, bias, stride, padding, output_padding, groups, dilati
     return y.squeeze(0) if unbatched else y
 
 
+@autocast_op("conv_transpose3d")
 def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """Transposed 3-D convolution (the gradient of conv3d with respect to its input); weight
     (Cin, Cout/G, kd, kh, kw)."""
     return _conv_t(input, weight, bias, stride, padding, output_padding, groups, dilation, 3, "conv_transpose3d")
 
 
+@autocast_op("conv_transpose2d")
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """Transposed 2-D convolution (the gradient of conv2d with respect to its input); weight (Cin, Cout/G, kh, kw)."""
     return _conv_t(input, weight, bias, stride, padding, output_padding, groups, dilation, 2, "conv_transpose2d")
 
 
+@autocast_op("conv_transpose1d")
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """Transposed 1-D convolution."""
     return _conv_t(input, weight, bias, stride, padding, output_padding, groups, dilation, 1, "conv_transpose1d")

@@ -1,4 +1,6 @@
 """Normalization and distances between vectors, composed from the core ops."""
+from ...amp._dispatch import autocast_op
+
 __all__ = ["normalize", "cosine_similarity", "pairwise_distance", "pdist"]
 
 
@@ -7,6 +9,7 @@ def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None)
     return input / input.norm(p, dim, keepdim=True).clamp_min(eps).expand_as(input)
 
 
+@autocast_op("cosine_similarity")
 def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8):
     """Cosine of the angle between x1 and x2 along `dim` (each normalised first, norms floored at eps)."""
     n1 = x1.norm(2, dim, keepdim=True).clamp_min(eps)
@@ -18,6 +21,7 @@ def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool =
     return (x1 - x2 + eps).norm(p, -1, keepdim)
 
 
+@autocast_op("pdist")
 def pdist(input, p: float = 2):
     """p-norm distances between the rows of an (N, M) input: the N (N - 1) / 2 pairs i < j, row-major."""
     from ... import triu_indices

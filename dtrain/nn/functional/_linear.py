@@ -1,10 +1,12 @@
 """F.linear / F.bilinear / F.identity."""
 from ... import einsum
 from ..._ops.linalg import linear
+from ...amp._dispatch import autocast_op
 
 __all__ = ["linear", "bilinear"]
 
 
+@autocast_op("bilinear")
 def bilinear(input1, input2, weight, bias=None):
     """y = x1^T A x2 + b over the last dim, with weight (out, in1, in2)."""
     if input1.shape[:-1] != input2.shape[:-1]:

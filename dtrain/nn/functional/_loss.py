@@ -6,6 +6,7 @@ from ... import _dtype, log_softmax, minimum, where
 from ..._ops.activation import cross_entropy_indices
 from ..._ops.pointwise import clamp_min, softplus
 from ..._tensor import _wrap
+from ...amp._dispatch import autocast_op
 
 __all__ = ["cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "kl_div"]
@@ -44,6 +45,7 @@ def _warn_size(input, target):
                       "same size.", stacklevel=3)
 
 
+@autocast_op("mse_loss")
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
@@ -53,6 +55,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     return _reduce(loss * weight if weight is not None else loss, reduction)
 
 
+@autocast_op("l1_loss")
 def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
@@ -61,6 +64,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mea
     return _reduce(loss * weight if weight is not None else loss, reduction)
 
 
+@autocast_op("smooth_l1_loss")
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
     """0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere (L1 when beta == 0)."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
@@ -76,6 +80,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
     return _reduce(loss, reduction)
 
 
+@autocast_op("huber_loss")
 def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None):
     """0.5 d^2 where |d| < delta, delta (|d| - 0.5 delta) elsewhere."""
     _check_reduction(reduction)
@@ -87,6 +92,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     return _reduce(loss * weight if weight is not None else loss, reduction)
 
 
+@autocast_op("binary_cross_entropy")
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
     """-w (t log x + (1 - t) log(1 - x)), each log clamped at -100 like torch."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
@@ -105,6 +111,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _reduce(loss, reduction)
 
 
+@autocast_op("binary_cross_entropy_with_logits")
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction: str = "mean", pos_weight=None):
     """BCE of sigmoid(input) computed stably: (1 - t) x + lw * softplus(-x), lw = 1 + (pos_weight - 1) t."""
@@ -123,6 +130,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     return _reduce(loss, reduction)
 
 
+@autocast_op("kl_div")
 def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False):
     """KL(target || exp(input)) pointwise: target (log target - input); input holds log-probabilities."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
@@ -188,6 +196,7 @@ def _long(target):
     return target if target._data.dtype.kind == "i" else _wrap(target._data.astype("int64"), target._device)
 
 
+@autocast_op("nll_loss")
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
              reduction: str = "mean"):
     """-w[t] input[n, t] averaged by the sum of the weights of the non-ignored targets ('mean')."""
@@ -213,6 +222,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     return loss.sum() / wt.sum()
 
 
+@autocast_op("cross_entropy")
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                   reduction: str = "mean", label_smoothing: float = 0.0):
     """Cross-entropy of logits (C), (N, C) or (N, C, d1, ...) against class indices or class probabilities."""
@@ -223,7 +233,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     if input.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
     c_dim = 1 if input.ndim > 1 else 0
-    if target._data.dtype.kind == "f":
+    if target.is_floating_point():
         # class probabilities: same shape as the input
         if target.shape != input.shape:
             if input.ndim == 2 and target.ndim == 2:
@@ -261,6 +271,7 @@ __all__ += ["margin_ranking_loss", "hinge_embedding_loss", "soft_margin_loss", "
             "triplet_margin_with_distance_loss", "gaussian_nll_loss", "poisson_nll_loss"]
 
 
+@autocast_op("margin_ranking_loss")
 def margin_ranking_loss(input1, input2, target, margin: float = 0, size_average=None, reduce=None,
                         reduction: str = "mean"):
     """max(0, -target (input1 - input2) + margin)."""
@@ -272,6 +283,7 @@ def margin_ranking_loss(input1, input2, target, margin: float = 0, size_average=
     return _reduce(clamp_min(-target * (input1 - input2) + margin, 0), reduction)
 
 
+@autocast_op("hinge_embedding_loss")
 def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, reduce=None,
                          reduction: str = "mean"):
     """input where target is 1, max(0, margin - input) where target is -1 (torch adds both terms elsewhere)."""
@@ -281,6 +293,7 @@ def hinge_embedding_loss(input, target, margin: float = 1.0, size_average=None, 
     return _reduce(loss, reduction)
 
 
+@autocast_op("soft_margin_loss")
 def soft_margin_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
     """log(1 + exp(-target input))."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
@@ -288,6 +301,7 @@ def soft_margin_loss(input, target, size_average=None, reduce=None, reduction: s
     return _reduce(softplus(-target * input), reduction)
 
 
+@autocast_op("cosine_embedding_loss")
 def cosine_embedding_loss(input1, input2, target, margin: float = 0, size_average=None, reduce=None,
                           reduction: str = "mean"):
     """1 - cos(x1, x2) where target is 1, max(0, cos(x1, x2) - margin) where target is -1."""
@@ -329,6 +343,7 @@ def _check_margin_target(input, target, name):
     _check_target_dtype(target)
 
 
+@autocast_op("multilabel_margin_loss")
 def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
     """sum over target classes j and non-target classes i of max(0, 1 - (x[j] - x[i])), divided by C.
 
@@ -359,6 +374,7 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
     return _reduce(loss, reduction)
 
 
+@autocast_op("multi_margin_loss")
 def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=None, size_average=None, reduce=None,
                       reduction: str = "mean"):
     """sum over i != y of max(0, margin - x[y] + x[i])^p (times weight[y]), divided by C."""
@@ -397,6 +413,7 @@ def _check_triplet_dims(anchor, positive, negative):
                            f"dimensions, but got: anchor {a}D, positive {p}D, and negative {n}D inputs")
 
 
+@autocast_op("triplet_margin_loss")
 def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: float = 2, eps: float = 1e-6,
                         swap: bool = False, size_average=None, reduce=None, reduction: str = "mean"):
     """max(0, margin + d(a, p) - d(a, n)) with d the p-norm pairwise distance."""
@@ -454,6 +471,7 @@ def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6,
     return _reduce(loss, reduction)
 
 
+@autocast_op("poisson_nll_loss")
 def poisson_nll_loss(input, target, log_input: bool = True, full: bool = False, size_average=None,
                      eps: float = 1e-8, reduce=None, reduction: str = "mean"):
     """exp(input) - target input (log_input), else input - target log(input + eps); full adds Stirling's term

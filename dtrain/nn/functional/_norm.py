@@ -10,6 +10,8 @@ import numpy as np
 from ..._tensor import Tensor, _wrap
 from ...autograd import grad_mode
 from ...autograd.graph import Function
+from ..._ops._lowp import widened
+from ...amp._dispatch import autocast_op
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "rms_norm", "instance_norm"]
 
@@ -48,6 +50,7 @@ class _Norm(Function):
     `stats` = (mean, var) arrays to normalize with constants (eval-mode batch norm); otherwise they are the
     batch's own and the backward includes their dependence on x."""
 
+    @widened
     def forward(ctx, x, *wb, axes=(), eps=1e-5, stats=None, pshape=None, has_w=False, has_b=False, stats_out=None):
         xp = ctx.xp
         if stats is None:
@@ -74,6 +77,7 @@ class _Norm(Function):
         ctx.wb_shape = wb[0].shape if wb else None
         return y
 
+    @widened
     def backward(ctx, g):
         xhat, rstd = ctx.saved[:2]
         xp = ctx.xp
@@ -253,6 +257,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     return y
 
 
+@autocast_op("layer_norm")
 def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalizes over the trailing `normalized_shape` dims, then scales by weight and shifts by bias."""
     ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
@@ -268,6 +273,7 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps=1e-5
     return _norm(input, weight, bias, axes, eps, None, ns)
 
 
+@autocast_op("group_norm")
 def group_norm(input: Tensor, num_groups: int, weight=None, bias=None, eps=1e-5):
     """Normalizes each group of num_groups channel groups over its channels and spatial dims."""
     if input.ndim < 2:
@@ -285,6 +291,7 @@ def group_norm(input: Tensor, num_groups: int, weight=None, bias=None, eps=1e-5)
     return y
 
 
+@autocast_op("rms_norm")
 def rms_norm(input: Tensor, normalized_shape, weight=None, eps=None):
     """x / sqrt(mean(x^2) + eps) over the trailing dims; eps=None uses the dtype's machine epsilon, as torch."""
     ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)

@@ -3,6 +3,7 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...autograd.graph import Function
+from ...amp._dispatch import autocast_op
 
 __all__ = ["pad"]
 
@@ -104,4 +105,11 @@ def pad(input, pad, mode="constant", value=None):
                                f"but got: padding ({lo}, {hi}) at dimension {d} of input {list(input.shape)}")
         if mode == "circular" and (lo > n or hi > n):
             raise RuntimeError("Padding value causes wrapping around more than once.")
+    if mode in ("reflect", "replicate"):  # torch's reflection_pad{1,2}d, replication_pad{1,2,3}d: autocast lists them
+        name = f"{'reflection' if mode == 'reflect' else 'replication'}_pad{len(pad) // 2}d"
+        return _index_pad[name](input, pairs=pairs, mode=mode)
     return IndexPad.apply(input, pairs=pairs, mode=mode)
+
+
+_index_pad = {f"{m}_pad{n}d": autocast_op(f"{m}_pad{n}d")(IndexPad.apply)
+              for m in ("reflection", "replication") for n in (1, 2, 3)}

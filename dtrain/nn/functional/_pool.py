@@ -13,6 +13,7 @@ import numpy as np
 from ..._tensor import _wrap
 from ...autograd.graph import Function
 from ._conv import _every, _first, _last, _offsets, _prod
+from ...amp._dispatch import autocast_op
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
            "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
@@ -96,7 +97,7 @@ class MaxPoolNd(Function):
         nd = len(k)
         size = x.shape[2:]
         out = tuple(_out_size(size[i], k[i], s[i], p[i], d[i], ceil_mode) for i in range(nd))
-        fill = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
+        fill = -xp.inf if x.dtype.kind in "fV" else xp.iinfo(x.dtype).min  # V: bfloat16
         a = _padded(xp, x, k, s, p, d, out, fill)
         y = None
         for off in _offsets(k):
@@ -226,6 +227,7 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_i
                                                       indices=return_indices))
 
 
+@autocast_op("max_pool3d")
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """3-D max pooling over (N, C, D, H, W) or (C, D, H, W); with return_indices also the flat (D*H*W) index of
     every maximum."""
@@ -275,6 +277,7 @@ def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                                                       divisor_override=divisor_override))
 
 
+@autocast_op("avg_pool3d")
 def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """3-D average pooling over (N, C, D, H, W) or (C, D, H, W)."""
@@ -314,6 +317,7 @@ def _adaptive_size(input, output_size, nd):
     return tuple(input.shape[-nd + i] if o is None else int(o) for i, o in enumerate(osz))
 
 
+@autocast_op("adaptive_avg_pool3d")
 def adaptive_avg_pool3d(input, output_size):
     """Average over torch's adaptive windows, as three small averaging matmuls (exact for any sizes)."""
     if input.ndim not in (4, 5):
@@ -327,6 +331,7 @@ def adaptive_avg_pool3d(input, output_size):
     return (pd @ y).unflatten(-1, (oh, ow))
 
 
+@autocast_op("adaptive_avg_pool2d")
 def adaptive_avg_pool2d(input, output_size):
     """Average over torch's adaptive windows, as two small averaging matmuls (exact for any sizes)."""
     if input.ndim not in (3, 4):
@@ -392,6 +397,7 @@ def _adaptive_max(input, output_size, return_indices, nd):
     return y, _wrap(flat, input._device)
 
 
+@autocast_op("adaptive_max_pool3d")
 def adaptive_max_pool3d(input, output_size, return_indices=False):
     return _adaptive_max(input, output_size, return_indices, 3)
 
@@ -496,6 +502,7 @@ def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_siz
     return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 1)
 
 
+@autocast_op("max_unpool2d")
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """The inverse of max_pool2d: each value written back at its flat (H*W) index, zeros elsewhere."""
     return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 2)

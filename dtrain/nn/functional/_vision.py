@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from ..._tensor import _wrap
+from ...amp._dispatch import autocast_op
 
 __all__ = ["interpolate", "upsample", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle"]
 
@@ -22,6 +23,7 @@ def _take(x, dim, idx):
     return x.index_select(dim, _wrap(x._device.xp.asarray(idx), x._device))
 
 
+@autocast_op("interpolate")
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False):
     """torch.nn.functional.interpolate over (N, C, *spatial) input."""
