@@ -169,3 +169,12 @@ def test_bf16_training_loop_tracks_torch():
     assert ld[-1] < 0.5 * ld[0]
     np.testing.assert_allclose(ld, lt, rtol=0.05)
     assert all(p.dtype is dtrain.bfloat16 for p in dm.parameters())
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16"])
+def test_float64_to_half_rounds_through_float32_as_torch(name):
+    # torch builds Half and BFloat16 from a float: its double -> half cast rounds twice, NumPy's once
+    x = np.random.default_rng(0).standard_normal(200_000) * 3
+    got = dtrain.tensor(x).to(getattr(dtrain, name)).double().numpy()
+    want = torch.tensor(x).to(getattr(torch, name)).double().numpy()
+    np.testing.assert_array_equal(got, want)

@@ -147,14 +147,20 @@ def test_add_graph_writes_the_module_graph_and_says_so(tmp_path):
 
 
 def test_only_rank_0_writes_under_dtrain_run_and_other_ranks_are_told(tmp_path, monkeypatch):
-    monkeypatch.setenv("RANK", "1")
-    with pytest.warns(UserWarning, match="rank 1: only rank 0 writes"):
-        w = SummaryWriter(str(tmp_path / "r1"))
-    w.add_scalar("a", 1.0, 0)
-    w.add_histogram("h", dtrain.randn(10), 0)
-    w.flush()
-    w.close()
+    # in a fresh interpreter: a process group another test left up here would say rank 0
+    code = ("import warnings, dtrain; from dtrain.utils.tensorboard import SummaryWriter\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            f"    w = SummaryWriter({str(tmp_path / 'r1')!r})\n"
+            "w.add_scalar('a', 1.0, 0); w.add_histogram('h', dtrain.randn(10), 0); w.flush(); w.close()\n"
+            "print([str(c.message) for c in caught])\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "MPI_LOCAL", "OMPI_", "DTRAIN_"))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env=dict(env, RANK="1", WORLD_SIZE="2"))
+    assert out.returncode == 0, out.stderr
+    assert "SummaryWriter on rank 1: only rank 0 writes" in out.stdout
     assert not (tmp_path / "r1").exists()
+    monkeypatch.setenv("RANK", "1")
     with SummaryWriter(str(tmp_path / "all"), all_ranks=True) as w:
         w.add_scalar("a", 1.0, 0)
     assert [e.value for e in _read(tmp_path / "all").Scalars("a")] == [1.0]
