@@ -308,8 +308,9 @@ class _StorageType:
 class TypedStorage:
     """A loaded storage: one flat array of its device; map_location callables receive and return these."""
 
-    def __init__(self, array, device, dtype):
+    def __init__(self, array, device, dtype, name=None):
         self._array, self.device, self.dtype = array, device, dtype
+        self._name = name  # the record it was read from, for errors
 
     def size(self):
         return int(self._array.shape[0])
@@ -330,7 +331,7 @@ class TypedStorage:
         else:
             with _backend.cupy().cuda.Device(dev.index or 0):
                 arr = dev.xp.asarray(self._array)
-        return TypedStorage(arr, dev, self.dtype)
+        return TypedStorage(arr, dev, self.dtype, self._name)
 
     def cpu(self):
         return self.to(CPU)
@@ -341,13 +342,35 @@ class TypedStorage:
     def _tensor(self, offset, size, stride):
         a = self._array
         item = a.itemsize
-        size, strides = tuple(size), tuple(s * item for s in stride)
+        size, stride = tuple(size), tuple(stride)
+        _check_view(self, offset, size, stride)
+        strides = tuple(s * item for s in stride)
         if self.device.type == "cpu":
             arr = np.ndarray(size, a.dtype, buffer=a, offset=offset * item, strides=strides)
         else:
             xp = self.device.xp
             arr = xp.ndarray(size, a.dtype, memptr=a.data + offset * item, strides=strides)
         return _wrap(arr, self.device)
+
+
+def _check_view(storage, offset, size, stride):
+    """Refuse a tensor that a corrupt or crafted file places outside its storage (it would read other memory)."""
+    n = storage.size()
+    what = f"storage {storage._name}" if storage._name else "its storage"
+    if len(size) != len(stride) or any(s < 0 for s in size):
+        raise RuntimeError(f"invalid tensor in the file: size {list(size)} and stride {list(stride)} on {what}")
+    if any(s < 0 for s in stride):
+        raise RuntimeError(f"tensor of size {list(size)} on {what} has negative strides {list(stride)}, which "
+                           f"torch does not write: the file is corrupt")
+    if offset < 0:
+        raise RuntimeError(f"tensor of size {list(size)} on {what} has a negative storage offset {offset}: the file "
+                           f"is corrupt")
+    needed = 0 if 0 in size else offset + 1 + sum((k - 1) * s for k, s in zip(size, stride))
+    if needed > n:
+        raise RuntimeError(f"setStorage: sizes {list(size)}, strides {list(stride)}, storage offset {offset}, and "
+                           f"itemsize {storage._array.itemsize} requiring a storage size of "
+                           f"{needed * storage._array.itemsize} are out of bounds for {what} of size "
+                           f"{n * storage._array.itemsize} (the file is corrupt)")
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
@@ -521,7 +544,8 @@ class _Records:
     def storage(self, dtype, key, location, numel):
         s = self.loaded.get(key)
         if s is None:
-            s = self.loaded[key] = self._restore(TypedStorage(self._read(dtype, key, numel), CPU, dtype), location)
+            s = self.loaded[key] = self._restore(
+                TypedStorage(self._read(dtype, key, numel), CPU, dtype, f"{self.prefix}data/{key}"), location)
         return s
 
     def _read(self, dtype, key, numel):

@@ -260,3 +260,69 @@ def test_killed_save_keeps_previous_file(tmp_path):
     assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())  # it died mid-save, before the rename
     assert dtrain.load(path)["w"].tolist() == [1.0, 1.0, 1.0]
     assert torch.load(path, weights_only=True)["w"].tolist() == [1.0, 1.0, 1.0]
+
+
+def _save_with_view(path, offset, stride, size=None):
+    """A dtrain.save file whose one tensor claims `offset`, `stride` (and `size`) on a storage of 10 floats, as a
+    corrupt or crafted file would."""
+    from dtrain import serialization
+    real = serialization._StorageTable.tensor_args
+
+    def crafted(self, t):
+        ref, _, _ = real(self, t)
+        return ref, offset, stride
+    t = dtrain.arange(10.0) if size is None else dtrain.arange(10.0)[:size[0]]
+    serialization._StorageTable.tensor_args = crafted
+    try:
+        dtrain.save({"w": t}, path)
+    finally:
+        serialization._StorageTable.tensor_args = real
+
+
+@pytest.mark.parametrize("offset,stride,size", [(5, (1,), None), (0, (2,), None), (9, (1,), (2,))])
+def test_views_past_their_storage_are_refused_like_torch(tmp_path, offset, stride, size):
+    path = tmp_path / "bad.pt"
+    _save_with_view(path, offset, stride, size)
+    with pytest.raises(RuntimeError, match="Trying to resize storage that is not resizable"):
+        torch.load(path)  # torch refuses it too, in words of its own
+    with pytest.raises(RuntimeError, match=r"out of bounds for storage archive/data/0 of size 40 "):
+        dtrain.load(path)
+    with pytest.raises(RuntimeError, match=r"out of bounds for storage archive/data/0 "):
+        dtrain.load(path, mmap=True)
+
+
+def test_negative_strides_are_refused(tmp_path):
+    path = tmp_path / "neg.pt"
+    _save_with_view(path, 9, (-1,))
+    with pytest.raises(RuntimeError):
+        torch.load(path)
+    with pytest.raises(RuntimeError, match=r"storage archive/data/0 has negative strides \[-1\]"):
+        dtrain.load(path)
+
+
+def test_a_view_that_ends_at_its_storage_end_loads(tmp_path):
+    path = tmp_path / "ok.pt"
+    _save_with_view(path, 4, (3,), (2,))  # elements 4 and 7 of 10
+    got, want = dtrain.load(path)["w"], torch.load(path)["w"]
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    assert got.stride() == want.stride() == (3,)
+
+
+@pytest.mark.parametrize("src,dst", [("SGD", "Adam"), ("SGD", "AdamW"), ("SGD", "RMSprop"), ("Adam", "SGD"),
+                                     ("Adam", "Adagrad")])
+def test_optimizer_rejects_another_optimizers_state_at_load_as_torch_does(src, dst):
+    results = []
+    for lib in (torch, dtrain):
+        lib.manual_seed(0)
+        m = lib.nn.Linear(3, 2)
+        kw = {"momentum": 0.9} if src == "SGD" else {}
+        a = getattr(lib.optim, src)(m.parameters(), lr=0.1, **kw)
+        m(lib.ones(1, 3)).sum().backward()
+        a.step()
+        b = getattr(lib.optim, dst)(m.parameters(), lr=0.1, **({"momentum": 0.9} if dst == "SGD" else {}))
+        try:
+            b.load_state_dict(a.state_dict())
+            results.append("loaded")
+        except Exception as e:
+            results.append((type(e), str(e)))
+    assert results[0] == results[1]
