@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import _backend
 from . import _env
-from ._backend import Backend, DONE, RedOpType
+from ._backend import Backend, DONE, FINGERPRINT, KIND_CODES, RedOpType, dtype_code
 from . import _work
 from ._work import ANSWERING, answer_all, wait_test
 
@@ -40,6 +40,8 @@ _RING = 4096
 _QUICK_POLLS = range(1024)
 # a blocking all_reduce larger than this goes in pieces of _PIECE_BYTES (see MPIBackend._pieces)
 _PIECES_ABOVE, _PIECE_BYTES = 8 << 20, 4 << 20
+_ALL_REDUCE = KIND_CODES["all_reduce"]
+_pack = FINGERPRINT.pack
 _BF16_KIND = "V"  # ml_dtypes.bfloat16 reports kind 'V'; MPI has no bfloat16, so it is staged as float32
 
 
@@ -94,6 +96,27 @@ class _Request:
         return True
 
 
+class Fingerprints:
+    """Every rank's fingerprint of one collective, all-gathered on the side communicator (see _backend.py)."""
+    __slots__ = ("req", "mine", "out", "size", "checked")
+
+    def __init__(self, side, mine, size):
+        self.mine, self.out, self.size, self.checked = mine, bytearray(len(mine) * size), size, False
+        self.req = side.Iallgather(mine, self.out)
+
+    def test(self):
+        return self.checked or self.req.Test()
+
+    def differing(self):
+        """None when every rank ran the same collective, else every rank's fingerprint (call once test() is True)."""
+        self.checked = True
+        out = self.out
+        if out == self.mine * self.size:
+            return None
+        k = len(self.mine)
+        return [bytes(out[i * k:(i + 1) * k]) for i in range(self.size)]
+
+
 class MPIBackend(Backend):
     name = "mpi"
 
@@ -113,6 +136,7 @@ class MPIBackend(Backend):
         self._lock = threading.Lock()
         self._host_staging = not _cuda_aware(MPI)
         self._iallreduce, self._in_place = comm.Iallreduce, MPI.IN_PLACE
+        self.abandoned = []  # requests given up on (timeouts, mismatches), whose buffers MPI may still use
         if self._peers:
             ANSWERING.add(self)
 
@@ -178,6 +202,10 @@ class MPIBackend(Backend):
             late = [p for p in late if self._seen[p][0] < seq]
         return late
 
+    def fingerprints(self, mine):
+        """Start all-gathering `mine` (this rank's fingerprint of the collective it just started)."""
+        return Fingerprints(self.side, mine, self.size)
+
     def check_same(self, fingerprint):
         raw = np.frombuffer(fingerprint.encode()[:_FP_BYTES].ljust(_FP_BYTES, b"\0"), np.uint8)
         out = np.empty(_FP_BYTES * self.size, np.uint8)
@@ -229,13 +257,19 @@ class MPIBackend(Backend):
         return back
 
     # ---------------------------------------------------------------- collectives
-    def all_reduce_now(self, array, op, deadline_s, on_timeout, *why):
+    def all_reduce_now(self, array, op, deadline_s, on_timeout, on_mismatch, *why):
         """Blocking all_reduce of a contiguous NumPy array of an MPI dtype, in place (the training loop's call).
 
-        The same operation as `all_reduce` + `wait`, with nothing allocated around MPI's own call: right after a
+        The same operation as `all_reduce` + `wait`, with little allocated around MPI's own call: right after a
         megabyte has streamed through the caches every object Python touches is a cache miss, and the general
         path's few microseconds of wrapping grew to 5-10 % of a 1 MB reduction. Above 8 MB it goes in pieces.
-        `on_timeout(*why)` makes the error raised past the deadline."""
+        The fingerprint all-gather goes out right before the data and is compared once the data is in (or,
+        when the data does not come, as soon as the fingerprints are). `on_timeout(*why)` makes the error
+        raised past the deadline, `on_mismatch(prints, *why)` the one raised when the ranks disagree."""
+        # the fingerprints go first: each rank's is then out before its data, so once this rank's data is in, the
+        # peers' fingerprints are already here and the check costs no extra round trip
+        fps = Fingerprints(self.side, _pack(_ALL_REDUCE | (op + 1) << 8, dtype_code(array.dtype), array.size),
+                           self.size)
         if array.nbytes > _PIECES_ABOVE:
             test = self._pieces(array.reshape(-1), self._ops[op])
         else:
@@ -244,12 +278,36 @@ class MPIBackend(Backend):
         # as wait_test does, yield the core between polls where ranks outnumber cores: the peer holding the
         # data may be waiting for it
         pause = os.sched_yield if _work.oversubscribed else _no_pause
-        for _ in _QUICK_POLLS:
-            if test():
-                break
-            pause()
-        else:  # a slow one: the general loop keeps the deadline and answers peers
-            wait_test(test, deadline_s, lambda: on_timeout(*why))
+        try:
+            for _ in _QUICK_POLLS:
+                if test():
+                    break
+                pause()
+            else:  # a slow one: the general loop keeps the deadline, answers peers and watches the fingerprints
+                def data_or_mismatch():
+                    if not fps.checked and fps.req.Test():
+                        prints = fps.differing()
+                        if prints is not None:
+                            raise on_mismatch(prints, *why)
+                    return test()
+                wait_test(data_or_mismatch, deadline_s, lambda: on_timeout(*why))
+            if not fps.test():  # every rank has started: its fingerprint is on the way
+                wait_test(fps.test, deadline_s, lambda: on_timeout(*why))
+        except self.MPI.Exception:  # MPI saw the mismatch first (a message longer than the buffer)
+            self.abandoned.append(fps)
+            if fps.test() or _settles(fps):
+                prints = fps.differing()
+                if prints is not None:
+                    raise on_mismatch(prints, *why) from None
+            raise
+        except BaseException:
+            # MPI may still write into the fingerprint buffers of an operation given up on: keep them alive
+            self.abandoned.append(fps)
+            raise
+        if not fps.checked:
+            prints = fps.differing()
+            if prints is not None:
+                raise on_mismatch(prints, *why)
         if op is RedOpType.AVG:
             array /= self.size
 
@@ -336,6 +394,16 @@ class MPIBackend(Backend):
         self.side.Free()
         if self.comm != self.MPI.COMM_WORLD:
             self.comm.Free()
+
+
+def _settles(fps, within_s=_ANSWER_WITHIN_S):
+    """Whether the fingerprint exchange completes within a second (it does whenever every rank has started)."""
+    until = time.monotonic() + within_s
+    while time.monotonic() < until:
+        if fps.req.Test():
+            return True
+        time.sleep(1e-4)
+    return False
 
 
 def _back(a, staged):
