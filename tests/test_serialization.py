@@ -326,3 +326,76 @@ def test_optimizer_rejects_another_optimizers_state_at_load_as_torch_does(src, d
         except Exception as e:
             results.append((type(e), str(e)))
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("to_path", [True, False])
+def test_legacy_non_zip_files_written_by_torch_load_as_torch_loads_them(tmp_path, to_path):
+    want = _sample(torch)
+    target = tmp_path / "legacy.pt" if to_path else io.BytesIO()
+    torch.save(want, target, _use_new_zipfile_serialization=False)
+    if not to_path:
+        target.seek(0)
+    assert (target.read_bytes() if to_path else target.getvalue())[:2] == b"\x80\x02"  # a pickle, not a zip
+    got = dtrain.load(target)
+    _compare(got, want)
+    assert np.shares_memory(got["row"].numpy(), got["base"].numpy())  # views of one storage stay views
+
+
+def test_legacy_files_are_weights_only_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("touch PAYLOAD_RAN",))
+    torch.save({"w": torch.ones(2), "evil": Payload()}, tmp_path / "evil.pt", _use_new_zipfile_serialization=False)
+    with pytest.raises(pickle.UnpicklingError, match="GLOBAL posix.system"):
+        torch.load(tmp_path / "evil.pt")
+    with pytest.raises(pickle.UnpicklingError, match="Unsupported global: GLOBAL posix.system"):
+        dtrain.load(tmp_path / "evil.pt")
+    assert not (tmp_path / "PAYLOAD_RAN").exists()
+
+
+def test_legacy_files_truncated_or_mapped_are_refused_by_name(tmp_path):
+    path = tmp_path / "legacy.pt"
+    torch.save({"w": torch.arange(100.0)}, path, _use_new_zipfile_serialization=False)
+    with pytest.raises(RuntimeError, match="mmap can only be used with files saved with"):
+        torch.load(path, mmap=True)
+    with pytest.raises(RuntimeError, match="mmap can only be used with files saved with"):
+        dtrain.load(path, mmap=True)
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[:-40])
+    with pytest.raises(RuntimeError):
+        torch.load(tmp_path / "cut.pt")
+    with pytest.raises(RuntimeError, match=r"cut.pt: legacy torch.save file ends inside storage .*: it is truncated"):
+        dtrain.load(tmp_path / "cut.pt")
+
+
+def test_the_next_save_removes_what_an_interrupted_save_left(tmp_path):
+    path = tmp_path / "model.pt"
+    # a save killed while writing: its temporary file stays behind
+    crash = textwrap.dedent(f"""
+        import os, dtrain
+        from dtrain import serialization
+        real = serialization._zip_put
+        def put(zf, name, data):
+            real(zf, name, data)
+            if name.startswith("archive/data/"):
+                os._exit(9)
+        serialization._zip_put = put
+        dtrain.save({{"w": dtrain.ones(1000)}}, {str(path)!r})
+    """)
+    assert subprocess.run([sys.executable, "-c", crash]).returncode == 9
+    left = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+    assert len(left) == 1 and left[0].startswith(".model.pt.") and not path.exists()
+    from dtrain import serialization
+    host = serialization._HOST
+    live = [f".model.pt.{host}-1.abcdefgh.tmp",  # pid 1 runs
+            f".model.pt.{host}-{os.getpid()}.abcdefgh.tmp",  # this process: maybe writing right now
+            f".model.pt.elsewhere-99999999.abcdefgh.tmp",  # another host: cannot tell
+            f".model.pt.x.{host}-99999999.abcdefgh.tmp",  # another target's (model.pt.x)
+            "model.pt.backup"]
+    for n in live:
+        (tmp_path / n).write_bytes(b"x")
+    dtrain.save({"w": dtrain.zeros(3)}, path)
+    assert sorted(os.listdir(tmp_path)) == sorted(live + ["model.pt"])
+    assert dtrain.load(path)["w"].tolist() == [0.0, 0.0, 0.0]

@@ -3,8 +3,9 @@ import errno
 import os
 import re
 import shutil
-import socket
 import uuid
+
+from ...serialization import _HOST, _writer_gone  # noqa: F401  (one notion of a writer that is gone)
 
 LATEST = "latest"
 _TMP = ".tmp-"
@@ -40,7 +41,6 @@ def write_atomic(path, data: bytes):
 # ---------------------------------------------------------------- temporaries
 # A temporary is `<target>.tmp-<host>-<pid>-<random>`: the writer's host and pid tell a later save whether it
 # is an interrupted save's leftover (its writer is gone) or a live writer's work in progress.
-_HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())
 _TEMP_TAIL = re.compile(r"^(?:tmp|old)-(.+)-(\d+)-([0-9a-f]+)$")
 
 
@@ -59,23 +59,6 @@ def tmp_dir_for(target, token):
 
 def is_temporary(name):
     return _TMP in name or _OLD in name
-
-
-def _writer_gone(host, pid):
-    """True only when the writer certainly no longer runs: same host, and no process with that pid."""
-    if host != _HOST or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # it exists, under another user
-        return False
-    try:  # a zombie has finished writing (where nobody reaps orphans, as in containers, they stay)
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
-    except (OSError, IndexError):
-        return False
 
 
 def stale_temporaries(target):
