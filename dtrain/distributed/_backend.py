@@ -33,8 +33,8 @@ class ReduceOp:
 
 # ---------------------------------------------------------------- collective fingerprints
 # Every collective of a group of two or more ranks all-gathers a 24-byte fingerprint of itself (which collective,
-# reduce op, root, dtype, element count) on the group's side communicator, started beside the operation and
-# checked once both are done, or as soon as the fingerprints are in while the operation still waits: a peer
+# reduce op, root, dtype, element count) on a communicator of its own, started just before the operation and
+# compared once it is in, or as soon as the fingerprints are in while the operation still waits: a peer
 # running another operation (that would hang or corrupt data) makes every rank raise, naming it.
 FINGERPRINT = struct.Struct("<3q")
 KINDS = ("all_reduce", "broadcast", "reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter",

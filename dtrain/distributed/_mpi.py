@@ -14,6 +14,10 @@ A rank that has *finished* #k no longer waits there, which is harmless for the s
 reduce or gather, can finish before their peers arrive and then compute for a long time. Those
 collectives keep a 16-byte note (k and the operation's code), sent to every peer after the operation
 has started; the asking rank drains the notes along with the answers.
+
+Fingerprints (see _backend.py) go through a ring of 32 persistent all-gathers (MPI_Allgather_init) on a
+third communicator, made at the group's creation; the k-th collective of the group uses slot k mod 32 on
+every rank, so fast and general paths, blocking and async calls all match alike.
 """
 import os
 import threading
@@ -41,6 +45,8 @@ _QUICK_POLLS = range(1024)
 # a blocking all_reduce larger than this goes in pieces of _PIECE_BYTES (see MPIBackend._pieces)
 _PIECES_ABOVE, _PIECE_BYTES = 8 << 20, 4 << 20
 _ALL_REDUCE = KIND_CODES["all_reduce"]
+_SLOTS = 32  # fingerprint exchanges that may be in flight at once on a group (async collectives)
+_SLOT_MASK = _SLOTS - 1
 _pack = FINGERPRINT.pack
 _BF16_KIND = "V"  # ml_dtypes.bfloat16 reports kind 'V'; MPI has no bfloat16, so it is staged as float32
 
@@ -67,8 +73,21 @@ def _cuda_aware(MPI):
         return False
 
 
-def _no_pause():
-    pass
+def _quick(test):
+    """Poll `test` a short while (the blocking fast path's own loop); whether it completed. As wait_test does,
+    yield the core between polls where ranks outnumber cores: the peer holding the data may be waiting for it.
+    Otherwise the loop calls nothing else: after a megabyte has streamed through the caches each extra call
+    per poll is a miss, and a 1 MB reduction polls hundreds of times."""
+    if _work.oversubscribed:
+        for _ in _QUICK_POLLS:
+            if test():
+                return True
+            os.sched_yield()
+        return False
+    for _ in _QUICK_POLLS:
+        if test():
+            return True
+    return False
 
 
 def _device_ready(a):
@@ -96,16 +115,39 @@ class _Request:
         return True
 
 
-class Fingerprints:
-    """Every rank's fingerprint of one collective, all-gathered on the side communicator (see _backend.py)."""
-    __slots__ = ("req", "mine", "out", "size", "checked")
+class _Slot:
+    """One persistent all-gather of fingerprints (MPI_Allgather_init) with its own buffers, and the exchange that
+    last used it."""
+    __slots__ = ("req", "send", "recv", "owner")
 
-    def __init__(self, side, mine, size):
-        self.mine, self.out, self.size, self.checked = mine, bytearray(len(mine) * size), size, False
-        self.req = side.Iallgather(mine, self.out)
+    def __init__(self, comm, size):
+        self.send, self.recv = bytearray(FINGERPRINT.size), bytearray(FINGERPRINT.size * size)
+        self.req, self.owner = comm.Allgather_init(self.send, self.recv), None
+
+
+class _Complete:
+    @staticmethod
+    def Test():
+        return True
+
+
+_COMPLETE = _Complete()
+
+
+class Fingerprints:
+    """Every rank's fingerprint of one collective, all-gathered through a ring slot (see MPIBackend.fingerprints)."""
+    __slots__ = ("slot", "req", "mine", "out", "size", "checked")
+
+    def __init__(self, slot, mine, size):
+        self.slot, self.req, self.mine, self.size, self.checked = slot, slot.req, mine, size, False
+        self.out = slot.recv
 
     def test(self):
         return self.checked or self.req.Test()
+
+    def keep(self):
+        """Copy the gathered fingerprints out of the slot, which a later collective is about to reuse."""
+        self.out, self.req = bytes(self.out), _COMPLETE
 
     def differing(self):
         """None when every rank ran the same collective, else every rank's fingerprint (call once test() is True)."""
@@ -136,7 +178,14 @@ class MPIBackend(Backend):
         self._lock = threading.Lock()
         self._host_staging = not _cuda_aware(MPI)
         self._iallreduce, self._in_place = comm.Iallreduce, MPI.IN_PLACE
-        self.abandoned = []  # requests given up on (timeouts, mismatches), whose buffers MPI may still use
+        # Fingerprints travel through a ring of persistent all-gathers on a communicator of their own, made here
+        # in the same order on every rank; the k-th collective of the group uses slot k % _SLOTS on every rank.
+        # Starting a persistent request costs half of issuing an Iallgather, and on a 1 MB all_reduce the whole
+        # check then costs 1-3 us instead of 5-12 (see BENCHMARKS.md).
+        self._fp_known = {}
+        self.fp_comm = comm.Dup()
+        self._fp_slots = [_Slot(self.fp_comm, self.size) for _ in range(_SLOTS)]
+        self._fp_next = 0
         if self._peers:
             ANSWERING.add(self)
 
@@ -202,9 +251,25 @@ class MPIBackend(Backend):
             late = [p for p in late if self._seen[p][0] < seq]
         return late
 
+    def _fp_slot(self, mine):
+        """The next ring slot, started with this rank's fingerprint `mine` of the collective about to start."""
+        slot = self._fp_slots[self._fp_next & _SLOT_MASK]
+        self._fp_next += 1
+        if slot.owner is not None:  # an exchange of the general path, _SLOTS collectives ago
+            owner, slot.owner = slot.owner, None
+            if not owner.checked:
+                if not owner.req.Test():  # every rank started it long ago: it completes
+                    wait_test(owner.req.Test, 600.0, lambda: RuntimeError("a fingerprint exchange never completed"))
+                owner.keep()
+        slot.send[:] = mine
+        slot.req.Start()
+        return slot
+
     def fingerprints(self, mine):
-        """Start all-gathering `mine` (this rank's fingerprint of the collective it just started)."""
-        return Fingerprints(self.side, mine, self.size)
+        """Start all-gathering `mine`, this rank's fingerprint of the collective it is about to start."""
+        slot = self._fp_slot(mine)
+        fps = slot.owner = Fingerprints(slot, mine, self.size)
+        return fps
 
     def check_same(self, fingerprint):
         raw = np.frombuffer(fingerprint.encode()[:_FP_BYTES].ljust(_FP_BYTES, b"\0"), np.uint8)
@@ -266,50 +331,49 @@ class MPIBackend(Backend):
         The fingerprint all-gather goes out right before the data and is compared once the data is in (or,
         when the data does not come, as soon as the fingerprints are). `on_timeout(*why)` makes the error
         raised past the deadline, `on_mismatch(prints, *why)` the one raised when the ranks disagree."""
-        # the fingerprints go first: each rank's is then out before its data, so once this rank's data is in, the
-        # peers' fingerprints are already here and the check costs no extra round trip
-        fps = Fingerprints(self.side, _pack(_ALL_REDUCE | (op + 1) << 8, dtype_code(array.dtype), array.size),
-                           self.size)
+        # this rank's fingerprint, and what the gathered ones read when every rank agrees, made once per call site:
+        # right after a megabyte has gone through the caches, each object built here costs a cache miss
+        key = (op, array.dtype, array.size)
+        known = self._fp_known.get(key)
+        if known is None:
+            mine = _pack(_ALL_REDUCE | (op + 1) << 8, dtype_code(array.dtype), array.size)
+            known = self._fp_known[key] = (mine, mine * self.size)
+        slot = self._fp_slot(known[0])  # no Fingerprints object unless the slow path needs one
+        fp_test = slot.req.Test
         if array.nbytes > _PIECES_ABOVE:
             test = self._pieces(array.reshape(-1), self._ops[op])
         else:
             test = self._iallreduce(self._in_place, array, op=self._ops[op]).Test
         self.seq += 1  # arrive(): all_reduce is symmetric, so nothing is sent
-        # as wait_test does, yield the core between polls where ranks outnumber cores: the peer holding the
-        # data may be waiting for it
-        pause = os.sched_yield if _work.oversubscribed else _no_pause
+        # the fingerprints are polled to completion first: measured, the data then finishes as fast as it does
+        # alone, while an exchange left in flight beside it slows a 1 MB reduction by 3-5 %
+        if not _quick(fp_test):
+            self._all_reduce_slow(fp_test, Fingerprints(slot, known[0], self.size), deadline_s, on_timeout,
+                                  on_mismatch, why)
+        if slot.recv != known[1]:
+            raise on_mismatch(Fingerprints(slot, known[0], self.size).differing(), *why)
+        if not _quick(test):
+            self._all_reduce_slow(test, None, deadline_s, on_timeout, on_mismatch, why)
+        if op is RedOpType.AVG:
+            array /= self.size
+
+    def _all_reduce_slow(self, test, fps, deadline_s, on_timeout, on_mismatch, why):
+        """all_reduce_now's wait past its quick polls: the general loop keeps the deadline, answers peers and
+        watches the fingerprints, so a mismatch that would hang the data raises as soon as they are in."""
+        def data_or_mismatch():
+            if fps is not None and not fps.checked and fps.req.Test():
+                prints = fps.differing()
+                if prints is not None:
+                    raise on_mismatch(prints, *why)
+            return test()
         try:
-            for _ in _QUICK_POLLS:
-                if test():
-                    break
-                pause()
-            else:  # a slow one: the general loop keeps the deadline, answers peers and watches the fingerprints
-                def data_or_mismatch():
-                    if not fps.checked and fps.req.Test():
-                        prints = fps.differing()
-                        if prints is not None:
-                            raise on_mismatch(prints, *why)
-                    return test()
-                wait_test(data_or_mismatch, deadline_s, lambda: on_timeout(*why))
-            if not fps.test():  # every rank has started: its fingerprint is on the way
-                wait_test(fps.test, deadline_s, lambda: on_timeout(*why))
+            wait_test(data_or_mismatch, deadline_s, lambda: on_timeout(*why))
         except self.MPI.Exception:  # MPI saw the mismatch first (a message longer than the buffer)
-            self.abandoned.append(fps)
-            if fps.test() or _settles(fps):
+            if fps is not None and (fps.test() or _settles(fps)):
                 prints = fps.differing()
                 if prints is not None:
                     raise on_mismatch(prints, *why) from None
             raise
-        except BaseException:
-            # MPI may still write into the fingerprint buffers of an operation given up on: keep them alive
-            self.abandoned.append(fps)
-            raise
-        if not fps.checked:
-            prints = fps.differing()
-            if prints is not None:
-                raise on_mismatch(prints, *why)
-        if op is RedOpType.AVG:
-            array /= self.size
 
     def _pieces(self, flat, mpi_op):
         """Start an all-reduce of `flat` as consecutive pieces, two in flight; returns its test().
@@ -392,6 +456,10 @@ class MPIBackend(Backend):
     def close(self):
         ANSWERING.discard(self)
         self.side.Free()
+        for slot in self._fp_slots:
+            if slot.req.Test():  # complete (or never started): otherwise MPI may still write into its buffers
+                slot.req.Free()
+        self.fp_comm.Free()
         if self.comm != self.MPI.COMM_WORLD:
             self.comm.Free()
 
