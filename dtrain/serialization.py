@@ -12,7 +12,9 @@ import contextlib
 import io
 import os
 import pickle
+import re
 import secrets
+import socket
 import struct
 import sys
 import tempfile
@@ -22,7 +24,7 @@ import zlib
 
 import numpy as np
 
-from . import _backend, _dtype
+from . import _backend, _dtype, _serialization_legacy as _legacy
 from ._device import CPU, device as _device_cls, resolve
 from ._tensor import Size, Tensor, _wrap
 
@@ -245,12 +247,48 @@ def _file_mode():
     return 0o666 & ~mask
 
 
+# A save's temporary file is `.<name>.<host>-<pid>.<random>.tmp` beside its target: a later save to the same target
+# removes those whose writer is certainly gone (an interrupted save's), never a live writer's.
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())
+
+
+def _writer_gone(host, pid):
+    """True only when the writer certainly no longer runs: this host, and no process (or only a zombie) has `pid`."""
+    if host != _HOST or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, under another user
+        return False
+    try:  # a zombie has finished writing (where nobody reaps orphans, as in containers, they stay)
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
+
+
+def _remove_stale_temporaries(path):
+    folder, base = os.path.split(path)
+    prefix = f".{base}."
+    tail = re.compile(r"^([A-Za-z0-9_]+)-(\d+)\.[a-z0-9_]{8}\.tmp$")
+    with contextlib.suppress(OSError):
+        for n in os.listdir(folder):
+            m = n.startswith(prefix) and tail.match(n[len(prefix):])
+            if m and _writer_gone(m.group(1), int(m.group(2))):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, n))
+
+
 def _atomic_write(path, write):
     """Write through a temporary file beside `path`, fsync it, rename it over `path`, fsync the directory:
-    a reader (or a crash) sees the old file or the new one, never part of one."""
+    a reader (or a crash) sees the old file or the new one, never part of one. Temporary files that interrupted
+    saves to `path` left behind are removed first."""
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    _remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), _file_mode())
@@ -308,8 +346,9 @@ class _StorageType:
 class TypedStorage:
     """A loaded storage: one flat array of its device; map_location callables receive and return these."""
 
-    def __init__(self, array, device, dtype):
+    def __init__(self, array, device, dtype, name=None):
         self._array, self.device, self.dtype = array, device, dtype
+        self._name = name  # the record it was read from, for errors
 
     def size(self):
         return int(self._array.shape[0])
@@ -330,7 +369,7 @@ class TypedStorage:
         else:
             with _backend.cupy().cuda.Device(dev.index or 0):
                 arr = dev.xp.asarray(self._array)
-        return TypedStorage(arr, dev, self.dtype)
+        return TypedStorage(arr, dev, self.dtype, self._name)
 
     def cpu(self):
         return self.to(CPU)
@@ -341,13 +380,35 @@ class TypedStorage:
     def _tensor(self, offset, size, stride):
         a = self._array
         item = a.itemsize
-        size, strides = tuple(size), tuple(s * item for s in stride)
+        size, stride = tuple(size), tuple(stride)
+        _check_view(self, offset, size, stride)
+        strides = tuple(s * item for s in stride)
         if self.device.type == "cpu":
             arr = np.ndarray(size, a.dtype, buffer=a, offset=offset * item, strides=strides)
         else:
             xp = self.device.xp
             arr = xp.ndarray(size, a.dtype, memptr=a.data + offset * item, strides=strides)
         return _wrap(arr, self.device)
+
+
+def _check_view(storage, offset, size, stride):
+    """Refuse a tensor that a corrupt or crafted file places outside its storage (it would read other memory)."""
+    n = storage.size()
+    what = f"storage {storage._name}" if storage._name else "its storage"
+    if len(size) != len(stride) or any(s < 0 for s in size):
+        raise RuntimeError(f"invalid tensor in the file: size {list(size)} and stride {list(stride)} on {what}")
+    if any(s < 0 for s in stride):
+        raise RuntimeError(f"tensor of size {list(size)} on {what} has negative strides {list(stride)}, which "
+                           f"torch does not write: the file is corrupt")
+    if offset < 0:
+        raise RuntimeError(f"tensor of size {list(size)} on {what} has a negative storage offset {offset}: the file "
+                           f"is corrupt")
+    needed = 0 if 0 in size else offset + 1 + sum((k - 1) * s for k, s in zip(size, stride))
+    if needed > n:
+        raise RuntimeError(f"setStorage: sizes {list(size)}, strides {list(stride)}, storage offset {offset}, and "
+                           f"itemsize {storage._array.itemsize} requiring a storage size of "
+                           f"{needed * storage._array.itemsize} are out of bounds for {what} of size "
+                           f"{n * storage._array.itemsize} (the file is corrupt)")
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
@@ -499,8 +560,15 @@ class _Unpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
     def persistent_load(self, pid):
+        if isinstance(pid, tuple) and len(pid) == 4 and pid[0] == "module":
+            return pid[1]  # legacy files name a saved module's class with its source; the class was checked above
         if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
             raise pickle.UnpicklingError(f"Unknown saved id type: {pid[0] if isinstance(pid, tuple) else pid!r}")
+        if len(pid) == 6:  # the legacy format adds view metadata, which torch has written as None since 0.4
+            if pid[5] is not None:
+                raise RuntimeError(f"this legacy torch.save file uses storage views {pid[5]!r}, which dtrain does not "
+                                   "load")
+            pid = pid[:5]
         _, stype, key, location, numel = pid
         if not isinstance(stype, _StorageType):
             raise pickle.UnpicklingError(f"unsupported storage type {stype!r}")
@@ -521,7 +589,8 @@ class _Records:
     def storage(self, dtype, key, location, numel):
         s = self.loaded.get(key)
         if s is None:
-            s = self.loaded[key] = self._restore(TypedStorage(self._read(dtype, key, numel), CPU, dtype), location)
+            s = self.loaded[key] = self._restore(
+                TypedStorage(self._read(dtype, key, numel), CPU, dtype, f"{self.prefix}data/{key}"), location)
         return s
 
     def _read(self, dtype, key, numel):
@@ -581,6 +650,15 @@ class _Records:
         return storage.to(dev)
 
 
+def _is_tar(fh):
+    """Whether `fh` holds a tar archive (ustar magic at byte 257); leaves it at its start."""
+    start = fh.tell()
+    fh.seek(start + 257)
+    magic = fh.read(5)
+    fh.seek(start)
+    return magic == b"ustar"
+
+
 def _zip_error(name, err):
     return RuntimeError(f"PytorchStreamReader failed reading zip archive: {err} ({name}). The file is truncated "
                         "or corrupt: it was not saved completely, was transferred incorrectly, or was modified after "
@@ -591,7 +669,7 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
     """Load what `save` (or `torch.save`) wrote.
 
     `weights_only=True` (the default) builds only tensors, containers and plain values; a file naming any
-    other global raises `pickle.UnpicklingError` before anything runs. `mmap=True` maps the storages from
+    other global raises `pickle.UnpicklingError` before anything runs. Files in torch's legacy (non-zip) format load too. `mmap=True` maps the storages from
     the file (copy-on-write) instead of reading them; `f` must then be a path."""
     if weights_only is None:
         weights_only = True
@@ -601,6 +679,21 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
     name = path if path is not None else getattr(f, "name", None) or type(f).__name__
     pickle_load_args.setdefault("encoding", "utf-8")
     with (open(path, "rb") if path is not None else contextlib.nullcontext(f)) as fh:
+        base = _Unpickler
+        if not weights_only and pickle_module is not None and pickle_module is not pickle:
+            base = type("_Unpickler", (_Unpickler, pickle_module.Unpickler), {})
+        if _legacy.is_legacy(fh):
+            if mmap:
+                raise RuntimeError(f"mmap can only be used with files saved with `torch.save({path}, "
+                                   "_use_new_zipfile_serialization=True), please torch.save your checkpoint with this "
+                                   "option in order to use mmap.")
+            restore = _Records(None, fh, "", name, map_location, None)._restore
+            return _legacy.load(fh, name, map_location, lambda file, records: base(file, records, weights_only,
+                                                                                   **pickle_load_args),
+                                weights_only, restore, pickle_load_args)
+        if _is_tar(fh):
+            raise RuntimeError(f"{name} is in the tar format of torch.save before PyTorch 0.4, which dtrain does not "
+                               "load: load it with torch and save it again")
         try:
             zf = zipfile.ZipFile(fh)
         except zipfile.BadZipFile as e:
@@ -617,9 +710,6 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
             except (zipfile.BadZipFile, EOFError, OSError) as e:
                 raise _zip_error(name, e) from None
             records = _Records(zf, fh, prefix, name, map_location, path if mmap else None)
-            base = _Unpickler
-            if not weights_only and pickle_module is not None and pickle_module is not pickle:
-                base = type("_Unpickler", (_Unpickler, pickle_module.Unpickler), {})
             try:
                 return base(io.BytesIO(data), records, weights_only, **pickle_load_args).load()
             except pickle.UnpicklingError:

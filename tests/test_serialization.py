@@ -260,3 +260,142 @@ def test_killed_save_keeps_previous_file(tmp_path):
     assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())  # it died mid-save, before the rename
     assert dtrain.load(path)["w"].tolist() == [1.0, 1.0, 1.0]
     assert torch.load(path, weights_only=True)["w"].tolist() == [1.0, 1.0, 1.0]
+
+
+def _save_with_view(path, offset, stride, size=None):
+    """A dtrain.save file whose one tensor claims `offset`, `stride` (and `size`) on a storage of 10 floats, as a
+    corrupt or crafted file would."""
+    from dtrain import serialization
+    real = serialization._StorageTable.tensor_args
+
+    def crafted(self, t):
+        ref, _, _ = real(self, t)
+        return ref, offset, stride
+    t = dtrain.arange(10.0) if size is None else dtrain.arange(10.0)[:size[0]]
+    serialization._StorageTable.tensor_args = crafted
+    try:
+        dtrain.save({"w": t}, path)
+    finally:
+        serialization._StorageTable.tensor_args = real
+
+
+@pytest.mark.parametrize("offset,stride,size", [(5, (1,), None), (0, (2,), None), (9, (1,), (2,))])
+def test_views_past_their_storage_are_refused_like_torch(tmp_path, offset, stride, size):
+    path = tmp_path / "bad.pt"
+    _save_with_view(path, offset, stride, size)
+    with pytest.raises(RuntimeError, match="Trying to resize storage that is not resizable"):
+        torch.load(path)  # torch refuses it too, in words of its own
+    with pytest.raises(RuntimeError, match=r"out of bounds for storage archive/data/0 of size 40 "):
+        dtrain.load(path)
+    with pytest.raises(RuntimeError, match=r"out of bounds for storage archive/data/0 "):
+        dtrain.load(path, mmap=True)
+
+
+def test_negative_strides_are_refused(tmp_path):
+    path = tmp_path / "neg.pt"
+    _save_with_view(path, 9, (-1,))
+    with pytest.raises(RuntimeError):
+        torch.load(path)
+    with pytest.raises(RuntimeError, match=r"storage archive/data/0 has negative strides \[-1\]"):
+        dtrain.load(path)
+
+
+def test_a_view_that_ends_at_its_storage_end_loads(tmp_path):
+    path = tmp_path / "ok.pt"
+    _save_with_view(path, 4, (3,), (2,))  # elements 4 and 7 of 10
+    got, want = dtrain.load(path)["w"], torch.load(path)["w"]
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    assert got.stride() == want.stride() == (3,)
+
+
+@pytest.mark.parametrize("src,dst", [("SGD", "Adam"), ("SGD", "AdamW"), ("SGD", "RMSprop"), ("Adam", "SGD"),
+                                     ("Adam", "Adagrad")])
+def test_optimizer_rejects_another_optimizers_state_at_load_as_torch_does(src, dst):
+    results = []
+    for lib in (torch, dtrain):
+        lib.manual_seed(0)
+        m = lib.nn.Linear(3, 2)
+        kw = {"momentum": 0.9} if src == "SGD" else {}
+        a = getattr(lib.optim, src)(m.parameters(), lr=0.1, **kw)
+        m(lib.ones(1, 3)).sum().backward()
+        a.step()
+        b = getattr(lib.optim, dst)(m.parameters(), lr=0.1, **({"momentum": 0.9} if dst == "SGD" else {}))
+        try:
+            b.load_state_dict(a.state_dict())
+            results.append("loaded")
+        except Exception as e:
+            results.append((type(e), str(e)))
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("to_path", [True, False])
+def test_legacy_non_zip_files_written_by_torch_load_as_torch_loads_them(tmp_path, to_path):
+    want = _sample(torch)
+    target = tmp_path / "legacy.pt" if to_path else io.BytesIO()
+    torch.save(want, target, _use_new_zipfile_serialization=False)
+    if not to_path:
+        target.seek(0)
+    assert (target.read_bytes() if to_path else target.getvalue())[:2] == b"\x80\x02"  # a pickle, not a zip
+    got = dtrain.load(target)
+    _compare(got, want)
+    assert np.shares_memory(got["row"].numpy(), got["base"].numpy())  # views of one storage stay views
+
+
+def test_legacy_files_are_weights_only_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("touch PAYLOAD_RAN",))
+    torch.save({"w": torch.ones(2), "evil": Payload()}, tmp_path / "evil.pt", _use_new_zipfile_serialization=False)
+    with pytest.raises(pickle.UnpicklingError, match="GLOBAL posix.system"):
+        torch.load(tmp_path / "evil.pt")
+    with pytest.raises(pickle.UnpicklingError, match="Unsupported global: GLOBAL posix.system"):
+        dtrain.load(tmp_path / "evil.pt")
+    assert not (tmp_path / "PAYLOAD_RAN").exists()
+
+
+def test_legacy_files_truncated_or_mapped_are_refused_by_name(tmp_path):
+    path = tmp_path / "legacy.pt"
+    torch.save({"w": torch.arange(100.0)}, path, _use_new_zipfile_serialization=False)
+    with pytest.raises(RuntimeError, match="mmap can only be used with files saved with"):
+        torch.load(path, mmap=True)
+    with pytest.raises(RuntimeError, match="mmap can only be used with files saved with"):
+        dtrain.load(path, mmap=True)
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[:-40])
+    with pytest.raises(RuntimeError):
+        torch.load(tmp_path / "cut.pt")
+    with pytest.raises(RuntimeError, match=r"cut.pt: legacy torch.save file ends inside storage .*: it is truncated"):
+        dtrain.load(tmp_path / "cut.pt")
+
+
+def test_the_next_save_removes_what_an_interrupted_save_left(tmp_path):
+    path = tmp_path / "model.pt"
+    # a save killed while writing: its temporary file stays behind
+    crash = textwrap.dedent(f"""
+        import os, dtrain
+        from dtrain import serialization
+        real = serialization._zip_put
+        def put(zf, name, data):
+            real(zf, name, data)
+            if name.startswith("archive/data/"):
+                os._exit(9)
+        serialization._zip_put = put
+        dtrain.save({{"w": dtrain.ones(1000)}}, {str(path)!r})
+    """)
+    assert subprocess.run([sys.executable, "-c", crash]).returncode == 9
+    left = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+    assert len(left) == 1 and left[0].startswith(".model.pt.") and not path.exists()
+    from dtrain import serialization
+    host = serialization._HOST
+    live = [f".model.pt.{host}-1.abcdefgh.tmp",  # pid 1 runs
+            f".model.pt.{host}-{os.getpid()}.abcdefgh.tmp",  # this process: maybe writing right now
+            f".model.pt.elsewhere-99999999.abcdefgh.tmp",  # another host: cannot tell
+            f".model.pt.x.{host}-99999999.abcdefgh.tmp",  # another target's (model.pt.x)
+            "model.pt.backup"]
+    for n in live:
+        (tmp_path / n).write_bytes(b"x")
+    dtrain.save({"w": dtrain.zeros(3)}, path)
+    assert sorted(os.listdir(tmp_path)) == sorted(live + ["model.pt"])
+    assert dtrain.load(path)["w"].tolist() == [0.0, 0.0, 0.0]

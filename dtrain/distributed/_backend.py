@@ -6,6 +6,7 @@ the operation is complete and its output written). The public layer decides whet
 Ranks given to a backend are ranks in its own group.
 """
 import enum
+import struct
 
 
 class RedOpType(enum.IntEnum):
@@ -28,6 +29,73 @@ class ReduceOp:
     RedOpType = RedOpType
     SUM, AVG, PRODUCT, MIN, MAX = RedOpType.SUM, RedOpType.AVG, RedOpType.PRODUCT, RedOpType.MIN, RedOpType.MAX
     BAND, BOR, BXOR, PREMUL_SUM = RedOpType.BAND, RedOpType.BOR, RedOpType.BXOR, RedOpType.PREMUL_SUM
+
+
+# ---------------------------------------------------------------- collective fingerprints
+# Every collective of a group of two or more ranks all-gathers a 24-byte fingerprint of itself (which collective,
+# reduce op, root, dtype, element count) on a communicator of its own, started just before the operation and
+# compared once it is in, or as soon as the fingerprints are in while the operation still waits: a peer
+# running another operation (that would hang or corrupt data) makes every rank raise, naming it.
+FINGERPRINT = struct.Struct("<3q")
+KINDS = ("all_reduce", "broadcast", "reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter",
+         "reduce_scatter_tensor", "gather", "scatter", "all_to_all", "all_to_all_single", "barrier")
+KIND_CODES = {k: i for i, k in enumerate(KINDS)}
+ANY_COUNT = -1  # all_to_all: each rank's counts are its own
+
+
+_DTYPES = None  # ({numpy dtype: code}, [dtrain dtype name by code]), made on first use
+
+
+def _dtypes():
+    global _DTYPES
+    if _DTYPES is None:
+        from .. import _dtype
+        _DTYPES = ({d.np: i for i, d in enumerate(_dtype._ALL) if d.np is not None}, [str(d) for d in _dtype._ALL])
+    return _DTYPES
+
+
+def dtype_code(np_dtype):
+    code = (_DTYPES or _dtypes())[0].get(np_dtype)
+    return code if code is not None else 1000 + np_dtype.num
+
+
+def _dtype_name(code):
+    names = _dtypes()[1]
+    if code < len(names):
+        return names[code]
+    return f"numpy type number {code - 1000}"
+
+
+def fingerprint(kind, np_dtype, count, op=None, root=None):
+    """The bytes a collective is compared by: kind, reduce op and root in one word, then dtype and count."""
+    head = KIND_CODES[kind] | (0 if op is None else int(op) + 1) << 8 | (0 if root is None else root + 1) << 16
+    return FINGERPRINT.pack(head, -1 if np_dtype is None else dtype_code(np_dtype), count)
+
+
+def describe_fingerprint(raw):
+    """A fingerprint in words: `all_reduce(count=1000, dtype=torch.float32, op=SUM)`."""
+    head, dt, count = FINGERPRINT.unpack(raw)
+    kind, op, root = head & 0xFF, (head >> 8 & 0xFF) - 1, (head >> 16) - 1
+    parts = []
+    if count != ANY_COUNT:
+        parts.append(f"count={count}")
+    if dt >= 0:
+        parts.append(f"dtype={_dtype_name(dt)}")
+    if op >= 0:
+        parts.append(f"op={RedOpType(op).name}")
+    if root >= 0:
+        parts.append(f"root={root}")
+    return f"{KINDS[kind] if kind < len(KINDS) else f'collective {kind}'}({', '.join(parts)})"
+
+
+def differences(a, b):
+    """The fields in which fingerprints `a` and `b` differ, by name."""
+    (ha, da, ca), (hb, db, cb) = FINGERPRINT.unpack(a), FINGERPRINT.unpack(b)
+    if ha & 0xFF != hb & 0xFF:
+        return ["collective"]  # its other fields mean different things
+    names = [("collective", ha & 0xFF, hb & 0xFF), ("reduce op", ha >> 8 & 0xFF, hb >> 8 & 0xFF),
+             ("root", ha >> 16, hb >> 16), ("dtype", da, db), ("element count", ca, cb)]
+    return [n for n, x, y in names if x != y]
 
 
 class Done:

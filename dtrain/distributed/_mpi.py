@@ -14,6 +14,10 @@ A rank that has *finished* #k no longer waits there, which is harmless for the s
 reduce or gather, can finish before their peers arrive and then compute for a long time. Those
 collectives keep a 16-byte note (k and the operation's code), sent to every peer after the operation
 has started; the asking rank drains the notes along with the answers.
+
+Fingerprints (see _backend.py) go through a ring of 32 persistent all-gathers (MPI_Allgather_init) on a
+third communicator, made at the group's creation; the k-th collective of the group uses slot k mod 32 on
+every rank, so fast and general paths, blocking and async calls all match alike.
 """
 import os
 import threading
@@ -23,7 +27,7 @@ import numpy as np
 
 from .. import _backend
 from . import _env
-from ._backend import Backend, DONE, RedOpType
+from ._backend import Backend, DONE, FINGERPRINT, KIND_CODES, RedOpType, dtype_code
 from . import _work
 from ._work import ANSWERING, answer_all, wait_test
 
@@ -40,6 +44,10 @@ _RING = 4096
 _QUICK_POLLS = range(1024)
 # a blocking all_reduce larger than this goes in pieces of _PIECE_BYTES (see MPIBackend._pieces)
 _PIECES_ABOVE, _PIECE_BYTES = 8 << 20, 4 << 20
+_ALL_REDUCE = KIND_CODES["all_reduce"]
+_SLOTS = 32  # fingerprint exchanges that may be in flight at once on a group (async collectives)
+_SLOT_MASK = _SLOTS - 1
+_pack = FINGERPRINT.pack
 _BF16_KIND = "V"  # ml_dtypes.bfloat16 reports kind 'V'; MPI has no bfloat16, so it is staged as float32
 
 
@@ -65,8 +73,21 @@ def _cuda_aware(MPI):
         return False
 
 
-def _no_pause():
-    pass
+def _quick(test):
+    """Poll `test` a short while (the blocking fast path's own loop); whether it completed. As wait_test does,
+    yield the core between polls where ranks outnumber cores: the peer holding the data may be waiting for it.
+    Otherwise the loop calls nothing else: after a megabyte has streamed through the caches each extra call
+    per poll is a miss, and a 1 MB reduction polls hundreds of times."""
+    if _work.oversubscribed:
+        for _ in _QUICK_POLLS:
+            if test():
+                return True
+            os.sched_yield()
+        return False
+    for _ in _QUICK_POLLS:
+        if test():
+            return True
+    return False
 
 
 def _device_ready(a):
@@ -94,6 +115,50 @@ class _Request:
         return True
 
 
+class _Slot:
+    """One persistent all-gather of fingerprints (MPI_Allgather_init) with its own buffers, and the exchange that
+    last used it."""
+    __slots__ = ("req", "send", "recv", "owner")
+
+    def __init__(self, comm, size):
+        self.send, self.recv = bytearray(FINGERPRINT.size), bytearray(FINGERPRINT.size * size)
+        self.req, self.owner = comm.Allgather_init(self.send, self.recv), None
+
+
+class _Complete:
+    @staticmethod
+    def Test():
+        return True
+
+
+_COMPLETE = _Complete()
+
+
+class Fingerprints:
+    """Every rank's fingerprint of one collective, all-gathered through a ring slot (see MPIBackend.fingerprints)."""
+    __slots__ = ("slot", "req", "mine", "out", "size", "checked")
+
+    def __init__(self, slot, mine, size):
+        self.slot, self.req, self.mine, self.size, self.checked = slot, slot.req, mine, size, False
+        self.out = slot.recv
+
+    def test(self):
+        return self.checked or self.req.Test()
+
+    def keep(self):
+        """Copy the gathered fingerprints out of the slot, which a later collective is about to reuse."""
+        self.out, self.req = bytes(self.out), _COMPLETE
+
+    def differing(self):
+        """None when every rank ran the same collective, else every rank's fingerprint (call once test() is True)."""
+        self.checked = True
+        out = self.out
+        if out == self.mine * self.size:
+            return None
+        k = len(self.mine)
+        return [bytes(out[i * k:(i + 1) * k]) for i in range(self.size)]
+
+
 class MPIBackend(Backend):
     name = "mpi"
 
@@ -113,6 +178,14 @@ class MPIBackend(Backend):
         self._lock = threading.Lock()
         self._host_staging = not _cuda_aware(MPI)
         self._iallreduce, self._in_place = comm.Iallreduce, MPI.IN_PLACE
+        # Fingerprints travel through a ring of persistent all-gathers on a communicator of their own, made here
+        # in the same order on every rank; the k-th collective of the group uses slot k % _SLOTS on every rank.
+        # Starting a persistent request costs half of issuing an Iallgather, and on a 1 MB all_reduce the whole
+        # check then costs 1-3 us instead of 5-12 (see BENCHMARKS.md).
+        self._fp_known = {}
+        self.fp_comm = comm.Dup()
+        self._fp_slots = [_Slot(self.fp_comm, self.size) for _ in range(_SLOTS)]
+        self._fp_next = 0
         if self._peers:
             ANSWERING.add(self)
 
@@ -178,6 +251,26 @@ class MPIBackend(Backend):
             late = [p for p in late if self._seen[p][0] < seq]
         return late
 
+    def _fp_slot(self, mine):
+        """The next ring slot, started with this rank's fingerprint `mine` of the collective about to start."""
+        slot = self._fp_slots[self._fp_next & _SLOT_MASK]
+        self._fp_next += 1
+        if slot.owner is not None:  # an exchange of the general path, _SLOTS collectives ago
+            owner, slot.owner = slot.owner, None
+            if not owner.checked:
+                if not owner.req.Test():  # every rank started it long ago: it completes
+                    wait_test(owner.req.Test, 600.0, lambda: RuntimeError("a fingerprint exchange never completed"))
+                owner.keep()
+        slot.send[:] = mine
+        slot.req.Start()
+        return slot
+
+    def fingerprints(self, mine):
+        """Start all-gathering `mine`, this rank's fingerprint of the collective it is about to start."""
+        slot = self._fp_slot(mine)
+        fps = slot.owner = Fingerprints(slot, mine, self.size)
+        return fps
+
     def check_same(self, fingerprint):
         raw = np.frombuffer(fingerprint.encode()[:_FP_BYTES].ljust(_FP_BYTES, b"\0"), np.uint8)
         out = np.empty(_FP_BYTES * self.size, np.uint8)
@@ -229,29 +322,58 @@ class MPIBackend(Backend):
         return back
 
     # ---------------------------------------------------------------- collectives
-    def all_reduce_now(self, array, op, deadline_s, on_timeout, *why):
+    def all_reduce_now(self, array, op, deadline_s, on_timeout, on_mismatch, *why):
         """Blocking all_reduce of a contiguous NumPy array of an MPI dtype, in place (the training loop's call).
 
-        The same operation as `all_reduce` + `wait`, with nothing allocated around MPI's own call: right after a
+        The same operation as `all_reduce` + `wait`, with little allocated around MPI's own call: right after a
         megabyte has streamed through the caches every object Python touches is a cache miss, and the general
         path's few microseconds of wrapping grew to 5-10 % of a 1 MB reduction. Above 8 MB it goes in pieces.
-        `on_timeout(*why)` makes the error raised past the deadline."""
+        The fingerprint all-gather goes out right before the data and is compared once the data is in (or,
+        when the data does not come, as soon as the fingerprints are). `on_timeout(*why)` makes the error
+        raised past the deadline, `on_mismatch(prints, *why)` the one raised when the ranks disagree."""
+        # this rank's fingerprint, and what the gathered ones read when every rank agrees, made once per call site:
+        # right after a megabyte has gone through the caches, each object built here costs a cache miss
+        key = (op, array.dtype, array.size)
+        known = self._fp_known.get(key)
+        if known is None:
+            mine = _pack(_ALL_REDUCE | (op + 1) << 8, dtype_code(array.dtype), array.size)
+            known = self._fp_known[key] = (mine, mine * self.size)
+        slot = self._fp_slot(known[0])  # no Fingerprints object unless the slow path needs one
+        fp_test = slot.req.Test
         if array.nbytes > _PIECES_ABOVE:
             test = self._pieces(array.reshape(-1), self._ops[op])
         else:
             test = self._iallreduce(self._in_place, array, op=self._ops[op]).Test
         self.seq += 1  # arrive(): all_reduce is symmetric, so nothing is sent
-        # as wait_test does, yield the core between polls where ranks outnumber cores: the peer holding the
-        # data may be waiting for it
-        pause = os.sched_yield if _work.oversubscribed else _no_pause
-        for _ in _QUICK_POLLS:
-            if test():
-                break
-            pause()
-        else:  # a slow one: the general loop keeps the deadline and answers peers
-            wait_test(test, deadline_s, lambda: on_timeout(*why))
+        # the fingerprints are polled to completion first: measured, the data then finishes as fast as it does
+        # alone, while an exchange left in flight beside it slows a 1 MB reduction by 3-5 %
+        if not _quick(fp_test):
+            self._all_reduce_slow(fp_test, Fingerprints(slot, known[0], self.size), deadline_s, on_timeout,
+                                  on_mismatch, why)
+        if slot.recv != known[1]:
+            raise on_mismatch(Fingerprints(slot, known[0], self.size).differing(), *why)
+        if not _quick(test):
+            self._all_reduce_slow(test, None, deadline_s, on_timeout, on_mismatch, why)
         if op is RedOpType.AVG:
             array /= self.size
+
+    def _all_reduce_slow(self, test, fps, deadline_s, on_timeout, on_mismatch, why):
+        """all_reduce_now's wait past its quick polls: the general loop keeps the deadline, answers peers and
+        watches the fingerprints, so a mismatch that would hang the data raises as soon as they are in."""
+        def data_or_mismatch():
+            if fps is not None and not fps.checked and fps.req.Test():
+                prints = fps.differing()
+                if prints is not None:
+                    raise on_mismatch(prints, *why)
+            return test()
+        try:
+            wait_test(data_or_mismatch, deadline_s, lambda: on_timeout(*why))
+        except self.MPI.Exception:  # MPI saw the mismatch first (a message longer than the buffer)
+            if fps is not None and (fps.test() or _settles(fps)):
+                prints = fps.differing()
+                if prints is not None:
+                    raise on_mismatch(prints, *why) from None
+            raise
 
     def _pieces(self, flat, mpi_op):
         """Start an all-reduce of `flat` as consecutive pieces, two in flight; returns its test().
@@ -334,8 +456,22 @@ class MPIBackend(Backend):
     def close(self):
         ANSWERING.discard(self)
         self.side.Free()
+        for slot in self._fp_slots:
+            if slot.req.Test():  # complete (or never started): otherwise MPI may still write into its buffers
+                slot.req.Free()
+        self.fp_comm.Free()
         if self.comm != self.MPI.COMM_WORLD:
             self.comm.Free()
+
+
+def _settles(fps, within_s=_ANSWER_WITHIN_S):
+    """Whether the fingerprint exchange completes within a second (it does whenever every rank has started)."""
+    until = time.monotonic() + within_s
+    while time.monotonic() < until:
+        if fps.req.Test():
+            return True
+        time.sleep(1e-4)
+    return False
 
 
 def _back(a, staged):

@@ -5,7 +5,6 @@ import enum
 import os
 
 from . import _env, distributed_c10d as c10d
-from ._backend import LocalBackend
 from ._work import DistBackendError
 
 __all__ = ["new_subgroups", "new_subgroups_by_enumeration", "monitored_barrier", "DebugLevel", "get_debug_level",
@@ -80,8 +79,7 @@ def set_debug_level(level):
     for pg in [c10d._world.default] + list(c10d._world.groups):
         if pg is not None and pg._mpi is not None:
             pg._debug = _env.debug_detail() and pg.size() > 1
-            pg._plain = (not pg._has_nccl and not pg._debug and not isinstance(pg._mpi, LocalBackend)
-                         and pg._broken is None)
+            pg._plain = c10d._is_plain(pg)
 
 
 def set_debug_level_from_env():

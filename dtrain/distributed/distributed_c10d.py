@@ -8,10 +8,15 @@ init_process_group / new_group, else env DTRAIN_DIST_TIMEOUT in seconds, else 10
 DistBackendError (a RuntimeError) naming the operation, the tensor's shape, this rank and the ranks that
 never reached the collective. The group is unusable afterwards.
 
-Debug mode: with env DTRAIN_DISTRIBUTED_DEBUG=DETAIL every collective first all-gathers a fingerprint
-(operation, shapes, dtypes, root, sequence number) on a side communicator; when ranks disagree, every
-rank raises a RuntimeError listing which ranks differ and how, instead of running a mismatched (and
-hanging or corrupting) collective.
+Mismatched collectives: every collective of a group of two or more ranks all-gathers a 24-byte fingerprint
+(operation, reduce op, root, dtype, element count) on a side communicator, started right before the data
+and compared when both are in, or as soon as the fingerprints are in while the data still waits (a count
+that differs would otherwise hang until the timeout). When ranks disagree every rank raises
+DistBackendError naming the ranks that differ and what differs; the group is unusable afterwards.
+
+Debug mode: with env DTRAIN_DISTRIBUTED_DEBUG=DETAIL every collective first all-gathers a longer
+fingerprint (operation, shapes, dtypes, root, sequence number) and waits for it, so a mismatch raises
+before the collective runs and the group stays usable.
 """
 import datetime
 import time
@@ -20,7 +25,8 @@ import numpy as np
 
 from .._tensor import Tensor
 from . import _env, _work
-from ._backend import Backend as _BackendBase, LocalBackend, ReduceOp, RedOpType
+from ._backend import (ANY_COUNT, Backend as _BackendBase, LocalBackend, ReduceOp, RedOpType, describe_fingerprint,
+                       differences, fingerprint as _fingerprint)
 from ._work import DistBackendError, DistError, Work, wait as _wait
 
 __all__ = ["Backend", "ReduceOp", "ProcessGroup", "GroupMember", "group", "Work", "DistError", "DistBackendError",
@@ -57,8 +63,15 @@ class ProcessGroup:
         self._name = name
         self._broken = None
         self._debug = _env.debug_detail() and self.size() > 1  # read per group, so tests can switch it
-        # host arrays go through MPI, no fingerprints are exchanged, nothing has failed: all_reduce's fast path
-        self._plain = not self._has_nccl and not self._debug and not isinstance(mpi_backend, LocalBackend)
+        # fingerprint exchanges of rooted collectives that finished before the peers' fingerprints came in:
+        # compared at the group's next collective
+        self._unchecked = []
+        self._abandoned = []  # requests given up on after an error, kept so MPI never writes into freed memory
+        self._plain = _is_plain(self)
+
+    def _checks(self):
+        """Whether collectives exchange fingerprints (DETAIL mode checks its own, before the collective)."""
+        return not self._debug and not isinstance(self._mpi, LocalBackend)
 
     def rank(self):
         return self._mpi.rank
@@ -87,6 +100,12 @@ class ProcessGroup:
                 raise RuntimeError(f"No backend type associated with device type {dev}: the group's backend is "
                                    f"'{self._backend_name}', which takes CUDA tensors only")
         return self._mpi
+
+
+def _is_plain(pg):
+    """all_reduce's fast path: host arrays through MPI, no DETAIL exchange, no unchecked fingerprints, no failure."""
+    return (not pg._has_nccl and not pg._debug and not isinstance(pg._mpi, LocalBackend) and pg._broken is None
+            and not pg._unchecked)
 
 
 class GroupMember:
@@ -357,22 +376,133 @@ def _check_same(pg, fingerprint):
                            f"{pg._ranks[0]}. {detail}")
 
 
-def _run(pg, name, tensor, start, async_op, fingerprint="", finish=None, result=(), peer=None):
-    """Start a collective (or p2p op with `peer`) on `pg`, then wait for it or return its Work."""
+def _mismatch_error(prints, pg, name, tensor, seq=None):
+    """The error every rank raises when the ranks' fingerprints of one collective differ; breaks the group."""
+    by_print = {}
+    for i, p in enumerate(prints):
+        by_print.setdefault(p, []).append(pg._ranks[i])
+    # the fingerprint most ranks hold is the reference (the lowest rank's on a tie); the others differ
+    ref = max(by_print, key=lambda p: (len(by_print[p]), -by_print[p][0]))
+    differ = sorted(r for p, rs in by_print.items() if p != ref for r in rs)
+    what = sorted({d for p in by_print if p != ref for d in differences(ref, p)})
+
+    def ranks(rs):
+        return f"rank {rs[0]}" if len(rs) == 1 else f"ranks {rs}"
+    running = "; ".join(f"{ranks(rs)} {'is' if len(rs) == 1 else 'are'} running {describe_fingerprint(p)}"
+                        for p, rs in sorted(by_print.items(), key=lambda kv: kv[1][0]))
+    seq = pg._mpi.seq if seq is None else seq
+    err = DistBackendError(
+        f"Detected mismatch between collectives on ranks: {ranks(differ)} differ{'s' if len(differ) == 1 else ''} "
+        f"from {ranks(by_print[ref])} in the {', '.join(what)} of collective #{seq} of the group of ranks "
+        f"{pg._ranks} (seen on rank {get_rank()} in {_describe(name, tensor)}): {running}")
+    pg._broken = err
+    pg._plain = False
+    return err
+
+
+_ROOTED = frozenset({"broadcast", "reduce", "gather", "scatter"})
+
+
+class _Checked:
+    """A collective's request together with its fingerprint exchange: complete once the data is in and the
+    fingerprints agree; raises the mismatch as soon as the fingerprints are in and disagree."""
+    __slots__ = ("req", "fps", "pg", "name", "tensor", "seq", "done")
+
+    def __init__(self, req, fps, pg, name, tensor):
+        self.req, self.fps, self.pg, self.name, self.tensor = req, fps, pg, name, tensor
+        self.seq, self.done = pg._mpi.seq, False
+
+    def _check(self):
+        prints = self.fps.differing()
+        if prints is not None:
+            self.pg._abandoned.append(self)
+            raise _mismatch_error(prints, self.pg, self.name, self.tensor, self.seq)
+
+    def test(self):
+        if self.done:
+            return True
+        fps = self.fps
+        if not fps.checked and fps.req.Test():
+            self._check()
+        if self.pg._unchecked:
+            # a peer that found an earlier collective mismatched raised instead of joining this one
+            _check_unchecked(self.pg)
+        try:
+            if not self.req.test():
+                return False
+        except Exception:  # MPI saw the mismatch first (a message longer than the buffer): name it if so
+            if not fps.checked:
+                from ._mpi import _settles
+                if _settles(fps):
+                    self._check()
+            raise
+        self.done = True
+        if not fps.checked:
+            if self.name in _ROOTED:
+                # this rank may have finished before its peers even started (the root of a broadcast): their
+                # fingerprints are compared at the group's next collective rather than waited for here
+                self.pg._unchecked.append(self)
+                self.pg._plain = False
+            else:  # every rank has started this collective, so every fingerprint is on its way
+                _wait(fps, self.pg._timeout, _timeout_error(self.pg, self.name, self.tensor))
+                self._check()
+        if self.pg._unchecked and self.name not in _ROOTED:
+            # every rank has started this collective, so every rank's fingerprints of the earlier ones are out too
+            _check_unchecked(self.pg, wait=True)
+        return True
+
+    @property
+    def source(self):
+        return getattr(self.req, "source", None)
+
+
+def _check_unchecked(pg, wait=False):
+    """Compare the fingerprints of earlier rooted collectives that have come in since (`wait`: all of them)."""
+    pending = pg._unchecked
+    pg._unchecked = []
+    for i, c in enumerate(pending):
+        if wait:
+            _wait(c.fps, pg._timeout, _timeout_error(pg, c.name, c.tensor))
+        if c.fps.test():
+            if not c.fps.checked:
+                try:
+                    c._check()
+                except DistBackendError:
+                    pg._unchecked += [d for d in pending[i + 1:] if not d.fps.checked]
+                    raise
+        else:
+            pg._unchecked.append(c)
+    pg._plain = _is_plain(pg)
+
+
+def _run(pg, name, tensor, start, async_op, fingerprint="", finish=None, result=(), peer=None, check=None):
+    """Start a collective (or p2p op with `peer`) on `pg`, then wait for it or return its Work.
+
+    `check`: (numpy dtype, element count, reduce op, root) that every rank must agree on (None: unused)."""
     if pg._broken is not None:
         raise DistBackendError(f"{name}: the process group is unusable after an earlier failure: {pg._broken}")
+    if pg._unchecked:
+        _check_unchecked(pg)
     backend = pg._backend_for(tensor) if tensor is not None else pg._mpi
     if peer is None and pg._debug:
         _check_same(pg, f"{name}({fingerprint() if callable(fingerprint) else fingerprint})")
+    # the fingerprints go out first, so that once a collective's data is in, the peers' fingerprints are too
+    fps = pg._mpi.fingerprints(_fingerprint(name, *check)) if peer is None and pg._checks() else None
     req = start(backend)
     if peer is None:
         pg._mpi.arrive(name)  # after the start, so telling the peers never delays the data itself
+        if fps is not None:
+            req = _Checked(req, fps, pg, name, tensor)
     if finish is not None:
         req = _Then(req, finish)
     on_timeout = _timeout_error(pg, name, tensor, peer)
     if async_op:
         return Work(req, pg._timeout, on_timeout, result=result)
-    _wait(req, pg._timeout, on_timeout)
+    try:
+        _wait(req, pg._timeout, on_timeout)
+    except BaseException:
+        pg._abandoned.append(req)  # MPI may still write into its buffers: keep them alive
+        raise
     return req
 
 
@@ -442,6 +572,10 @@ def _all_reduce_timed_out(pg, tensor):
     return _timeout_error(pg, "all_reduce", tensor)()
 
 
+def _all_reduce_mismatch(prints, pg, tensor):
+    return _mismatch_error(prints, pg, "all_reduce", tensor)
+
+
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce `tensor` across the group, in place on every rank."""
     # the checks are spelled out cheaply here: a training loop makes this call thousands of times, and on a
@@ -459,11 +593,12 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     if (not async_op and pg._plain and arr.__class__ is np.ndarray
             and arr.flags.c_contiguous and arr.dtype.kind not in "bV"):
         # MPI takes the tensor's own array as it is: the blocking fast path
-        pg._mpi.all_reduce_now(arr, op, pg._timeout, _all_reduce_timed_out, pg, tensor)
+        pg._mpi.all_reduce_now(arr, op, pg._timeout, _all_reduce_timed_out, _all_reduce_mismatch, pg, tensor)
         return None
     arr, back = _inout(tensor)
     req = _run(pg, "all_reduce", tensor, lambda b: b.all_reduce(arr, op), async_op,
-               lambda: f"shape={list(tensor.shape)}, dtype={tensor.dtype}, op={op.name}", back, [tensor])
+               lambda: f"shape={list(tensor.shape)}, dtype={tensor.dtype}, op={op.name}", back, [tensor],
+               check=(arr.dtype, arr.size, op, None))
     return req if async_op else None
 
 
@@ -476,7 +611,8 @@ def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):
     root = group_src if group_src is not None else _group_rank(pg, 0 if src is None else src, "Global")
     arr, back = _inout(tensor)
     req = _run(pg, "broadcast", tensor, lambda b: b.broadcast(arr, root), async_op,
-               lambda: f"shape={list(tensor.shape)}, dtype={tensor.dtype}, src={root}", back, [tensor])
+               lambda: f"shape={list(tensor.shape)}, dtype={tensor.dtype}, src={root}", back, [tensor],
+               check=(arr.dtype, arr.size, None, root))
     return req if async_op else None
 
 
@@ -491,7 +627,7 @@ def reduce(tensor, dst=None, op=ReduceOp.SUM, group=None, async_op=False, group_
     arr, back = _inout(tensor)
     req = _run(pg, "reduce", tensor, lambda b: b.reduce(arr, root, op), async_op,
                f"shape={list(tensor.shape)}, dtype={tensor.dtype}, op={op.name}, dst={root}",
-               back if pg.rank() == root else None, [tensor])
+               back if pg.rank() == root else None, [tensor], check=(arr.dtype, arr.size, op, root))
     return req if async_op else None
 
 
@@ -511,7 +647,8 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=Fal
     out, back = _inout(output_tensor)
     src = _contig(input_tensor._data)
     req = _run(pg, "all_gather_into_tensor", input_tensor, lambda b: b.all_gather(out.reshape(-1), src.reshape(-1)),
-               async_op, f"shape={list(input_tensor.shape)}, dtype={input_tensor.dtype}", back, [output_tensor])
+               async_op, f"shape={list(input_tensor.shape)}, dtype={input_tensor.dtype}", back, [output_tensor],
+               check=(src.dtype, src.size, None, None))
     return req if async_op else None
 
 
@@ -535,7 +672,8 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
         for i, t in enumerate(tensor_list):
             t._data[...] = out[i * src.size:(i + 1) * src.size].reshape(t._data.shape)
     req = _run(pg, "all_gather", tensor, lambda b: b.all_gather(out, src.reshape(-1)), async_op,
-               f"shape={list(tensor.shape)}, dtype={tensor.dtype}", scatter_out, tensor_list)
+               f"shape={list(tensor.shape)}, dtype={tensor.dtype}", scatter_out, tensor_list,
+               check=(src.dtype, src.size, None, None))
     return req if async_op else None
 
 
@@ -557,7 +695,8 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
     src = _contig(input._data)
     req = _run(pg, "reduce_scatter_tensor", input,
                lambda b: b.reduce_scatter(out.reshape(-1), src.reshape(-1), op), async_op,
-               f"shape={list(input.shape)}, dtype={input.dtype}, op={op.name}", back, [output])
+               f"shape={list(input.shape)}, dtype={input.dtype}, op={op.name}", back, [output],
+               check=(out.dtype, out.size, op, None))
     return req if async_op else None
 
 
@@ -575,7 +714,8 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
     src = xp.concatenate([t._data.reshape(-1) for t in input_list]) if input_list else xp.empty(0, output._data.dtype)
     out, back = _inout(output)
     req = _run(pg, "reduce_scatter", output, lambda b: b.reduce_scatter(out.reshape(-1), src, op), async_op,
-               f"shape={list(output.shape)}, dtype={output.dtype}, op={op.name}", back, [output])
+               f"shape={list(output.shape)}, dtype={output.dtype}, op={op.name}", back, [output],
+               check=(out.dtype, out.size, op, None))
     return req if async_op else None
 
 
@@ -602,7 +742,8 @@ def gather(tensor, gather_list=None, dst=None, group=None, async_op=False, group
             raise ValueError("Argument ``gather_list`` must NOT be specified on non-destination ranks.")
         out, finish = None, None
     req = _run(pg, "gather", tensor, lambda b: b.gather(out, src.reshape(-1), root), async_op,
-               f"shape={list(tensor.shape)}, dtype={tensor.dtype}, dst={root}", finish, gather_list or [])
+               f"shape={list(tensor.shape)}, dtype={tensor.dtype}, dst={root}", finish, gather_list or [],
+               check=(src.dtype, src.size, None, root))
     return req if async_op else None
 
 
@@ -625,7 +766,8 @@ def scatter(tensor, scatter_list=None, src=None, group=None, async_op=False, gro
         send_buf = None
     out, back = _inout(tensor)
     req = _run(pg, "scatter", tensor, lambda b: b.scatter(out.reshape(-1), send_buf, root), async_op,
-               f"shape={list(tensor.shape)}, dtype={tensor.dtype}, src={root}", back, [tensor])
+               f"shape={list(tensor.shape)}, dtype={tensor.dtype}, src={root}", back, [tensor],
+               check=(out.dtype, out.size, None, root))
     return req if async_op else None
 
 
@@ -657,7 +799,7 @@ def all_to_all(output_tensor_list, input_tensor_list, group=None, async_op=False
             o += c
     req = _run(pg, "all_to_all", input_tensor_list[0], lambda b: b.all_to_all(out, out_counts, send, in_counts),
                async_op, f"in={[list(t.shape) for t in input_tensor_list]}, dtype={input_tensor_list[0].dtype}",
-               finish, output_tensor_list)
+               finish, output_tensor_list, check=(dtype, ANY_COUNT, None, None))
     return req if async_op else None
 
 
@@ -689,7 +831,7 @@ def all_to_all_single(output, input, output_split_sizes=None, input_split_sizes=
     src = _contig(input._data)
     req = _run(pg, "all_to_all_single", input,
                lambda b: b.all_to_all(out.reshape(-1), out_counts, src.reshape(-1), in_counts), async_op,
-               f"dtype={input.dtype}", back, [output])
+               f"dtype={input.dtype}", back, [output], check=(src.dtype, ANY_COUNT, None, None))
     return req if async_op else None
 
 
@@ -698,7 +840,7 @@ def barrier(group=None, async_op=False, device_ids=None):
     pg = _pg(group)
     if pg is None:
         return None
-    req = _run(pg, "barrier", None, lambda b: b.barrier(), async_op)
+    req = _run(pg, "barrier", None, lambda b: b.barrier(), async_op, check=(None, ANY_COUNT, None, None))
     return req if async_op else None
 
 

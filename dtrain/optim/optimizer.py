@@ -482,6 +482,13 @@ class Optimizer:
             else:
                 state[k] = v
 
+        if any(c.__name__ in _STEP_IN_STATE and c.__module__.startswith("dtrain.optim") for c in type(self).__mro__):
+            # as torch's __setstate__ of these optimizers reads every parameter's state["step"] while loading, a
+            # state without it (another optimizer's: SGD's momentum buffers) is refused here, not at step()
+            for v in state.values():
+                if v and "step" not in v:
+                    raise KeyError("step")
+
         def update_group(group, new_group):
             new_group["params"] = group["params"]
             if "param_names" in group and "param_names" not in new_group:
@@ -490,6 +497,11 @@ class Optimizer:
 
         self.__setstate__({"state": state,
                            "param_groups": [update_group(g, ng) for g, ng in zip(groups, saved_groups)]})
+
+
+# the optimizers that keep a `step` count in each parameter's state (torch's read it in __setstate__)
+_STEP_IN_STATE = frozenset({"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta", "ASGD",
+                            "Rprop", "Adafactor"})
 
 
 def _typename(obj):

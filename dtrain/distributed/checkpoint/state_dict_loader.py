@@ -3,7 +3,12 @@
 Each rank reads the metadata and then only the chunks that overlap what it needs: the whole tensor for a
 plain tensor, its block for a LocalShard. Every chunk read is checked against its length and crc32.
 Loading takes no collectives, so a checkpoint can also be read by one process (consolidate, tests).
+
+Non-tensor values are unpickled as `dtrain.load` unpickles: by default (`weights_only=True`) only tensors,
+plain containers and values and the allow-listed globals (`dtrain.serialization.add_safe_globals`) can be
+built; a value naming any other global raises pickle.UnpicklingError before anything of it runs.
 """
+import io
 import os
 import pickle
 import zlib
@@ -11,6 +16,7 @@ import zlib
 import numpy as np
 
 from ..._tensor import Tensor
+from . import _fs
 from .metadata import LocalShard, decode_path, flatten, np_dtype, read_metadata, set_path
 from .state_dict_saver import _checkpoint_path, _wait_pending
 
@@ -106,12 +112,15 @@ def _into_tensor(t, fill):
 
 
 def load(state_dict, *, checkpoint_id=None, storage_reader=None, planner=None, process_group=None,
-         no_dist: bool = False):
+         no_dist: bool = False, weights_only: bool = True):
     """Load a checkpoint into `state_dict` in place: its tensors (and LocalShards) are filled with the saved
-    values, its non-tensor values replaced. Every key of `state_dict` must be in the checkpoint."""
+    values, its non-tensor values replaced. Every key of `state_dict` must be in the checkpoint.
+
+    `weights_only` (dtrain's, in torch.load's spelling; torch's dcp.load unpickles everything): True builds
+    only tensors, containers and plain values; pass False only for a checkpoint from a trusted source."""
     if planner is not None:
         raise ValueError("dtrain's checkpoints have one planner; pass planner=None")
-    root = _checkpoint_path(checkpoint_id, storage_reader)
+    root = _fs.resolve(_checkpoint_path(checkpoint_id, storage_reader))
     _wait_pending()
     meta = read_metadata(root)
     keys = meta["keys"]
@@ -128,25 +137,35 @@ def load(state_dict, *, checkpoint_id=None, storage_reader=None, planner=None, p
                 _check_tensor(fqn, entry, leaf.dtype.name, leaf.shape, root)
                 _into_tensor(leaf, lambda a: _fill(files, fqn, entry, [0] * a.ndim, a))
             else:
-                set_path(state_dict, path, read_value(files, fqn, entry))
+                set_path(state_dict, path, read_value(files, fqn, entry, weights_only))
     finally:
         files.close()
 
 
-def read_value(files, fqn, entry):
+def read_value(files, fqn, entry, weights_only=True):
     """The full value of one key: a NumPy array for a tensor, the object for anything else."""
     if entry["type"] == "object":
-        return pickle.loads(bytes(files.read(fqn, entry)))
+        return _unpickle(bytes(files.read(fqn, entry)), weights_only, files.root, fqn)
     a = np.empty(entry["shape"], np_dtype(entry["dtype"]))
     _fill(files, fqn, entry, [0] * a.ndim, a)
     return a
 
 
-def load_all(checkpoint_id, prefix="", want=None):
+def _unpickle(data, weights_only, root, fqn):
+    if not weights_only:
+        return pickle.loads(data)
+    from ...serialization import _Unpickler
+    try:
+        return _Unpickler(io.BytesIO(data), None, True, encoding="utf-8").load()
+    except pickle.UnpicklingError as e:
+        raise pickle.UnpicklingError(f"key {fqn!r} of checkpoint {root}: {e}") from None
+
+
+def load_all(checkpoint_id, prefix="", want=None, weights_only=True):
     """Every key of a checkpoint (under `prefix`; where `want(path)` is true) rebuilt into nested containers,
     tensors as dtrain CPU tensors. For state that does not exist before it is loaded (optimizer state)."""
     from ..._ops.creation import from_numpy
-    root = os.path.abspath(os.fspath(checkpoint_id))
+    root = _fs.resolve(os.path.abspath(os.fspath(checkpoint_id)))
     meta = read_metadata(root)
     files = _Files(root, meta)
     out = {}
@@ -157,7 +176,7 @@ def load_all(checkpoint_id, prefix="", want=None):
             path = decode_path(entry["path"])
             if want is not None and not want(path):
                 continue
-            v = read_value(files, fqn, entry)
+            v = read_value(files, fqn, entry, weights_only)
             set_path(out, path, from_numpy(v) if isinstance(v, np.ndarray) else v)
     finally:
         files.close()

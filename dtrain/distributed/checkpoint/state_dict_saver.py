@@ -1,5 +1,5 @@
 """save and async_save: every rank writes its part of the state into one file of a temporary directory;
-rank 0 writes the metadata last and renames the directory into place.
+rank 0 writes the metadata last and puts the directory in place in one atomic step (see _fs.commit_dir).
 
 Who writes what is decided the same way on every rank from one all-gather of key descriptions:
 - a tensor every holder has whole (replicated, as under DDP) and of at least `_SPLIT_BYTES` is split
@@ -12,7 +12,6 @@ import os
 import pickle
 import shutil
 import threading
-import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -157,7 +156,7 @@ def _stage(state_dict, target, comm, copy):
     global _staging
     flat = flatten(state_dict)
     local = {fqn: _describe(path, leaf) for fqn, (path, leaf) in flat.items()}
-    gathered = comm.all_gather((local, uuid.uuid4().hex[:12]))
+    gathered = comm.all_gather((local, _fs.new_token()))  # rank 0's names the temporary directory
     token = gathered[0][1]
     plan = _plan([g[0] for g in gathered])
     items, staging = [], {}
@@ -244,6 +243,7 @@ def _write_and_commit(staged):
         try:
             if failed:
                 raise RuntimeError("; ".join(f"rank {r} could not write its shard: {m}" for r, m in failed))
+            _fs.remove_stale(staged.target)  # what interrupted saves to this place left behind
             if _fault is not None:
                 _fault("metadata", comm.rank)
             meta = _metadata(staged, [recs for _, recs in results])

@@ -16,7 +16,13 @@ def _rng_state():
     return {"cpu": bytes(drandom.default_generator.get_state()._data),
             "cuda": {str(d): bytes(g.get_state()._data) for d, g in drandom._cuda_generators.items()},
             "python": random.getstate(),
-            "numpy": np.random.get_state()}
+            "numpy": _plain_numpy_state(np.random.get_state())}
+
+
+def _plain_numpy_state(state):
+    # NumPy's key array as bytes: a checkpoint's values load with weights_only, which builds no ndarray
+    name, keys, pos, has_gauss, cached = state
+    return (name, np.asarray(keys, np.uint32).tobytes(), int(pos), int(has_gauss), float(cached))
 
 
 def _set_rng_state(state):
@@ -27,7 +33,9 @@ def _set_rng_state(state):
         if saved is not None:
             g.set_state(np.frombuffer(saved, np.uint8))
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.frombuffer(keys, np.uint32) if isinstance(keys, bytes) else keys, pos, has_gauss,
+                         cached))
 
 
 class TrainingState:
@@ -79,7 +87,7 @@ class TrainingState:
     def load(self, path):
         """Restore the state saved at `path`; returns its step."""
         comm = self._comm()
-        path = os.path.abspath(os.fspath(path))
+        path = _fs.resolve(os.path.abspath(os.fspath(path)))
         meta = read_metadata(path)
         same_world = meta["world_size"] == comm.size
         sd = {"step": None}
