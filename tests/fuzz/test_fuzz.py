@@ -1,0 +1,22 @@
+"""The differential fuzzer's fixed CI budget: random programs run on dtrain and on torch must agree.
+
+A failure prints the shrunk program as a script; add it to test_regressions.py (and, while the core is being
+fixed, its feature to gen.KNOWN). `python -m tests.fuzz.run --seed N --minutes M` runs the same search longer.
+"""
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+
+from .gen import programs
+from .interp import run_both
+
+# about a minute on a 2-core CI machine (the derandomized examples are the same on every run)
+EXAMPLES = 500
+
+
+@pytest.mark.slow
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink])
+@given(programs())
+def test_dtrain_matches_torch(program):
+    div = run_both(program)
+    assert div is None, "\n" + div.report()
