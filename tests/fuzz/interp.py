@@ -61,6 +61,14 @@ def _array(t, mod):
     return np.array(a, copy=True)
 
 
+def _get(f):
+    """An attribute read; torch refuses some (e.g. grad_fn of a multi-output view modified in place)."""
+    try:
+        return f()
+    except Exception as e:  # noqa: BLE001
+        return ("raises", exc_type(e))
+
+
 def read(v, mod):
     """Everything observable about one variable, as plain values (no references into the run)."""
     if isinstance(v, np.ndarray):
@@ -69,18 +77,11 @@ def read(v, mod):
         return {"kind": type(v).__name__}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns on reading .grad of a non-leaf
-        try:
-            g = v.grad
-            grad = None if g is None else (tuple(g.shape), str(g.dtype), _array(g, mod))
-        except Exception as e:  # noqa: BLE001
-            grad = ("raises", exc_type(e))
-        try:
-            value = _array(v, mod)
-        except Exception as e:  # noqa: BLE001
-            value = ("raises", exc_type(e))
-        return {"kind": "Tensor", "shape": tuple(v.shape), "dtype": str(v.dtype), "value": value,
-                "requires_grad": v.requires_grad, "is_leaf": v.is_leaf, "grad_fn": v.grad_fn is not None,
-                "grad": grad}
+        g = _get(lambda: v.grad)
+        grad = g if g is None or isinstance(g, tuple) else (tuple(g.shape), str(g.dtype), _array(g, mod))
+        return {"kind": "Tensor", "shape": tuple(v.shape), "dtype": str(v.dtype),
+                "value": _get(lambda: _array(v, mod)), "requires_grad": _get(lambda: v.requires_grad), "is_leaf": _get(lambda: v.is_leaf),
+                "grad_fn": _get(lambda: v.grad_fn is not None), "grad": grad}
 
 
 def _tol(dtype):
@@ -115,11 +116,19 @@ def diff(name, want, got):
         return "value", f"{name}: torch {_show(want['value'])}, dtrain {_show(got['value'])}"
     if "grad" in want:
         w, g = want["grad"], got["grad"]
-        if (w is None) != (g is None) or (w is not None and (
-                w[0] != g[0] or w[1] != g[1] or not _close(w[2], g[2], w[1] if w[0] != "raises" else ""))):
-            return "grad", f"{name}.grad: torch {_show(w if w is None or w[0] == 'raises' else w[2])}, " \
-                           f"dtrain {_show(g if g is None or g[0] == 'raises' else g[2])}"
+        if not _same_grad(w, g):
+            return "grad", f"{name}.grad: torch {_show_grad(w)}, dtrain {_show_grad(g)}"
     return None
+
+
+def _same_grad(w, g):
+    if w is None or g is None or w[0] == "raises" or g[0] == "raises":
+        return w == g
+    return w[0] == g[0] and w[1] == g[1] and _close(w[2], g[2], w[1])
+
+
+def _show_grad(g):
+    return _show(g) if g is None or g[0] == "raises" else _show(g[2])
 
 
 class Divergence(NamedTuple):

@@ -9,6 +9,7 @@ key, and later rounds skip programs whose key was already reported, so each caus
 """
 import argparse
 import sys
+import traceback
 import time
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
@@ -58,8 +59,9 @@ def one_round(round_seed, examples, found, known):
         return count[0], []
     except Exception as e:  # noqa: BLE001 - a Diverges or a group of them; anything else is a fuzzer bug
         leaves = _leaves(e)
-        if not leaves:
-            raise
+        if len(leaves) != len(getattr(e, "exceptions", [e])):
+            print(f"\n!!! fuzzer error in round seed {round_seed} (not a divergence):", flush=True)
+            traceback.print_exception(e, file=sys.stdout)
         return count[0], [x.div for x in leaves]
 
 

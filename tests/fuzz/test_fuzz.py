@@ -10,7 +10,7 @@ from .gen import programs
 from .interp import run_both
 
 # about a minute on a 2-core CI machine (the derandomized examples are the same on every run)
-EXAMPLES = 500
+EXAMPLES = 800
 
 
 @pytest.mark.slow
