@@ -92,6 +92,24 @@ def _multi_output_view_written(s, op):
     return False
 
 
+def _shares_param_memory(s, op):
+    """An optimizer step (several parameters) while something else views a parameter or its gradient."""
+    if not (op.kind == "opt" and op.method == "step"):
+        return False
+    params = [p for g in s.ns[op.target].param_groups for p in g["params"]]
+    if len(params) < 2:
+        return False
+    owned = [t for p in params for t in (p, p.grad) if t is not None]
+    ptrs = {t.untyped_storage().data_ptr() for t in owned}
+    arrays = [t.detach().numpy() for t in owned]
+    for v in s.ns.values():
+        if isinstance(v, torch.Tensor) and v.untyped_storage().data_ptr() in ptrs and not any(v is t for t in owned):
+            return True
+        if isinstance(v, np.ndarray) and any(np.shares_memory(v, a) for a in arrays):
+            return True
+    return False
+
+
 _NOT_VIEWS = ("clone", "contiguous", "to", "detach", "data")
 
 # Each entry names a divergence dtrain has today (and its test in test_regressions.py); CI's fuzz run leaves the
@@ -108,9 +126,10 @@ KNOWN = [
           "retain_grad() on a tensor that does not require grad: torch raises RuntimeError, dtrain does not",
           lambda s, op, ng: op.method == "retain_grad" and not _tensor(s, op.target).requires_grad),
     Known("detach_shared",
-          "detach_() on a view (torch raises RuntimeError) or on a base with views (torch's views keep "
-          "their history to the base; dtrain's backward still reaches it)",
-          lambda s, op, ng: op.method == "detach_" and bool(_aliased(s, op.target))),
+          "detach_() on a view (torch raises RuntimeError), or on a tensor in a graph: torch's graph then no longer "
+          "reaches it (views taken before keep their history, .grad stays None); dtrain's backward still does",
+          lambda s, op, ng: op.method == "detach_" and (bool(_aliased(s, op.target))
+                                                       or _tensor(s, op.target).requires_grad)),
     Known("partial_overlap",
           "an in-place write from a tensor that partly overlaps the target: torch raises RuntimeError "
           "(unsupported operation: some elements ... refer to a single memory location), dtrain writes",
@@ -148,6 +167,10 @@ KNOWN = [
           "a write (in-place op, optimizer step) to memory seen by a split/chunk/unbind output in a graph: torch "
           "refuses the write or any later use of the view (RuntimeError), dtrain goes on",
           lambda s, op, ng: _multi_output_view_written(s, op)),
+    Known("optimizer_moves_params",
+          "an optimizer step over several parameters moves them (and their gradients) into flat buffers: views, "
+          ".grad references and .numpy() arrays taken before stop aliasing them",
+          lambda s, op, ng: _shares_param_memory(s, op)),
     Known("permute_0d",
           "permute() with no dims (0-d tensor): torch raises TypeError, dtrain returns the tensor",
           lambda s, op, ng: op.method == "permute" and not op.args),
@@ -410,6 +433,10 @@ def gen_flag(draw, s, dtype):
 
 def gen_backward(draw, s, dtype):
     names = s.tensors(lambda t: t.requires_grad)
+    if len(names) >= 2 and draw(st.integers(0, 2)) == 0:
+        # one loss over several tensors: every parameter of an optimizer gets a gradient
+        picked = draw(st.lists(st.sampled_from(sorted(names)), min_size=2, max_size=3, unique=True))
+        return Op("backward", "sum_backward", None, tuple(picked))
     if not names or draw(st.integers(0, 9)) == 0:
         names = s.tensors()
     b = _pick(draw, names)
@@ -495,7 +522,7 @@ def _one(draw, s, dtype, kinds, no_grad=False, known=True):
         s.retained.add(op.target)
     if op.method in ("linear", "call") and _tensor(s, op.target if op.method == "linear" else op.args[0]).dim() != 2:
         s.linear_nd.add(op.target if op.method == "linear" else op.args[0])
-    if op.kind == "backward" and not op.args[2]:
+    if op.kind == "backward" and (op.method == "sum_backward" or not op.args[2]):
         s.freed = True
     if s.run.step(op, no_grad) is None and op.out and op.target:
         s.origin[op.out] = s.origin.get(op.target, frozenset()) | ({op.method} if op.kind == "view" else set())

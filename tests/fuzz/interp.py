@@ -84,8 +84,13 @@ def read(v, mod):
                 "grad_fn": _get(lambda: v.grad_fn is not None), "grad": grad}
 
 
+# (rtol, atol). A program that computes anything in float32 is compared at float32's tolerance throughout: a
+# float64 tensor converted from a float32 result carries its rounding.
+_LOOSE = [False]
+
+
 def _tol(dtype):
-    return (1e-4, 1e-5) if "float32" in dtype else (1e-7, 1e-9)
+    return (1e-4, 1e-5) if "float32" in dtype or _LOOSE[0] else (1e-7, 1e-9)
 
 
 def _close(a, b, dtype):
@@ -168,6 +173,7 @@ def _key(op, no_grad, aspect):
 def run_both(program):
     """Execute on torch and on dtrain in lockstep; return the first Divergence, or None."""
     rt, rd = Run(torch), Run(dtrain)
+    _LOOSE[0] = "float32" in repr(program)
     raised = {}
     creators = {}
     ops = list(flat_ops(program))
@@ -257,6 +263,7 @@ def same_as_torch(program):
     rt, rd = Run(torch), Run(dtrain)
     rt.ns.update(program(torch))
     rd.ns.update(program(dtrain))
+    _LOOSE[0] = any("float32" in str(getattr(v, "dtype", "")) for v in rt.ns.values())
     for name in rt.names():
         got = read(rd.ns[name], dtrain) if name in rd.ns else {"kind": "missing"}
         d = diff(name, read(rt.ns[name], torch), got)

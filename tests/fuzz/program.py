@@ -109,6 +109,8 @@ def render(op):
         return f"{lhs}{t}.to(torch.{a[0]})"
     if m == "grad_none":
         return f"{t}.grad = None"
+    if m == "sum_backward":
+        return "(" + " + ".join(f"{n}.sum()" for n in a) + ").backward()"
     if k == "backward":
         shape, dtype, retain = a
         grad = _ramp(shape, dtype) if shape else ""

@@ -81,6 +81,8 @@ def main(argv=None):
         n, divs = one_round(args.seed * 100003 + r, args.examples, found, not args.all)
         total += n
         r += 1
+        print(f"round {r}: {total} programs, {(time.monotonic() - start) / 60:.1f} min, "
+              f"{len(found) + len({d.key for d in divs} - set(found))} distinct divergences", flush=True)
         for div in divs:
             if div.key in found:
                 continue
