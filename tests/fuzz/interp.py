@@ -80,8 +80,8 @@ def read(v, mod):
         g = _get(lambda: v.grad)
         grad = g if g is None or isinstance(g, tuple) else (tuple(g.shape), str(g.dtype), _array(g, mod))
         return {"kind": "Tensor", "shape": tuple(v.shape), "dtype": str(v.dtype),
-                "value": _get(lambda: _array(v, mod)), "requires_grad": _get(lambda: v.requires_grad), "is_leaf": _get(lambda: v.is_leaf),
-                "grad_fn": _get(lambda: v.grad_fn is not None), "grad": grad}
+                "value": _get(lambda: _array(v, mod)), "requires_grad": _get(lambda: v.requires_grad),
+                "is_leaf": _get(lambda: v.is_leaf), "grad_fn": _get(lambda: v.grad_fn is not None), "grad": grad}
 
 
 # (rtol, atol). A program that computes anything in float32 is compared at float32's tolerance throughout: a

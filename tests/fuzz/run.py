@@ -14,7 +14,8 @@ import time
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 
-from .gen import KNOWN, programs
+from .gen import programs
+from .known import KNOWN
 from .interp import run_both
 
 

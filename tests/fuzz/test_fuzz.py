@@ -1,7 +1,7 @@
 """The differential fuzzer's fixed CI budget: random programs run on dtrain and on torch must agree.
 
 A failure prints the shrunk program as a script; add it to test_regressions.py (and, while the core is being
-fixed, its feature to gen.KNOWN). `python -m tests.fuzz.run --seed N --minutes M` runs the same search longer.
+fixed, its feature to known.KNOWN). `python -m tests.fuzz.run --seed N --minutes M` runs the same search longer.
 """
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings

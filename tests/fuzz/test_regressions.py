@@ -3,7 +3,7 @@
 Each `program(torch)` is the fuzzer's snippet: it runs on torch and on dtrain, and `same_as_torch` compares every
 tensor and array it leaves (values, `.grad`, `requires_grad`, `is_leaf`, which variables alias which). A statement
 torch refuses sits in `pytest.raises`, so dtrain must refuse it with the same exception type. Tests marked xfail
-are divergences dtrain has today; each names its entry in gen.KNOWN. When one XPASSes (strict: the run fails),
+are divergences dtrain has today; each names its entry in known.KNOWN. When one XPASSes (strict: the run fails),
 drop the mark and the KNOWN entry.
 """
 import pytest
@@ -12,7 +12,7 @@ from .interp import same_as_torch
 
 
 def _xfail(known):
-    return pytest.mark.xfail(strict=True, reason=f"known divergence, gen.KNOWN {known!r}")
+    return pytest.mark.xfail(strict=True, reason=f"known divergence, known.KNOWN {known!r}")
 
 
 @_xfail("view_under_no_grad")
@@ -251,6 +251,20 @@ def test_mul_self_then_inplace_raises_at_backward():
         t1.add_(1.0)
         with pytest.raises(RuntimeError):
             t1.backward(torch.arange(1.0, 3.0, dtype=torch.float64))
+        return locals()
+
+    same_as_torch(program)
+
+
+@_xfail("inplace_saves_self")
+def test_mul_self_on_view_raises_at_backward():
+    def program(torch):
+        t0 = torch.tensor([[0.0]], dtype=torch.float32, requires_grad=True)
+        t1 = t0.add(2.0)
+        t2 = t1.flatten()
+        t2.mul_(t2)
+        with pytest.raises(RuntimeError):
+            (t0.sum() + t1.sum()).backward()
         return locals()
 
     same_as_torch(program)
