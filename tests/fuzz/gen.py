@@ -45,6 +45,19 @@ class State:
     def ns(self):
         return self.run.ns
 
+    def track(self, op, no_grad):
+        """Run `op` on the shadow and note what the KNOWN predicates ask about."""
+        if op.method == "retain_grad":
+            self.retained.add(op.target)
+        x = op.target if op.method == "linear" else op.args[0] if op.method == "call" else None
+        if x is not None and self.ns[x].dim() != 2:
+            self.linear_nd.add(x)
+        if op.kind == "backward" and (op.method == "sum_backward" or not op.args[2]):
+            self.freed = True
+        if self.run.step(op, no_grad) is None and op.out and op.target:
+            made = {op.method} if op.kind == "view" else set()
+            self.origin[op.out] = self.origin.get(op.target, frozenset()) | made
+
     def name(self, prefix):
         self.count += 1
         return f"{prefix}{self.count - 1}"
@@ -346,14 +359,7 @@ def _one(draw, s, dtype, kinds, no_grad=False, known=True):
         return None
     if op is None or (known and excluded(s, op, no_grad)):
         return None
-    if op.method == "retain_grad":
-        s.retained.add(op.target)
-    if op.method in ("linear", "call") and _tensor(s, op.target if op.method == "linear" else op.args[0]).dim() != 2:
-        s.linear_nd.add(op.target if op.method == "linear" else op.args[0])
-    if op.kind == "backward" and (op.method == "sum_backward" or not op.args[2]):
-        s.freed = True
-    if s.run.step(op, no_grad) is None and op.out and op.target:
-        s.origin[op.out] = s.origin.get(op.target, frozenset()) | ({op.method} if op.kind == "view" else set())
+    s.track(op, no_grad)
     return op
 
 
@@ -363,7 +369,7 @@ def programs(draw, max_ops=14, known=True):
     s = State()
     dtype = draw(st.sampled_from(DTYPES))
     first = gen_new(draw, s, dtype)
-    s.run.step(first)
+    s.track(first, False)
     ops = [first]
     for _ in range(draw(st.integers(1, max_ops))):
         op = _one(draw, s, dtype if draw(st.integers(0, 4)) else draw(st.sampled_from(DTYPES)), _KINDS,

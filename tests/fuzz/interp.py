@@ -270,3 +270,42 @@ def same_as_torch(program):
         assert d is None, d[1]
     d = probe_aliases(rt, rd, {})
     assert d is None, d[1]
+
+
+def _uses(op):
+    names = {op.target} | {a for a in op.args if isinstance(a, str)}
+    if op.kind == "opt" and op.method in ("SGD", "Adam"):
+        names |= set(op.args[0])
+    if op.kind == "no_grad":
+        names = set().union(*(_uses(o) for o in op.args))
+    return names
+
+
+def _without(program, i, j=None):
+    """The program less statement i (or statement j of the no_grad block at i)."""
+    if j is None:
+        return program[:i] + program[i + 1:]
+    inner = program[i].args[:j] + program[i].args[j + 1:]
+    return program[:i] + ((program[i]._replace(args=inner),) if inner else ()) + program[i + 1:]
+
+
+def simplify(div):
+    """Drop the statements the divergence does not need (hypothesis turns them into the simplest statement,
+    a fresh tensor, rather than deleting them): each removal is kept only if no later statement used what it
+    made and the program still diverges with the same key."""
+    changed = True
+    while changed:
+        changed = False
+        prog = div.program
+        spots = [(i, j) for i, op in enumerate(prog)
+                 for j in (range(len(op.args)) if op.kind == "no_grad" else [None])]
+        for i, j in reversed(spots):
+            op = prog[i] if j is None else prog[i].args[j]
+            rest = _without(prog, i, j)
+            if op.out and any(op.out in _uses(o) for o in rest[i:]):
+                continue
+            d = run_both(rest)
+            if d is not None and d.key == div.key:
+                div, changed = d, True
+                break
+    return div

@@ -33,8 +33,7 @@ def _aliased(s, name):
 
 
 def _operands(op):
-    return [a for a in op.args if isinstance(a, str)] + (
-        [op.args[1]] if op.method == "setitem" and isinstance(op.args[1], str) else [])
+    return [a for a in op.args if isinstance(a, str)]  # a str argument is always a variable
 
 
 def _partial_overlap(s, op):

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 
 from .gen import programs
 from .known import KNOWN
-from .interp import run_both
+from .interp import run_both, simplify
 
 
 class Diverges(AssertionError):
@@ -87,6 +87,7 @@ def main(argv=None):
         for div in divs:
             if div.key in found:
                 continue
+            div = simplify(div)
             found[div.key] = div
             print(f"\n=== divergence {len(found)} (round {r}, {total} programs, "
                   f"{(time.monotonic() - start) / 60:.1f} min)\n{div.report()}", flush=True)

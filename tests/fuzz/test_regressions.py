@@ -86,6 +86,22 @@ def test_detach_inplace_of_leaf_used_in_graph():
 
 
 @_xfail("detach_shared")
+def test_detach_inplace_then_inplace_from_graph_raises_at_backward():
+    def program(torch):
+        t0 = torch.tensor([[0.0, 0.0], [0.0, 0.0]], dtype=torch.float32, requires_grad=True)
+        t1 = t0.add(t0)
+        t2 = t0.sum()
+        with torch.no_grad():
+            t0.detach_()
+        t0.add_(t2)
+        with pytest.raises(RuntimeError):  # leaf variable has been moved into the graph interior
+            t1.backward(torch.arange(1.0, 5.0, dtype=torch.float32).reshape(2, 2))
+        return locals()
+
+    same_as_torch(program)
+
+
+@_xfail("detach_shared")
 def test_inplace_on_view_of_leaf_after_detach_of_base_raises():
     def program(torch):
         t0 = torch.tensor([0.0, 0.0, 0.0], dtype=torch.float32, requires_grad=True)
