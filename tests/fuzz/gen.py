@@ -85,7 +85,10 @@ def gen_new(draw, s, dtype):
 
 
 def gen_linear(draw, s, dtype):
-    fin, fout, bias = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.booleans())
+    # in_features mostly from a tensor at hand, so that the layer gets called
+    dims = sorted({t.shape[-1] for t in s.ns.values() if isinstance(t, torch.Tensor) and t.dim() and t.shape[-1]})
+    fin = draw(st.sampled_from(dims)) if dims and draw(st.integers(0, 3)) else draw(st.integers(1, 4))
+    fout, bias = draw(st.integers(1, 3)), draw(st.booleans())
     return Op("linear", "Linear", None, (fin, fout, bias, dtype, _values(draw, fin * fout), _values(draw, fout)),
               s.name("lin"))
 
@@ -278,7 +281,9 @@ def gen_backward(draw, s, dtype):
         # one loss over several tensors: every parameter of an optimizer gets a gradient
         picked = draw(st.lists(st.sampled_from(sorted(names)), min_size=2, max_size=3, unique=True))
         return Op("backward", "sum_backward", None, tuple(picked))
-    if not names or draw(st.integers(0, 9)) == 0:
+    if not names:
+        return None
+    if draw(st.integers(0, 9)) == 0:  # now and then one that torch refuses (no grad_fn)
         names = s.tensors()
     b = _pick(draw, names)
     t = s.ns[b]
@@ -307,10 +312,10 @@ def gen_opt(draw, s, dtype):
 
 def gen_module(draw, s, dtype):
     lins = s.of("lin")
-    if not lins or draw(st.integers(0, 3)) == 0:
+    if not lins or draw(st.integers(0, 4)) == 0:
         return gen_linear(draw, s, dtype)
     lin = _pick(draw, lins)
-    m = draw(st.sampled_from(["call", "weight", "bias"]))
+    m = draw(st.sampled_from(["call", "call", "weight", "bias"]))
     if m != "call":
         return Op("param", m, lin, (), s.name("t"))
     fin = s.ns[lin].in_features
@@ -337,7 +342,8 @@ def gen_numpy(draw, s, dtype):
 
 
 _KINDS = [gen_new, gen_view, gen_view, gen_view, gen_inplace, gen_inplace, gen_inplace, gen_math, gen_math,
-          gen_reduce, gen_flag, gen_backward, gen_backward, gen_opt, gen_module, gen_numpy, "no_grad"]
+          gen_reduce, gen_flag, gen_backward, gen_backward, gen_opt, gen_opt, gen_module, gen_module, gen_numpy,
+          "no_grad"]
 _INNER = [gen_view, gen_inplace, gen_math, gen_reduce, gen_flag, gen_opt, gen_numpy]
 
 
