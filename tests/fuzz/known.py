@@ -167,6 +167,11 @@ KNOWN = [
           "an optimizer step over several parameters moves them (and their gradients) into flat buffers: views, "
           ".grad references and .numpy() arrays taken before stop aliasing them",
           lambda s, op, ng: _shares_param_memory(s, op)),
+    Known("duplicate_params",
+          "an optimizer given the same tensor twice (torch warns): torch's SGD with momentum steps both entries "
+          "from a fresh momentum buffer, dtrain's second entry sees the first one's buffer",
+          lambda s, op, ng: op.kind == "opt" and op.method in ("SGD", "Adam") and not op.args[0][0].startswith("lin")
+          and len({id(s.ns[n]) for n in op.args[0]}) < len(op.args[0])),
     Known("permute_0d",
           "permute() with no dims (0-d tensor): torch raises TypeError, dtrain returns the tensor",
           lambda s, op, ng: op.method == "permute" and not op.args),

@@ -10,9 +10,9 @@ from hypothesis.control import current_build_context
 from .gen import programs
 from .interp import run_both, simplify
 
-# about a minute on this 2-core machine under load (about 20 s of CPU); the derandomized programs are the same
+# about a minute on this shared 2-core machine (about 20 s of CPU); the derandomized programs are the same
 # on every run
-EXAMPLES = 600
+EXAMPLES = 1000
 
 
 @pytest.mark.slow

@@ -361,6 +361,21 @@ def test_optimizer_step_keeps_numpy_arrays_and_grads():
     same_as_torch(program)
 
 
+@_xfail("duplicate_params")
+@pytest.mark.filterwarnings("ignore:optimizer contains a parameter group with duplicate parameters")
+def test_sgd_momentum_with_a_duplicate_parameter():
+    def program(torch):
+        t0 = torch.tensor(0.0, dtype=torch.float32, requires_grad=True)
+        t1 = torch.tensor(0.0, dtype=torch.float32, requires_grad=True)
+        t4 = t0.contiguous()  # t0 itself
+        (t0.sum() + t1.sum()).backward()
+        opt5 = torch.optim.SGD([t0, t1, t4], lr=0.1, momentum=0.9)
+        opt5.step()
+        return locals()
+
+    same_as_torch(program)
+
+
 @pytest.mark.xfail(strict=True, reason="known divergence: Tensor.as_strided is missing (not generated)")
 def test_as_strided_is_a_view():
     def program(torch):
