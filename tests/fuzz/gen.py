@@ -40,6 +40,7 @@ class State:
         self.retained = set()  # variables retain_grad() was called on
         self.linear_nd = set()  # 1-D / 3-D inputs of linear
         self.freed = False  # a backward without retain_graph ran
+        self.written_through_views = set()  # graph tensors written in place through a view
 
     @property
     def ns(self):
@@ -49,6 +50,9 @@ class State:
         """Run `op` on the shadow and note what the KNOWN predicates ask about."""
         if op.method == "retain_grad":
             self.retained.add(op.target)
+        t = self.ns.get(op.target)
+        if op.kind == "inplace" and isinstance(t, torch.Tensor) and t._base is not None and t._base.requires_grad:
+            self.written_through_views |= {n for n, v in self.ns.items() if v is t._base}
         x = op.target if op.method == "linear" else op.args[0] if op.method == "call" else None
         if x is not None and self.ns[x].dim() != 2:
             self.linear_nd.add(x)

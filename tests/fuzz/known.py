@@ -172,6 +172,12 @@ KNOWN = [
           "from a fresh momentum buffer, dtrain's second entry sees the first one's buffer",
           lambda s, op, ng: op.kind == "opt" and op.method in ("SGD", "Adam") and not op.args[0][0].startswith("lin")
           and len({id(s.ns[n]) for n in op.args[0]}) < len(op.args[0])),
+    Known("inplace_on_view_transposed_grad",
+          "an in-place write through a view of a graph tensor, then a transposed view of the base in the loss: "
+          "the gradient reaching the write is not C-contiguous and dtrain's backward zeroes a temporary copy "
+          "(wrong gradient)",
+          lambda s, op, ng: op.kind == "view" and op.method in ("t", "transpose", "permute")
+          and op.target in s.written_through_views),
     Known("permute_0d",
           "permute() with no dims (0-d tensor): torch raises TypeError, dtrain returns the tensor",
           lambda s, op, ng: op.method == "permute" and not op.args),

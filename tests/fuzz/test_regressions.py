@@ -231,7 +231,21 @@ def test_view_of_base_reused_after_inplace_and_backward():
     same_as_torch(program)
 
 
-@_xfail("stale_views")
+@_xfail("inplace_on_view_transposed_grad")
+def test_inplace_on_view_then_transposed_base_in_the_loss():
+    def program(torch):
+        t0 = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float32, requires_grad=True)
+        t1 = t0.mul(1.0)
+        t2 = t1.select(0, 0)
+        t2.mul_(2.0)
+        t3 = t1.t()
+        t3.backward(torch.arange(1.0, 5.0, dtype=torch.float32).reshape(2, 2))
+        return locals()
+
+    same_as_torch(program)
+
+
+@_xfail("inplace_on_view_transposed_grad")
 def test_inplace_on_view_with_transposed_incoming_gradient():
     # the second program: the in-place-on-view backward zeroed a temporary copy of a non-C-contiguous grad
     def program(torch):
