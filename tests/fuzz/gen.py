@@ -41,6 +41,7 @@ class State:
         self.linear_nd = set()  # 1-D / 3-D inputs of linear
         self.freed = False  # a backward without retain_graph ran
         self.written_through_views = set()  # graph tensors written in place through a view
+        self.no_grad_views = set()  # views made under no_grad
 
     @property
     def ns(self):
@@ -58,6 +59,8 @@ class State:
             self.linear_nd.add(x)
         if op.kind == "backward" and (op.method == "sum_backward" or not op.args[2]):
             self.freed = True
+        if no_grad and op.kind == "view" and op.method not in ("clone", "contiguous", "to", "detach", "data"):
+            self.no_grad_views.add(op.out)
         if self.run.step(op, no_grad) is None and op.out and op.target:
             made = {op.method} if op.kind == "view" else set()
             self.origin[op.out] = self.origin.get(op.target, frozenset()) | made

@@ -178,6 +178,11 @@ KNOWN = [
           "(wrong gradient)",
           lambda s, op, ng: op.kind == "view" and op.method in ("t", "transpose", "permute")
           and op.target in s.written_through_views),
+    Known("no_grad_view_written",
+          "a view made under no_grad, written in place with grad mode on from a tensor that requires grad: torch "
+          "raises RuntimeError (a view was created in no_grad mode ...), dtrain writes",
+          lambda s, op, ng: not ng and op.kind == "inplace" and op.target in s.no_grad_views
+          and any(t is not None and t.requires_grad for t in [_tensor(s, n) for n in [op.target, *_operands(op)]])),
     Known("permute_0d",
           "permute() with no dims (0-d tensor): torch raises TypeError, dtrain returns the tensor",
           lambda s, op, ng: op.method == "permute" and not op.args),

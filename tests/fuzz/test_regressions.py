@@ -26,6 +26,20 @@ def test_view_under_no_grad_requires_grad():
     same_as_torch(program)
 
 
+@_xfail("no_grad_view_written")
+def test_view_made_under_no_grad_written_from_graph_raises():
+    def program(torch):
+        t0 = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float32)
+        t2 = torch.tensor(0.0, dtype=torch.float32, requires_grad=True)
+        with torch.no_grad():
+            t4 = t0.flatten()
+        with pytest.raises(RuntimeError):
+            t4.add_(t2)
+        return locals()
+
+    same_as_torch(program)
+
+
 @_xfail("requires_grad_with_views")
 def test_requires_grad_after_view():
     def program(torch):
