@@ -146,10 +146,11 @@ KNOWN = [
           "retain_grad() then an in-place op on that tensor: dtrain's hook stays on the old node (wrong .grad)",
           lambda s, op, ng: op.kind == "inplace" and op.target in s.retained),
     Known("inplace_saves_self",
-          "exp_(), tanh_() or mul_(self) in a graph: torch saves the op's own input/output and raises at backward "
-          "once a later in-place op changes it; dtrain computes from the stale data",
+          "exp_(), tanh_() or mul_(self or a view of self) in a graph: torch saves the op's own input/output "
+          "and raises at backward once it is changed in place; dtrain computes from the stale data",
           lambda s, op, ng: (op.method in ("exp_", "tanh_", "mul_self")
-                             or op.method == "mul_" and op.args == (op.target,))
+                             or op.method == "mul_" and isinstance(op.args[0], str)
+                             and (op.args[0] == op.target or op.args[0] in _aliased(s, op.target)))
           and _tensor(s, op.target).requires_grad),
     Known("linear_saved_copy",
           "an in-place write to the 1-D or 3-D input of F.linear / nn.Linear in a graph: torch raises at "

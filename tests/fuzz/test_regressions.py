@@ -315,6 +315,20 @@ def test_mul_self_on_view_raises_at_backward():
 
 
 @_xfail("inplace_saves_self")
+def test_mul_by_own_base_raises_at_backward():
+    def program(torch):
+        t0 = torch.tensor([[0.0], [0.0], [0.0], [0.0]], dtype=torch.float32, requires_grad=True)
+        t2 = t0.sum(0, False)
+        t6 = t2.flatten()
+        t6.mul_(t2)
+        with pytest.raises(RuntimeError):
+            (t0.sum() + t2.sum()).backward()
+        return locals()
+
+    same_as_torch(program)
+
+
+@_xfail("inplace_saves_self")
 def test_exp_inplace_then_inplace_raises_at_backward():
     def program(torch):
         t0 = torch.tensor([0.5, -1.0], dtype=torch.float64, requires_grad=True)
