@@ -36,34 +36,14 @@ class State:
     def __init__(self):
         self.run = Run(torch)
         self.count = 0
-        self.origin = {}  # variable -> the view methods on its way from a fresh tensor
-        self.retained = set()  # variables retain_grad() was called on
-        self.linear_nd = set()  # 1-D / 3-D inputs of linear
-        self.freed = False  # a backward without retain_graph ran
-        self.written_through_views = set()  # graph tensors written in place through a view
-        self.no_grad_views = set()  # views made under no_grad
 
     @property
     def ns(self):
         return self.run.ns
 
     def track(self, op, no_grad):
-        """Run `op` on the shadow and note what the KNOWN predicates ask about."""
-        if op.method == "retain_grad":
-            self.retained.add(op.target)
-        t = self.ns.get(op.target)
-        if op.kind == "inplace" and isinstance(t, torch.Tensor) and t._base is not None and t._base.requires_grad:
-            self.written_through_views |= {n for n, v in self.ns.items() if v is t._base}
-        x = op.target if op.method == "linear" else op.args[0] if op.method == "call" else None
-        if x is not None and self.ns[x].dim() != 2:
-            self.linear_nd.add(x)
-        if op.kind == "backward" and (op.method == "sum_backward" or not op.args[2]):
-            self.freed = True
-        if no_grad and op.kind == "view" and op.method not in ("clone", "contiguous", "to", "detach", "data"):
-            self.no_grad_views.add(op.out)
-        if self.run.step(op, no_grad) is None and op.out and op.target:
-            made = {op.method} if op.kind == "view" else set()
-            self.origin[op.out] = self.origin.get(op.target, frozenset()) | made
+        """Run `op` on the shadow: later draws and the KNOWN predicates read its variables."""
+        self.run.step(op, no_grad)
 
     def name(self, prefix):
         self.count += 1

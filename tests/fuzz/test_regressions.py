@@ -15,7 +15,6 @@ def _xfail(known):
     return pytest.mark.xfail(strict=True, reason=f"known divergence, known.KNOWN {known!r}")
 
 
-@_xfail("view_under_no_grad")
 def test_view_under_no_grad_requires_grad():
     def program(torch):
         t0 = torch.tensor([0.0], dtype=torch.float32, requires_grad=True)
@@ -26,7 +25,6 @@ def test_view_under_no_grad_requires_grad():
     same_as_torch(program)
 
 
-@_xfail("no_grad_view_written")
 def test_view_made_under_no_grad_written_from_graph_raises():
     def program(torch):
         t0 = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float32)
@@ -40,7 +38,6 @@ def test_view_made_under_no_grad_written_from_graph_raises():
     same_as_torch(program)
 
 
-@_xfail("requires_grad_with_views")
 def test_requires_grad_after_view():
     def program(torch):
         t0 = torch.tensor(0.0, dtype=torch.float32)
@@ -62,7 +59,6 @@ def test_retain_grad_without_grad_raises():
     same_as_torch(program)
 
 
-@_xfail("detach_shared")
 def test_detach_inplace_of_view_raises():
     def program(torch):
         t0 = torch.tensor(0.0, dtype=torch.float32)
@@ -153,7 +149,6 @@ def test_setitem_from_same_memory_raises():
     same_as_torch(program)
 
 
-@_xfail("read_only_views")
 def test_inplace_on_expanded_raises_runtime_error():
     def program(torch):
         t0 = torch.tensor([[1.5, -0.25, 2.0]], dtype=torch.float64)
@@ -165,7 +160,6 @@ def test_inplace_on_expanded_raises_runtime_error():
     same_as_torch(program)
 
 
-@_xfail("read_only_views")
 def test_diagonal_is_writable():
     def program(torch):
         t0 = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float32)
@@ -176,7 +170,6 @@ def test_diagonal_is_writable():
     same_as_torch(program)
 
 
-@_xfail("unfold_unbind_copy")
 def test_unfold_is_a_view():
     def program(torch):
         t0 = torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], dtype=torch.float32)
@@ -186,7 +179,6 @@ def test_unfold_is_a_view():
     same_as_torch(program)
 
 
-@_xfail("unfold_unbind_copy")
 def test_unbind_of_1d_is_a_view():
     def program(torch):
         t0 = torch.tensor([0.0], dtype=torch.float32)
@@ -218,7 +210,6 @@ def test_permute_without_dims_raises():
     same_as_torch(program)
 
 
-@_xfail("stale_views")
 def test_view_taken_before_inplace_on_base():
     def program(torch):
         t0 = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
@@ -231,7 +222,6 @@ def test_view_taken_before_inplace_on_base():
     same_as_torch(program)
 
 
-@_xfail("stale_views")
 def test_view_of_base_reused_after_inplace_and_backward():
     def program(torch):
         t0 = torch.tensor([-1.75], dtype=torch.float64, requires_grad=True)
@@ -245,7 +235,6 @@ def test_view_of_base_reused_after_inplace_and_backward():
     same_as_torch(program)
 
 
-@_xfail("inplace_on_view_transposed_grad")
 def test_inplace_on_view_then_transposed_base_in_the_loss():
     def program(torch):
         t0 = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float32, requires_grad=True)
@@ -259,7 +248,6 @@ def test_inplace_on_view_then_transposed_base_in_the_loss():
     same_as_torch(program)
 
 
-@_xfail("inplace_on_view_transposed_grad")
 def test_inplace_on_view_with_transposed_incoming_gradient():
     # the second program: the in-place-on-view backward zeroed a temporary copy of a non-C-contiguous grad
     def program(torch):
@@ -273,7 +261,6 @@ def test_inplace_on_view_with_transposed_incoming_gradient():
     same_as_torch(program)
 
 
-@_xfail("retain_grad_then_inplace")
 def test_retain_grad_then_inplace():
     def program(torch):
         t0 = torch.tensor([-1.75], dtype=torch.float64, requires_grad=True)
@@ -286,7 +273,6 @@ def test_retain_grad_then_inplace():
     same_as_torch(program)
 
 
-@_xfail("inplace_saves_self")
 def test_mul_self_then_inplace_raises_at_backward():
     def program(torch):
         t0 = torch.tensor([0.5, -1.0], dtype=torch.float64, requires_grad=True)
@@ -300,7 +286,6 @@ def test_mul_self_then_inplace_raises_at_backward():
     same_as_torch(program)
 
 
-@_xfail("inplace_saves_self")
 def test_mul_self_on_view_raises_at_backward():
     def program(torch):
         t0 = torch.tensor([[0.0]], dtype=torch.float32, requires_grad=True)
@@ -314,7 +299,6 @@ def test_mul_self_on_view_raises_at_backward():
     same_as_torch(program)
 
 
-@_xfail("inplace_saves_self")
 def test_mul_by_own_base_raises_at_backward():
     def program(torch):
         t0 = torch.tensor([[0.0], [0.0], [0.0], [0.0]], dtype=torch.float32, requires_grad=True)
@@ -328,7 +312,6 @@ def test_mul_by_own_base_raises_at_backward():
     same_as_torch(program)
 
 
-@_xfail("inplace_saves_self")
 def test_exp_inplace_then_inplace_raises_at_backward():
     def program(torch):
         t0 = torch.tensor([0.5, -1.0], dtype=torch.float64, requires_grad=True)
@@ -342,7 +325,6 @@ def test_exp_inplace_then_inplace_raises_at_backward():
     same_as_torch(program)
 
 
-@_xfail("linear_saved_copy")
 @pytest.mark.parametrize("shape", [(3,), (2, 1, 3)])
 def test_inplace_on_linear_input_raises_at_backward(shape):
     def program(torch):
@@ -358,7 +340,6 @@ def test_inplace_on_linear_input_raises_at_backward(shape):
     same_as_torch(program)
 
 
-@_xfail("backward_after_free")
 def test_second_backward_through_view_of_leaf():
     def program(torch):
         t0 = torch.tensor(1.0, dtype=torch.float32, requires_grad=True)
@@ -370,7 +351,6 @@ def test_second_backward_through_view_of_leaf():
     same_as_torch(program)
 
 
-@_xfail("optimizer_moves_params")
 def test_optimizer_step_keeps_parameter_views():
     # the first program
     def program(torch):
@@ -388,7 +368,6 @@ def test_optimizer_step_keeps_parameter_views():
     same_as_torch(program)
 
 
-@_xfail("optimizer_moves_params")
 def test_optimizer_step_keeps_numpy_arrays_and_grads():
     def program(torch):
         t0 = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float32, requires_grad=True)
@@ -418,7 +397,6 @@ def test_sgd_momentum_with_a_duplicate_parameter():
     same_as_torch(program)
 
 
-@pytest.mark.xfail(strict=True, reason="known divergence: Tensor.as_strided is missing (not generated)")
 def test_as_strided_is_a_view():
     def program(torch):
         t0 = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
@@ -428,7 +406,6 @@ def test_as_strided_is_a_view():
     same_as_torch(program)
 
 
-@_xfail("multi_output_views")
 def test_split_output_after_optimizer_step():
     def program(torch):
         t0 = torch.tensor([0.0], dtype=torch.float32, requires_grad=True)
