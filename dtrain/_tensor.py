@@ -4,6 +4,7 @@ import numpy as np
 from . import _backend, _dtype
 from ._device import CPU, META, device as _device_cls, resolve
 from .autograd import graph as _graph
+from .autograd import grad_mode as _grad_mode
 
 
 class _Version:
@@ -280,10 +281,10 @@ class Tensor:
         self._data, self._device = value._data, value._device
 
     def retain_grad(self):
-        if self.grad_fn is None:
-            return
         if not self.requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is None:  # a leaf keeps its .grad anyway
+            return
         if self._retains_grad:
             return
         import weakref
@@ -340,17 +341,16 @@ class Tensor:
         if self._device.type != "cpu":
             raise TypeError(f"can't convert {self._device} device type tensor to numpy. Use Tensor.cpu() to copy the "
                             "tensor to host memory first.")
-        if self._requires_grad:
+        if self._requires_grad and _grad_mode._state.enabled:  # under no_grad torch hands the array out
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         return self._data
 
     def __array__(self, dtype=None, copy=None):
         if self._device is META:
             raise NotImplementedError("Cannot copy out of meta tensor; no data!")
-        if self._requires_grad or self._device.type != "cpu":
-            a = _backend.to_numpy(self._data)  # torch's __array__ also detaches
-        else:
-            a = self._data
+        if self._requires_grad and _grad_mode._state.enabled:  # torch's __array__ is numpy(), which refuses
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        a = _backend.to_numpy(self._data) if self._device.type != "cpu" else self._data
         if dtype is not None and a.dtype != np.dtype(dtype):
             return a.astype(dtype)
         return a.copy() if copy and a is self._data else a

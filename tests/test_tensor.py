@@ -264,3 +264,21 @@ def test_scalars_are_arrays():
     assert isinstance(v._data, np.ndarray)
     x[1, 2] = 50
     assert v.item() == 50.0
+
+
+def test_numpy_and_array_of_a_tensor_that_requires_grad_as_torch():
+    import torch
+    for m in (dtrain, torch):
+        x = m.ones(2, requires_grad=True)
+        for convert in (lambda: x.numpy(), lambda: np.asarray(x), lambda: np.asarray(x, dtype=np.float64)):
+            with pytest.raises(RuntimeError, match="Can't call numpy\\(\\) on Tensor that requires grad"):
+                convert()
+        with m.no_grad():  # torch hands the array out under no_grad, sharing memory
+            a = x.numpy()
+            assert np.asarray(x).tolist() == [1.0, 1.0]
+        a[0] = 5.0
+        assert x.detach()[0].item() == 5.0
+        with pytest.raises(RuntimeError, match="can't retain_grad on Tensor that has requires_grad=False"):
+            m.ones(2).retain_grad()
+        with pytest.raises(TypeError, match='permute\\(\\) missing 1 required positional arguments: "dims"'):
+            m.tensor(1.0).permute()

@@ -53,9 +53,6 @@ def _partial_overlap(s, op):
 # Each entry names a divergence dtrain has today (and its test in test_regressions.py); CI's fuzz run leaves the
 # feature out until the core is fixed. Drop an entry when its regression test XPASSes.
 KNOWN = [
-    Known("retain_grad_without_grad",
-          "retain_grad() on a tensor that does not require grad: torch raises RuntimeError, dtrain does not",
-          lambda s, op, ng: op.method == "retain_grad" and not _tensor(s, op.target).requires_grad),
     Known("detach_shared",
           "detach_() on a view (torch raises RuntimeError), or on a tensor in a graph: torch's graph then no longer "
           "reaches it (views taken before keep their history, .grad stays None); dtrain's backward still does",
@@ -65,17 +62,11 @@ KNOWN = [
           "an in-place write from a tensor that partly overlaps the target: torch raises RuntimeError "
           "(unsupported operation: some elements ... refer to a single memory location), dtrain writes",
           lambda s, op, ng: op.kind == "inplace" and _partial_overlap(s, op)),
-    Known("numpy_under_no_grad",
-          ".numpy() of a tensor that requires grad, under no_grad: torch returns the array, dtrain raises",
-          lambda s, op, ng: ng and op.method == "numpy" and not op.args[0] and _tensor(s, op.target).requires_grad),
     Known("duplicate_params",
           "an optimizer given the same tensor twice (torch warns): torch's SGD with momentum steps both entries "
           "from a fresh momentum buffer, dtrain's second entry sees the first one's buffer",
           lambda s, op, ng: op.kind == "opt" and op.method in ("SGD", "Adam") and not op.args[0][0].startswith("lin")
           and len({id(s.ns[n]) for n in op.args[0]}) < len(op.args[0])),
-    Known("permute_0d",
-          "permute() with no dims (0-d tensor): torch raises TypeError, dtrain returns the tensor",
-          lambda s, op, ng: op.method == "permute" and not op.args),
 ]
 
 

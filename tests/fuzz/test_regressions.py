@@ -48,7 +48,6 @@ def test_requires_grad_after_view():
     same_as_torch(program)
 
 
-@_xfail("retain_grad_without_grad")
 def test_retain_grad_without_grad_raises():
     def program(torch):
         t0 = torch.tensor([2.0, 0.5, 1.5, -1.0], dtype=torch.float64)
@@ -188,7 +187,6 @@ def test_unbind_of_1d_is_a_view():
     same_as_torch(program)
 
 
-@_xfail("numpy_under_no_grad")
 def test_numpy_of_grad_tensor_under_no_grad():
     def program(torch):
         t0 = torch.tensor(0.0, dtype=torch.float32, requires_grad=True)
@@ -199,7 +197,6 @@ def test_numpy_of_grad_tensor_under_no_grad():
     same_as_torch(program)
 
 
-@_xfail("permute_0d")
 def test_permute_without_dims_raises():
     def program(torch):
         t0 = torch.tensor(1.5, dtype=torch.float64)
