@@ -199,7 +199,7 @@ with torch.no_grad():
         val = F.cross_entropy(raw(vx).view(-1, vocab), vy.view(-1)).item()
 if master:
     train_loss = float(np.mean(losses[-20:])) if losses else float("nan")
-    print(f"ranks={world} amp={amp_dtype if args.amp else None} steps={args.steps} time={time.time() - t0:.1f}s train_loss={train_loss:.3f} "
-          f"val_loss={val:.3f} checkpoint={args.ckpt}")
+    print(f"ranks={world} amp={amp_dtype if args.amp else None} steps={args.steps} time={time.time() - t0:.1f}s "
+          f"train_loss={train_loss:.3f} val_loss={val:.3f} checkpoint={args.ckpt}")
 if ddp:
     dist.destroy_process_group()

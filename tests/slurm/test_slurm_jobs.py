@@ -263,3 +263,26 @@ def test_rank_death_inside_an_allocation_is_diagnosed(mode, tmp_path):
     assert "rank      : 1 (local_rank: 1)" in report
     expected = "error     : SystemExit: 3" if mode == "sys_exit" else "exitcode  : -9 (signal 9: SIGKILL)"
     assert expected in report, report
+
+
+def test_char_gpt_is_preemption_ready_under_slurm(tmp_path):
+    # no option asks for it: inside a SLURM job the example stops on USR1, saves, requeues and resumes
+    ckpt, steps = tmp_path / "gpt.pt", 120
+    r = _dtrain_run("--slurm", "--ntasks-per-node", "2", "--output", str(tmp_path / "gpt-%j.out"),
+                    os.path.join(REPO, "examples", "char_gpt.py"), "--steps", str(steps), "--ckpt", str(ckpt),
+                    "--ckpt-every", "1000", "--layers", "1", "--width", "32", "--block", "16", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    job_id = r.stdout.split("Submitted batch job ")[1].split()[0]
+    out_file = tmp_path / f"gpt-{job_id}.out"
+    read = lambda: out_file.read_text() if out_file.exists() else ""  # noqa: E731
+    _wait_for(lambda: "/120 [" in read() and not read().rstrip().endswith("0/120"), 120, "training steps")
+    subprocess.run(["scancel", "--signal=USR1", job_id], check=True)
+    _wait_for(lambda: slurm.job_info(job_id).get("Restarts") == "1", 60, "the job to be requeued")
+    with open(os.devnull, "wb") as sink:
+        assert slurm.wait(job_id, poll=0.5, out=sink) == 0, read()
+    out = read()
+    saved = int(out.split("preempted: checkpoint at step ")[1].split(",")[0])
+    assert 0 < saved < steps, out
+    assert f"resumed from {ckpt} at step {saved}" in out
+    assert f"ranks=2 amp=None steps={steps} " in out and "Root Cause" not in out
+    assert slurm.job_info(job_id)["JobState"] == "COMPLETED"
