@@ -82,7 +82,10 @@ class Linear(Function):
             y = xp.matmul(x2, w.T)
         if b is not None:
             y += b
-        ctx.save_for_backward(x2, w)
+        # only what the wanted gradients read, as torch saves: W for x's gradient, x for W's; an in-place
+        # change of the other (an optimizer step on W of a layer whose input needs no grad) is then legal
+        nig = ctx.needs_input_grad
+        ctx.save_for_backward(x2 if nig[1] else None, w if nig[0] else None)
         ctx.x_shape = x.shape
         return y.reshape(x.shape[:-1] + (w.shape[0],)) if x.ndim != 2 else y
 

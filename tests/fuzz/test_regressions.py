@@ -415,3 +415,22 @@ def test_split_output_after_optimizer_step():
         return locals()
 
     same_as_torch(program)
+
+
+
+def test_step_on_a_weight_between_two_backwards_of_a_layer_whose_input_needs_no_grad():
+    # found by `python -m tests.fuzz.run --seed 21`: torch saves W only for the input's gradient
+    def program(torch):
+        t0 = torch.tensor(0.0, dtype=torch.float32)
+        lin1 = torch.nn.Linear(1, 1, bias=False, dtype=torch.float32)
+        with torch.no_grad():
+            lin1.weight.copy_(torch.tensor([[0.0]], dtype=torch.float32))
+            opt2 = torch.optim.SGD(lin1.parameters(), lr=0.1)
+        t4 = t0.view(1)
+        t5 = lin1(t4)
+        t5.backward(torch.arange(1.0, 2.0, dtype=torch.float32), retain_graph=True)
+        opt2.step()
+        t5.backward(torch.arange(1.0, 2.0, dtype=torch.float32))
+        return locals()
+
+    same_as_torch(program)
