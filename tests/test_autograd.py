@@ -411,6 +411,53 @@ def test_grad_destination_sees_the_final_gradient_and_no_op_sees_it():
     np.testing.assert_allclose(view, 0.5 * tw.grad.numpy(), rtol=1e-12, atol=1e-10)
 
 
+class _WritableSlot:
+    """A destination an op may write into (array, scale), counting the copies the engine makes instead."""
+
+    def __init__(self, array, scale):
+        self.array, self.scale, self.copies = array, scale, 0
+
+    def __call__(self, g):
+        self.copies += 1
+        np.multiply(g, self.scale if self.scale is not None else 1, out=self.array)
+        return self.array
+
+
+@pytest.mark.parametrize("scale", [None, 0.5, 1 / 3])
+def test_a_whole_weight_gradient_is_written_into_its_destination_without_a_copy(scale):
+    rng = np.random.default_rng(3)
+    xs, ws = rng.standard_normal((5, 16)), rng.standard_normal((8, 16))
+    tw = torch.tensor(ws, requires_grad=True)
+    torch.nn.functional.linear(torch.tensor(xs), tw).tanh().sum().backward()
+    want = tw.grad.numpy() * (scale if scale is not None else 1)
+
+    def run(setup=lambda w: None):
+        w = dtrain.nn.Parameter(dtrain.from_numpy(ws.copy()))
+        slot = _WritableSlot(np.zeros((8, 16)), scale)
+        graph.set_grad_destination(w, slot)
+        setup(w)
+        return w, slot, dtrain.nn.functional.linear(dtrain.tensor(xs), w).tanh().sum()
+
+    w, slot, loss = run()
+    loss.backward()
+    assert w.grad._data is slot.array and slot.copies == 0  # Linear wrote it there, scaled
+    np.testing.assert_allclose(slot.array, want, rtol=1e-12, atol=1e-12)
+    # where the gradient is not whole or may change, the engine copies instead
+    w, slot, loss = run(lambda w: w.register_hook(lambda g: g * 1))
+    loss.backward()
+    assert slot.copies == 1 and w.grad._data is slot.array
+    np.testing.assert_allclose(slot.array, want, rtol=1e-12, atol=1e-12)
+    w, slot, loss = run()
+    loss = loss + (w * 0).sum()                                # two producers: their sum is copied in
+    loss.backward()
+    assert slot.copies == 1
+    np.testing.assert_allclose(slot.array, want, rtol=1e-12, atol=1e-12)
+    w, slot, loss = run()
+    (gw,) = dtrain.autograd.grad(loss, [w])                    # autograd.grad: nothing reaches the slot
+    assert slot.copies == 0 and not slot.array.any() and w.grad is None
+    np.testing.assert_allclose(gw.numpy(), tw.grad.numpy(), rtol=1e-12)
+
+
 def test_linear_backward_knows_nothing_of_buckets():
     from dtrain._ops import linalg
     assert not hasattr(graph, "grad_destination") and not hasattr(graph, "deliver") and not hasattr(graph, "_pass")

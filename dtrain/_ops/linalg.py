@@ -69,6 +69,7 @@ class Matmul(Function):
 class Linear(Function):
     """y = x @ W.T + b, with x of any rank ≥ 1 (leading dims are a batch)."""
     _fresh_grads = True  # products and a sum: new arrays
+    _takes_grad_dst = True  # W's gradient straight into a leaf's destination (Function._takes_grad_dst)
 
     @widened
     def forward(ctx, x, w, b=None):
@@ -97,7 +98,13 @@ class Linear(Function):
         gx = gw = gb = None
         nig = ctx.needs_input_grad
         if nig[1]:
-            gw = xp.matmul(g2.T, x2)
+            dst = ctx._grad_dst.get(1) if ctx._grad_dst else None
+            if dst is not None and dst[0].dtype == x2.dtype and dst[0].flags.c_contiguous:
+                # the scale on the few rows of g, not on the (out, in) product
+                gs = g2 if dst[1] is None else g2 * dst[1]
+                gw = xp.matmul(gs.T, x2, out=dst[0])
+            else:
+                gw = xp.matmul(g2.T, x2)
         if len(nig) > 2 and nig[2]:
             gb = g2.sum(0)
         if nig[0]:

@@ -44,6 +44,7 @@ class Node:
     __slots__ = ("next_functions", "_seq", "__dict__", "__weakref__")
     _pre_hooks = _hooks = None  # class defaults: most nodes never get hooks, so no per-node store
     _fresh_grads = False  # see Function
+    _grad_dst = None  # see Function
 
     def name(self):
         return type(self).__name__
@@ -76,13 +77,20 @@ class Function(Node):
     An op whose outputs are views of its first input sets `_view = True`: they share its version counter.
     An op whose backward returns only arrays it has just allocated (no input gradient passed through, no saved
     array, none returned twice) sets `_fresh_grads = True`: the engine may then add into them in place and a
-    leaf may keep one as its `.grad` without a copy."""
+    leaf may keep one as its `.grad` without a copy.
+
+    An op that can write an input's gradient into a given array sets `_takes_grad_dst = True`: before its
+    backward the engine may set `ctx._grad_dst = {input index: (array, scale)}` for inputs whose gradient goes
+    whole to a leaf with a writable destination (`set_grad_destination`); the op then writes `scale` times
+    the gradient (scale None: 1) into `array` and returns `array` itself, which saves a copy of the largest
+    gradients (a Linear's weight). The op learns nothing of who owns the array."""
     __slots__ = ("needs_input_grad", "xp")
     _view = False
     saved = ()
     _versions = ()
     _out_meta = None
     _non_diff = None
+    _takes_grad_dst = False
 
     def forward(ctx, *args, **kwargs):
         raise NotImplementedError
@@ -277,7 +285,8 @@ class AccumulateGrad(Node):
             if g.shape != var._data.shape:
                 g, owned = _expand_grad(g, var), True
             if dest is not None:
-                var.grad = _wrap(dest(g), var._device)
+                # written in place by the producing op (Function._takes_grad_dst), or copied in here
+                var.grad = _wrap(g if g is getattr(dest, "array", None) else dest(g), var._device)
             else:
                 if not owned or g.dtype != var._data.dtype or g.strides != var._data.strides:
                     # a fresh array in the leaf's own layout, as torch's: a transposed gradient must not make
@@ -306,11 +315,33 @@ def set_grad_destination(tensor, destination):
     summed gradient array (already shaped and hooked as for `.grad`) and makes the array it returns the data
     of the new `.grad`: an owner of a flat gradient buffer (DDP's buckets) copies the gradient into its
     slot there, scaled as it likes, and returns the slot. A gradient that accumulates into an existing
-    `.grad` does not pass through it (post-accumulate-grad hooks see those). `None` removes it."""
+    `.grad` does not pass through it (post-accumulate-grad hooks see those). `None` removes it.
+
+    A destination with attributes `array` and `scale` may instead be written directly by the op that
+    produces the whole gradient (see `Function._takes_grad_dst`): `array` then holds `scale` times the
+    gradient (scale None: 1) without the copy."""
     if destination is None:
         tensor.__dict__.pop(_DESTINATION, None)
     else:
         tensor.__dict__[_DESTINATION] = destination
+
+
+def _offer_destinations(node, deps, buffers):
+    """Set `node._grad_dst` for inputs whose whole gradient goes to a leaf with a writable destination: this
+    node is the leaf's only producer (one edge left, nothing arrived), the leaf has no .grad yet and no hook
+    that could replace the gradient."""
+    offers = None
+    for i, (child, _) in enumerate(node.next_functions):
+        if type(child) is not AccumulateGrad or deps.get(child) != 1 or child in buffers or child._pre_hooks:
+            continue
+        var = child.variable
+        dest = var.__dict__.get(_DESTINATION) if var.__dict__ else None
+        array = getattr(dest, "array", None)
+        if array is None or var.grad is not None or var._hooks or array.dtype != var._data.dtype:
+            continue
+        offers = offers or {}
+        offers[i] = (array, dest.scale)
+    node._grad_dst = offers
 
 
 def _expand_grad(g, var):
@@ -422,6 +453,8 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                     "graph a second time or if you need to access saved tensors after calling backward.")
             if node._versions:
                 _check_versions(node)
+            if node._takes_grad_dst and accumulate and capture is None:
+                _offer_destinations(node, deps, buffers)
             out = node.backward(*in_grads)
             if type(out) is not tuple:
                 out = (out,)

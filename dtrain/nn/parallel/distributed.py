@@ -71,11 +71,16 @@ class GradBucket:
 
 class _Slot:
     """Where a parameter's fresh gradient goes (`set_grad_destination`): its slot in a flat gradient array of
-    DDP's, times `scale` when one is given (the 1/world average taken on the way in)."""
+    DDP's, times `scale` when one is given (the 1/world average taken on the way in). An op that produces the
+    whole gradient may write it there itself (`array`, `scale`: the engine offers them), saving the copy."""
     __slots__ = ("view", "scale")
 
     def __init__(self, view, scale):
         self.view, self.scale = view, scale
+
+    @property
+    def array(self):
+        return self.view
 
     def __call__(self, g):
         view, scale = self.view, self.scale
