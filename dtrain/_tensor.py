@@ -341,14 +341,14 @@ class Tensor:
         if self._device.type != "cpu":
             raise TypeError(f"can't convert {self._device} device type tensor to numpy. Use Tensor.cpu() to copy the "
                             "tensor to host memory first.")
-        if self._requires_grad and _grad_mode._state.enabled:  # under no_grad torch hands the array out
+        if self.requires_grad and _grad_mode._state.enabled:  # under no_grad torch hands the array out
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         return self._data
 
     def __array__(self, dtype=None, copy=None):
         if self._device is META:
             raise NotImplementedError("Cannot copy out of meta tensor; no data!")
-        if self._requires_grad and _grad_mode._state.enabled:  # torch's __array__ is numpy(), which refuses
+        if self.requires_grad and _grad_mode._state.enabled:  # torch's __array__ is numpy(), which refuses
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         a = _backend.to_numpy(self._data) if self._device.type != "cpu" else self._data
         if dtype is not None and a.dtype != np.dtype(dtype):

@@ -29,7 +29,10 @@ def _astype(x, target):
     """
     if x.dtype == np.float64 and target in _HALVES:
         x = x.astype(np.float32)
-    return x.astype(target, copy=True)
+    # torch's preserve_format keeps the strides of a dense tensor only: an expanded (stride-0) one comes out
+    # contiguous, so that views of the copy work as in torch
+    dense = not any(s == 0 and n > 1 for s, n in zip(x.strides, x.shape))
+    return x.astype(target, order="K" if dense else "C", copy=True)
 
 
 class _To(Function):

@@ -281,7 +281,7 @@ _OVERLAP = ("unsupported operation: more than one element of the written-to tens
 def check_overlap(t):
     """torch refuses writes into a tensor whose elements share memory (an expanded tensor)."""
     a = t._data
-    if any(s == 0 and n > 1 for s, n in zip(a.strides, a.shape)):
+    if a.size > 1 and any(s == 0 and n > 1 for s, n in zip(a.strides, a.shape)):  # an empty one has no elements
         raise RuntimeError(_OVERLAP)
 
 

@@ -434,3 +434,39 @@ def test_step_on_a_weight_between_two_backwards_of_a_layer_whose_input_needs_no_
         return locals()
 
     same_as_torch(program)
+
+
+# found by `python -m tests.fuzz.run --seed 22 --minutes 10` once the fixed KNOWN entries were dropped
+
+
+def test_inplace_on_an_empty_tensor_is_no_overlapping_write():
+    def program(torch):
+        t0 = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float32)
+        t6 = t0[:0].add(2.0)
+        t6.add_(2.0)
+        return locals()
+
+    same_as_torch(program)
+
+
+@pytest.mark.parametrize("view", ["view", "reshape", "flatten", "contiguous"])
+def test_dtype_copy_of_an_expanded_tensor_is_contiguous(view):
+    def program(torch):
+        t0 = torch.tensor([[[0.0, 0.0]]], dtype=torch.float64)
+        t4 = t0.expand(1, 2, 2).to(torch.float32)
+        t7 = t4.view(4) if view == "view" else t4.reshape(4) if view == "reshape" else getattr(t4, view)()
+        return locals()
+
+    same_as_torch(program)
+
+
+def test_numpy_of_a_no_grad_view_of_a_tensor_that_requires_grad_raises():
+    def program(torch):
+        t0 = torch.tensor([0.0], dtype=torch.float32, requires_grad=True)
+        with torch.no_grad():
+            t1 = t0.view(1)
+        with pytest.raises(RuntimeError):
+            a5 = t1.numpy()  # noqa: F841
+        return locals()
+
+    same_as_torch(program)
