@@ -82,5 +82,7 @@ for case in CASES:
     dist.barrier()  # the world's group is untouched by the mismatch
 with open(os.path.join(out_dir, f"rank{me}.json"), "w") as f:
     json.dump(report, f)
+# every report on disk before any rank leaves: hydra kills the others as soon as one exits without finalizing
+dist.barrier()
 sys.stdout.flush()
 os._exit(0)
