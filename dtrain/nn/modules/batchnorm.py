@@ -8,6 +8,19 @@ from .module import Module
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"]
 
 
+def _affine(m, enabled, shape, bias, device, dtype):
+    """The optional per-element weight (and bias) of a normalization layer, registered as None when off."""
+    if enabled:
+        m.weight = Parameter(empty(shape, device=device, dtype=dtype))
+        if bias:
+            m.bias = Parameter(empty(shape, device=device, dtype=dtype))
+        else:
+            m.register_parameter("bias", None)
+    else:
+        m.register_parameter("weight", None)
+        m.register_parameter("bias", None)
+
+
 class _NormBase(Module):
     _version = 2  # version 2 added num_batches_tracked; older state dicts get it filled in (see below)
 
@@ -19,15 +32,7 @@ class _NormBase(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = Parameter(empty(num_features, device=device, dtype=dtype))
-            if bias:
-                self.bias = Parameter(empty(num_features, device=device, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, affine, num_features, bias, device, dtype)
         if track_running_stats:
             self.register_buffer("running_mean", zeros(num_features, device=device, dtype=dtype))
             self.register_buffer("running_var", ones(num_features, device=device, dtype=dtype))

@@ -3,7 +3,7 @@ F.*_norm. BatchNorm and InstanceNorm live in batchnorm.py and instancenorm.py, a
 from ... import empty
 from .. import functional as F, init
 from ..parameter import Parameter
-from .batchnorm import _BatchNorm, _NormBase  # noqa: F401 (older imports of them from here)
+from .batchnorm import _affine, _BatchNorm, _NormBase  # noqa: F401 (older imports of the classes from here)
 from .module import Module
 
 __all__ = ["LayerNorm", "GroupNorm", "RMSNorm"]
@@ -11,19 +11,6 @@ __all__ = ["LayerNorm", "GroupNorm", "RMSNorm"]
 
 def _shape(normalized_shape):
     return (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-
-
-def _affine(m, enabled, shape, bias, device, dtype):
-    """The optional per-element weight (and bias) of a normalization layer, registered as None when off."""
-    if enabled:
-        m.weight = Parameter(empty(shape, device=device, dtype=dtype))
-        if bias:
-            m.bias = Parameter(empty(shape, device=device, dtype=dtype))
-        else:
-            m.register_parameter("bias", None)
-    else:
-        m.register_parameter("weight", None)
-        m.register_parameter("bias", None)
 
 
 def _reset_affine(m):
