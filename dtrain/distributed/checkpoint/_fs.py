@@ -61,21 +61,23 @@ def is_temporary(name):
     return _TMP in name or _OLD in name
 
 
-def stale_temporaries(target):
-    """This program's temporaries for `target` whose writer is gone (interrupted saves' leftovers)."""
-    target = os.path.abspath(os.fspath(target))
-    folder, base = os.path.split(target)
+def _siblings(target, prefix):
+    """(path, rest of the name) of the entries beside `target` named `target` + `prefix` + something."""
+    folder, base = os.path.split(os.path.abspath(os.fspath(target)))
     try:
         names = os.listdir(folder)
     except OSError:
         return []
+    return [(os.path.join(folder, n), n[len(base) + len(prefix):]) for n in names if n.startswith(base + prefix)]
+
+
+def stale_temporaries(target):
+    """This program's temporaries for `target` whose writer is gone (interrupted saves' leftovers)."""
     out = []
-    for n in names:
-        if not n.startswith(base + "."):
-            continue
-        m = _TEMP_TAIL.match(n[len(base) + 1:])
+    for path, tail in _siblings(target, "."):
+        m = _TEMP_TAIL.match(tail)
         if m and _writer_gone(m.group(1), int(m.group(2))):
-            out.append(os.path.join(folder, n))
+            out.append(path)
     return out
 
 
@@ -159,14 +161,7 @@ def _complete(path):
 
 def _aside(target):
     """Complete `target.old-*` copies left by a commit interrupted between its two renames, newest first."""
-    target = os.path.abspath(os.fspath(target))
-    folder, base = os.path.split(target)
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return []
-    found = [os.path.join(folder, n) for n in names if n.startswith(base + _OLD)]
-    found = [p for p in found if _complete(p)]
+    found = [path for path, _ in _siblings(target, _OLD) if _complete(path)]
     return sorted(found, key=lambda p: os.stat(p).st_mtime, reverse=True)
 
 
