@@ -50,6 +50,9 @@ def test_ddp_tutorial_started_with_spawn_trains_as_under_torch():
     sums = {}
     for framework in ("torch", "dtrain"):
         p = _run(framework, os.path.join(PROGRAMS, "ddp_spawn_tutorial.py"), "2")
+        if framework == "torch" and p.returncode != 0 and "terminate called without an active exception" in p.stderr:
+            # the oracle, not dtrain: torch's gloo now and then aborts in its own teardown; its run is repeated
+            p = _run(framework, os.path.join(PROGRAMS, "ddp_spawn_tutorial.py"), "2")
         assert p.returncode == 0, p.stderr[-3000:]
         found = re.findall(r"RANK (\d) CHECKSUM ([-0-9.]+) SAME (\w+)", p.stdout)
         assert sorted(r for r, _, _ in found) == ["0", "1"], p.stdout
