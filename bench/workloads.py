@@ -2,7 +2,10 @@
 
 Workloads (one process): mlp (64-256-256-10) and mlp-wide (64-2048-2048-10) on scikit-learn's digits with
 SGD+momentum, a two-conv CNN on the digits as 8x8 images, and a 2-layer 128-wide char-level GPT with AdamW on
-text that ships with Python. `--amp` runs the forward and the loss under CPU autocast in bfloat16. Prints one JSON line: median step time (after warm-up), losses, test accuracy."""
+text that ships with Python. `--amp` runs the forward and the loss under autocast: bfloat16 on the CPU, float16 with a
+GradScaler on CUDA. `--device cuda` moves model and batches to the GPU (without scikit-learn, the digits are replaced
+by random data of the same shape, and the JSON says so). Prints one JSON line: median step time (after warm-up;
+each step ends in `loss.item()`, which waits for the device), throughput, losses, test accuracy."""
 import argparse
 import importlib
 import json
@@ -14,10 +17,16 @@ import numpy as np
 
 
 def digits():
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    x = (d.data / 16.0).astype(np.float32)
-    y = d.target.astype(np.int64)
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:  # GPU machines may lack scikit-learn: random data of the digits' shape times the same
+        rng = np.random.default_rng(1)
+        x = rng.random((1797, 64), dtype=np.float32)
+        y = rng.integers(0, 10, 1797)
+    else:
+        d = load_digits()
+        x = (d.data / 16.0).astype(np.float32)
+        y = d.target.astype(np.int64)
     idx = np.random.default_rng(0).permutation(len(x))
     x, y = x[idx], y[idx]
     n = int(0.8 * len(x))
@@ -80,21 +89,23 @@ def build(fw, name, vocab=None):
     return GPT()
 
 
-def run(framework, workload, steps, batch, amp=False):
+def run(framework, workload, steps, batch, amp=False, device="cpu"):
     fw = importlib.import_module(framework)
     fw.manual_seed(0)
+    dev = fw.device(device)
+    amp_dtype = fw.bfloat16 if dev.type == "cpu" else fw.float16
+    scaler = fw.amp.GradScaler(dev.type, enabled=amp and dev.type == "cuda")
     rng = np.random.default_rng(0)
     F = fw.nn.functional
     if workload == "gpt":
         data, vocab = text_corpus()
         model = build(fw, "gpt", vocab)
-        opt = fw.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
 
         def batch_fn():
             ix = rng.integers(0, len(data) - 65, batch)
             x = np.stack([data[i:i + 64] for i in ix])
             y = np.stack([data[i + 1:i + 65] for i in ix])
-            return fw.from_numpy(x), fw.from_numpy(y)
+            return fw.from_numpy(x).to(dev), fw.from_numpy(y).to(dev)
 
         def loss_of(x, y):
             logits = model(x)
@@ -104,34 +115,41 @@ def run(framework, workload, steps, batch, amp=False):
         if workload == "cnn":
             xtr, xte = xtr.reshape(-1, 1, 8, 8), xte.reshape(-1, 1, 8, 8)
         model = build(fw, workload)
-        opt = fw.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
         def batch_fn():
             ix = rng.integers(0, len(xtr), batch)
-            return fw.from_numpy(xtr[ix]), fw.from_numpy(ytr[ix])
+            return fw.from_numpy(xtr[ix]).to(dev), fw.from_numpy(ytr[ix]).to(dev)
 
         def loss_of(x, y):
             return F.cross_entropy(model(x), y)
     times, losses = [], []
+    model.to(dev)
+    if workload == "gpt":
+        opt = fw.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+    else:
+        opt = fw.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     model.train()
     for _ in range(steps):
         x, y = batch_fn()
         t0 = time.perf_counter()
-        with fw.autocast("cpu", dtype=fw.bfloat16, enabled=amp):  # --amp: products in bfloat16, loss in float32
+        with fw.autocast(dev.type, dtype=amp_dtype, enabled=amp):  # --amp: products in low precision, loss in float32
             loss = loss_of(x, y)
         opt.zero_grad()
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         losses.append(loss.item())
         times.append(time.perf_counter() - t0)
     warm = max(1, steps // 10)
+    step_s = statistics.median(times[warm:])
     res = {"framework": framework, "workload": workload, "batch": batch, "steps": steps, "amp": amp,
-           "step_ms_median": round(1e3 * statistics.median(times[warm:]), 3),
+           "device": str(dev), "step_ms_median": round(1e3 * step_s, 3),
+           ("tokens_per_s" if workload == "gpt" else "samples_per_s"): round(batch * (64 if workload == "gpt" else 1) / step_s),
            "first_loss": round(losses[0], 4), "final_loss": round(statistics.mean(losses[-10:]), 4)}
     if workload != "gpt":
         model.eval()
         with fw.no_grad():
-            pred = model(fw.from_numpy(xte)).argmax(1).numpy()
+            pred = model(fw.from_numpy(xte).to(dev)).argmax(1).cpu().numpy()
         res["test_acc"] = round(float((pred == yte).mean()), 4)
     return res
 
@@ -142,9 +160,10 @@ def main():
     ap.add_argument("--workload", default="mlp")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--amp", action="store_true", help="forward and loss under CPU autocast (bfloat16)")
+    ap.add_argument("--amp", action="store_true", help="forward and loss under autocast (bfloat16 on cpu, float16 on cuda)")
+    ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
-    print(json.dumps(run(a.framework, a.workload, a.steps, a.batch, a.amp)))
+    print(json.dumps(run(a.framework, a.workload, a.steps, a.batch, a.amp, a.device)))
 
 
 if __name__ == "__main__":
