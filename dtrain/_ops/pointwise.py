@@ -84,6 +84,52 @@ def _gelu_grad_f32(g, x, cdf):
     return out.reshape(x.shape)
 
 
+def _gelu_tanh_f32(x):
+    """tanh-approximated GELU of a float32 NumPy array: (0.5 x (1 + t), t) with t = tanh(√(2/π)(x + 0.044715 x³)),
+    block by block on every core, in torch's order of operations (the cube as x·x·x, never np.power)."""
+    xf = np.ascontiguousarray(x).reshape(-1)
+    y, t = np.empty_like(xf), np.empty_like(xf)
+
+    def block(a, b):
+        xs, ts, ys = xf[a:b], t[a:b], y[a:b]
+        np.multiply(xs, xs, out=ts)
+        ts *= xs
+        ts *= 0.044715
+        ts += xs
+        ts *= _SQRT_2_OVER_PI
+        np.tanh(ts, out=ts)
+        np.add(ts, 1.0, out=ys)
+        ys *= xs
+        ys *= 0.5
+    with np.errstate(invalid="ignore"):  # tanh(±inf) terms give inf·0 = NaN at -inf, as in torch, without a warning
+        _parallel.blockwise(block, xf.size)
+    return y.reshape(x.shape), t.reshape(x.shape)
+
+
+def _gelu_tanh_grad_f32(g, x, t):
+    """g * d/dx of the tanh GELU, block by block: 0.5 (1 + t) + 0.5 x (1 - t²) √(2/π) (1 + 3·0.044715 x²)."""
+    gf, xf, tf = (np.ascontiguousarray(a).reshape(-1) for a in (g, x, t))
+    out = np.empty_like(xf)
+
+    def block(a, b):
+        xs, ts, o = xf[a:b], tf[a:b], out[a:b]
+        u = xs * xs
+        u *= 3 * 0.044715
+        u += 1.0
+        u *= xs
+        u *= 0.5 * _SQRT_2_OVER_PI
+        v = ts * ts
+        np.subtract(1.0, v, out=v)
+        u *= v
+        np.add(ts, 1.0, out=o)
+        o *= 0.5
+        o += u
+        o *= gf[a:b]
+    with np.errstate(invalid="ignore", over="ignore"):
+        _parallel.blockwise(block, xf.size)
+    return out.reshape(x.shape)
+
+
 def _erf(xp, x):
     if xp is np:
         from scipy.special import erf
@@ -427,10 +473,13 @@ class Gelu(Function):
         xp = ctx.xp
         ctx.approximate = approximate
         if approximate == "tanh":
-            k = _SQRT_2_OVER_PI
-            t = xp.tanh(k * (x + 0.044715 * x ** 3))
+            if xp is np and x.dtype == np.float32 and x.size >= _GELU_BLOCKWISE:
+                y, t = _gelu_tanh_f32(x)
+            else:
+                t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * (x * x * x)))
+                y = (0.5 * x * (1 + t)).astype(x.dtype, copy=False)
             ctx.save_for_backward(x, t)
-            return (0.5 * x * (1 + t)).astype(x.dtype, copy=False)
+            return y
         # the normal CDF is kept for backward, which then needs no second erf (the expensive part)
         if xp is np and x.dtype == np.float32 and x.size >= _GELU_BLOCKWISE:
             y, cdf = _gelu_f32(x)
@@ -447,6 +496,8 @@ class Gelu(Function):
         x, c = ctx.saved
         xp = ctx.xp
         if ctx.approximate == "tanh":
+            if xp is np and x.dtype == np.float32 and x.size >= _GELU_BLOCKWISE and g.shape == x.shape:
+                return _gelu_tanh_grad_f32(g, x, c)
             k = _SQRT_2_OVER_PI
             d = 0.5 * (1 + c) + 0.5 * x * (1 - c * c) * k * (1 + 3 * 0.044715 * x * x)
         elif xp is np and x.dtype == np.float32 and x.size >= _GELU_BLOCKWISE and g.shape == x.shape:

@@ -205,3 +205,14 @@ def test_gelu_float32_large(device, shape):
     x.reshape(-1)[:6] = [-np.inf, np.nan, 0.0, -10.0, 10.0, -5.7]
     check(lambda m, t: F(m).gelu(t), x, device=device, dtype=np.float32, atol=2e-6, rtol=2e-6)
     check(lambda m, t: F(m).gelu(t.transpose(0, 1)), x, device=device, dtype=np.float32, atol=2e-6, rtol=2e-6)
+
+
+@pytest.mark.parametrize("shape", [(64, 300), (2, 512, 520)])
+def test_gelu_tanh_float32_large(device, shape):
+    """Large float32 tanh-GELU (fused block by block: the cube as x·x·x, never np.power) matches torch in value
+    and gradient, including tails, ±inf and NaN, for contiguous and transposed input."""
+    x = (np.random.default_rng(6).standard_normal(shape) * 3).astype(np.float32)
+    x.reshape(-1)[:7] = [-np.inf, np.inf, np.nan, 0.0, -10.0, 10.0, -5.7]
+    gelu = lambda m, t: F(m).gelu(t, approximate="tanh")  # noqa: E731
+    check(gelu, x, device=device, dtype=np.float32, atol=1e-5, rtol=1e-5)
+    check(lambda m, t: gelu(m, t.transpose(0, 1)), x, device=device, dtype=np.float32, atol=1e-5, rtol=1e-5)
