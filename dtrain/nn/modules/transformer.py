@@ -4,7 +4,7 @@ import copy
 
 from .. import functional as F, init
 from .container import ModuleList
-from .activation import MultiheadAttention
+from .activation import GELU, MultiheadAttention, ReLU
 from .dropout import Dropout
 from .linear import Linear
 from .module import Module
@@ -62,6 +62,13 @@ class TransformerEncoderLayer(Module):
 
     def _ff_block(self, x):
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+    def _torch_state(self, state):
+        super()._torch_state(state)
+        # torch's fast-path flag, which its forward reads: 1 for relu, 2 for gelu, 0 for anything else
+        act = self.activation
+        state["activation_relu_or_gelu"] = (1 if act is F.relu or isinstance(act, ReLU) else
+                                             2 if act is F.gelu or isinstance(act, GELU) else 0)
 
 
 class TransformerEncoder(Module):
