@@ -191,6 +191,9 @@ Tensor.__rmatmul__ = lambda self, other: matmul(other, self)
 @method()
 @autocast_op("mm")
 def mm(input, mat2, *, out=None):
+    if input.is_sparse:  # torch.mm(sparse, dense), as torch.spmm
+        from ..sparse import spmm
+        return out_copy(spmm(input, mat2), out)
     if input.ndim != 2 or mat2.ndim != 2:
         raise RuntimeError(f"{'self' if input.ndim != 2 else 'mat2'} must be a matrix")
     return matmul(input, mat2, out=out)
