@@ -28,7 +28,7 @@ import numpy as np
 
 from . import _backend, _dtype, _serialization_legacy as _legacy
 from ._device import CPU, device as _device_cls, resolve
-from ._tensor import Size, Tensor, _wrap
+from ._tensor import Size, Tensor, _wrap, layout as _layout
 
 __all__ = ["save", "load", "add_safe_globals", "get_safe_globals", "clear_safe_globals", "safe_globals",
            "DEFAULT_PROTOCOL"]
@@ -57,6 +57,7 @@ _REBUILD_TENSOR_V2 = _Global("torch._utils", "_rebuild_tensor_v2")
 _REBUILD_PARAMETER = _Global("torch._utils", "_rebuild_parameter")
 _TORCH_DEVICE = _Global("torch", "device")
 _TORCH_SIZE = _Global("torch", "Size")
+_GET_LAYOUT = _Global("torch.serialization", "_get_layout")
 _STORAGE_NAMES = {d: _Global("torch", f"{_dtype.scalar_name(d)}Storage") for d in _dtype._ALL}
 _STORAGE_NAMES[_dtype.int8] = _Global("torch", "CharStorage")
 
@@ -160,6 +161,8 @@ class _Pickler(pickle._Pickler):
             return (_TORCH_DEVICE, (obj.type,) if obj.index is None else (obj.type, obj.index))
         if t is Size:
             return (_TORCH_SIZE, (tuple(obj),))
+        if t is _layout:
+            return (_GET_LAYOUT, (repr(obj),))  # as torch writes a layout
         if (t is types.FunctionType or isinstance(obj, type)) and not _by_reference(obj):
             # a lambda, a local or __main__ class: pickled by value, so it loads in another process
             import cloudpickle
@@ -494,9 +497,11 @@ def _set_obj_state(obj, state):
 
 
 def _get_layout(name):
-    if name != "torch.strided":
-        raise RuntimeError(f"dtrain loads only strided (dense) tensors, not layout {name}")
-    return name
+    from ._tensor import sparse_coo, strided
+    found = {"torch.strided": strided, "torch.sparse_coo": sparse_coo}.get(name)
+    if found is None:
+        raise RuntimeError(f"dtrain has no layout {name} (it has torch.strided and torch.sparse_coo)")
+    return found
 
 
 def _torch_globals():

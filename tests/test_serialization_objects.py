@@ -259,3 +259,23 @@ def test_load_environment_switches_act_as_torchs(env, kwargs, tmp_path, monkeypa
     assert got[0].split(":")[0] == want[0].split(":")[0]
     if want[0] in ("Linear",) or want[0].startswith("RuntimeError"):
         assert got[0] == want[0]
+
+
+def test_layouts_cross_as_torch_writes_them(tmp_path):
+    torch.save({"a": torch.strided, "b": torch.sparse_coo}, tmp_path / "t.pt")
+    got = dtrain.load(tmp_path / "t.pt")
+    assert got["a"] is dtrain.strided and got["b"] is dtrain.sparse_coo
+    dtrain.save({"a": dtrain.strided, "b": dtrain.sparse_coo}, tmp_path / "d.pt")
+    assert torch.load(tmp_path / "d.pt") == {"a": torch.strided, "b": torch.sparse_coo}  # weights_only=True
+
+
+def test_transformer_encoder_keeps_torchs_fast_path_flag(tmp_path):
+    for batch_first in (True, False):
+        tm = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(4, 2, 8, batch_first=batch_first), 2,
+                                         enable_nested_tensor=batch_first)
+        dm = dtrain.nn.TransformerEncoder(dtrain.nn.TransformerEncoderLayer(4, 2, 8, batch_first=batch_first), 2,
+                                          enable_nested_tensor=batch_first)
+        dtrain.save(dm, tmp_path / "e.pt")
+        loaded = torch.load(tmp_path / "e.pt", weights_only=False)
+        assert loaded.use_nested_tensor == tm.use_nested_tensor
+        assert loaded.layers[0].activation_relu_or_gelu == tm.layers[0].activation_relu_or_gelu

@@ -92,6 +92,19 @@ class TransformerEncoder(Module):
             output = self.norm(output)
         return output
 
+    def _torch_state(self, state):
+        super()._torch_state(state)
+        # torch's flag for its nested-tensor inference path: on only where torch's __init__ leaves it on
+        layer = self.layers[0] if len(self.layers) else None
+        fast = isinstance(layer, TransformerEncoderLayer)
+        if fast:
+            attn, act = layer.self_attn, layer.activation
+            fast = (not layer.norm_first and attn.batch_first and attn._qkv_same_embed_dim
+                    and attn.in_proj_bias is not None and attn.num_heads % 2 == 0
+                    and layer.norm1.eps == layer.norm2.eps
+                    and (act is F.relu or act is F.gelu or isinstance(act, (ReLU, GELU))))
+        state["use_nested_tensor"] = bool(self.enable_nested_tensor and fast)
+
 
 class TransformerDecoderLayer(Module):
     """Self-attention, attention over the encoder's memory, and a feed-forward block, each with dropout, a
