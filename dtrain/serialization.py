@@ -55,6 +55,7 @@ class _Global:
 
 _REBUILD_TENSOR_V2 = _Global("torch._utils", "_rebuild_tensor_v2")
 _REBUILD_PARAMETER = _Global("torch._utils", "_rebuild_parameter")
+_REBUILD_SPARSE = _Global("torch._utils", "_rebuild_sparse_tensor")
 _TORCH_DEVICE = _Global("torch", "device")
 _TORCH_SIZE = _Global("torch", "Size")
 _GET_LAYOUT = _Global("torch.serialization", "_get_layout")
@@ -172,6 +173,10 @@ class _Pickler(pickle._Pickler):
     def _reduce_tensor(self, t):
         if t._device.type == "meta":
             raise RuntimeError("Cannot save a meta tensor: it has no data")
+        if t.is_sparse:  # torch's form: its indices and values as tensors, the size and whether it is coalesced
+            c = t._data
+            return (_REBUILD_SPARSE, (t.layout, (_wrap(c.indices, t._device), _wrap(c.values, t._device),
+                                                 Size(c.shape), c.coalesced)))
         ref, offset, stride = self._storages.tensor_args(t)
         param = isinstance(t, self._parameter)
         rv = (_REBUILD_TENSOR_V2, (ref, offset, tuple(t._data.shape), stride, t._requires_grad and not param,
@@ -496,6 +501,15 @@ def _set_obj_state(obj, state):
         setattr(obj, k, v)
 
 
+def _rebuild_sparse_tensor(layout, data):
+    from ._tensor import sparse_coo
+    if layout is not sparse_coo:
+        raise RuntimeError(f"dtrain loads sparse tensors of layout torch.sparse_coo only, not {layout}")
+    indices, values, size = data[:3]
+    from .sparse import sparse_coo_tensor
+    return sparse_coo_tensor(indices, values, size, is_coalesced=data[3] if len(data) > 3 else None)
+
+
 def _get_layout(name):
     from ._tensor import sparse_coo, strided
     found = {"torch.strided": strided, "torch.sparse_coo": sparse_coo}.get(name)
@@ -513,6 +527,7 @@ def _torch_globals():
         "torch._utils._rebuild_parameter": _rebuild_parameter,
         "torch._utils._rebuild_parameter_with_state": _rebuild_parameter_with_state,
         "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
+        "torch._utils._rebuild_sparse_tensor": _rebuild_sparse_tensor,
         "torch.serialization._get_layout": _get_layout,
         "torch.nn.parameter.Parameter": nn.Parameter,
         "torch.Tensor": Tensor,

@@ -216,3 +216,25 @@ def test_sparse_leaf_requires_grad_is_refused():
 def test_cuda_sparse_raises_naming_the_op():
     with pytest.raises(NotImplementedError, match="to_sparse: dtrain's sparse COO tensors are CPU-only"):
         dtrain.ones(2, 2, device="cuda").to_sparse()
+
+
+@pytest.mark.parametrize("src,dst", [(torch, dtrain), (dtrain, torch)])
+def test_saved_sparse_tensor_crosses(src, dst, tmp_path):
+    rng = np.random.default_rng(4)
+    idx, val = _graph(rng)
+    s = src.sparse_coo_tensor(src.tensor(idx), src.tensor(val, dtype=src.float32), (7, 7))
+    src.save({"adj": s, "adj_c": s.coalesce()}, tmp_path / "a.pt")
+    got = dst.load(tmp_path / "a.pt")  # weights_only=True: sparse tensors are in torch's default allowlist
+    for k in ("adj", "adj_c"):
+        want = s if k == "adj" else s.coalesce()
+        assert got[k].is_sparse and got[k].is_coalesced() == want.is_coalesced()
+        assert repr(got[k]) == repr(want)  # the same indices, values, size, nnz
+        np.testing.assert_array_equal(_np(got[k].to_dense()), _np(want.to_dense()))
+
+
+def test_sparse_tensor_pickles_and_deep_copies():
+    import copy
+    import pickle
+    s = dtrain.sparse_coo_tensor(dtrain.tensor([[0, 1, 1], [2, 0, 2]]), dtrain.tensor([3., 4., 5.]), (2, 3))
+    for c in (pickle.loads(pickle.dumps(s)), copy.deepcopy(s)):
+        assert repr(c) == repr(s) and c._values()._data is not s._values()._data

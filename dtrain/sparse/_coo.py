@@ -221,8 +221,9 @@ class SparseTensor(Tensor):
     __str__ = __repr__
 
     def __reduce_ex__(self, proto):
-        raise NotImplementedError("pickling sparse COO tensors (torch.save of one) is not supported by dtrain yet; "
-                                  "save its indices and values")
+        # plain pickling (multiprocessing): rebuilt from indices and values; torch.save writes torch's own form
+        c = self._data
+        return (_rebuild, (_wrap(c.indices, self._device), _wrap(c.values, self._device), c.shape, c.coalesced))
 
     def __deepcopy__(self, memo):
         c = self._data
@@ -482,3 +483,7 @@ def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=N
     if not 0 <= sparse_dim <= n:
         raise RuntimeError(f"sparse_dim argument must be in [0, {n}] but got {sparse_dim}")
     return _sparse(ToSparse.apply(self, sparse_dim=sparse_dim))
+
+
+def _rebuild(indices, values, shape, coalesced):
+    return sparse_coo_tensor(indices, values, shape, is_coalesced=coalesced)
