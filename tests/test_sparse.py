@@ -89,7 +89,7 @@ def test_to_sparse_and_back(sparse_dim):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("op", ["sparse.mm", "spmm", "matmul_operator", "mm_method", "torch.mm"])
+@pytest.mark.parametrize("op", ["sparse.mm", "spmm", "matmul_operator", "mm_method", "torch.mm", "torch.matmul"])
 def test_sparse_dense_product_and_gradients(op, dtype):
     """A graph convolution's product: gradients reach the dense operand and the sparse one's values."""
     rng = np.random.default_rng(1)
@@ -103,7 +103,8 @@ def test_sparse_dense_product_and_gradients(op, dtype):
         x = lib.tensor(h, dtype=dt, requires_grad=True)
         s = lib.sparse_coo_tensor(lib.tensor(idx), v, (7, 7))
         y = {"sparse.mm": lambda: lib.sparse.mm(s, x), "spmm": lambda: lib.spmm(s, x),
-             "matmul_operator": lambda: s @ x, "mm_method": lambda: s.mm(x), "torch.mm": lambda: lib.mm(s, x)}[op]()
+             "matmul_operator": lambda: s @ x, "mm_method": lambda: s.mm(x), "torch.mm": lambda: lib.mm(s, x),
+             "torch.matmul": lambda: lib.matmul(s, x)}[op]()
         (y * lib.tensor(w, dtype=dt)).sum().backward()
         res[lib.__name__] = (y, v.grad, x.grad)
     (yd, gvd, gxd), (yt, gvt, gxt) = res["dtrain"], res["torch"]

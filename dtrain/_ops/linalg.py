@@ -181,6 +181,9 @@ def matmul(input, other, *, out=None):
     if a.dtype != b.dtype or a.dtype.kind == "b" or not a.ndim or not b.ndim or \
             a.shape[-1] != b.shape[0 if b.ndim == 1 else -2] or a.ndim > 2 and b.ndim > 2 and a.shape[:-2] != b.shape[:-2]:
         _matmul_check(input, other)
+    if type(a) is not type(b) and input.is_sparse:  # torch.matmul(sparse, dense), as torch.spmm
+        from ..sparse import spmm
+        return out_copy(spmm(input, other), out)
     return out_copy(Matmul.apply(input, other), out)
 
 
