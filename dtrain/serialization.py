@@ -648,8 +648,10 @@ class _Unpickler(pickle.Unpickler):
                 "default with weights_only https://pytorch.org/docs/stable/notes/serialization.html#weights-only.")
         if module == "torch" or module.startswith("torch."):
             obj = _dtrain_object(module, name)
-            if obj is not None:
-                return obj
+            if obj is None:  # never torch's own object: it would not work with dtrain's tensors
+                raise AttributeError(f"Can't get attribute '{name}' on <module '{module}'>: the file names torch's "
+                                     f"{full}, which dtrain does not have")
+            return obj
         return super().find_class(module, name)
 
     def persistent_load(self, pid):

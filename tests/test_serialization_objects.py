@@ -279,3 +279,18 @@ def test_transformer_encoder_keeps_torchs_fast_path_flag(tmp_path):
         loaded = torch.load(tmp_path / "e.pt", weights_only=False)
         assert loaded.use_nested_tensor == tm.use_nested_tensor
         assert loaded.layers[0].activation_relu_or_gelu == tm.layers[0].activation_relu_or_gelu
+
+
+def test_a_torch_global_dtrain_lacks_is_named(tmp_path):
+    import zipfile
+    torch.save({"m": torch.nn.Linear(2, 2)}, tmp_path / "t.pt")
+    # the same file naming a torch class that dtrain has no counterpart of (same length, so offsets hold)
+    src = zipfile.ZipFile(tmp_path / "t.pt")
+    with zipfile.ZipFile(tmp_path / "x.pt", "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("data.pkl"):
+                data = data.replace(b"torch.nn.modules.linear\nLinear", b"torch.nn.modules.linear\nLinxar")
+            dst.writestr(info, data)
+    with pytest.raises(AttributeError, match=r"torch\.nn\.modules\.linear\.Linxar, which dtrain does not have"):
+        dtrain.load(tmp_path / "x.pt", weights_only=False)
