@@ -110,12 +110,15 @@ def _fit_step(lib, m, opt):
 @pytest.mark.parametrize("opt_name", ["sgd_momentum", "adam"])
 def test_model_and_optimizer_in_one_dict_cross_and_keep_training(opt_name, src, dst, tmp_path):
     m, opt = _fit_setup(LIBS[src], opt_name)
+    sched = LIBS[src].optim.lr_scheduler.StepLR(opt, 1, gamma=0.5)
     _fit_step(LIBS[src], m, opt)
+    sched.step()
     path = tmp_path / "ckpt.pt"
-    LIBS[src].save({"model": m, "optimizer": opt, "epoch": 3}, path)
+    LIBS[src].save({"model": m, "optimizer": opt, "scheduler": sched, "epoch": 3}, path)
     ck = LIBS[dst].load(path, weights_only=False)
-    m2, opt2 = ck["model"], ck["optimizer"]
+    m2, opt2, sched2 = ck["model"], ck["optimizer"], ck["scheduler"]
     assert ck["epoch"] == 3
+    assert sched2.optimizer is opt2 and sched2.get_last_lr() == sched.get_last_lr()
     assert type(opt2) is getattr(LIBS[dst].optim, type(opt).__name__)
     # one object graph: the optimizer's parameters are the model's, and its state is keyed by them
     assert [id(p) for p in opt2.param_groups[0]["params"]] == [id(p) for p in m2.parameters()]
@@ -131,6 +134,9 @@ def test_model_and_optimizer_in_one_dict_cross_and_keep_training(opt_name, src, 
     # the next step on either side agrees
     _fit_step(LIBS[src], m, opt)
     _fit_step(LIBS[dst], m2, opt2)
+    sched.step()
+    sched2.step()
+    assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
     for p, q in zip(m.parameters(), m2.parameters()):
         np.testing.assert_allclose(_np(q), _np(p), rtol=1e-6, atol=1e-7)
 
