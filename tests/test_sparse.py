@@ -59,6 +59,7 @@ def test_layout_and_metadata():
     assert d.sparse_dim() == t.sparse_dim() and d.dense_dim() == t.dense_dim()
     assert d.is_coalesced() == t.is_coalesced() is False
     assert d.dtype is dtrain.float64
+    assert d.type() == t.type() == "torch.sparse.DoubleTensor" and d.float().type() == t.float().type()
     # coalescing sorts the indices row-major and sums repeated entries, as torch's does
     dc, tc = d.coalesce(), t.coalesce()
     assert dc.is_coalesced() and dc._nnz() == tc._nnz()

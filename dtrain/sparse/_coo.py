@@ -154,6 +154,11 @@ class SparseTensor(Tensor):
     def type_name(self):
         return f"torch.sparse.{_dtype.scalar_name(self.dtype)}Tensor"
 
+    def type(self, dtype=None, non_blocking=False, **kwargs):
+        if dtype is None:
+            return self.type_name()
+        raise NotImplementedError("type(dtype) of a sparse COO tensor: use .to(dtype)")
+
     def t(self):
         if self._data.ndim != 2 or self._data.sparse_dim != 2:
             raise RuntimeError(f"t() expects a tensor with <= 2 sparse and 0 dense dimensions, but got "
@@ -236,9 +241,9 @@ class SparseTensor(Tensor):
 _SUPPORTED = frozenset(
     n for n in vars(SparseTensor) if not n.startswith("_")) | {
     "shape", "size", "dim", "ndim", "ndimension", "numel", "nelement", "dtype", "device", "is_cuda", "is_cpu",
-    "is_meta", "requires_grad", "grad", "grad_fn", "is_leaf", "backward", "register_hook", "retain_grad",
-    "retains_grad", "output_nr", "element_size", "is_floating_point", "is_complex", "get_device",
-    "is_quantized", "is_mkldnn", "is_nested"}
+    "is_meta", "requires_grad", "grad", "grad_fn", "is_leaf", "output_nr", "element_size", "is_floating_point",
+    "is_complex", "get_device", "is_quantized", "is_mkldnn", "is_nested"}
+# not backward, register_hook or retain_grad: the gradient a sparse tensor's node sees is that of its values
 
 
 def _sparse(t):
