@@ -240,3 +240,13 @@ def test_sparse_tensor_pickles_and_deep_copies():
     s = dtrain.sparse_coo_tensor(dtrain.tensor([[0, 1, 1], [2, 0, 2]]), dtrain.tensor([3., 4., 5.]), (2, 3))
     for c in (pickle.loads(pickle.dumps(s)), copy.deepcopy(s)):
         assert repr(c) == repr(s) and c._values()._data is not s._values()._data
+
+
+@pytest.mark.parametrize("make", [lambda lib, **kw: lib.zeros(2, 3, **kw), lambda lib, **kw: lib.randn(2, **kw),
+                                  lambda lib, **kw: lib.full((2,), 1.0, **kw),
+                                  lambda lib, **kw: lib.arange(3, **kw), lambda lib, **kw: lib.eye(2, **kw)])
+def test_factories_take_strided_and_refuse_sparse_layout(make):
+    assert make(dtrain, layout=dtrain.strided).layout is dtrain.strided
+    assert make(torch, layout=torch.strided).layout is torch.strided
+    with pytest.raises(NotImplementedError, match="not layout torch.sparse_coo"):
+        make(dtrain, layout=dtrain.sparse_coo)  # never a dense tensor in its place
