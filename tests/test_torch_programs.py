@@ -62,6 +62,8 @@ def _numbers(text, pattern):
 def test_graph_network_with_sparse_adjacency_agrees_with_torch():
     """pygcn-style GCN: torch.sparse_coo_tensor adjacency, torch.sparse.mm and torch.spmm in its layers, Adam."""
     out = _run_both(os.path.join(HERE, "programs", "gcn.py"))
+    adj = re.findall(r"ADJ (\d+) (\w+)", out["dtrain"])
+    assert adj == re.findall(r"ADJ (\d+) (\w+)", out["torch"]) and adj[0][1] == "True"
     pat = r"EPOCH \d+ loss_train ([0-9.]+) loss_val ([0-9.]+) acc_val ([0-9.]+)"
     got, want = _numbers(out["dtrain"], pat), _numbers(out["torch"], pat)
     assert len(got) == len(want) == 7

@@ -60,6 +60,17 @@ def normalize_adj(mx):
     return d @ mx @ d
 
 
+def normalize_adj_torch(adj):
+    """The same normalisation with torch's sparse ops: self-loops appended, coalesced, degrees by torch.sparse.sum."""
+    n = adj.shape[0]
+    loops = torch.arange(n)
+    adj = torch.sparse_coo_tensor(torch.cat([adj._indices(), torch.stack([loops, loops])], 1),
+                                  torch.cat([adj._values(), torch.ones(n)]), adj.shape).coalesce()
+    d_inv_sqrt = torch.sparse.sum(adj, dim=1).to_dense().pow(-0.5)
+    row, col = adj.indices()
+    return torch.sparse_coo_tensor(adj.indices(), d_inv_sqrt[row] * adj.values() * d_inv_sqrt[col], adj.shape)
+
+
 def sparse_mx_to_torch_sparse_tensor(sparse_mx):
     sparse_mx = sp.coo_matrix(sparse_mx).astype(np.float32)
     indices = torch.from_numpy(np.vstack((sparse_mx.row, sparse_mx.col)).astype(np.int64))
@@ -86,7 +97,9 @@ def accuracy(output, labels):
 def main():
     rng = np.random.default_rng(42)
     adj, features, labels, idx_train, idx_val, idx_test = planted_partition(rng)
+    adj_torch = normalize_adj_torch(sparse_mx_to_torch_sparse_tensor(adj))
     adj = sparse_mx_to_torch_sparse_tensor(normalize_adj(adj))
+    print("ADJ", adj._nnz(), torch.allclose(adj_torch.to_dense(), adj.to_dense(), atol=1e-6))
     features = torch.FloatTensor(features)
     labels = torch.LongTensor(labels)
     idx_train, idx_val, idx_test = map(torch.LongTensor, (idx_train, idx_val, idx_test))
