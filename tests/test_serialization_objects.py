@@ -300,3 +300,21 @@ def test_a_torch_global_dtrain_lacks_is_named(tmp_path):
             dst.writestr(info, data)
     with pytest.raises(AttributeError, match=r"torch\.nn\.modules\.linear\.Linxar, which dtrain does not have"):
         dtrain.load(tmp_path / "x.pt", weights_only=False)
+
+
+def test_torchs_optimizer_modules_import_under_dtrain():
+    """`from torch.optim.adamw import AdamW` (and the pickled name torch.optim.adamw.AdamW) finds dtrain's class."""
+    import importlib
+    import pkgutil
+    import torch.optim
+    checked = 0
+    for m in pkgutil.iter_modules(torch.optim.__path__):
+        if m.name.startswith("_") or m.name == "sparse_adam" or not m.name.islower():
+            continue
+        tmod = importlib.import_module(f"torch.optim.{m.name}")
+        dmod = importlib.import_module(f"dtrain.optim.{m.name}")
+        for name in getattr(tmod, "__all__", []):
+            if name[0].isupper() and hasattr(dtrain.optim, name):
+                assert getattr(dmod, name) is getattr(dtrain.optim, name), f"torch.optim.{m.name}.{name}"
+                checked += 1
+    assert checked >= 13
