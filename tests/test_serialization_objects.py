@@ -318,3 +318,55 @@ def test_torchs_optimizer_modules_import_under_dtrain():
                 assert getattr(dmod, name) is getattr(dtrain.optim, name), f"torch.optim.{m.name}.{name}"
                 checked += 1
     assert checked >= 13
+
+
+def _user_net(lib):
+    class Net(lib.nn.Module):  # a user's model, as written against either framework
+        def __init__(self):
+            super().__init__()
+            self.body = lib.nn.Sequential(lib.nn.Linear(4, 8), lib.nn.Tanh())
+            self.head = lib.nn.Linear(8, 2)
+            self.register_buffer("shift", lib.tensor([0.5, -0.5]))
+            self.scale = 3.0
+
+        def forward(self, x):
+            return self.head(self.body(x)) * self.scale + self.shift
+    return Net
+
+
+Net = _user_net(dtrain)  # the test module's own class, under its own path
+Net.__qualname__ = "Net"
+TorchNet = _user_net(torch)  # the same code against torch, which the other side maps that path to
+TorchNet.__qualname__ = "TorchNet"
+
+
+def _mapping_pickle_module(lib, path, cls):
+    """A pickle module whose Unpickler finds the user's class `path` as `cls` (the other framework's twin)."""
+    import types
+    base = pickle.Unpickler
+
+    class Unpickler(base):
+        def find_class(self, module, name):
+            return cls if f"{module}.{name}" == path else super().find_class(module, name)
+    return types.SimpleNamespace(Unpickler=Unpickler, load=pickle.load, __name__="mapping_pickle")
+
+
+def test_user_class_defined_in_the_test_module_keeps_its_path(tmp_path):
+    import zipfile
+    dm = Net()
+    dtrain.save(dm, tmp_path / "d.pt")
+    data = zipfile.ZipFile(tmp_path / "d.pt").read("archive/data.pkl")
+    assert f"{Net.__module__}\nNet".encode() in data  # the user's class path, not a torch name
+    tm = torch.load(tmp_path / "d.pt", weights_only=False,
+                    pickle_module=_mapping_pickle_module(torch, f"{Net.__module__}.Net", TorchNet))
+    assert type(tm) is TorchNet and tm.scale == 3.0 and type(tm.body[0]) is torch.nn.Linear
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    with torch.no_grad():
+        want = _np(tm(torch.tensor(x)))
+    np.testing.assert_allclose(_np(dm(dtrain.tensor(x))), want, rtol=1e-6)
+    # and back: torch's file of its twin loads into the test module's class
+    torch.save(tm, tmp_path / "t.pt")
+    back = dtrain.load(tmp_path / "t.pt", weights_only=False,
+                       pickle_module=_mapping_pickle_module(dtrain, f"{TorchNet.__module__}.TorchNet", Net))
+    assert type(back) is Net and type(back.body[1]) is dtrain.nn.Tanh
+    np.testing.assert_allclose(_np(back(dtrain.tensor(x))), want, rtol=1e-6)
