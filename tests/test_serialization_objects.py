@@ -211,6 +211,7 @@ def test_every_public_class_is_written_under_a_torch_name_torch_resolves():
 # ------------------------------------------------------------------------------------ allowlists, sets, switches
 
 def test_weights_only_allowlist_takes_torch_names(tmp_path):
+    before = dtrain.serialization.get_safe_globals()
     torch.manual_seed(0)
     torch.save(torch.nn.Linear(3, 2), tmp_path / "t.pt")
     with pytest.raises(pickle.UnpicklingError, match=r"torch\.nn\.modules\.linear\.Linear"):
@@ -226,7 +227,7 @@ def test_weights_only_allowlist_takes_torch_names(tmp_path):
         tm = torch.load(tmp_path / "d.pt", weights_only=True)
     assert type(tm) is torch.nn.Linear
     np.testing.assert_array_equal(_np(tm.weight), _np(m.weight))
-    assert dtrain.serialization.get_safe_globals() == []
+    assert dtrain.serialization.get_safe_globals() == before  # the context managers restored the allowlist
 
 
 def test_protocol_2_set_loads_weights_only(tmp_path):
