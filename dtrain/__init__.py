@@ -22,7 +22,7 @@ _graph._wrap = _tensor_module._wrap  # the op hot path calls it without an impor
 from .autograd.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from ._tensor_str import get_printoptions, printoptions, set_printoptions
-from ._tensor import layout, strided
+from ._tensor import layout, sparse_coo, strided
 
 
 def _export(module):
@@ -172,8 +172,9 @@ def compiled_with_cxx11_abi():
 # touches `dtrain.nn`, `dtrain.save` or `dtrain.distributed` gets them all the same.
 _LAZY_MODULES = {"nn", "optim", "utils", "distributed", "amp", "backends", "testing", "futures", "serialization", "cpu",
                  "linalg", "special", "fft", "func", "multiprocessing", "version", "accelerator", "onnx", "compiler",
-                 "profiler", "_dynamo"}
+                 "profiler", "_dynamo", "sparse"}
 _LAZY_ATTRS = {"save": "serialization", "load": "serialization", "compile": "_compile", "autocast": "amp",
+               "sparse_coo_tensor": "sparse", "spmm": "sparse",
                "FloatTensor": "_legacy", "DoubleTensor": "_legacy", "LongTensor": "_legacy", "IntTensor": "_legacy",
                "BoolTensor": "_legacy", "HalfTensor": "_legacy", "ByteTensor": "_legacy", "CharTensor": "_legacy",
                "ShortTensor": "_legacy", "BFloat16Tensor": "_legacy",

@@ -506,6 +506,11 @@ class Tensor:
     layout = property(lambda self: strided)
     is_sparse = is_quantized = is_mkldnn = is_nested = property(lambda self: False)
 
+    def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=None):
+        """The nonzero entries as a sparse COO tensor (dtrain.sparse)."""
+        from .sparse._coo import to_sparse
+        return to_sparse(self, sparse_dim, layout=layout, blocksize=blocksize, dense_dim=dense_dim)
+
     def new(self, *args, **kwargs):
         """Legacy constructor: new(*sizes) is uninitialised memory, new(data) copies data; self's dtype and device."""
         from ._ops.creation import empty, tensor
@@ -579,7 +584,7 @@ class Tensor:
 
 
 class layout:
-    """torch.layout; dtrain tensors are always strided (dense)."""
+    """torch.layout: strided (dense) or sparse_coo (dtrain.sparse)."""
     __slots__ = ("name",)
 
     def __init__(self, name):
@@ -593,10 +598,11 @@ class layout:
 
 
 strided = layout("strided")
+sparse_coo = layout("sparse_coo")
 
 
 def _layout_by_name(name):
-    return strided
+    return sparse_coo if name == "sparse_coo" else strided
 
 
 _TYPE_NAMES = {_dtype.float32: "torch.FloatTensor", _dtype.float64: "torch.DoubleTensor",

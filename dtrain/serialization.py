@@ -6,6 +6,7 @@ a persistent id `('storage', torch.<Dtype>Storage, key, location, numel)` whose 
 `archive/data/<key>`, aligned to 64 bytes as torch aligns them (so `mmap=True` can map them in place).
 torch's global names are written as opcodes; nothing imports torch.
 """
+import _compat_pickle
 import collections
 import concurrent.futures
 import contextlib
@@ -19,6 +20,7 @@ import struct
 import sys
 import tempfile
 import types
+import warnings
 import zipfile
 import zlib
 
@@ -26,7 +28,7 @@ import numpy as np
 
 from . import _backend, _dtype, _serialization_legacy as _legacy
 from ._device import CPU, device as _device_cls, resolve
-from ._tensor import Size, Tensor, _wrap
+from ._tensor import Size, Tensor, _wrap, layout as _layout
 
 __all__ = ["save", "load", "add_safe_globals", "get_safe_globals", "clear_safe_globals", "safe_globals",
            "DEFAULT_PROTOCOL"]
@@ -53,8 +55,10 @@ class _Global:
 
 _REBUILD_TENSOR_V2 = _Global("torch._utils", "_rebuild_tensor_v2")
 _REBUILD_PARAMETER = _Global("torch._utils", "_rebuild_parameter")
+_REBUILD_SPARSE = _Global("torch._utils", "_rebuild_sparse_tensor")
 _TORCH_DEVICE = _Global("torch", "device")
 _TORCH_SIZE = _Global("torch", "Size")
+_GET_LAYOUT = _Global("torch.serialization", "_get_layout")
 _STORAGE_NAMES = {d: _Global("torch", f"{_dtype.scalar_name(d)}Storage") for d in _dtype._ALL}
 _STORAGE_NAMES[_dtype.int8] = _Global("torch", "CharStorage")
 
@@ -131,6 +135,7 @@ def _host_bytes(root):
 
 class _Pickler(pickle._Pickler):
     """The pure-Python pickler (it lets us write torch's globals as opcodes) with tensors as torch writes them."""
+    dispatch = dict(pickle._Pickler.dispatch)  # its table holds the base class's save_global for functions
 
     def __init__(self, file, protocol, storages):
         super().__init__(file, protocol)
@@ -157,6 +162,8 @@ class _Pickler(pickle._Pickler):
             return (_TORCH_DEVICE, (obj.type,) if obj.index is None else (obj.type, obj.index))
         if t is Size:
             return (_TORCH_SIZE, (tuple(obj),))
+        if t is _layout:
+            return (_GET_LAYOUT, (repr(obj),))  # as torch writes a layout
         if (t is types.FunctionType or isinstance(obj, type)) and not _by_reference(obj):
             # a lambda, a local or __main__ class: pickled by value, so it loads in another process
             import cloudpickle
@@ -166,6 +173,10 @@ class _Pickler(pickle._Pickler):
     def _reduce_tensor(self, t):
         if t._device.type == "meta":
             raise RuntimeError("Cannot save a meta tensor: it has no data")
+        if t.is_sparse:  # torch's form: its indices and values as tensors, the size and whether it is coalesced
+            c = t._data
+            return (_REBUILD_SPARSE, (t.layout, (_wrap(c.indices, t._device), _wrap(c.values, t._device),
+                                                 Size(c.shape), c.coalesced)))
         ref, offset, stride = self._storages.tensor_args(t)
         param = isinstance(t, self._parameter)
         rv = (_REBUILD_TENSOR_V2, (ref, offset, tuple(t._data.shape), stride, t._requires_grad and not param,
@@ -179,6 +190,10 @@ class _Pickler(pickle._Pickler):
             module, name = obj.module, obj.name
         elif type(obj) is _dtype.dtype:
             module, name = "torch", obj.name
+        elif (getattr(obj, "__module__", None) or "").startswith("dtrain."):
+            # dtrain's classes and functions (a pickled model's modules, its optimizer, F.relu) are written under
+            # torch's names, so torch rebuilds its own objects from the file and dtrain maps them back
+            module, name = _torch_global_name(obj)
         else:
             return super().save_global(obj, name)
         if self.proto >= 4:
@@ -188,6 +203,39 @@ class _Pickler(pickle._Pickler):
         else:
             self.write(pickle.GLOBAL + f"{module}\n{name}\n".encode("ascii"))
         self.memoize(obj)
+
+
+# dtrain objects whose torch path is not their own with `torch` for `dtrain` (torch gives these optimizers and
+# schedulers a module each): written under torch's name; loading finds them by walking up torch's path
+_TORCH_PATHS = {
+    "dtrain.optim.adam.AdamW": "torch.optim.adamw.AdamW",
+    "dtrain.optim.nadam.RAdam": "torch.optim.radam.RAdam",
+    "dtrain.optim.rprop.ASGD": "torch.optim.asgd.ASGD",
+    "dtrain.optim._lr_cyclic.CosineAnnealingWarmRestarts": "torch.optim.lr_scheduler.CosineAnnealingWarmRestarts",
+    "dtrain.optim._lr_cyclic.CyclicLR": "torch.optim.lr_scheduler.CyclicLR",
+    "dtrain.optim._lr_cyclic.OneCycleLR": "torch.optim.lr_scheduler.OneCycleLR",
+}
+
+
+def _torch_global_name(obj):
+    """(module, qualified name) of dtrain object `obj` in torch. dtrain mirrors torch's module tree, so this is its
+    own path with `torch` for `dtrain`; an object of a private module (`dtrain.nn.functional._activation.relu`,
+    `dtrain._ops.pointwise.add`) goes under the nearest public module that exports it (`torch.nn.functional`,
+    `torch`), where torch's own object of that name lives."""
+    module, qualname = obj.__module__, obj.__qualname__
+    full = _TORCH_PATHS.get(f"{module}.{qualname}")
+    if full is not None:
+        return tuple(full.rsplit(".", 1))
+    if "._" in module and "." not in qualname:
+        parts = module.split(".")
+        for public in [".".join(parts[:i]) for i in range(len(parts) - 1, 1, -1)] + ["dtrain.nn.functional", "dtrain"]:
+            if "._" not in public and getattr(sys.modules.get(public), qualname, None) is obj:
+                module = public
+                break
+    return "torch" + module[len("dtrain"):], qualname
+
+
+_Pickler.dispatch[types.FunctionType] = _Pickler.save_global
 
 
 def _by_reference(obj):
@@ -453,10 +501,21 @@ def _set_obj_state(obj, state):
         setattr(obj, k, v)
 
 
+def _rebuild_sparse_tensor(layout, data):
+    from ._tensor import sparse_coo
+    if layout is not sparse_coo:
+        raise RuntimeError(f"dtrain loads sparse tensors of layout torch.sparse_coo only, not {layout}")
+    indices, values, size = data[:3]
+    from .sparse import sparse_coo_tensor
+    return sparse_coo_tensor(indices, values, size, is_coalesced=data[3] if len(data) > 3 else None)
+
+
 def _get_layout(name):
-    if name != "torch.strided":
-        raise RuntimeError(f"dtrain loads only strided (dense) tensors, not layout {name}")
-    return name
+    from ._tensor import sparse_coo, strided
+    found = {"torch.strided": strided, "torch.sparse_coo": sparse_coo}.get(name)
+    if found is None:
+        raise RuntimeError(f"dtrain has no layout {name} (it has torch.strided and torch.sparse_coo)")
+    return found
 
 
 def _torch_globals():
@@ -468,6 +527,7 @@ def _torch_globals():
         "torch._utils._rebuild_parameter": _rebuild_parameter,
         "torch._utils._rebuild_parameter_with_state": _rebuild_parameter_with_state,
         "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
+        "torch._utils._rebuild_sparse_tensor": _rebuild_sparse_tensor,
         "torch.serialization._get_layout": _get_layout,
         "torch.nn.parameter.Parameter": nn.Parameter,
         "torch.Tensor": Tensor,
@@ -493,15 +553,41 @@ _user_safe_globals = {}
 _TORCH = None
 
 
+def _dtrain_object(module, name):
+    """dtrain's object for torch's global `module.name` (a whole model's classes, its optimizer, F.relu): the same
+    path under `dtrain`, or, where dtrain keeps it in another module, the nearest package above that exports it
+    (`torch.optim.adamw.AdamW` is `dtrain.optim.AdamW`)."""
+    import importlib
+    parts = ("dtrain" + module[len("torch"):]).split(".")
+    while True:
+        try:
+            found = importlib.import_module(".".join(parts))
+        except ImportError:
+            found = None
+        for part in name.split("."):
+            found = getattr(found, part, None)
+        if found is not None or len(parts) <= 2:
+            return found
+        parts.pop()
+
+
 def add_safe_globals(safe_globals):
-    """Allow these classes and functions in `weights_only` loads (each one, or an `(obj, "module.name")` pair)."""
+    """Allow these classes and functions in `weights_only` loads (each one, or an `(obj, "module.name")` pair).
+
+    A dtrain class is allowed under torch's name too (`torch.nn.modules.linear.Linear` for `nn.Linear`), which is
+    the name files written by torch and by dtrain give it."""
     for g in safe_globals:
         obj, name = g if isinstance(g, tuple) else (g, f"{g.__module__}.{g.__qualname__}")
         _user_safe_globals[name] = obj
+        if not isinstance(g, tuple) and (g.__module__ or "").startswith("dtrain."):
+            _user_safe_globals[".".join(_torch_global_name(g))] = g
 
 
 def get_safe_globals():
-    return list(_user_safe_globals.values())
+    seen = {}
+    for obj in _user_safe_globals.values():
+        seen.setdefault(id(obj), obj)
+    return list(seen.values())
 
 
 def clear_safe_globals():
@@ -534,11 +620,19 @@ class _Unpickler(pickle.Unpickler):
     def __init__(self, file, records, weights_only, **kwargs):
         super().__init__(file, **kwargs)
         self._records, self._weights_only = records, weights_only
+        self._fix_imports = kwargs.get("fix_imports", True)
 
     def find_class(self, module, name):
         global _TORCH
         if _TORCH is None:
             _TORCH = _torch_globals()
+        if self._fix_imports:
+            # Python 2's names, which protocol-2 pickles use (torch writes a set as `__builtin__.set`): pickle
+            # translates them only inside its own find_class, after the allowlist below would have refused them
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
         full = f"{module}.{name}"
         obj = _TORCH.get(full)
         if obj is None:
@@ -553,10 +647,11 @@ class _Unpickler(pickle.Unpickler):
                 "this class/function.\n\nCheck the documentation of torch.load to learn more about types accepted by "
                 "default with weights_only https://pytorch.org/docs/stable/notes/serialization.html#weights-only.")
         if module == "torch" or module.startswith("torch."):
-            # a whole torch object (an nn.Module, an optimizer): dtrain's class of the same name
-            import importlib
-            with contextlib.suppress(ImportError, AttributeError):
-                return getattr(importlib.import_module("dtrain" + module[5:]), name)
+            obj = _dtrain_object(module, name)
+            if obj is None:  # never torch's own object: it would not work with dtrain's tensors
+                raise AttributeError(f"Can't get attribute '{name}' on <module '{module}'>: the file names torch's "
+                                     f"{full}, which dtrain does not have")
+            return obj
         return super().find_class(module, name)
 
     def persistent_load(self, pid):
@@ -665,14 +760,44 @@ def _zip_error(name, err):
                         "saving.")
 
 
-def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=None, **pickle_load_args):
+_TRUE_VALUES = ("1", "y", "yes", "true")
+
+
+def _weights_only_setting(weights_only, pickle_module):
+    """torch.load's choice of `weights_only`: the argument, by default True unless a pickle_module is given;
+    TORCH_FORCE_WEIGHTS_ONLY_LOAD forces True over anything, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD forces False
+    where the caller did not pass weights_only."""
+    not_set = weights_only is None
+    if not_set:
+        weights_only = pickle_module is None
+    force = os.getenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "0").lower() in _TRUE_VALUES
+    force_no = os.getenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "0").lower() in _TRUE_VALUES
+    if force and force_no:
+        raise RuntimeError("Only one of `TORCH_FORCE_WEIGHTS_ONLY_LOAD` or `TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD` "
+                           "should be set, but both were set.")
+    if force:
+        weights_only = True
+    elif force_no and not_set:
+        warnings.warn("Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD detected, since the`weights_only` "
+                      "argument was not explicitly passed to `torch.load`, forcing weights_only=False.",
+                      UserWarning, stacklevel=3)
+        weights_only = False
+    if weights_only and pickle_module is not None:
+        raise RuntimeError("Can not safely load weights when explicit pickle_module is specified")
+    return bool(weights_only)
+
+
+def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **pickle_load_args):
     """Load what `save` (or `torch.save`) wrote.
 
-    `weights_only=True` (the default) builds only tensors, containers and plain values; a file naming any
-    other global raises `pickle.UnpicklingError` before anything runs. Files in torch's legacy (non-zip) format load too. `mmap=True` maps the storages from
-    the file (copy-on-write) instead of reading them; `f` must then be a path."""
-    if weights_only is None:
-        weights_only = True
+    `weights_only` (True by default, as in torch, unless `pickle_module` is given) builds only tensors, containers
+    and plain values; a file naming any other global raises `pickle.UnpicklingError` before anything runs. The
+    environment switches TORCH_FORCE_WEIGHTS_ONLY_LOAD and TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD act as in torch.
+    Files in torch's legacy (non-zip) format load too. `mmap=True` maps the storages from the file
+    (copy-on-write) instead of reading them; `f` must then be a path."""
+    weights_only = _weights_only_setting(weights_only, pickle_module)
+    if pickle_load_args and weights_only:
+        warnings.warn("pickle_load_args only works if `weights_only=False`.")
     path = os.fspath(f) if isinstance(f, (str, os.PathLike)) else None
     if mmap and path is None:
         raise ValueError("f must be a file path in order to use the mmap argument")

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -41,3 +42,46 @@ def test_word_language_model_runs_unchanged_and_learns_like_torch():
     for rnn in ("LSTM", "GRU"):
         assert losses["dtrain"][rnn] < math.log(20)                      # below the uniform guess
         assert abs(losses["dtrain"][rnn] - losses["torch"][rnn]) < 0.25  # and where torch ends up
+
+
+def _run_both(script, timeout=120):
+    """Run a program under torch and under dtrain (same file, same data); its stdout lines by framework."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    out = {}
+    for framework, cmd in (("torch", [sys.executable, script]), ("dtrain", [sys.executable, RUNNER, script])):
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        assert p.returncode == 0, f"{framework}:\n" + p.stdout[-2000:] + p.stderr[-3000:]
+        out[framework] = p.stdout
+    return out
+
+
+def _numbers(text, pattern):
+    return [[float(v) for v in m] if isinstance(m, tuple) else [float(m)] for m in re.findall(pattern, text)]
+
+
+def test_graph_network_with_sparse_adjacency_agrees_with_torch():
+    """pygcn-style GCN: torch.sparse_coo_tensor adjacency, torch.sparse.mm and torch.spmm in its layers, Adam."""
+    out = _run_both(os.path.join(HERE, "programs", "gcn.py"))
+    adj = re.findall(r"ADJ (\d+) (\w+)", out["dtrain"])
+    assert adj == re.findall(r"ADJ (\d+) (\w+)", out["torch"]) and adj[0][1] == "True"
+    pat = r"EPOCH \d+ loss_train ([0-9.]+) loss_val ([0-9.]+) acc_val ([0-9.]+)"
+    got, want = _numbers(out["dtrain"], pat), _numbers(out["torch"], pat)
+    assert len(got) == len(want) == 7
+    # float32 over 120 Adam steps: a few hundred ulps of drift at most
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-5)
+    test = r"TEST loss ([0-9.]+) accuracy ([0-9.]+)"
+    np.testing.assert_allclose(_numbers(out["dtrain"], test), _numbers(out["torch"], test), rtol=2e-4)
+    assert _numbers(out["dtrain"], test)[0][1] >= 0.8  # and it learned the communities
+
+
+def test_lbfgs_sine_wave_lstm_agrees_with_torch():
+    """time_sequence_prediction-style LSTMCell fit with LBFGS's closure, in float64."""
+    out = _run_both(os.path.join(HERE, "programs", "lbfgs_sine.py"))
+    steps = r"STEP \d+ evals (\d+) first ([0-9.]+) last ([0-9.]+)"
+    tests = r"TEST \d+ loss ([0-9.]+) prediction_end (-?[0-9.]+)"
+    got, want = _numbers(out["dtrain"], steps), _numbers(out["torch"], steps)
+    assert len(got) == len(want) == 3
+    assert [g[0] for g in got] == [w[0] for w in want]  # the same number of closure evaluations
+    np.testing.assert_allclose(got, want, rtol=1e-7)
+    np.testing.assert_allclose(_numbers(out["dtrain"], tests), _numbers(out["torch"], tests), rtol=1e-6, atol=1e-9)
+    assert got[-1][2] < 0.1 * got[0][1]  # LBFGS made progress

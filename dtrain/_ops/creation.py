@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import _dtype
 from .._device import CPU, META, device as _device_cls, resolve
-from .._tensor import Tensor, _wrap
+from .._tensor import Tensor, _wrap, strided
 from ..random import default_generator_for
 from ._util import normalize_shape
 
@@ -20,6 +20,13 @@ def _dev_dt(device, dtype, default=None):
     if dt.np is None:
         raise TypeError(f"{dt} tensors need the ml_dtypes package (pip install ml_dtypes)")
     return dev, dt
+
+
+def _strided_only(layout, op):
+    """Factories make dense tensors; a sparse layout is refused, not ignored (torch.sparse_coo_tensor makes those)."""
+    if layout is not None and layout is not strided:
+        raise NotImplementedError(f"{op}: dtrain makes only strided (dense) tensors here, not layout {layout}; build "
+                                  "sparse tensors with torch.sparse_coo_tensor or Tensor.to_sparse()")
 
 
 def _check_size(shape):
@@ -187,6 +194,7 @@ def from_dlpack(ext_tensor):
 def _factory(fill):
     def make(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False,
              memory_format=None):
+        _strided_only(layout, fill)
         shape = _check_size(normalize_shape(size))
         dev, dt = _dev_dt(device, dtype)
         return _finish(_alloc(fill, shape, dev, dt), dev, requires_grad)
@@ -199,6 +207,7 @@ zeros.__name__, ones.__name__, empty.__name__ = "zeros", "ones", "empty"
 
 def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, requires_grad=False,
          pin_memory=False):
+    _strided_only(layout, "full")
     if not isinstance(size, (tuple, list)):
         raise TypeError(f"full(): argument 'size' (position 1) must be tuple of ints, not {type(size).__name__}")
     if isinstance(fill_value, Tensor):
@@ -214,26 +223,31 @@ def _like_dtype_dev(input, dtype, device):
 
 
 def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
+    _strided_only(layout, "zeros_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
     return zeros(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
 def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
+    _strided_only(layout, "ones_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
     return ones(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
 def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
+    _strided_only(layout, "empty_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
     return empty(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
 def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
+    _strided_only(layout, "full_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
     return full(input.shape, fill_value, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
 def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
+    _strided_only(layout, "arange")
     if end is None:
         start, end = 0, start
     vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
@@ -290,6 +304,7 @@ def _arange_float(start, step, n, np_dtype):
 
 
 def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
+    _strided_only(layout, "linspace")
     dev, dt = _dev_dt(device, dtype)
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
@@ -320,6 +335,7 @@ def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=Non
 
 
 def logspace(start, end, steps, base=10.0, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
+    _strided_only(layout, "logspace")
     dev, dt = _dev_dt(device, dtype)
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
@@ -338,6 +354,7 @@ def logspace(start, end, steps, base=10.0, *, out=None, dtype=None, layout=None,
 
 
 def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
+    _strided_only(layout, "eye")
     dev, dt = _dev_dt(device, dtype)
     for v in (n, m):
         if v is not None and v < 0:
@@ -361,6 +378,7 @@ def _check_float(kernel, dt):
 
 def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
          pin_memory=False):
+    _strided_only(layout, "rand")
     dev, dt = _dev_dt(device, dtype)
     shape = _check_size(normalize_shape(size))
     _check_float("check_uniform_bounds", dt)
@@ -371,6 +389,7 @@ def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None, 
 
 def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
           pin_memory=False):
+    _strided_only(layout, "randn")
     dev, dt = _dev_dt(device, dtype)
     shape = _check_size(normalize_shape(size))
     _check_float("normal_kernel_cpu", dt)
@@ -381,6 +400,7 @@ def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
 
 def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None, layout=None, device=None,
             requires_grad=False):
+    _strided_only(layout, "randint")
     if high is None or (size is None and isinstance(high, (tuple, list))):
         low, high, size = 0, low, high if size is None and isinstance(high, (tuple, list)) else size
     if size is None:
@@ -394,25 +414,30 @@ def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None
 
 def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
              pin_memory=False):
+    _strided_only(layout, "randperm")
     dev, dt = _dev_dt(device, dtype, _dtype.int64)
     return _finish(_gen(generator, dev).permutation(n, dt.np, dev), dev, requires_grad)
 
 
 def rand_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
+    _strided_only(layout, "rand_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
     return rand(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
 def randn_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
+    _strided_only(layout, "randn_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
     return randn(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
 def randint_like(input, low=0, high=None, *, dtype=None, layout=None, device=None, requires_grad=False,
                  memory_format=None):
+    _strided_only(layout, "randint_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
     return randint(low, high, input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
 def scalar_tensor(s, *, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False):
+    _strided_only(layout, "scalar_tensor")
     return full((), s, dtype=dtype or _dtype.get_default_dtype(), device=device, requires_grad=requires_grad)

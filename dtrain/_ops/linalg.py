@@ -181,6 +181,9 @@ def matmul(input, other, *, out=None):
     if a.dtype != b.dtype or a.dtype.kind == "b" or not a.ndim or not b.ndim or \
             a.shape[-1] != b.shape[0 if b.ndim == 1 else -2] or a.ndim > 2 and b.ndim > 2 and a.shape[:-2] != b.shape[:-2]:
         _matmul_check(input, other)
+    if type(a) is not type(b) and input.is_sparse:  # torch.matmul(sparse, dense), as torch.spmm
+        from ..sparse import spmm
+        return out_copy(spmm(input, other), out)
     return out_copy(Matmul.apply(input, other), out)
 
 
@@ -191,6 +194,9 @@ Tensor.__rmatmul__ = lambda self, other: matmul(other, self)
 @method()
 @autocast_op("mm")
 def mm(input, mat2, *, out=None):
+    if input.is_sparse:  # torch.mm(sparse, dense), as torch.spmm
+        from ..sparse import spmm
+        return out_copy(spmm(input, mat2), out)
     if input.ndim != 2 or mat2.ndim != 2:
         raise RuntimeError(f"{'self' if input.ndim != 2 else 'mat2'} must be a matrix")
     return matmul(input, mat2, out=out)

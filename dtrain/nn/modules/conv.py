@@ -94,6 +94,10 @@ class _ConvNd(Module):
                         self.bias, self.stride, 0, self.dilation, self.groups)
         return conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
+    def _torch_state(self, state):
+        super()._torch_state(state)
+        state["transposed"] = self.transposed  # a class attribute here, an instance attribute in torch
+
     def __setstate__(self, state):
         super().__setstate__(state)
         if not hasattr(self, "padding_mode"):

@@ -315,8 +315,35 @@ class Module:
         keys = module_attrs + attrs + list(self._parameters) + list(self._modules) + list(self._buffers)
         return sorted(k for k in set(keys) if not k[0].isdigit())
 
+    # A pickled module (torch.save(model), deepcopy, multiprocessing) carries torch's instance attributes, so a
+    # whole-model file crosses to torch and back: `_has_hooks` is dtrain's cache of "any hooks?", torch keeps
+    # `_is_full_backward_hook` instead. Subclasses name what else torch keeps in `_torch_state`.
+    _TORCH_ONLY_STATE = ("_is_full_backward_hook",)
+
+    def _torch_state(self, state):
+        """Add torch's instance attributes that dtrain computes or keeps elsewhere to a pickled `state`."""
+        state["_is_full_backward_hook"] = True if self._backward_hooks else None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_has_hooks"]
+        self._torch_state(state)
+        return state
+
     def __setstate__(self, state):
-        self.__dict__.update(state)
+        d = self.__dict__
+        d.update(state)
+        for k in self._TORCH_ONLY_STATE:
+            d.pop(k, None)
+        # a module pickled by torch (or by an older version) lacks the attributes added since: torch's defaults
+        for k in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+                  "_state_dict_hooks", "_state_dict_pre_hooks", "_load_state_dict_pre_hooks",
+                  "_load_state_dict_post_hooks"):
+            d.setdefault(k, OrderedDict())
+        for k in ("_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs"):
+            d.setdefault(k, {})
+        d.setdefault("_non_persistent_buffers_set", set())
+        self._hooks_changed()
 
     # ------------------------------------------------------------------ traversal
     def _named_members(self, get_members_fn, prefix="", recurse=True, remove_duplicate=True):

@@ -166,6 +166,17 @@ class RNNBase(Module):
                     self._flat_weights_names.append(name + sfx)
         self.reset_parameters()
 
+    # torch's RNNs keep their weights' names grouped per layer and direction, and the weights themselves in
+    # `_flat_weights`; its __setstate__ reads both
+    _TORCH_ONLY_STATE = Module._TORCH_ONLY_STATE + ("_all_weights", "_flat_weights", "_flat_weight_refs")
+
+    def _torch_state(self, state):
+        super()._torch_state(state)
+        n = (4 if self.bias else 2) + (1 if self.proj_size else 0)
+        names = self._flat_weights_names
+        state["_all_weights"] = [names[i:i + n] for i in range(0, len(names), n)]
+        state["_flat_weights"] = [getattr(self, w, None) for w in names]
+
     @property
     def all_weights(self):
         n = (4 if self.bias else 2) + (1 if self.proj_size else 0)

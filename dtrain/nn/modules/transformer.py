@@ -4,7 +4,7 @@ import copy
 
 from .. import functional as F, init
 from .container import ModuleList
-from .activation import MultiheadAttention
+from .activation import GELU, MultiheadAttention, ReLU
 from .dropout import Dropout
 from .linear import Linear
 from .module import Module
@@ -63,6 +63,13 @@ class TransformerEncoderLayer(Module):
     def _ff_block(self, x):
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
+    def _torch_state(self, state):
+        super()._torch_state(state)
+        # torch's fast-path flag, which its forward reads: 1 for relu, 2 for gelu, 0 for anything else
+        act = self.activation
+        state["activation_relu_or_gelu"] = (1 if act is F.relu or isinstance(act, ReLU) else
+                                             2 if act is F.gelu or isinstance(act, GELU) else 0)
+
 
 class TransformerEncoder(Module):
     """A stack of num_layers deep copies of encoder_layer, then an optional final norm."""
@@ -84,6 +91,19 @@ class TransformerEncoder(Module):
         if self.norm is not None:
             output = self.norm(output)
         return output
+
+    def _torch_state(self, state):
+        super()._torch_state(state)
+        # torch's flag for its nested-tensor inference path: on only where torch's __init__ leaves it on
+        layer = self.layers[0] if len(self.layers) else None
+        fast = isinstance(layer, TransformerEncoderLayer)
+        if fast:
+            attn, act = layer.self_attn, layer.activation
+            fast = (not layer.norm_first and attn.batch_first and attn._qkv_same_embed_dim
+                    and attn.in_proj_bias is not None and attn.num_heads % 2 == 0
+                    and layer.norm1.eps == layer.norm2.eps
+                    and (act is F.relu or act is F.gelu or isinstance(act, (ReLU, GELU))))
+        state["use_nested_tensor"] = bool(self.enable_nested_tensor and fast)
 
 
 class TransformerDecoderLayer(Module):
