@@ -177,6 +177,8 @@ Tensor.polygamma_ = lambda self, n: assign_(self, polygamma(n, self))
 
 # ----------------------------------------------------------------------------------------------- binary
 class LogAddExp2(Function):
+    _grad_fn_name = "Logaddexp2Backward0"
+
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
         with np.errstate(invalid="ignore"):
@@ -221,6 +223,7 @@ class Xlogy(Function):
 
 
 class Xlog1py(Xlogy):
+    _grad_fn_name = "SpecialXlog1PyBackward0"
     log1p = True
 
 

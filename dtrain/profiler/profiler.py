@@ -80,9 +80,7 @@ def _op_name(cls):
     """aten::<snake_case of the op class> (Addmm → aten::addmm, LogSoftmax → aten::log_softmax)."""
     name = _op_names.get(cls)
     if name is None:
-        n = cls.__name__.lstrip("_")
-        for suffix in ("Backward0", "Backward"):
-            n = n[:-len(suffix)] if n.endswith(suffix) and n != suffix else n
+        n = cls._op
         snake = "".join("_" + c.lower() if c.isupper() and i and not n[i - 1].isupper() else c.lower()
                         for i, c in enumerate(n))
         name = _op_names[cls] = "aten::" + snake
