@@ -6,7 +6,9 @@ _cupy_error = None
 
 
 def cupy():
-    """The cupy module, imported on first use; raises a RuntimeError naming why when CUDA is unusable."""
+    """The cupy module, imported on first use. Where CUDA is unusable it raises what torch's CPU build raises for
+    any CUDA request (AssertionError: Torch not compiled with CUDA enabled), followed by why: the one place
+    every CUDA tensor, `.cuda()`, `.to("cuda")` and torch.cuda call comes through."""
     global _cupy, _cupy_error
     if _cupy is None and _cupy_error is None:
         try:
@@ -17,7 +19,8 @@ def cupy():
         except Exception as e:  # ImportError, CUDARuntimeError, ... : all mean "no CUDA here"
             _cupy_error = e
     if _cupy is None:
-        raise RuntimeError(f"CUDA is not available: {_cupy_error}")
+        raise AssertionError(f"Torch not compiled with CUDA enabled (dtrain: CUDA is not usable here, CuPy and a "
+                             f"CUDA device are needed: {_cupy_error})")
     return _cupy
 
 
@@ -25,7 +28,7 @@ def cuda_available():
     try:
         cupy()
         return True
-    except RuntimeError:
+    except AssertionError:
         return False
 
 
