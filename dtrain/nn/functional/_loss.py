@@ -166,6 +166,8 @@ def _check_target_dtype(target):
 
 
 def _check_class_target(input, target, weight, ignore_index):
+    """torch's nll_loss checks, in its order: batch sizes (ValueError), target rank, target dtype, weight, the
+    class indices' range."""
     n_classes = input.shape[1] if input.ndim > 1 else input.shape[0]
     if input.ndim >= 2 and target.ndim >= 1 and input.shape[0] != target.shape[0]:
         raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target batch_size "
@@ -178,6 +180,7 @@ def _check_class_target(input, target, weight, ignore_index):
             raise RuntimeError(f"Expected target size {expected}, got {list(target.shape)}")
     if input.ndim == 1 and target.ndim != 0:
         raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    _check_target_dtype(target)
     if weight is not None and (weight.ndim != 1 or weight.shape[0] != n_classes):
         raise RuntimeError(f"weight tensor should be defined either for all {n_classes} classes or no classes but "
                            f"got weight tensor of shape: {list(weight.shape)}")
@@ -209,7 +212,6 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     """-w[t] input[n, t] averaged by the sum of the weights of the non-ignored targets ('mean')."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
-    _check_target_dtype(target)
     if input.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
     _check_class_target(input, target, weight, ignore_index)
@@ -240,12 +242,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     if input.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
     c_dim = 1 if input.ndim > 1 else 0
-    if target.is_floating_point():
-        # class probabilities: same shape as the input
-        if target.shape != input.shape:
-            if input.ndim == 2 and target.ndim == 2:
-                raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-            raise RuntimeError(f"Expected target size {list(input.shape)}, got {list(target.shape)}")
+    if target.is_floating_point() and target.shape == input.shape:
+        # class probabilities: torch takes this path when the shapes agree; any other target is class indices
+        # (a float one then fails nll_loss's checks, as in torch)
         c = input.shape[c_dim]
         if weight is not None and (weight.ndim != 1 or weight.shape[0] != c):
             raise RuntimeError(f"weight tensor should be defined either for all {c} classes or no classes but got "
@@ -262,7 +261,6 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
             n = input.numel() // c if input.ndim > 1 else 1
             return _graph.renamed(loss.sum() / n, "DivBackward1")  # torch's div by a Scalar
         return _reduce(loss, reduction)
-    _check_target_dtype(target)
     _check_class_target(input, target, weight, ignore_index)
     x, t = _as_rows(input, _long(target))
     loss = cross_entropy_indices(x, t, reduction=reduction, ignore_index=ignore_index, weight=weight,
