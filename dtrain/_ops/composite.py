@@ -119,13 +119,6 @@ def dist(input, other, p=2):
 
 
 @method()
-def logaddexp(input, other):
-    from .arith import maximum
-    m = maximum(input, other).detach()
-    return _graph.renamed(m + ((input - m).exp() + (other - m).exp()).log(), "LogaddexpBackward0")
-
-
-@method()
 def hypot(input, other):
     return (input * input + other * other).sqrt()
 

@@ -1,6 +1,7 @@
 """Reductions: sum, mean, prod, max/min, var/std, norm, logsumexp, cumsum, all/any, ..."""
 import builtins
 import collections
+import warnings
 
 import numpy as np
 
@@ -50,6 +51,8 @@ class Mean(Function):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
         ctx.n = _numel(x.shape, axes)
         with np.errstate(invalid="ignore", divide="ignore"):  # the mean of nothing is nan, silently
+            if ctx.n == 0:  # 0 / 0 (np.mean would warn "Mean of empty slice" whatever the error state)
+                return (x.sum(axis=axes, keepdims=keepdim) / 0).astype(x.dtype, copy=False)
             return x.mean(axis=axes, keepdims=keepdim).astype(x.dtype, copy=False)
 
     @widened
@@ -136,7 +139,8 @@ class Var(Function):
         ctx.axes, ctx.keepdim, ctx.sqrt = axes, keepdim, sqrt
         ctx.denom = builtins.max(_numel(x.shape, axes) - correction, 0)
         with np.errstate(divide="ignore", invalid="ignore"):  # n <= correction gives inf/nan as in torch
-            d = x - x.mean(axis=axes, keepdims=True)
+            # the mean as sum / n: np.mean warns "Mean of empty slice" whatever the error state
+            d = x - x.sum(axis=axes, keepdims=True) / _numel(x.shape, axes)
             y = xp.sum(d * d, axis=axes, keepdims=keepdim) / ctx.denom
             if sqrt:
                 y = xp.sqrt(y)
@@ -433,8 +437,11 @@ def _var(input, dim, unbiased, keepdim, correction, sqrt):
         correction = 0 if unbiased is False else 1
     if not (input.is_floating_point() or input.is_complex()):
         raise RuntimeError("std and var only support floating point and complex dtypes")
-    return (_Std if sqrt else Var).apply(input, axes=_axes(dim, input), correction=correction, keepdim=keepdim,
-                                         sqrt=sqrt)
+    axes = _axes(dim, input)
+    if _numel(input.shape, axes) - correction <= 0:
+        warnings.warn(f"{'std' if sqrt else 'var'}(): degrees of freedom is <= 0. Correction should be strictly less "
+                      f"than the reduction factor (input numel divided by output numel).", stacklevel=3)
+    return (_Std if sqrt else Var).apply(input, axes=axes, correction=correction, keepdim=keepdim, sqrt=sqrt)
 
 
 @method()
