@@ -77,6 +77,7 @@ class CrossEntropyIndices(Function):
 
     NOTE: fused (log_softmax + nll) for speed: one pass forward, `softmax - onehot` backward."""
     _grad_fn_name = "NllLossBackward0"  # torch's top node: nll_loss over log_softmax
+    _aten = "aten::cross_entropy_loss"  # the profiler's name: torch's op
 
     @widened
     def forward(ctx, x, target, weight=None, *, reduction, ignore_index, label_smoothing=0.0):

@@ -19,6 +19,9 @@ _seq = itertools.count()
 # dtrain.profiler's one hook into ops: while a profile records, Function.apply hands every op to
 # _profiler_hook(cls, inputs, params), which times it and runs it (with the hook unset for the nested call)
 _profiler_hook = None
+# and _profiler_node(node): a context manager timing one node's backward in the engine (torch's
+# "autograd::engine::evaluate_function: <node>" around "<node>"); None while nothing records
+_profiler_node = None
 _FREED = (None,)  # marker (a unique object): saved arrays were released by a backward without retain_graph
 
 
@@ -482,7 +485,11 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 continue
             if type(node) is AccumulateGrad:
                 if accumulate and slots[0] is not None:
-                    node.accumulate(*slots[0])
+                    if _profiler_node is None:
+                        node.accumulate(*slots[0])
+                    else:
+                        with _profiler_node(node):
+                            node.accumulate(*slots[0])
                 continue
             if capture is not None:
                 for i, s in enumerate(slots):
@@ -500,7 +507,11 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 _check_versions(node)
             if node._takes_grad_dst and accumulate and capture is None:
                 _offer_destinations(node, deps, buffers)
-            out = node.backward(*in_grads)
+            if _profiler_node is None:
+                out = node.backward(*in_grads)
+            else:
+                with _profiler_node(node):
+                    out = node.backward(*in_grads)
             if type(out) is not tuple:
                 out = (out,)
             if not retain_graph and saved:  # a node that saved nothing can run again, as in torch
@@ -585,7 +596,11 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
                     from .. import zeros
                     slots = [gt if gt is not None else zeros(shape, dtype=_dtype_from(dt)) for gt, (shape, dt)
                              in zip(slots, meta)]
-                out = _double.lookup(node)(node, *slots)
+                if _profiler_node is None:
+                    out = _double.lookup(node)(node, *slots)
+                else:
+                    with _profiler_node(node):
+                        out = _double.lookup(node)(node, *slots)
                 if type(out) is not tuple:
                     out = (out,)
                 for (child, nr), g in zip(node.next_functions, out):
