@@ -50,8 +50,8 @@ CASES = [
     ("bce_at_0_and_1", lambda T: T.nn.functional.binary_cross_entropy(_x(T, vals=[0.0, 1.0, 0.5]),
                                                                       T.tensor([0.0, 1.0, 1.0]))),
     ("bce_with_logits_inf", lambda T: T.nn.functional.binary_cross_entropy_with_logits(_x(T), T.ones(len(_VALS)))),
-    ("cross_entropy_inf_logit", lambda T: T.nn.functional.cross_entropy(_x(T, vals=[np.inf, 0.0, -np.inf]).reshape(1, 3),
-                                                                        T.tensor([0]))),
+    ("cross_entropy_inf_logit", lambda T: T.nn.functional.cross_entropy(
+        _x(T, vals=[np.inf, 0.0, -np.inf]).reshape(1, 3), T.tensor([0]))),
     ("to_int32", lambda T: _x(T).detach().to(T.int32)),
     ("to_half", lambda T: T.tensor([1e38, 7e4, -1e38]).half()),
     ("float64_to_float32", lambda T: T.tensor([1e300], dtype=T.float64).float()),

@@ -168,8 +168,8 @@ def geometric_(self, p, *, generator=None):
 
 @method()
 def log_normal_(self, mean=1.0, std=2.0, *, generator=None):
-    return _write(self, self._device.xp.exp(_gen(self, generator).normal(self.shape, np.float64, self._device, mean, std)),
-                  "LogNormalBackward0")
+    normal = _gen(self, generator).normal(self.shape, np.float64, self._device, mean, std)
+    return _write(self, self._device.xp.exp(normal), "LogNormalBackward0")
 
 
 def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, device=None, requires_grad=False):

@@ -636,12 +636,13 @@ Tensor.clamp_ = Tensor.clip_ = lambda self, min=None, max=None: assign_(self, cl
 
 @method()
 def clamp_min(input, min):
-    return _graph.renamed(clamp(input, min=min), "ClampMinBackward1" if isinstance(min, Tensor) else "ClampMinBackward0")
+    # torch's overloads: clamp_min(Tensor, Scalar) ClampMinBackward0, (Tensor, Tensor) ClampMinBackward1
+    return _graph.renamed(clamp(input, min=min), f"ClampMinBackward{int(isinstance(min, Tensor))}")
 
 
 @method()
 def clamp_max(input, max):
-    return _graph.renamed(clamp(input, max=max), "ClampMaxBackward1" if isinstance(max, Tensor) else "ClampMaxBackward0")
+    return _graph.renamed(clamp(input, max=max), f"ClampMaxBackward{int(isinstance(max, Tensor))}")
 
 
 Tensor.clamp_min_ = lambda self, min: assign_(self, clamp(self, min=min))

@@ -116,8 +116,8 @@ class _Norm(Function):
 
 def _norm(x, weight, bias, axes, eps, stats, pshape, stats_out=None, name="NativeBatchNormBackward0"):
     args = [x] + [t for t in (weight, bias) if t is not None]
-    return _Norm.named(name).apply(*args, axes=axes, eps=float(eps), stats=stats, pshape=pshape, has_w=weight is not None,
-                       has_b=bias is not None, stats_out=stats_out)
+    return _Norm.named(name).apply(*args, axes=axes, eps=float(eps), stats=stats, pshape=pshape,
+                                   has_w=weight is not None, has_b=bias is not None, stats_out=stats_out)
 
 
 class _SyncNorm(Function):
