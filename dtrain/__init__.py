@@ -5,9 +5,10 @@ __version__ = "0.1.0"
 
 import builtins
 
-from . import _launch_env
+from . import _backend, _launch_env
 
 _launch_env.export()  # RANK & co. under a plain srun/mpiexec too, before the script reads them
+_backend.numpy_errors_as_torch()  # no RuntimeWarnings where torch prints nothing (the why: its docstring)
 
 from . import _dtype
 from ._dtype import (bfloat16, bool, cdouble, cfloat, complex64, complex128, double, dtype, finfo, float, float16,

@@ -386,8 +386,6 @@ class Tensor:
         return self.to(CPU)
 
     def cuda(self, device=None, non_blocking=False, memory_format=None):
-        if not _backend.cuda_available():
-            raise RuntimeError("CUDA is not available: dtrain needs CuPy and a CUDA device for .cuda()")
         return self.to(_device_cls("cuda", device) if isinstance(device, int) else (device or "cuda"))
 
     def float(self, memory_format=None):
@@ -490,7 +488,10 @@ class Tensor:
                 self.data_ptr() == tensor.data_ptr() and self.shape == tensor.shape and self.stride() == tensor.stride())
 
     def pin_memory(self, device=None):
-        """Returns self: host arrays are not page-locked here (CuPy copies from ordinary memory)."""
+        """Returns self: host arrays are not page-locked here (CuPy copies from ordinary memory). Without CUDA it
+        raises as torch's."""
+        if not _backend.cuda_available():
+            raise RuntimeError("Cannot access accelerator device when none is available.")
         return self
 
     def is_pinned(self, device=None):

@@ -19,10 +19,7 @@ def device_count():
 
 
 def _cp():
-    if not _backend.cuda_available():
-        raise RuntimeError("Torch not compiled with CUDA enabled: dtrain found no usable CUDA device "
-                           f"({_backend._cupy_error})")
-    return _backend.cupy()
+    return _backend.cupy()  # raises torch's AssertionError where there is no CUDA
 
 
 def current_device():
@@ -265,6 +262,8 @@ class Stream:
     """A CUDA stream (a CuPy stream underneath)."""
 
     def __init__(self, device=None, priority=0):
+        if not is_available():
+            raise RuntimeError("torch.cuda.Stream requires CUDA support")
         with _DeviceContext(_index(device) if device is not None else -1):
             self._s = _cp().cuda.Stream(non_blocking=True)
 

@@ -15,6 +15,7 @@ from ._ops.lu import (Eig, Eigvals, LuUnpack, _check_eig, _householder_product, 
                       _lu_factor_ex, _lu_solve, _solve_triangular, return_linalg_eig, return_linalg_lu,
                       return_linalg_lu_factor, return_linalg_lu_factor_ex)
 from ._tensor import Tensor, _wrap
+from .autograd import graph as _graph
 from .autograd.graph import Function
 from .amp._dispatch import autocast_op
 
@@ -27,6 +28,12 @@ __all__ = ["LinAlgError", "vector_norm", "matrix_norm", "norm", "inv", "det", "s
 @autocast_op("linalg_vector_norm")
 def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
     """The `ord`-norm of x flattened (dim=None) or along `dim`."""
+    r = _vector_norm(x, ord, dim, keepdim, dtype=dtype)
+    _graph.renamed(r, "LinalgVectorNormBackward0")  # composed here, one node in torch
+    return r if out is None else out.copy_(r)
+
+
+def _vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
     x = to_float(x) if dtype is None else x.to(dtype)
     if dim is None:
         x, dim = x.reshape(-1), 0
@@ -63,6 +70,8 @@ def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None, out=None):
 
 
 class Inv(Function):
+    _grad_fn_name = "LinalgInvExBackward0"  # torch's linalg ops name their nodes Linalg<Op>[Ex]
+
     def forward(ctx, a, fn="linalg.inv"):
         xp = ctx.xp
         try:
@@ -81,6 +90,8 @@ class Inv(Function):
 
 
 class Det(Function):
+    _grad_fn_name = "LinalgDetBackward0"
+
     def forward(ctx, a):
         d = ctx.xp.linalg.det(a)
         ctx.save_for_backward(a, d)
@@ -122,8 +133,10 @@ def solve(A, B, *, left=True, out=None):
                            f"{_dtype.scalar_name(A.dtype)} and B of type {_dtype.scalar_name(B.dtype)} instead")
     Ai = inv(A)
     if not left:
-        return B @ Ai
-    return (Ai @ B.unsqueeze(-1)).squeeze(-1) if B.ndim == A.ndim - 1 else Ai @ B
+        X = B @ Ai
+    else:
+        X = (Ai @ B.unsqueeze(-1)).squeeze(-1) if B.ndim == A.ndim - 1 else Ai @ B
+    return _graph.renamed(X, "LinalgSolveExBackward0")  # composed here, one node in torch
 
 
 def matmul(input, other, *, out=None):

@@ -45,6 +45,7 @@ class Entr(Function):
     """-x * log(x); 0 at 0 and -inf below it.
 
     NOTE: hand-written: -xlogy(x, x) gives nan below 0 and a nan gradient at 0 where torch has -inf and +inf."""
+    _grad_fn_name = "SpecialEntrBackward0"  # torch.special's ops: Special<Op>, a capital after a digit
 
     def forward(ctx, x):
         xp = ctx.xp
@@ -59,6 +60,8 @@ class Entr(Function):
 
 
 class Ndtri(Function):
+    _grad_fn_name = "SpecialNdtriBackward0"
+
     def forward(ctx, p):
         y = _special(ctx.xp, "ndtri", p)
         ctx.save_for_backward(y)
@@ -70,6 +73,8 @@ class Ndtri(Function):
 
 
 class LogNdtr(Function):
+    _grad_fn_name = "SpecialLogNdtrBackward0"
+
     def forward(ctx, x):
         y = _special(ctx.xp, "log_ndtr", x)
         ctx.save_for_backward(x, y)
@@ -82,6 +87,8 @@ class LogNdtr(Function):
 
 
 class Erfcx(Function):
+    _grad_fn_name = "SpecialErfcxBackward0"
+
     def forward(ctx, x):
         y = _special(ctx.xp, "erfcx", x)
         ctx.save_for_backward(x, y)
@@ -93,6 +100,8 @@ class Erfcx(Function):
 
 
 class I0e(Function):
+    _grad_fn_name = "SpecialI0EBackward0"
+
     def forward(ctx, x):
         y = _special(ctx.xp, "i0e", x)
         ctx.save_for_backward(x, y)
@@ -104,6 +113,8 @@ class I0e(Function):
 
 
 class I1(Function):
+    _grad_fn_name = "SpecialI1Backward0"
+
     def forward(ctx, x):
         y = _special(ctx.xp, "i1", x)
         ctx.save_for_backward(x, y)
@@ -117,6 +128,8 @@ class I1(Function):
 
 
 class I1e(Function):
+    _grad_fn_name = "SpecialI1EBackward0"
+
     def forward(ctx, x):
         y = _special(ctx.xp, "i1e", x)
         ctx.save_for_backward(x, y)

@@ -25,7 +25,7 @@ def test_queries_without_a_device_answer_as_torch(name):
                                   lambda c: c.default_stream(), lambda c: c.get_device_capability(),
                                   lambda c: c.init(), lambda c: c.set_per_process_memory_fraction(0.5)])
 def test_device_calls_without_a_device_raise(call):
-    with pytest.raises(RuntimeError, match="CUDA"):
+    with pytest.raises(AssertionError, match="^Torch not compiled with CUDA enabled"):
         call(dtrain.cuda)
 
 
@@ -94,3 +94,35 @@ def test_device_memory_rng_streams_and_events():
     np.testing.assert_allclose(y.cpu().numpy()[:2, :2], (x.cpu().numpy() @ x.cpu().numpy())[:2, :2], rtol=1e-3)
     with pytest.raises(dtrain.cuda.OutOfMemoryError):
         dtrain.empty(1 << 50, device="cuda")
+
+
+_CUDA_REQUESTS = [
+    lambda T: T.zeros(1, device="cuda"),
+    lambda T: T.tensor([1.0], device="cuda:0"),
+    lambda T: T.randn(2, device=T.device("cuda")),
+    lambda T: T.ones(2).cuda(),
+    lambda T: T.ones(2).to("cuda"),
+    lambda T: T.nn.Linear(2, 2).cuda(),
+    lambda T: T.nn.Linear(2, 2).to("cuda"),
+    lambda T: T.cuda.current_device(),
+    lambda T: T.cuda.synchronize(),
+    lambda T: T.cuda.get_device_name(),
+    lambda T: T.cuda.get_device_properties(0),
+    lambda T: T.cuda.current_stream(),
+    lambda T: T.cuda.Stream(),
+    lambda T: T.ones(2).pin_memory(),
+]
+
+
+@no_device
+@pytest.mark.parametrize("request_cuda", _CUDA_REQUESTS)
+def test_cuda_requests_without_cuda_raise_torchs_error_with_dtrains_reason(request_cuda):
+    """torch's CPU build: AssertionError 'Torch not compiled with CUDA enabled' (its text first, then ours)."""
+    with pytest.raises(Exception) as want:
+        request_cuda(torch)
+    with pytest.raises(Exception) as got:
+        request_cuda(dtrain)
+    assert type(got.value) is type(want.value)
+    assert str(got.value).startswith(str(want.value))
+    if type(want.value) is AssertionError:
+        assert "CuPy" in str(got.value)  # why, for dtrain's users

@@ -177,3 +177,54 @@ def test_cuda_time_column_with_cuda():
     avg = {e.key: e for e in prof.key_averages()}
     assert avg["aten::linear"].device_time_total > 0
     assert avg["fwd"].device_time_total >= avg["aten::linear"].device_time_total
+
+
+class _TwoLayer:
+    """A small model whose autograd graph is node for node torch's (matmuls, an add, tanh, pow, mean)."""
+
+    @staticmethod
+    def loss(m):
+        m.manual_seed(0)
+        w1, b1, w2 = (m.randn(*s).requires_grad_() for s in ((4, 8), (8,), (8, 2)))
+        x = m.randn(3, 4)
+        return (m.tanh(x @ w1 + b1) @ w2).pow(2).mean()
+
+
+def _profiled_backward(m, loss_fn):
+    with m.profiler.profile() as prof:
+        loss_fn(m).backward()
+    return {e.key: e.count for e in prof.key_averages()}
+
+
+def _autograd_keys(keys):
+    return {k: n for k, n in keys.items() if k.startswith("autograd::engine::") or k.endswith("Backward0")
+            or k == "torch::autograd::AccumulateGrad"}
+
+
+def test_backward_nodes_are_recorded_as_torchs_engine_records_them():
+    mine, theirs = (_profiled_backward(m, _TwoLayer.loss) for m in (dtrain, torch))
+    assert _autograd_keys(mine) == _autograd_keys(theirs)  # names and counts
+    assert "autograd::engine::evaluate_function: MmBackward0" in mine
+    # the forward ops dtrain records are among torch's
+    assert {k for k in mine if k.startswith("aten::")} <= {k for k in theirs if k.startswith("aten::")}
+
+
+def test_backward_nodes_of_a_linear_classifier_are_among_torchs():
+    """nn.Linear and cross_entropy: dtrain's graph has no TBackward0 (its Linear is one node) and no
+    LogSoftmaxBackward0 (its cross-entropy is fused), every other node is torch's."""
+    def loss(m):
+        m.manual_seed(0)
+        net = m.nn.Sequential(m.nn.Linear(4, 8), m.nn.ReLU(), m.nn.Linear(8, 2))
+        return m.nn.functional.cross_entropy(net(m.randn(3, 4)), m.tensor([0, 1, 1]))
+    mine, theirs = (_autograd_keys(_profiled_backward(m, loss)) for m in (dtrain, torch))
+    missing = {k.split(": ")[-1] for k in set(theirs) - set(mine)}
+    assert set(mine) <= set(theirs) and missing == {"TBackward0", "LogSoftmaxBackward0"}
+    assert mine["autograd::engine::evaluate_function: AddmmBackward0"] == 2
+
+
+def test_backward_node_ranges_nest_and_the_engine_hook_is_off_outside_a_profile():
+    with dtrain.profiler.profile() as prof:
+        _TwoLayer.loss(dtrain).backward()
+    assert graph._profiler_node is None
+    outer = [e for e in prof.events() if e.name == "autograd::engine::evaluate_function: TanhBackward0"]
+    assert len(outer) == 1 and [c.name for c in outer[0].cpu_children] == ["TanhBackward0"]

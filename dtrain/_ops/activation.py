@@ -76,6 +76,8 @@ class CrossEntropyIndices(Function):
     """Mean/sum/none cross-entropy of logits (N, C) against class indices (N,) in one op.
 
     NOTE: fused (log_softmax + nll) for speed: one pass forward, `softmax - onehot` backward."""
+    _grad_fn_name = "NllLossBackward0"  # torch's top node: nll_loss over log_softmax
+    _aten = "aten::cross_entropy_loss"  # the profiler's name: torch's op
 
     @widened
     def forward(ctx, x, target, weight=None, *, reduction, ignore_index, label_smoothing=0.0):

@@ -7,6 +7,7 @@ from .. import _dtype
 from .._axpy import add_scaled
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
+from ..autograd import graph as _graph
 from ..autograd.graph import Function
 from ._util import method, nondiff, out_copy, promote, scalar_array, unbroadcast
 from ..amp._dispatch import autocast_op
@@ -121,6 +122,9 @@ class Pow(Function):
         ctx.save_for_backward(a, b, y if ctx.needs_input_grad[1] else None)
         return y
 
+    def name(self):
+        return "PowBackward0" if self.scalar is not None else "PowBackward1"
+
     def backward(ctx, g):
         a, b, y = ctx.saved
         xp = ctx.xp
@@ -192,10 +196,10 @@ def _binary(cls, a, b, out=None, float_result=False, **kw):
     elif isinstance(b, Tensor) and _keeps_dtype(b, a, float_result):
         return out_copy(cls.apply(_wrap(scalar_array(a, b._data.dtype, b._device.xp), b._device), b, **kw), out)
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        raise TypeError(f"{cls.__name__.lower()}(): expected at least one Tensor argument")
+        raise TypeError(f"{cls._op.lower()}(): expected at least one Tensor argument")
     for x in (a, b):
         if not isinstance(x, (Tensor, numbers.Number, np.generic)):
-            raise TypeError(f"unsupported operand type for {cls.__name__.lower()}: '{type(x).__name__}'")
+            raise TypeError(f"unsupported operand type for {cls._op.lower()}: '{type(x).__name__}'")
     (a, b), dt = promote(a, b)
     if float_result and not (dt.is_floating_point or dt.is_complex):
         from ._util import cast
@@ -298,6 +302,9 @@ class Fmax(Function):
         ctx.save_for_backward(a, b)
         ctx.is_max = is_max
         return xp.fmax(a, b) if is_max else xp.fmin(a, b)
+
+    def name(self):
+        return "FmaxBackward0" if self.is_max else "FminBackward0"
 
     def backward(ctx, g):
         a, b = ctx.saved
@@ -508,16 +515,17 @@ Tensor.subtract_, Tensor.multiply_, Tensor.divide_, Tensor.true_divide_ = Tensor
 
 
 # -------------------------------------------------------------------------------------------- operators
+# torch's node names for a Python number on the left: rsub(x, 1), x.reciprocal() * 2, pow(2, x)
 def _rsub(self, other):
-    return sub(other, self)
+    return _graph.renamed(sub(other, self), "RsubBackward1")
 
 
 def _rdiv(self, other):
-    return div(other, self)
+    return _graph.renamed(div(other, self), "MulBackward0")
 
 
 def _rpow(self, other):
-    return pow(other, self)
+    return _graph.renamed(pow(other, self), "PowBackward2")
 
 
 def _rfloordiv(self, other):

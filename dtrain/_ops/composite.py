@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import _dtype
 from .._tensor import Tensor, _wrap
+from ..autograd import graph as _graph
 from ..autograd.graph import Function
 from ._util import method, nondiff, wrap_dim
 from ..amp._dispatch import autocast_op
@@ -101,25 +102,20 @@ def triu_indices(row, col, offset=0, *, dtype=None, device=None, layout=None):
 def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     diff_ = x1.unsqueeze(-2) - x2.unsqueeze(-3)
     if p == 2.0:
-        return diff_.square().sum(-1).sqrt()
-    if p == 1.0:
-        return diff_.abs().sum(-1)
-    if p == float("inf"):
-        return diff_.abs().amax(-1)
-    return diff_.abs().pow(p).sum(-1).pow(1.0 / p)
+        d = diff_.square().sum(-1).sqrt()
+    elif p == 1.0:
+        d = diff_.abs().sum(-1)
+    elif p == float("inf"):
+        d = diff_.abs().amax(-1)
+    else:
+        d = diff_.abs().pow(p).sum(-1).pow(1.0 / p)
+    return _graph.renamed(d, "CdistBackward0")  # composed here, one node in torch
 
 
 @method()
 @autocast_op("dist")
 def dist(input, other, p=2):
     return (input - other).norm(p)
-
-
-@method()
-def logaddexp(input, other):
-    from .arith import maximum
-    m = maximum(input, other).detach()
-    return m + ((input - m).exp() + (other - m).exp()).log()
 
 
 @method()
@@ -239,4 +235,5 @@ def diag_embed(input, offset=0, dim1=-2, dim2=-1):
     i = np.arange(input.shape[-1])
     r, c = (i, i + offset) if offset >= 0 else (i - offset, i)
     out[..., r.tolist(), c.tolist()] = input  # an index-put in the graph: the gradient reaches `input`
+    _graph.renamed(out, "DiagEmbedBackward0")
     return out if (dim1, dim2) in ((-2, -1), (out.ndim - 2, out.ndim - 1)) else out.movedim((-2, -1), (dim1, dim2))

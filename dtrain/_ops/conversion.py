@@ -38,8 +38,7 @@ def _astype(x, target):
 class _To(Function):
     """Device and/or dtype change; the gradient goes back to the source device and dtype."""
 
-    def name(self):
-        return "ToCopyBackward0"
+    _grad_fn_name = "ToCopyBackward0"
 
     def forward(ctx, x, device, dtype, src_device):
         ctx.src_device, ctx.src_dtype = src_device, x.dtype

@@ -97,6 +97,7 @@ def _raising(xp):
 
 class Svd(Function):
     """A = U diag(S) Vh, reduced or (full_matrices) complete."""
+    _grad_fn_name = "LinalgSvdBackward0"
 
     def forward(ctx, a, full_matrices=False):
         u, s, vh = ctx.xp.linalg.svd(a, full_matrices=full_matrices)
@@ -112,6 +113,7 @@ class Svd(Function):
 
 class Svdvals(Function):
     """The singular values alone; U and V are computed only when a backward will need them."""
+    _grad_fn_name = "LinalgSvdBackward0"
 
     def forward(ctx, a):
         xp = ctx.xp
@@ -164,6 +166,7 @@ def _svd_backward(xp, gu, gs, gvh, u, s, vh):
 
 class Eigh(Function):
     """A = V diag(L) V^T from one triangle of A (UPLO)."""
+    _grad_fn_name = "LinalgEighBackward0"
 
     def forward(ctx, a, uplo="L"):
         w, v = ctx.xp.linalg.eigh(a, UPLO=uplo)
@@ -182,6 +185,8 @@ class Eigh(Function):
 
 
 class Eigvalsh(Function):
+    _grad_fn_name = "LinalgEighBackward0"
+
     def forward(ctx, a, uplo="L"):
         xp = ctx.xp
         if not ctx.needs_input_grad[0]:
@@ -199,6 +204,7 @@ class Eigvalsh(Function):
 
 class Qr(Function):
     """A = Q R by Householder reflections (LAPACK's geqrf, as torch), mode 'reduced', 'complete' or 'r'."""
+    _grad_fn_name = "LinalgQrBackward0"
 
     def forward(ctx, a, mode="reduced"):
         xp = ctx.xp
@@ -281,6 +287,7 @@ def _check_info(info, fn):
 
 class Cholesky(Function):
     """A = L L^T from A's lower triangle, or (upper) A = U^T U from its upper one; also LAPACK's info."""
+    _grad_fn_name = "LinalgCholeskyExBackward0"  # torch's linalg ops name their nodes Linalg<Op>[Ex]
 
     def forward(ctx, a, upper=False):
         lo, info = _cholesky_info(ctx.xp, _mT(a) if upper else a)
@@ -353,6 +360,7 @@ class CholeskyInverse(Function):
 
 class Slogdet(Function):
     """sign(det A) and log|det A|; the sign of a real matrix has no gradient."""
+    _grad_fn_name = "LinalgSlogdetBackward0"
 
     def forward(ctx, a):
         xp = ctx.xp
@@ -377,6 +385,7 @@ def _default_rtol(A):
 class Pinv(Function):
     """The Moore-Penrose inverse from the SVD (or, hermitian, the eigendecomposition of A's lower triangle);
     singular values at or below max(atol, rtol * largest) count as zero."""
+    _grad_fn_name = "LinalgPinvBackward0"
 
     def forward(ctx, a, atol=0.0, rtol=0.0, hermitian=False):
         xp = ctx.xp
@@ -438,6 +447,8 @@ def _expm(xp, a):
 
 
 class MatrixExp(Function):
+    _grad_fn_name = "LinalgMatrixExpBackward0"
+
     def forward(ctx, a):
         ctx.save_for_backward(a)
         return _expm(ctx.xp, a)

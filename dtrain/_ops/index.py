@@ -196,6 +196,14 @@ class IndexPut(Function):
         return gx, gv
 
 
+class _SetSlices(IndexPut):
+    """x[basic key] = v: torch writes through a view of x, so its node is a CopySlices."""
+    _grad_fn_name, _late_name = "CopySlices", False
+
+    def name(self):
+        return "torch::autograd::CopySlices"
+
+
 def _setitem(self, key, value):
     from .inplace import assign_, check_inplace, check_overlap
     k, advanced = _convert_key(key, self)
@@ -216,7 +224,7 @@ def _setitem(self, key, value):
         value = value.reshape(value.shape[lead:])
     _check_value_shape(self, k, advanced, value)
     if grad_mode.is_grad_enabled() and (self.requires_grad or value._requires_grad):
-        assign_(self, IndexPut.apply(self, value, key=k))
+        assign_(self, (IndexPut if advanced else _SetSlices).apply(self, value, key=k))
         return
     check_inplace(self)
     check_overlap(self if advanced else _wrap(self._data[k if any(x is Ellipsis for x in k) else k + (Ellipsis,)],

@@ -116,8 +116,7 @@ class AsStrided(Function):
         ctx.n, ctx.inp, ctx.out = n, geometry(x, origin), (offset, tuple(stride), tuple(size))
         return _on(ctx.xp, _flat_at(ctx.xp, x, origin, n) if n else x.reshape(-1), ctx.out)
 
-    def name(self):
-        return "AsStridedBackward0"
+    _grad_fn_name = "AsStridedBackward0"
 
     def backward(ctx, g):
         xp = ctx.xp
@@ -173,6 +172,7 @@ def as_strided(input, size, stride, storage_offset=None):
 class CopySlices(Function):
     """A base whose view was written in place: the view's region now comes from `result`, the rest of the
     base keeps its history (torch's CopySlices)."""
+    _grad_fn_name, _late_name = "CopySlices", False  # name() is torch::autograd::CopySlices, as torch's
 
     def forward(ctx, base, result, storage, base_where, view_where):
         ctx.n, ctx.base_where, ctx.view_where = storage[1], base_where, view_where

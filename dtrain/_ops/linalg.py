@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import _dtype
 from .._tensor import Tensor
+from ..autograd import graph as _graph
 from ..autograd.graph import Function
 from ._lowp import rounded_once, widened
 from ._util import method, out_copy, unbroadcast
@@ -29,6 +30,9 @@ def _weight_grad(a, g, xp):
     return xp.ascontiguousarray(xp.matmul(g.T, a).T)
 
 
+_MATMUL_NAMES = {(1, 1): "DotBackward0", (2, 1): "MvBackward0", (1, 2): "SqueezeBackward4", (2, 2): "MmBackward0"}
+
+
 class Matmul(Function):
     _fresh_grads = True  # products and their sums: new arrays
 
@@ -36,6 +40,11 @@ class Matmul(Function):
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
         return ctx.xp.matmul(a, b)
+
+    def name(self):
+        # torch's node is the last step of its matmul for these ranks (a batched product ends in a view)
+        a, b = self.saved
+        return _MATMUL_NAMES.get((a.ndim, b.ndim), "CloneBackward0" if a.ndim == 2 else "UnsafeViewBackward0")
 
     @widened
     def backward(ctx, g):
@@ -89,6 +98,13 @@ class Linear(Function):
         ctx.save_for_backward(x2 if nig[1] else None, w if nig[0] else None)
         ctx.x_shape = x.shape
         return y.reshape(x.shape[:-1] + (w.shape[0],)) if x.ndim != 2 else y
+
+    def name(self):
+        # torch's linear: addmm (mm without bias) for a matrix, reshaped around it for other ranks
+        bias = len(self.next_functions) == 3
+        if len(self.x_shape) == 2:
+            return "AddmmBackward0" if bias else "MmBackward0"
+        return "ViewBackward0" if bias else "SqueezeBackward4" if len(self.x_shape) == 1 else "UnsafeViewBackward0"
 
     @widened
     def backward(ctx, g):
@@ -210,7 +226,7 @@ def bmm(input, mat2, *, out=None):
     if input.shape[0] != mat2.shape[0] or input.shape[2] != mat2.shape[1]:
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
                            f"[{input.shape[0]}, {input.shape[2]}] but got: [{mat2.shape[0]}, {mat2.shape[1]}].")
-    return matmul(input, mat2, out=out)
+    return _graph.renamed(matmul(input, mat2, out=out), "BmmBackward0")
 
 
 @method()
@@ -281,14 +297,14 @@ def _beta_input_plus(input, beta, r, alpha, out):
 @autocast_op("addmm")
 @rounded_once
 def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
-    return _beta_input_plus(input, beta, matmul(mat1, mat2), alpha, out)
+    return _graph.renamed(_beta_input_plus(input, beta, matmul(mat1, mat2), alpha, out), "AddmmBackward0")
 
 
 @method()
 @autocast_op("baddbmm")
 @rounded_once
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
-    return _beta_input_plus(input, beta, bmm(batch1, batch2), alpha, out)
+    return _graph.renamed(_beta_input_plus(input, beta, bmm(batch1, batch2), alpha, out), "BaddbmmBackward0")
 
 
 @method()
@@ -318,7 +334,7 @@ def addmv(input, mat, vec, *, beta=1, alpha=1, out=None):
             input.ndim > 1 or input.numel() not in (1, mat.shape[0]):
         raise RuntimeError(f"size mismatch, got input ({input._shape_str().replace(', ', 'x')}), mat "
                            f"({mat._shape_str().replace(', ', 'x')}), vec ({vec._shape_str().replace(', ', 'x')})")
-    return _beta_input_plus(input, beta, matmul(mat, vec), alpha, out)
+    return _graph.renamed(_beta_input_plus(input, beta, matmul(mat, vec), alpha, out), "AddmvBackward0")
 
 
 @method()

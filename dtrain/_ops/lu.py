@@ -150,6 +150,7 @@ def _lu_backward(xp, gl, gu, lo, up):
 
 class LuFactor(Function):
     """P A = L U by partial pivoting (LAPACK's getrf): the packed factors, torch's 1-based int32 pivots, info."""
+    _grad_fn_name = "LinalgLuFactorExBackward0"
 
     def forward(ctx, a):
         lu, piv, info = _getrf(ctx.xp, a)
@@ -195,6 +196,7 @@ class LuUnpack(Function):
 class SolveTriangular(Function):
     """X with A X = B (left) or X A = B, A's upper or lower triangle read (its diagonal taken as ones if
     unitriangular); batch dims broadcast."""
+    _grad_fn_name = "LinalgSolveTriangularBackward0"
 
     def forward(ctx, a, b, upper, left=True, unitriangular=False):
         x = _solve_tri(ctx.xp, a, b, upper, left, unitriangular)
@@ -493,6 +495,7 @@ def _geev(xp, a, vectors):
 class Eig(Function):
     """A V = V diag(w) for real A; w and V complex. The gradient is torch's linalg_eig_backward: real part of
     V^{-H} (diag(gw) + (V^H gV - V^H V Re diag(V^H gV)) / conj(E)) V^H, E_ij = w_j - w_i."""
+    _grad_fn_name = "LinalgEigBackward0"  # torch's linalg ops name their nodes Linalg<Op>[Ex]
 
     def forward(ctx, a):
         w, v = _geev(ctx.xp, a, True)
@@ -514,6 +517,8 @@ class Eig(Function):
 
 
 class Eigvals(Function):
+    _grad_fn_name = "LinalgEigBackward0"
+
     def forward(ctx, a):
         w, v = _geev(ctx.xp, a, ctx.needs_input_grad[0])
         ctx.save_for_backward(v)

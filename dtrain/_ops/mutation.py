@@ -23,19 +23,27 @@ class Overwrite(Function):
         return ctx.xp.zeros_like(g), gv
 
 
+class _Copy(Overwrite):
+    """copy_'s node, under torch's (sic) name."""
+    _grad_fn_name, _late_name = "CopyBackwards", False
+
+    def name(self):
+        return "torch::autograd::CopyBackwards"
+
+
 def _in_graph(t):
     return grad_mode.is_grad_enabled() and t.requires_grad
 
 
-def _write(t, array_or_value):
+def _write(t, array_or_value, name):
     """Raw in-place write of constants (zero_, fill_, the random fills). A tensor in a graph keeps a node whose
-    gradient to the old values is zero, as in torch."""
+    gradient to the old values is zero, as in torch; `name` is torch's name for it (ZeroBackward0)."""
     check_inplace(t)
     if t._device is META:
         return t
     if _in_graph(t):
         v = _wrap(t._device.xp.asarray(array_or_value, dtype=t._data.dtype), t._device)
-        return assign_(t, Overwrite.apply(t, v), fill=True)
+        return assign_(t, Overwrite.named(name).apply(t, v), fill=True)
     t._data[...] = array_or_value  # torch fills an expanded tensor (its shared elements get one value)
     t._version.value += 1
     return t
@@ -43,7 +51,7 @@ def _write(t, array_or_value):
 
 @method()
 def zero_(self):
-    return _write(self, 0)
+    return _write(self, 0, "ZeroBackward0")
 
 
 @method()
@@ -53,9 +61,9 @@ def fill_(self, value):
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions.")
         if (value._requires_grad or self.requires_grad) and grad_mode.is_grad_enabled():
             check_inplace(self)
-            return assign_(self, Overwrite.apply(self, value.to(self._device)))
+            return assign_(self, Overwrite.named("FillBackward3").apply(self, value.to(self._device)))
         value = value.item()
-    return _write(self, value)
+    return _write(self, value, "FillBackward2")
 
 
 @method()
@@ -72,7 +80,7 @@ def copy_(self, src, non_blocking=False):
         return self
     if (src._requires_grad or self.requires_grad) and grad_mode.is_grad_enabled():
         # gradient flows to src (back to its own device and dtype) and not to self's old values
-        return assign_(self, Overwrite.apply(self, src.to(self._device)))
+        return assign_(self, _Copy.apply(self, src.to(self._device)))
     check_inplace(self)
     check_overlap(self)
     data = src._data
@@ -100,7 +108,8 @@ def uniform_(self, a=0, b=1, *, generator=None):
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
     if self._device is META:
         return self
-    return _write(self, _gen(self, generator).uniform(self.shape, self._data.dtype, self._device, a, b))
+    return _write(self, _gen(self, generator).uniform(self.shape, self._data.dtype, self._device, a, b),
+                  "UniformBackward0")
 
 
 @method()
@@ -110,7 +119,8 @@ def normal_(self, mean=0, std=1, *, generator=None):
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
     if self._device is META:
         return self
-    return _write(self, _gen(self, generator).normal(self.shape, self._data.dtype, self._device, mean, std))
+    return _write(self, _gen(self, generator).normal(self.shape, self._data.dtype, self._device, mean, std),
+                  "NormalBackward0")
 
 
 @method()
@@ -125,7 +135,8 @@ def bernoulli_(self, p=0.5, *, generator=None):
         pa = p
         if not 0 <= p <= 1:
             raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
-    return _write(self, _gen(self, generator).uniform(self.shape, np.float64, self._device) < pa)
+    return _write(self, _gen(self, generator).uniform(self.shape, np.float64, self._device) < pa,
+                  "BernoulliBackward1" if isinstance(p, Tensor) else "BernoulliBackward2")
 
 
 @method()
@@ -136,26 +147,29 @@ def bernoulli(input, p=None, *, generator=None):
 
 @method()
 def random_(self, from_=0, to=None, *, generator=None):
+    # torch's overloads: random_() RandomBackward2, random_(to) 1, random_(from, to) 0
+    name = "RandomBackward0" if to is not None else "RandomBackward1" if from_ else "RandomBackward2"
     if to is None:
         from_, to = 0, from_ if from_ else 2 ** 31
-    return _write(self, _gen(self, generator).integers(from_, to, self.shape, self._data.dtype, self._device))
+    return _write(self, _gen(self, generator).integers(from_, to, self.shape, self._data.dtype, self._device), name)
 
 
 @method()
 def exponential_(self, lambd=1.0, *, generator=None):
     u = _gen(self, generator).uniform(self.shape, np.float64, self._device)
-    return _write(self, -self._device.xp.log1p(-u) / lambd)
+    return _write(self, -self._device.xp.log1p(-u) / lambd, "ExponentialBackward0")
 
 
 @method()
 def geometric_(self, p, *, generator=None):
     u = _gen(self, generator).uniform(self.shape, np.float64, self._device)
-    return _write(self, self._device.xp.ceil(self._device.xp.log1p(-u) / np.log1p(-p)))
+    return _write(self, self._device.xp.ceil(self._device.xp.log1p(-u) / np.log1p(-p)), "GeometricBackward0")
 
 
 @method()
 def log_normal_(self, mean=1.0, std=2.0, *, generator=None):
-    return _write(self, self._device.xp.exp(_gen(self, generator).normal(self.shape, np.float64, self._device, mean, std)))
+    normal = _gen(self, generator).normal(self.shape, np.float64, self._device, mean, std)
+    return _write(self, self._device.xp.exp(normal), "LogNormalBackward0")
 
 
 def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, device=None, requires_grad=False):

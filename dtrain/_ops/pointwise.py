@@ -6,6 +6,7 @@ import numpy as np
 from .. import _dtype, _parallel
 from .._axpy import add_scaled
 from .._tensor import Tensor
+from ..autograd import graph as _graph
 from ..autograd.graph import Function
 from ._lowp import widened
 from ._util import cast, method, nondiff, out_copy, promote, to_float, unbroadcast
@@ -200,6 +201,8 @@ class Log10(Function):
 
 
 class Log1p(Function):
+    _grad_fn_name = "Log1PBackward0"  # torch capitalizes after a digit (Exp2, Log1P, Xlog1Py)
+
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return ctx.xp.log1p(x)
@@ -411,6 +414,8 @@ class Reciprocal(Function):
 
 
 class Square(Function):
+    _grad_fn_name = "PowBackward0"  # torch's square is pow(x, 2)
+
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return x * x
@@ -427,6 +432,8 @@ class Clamp(Function):
         ctx.lo, ctx.hi = min, max
         return y.astype(x.dtype, copy=False)
 
+    _grad_fn_name = "ClampBackward1"  # clamp(Tensor, Scalar?, Scalar?); x.clamp_min(0) is ClampMinBackward0
+
     def backward(ctx, g):
         (x,) = ctx.saved
         keep = True
@@ -438,6 +445,8 @@ class Clamp(Function):
 
 
 class ClampTensor(Function):
+    _grad_fn_name = "ClampBackward0"
+
     def forward(ctx, x, lo, hi):
         xp = ctx.xp
         ctx.save_for_backward(x, lo, hi)
@@ -456,7 +465,7 @@ class ZeroGrad(Function):
     """floor / ceil / round / trunc / sign: piecewise constant, gradient zero."""
 
     def forward(ctx, x, fn, decimals=0):
-        ctx.shape, ctx.dtype = x.shape, x.dtype
+        ctx.shape, ctx.dtype, ctx.fn = x.shape, x.dtype, fn
         if fn == "round":
             return ctx.xp.round(x, decimals)
         if fn == "sign":  # torch's sign(nan) is 0, where numpy's is nan
@@ -465,6 +474,9 @@ class ZeroGrad(Function):
 
     def backward(ctx, g):
         return ctx.xp.zeros(ctx.shape, ctx.dtype)
+
+    def name(self):
+        return self.fn.capitalize() + "Backward0"
 
 
 class Gelu(Function):
@@ -550,7 +562,7 @@ def _no_bool(input, name):
 
 
 def _unary(cls, floaty=True, name=None):
-    fname = name or cls.__name__.lower()
+    fname = name or cls._op.lower()
 
     def fn(input, *, out=None):
         x = to_float(input) if floaty else _no_bool(input, fname)
@@ -675,12 +687,13 @@ Tensor.clamp_ = Tensor.clip_ = lambda self, min=None, max=None: assign_(self, cl
 
 @method()
 def clamp_min(input, min):
-    return clamp(input, min=min)
+    # torch's overloads: clamp_min(Tensor, Scalar) ClampMinBackward0, (Tensor, Tensor) ClampMinBackward1
+    return _graph.renamed(clamp(input, min=min), f"ClampMinBackward{int(isinstance(min, Tensor))}")
 
 
 @method()
 def clamp_max(input, max):
-    return clamp(input, max=max)
+    return _graph.renamed(clamp(input, max=max), f"ClampMaxBackward{int(isinstance(max, Tensor))}")
 
 
 Tensor.clamp_min_ = lambda self, min: assign_(self, clamp(self, min=min))

@@ -1,11 +1,13 @@
 """Reductions: sum, mean, prod, max/min, var/std, norm, logsumexp, cumsum, all/any, ..."""
 import builtins
 import collections
+import warnings
 
 import numpy as np
 
 from .. import _dtype
 from .._tensor import Tensor, _wrap
+from ..autograd import graph as _graph
 from ..autograd.graph import Function
 from ._lowp import widened
 from ._util import cast, method, out_copy, to_float, wrap_dim, wrap_dims
@@ -49,6 +51,8 @@ class Mean(Function):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
         ctx.n = _numel(x.shape, axes)
         with np.errstate(invalid="ignore", divide="ignore"):  # the mean of nothing is nan, silently
+            if ctx.n == 0:  # 0 / 0 (np.mean would warn "Mean of empty slice" whatever the error state)
+                return (x.sum(axis=axes, keepdims=keepdim) / 0).astype(x.dtype, copy=False)
             return x.mean(axis=axes, keepdims=keepdim).astype(x.dtype, copy=False)
 
     @widened
@@ -135,7 +139,8 @@ class Var(Function):
         ctx.axes, ctx.keepdim, ctx.sqrt = axes, keepdim, sqrt
         ctx.denom = builtins.max(_numel(x.shape, axes) - correction, 0)
         with np.errstate(divide="ignore", invalid="ignore"):  # n <= correction gives inf/nan as in torch
-            d = x - x.mean(axis=axes, keepdims=True)
+            # the mean as sum / n: np.mean warns "Mean of empty slice" whatever the error state
+            d = x - x.sum(axis=axes, keepdims=True) / _numel(x.shape, axes)
             y = xp.sum(d * d, axis=axes, keepdims=keepdim) / ctx.denom
             if sqrt:
                 y = xp.sqrt(y)
@@ -156,6 +161,7 @@ class Var(Function):
 
 class Norm(Function):
     """The p-norm over `axes` for finite p (torch's zero gradient where the norm is 0; p = 0 counts nonzeros)."""
+    _grad_fn_name = "LinalgVectorNormBackward0"  # torch's norm is linalg.vector_norm
 
     @widened
     def forward(ctx, x, axes, keepdim, p):
@@ -190,6 +196,11 @@ class Norm(Function):
             else:  # sgn(x) |x|^(p-1) / y^(p-1), written to stay finite at x == 0 for p < 2
                 scale = xp.sign(x) * xp.abs(x) ** (p - 1) / y ** (p - 1)
         return xp.where(y == 0, 0, g * scale).astype(x.dtype, copy=False)
+
+
+# torch's names for the overloads with a dim: sum(x) is SumBackward0, sum(x, 1) SumBackward1
+_SumDim, _MeanDim = Sum.named("SumBackward1"), Mean.named("MeanBackward1")
+_Std = Var.named("StdBackward0")
 
 
 class Logsumexp(Function):
@@ -270,7 +281,7 @@ def _as(input, dtype):
 @autocast_op("sum")
 def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
     x = _as(input, _int_sum_dtype(input, dtype))
-    return out_copy(Sum.apply(x, axes=_axes(dim, x), keepdim=keepdim), out)
+    return out_copy((Sum if dim is None else _SumDim).apply(x, axes=_axes(dim, x), keepdim=keepdim), out)
 
 
 @method()
@@ -285,7 +296,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
     if not (x.is_floating_point() or x.is_complex()):
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a floating point or "
                            f"complex dtype. Got: {_dtype.scalar_name(x.dtype)}")
-    return out_copy(Mean.apply(x, axes=_axes(dim, x), keepdim=keepdim), out)
+    return out_copy((Mean if dim is None else _MeanDim).apply(x, axes=_axes(dim, x), keepdim=keepdim), out)
 
 
 @method()
@@ -301,7 +312,7 @@ def prod(input, dim=None, keepdim=False, *, dtype=None):
     if dim is None:
         return Prod.apply(x, axis=None, keepdim=False)
     d = wrap_dim(dim, x.ndim)
-    return Prod.apply(x, axis=d if x.ndim else None, keepdim=keepdim)
+    return Prod.named("ProdBackward1").apply(x, axis=d if x.ndim else None, keepdim=keepdim)
 
 
 def _named(cls_name, fields=("values", "indices")):
@@ -343,13 +354,15 @@ def _maxmin(input, dim, keepdim, other, is_max):
     name = "max" if is_max else "min"
     if dim is None:
         _check_nonempty(input, name)
-        return MaxMin.apply(input, axes=None, keepdim=False, is_max=is_max)
+        return MaxMin.named("MaxBackward1" if is_max else "MinBackward1").apply(input, axes=None, keepdim=False,
+                                                                                is_max=is_max)
     d = wrap_dim(dim, input.ndim)
     ret = return_max if is_max else return_min
     if input.ndim == 0:
         return ret(input.clone(), _wrap(input._device.xp.zeros((), np.int64), input._device))
     _check_nonempty(input, name, (d,))
-    return ret(*MaxMinDim.apply(input, dim=d, keepdim=keepdim, is_max=is_max))
+    return ret(*MaxMinDim.named("MaxBackward0" if is_max else "MinBackward0").apply(input, dim=d, keepdim=keepdim,
+                                                                                   is_max=is_max))
 
 
 @method()
@@ -376,7 +389,8 @@ def _amaxmin(input, dim, keepdim, out, is_max):
     name = "amax" if is_max else "amin"
     axes = _axes(dim, input)
     _check_nonempty(input, name, axes if dim not in ((), None) and input.ndim else None)
-    return out_copy(MaxMin.apply(input, axes=axes, keepdim=keepdim, is_max=is_max), out)
+    return out_copy(MaxMin.named("AmaxBackward0" if is_max else "AminBackward0").apply(
+        input, axes=axes, keepdim=keepdim, is_max=is_max), out)
 
 
 @method()
@@ -423,7 +437,11 @@ def _var(input, dim, unbiased, keepdim, correction, sqrt):
         correction = 0 if unbiased is False else 1
     if not (input.is_floating_point() or input.is_complex()):
         raise RuntimeError("std and var only support floating point and complex dtypes")
-    return Var.apply(input, axes=_axes(dim, input), correction=correction, keepdim=keepdim, sqrt=sqrt)
+    axes = _axes(dim, input)
+    if _numel(input.shape, axes) - correction <= 0:
+        warnings.warn(f"{'std' if sqrt else 'var'}(): degrees of freedom is <= 0. Correction should be strictly less "
+                      f"than the reduction factor (input numel divided by output numel).", stacklevel=3)
+    return (_Std if sqrt else Var).apply(input, axes=axes, correction=correction, keepdim=keepdim, sqrt=sqrt)
 
 
 @method()
@@ -464,8 +482,8 @@ def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):
         p = 2
     axes = _axes(dim, x)
     if p == float("inf") or p == float("-inf"):
-        r = MaxMin.apply(x.abs(), axes=axes, keepdim=keepdim, is_max=p > 0) if x._data.size else \
-            sum(x.abs(), dim, keepdim)
+        r = _graph.renamed(MaxMin.apply(x.abs(), axes=axes, keepdim=keepdim, is_max=p > 0) if x._data.size else
+                           sum(x.abs(), dim, keepdim), "LinalgVectorNormBackward0")
     else:
         r = Norm.apply(x, axes=axes, keepdim=keepdim, p=float(p))
     return out_copy(r, out)

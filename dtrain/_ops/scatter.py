@@ -601,20 +601,21 @@ class ScatterInto(Function):
         return gx, gs
 
 
-def _scatter_into(input, src, slice_shape, key, dims=None):
+def _scatter_into(input, src, slice_shape, key, name, dims=None):
     if tuple(src.shape) != tuple(slice_shape):
         raise RuntimeError(f"expected src to have a size equal to the slice of self. src size = "
                            f"[{src._shape_str()}], slice size = [{', '.join(map(str, slice_shape))}]")
     if src.dtype is not input.dtype:
         src = src.to(input.dtype)
-    return ScatterInto.apply(input, src, key=key, dims=dims)
+    return ScatterInto.named(name).apply(input, src, key=key, dims=dims)
 
 
 def select_scatter(input, src, dim, index):
     """A copy of input with src written at input.select(dim, index)."""
     view = input.select(dim, index)  # torch's range checks and errors
     d = wrap_dim(dim, input.ndim)
-    return _scatter_into(input, src, view.shape, (slice(None),) * d + (index % input.shape[d],))
+    return _scatter_into(input, src, view.shape, (slice(None),) * d + (index % input.shape[d],),
+                         "SelectScatterBackward0")
 
 
 def slice_scatter(input, src, dim=0, start=None, end=None, step=1):
@@ -623,7 +624,7 @@ def slice_scatter(input, src, dim=0, start=None, end=None, step=1):
         raise RuntimeError("slice step must be positive")
     d = wrap_dim(dim, input.ndim)
     key = (slice(None),) * d + (slice(start, end, step),)
-    return _scatter_into(input, src, input._data[key].shape, key)
+    return _scatter_into(input, src, input._data[key].shape, key, "SliceScatterBackward0")
 
 
 def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
@@ -633,7 +634,8 @@ def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
     i = np.arange(view.shape[-1])
     rows, cols = (i, i + offset) if offset >= 0 else (i - offset, i)
     xp = input._device.xp
-    return _scatter_into(input, src, view.shape, (Ellipsis, xp.asarray(rows), xp.asarray(cols)), dims=(d1, d2))
+    return _scatter_into(input, src, view.shape, (Ellipsis, xp.asarray(rows), xp.asarray(cols)),
+                         "DiagonalScatterBackward0", dims=(d1, d2))
 
 
 for _fn in (select_scatter, slice_scatter, diagonal_scatter):

@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from .._tensor import Size, Tensor, _wrap
+from ..autograd import graph as _graph
 from ..autograd.graph import Function
 from ._util import method, normalize_shape, wrap_dim, wrap_dims
 from .inplace import view_at
@@ -61,8 +62,7 @@ class View(Function):
 
 
 class ReshapeCopy(Function):
-    def name(self):
-        return "UnsafeViewBackward0"  # torch's node for a reshape that had to copy
+    _grad_fn_name = "UnsafeViewBackward0"  # torch's node for a reshape that had to copy
 
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
@@ -624,7 +624,7 @@ def diag(input, diagonal=0):
 @method()
 @autocast_op("trace")
 def trace(input):
-    return diagonal(input).sum()
+    return _graph.renamed(diagonal(input).sum(), "TraceBackward0")
 
 
 @method()

@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import _dtype
+from ..autograd import graph as _graph
 from .._tensor import Tensor, _wrap
 from ._util import method, wrap_dim
 from .scatter import Gather
@@ -62,7 +63,7 @@ def kthvalue(input, k, dim=-1, keepdim=False):
     v, i = s.values.select(d, k - 1), s.indices.select(d, k - 1)
     if keepdim:
         v, i = v.unsqueeze(d), i.unsqueeze(d)
-    return return_kthvalue(v, i)
+    return return_kthvalue(_graph.renamed(v, "KthvalueBackward0"), i)
 
 
 def one_hot(tensor, num_classes=-1):

@@ -176,7 +176,27 @@ Tensor.polygamma_ = lambda self, n: assign_(self, polygamma(n, self))
 
 
 # ----------------------------------------------------------------------------------------------- binary
+class LogAddExp(Function):
+    """log(e^a + e^b) as NumPy's logaddexp: exact at infinities (inf with anything is inf), where the composite
+    m + log(e^(a-m) + e^(b-m)) gives nan."""
+    _grad_fn_name = "LogaddexpBackward0"
+
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return ctx.xp.logaddexp(a, b)
+
+    def backward(ctx, g):
+        a, b = ctx.saved
+        xp = ctx.xp
+        nig = ctx.needs_input_grad
+        # NOTE: e^a / (e^a + e^b) written as 1 / (1 + e^(b - a)): no overflow for large a, b
+        return (unbroadcast(g / (1 + xp.exp(b - a)), a.shape) if nig[0] else None,
+                unbroadcast(g / (1 + xp.exp(a - b)), b.shape) if nig[1] else None)
+
+
 class LogAddExp2(Function):
+    _grad_fn_name = "Logaddexp2Backward0"
+
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
         with np.errstate(invalid="ignore"):
@@ -221,7 +241,17 @@ class Xlogy(Function):
 
 
 class Xlog1py(Xlogy):
+    _grad_fn_name = "SpecialXlog1PyBackward0"
     log1p = True
+
+
+@method()
+def logaddexp(input, other, *, out=None):
+    _check_tensors("logaddexp", ("input", "other"), input, other)
+    dt = _dtype.result_type_of([input, other])
+    if not dt.is_floating_point:
+        raise NotImplementedError(f"\"logaddexp_cpu\" not implemented for '{_dtype.scalar_name(dt)}'")
+    return _binary(LogAddExp, input, other, out)
 
 
 @method()

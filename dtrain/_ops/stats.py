@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import _dtype
 from .._tensor import Tensor, _wrap
+from ..autograd import graph as _graph
 from ..autograd.graph import Function
 from ._util import method, out_copy, scalar_tensor, wrap_dim
 from .index import _scatter_add_at, where
@@ -194,7 +195,7 @@ def _median(input, dim, keepdim, skip_nan, name, result):
     pick = xp.take_along_axis(order, _median_at(count, input.shape[d], skip_nan, xp), axis=d).astype(np.int64)
     idx = _wrap(pick if keepdim else pick.squeeze(d), input._device)
     values = Gather.apply(input, _wrap(pick, input._device), dim=d, label=f"{name}Backward1")
-    return result(values if keepdim else values.squeeze(d), idx)
+    return result(values if keepdim else _graph.renamed(values.squeeze(d), f"{name}Backward1"), idx)
 
 
 def _flat_median(input, skip_nan):
@@ -471,6 +472,8 @@ def _rev_logcumsumexp(a, dim, xp):
 
 
 class LogCumSumExp(Function):
+    _grad_fn_name = "LogcumsumexpBackward0"
+
     def forward(ctx, x, dim):
         y = _scan(ctx.xp.logaddexp, x, dim, ctx.xp)
         ctx.save_for_backward(x, y)

@@ -24,7 +24,7 @@ def formula(*op_names):
 
 
 def lookup(node):
-    fn = _FORMULAS.get(type(node).__name__)
+    fn = _FORMULAS.get(type(node)._op)
     if fn is None:
         raise NotImplementedError(
             f"create_graph=True needs the derivative of {node.name()}'s backward, which dtrain does not have; "

@@ -101,7 +101,8 @@ class Function(metaclass=_FunctionMeta):
         track = grad_mode.is_grad_enabled() and any(t._requires_grad for t in tensors)
         if not track:
             return out
-        node = _CustomNode.__new__(_CustomNode)
+        node_cls = _CustomNode.named(cls.__name__ + "Backward")  # torch's type name: MyFnBackward
+        node = node_cls.__new__(node_cls)
         node._pre_hooks = node._hooks = node._non_diff = None
         node.saved = ()
         node.user_ctx, node.fn_cls = ctx, cls

@@ -19,6 +19,9 @@ _seq = itertools.count()
 # dtrain.profiler's one hook into ops: while a profile records, Function.apply hands every op to
 # _profiler_hook(cls, inputs, params), which times it and runs it (with the hook unset for the nested call)
 _profiler_hook = None
+# and _profiler_node(node): a context manager timing one node's backward in the engine (torch's
+# "autograd::engine::evaluate_function: <node>" around "<node>"); None while nothing records
+_profiler_node = None
 _FREED = (None,)  # marker (a unique object): saved arrays were released by a backward without retain_graph
 
 
@@ -91,6 +94,7 @@ class Function(Node):
     _out_meta = None
     _non_diff = None
     _takes_grad_dst = False
+    _late_name = False
 
     def forward(ctx, *args, **kwargs):
         raise NotImplementedError
@@ -104,9 +108,40 @@ class Function(Node):
     def mark_non_differentiable(ctx, *indices):
         ctx._non_diff = indices
 
+    def __init_subclass__(cls, **kw):
+        # `type(y.grad_fn).__name__` is torch's node name (AddBackward0, Log1PBackward0): the class is written
+        # under the op's own name (`Add`), which stays `_op` (the profiler's aten:: name, the double-backward
+        # formulas' key), and takes torch's as its `__name__`, from `_grad_fn_name` where the rule does not give
+        # it. Variants (`named`) keep their op's `_op`. Done once per class: nothing per call.
+        super().__init_subclass__(**kw)
+        if "_variant_of" not in cls.__dict__:
+            cls._op = cls.__name__.lstrip("_")
+        name = cls.__dict__.get("_grad_fn_name") or cls._op + "Backward0"
+        cls.__name__ = cls.__qualname__ = name
+        cls._variants = {}
+        # an op whose name() depends on its arguments (t/transpose are permutes, x[0] a select) takes that name
+        # as its type when it joins a graph (apply's tracked path: untracked calls pay nothing)
+        cls._late_name = cls.__dict__.get("_late_name", "name" in cls.__dict__ or cls._late_name)
+
+    @classmethod
+    def named(cls, name):
+        """This op under another of torch's node names (one op of dtrain standing for several of torch's:
+        `Sum` for sum → SumBackward0 and sum(dim) → SumBackward1). Cached: call sites may ask each time."""
+        v = cls._variants.get(name)
+        if v is None:
+            # its name() is its type's: the op's own name() may read what backward frees
+            v = cls._variants[name] = type(cls)(name, (cls,), {"__slots__": (), "_variant_of": cls, "_late_name": False,
+                                                               "_grad_fn_name": name, "__module__": cls.__module__,
+                                                               "name": Function.name})
+        return v
+
     def name(self):
-        n = type(self).__name__
-        return n if n.endswith("Backward0") or n.endswith("Backward") else n + "Backward0"
+        return type(self).__name__
+
+    def rename(ctx, name):
+        """Give this node torch's name `name` (a composite whose top node torch names after the whole op: mse_loss's
+        mean is MseLossBackward0); for ops whose name depends on their arguments, from inside forward."""
+        ctx.__class__ = type(ctx).__dict__.get("_variant_of", type(ctx)).named(name)
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -145,6 +180,8 @@ class Function(Node):
             return _wrap(out, dev)
         ctx.next_functions = tuple([_edge(t) for t in inputs])
         ctx._seq = next(_seq)
+        if cls._late_name:
+            ctx.__class__ = cls.named(ctx.name())
         saved = ctx.saved
         versions = None
         # saved-tensor checks, one per saved input or output: (counter, version when saved, the input, the
@@ -182,6 +219,15 @@ class Function(Node):
         if versions is not None:
             ctx._versions = versions
         return out
+
+
+def renamed(t, name):
+    """`t` with its node named `name` (torch's name for the composite that made it: F.mse_loss's top node is
+    MseLossBackward0); the node must be one the caller has just made."""
+    node = t._grad_fn
+    if node is not None:
+        node.rename(name)
+    return t
 
 
 class _NoGrads(tuple):
@@ -228,6 +274,8 @@ def _wrap_views(ctx, out, base, dev, track):
     if track:
         ctx.next_functions = (_edge(base),)
         ctx._seq = next(_seq)
+        if ctx._late_name:
+            ctx.__class__ = type(ctx).named(ctx.name())
         ctx._versions = ()
         ctx._out_meta = tuple((o.shape, o.dtype) for o in outs) if type(out) is tuple else None
     return tuple(res) if type(out) is tuple else res[0]
@@ -245,7 +293,7 @@ def _check_devices(cls, inputs):
     if len(devs) > 1:
         a, b = sorted(devs, key=str)[:2]
         raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
-                           f"{b} and {a}! (when running {cls.__name__})")
+                           f"{b} and {a}! (when running {cls._op})")
     return devs.pop() if devs else inputs[0]._device
 
 
@@ -437,7 +485,11 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 continue
             if type(node) is AccumulateGrad:
                 if accumulate and slots[0] is not None:
-                    node.accumulate(*slots[0])
+                    if _profiler_node is None:
+                        node.accumulate(*slots[0])
+                    else:
+                        with _profiler_node(node):
+                            node.accumulate(*slots[0])
                 continue
             if capture is not None:
                 for i, s in enumerate(slots):
@@ -455,7 +507,11 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 _check_versions(node)
             if node._takes_grad_dst and accumulate and capture is None:
                 _offer_destinations(node, deps, buffers)
-            out = node.backward(*in_grads)
+            if _profiler_node is None:
+                out = node.backward(*in_grads)
+            else:
+                with _profiler_node(node):
+                    out = node.backward(*in_grads)
             if type(out) is not tuple:
                 out = (out,)
             if not retain_graph and saved:  # a node that saved nothing can run again, as in torch
@@ -540,7 +596,11 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
                     from .. import zeros
                     slots = [gt if gt is not None else zeros(shape, dtype=_dtype_from(dt)) for gt, (shape, dt)
                              in zip(slots, meta)]
-                out = _double.lookup(node)(node, *slots)
+                if _profiler_node is None:
+                    out = _double.lookup(node)(node, *slots)
+                else:
+                    with _profiler_node(node):
+                        out = _double.lookup(node)(node, *slots)
                 if type(out) is not tuple:
                     out = (out,)
                 for (child, nr), g in zip(node.next_functions, out):

@@ -1,10 +1,11 @@
-"""profile, record_function, schedule and tensorboard_trace_handler (torch.profiler's), over one hook in
-Function.apply: while a profile records, every op call is timed on the CPU and, for CUDA tensors with the CUDA
-activity on, between two CUDA events around it.
+"""profile, record_function, schedule and tensorboard_trace_handler (torch.profiler's), over two hooks: in
+Function.apply, where while a profile records every op call is timed on the CPU and, for CUDA tensors with the
+CUDA activity on, between two CUDA events around it; and in the backward engine, around each node.
 
-What dtrain records, beside torch: each op once, under `aten::<op>` (its own sub-ops are not listed), forward
-ops only (the backward pass shows as the time of the record_function ranges around it), and no memory, stacks,
-FLOPs or module hierarchy (those arguments warn)."""
+What dtrain records, beside torch: each forward op once, under `aten::<op>` (its own sub-ops are not listed);
+each backward node as torch's engine records it (`autograd::engine::evaluate_function: AddmmBackward0` around
+`AddmmBackward0`, CPU time only), without the aten ops inside it; no memory, stacks, FLOPs or module hierarchy
+(those arguments warn)."""
 import enum
 import os
 import socket
@@ -77,12 +78,13 @@ _op_names = {}
 
 
 def _op_name(cls):
-    """aten::<snake_case of the op class> (Addmm → aten::addmm, LogSoftmax → aten::log_softmax)."""
+    """aten::<snake_case of the op class> (Addmm → aten::addmm, LogSoftmax → aten::log_softmax), or the
+    class's own `_aten` where torch's top op is named otherwise."""
     name = _op_names.get(cls)
+    if name is None and getattr(cls, "_aten", None):
+        name = _op_names[cls] = cls._aten
     if name is None:
-        n = cls.__name__.lstrip("_")
-        for suffix in ("Backward0", "Backward"):
-            n = n[:-len(suffix)] if n.endswith(suffix) and n != suffix else n
+        n = cls._op
         snake = "".join("_" + c.lower() if c.isupper() and i and not n[i - 1].isupper() else c.lower()
                         for i, c in enumerate(n))
         name = _op_names[cls] = "aten::" + snake
@@ -185,6 +187,27 @@ def _op_hook(cls, inputs, params):
             _graph._profiler_hook = _op_hook
 
 
+class _NodeRange:
+    """One backward node run by the engine, recorded as torch's engine does: the range
+    "autograd::engine::evaluate_function: <node>" around "<node>" (AddmmBackward0,
+    torch::autograd::AccumulateGrad). CPU time only: a node's CUDA work is not timed separately."""
+    __slots__ = ("rec", "ranges")
+
+    def __init__(self, node):
+        self.rec = _active._rec
+        name = node.name()
+        shapes = [] if self.rec.record_shapes else None
+        self.ranges = (self.rec.begin("autograd::engine::evaluate_function: " + name, False, shapes),
+                       self.rec.begin(name, False, shapes))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.rec.end(self.ranges[1])
+        self.rec.end(self.ranges[0])
+
+
 class record_function(ContextDecorator):
     """A named range in the profile (a context manager or a decorator); does nothing while no profile records."""
 
@@ -265,14 +288,14 @@ class profile:
             raise RuntimeError("Can't profile: another profiler is already recording (dtrain records one at a time)")
         self._rec = _Recorder(self.record_shapes, self.use_device == "cuda")
         _active = self
-        _graph._profiler_hook = _op_hook
+        _graph._profiler_hook, _graph._profiler_node = _op_hook, _NodeRange
 
     def _stop_recording(self):
         global _active
         self._close_step_range()
         rec, self._rec = self._rec, None
         _active = None
-        _graph._profiler_hook = None
+        _graph._profiler_hook = _graph._profiler_node = None
         events = rec.events()
         if self.acc_events and self._events is not None:
             events = list(self._events) + events

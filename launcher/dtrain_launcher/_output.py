@@ -37,6 +37,9 @@ class ConsoleServer:
         self.sel.register(self.server, selectors.EVENT_READ, None)
         self.sinks = {b"1": sys.stdout.buffer, b"2": sys.stderr.buffer}
         self.connections = 0
+        # the connection whose line the console's cursor is on, after a "\r" (a rank's progress bar), and
+        # its sink: another connection's line first ends that one, or it would be written over the bar
+        self.open = None
         self.closing = False
         self.thread = threading.Thread(target=self._serve, name="dtrain-run console", daemon=True)
         self.thread.start()
@@ -60,12 +63,19 @@ class ConsoleServer:
                 buf = state["pending"] + data
                 cut = len(buf) if eof else max(buf.rfind(b"\n"), buf.rfind(b"\r")) + 1
                 if cut and state["sink"] is not None:
-                    write(state["sink"], [buf[:cut]])
+                    self._write(conn, state["sink"], buf[:cut])
                 state["pending"] = buf[cut:]
                 if eof:
                     self.sel.unregister(conn)
                     conn.close()
                     self.connections -= 1
+
+    def _write(self, conn, sink, chunk):
+        if self.open is not None and self.open[0] is not conn:
+            write(self.open[1], [b"\n"])
+        write(sink, [chunk])
+        tail = chunk[chunk.rfind(b"\n") + 1:]
+        self.open = (conn, sink) if tail.replace(b"\r", b"").strip() else None
 
     def wait_idle(self, timeout: float):
         """Wait (bounded) until every watcher that connected has hung up: their output is all out."""

@@ -23,6 +23,9 @@ from ._child import die_with_parent, error_file, fault_file, run_user_code, writ
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 _FORWARDED_SIGNALS = _STOP_SIGNALS + (signal.SIGUSR1, signal.SIGUSR2)
 _MAX_PENDING = 1 << 16  # emit a partial line once this many bytes wait for a newline
+# a progress bar's update ("\r" then the bar, no end): shown once its writer has been quiet this long, so the
+# console shows the bar's latest state, not the one before it (a bar's write rarely arrives in two reads)
+_BAR_QUIET_S = 0.05
 
 
 def _env_int(*names):
@@ -101,6 +104,10 @@ class _Watcher:
             mode = "ab" if any(count not in ("", "0") for count in restarts) else "wb"
             self.log = open(os.path.join(log_dir, f"rank{rank}.log"), mode, buffering=0)
         self.pending = {1: b"", 2: b""}
+        # per stream: what is pending follows a "\r" (a progress bar redrawing its line), and whether the
+        # console's current line already starts with our prefix (a bar drawn, no newline yet)
+        self.after_cr = {1: False, 2: False}
+        self.line_open = {1: False, 2: False}
         self.stopping = False
         self.segments = None  # the MPI segments in /dev/shm the child mapped, when it was told to stop
         self.sockets = {fd: _connect_console(fd) for fd in (1, 2)} if self.console else {}
@@ -115,11 +122,27 @@ class _Watcher:
         except ProcessLookupError:
             pass
 
-    def _emit(self, fd, lines):
-        if self.log is not None:
+    def _prefixed(self, fd, line):
+        """`line` as the console gets it: our prefix once per visual line. Text gets it, a redrawn bar each
+        time (a "\r" puts the cursor back before the prefix); a "\r" alone (a bar about to redraw) or after
+        blanks only (a bar erasing itself) gets none, nor does the newline that ends a bar's line."""
+        if line.strip(b" \t\r\n"):
+            self.line_open[fd] = line.endswith(b"\r")
+            return self.prefix + line
+        if line.endswith(b"\r"):
+            self.line_open[fd] = False
+            # blanks over a bar the width of the bar's own text: our prefix's width more clears it all
+            return line[:-1] + b" " * len(self.prefix) + b"\r" if len(line) > 1 else line
+        if self.line_open[fd]:
+            self.line_open[fd] = False
+            return line
+        return self.prefix + line  # the script's own blank line
+
+    def _emit(self, fd, lines, log=True):
+        if self.log is not None and log:
             self.log.write(b"".join(lines))
         if self.console:
-            data = b"".join(self.prefix + line for line in lines)
+            data = b"".join(self._prefixed(fd, line) for line in lines)
             try:
                 if self.sockets.get(fd) is not None:
                     self.sockets[fd].sendall(data)
@@ -141,7 +164,22 @@ class _Watcher:
             if not lines[-1].endswith((b"\n", b"\r")):
                 lines[-1] += b"\n"
             self._emit(fd, lines)
+            self.after_cr[fd] = buf[cut - 1:cut] == b"\r"
         self.pending[fd] = buf[cut:]
+
+    def bar_due(self):
+        """Whether a progress bar's update waits (see _BAR_QUIET_S)."""
+        return any(self.pending[fd] and self.after_cr[fd] for fd in self.pending)
+
+    def show_bars(self):
+        """Emit each waiting bar update, ended by a "\r" of ours: the cursor is back where the bar's own next
+        "\r" would put it, and the console server (which writes whole lines only) passes it on."""
+        for fd in self.pending:
+            if self.pending[fd] and self.after_cr[fd]:
+                bar, self.pending[fd] = self.pending[fd], b""
+                if self.log is not None:  # the log gets the bytes as written, without our "\r"
+                    self.log.write(bar)
+                self._emit(fd, [bar + b"\r"], log=False)
 
     def run(self, pipes) -> int:
         """Relay output until the child exits; returns its wait status."""
@@ -160,7 +198,10 @@ class _Watcher:
         while True:
             if not pipes and pidfd is None:  # nothing left to select on
                 return os.waitpid(self.pid, 0)[1]
-            for key, _ in sel.select(None if pidfd is not None else 0.1):
+            events = sel.select(_BAR_QUIET_S if self.bar_due() else None if pidfd is not None else 0.1)
+            if not events and self.bar_due():
+                self.show_bars()
+            for key, _ in events:
                 if key.data is None:
                     continue
                 data = os.read(key.fd, 1 << 16)

@@ -310,3 +310,40 @@ def test_run_directories_kept_after_failure_up_to_a_bound(tmp_path, marker):
     res = run(["-n", 2, _script("dump_env.py"), out], marker, TMPDIR=str(tmp))
     assert res.returncode == 0, res.stderr
     assert sorted(str(p) for p in tmp.glob("dtrain-run-*")) == sorted(named[1:] + [str(running)])
+
+
+def _screen(data):
+    """What a terminal shows for `data`: "\\r" returns to the line's start, later text overwrites."""
+    lines, cur, col = [], [], 0
+    for ch in data:
+        if ch == "\r":
+            col = 0
+        elif ch == "\n":
+            lines.append("".join(cur).rstrip())
+            cur, col = [], 0
+        else:
+            cur[col:col + 1] = [ch]
+            col += 1
+    return lines + (["".join(cur).rstrip()] if "".join(cur).strip() else [])
+
+
+def test_progress_bars_pass_through_as_a_terminal_shows_them(tmp_path, marker):
+    """tqdm on rank 0: its "\\r" redraws kept, the rank prefix once per line (not before a bare "\\r"), each
+    update shown when written (not when the next one comes), another rank's line never written over a bar."""
+    pytest.importorskip("tqdm")
+    proc = subprocess.run(DTRAIN_RUN + ["-n", "2", _script("bars.py"), str(tmp_path / "flag")],
+                          env=_env(marker), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=120)
+    out = proc.stdout
+    assert proc.returncode == 0, out.decode(errors="replace")
+    assert b"[0] \r" not in out and b"[0] [0]" not in out
+    # the bar at 2/3 was on the console before rank 1 spoke, though its next update came a second later
+    assert out.index(b"[0] work:  67%") < out.index(b"[1] rank 1 speaks")
+    for segment in out.replace(b"\r", b"\n").split(b"\n"):  # every piece of text is a rank's
+        assert not segment.strip() or segment.startswith((b"[0] ", b"[1] ")), segment
+    screen = _screen(out.decode())
+    assert "[1] rank 1 speaks" in screen  # whole, on its own line
+    assert any(line.startswith("[0] work: 100%|##########| 3/3") for line in screen)
+    for epoch in (1, 2):  # the final state of each bar stays visible
+        assert any(line.startswith(f"[0] epoch {epoch}/2: 100%|##########| 5/5") for line in screen), screen
+    assert all(line.startswith(("[0] ", "[1] ")) for line in screen if line.strip()), screen

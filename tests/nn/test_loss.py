@@ -166,3 +166,27 @@ def test_loss_reprs_and_buffers():
         assert repr(make(dtrain)) == repr(make(torch))
     mk = lambda m: m.nn.CrossEntropyLoss(weight=m.ones(3))  # noqa: E731
     assert list(mk(dtrain).state_dict()) == list(mk(torch).state_dict()) == ["weight"]
+
+
+_BAD_TARGETS = [  # (input shape, target, loss): targets that are not the input's shape are class indices
+    ((3, 5), lambda T: T.tensor([1.0, 2.0, 0.0]), "cross_entropy"),
+    ((3, 5), lambda T: T.tensor([[1.0, 2.0, 0.0]]), "cross_entropy"),
+    ((3, 5), lambda T: T.full((3, 4), 0.25), "cross_entropy"),
+    ((3, 5, 2), lambda T: T.full((3, 2), 0.5), "cross_entropy"),
+    ((5,), lambda T: T.tensor(1.0), "cross_entropy"),
+    ((3, 5), lambda T: T.tensor([1, 2, 0]).half(), "cross_entropy"),
+    ((3, 5), lambda T: T.tensor([1.0, 2.0]), "cross_entropy"),
+    ((3, 5), lambda T: T.full((5,), 0.2), "cross_entropy"),
+    ((3, 5), lambda T: T.tensor([1.0, 2.0, 0.0]), "nll_loss"),
+    ((3, 5), lambda T: T.full((3, 4), 0.25), "nll_loss"),
+    ((3, 5), lambda T: T.tensor([[1, 2, 0]]), "nll_loss"),
+]
+
+
+@pytest.mark.parametrize("shape,target,loss", _BAD_TARGETS)
+def test_wrong_class_targets_raise_torchs_error(shape, target, loss):
+    def outcome(T):
+        with pytest.raises(Exception) as e:
+            getattr(T.nn.functional, loss)(T.zeros(shape), target(T))
+        return type(e.value), str(e.value)
+    assert outcome(dtrain) == outcome(torch)

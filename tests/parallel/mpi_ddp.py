@@ -304,6 +304,26 @@ def test_parameters_and_buffers_broadcast_from_rank_zero(world):
     assert list(d.state_dict())[0] == "module.0.weight"
 
 
+@pytest.mark.filterwarnings("ignore:`broadcast_buffers` is deprecated:FutureWarning")
+@pytest.mark.parametrize("kw,at_init,at_forward", [(dict(broadcast_buffers=False), False, False),
+                                                   (dict(forward_sync_buffers=False), True, False),
+                                                   (dict(), True, True)])
+def test_buffer_broadcasts_follow_torchs_switches(world, kw, at_init, at_forward):
+    """torch 2.13: broadcast_buffers=False skips the buffers' broadcast at construction and before forwards;
+    forward_sync_buffers=False only the one before forwards."""
+    rank, size = world
+    m = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    with dtrain.no_grad():
+        m[1].running_var.fill_(float(rank + 1))
+    d = DDP(m, **kw)
+    assert d.module[1].running_var.tolist() == [1.0 if at_init else float(rank + 1)] * 4
+    with dtrain.no_grad():
+        m[1].running_var.fill_(float(rank + 1))
+    m.eval()  # the forward leaves the buffers as they are
+    d(dtrain.ones(2, 4))
+    assert d.module[1].running_var.tolist() == [1.0 if at_forward else float(rank + 1)] * 4
+
+
 def test_gradient_as_bucket_view_shares_memory(world):
     dtrain.manual_seed(0)
     model = DDP(mlp(dtrain.float64), gradient_as_bucket_view=True)

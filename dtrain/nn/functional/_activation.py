@@ -3,6 +3,7 @@ from ... import gelu as _gelu, log_softmax, sigmoid, silu as _silu, softmax, sof
 from ..._ops._util import method
 from ..._ops.arith import assign_
 from ..._ops.pointwise import relu as _relu
+from ...autograd import graph as _graph
 from ...autograd.graph import Function
 from ...amp._dispatch import autocast_op
 
@@ -48,8 +49,11 @@ class Hardtanh(Function):
         return g * inside
 
 
-def _inplace(input, result, inplace):
-    return assign_(input, result) if inplace else result
+def _inplace(input, result, inplace, name=None):
+    """`result` (composed here), written into input when inplace; `name`: torch's node for the whole op."""
+    if inplace:
+        return assign_(input, result)
+    return result if name is None else _graph.renamed(result, name)
 
 
 def relu(input, inplace: bool = False):
@@ -100,7 +104,7 @@ def silu(input, inplace: bool = False):
 
 
 def mish(input, inplace: bool = False):
-    return _inplace(input, input * tanh(_softplus(input)), inplace)
+    return _inplace(input, input * tanh(_softplus(input)), inplace, "MishBackward0")
 
 
 @autocast_op("softplus")
@@ -110,7 +114,7 @@ def softplus(input, beta: float = 1.0, threshold: float = 20.0):
 
 def logsigmoid(input):
     # log(sigmoid(x)) = -softplus(-x), stable for large |x|
-    return -_softplus(-input)
+    return _graph.renamed(-_softplus(-input), "LogSigmoidBackward0")
 
 
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
@@ -122,22 +126,22 @@ __all__ += ["hardsigmoid", "hardswish", "selu", "celu", "glu", "prelu", "thresho
 
 
 def hardsigmoid(input, inplace: bool = False):
-    return _inplace(input, hardtanh(input / 6 + 0.5, 0.0, 1.0), inplace)
+    return _inplace(input, hardtanh(input / 6 + 0.5, 0.0, 1.0), inplace, "HardsigmoidBackward0")
 
 
 def hardswish(input, inplace: bool = False):
-    return _inplace(input, input * hardtanh(input / 6 + 0.5, 0.0, 1.0), inplace)
+    return _inplace(input, input * hardtanh(input / 6 + 0.5, 0.0, 1.0), inplace, "HardswishBackward0")
 
 
 _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 
 
 def selu(input, inplace: bool = False):
-    return _inplace(input, elu(input, _SELU_ALPHA) * _SELU_SCALE, inplace)
+    return _inplace(input, elu(input, _SELU_ALPHA) * _SELU_SCALE, inplace, "EluBackward0")
 
 
 def celu(input, alpha: float = 1.0, inplace: bool = False):
-    return _inplace(input, elu(input / alpha, 1.0) * alpha, inplace)
+    return _inplace(input, elu(input / alpha, 1.0) * alpha, inplace, "CeluBackward0")
 
 
 def glu(input, dim: int = -1):
@@ -145,7 +149,7 @@ def glu(input, dim: int = -1):
         raise RuntimeError(f"Halving dimension must be even, but dimension {dim % input.ndim} is size "
                            f"{input.shape[dim]}")
     a, b = input.chunk(2, dim)
-    return a * sigmoid(b)
+    return _graph.renamed(a * sigmoid(b), "GluBackward0")
 
 
 @autocast_op("prelu")

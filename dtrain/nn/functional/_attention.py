@@ -19,6 +19,7 @@ class _Attention(Function):
     1/(1-p). A row that is entirely -inf (fully masked) gives zeros, not NaN, as torch's attention does.
     # NOTE: one op instead of ~7 composed ones: the scores and probabilities are the largest arrays of a
     # transformer step, and the fused backward touches each of them twice instead of once per composed node."""
+    _grad_fn_name = "ScaledDotProductFlashAttentionForCpuBackward0"  # torch's CPU kernel
 
     @widened
     def forward(ctx, q, k, v, *mask, scale=1.0, bias=None, keep=None):

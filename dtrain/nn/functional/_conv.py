@@ -12,6 +12,7 @@ import numpy as np
 from ..._tensor import Tensor
 from ...autograd.graph import Function
 from ...amp._dispatch import autocast_op
+from ...autograd import graph as _graph
 from ..._ops._lowp import widened
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "unfold", "fold"]
@@ -140,6 +141,7 @@ class ConvNd(Function):
     and all three products contract or expand along the tall N*prod(out) axis in the layouts OpenBLAS runs
     fastest (`cols @ W.T`, `g.T @ cols`, `g @ W`) — the textbook (C*prod(k), N*prod(out)) layout makes the
     weight gradient an `A @ B.T` product over a long inner axis, 10-20x slower there."""
+    _grad_fn_name = "ConvolutionBackward0"
 
     @widened
     def forward(ctx, x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
@@ -223,6 +225,7 @@ class ConvNd(Function):
 
 class ConvTransposeNd(Function):
     """The adjoint of ConvNd with respect to its input: x (N, Cin, *spatial), w (Cin, Cout/G, *k)."""
+    _grad_fn_name = "ConvolutionBackward0"
 
     @widened
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
@@ -356,8 +359,8 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, nd, name):
                                f" than actual input size")
     args = (x, w) if bias is None else (x, w, bias)
     y = ConvNd.apply(*args, stride=stride, pads=pads, dilation=dilation, groups=groups)
-    if nd == 1:
-        y = y.squeeze(2)
+    if nd == 1:  # run as 2-D here, one node in torch
+        y = _graph.renamed(y.squeeze(2), "ConvolutionBackward0")
     return y.squeeze(0) if unbatched else y
 
 
@@ -402,7 +405,7 @@ def _conv_t(input, weight, bias, stride, padding, output_padding, groups, dilati
     y = ConvTransposeNd.apply(*args, stride=stride, padding=padding, output_padding=output_padding,
                               dilation=dilation, groups=groups)
     if nd == 1:
-        y = y.squeeze(2)
+        y = _graph.renamed(y.squeeze(2), "ConvolutionBackward0")
     return y.squeeze(0) if unbatched else y
 
 
@@ -426,6 +429,8 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 
 class Unfold(Function):
+    _grad_fn_name = "Im2ColBackward0"
+
     def forward(ctx, x, kernel_size=(1, 1), dilation=(1, 1), padding=(0, 0), stride=(1, 1)):
         xp = ctx.xp
         n, c, h, w = x.shape
@@ -473,6 +478,8 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
 
 
 class Fold(Function):
+    _grad_fn_name = "Col2ImBackward0"
+
     def forward(ctx, x, out=(1, 1), k=(1, 1), d=(1, 1), p=(0, 0), s=(1, 1)):
         xp = ctx.xp
         n, ck, ho, wo = x.shape

@@ -1,5 +1,6 @@
 """Normalization and distances between vectors, composed from the core ops."""
 from ...amp._dispatch import autocast_op
+from ...autograd import graph as _graph
 
 __all__ = ["normalize", "cosine_similarity", "pairwise_distance", "pdist"]
 
@@ -18,7 +19,7 @@ def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8):
 
 
 def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
-    return (x1 - x2 + eps).norm(p, -1, keepdim)
+    return _graph.renamed((x1 - x2 + eps).norm(p, -1, keepdim), "NormBackward1")  # torch's norm(p, dim)
 
 
 @autocast_op("pdist")

@@ -8,6 +8,7 @@ __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "f
 
 class _Dropout(Function):
     """y = x * mask, with mask in {0, 1/(1-p)} and broadcast over the dims where `mask` has size 1."""
+    _grad_fn_name = "MulBackward0"  # torch's dropout multiplies by the scaled mask
 
     def forward(ctx, x, mask):
         ctx.mask = mask

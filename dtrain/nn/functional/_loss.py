@@ -7,19 +7,24 @@ from ..._ops.activation import cross_entropy_indices
 from ..._ops.pointwise import clamp_min, softplus
 from ..._tensor import _wrap
 from ...amp._dispatch import autocast_op
+from ...autograd import graph as _graph
 
 __all__ = ["cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "kl_div"]
 
 
-def _reduce(loss, reduction):
+def _reduce(loss, reduction, name=None):
+    """The reduced loss; `name`: torch's node for the whole loss (MseLossBackward0), given to the top node of
+    dtrain's composite (made here or by the caller just before)."""
     if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"{reduction} is not a valid value for reduction")
+        out = loss.mean()
+    elif reduction == "sum":
+        out = loss.sum()
+    elif reduction == "none":
+        out = loss
+    else:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return out if name is None else _graph.renamed(out, name)
 
 
 def _legacy_reduction(size_average, reduce, reduction):
@@ -52,7 +57,8 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     _warn_size(input, target)
     d = input - target
     loss = d * d
-    return _reduce(loss * weight if weight is not None else loss, reduction)
+    return _reduce(loss * weight if weight is not None else loss, reduction,
+                   "MseLossBackward0" if weight is None else None)
 
 
 @autocast_op("l1_loss")
@@ -77,7 +83,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
         return _reduce(a, reduction)
     small = a < beta
     loss = where(small, a * a * (0.5 / beta), a - 0.5 * beta)
-    return _reduce(loss, reduction)
+    return _reduce(loss, reduction, "SmoothL1LossBackward0")
 
 
 @autocast_op("huber_loss")
@@ -89,7 +95,8 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     _warn_size(input, target)
     a = (input - target).abs()
     loss = where(a < delta, a * a * 0.5, (a - 0.5 * delta) * delta)
-    return _reduce(loss * weight if weight is not None else loss, reduction)
+    return _reduce(loss * weight if weight is not None else loss, reduction,
+                   "HuberLossBackward0" if weight is None else None)
 
 
 @autocast_op("binary_cross_entropy")
@@ -108,7 +115,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     loss = -(target * log_x + (1 - target) * log_1mx)
     if weight is not None:
         loss = loss * weight
-    return _reduce(loss, reduction)
+    return _reduce(loss, reduction, "BinaryCrossEntropyBackward0")
 
 
 @autocast_op("binary_cross_entropy_with_logits")
@@ -127,7 +134,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         loss = (1 - target) * input + sp
     if weight is not None:
         loss = loss * weight
-    return _reduce(loss, reduction)
+    return _reduce(loss, reduction, "BinaryCrossEntropyWithLogitsBackward0")
 
 
 @autocast_op("kl_div")
@@ -159,6 +166,8 @@ def _check_target_dtype(target):
 
 
 def _check_class_target(input, target, weight, ignore_index):
+    """torch's nll_loss checks, in its order: batch sizes (ValueError), target rank, target dtype, weight, the
+    class indices' range."""
     n_classes = input.shape[1] if input.ndim > 1 else input.shape[0]
     if input.ndim >= 2 and target.ndim >= 1 and input.shape[0] != target.shape[0]:
         raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target batch_size "
@@ -171,6 +180,7 @@ def _check_class_target(input, target, weight, ignore_index):
             raise RuntimeError(f"Expected target size {expected}, got {list(target.shape)}")
     if input.ndim == 1 and target.ndim != 0:
         raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    _check_target_dtype(target)
     if weight is not None and (weight.ndim != 1 or weight.shape[0] != n_classes):
         raise RuntimeError(f"weight tensor should be defined either for all {n_classes} classes or no classes but "
                            f"got weight tensor of shape: {list(weight.shape)}")
@@ -202,7 +212,6 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     """-w[t] input[n, t] averaged by the sum of the weights of the non-ignored targets ('mean')."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
-    _check_target_dtype(target)
     if input.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
     _check_class_target(input, target, weight, ignore_index)
@@ -216,10 +225,10 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     picked = x.gather(1, _wrap(safe[:, None], t._device)).squeeze(1)
     loss = -picked * wt
     if reduction == "none":
-        return loss.reshape(target.shape)
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / wt.sum()
+        loss = loss.reshape(target.shape)
+    else:
+        loss = loss.sum() if reduction == "sum" else loss.sum() / wt.sum()
+    return _graph.renamed(loss, "NllLossBackward0")
 
 
 @autocast_op("cross_entropy")
@@ -233,12 +242,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     if input.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
     c_dim = 1 if input.ndim > 1 else 0
-    if target.is_floating_point():
-        # class probabilities: same shape as the input
-        if target.shape != input.shape:
-            if input.ndim == 2 and target.ndim == 2:
-                raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-            raise RuntimeError(f"Expected target size {list(input.shape)}, got {list(target.shape)}")
+    if target.is_floating_point() and target.shape == input.shape:
+        # class probabilities: torch takes this path when the shapes agree; any other target is class indices
+        # (a float one then fails nll_loss's checks, as in torch)
         c = input.shape[c_dim]
         if weight is not None and (weight.ndim != 1 or weight.shape[0] != c):
             raise RuntimeError(f"weight tensor should be defined either for all {c} classes or no classes but got "
@@ -253,15 +259,14 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
         loss = -(logp * target).sum(c_dim)
         if reduction == "mean":
             n = input.numel() // c if input.ndim > 1 else 1
-            return loss.sum() / n
+            return _graph.renamed(loss.sum() / n, "DivBackward1")  # torch's div by a Scalar
         return _reduce(loss, reduction)
-    _check_target_dtype(target)
     _check_class_target(input, target, weight, ignore_index)
     x, t = _as_rows(input, _long(target))
     loss = cross_entropy_indices(x, t, reduction=reduction, ignore_index=ignore_index, weight=weight,
                                  label_smoothing=label_smoothing)
     if reduction == "none":
-        return loss.reshape(target.shape)
+        return _graph.renamed(loss.reshape(target.shape), "NllLossBackward0")
     return loss
 
 
@@ -298,7 +303,7 @@ def soft_margin_loss(input, target, size_average=None, reduce=None, reduction: s
     """log(1 + exp(-target input))."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
-    return _reduce(softplus(-target * input), reduction)
+    return _reduce(softplus(-target * input), reduction, "SoftMarginLossBackward0")
 
 
 @autocast_op("cosine_embedding_loss")

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..._tensor import Tensor, _wrap
 from ...autograd import grad_mode
+from ...autograd import graph as _graph
 from ...autograd.graph import Function
 from ..._ops._lowp import widened
 from ...amp._dispatch import autocast_op
@@ -113,10 +114,10 @@ class _Norm(Function):
         return out if len(out) > 1 else gx
 
 
-def _norm(x, weight, bias, axes, eps, stats, pshape, stats_out=None):
+def _norm(x, weight, bias, axes, eps, stats, pshape, stats_out=None, name="NativeBatchNormBackward0"):
     args = [x] + [t for t in (weight, bias) if t is not None]
-    return _Norm.apply(*args, axes=axes, eps=float(eps), stats=stats, pshape=pshape, has_w=weight is not None,
-                       has_b=bias is not None, stats_out=stats_out)
+    return _Norm.named(name).apply(*args, axes=axes, eps=float(eps), stats=stats, pshape=pshape,
+                                   has_w=weight is not None, has_b=bias is not None, stats_out=stats_out)
 
 
 class _SyncNorm(Function):
@@ -126,6 +127,7 @@ class _SyncNorm(Function):
     stable where sums of squares are not; a rank with an empty batch counts for nothing). Backward all-reduces
     the two per-channel sums the input gradient needs, sum(g) and sum(g * xhat); the weight and bias gradients
     stay this rank's own, for DistributedDataParallel to average like any other."""
+    _grad_fn_name = "SyncBatchNormBackward"  # torch's SyncBatchNorm is a custom Function
 
     def forward(ctx, x, *wb, eps, group, device, has_w, has_b, stats_out):
         from ... import distributed as dist
@@ -270,7 +272,7 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps=1e-5
             raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape "
                                f"{list(t.shape)} and normalized_shape = {list(ns)}")
     axes = tuple(range(input.ndim - k, input.ndim))
-    return _norm(input, weight, bias, axes, eps, None, ns)
+    return _norm(input, weight, bias, axes, eps, None, ns, name="NativeLayerNormBackward0")
 
 
 @autocast_op("group_norm")
@@ -288,7 +290,7 @@ def group_norm(input: Tensor, num_groups: int, weight=None, bias=None, eps=1e-5)
         y = y * weight.reshape(pshape)
     if bias is not None:
         y = y + bias.reshape(pshape)
-    return y
+    return _graph.renamed(y, "NativeGroupNormBackward0")  # one node in torch, affine included
 
 
 @autocast_op("rms_norm")

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..._tensor import Tensor
+from ...autograd import graph as _graph
 from ...autograd.graph import Function
 from ...amp._dispatch import autocast_op
 
@@ -16,6 +17,8 @@ def _pairs(pad, ndim):
 
 
 class ConstantPad(Function):
+    _grad_fn_name = "ConstantPadNdBackward0"
+
     def forward(ctx, x, pairs, value):
         shape = list(x.shape)
         src = [slice(None)] * x.ndim
@@ -107,7 +110,8 @@ def pad(input, pad, mode="constant", value=None):
             raise RuntimeError("Padding value causes wrapping around more than once.")
     if mode in ("reflect", "replicate"):  # torch's reflection_pad{1,2}d, replication_pad{1,2,3}d: autocast lists them
         name = f"{'reflection' if mode == 'reflect' else 'replication'}_pad{len(pad) // 2}d"
-        return _index_pad[name](input, pairs=pairs, mode=mode)
+        return _graph.renamed(_index_pad[name](input, pairs=pairs, mode=mode),
+                              name.title().replace("_", "")[:-1] + "DBackward0")  # ReflectionPad1DBackward0
     return IndexPad.apply(input, pairs=pairs, mode=mode)
 
 

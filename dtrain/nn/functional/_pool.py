@@ -14,6 +14,7 @@ from ..._tensor import _wrap
 from ...autograd.graph import Function
 from ._conv import _every, _first, _last, _offsets, _prod
 from ...amp._dispatch import autocast_op
+from ...autograd import graph as _graph
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
            "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
@@ -223,8 +224,8 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_i
     _check_pool(input, k, s, p, d, nd, name)
     if nd == 1:
         k, s, p, d = (1,) + k, (1,) + s, (0,) + p, (1,) + d
-    return _pool(input, nd, lambda x: MaxPoolNd.apply(x, k=k, s=s, p=p, d=d, ceil_mode=ceil_mode,
-                                                      indices=return_indices))
+    op = MaxPoolNd.named(f"MaxPool{max(nd, 2)}DWithIndicesBackward0")  # torch's node (1-D: squeezed after)
+    return _pool(input, nd, lambda x: op.apply(x, k=k, s=s, p=p, d=d, ceil_mode=ceil_mode, indices=return_indices))
 
 
 @autocast_op("max_pool3d")
@@ -272,9 +273,10 @@ def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
     _check_pool(input, k, s, (0,) * nd, (1,) * nd, nd, name)
     if nd == 1:
         k, s, p = (1,) + k, (1,) + s, (0,) + p
-    return _pool(input, nd, lambda x: AvgPoolNd.apply(x, k=k, s=s, p=p, ceil_mode=ceil_mode,
-                                                      count_include_pad=count_include_pad,
-                                                      divisor_override=divisor_override))
+    op = AvgPoolNd.named(f"AvgPool{max(nd, 2)}DBackward0")
+    return _pool(input, nd, lambda x: op.apply(x, k=k, s=s, p=p, ceil_mode=ceil_mode,
+                                               count_include_pad=count_include_pad,
+                                               divisor_override=divisor_override))
 
 
 @autocast_op("avg_pool3d")
@@ -494,6 +496,8 @@ def _max_unpool(input, indices, kernel_size, stride, padding, output_size, nd):
     n, c = x.shape[:2]
     out = MaxUnpool.apply(x.reshape(n, c, -1), idx=idx.reshape(n, c, -1), size=total)
     out = out.reshape([n, c] + list(size))
+    # torch's node; its max_unpool1d runs the 2-D one and squeezes
+    _graph.renamed(out, f"MaxUnpool{nd}DBackward0" if nd > 1 else "SqueezeBackward1")
     return out.squeeze(0) if unbatched else out
 
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..._tensor import _wrap
 from ...amp._dispatch import autocast_op
+from ...autograd import graph as _graph
 
 __all__ = ["interpolate", "upsample", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle"]
 
@@ -69,7 +70,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             x = a + (b - a) * wt
         else:
             raise NotImplementedError(f"interpolate: mode '{mode}' is not supported")
-    return x
+    # one node in torch: UpsampleNearest2DBackward0, UpsampleNearestExact1DBackward0, UpsampleBilinear2DBackward0
+    kind = {"nearest": "Nearest", "nearest-exact": "NearestExact"}.get(mode) or mode.capitalize()
+    return _graph.renamed(x, f"Upsample{kind}{nd}DBackward0") if x is not input else x
 
 
 def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):

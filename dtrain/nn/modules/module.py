@@ -70,6 +70,7 @@ class _BackwardHookState:
 
 class _OutputHook(Function):
     """Identity on a module's tensor outputs; its backward sees grad_output and runs the backward pre-hooks."""
+    _grad_fn_name = "BackwardHookFunctionBackward"  # torch's node for module backward hooks
 
     def forward(ctx, *xs, state):
         ctx.state = state
@@ -92,6 +93,7 @@ class _OutputHook(Function):
 
 class _InputHook(Function):
     """Identity on a module's tensor inputs; its backward sees grad_input and runs the full backward hooks."""
+    _grad_fn_name = "BackwardHookFunctionBackward"
 
     def forward(ctx, *xs, state):
         ctx.state = state

@@ -23,6 +23,7 @@ a pass over memory: so there are two such flat arrays, and they swap roles after
 `.grad` becomes a view of the one just reduced, and the next backward fills the other one.
 """
 import contextlib
+import warnings
 
 import numpy as np
 
@@ -32,6 +33,7 @@ from ...autograd import graph as _graph
 from ...autograd.grad_mode import no_grad
 from ...distributed.algorithms.join import Join, Joinable, JoinHook, _all_reduce_scalar, _JoinConfig
 from ..modules.module import Module
+from . import _ddp_args
 
 __all__ = ["DistributedDataParallel"]
 
@@ -113,29 +115,36 @@ class _Bucket:
 class DistributedDataParallel(Module, Joinable):
     """torch.nn.parallel.DistributedDataParallel over dtrain.distributed (MPI or NCCL)."""
 
-    def __init__(self, module, device_ids=None, output_device=None, dim=0, broadcast_buffers=True,
+    def __init__(self, module, device_ids=None, output_device=None, dim=0, broadcast_buffers=None,
                  init_sync=True, process_group=None, bucket_cap_mb=None, find_unused_parameters=False,
                  check_reduction=False, gradient_as_bucket_view=False, static_graph=False,
                  delay_all_reduce_named_params=None, param_to_hook_all_reduce=None, mixed_precision=None,
-                 device_mesh=None, skip_all_reduce_unused_params=False):
+                 device_mesh=None, skip_all_reduce_unused_params=False, bucket_cap_mb_list=None,
+                 batched_grad_copy=False, forward_sync_buffers=None):
+        # what each argument does here: _ddp_args' docstring
         super().__init__()
         from ... import distributed as dist
         if not dist.is_initialized():
             raise RuntimeError("Default process group has not been initialized, please make sure to call "
                                "init_process_group.")
-        params = [p for p in module.parameters() if p.requires_grad]
-        if not params:
-            raise RuntimeError("DistributedDataParallel is not needed when a module doesn't have any parameter "
-                               "that requires a gradient.")
-        self.module = module
         self._dist = dist
-        self.process_group = process_group if process_group is not None else dist.group.WORLD
-        self.device_ids, self.output_device, self.dim = device_ids, output_device, dim
-        self.broadcast_buffers = broadcast_buffers
+        params, init_sync_buffers = _ddp_args.resolve(
+            self, module, device_ids, output_device, broadcast_buffers, forward_sync_buffers, process_group,
+            device_mesh, check_reduction, delay_all_reduce_named_params, param_to_hook_all_reduce, mixed_precision)
+        self.module = module
+        self.dim = dim
+        self.mixed_precision = mixed_precision
         self.find_unused_parameters = find_unused_parameters
         self.gradient_as_bucket_view = gradient_as_bucket_view
-        self.static_graph = static_graph
+        self.skip_all_reduce_unused_params, self.batched_grad_copy = skip_all_reduce_unused_params, batched_grad_copy
+        self.static_graph = False
+        if static_graph:
+            self._set_static_graph()
         self.bucket_bytes_cap = int((25 if bucket_cap_mb is None else bucket_cap_mb) * 1024 * 1024)
+        # per-bucket caps (the last one repeats), as torch's bucket_cap_mb_list; its largest is the cap
+        self._bucket_caps = [int(mb * 1024 * 1024) for mb in bucket_cap_mb_list or ()]
+        if self._bucket_caps:
+            self.bucket_bytes_cap = max(self._bucket_caps)
         self.require_backward_grad_sync = True
         self.require_forward_param_sync = True
         self._world = dist.get_world_size(self.process_group)
@@ -148,7 +157,7 @@ class DistributedDataParallel(Module, Joinable):
         self._names = {id(p): n for n, p in module.named_parameters()}
         self._check_same_model()
         if init_sync:
-            self._sync_module_states()
+            self._sync_module_states(init_sync_buffers)
         self._params = params
         self._index = {id(p): i for i, p in enumerate(params)}
         self._build_buckets(params)
@@ -180,11 +189,11 @@ class DistributedDataParallel(Module, Joinable):
                                        f"{list(s)} and dtype {d} on rank {rank}, and sizes {list(s0)} and dtype "
                                        f"{d0} on rank 0 (this is rank {me}).")
 
-    def _sync_module_states(self):
-        """Broadcast parameters and buffers from rank 0, coalesced into one message per dtype."""
+    def _sync_module_states(self, buffers=True):
+        """Broadcast parameters (and buffers) from rank 0, coalesced into one message per dtype."""
         if self._world == 1:
             return
-        tensors = [p for p in self.module.parameters()] + [b for b in self.module.buffers()]
+        tensors = [p for p in self.module.parameters()] + ([b for b in self.module.buffers()] if buffers else [])
         self._broadcast_coalesced(tensors)
 
     def _broadcast_coalesced(self, tensors, src=0):
@@ -209,7 +218,8 @@ class DistributedDataParallel(Module, Joinable):
         self._where = {}  # param index → (bucket, position)
         cur, cur_bytes, cur_key = [], 0, None
         # torch's first bucket is 1 MiB so the first reduction starts early; a smaller requested cap wins
-        cap = min(_FIRST_BUCKET_BYTES, self.bucket_bytes_cap)
+        caps = self._bucket_caps or [min(_FIRST_BUCKET_BYTES, self.bucket_bytes_cap), self.bucket_bytes_cap]
+        cap = caps[0]
 
         def close():
             nonlocal cur, cur_bytes, cap
@@ -219,7 +229,7 @@ class DistributedDataParallel(Module, Joinable):
             for pos, i in enumerate(cur):
                 self._where[i] = (b, pos)
             self._buckets.append(b)
-            cur, cur_bytes, cap = [], 0, self.bucket_bytes_cap
+            cur, cur_bytes, cap = [], 0, caps[min(len(self._buckets), len(caps) - 1)]
 
         for i in reversed(range(len(params))):
             p = params[i]
@@ -288,13 +298,15 @@ class DistributedDataParallel(Module, Joinable):
         if joining:  # say this rank is still training; learn how many are
             active = Join.notify_join_context(self)
             self._active = self._world if active is None else int(active)
-        if self.broadcast_buffers and self.require_forward_param_sync and self._world > 1:
+        if self.forward_sync_buffers and self.require_forward_param_sync and self._world > 1:
             self._sync_buffers(True if joining else None)
         if joining:  # tell joined ranks whether this iteration's backward reduces
             _all_reduce_scalar(int(self.require_backward_grad_sync), self.join_device, self.process_group)
         self._arm()
+        if self.device_ids:  # torch moves the inputs to the module's device
+            inputs, kwargs = _to_device((inputs, kwargs), f"cuda:{self.device_ids[0]}")
         out = self.module(*inputs, **kwargs)
-        if self.find_unused_parameters and self.require_backward_grad_sync:
+        if (self.find_unused_parameters or self.static_graph) and self.require_backward_grad_sync:
             self._unused = self._find_unused(out)
         return out
 
@@ -403,7 +415,7 @@ class DistributedDataParallel(Module, Joinable):
         return used
 
     def _finish_pass(self):
-        used = self._globally_used() if self.find_unused_parameters else None
+        used = self._globally_used() if self.find_unused_parameters or self.static_graph else None
         missing = []
         for b in self._buckets:
             if b.pending:
@@ -454,6 +466,27 @@ class DistributedDataParallel(Module, Joinable):
         self._arm()
 
     # ---------------------------------------------------------------------------------------- public
+    @property
+    def broadcast_buffers(self):
+        return self.forward_sync_buffers
+
+    @broadcast_buffers.setter
+    def broadcast_buffers(self, value):
+        self.forward_sync_buffers = value
+
+    def _set_static_graph(self):
+        """static_graph: the parameters a forward leaves unused get zero gradients (torch learns them in the
+        first iteration; dtrain finds them in every one, as with find_unused_parameters)."""
+        if self.static_graph:
+            warnings.warn("You've set static_graph to be True, no need to set it again.", stacklevel=2)
+            return
+        self.static_graph = True
+        if self.find_unused_parameters:
+            warnings.warn("You passed find_unused_parameters=true to DistributedDataParallel, `_set_static_graph` will "
+                          "detect unused parameters automatically, so you do not need to set "
+                          "find_unused_parameters=true, just be sure these unused parameters will not change during "
+                          "training loop while calling `_set_static_graph`.", stacklevel=2)
+
     @contextlib.contextmanager
     def no_sync(self):
         """Skip gradient synchronisation inside the block (gradient accumulation); the next synced backward
@@ -534,7 +567,7 @@ class _DDPJoinHook(JoinHook):
     def main_hook(self):
         ddp = self.ddp
         ddp._active = self._active  # set by Join: how many ranks train this iteration
-        if ddp.broadcast_buffers and ddp.require_forward_param_sync:
+        if ddp.forward_sync_buffers and ddp.require_forward_param_sync:
             ddp._sync_buffers(False)
         if _all_reduce_scalar(0, ddp.join_device, ddp.process_group):  # the others' backward reduces
             ddp._shadow_backward()
@@ -567,6 +600,19 @@ def _flat_views(params):
 def _cpu():
     from ..._device import CPU
     return CPU
+
+
+def _to_device(obj, device):
+    """obj with every tensor in its tuples, lists and dicts moved to `device`."""
+    from ..._tensor import Tensor
+    if isinstance(obj, Tensor):
+        return obj.to(device)
+    if isinstance(obj, (list, tuple)):
+        moved = [_to_device(o, device) for o in obj]
+        return type(obj)(*moved) if hasattr(obj, "_fields") else type(obj)(moved)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    return obj
 
 
 def _tensors_in(out):
