@@ -41,10 +41,11 @@ def _export(module):
 from . import _ops  # noqa: E402
 from ._ops import (activation as _a, arith as _b, composite as _c, conversion as _d, creation as _e,  # noqa
                    index as _f, linalg as _g, mutation as _h, pointwise as _i, reduce as _j, shape as _k,
-                   special as _l, stacking as _n, stats as _o, scatter as _p, sort as _q)
-for _m in (_e, _d, _b, _i, _j, _k, _f, _p, _q, _g, _h, _a, _c, _l, _n, _o):
+                   special as _l, stacking as _n, stats as _o, scatter as _p, sort as _q,
+                   spectral as _r)
+for _m in (_e, _d, _b, _i, _j, _k, _f, _p, _q, _g, _h, _a, _c, _l, _n, _o, _r):
     _export(_m)
-del _m, _a, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _n, _o, _p, _q
+del _m, _a, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _n, _o, _p, _q, _r
 
 from .autograd import grad_mode as _grad_mode  # noqa
 from . import autograd, cuda, random  # noqa

@@ -120,6 +120,15 @@ CPU_CASES = [
     ("quantile", lambda m, x: m.quantile(x, 0.3), (("b", (N,)),), False),
     ("fft_rfft", lambda m, x: m.fft.rfft(x), (("b", (N,)),), False),
     ("fft_fft2", lambda m, x: m.fft.fft2(x), (Fb,), False),
+    ("grid_sampler", lambda m, x, g: m.nn.functional.grid_sample(x, g, align_corners=False),
+     (("b", (2, 3, N, N)), ("v", (2, 4, 4, 2))), False),
+    ("fractional_max_pool2d", lambda m, x, s: m.nn.functional.fractional_max_pool2d(x, 2, 3, _random_samples=s),
+     (("b", (2, 3, N, N)), ("v", (2, 3, 2))), False),
+    ("fractional_max_pool3d", lambda m, x, s: m.nn.functional.fractional_max_pool3d(x, 2, 3, _random_samples=s),
+     (("b", (2, 3, N, N, N)), ("v", (2, 3, 3))), False),
+    ("max_unpool3d", lambda m, x: m.nn.functional.max_unpool3d(*m.nn.functional.max_pool3d(x, 2, return_indices=True),
+                                                               2), (("b", (2, N, N, N)),), False),
+    ("stft", lambda m, x: m.stft(x, 4, window=m.hann_window(4), return_complex=True), (("b", (N,)),), False),
 ]
 
 
