@@ -279,3 +279,22 @@ def test_cuda_tensor_numpy_and_print_as_torch():
     assert want.type is TypeError
     assert repr(x) == "tensor([0., 1., 2.], device='cuda:0')"
     np.testing.assert_array_equal(x.cpu().numpy(), [0.0, 1.0, 2.0])
+
+
+# ---------------------------------------------------------------- cuBLAS compute types
+@emulated
+def test_compute_type_is_decided_by_the_first_product_as_cupys(cp, monkeypatch):
+    from cupy._core import _routines_linalg as linalg
+    from dtrain._emulate import _linalg_core
+    monkeypatch.setattr(_linalg_core, "compute_types", [linalg.COMPUTE_TYPE_TBD] * 3)
+    monkeypatch.setenv("CUPY_TF32", "0")
+    a = cp.ones((2, 2), dtype=cp.float32)
+    a @ a  # decides float32's compute type: CUPY_TF32 is read now, and only now
+    monkeypatch.setenv("CUPY_TF32", "1")
+    cp.matmul(a, a)
+    assert linalg.get_compute_type(np.float32) == linalg.COMPUTE_TYPE_DEFAULT
+    assert _linalg_core.compute_types[0] == linalg.COMPUTE_TYPE_TBD  # float16 not decided yet
+    linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32)
+    assert linalg.get_compute_type(np.complex64) == linalg.COMPUTE_TYPE_TF32  # one entry for both
+    with pytest.raises(ValueError, match="Unknown compute type"):
+        linalg.set_compute_type(np.float32, 99)

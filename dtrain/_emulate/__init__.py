@@ -93,8 +93,18 @@ def install(n):
     cupyx_impl["scipy"] = cscipy
     cupyx = StrictModule("cupyx", cupyx_impl)
 
+    # cupy._core._routines_linalg: only its compute-type switches (set_compute_type and friends), which
+    # programs use to change TF32 after CuPy has started; the rest of cupy._core is CuPy's internals
+    from . import _linalg_core
+    routines = StrictModule("cupy._core._routines_linalg", {
+        k: getattr(_linalg_core, k) for k in dir(_linalg_core)
+        if k.startswith("COMPUTE_TYPE_") or k in ("get_compute_type", "set_compute_type", "to_compute_type_index",
+                                                   "compute_type_to_str")})
+    core = StrictModule("cupy._core")
+    core.__dict__["_routines_linalg"] = routines  # a private name: set directly, as the import system would
+    cupy.__dict__["_core"] = core
     mods = [cupy, cuda, runtime, memory, nccl, rng, fft, linalg, lib, stride_tricks, cupyx, cscipy, special,
-            slinalg]
+            slinalg, core, routines]
     for m in mods:
         m.__dict__["__path__"] = []  # a package, so `import cupy.cuda.nccl` finds its parts in sys.modules
         sys.modules[m.__name__] = m

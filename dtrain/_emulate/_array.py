@@ -13,7 +13,7 @@ import weakref
 
 import numpy as np
 
-from . import _runtime as rt
+from . import _linalg_core, _runtime as rt
 
 _IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a NumPy "
              "array explicitly.")
@@ -404,7 +404,7 @@ class MemoryPointer:
 
 for _name, _op in [("add", operator.add), ("sub", operator.sub), ("mul", operator.mul),
                    ("truediv", operator.truediv), ("floordiv", operator.floordiv), ("mod", operator.mod),
-                   ("pow", operator.pow), ("matmul", operator.matmul), ("and", operator.and_),
+                   ("pow", operator.pow), ("matmul", _linalg_core.deciding(operator.matmul)), ("and", operator.and_),
                    ("or", operator.or_), ("xor", operator.xor), ("lshift", operator.lshift),
                    ("rshift", operator.rshift), ("divmod", divmod)]:
     setattr(ndarray, f"__{_name}__", _binary(_op))

@@ -13,7 +13,7 @@ import types
 
 import numpy as np
 
-from . import _array, _runtime as rt
+from . import _array, _linalg_core, _runtime as rt
 from ._array import ndarray, wrap, call
 
 _NAMES = None
@@ -180,6 +180,9 @@ def cupy_impl():
             "ReductionKernel": _kernels.ReductionKernel, "RawModule": _kernels.RawModule,
             "get_default_memory_pool": rt.get_default_memory_pool,
             "get_default_pinned_memory_pool": rt.get_default_pinned_memory_pool,
+            # products decide their dtype's cuBLAS compute type on first use, as CuPy's (see _linalg_core)
+            "matmul": _device_function(_linalg_core.deciding(np.matmul), "cupy.matmul"),
+            "dot": _device_function(_linalg_core.deciding(np.dot), "cupy.dot"),
             "is_available": lambda: rt._count > 0, "show_config": lambda **kw: print(
                 f"dtrain emulated CUDA: {rt._count} device(s), host memory, CuPy 14's names")}
 
