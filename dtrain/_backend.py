@@ -47,6 +47,8 @@ def cupy():
         try:
             _cupy = _load_cupy()
             _cupy_ndarray = _cupy.ndarray
+            if _tf32 is not None:
+                _apply_tf32(_cupy)
         except Exception as e:  # ImportError, CUDARuntimeError, ... : all mean "no CUDA here"
             _cupy_error = e
     if _cupy is None:
@@ -79,3 +81,89 @@ def is_cupy_array(array):
 
 def to_numpy(array):
     return array.get() if is_cupy_array(array) else np.asarray(array)
+
+
+# ---------------------------------------------------------------------------------------------- TF32
+# torch.backends.cuda.matmul.allow_tf32 / torch.set_float32_matmul_precision. CuPy decides float32's cuBLAS
+# compute type on its first float32 product, reading CUPY_TF32 then, and keeps it: setting the variable
+# later changes nothing. So the switch is applied through CuPy's set_compute_type whenever it changes (and
+# once when CuPy loads), and the variable is kept in step for CuPy's own reading and for child processes.
+# (CuPy's batched float32 products, ndim > 2, never use TF32; its 2-D ones do.)
+_tf32 = None  # None: never set in this process, CUPY_TF32 decides (CuPy's and torch's default: off)
+
+
+def matmul_tf32():
+    """Whether float32 products on CUDA may use TF32 tensor cores."""
+    if _tf32 is None:
+        import os
+        try:
+            return int(os.environ.get("CUPY_TF32", "0") or 0) > 0
+        except ValueError:
+            return False
+    return _tf32
+
+
+def set_matmul_tf32(enabled):
+    global _tf32
+    import os
+    _tf32 = bool(enabled)
+    os.environ["CUPY_TF32"] = "1" if _tf32 else "0"
+    if _cupy is not None:
+        _apply_tf32(_cupy)
+
+
+def _apply_tf32(cp):
+    import importlib
+    linalg = importlib.import_module("cupy._core._routines_linalg")
+    tf32 = _tf32
+    if tf32:
+        # CuPy warns and keeps the default below compute capability 8.0; torch just has no TF32 there
+        tf32 = int(cp.cuda.Device().compute_capability) >= 80
+    # one entry serves float32 and complex64, for every device of the process
+    linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if tf32 else linalg.COMPUTE_TYPE_DEFAULT)
+
+
+# ---------------------------------------------------------------------------------------------- kernels
+def non_finite_check_and_unscale_(grads, found, inv_scale):
+    """torch's _amp_foreach_non_finite_check_and_unscale_ over the raw arrays of one device: multiply each of
+    `grads` by `inv_scale` (a 0-d float32 array) in place, and set `found` (a 0-d float32 array) to 1.0 if
+    one of them held an inf or NaN before. Nothing is read back to the host.
+
+    CUDA: one fused pass per gradient (check and scale the same elements; every gradient raises the one flag
+    of the device) instead of a reduction per gradient and a multiply after it; other dtypes (bfloat16) and
+    the CPU: the same in array operations."""
+    if grads and is_cupy_array(grads[0]):
+        kernel = _unscale_kernel()
+        for g in grads:
+            if g.dtype.char in "fd":
+                kernel(inv_scale, g, found)
+                continue
+            _unscale_portable(cupy(), g, found, inv_scale)
+        return
+    for g in grads:
+        _unscale_portable(np, g, found, inv_scale)
+
+
+def _unscale_portable(xp, g, found, inv_scale):
+    bad = xp.logical_not(xp.isfinite(g).all())
+    found[...] = xp.maximum(found, bad.astype(found.dtype))
+    if g.dtype.itemsize < 4:  # torch's opmath: the product in float32, rounded once
+        g[...] = (g.astype(np.float32) * inv_scale).astype(g.dtype)
+    else:
+        g *= inv_scale.astype(g.dtype)
+
+
+_UNSCALE_NAME = "dtrain_amp_non_finite_check_and_unscale"
+_unscale = None
+
+
+def _unscale_kernel():
+    global _unscale
+    if _unscale is None:
+        from . import _emulate
+        # the emulated devices run this array-level twin of the kernel (it is also what it must compute)
+        _emulate.reference(_UNSCALE_NAME)(lambda inv_scale, g, found: _unscale_portable(cupy(), g, found, inv_scale))
+        _unscale = cupy().ElementwiseKernel(
+            "raw float32 inv_scale", "T g, raw float32 found",
+            "if (!isfinite(g)) found[0] = 1.0f;  g = g * (T)inv_scale[0];", _UNSCALE_NAME)
+    return _unscale

@@ -214,6 +214,8 @@ def istft(input: Tensor, n_fft: int, hop_length: int = None, win_length: int = N
         raise RuntimeError(f"istft(...): window overlap add min: {low:g}")
     y = y / envelope
     if length is not None and y.shape[-1] < length:
+        warnings.warn("The length of signal is shorter than the length parameter. Result is being padded with "
+                      "zeros in the tail. Please check your center and hop_length settings.")
         from ..nn.functional import pad
         y = pad(y, (0, length - y.shape[-1]))
     return y.squeeze(0) if input.ndim == 2 else y
