@@ -296,3 +296,18 @@ def test_tf32_switch_takes_effect_after_the_first_product(fresh_tf32):
     assert linalg.get_compute_type(np.float32) == (linalg.COMPUTE_TYPE_TF32 if tf32 else linalg.COMPUTE_TYPE_DEFAULT)
     a @ a
     dtrain.set_float32_matmul_precision("highest")
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_float16_gelu_stays_float16(approximate):
+    # the erf of CuPy (and of its stand-in) answers float16 in a wider dtype; the result must not follow it
+    a = np.random.default_rng(5).standard_normal(256).astype(np.float16)
+    x = dtrain.tensor(a, device="cuda").requires_grad_()
+    y = dtrain.nn.functional.gelu(x, approximate=approximate)
+    y.sum().backward()
+    tx = torch.from_numpy(a).requires_grad_()
+    ty = torch.nn.functional.gelu(tx, approximate=approximate)
+    ty.sum().backward()
+    assert y.dtype is dtrain.float16 and x.grad.dtype is dtrain.float16
+    np.testing.assert_allclose(y.detach().cpu().float().numpy(), ty.detach().float().numpy(), rtol=2e-3, atol=1e-3)
+    np.testing.assert_allclose(x.grad.cpu().float().numpy(), tx.grad.float().numpy(), rtol=2e-3, atol=2e-3)
