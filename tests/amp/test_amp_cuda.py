@@ -311,3 +311,22 @@ def test_float16_gelu_stays_float16(approximate):
     assert y.dtype is dtrain.float16 and x.grad.dtype is dtrain.float16
     np.testing.assert_allclose(y.detach().cpu().float().numpy(), ty.detach().float().numpy(), rtol=2e-3, atol=1e-3)
     np.testing.assert_allclose(x.grad.cpu().float().numpy(), tx.grad.float().numpy(), rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.skipif(not (dtrain.cuda.is_available() and _backend.is_emulated()),
+                    reason="the smoke run of the benchmark is for emulated devices")
+def test_amp_benchmark_runs_on_cuda_and_trains():
+    import os
+    import re
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-W", "ignore", os.path.join(root, "bench", "amp_compare.py"), "--device",
+                          "cuda", "--size", "tiny", "--steps", "8", "--rounds", "1"],
+                         capture_output=True, text=True, timeout=300, check=True,
+                         env=dict(os.environ, PYTHONPATH=root)).stdout
+    row = next(line for line in out.splitlines() if line.startswith("| gpt (tiny)"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert float(cells[2]) > 0 and float(cells[3]) > 0  # dtrain fp32 and AMP tokens/s
+    losses = [float(v) for v in re.findall(r"[\d.]+", cells[-1])]
+    assert losses[1] < losses[0] and losses[3] < losses[2]  # fp32 and float16 + GradScaler both learn
