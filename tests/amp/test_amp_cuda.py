@@ -330,3 +330,25 @@ def test_amp_benchmark_runs_on_cuda_and_trains():
     assert float(cells[2]) > 0 and float(cells[3]) > 0  # dtrain fp32 and AMP tokens/s
     losses = [float(v) for v in re.findall(r"[\d.]+", cells[-1])]
     assert losses[1] < losses[0] and losses[3] < losses[2]  # fp32 and float16 + GradScaler both learn
+
+
+@pytest.mark.parametrize("cls,kw", [("LSTMCell", {}), ("GRUCell", {}), ("RNNCell", {}),
+                                    ("RNNCell", {"nonlinearity": "relu"})])
+def test_rnn_cells_run_in_float16(cls, kw):
+    # torch's CUDA list has lstm_cell, gru_cell, rnn_tanh_cell and rnn_relu_cell: the whole state is float16
+    rng = np.random.default_rng(6)
+    x, h = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal((3, 4)).astype(np.float32)
+    t_cell = getattr(torch.nn, cls)(5, 4, **kw).double()
+    d_cell = getattr(dtrain.nn, cls)(5, 4, **kw)
+    d_cell.load_state_dict({k: dtrain.tensor(v.float().numpy()) for k, v in t_cell.state_dict().items()})
+    d_cell.cuda()
+    hx = (h, h) if cls == "LSTMCell" else h
+    with dtrain.autocast("cuda"):
+        d_hx = tuple(dtrain.tensor(a, device="cuda") for a in hx) if cls == "LSTMCell" else \
+            dtrain.tensor(hx, device="cuda")
+        out = d_cell(dtrain.tensor(x, device="cuda"), d_hx)
+    t_hx = tuple(torch.from_numpy(a).double() for a in hx) if cls == "LSTMCell" else torch.from_numpy(hx).double()
+    ref = t_cell(torch.from_numpy(x).double(), t_hx)
+    for o, r in zip(out if cls == "LSTMCell" else (out,), ref if cls == "LSTMCell" else (ref,)):
+        assert o.dtype is dtrain.float16
+        np.testing.assert_allclose(o.detach().cpu().double().numpy(), r.detach().numpy(), rtol=1e-2, atol=1e-2)

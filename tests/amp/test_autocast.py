@@ -476,3 +476,23 @@ def test_deprecated_spellings_warn_as_torchs():
             m.cuda.amp.custom_bwd(lambda: 0)
         return [(x.category, str(x.message).split(" (Triggered")[0]) for x in w]
     assert warned(dtrain) == warned(torch)
+
+
+def _registered_names():
+    """The op names that dtrain's functions carry for autocast, over the namespaces torch code calls."""
+    from dtrain.nn.functional import _pad
+    from dtrain.nn.modules import rnn
+    fns = []
+    for ns in (dtrain, dtrain.nn.functional, dtrain.linalg, dtrain.fft, dtrain.special, dtrain.Tensor):
+        fns += [getattr(ns, k, None) for k in dir(ns)]
+    fns += list(_pad._index_pad.values()) + list(rnn._CELLS.values())
+    return {getattr(f, "_autocast_name", None) for f in fns} - {None}
+
+
+@pytest.mark.parametrize("dev", ["cpu", "cuda"], ids=["cpu-lists", "cuda-lists"])  # no GPU needed
+def test_every_listed_op_is_dispatched_or_named_absent(dev):
+    # each op of torch's lists either has a dtrain function under autocast, or ABSENT says why not
+    names = _registered_names()
+    missing = {n for n in _dispatch.POLICIES[dev] if n not in names}
+    assert missing <= set(_dispatch.ABSENT), sorted(missing - set(_dispatch.ABSENT))
+    assert not (set(_dispatch.ABSENT) & names), "ABSENT names an op that is dispatched"
