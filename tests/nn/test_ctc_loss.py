@@ -29,7 +29,8 @@ def test_ctc_loss(device, dt, reduction, zero_infinity):
     logits = rng.standard_normal((T, N, C)).astype(dt)
     check(lambda m, x: m.nn.functional.ctc_loss(x.log_softmax(2), m.tensor(targets, device=x.device),
                                                 m.tensor(in_len), m.tensor(tgt_len), reduction=reduction,
-                                                zero_infinity=zero_infinity), logits, device=device, dtype=dt, **TOL[dt])
+                                                zero_infinity=zero_infinity),
+          logits, device=device, dtype=dt, **TOL[dt])
     # log_probs straight from the user (torch's gradient formula, not the plain derivative), concatenated
     # targets, lengths as tuples, another blank index
     concat = np.concatenate([np.where(targets[i, :tgt_len[i]] == 3, 0, targets[i, :tgt_len[i]]) for i in range(N)])

@@ -109,7 +109,7 @@ class CTCLoss(Function):
         return grad * g[None, :, None]
 
 
-def _lengths(v, what, xp):
+def _lengths(v, what):
     if isinstance(v, Tensor):
         v = to_numpy(v._data)
     a = np.asarray(v)
@@ -139,7 +139,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank: int = 0, 
     if not 0 <= blank < c:
         raise RuntimeError("blank must be in label range")
     xp = lp._device.xp
-    in_len, tgt_len = _lengths(input_lengths, "input_lengths", xp), _lengths(target_lengths, "target_lengths", xp)
+    in_len, tgt_len = _lengths(input_lengths, "input_lengths"), _lengths(target_lengths, "target_lengths")
     if in_len.size != n:
         raise RuntimeError(f"input_lengths must be of size batch_size, got {in_len.size} for a batch of {n}")
     if tgt_len.size != n:

@@ -199,8 +199,8 @@ def affine_grid(theta, size, align_corners=None):
         raise NotImplementedError(f"affine_grid only supports 4D and 5D sizes, for 2D and 3D affine transforms, "
                                   f"respectively. Got size {tuple(size)}.")
     if theta.shape[0] != size[0]:  # torch's words: its batched product finds the mismatch
-        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{size[0]}, {len(size) - 1}] "
-                           f"but got: [{theta.shape[0]}, {theta.shape[2]}].")
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                           f"[{size[0]}, {len(size) - 1}] but got: [{theta.shape[0]}, {theta.shape[2]}].")
     if min(spatial) <= 0:
         raise ValueError(f"Expected non-zero, positive output size. Got {tuple(size)}")
     if min(spatial) == 1 and align_corners:
