@@ -56,6 +56,15 @@ def test_fractional_max_pool_bfloat16():
     # the windows come from bfloat16 samples in bfloat16 arithmetic, as torch's: the same elements are picked
     np.testing.assert_array_equal(di.numpy(), ti.numpy())
     np.testing.assert_array_equal(d.float().numpy(), t.float().numpy())
+    # overlapping windows (3 wide, stride under 2): one input can be the maximum of several outputs
+    w = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    tx, dx = torch.from_numpy(x).bfloat16().requires_grad_(), dtrain.tensor(x).bfloat16().requires_grad_()
+    for m, xx in ((torch, tx), (dtrain, dx)):
+        y = m.nn.functional.fractional_max_pool2d(xx, 3, output_size=(9, 8),
+                                                  _random_samples=m.tensor(s).to(m.bfloat16))
+        (y * m.tensor(w).to(m.bfloat16)).sum().backward()
+    assert dx.grad.dtype is dtrain.bfloat16
+    np.testing.assert_array_equal(dx.grad.float().numpy(), tx.grad.float().numpy())
 
 
 def test_modules_and_random_samples():

@@ -111,3 +111,22 @@ def test_default_align_corners_warns_as_torchs():
         dtrain.nn.functional.grid_sample(x, g)
     with pytest.warns(UserWarning, match="align_corners=False since 1.3.0"):
         dtrain.nn.functional.affine_grid(dtrain.eye(2, 3)[None], (1, 1, 2, 2))
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest", "bicubic"])
+def test_grid_sample_bfloat16_gradients_round_once(mode):
+    # bfloat16 in, float32 inside, one rounding out: the gradients are torch's float32 ones on the same
+    # bfloat16 values, rounded to bfloat16 (torch's own bfloat16 kernel adds its gradients up in bfloat16)
+    rng = np.random.default_rng(8)
+    x, g = rng.standard_normal((2, 3, 6, 5)).astype(np.float32), _grid(rng, (2, 4, 4, 2)).astype(np.float32)
+    w = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    tx = torch.from_numpy(x).bfloat16().float().requires_grad_()
+    tg = torch.from_numpy(g).bfloat16().float().requires_grad_()
+    out = torch.nn.functional.grid_sample(tx, tg, mode=mode, align_corners=False).bfloat16().float()
+    (out * torch.from_numpy(w)).sum().backward()
+    dx, dg = dtrain.tensor(x).bfloat16().requires_grad_(), dtrain.tensor(g).bfloat16().requires_grad_()
+    out = dtrain.nn.functional.grid_sample(dx, dg, mode=mode, align_corners=False).float()
+    (out * dtrain.tensor(w)).sum().backward()
+    assert dx.grad.dtype is dtrain.bfloat16 and dg.grad.dtype is dtrain.bfloat16
+    np.testing.assert_array_equal(dx.grad.float().numpy(), tx.grad.bfloat16().float().numpy())
+    np.testing.assert_array_equal(dg.grad.float().numpy(), tg.grad.bfloat16().float().numpy())
