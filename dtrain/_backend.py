@@ -119,8 +119,10 @@ def _apply_tf32(cp):
     if tf32:
         # CuPy warns and keeps the default below compute capability 8.0; torch just has no TF32 there
         tf32 = int(cp.cuda.Device().compute_capability) >= 80
-    # one entry serves float32 and complex64, for every device of the process
-    linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if tf32 else linalg.COMPUTE_TYPE_DEFAULT)
+    # one entry serves float32 and complex64, for every device of the process (the values are CuPy 14's
+    # cpdef enum, should a build not export the names)
+    on, off = getattr(linalg, "COMPUTE_TYPE_TF32", 7), getattr(linalg, "COMPUTE_TYPE_DEFAULT", 1)
+    linalg.set_compute_type(np.float32, on if tf32 else off)
 
 
 # ---------------------------------------------------------------------------------------------- kernels
