@@ -1,5 +1,7 @@
 """grid_sample and affine_grid against torch: every mode, padding mode and align_corners in 2-D and 3-D, values
 and the gradients of input and grid (float64 and float32), bfloat16 against torch's bfloat16, and the errors."""
+import zlib
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,8 @@ from helpers import check, check_raises
 import dtrain
 
 F64 = {"atol": 1e-10, "rtol": 1e-9}
-F32 = {"atol": 2e-5, "rtol": 2e-5}
+# float32: the grid's gradient sums taps of size ~10 that can cancel to ~0, so a few 1e-5 apart is rounding
+F32 = {"atol": 1e-4, "rtol": 1e-4}
 
 
 def _grid(rng, shape):
@@ -20,7 +23,7 @@ def _grid(rng, shape):
 @pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_grid_sample_2d(device, mode, padding_mode, align_corners):
-    rng = np.random.default_rng(hash((mode, padding_mode, align_corners)) % 2 ** 32)
+    rng = np.random.default_rng(zlib.crc32(f"{mode} {padding_mode} {align_corners}".encode()))
     x, g = rng.standard_normal((2, 3, 5, 6)), _grid(rng, (2, 4, 3, 2))
     check(lambda m, x, g: m.nn.functional.grid_sample(x, g, mode=mode, padding_mode=padding_mode,
                                                       align_corners=align_corners), x, g, device=device, **F64)
@@ -33,7 +36,7 @@ def test_grid_sample_2d(device, mode, padding_mode, align_corners):
 @pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_grid_sample_3d(device, mode, padding_mode, align_corners):
-    rng = np.random.default_rng(hash((3, mode, padding_mode, align_corners)) % 2 ** 32)
+    rng = np.random.default_rng(zlib.crc32(f"3d {mode} {padding_mode} {align_corners}".encode()))
     x, g = rng.standard_normal((2, 2, 4, 5, 3)), _grid(rng, (2, 3, 2, 4, 3))
     check(lambda m, x, g: m.nn.functional.grid_sample(x, g, mode=mode, padding_mode=padding_mode,
                                                       align_corners=align_corners), x, g, device=device, **F64)
