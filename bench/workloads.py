@@ -2,10 +2,11 @@
 
 Workloads (one process): mlp (64-256-256-10) and mlp-wide (64-2048-2048-10) on scikit-learn's digits with
 SGD+momentum, a two-conv CNN on the digits as 8x8 images, and a 2-layer 128-wide char-level GPT with AdamW on
-text that ships with Python. `--amp` runs the forward and the loss under autocast: bfloat16 on the CPU, float16 with a
-GradScaler on CUDA. `--device cuda` moves model and batches to the GPU (without scikit-learn, the digits are replaced
-by random data of the same shape, and the JSON says so). Prints one JSON line: median step time (after warm-up;
-each step ends in `loss.item()`, which waits for the device), throughput, losses, test accuracy."""
+text that ships with Python. `--amp` runs the forward and the loss under autocast: bfloat16 on the CPU, float16
+with a GradScaler on CUDA (`--device cuda`). `--size tiny` shrinks the GPT (a smoke test, e.g. on emulated
+CUDA). Without scikit-learn (GPU machines may lack it) the digits are replaced by random data of their shape.
+Prints one JSON line: median step time (after warm-up), tokens/s for the GPT or samples/s, losses, test
+accuracy."""
 import argparse
 import importlib
 import json
@@ -41,7 +42,10 @@ def text_corpus():
     return np.array([stoi[c] for c in src], dtype=np.int64), len(chars)
 
 
-def build(fw, name, vocab=None):
+GPT_SIZES = {"normal": dict(d=128, ctx=64, heads=4, layers=2), "tiny": dict(d=32, ctx=16, heads=2, layers=1)}
+
+
+def build(fw, name, vocab=None, size="normal"):
     nn, F = fw.nn, fw.nn.functional
     if name == "mlp":
         return nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
@@ -52,7 +56,7 @@ def build(fw, name, vocab=None):
                              nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 4 * 4, 10))
     if name != "gpt":
         raise SystemExit(f"unknown workload {name}")
-    d, ctx, heads, layers = 128, 64, 4, 2
+    d, ctx, heads, layers = (GPT_SIZES[size][k] for k in ("d", "ctx", "heads", "layers"))
 
     class Block(nn.Module):
         def __init__(self):
@@ -82,30 +86,29 @@ def build(fw, name, vocab=None):
             self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, vocab)
 
         def forward(self, idx):
-            x = self.tok(idx) + self.pos(fw.arange(idx.shape[1]))
+            x = self.tok(idx) + self.pos(fw.arange(idx.shape[1], device=idx.device))
             for b in self.blocks:
                 x = b(x)
             return self.head(self.ln(x))
     return GPT()
 
 
-def run(framework, workload, steps, batch, amp=False, device="cpu"):
+def run(framework, workload, steps, batch, amp=False, device="cpu", size="normal"):
     fw = importlib.import_module(framework)
     fw.manual_seed(0)
-    dev = fw.device(device)
-    amp_dtype = fw.bfloat16 if dev.type == "cpu" else fw.float16
-    scaler = fw.amp.GradScaler(dev.type, enabled=amp and dev.type == "cuda")
     rng = np.random.default_rng(0)
     F = fw.nn.functional
+    ctx = GPT_SIZES[size]["ctx"]
     if workload == "gpt":
         data, vocab = text_corpus()
-        model = build(fw, "gpt", vocab)
+        model = build(fw, "gpt", vocab, size).to(device)
+        opt = fw.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
 
         def batch_fn():
-            ix = rng.integers(0, len(data) - 65, batch)
-            x = np.stack([data[i:i + 64] for i in ix])
-            y = np.stack([data[i + 1:i + 65] for i in ix])
-            return fw.from_numpy(x).to(dev), fw.from_numpy(y).to(dev)
+            ix = rng.integers(0, len(data) - ctx - 1, batch)
+            x = np.stack([data[i:i + ctx] for i in ix])
+            y = np.stack([data[i + 1:i + ctx + 1] for i in ix])
+            return fw.from_numpy(x).to(device), fw.from_numpy(y).to(device)
 
         def loss_of(x, y):
             logits = model(x)
@@ -114,42 +117,43 @@ def run(framework, workload, steps, batch, amp=False, device="cpu"):
         xtr, ytr, xte, yte = digits()
         if workload == "cnn":
             xtr, xte = xtr.reshape(-1, 1, 8, 8), xte.reshape(-1, 1, 8, 8)
-        model = build(fw, workload)
+        model = build(fw, workload).to(device)
+        opt = fw.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
         def batch_fn():
             ix = rng.integers(0, len(xtr), batch)
-            return fw.from_numpy(xtr[ix]).to(dev), fw.from_numpy(ytr[ix]).to(dev)
+            return fw.from_numpy(xtr[ix]).to(device), fw.from_numpy(ytr[ix]).to(device)
 
         def loss_of(x, y):
             return F.cross_entropy(model(x), y)
+    # --amp: products in the lower precision, losses in float32; float16 on CUDA needs loss scaling
+    low = fw.bfloat16 if device == "cpu" else fw.float16
+    scaler = fw.amp.GradScaler(device, enabled=amp and device != "cpu")
     times, losses = [], []
-    model.to(dev)
-    if workload == "gpt":
-        opt = fw.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-    else:
-        opt = fw.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     model.train()
     for _ in range(steps):
         x, y = batch_fn()
         t0 = time.perf_counter()
-        with fw.autocast(dev.type, dtype=amp_dtype, enabled=amp):  # --amp: products in low precision, loss in float32
+        with fw.autocast(device, dtype=low, enabled=amp):
             loss = loss_of(x, y)
         opt.zero_grad()
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
-        losses.append(loss.item())
+        losses.append(loss.item())  # a host read: the step's device work is finished when the clock stops
         times.append(time.perf_counter() - t0)
     warm = max(1, steps // 10)
-    step_s = statistics.median(times[warm:])
-    res = {"framework": framework, "workload": workload, "batch": batch, "steps": steps, "amp": amp,
-           "device": str(dev), "step_ms_median": round(1e3 * step_s, 3),
-           ("tokens_per_s" if workload == "gpt" else "samples_per_s"): round(batch * (64 if workload == "gpt" else 1) / step_s),
+    res = {"framework": framework, "workload": workload, "device": device, "batch": batch, "steps": steps,
+           "amp": amp, "step_ms_median": round(1e3 * statistics.median(times[warm:]), 3),
            "first_loss": round(losses[0], 4), "final_loss": round(statistics.mean(losses[-10:]), 4)}
+    if workload == "gpt":
+        res["tokens_per_s"] = round(batch * ctx / statistics.median(times[warm:]), 1)
+    else:
+        res["samples_per_s"] = round(batch / statistics.median(times[warm:]), 1)
     if workload != "gpt":
         model.eval()
         with fw.no_grad():
-            pred = model(fw.from_numpy(xte).to(dev)).argmax(1).cpu().numpy()
+            pred = model(fw.from_numpy(xte).to(device)).argmax(1).cpu().numpy()
         res["test_acc"] = round(float((pred == yte).mean()), 4)
     return res
 
@@ -160,10 +164,12 @@ def main():
     ap.add_argument("--workload", default="mlp")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--amp", action="store_true", help="forward and loss under autocast (bfloat16 on cpu, float16 on cuda)")
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--amp", action="store_true",
+                    help="forward and loss under autocast: bfloat16 on the CPU, float16 and a GradScaler on CUDA")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--size", default="normal", choices=sorted(GPT_SIZES), help="the GPT's size")
     a = ap.parse_args()
-    print(json.dumps(run(a.framework, a.workload, a.steps, a.batch, a.amp, a.device)))
+    print(json.dumps(run(a.framework, a.workload, a.steps, a.batch, a.amp, a.device, a.size)))
 
 
 if __name__ == "__main__":

@@ -42,10 +42,11 @@ def _export(module):
 from . import _ops  # noqa: E402
 from ._ops import (activation as _a, arith as _b, composite as _c, conversion as _d, creation as _e,  # noqa
                    index as _f, linalg as _g, mutation as _h, pointwise as _i, reduce as _j, shape as _k,
-                   special as _l, stacking as _n, stats as _o, scatter as _p, sort as _q)
-for _m in (_e, _d, _b, _i, _j, _k, _f, _p, _q, _g, _h, _a, _c, _l, _n, _o):
+                   special as _l, stacking as _n, stats as _o, scatter as _p, sort as _q,
+                   spectral as _r)
+for _m in (_e, _d, _b, _i, _j, _k, _f, _p, _q, _g, _h, _a, _c, _l, _n, _o, _r):
     _export(_m)
-del _m, _a, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _n, _o, _p, _q
+del _m, _a, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _n, _o, _p, _q, _r
 
 from .autograd import grad_mode as _grad_mode  # noqa
 from . import autograd, cuda, random  # noqa
@@ -148,20 +149,28 @@ def _deprecated_range(start=0, end=None, step=1, *, out=None, dtype=None, layout
 range = _deprecated_range  # noqa: A001 (torch's name; nothing in this module uses the builtin)
 
 
-_matmul_precision = "highest"
+_matmul_precision = None  # None: "high" where TF32 is on from the start (CUPY_TF32=1), else "highest"
 
 
 def set_float32_matmul_precision(precision):
-    """'highest' keeps float32 matmuls in float32; 'high'/'medium' allow TF32 on CUDA (CuPy's CUPY_TF32)."""
+    """'highest' keeps float32 matmuls in float32; 'high' and 'medium' let CUDA's use TF32 tensor cores (CuPy
+    has no bfloat16-based float32 product, so 'medium' is 'high' there). Takes effect at once, also after
+    products have run. The CPU's products are NumPy's float32 whatever the setting."""
     global _matmul_precision
     if precision not in ("highest", "high", "medium"):
-        raise RuntimeError(f"Invalid value for float32 matmul precision: {precision}")
+        import warnings
+        warnings.warn(f"{precision} is not one of 'highest', 'high', or 'medium'; the current"
+                      "setFloat32MatmulPrecision call has no effect.")
+        return
     _matmul_precision = precision
-    import os
-    os.environ["CUPY_TF32"] = "0" if precision == "highest" else "1"
+    from . import _backend
+    _backend.set_matmul_tf32(precision != "highest")
 
 
 def get_float32_matmul_precision():
+    if _matmul_precision is None:
+        from . import _backend
+        return "high" if _backend.matmul_tf32() else "highest"
     return _matmul_precision
 
 

@@ -3,19 +3,54 @@ import numpy as np
 
 _cupy = None
 _cupy_error = None
+_cupy_ndarray = ()  # the array class of the CUDA module once loaded (isinstance of () is always False)
+
+
+def _real_cupy():
+    import cupy as cp
+    if cp.cuda.runtime.getDeviceCount() < 1:
+        raise RuntimeError("no CUDA device found")
+    return cp
+
+
+def _gpu_may_exist():
+    """Cheap: whether real CuPy is installed and an NVIDIA driver node exists (else don't try to import it)."""
+    import importlib.util
+    import os
+    return os.path.exists("/dev/nvidiactl") and importlib.util.find_spec("cupy") is not None
+
+
+def _load_cupy():
+    """The array module for CUDA: real CuPy, or with DTRAIN_EMULATE_CUDA=N and no real GPU, dtrain's emulated
+    stand-in (a real GPU wins: the variable is then ignored, with a warning)."""
+    from . import _emulate
+    n = _emulate.device_count_from_env()
+    if not n:
+        return _real_cupy()
+    if _gpu_may_exist():
+        try:
+            cp = _real_cupy()
+        except Exception:  # no usable GPU after all: emulate
+            pass
+        else:
+            import warnings
+            warnings.warn(f"DTRAIN_EMULATE_CUDA={n} is ignored: CuPy sees {cp.cuda.runtime.getDeviceCount()} "
+                          "real CUDA device(s)", RuntimeWarning, stacklevel=3)
+            return cp
+    return _emulate.install(n)
 
 
 def cupy():
     """The cupy module, imported on first use. Where CUDA is unusable it raises what torch's CPU build raises for
     any CUDA request (AssertionError: Torch not compiled with CUDA enabled), followed by why: the one place
     every CUDA tensor, `.cuda()`, `.to("cuda")` and torch.cuda call comes through."""
-    global _cupy, _cupy_error
+    global _cupy, _cupy_error, _cupy_ndarray
     if _cupy is None and _cupy_error is None:
         try:
-            import cupy as cp
-            if cp.cuda.runtime.getDeviceCount() < 1:
-                raise RuntimeError("no CUDA device found")
-            _cupy = cp
+            _cupy = _load_cupy()
+            _cupy_ndarray = _cupy.ndarray
+            if _tf32 is not None:
+                _apply_tf32(_cupy)
         except Exception as e:  # ImportError, CUDARuntimeError, ... : all mean "no CUDA here"
             _cupy_error = e
     if _cupy is None:
@@ -54,14 +89,108 @@ def cuda_available():
         return False
 
 
+def is_emulated():
+    """Whether CUDA here is dtrain's emulated stand-in (DTRAIN_EMULATE_CUDA) rather than a real GPU."""
+    from . import _emulate
+    return _cupy is not None and _emulate.is_emulated()
+
+
 def xp_of(array):
     """The array module that owns `array` (numpy or cupy)."""
     return np if isinstance(array, (np.ndarray, np.generic)) else cupy()
 
 
 def is_cupy_array(array):
-    return _cupy is not None and isinstance(array, _cupy.ndarray)
+    return isinstance(array, _cupy_ndarray)
 
 
 def to_numpy(array):
     return array.get() if is_cupy_array(array) else np.asarray(array)
+
+
+# ---------------------------------------------------------------------------------------------- TF32
+# torch.backends.cuda.matmul.allow_tf32 / torch.set_float32_matmul_precision. CuPy decides float32's cuBLAS
+# compute type on its first float32 product, reading CUPY_TF32 then, and keeps it: setting the variable
+# later changes nothing. So the switch is applied through CuPy's set_compute_type whenever it changes (and
+# once when CuPy loads), and the variable is kept in step for CuPy's own reading and for child processes.
+# (CuPy's batched float32 products, ndim > 2, never use TF32; its 2-D ones do.)
+_tf32 = None  # None: never set in this process, CUPY_TF32 decides (CuPy's and torch's default: off)
+
+
+def matmul_tf32():
+    """Whether float32 products on CUDA may use TF32 tensor cores."""
+    if _tf32 is None:
+        import os
+        try:
+            return int(os.environ.get("CUPY_TF32", "0") or 0) > 0
+        except ValueError:
+            return False
+    return _tf32
+
+
+def set_matmul_tf32(enabled):
+    global _tf32
+    import os
+    _tf32 = bool(enabled)
+    os.environ["CUPY_TF32"] = "1" if _tf32 else "0"
+    if _cupy is not None:
+        _apply_tf32(_cupy)
+
+
+def _apply_tf32(cp):
+    import importlib
+    linalg = importlib.import_module("cupy._core._routines_linalg")
+    tf32 = _tf32
+    if tf32:
+        # CuPy warns and keeps the default below compute capability 8.0; torch just has no TF32 there
+        tf32 = int(cp.cuda.Device().compute_capability) >= 80
+    # one entry serves float32 and complex64, for every device of the process (the values are CuPy 14's
+    # cpdef enum, should a build not export the names)
+    on, off = getattr(linalg, "COMPUTE_TYPE_TF32", 7), getattr(linalg, "COMPUTE_TYPE_DEFAULT", 1)
+    linalg.set_compute_type(np.float32, on if tf32 else off)
+
+
+# ---------------------------------------------------------------------------------------------- kernels
+def non_finite_check_and_unscale_(grads, found, inv_scale):
+    """torch's _amp_foreach_non_finite_check_and_unscale_ over the raw arrays of one device: multiply each of
+    `grads` by `inv_scale` (a 0-d float32 array) in place, and set `found` (a 0-d float32 array) to 1.0 if
+    one of them held an inf or NaN before. Nothing is read back to the host.
+
+    CUDA: one fused pass per gradient (check and scale the same elements; every gradient raises the one flag
+    of the device) instead of a reduction per gradient and a multiply after it; other dtypes (bfloat16) and
+    the CPU: the same in array operations."""
+    if grads and is_cupy_array(grads[0]):
+        kernel = _unscale_kernel()
+        for g in grads:
+            if g.dtype.char in "fd":
+                kernel(inv_scale, g, found)
+                continue
+            _unscale_portable(cupy(), g, found, inv_scale)
+        return
+    for g in grads:
+        _unscale_portable(np, g, found, inv_scale)
+
+
+def _unscale_portable(xp, g, found, inv_scale):
+    bad = xp.logical_not(xp.isfinite(g).all())
+    found[...] = xp.maximum(found, bad.astype(found.dtype))
+    if g.dtype.itemsize < 4:  # torch's opmath: the product in float32, rounded once
+        g[...] = (g.astype(np.float32) * inv_scale).astype(g.dtype)
+    else:
+        g *= inv_scale.astype(g.dtype)
+
+
+_UNSCALE_NAME = "dtrain_amp_non_finite_check_and_unscale"
+_unscale = None
+
+
+def _unscale_kernel():
+    global _unscale
+    if _unscale is None:
+        from . import _emulate
+        # the emulated devices run this array-level twin of the kernel (it is also what it must compute)
+        _emulate.reference(_UNSCALE_NAME)(lambda inv_scale, g, found: _unscale_portable(cupy(), g, found, inv_scale))
+        _unscale = cupy().ElementwiseKernel(
+            "raw float32 inv_scale", "T g, raw float32 found",
+            "if (!isfinite(g)) found[0] = 1.0f;  g = g * (T)inv_scale[0];", _UNSCALE_NAME)
+    return _unscale

@@ -14,6 +14,8 @@ from ._ops.linalg import _CPP_NAMES
 from ._ops.lu import (Eig, Eigvals, LuUnpack, _check_eig, _householder_product, _lu_error,
                       _lu_factor_ex, _lu_solve, _solve_triangular, return_linalg_eig, return_linalg_lu,
                       return_linalg_lu_factor, return_linalg_lu_factor_ex)
+from ._backend import to_numpy as _backend_numpy
+from ._ops.reduce import _named
 from ._tensor import Tensor, _wrap
 from .autograd import graph as _graph
 from .autograd.graph import Function
@@ -22,7 +24,8 @@ from .amp._dispatch import autocast_op
 __all__ = ["LinAlgError", "vector_norm", "matrix_norm", "norm", "inv", "det", "slogdet", "solve", "matmul", "cross",
            "diagonal", "svd", "svdvals", "eigh", "eigvalsh", "qr", "cholesky", "cholesky_ex", "pinv", "matrix_rank",
            "lstsq", "multi_dot", "matrix_power", "matrix_exp", "vecdot", "tensorinv", "tensorsolve", "lu",
-           "lu_factor", "lu_factor_ex", "lu_solve", "solve_triangular", "householder_product", "eig", "eigvals"]
+           "lu_factor", "lu_factor_ex", "lu_solve", "solve_triangular", "householder_product", "eig", "eigvals",
+           "inv_ex", "cond"]
 
 
 @autocast_op("linalg_vector_norm")
@@ -108,6 +111,63 @@ def inv(A, *, out=None):
     _check_square(A, "linalg.inv")
     _check_float(A, "linalg.inv")
     return out_copy(Inv.apply(A), out)
+
+
+return_linalg_inv_ex = _named("linalg_inv_ex", ("inverse", "info"))
+
+
+@autocast_op("linalg_inv_ex")
+def inv_ex(A, *, check_errors=False, out=None):
+    """(inverse, info): info (int32, one per matrix) is 0, or for a singular matrix the 1-based index of the
+    first zero pivot of its LU factorization, as torch's. A singular matrix's inverse is NaN here (torch's
+    holds what LAPACK left, infs and NaNs)."""
+    from .autograd.grad_mode import no_grad
+    _check_square(A, "linalg.inv_ex")
+    _check_float(A, "linalg.inv_ex")
+    with no_grad():  # only the pivots' verdict is wanted from the factorization
+        info = _lu_factor_ex(A, True, "linalg.inv_ex")[2]
+    bad = info._data != 0
+    if check_errors and bool(bad.any()):
+        flags = np.atleast_1d(_backend_numpy(info._data))
+        i = int(np.flatnonzero(flags)[0])
+        where = f"(Batch element {i}): " if A.ndim > 2 else ""
+        raise LinAlgError(f"linalg.inv_ex: {where}The diagonal element {int(flags[i])} is zero, the inversion could "
+                          f"not be completed because the input matrix is singular.")
+    if not bool(bad.any()):
+        inverse = Inv.apply(A, fn="linalg.inv_ex")
+    else:
+        # the nonsingular matrices inverted (with gradients); the singular ones swapped for I, then NaN
+        xp = A._device.xp
+        sing = _wrap(xp.asarray(bad)[..., None, None], A._device)
+        eye = _wrap(xp.eye(A.shape[-1], dtype=A._data.dtype), A._device)
+        inverse = Inv.apply(A.where(~sing, eye), fn="linalg.inv_ex").masked_fill(sing, float("nan"))
+    if out is not None:
+        out_copy(inverse, out[0])
+        out_copy(info, out[1])
+    return return_linalg_inv_ex(inverse, info)
+
+
+@autocast_op("linalg_cond")
+def cond(A, p=None, *, out=None):
+    """The condition number of A in the norm `p`: the ratio of extreme singular values for None, 2 and -2
+    (any shape), norm(A) * norm(inv(A)) for 'fro', 'nuc', inf, -inf, 1, -1 (square A; inf where singular)."""
+    inf = float("inf")
+    if p in (None, 2, -2):
+        _check_matrix(A, "linalg.cond")
+        sv = svdvals(A)
+        r = sv[..., 0] / sv[..., -1] if p != -2 else sv[..., -1] / sv[..., 0]
+    elif p in ("fro", "nuc", inf, -inf, 1, -1):
+        if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+            raise RuntimeError(f"linalg.cond(ord={p}): A must be batches of square matrices, but they are "
+                               f"{A.shape[-2] if A.ndim >= 2 else 1} by {A.shape[-1]} matrices")
+        inverse, info = inv_ex(A)
+
+        def size(M):
+            return svdvals(M).sum(-1) if p == "nuc" else matrix_norm(M, p)
+        r = (size(A) * size(inverse)).masked_fill(info != 0, inf)
+    else:
+        raise RuntimeError(f"linalg.cond got an invalid norm type: {p}")
+    return out_copy(r, out)
 
 
 def det(A, *, out=None):

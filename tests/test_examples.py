@@ -71,3 +71,19 @@ def test_char_gpt_amp_trains_in_bfloat16_on_the_cpu(tmp_path):
     ck = torch.load(ckpt, weights_only=True)
     assert all(v.dtype == torch.float32 for v in ck["model"].values())  # the weights stay float32
 
+
+
+def test_char_gpt_amp_trains_in_float16_on_cuda(tmp_path):
+    # on the emulated CUDA devices where no GPU is here: float16 autocast with a GradScaler, as on a GPU
+    base = [sys.executable, "-W", "ignore", "examples/char_gpt.py", "--ckpt", str(tmp_path / "gpt.pt"),
+            "--layers", "1", "--width", "64", "--batch-size", "16", "--steps", "30"]
+    env = dict(ENV, DTRAIN_EMULATE_CUDA="1")
+    outs = []
+    for extra in (["--amp"], []):
+        p = subprocess.run(base + extra, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
+        outs.append(p.stdout + p.stderr)
+    amp, plain = outs
+    assert "amp=torch.float16" in amp and "amp=None" in plain
+    assert metric(amp, "train_loss") < 3.8
+    assert abs(metric(amp, "train_loss") - metric(plain, "train_loss")) < 0.15

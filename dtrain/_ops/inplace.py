@@ -27,7 +27,10 @@ DEFAULT, NO_GRAD_MODE, MULTI_OUTPUT = _graph.DEFAULT, _graph.NO_GRAD_MODE, _grap
 
 # --------------------------------------------------------------------------------------------- geometry
 def _addr(a):
-    return a.data.ptr if hasattr(a.data, "ptr") else a.__array_interface__["data"][0]
+    if isinstance(a, np.ndarray):
+        # not a.data: NumPy cannot make a buffer of an ml_dtypes array (bfloat16), it raises ValueError
+        return a.__array_interface__["data"][0]
+    return a.data.ptr
 
 
 def _extent(shape, strides):

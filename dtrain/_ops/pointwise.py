@@ -501,7 +501,8 @@ class Gelu(Function):
         cdf += 1
         cdf *= 0.5
         ctx.save_for_backward(x, cdf)
-        return x * cdf
+        # erf may answer in a wider dtype than x's (float16 on CUDA: float32): the product rounds once to x's
+        return (x * cdf).astype(x.dtype, copy=False)
 
     @widened
     def backward(ctx, g):

@@ -145,7 +145,7 @@ class Permute(Function):
         return self.label
 
     def backward(ctx, g):
-        return g.transpose(np.argsort(ctx.dims))
+        return g.transpose(tuple(np.argsort(ctx.dims).tolist()))  # Python ints: an axes argument, not an array
 
 
 @method()

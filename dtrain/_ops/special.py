@@ -446,6 +446,7 @@ def view_as_real(input):
     return ViewAsReal.apply(input)
 
 
+@autocast_op("view_as_complex")
 def view_as_complex(input):
     """A complex view of a real tensor whose last dimension (of size 2, stride 1) holds real and imaginary parts."""
     if input.dtype not in (_dtype.float32, _dtype.float64):

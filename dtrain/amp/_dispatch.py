@@ -80,6 +80,19 @@ for _name in ("adaptive_avg_pool2d", "bilinear", "tensordot", "dot", "vdot", "mv
 # CUDA's grid_sampler promotes (its kernels take float16); dtrain's has no 16-bit path, see the NOTE above
 POLICIES["cuda"]["grid_sampler"] = "fp32"
 
+# the ops of the lists above that no dtrain function carries, and why
+ABSENT = {
+    "_addmm_activation": "an internal fusion of torch's (addmm + GELU) with no public name",
+    "conv_tbc": "dtrain has no torch.conv_tbc (nor the top-level torch.conv1d family)",
+    "_convolution": "torch's internal entry of every convolution; dtrain's conv functions are listed by name",
+    "convolution": "as _convolution",
+    "nll_loss2d": "dtrain's nll_loss takes the 2-D case itself, under the same policy (nll_loss)",
+    "frobenius_norm": "reached through norm('fro'), listed as norm",
+    "nuclear_norm": "reached through norm('nuc'), listed as norm",
+    **{f"upsample_{m}": "reached through interpolate, listed as interpolate"
+       for m in ("nearest1d", "nearest2d", "nearest3d", "linear1d", "bilinear2d", "trilinear3d", "bicubic2d")},
+}
+
 DEFAULT_DTYPES = {"cpu": _dtype.bfloat16, "cuda": _dtype.float16}
 
 
@@ -152,13 +165,13 @@ def _tensors(args, kwargs):
             yield from (x for x in a if isinstance(x, Tensor))
 
 
-def _run(fn, name, policies, args, kwargs):
+def _run(fn, name, policies, args, kwargs, composite=False):
     first = next(_tensors(args, kwargs), None)
     if first is None:
         return fn(*args, **kwargs)
     dev = first._device.type
     policy = policies.get(dev)
-    if not state.enabled.get(dev, False):
+    if not state.enabled.get(dev, False) or (policy is None and composite):
         return fn(*args, **kwargs)
     if policy == "banned":
         raise RuntimeError(
@@ -213,9 +226,11 @@ def _cast_args(policy, dev, args, kwargs):
     return _map(args, cast), {k: (_map([v], cast)[0]) for k, v in kwargs.items()}
 
 
-def autocast_op(name):
+def autocast_op(name, composite=False):
     """Decorate the function that implements torch's op `name` (a torch function, Tensor method or
-    nn.functional function) so that autocast regions apply their per-device policy to it."""
+    nn.functional function) so that autocast regions apply their per-device policy to it. With `composite`,
+    a device that does not list the op runs it as its parts run (autocast stays on inside), as torch does
+    with ops it composes of others (the RNN cells on the CPU)."""
     policies = {dev: table.get(name) for dev, table in POLICIES.items()}
 
     def deco(fn):
@@ -226,7 +241,7 @@ def autocast_op(name):
         def op(*args, **kwargs):
             if not state.active:  # the one test every call pays outside autocast
                 return fn(*args, **kwargs)
-            return _run(fn, name, policies, args, kwargs)
+            return _run(fn, name, policies, args, kwargs, composite)
         op.__wrapped__ = fn
         op._autocast_name = name  # what the tests check the lists against
         return op

@@ -79,8 +79,9 @@ class GradScaler:
         return apply(outputs)
 
     def _unscale_grads_(self, optimizer, inv_scale, allow_fp16):
-        """Multiply every gradient by `inv_scale` in place; one found-inf flag (a 0-d float32 array on the
-        device, 1.0 where some gradient held an inf or NaN before unscaling) per device."""
+        """Multiply every gradient by `inv_scale` (a 0-d float32 tensor) in place; one found-inf flag (a 0-d
+        float32 tensor on the device, 1.0 where some gradient held an inf or NaN before unscaling) per device."""
+        from .._ops.creation import zeros
         by_device = defaultdict(list)
         for group in optimizer.param_groups:
             for p in group["params"]:
@@ -92,17 +93,14 @@ class GradScaler:
                 by_device[g.device].append(g)
         found = {}
         for dev, grads in by_device.items():
-            xp = dev.xp
-            # the finite test is on the scaled values, as torch's kernel does it, and stays on the device:
-            # one small array per gradient, reduced to one flag, read by the host once (in step)
-            finite = []
+            # the check is on the scaled values, as torch's kernel does it, and stays on the device: the
+            # host reads the flag once per device, in step()
+            flag = zeros((), dtype=_dtype.float32, device=dev)
+            _backend.non_finite_check_and_unscale_([g._data for g in grads], flag._data,
+                                                   inv_scale.to(dev)._data)
             for g in grads:
-                a = g._data
-                finite.append(xp.isfinite(a).all())
-                a *= inv_scale  # a Python float: nothing to move per gradient
                 g._version.value += 1
-            ok = xp.stack([xp.asarray(f) for f in finite]).all() if len(finite) > 1 else xp.asarray(finite[0])
-            found[dev] = xp.logical_not(ok).astype(xp.float32)
+            found[dev] = flag
         return found
 
     def unscale_(self, optimizer):
@@ -115,23 +113,23 @@ class GradScaler:
             raise RuntimeError("unscale_() has already been called on this optimizer since the last update().")
         if state["stage"] is _STEPPED:
             raise RuntimeError("unscale_() is being called after step().")
-        # 1/scale in double, then float32, as torch computes it
-        inv_scale = float(_dtype.float32.np.type(1.0 / float(self._scale._data)))
+        # 1/scale in double, then float32, as torch computes it, on the scale's device (no host read)
+        inv_scale = self._scale.double().reciprocal().float()
         state["found_inf_per_device"] = self._unscale_grads_(optimizer, inv_scale, False)
         state["stage"] = _UNSCALED
 
     def _synced_found_inf(self, state):
         """Whether any device of this optimizer (on any rank, under torch.distributed) saw an inf/NaN."""
         flags = state["found_inf_per_device"]
-        found = sum(float(v) for v in flags.values())  # one host read per device
+        found = sum(float(v.item()) for v in flags.values())  # one host read per device
         dist = sys.modules.get("dtrain.distributed")  # a program that never imported it has no process group
         if dist is not None and dist.is_initialized() and dist.get_world_size() > 1:
             from .._ops.creation import tensor
             t = tensor(found, dtype=_dtype.float32)
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
             if float(t.item()) != found:  # another rank's gradients overflowed: record it for update()
-                for dev in flags:
-                    flags[dev] = dev.xp.asarray(float(t.item()), dtype=dev.xp.float32)
+                for flag in flags.values():
+                    flag.fill_(float(t.item()))
             found = float(t.item())
         return found
 
@@ -177,11 +175,11 @@ class GradScaler:
             found = [f for s in self._per_optimizer_states.values() for f in s["found_inf_per_device"].values()]
             if len(found) == 0:
                 raise AssertionError("No inf checks were recorded prior to update.")
-            xp = self._scale._device.xp
-            combined = xp.asarray(found[0], dtype=xp.float32)
+            # every device's flag, brought to the scale's device (a device-to-device copy, not a host read)
+            combined = found[0].to(self._scale.device)
             for f in found[1:]:
-                combined = combined + xp.asarray(f, dtype=xp.float32)
-            self._update_scale(combined)
+                combined = combined + f.to(self._scale.device)
+            self._update_scale(combined._data)
         self._per_optimizer_states = defaultdict(_fresh_state)
 
     def _update_scale(self, found_inf):

@@ -1,8 +1,8 @@
 """dtrain.backends: the switches torch scripts set (cudnn.benchmark, matmul.allow_tf32, ...).
 
 CuPy 14 has no cuDNN, so the cudnn flags are accepted and recorded but change nothing; `allow_tf32` for CUDA
-matmuls maps to CuPy's CUPY_TF32 switch, which CuPy reads when it starts."""
-import os
+matmuls is torch.set_float32_matmul_precision("high") (True) or ("highest") (False), as in torch, and switches
+CuPy's float32 products to or from TF32 at once."""
 import types
 
 
@@ -17,11 +17,13 @@ cudnn = _Flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=Tr
 class _Matmul:
     @property
     def allow_tf32(self):
-        return os.environ.get("CUPY_TF32") == "1"
+        from .. import get_float32_matmul_precision
+        return get_float32_matmul_precision() != "highest"
 
     @allow_tf32.setter
     def allow_tf32(self, value):
-        os.environ["CUPY_TF32"] = "1" if value else "0"
+        from .. import set_float32_matmul_precision
+        set_float32_matmul_precision("high" if value else "highest")
 
 
 cuda = _Flags(matmul=_Matmul(), is_built=lambda: _cuda_built())

@@ -120,6 +120,15 @@ CPU_CASES = [
     ("quantile", lambda m, x: m.quantile(x, 0.3), (("b", (N,)),), False),
     ("fft_rfft", lambda m, x: m.fft.rfft(x), (("b", (N,)),), False),
     ("fft_fft2", lambda m, x: m.fft.fft2(x), (Fb,), False),
+    ("grid_sampler", lambda m, x, g: m.nn.functional.grid_sample(x, g, align_corners=False),
+     (("b", (2, 3, N, N)), ("v", (2, 4, 4, 2))), False),
+    ("fractional_max_pool2d", lambda m, x, s: m.nn.functional.fractional_max_pool2d(x, 2, 3, _random_samples=s),
+     (("b", (2, 3, N, N)), ("v", (2, 3, 2))), False),
+    ("fractional_max_pool3d", lambda m, x, s: m.nn.functional.fractional_max_pool3d(x, 2, 3, _random_samples=s),
+     (("b", (2, 3, N, N, N)), ("v", (2, 3, 3))), False),
+    ("max_unpool3d", lambda m, x: m.nn.functional.max_unpool3d(*m.nn.functional.max_pool3d(x, 2, return_indices=True),
+                                                               2), (("b", (2, N, N, N)),), False),
+    ("stft", lambda m, x: m.stft(x, 4, window=m.hann_window(4), return_complex=True), (("b", (N,)),), False),
 ]
 
 
@@ -467,3 +476,23 @@ def test_deprecated_spellings_warn_as_torchs():
             m.cuda.amp.custom_bwd(lambda: 0)
         return [(x.category, str(x.message).split(" (Triggered")[0]) for x in w]
     assert warned(dtrain) == warned(torch)
+
+
+def _registered_names():
+    """The op names that dtrain's functions carry for autocast, over the namespaces torch code calls."""
+    from dtrain.nn.functional import _pad
+    from dtrain.nn.modules import rnn
+    fns = []
+    for ns in (dtrain, dtrain.nn.functional, dtrain.linalg, dtrain.fft, dtrain.special, dtrain.Tensor):
+        fns += [getattr(ns, k, None) for k in dir(ns)]
+    fns += list(_pad._index_pad.values()) + list(rnn._CELLS.values())
+    return {getattr(f, "_autocast_name", None) for f in fns} - {None}
+
+
+@pytest.mark.parametrize("dev", ["cpu", "cuda"], ids=["cpu-lists", "cuda-lists"])  # no GPU needed
+def test_every_listed_op_is_dispatched_or_named_absent(dev):
+    # each op of torch's lists either has a dtrain function under autocast, or ABSENT says why not
+    names = _registered_names()
+    missing = {n for n in _dispatch.POLICIES[dev] if n not in names}
+    assert missing <= set(_dispatch.ABSENT), sorted(missing - set(_dispatch.ABSENT))
+    assert not (set(_dispatch.ABSENT) & names), "ABSENT names an op that is dispatched"

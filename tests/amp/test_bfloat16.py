@@ -178,3 +178,12 @@ def test_float64_to_half_rounds_through_float32_as_torch(name):
     got = dtrain.tensor(x).to(getattr(dtrain, name)).double().numpy()
     want = torch.tensor(x).to(getattr(torch, name)).double().numpy()
     np.testing.assert_array_equal(got, want)
+
+
+def test_views_of_bfloat16_tensors():
+    # expand and other strided views locate their base by address: a bfloat16 array has no buffer to ask
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for m in (torch, dtrain):
+        t = m.tensor(x).to(m.bfloat16)
+        got = (t[:, 1:].expand(2, 2, 2) + t[:1, :2].unsqueeze(0).expand(2, 1, 2)).float().numpy()
+        np.testing.assert_array_equal(got, np.broadcast_to(x[:, 1:], (2, 2, 2)) + x[None, :1, :2])

@@ -3,7 +3,7 @@ gradients in float64 and float32, batches, result types, errors."""
 import numpy as np
 import pytest
 import torch
-from helpers import check, make
+from helpers import check, check_raises, make
 
 import dtrain
 
@@ -383,3 +383,39 @@ ERRORS = {
 @pytest.mark.parametrize("case", sorted(ERRORS))
 def test_errors(case):
     _check_error(ERRORS[case], (3, 3))
+
+
+# ---------------------------------------------------------------------------------------------- cond, inv_ex
+COND_ORDS = [None, 2, -2, "fro", "nuc", float("inf"), float("-inf"), 1, -1]
+
+
+@pytest.mark.parametrize("p", COND_ORDS, ids=[str(p) for p in COND_ORDS])
+def test_cond(p):
+    A = np.random.default_rng(21).standard_normal((3, 4, 4))
+    svd_based = p in (None, 2, -2)
+    # torch cannot differentiate its norm-based cond (an in-place write in its graph): there dtrain's gradient
+    # is checked against finite differences
+    check(lambda m, a: m.linalg.cond(a, p), A, atol=1e-8, rtol=1e-7, grad=svd_based)
+    if not svd_based:
+        assert dtrain.autograd.gradcheck(lambda a: dtrain.linalg.cond(a, p), (dtrain.tensor(A[0], requires_grad=True),))
+    if svd_based:
+        check(lambda m, a: m.linalg.cond(a, p), np.random.default_rng(22).standard_normal((3, 5)), atol=1e-8, rtol=1e-7)
+
+
+def test_inv_ex_and_singular_matrices():
+    A = np.random.default_rng(23).standard_normal((3, 4, 4))
+    check(lambda m, a: m.linalg.inv_ex(a), A, grad=False)
+    check(lambda m, a: m.linalg.inv_ex(a).inverse + 0, A)
+    S = np.array([[[1.0, 2], [2, 4]], [[1, 0], [0, 2]]])
+    d, t = dtrain.linalg.inv_ex(dtrain.tensor(S)), torch.linalg.inv_ex(torch.tensor(S))
+    assert type(d).__name__ == "linalg_inv_ex" and d.info.dtype is dtrain.int32
+    np.testing.assert_array_equal(d.info.numpy(), t.info.numpy())
+    np.testing.assert_array_equal(d.inverse[1].numpy(), t.inverse[1].numpy())
+    assert np.isnan(d.inverse[0].numpy()).all()  # torch's holds LAPACK's leftovers (infs)
+    np.testing.assert_array_equal(dtrain.linalg.cond(dtrain.tensor(S), "fro").numpy(),
+                                  torch.linalg.cond(torch.tensor(S), "fro").numpy())
+    for m in (torch, dtrain):
+        with pytest.raises(RuntimeError, match=r"\(Batch element 0\): The diagonal element 2 is zero"):
+            m.linalg.inv_ex(m.tensor(S), check_errors=True)
+    check_raises(lambda m, a: m.linalg.cond(a, "fro"), (2, 3), match="2 by 3")
+    check_raises(lambda m, a: m.linalg.cond(a, 3), (3, 3), match="invalid norm type")

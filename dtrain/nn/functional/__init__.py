@@ -12,3 +12,6 @@ from ._attention import *  # noqa: F401,F403
 from ._pad import *  # noqa: F401,F403
 from ._distance import *  # noqa: F401,F403
 from ._vision import *  # noqa: F401,F403
+from ._sample import *  # noqa: F401,F403
+from ._fractional import *  # noqa: F401,F403
+from ._ctc import *  # noqa: F401,F403

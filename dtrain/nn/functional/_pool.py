@@ -413,7 +413,7 @@ def adaptive_max_pool1d(input, output_size, return_indices=False):
 
 
 # ---- power-average pooling and max unpooling --------------------------------------------------------------
-__all__ += ["lp_pool1d", "lp_pool2d", "max_unpool1d", "max_unpool2d"]
+__all__ += ["lp_pool1d", "lp_pool2d", "max_unpool1d", "max_unpool2d", "max_unpool3d"]
 
 
 def _lp_root(out, window, norm_type):
@@ -510,3 +510,9 @@ def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_siz
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """The inverse of max_pool2d: each value written back at its flat (H*W) index, zeros elsewhere."""
     return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 2)
+
+
+@autocast_op("max_unpool3d")
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The inverse of max_pool3d: each value written back at its flat (D*H*W) index, zeros elsewhere."""
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 3)

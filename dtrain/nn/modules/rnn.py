@@ -6,6 +6,7 @@ import math
 
 from ... import arange, cat, empty, stack, where, zeros
 from .. import functional as F, init
+from ...amp._dispatch import autocast_op
 from ..parameter import Parameter
 from .module import Module
 
@@ -32,6 +33,20 @@ def _rnn_step(mode, gi, h, w_hh, b_hh, w_hr=None):
         return n + z * (h - n)  # (1 - z) * n + z * h
     pre = gi + gh
     return pre.tanh() if mode == "RNN_TANH" else pre.relu()
+
+
+def _cell_op(mode, name):
+    """torch's cell op `name` (input, hx, w_ih, w_hh, b_ih, b_hh) -> the new state: CUDA autocast runs it
+    in the lower precision as a whole (the state too); the CPU runs its parts under their own policies."""
+    @autocast_op(name, composite=True)
+    def cell(input, hx, w_ih, w_hh, b_ih=None, b_hh=None):
+        return _rnn_step(mode, F.linear(input, w_ih, b_ih), hx, w_hh, b_hh)
+    cell.__name__ = cell.__qualname__ = name
+    return cell
+
+
+_CELLS = {mode: _cell_op(mode, name) for mode, name in (("LSTM", "lstm_cell"), ("GRU", "gru_cell"),
+                                                        ("RNN_TANH", "rnn_tanh_cell"), ("RNN_RELU", "rnn_relu_cell"))}
 
 
 class RNNCellBase(Module):
@@ -84,7 +99,7 @@ class RNNCellBase(Module):
 
     def _cell(self, mode, input, hx, name):
         x, h, batched = self._prepare(input, hx, name)
-        out = _rnn_step(mode, F.linear(x, self.weight_ih, self.bias_ih), h, self.weight_hh, self.bias_hh)
+        out = _CELLS[mode](x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         if not batched:
             out = tuple(o.squeeze(0) for o in out) if isinstance(out, tuple) else out.squeeze(0)
         return out
