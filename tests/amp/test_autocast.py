@@ -3,6 +3,7 @@ cases of torch's own AutocastCPUTestLists, plus the rest of the lists that dtrai
 thread-local state, the weight cache, gradients through the casts, custom_fwd/custom_bwd; and the CUDA lists
 and dtype decisions, which need no kernels."""
 import threading
+import zlib
 
 import numpy as np
 import pytest
@@ -135,7 +136,7 @@ CPU_CASES = [
 @pytest.mark.parametrize("case", CPU_CASES, ids=[c[0] for c in CPU_CASES])
 def test_cpu_list_op_dtype_and_values(case):
     name, fn, specs, lower = case
-    t_args, d_args = _inputs(specs, seed=hash(name) % 2 ** 32)
+    t_args, d_args = _inputs(specs, seed=zlib.crc32(name.encode()))  # not hash(): it changes with every interpreter
     with torch.autocast("cpu"):
         t_out = fn(torch, *t_args)
     assert not dtrain.is_autocast_enabled("cpu")
