@@ -315,6 +315,17 @@ CASES = [
     ("F.cosine_embedding_loss", lambda T, m: T.nn.functional.cosine_embedding_loss(
         m(2, 3), m(2, 3), T.tensor([1, -1]))),
     ("F.margin_ranking_loss", lambda T, m: T.nn.functional.margin_ranking_loss(m(3), m(3), T.tensor([1, -1, 1]))),
+    ("F.ctc_loss_none", lambda T, m: T.nn.functional.ctc_loss(
+        m(6, 1, 4).log_softmax(2), T.tensor([[1, 2]]), T.tensor([6]), T.tensor([2]), reduction="none")),
+    ("F.grid_sample", lambda T, m: T.nn.functional.grid_sample(m(1, 2, 4, 4), m(1, 3, 3, 2, lo=-1, hi=1),
+                                                              align_corners=False)),
+    ("F.grid_sample_3d", lambda T, m: T.nn.functional.grid_sample(m(1, 1, 3, 3, 3), m(1, 2, 2, 2, 3, lo=-1, hi=1),
+                                                                 align_corners=True)),
+    ("F.affine_grid", lambda T, m: T.nn.functional.affine_grid(m(1, 2, 3), (1, 2, 4, 4), align_corners=False)),
+    ("F.fractional_max_pool2d", lambda T, m: T.nn.functional.fractional_max_pool2d(
+        m(1, 2, 5, 5), 2, output_size=(3, 3), _random_samples=T.full((1, 2, 2), 0.5))),
+    ("F.fractional_max_pool3d", lambda T, m: T.nn.functional.fractional_max_pool3d(
+        m(1, 1, 4, 4, 4), 2, output_size=(2, 2, 2), _random_samples=T.full((1, 1, 3), 0.5))),
     ("F.mse_loss_none", lambda T, m: T.nn.functional.mse_loss(m(2, 3), m(2, 3, grad=False), reduction="none")),
     ("F.cross_entropy_none", lambda T, m: T.nn.functional.cross_entropy(m(2, 3), m.idx(2, high=3),
                                                                         reduction="none")),

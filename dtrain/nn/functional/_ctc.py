@@ -45,6 +45,7 @@ def _shift(xp, a, k):
 
 class CTCLoss(Function):
     """Per-sample negative log-likelihood (N,) of log_probs (T, N, C) for the extended labels ext (N, S)."""
+    _grad_fn_name = "CtcLossBackward0"
 
     def forward(ctx, lp, ext, in_len, tgt_len, blank, zero_infinity):
         xp = ctx.xp

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..._backend import to_numpy
 from ..._tensor import _wrap
+from ...autograd import graph as _graph
 from ...amp._dispatch import autocast_op
 
 __all__ = ["fractional_max_pool2d", "fractional_max_pool3d", "fractional_max_pool2d_with_indices",
@@ -91,7 +92,7 @@ def _fractional(input, kernel_size, output_size, output_ratio, samples, nd, name
     indices = _wrap(idx.reshape((n, c) + out), x._device)
     if not batched:
         y, indices = y.squeeze(0), indices.squeeze(0)
-    return y, indices
+    return _graph.renamed(y, f"FractionalMaxPool{nd}DBackward0"), indices  # torch's node for the whole op
 
 
 @autocast_op("fractional_max_pool2d")

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 
 from ..._tensor import _wrap
+from ...autograd import graph as _graph
 from ...amp._dispatch import autocast_op
 
 __all__ = ["grid_sample", "affine_grid"]
@@ -144,14 +145,14 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
                     taps.append(pos.astype(np.int64))
                 v = _gather(flat, tuple(taps), sizes, xp, input._device) * (w[0][i] * w[1][j]).reshape(n, 1, -1)
                 out = v if out is None else out + v
-        return out.reshape(n, c, *out_sp).to(out_dtype)
+        return _named(out.reshape(n, c, *out_sp).to(out_dtype), nd)
 
     coords = [_source(cd, sizes[d], padding, align_corners) for d, cd in enumerate(coords)]
     if mode == "nearest":
         # torch rounds half to even (nearbyint); the grid's gradient is zero (not None: torch gives one)
         idx = tuple(xp.rint(cd._data).astype(np.int64) for cd in coords)
         out = _gather(flat, idx, sizes, xp, input._device) + (grid * 0).sum(-1).reshape(n, 1, -1)
-        return out.reshape(n, c, *out_sp).to(out_dtype)
+        return _named(out.reshape(n, c, *out_sp).to(out_dtype), nd)
 
     low = [cd.detach().floor() for cd in coords]
     frac = [cd - lo for cd, lo in zip(coords, low)]  # weight of the upper neighbour, per dim
@@ -165,7 +166,12 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
             wt = wd if wt is None else wt * wd
         v = _gather(flat, idx, sizes, xp, input._device) * wt.reshape(n, 1, -1)
         out = v if out is None else out + v
-    return out.reshape(n, c, *out_sp).to(out_dtype)
+    return _named(out.reshape(n, c, *out_sp).to(out_dtype), nd)
+
+
+def _named(out, nd):
+    # torch's node for the whole composite, on the reshape this function has just made
+    return _graph.renamed(out, f"GridSampler{nd}DBackward0")
 
 
 def _base_coords(steps, align_corners, dtype, device):
@@ -220,5 +226,5 @@ def affine_grid(theta, size, align_corners=None):
     base = stack(parts + [ones], -1).reshape(1, -1, nd + 1)
     # (1, P, nd+1) @ (N, nd+1, nd): every output position mapped by its batch's theta
     grid = base @ theta.transpose(1, 2)
-    return grid.reshape(size[0], *spatial, nd)
+    return _graph.renamed(grid.reshape(size[0], *spatial, nd), "AffineGridGeneratorBackward0")
 
