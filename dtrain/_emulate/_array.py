@@ -18,20 +18,23 @@ from . import _runtime as rt
 _IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a NumPy "
              "array explicitly.")
 
-# buffers of live device arrays: root numpy array's address -> (weakref to it, device); for data.ptr lookups
-_buffers = {}
-_tracked = set()  # id() of the root buffers already counted
+class _Root:
+    """A live device buffer: the NumPy array that owns the memory (weakly), its device and size, and the
+    device array that made it (weakly: what views name as their base, as in CuPy)."""
+    __slots__ = ("ref", "device", "nbytes", "owner")
 
 
-def _release(key, addr, device, nbytes):
-    _tracked.discard(key)
-    entry = _buffers.get(addr)
-    if entry is not None and entry[0]() is None:
-        del _buffers[addr]
-    rt._pools[device].free(nbytes)
+_roots = {}  # id(root NumPy array) -> _Root, for every live buffer
 
 
-def _track(a, device):
+def _release(key, ref):
+    r = _roots.get(key)
+    if r is not None and r.ref is ref:
+        del _roots[key]
+        rt._pools[r.device].free(r.nbytes)
+
+
+def _root_of(a):
     root = a
     while True:
         b = root.base
@@ -39,38 +42,41 @@ def _track(a, device):
             # as_strided's views hang off a helper object that holds the real base
             b = getattr(b, "base", None)
             if b.__class__ is not np.ndarray:
-                break
+                return root
         root = b
+
+
+def _track(a, device, out):
+    """Counts `a`'s buffer on `device` once, until it is freed (a weakref callback, cheaper than finalize)."""
+    root = a if a.base is None else _root_of(a)
     key = id(root)
-    if key in _tracked:
+    r = _roots.get(key)
+    if r is not None and r.ref() is root:
         return
     n = root.nbytes
     rt._pools[device].alloc(n)
-    _tracked.add(key)
-    addr = root.__array_interface__["data"][0]
-    _buffers[addr] = (weakref.ref(root), device)
-    weakref.finalize(root, _release, key, addr, device, n)
+    r = _Root()
+    r.ref = weakref.ref(root, lambda ref, key=key: _release(key, ref))
+    r.device, r.nbytes = device, n
+    r.owner = weakref.ref(out) if root is a else None
+    _roots[key] = r
 
 
 def _buffer_at(ptr, nbytes, dtype=np.uint8):
-    """The host memory behind a fake device pointer, as a flat NumPy array of `dtype` (for memcpy and NCCL)."""
-    count = nbytes // np.dtype(dtype).itemsize
-    entry = _buffers.get(ptr)
-    if entry is not None and entry[0]() is not None:
-        root, off = entry[0](), 0
-    else:
-        root = off = None
-        for addr, (ref, _) in list(_buffers.items()):
-            r = ref()
-            if r is not None and addr <= ptr and ptr + nbytes <= addr + r.nbytes:
-                root, off = r, ptr - addr
-                break
+    """The host memory behind a fake device pointer, as a flat NumPy array of `dtype` (for memcpy and NCCL).
+    Live buffers are searched by address: the lookups are per communication call, not per operation."""
+    dt = np.dtype(dtype)
+    for r in list(_roots.values()):
+        root = r.ref()
         if root is None:
-            raise ValueError(f"{ptr:#x} ({nbytes} bytes) is not the address of a live emulated device array")
-    flat = root.reshape(-1).view(np.uint8) if root.flags.c_contiguous else None
-    if flat is None:
-        raise ValueError(f"the buffer at {ptr:#x} is not contiguous")
-    return flat[off:off + count * np.dtype(dtype).itemsize].view(dtype)
+            continue
+        addr = root.__array_interface__["data"][0]
+        if addr <= ptr and ptr + nbytes <= addr + root.nbytes:
+            if not root.flags.c_contiguous:
+                raise ValueError(f"the buffer at {ptr:#x} is not contiguous")
+            off = ptr - addr
+            return root.reshape(-1).view(np.uint8)[off:off + (nbytes // dt.itemsize) * dt.itemsize].view(dt)
+    raise ValueError(f"{ptr:#x} ({nbytes} bytes) is not the address of a live emulated device array")
 
 
 def wrap(a, device=None):
@@ -83,13 +89,8 @@ def wrap(a, device=None):
     s = rt.get_current_stream(d)
     s._pos += 1
     out._stream, out._pos = s, s._pos
-    _track(a, d)
-    if a.base is None:
-        _owners[id(a)] = out  # the array that owns its memory is what views name as their base, as in CuPy
+    _track(a, d, out)
     return out
-
-
-_owners = weakref.WeakValueDictionary()
 
 
 def _wrong_device(device, cur):
@@ -240,12 +241,13 @@ class ndarray:
             b = getattr(b, "base", None)  # as_strided's helper object
             if b.__class__ is not np.ndarray:
                 return None
-        while b.base.__class__ is np.ndarray:
-            b = b.base
-        owner = _owners.get(id(b))
+        b = _root_of(b)
+        r = _roots.get(id(b))
+        owner = r.owner() if r is not None and r.owner is not None else None
         if owner is None or owner._a is not b:
             owner = wrap(b, self._dev)
-            _owners[id(b)] = owner
+            if r is not None:
+                r.owner = weakref.ref(owner)
         return owner
 
     @property
