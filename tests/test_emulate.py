@@ -298,3 +298,21 @@ def test_cuda_rng_state_restores_the_draws():
     np.testing.assert_array_equal(dtrain.randn(5, device="cuda").cpu().numpy(), a)
     np.testing.assert_array_equal(dtrain.randn(5, device="cuda").cpu().numpy(), b)
     assert not np.array_equal(a, b)
+
+
+@emulated
+def test_a_scripts_own_import_cupy_gets_the_stand_in():
+    import subprocess
+    import sys
+    code = ("import dtrain, cupy, cupyx.scipy.special\n"
+            "from cupy.cuda import nccl\n"
+            "assert dtrain.cuda.is_emulated() and dtrain.cuda.device_count() == 3\n"
+            "print(cupy.__version__, type(cupy.ones(2)).__module__, nccl.NCCL_FLOAT32)\n")
+    env = dict(os.environ, DTRAIN_EMULATE_CUDA="3")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["14.0.0+dtrain.emulated", "dtrain._emulate._array", "7"]
+    env["DTRAIN_EMULATE_CUDA"] = "0"
+    bad = subprocess.run([sys.executable, "-c", "import dtrain; dtrain.cuda.init()"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode != 0 and "DTRAIN_EMULATE_CUDA must be a number of devices >= 1, got '0'" in bad.stderr
