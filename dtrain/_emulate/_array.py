@@ -21,7 +21,7 @@ _IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. Please use `.
 class _Root:
     """A live device buffer: the NumPy array that owns the memory (weakly), its device and size, and the
     device array that made it (weakly: what views name as their base, as in CuPy)."""
-    __slots__ = ("ref", "device", "nbytes", "owner")
+    __slots__ = ("ref", "device", "nbytes", "owner", "stream", "pos")  # stream, pos: its last writer
 
 
 _roots = {}  # id(root NumPy array) -> _Root, for every live buffer
@@ -59,7 +59,18 @@ def _track(a, device, out):
     r.ref = weakref.ref(root, lambda ref, key=key: _release(key, ref))
     r.device, r.nbytes = device, n
     r.owner = weakref.ref(out) if root is a else None
+    r.stream, r.pos = out._stream, out._pos
     _roots[key] = r
+
+
+def written(a, stream=None):
+    """Records a write into `a`'s buffer (in place, or by a communication call) on `stream` (default: the
+    current one), for strict stream checking."""
+    r = _roots.get(id(_root_of(a)))
+    if r is not None:
+        s = stream if stream is not None else rt.get_current_stream(r.device)
+        s._pos += 1
+        r.stream, r.pos = s, s._pos
 
 
 def _buffer_at(ptr, nbytes, dtype=np.uint8):
@@ -118,12 +129,14 @@ def unwrap(x, cur, operand=False):
     return x
 
 
-def _check_stream(x):
-    s = rt.get_current_stream(x._dev)
-    if not s._sees(x._stream, x._pos):
-        raise RuntimeError(f"stream order: an array of cuda:{x._dev} produced on {x._stream!r} is read on {s!r}, "
-                           "which did not wait for it (record an event there and wait_event on it, or "
-                           "synchronize)")
+def _check_stream(x, s=None):
+    s = rt.get_current_stream(x._dev) if s is None else s
+    r = _roots.get(id(_root_of(x._a)))
+    for stream, pos in ((x._stream, x._pos), (r.stream, r.pos) if r is not None else (x._stream, x._pos)):
+        if not s._sees(stream, pos):
+            raise RuntimeError(f"stream order: an array of cuda:{x._dev} written on {stream!r} is read on {s!r}, "
+                               "which did not wait for it (record an event there and wait_event on it, or "
+                               "synchronize)")
 
 
 def rewrap(r, cur, outs=None):
@@ -132,6 +145,8 @@ def rewrap(r, cur, outs=None):
         if outs is not None:
             for o in outs:
                 if o.__class__ is ndarray and o._a is r:
+                    if rt._StreamCheck.enabled:
+                        written(r)
                     return o
         return wrap(r, cur)
     if isinstance(r, np.generic):
@@ -181,6 +196,8 @@ def _binary(op, reflected=False):
 def _inplace(op):
     def method(self, other):
         call(op, (self, other), {}, True)  # operator.iadd and friends write into self's host array
+        if rt._StreamCheck.enabled:
+            written(self._a)
         return self
     return method
 
@@ -283,6 +300,10 @@ class ndarray:
 
     # ------------------------------------------------ the ways to the host (synchronising, as CuPy's do)
     def get(self, stream=None, order="C", out=None, blocking=True):
+        # a copy on the current stream (or `stream`), then a wait for it: what was written elsewhere must be
+        # ordered before it
+        if rt._StreamCheck.enabled:
+            _check_stream(self, stream)
         if out is not None:
             np.copyto(out, self._a)
             return out
@@ -296,6 +317,8 @@ class ndarray:
         self._a[...] = arr
 
     def item(self, *args):
+        if rt._StreamCheck.enabled:
+            _check_stream(self)
         return self._a.item(*args)
 
     def tolist(self):
@@ -368,6 +391,8 @@ class ndarray:
         if value.__class__ is ndarray:
             value = unwrap(value, cur)
         self._a[key] = value  # a NumPy value is copied from the host, as CuPy's setitem does
+        if rt._StreamCheck.enabled:
+            written(self._a)
 
     def fill(self, value):
         self._a.fill(unwrap(value, self._dev) if value.__class__ is ndarray else value)
@@ -453,6 +478,8 @@ def _method(name):
         cur = rt.current()
         if self._dev != cur:
             raise _wrong_device(self._dev, cur)
+        if rt._StreamCheck.enabled:
+            _check_stream(self)
         a = [unwrap(x, cur) for x in args]
         kw = {k: unwrap(v, cur) for k, v in kwargs.items()} if kwargs else kwargs
         r = getattr(self._a, name)(*a, **kw)
