@@ -43,7 +43,7 @@ def install(n):
     global _installed
     if _installed is not None:
         return _installed
-    from . import _array, _kernels, _modules, _nccl
+    from . import _array, _modules, _nccl
     from ._modules import StrictModule
     import numpy as np
     import numpy.fft
