@@ -35,7 +35,7 @@ def _np(t):
 
 
 def _run_steps(m, opt, params, x, y, n, zero_to_none=True):
-    xs, ys = m.tensor(x), m.tensor(y)
+    xs, ys = m.tensor(x, device=params[0].device), m.tensor(y, device=params[0].device)
     out = []
     for _ in range(n):
         opt.zero_grad(set_to_none=zero_to_none)
@@ -199,7 +199,8 @@ def test_missing_grad_skips_parameter_like_torch(device):
     for m, ps, opt in ((torch, tp, topt), (dtrain, dp, dopt)):
         for i in range(6):
             opt.zero_grad()
-            loss = _loss(m, ps, m.tensor(x), m.tensor(y)) if i % 3 else (ps[0] * ps[0]).sum()
+            dev = ps[0].device
+            loss = _loss(m, ps, m.tensor(x, device=dev), m.tensor(y, device=dev)) if i % 3 else (ps[0] * ps[0]).sum()
             loss.backward()
             opt.step()
     for a, e in zip(dp, tp):
