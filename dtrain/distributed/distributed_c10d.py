@@ -68,6 +68,8 @@ class ProcessGroup:
         self._unchecked = []
         self._abandoned = []  # requests given up on after an error, kept so MPI never writes into freed memory
         self._plain = _is_plain(self)
+        if not isinstance(mpi_backend, LocalBackend):
+            mpi_backend.errors = (_all_reduce_deadline, _all_reduce_timed_out, _all_reduce_mismatch)
 
     def _checks(self):
         """Whether collectives exchange fingerprints (DETAIL mode checks its own, before the collective)."""
@@ -568,6 +570,10 @@ def _same_device(tensors, what):
 
 
 # ---------------------------------------------------------------- collectives
+def _all_reduce_deadline(pg, tensor):
+    return pg._timeout
+
+
 def _all_reduce_timed_out(pg, tensor):
     return _timeout_error(pg, "all_reduce", tensor)()
 
@@ -590,11 +596,9 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     if op is not RedOpType.SUM:
         _check_op(op, tensor)
     arr = tensor._data
-    if (not async_op and pg._plain and arr.__class__ is np.ndarray
-            and arr.flags.c_contiguous and arr.dtype.kind not in "bV"):
-        # MPI takes the tensor's own array as it is: the blocking fast path
-        pg._mpi.all_reduce_now(arr, op, pg._timeout, _all_reduce_timed_out, _all_reduce_mismatch, pg, tensor)
-        return None
+    if (not async_op and pg._plain and arr.__class__ is np.ndarray and arr.flags.c_contiguous
+            and pg._mpi.all_reduce_now(arr, op, (pg, tensor))):
+        return None  # MPI took the tensor's own array as it is: the blocking fast path
     arr, back = _inout(tensor)
     req = _run(pg, "all_reduce", tensor, lambda b: b.all_reduce(arr, op), async_op,
                lambda: f"shape={list(tensor.shape)}, dtype={tensor.dtype}, op={op.name}", back, [tensor],
