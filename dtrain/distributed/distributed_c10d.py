@@ -11,7 +11,9 @@ never reached the collective. The group is unusable afterwards.
 Mismatched collectives: every collective of a group of two or more ranks all-gathers a 24-byte fingerprint
 (operation, reduce op, root, dtype, element count) on a side communicator, started right before the data
 and compared when both are in, or as soon as the fingerprints are in while the data still waits (a count
-that differs would otherwise hang until the timeout). When ranks disagree every rank raises
+that differs would otherwise hang until the timeout). A rank whose part of a rooted collective is done before its
+peers arrive (the root of a broadcast, the non-roots of a reduce) waits up to a second for their fingerprints,
+then leaves the comparison to the group's next collective. When ranks disagree every rank raises
 DistBackendError naming the ranks that differ and what differs; the group is unusable afterwards.
 
 Debug mode: with env DTRAIN_DISTRIBUTED_DEBUG=DETAIL every collective first all-gathers a longer
@@ -403,16 +405,22 @@ def _mismatch_error(prints, pg, name, tensor, seq=None):
 
 
 _ROOTED = frozenset({"broadcast", "reduce", "gather", "scatter"})
+# A rank may finish a rooted collective before its peers arrive (the root of a broadcast or scatter, the non-roots
+# of a reduce or gather). It then waits this long for their fingerprints, so that a mismatch (a root, dtype or
+# count that differs) raises on every rank within about a second; when the peers come later still, the comparison
+# waits for the group's next collective. Ranks that arrive together pay nothing: the fingerprints are in as soon
+# as the data is.
+_ROOTED_WAIT_S = 1.0
 
 
 class _Checked:
     """A collective's request together with its fingerprint exchange: complete once the data is in and the
     fingerprints agree; raises the mismatch as soon as the fingerprints are in and disagree."""
-    __slots__ = ("req", "fps", "pg", "name", "tensor", "seq", "done")
+    __slots__ = ("req", "fps", "pg", "name", "tensor", "seq", "done", "data_at")
 
     def __init__(self, req, fps, pg, name, tensor):
         self.req, self.fps, self.pg, self.name, self.tensor = req, fps, pg, name, tensor
-        self.seq, self.done = pg._mpi.seq, False
+        self.seq, self.done, self.data_at = pg._mpi.seq, False, None
 
     def _check(self):
         prints = self.fps.differing()
@@ -429,25 +437,29 @@ class _Checked:
         if self.pg._unchecked:
             # a peer that found an earlier collective mismatched raised instead of joining this one
             _check_unchecked(self.pg)
-        try:
-            if not self.req.test():
-                return False
-        except Exception:  # MPI saw the mismatch first (a message longer than the buffer): name it if so
-            if not fps.checked:
-                from ._mpi import _settles
-                if _settles(fps):
-                    self._check()
-            raise
-        self.done = True
+        if self.data_at is None:
+            try:
+                if not self.req.test():
+                    return False
+            except Exception:  # MPI saw the mismatch first (a message longer than the buffer): name it if so
+                if not fps.checked:
+                    from ._mpi import _settles
+                    if _settles(fps):
+                        self._check()
+                raise
+            self.data_at = time.monotonic()
         if not fps.checked:
             if self.name in _ROOTED:
-                # this rank may have finished before its peers even started (the root of a broadcast): their
-                # fingerprints are compared at the group's next collective rather than waited for here
+                # this rank may have finished before its peers started: wait for their fingerprints a while (the
+                # caller's loop polls again), then leave them for the group's next collective
+                if time.monotonic() - self.data_at < min(_ROOTED_WAIT_S, self.pg._timeout / 2):
+                    return False
                 self.pg._unchecked.append(self)
                 self.pg._plain = False
             else:  # every rank has started this collective, so every fingerprint is on its way
                 _wait(fps, self.pg._timeout, _timeout_error(self.pg, self.name, self.tensor))
                 self._check()
+        self.done = True
         if self.pg._unchecked and self.name not in _ROOTED:
             # every rank has started this collective, so every rank's fingerprints of the earlier ones are out too
             _check_unchecked(self.pg, wait=True)
