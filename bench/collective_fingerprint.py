@@ -22,6 +22,9 @@ from dtrain.distributed._mpi import _QUICK_POLLS
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--trials", type=int, default=41)
+ap.add_argument("--per-call", type=int, default=0, metavar="N",
+                help="instead: N pairs of single 1 MB calls, checked and unchecked alternating call by call; "
+                     "reports the medians and the median of the paired differences (robust to a busy machine)")
 a = ap.parse_args()
 dist.init_process_group()
 comm = MPI.COMM_WORLD
@@ -60,6 +63,33 @@ def unchecked_now(arr, op, *why):
     return True
 
 
+def per_call(pairs, nbytes=1 << 20):
+    t = dtrain.zeros(nbytes // 4)
+    times = {"checked": [], "unchecked": []}
+    for i in range(pairs + 50):  # the first 50 pairs warm up
+        for name in (("checked", "unchecked") if i % 2 == 0 else ("unchecked", "checked")):
+            if name == "unchecked":
+                be.all_reduce_now = unchecked_now
+            comm.Barrier()
+            t0 = time.perf_counter()
+            dist.all_reduce(t)
+            took = (time.perf_counter() - t0) * 1e6
+            be.__dict__.pop("all_reduce_now", None)
+            if i >= 50:
+                times[name].append(took)
+    if dist.get_rank() == 0:
+        diffs = sorted(c - u for c, u in zip(times["checked"], times["unchecked"]))
+        q = statistics.quantiles(diffs, n=4)
+        c, u = statistics.median(times["checked"]), statistics.median(times["unchecked"])
+        print(f"1 MB, {dist.get_world_size()} ranks, {pairs} pairs of single calls: checked {c:.1f} µs, unchecked "
+              f"{u:.1f} µs (medians; ratio {c / u:.3f}); checked - unchecked, paired: median {q[1]:+.1f} µs, "
+              f"quartiles {q[0]:+.1f} / {q[2]:+.1f} µs", flush=True)
+
+
+if a.per_call:
+    per_call(a.per_call)
+    dist.destroy_process_group()
+    raise SystemExit
 if dist.get_rank() == 0:
     print(f"all_reduce float32, {dist.get_world_size()} ranks, {a.trials} interleaved trials")
     print("| size | checked µs | unchecked µs | raw µs | checked / unchecked | checked / raw |\n"
