@@ -474,6 +474,12 @@ class MPIBackend(Backend):
 
     def close(self):
         ANSWERING.discard(self)
+        # MPI reuses a freed communicator's context for the next one made: an arrival note still queued here
+        # would be read by a later group as its own (a peer "arrived" at a collective it never reached)
+        self._drain()
+        status, buf = self.MPI.Status(), np.zeros(2, np.int64)
+        while self.side.Iprobe(self.MPI.ANY_SOURCE, _ASK, status):  # questions nobody waits for any more
+            self.side.Recv(buf, status.Get_source(), _ASK)
         self.side.Free()
         for slot in self._fp_slots:
             if slot.req.Test():  # complete (or never started): otherwise MPI may still write into its buffers
