@@ -116,13 +116,14 @@ class _Request:
 
 
 class _Slot:
-    """One persistent all-gather of fingerprints (MPI_Allgather_init) with its own buffers, and the exchange that
-    last used it."""
-    __slots__ = ("req", "send", "recv", "owner")
+    """One persistent all-gather of fingerprints (MPI_Allgather_init) with its own buffers, the exchange that
+    last used it (general path), and the fingerprint its send buffer holds (`sent`: a loop repeating one
+    all_reduce finds it there already)."""
+    __slots__ = ("req", "send", "recv", "owner", "sent")
 
     def __init__(self, comm, size):
         self.send, self.recv = bytearray(FINGERPRINT.size), bytearray(FINGERPRINT.size * size)
-        self.req, self.owner = comm.Allgather_init(self.send, self.recv), None
+        self.req, self.owner, self.sent = comm.Allgather_init(self.send, self.recv), None, None
 
 
 class _Complete:
@@ -182,7 +183,10 @@ class MPIBackend(Backend):
         # in the same order on every rank; the k-th collective of the group uses slot k % _SLOTS on every rank.
         # Starting a persistent request costs half of issuing an Iallgather, and on a 1 MB all_reduce the whole
         # check then costs 1-3 us instead of 5-12 (see BENCHMARKS.md).
-        self._fp_known = {}
+        self._fp_last = (-1, None, None, None, None, None)  # see all_reduce_now
+        # how all_reduce_now's errors are made, from its `why` (set by the process group): (seconds to wait for,
+        # the error past them, the error when the ranks' fingerprints `prints` differ)
+        self.errors = (lambda *why: 600.0, None, None)
         self.fp_comm = comm.Dup()
         self._fp_slots = [_Slot(self.fp_comm, self.size) for _ in range(_SLOTS)]
         self._fp_next = 0
@@ -255,15 +259,22 @@ class MPIBackend(Backend):
         """The next ring slot, started with this rank's fingerprint `mine` of the collective about to start."""
         slot = self._fp_slots[self._fp_next & _SLOT_MASK]
         self._fp_next += 1
-        if slot.owner is not None:  # an exchange of the general path, _SLOTS collectives ago
+        if slot.owner is not None or slot.sent is not mine:
+            self._fp_load(slot, mine)
+        slot.req.Start()
+        return slot
+
+    def _fp_load(self, slot, mine):
+        """Make `slot` ready to send `mine`: the exchange of the general path that used it _SLOTS collectives ago
+        is complete and its fingerprints kept."""
+        if slot.owner is not None:
             owner, slot.owner = slot.owner, None
             if not owner.checked:
                 if not owner.req.Test():  # every rank started it long ago: it completes
                     wait_test(owner.req.Test, 600.0, lambda: RuntimeError("a fingerprint exchange never completed"))
                 owner.keep()
         slot.send[:] = mine
-        slot.req.Start()
-        return slot
+        slot.sent = mine
 
     def fingerprints(self, mine):
         """Start all-gathering `mine`, this rank's fingerprint of the collective it is about to start."""
@@ -322,44 +333,52 @@ class MPIBackend(Backend):
         return back
 
     # ---------------------------------------------------------------- collectives
-    def all_reduce_now(self, array, op, deadline_s, on_timeout, on_mismatch, *why):
-        """Blocking all_reduce of a contiguous NumPy array of an MPI dtype, in place (the training loop's call).
+    def all_reduce_now(self, array, op, why):
+        """Blocking all_reduce of a C-contiguous NumPy array, in place (the training loop's call); False, having
+        started nothing, when MPI cannot take the array's dtype as it is (bool, bfloat16: the general path stages
+        them).
 
-        The same operation as `all_reduce` + `wait`, with little allocated around MPI's own call: right after a
-        megabyte has streamed through the caches every object Python touches is a cache miss, and the general
-        path's few microseconds of wrapping grew to 5-10 % of a 1 MB reduction. Above 8 MB it goes in pieces.
-        The fingerprint all-gather goes out right before the data and is compared once the data is in (or,
-        when the data does not come, as soon as the fingerprints are). `on_timeout(*why)` makes the error
-        raised past the deadline, `on_mismatch(prints, *why)` the one raised when the ranks disagree."""
-        # this rank's fingerprint, and what the gathered ones read when every rank agrees, made once per call site:
-        # right after a megabyte has gone through the caches, each object built here costs a cache miss
-        key = (op, array.dtype, array.size)
-        known = self._fp_known.get(key)
-        if known is None:
+        The same operation as `all_reduce` + `wait`, with as little Python around MPI's own calls as possible:
+        right after a megabyte has streamed through the caches every object touched is a cache miss, and a few
+        microseconds of wrapping are 5-10 % of a 1 MB reduction. Above 8 MB it goes in pieces. The fingerprint
+        all-gather goes out right before the data and is compared before the data is polled (measured, an
+        exchange left in flight beside a 1 MB reduction slows it by 3-5 %); when the data does not come, the
+        general loop watches both. `self.errors` (set by the process group) makes the errors from `why`: a
+        timeout past its deadline, the mismatch when the ranks disagree."""
+        # the fingerprint of the last (count, dtype, op), with what the gathered ones read when every rank
+        # agrees: a loop repeating one reduction builds nothing here, and touches one tuple
+        fp = self._fp_last
+        if array.size != fp[0] or array.dtype is not fp[1] or op is not fp[2]:
+            if array.dtype.kind in "bV":
+                return False
             mine = _pack(_ALL_REDUCE | (op + 1) << 8, dtype_code(array.dtype), array.size)
-            known = self._fp_known[key] = (mine, mine * self.size)
-        slot = self._fp_slot(known[0])  # no Fingerprints object unless the slow path needs one
+            fp = self._fp_last = (array.size, array.dtype, op, mine, mine * self.size, self._ops[op])
+        slot = self._fp_slots[self._fp_next & _SLOT_MASK]
+        self._fp_next += 1
+        if slot.sent is not fp[3] or slot.owner is not None:
+            self._fp_load(slot, fp[3])
         fp_test = slot.req.Test
+        slot.req.Start()
         if array.nbytes > _PIECES_ABOVE:
-            test = self._pieces(array.reshape(-1), self._ops[op])
+            test = self._pieces(array.reshape(-1), fp[5])
         else:
-            test = self._iallreduce(self._in_place, array, op=self._ops[op]).Test
+            test = self._iallreduce(self._in_place, array, op=fp[5]).Test
         self.seq += 1  # arrive(): all_reduce is symmetric, so nothing is sent
-        # the fingerprints are polled to completion first: measured, the data then finishes as fast as it does
-        # alone, while an exchange left in flight beside it slows a 1 MB reduction by 3-5 %
         if not _quick(fp_test):
-            self._all_reduce_slow(fp_test, Fingerprints(slot, known[0], self.size), deadline_s, on_timeout,
-                                  on_mismatch, why)
-        if slot.recv != known[1]:
-            raise on_mismatch(Fingerprints(slot, known[0], self.size).differing(), *why)
+            self._all_reduce_slow(fp_test, Fingerprints(slot, fp[3], self.size), why)
+        if slot.recv != fp[4]:
+            raise self.errors[2](Fingerprints(slot, fp[3], self.size).differing(), *why)
         if not _quick(test):
-            self._all_reduce_slow(test, None, deadline_s, on_timeout, on_mismatch, why)
+            self._all_reduce_slow(test, None, why)
         if op is RedOpType.AVG:
             array /= self.size
+        return True
 
-    def _all_reduce_slow(self, test, fps, deadline_s, on_timeout, on_mismatch, why):
+    def _all_reduce_slow(self, test, fps, why):
         """all_reduce_now's wait past its quick polls: the general loop keeps the deadline, answers peers and
         watches the fingerprints, so a mismatch that would hang the data raises as soon as they are in."""
+        deadline_s, on_timeout, on_mismatch = self.errors
+        deadline_s = deadline_s(*why)
         def data_or_mismatch():
             if fps is not None and not fps.checked and fps.req.Test():
                 prints = fps.differing()
@@ -455,6 +474,12 @@ class MPIBackend(Backend):
 
     def close(self):
         ANSWERING.discard(self)
+        # MPI reuses a freed communicator's context for the next one made: an arrival note still queued here
+        # would be read by a later group as its own (a peer "arrived" at a collective it never reached)
+        self._drain()
+        status, buf = self.MPI.Status(), np.zeros(2, np.int64)
+        while self.side.Iprobe(self.MPI.ANY_SOURCE, _ASK, status):  # questions nobody waits for any more
+            self.side.Recv(buf, status.Get_source(), _ASK)
         self.side.Free()
         for slot in self._fp_slots:
             if slot.req.Test():  # complete (or never started): otherwise MPI may still write into its buffers

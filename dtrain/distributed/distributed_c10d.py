@@ -11,7 +11,9 @@ never reached the collective. The group is unusable afterwards.
 Mismatched collectives: every collective of a group of two or more ranks all-gathers a 24-byte fingerprint
 (operation, reduce op, root, dtype, element count) on a side communicator, started right before the data
 and compared when both are in, or as soon as the fingerprints are in while the data still waits (a count
-that differs would otherwise hang until the timeout). When ranks disagree every rank raises
+that differs would otherwise hang until the timeout). A rank whose part of a rooted collective is done before its
+peers arrive (the root of a broadcast, the non-roots of a reduce) waits up to a second for their fingerprints,
+then leaves the comparison to the group's next collective. When ranks disagree every rank raises
 DistBackendError naming the ranks that differ and what differs; the group is unusable afterwards.
 
 Debug mode: with env DTRAIN_DISTRIBUTED_DEBUG=DETAIL every collective first all-gathers a longer
@@ -68,6 +70,8 @@ class ProcessGroup:
         self._unchecked = []
         self._abandoned = []  # requests given up on after an error, kept so MPI never writes into freed memory
         self._plain = _is_plain(self)
+        if not isinstance(mpi_backend, LocalBackend):
+            mpi_backend.errors = (_all_reduce_deadline, _all_reduce_timed_out, _all_reduce_mismatch)
 
     def _checks(self):
         """Whether collectives exchange fingerprints (DETAIL mode checks its own, before the collective)."""
@@ -401,16 +405,22 @@ def _mismatch_error(prints, pg, name, tensor, seq=None):
 
 
 _ROOTED = frozenset({"broadcast", "reduce", "gather", "scatter"})
+# A rank may finish a rooted collective before its peers arrive (the root of a broadcast or scatter, the non-roots
+# of a reduce or gather). It then waits this long for their fingerprints, so that a mismatch (a root, dtype or
+# count that differs) raises on every rank within about a second; when the peers come later still, the comparison
+# waits for the group's next collective. Ranks that arrive together pay nothing: the fingerprints are in as soon
+# as the data is.
+_ROOTED_WAIT_S = 1.0
 
 
 class _Checked:
     """A collective's request together with its fingerprint exchange: complete once the data is in and the
     fingerprints agree; raises the mismatch as soon as the fingerprints are in and disagree."""
-    __slots__ = ("req", "fps", "pg", "name", "tensor", "seq", "done")
+    __slots__ = ("req", "fps", "pg", "name", "tensor", "seq", "done", "data_at")
 
     def __init__(self, req, fps, pg, name, tensor):
         self.req, self.fps, self.pg, self.name, self.tensor = req, fps, pg, name, tensor
-        self.seq, self.done = pg._mpi.seq, False
+        self.seq, self.done, self.data_at = pg._mpi.seq, False, None
 
     def _check(self):
         prints = self.fps.differing()
@@ -427,25 +437,29 @@ class _Checked:
         if self.pg._unchecked:
             # a peer that found an earlier collective mismatched raised instead of joining this one
             _check_unchecked(self.pg)
-        try:
-            if not self.req.test():
-                return False
-        except Exception:  # MPI saw the mismatch first (a message longer than the buffer): name it if so
-            if not fps.checked:
-                from ._mpi import _settles
-                if _settles(fps):
-                    self._check()
-            raise
-        self.done = True
+        if self.data_at is None:
+            try:
+                if not self.req.test():
+                    return False
+            except Exception:  # MPI saw the mismatch first (a message longer than the buffer): name it if so
+                if not fps.checked:
+                    from ._mpi import _settles
+                    if _settles(fps):
+                        self._check()
+                raise
+            self.data_at = time.monotonic()
         if not fps.checked:
             if self.name in _ROOTED:
-                # this rank may have finished before its peers even started (the root of a broadcast): their
-                # fingerprints are compared at the group's next collective rather than waited for here
+                # this rank may have finished before its peers started: wait for their fingerprints a while (the
+                # caller's loop polls again), then leave them for the group's next collective
+                if time.monotonic() - self.data_at < min(_ROOTED_WAIT_S, self.pg._timeout / 2):
+                    return False
                 self.pg._unchecked.append(self)
                 self.pg._plain = False
             else:  # every rank has started this collective, so every fingerprint is on its way
                 _wait(fps, self.pg._timeout, _timeout_error(self.pg, self.name, self.tensor))
                 self._check()
+        self.done = True
         if self.pg._unchecked and self.name not in _ROOTED:
             # every rank has started this collective, so every rank's fingerprints of the earlier ones are out too
             _check_unchecked(self.pg, wait=True)
@@ -568,6 +582,10 @@ def _same_device(tensors, what):
 
 
 # ---------------------------------------------------------------- collectives
+def _all_reduce_deadline(pg, tensor):
+    return pg._timeout
+
+
 def _all_reduce_timed_out(pg, tensor):
     return _timeout_error(pg, "all_reduce", tensor)()
 
@@ -590,11 +608,9 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     if op is not RedOpType.SUM:
         _check_op(op, tensor)
     arr = tensor._data
-    if (not async_op and pg._plain and arr.__class__ is np.ndarray
-            and arr.flags.c_contiguous and arr.dtype.kind not in "bV"):
-        # MPI takes the tensor's own array as it is: the blocking fast path
-        pg._mpi.all_reduce_now(arr, op, pg._timeout, _all_reduce_timed_out, _all_reduce_mismatch, pg, tensor)
-        return None
+    if (not async_op and pg._plain and arr.__class__ is np.ndarray and arr.flags.c_contiguous
+            and pg._mpi.all_reduce_now(arr, op, (pg, tensor))):
+        return None  # MPI took the tensor's own array as it is: the blocking fast path
     arr, back = _inout(tensor)
     req = _run(pg, "all_reduce", tensor, lambda b: b.all_reduce(arr, op), async_op,
                lambda: f"shape={list(tensor.shape)}, dtype={tensor.dtype}, op={op.name}", back, [tensor],

@@ -11,7 +11,10 @@ Two cases:
   segments are recognised after it ended (`remove_leftovers`): named like MPI's, created while the
   attempt ran, by this user, and mapped by no live process. Every process of the job is gone by then,
   so a segment still mapped belongs to another job that runs now; one mapped by nobody that appeared
-  meanwhile is ours, or the leftover of another job that died meanwhile.
+  meanwhile is ours, or the leftover of another job that died meanwhile. On the other machines of a
+  ``--hosts``/``--hostfile`` job the same test runs in one task per machine, started through the same
+  mpiexec after the attempt (``python -m dtrain_launcher._shm --newer-than SECONDS``: "while the attempt
+  ran" is then measured back from that machine's own clock, so clocks that disagree do not matter).
 - under SLURM the name comes from "<job id>.<step id>", which a requeued job (and, after slurmctld
   loses its state, a new job) has again: its ranks would attach to the killed run's segment and fail
   in MPI_Init ("failed to unpack address") or in their first messages ("Message ... truncated"). Before
@@ -20,6 +23,7 @@ Two cases:
 """
 import os
 import sys
+import time
 
 SHM_DIR = "/dev/shm"
 _PREFIXES = ("mpich_shm_", "mpich_vci_", "mpich_shar_tmp", "ucx_shm_posix_", "vader_segment.", "sm_segment.")
@@ -71,7 +75,7 @@ def remove_leftovers(before: set, since: float) -> list:
     no live process maps; returns their names."""
     uid = os.getuid()
     new = []
-    for name in snapshot() - before:
+    for name in sorted(snapshot() - before):
         try:
             st = os.stat(os.path.join(SHM_DIR, name))
         except OSError:
@@ -106,7 +110,18 @@ def remove_stale_segments(shm_dir: str = SHM_DIR) -> list:
     return _unlink(stale_segments(shm_dir))
 
 
-if __name__ == "__main__":
+def main(argv):
+    """``--newer-than SECONDS``: remove what a job that started that long ago left here, printing one line per
+    segment removed (``<host> <name>``, which dtrain-run reads); otherwise remove every stale segment (``-v``:
+    say how many)."""
+    if argv[:1] == ["--newer-than"]:
+        for name in remove_leftovers(set(), time.time() - float(argv[1])):
+            print(f"{os.uname().nodename} {name}", flush=True)
+        return
     removed = remove_stale_segments()
-    if removed and "-v" in sys.argv[1:]:
+    if removed and "-v" in argv:
         print(f"dtrain-run: removed {len(removed)} stale shared-memory file(s) on {os.uname().nodename}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

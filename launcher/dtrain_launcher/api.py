@@ -111,6 +111,43 @@ def clean_allocation_nodes():
                     sys.executable, "-m", "dtrain_launcher._shm"], check=False, timeout=120)
 
 
+def job_hosts(config: LaunchConfig) -> list:
+    """The machines of a ``--hosts``/``--hostfile`` job, each once, in order (``h1:4,h2:4``; a hostfile's
+    ``h1:4`` or ``h1 slots=4`` lines)."""
+    if config.hosts:
+        names = [item.split(":")[0].strip() for item in config.hosts.split(",")]
+    elif config.hostfile:
+        with open(config.hostfile) as f:
+            names = [line.split("#")[0].strip().split(":")[0].split()[0] for line in f if line.split("#")[0].strip()]
+    else:
+        return []
+    return list(dict.fromkeys(name for name in names if name))
+
+
+_CLEAN_TIMEOUT_S = 60
+
+
+def clean_job_hosts(hosts: list, age_s: float, mpiexec: str | None = None, env: dict | None = None) -> list:
+    """Remove, on each of `hosts`, the MPI segments in /dev/shm that an attempt started `age_s` seconds ago left
+    there (see `_shm`): one task per host, through the MPI launcher that started the ranks (`mpiexec`, with the
+    ranks' environment `env`, which holds its settings). Returns ``"<host> <name>"`` for each segment removed;
+    nothing is removed on a host that cannot be reached."""
+    mpiexec = mpiexec or find_mpiexec()
+    cmd = [mpiexec, "-n", str(len(hosts))]
+    if _is_open_mpi(mpiexec):
+        cmd += ["--host", ",".join(hosts), "--map-by", "ppr:1:node"]
+    else:
+        cmd += ["-hosts", ",".join(hosts), "-ppn", "1"]
+    # a second's margin for the start of this step; what anyone still maps is left alone whatever its age
+    cmd += [sys.executable, "-m", "dtrain_launcher._shm", "--newer-than", f"{age_s + 1.0:.3f}"]
+    try:
+        done = subprocess.run(cmd, env=os.environ if env is None else env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=_CLEAN_TIMEOUT_S, start_new_session=True)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line for line in done.stdout.splitlines() if line.count(" ") == 1]
+
+
 def _first_host(config):
     if config.hosts:
         return config.hosts.split(",")[0].split(":")[0]
@@ -184,9 +221,9 @@ def _parent_death_signal():
 class _Attempt:
     """One run of every rank: the MPI launcher started, its output relayed until `close()`."""
 
-    def __init__(self, cmd, env, error_dir, marker, console):
-        self.error_dir, self.marker, self.console = error_dir, marker, console
-        self.started, self.shm_before = time.time(), _shm.snapshot()
+    def __init__(self, cmd, env, error_dir, marker, console, hosts=()):
+        self.error_dir, self.marker, self.console, self.hosts = error_dir, marker, console, hosts
+        self.started, self.shm_before, self.cmd, self.env = time.time(), _shm.snapshot(), cmd, env
         self.proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_parent_death_signal(),
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.banners = [BannerFilter(), BannerFilter()]
@@ -227,14 +264,16 @@ class _Attempt:
         # MPICH removes its /dev/shm segment only in MPI_Finalize; every process of the attempt
         # is gone now, so what it left behind can go
         self.shm_removed = _shm.remove_leftovers(self.shm_before, self.started)
+        if self.hosts:  # and on every machine of a --hosts job, through the MPI launcher again
+            self.shm_removed += clean_job_hosts(self.hosts, time.time() - self.started, self.cmd[0], self.env)
         for t in self.relays:
             t.join(timeout=5)
         self.console.wait_idle(timeout=2.0)
 
 
-def _run_attempt(cmd, env, error_dir, marker, deadline, stop, console):
+def _run_attempt(cmd, env, error_dir, marker, deadline, stop, console, hosts):
     """Run the job once; returns ("ok" | "failed" | "timeout" | "stopped", the closed attempt)."""
-    attempt = _Attempt(cmd, env, error_dir, marker, console)
+    attempt = _Attempt(cmd, env, error_dir, marker, console, hosts)
     try:
         while True:
             if stop.signum is not None:
@@ -302,7 +341,8 @@ class Job:
                    DTRAIN_RESTART_COUNT="0", TORCHELASTIC_RESTART_COUNT="0")
         self._closed = False
         try:
-            self._attempt = _Attempt(cmd, env, self.error_dir, f"DTRAIN_JOB_ID={job_id}", self._console)
+            self._attempt = _Attempt(cmd, env, self.error_dir, f"DTRAIN_JOB_ID={job_id}", self._console,
+                                     [] if use_srun else job_hosts(config))
         except BaseException:
             self._console.close()
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -347,6 +387,7 @@ def launch(config: LaunchConfig, entrypoint: list) -> int:
     keep_workdir = False  # a job that ends failed keeps its error files: the report names the directory
     console = ConsoleServer(workdir, remote=bool(use_srun or config.hosts or config.hostfile))
     env = _job_env(config, job_id, console)
+    hosts = [] if use_srun else job_hosts(config)
     try:
         with _StopSignals() as stop:
             for restart in range(config.max_restarts + 1):
@@ -356,7 +397,7 @@ def launch(config: LaunchConfig, entrypoint: list) -> int:
                            TORCHELASTIC_RESTART_COUNT=str(restart))
                 if use_srun:
                     clean_allocation_nodes()
-                outcome, attempt = _run_attempt(cmd, env, error_dir, marker, deadline, stop, console)
+                outcome, attempt = _run_attempt(cmd, env, error_dir, marker, deadline, stop, console, hosts)
                 if outcome == "ok":
                     return 0
                 if outcome == "stopped":

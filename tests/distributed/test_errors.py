@@ -115,6 +115,32 @@ def test_rank_that_finished_a_rooted_collective_early_is_not_named(world):
     dist.destroy_process_group(g)
 
 
+@pytest.mark.mpi(min_size=2)
+def test_a_root_ahead_of_its_peers_waits_a_second_at_most_and_is_checked_later(world):
+    # the root's broadcast is done at once; it waits for the peers' fingerprints about a second, then goes on, and
+    # the comparison (they agree) happens at the group's next collective
+    from dtrain.distributed.distributed_c10d import _ROOTED_WAIT_S
+    me = dist.get_rank()
+    g = dist.new_group(timeout=30.0)
+    x = dtrain.arange(6, dtype=dtrain.float32) if me == 0 else dtrain.zeros(6)
+    dist.barrier()
+    t0 = time.monotonic()
+    if me != 0:
+        time.sleep(_ROOTED_WAIT_S + 1.5)
+    dist.broadcast(x, src=0, group=g)
+    took = time.monotonic() - t0
+    if me == 0:
+        assert _ROOTED_WAIT_S - 0.05 < took < _ROOTED_WAIT_S + 1.0, took
+        assert g._unchecked  # left for the next collective
+    np.testing.assert_array_equal(x.numpy(), np.arange(6, dtype=np.float32))
+    y = dtrain.ones(3)
+    dist.all_reduce(y, group=g)
+    assert not g._unchecked and g._broken is None
+    np.testing.assert_array_equal(y.numpy(), np.full(3, float(dist.get_world_size())))
+    dist.barrier()
+    dist.destroy_process_group(g)
+
+
 @pytest.mark.mpi(min_size=3)
 def test_a_timeout_names_who_missed_that_collective_not_a_later_one(world):
     # rank `half` reaches collective #1 of the group but not #2; a timeout of #1 must not name it

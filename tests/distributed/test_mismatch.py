@@ -23,6 +23,14 @@ CASES = {
     "different_collectives": "collective",
     "all_gather_count": "element count",
     "broadcast_root": "root",
+    "broadcast_dtype": "dtype",
+    "broadcast_count": "element count",
+    "broadcast_count_async": "element count",
+    "broadcast_root_from_the_odd_rank": "root",
+    "reduce_dst": "root",
+    "reduce_op": "reduce op",
+    "gather_count": "element count",
+    "scatter_dtype": "dtype",
     "reduce_scatter_dtype": "dtype",
     "barrier_against_all_reduce": "collective",
 }
@@ -50,6 +58,9 @@ def test_every_rank_raises_naming_the_odd_rank(n, tmp_path):
         for case, what in CASES.items():
             seen = report[case]
             assert seen["error"] == "DistBackendError" and seen["runtime_error"], (rank, case, seen)
+            # raised by the mismatched call itself, also where this rank's part of a rooted collective was done
+            # before its peers arrived (the root of a broadcast, the non-roots of a reduce)
+            assert "first_call_passed" not in seen, (rank, case, seen)
             assert seen["seconds"] < BOUND_S, (rank, case, seen)
             msg = seen["message"]
             assert "Detected mismatch between collectives on ranks: rank 1 differs from " in msg, (rank, case, msg)

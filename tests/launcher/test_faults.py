@@ -211,3 +211,48 @@ def test_launcher_killed(tmp_path, marker):
         time.sleep(0.05)
     assert not _marked_pids(marker)
     assert not _left_behind(segments)
+
+
+def _private_dev_shm_works(tmp_path):
+    """Whether this machine lets a process have a /dev/shm of its own (a mount namespace: root, or user namespaces)."""
+    try:
+        return subprocess.run(["unshare", "-m", "sh", "-c", 'mount --bind "$0" /dev/shm', str(tmp_path)],
+                              capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def test_segments_removed_on_every_host_of_a_hosts_job(tmp_path, marker):
+    # a --hosts job over this machine and a "remote" one: hydra starts the remote ranks through a stand-in for
+    # ssh that gives them a /dev/shm of their own (tmp_path/remote_shm), out of this machine's reach. Rank 1 is
+    # SIGKILLed; teardown then kills the others without MPI_Finalize, so each host keeps its segment unless
+    # dtrain-run removes it there, through mpiexec
+    remote_shm = tmp_path / "remote_shm"
+    remote_shm.mkdir()
+    if not _private_dev_shm_works(remote_shm):
+        pytest.skip("no mount namespaces here: cannot give a stand-in remote host a /dev/shm of its own")
+    out_dir, tmp = tmp_path / "out", tmp_path / "tmp"
+    out_dir.mkdir()
+    tmp.mkdir()
+    n = 4
+    env = _env(marker, TMPDIR=str(tmp), HYDRA_LAUNCHER="ssh", HYDRA_LAUNCHER_EXEC=os.path.join(SCRIPTS, "fake_ssh.sh"),
+               DTRAIN_TEST_REMOTE_SHM=str(remote_shm))
+    proc = subprocess.Popen(DTRAIN_RUN + ["-n", str(n), "--hosts", "localhost:2,dtrain-test-remote:2", FAULT, "loop",
+                                          str(out_dir)], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    local = _watch(proc, out_dir, n)  # ranks 0 and 1 are here
+    remote = sorted(p.name for p in remote_shm.iterdir())
+    try:
+        assert any(name.startswith("mpich_shm_") for name in remote), remote  # the remote ranks' segment
+        killed_at = time.time()
+        os.kill(int((out_dir / "pid1").read_text()), signal.SIGKILL)
+    except BaseException:
+        proc.kill()
+        raise
+    out, err, ended = _finish(proc)
+    assert proc.returncode == 1, err
+    assert "rank      : 1 (local_rank: 1)" in err and "killed by signal 9 (SIGKILL)" in err, err
+    assert ended - killed_at < DEATH_TO_EXIT_S + 5.0  # the clean-up step on every host starts mpiexec again
+    assert not _marked_pids(marker)
+    assert not _left_behind(local)
+    assert not [p.name for p in remote_shm.iterdir()]

@@ -268,6 +268,14 @@ def test_hosts_options(option, tmp_path, marker):
         assert info["env"]["MASTER_ADDR"] == "localhost"
 
 
+def test_job_hosts_each_machine_once(tmp_path):
+    from dtrain_launcher.api import LaunchConfig, job_hosts
+    assert job_hosts(LaunchConfig(nproc=8, hosts="h1:4,h2:2,h1:2, h3")) == ["h1", "h2", "h3"]
+    (tmp_path / "hosts").write_text("# machines\nh2:4\n\nh1 slots=4  # Open MPI's spelling\nh2\n")
+    assert job_hosts(LaunchConfig(nproc=8, hostfile=str(tmp_path / "hosts"))) == ["h2", "h1"]
+    assert job_hosts(LaunchConfig(nproc=2)) == []
+
+
 @pytest.mark.parametrize("n", [1, 3])
 def test_output_lines_stay_whole(n, marker):
     lines, width = 300, 600

@@ -48,6 +48,41 @@ def broadcast_root(g):
     dist.broadcast(dtrain.ones(64), src=1 if odd else 0, group=g)
 
 
+def broadcast_dtype(g):
+    dist.broadcast(dtrain.ones(64, dtype=dtrain.float64 if odd else dtrain.float32), src=0, group=g)
+
+
+def broadcast_count(g):
+    dist.broadcast(dtrain.ones(32 if odd else 64), src=0, group=g)
+
+
+def broadcast_count_async(g):
+    dist.broadcast(dtrain.ones(32 if odd else 64), src=0, group=g, async_op=True).wait()
+
+
+def broadcast_root_from_the_odd_rank(g):
+    dist.broadcast(dtrain.ones(64), src=0 if odd else 1, group=g)
+
+
+def reduce_dst(g):
+    dist.reduce(dtrain.ones(64), dst=1 if odd else 0, group=g)
+
+
+def reduce_op(g):
+    dist.reduce(dtrain.ones(64), dst=0, op=MAX if odd else SUM, group=g)
+
+
+def gather_count(g):
+    x = dtrain.ones(3 if odd else 4)
+    dist.gather(x, [dtrain.empty(4) for _ in range(n)] if me == 0 else None, dst=0, group=g)
+
+
+def scatter_dtype(g):
+    dt = dtrain.float64 if odd else dtrain.float32
+    dist.scatter(dtrain.empty(4, dtype=dt), [dtrain.ones(4, dtype=dt) for _ in range(n)] if me == 0 else None,
+                 src=0, group=g)
+
+
 def reduce_scatter_dtype(g):
     dt = dtrain.int64 if odd else dtrain.float32
     dist.reduce_scatter_tensor(dtrain.empty(4, dtype=dt), dtrain.ones(4 * n, dtype=dt), group=g)
@@ -61,7 +96,9 @@ def barrier_against_all_reduce(g):
 
 
 CASES = [all_reduce_count, all_reduce_count_async, all_reduce_dtype, all_reduce_op, different_collectives,
-         all_gather_count, broadcast_root, reduce_scatter_dtype, barrier_against_all_reduce]
+         all_gather_count, broadcast_root, broadcast_dtype, broadcast_count, broadcast_count_async,
+         broadcast_root_from_the_odd_rank, reduce_dst, reduce_op, gather_count, scatter_dtype, reduce_scatter_dtype,
+         barrier_against_all_reduce]
 report = {}
 for case in CASES:
     g = dist.new_group(timeout=30)  # a hang would take 30 s: far beyond the bound the test checks
@@ -71,8 +108,8 @@ for case in CASES:
     seen = {"error": None}
     try:
         case(g)
-        # a rank that finished a rooted collective before the others' fingerprints came in learns of the mismatch
-        # at the group's next collective
+        # every rank must raise in the mismatched call itself; one that returned from it is caught here, so the
+        # report says so rather than leaving the job hanging
         seen["first_call_passed"] = True
         dist.barrier(group=g)
     except Exception as e:
