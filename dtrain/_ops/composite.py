@@ -3,6 +3,7 @@ use in passing — meshgrid, repeat_interleave, diff, tensordot, cdist, logaddex
 import numpy as np
 
 from .. import _dtype
+from .._backend import kernels
 from .._tensor import Tensor, _wrap
 from ..autograd.graph import Function
 from ._util import method, nondiff, wrap_dim
@@ -205,11 +206,7 @@ Tensor.heaviside_ = lambda self, values: _assign(self, heaviside(self, values))
 
 class Erfinv(Function):
     def forward(ctx, x):
-        if ctx.xp is np:
-            from scipy.special import erfinv
-        else:
-            from cupyx.scipy.special import erfinv
-        y = erfinv(x).astype(x.dtype, copy=False)
+        y = kernels[ctx.xp].special("erfinv")(x).astype(x.dtype, copy=False)
         ctx.save_for_backward(y)
         return y
 

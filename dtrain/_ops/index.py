@@ -23,11 +23,7 @@ def broadcast_error(a, b):
 
 def _scatter_add_at(xp, out, key, g):
     """out[key] += g with repeated indices summed (np.add.at; cupyx.scatter_add on the GPU)."""
-    if xp is np:
-        np.add.at(out, key, g)
-    else:
-        import cupyx
-        cupyx.scatter_add(out, key, g)
+    _backend.kernels[xp].scatter_add(out, key, g)
 
 
 def _convert_key(key, t):

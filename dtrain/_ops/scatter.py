@@ -3,6 +3,7 @@ scatter_reduce."""
 import numpy as np
 
 from .. import _dtype
+from .._backend import kernels
 from .._tensor import Tensor
 from ..autograd.graph import Function
 from ._util import method, out_copy, wrap_dim
@@ -99,9 +100,10 @@ class Scatter(Function):
         if reduce == "add":
             _scatter_add_at(xp, out, full, s)
         elif reduce == "multiply":
-            if xp is not np:
+            at = kernels[xp].ufunc_at("multiply")
+            if at is None:
                 raise NotImplementedError("scatter(reduce='multiply') is not implemented on CUDA")
-            np.multiply.at(out, full, s)
+            at(out, full, s)
         else:
             out[full] = s
         return out
@@ -348,10 +350,9 @@ def _identity(reduce, dtype):
 
 def _reduce_at(xp, op, out, key, vals):
     """out[key] = op(out[key], vals), repeated keys folded in turn (NumPy's ufunc.at)."""
-    if xp is np:
-        getattr(np, op).at(out, key, vals)
-    elif op == "add":
-        _scatter_add_at(xp, out, key, vals)
+    at = kernels[xp].ufunc_at(op)
+    if at is not None:
+        at(out, key, vals)
     else:
         _fold_at(xp, getattr(xp, op), out, key, vals)
 

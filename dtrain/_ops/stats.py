@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 
 from .. import _dtype
+from .._backend import kernels
 from .._tensor import Tensor, _wrap
 from ..autograd.graph import Function
 from ._util import method, out_copy, scalar_tensor, wrap_dim
@@ -19,9 +20,8 @@ return_cummin, return_nanmedian = _named("cummin"), _named("nanmedian")
 def _scan(op, a, axis, xp):
     """Inclusive scan of the binary ufunc `op` along `axis`: NumPy's accumulate, else log-step doubling (CuPy
     accumulates only add and multiply)."""
-    if xp is np:
-        return op.accumulate(a, axis=axis)
-    return _doubling_scan(op, a, axis, xp)
+    acc = kernels[xp].accumulate
+    return acc(op, a, axis) if acc is not None else _doubling_scan(op, a, axis, xp)
 
 
 def _doubling_scan(op, a, axis, xp):

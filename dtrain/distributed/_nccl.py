@@ -8,13 +8,8 @@ the GPU work running while Python continues.
 """
 import numpy as np
 
-from .._backend import cupy
+from .._backend import cupy, nccl as _nccl
 from ._backend import Backend, RedOpType
-
-
-def _nccl():
-    from cupy.cuda import nccl
-    return nccl
 
 
 class _Event:

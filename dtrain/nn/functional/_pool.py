@@ -10,6 +10,7 @@ import functools
 
 import numpy as np
 
+from ..._backend import kernels
 from ..._tensor import _wrap
 from ...autograd.graph import Function
 from ._conv import _every, _first, _last, _offsets, _prod
@@ -130,7 +131,7 @@ class MaxPoolNd(Function):
         # on the CPU, windows that never overlap cover each input element once: the masked gradient is written
         # as a product with the mask (cheaper than a select), unless a non-finite gradient would leave NaN where
         # the mask is 0; on a GPU the check itself would cost a synchronisation
-        disjoint = (xp is np and all(dd * (kk - 1) < ss for kk, ss, dd in zip(k, s, d))
+        disjoint = (kernels[xp].host and all(dd * (kk - 1) < ss for kk, ss, dd in zip(k, s, d))
                     and bool(np.isfinite(g).all()))
         for off, hit in _first_max(xp, a, y, k, s, d, out):
             win = _window(buf, off, s, d, out)
