@@ -12,6 +12,12 @@ def is_available():
     return _backend.cuda_available()
 
 
+def is_emulated():
+    """Whether the CUDA devices are dtrain's emulated ones (DTRAIN_EMULATE_CUDA=N: host memory, CuPy's rules)
+    rather than real GPUs. Not in torch."""
+    return is_available() and _backend.is_emulated()
+
+
 def device_count():
     if not _backend.cuda_available():
         return 0

@@ -2,6 +2,8 @@
 
 Streams are reproducible for a seed on a given device, but they are not bit-identical to torch's
 (dtrain draws from NumPy's PCG64 on the CPU and CuPy's generator on CUDA)."""
+import contextlib
+
 import numpy as np
 
 from ._device import CPU, META, resolve
@@ -75,6 +77,24 @@ class Generator:
         return self._np if dev.type == "cpu" else self._cupy()
 
     def uniform(self, shape, np_dtype, dev, low=0.0, high=1.0):
+        with _on(dev):
+            return self._uniform(shape, np_dtype, dev, low, high)
+
+    def normal(self, shape, np_dtype, dev, mean=0.0, std=1.0):
+        with _on(dev):
+            return self._normal(shape, np_dtype, dev, mean, std)
+
+    def integers(self, low, high, shape, np_dtype, dev):
+        with _on(dev):
+            return self._rng(dev).integers(low, high, size=shape).astype(np_dtype, copy=False)
+
+    def permutation(self, n, np_dtype, dev):
+        if dev.type == "cuda":  # CuPy's Generator has no permutation: sort random keys, as torch's GPU randperm does
+            with _on(dev):
+                return dev.xp.argsort(self._cupy().random(n)).astype(np_dtype, copy=False)
+        return self._np.permutation(n).astype(np_dtype, copy=False)
+
+    def _uniform(self, shape, np_dtype, dev, low, high):
         r = self._rng(dev)
         if np_dtype in (np.float32, np.float64):
             a = r.random(shape, dtype=np_dtype)
@@ -85,7 +105,7 @@ class Generator:
             a += low
         return a
 
-    def normal(self, shape, np_dtype, dev, mean=0.0, std=1.0):
+    def _normal(self, shape, np_dtype, dev, mean, std):
         r = self._rng(dev)
         if np_dtype in (np.float32, np.float64):
             a = r.standard_normal(shape, dtype=np_dtype)
@@ -97,13 +117,11 @@ class Generator:
             a += mean
         return a
 
-    def integers(self, low, high, shape, np_dtype, dev):
-        return self._rng(dev).integers(low, high, size=shape).astype(np_dtype, copy=False)
 
-    def permutation(self, n, np_dtype, dev):
-        if dev.type == "cuda":  # CuPy's Generator has no permutation: sort random keys, as torch's GPU randperm does
-            return dev.xp.argsort(self._cupy().random(n)).astype(np_dtype, copy=False)
-        return self._np.permutation(n).astype(np_dtype, copy=False)
+def _on(dev):
+    """`dev` made current while drawing: CuPy puts a draw, and the arithmetic on it, on the current device,
+    whichever device the generator belongs to."""
+    return dev.xp.cuda.Device(dev.index) if dev.type == "cuda" else contextlib.nullcontext()
 
 
 default_generator = Generator("cpu")

@@ -14,7 +14,10 @@ def _move(x, device, dtype):
     if device.type == "cuda":
         cp = device.xp
         with cp.cuda.Device(device.index):
-            return cp.asarray(x, dtype=dtype.np)  # from numpy or from another GPU
+            if isinstance(x, cp.ndarray):
+                # CuPy's asarray returns an array of another GPU as it is; copy() is the call that moves it
+                return (x if x.device.id == device.index else x.copy()).astype(dtype.np, copy=False)
+            return cp.asarray(x, dtype=dtype.np)  # from the host
     return _backend.to_numpy(x).astype(dtype.np, copy=False)
 
 

@@ -1,0 +1,437 @@
+"""cupy.ndarray of the emulated backend: a NumPy array that belongs to a device, with CuPy's rules.
+
+- no implicit host conversion: `numpy.asarray(x)` raises CuPy's TypeError; `.get()` and `cupy.asnumpy` are
+  the ways out;
+- an operation takes only arrays of the current device (CuPy 14's rule without peer access) and makes its
+  results there; a NumPy array operand is a TypeError, Python and NumPy scalars are fine;
+- each array remembers the stream it was produced on; `strict_streams(True)` reports a read on a stream that
+  did not wait for that one.
+Live arrays are counted per device (bytes of each underlying buffer, once, until it is freed).
+"""
+import operator
+import weakref
+
+import numpy as np
+
+from . import _runtime as rt
+
+_IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a NumPy "
+             "array explicitly.")
+
+# buffers of live device arrays: root numpy array's address -> (weakref to it, device); for data.ptr lookups
+_buffers = {}
+_tracked = set()  # id() of the root buffers already counted
+
+
+def _release(key, addr, device, nbytes):
+    _tracked.discard(key)
+    entry = _buffers.get(addr)
+    if entry is not None and entry[0]() is None:
+        del _buffers[addr]
+    rt._pools[device].free(nbytes)
+
+
+def _track(a, device):
+    root = a
+    while True:
+        b = root.base
+        if b.__class__ is not np.ndarray:
+            # as_strided's views hang off a helper object that holds the real base
+            b = getattr(b, "base", None)
+            if b.__class__ is not np.ndarray:
+                break
+        root = b
+    key = id(root)
+    if key in _tracked:
+        return
+    n = root.nbytes
+    rt._pools[device].alloc(n)
+    _tracked.add(key)
+    addr = root.__array_interface__["data"][0]
+    _buffers[addr] = (weakref.ref(root), device)
+    weakref.finalize(root, _release, key, addr, device, n)
+
+
+def _buffer_at(ptr, nbytes, dtype=np.uint8):
+    """The host memory behind a fake device pointer, as a flat NumPy array of `dtype` (for memcpy and NCCL)."""
+    count = nbytes // np.dtype(dtype).itemsize
+    entry = _buffers.get(ptr)
+    if entry is not None and entry[0]() is not None:
+        root, off = entry[0](), 0
+    else:
+        root = off = None
+        for addr, (ref, _) in list(_buffers.items()):
+            r = ref()
+            if r is not None and addr <= ptr and ptr + nbytes <= addr + r.nbytes:
+                root, off = r, ptr - addr
+                break
+        if root is None:
+            raise ValueError(f"{ptr:#x} ({nbytes} bytes) is not the address of a live emulated device array")
+    flat = root.reshape(-1).view(np.uint8) if root.flags.c_contiguous else None
+    if flat is None:
+        raise ValueError(f"the buffer at {ptr:#x} is not contiguous")
+    return flat[off:off + count * np.dtype(dtype).itemsize].view(dtype)
+
+
+def wrap(a, device=None):
+    """A device array of `a` (a NumPy array, not copied) on `device` (default: the current one)."""
+    out = object.__new__(ndarray)
+    if a.__class__ is not np.ndarray:
+        a = np.asarray(a)
+    d = rt.current() if device is None else device
+    out._a, out._dev = a, d
+    s = rt.get_current_stream(d)
+    s._pos += 1
+    out._stream, out._pos = s, s._pos
+    _track(a, d)
+    return out
+
+
+def _wrong_device(device, cur):
+    return ValueError(f"The device where the array resides ({device}) is different from the current device "
+                      f"({cur}). Peer access is unavailable between these devices.")
+
+
+def unwrap(x, cur):
+    """A NumPy argument from an argument of a CuPy call: device arrays of the current device only."""
+    cls = x.__class__
+    if cls is ndarray:
+        if x._dev != cur:
+            raise _wrong_device(x._dev, cur)
+        if rt._StreamCheck.enabled:
+            _check_stream(x)
+        return x._a
+    if cls is np.ndarray:
+        raise TypeError(f"Unsupported type {cls}")
+    if cls is list or cls is tuple:
+        return cls(unwrap(v, cur) for v in x)
+    return x
+
+
+def _check_stream(x):
+    s = rt.get_current_stream(x._dev)
+    if not s._sees(x._stream, x._pos):
+        raise RuntimeError(f"stream order: an array of cuda:{x._dev} produced on {x._stream!r} is read on {s!r}, "
+                           "which did not wait for it (record an event there and wait_event on it, or "
+                           "synchronize)")
+
+
+def rewrap(r, cur, outs=None):
+    cls = r.__class__
+    if cls is np.ndarray:
+        if outs is not None:
+            for o in outs:
+                if o.__class__ is ndarray and o._a is r:
+                    return o
+        return wrap(r, cur)
+    if isinstance(r, np.generic):
+        return wrap(np.asarray(r), cur)
+    if cls is tuple or cls is list:
+        return cls(rewrap(v, cur, outs) for v in r)
+    return r
+
+
+def call(fn, args, kwargs):
+    """Run NumPy's `fn` on the arguments' host arrays, after CuPy's checks, and wrap what it returns."""
+    cur = rt.current()
+    a = [unwrap(x, cur) for x in args]
+    outs = None
+    if kwargs:
+        kw = {k: unwrap(v, cur) for k, v in kwargs.items()}
+        out = kwargs.get("out")
+        if out is not None:
+            outs = out if isinstance(out, tuple) else (out,)
+    else:
+        kw = kwargs
+    return rewrap(fn(*a, **kw), cur, outs)
+
+
+def _binary(op, reflected=False):
+    if reflected:
+        def method(self, other):
+            return call(op, (other, self), {})
+    else:
+        def method(self, other):
+            return call(op, (self, other), {})
+    method.__name__ = op.__name__
+    return method
+
+
+def _inplace(op):
+    def method(self, other):
+        call(op, (self, other), {})  # operator.iadd and friends write into self's host array
+        return self
+    return method
+
+
+def _unary(op):
+    def method(self):
+        return call(op, (self,), {})
+    return method
+
+
+class ndarray:
+    """cupy.ndarray on an emulated device (host memory underneath)."""
+    __slots__ = ("_a", "_dev", "_stream", "_pos", "__weakref__")
+    __array_priority__ = 100
+
+    def __init__(self, shape, dtype=float, memptr=None, strides=None, order="C"):
+        if memptr is not None or strides is not None:
+            raise NotImplementedError("cupy.ndarray(memptr=, strides=) is not available on emulated CUDA devices")
+        fresh = wrap(np.empty(shape, dtype, order=order))
+        self._a, self._dev, self._stream, self._pos = fresh._a, fresh._dev, fresh._stream, fresh._pos
+
+    # ------------------------------------------------ strictness: no implicit trip to the host
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(_IMPLICIT)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        fn = ufunc if method == "__call__" else getattr(ufunc, method)
+        return call(fn, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from ._modules import has_cupy_function
+        if not has_cupy_function(func):
+            return NotImplemented
+        return call(func, args, kwargs)
+
+    # ------------------------------------------------ properties
+    shape = property(lambda self: self._a.shape)
+    dtype = property(lambda self: self._a.dtype)
+    strides = property(lambda self: self._a.strides)
+    size = property(lambda self: self._a.size)
+    ndim = property(lambda self: self._a.ndim)
+    itemsize = property(lambda self: self._a.itemsize)
+    nbytes = property(lambda self: self._a.nbytes)
+    flags = property(lambda self: self._a.flags)
+
+    @property
+    def T(self):
+        return wrap(self._a.T, self._dev)
+
+    def _set_shape(self, shape):
+        self._a.shape = shape
+    shape = shape.setter(_set_shape)
+
+    @property
+    def base(self):
+        b = self._a.base
+        return wrap(b, self._dev) if isinstance(b, np.ndarray) else None
+
+    @property
+    def real(self):
+        return wrap(self._a.real, self._dev)
+
+    @real.setter
+    def real(self, value):
+        self._a.real = unwrap(value, self._dev)
+
+    @property
+    def imag(self):
+        return wrap(self._a.imag, self._dev)
+
+    @imag.setter
+    def imag(self, value):
+        self._a.imag = unwrap(value, self._dev)
+
+    @property
+    def device(self):
+        return rt.Device(self._dev)
+
+    @property
+    def data(self):
+        return MemoryPointer(self._a.__array_interface__["data"][0], self._dev)
+
+    @property
+    def __cuda_array_interface__(self):
+        a = self._a
+        return {"shape": a.shape, "typestr": a.dtype.str, "descr": a.dtype.descr,
+                "data": (a.__array_interface__["data"][0], False), "version": 3,
+                "strides": None if a.flags.c_contiguous else a.strides, "stream": 1}
+
+    # ------------------------------------------------ the ways to the host (synchronising, as CuPy's do)
+    def get(self, stream=None, order="C", out=None, blocking=True):
+        if out is not None:
+            np.copyto(out, self._a)
+            return out
+        return np.array(self._a, order=order)
+
+    def set(self, arr, stream=None):
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"Only numpy.ndarray can be set to cupy.ndarray, got {type(arr)}")
+        if arr.shape != self.shape:
+            raise ValueError(f"Shape mismatch. Old shape: {self.shape}, new shape: {arr.shape}")
+        self._a[...] = arr
+
+    def item(self, *args):
+        return self._a.item(*args)
+
+    def tolist(self):
+        return self._a.tolist()
+
+    def tobytes(self, order="C"):
+        return self._a.tobytes(order)
+
+    def _scalar(self, kind):
+        if self._a.size != 1:
+            raise TypeError(f"only size-1 arrays can be converted to Python scalars (shape {self.shape})")
+        return kind(self._a.reshape(()).item()) if kind is not complex else complex(self._a.reshape(()))
+
+    __float__ = lambda self: self._scalar(float)
+    __int__ = lambda self: self._scalar(int)
+    __complex__ = lambda self: self._scalar(complex)
+
+    def __index__(self):
+        if self._a.ndim or self._a.dtype.kind not in "iub":
+            raise TypeError("only integer scalar arrays can be converted to a scalar index")
+        return int(self._a)
+
+    def __bool__(self):
+        if self._a.size != 1:
+            raise ValueError("The truth value of an array with more than one element is ambiguous. "
+                             "Use a.any() or a.all()")
+        return bool(self._a.reshape(()))
+
+    def __len__(self):
+        if self._a.ndim == 0:
+            raise TypeError("len() of unsized object")
+        return len(self._a)
+
+    def __iter__(self):
+        if self._a.ndim == 0:
+            raise TypeError("iteration over a 0-d array")
+        return (self[i] for i in range(len(self._a)))
+
+    # ------------------------------------------------ copies, views, casts
+    def copy(self, order="C"):
+        # CuPy: "makes a copy of a given array in the current device", even from another device
+        return wrap(self._a.copy(order=order), rt.current())
+
+    def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
+        return call(lambda a: a.astype(dtype, order=order, copy=copy), (self,), {})
+
+    def view(self, dtype=None, array_class=None):
+        if array_class is not None:
+            raise NotImplementedError("cupy.ndarray.view(array_class=) is not available on emulated CUDA devices")
+        return wrap(self._a.view() if dtype is None else self._a.view(dtype), self._dev)
+
+    def reshape(self, *shape, order="C"):
+        return wrap(self._a.reshape(*shape, order=order), self._dev)
+
+    def __getitem__(self, key):
+        cur = self._dev
+        if key.__class__ is tuple:
+            key = tuple(_index(k, cur) for k in key)
+        else:
+            key = _index(key, cur)
+        r = self._a[key]
+        return wrap(r if r.__class__ is np.ndarray else np.asarray(r), cur)
+
+    def __setitem__(self, key, value):
+        cur = self._dev
+        if key.__class__ is tuple:
+            key = tuple(_index(k, cur) for k in key)
+        else:
+            key = _index(key, cur)
+        if value.__class__ is ndarray:
+            value = unwrap(value, cur)
+        self._a[key] = value  # a NumPy value is copied from the host, as CuPy's setitem does
+
+    def fill(self, value):
+        self._a.fill(unwrap(value, self._dev) if value.__class__ is ndarray else value)
+
+    def __repr__(self):
+        return repr(self._a)[:-1] + f", device=cuda:{self._dev} (emulated))"
+
+    def __str__(self):
+        return str(self._a)
+
+    def __format__(self, spec):
+        return format(self._a.item() if self._a.ndim == 0 else str(self._a), spec)
+
+    def __reduce__(self):
+        return _rebuild, (self._a.copy(), self._dev)
+
+    def __copy__(self):
+        return self.copy()
+
+    def __deepcopy__(self, memo):
+        return wrap(self._a.copy(), self._dev)
+
+    def __dlpack__(self, *args, **kwargs):
+        raise NotImplementedError("cupy.ndarray.__dlpack__ is not available on emulated CUDA devices")
+
+    def __dlpack_device__(self):
+        return (2, self._dev)  # kDLCUDA
+
+    def __hash__(self):
+        raise TypeError("unhashable type: 'cupy.ndarray'")
+
+    __abs__ = _unary(np.absolute)
+    __neg__ = _unary(np.negative)
+    __pos__ = _unary(np.positive)
+    __invert__ = _unary(np.invert)
+
+
+def _rebuild(a, device):
+    with rt.Device(device):
+        return wrap(a)
+
+
+def _index(k, cur):
+    cls = k.__class__
+    if cls is ndarray:
+        return unwrap(k, cur)
+    if cls is list:
+        return [_index(v, cur) for v in k]
+    return k  # ints, slices, None, Ellipsis, and NumPy arrays (CuPy takes those as indices too)
+
+
+class MemoryPointer:
+    """cupy.cuda.MemoryPointer: the address (the NumPy buffer's: aliasing checks work) and the device."""
+    __slots__ = ("ptr", "device_id")
+
+    def __init__(self, ptr, device_id):
+        self.ptr, self.device_id = ptr, device_id
+
+    @property
+    def device(self):
+        return rt.Device(self.device_id)
+
+    def __int__(self):
+        return self.ptr
+
+
+for _name, _op in [("add", operator.add), ("sub", operator.sub), ("mul", operator.mul),
+                   ("truediv", operator.truediv), ("floordiv", operator.floordiv), ("mod", operator.mod),
+                   ("pow", operator.pow), ("matmul", operator.matmul), ("and", operator.and_),
+                   ("or", operator.or_), ("xor", operator.xor), ("lshift", operator.lshift),
+                   ("rshift", operator.rshift), ("divmod", divmod)]:
+    setattr(ndarray, f"__{_name}__", _binary(_op))
+    setattr(ndarray, f"__r{_name}__", _binary(_op, reflected=True))
+    if _name != "divmod":
+        setattr(ndarray, f"__i{_name}__", _inplace(getattr(operator, f"i{_name}")))
+for _name, _op in [("eq", operator.eq), ("ne", operator.ne), ("lt", operator.lt), ("le", operator.le),
+                   ("gt", operator.gt), ("ge", operator.ge)]:
+    setattr(ndarray, f"__{_name}__", _binary(_op))
+
+
+def _method(name):
+    def method(self, *args, **kwargs):
+        cur = rt.current()
+        if self._dev != cur:
+            raise _wrong_device(self._dev, cur)
+        a = [unwrap(x, cur) for x in args]
+        kw = {k: unwrap(v, cur) for k, v in kwargs.items()} if kwargs else kwargs
+        r = getattr(self._a, name)(*a, **kw)
+        return rewrap(r, cur, (kwargs.get("out"),) if kwargs else None)
+    method.__name__ = name
+    return method
+
+
+# the rest of CuPy's ndarray methods that NumPy's ndarray has too, run by NumPy under the device checks
+def _install_methods(names):
+    for name in names:
+        if name.startswith("_") or name in vars(ndarray) or not hasattr(np.ndarray, name):
+            continue
+        setattr(ndarray, name, _method(name))

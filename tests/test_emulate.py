@@ -1,0 +1,281 @@
+"""The emulated CUDA backend (DTRAIN_EMULATE_CUDA=N): CuPy 14's rules on host memory.
+
+Marked `cuda`: they run in the emulated CUDA suite (`DTRAIN_EMULATE_CUDA=2 pytest -m cuda tests`, part of
+.ci/test). The strictness tests state CuPy's documented behaviour, so most also hold on a real GPU; those
+about emulation itself are skipped there."""
+import json
+import os
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import dtrain
+from dtrain import _backend
+
+pytestmark = pytest.mark.cuda
+emulated = pytest.mark.skipif(not (dtrain.cuda.is_available() and _backend.is_emulated()),
+                              reason="checks the emulated CUDA backend itself")
+two_devices = pytest.mark.skipif(dtrain.cuda.device_count() < 2 if dtrain.cuda.is_available() else True,
+                                 reason="needs two CUDA devices")
+
+
+@pytest.fixture
+def cp():
+    cp = _backend.cupy()
+    prev = cp.cuda.runtime.getDevice()
+    cp.cuda.runtime.setDevice(0)
+    yield cp
+    cp.cuda.runtime.setDevice(prev)
+
+
+# ---------------------------------------------------------------- no implicit host conversion
+def test_numpy_asarray_of_a_device_array_raises_cupys_type_error(cp):
+    a = cp.arange(3.0)
+    msg = "Implicit conversion to a NumPy array is not allowed"
+    for f in (np.asarray, np.array, lambda x: np.array([x, x])):
+        with pytest.raises(TypeError, match=msg):
+            f(a)
+    with pytest.raises(TypeError):  # a NumPy array operand, on either side
+        np.add(np.ones(3), a)
+    with pytest.raises(TypeError):
+        a + np.ones(3)
+    # the ways out, and what CuPy accepts: scalars of Python and NumPy
+    np.testing.assert_array_equal(a.get(), [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(cp.asnumpy(a * np.float32(2) + 1), [1.0, 3.0, 5.0])
+
+
+def test_numpy_functions_on_device_arrays_stay_on_the_device(cp):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    a = cp.asarray(x)
+    for name, want in [("sum", x.sum(0)), ("exp", np.exp(x)), ("matmul", x @ x.T), ("sort", np.sort(x, 1))]:
+        got = getattr(np, name)(a, 0) if name == "sum" else getattr(np, name)(a, a.T) if name == "matmul" else \
+            getattr(np, name)(a, 1) if name == "sort" else getattr(np, name)(a)
+        assert isinstance(got, cp.ndarray), name
+        np.testing.assert_allclose(got.get(), want, rtol=1e-6, atol=1e-6)
+    s = a.sum()
+    assert isinstance(s, cp.ndarray) and s.shape == ()  # CuPy's reductions give 0-d device arrays
+    assert float(s) == pytest.approx(float(x.sum(dtype=np.float32)), rel=1e-6)
+    with pytest.raises(TypeError):
+        float(a)  # only size-1 arrays convert
+    assert bool(a[0, 0] == a[0, 0]) and int(cp.arange(5)[3]) == 3 and a[1, 2].item() == x[1, 2]
+
+
+def test_indexing_with_device_and_host_indices(cp):
+    x = np.arange(12.0).reshape(3, 4)
+    a = cp.asarray(x)
+    idx = np.array([2, 0])
+    np.testing.assert_array_equal(a[cp.asarray(idx)].get(), x[idx])
+    np.testing.assert_array_equal(a[idx].get(), x[idx])  # CuPy takes NumPy index arrays too
+    a[cp.asarray([0])] = cp.zeros(4)
+    a[1] = np.full(4, 7.0)  # and a NumPy value, copied from the host
+    x[0], x[1] = 0, 7
+    np.testing.assert_array_equal(a.get(), x)
+    assert [v.get().tolist() for v in a] == x.tolist() and len(a) == 3
+
+
+def test_data_ptr_is_consistent_for_views(cp):
+    a = cp.zeros((4, 4), np.float32)
+    assert a[1].data.ptr == a.data.ptr + 16 and a.T.data.ptr == a.data.ptr
+    assert a.copy().data.ptr != a.data.ptr
+    cai = a.__cuda_array_interface__
+    assert cai["shape"] == (4, 4) and cai["typestr"] == "<f4" and cai["data"][0] == a.data.ptr
+
+
+# ---------------------------------------------------------------- devices
+@two_devices
+def test_mixing_devices_raises_cupys_value_error(cp):
+    a = cp.ones(3)
+    with cp.cuda.Device(1):
+        b = cp.ones(3)
+        assert b.device.id == 1 and cp.cuda.runtime.getDevice() == 1
+    assert cp.cuda.runtime.getDevice() == 0
+    with pytest.raises(ValueError, match=r"The device where the array resides \(1\) is different from the "
+                                         r"current device \(0\)"):
+        a + b
+    with pytest.raises(ValueError):
+        b.sum()
+    c = b.copy()  # CuPy's copy() is the way across: onto the current device
+    assert c.device.id == 0 and (a + c).get().tolist() == [2.0, 2.0, 2.0]
+    with pytest.raises(cp.cuda.runtime.CUDARuntimeError, match="invalid device ordinal"):
+        cp.cuda.Device(dtrain.cuda.device_count()).use()
+
+
+@two_devices
+def test_current_device_is_per_thread(cp):
+    seen = {}
+    with cp.cuda.Device(1):
+        t = threading.Thread(target=lambda: seen.update(dev=cp.cuda.runtime.getDevice(), arr=cp.ones(1).device.id))
+        t.start()
+        t.join()
+        assert cp.cuda.runtime.getDevice() == 1
+    assert seen == {"dev": 0, "arr": 0}  # a new thread starts on device 0, as with CUDA
+
+
+# ---------------------------------------------------------------- CuPy's names only
+@emulated
+def test_only_cupys_names(cp):
+    import cupyx
+    with open(os.path.join(os.path.dirname(dtrain.__file__), "_emulate", "cupy14_names.json")) as f:
+        listed = json.load(f)["modules"]
+    assert set(dir(cp)) == set(listed["cupy"]) and "zeros" in listed["cupy"]
+    with pytest.raises(AttributeError, match="module 'cupy' has no attribute 'not_a_cupy_name'"):
+        cp.not_a_cupy_name
+    assert not hasattr(cp, "asmatrix") and not hasattr(cp.cuda, "Graph_") and hasattr(cp, "fuse")
+    with pytest.raises(NotImplementedError, match="cupy.fuse is not available on emulated CUDA devices"):
+        cp.fuse(lambda x: x)
+    with pytest.raises(AttributeError):
+        cupyx.not_a_cupyx_name
+    from cupy.cuda import nccl
+    assert nccl.NCCL_FLOAT32 == listed["cupy.cuda.nccl"]["NCCL_FLOAT32"]["value"]
+
+
+@emulated
+def test_device_is_named_as_emulated(cp):
+    assert dtrain.cuda.get_device_name(0) == "dtrain emulated CUDA device" and dtrain.cuda.is_emulated()
+    assert "emulated" in repr(cp.ones(2)) and dtrain.cuda.get_device_capability(0) >= (8, 0)
+
+
+# ---------------------------------------------------------------- memory statistics per device
+@emulated
+@two_devices
+def test_memory_pool_statistics_move_per_device(cp):
+    from dtrain import _emulate
+    pool = cp.get_default_memory_pool()
+    before0 = pool.used_bytes()
+    with cp.cuda.Device(1):
+        before1 = pool.used_bytes()
+    a = cp.empty(1000, np.float32)
+    v = a[10:20]  # a view: no new memory
+    assert pool.used_bytes() == before0 + 4000
+    with cp.cuda.Device(1):
+        assert pool.used_bytes() == before1
+        b = cp.empty(250, np.float64)
+        assert pool.used_bytes() == before1 + 2000
+    peak = _emulate.memory_stats(0)["peak"]
+    assert peak >= before0 + 4000
+    del a
+    assert pool.used_bytes() == before0 + 4000  # the view keeps the buffer
+    del v
+    assert pool.used_bytes() == before0 and pool.total_bytes() >= before0 + 4000  # freed into the pool
+    pool.free_all_blocks()
+    assert pool.total_bytes() == before0 and _emulate.memory_stats(0)["peak"] == peak
+    _emulate.reset_peak_memory_stats(0)
+    assert _emulate.memory_stats(0)["peak"] == before0
+    del b
+    with cp.cuda.Device(1):
+        assert pool.used_bytes() == before1
+
+
+@emulated
+def test_memory_limit_raises_cupys_out_of_memory(cp):
+    pool = cp.get_default_memory_pool()
+    pool.set_limit(size=pool.used_bytes() + 1024)
+    try:
+        with pytest.raises(cp.cuda.memory.OutOfMemoryError, match="Out of memory allocating 8,000 bytes"):
+            cp.empty(1000, np.float64)
+        with pytest.raises(MemoryError):  # what torch.cuda.OutOfMemoryError catches with CuPy
+            cp.empty(1000, np.float64)
+    finally:
+        pool.set_limit(size=0)
+
+
+# ---------------------------------------------------------------- streams, events, kernels
+@emulated
+def test_strict_streams_report_a_missing_wait(cp):
+    from dtrain import _emulate
+    prev = _emulate.strict_streams(True)
+    try:
+        s = cp.cuda.Stream(non_blocking=True)
+        with s:
+            a = cp.ones(3) * 2  # produced on s
+        with pytest.raises(RuntimeError, match="did not wait"):
+            a + 1  # read on the null stream, which never waited for s
+        with s:
+            ev = s.record()
+        cp.cuda.get_current_stream().wait_event(ev)
+        assert (a + 1).get().tolist() == [3.0, 3.0, 3.0]
+        with s:
+            b = cp.ones(3)
+        s.synchronize()  # a host synchronisation orders everything before it too
+        assert (b + 0).get().tolist() == [1.0, 1.0, 1.0]
+    finally:
+        _emulate.strict_streams(prev)
+
+
+@emulated
+def test_events_time_and_complete(cp):
+    start, end = cp.cuda.Event(), cp.cuda.Event()
+    start.record()
+    cp.arange(1000).sum()
+    end.record()
+    end.synchronize()
+    assert end.done and cp.cuda.get_elapsed_time(start, end) >= 0.0
+    with pytest.raises(cp.cuda.runtime.CUDARuntimeError):
+        cp.cuda.get_elapsed_time(cp.cuda.Event(disable_timing=True), end)
+
+
+@emulated
+def test_kernels_run_their_registered_reference(cp):
+    from dtrain import _emulate
+    k = cp.RawKernel(r'extern "C" __global__ void twice_emulate_test(const float* x, float* y) {}',
+                     "twice_emulate_test")
+    x, y = cp.arange(4, dtype=np.float32), cp.zeros(4, np.float32)
+    with pytest.raises(NotImplementedError, match="'twice_emulate_test' cannot run on emulated CUDA devices"):
+        k((1,), (4,), (x, y))
+
+    @_emulate.reference("twice_emulate_test")
+    def twice(x, y):
+        y[...] = x * 2
+
+    k((1,), (4,), (x, y))
+    assert y.get().tolist() == [0.0, 2.0, 4.0, 6.0]
+    ek = cp.ElementwiseKernel("T x", "T y", "y = x + 1", "plus_one_emulate_test")
+    with pytest.raises(NotImplementedError, match="plus_one_emulate_test"):
+        ek(x)
+
+
+@emulated
+def test_nccl_world_of_one(cp):
+    from cupy.cuda import nccl
+    comm = nccl.NcclCommunicator(1, nccl.get_unique_id(), 0)
+    a = cp.arange(4, dtype=np.float32)
+    out = cp.zeros(4, np.float32)
+    s = cp.cuda.Stream(non_blocking=True)
+    comm.allReduce(a.data.ptr, out.data.ptr, 4, nccl.NCCL_FLOAT32, nccl.NCCL_AVG, s.ptr)
+    s.synchronize()
+    assert out.get().tolist() == [0.0, 1.0, 2.0, 3.0]
+    comm.abort()
+    with pytest.raises(nccl.NcclError, match="aborted"):
+        comm.allReduce(a.data.ptr, a.data.ptr, 4, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, 0)
+
+
+# ---------------------------------------------------------------- dtrain on the devices
+@two_devices
+def test_tensors_land_on_the_device_they_name():
+    # dtrain bugs found by the emulation: draws and device-to-device moves stayed on the current device
+    makers = {"randn": lambda: dtrain.randn(3, device="cuda:1"), "rand": lambda: dtrain.rand(3, device="cuda:1"),
+              "randint": lambda: dtrain.randint(0, 5, (3,), device="cuda:1"),
+              "randperm": lambda: dtrain.randperm(5, device="cuda:1"),
+              "to": lambda: dtrain.ones(3, device="cuda:0").to("cuda:1"),
+              "cuda(1)": lambda: dtrain.ones(3, device="cuda:0").cuda(1),
+              "tensor": lambda: dtrain.tensor(dtrain.ones(2, device="cuda:0"), device="cuda:1")}
+    for name, make in makers.items():
+        t = make()
+        assert t.device == dtrain.device("cuda", 1) and t._data.device.id == 1, name
+
+
+def test_cuda_tensor_numpy_and_print_as_torch():
+    x = dtrain.arange(3.0, device="cuda")
+    with pytest.raises(TypeError) as e:
+        x.numpy()
+    with pytest.raises(TypeError) as want:
+        torch.arange(3.0, device="meta").numpy() if not torch.cuda.is_available() else \
+            torch.arange(3.0, device="cuda").numpy()
+    assert str(e.value) == ("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor "
+                            "to host memory first.")
+    assert want.type is TypeError
+    assert repr(x) == "tensor([0., 1., 2.], device='cuda:0')"
+    np.testing.assert_array_equal(x.cpu().numpy(), [0.0, 1.0, 2.0])
