@@ -45,7 +45,7 @@ def _track(a, device):
     if key in _tracked:
         return
     n = root.nbytes
-    rt._pools[device].alloc(n)
+    rt.allocate(device, n)
     _tracked.add(key)
     addr = root.__array_interface__["data"][0]
     _buffers[addr] = (weakref.ref(root), device)
