@@ -83,6 +83,64 @@ def to_numpy(array):
     return array.get() if is_cupy_array(array) else np.asarray(array)
 
 
+def cuda_xp():
+    """cupy(), with dtrain's memory statistics set up on first use (every CUDA device's array module is this)."""
+    cp = cupy()
+    if _memory is None:
+        _track_memory(cp)
+    return cp
+
+
+class _MemoryStats:
+    """Per-device peaks of the default pool's used bytes (live arrays) and total bytes (used + cached).
+
+    CuPy keeps no peak; the pool's counts grow only inside malloc, so an allocator that reads them after each
+    malloc sees every peak. It wraps the default pool's malloc through cupy.cuda.set_allocator (a Python call
+    per allocation; an allocator set later by the user replaces it, and the peaks then stop moving)."""
+
+    def __init__(self, cp):
+        self.pool = cp.get_default_memory_pool()
+        self.peak_used, self.peak_total = {}, {}
+        self._malloc = self.pool.malloc
+        cp.cuda.set_allocator(self.malloc)
+
+    def malloc(self, size):
+        mem = self._malloc(size)
+        d, pool = mem.device_id, self.pool
+        used, total = pool.used_bytes(), pool.total_bytes()  # the current device's: where malloc allocated
+        if used > self.peak_used.get(d, 0):
+            self.peak_used[d] = used
+        if total > self.peak_total.get(d, 0):
+            self.peak_total[d] = total
+        return mem
+
+    def current(self, index):
+        """(used, total) bytes of device `index` now."""
+        with cupy().cuda.Device(index):
+            return self.pool.used_bytes(), self.pool.total_bytes()
+
+    def peaks(self, index):
+        used, total = self.current(index)  # a free since the last malloc never raises a peak, a malloc did
+        return max(used, self.peak_used.get(index, 0)), max(total, self.peak_total.get(index, 0))
+
+    def reset_peaks(self, index):
+        self.peak_used[index], self.peak_total[index] = self.current(index)
+
+
+_memory = None
+
+
+def _track_memory(cp):
+    global _memory
+    _memory = _MemoryStats(cp)
+
+
+def memory_stats():
+    """The per-device memory statistics (see _MemoryStats); sets CUDA up if it was not yet."""
+    cuda_xp()
+    return _memory
+
+
 def nccl():
     """cupy.cuda.nccl of the CuPy in use (a submodule real CuPy does not import by itself)."""
     cuda = cupy().cuda
@@ -201,14 +259,14 @@ class _CudaKernels:
         self.xp = xp
 
     @staticmethod
-    def _cupyx():
-        import cupyx
-        return cupyx
+    def _cupyx(sub=""):
+        """cupyx or one of its submodules (imported by name: a submodule is no attribute until imported)."""
+        import importlib
+        return importlib.import_module("cupyx" + sub)
 
     def special(self, name):
         """cupyx.scipy.special's `name`."""
-        import cupyx.scipy.special
-        return getattr(cupyx.scipy.special, name)
+        return getattr(self._cupyx(".scipy.special"), name)
 
     def scatter_add(self, out, key, values):
         self._cupyx().scatter_add(out, key, values)
@@ -221,13 +279,12 @@ class _CudaKernels:
     accumulate = None  # CuPy accumulates only add and multiply: callers scan by doubling
 
     def lu_factor(self, a):
-        import cupyx.scipy.linalg
-        return _per_matrix(self.xp, lambda x: cupyx.scipy.linalg.lu_factor(x, check_finite=False), a,
-                           out_ndims=(2, 1))
+        linalg = self._cupyx(".scipy.linalg")
+        return _per_matrix(self.xp, lambda x: linalg.lu_factor(x, check_finite=False), a, out_ndims=(2, 1))
 
     def solve_triangular(self, a, b, trans, lower, unit):
-        import cupyx.scipy.linalg
-        return _per_matrix(self.xp, lambda x, y: cupyx.scipy.linalg.solve_triangular(
+        linalg = self._cupyx(".scipy.linalg")
+        return _per_matrix(self.xp, lambda x, y: linalg.solve_triangular(
             x, y, trans=trans, lower=lower, unit_diagonal=unit, check_finite=False), a, b, out_ndims=(2,))[0]
 
     def linalg_raising(self):

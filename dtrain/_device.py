@@ -52,7 +52,7 @@ class device:
     def xp(self):
         """The array module of this device (numpy for cpu and meta, cupy for cuda)."""
         if self._xp is None:
-            self._xp = _backend.cupy() if self.type == "cuda" else np
+            self._xp = _backend.cuda_xp() if self.type == "cuda" else np
         return self._xp
 
     def __repr__(self):

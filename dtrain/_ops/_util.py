@@ -1,7 +1,7 @@
 """Helpers shared by the op files: scalar operands, dtype promotion, broadcasting's backward, dims."""
 import numpy as np
 
-from .. import _dtype
+from .. import _backend, _dtype
 from .._device import CPU, resolve
 from .._tensor import Tensor, _wrap
 
@@ -20,10 +20,18 @@ def unbroadcast(g, shape):
 
 
 def scalar_tensor(value, dtype, device):
-    return _wrap(scalar_array(value, dtype.np, device.xp), device)
+    return _wrap(scalar_array(value, dtype.np, device), device)
 
 
-def scalar_array(value, np_dtype, xp):
+def scalar_array(value, np_dtype, device):
+    """A 0-d array of `value` made on `device` (not on whichever CUDA device is current)."""
+    if device._gpu is not None:
+        with _backend.on_device(device):
+            return _scalar_array(value, np_dtype, device.xp)
+    return _scalar_array(value, np_dtype, device.xp)
+
+
+def _scalar_array(value, np_dtype, xp):
     try:
         return xp.asarray(value, dtype=np_dtype)
     except OverflowError:  # torch wraps out-of-range integers (uint8 tensor - 1 → 255)

@@ -2,7 +2,7 @@
 import math
 import warnings
 
-from ... import _dtype, log_softmax, minimum, where
+from ... import _backend, _dtype, log_softmax, minimum, where
 from ..._ops.activation import cross_entropy_indices
 from ..._ops.pointwise import clamp_min, softplus
 from ..._tensor import _wrap
@@ -176,9 +176,10 @@ def _check_class_target(input, target, weight, ignore_index):
                            f"got weight tensor of shape: {list(weight.shape)}")
     t = target._data
     if t.size:
-        bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
-        if bad.any():
-            raise IndexError(f"Target {int(t[bad][0])} is out of bounds.")
+        with _backend.on_device(target._device):  # array code outside an op: its device made current here
+            bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
+            if bad.any():
+                raise IndexError(f"Target {int(t[bad][0])} is out of bounds.")
     return n_classes
 
 
