@@ -79,6 +79,32 @@ def test_autograd_grad_and_scalar_operands_on_the_second_device():
     np.testing.assert_allclose(_np(g), gt.numpy(), rtol=1e-6)
 
 
+_NON_APPLY_OPS = {  # ops that compute on arrays outside Function.apply (checks, sorting, index arithmetic)
+    "sort": lambda m, x: m.sort(x, dim=1, descending=True)[0],
+    "argmax": lambda m, x: m.argmax(x, dim=1),
+    "any": lambda m, x: (x > 0.5).any(dim=0),
+    "gt": lambda m, x: x > 0.1,
+    "median": lambda m, x: m.median(x, dim=1).values,
+    "quantile": lambda m, x: m.quantile(x, m.tensor([0.25, 0.5], device=x.device), dim=0),
+    "index_select": lambda m, x: m.index_select(x, 0, m.tensor([2, 0], device=x.device)),
+    "gather": lambda m, x: m.gather(x, 1, m.tensor([[0, 1]] * 4, device=x.device)),
+    "index": lambda m, x: x[m.tensor([3, 1], device=x.device)],
+    "copy_": lambda m, x: m.zeros(4, 5, device=x.device).copy_(x),
+    "add_": lambda m, x: x.clone().add_(1.5),
+    "where": lambda m, x: m.where(x > 0, x, 0.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_NON_APPLY_OPS))
+def test_ops_beyond_function_apply_on_the_second_device(name):
+    xs = np.random.default_rng(2).standard_normal((4, 5)).astype(np.float32)
+    fn = _NON_APPLY_OPS[name]
+    got = fn(dtrain, dtrain.tensor(xs, device="cuda:1"))
+    want = fn(torch, torch.tensor(xs))
+    assert got.device == dtrain.device("cuda:1")
+    np.testing.assert_allclose(_np(got), want.numpy(), rtol=1e-5, atol=1e-7)  # float32: a few roundings
+
+
 class _Probe(dtrain.autograd.Function):
     """Identity that records the current CUDA device in its forward and backward."""
     seen = []

@@ -1,4 +1,6 @@
 """Helpers shared by the op files: scalar operands, dtype promotion, broadcasting's backward, dims."""
+import functools
+
 import numpy as np
 
 from .. import _backend, _dtype
@@ -86,6 +88,20 @@ def wrap_dims(dim, ndim):
     return tuple(sorted(dims)) if dims else tuple(range(ndim))
 
 
+def on_input_device(fn):
+    """Decorates an op that computes on arrays outside Function.apply (checks, index arithmetic, sorting):
+    it runs with its first argument's CUDA device current, as Function.apply runs a forward. Not for the
+    hottest ops (a call layer); those check inline."""
+    @functools.wraps(fn)
+    def op(*args, **kwargs):
+        dev = getattr(args[0], "_device", None) if args else None
+        if dev is None or dev._gpu is None:
+            return fn(*args, **kwargs)
+        with _backend.on_device(dev):
+            return fn(*args, **kwargs)
+    return op
+
+
 def nondiff(fn, *tensors):
     """Run a non-differentiable array function on tensors (same-device check included)."""
     dev = tensors[0]._device
@@ -93,7 +109,10 @@ def nondiff(fn, *tensors):
         if t._device is not dev:
             from ..autograd.graph import _check_devices
             dev = _check_devices(type(fn), tensors)
-    return _wrap(fn(*(t._data if t._device is dev else dev.xp.asarray(t._data) for t in tensors)), dev)
+    if dev._gpu is None:
+        return _wrap(fn(*(t._data if t._device is dev else dev.xp.asarray(t._data) for t in tensors)), dev)
+    with _backend.on_device(dev):  # array code outside Function.apply: the device made current here too
+        return _wrap(fn(*(t._data if t._device is dev else dev.xp.asarray(t._data) for t in tensors)), dev)
 
 
 def method(*names):

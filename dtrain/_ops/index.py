@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import _backend, _dtype
+from .._device import device_of
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
 from ..autograd.graph import Function, make_view
@@ -106,8 +107,12 @@ def _check_range(idx, t, dim):
     if dim >= t.ndim:
         raise IndexError(f"too many indices for tensor of dimension {t.ndim}")
     n = t.shape[dim]
-    if idx.size and (int(idx.max()) >= n or int(idx.min()) < -n):
-        bad = int(idx.max()) if int(idx.max()) >= n else int(idx.min())
+    if not idx.size:
+        return
+    with _backend.on_device(device_of(idx)):
+        hi, lo = int(idx.max()), int(idx.min())
+    if hi >= n or lo < -n:
+        bad = hi if hi >= n else lo
         raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size {n}")
 
 

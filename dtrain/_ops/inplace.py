@@ -17,7 +17,7 @@ import re
 import numpy as np
 
 from .. import _dtype
-from .._backend import data_ptr, kernels
+from .._backend import data_ptr, kernels, on_device
 from ..autograd import grad_mode
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
@@ -328,7 +328,11 @@ def assign_(t, result, fill=False):
     node = result._grad_fn if grad_mode._state.enabled else None
     if node is not None and node.saved and node.saved is not _graph._FREED:
         _adopt_saved(node, t, result)
-    t._device.xp.copyto(t._data, result._data, casting="unsafe")
+    if t._device._gpu is None:
+        np.copyto(t._data, result._data, casting="unsafe")
+    else:
+        with on_device(t._device):
+            t._device.xp.copyto(t._data, result._data, casting="unsafe")
     t._version.value += 1
     if node is not None and node._versions:
         # an output the op saved for its backward is t itself now: a later write to t must be caught

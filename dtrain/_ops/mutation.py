@@ -4,7 +4,7 @@ import numpy as np
 from .._device import META
 from .._tensor import Tensor, _wrap
 from .. import _dtype
-from .._backend import kernels
+from .._backend import kernels, on_device
 from ..autograd import grad_mode
 from ..autograd.graph import Function
 from ..random import default_generator_for
@@ -80,7 +80,11 @@ def copy_(self, src, non_blocking=False):
     if src._device is not self._device:
         from .conversion import _move
         data = _move(data, self._device, self.dtype)
-    self._device.xp.copyto(self._data, data, casting="unsafe")
+    if self._device._gpu is None:
+        np.copyto(self._data, data, casting="unsafe")
+    else:
+        with on_device(self._device):
+            self._device.xp.copyto(self._data, data, casting="unsafe")
     self._version.value += 1
     return self
 

@@ -3,7 +3,7 @@ scatter_reduce."""
 import numpy as np
 
 from .. import _dtype
-from .._backend import kernels
+from .._backend import kernels, on_device
 from .._tensor import Tensor
 from ..autograd.graph import Function
 from ._util import method, out_copy, wrap_dim
@@ -19,7 +19,8 @@ def _check_index(index, name="index"):
 def _check_bounds(index, d, n):
     """gather/scatter take no negative indices (unlike indexing)."""
     if index.numel():
-        hi, lo = int(index._data.max()), int(index._data.min())
+        with on_device(index._device):
+            hi, lo = int(index._data.max()), int(index._data.min())
         if hi >= n or lo < 0:
             raise RuntimeError(f"index {hi if hi >= n else lo} is out of bounds for dimension {d} with size {n}")
 
@@ -202,8 +203,11 @@ def index_select(input, dim, index, *, out=None):
         raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {index.numel()} value(s)")
     d = wrap_dim(dim, input.ndim) if input.ndim else 0
     n = input.shape[d] if input.ndim else 1
-    if index.numel() and (int(index._data.max()) >= n or int(index._data.min()) < 0):
-        raise IndexError(f"index out of range in self")
+    if index.numel():
+        with on_device(index._device):
+            hi, lo = int(index._data.max()), int(index._data.min())
+        if hi >= n or lo < 0:
+            raise IndexError("index out of range in self")
     return out_copy(IndexSelect.apply(input, index.reshape(-1) if index.ndim == 0 else index, dim=d), out)
 
 

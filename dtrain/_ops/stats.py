@@ -5,10 +5,10 @@ import warnings
 import numpy as np
 
 from .. import _dtype
-from .._backend import kernels
+from .._backend import kernels, on_device
 from .._tensor import Tensor, _wrap
 from ..autograd.graph import Function
-from ._util import method, out_copy, scalar_tensor, wrap_dim
+from ._util import method, on_input_device, out_copy, scalar_tensor, wrap_dim
 from .index import _scatter_add_at, where
 from .reduce import _named, return_cummax, return_mode
 from .scatter import Gather, _full_index
@@ -69,7 +69,10 @@ def _quantile_checks(input, q, interpolation):
         return scalar_tensor(q, input.dtype, input._device)
     if q.dtype != input.dtype:
         raise RuntimeError("quantile() q tensor must be same dtype as the input tensor")
-    if q._data.size and not bool(((q._data >= 0) & (q._data <= 1)).all()):
+    if q._data.size:
+        with on_device(q._device):
+            ok = bool(((q._data >= 0) & (q._data <= 1)).all())
+    if q._data.size and not ok:
         raise RuntimeError("quantile() q values must be in the range [0, 1]")
     return q
 
@@ -180,6 +183,7 @@ def _median_at(count, n, skip_nan, xp):
     return xp.maximum(count - 1, 0) // 2 if skip_nan else xp.where(count < n, count, (n - 1) // 2)
 
 
+@on_input_device
 def _median(input, dim, keepdim, skip_nan, name, result):
     if dim is None:
         _check_median_dtype(input, "median_cpu")
@@ -197,6 +201,7 @@ def _median(input, dim, keepdim, skip_nan, name, result):
     return result(values if keepdim else values.squeeze(d), idx)
 
 
+@on_input_device
 def _flat_median(input, skip_nan):
     xp = input._device.xp
     a = input._data.reshape(-1)
