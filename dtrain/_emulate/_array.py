@@ -84,7 +84,12 @@ def wrap(a, device=None):
     s._pos += 1
     out._stream, out._pos = s, s._pos
     _track(a, d)
+    if a.base is None:
+        _owners[id(a)] = out  # the array that owns its memory is what views name as their base, as in CuPy
     return out
+
+
+_owners = weakref.WeakValueDictionary()
 
 
 def _wrong_device(device, cur):
@@ -92,8 +97,10 @@ def _wrong_device(device, cur):
                       f"({cur}). Peer access is unavailable between these devices.")
 
 
-def unwrap(x, cur):
-    """A NumPy argument from an argument of a CuPy call: device arrays of the current device only."""
+def unwrap(x, cur, operand=False):
+    """A NumPy argument from an argument of a CuPy call: device arrays of the current device only. A NumPy
+    array is refused as an `operand` (of a ufunc or an operator, CuPy's TypeError) and where it holds floats;
+    integer and boolean ones pass as the host parameters (axes, shapes, indices) CuPy takes them as."""
     cls = x.__class__
     if cls is ndarray:
         if x._dev != cur:
@@ -102,9 +109,11 @@ def unwrap(x, cur):
             _check_stream(x)
         return x._a
     if cls is np.ndarray:
-        raise TypeError(f"Unsupported type {cls}")
+        if operand or x.dtype.kind not in "iub":
+            raise TypeError(f"Unsupported type {cls}")
+        return x
     if cls is list or cls is tuple:
-        return cls(unwrap(v, cur) for v in x)
+        return cls(unwrap(v, cur, operand) for v in x)
     return x
 
 
@@ -131,13 +140,15 @@ def rewrap(r, cur, outs=None):
     return r
 
 
-def call(fn, args, kwargs):
-    """Run NumPy's `fn` on the arguments' host arrays, after CuPy's checks, and wrap what it returns."""
+def call(fn, args, kwargs, operands=False):
+    """Run NumPy's `fn` on the arguments' host arrays, after CuPy's checks, and wrap what it returns;
+    `operands`: the arguments are a ufunc's or operator's operands (no NumPy arrays at all)."""
     cur = rt.current()
-    a = [unwrap(x, cur) for x in args]
+    operands = operands or fn.__class__ is np.ufunc
+    a = [unwrap(x, cur, operands) for x in args]
     outs = None
     if kwargs:
-        kw = {k: unwrap(v, cur) for k, v in kwargs.items()}
+        kw = {k: unwrap(v, cur, operands) for k, v in kwargs.items()}
         out = kwargs.get("out")
         if out is not None:
             outs = out if isinstance(out, tuple) else (out,)
@@ -149,24 +160,24 @@ def call(fn, args, kwargs):
 def _binary(op, reflected=False):
     if reflected:
         def method(self, other):
-            return call(op, (other, self), {})
+            return call(op, (other, self), {}, True)
     else:
         def method(self, other):
-            return call(op, (self, other), {})
+            return call(op, (self, other), {}, True)
     method.__name__ = op.__name__
     return method
 
 
 def _inplace(op):
     def method(self, other):
-        call(op, (self, other), {})  # operator.iadd and friends write into self's host array
+        call(op, (self, other), {}, True)  # operator.iadd and friends write into self's host array
         return self
     return method
 
 
 def _unary(op):
     def method(self):
-        return call(op, (self,), {})
+        return call(op, (self,), {}, True)
     return method
 
 
@@ -187,7 +198,7 @@ class ndarray:
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         fn = ufunc if method == "__call__" else getattr(ufunc, method)
-        return call(fn, inputs, kwargs)
+        return call(fn, inputs, kwargs, True)
 
     def __array_function__(self, func, types, args, kwargs):
         from ._modules import has_cupy_function
@@ -216,7 +227,17 @@ class ndarray:
     @property
     def base(self):
         b = self._a.base
-        return wrap(b, self._dev) if isinstance(b, np.ndarray) else None
+        if b.__class__ is not np.ndarray:
+            b = getattr(b, "base", None)  # as_strided's helper object
+            if b.__class__ is not np.ndarray:
+                return None
+        while b.base.__class__ is np.ndarray:
+            b = b.base
+        owner = _owners.get(id(b))
+        if owner is None or owner._a is not b:
+            owner = wrap(b, self._dev)
+            _owners[id(b)] = owner
+        return owner
 
     @property
     def real(self):

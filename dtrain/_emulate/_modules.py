@@ -49,6 +49,8 @@ class StrictModule(types.ModuleType):
     def __getattr__(self, attr):
         d = self.__dict__
         entry = d["_emu_names"].get(attr)
+        if entry is None and isinstance(d["_emu_impl"].get(attr), StrictModule):
+            entry = {"kind": "module"}  # a submodule CuPy has but does not import with its parent
         if entry is None:
             raise AttributeError(f"module '{self.__name__}' has no attribute '{attr}'")
         value = d["_emu_impl"].get(attr, _MISSING)

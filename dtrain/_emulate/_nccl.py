@@ -10,6 +10,8 @@ and groupEnd operations are queued and all started at groupEnd, so send/recv pai
 deadlock.
 """
 import os
+import threading
+import time
 import zlib
 
 import numpy as np
@@ -62,6 +64,7 @@ def get_version():
 
 get_build_version = get_version
 
+_requests_lock = threading.Lock()
 _group = None  # operations queued between groupStart and groupEnd (per process: NCCL's group is per thread)
 
 
@@ -80,17 +83,18 @@ class _Pending:
         self.after = self.keep = None
 
     def test(self):
-        if not self.complete:
-            from mpi4py import MPI
-            if MPI.Request.Testall(self.reqs):
-                self._finish()
-        return self.complete
+        # one thread at a time: dtrain polls events from a watchdog thread while the main one records more,
+        # and MPI does not allow two threads to test the same request
+        with _requests_lock:
+            if not self.complete:
+                from mpi4py import MPI
+                if MPI.Request.Testall(self.reqs):
+                    self._finish()
+            return self.complete
 
     def wait(self):
-        if not self.complete:
-            from mpi4py import MPI
-            MPI.Request.Waitall(self.reqs)
-            self._finish()
+        while not self.test():
+            time.sleep(0.0002)
 
 
 def groupStart():

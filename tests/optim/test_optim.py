@@ -35,7 +35,7 @@ def _np(t):
 
 
 def _run_steps(m, opt, params, x, y, n, zero_to_none=True):
-    xs, ys = m.tensor(x), m.tensor(y)
+    xs, ys = m.tensor(x, device=params[0].device), m.tensor(y, device=params[0].device)
     out = []
     for _ in range(n):
         opt.zero_grad(set_to_none=zero_to_none)
