@@ -105,9 +105,10 @@ class Work:
         self._done.set()
 
     def is_completed(self):
-        """Whether the operation has finished (with or without an error); never blocks, as torch's: a request
-        no thread is driving right now is tested once."""
-        if not self._done.is_set() and self._lock.acquire(blocking=False):
+        """Whether the operation has finished (with or without an error), as torch's: the request is tested once
+        (after any test another thread is running on it), without waiting for the operation."""
+        if not self._done.is_set():
+            self._lock.acquire()
             try:
                 if not self._done.is_set() and self._req.test():
                     self._complete()
