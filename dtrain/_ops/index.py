@@ -27,8 +27,11 @@ def _scatter_add_at(xp, out, key, g):
     _backend.kernels[xp].scatter_add(out, key, g)
 
 
-def _convert_key(key, t):
+def _convert_key(key, t, _on_device=False):
     """Turn a torch index into one the array module takes; tensors become arrays, checks as torch does."""
+    if t._device._gpu is not None and not _on_device:
+        with _backend.on_device(t._device):  # index arrays are made on the indexed tensor's device
+            return _convert_key(key, t, True)
     if isinstance(key, list) and len(key) < 32 and any(
             isinstance(k, (Tensor, list, tuple, slice)) or k is None or k is Ellipsis for k in key):
         key = tuple(key)  # torch (like old NumPy) reads such a list as a tuple of indices
