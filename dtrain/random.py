@@ -28,6 +28,7 @@ class Generator:
         self._seed = seed & 0xFFFF_FFFF_FFFF_FFFF
         self._np = np.random.Generator(np.random.PCG64(self._seed))
         self._cp = None
+        self._epoch = 0  # CUDA: which stream of this seed the device generator draws from (see get_state)
         return self
 
     def seed(self):
@@ -41,16 +42,26 @@ class Generator:
     def _cupy(self):
         if self._cp is None:
             cp = self.device.xp
+            seed = self._seed if not self._epoch else int(
+                np.random.SeedSequence([self._seed, self._epoch]).generate_state(1, np.uint64)[0])
             with cp.cuda.Device(self.device.index):
-                self._cp = cp.random.default_rng(self._seed)
+                self._cp = cp.random.default_rng(seed)
         return self._cp
 
     def get_state(self):
         """The state as a uint8 CPU tensor: seed and PCG64 state in fixed little-endian fields (no pickle, so a
-        state read back from a checkpoint cannot run code)."""
+        state read back from a checkpoint cannot run code).
+
+        A CUDA generator's position cannot be read back from CuPy's generator, so taking its state starts a new
+        stream (epoch) of the seed, and the state names that epoch: draws after set_state(state) repeat the
+        draws after get_state(). Unlike torch, taking the state changes the numbers drawn after it."""
         from ._tensor import _wrap
         st = self._np.bit_generator.state
         fields = (self._seed, st["state"]["state"], st["state"]["inc"], st["has_uint32"], st["uinteger"])
+        if self.device.type == "cuda":
+            self._epoch += 1
+            self._cp = None
+            fields = (self._seed, self._epoch, 0, 0, 0)
         raw = b"".join(int(v).to_bytes(n, "little") for v, n in zip(fields, _STATE_FIELDS))
         return _wrap(np.frombuffer(raw, dtype=np.uint8).copy(), CPU)
 
@@ -65,6 +76,9 @@ class Generator:
             vals.append(int.from_bytes(raw[pos:pos + n], "little"))
             pos += n
         self._seed = vals[0]
+        if self.device.type == "cuda":
+            self._epoch, self._cp = vals[1], None
+            return self
         bg = np.random.PCG64()
         bg.state = {"bit_generator": "PCG64", "state": {"state": vals[1], "inc": vals[2]},
                     "has_uint32": vals[3], "uinteger": vals[4]}

@@ -6,6 +6,8 @@
 Each input is a shape (random float64 data), a NumPy array, or a Python scalar. Float and complex inputs
 require grad; the gradient of sum(out * w) for random weights w (of a complex output: the real part of it, with
 complex w) is compared for every such input, in torch's convention for complex gradients."""
+import contextlib
+
 import numpy as np
 import torch  # the oracle: a missing torch is an error, never a skip
 
@@ -60,12 +62,20 @@ def assert_close(actual, expected, atol=1e-6, rtol=1e-5, what="output"):
         np.testing.assert_array_equal(a, e, err_msg=what)
 
 
+def _default_device(device):
+    """The device under test as dtrain's default while a test function runs, so that the tensors it makes
+    (indices, masks, out=) are on it, as a torch test on a GPU gets with torch.device("cuda") as the default
+    (torch refuses most mixes of CPU and CUDA tensors)."""
+    return dtrain.device(device) if device != "cpu" else contextlib.nullcontext()
+
+
 def check(fn, *inputs, device="cpu", atol=1e-6, rtol=1e-5, grad=True, dtype=np.float64, check_dtype=True):
     """Compare fn(dtrain, *inputs) with fn(torch, *inputs): values, dtypes, shapes, and input gradients."""
     arrays = [make(x, dtype) for x in inputs]
     dt = [_to(dtrain, a, device, grad) for a in arrays]
     tt = [_to(torch, a, device, grad) for a in arrays]
-    out_d = _flatten(fn(dtrain, *dt))
+    with _default_device(device):
+        out_d = _flatten(fn(dtrain, *dt))
     out_t = _flatten(fn(torch, *tt))
     assert len(out_d) == len(out_t), f"{len(out_d)} outputs, torch gives {len(out_t)}"
     for i, (a, e) in enumerate(zip(out_d, out_t)):
@@ -112,7 +122,7 @@ def check_raises(fn, *inputs, device="cpu", match=None):
     arrays = [make(x) for x in inputs]
     with pytest.raises(Exception) as te:
         fn(torch, *[_to(torch, a, device, False) for a in arrays])
-    with pytest.raises(te.type) as de:
+    with pytest.raises(te.type) as de, _default_device(device):
         fn(dtrain, *[_to(dtrain, a, device, False) for a in arrays])
     if match:
         assert match in str(de.value), f"message {str(de.value)!r} lacks {match!r}"

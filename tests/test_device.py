@@ -119,9 +119,7 @@ def test_default_device_context():
 
 
 @pytest.mark.cuda
-def test_cuda_roundtrip(device):
-    if device != "cuda":
-        pytest.skip("needs CUDA")
+def test_cuda_roundtrip():
     x = dtrain.arange(6.0).reshape(2, 3)
     g = x.cuda()
     assert g.is_cuda and g.device == dtrain.device("cuda", 0) and str(g.device) == "cuda:0"

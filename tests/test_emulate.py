@@ -279,3 +279,22 @@ def test_cuda_tensor_numpy_and_print_as_torch():
     assert want.type is TypeError
     assert repr(x) == "tensor([0., 1., 2.], device='cuda:0')"
     np.testing.assert_array_equal(x.cpu().numpy(), [0.0, 1.0, 2.0])
+
+
+def test_out_on_another_device_raises_torchs_error():
+    x = dtrain.arange(3.0, device="cuda")
+    with pytest.raises(RuntimeError, match="Expected out tensor to have device cuda:0, but got cpu instead"):
+        dtrain.exp(x, out=dtrain.empty(3))
+
+
+def test_cuda_rng_state_restores_the_draws():
+    # dtrain bug found by the emulation: set_rng_state restarted a CUDA generator from its seed
+    dtrain.cuda.manual_seed(3)
+    dtrain.randn(7, device="cuda")  # the generator has moved on from its seed
+    state = dtrain.cuda.get_rng_state()
+    a = dtrain.randn(5, device="cuda").cpu().numpy()
+    b = dtrain.randn(5, device="cuda").cpu().numpy()
+    dtrain.cuda.set_rng_state(state)
+    np.testing.assert_array_equal(dtrain.randn(5, device="cuda").cpu().numpy(), a)
+    np.testing.assert_array_equal(dtrain.randn(5, device="cuda").cpu().numpy(), b)
+    assert not np.array_equal(a, b)

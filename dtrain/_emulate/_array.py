@@ -137,6 +137,8 @@ def rewrap(r, cur, outs=None):
         return wrap(np.asarray(r), cur)
     if cls is tuple or cls is list:
         return cls(rewrap(v, cur, outs) for v in r)
+    if isinstance(r, tuple):  # NumPy's named results (EigResult, SVDResult, ...): CuPy returns plain tuples
+        return tuple(rewrap(v, cur, outs) for v in r)
     return r
 
 
@@ -154,7 +156,14 @@ def call(fn, args, kwargs, operands=False):
             outs = out if isinstance(out, tuple) else (out,)
     else:
         kw = kwargs
-    return rewrap(fn(*a, **kw), cur, outs)
+    try:
+        r = fn(*a, **kw)
+    except MemoryError as e:
+        if isinstance(e, rt.OutOfMemoryError):
+            raise
+        # the host could not hold it: on a device that is CuPy's OutOfMemoryError (what torch.cuda's catches)
+        raise rt.OutOfMemoryError(0, rt._pools[cur]._used, message=str(e)) from None
+    return rewrap(r, cur, outs)
 
 
 def _binary(op, reflected=False):

@@ -333,9 +333,11 @@ def get_elapsed_time(start_event, end_event):
 class OutOfMemoryError(MemoryError):
     """cupy.cuda.memory.OutOfMemoryError."""
 
-    def __init__(self, size, total, limit=0):
+    def __init__(self, size, total, limit=0, message=None):
         super().__init__(f"Out of memory allocating {size:,} bytes (allocated so far: {total:,} bytes"
-                         + (f", limit set to: {limit:,} bytes" if limit else "") + ").")
+                         + (f", limit set to: {limit:,} bytes" if limit else "") + ")."
+                         if message is None else f"Out of memory on an emulated device (allocated so far: "
+                                                 f"{total:,} bytes): {message}")
 
 
 class _DevicePool:

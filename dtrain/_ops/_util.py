@@ -138,6 +138,8 @@ def out_copy(result, out):
     if out._requires_grad and result._requires_grad:
         raise RuntimeError("functions with out=... arguments don't support automatic differentiation, but one of "
                            "the arguments requires grad.")
+    if out._device != result._device:
+        raise RuntimeError(f"Expected out tensor to have device {result._device}, but got {out._device} instead")
     if out.shape != result.shape:
         out._data = out._device.xp.empty(result._data.shape, dtype=out._data.dtype)
     out._device.xp.copyto(out._data, result._data, casting="unsafe")

@@ -2,7 +2,7 @@
 use in passing — meshgrid, repeat_interleave, diff, tensordot, cdist, logaddexp, erfinv, ..."""
 import numpy as np
 
-from .. import _dtype
+from .. import _backend, _dtype
 from .._backend import kernels
 from .._tensor import Tensor, _wrap
 from ..autograd.graph import Function
@@ -34,7 +34,8 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
         return _wrap(input._device.xp.repeat(input._device.xp.arange(reps.numel()), reps._data), input._device)
     x = input.reshape(-1) if dim is None else input
     d = 0 if dim is None else wrap_dim(dim, x.ndim)
-    r = repeats._data if isinstance(repeats, Tensor) else np.asarray(repeats)
+    # the counts size the output, so they are read on the host (torch synchronises for a CUDA `repeats` too)
+    r = _backend.to_numpy(repeats._data) if isinstance(repeats, Tensor) else np.asarray(repeats)
     idx = np.repeat(np.arange(x.shape[d]), r if np.ndim(r) else int(r))
     return x.index_select(d, _wrap(x._device.xp.asarray(idx), x._device))
 

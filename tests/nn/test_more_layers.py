@@ -66,6 +66,7 @@ def test_modules_match_torch(name, args, device):
         shape = (2, 3, 5)
     if dmod.state_dict():
         dmod.load_state_dict({k: dtrain.tensor(v.detach().numpy()) for k, v in tmod.state_dict().items()})
+    dmod.to(device)
     check(lambda m, *xs: (tmod if m is torch else dmod)(*xs), *[shape] * n_in, device=device,
           dtype=np.float32, atol=1e-5, rtol=1e-4)
 

@@ -26,7 +26,7 @@ def test_pack_padded_sequence(device, batch_first, lengths, enforce_sorted):
     check(lambda m, x: _packed_fields(_rnn(m).pack_padded_sequence(x, lengths, batch_first, enforce_sorted)),
           shape, device=device)
     # lengths as a tensor, and with no trailing feature dims
-    check(lambda m, x: _packed_fields(_rnn(m).pack_padded_sequence(x, m.tensor(lengths), batch_first,
+    check(lambda m, x: _packed_fields(_rnn(m).pack_padded_sequence(x, m.tensor(lengths, device="cpu"), batch_first,
                                                                     enforce_sorted)), shape[:2], device=device)
 
 

@@ -162,10 +162,10 @@ def test_views_share_memory_and_version(device):
              base.narrow(1, 1, 2), base.diagonal(), base.permute(1, 0), base.split(1)[0], base.unbind(0)[2],
              base.flatten(), base.reshape(4, 3), base.squeeze(), base.movedim(0, 1), base.T, base.mT,
              base.chunk(2, 1)[1], base.view(2, 6).unflatten(1, (2, 3)), base.select(0, 1)]
-    before = [v.numpy().copy() for v in views]
+    before = [v.cpu().numpy().copy() for v in views]
     base.add_(100)
     for v, b in zip(views, before):
-        assert np.array_equal(v.numpy(), b + 100)
+        assert np.array_equal(v.cpu().numpy(), b + 100)
         assert v._version is base._version
     v = base[0]
     v.mul_(0)
@@ -178,7 +178,7 @@ def test_copies_do_not_share(device):
               base.tril(), base.t().reshape(-1), base.clone()]
     base.add_(1)
     for c in copies:
-        assert c.numpy().min() == 0
+        assert c.cpu().numpy().min() == 0
 
 
 def test_inplace_on_saved_base_raises_at_backward(device):

@@ -67,7 +67,7 @@ def test_quantile_float32_and_0d(device, dtype):
 
 def test_quantile_out(device):
     def fn(m, x):
-        o = m.empty(0, dtype=m.float64)
+        o = m.empty(0, dtype=m.float64, device=x.device)
         assert m.quantile(x.detach(), 0.4, 1, out=o) is o
         return o
     check(fn, (3, 4), device=device, grad=False)
@@ -213,8 +213,9 @@ def test_cov(device, dtype, correction):
 
 def test_cov_int_and_dof(device):
     x = np.array([[0, 2, 5, 1], [3, 3, 1, 0]])
-    check(lambda m, x: (m.cov(x), m.cov(x.int(), fweights=m.tensor([1, 2, 1, 1])),
-                        m.cov(x, aweights=m.tensor([0.5, 1.0, 2.0, 1.0], dtype=m.float64))), x, device=device)
+    check(lambda m, x: (m.cov(x), m.cov(x.int(), fweights=m.tensor([1, 2, 1, 1], device=x.device)),
+                        m.cov(x, aweights=m.tensor([0.5, 1.0, 2.0, 1.0], dtype=m.float64, device=x.device))), x,
+          device=device)
     for x, kw in [(np.array(2.0), {}), (np.ones((2, 3)), dict(correction=3)), (np.zeros((2, 0)), {})]:
         with pytest.warns(UserWarning, match="degrees of freedom is <= 0"):
             check(lambda m, x: m.cov(x, **kw), x, device=device)
@@ -256,7 +257,7 @@ def test_trapezoid(device, dtype, dim):
 def test_trapezoid_broadcast_int_empty(device):
     check(lambda m, y, x: m.trapezoid(y, x), (2, 3, 4), (3, 4), device=device)  # x has fewer dims
     check(lambda m, y, x: m.trapezoid(y, x, dim=1), (2, 3, 4), (2, 3, 1), device=device)
-    check(lambda m, y: (m.trapezoid(y), m.trapz(y, dx=2), m.trapezoid(y, m.tensor([1, 2, 4]))),
+    check(lambda m, y: (m.trapezoid(y), m.trapz(y, dx=2), m.trapezoid(y, m.tensor([1, 2, 4], device=y.device))),
           np.array([[1, 2, 3], [0, 5, 1]]), device=device)
     check(lambda m, y: (m.trapezoid(y), m.trapezoid(y, dim=0)), np.zeros((2, 0)), device=device)
     check(lambda m, y: m.trapezoid(y), np.array([1.5]), device=device)
@@ -308,7 +309,8 @@ def test_logcumsumexp_extremes(device):
     check(lambda m, x: (m.logcumsumexp(x, 1), m.logcumsumexp(x, 0)), x, device=device)
     check(lambda m, x: (m.logcumsumexp(x, 0), m.logcumsumexp(x, -1)), np.array(1.5), device=device)
     check(lambda m, x: m.logcumsumexp(x, 1), np.zeros((2, 0)), device=device)
-    check(lambda m, x: m.logcumsumexp(x, 0, out=m.empty(0, dtype=m.float64)), (3,), device=device, grad=False)
+    check(lambda m, x: m.logcumsumexp(x, 0, out=m.empty(0, dtype=m.float64, device=x.device)), (3,), device=device,
+          grad=False)
     for fn in (lambda m, x: m.logcumsumexp(x.long(), 0), lambda m, x: m.logcumsumexp(x > 0, 0),
                lambda m, x: m.logcumsumexp(x, 2)):
         e, te = check_raises(fn, (2, 3), device=device)

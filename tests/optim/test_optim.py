@@ -199,7 +199,8 @@ def test_missing_grad_skips_parameter_like_torch(device):
     for m, ps, opt in ((torch, tp, topt), (dtrain, dp, dopt)):
         for i in range(6):
             opt.zero_grad()
-            loss = _loss(m, ps, m.tensor(x), m.tensor(y)) if i % 3 else (ps[0] * ps[0]).sum()
+            dev = ps[0].device
+            loss = _loss(m, ps, m.tensor(x, device=dev), m.tensor(y, device=dev)) if i % 3 else (ps[0] * ps[0]).sum()
             loss.backward()
             opt.step()
     for a, e in zip(dp, tp):

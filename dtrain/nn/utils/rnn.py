@@ -113,7 +113,7 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
     With enforce_sorted=False the batch is sorted by decreasing length first (a stable sort, as torch's).
     dtrain raises a RuntimeError for a length beyond T, where torch reads past the input."""
     if not isinstance(lengths, Tensor):
-        lengths = as_tensor(np.asarray(lengths).astype(np.int64))
+        lengths = as_tensor(np.asarray(lengths).astype(np.int64), device="cpu")
     else:
         lengths = lengths.to(dtype=int64)
     sorted_indices = None
@@ -146,7 +146,8 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
     t, b = np.nonzero(np.arange(lens[0])[:, None] < lens[None, :])  # time-major: step by step, batch inside
     rows = b * steps + t if batch_first else t * batch + b
     data = _gather(input.reshape((batch * steps,) + tuple(input.shape[2:])), rows, (rows.shape[0],))
-    batch_sizes = tensor((lens[None, :] > np.arange(lens[0])[:, None]).sum(1).astype(np.int64))
+    # on the CPU whatever the default device (torch makes it there too)
+    batch_sizes = tensor((lens[None, :] > np.arange(lens[0])[:, None]).sum(1).astype(np.int64), device="cpu")
     return PackedSequence(data, batch_sizes, sorted_indices, None)
 
 
@@ -172,7 +173,7 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
         rows = rows.T
     out = _gather(sequence.data, rows.reshape(-1), rows.shape, padding_value)
     lens_sorted = (sizes[None, :] > np.arange(batch)[:, None]).sum(1).astype(np.int64)
-    return out, tensor(lens_sorted[order])
+    return out, tensor(lens_sorted[order], device="cpu")
 
 
 def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.0,
@@ -214,7 +215,7 @@ def unpad_sequence(padded_sequences: Tensor, lengths, batch_first: bool = False)
 
 def pack_sequence(sequences, enforce_sorted: bool = True) -> PackedSequence:
     """pack_padded_sequence(pad_sequence(sequences), lengths): pack a list of L_i x * tensors."""
-    lengths = as_tensor(np.array([seq.shape[0] for seq in sequences], dtype=np.int64))
+    lengths = as_tensor(np.array([seq.shape[0] for seq in sequences], dtype=np.int64), device="cpu")
     return pack_padded_sequence(pad_sequence(sequences), lengths, enforce_sorted=enforce_sorted)
 
 
