@@ -158,7 +158,6 @@ def data_ptr(array):
     return array.data.ptr
 
 
-
 # ---------------------------------------------------------------------------------------------------------
 # The current device. CuPy runs a kernel on the calling thread's current device and refuses arrays of another
 # ("Array device must be same as the current device"), so every op and backward node on a CUDA tensor runs
@@ -185,6 +184,7 @@ def make_current(dev, entered):
 def restore_current(entered):
     cuda, index = entered[0]
     cuda.Device(index).use()
+
 
 # ---------------------------------------------------------------------------------------------------------
 # The per-device kernel table: the few operations whose kernel differs between NumPy and CuPy. Ops are written
