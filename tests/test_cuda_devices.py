@@ -92,6 +92,11 @@ _NON_APPLY_OPS = {  # ops that compute on arrays outside Function.apply (checks,
     "copy_": lambda m, x: m.zeros(4, 5, device=x.device).copy_(x),
     "add_": lambda m, x: x.clone().add_(1.5),
     "where": lambda m, x: m.where(x > 0, x, 0.0),
+    "nonzero": lambda m, x: m.nonzero(x > 0),
+    "histc": lambda m, x: m.histc(x, bins=4, min=-2, max=2),
+    "index_add": lambda m, x: x.index_add(0, m.tensor([1, 1], device=x.device), x[:2]),
+    "out=": lambda m, x: m.add(x, 1, out=m.empty(0, device=x.device)),
+    "sdpa": lambda m, x: m.nn.functional.scaled_dot_product_attention(x[None], x[None], x[None]),
 }
 
 
@@ -103,6 +108,22 @@ def test_ops_beyond_function_apply_on_the_second_device(name):
     want = fn(torch, torch.tensor(xs))
     assert got.device == dtrain.device("cuda:1")
     np.testing.assert_allclose(_np(got), want.numpy(), rtol=1e-5, atol=1e-7)  # float32: a few roundings
+
+
+@pytest.mark.parametrize("opt", ["SGD", "Adam"])
+def test_optimizer_steps_parameters_on_the_second_device(opt):
+    rng = np.random.default_rng(3)
+    w0, g = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((3, 4)).astype(np.float32)
+    kw = {"lr": 0.1, "momentum": 0.9} if opt == "SGD" else {"lr": 0.1}
+    p = dtrain.nn.Parameter(dtrain.tensor(w0, device="cuda:1"))
+    q = torch.nn.Parameter(torch.tensor(w0))
+    o, r = getattr(dtrain.optim, opt)([p], **kw), getattr(torch.optim, opt)([q], **kw)
+    for _ in range(2):
+        p.grad, q.grad = dtrain.tensor(g, device="cuda:1"), torch.tensor(g)
+        o.step()
+        r.step()
+    assert p.device == dtrain.device("cuda:1")
+    np.testing.assert_allclose(_np(p), q.detach().numpy(), rtol=1e-6, atol=1e-7)
 
 
 class _Probe(dtrain.autograd.Function):

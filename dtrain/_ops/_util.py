@@ -140,11 +140,19 @@ def out_copy(result, out):
                            "the arguments requires grad.")
     if out._device != result._device:
         raise RuntimeError(f"Expected out tensor to have device {result._device}, but got {out._device} instead")
+    if out._device._gpu is not None:
+        with _backend.on_device(out._device):
+            _write_out(out, result)
+    else:
+        _write_out(out, result)
+    out._version.value += 1
+    return out
+
+
+def _write_out(out, result):
     if out.shape != result.shape:
         out._data = out._device.xp.empty(result._data.shape, dtype=out._data.dtype)
     out._device.xp.copyto(out._data, result._data, casting="unsafe")
-    out._version.value += 1
-    return out
 
 
 def normalize_shape(shape):

@@ -6,7 +6,7 @@ from .._device import device_of
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
 from ..autograd.graph import Function, make_view
-from ._util import method, out_copy, promote, unbroadcast
+from ._util import method, on_input_device, out_copy, promote, unbroadcast
 from ..amp._dispatch import autocast_op
 
 
@@ -382,6 +382,7 @@ Tensor.masked_scatter_ = _masked_scatter_
 
 
 @method()
+@on_input_device
 def nonzero(input, *, as_tuple=False):
     xp = input._device.xp
     if input.ndim == 0:

@@ -13,7 +13,7 @@ from .. import _dtype
 from .._backend import kernels, to_numpy
 from .._tensor import _wrap
 from ..autograd.graph import Function
-from ._util import method, out_copy, unbroadcast
+from ._util import method, on_input_device, out_copy, unbroadcast
 from .decomp import LinAlgError, _check_float, _check_square, _mT, _not_implemented
 from .reduce import _named
 from ..amp._dispatch import autocast_op
@@ -242,6 +242,7 @@ def lu(A, pivot=True, get_infos=False, out=None):
     return LU, pivots
 
 
+@on_input_device
 def lu_unpack(LU_data, LU_pivots, unpack_data=True, unpack_pivots=True, *, out=None):
     """P, L, U with A = P L U from linalg.lu_factor's output; those not asked for are empty."""
     if LU_data.ndim < 2:
@@ -270,6 +271,7 @@ def _rows(B, perm):
     return B.gather(-2, perm.unsqueeze(-1).expand(*perm.shape, B.shape[-1]))
 
 
+@on_input_device
 def _lu_solve(LU, pivots, B, left=True, adjoint=False, fn="linalg.lu_solve"):
     """X with A X = B (A^T X = B if adjoint; X A = B or X A^T = B if not left) for A = P L U given as
     linalg.lu_factor's output. Composed of triangular solves and row gathers, so gradients flow to LU and B."""
@@ -500,6 +502,7 @@ class Eigvals(Function):
         return xp.real(xp.linalg.solve(vh, gw[..., :, None] * vh))
 
 
+@on_input_device
 def _check_eig(A, fn):
     _check_square(A, fn)
     if not A.dtype.is_floating_point and not A.dtype.is_complex:

@@ -6,7 +6,7 @@ from .. import _dtype
 from .._backend import kernels, on_device
 from .._tensor import Tensor
 from ..autograd.graph import Function
-from ._util import method, out_copy, wrap_dim
+from ._util import method, on_input_device, out_copy, wrap_dim
 from .index import _scatter_add_at, masked_fill
 from ..amp._dispatch import autocast_op
 
@@ -225,6 +225,7 @@ class IndexAdd(Function):
 
 
 @method()
+@on_input_device
 def index_add(input, dim, index, source, *, alpha=1):
     d = wrap_dim(dim, input.ndim)
     if index.ndim > 1:
@@ -281,6 +282,7 @@ class IndexCopy(Function):
         return gx, gs, None
 
 
+@on_input_device
 def _check_index_copy(input, d, index, source):
     """torch's checks for index_copy, in its order."""
     if index.ndim >= 2:
@@ -494,6 +496,7 @@ Tensor.scatter_reduce_ = _scatter_reduce_
 
 # ------------------------------------------------------------------------------------------------- index_reduce
 @method()
+@on_input_device
 def index_reduce(input, dim, index, source, reduce, *, include_self=True):
     """input with source's slices reduced into the slices `index` names along `dim` ('prod', 'mean', 'amax',
     'amin'): scatter_reduce with the index spread over source's other dims."""

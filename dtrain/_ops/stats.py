@@ -249,6 +249,7 @@ def _mode_index(a, d, xp):
 
 # ------------------------------------------------------------------------------------------- histc, cov
 @method()
+@on_input_device
 def histc(input, bins=100, min=0, max=0, *, out=None):
     """Counts in `bins` equal bins over [min, max] (the data's range when min == max); not differentiable."""
     if input._data.dtype.kind != "f":
@@ -354,6 +355,7 @@ def _check_weights(w, name, n, integral):
 
 
 @method()
+@on_input_device
 def cov(input, *, correction=1, fweights=None, aweights=None):
     """Covariance of the rows (variables) over the columns (observations), with frequency and importance
     weights; composed from tensor ops, as torch does."""

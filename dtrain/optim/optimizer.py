@@ -14,7 +14,7 @@ from itertools import chain
 import numpy as np
 
 from .. import _dtype, _parallel
-from .._backend import data_ptr, kernels
+from .._backend import data_ptr, kernels, on_device
 from .._device import CPU
 from .._tensor import Tensor, _wrap
 
@@ -256,8 +256,10 @@ class Optimizer:
                 loss = closure()
         for group in self.param_groups:
             for chunk in self._group_chunks(group):
-                if not self._step_flat(group, chunk):
-                    self._step_each(group, chunk.params, chunk)
+                # the update is array code on the chunk's device: made current, whichever device the caller has
+                with on_device(chunk.device):
+                    if not self._step_flat(group, chunk):
+                        self._step_each(group, chunk.params, chunk)
         return loss
 
     def _group_chunks(self, group):

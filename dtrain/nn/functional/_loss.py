@@ -6,6 +6,7 @@ from ... import _backend, _dtype, log_softmax, minimum, where
 from ..._ops.activation import cross_entropy_indices
 from ..._ops.pointwise import clamp_min, softplus
 from ..._tensor import _wrap
+from ..._ops._util import on_input_device
 from ...amp._dispatch import autocast_op
 
 __all__ = ["cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
@@ -376,6 +377,7 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
 
 
 @autocast_op("multi_margin_loss")
+@on_input_device
 def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=None, size_average=None, reduce=None,
                       reduction: str = "mean"):
     """sum over i != y of max(0, margin - x[y] + x[i])^p (times weight[y]), divided by C."""
@@ -446,6 +448,7 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
     return _reduce(clamp_min(margin + d_pos - d_neg, 0), reduction)
 
 
+@on_input_device
 def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6, reduction: str = "mean"):
     """0.5 (log var + (input - target)^2 / var), var clamped below at eps without cutting its gradient."""
     from ... import ones_like

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..._backend import kernels
 from ..._tensor import _wrap
+from ..._ops._util import on_input_device
 from ...autograd.graph import Function
 from ._conv import _every, _first, _last, _offsets, _prod
 from ...amp._dispatch import autocast_op
@@ -353,6 +354,7 @@ def adaptive_avg_pool1d(input, output_size):
     return input @ _adaptive_matrix(input.shape[-1], o, input.dtype, input.device).t()
 
 
+@on_input_device
 def _adaptive_max(input, output_size, return_indices, nd):
     """Max over adaptive windows of any number of spatial dims, gathered at once.
 
