@@ -1,5 +1,7 @@
 """Device → array module. The one place that knows about CuPy: it is imported lazily, here only."""
 import contextlib
+import os
+import sys
 
 import numpy as np
 
@@ -68,6 +70,40 @@ def is_emulated():
     """Whether CUDA here is dtrain's emulated stand-in (DTRAIN_EMULATE_CUDA) rather than a real GPU."""
     from . import _emulate
     return _cupy is not None and _emulate.is_emulated()
+
+
+class _CupyImport:
+    """With DTRAIN_EMULATE_CUDA set, a script's own `import cupy` / `import cupyx` (even before dtrain's first
+    CUDA call) gets the module dtrain uses: the stand-in, or real CuPy where a real GPU wins."""
+    _busy = False
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if cls._busy or name.partition(".")[0] not in ("cupy", "cupyx"):
+            return None
+        cls._busy = True
+        try:
+            cupy()
+        except RuntimeError:
+            return None
+        finally:
+            cls._busy = False
+        if name not in sys.modules:
+            return None
+        import importlib.util
+        return importlib.util.spec_from_loader(name, cls)
+
+    @staticmethod
+    def create_module(spec):
+        return sys.modules[spec.name]
+
+    @staticmethod
+    def exec_module(module):
+        pass
+
+
+if os.environ.get("DTRAIN_EMULATE_CUDA"):
+    sys.meta_path.insert(0, _CupyImport)
 
 
 def xp_of(array):

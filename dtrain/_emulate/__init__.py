@@ -43,13 +43,14 @@ def install(n):
     global _installed
     if _installed is not None:
         return _installed
-    from . import _array, _kernels, _modules, _nccl
+    from . import _array, _modules, _nccl
     from ._modules import StrictModule
     import numpy as np
     import numpy.fft
     import numpy.linalg
     import numpy.lib.stride_tricks
     _runtime._count = n
+    _runtime._StreamCheck.enabled = os.environ.get("DTRAIN_EMULATE_STRICT_STREAMS", "") not in ("", "0")
 
     runtime = StrictModule("cupy.cuda.runtime", {k: v for k, v in vars(_runtime.runtime).items()
                                                  if not k.startswith("_")})
@@ -111,7 +112,7 @@ def _no_allocator(name):
 
 
 def strict_streams(enabled=True):
-    """Turns stream-order checking on or off: with it on, an operation that reads an array produced on another
+    """Turns stream-order checking on or off (DTRAIN_EMULATE_STRICT_STREAMS=1 starts with it on): with it on, an operation that reads an array produced on another
     stream raises RuntimeError unless the reading stream waited for an event recorded after it (or the host
     synchronised). Returns the previous setting."""
     prev = _runtime._StreamCheck.enabled

@@ -18,20 +18,23 @@ from . import _runtime as rt
 _IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a NumPy "
              "array explicitly.")
 
-# buffers of live device arrays: root numpy array's address -> (weakref to it, device); for data.ptr lookups
-_buffers = {}
-_tracked = set()  # id() of the root buffers already counted
+class _Root:
+    """A live device buffer: the NumPy array that owns the memory (weakly), its device and size, and the
+    device array that made it (weakly: what views name as their base, as in CuPy)."""
+    __slots__ = ("ref", "device", "nbytes", "owner", "stream", "pos")  # stream, pos: its last writer
 
 
-def _release(key, addr, device, nbytes):
-    _tracked.discard(key)
-    entry = _buffers.get(addr)
-    if entry is not None and entry[0]() is None:
-        del _buffers[addr]
-    rt._pools[device].free(nbytes)
+_roots = {}  # id(root NumPy array) -> _Root, for every live buffer
 
 
-def _track(a, device):
+def _release(key, ref):
+    r = _roots.get(key)
+    if r is not None and r.ref is ref:
+        del _roots[key]
+        rt._pools[r.device].free(r.nbytes)
+
+
+def _root_of(a):
     root = a
     while True:
         b = root.base
@@ -39,38 +42,52 @@ def _track(a, device):
             # as_strided's views hang off a helper object that holds the real base
             b = getattr(b, "base", None)
             if b.__class__ is not np.ndarray:
-                break
+                return root
         root = b
+
+
+def _track(a, device, out):
+    """Counts `a`'s buffer on `device` once, until it is freed (a weakref callback, cheaper than finalize)."""
+    root = a if a.base is None else _root_of(a)
     key = id(root)
-    if key in _tracked:
+    r = _roots.get(key)
+    if r is not None and r.ref() is root:
         return
     n = root.nbytes
     rt.allocate(device, n)
-    _tracked.add(key)
-    addr = root.__array_interface__["data"][0]
-    _buffers[addr] = (weakref.ref(root), device)
-    weakref.finalize(root, _release, key, addr, device, n)
+    r = _Root()
+    r.ref = weakref.ref(root, lambda ref, key=key: _release(key, ref))
+    r.device, r.nbytes = device, n
+    r.owner = weakref.ref(out) if root is a else None
+    r.stream, r.pos = out._stream, out._pos
+    _roots[key] = r
+
+
+def written(a, stream=None):
+    """Records a write into `a`'s buffer (in place, or by a communication call) on `stream` (default: the
+    current one), for strict stream checking."""
+    r = _roots.get(id(_root_of(a)))
+    if r is not None:
+        s = stream if stream is not None else rt.get_current_stream(r.device)
+        s._pos += 1
+        r.stream, r.pos = s, s._pos
 
 
 def _buffer_at(ptr, nbytes, dtype=np.uint8):
-    """The host memory behind a fake device pointer, as a flat NumPy array of `dtype` (for memcpy and NCCL)."""
-    count = nbytes // np.dtype(dtype).itemsize
-    entry = _buffers.get(ptr)
-    if entry is not None and entry[0]() is not None:
-        root, off = entry[0](), 0
-    else:
-        root = off = None
-        for addr, (ref, _) in list(_buffers.items()):
-            r = ref()
-            if r is not None and addr <= ptr and ptr + nbytes <= addr + r.nbytes:
-                root, off = r, ptr - addr
-                break
+    """The host memory behind a fake device pointer, as a flat NumPy array of `dtype` (for memcpy and NCCL).
+    Live buffers are searched by address: the lookups are per communication call, not per operation."""
+    dt = np.dtype(dtype)
+    for r in list(_roots.values()):
+        root = r.ref()
         if root is None:
-            raise ValueError(f"{ptr:#x} ({nbytes} bytes) is not the address of a live emulated device array")
-    flat = root.reshape(-1).view(np.uint8) if root.flags.c_contiguous else None
-    if flat is None:
-        raise ValueError(f"the buffer at {ptr:#x} is not contiguous")
-    return flat[off:off + count * np.dtype(dtype).itemsize].view(dtype)
+            continue
+        addr = root.__array_interface__["data"][0]
+        if addr <= ptr and ptr + nbytes <= addr + root.nbytes:
+            if not root.flags.c_contiguous:
+                raise ValueError(f"the buffer at {ptr:#x} is not contiguous")
+            off = ptr - addr
+            return root.reshape(-1).view(np.uint8)[off:off + (nbytes // dt.itemsize) * dt.itemsize].view(dt)
+    raise ValueError(f"{ptr:#x} ({nbytes} bytes) is not the address of a live emulated device array")
 
 
 def wrap(a, device=None):
@@ -83,13 +100,8 @@ def wrap(a, device=None):
     s = rt.get_current_stream(d)
     s._pos += 1
     out._stream, out._pos = s, s._pos
-    _track(a, d)
-    if a.base is None:
-        _owners[id(a)] = out  # the array that owns its memory is what views name as their base, as in CuPy
+    _track(a, d, out)
     return out
-
-
-_owners = weakref.WeakValueDictionary()
 
 
 def _wrong_device(device, cur):
@@ -117,12 +129,14 @@ def unwrap(x, cur, operand=False):
     return x
 
 
-def _check_stream(x):
-    s = rt.get_current_stream(x._dev)
-    if not s._sees(x._stream, x._pos):
-        raise RuntimeError(f"stream order: an array of cuda:{x._dev} produced on {x._stream!r} is read on {s!r}, "
-                           "which did not wait for it (record an event there and wait_event on it, or "
-                           "synchronize)")
+def _check_stream(x, s=None):
+    s = rt.get_current_stream(x._dev) if s is None else s
+    r = _roots.get(id(_root_of(x._a)))
+    for stream, pos in ((x._stream, x._pos), (r.stream, r.pos) if r is not None else (x._stream, x._pos)):
+        if not s._sees(stream, pos):
+            raise RuntimeError(f"stream order: an array of cuda:{x._dev} written on {stream!r} is read on {s!r}, "
+                               "which did not wait for it (record an event there and wait_event on it, or "
+                               "synchronize)")
 
 
 def rewrap(r, cur, outs=None):
@@ -131,6 +145,8 @@ def rewrap(r, cur, outs=None):
         if outs is not None:
             for o in outs:
                 if o.__class__ is ndarray and o._a is r:
+                    if rt._StreamCheck.enabled:
+                        written(r)
                     return o
         return wrap(r, cur)
     if isinstance(r, np.generic):
@@ -180,6 +196,8 @@ def _binary(op, reflected=False):
 def _inplace(op):
     def method(self, other):
         call(op, (self, other), {}, True)  # operator.iadd and friends write into self's host array
+        if rt._StreamCheck.enabled:
+            written(self._a)
         return self
     return method
 
@@ -240,12 +258,13 @@ class ndarray:
             b = getattr(b, "base", None)  # as_strided's helper object
             if b.__class__ is not np.ndarray:
                 return None
-        while b.base.__class__ is np.ndarray:
-            b = b.base
-        owner = _owners.get(id(b))
+        b = _root_of(b)
+        r = _roots.get(id(b))
+        owner = r.owner() if r is not None and r.owner is not None else None
         if owner is None or owner._a is not b:
             owner = wrap(b, self._dev)
-            _owners[id(b)] = owner
+            if r is not None:
+                r.owner = weakref.ref(owner)
         return owner
 
     @property
@@ -281,6 +300,10 @@ class ndarray:
 
     # ------------------------------------------------ the ways to the host (synchronising, as CuPy's do)
     def get(self, stream=None, order="C", out=None, blocking=True):
+        # a copy on the current stream (or `stream`), then a wait for it: what was written elsewhere must be
+        # ordered before it
+        if rt._StreamCheck.enabled:
+            _check_stream(self, stream)
         if out is not None:
             np.copyto(out, self._a)
             return out
@@ -294,6 +317,8 @@ class ndarray:
         self._a[...] = arr
 
     def item(self, *args):
+        if rt._StreamCheck.enabled:
+            _check_stream(self)
         return self._a.item(*args)
 
     def tolist(self):
@@ -366,6 +391,8 @@ class ndarray:
         if value.__class__ is ndarray:
             value = unwrap(value, cur)
         self._a[key] = value  # a NumPy value is copied from the host, as CuPy's setitem does
+        if rt._StreamCheck.enabled:
+            written(self._a)
 
     def fill(self, value):
         self._a.fill(unwrap(value, self._dev) if value.__class__ is ndarray else value)
@@ -451,6 +478,8 @@ def _method(name):
         cur = rt.current()
         if self._dev != cur:
             raise _wrong_device(self._dev, cur)
+        if rt._StreamCheck.enabled:
+            _check_stream(self)
         a = [unwrap(x, cur) for x in args]
         kw = {k: unwrap(v, cur) for k, v in kwargs.items()} if kwargs else kwargs
         r = getattr(self._a, name)(*a, **kw)

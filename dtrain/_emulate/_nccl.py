@@ -150,9 +150,13 @@ class NcclCommunicator:
         self._closed = False
 
     # ------------------------------------------------ plumbing
-    def _buf(self, ptr, count, datatype):
+    def _buf(self, ptr, count, datatype, written_on=None):
+        """The host memory at `ptr`; `written_on`: the stream ptr of an operation that writes it."""
         dt = _dtype(datatype)
-        return _array._buffer_at(ptr, count * dt.itemsize, dt)
+        a = _array._buffer_at(ptr, count * dt.itemsize, dt)
+        if written_on is not None and rt._StreamCheck.enabled:
+            _array.written(a, rt.stream_at(written_on))
+        return a
 
     def _issue(self, stream, op):
         if self._closed:
@@ -192,7 +196,7 @@ class NcclCommunicator:
     def allReduce(self, sendbuf, recvbuf, count, datatype, op, stream):
         def run():
             from mpi4py import MPI
-            s, r = self._buf(sendbuf, count, datatype), self._buf(recvbuf, count, datatype)
+            s, r = self._buf(sendbuf, count, datatype), self._buf(recvbuf, count, datatype, stream)
             self._no_bf16_math(s)
             req = self._comm.Iallreduce(MPI.IN_PLACE if sendbuf == recvbuf else s, r, op=_reduce(op, s.dtype))
             return _Pending([req], self._avg(r, op), (s, r))
@@ -201,7 +205,7 @@ class NcclCommunicator:
     def reduce(self, sendbuf, recvbuf, count, datatype, op, root, stream):
         def run():
             from mpi4py import MPI
-            s, r = self._buf(sendbuf, count, datatype), self._buf(recvbuf, count, datatype)
+            s, r = self._buf(sendbuf, count, datatype), self._buf(recvbuf, count, datatype, stream)
             self._no_bf16_math(s)
             inplace = sendbuf == recvbuf and self._rank == root
             req = self._comm.Ireduce(MPI.IN_PLACE if inplace else s, r, op=_reduce(op, s.dtype), root=root)
@@ -210,7 +214,7 @@ class NcclCommunicator:
 
     def broadcast(self, sendbuff, recvbuff, count, datatype, root, stream):
         def run():
-            r = self._buf(recvbuff, count, datatype)
+            r = self._buf(recvbuff, count, datatype, stream)
             if self._rank == root and sendbuff != recvbuff:
                 r[...] = self._buf(sendbuff, count, datatype)
             return _Pending([self._comm.Ibcast(self._mpi_buf(r), root=root)], (), (r,))
@@ -222,14 +226,14 @@ class NcclCommunicator:
     def allGather(self, sendbuf, recvbuf, count, datatype, stream):
         def run():
             s = self._buf(sendbuf, count, datatype).copy()
-            r = self._buf(recvbuf, count * self._ndev, datatype)
+            r = self._buf(recvbuf, count * self._ndev, datatype, stream)
             return _Pending([self._comm.Iallgather(self._mpi_buf(s), self._mpi_buf(r))], (), (s, r))
         self._issue(stream, run)
 
     def reduceScatter(self, sendbuf, recvbuf, recvcount, datatype, op, stream):
         def run():
             s = self._buf(sendbuf, recvcount * self._ndev, datatype).copy()
-            r = self._buf(recvbuf, recvcount, datatype)
+            r = self._buf(recvbuf, recvcount, datatype, stream)
             self._no_bf16_math(s)
             req = self._comm.Ireduce_scatter_block(s, r, op=_reduce(op, s.dtype))
             return _Pending([req], self._avg(r, op), (s, r))
@@ -243,7 +247,7 @@ class NcclCommunicator:
 
     def recv(self, recvbuf, count, datatype, peer, stream):
         def run():
-            r = self._buf(recvbuf, count, datatype)
+            r = self._buf(recvbuf, count, datatype, stream)
             return _Pending([self._comm.Irecv(self._mpi_buf(r), source=peer, tag=7)], (), (r,))
         self._issue(stream, run)
 

@@ -94,9 +94,11 @@ class runtime:
 
     @staticmethod
     def memcpyAsync(dst, src, size, kind, stream):
-        from ._array import _buffer_at
+        from ._array import _buffer_at, written
         d, s = _buffer_at(dst, size), _buffer_at(src, size)
         d[...] = s
+        if _StreamCheck.enabled:
+            written(d, stream_at(stream))
 
     memcpy = staticmethod(lambda dst, src, size, kind: runtime.memcpyAsync(dst, src, size, kind, 0))
 
@@ -230,7 +232,10 @@ class Stream:
 
     @property
     def done(self):
-        return not self._take_pending()
+        if self._take_pending():
+            return False
+        self._synced = self._pos
+        return True
 
     def record(self, event=None):
         event = event if event is not None else Event()
@@ -309,6 +314,9 @@ class Event:
     @property
     def done(self):
         self._pending = [p for p in self._pending if not p.test()]
+        if not self._pending and self._stream is not None:
+            # the host saw the work complete: whatever it issues next is ordered after it
+            self._stream._synced = max(self._stream._synced, self._pos)
         return not self._pending
 
     def synchronize(self):
