@@ -25,19 +25,15 @@ def scalar_tensor(value, dtype, device):
     return _wrap(scalar_array(value, dtype.np, device), device)
 
 
-def scalar_array(value, np_dtype, device):
+def scalar_array(value, np_dtype, device, _on_device=False):
     """A 0-d array of `value` made on `device` (not on whichever CUDA device is current)."""
-    if device._gpu is not None:
+    if device._gpu is not None and not _on_device:
         with _backend.on_device(device):
-            return _scalar_array(value, np_dtype, device.xp)
-    return _scalar_array(value, np_dtype, device.xp)
-
-
-def _scalar_array(value, np_dtype, xp):
+            return scalar_array(value, np_dtype, device, True)
     try:
-        return xp.asarray(value, dtype=np_dtype)
+        return device.xp.asarray(value, dtype=np_dtype)
     except OverflowError:  # torch wraps out-of-range integers (uint8 tensor - 1 → 255)
-        return xp.asarray(value).astype(np_dtype)
+        return device.xp.asarray(value).astype(np_dtype)
 
 
 def promote(*operands):

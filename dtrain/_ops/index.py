@@ -112,8 +112,11 @@ def _check_range(idx, t, dim):
     n = t.shape[dim]
     if not idx.size:
         return
-    with _backend.on_device(device_of(idx)):
+    if type(idx) is np.ndarray:
         hi, lo = int(idx.max()), int(idx.min())
+    else:
+        with _backend.on_device(device_of(idx)):
+            hi, lo = int(idx.max()), int(idx.min())
     if hi >= n or lo < -n:
         bad = hi if hi >= n else lo
         raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size {n}")
