@@ -97,6 +97,12 @@ _NON_APPLY_OPS = {  # ops that compute on arrays outside Function.apply (checks,
     "index_add": lambda m, x: x.index_add(0, m.tensor([1, 1], device=x.device), x[:2]),
     "out=": lambda m, x: m.add(x, 1, out=m.empty(0, device=x.device)),
     "sdpa": lambda m, x: m.nn.functional.scaled_dot_product_attention(x[None], x[None], x[None]),
+    "nll_loss": lambda m, x: m.nn.functional.nll_loss(x, m.tensor([0, 4, 2, 1], device=x.device)),
+    "embedding": lambda m, x: m.nn.functional.embedding(m.tensor([3, 0], device=x.device), x),
+    "one_hot": lambda m, x: m.nn.functional.one_hot((x > 0).long().sum(1), 6),
+    "count_nonzero": lambda m, x: m.count_nonzero(x > 0, dim=1),
+    "take": lambda m, x: m.take(x, m.tensor([0, 7, 19], device=x.device)),
+    "mode": lambda m, x: m.mode((x > 0).long(), dim=1).values,
 }
 
 

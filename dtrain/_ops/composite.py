@@ -6,7 +6,7 @@ from .. import _backend, _dtype
 from .._backend import kernels
 from .._tensor import Tensor, _wrap
 from ..autograd.graph import Function
-from ._util import method, nondiff, wrap_dim
+from ._util import method, nondiff, on_input_device, wrap_dim
 from ..amp._dispatch import autocast_op
 
 
@@ -74,6 +74,7 @@ def type_as(input, other):
 
 
 @method()
+@on_input_device
 def take(input, index):
     """input as if flattened, read at `index` (the result has index's shape)."""
     if index._data.dtype != np.int64:

@@ -367,6 +367,7 @@ def masked_select(input, mask):
 
 
 @method()
+@on_input_device
 def masked_scatter(input, mask, source):
     n = int(input._device.xp.broadcast_to(mask._data, input.shape).sum())
     if source.numel() < n:

@@ -525,6 +525,7 @@ all, any = _bool_reduce("all"), _bool_reduce("any")
 
 
 @method()
+@on_input_device
 def count_nonzero(input, dim=None):
     xp = input._device.xp
     axes = None if dim is None else _axes(dim, input)

@@ -213,6 +213,7 @@ def _flat_median(input, skip_nan):
 
 
 @method()
+@on_input_device
 def mode(input, dim=-1, keepdim=False):
     """The most frequent value along `dim` (the smallest among equally frequent ones) and the index of its
     last occurrence."""
@@ -279,6 +280,7 @@ return_histogram = _named("histogram", ("hist", "bin_edges"))
 
 
 @method()
+@on_input_device
 def histogram(input, bins, *, range=None, weight=None, density=False, out=None):
     """Counts (or weight sums) of input's values in `bins` equal bins over `range` (the data's range by
     default) or between given edges; the last edge belongs to the last bin. Not differentiable."""

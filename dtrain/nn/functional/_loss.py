@@ -94,6 +94,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
 
 
 @autocast_op("binary_cross_entropy")
+@on_input_device
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
     """-w (t log x + (1 - t) log(1 - x)), each log clamped at -100 like torch."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
@@ -199,6 +200,7 @@ def _long(target):
 
 
 @autocast_op("nll_loss")
+@on_input_device
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
              reduction: str = "mean"):
     """-w[t] input[n, t] averaged by the sum of the weights of the non-ignored targets ('mean')."""
@@ -346,6 +348,7 @@ def _check_margin_target(input, target, name):
 
 
 @autocast_op("multilabel_margin_loss")
+@on_input_device
 def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
     """sum over target classes j and non-target classes i of max(0, 1 - (x[j] - x[i])), divided by C.
 

@@ -474,6 +474,7 @@ def _unpool_output_size(input, kernel_size, stride, padding, output_size):
     return output_size
 
 
+@on_input_device
 def _max_unpool(input, indices, kernel_size, stride, padding, output_size, nd):
     k = _pair(kernel_size, nd)
     s = _pair(stride, nd) if stride is not None else k
