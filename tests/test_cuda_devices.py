@@ -106,6 +106,21 @@ _NON_APPLY_OPS = {  # ops that compute on arrays outside Function.apply (checks,
 }
 
 
+def test_in_place_op_keeps_its_saved_copy_on_the_tensors_device():
+    # mul_ saves a copy of self's old values for its backward: CuPy's copy() lands on the current device
+    x0 = dtrain.ones(3, 4, device="cuda:1", requires_grad=True)
+    y = dtrain.full((4,), 2.0, device="cuda:1", requires_grad=True)
+    x = x0 * 1
+    x.mul_(y)
+    x.sum().backward()
+    xt0, yt = torch.ones(3, 4, requires_grad=True), torch.full((4,), 2.0, requires_grad=True)
+    xt = xt0 * 1
+    xt.mul_(yt)
+    xt.sum().backward()
+    np.testing.assert_array_equal(_np(x0.grad), xt0.grad.numpy())
+    np.testing.assert_array_equal(_np(y.grad), yt.grad.numpy())
+
+
 @pytest.mark.parametrize("name", sorted(_NON_APPLY_OPS))
 def test_ops_beyond_function_apply_on_the_second_device(name):
     xs = np.random.default_rng(2).standard_normal((4, 5)).astype(np.float32)

@@ -354,7 +354,8 @@ def _adopt_saved(node, t, result):
     old = t._data
     if not any(a is old for a in node.saved):
         return
-    node.saved = tuple(a.copy() if a is old else a for a in node.saved)
+    with on_device(t._device):  # CuPy's copy() is made on the current device
+        node.saved = tuple(a.copy() if a is old else a for a in node.saved)
     versions = list(node._versions)
     for i, v in enumerate(versions):
         if v[2] is t:
