@@ -28,6 +28,7 @@ def meshgrid(*tensors, indexing="ij"):
 
 
 @method()
+@on_input_device
 def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     if repeats is None:  # torch.repeat_interleave(repeats): indices repeated by their counts
         reps = input
