@@ -1,4 +1,5 @@
 """Device → array module. The one place that knows about CuPy: it is imported lazily, here only."""
+import contextlib
 import os
 import sys
 
@@ -231,3 +232,238 @@ def _unscale_kernel():
             "raw float32 inv_scale", "T g, raw float32 found",
             "if (!isfinite(g)) found[0] = 1.0f;  g = g * (T)inv_scale[0];", _UNSCALE_NAME)
     return _unscale
+
+
+def cuda_xp():
+    """cupy(), with dtrain's memory statistics set up on first use (every CUDA device's array module is this)."""
+    cp = cupy()
+    if _memory is None:
+        _track_memory(cp)
+    return cp
+
+
+class _MemoryStats:
+    """Per-device peaks of the default pool's used bytes (live arrays) and total bytes (used + cached).
+
+    CuPy keeps no peak; the pool's counts grow only inside malloc, so an allocator that reads them after each
+    malloc sees every peak. It wraps the default pool's malloc through cupy.cuda.set_allocator (a Python call
+    per allocation; an allocator set later by the user replaces it, and the peaks then stop moving)."""
+
+    def __init__(self, cp):
+        self.pool = cp.get_default_memory_pool()
+        self.peak_used, self.peak_total = {}, {}
+        self._malloc = self.pool.malloc
+        cp.cuda.set_allocator(self.malloc)
+
+    def malloc(self, size):
+        mem = self._malloc(size)
+        d, pool = mem.device_id, self.pool
+        used, total = pool.used_bytes(), pool.total_bytes()  # the current device's: where malloc allocated
+        if used > self.peak_used.get(d, 0):
+            self.peak_used[d] = used
+        if total > self.peak_total.get(d, 0):
+            self.peak_total[d] = total
+        return mem
+
+    def current(self, index):
+        """(used, total) bytes of device `index` now."""
+        with cupy().cuda.Device(index):
+            return self.pool.used_bytes(), self.pool.total_bytes()
+
+    def peaks(self, index):
+        used, total = self.current(index)  # a free since the last malloc never raises a peak, a malloc did
+        return max(used, self.peak_used.get(index, 0)), max(total, self.peak_total.get(index, 0))
+
+    def reset_peaks(self, index):
+        self.peak_used[index], self.peak_total[index] = self.current(index)
+
+
+_memory = None
+
+
+def _track_memory(cp):
+    global _memory
+    _memory = _MemoryStats(cp)
+
+
+def memory_stats():
+    """The per-device memory statistics (see _MemoryStats); sets CUDA up if it was not yet."""
+    cuda_xp()
+    return _memory
+
+
+def nccl():
+    """cupy.cuda.nccl of the CuPy in use (a submodule real CuPy does not import by itself)."""
+    cuda = cupy().cuda
+    mod = getattr(cuda, "nccl", None)
+    if mod is None:
+        import importlib
+        mod = importlib.import_module(cuda.__name__ + ".nccl")
+    return mod
+
+
+def data_ptr(array):
+    """The address of an array's first element: host memory for NumPy, device memory for CuPy."""
+    if isinstance(array, np.ndarray):
+        return array.__array_interface__["data"][0]
+    return array.data.ptr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The current device. CuPy runs a kernel on the calling thread's current device and refuses arrays of another
+# ("Array device must be same as the current device"), so every op and backward node on a CUDA tensor runs
+# with that tensor's device current: Function.apply and the autograd engine go through these three, and so
+# do collectives that touch device arrays on threads of their own. A dtrain device's `_gpu` is its CUDA
+# index (None on the CPU, where there is nothing to select).
+
+def on_device(dev):
+    """A context in which `dev` is this thread's current CUDA device (a no-op for the CPU)."""
+    if dev._gpu is None:
+        return contextlib.nullcontext()
+    return dev.xp.cuda.Device(dev._gpu)  # a fresh Device per use: CuPy keeps its restore stack on the object
+
+
+def make_current(dev, entered):
+    """Select CUDA device `dev` on this thread for good; the first call records in `entered` the device that
+    was current before, for restore_current."""
+    cuda = dev.xp.cuda
+    if not entered:
+        entered.append((cuda, cuda.runtime.getDevice()))
+    cuda.Device(dev._gpu).use()
+
+
+def restore_current(entered):
+    cuda, index = entered[0]
+    cuda.Device(index).use()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The per-device kernel table: the few operations whose kernel differs between NumPy and CuPy. Ops are written
+# once against the array module; where NumPy and CuPy disagree (a function only SciPy or cupyx has, a ufunc
+# method CuPy lacks, a tuning that pays only on the CPU), the op asks `kernels[xp]` instead of testing which
+# module it has. `kernels[xp]` is a dict lookup, cheap enough for the hottest op.
+
+class _HostKernels:
+    """NumPy and SciPy, arrays in host memory."""
+
+    # CPU-only tunings apply (OpenBLAS layouts, work split over cores, recycled page-faulted buffers, a check
+    # that reads the array): on a GPU each would cost a kernel launch or a synchronisation instead
+    host = True
+    # float16 is computed in float32 and rounded: NumPy's float16 ufuncs convert per element, slowly
+    native_float16 = False
+
+    @staticmethod
+    def special(name):
+        """scipy.special's `name`."""
+        import scipy.special
+        return getattr(scipy.special, name)
+
+    @staticmethod
+    def scatter_add(out, key, values):
+        """out[key] += values, repeated indices summed."""
+        np.add.at(out, key, values)
+
+    @staticmethod
+    def ufunc_at(name):
+        """`op.at(out, key, values)` for the ufunc `name` (repeated keys fold in turn), or None where the device
+        has no such kernel."""
+        return getattr(np, name).at
+
+    @staticmethod
+    def accumulate(op, a, axis):
+        """Inclusive scan of the ufunc `op` along `axis`, or None where the device has no such kernel."""
+        return op.accumulate(a, axis=axis)
+
+    @staticmethod
+    def lu_factor(a):
+        """Batched packed LU factors and 0-based pivots (scipy.linalg.lu_factor)."""
+        import scipy.linalg
+        return scipy.linalg.lu_factor(a, check_finite=False)
+
+    @staticmethod
+    def solve_triangular(a, b, trans, lower, unit):
+        """Batched triangular solve; NaN where LAPACK's trtrs refuses a zero pivot (torch's trsm divides by it)."""
+        import scipy.linalg
+        try:
+            return scipy.linalg.solve_triangular(a, b, trans=trans, lower=lower, unit_diagonal=unit,
+                                                 check_finite=False)
+        except np.linalg.LinAlgError:
+            return np.full(b.shape, np.nan, b.dtype)
+
+    @staticmethod
+    def linalg_raising():
+        """Context in which a failed factorization raises (NumPy always raises: nothing to do)."""
+        import contextlib
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def to_host(a):
+        return a
+
+
+class _CudaKernels:
+    """CuPy and cupyx for the array module `xp` (the real CuPy or the emulated stand-in)."""
+    host = False
+    native_float16 = True  # CUDA has float16 arithmetic
+
+    def __init__(self, xp):
+        self.xp = xp
+
+    @staticmethod
+    def _cupyx(sub=""):
+        """cupyx or one of its submodules (imported by name: a submodule is no attribute until imported)."""
+        import importlib
+        return importlib.import_module("cupyx" + sub)
+
+    def special(self, name):
+        """cupyx.scipy.special's `name`."""
+        return getattr(self._cupyx(".scipy.special"), name)
+
+    def scatter_add(self, out, key, values):
+        self._cupyx().scatter_add(out, key, values)
+
+    def ufunc_at(self, name):
+        # cupyx has scatter kernels for add, max and min only; other ufuncs fold in the caller
+        return {"add": self._cupyx().scatter_add, "maximum": self._cupyx().scatter_max,
+                "minimum": self._cupyx().scatter_min}.get(name)
+
+    accumulate = None  # CuPy accumulates only add and multiply: callers scan by doubling
+
+    def lu_factor(self, a):
+        linalg = self._cupyx(".scipy.linalg")
+        return _per_matrix(self.xp, lambda x: linalg.lu_factor(x, check_finite=False), a, out_ndims=(2, 1))
+
+    def solve_triangular(self, a, b, trans, lower, unit):
+        linalg = self._cupyx(".scipy.linalg")
+        return _per_matrix(self.xp, lambda x, y: linalg.solve_triangular(
+            x, y, trans=trans, lower=lower, unit_diagonal=unit, check_finite=False), a, b, out_ndims=(2,))[0]
+
+    def linalg_raising(self):
+        # CuPy reports a failed factorization only when asked to (by default it returns garbage)
+        return self._cupyx().errstate(linalg="raise")
+
+    @staticmethod
+    def to_host(a):
+        return a.get()
+
+
+def _per_matrix(xp, fn, *arrays, out_ndims):
+    """fn applied to each matrix of same-batch arrays, for CuPy routines that take one matrix at a time.
+    out_ndims: the number of non-batch dims of each of fn's outputs."""
+    batch = arrays[0].shape[:-2]
+    flat = [a.reshape((-1,) + a.shape[-2:]) for a in arrays]
+    results = [fn(*ms) for ms in zip(*flat)]
+    results = [r if isinstance(r, tuple) else (r,) for r in results]
+    return tuple(xp.stack([r[i] for r in results]).reshape(batch + results[0][i].shape[-d:])
+                 for i, d in enumerate(out_ndims))
+
+
+class _KernelTable(dict):
+    """array module → its kernels; a CuPy module (real or emulated) gets its entry on first lookup."""
+
+    def __missing__(self, xp):
+        k = self[xp] = _CudaKernels(xp)
+        return k
+
+
+kernels = _KernelTable({np: _HostKernels()})

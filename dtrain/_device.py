@@ -12,7 +12,7 @@ _DEVICE_RE = re.compile(r"([a-zA-Z_]+)(?::(0|[1-9][0-9]*))?\Z")
 
 class device:
     """torch.device. Instances are interned, so `a is b` holds for equal devices."""
-    __slots__ = ("type", "index", "_xp", "_prev")
+    __slots__ = ("type", "index", "_xp", "_prev", "_gpu")
     _cache = {}
 
     def __new__(cls, type, index=None):
@@ -42,6 +42,9 @@ class device:
             index = None  # 'cuda' means the current device, resolved when a tensor is made
         d = object.__new__(cls)
         d.type, d.index, d._xp = t, index, None
+        # the CUDA device an op on this device makes current (None: nothing to make current, so the CPU path
+        # of Function.apply and of the engine pays one attribute check)
+        d._gpu = index if t == "cuda" else None
         cls._cache[key] = d
         return d
 
@@ -49,7 +52,7 @@ class device:
     def xp(self):
         """The array module of this device (numpy for cpu and meta, cupy for cuda)."""
         if self._xp is None:
-            self._xp = _backend.cupy() if self.type == "cuda" else np
+            self._xp = _backend.cuda_xp() if self.type == "cuda" else np
         return self._xp
 
     def __repr__(self):

@@ -166,9 +166,7 @@ class Tensor:
         return bool(self._data.flags.c_contiguous)
 
     def data_ptr(self):
-        if self._device.type == "cuda":
-            return self._data.data.ptr
-        return self._data.__array_interface__["data"][0]
+        return _backend.data_ptr(self._data)
 
     def storage_offset(self):
         base = self._data.base

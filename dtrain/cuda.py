@@ -76,14 +76,6 @@ def manual_seed_all(seed):
         default_generator_for(_dev("cuda", i)).manual_seed(seed)
 
 
-def memory_allocated(device=None):
-    return _cp().get_default_memory_pool().used_bytes() if is_available() else 0
-
-
-def max_memory_allocated(device=None):
-    return _cp().get_default_memory_pool().total_bytes() if is_available() else 0
-
-
 def empty_cache():
     if is_available():
         _cp().get_default_memory_pool().free_all_blocks()
@@ -114,7 +106,10 @@ def _index(device):
     if isinstance(device, int):
         return device
     from ._device import device as _dev
-    return _dev(device).index or 0
+    d = _dev(device)
+    if d.type != "cuda":
+        raise ValueError(f"Expected a cuda device, but got: {d}")
+    return d.index if d.index is not None else current_device()
 
 
 def get_device_capability(device=None):
@@ -150,26 +145,65 @@ def ipc_collect():
 
 
 # ---------------------------------------------------------------- memory (CuPy's memory pool)
-def memory_reserved(device=None):
-    return _cp().get_default_memory_pool().total_bytes() if is_available() else 0
+# As torch defines them, per device (None: the current one): allocated = bytes of live tensors' blocks (the
+# pool's used bytes), reserved = what the pool holds (used + cached); the peaks are dtrain's own, kept since
+# CUDA was first used or since reset_peak_memory_stats (see _backend._MemoryStats). Without CUDA they are 0.
+def memory_allocated(device=None) -> int:
+    return _backend.memory_stats().current(_index(device))[0] if is_available() else 0
 
 
-max_memory_reserved = memory_reserved  # CuPy's pool keeps no peak; what it holds now is the best bound
+def max_memory_allocated(device=None) -> int:
+    return _backend.memory_stats().peaks(_index(device))[0] if is_available() else 0
 
 
-def reset_peak_memory_stats(device=None):
+def memory_reserved(device=None) -> int:
+    return _backend.memory_stats().current(_index(device))[1] if is_available() else 0
+
+
+def max_memory_reserved(device=None) -> int:
+    return _backend.memory_stats().peaks(_index(device))[1] if is_available() else 0
+
+
+def memory_cached(device=None) -> int:
+    warnings.warn("torch.cuda.memory_cached has been renamed to torch.cuda.memory_reserved", FutureWarning,
+                  stacklevel=2)
+    return memory_reserved(device)
+
+
+def max_memory_cached(device=None) -> int:
+    warnings.warn("torch.cuda.max_memory_cached has been renamed to torch.cuda.max_memory_reserved", FutureWarning,
+                  stacklevel=2)
+    return max_memory_reserved(device)
+
+
+def reset_peak_memory_stats(device=None) -> None:
+    """The peaks of `device` restart from what is allocated and reserved now."""
     _cp()
+    _backend.memory_stats().reset_peaks(_index(device))
 
 
-reset_max_memory_allocated = reset_max_memory_cached = reset_peak_memory_stats
+def reset_max_memory_allocated(device=None) -> None:
+    warnings.warn("torch.cuda.reset_max_memory_allocated now calls torch.cuda.reset_peak_memory_stats, which resets "
+                  "/all/ peak memory stats.", FutureWarning, stacklevel=2)
+    return reset_peak_memory_stats(device)
 
 
-def memory_stats(device=None):
+def reset_max_memory_cached(device=None) -> None:
+    warnings.warn("torch.cuda.reset_max_memory_cached now calls torch.cuda.reset_peak_memory_stats, which resets "
+                  "/all/ peak memory stats.", FutureWarning, stacklevel=2)
+    return reset_peak_memory_stats(device)
+
+
+def memory_stats(device=None) -> dict:
+    """A subset of torch's keys: allocated and reserved bytes, current and peak, and the pool's cached bytes."""
     if not is_available():
         return {}
-    pool = _cp().get_default_memory_pool()
-    return {"allocated_bytes.all.current": pool.used_bytes(), "reserved_bytes.all.current": pool.total_bytes(),
-            "inactive_split_bytes.all.current": pool.free_bytes()}
+    idx = _index(device)
+    stats = _backend.memory_stats()
+    (used, total), (peak_used, peak_total) = stats.current(idx), stats.peaks(idx)
+    return {"allocated_bytes.all.current": used, "allocated_bytes.all.peak": peak_used,
+            "reserved_bytes.all.current": total, "reserved_bytes.all.peak": peak_total,
+            "inactive_split_bytes.all.current": total - used}
 
 
 def mem_get_info(device=None):

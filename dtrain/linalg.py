@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from . import _dtype
-from ._ops._util import out_copy, to_float
+from ._ops._util import on_input_device, out_copy, to_float
 from ._ops.decomp import (Cholesky, Eigh, Eigvalsh, LinAlgError, MatrixExp, Pinv, Qr, Slogdet, Svd, Svdvals,
                           _check_float, _check_info, _check_matrix, _check_square, _default_rtol, _not_implemented,
                           _raising, return_linalg_cholesky_ex, return_linalg_eigh, return_linalg_lstsq,
@@ -321,6 +321,7 @@ def _check_float_double(A):
 
 
 @autocast_op("linalg_matrix_rank")
+@on_input_device
 def matrix_rank(A, tol=None, hermitian=False, *, atol=None, rtol=None, out=None):
     """The number of singular values (|eigenvalues| if hermitian) above max(atol, rtol * largest), as int64;
     `tol` is atol with rtol 0 (torch's older overload)."""

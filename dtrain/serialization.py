@@ -84,8 +84,6 @@ class _StorageRef:
         self.key, self.dtype, self.location, self.numel, self.root = key, dtype, location, numel, root
 
 
-def _ptr(a):
-    return a.data.ptr if _backend.is_cupy_array(a) else a.__array_interface__["data"][0]
 
 
 def _root(a):
@@ -94,7 +92,7 @@ def _root(a):
     root = a
     while isinstance(root.base, cls):
         root = root.base
-    return root, _ptr(a) - _ptr(root)
+    return root, _backend.data_ptr(a) - _backend.data_ptr(root)
 
 
 class _StorageTable:

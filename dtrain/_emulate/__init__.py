@@ -71,7 +71,7 @@ def install(n):
         "get_elapsed_time": _runtime.get_elapsed_time, "MemoryPool": _runtime.MemoryPool,
         "PinnedMemoryPool": _runtime.PinnedMemoryPool, "MemoryPointer": _array.MemoryPointer,
         "get_device_id": _runtime.current, "is_available": lambda: n > 0,
-        "set_allocator": _no_allocator("cupy.cuda.set_allocator"),
+        "set_allocator": _runtime.set_allocator,
         "set_pinned_memory_allocator": _no_allocator("cupy.cuda.set_pinned_memory_allocator")})
     rng = _modules._RandomModule("cupy.random", {
         "RandomState": _modules.RandomState, "Generator": _modules.Generator, "default_rng": _modules._default_rng,

@@ -54,7 +54,7 @@ def _track(a, device, out):
     if r is not None and r.ref() is root:
         return
     n = root.nbytes
-    rt._pools[device].alloc(n)
+    rt.allocate(device, n)
     r = _Root()
     r.ref = weakref.ref(root, lambda ref, key=key: _release(key, ref))
     r.device, r.nbytes = device, n

@@ -384,6 +384,12 @@ class MemoryPool:
     def __init__(self, allocator=None):
         pass
 
+    def malloc(self, size):
+        """Counts `size` bytes as allocated on the current device (the memory itself is the NumPy buffer's)."""
+        from ._array import MemoryPointer
+        _pools[current()].alloc(size)
+        return MemoryPointer(0, current())
+
     def used_bytes(self):
         return _pools[current()]._used
 
@@ -423,6 +429,22 @@ class PinnedMemoryPool:
 
 
 _default_pool = MemoryPool()
+_allocator = None  # set by cupy.cuda.set_allocator; None: the default pool's malloc
+
+
+def set_allocator(allocator=None):
+    """cupy.cuda.set_allocator: `allocator(size)` is called for every array allocated from then on."""
+    global _allocator
+    _allocator = allocator
+
+
+def allocate(device, n):
+    """An array's allocation of `n` bytes on `device`, through the allocator in use as in CuPy."""
+    if _allocator is None:
+        _pools[device].alloc(n)
+    else:
+        with Device(device):
+            _allocator(n)
 _default_pinned_pool = PinnedMemoryPool()
 
 

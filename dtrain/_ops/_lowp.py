@@ -13,6 +13,7 @@ import functools
 import numpy as np
 
 from .. import _dtype
+from .._backend import kernels
 
 _F16 = np.dtype(np.float16)
 _F32 = np.dtype(np.float32)
@@ -23,7 +24,7 @@ def low_dtype(arrays, xp):
     """The lower-precision dtype among `arrays` that must be computed in float32 here, or None."""
     for a in arrays:
         d = getattr(a, "dtype", None)
-        if d is not None and (d == _BF16 or (d == _F16 and xp is np)):
+        if d is not None and (d == _BF16 or (d == _F16 and not kernels[xp].native_float16)):
             return d
     return None
 

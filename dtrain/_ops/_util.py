@@ -1,7 +1,9 @@
 """Helpers shared by the op files: scalar operands, dtype promotion, broadcasting's backward, dims."""
+import functools
+
 import numpy as np
 
-from .. import _dtype
+from .. import _backend, _dtype
 from .._device import CPU, resolve
 from .._tensor import Tensor, _wrap
 
@@ -20,14 +22,18 @@ def unbroadcast(g, shape):
 
 
 def scalar_tensor(value, dtype, device):
-    return _wrap(scalar_array(value, dtype.np, device.xp), device)
+    return _wrap(scalar_array(value, dtype.np, device), device)
 
 
-def scalar_array(value, np_dtype, xp):
+def scalar_array(value, np_dtype, device, _on_device=False):
+    """A 0-d array of `value` made on `device` (not on whichever CUDA device is current)."""
+    if device._gpu is not None and not _on_device:
+        with _backend.on_device(device):
+            return scalar_array(value, np_dtype, device, True)
     try:
-        return xp.asarray(value, dtype=np_dtype)
+        return device.xp.asarray(value, dtype=np_dtype)
     except OverflowError:  # torch wraps out-of-range integers (uint8 tensor - 1 → 255)
-        return xp.asarray(value).astype(np_dtype)
+        return device.xp.asarray(value).astype(np_dtype)
 
 
 def promote(*operands):
@@ -78,6 +84,20 @@ def wrap_dims(dim, ndim):
     return tuple(sorted(dims)) if dims else tuple(range(ndim))
 
 
+def on_input_device(fn):
+    """Decorates an op that computes on arrays outside Function.apply (checks, index arithmetic, sorting):
+    it runs with its first argument's CUDA device current, as Function.apply runs a forward. Not for the
+    hottest ops (a call layer); those check inline."""
+    @functools.wraps(fn)
+    def op(*args, **kwargs):
+        dev = getattr(args[0], "_device", None) if args else None
+        if dev is None or dev._gpu is None:
+            return fn(*args, **kwargs)
+        with _backend.on_device(dev):
+            return fn(*args, **kwargs)
+    return op
+
+
 def nondiff(fn, *tensors):
     """Run a non-differentiable array function on tensors (same-device check included)."""
     dev = tensors[0]._device
@@ -85,7 +105,10 @@ def nondiff(fn, *tensors):
         if t._device is not dev:
             from ..autograd.graph import _check_devices
             dev = _check_devices(type(fn), tensors)
-    return _wrap(fn(*(t._data if t._device is dev else dev.xp.asarray(t._data) for t in tensors)), dev)
+    if dev._gpu is None:
+        return _wrap(fn(*(t._data if t._device is dev else dev.xp.asarray(t._data) for t in tensors)), dev)
+    with _backend.on_device(dev):  # array code outside Function.apply: the device made current here too
+        return _wrap(fn(*(t._data if t._device is dev else dev.xp.asarray(t._data) for t in tensors)), dev)
 
 
 def method(*names):
@@ -113,11 +136,19 @@ def out_copy(result, out):
                            "the arguments requires grad.")
     if out._device != result._device:
         raise RuntimeError(f"Expected out tensor to have device {result._device}, but got {out._device} instead")
+    if out._device._gpu is not None:
+        with _backend.on_device(out._device):
+            _write_out(out, result)
+    else:
+        _write_out(out, result)
+    out._version.value += 1
+    return out
+
+
+def _write_out(out, result):
     if out.shape != result.shape:
         out._data = out._device.xp.empty(result._data.shape, dtype=out._data.dtype)
     out._device.xp.copyto(out._data, result._data, casting="unsafe")
-    out._version.value += 1
-    return out
 
 
 def normalize_shape(shape):

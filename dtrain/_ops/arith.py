@@ -192,9 +192,9 @@ def _binary(cls, a, b, out=None, float_result=False, **kw):
                     _bcast_check(a, b)
                 return out_copy(cls.apply(a, b, **kw), out)
         elif _keeps_dtype(a, b, float_result):
-            return out_copy(cls.apply(a, _wrap(scalar_array(b, a._data.dtype, a._device.xp), a._device), **kw), out)
+            return out_copy(cls.apply(a, _wrap(scalar_array(b, a._data.dtype, a._device), a._device), **kw), out)
     elif isinstance(b, Tensor) and _keeps_dtype(b, a, float_result):
-        return out_copy(cls.apply(_wrap(scalar_array(a, b._data.dtype, b._device.xp), b._device), b, **kw), out)
+        return out_copy(cls.apply(_wrap(scalar_array(a, b._data.dtype, b._device), b._device), b, **kw), out)
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{cls._op.lower()}(): expected at least one Tensor argument")
     for x in (a, b):

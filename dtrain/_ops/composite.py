@@ -3,10 +3,11 @@ use in passing — meshgrid, repeat_interleave, diff, tensordot, cdist, logaddex
 import numpy as np
 
 from .. import _backend, _dtype
+from .._backend import kernels
 from .._tensor import Tensor, _wrap
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
-from ._util import method, nondiff, wrap_dim
+from ._util import method, nondiff, on_input_device, wrap_dim
 from ..amp._dispatch import autocast_op
 
 
@@ -28,6 +29,7 @@ def meshgrid(*tensors, indexing="ij"):
 
 
 @method()
+@on_input_device
 def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     if repeats is None:  # torch.repeat_interleave(repeats): indices repeated by their counts
         reps = input
@@ -74,6 +76,7 @@ def type_as(input, other):
 
 
 @method()
+@on_input_device
 def take(input, index):
     """input as if flattened, read at `index` (the result has index's shape)."""
     if index._data.dtype != np.int64:
@@ -202,11 +205,7 @@ Tensor.heaviside_ = lambda self, values: _assign(self, heaviside(self, values))
 
 class Erfinv(Function):
     def forward(ctx, x):
-        if ctx.xp is np:
-            from scipy.special import erfinv
-        else:
-            from cupyx.scipy.special import erfinv
-        y = erfinv(x).astype(x.dtype, copy=False)
+        y = kernels[ctx.xp].special("erfinv")(x).astype(x.dtype, copy=False)
         ctx.save_for_backward(y)
         return y
 

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import _backend, _dtype
-from .._device import META
+from .._device import META, device_of
 from .._tensor import Tensor
 from ..autograd.graph import Function
 from ._util import method
@@ -50,8 +50,8 @@ class _To(Function):
         return _move(x, device, dtype)
 
     def backward(ctx, g):
-        on_gpu = _backend.is_cupy_array(g)
-        if (ctx.src_device.type == "cuda") != on_gpu or (on_gpu and g.device.id != ctx.src_device.index):
+        src = ctx.src_device
+        if src is not META and device_of(g) is not src:
             g = _move(g, ctx.src_device, _dtype.from_numpy_dtype(ctx.src_dtype))
         return g.astype(ctx.src_dtype, copy=False)
 

@@ -2,12 +2,11 @@
 `Function`s over arrays, with torch's checks and result types. The public functions are in dtrain.linalg and,
 for torch's top-level names, in _ops/linalg.py. Backward formulas follow torch's (autograd/FunctionsManual.cpp),
 so gradients agree with it, including its conventions where a derivative is not unique."""
-import contextlib
 
 import numpy as np
 
 from .. import _dtype
-from .._backend import to_numpy
+from .._backend import kernels, to_numpy
 from ..autograd.graph import Function
 from .reduce import _named
 from ._util import unbroadcast
@@ -87,10 +86,7 @@ def _given(g):
 
 def _raising(xp):
     """CuPy reports a failed factorization only when asked to (its default returns garbage), NumPy always."""
-    if xp is np:
-        return contextlib.nullcontext()
-    import cupyx
-    return cupyx.errstate(linalg="raise")
+    return kernels[xp].linalg_raising()
 
 
 # ---- SVD ----

@@ -2,10 +2,11 @@
 import numpy as np
 
 from .. import _backend, _dtype
+from .._device import device_of
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
 from ..autograd.graph import Function, make_view
-from ._util import method, out_copy, promote, unbroadcast
+from ._util import method, on_input_device, out_copy, promote, unbroadcast
 from ..amp._dispatch import autocast_op
 
 
@@ -23,15 +24,14 @@ def broadcast_error(a, b):
 
 def _scatter_add_at(xp, out, key, g):
     """out[key] += g with repeated indices summed (np.add.at; cupyx.scatter_add on the GPU)."""
-    if xp is np:
-        np.add.at(out, key, g)
-    else:
-        import cupyx
-        cupyx.scatter_add(out, key, g)
+    _backend.kernels[xp].scatter_add(out, key, g)
 
 
-def _convert_key(key, t):
+def _convert_key(key, t, _on_device=False):
     """Turn a torch index into one the array module takes; tensors become arrays, checks as torch does."""
+    if t._device._gpu is not None and not _on_device:
+        with _backend.on_device(t._device):  # index arrays are made on the indexed tensor's device
+            return _convert_key(key, t, True)
     if isinstance(key, list) and len(key) < 32 and any(
             isinstance(k, (Tensor, list, tuple, slice)) or k is None or k is Ellipsis for k in key):
         key = tuple(key)  # torch (like old NumPy) reads such a list as a tuple of indices
@@ -110,8 +110,15 @@ def _check_range(idx, t, dim):
     if dim >= t.ndim:
         raise IndexError(f"too many indices for tensor of dimension {t.ndim}")
     n = t.shape[dim]
-    if idx.size and (int(idx.max()) >= n or int(idx.min()) < -n):
-        bad = int(idx.max()) if int(idx.max()) >= n else int(idx.min())
+    if not idx.size:
+        return
+    if type(idx) is np.ndarray:
+        hi, lo = int(idx.max()), int(idx.min())
+    else:
+        with _backend.on_device(device_of(idx)):
+            hi, lo = int(idx.max()), int(idx.min())
+    if hi >= n or lo < -n:
+        bad = hi if hi >= n else lo
         raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size {n}")
 
 
@@ -368,6 +375,7 @@ def masked_select(input, mask):
 
 
 @method()
+@on_input_device
 def masked_scatter(input, mask, source):
     n = int(input._device.xp.broadcast_to(mask._data, input.shape).sum())
     if source.numel() < n:
@@ -386,6 +394,7 @@ Tensor.masked_scatter_ = _masked_scatter_
 
 
 @method()
+@on_input_device
 def nonzero(input, *, as_tuple=False):
     xp = input._device.xp
     if input.ndim == 0:

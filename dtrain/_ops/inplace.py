@@ -17,6 +17,7 @@ import re
 import numpy as np
 
 from .. import _dtype
+from .._backend import data_ptr, kernels, on_device
 from ..autograd import grad_mode
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
@@ -26,11 +27,6 @@ DEFAULT, NO_GRAD_MODE, MULTI_OUTPUT = _graph.DEFAULT, _graph.NO_GRAD_MODE, _grap
 
 
 # --------------------------------------------------------------------------------------------- geometry
-def _addr(a):
-    if isinstance(a, np.ndarray):
-        # not a.data: NumPy cannot make a buffer of an ml_dtypes array (bfloat16), it raises ValueError
-        return a.__array_interface__["data"][0]
-    return a.data.ptr
 
 
 def _extent(shape, strides):
@@ -48,16 +44,16 @@ def _elem_strides(a):
 
 def geometry(a, origin):
     """(offset, element strides, shape) of array `a` relative to the address `origin`."""
-    return ((_addr(a) - origin) // a.itemsize, _elem_strides(a), tuple(a.shape))
+    return ((data_ptr(a) - origin) // a.itemsize, _elem_strides(a), tuple(a.shape))
 
 
 def storage_of(root):
     """(lowest address, size in elements) of the memory the root array spans."""
     ext = _extent(root.shape, _elem_strides(root))
     if ext is None:
-        return _addr(root), 0
+        return data_ptr(root), 0
     lo, hi = ext
-    return _addr(root) + lo * root.itemsize, hi - lo + 1
+    return data_ptr(root) + lo * root.itemsize, hi - lo + 1
 
 
 def _on(xp, buf, where):
@@ -101,7 +97,7 @@ def _scatter(xp, buf, where, g):
         idx = idx[..., None] + xp.arange(n) * s
     flat = idx.reshape(-1)
     gv = xp.broadcast_to(g, shape).reshape(-1)
-    if xp is np and buf.dtype.kind == "f":  # NumPy's add.at is ~10x slower than a weighted bincount
+    if kernels[xp].host and buf.dtype.kind == "f":  # NumPy's add.at is ~10x slower than a weighted bincount
         buf += np.bincount(flat, weights=gv, minlength=buf.size).astype(buf.dtype, copy=False)
     else:
         from .index import _scatter_add_at
@@ -135,14 +131,15 @@ class AsStrided(Function):
 def view_at(xp, a, template):
     """An array of template's address, shape and strides made from `a` (template lies in a's memory): a
     writable twin of a read-only view."""
-    flat = _flat_at(xp, a, min(_addr(a), _addr(template)), 1 + abs(_addr(template) - _addr(a)) // a.itemsize)
-    start = flat[(_addr(template) - _addr(flat)) // a.itemsize:]
+    pa, pt = data_ptr(a), data_ptr(template)
+    flat = _flat_at(xp, a, min(pa, pt), 1 + abs(pt - pa) // a.itemsize)
+    start = flat[(data_ptr(template) - data_ptr(flat)) // a.itemsize:]
     return xp.lib.stride_tricks.as_strided(start, template.shape, template.strides)
 
 
 def _flat_at(xp, a, origin, n):
     """A flat 1-D array of `n` elements of a's dtype starting at address `origin` (inside a's memory)."""
-    shift = (_addr(a) - origin) // a.itemsize
+    shift = (data_ptr(a) - origin) // a.itemsize
     # as_strided cannot move the start address back: start at a's first element with a negative step
     if shift:
         back = xp.lib.stride_tricks.as_strided(a, (shift + 1,), (-a.itemsize,))[::-1]
@@ -161,7 +158,7 @@ def as_strided(input, size, stride, storage_offset=None):
     root = input._base if input._base is not None else input
     origin, n = storage_of(root._data)
     if storage_offset is None:
-        storage_offset = (_addr(input._data) - origin) // input._data.itemsize
+        storage_offset = (data_ptr(input._data) - origin) // input._data.itemsize
     ext = _extent(size, stride)
     need = 0 if ext is None else storage_offset + ext[1] + 1
     if need > n:
@@ -256,6 +253,7 @@ def refresh_view(t):
     origin, n = storage_of(base._data)
     node = AsStrided.__new__(AsStrided)
     node.xp = base._device.xp
+    node._device = base._device
     node.needs_input_grad = (True,)
     node.n, node.inp, node.out = n, geometry(base._data, origin), geometry(t._data, origin)
     node.next_functions = (_graph._edge(base),)
@@ -330,7 +328,11 @@ def assign_(t, result, fill=False):
     node = result._grad_fn if grad_mode._state.enabled else None
     if node is not None and node.saved and node.saved is not _graph._FREED:
         _adopt_saved(node, t, result)
-    t._device.xp.copyto(t._data, result._data, casting="unsafe")
+    if t._device._gpu is None:
+        np.copyto(t._data, result._data, casting="unsafe")
+    else:
+        with on_device(t._device):
+            t._device.xp.copyto(t._data, result._data, casting="unsafe")
     t._version.value += 1
     if node is not None and node._versions:
         # an output the op saved for its backward is t itself now: a later write to t must be caught
@@ -352,7 +354,8 @@ def _adopt_saved(node, t, result):
     old = t._data
     if not any(a is old for a in node.saved):
         return
-    node.saved = tuple(a.copy() if a is old else a for a in node.saved)
+    with on_device(t._device):  # CuPy's copy() is made on the current device
+        node.saved = tuple(a.copy() if a is old else a for a in node.saved)
     versions = list(node._versions)
     for i, v in enumerate(versions):
         if v[2] is t:

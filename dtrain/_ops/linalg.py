@@ -4,6 +4,7 @@ Also torch's top-level names for decompositions (svd, qr, cholesky, slogdet, ...
 import numpy as np
 
 from .. import _dtype
+from .._backend import kernels
 from .._tensor import Tensor
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
@@ -84,7 +85,7 @@ class Linear(Function):
     def forward(ctx, x, w, b=None):
         xp = ctx.xp
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        if xp is np and x2.dtype == np.float32 and x2.shape[0] * 16 <= min(w.shape):
+        if kernels[xp].host and x2.dtype == np.float32 and x2.shape[0] * 16 <= min(w.shape):
             # a few rows through a wide layer: OpenBLAS's sgemm runs W @ x.T 15-40 % faster than x @ W.T
             # (measured for batch 8-64 and widths 512-4096; not so in float64 or for wider batches)
             y = np.ascontiguousarray(np.matmul(w, x2.T).T)

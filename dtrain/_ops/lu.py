@@ -3,17 +3,17 @@ eigendecomposition, as `Function`s over arrays; torch's top-level names (lu, lu_
 triangular_solve, geqrf, orgqr, ormqr) over them. The torch.linalg spellings are in dtrain.linalg.
 
 Pivots follow LAPACK's getrf and torch: int32, 1-based, row i of A swapped with row pivots[i] in order, so that
-A = P L U. NumPy arrays go through SciPy's batched LAPACK wrappers; CuPy's equivalents (cupyx.scipy.linalg) take
-one matrix at a time, so the CuPy path loops over the batch."""
+A = P L U. The factorization and the triangular solve are the backend's kernels (SciPy's batched LAPACK
+wrappers on the CPU, cupyx.scipy.linalg per matrix on a GPU)."""
 import warnings
 
 import numpy as np
 
 from .. import _dtype
-from .._backend import to_numpy
+from .._backend import kernels, to_numpy
 from .._tensor import _wrap
 from ..autograd.graph import Function
-from ._util import method, out_copy, unbroadcast
+from ._util import method, on_input_device, out_copy, unbroadcast
 from .decomp import LinAlgError, _check_float, _check_square, _mT, _not_implemented
 from .reduce import _named
 from ..amp._dispatch import autocast_op
@@ -30,17 +30,6 @@ return_linalg_eig = _named("linalg_eig", ("eigenvalues", "eigenvectors"))
 
 # ---- array routines, batched ----
 
-def _per_matrix(xp, fn, *arrays, out_ndims):
-    """fn applied to each matrix of same-batch arrays, for CuPy routines that take one matrix at a time.
-    out_ndims: the number of non-batch dims of each of fn's outputs."""
-    batch = arrays[0].shape[:-2]
-    flat = [a.reshape((-1,) + a.shape[-2:]) for a in arrays]
-    results = [fn(*ms) for ms in zip(*flat)]
-    results = [r if isinstance(r, tuple) else (r,) for r in results]
-    return tuple(xp.stack([r[i] for r in results]).reshape(batch + results[0][i].shape[-d:])
-                 for i, d in enumerate(out_ndims))
-
-
 def _getrf(xp, a):
     """The packed LU factors of a batch (L's strict lower triangle below U), 0-based int32 pivots, and LAPACK's
     info: the 1-based index of the first exactly zero diagonal entry of U (0 if none)."""
@@ -52,13 +41,7 @@ def _getrf(xp, a):
     # a singular matrix is no error here: its info says so, and the caller decides
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if xp is np:
-            import scipy.linalg
-            lu, piv = scipy.linalg.lu_factor(a, check_finite=False)
-        else:
-            import cupyx.scipy.linalg
-            lu, piv = _per_matrix(xp, lambda x: cupyx.scipy.linalg.lu_factor(x, check_finite=False), a,
-                                  out_ndims=(2, 1))
+        lu, piv = kernels[xp].lu_factor(a)
     zero = xp.diagonal(lu, axis1=-2, axis2=-1) == 0
     info = xp.where(zero.any(-1), zero.argmax(-1) + 1, 0).astype(np.int32)
     return lu, piv.astype(np.int32), info
@@ -72,16 +55,7 @@ def _trsm(xp, a, b, lower, unit=False, trans=False):
     if b.size == 0:
         return xp.zeros(b.shape, b.dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
-        if xp is np:
-            import scipy.linalg
-            try:
-                return scipy.linalg.solve_triangular(a, b, trans=int(trans), lower=lower, unit_diagonal=unit,
-                                                     check_finite=False)
-            except np.linalg.LinAlgError:  # trtrs refuses a zero pivot; trsm (torch) divides by it
-                return np.full(b.shape, np.nan, b.dtype)
-        import cupyx.scipy.linalg
-        return _per_matrix(xp, lambda x, y: cupyx.scipy.linalg.solve_triangular(
-            x, y, trans=int(trans), lower=lower, unit_diagonal=unit, check_finite=False), a, b, out_ndims=(2,))[0]
+        return kernels[xp].solve_triangular(a, b, int(trans), lower, unit)
 
 
 def _solve_tri(xp, a, b, upper, left, unit, trans=False):
@@ -270,6 +244,7 @@ def lu(A, pivot=True, get_infos=False, out=None):
     return LU, pivots
 
 
+@on_input_device
 def lu_unpack(LU_data, LU_pivots, unpack_data=True, unpack_pivots=True, *, out=None):
     """P, L, U with A = P L U from linalg.lu_factor's output; those not asked for are empty."""
     if LU_data.ndim < 2:
@@ -298,6 +273,7 @@ def _rows(B, perm):
     return B.gather(-2, perm.unsqueeze(-1).expand(*perm.shape, B.shape[-1]))
 
 
+@on_input_device
 def _lu_solve(LU, pivots, B, left=True, adjoint=False, fn="linalg.lu_solve"):
     """X with A X = B (A^T X = B if adjoint; X A = B or X A^T = B if not left) for A = P L U given as
     linalg.lu_factor's output. Composed of triangular solves and row gathers, so gradients flow to LU and B."""
@@ -531,6 +507,7 @@ class Eigvals(Function):
         return xp.real(xp.linalg.solve(vh, gw[..., :, None] * vh))
 
 
+@on_input_device
 def _check_eig(A, fn):
     _check_square(A, fn)
     if not A.dtype.is_floating_point and not A.dtype.is_complex:

@@ -4,6 +4,7 @@ import numpy as np
 from .._device import META
 from .._tensor import Tensor, _wrap
 from .. import _dtype
+from .._backend import kernels, on_device
 from ..autograd import grad_mode
 from ..autograd.graph import Function
 from ..random import default_generator_for
@@ -87,7 +88,11 @@ def copy_(self, src, non_blocking=False):
     if src._device is not self._device:
         from .conversion import _move
         data = _move(data, self._device, self.dtype)
-    self._device.xp.copyto(self._data, data, casting="unsafe")
+    if self._device._gpu is None:
+        np.copyto(self._data, data, casting="unsafe")
+    else:
+        with on_device(self._device):
+            self._device.xp.copyto(self._data, data, casting="unsafe")
     self._version.value += 1
     return self
 
@@ -190,7 +195,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     rows = p.reshape(-1, p.shape[-1])
     out = []
     for r in rows:
-        rr = r.get() if xp is not np else r
+        rr = kernels[xp].to_host(r)
         rng = g._np
         out.append(rng.choice(len(rr), size=num_samples, replace=replacement, p=rr / rr.sum()))
     res = np.stack(out).astype(np.int64).reshape(p.shape[:-1] + (num_samples,))

@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from .. import _dtype, _parallel
+from .._backend import kernels
 from .._axpy import add_scaled
 from .._tensor import Tensor
 from ..autograd import graph as _graph
@@ -132,11 +133,11 @@ def _gelu_tanh_grad_f32(g, x, t):
 
 
 def _erf(xp, x):
-    if xp is np:
-        from scipy.special import erf
+    k = kernels[xp]
+    erf = k.special("erf")
+    if k.host and x.size >= 2 * _parallel.MIN_SLICE:
         # SciPy's erf is one of the slowest elementwise functions there is: use every core on large arrays
-        return _parallel.map_flat(erf, np.ascontiguousarray(x)) if x.size >= 2 * _parallel.MIN_SLICE else erf(x)
-    from cupyx.scipy.special import erf
+        return _parallel.map_flat(erf, np.ascontiguousarray(x))
     return erf(x)
 
 
@@ -485,7 +486,7 @@ class Gelu(Function):
         xp = ctx.xp
         ctx.approximate = approximate
         if approximate == "tanh":
-            if xp is np and x.dtype == np.float32 and x.size >= _GELU_BLOCKWISE:
+            if kernels[xp].host and x.dtype == np.float32 and x.size >= _GELU_BLOCKWISE:
                 y, t = _gelu_tanh_f32(x)
             else:
                 t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * (x * x * x)))
@@ -493,7 +494,7 @@ class Gelu(Function):
             ctx.save_for_backward(x, t)
             return y
         # the normal CDF is kept for backward, which then needs no second erf (the expensive part)
-        if xp is np and x.dtype == np.float32 and x.size >= _GELU_BLOCKWISE:
+        if kernels[xp].host and x.dtype == np.float32 and x.size >= _GELU_BLOCKWISE:
             y, cdf = _gelu_f32(x)
             ctx.save_for_backward(x, cdf)
             return y
@@ -509,11 +510,11 @@ class Gelu(Function):
         x, c = ctx.saved
         xp = ctx.xp
         if ctx.approximate == "tanh":
-            if xp is np and x.dtype == np.float32 and x.size >= _GELU_BLOCKWISE and g.shape == x.shape:
+            if kernels[xp].host and x.dtype == np.float32 and x.size >= _GELU_BLOCKWISE and g.shape == x.shape:
                 return _gelu_tanh_grad_f32(g, x, c)
             k = _SQRT_2_OVER_PI
             d = 0.5 * (1 + c) + 0.5 * x * (1 - c * c) * k * (1 + 3 * 0.044715 * x * x)
-        elif xp is np and x.dtype == np.float32 and x.size >= _GELU_BLOCKWISE and g.shape == x.shape:
+        elif kernels[xp].host and x.dtype == np.float32 and x.size >= _GELU_BLOCKWISE and g.shape == x.shape:
             return _gelu_grad_f32(g, x, c)
         else:
             pdf = xp.exp(-0.5 * x * x)

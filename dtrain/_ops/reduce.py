@@ -10,7 +10,7 @@ from .._tensor import Tensor, _wrap
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
 from ._lowp import widened
-from ._util import cast, method, out_copy, to_float, wrap_dim, wrap_dims
+from ._util import cast, method, on_input_device, out_copy, to_float, wrap_dim, wrap_dims
 from ..amp._dispatch import autocast_op
 
 
@@ -403,6 +403,7 @@ def amin(input, dim=(), keepdim=False, *, out=None):
     return _amaxmin(input, dim, keepdim, out, False)
 
 
+@on_input_device
 def _arg(input, dim, keepdim, is_max):
     name = "argmax" if is_max else "argmin"
     if input._data.dtype.kind == "b":
@@ -526,6 +527,7 @@ def _assign(t, result):
 
 
 def _bool_reduce(fn_name):
+    @on_input_device
     def fn(input, dim=None, keepdim=False, *, out=None):
         xp = input._device.xp
         r = getattr(xp, fn_name)(input._data, axis=_axes(dim, input), keepdims=keepdim)
@@ -541,6 +543,7 @@ all, any = _bool_reduce("all"), _bool_reduce("any")
 
 
 @method()
+@on_input_device
 def count_nonzero(input, dim=None):
     xp = input._device.xp
     axes = None if dim is None else _axes(dim, input)

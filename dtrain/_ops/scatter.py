@@ -3,9 +3,10 @@ scatter_reduce."""
 import numpy as np
 
 from .. import _dtype
+from .._backend import kernels, on_device
 from .._tensor import Tensor
 from ..autograd.graph import Function
-from ._util import method, out_copy, wrap_dim
+from ._util import method, on_input_device, out_copy, wrap_dim
 from .index import _scatter_add_at, masked_fill
 from ..amp._dispatch import autocast_op
 
@@ -18,7 +19,8 @@ def _check_index(index, name="index"):
 def _check_bounds(index, d, n):
     """gather/scatter take no negative indices (unlike indexing)."""
     if index.numel():
-        hi, lo = int(index._data.max()), int(index._data.min())
+        with on_device(index._device):
+            hi, lo = int(index._data.max()), int(index._data.min())
         if hi >= n or lo < 0:
             raise RuntimeError(f"index {hi if hi >= n else lo} is out of bounds for dimension {d} with size {n}")
 
@@ -99,9 +101,10 @@ class Scatter(Function):
         if reduce == "add":
             _scatter_add_at(xp, out, full, s)
         elif reduce == "multiply":
-            if xp is not np:
+            at = kernels[xp].ufunc_at("multiply")
+            if at is None:
                 raise NotImplementedError("scatter(reduce='multiply') is not implemented on CUDA")
-            np.multiply.at(out, full, s)
+            at(out, full, s)
         else:
             out[full] = s
         return out
@@ -200,8 +203,11 @@ def index_select(input, dim, index, *, out=None):
         raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {index.numel()} value(s)")
     d = wrap_dim(dim, input.ndim) if input.ndim else 0
     n = input.shape[d] if input.ndim else 1
-    if index.numel() and (int(index._data.max()) >= n or int(index._data.min()) < 0):
-        raise IndexError(f"index out of range in self")
+    if index.numel():
+        with on_device(index._device):
+            hi, lo = int(index._data.max()), int(index._data.min())
+        if hi >= n or lo < 0:
+            raise IndexError("index out of range in self")
     return out_copy(IndexSelect.apply(input, index.reshape(-1) if index.ndim == 0 else index, dim=d), out)
 
 
@@ -219,6 +225,7 @@ class IndexAdd(Function):
 
 
 @method()
+@on_input_device
 def index_add(input, dim, index, source, *, alpha=1):
     d = wrap_dim(dim, input.ndim)
     if index.ndim > 1:
@@ -275,6 +282,7 @@ class IndexCopy(Function):
         return gx, gs, None
 
 
+@on_input_device
 def _check_index_copy(input, d, index, source):
     """torch's checks for index_copy, in its order."""
     if index.ndim >= 2:
@@ -348,10 +356,9 @@ def _identity(reduce, dtype):
 
 def _reduce_at(xp, op, out, key, vals):
     """out[key] = op(out[key], vals), repeated keys folded in turn (NumPy's ufunc.at)."""
-    if xp is np:
-        getattr(np, op).at(out, key, vals)
-    elif op == "add":
-        _scatter_add_at(xp, out, key, vals)
+    at = kernels[xp].ufunc_at(op)
+    if at is not None:
+        at(out, key, vals)
     else:
         _fold_at(xp, getattr(xp, op), out, key, vals)
 
@@ -489,6 +496,7 @@ Tensor.scatter_reduce_ = _scatter_reduce_
 
 # ------------------------------------------------------------------------------------------------- index_reduce
 @method()
+@on_input_device
 def index_reduce(input, dim, index, source, reduce, *, include_self=True):
     """input with source's slices reduced into the slices `index` names along `dim` ('prod', 'mean', 'amax',
     'amin'): scatter_reduce with the index spread over source's other dims."""

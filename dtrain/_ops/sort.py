@@ -4,11 +4,12 @@ import numpy as np
 from .. import _dtype
 from ..autograd import graph as _graph
 from .._tensor import Tensor, _wrap
-from ._util import method, wrap_dim
+from ._util import method, on_input_device, wrap_dim
 from .scatter import Gather
 
 
 @method()
+@on_input_device
 def sort(input, dim=-1, descending=False, stable=False):
     from .reduce import return_sort
     d = wrap_dim(dim, input.ndim) if input.ndim else 0

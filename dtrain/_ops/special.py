@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from .. import _dtype, _parallel
+from .._backend import kernels
 from .._tensor import Tensor
 from ..autograd.graph import Function
 from ._lowp import widened
@@ -23,17 +24,14 @@ _LOG_PI = math.log(math.pi)
 
 def _scipy_special(xp, name):
     """`name` from scipy.special for NumPy arrays, from cupyx.scipy.special for CuPy ones."""
-    if xp is np:
-        import scipy.special as sp
-    else:
-        import cupyx.scipy.special as sp
-    return getattr(sp, name)
+    return kernels[xp].special(name)
 
 
 def _special(xp, name, x, *args):
     """scipy.special's `name(*args, x)` in x's dtype (SciPy computes float16 in float32)."""
-    fn = _scipy_special(xp, name)
-    if xp is np and x.size >= 2 * _parallel.MIN_SLICE:
+    k = kernels[xp]
+    fn = k.special(name)
+    if k.host and x.size >= 2 * _parallel.MIN_SLICE:
         # SciPy's special functions are slow and single-threaded: every core on large arrays
         return _parallel.map_flat(lambda part: fn(*args, part), np.ascontiguousarray(x))
     return fn(*args, x).astype(x.dtype, copy=False)

@@ -5,7 +5,7 @@ import numpy as np
 from .. import _dtype
 from .._tensor import Size, Tensor, _wrap
 from ..autograd.graph import Function
-from ._util import cast, method, wrap_dim
+from ._util import cast, method, on_input_device, wrap_dim
 from .shape import diag
 from ..amp._dispatch import autocast_op
 
@@ -276,6 +276,7 @@ def vander(x, N=None, increasing=False):
     return r if increasing else r.flip(1)
 
 
+@on_input_device
 def unravel_index(indices, shape):
     """The coordinates, one int64 tensor per dim of `shape`, of flat indices into a tensor of that shape
     (negative indices count from the end, as floor division and modulo make them)."""

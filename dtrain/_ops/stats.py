@@ -5,10 +5,11 @@ import warnings
 import numpy as np
 
 from .. import _dtype
+from .._backend import kernels, on_device
 from .._tensor import Tensor, _wrap
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
-from ._util import method, out_copy, scalar_tensor, wrap_dim
+from ._util import method, on_input_device, out_copy, scalar_tensor, wrap_dim
 from .index import _scatter_add_at, where
 from .reduce import _named, return_cummax, return_mode
 from .scatter import Gather, _full_index
@@ -20,9 +21,8 @@ return_cummin, return_nanmedian = _named("cummin"), _named("nanmedian")
 def _scan(op, a, axis, xp):
     """Inclusive scan of the binary ufunc `op` along `axis`: NumPy's accumulate, else log-step doubling (CuPy
     accumulates only add and multiply)."""
-    if xp is np:
-        return op.accumulate(a, axis=axis)
-    return _doubling_scan(op, a, axis, xp)
+    acc = kernels[xp].accumulate
+    return acc(op, a, axis) if acc is not None else _doubling_scan(op, a, axis, xp)
 
 
 def _doubling_scan(op, a, axis, xp):
@@ -70,7 +70,10 @@ def _quantile_checks(input, q, interpolation):
         return scalar_tensor(q, input.dtype, input._device)
     if q.dtype != input.dtype:
         raise RuntimeError("quantile() q tensor must be same dtype as the input tensor")
-    if q._data.size and not bool(((q._data >= 0) & (q._data <= 1)).all()):
+    if q._data.size:
+        with on_device(q._device):
+            ok = bool(((q._data >= 0) & (q._data <= 1)).all())
+    if q._data.size and not ok:
         raise RuntimeError("quantile() q values must be in the range [0, 1]")
     return q
 
@@ -181,6 +184,7 @@ def _median_at(count, n, skip_nan, xp):
     return xp.maximum(count - 1, 0) // 2 if skip_nan else xp.where(count < n, count, (n - 1) // 2)
 
 
+@on_input_device
 def _median(input, dim, keepdim, skip_nan, name, result):
     if dim is None:
         _check_median_dtype(input, "median_cpu")
@@ -198,6 +202,7 @@ def _median(input, dim, keepdim, skip_nan, name, result):
     return result(values if keepdim else _graph.renamed(values.squeeze(d), f"{name}Backward1"), idx)
 
 
+@on_input_device
 def _flat_median(input, skip_nan):
     xp = input._device.xp
     a = input._data.reshape(-1)
@@ -209,6 +214,7 @@ def _flat_median(input, skip_nan):
 
 
 @method()
+@on_input_device
 def mode(input, dim=-1, keepdim=False):
     """The most frequent value along `dim` (the smallest among equally frequent ones) and the index of its
     last occurrence."""
@@ -245,6 +251,7 @@ def _mode_index(a, d, xp):
 
 # ------------------------------------------------------------------------------------------- histc, cov
 @method()
+@on_input_device
 def histc(input, bins=100, min=0, max=0, *, out=None):
     """Counts in `bins` equal bins over [min, max] (the data's range when min == max); not differentiable."""
     if input._data.dtype.kind != "f":
@@ -274,6 +281,7 @@ return_histogram = _named("histogram", ("hist", "bin_edges"))
 
 
 @method()
+@on_input_device
 def histogram(input, bins, *, range=None, weight=None, density=False, out=None):
     """Counts (or weight sums) of input's values in `bins` equal bins over `range` (the data's range by
     default) or between given edges; the last edge belongs to the last bin. Not differentiable."""
@@ -350,6 +358,7 @@ def _check_weights(w, name, n, integral):
 
 
 @method()
+@on_input_device
 def cov(input, *, correction=1, fweights=None, aweights=None):
     """Covariance of the rows (variables) over the columns (observations), with frequency and importance
     weights; composed from tensor ops, as torch does."""

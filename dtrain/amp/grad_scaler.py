@@ -282,17 +282,8 @@ class GradScaler:
         self._per_optimizer_states = defaultdict(_fresh_state)
 
 
-class _ignore_overflow:
-    """NumPy warns when a grown scale overflows float32; torch keeps the old scale silently, and so do we."""
-
-    def __init__(self, xp):
-        import numpy as np
-        self._ctx = np.errstate(over="ignore", invalid="ignore") if xp is np else None
-
-    def __enter__(self):
-        if self._ctx is not None:
-            self._ctx.__enter__()
-
-    def __exit__(self, *exc):
-        if self._ctx is not None:
-            self._ctx.__exit__(*exc)
+def _ignore_overflow(xp):
+    """NumPy warns when a grown scale overflows float32; torch keeps the old scale silently, and so do we (the
+    NumPy error state is harmless where the arrays are CuPy's)."""
+    import numpy as np
+    return np.errstate(over="ignore", invalid="ignore")

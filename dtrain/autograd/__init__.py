@@ -1,5 +1,5 @@
 """dtrain.autograd: backward, grad, custom Functions, grad modes, gradcheck."""
-from .. import _dtype
+from .. import _backend, _dtype
 from . import graph
 from .function import Function, FunctionCtx, once_differentiable
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
@@ -29,7 +29,8 @@ def _make_grads(outputs, grad_outputs):
             if out._data.dtype.kind not in "fcV":  # V: bfloat16 (ml_dtypes)
                 raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got "
                                    f"{out.dtype}")
-            ga = out._device.xp.ones(out._data.shape, out._data.dtype)
+            with _backend.on_device(out._device):
+                ga = out._device.xp.ones(out._data.shape, out._data.dtype)
         else:
             if not isinstance(g, Tensor):
                 raise TypeError(f"gradient must be a Tensor, not {type(g).__name__}")
@@ -103,9 +104,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         elif create_graph:
             out.append(g if tuple(g.shape) == tuple(t.shape) else g.expand(t.shape))
         else:
-            if g.shape != t._data.shape:
-                g = t._device.xp.broadcast_to(g, t._data.shape)
-            out.append(_wrap(g.astype(t._data.dtype, copy=True), t._device))
+            with _backend.on_device(t._device):
+                if g.shape != t._data.shape:
+                    g = t._device.xp.broadcast_to(g, t._data.shape)
+                out.append(_wrap(g.astype(t._data.dtype, copy=True), t._device))
     return tuple(out)
 
 

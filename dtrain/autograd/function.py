@@ -107,6 +107,7 @@ class Function(metaclass=_FunctionMeta):
         node.saved = ()
         node.user_ctx, node.fn_cls = ctx, cls
         node.xp = tensors[0]._device.xp
+        node._device = tensors[0]._device
         node.needs_input_grad = tuple(t._requires_grad for t in tensors)
         node.next_functions = tuple(_edge(t) for t in tensors)
         from . import graph

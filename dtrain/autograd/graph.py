@@ -10,6 +10,8 @@ import re
 import sys
 import threading
 
+from .. import _backend
+from .._device import CPU
 from . import grad_mode
 from .grad_mode import _state
 
@@ -48,6 +50,7 @@ class Node:
     _pre_hooks = _hooks = None  # class defaults: most nodes never get hooks, so no per-node store
     _fresh_grads = False  # see Function
     _grad_dst = None  # see Function
+    _device = CPU  # the device its backward runs on (made current by the engine); set by each op that records
 
     def name(self):
         return type(self).__name__
@@ -171,7 +174,13 @@ class Function(Node):
                     _refresh_view(t)  # its base (or a sibling view) was written in place since: new history
         ctx.xp = dev.xp
         ctx.needs_input_grad = tuple([t._requires_grad for t in inputs]) if track else _NO_GRADS
-        out = ctx.forward(*arrays, **params)
+        if dev._gpu is None:
+            out = ctx.forward(*arrays, **params)
+        else:
+            # CuPy runs a kernel on the current device and refuses arrays of another: the inputs' device is made
+            # current for the forward (and restored after), whichever device the calling thread has selected
+            with _backend.on_device(dev):
+                out = ctx.forward(*arrays, **params)
         if cls._view:
             return _wrap_views(ctx, out, first, dev, track)
         if not track:
@@ -182,6 +191,7 @@ class Function(Node):
         ctx._seq = next(_seq)
         if cls._late_name:
             ctx.__class__ = cls.named(ctx.name())
+        ctx._device = dev
         saved = ctx.saved
         versions = None
         # saved-tensor checks, one per saved input or output: (counter, version when saved, the input, the
@@ -276,6 +286,7 @@ def _wrap_views(ctx, out, base, dev, track):
         ctx._seq = next(_seq)
         if ctx._late_name:
             ctx.__class__ = type(ctx).named(ctx.name())
+        ctx._device = dev
         ctx._versions = ()
         ctx._out_meta = tuple((o.shape, o.dtype) for o in outs) if type(out) is tuple else None
     return tuple(res) if type(out) is tuple else res[0]
@@ -284,7 +295,8 @@ def _wrap_views(ctx, out, base, dev, track):
 def _common_device(cls, inputs):
     """Device and arrays for an op whose inputs sit on different devices (only CPU scalars may join)."""
     dev = _check_devices(cls, inputs)
-    return dev, [t._data if t._device is dev else dev.xp.asarray(t._data) for t in inputs]
+    with _backend.on_device(dev):  # the CPU scalar is copied to the op's device, not to the current one
+        return dev, [t._data if t._device is dev else dev.xp.asarray(t._data) for t in inputs]
 
 
 def _check_devices(cls, inputs):
@@ -318,6 +330,11 @@ class AccumulateGrad(Node):
 
     def name(self):
         return "torch::autograd::AccumulateGrad"
+
+    @property
+    def _device(self):
+        var = self.variable
+        return var._device if var is not None else CPU
 
     def accumulate(self, g, owned):
         """Add gradient array `g` into the leaf's `.grad`; `owned`: no one else holds `g`, so a fresh `.grad`
@@ -472,12 +489,19 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
             heapq.heappush(ready, (-node._seq, id(node), node))
     captured = {}
     task = _enter_task()
+    # each node runs with its device current (hooks, gradient sums and accumulation included), as torch runs
+    # it on its device's thread; the thread's own current device comes back when the pass ends
+    dev, entered = CPU, []
     try:
         while ready:
             _, _, node = heapq.heappop(ready)
             slots = buffers.pop(node, None)
             if slots is None:
                 continue
+            if node._device is not dev:
+                dev = node._device
+                if dev._gpu is not None:
+                    _backend.make_current(dev, entered)
             if node._pre_hooks:
                 _run_pre_hooks(node, slots)
             if capture is not None and type(node) is AccumulateGrad and node in capture:
@@ -534,6 +558,8 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                     heapq.heappush(ready, (-child._seq, id(child), child))
         task.run_callbacks()
     finally:
+        if entered:
+            _backend.restore_current(entered)
         _leave_task()
     return captured
 

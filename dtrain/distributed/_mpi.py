@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from .. import _backend
+from .._device import device_of
 from . import _env
 from ._backend import Backend, DONE, FINGERPRINT, KIND_CODES, RedOpType, dtype_code
 from . import _work
@@ -92,7 +93,23 @@ def _quick(test):
 
 def _device_ready(a):
     """Wait for the kernels writing CuPy array `a`: MPI reads device memory outside any CUDA stream."""
-    _backend.cupy().cuda.get_current_stream().synchronize()
+    with _backend.on_device(device_of(a)):  # the stream that wrote `a` is its device's, not the current one's
+        _backend.cupy().cuda.get_current_stream().synchronize()
+
+
+def _on_device_of(a, fn):
+    """`fn` (a request's finishing step, or None), made to run with device array `a`'s device current.
+
+    A request finishes on whichever thread tests it last, often the progress thread, whose current device is
+    0: dividing or writing back a device-1 array there would hit CuPy's device check."""
+    if fn is None or type(a) is np.ndarray:
+        return fn
+    dev = device_of(a)
+
+    def run():
+        with _backend.on_device(dev):
+            return fn()
+    return run
 
 
 class _Request:
@@ -317,7 +334,7 @@ class MPIBackend(Backend):
             staged = staged.view(np.uint8)
         if staged.base is a or staged is a:
             return staged, None
-        return staged, lambda: _back(a, staged)
+        return staged, _on_device_of(a, lambda: _back(a, staged))
 
     def _op(self, array, op):
         if array.dtype.kind == "b":
@@ -328,8 +345,8 @@ class MPIBackend(Backend):
         if avg:
             n = self.size
             if back is None:
-                return lambda: array.__itruediv__(n)
-            return lambda: (array.__itruediv__(n), back())
+                return _on_device_of(array, lambda: array.__itruediv__(n))
+            return lambda: (_on_device_of(array, lambda: array.__itruediv__(n))(), back())
         return back
 
     # ---------------------------------------------------------------- collectives

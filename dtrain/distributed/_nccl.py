@@ -2,29 +2,33 @@
 
 Ordering with the caller's work uses CUDA events: the communication stream first waits for an event
 recorded on the current stream (so inputs produced there are ready), and each operation records a
-`done` event that its request polls from the host. Polling keeps the timeout contract of the public
-layer (a rank that never launches its part is reported, not waited on forever); async_op=True leaves
-the GPU work running while Python continues.
+`done` event. The request exposes it as `device_event`: `Work.wait()` makes the caller's current stream
+wait for it and returns at once, as torch's does, while the progress thread polls it from the host to keep
+the timeout contract of the public layer (a rank that never launches its part is reported, not waited on
+forever). Everything here runs with the communicator's device current: NCCL binds a communicator to one
+device, and the ops of a rank whose current device is another would hit CuPy's device check.
 """
 import numpy as np
 
-from .._backend import cupy
+from .._backend import cupy, nccl as _nccl, on_device
+from .._device import device as _device
 from ._backend import Backend, RedOpType
 
 
-def _nccl():
-    from cupy.cuda import nccl
-    return nccl
-
-
 class _Event:
-    __slots__ = ("event", "source")
+    """The request of one NCCL operation: done when its `done` event is (polled from any thread)."""
+    __slots__ = ("event", "source", "device")
 
-    def __init__(self, event):
-        self.event, self.source = event, None
+    def __init__(self, event, device):
+        self.event, self.source, self.device = event, None, device
 
     def test(self):
         return self.event.done
+
+    @property
+    def device_event(self):
+        """(CUDA event, dtrain device): the point on the device after which the operation's results are there."""
+        return self.event, self.device
 
 
 class NCCLBackend(Backend):
@@ -33,16 +37,19 @@ class NCCLBackend(Backend):
     def __init__(self, mpi_backend, device_index=None):
         cp, nccl = cupy(), _nccl()
         self.rank, self.size = mpi_backend.rank, mpi_backend.size
-        if device_index is not None:
-            cp.cuda.Device(device_index).use()
+        index = device_index if device_index is not None else cp.cuda.runtime.getDevice()
+        self.device = _device("cuda", index)
+        self._last = None  # the event of the latest operation: NCCL completes a communicator's work in order
         # NCCL binds a communicator to the device current at its creation, so it is made here, on first
-        # use by a CUDA tensor, after init_process_group has selected this rank's GPU
+        # use by a CUDA tensor (that tensor's device), with that device current only meanwhile: the caller's
+        # current device is left as it was, as torch's device guard does
         uid = nccl.get_unique_id() if self.rank == 0 else None
         comm = getattr(mpi_backend, "comm", None)
         if comm is not None:
             uid = comm.bcast(uid, root=0)  # the id is a few hundred bytes, once per group
-        self.comm = nccl.NcclCommunicator(self.size, uid, self.rank)
-        self.stream = cp.cuda.Stream(non_blocking=True)
+        with on_device(self.device):
+            self.comm = nccl.NcclCommunicator(self.size, uid, self.rank)
+            self.stream = cp.cuda.Stream(non_blocking=True)
         self._types = {np.dtype(np.float32): nccl.NCCL_FLOAT32, np.dtype(np.float64): nccl.NCCL_FLOAT64,
                        np.dtype(np.float16): nccl.NCCL_FLOAT16, np.dtype(np.int32): nccl.NCCL_INT32,
                        np.dtype(np.int64): nccl.NCCL_INT64, np.dtype(np.int8): nccl.NCCL_INT8,
@@ -71,13 +78,15 @@ class NCCLBackend(Backend):
     def _launch(self, fn):
         """Run `fn(stream_ptr)` on the communication stream after the current stream's pending work."""
         cp = cupy()
-        ready = cp.cuda.Event(disable_timing=True)
-        ready.record(cp.cuda.get_current_stream())
-        self.stream.wait_event(ready)
-        fn(self.stream.ptr)
-        done = cp.cuda.Event(disable_timing=True)
-        done.record(self.stream)
-        return _Event(done)
+        with on_device(self.device):
+            ready = cp.cuda.Event(disable_timing=True)
+            ready.record(cp.cuda.get_current_stream())
+            self.stream.wait_event(ready)
+            fn(self.stream.ptr)
+            done = cp.cuda.Event(disable_timing=True)
+            done.record(self.stream)
+        self._last = done
+        return _Event(done, self.device)
 
     def _grouped(self, calls):
         nccl = _nccl()
@@ -164,11 +173,19 @@ class NCCLBackend(Backend):
         return req
 
     def barrier(self):
-        one = cupy().ones(1, np.float32)
+        with on_device(self.device):
+            one = cupy().ones(1, np.float32)
         return self.all_reduce(one, RedOpType.SUM)
 
     def close(self):
-        self.comm.destroy()
+        # ncclCommDestroy waits for the communicator's work to finish: after a timeout that is the very
+        # operation that hung, so a communicator with work still in flight is aborted instead (as torch's
+        # watchdog does); one with nothing pending is destroyed cleanly
+        with on_device(self.device):
+            if self._last is not None and not self._last.done:
+                self.comm.abort()
+            else:
+                self.comm.destroy()
 
 
 def _copy(dst, src, stream_ptr):

@@ -105,6 +105,18 @@ class Work:
         self._done.set()
 
     def is_completed(self):
+        """Whether the operation has finished (with or without an error), as torch's: the request is tested once
+        (after any test another thread is running on it), without waiting for the operation."""
+        if not self._done.is_set():
+            self._lock.acquire()
+            try:
+                if not self._done.is_set() and self._req.test():
+                    self._complete()
+            except BaseException as e:
+                self._error = e
+                self._done.set()
+            finally:
+                self._lock.release()
         return self._done.is_set()
 
     def is_success(self):
@@ -114,9 +126,22 @@ class Work:
         return self._error
 
     def wait(self, timeout=None):
-        """Block until the operation is done; raises its error, or a RuntimeError after `timeout`."""
+        """Wait for the operation; raises its error, or a DistBackendError after `timeout`.
+
+        A CUDA operation (NCCL), waited for without a timeout, is waited for as torch's is: the current stream
+        of its device waits for the operation's end and the host returns at once. Its timeout is still
+        enforced (by the progress thread), and its error breaks the group: the next collective raises it.
+        With a timeout, or for a host operation, the calling thread waits."""
         if timeout is not None and hasattr(timeout, "total_seconds"):
             timeout = timeout.total_seconds()
+        if timeout == 0:  # torch's default, timedelta(0), means no timeout of the call's own
+            timeout = None
+        if timeout is None and self._error is None:
+            on_device = getattr(self._req, "device_event", None)
+            if on_device is not None:
+                # even when the host has seen it done, as torch: the stream's order then needs no host knowledge
+                _stream_waits(*on_device)
+                return True
         if not self._done.is_set():
             # drive the operation from this thread rather than sleeping until the progress thread (which
             # naps between polls so compute keeps the core) gets to it: MPI moves data only inside a test
@@ -160,7 +185,9 @@ class Work:
             raise self._error
         return True
 
-    synchronize = wait
+    def synchronize(self):
+        """torch's Work.synchronize: wait() without a timeout (for NCCL: the current stream waits)."""
+        self.wait()
 
     def result(self):
         self.wait()
@@ -168,6 +195,13 @@ class Work:
 
     def _source_rank(self):
         return self.source
+
+
+def _stream_waits(event, device):
+    """Make the current stream of `device` (a dtrain device) wait for CUDA `event`, without blocking the host."""
+    from .. import _backend
+    with _backend.on_device(device):
+        device.xp.cuda.get_current_stream().wait_event(event)
 
 
 class _Progress:

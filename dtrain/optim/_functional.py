@@ -11,7 +11,7 @@ contiguous buffers: every op is elementwise, so both give the same bits.
 import numpy as np
 
 from .._axpy import axpy_, fusable
-from .._backend import xp_of
+from .._backend import kernels, xp_of
 
 
 def _scratch(param, tmp):
@@ -31,7 +31,7 @@ def _decayed(xp, param, grad, weight_decay, maximize, tmp):
     if weight_decay != 0:
         g = _scratch(param, tmp)
         # torch: grad.add(param, alpha=wd), or (-grad).add(param, alpha=wd) to maximize
-        if xp is np:
+        if kernels[xp].host:  # rounded once, as torch's CPU kernel (see _add_scaled_)
             if maximize:
                 np.negative(grad, out=g)
             else:

@@ -14,6 +14,7 @@ from itertools import chain
 import numpy as np
 
 from .. import _dtype, _parallel
+from .._backend import data_ptr, kernels, on_device
 from .._device import CPU
 from .._tensor import Tensor, _wrap
 
@@ -30,8 +31,6 @@ class _RequiredParameter:
 required = _RequiredParameter()
 
 
-def _ptr(a):
-    return a.data.ptr if hasattr(a.data, "ptr") else a.__array_interface__["data"][0]
 
 
 def _contiguous_run(arrays, total):
@@ -44,12 +43,12 @@ def _contiguous_run(arrays, total):
     if base is None or base.ndim != 1 or not base.flags.c_contiguous or base.dtype != first.dtype:
         return None
     item = first.itemsize
-    start, rem = divmod(_ptr(first) - _ptr(base), item)
+    start, rem = divmod(data_ptr(first) - data_ptr(base), item)
     if rem or start < 0 or start + total > base.size:
         return None
-    at = _ptr(first)
+    at = data_ptr(first)
     for a in arrays:
-        if a.base is not base or not a.flags.c_contiguous or _ptr(a) != at:
+        if a.base is not base or not a.flags.c_contiguous or data_ptr(a) != at:
             return None
         at += a.nbytes
     return base[start:start + total]
@@ -257,8 +256,10 @@ class Optimizer:
                 loss = closure()
         for group in self.param_groups:
             for chunk in self._group_chunks(group):
-                if not self._step_flat(group, chunk):
-                    self._step_each(group, chunk.params, chunk)
+                # the update is array code on the chunk's device: made current, whichever device the caller has
+                with on_device(chunk.device):
+                    if not self._step_flat(group, chunk):
+                        self._step_each(group, chunk.params, chunk)
         return loss
 
     def _group_chunks(self, group):
@@ -398,7 +399,7 @@ class Optimizer:
 
         for r in runs:
             run_packed(r)
-        if chunk.xp is np:
+        if kernels[chunk.xp].host:  # blocks over the cores; a GPU runs each call as one kernel
             def part(lo, hi):
                 # the element range [lo, hi) of the chunk, cut at parameter boundaries and into blocks, so the
                 # temporaries of a rule's several passes stay in cache

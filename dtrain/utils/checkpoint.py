@@ -187,6 +187,7 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=noop_context_fn, 
     node.next_functions = tuple(_boundary([_edge(o) for o in tracked], start))
     node._seq = next(graph._seq)
     node.xp = tracked[0]._device.xp
+    node._device = tracked[0]._device
     node.needs_input_grad = (True,) * len(node.next_functions)
     node._out_meta = tuple((o._data.shape, o._data.dtype) for o in tracked)
     node.fn, node.args, node.kwargs, node.rng = function, args, kwargs, rng

@@ -1,6 +1,6 @@
 """Activation functions. Most reuse the core ops; LeakyReLU, ELU and Hardtanh are small ops of their own."""
 from ... import gelu as _gelu, log_softmax, sigmoid, silu as _silu, softmax, softplus as _softplus, tanh
-from ..._ops._util import method
+from ..._ops._util import method, on_input_device
 from ..._ops.arith import assign_
 from ..._ops.pointwise import relu as _relu
 from ...autograd import graph as _graph
@@ -202,6 +202,7 @@ def tanhshrink(input):
     return input - tanh(input)
 
 
+@on_input_device
 def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False, inplace: bool = False):
     """Leaky ReLU whose negative slope is drawn from U(lower, upper) per element in training, (lower + upper) / 2
     otherwise."""

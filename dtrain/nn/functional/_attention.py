@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from ..._ops._util import unbroadcast
+from ..._ops._util import on_input_device, unbroadcast
 from ..._tensor import Tensor
 from ...autograd.graph import Function
 from ...amp._dispatch import autocast_op
@@ -67,6 +67,7 @@ class _Attention(Function):
 
 
 @autocast_op("scaled_dot_product_attention")
+@on_input_device
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                                  enable_gqa=False):
     """softmax(q @ k^T * scale + mask) @ v over the last two dims. A boolean attn_mask marks with True the

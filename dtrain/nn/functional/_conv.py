@@ -9,6 +9,7 @@ import weakref
 
 import numpy as np
 
+from ..._backend import kernels
 from ..._tensor import Tensor
 from ...autograd.graph import Function
 from ...amp._dispatch import autocast_op
@@ -27,7 +28,7 @@ def _workspace(xp, shape, dtype):
     # NOTE: on the CPU a fresh multi-megabyte array costs a page fault per 4 KiB on first touch, which made the
     # im2col copy 3x slower than the copy itself; buffers are recycled once the array that used them is freed.
     # CuPy has its own memory pool, so this is NumPy-only."""
-    if xp is not np:
+    if not kernels[xp].host:
         return xp.empty(shape, dtype=dtype)
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize

@@ -2,6 +2,7 @@
 from ..._ops.arith import assign_
 from ...autograd.graph import Function
 from ...random import default_generator_for
+from ..._ops._util import on_input_device
 
 __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"]
 
@@ -18,6 +19,7 @@ class _Dropout(Function):
         return g * ctx.mask
 
 
+@on_input_device
 def _mask(input, p, shape):
     gen = default_generator_for(input._device)
     u = gen.uniform(shape, input._data.dtype, input._device, 0.0, 1.0)
@@ -86,6 +88,7 @@ def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool =
     return assign_(input, out) if inplace else out
 
 
+@on_input_device
 def feature_alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False):
     """Alpha dropout of whole channels: a dropped channel is set to SELU's negative saturation value, then every
     channel is rescaled so that mean and variance are kept (torch's affine constants)."""

@@ -2,10 +2,11 @@
 import math
 import warnings
 
-from ... import _dtype, log_softmax, minimum, where
+from ... import _backend, _dtype, log_softmax, minimum, where
 from ..._ops.activation import cross_entropy_indices
 from ..._ops.pointwise import clamp_min, softplus
 from ..._tensor import _wrap
+from ..._ops._util import on_input_device
 from ...amp._dispatch import autocast_op
 from ...autograd import graph as _graph
 
@@ -100,6 +101,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
 
 
 @autocast_op("binary_cross_entropy")
+@on_input_device
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
     """-w (t log x + (1 - t) log(1 - x)), each log clamped at -100 like torch."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
@@ -186,9 +188,10 @@ def _check_class_target(input, target, weight, ignore_index):
                            f"got weight tensor of shape: {list(weight.shape)}")
     t = target._data
     if t.size:
-        bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
-        if bad.any():
-            raise IndexError(f"Target {int(t[bad][0])} is out of bounds.")
+        with _backend.on_device(target._device):  # array code outside an op: its device made current here
+            bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
+            if bad.any():
+                raise IndexError(f"Target {int(t[bad][0])} is out of bounds.")
     return n_classes
 
 
@@ -207,6 +210,7 @@ def _long(target):
 
 
 @autocast_op("nll_loss")
+@on_input_device
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
              reduction: str = "mean"):
     """-w[t] input[n, t] averaged by the sum of the weights of the non-ignored targets ('mean')."""
@@ -349,6 +353,7 @@ def _check_margin_target(input, target, name):
 
 
 @autocast_op("multilabel_margin_loss")
+@on_input_device
 def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
     """sum over target classes j and non-target classes i of max(0, 1 - (x[j] - x[i])), divided by C.
 
@@ -380,6 +385,7 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
 
 
 @autocast_op("multi_margin_loss")
+@on_input_device
 def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=None, size_average=None, reduce=None,
                       reduction: str = "mean"):
     """sum over i != y of max(0, margin - x[y] + x[i])^p (times weight[y]), divided by C."""
@@ -450,6 +456,7 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
     return _reduce(clamp_min(margin + d_pos - d_neg, 0), reduction)
 
 
+@on_input_device
 def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6, reduction: str = "mean"):
     """0.5 (log var + (input - target)^2 / var), var clamped below at eps without cutting its gradient."""
     from ... import ones_like

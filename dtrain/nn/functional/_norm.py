@@ -12,6 +12,7 @@ from ...autograd import grad_mode
 from ...autograd import graph as _graph
 from ...autograd.graph import Function
 from ..._ops._lowp import widened
+from ..._ops._util import on_input_device
 from ...amp._dispatch import autocast_op
 
 __all__ = ["batch_norm", "layer_norm", "group_norm", "rms_norm", "instance_norm"]
@@ -208,6 +209,7 @@ def sync_batch_norm(input, running_mean, running_var, weight, bias, momentum, ep
     return y
 
 
+@on_input_device
 def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
                eps=1e-5):
     """Normalizes each channel (dim 1) over the batch and spatial dims; in training also updates the running

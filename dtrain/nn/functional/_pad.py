@@ -1,6 +1,7 @@
 """F.pad: constant, reflect, replicate and circular padding of the trailing dims (negative pads crop)."""
 import numpy as np
 
+from ..._backend import kernels
 from ..._tensor import Tensor
 from ...autograd import graph as _graph
 from ...autograd.graph import Function
@@ -63,11 +64,7 @@ class IndexPad(Function):
             acc = xp.zeros(shape, dtype=g.dtype)
             moved = xp.moveaxis(acc, d, 0)
             gm = xp.moveaxis(g, d, 0)
-            if xp is np:
-                np.add.at(moved, idx, gm)
-            else:
-                import cupyx
-                cupyx.scatter_add(moved, idx, gm)
+            kernels[xp].scatter_add(moved, idx, gm)
             g = acc
         return g
 

@@ -10,7 +10,9 @@ import functools
 
 import numpy as np
 
+from ..._backend import kernels
 from ..._tensor import _wrap
+from ..._ops._util import on_input_device
 from ...autograd.graph import Function
 from ._conv import _every, _first, _last, _offsets, _prod
 from ...amp._dispatch import autocast_op
@@ -131,7 +133,7 @@ class MaxPoolNd(Function):
         # on the CPU, windows that never overlap cover each input element once: the masked gradient is written
         # as a product with the mask (cheaper than a select), unless a non-finite gradient would leave NaN where
         # the mask is 0; on a GPU the check itself would cost a synchronisation
-        disjoint = (xp is np and all(dd * (kk - 1) < ss for kk, ss, dd in zip(k, s, d))
+        disjoint = (kernels[xp].host and all(dd * (kk - 1) < ss for kk, ss, dd in zip(k, s, d))
                     and bool(np.isfinite(g).all()))
         for off, hit in _first_max(xp, a, y, k, s, d, out):
             win = _window(buf, off, s, d, out)
@@ -354,6 +356,7 @@ def adaptive_avg_pool1d(input, output_size):
     return input @ _adaptive_matrix(input.shape[-1], o, input.dtype, input.device).t()
 
 
+@on_input_device
 def _adaptive_max(input, output_size, return_indices, nd):
     """Max over adaptive windows of any number of spatial dims, gathered at once.
 
@@ -473,6 +476,7 @@ def _unpool_output_size(input, kernel_size, stride, padding, output_size):
     return output_size
 
 
+@on_input_device
 def _max_unpool(input, indices, kernel_size, stride, padding, output_size, nd):
     k = _pair(kernel_size, nd)
     s = _pair(stride, nd) if stride is not None else k

@@ -1,6 +1,7 @@
 """F.embedding, F.embedding_bag and F.one_hot."""
 from ..._ops.index import _scatter_add_at
 from ...autograd.graph import Function
+from ..._ops._util import on_input_device
 
 __all__ = ["embedding", "embedding_bag", "one_hot"]
 
@@ -32,6 +33,7 @@ class Embedding(Function):
         return gw
 
 
+@on_input_device
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
               sparse=False):
     """Look up rows of `weight`. max_norm and scale_grad_by_freq are not supported (NotImplementedError)."""
@@ -74,6 +76,7 @@ def _bag_bounds(xp, input, offsets, include_last_offset):
     return starts, xp.clip(ends, starts, total) - starts, input._data
 
 
+@on_input_device
 def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False,
                   mode: str = "mean", sparse=False, per_sample_weights=None, include_last_offset=False,
                   padding_idx=None):
@@ -136,6 +139,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
     return (rows * scale.unsqueeze(2)).sum(1)
 
 
+@on_input_device
 def one_hot(tensor, num_classes=-1):
     from ..._tensor import _wrap
     data = tensor._data

@@ -1,11 +1,14 @@
 """nn.DataParallel: single-process data parallelism over several devices, torch's scheme.
 
 Each forward: scatter the batch along `dim` over `device_ids`, replicate the module onto every device, run the
-replicas in threads, gather the outputs on `output_device`. The replicas' parameters are differentiable copies
-of the source parameters, so backward sends every replica's gradient back to the source module, where they sum.
+replicas in threads (each with its device current, as torch's parallel_apply), gather the outputs on
+`output_device`. The replicas' parameters are differentiable copies of the source parameters, so backward sends
+every replica's gradient back to the source module, where they sum; the engine runs each node of that backward
+with its own device current.
 With no or one GPU it runs the module directly."""
 import threading
 
+from ... import _backend
 from ..._device import device as _device
 from ..._tensor import Tensor
 from ...autograd import grad_mode
@@ -55,7 +58,7 @@ class DataParallel(Module):
         if len(used) == 1:
             return self.module(*ins[0], **kws[0])
         replicas = replicate(self.module, used)
-        outputs = parallel_apply(replicas, ins, kws)
+        outputs = parallel_apply(replicas, ins, kws, used)
         return gather(outputs, self.output_device, self.dim)
 
 
@@ -118,15 +121,24 @@ def _view(p):
     return p.view_as(p) if p.requires_grad else p
 
 
-def parallel_apply(modules, inputs, kwargs_tup):
-    """Run module i on inputs i in its own thread (grad mode carried over); the first error is re-raised."""
+def parallel_apply(modules, inputs, kwargs_tup=None, devices=None):
+    """Run module i on inputs i in its own thread, with device i current there (by default the device of the
+    replica's first input tensor, else of its first parameter) and the caller's grad mode; the first error is
+    re-raised, naming the replica."""
+    if len(modules) != len(inputs):
+        raise AssertionError(f"The number of modules {len(modules)} is not equal to the number of inputs "
+                             f"{len(inputs)}")
+    kwargs_tup = kwargs_tup if kwargs_tup is not None else ({},) * len(modules)
+    devices = [_as_device(d) for d in devices] if devices is not None else \
+        [_device_of(m, i) for m, i in zip(modules, inputs)]
     results = [None] * len(modules)
     errors = [None] * len(modules)
     enabled = grad_mode.is_grad_enabled()
 
     def work(i):
         try:
-            with grad_mode.set_grad_enabled(enabled):
+            # a new thread starts on device 0: as torch's parallel_apply, select the replica's device first
+            with _backend.on_device(devices[i]), grad_mode.set_grad_enabled(enabled):
                 results[i] = modules[i](*inputs[i], **kwargs_tup[i])
         except BaseException as e:  # handed to the caller below, with the replica named
             errors[i] = e
@@ -140,6 +152,21 @@ def parallel_apply(modules, inputs, kwargs_tup):
         if e is not None:
             raise type(e)(f"Caught {type(e).__name__} in replica {i}: {e}") from e
     return results
+
+
+def _device_of(module, inputs):
+    """The device a replica runs on: its first input tensor's (torch's get_a_var), else its first parameter's."""
+    stack = [inputs]
+    while stack:
+        obj = stack.pop(0)
+        if isinstance(obj, Tensor):
+            return obj.device
+        if isinstance(obj, (list, tuple)):
+            stack.extend(obj)
+        elif isinstance(obj, dict):
+            stack.extend(obj.values())
+    p = next(iter(module.parameters()), None)
+    return p.device if p is not None else _device("cpu")
 
 
 def gather(outputs, target_device, dim=0):

@@ -1,0 +1,333 @@
+"""Device-correct CUDA code across two devices: ops and backward on cuda:1 from a thread whose current device is
+0, DataParallel over two devices, collectives finishing on other threads, NCCL's stream semantics and abort,
+per-device memory statistics. Compared against torch on the CPU.
+
+Marked `cuda`; they need two devices, e.g. `DTRAIN_EMULATE_CUDA=2 pytest tests/test_cuda_devices.py` (the
+emulated devices enforce CuPy's rule that an array is used only while its device is current)."""
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import dtrain
+from dtrain import _backend
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not dtrain.cuda.is_available() or dtrain.cuda.device_count() < 2,
+                                 reason="needs two CUDA devices (DTRAIN_EMULATE_CUDA=2 emulates them)")]
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(autouse=True)
+def current_device_0():
+    # every test starts (and must end) on device 0 whatever it touches: the engine restores what it changes
+    cp = _backend.cupy()
+    cp.cuda.runtime.setDevice(0)
+    yield
+    assert cp.cuda.runtime.getDevice() == 0
+    cp.cuda.runtime.setDevice(0)
+
+
+def _np(t):
+    return t.detach().cpu().numpy()
+
+
+def _mlp(mod, lib):
+    torch_like = lib
+    m = torch_like.nn.Sequential(torch_like.nn.Linear(6, 5), torch_like.nn.GELU(), torch_like.nn.Linear(5, 3))
+    return m
+
+
+def _same_weights(dst, src):
+    with torch.no_grad():
+        for p, q in zip(dst.parameters(), src.parameters()):
+            p.copy_(torch.from_numpy(_np(q)))
+
+
+def test_ops_and_backward_on_the_second_device_from_a_thread_on_the_first():
+    rng = np.random.default_rng(0)
+    xs, ys = rng.standard_normal((8, 6)).astype(np.float32), rng.integers(0, 3, 8)
+    m = _mlp(None, dtrain).to("cuda:1")
+    ref = _mlp(None, torch)
+    _same_weights(ref, m)
+    x = dtrain.tensor(xs, device="cuda:1", requires_grad=True)
+    loss = dtrain.nn.functional.cross_entropy(m(x) * 2 + 1, dtrain.tensor(ys, device="cuda:1"))
+    loss.backward()
+    xt = torch.tensor(xs, requires_grad=True)
+    lt = torch.nn.functional.cross_entropy(ref(xt) * 2 + 1, torch.tensor(ys))
+    lt.backward()
+    assert loss.device == dtrain.device("cuda:1") and x.grad.device == dtrain.device("cuda:1")
+    np.testing.assert_allclose(_np(loss), lt.detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(_np(x.grad), xt.grad.numpy(), rtol=1e-4, atol=1e-6)
+    for p, q in zip(m.parameters(), ref.parameters()):
+        assert p.grad.device == dtrain.device("cuda:1")
+        np.testing.assert_allclose(_np(p.grad), q.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_autograd_grad_and_scalar_operands_on_the_second_device():
+    x = dtrain.arange(4.0, device="cuda:1").requires_grad_()
+    y = (3 - x * x / 2).exp().sum()
+    (g,) = dtrain.autograd.grad(y, x)
+    xt = torch.arange(4.0, requires_grad=True)
+    (gt,) = torch.autograd.grad((3 - xt * xt / 2).exp().sum(), xt)
+    assert g.device == dtrain.device("cuda:1")
+    np.testing.assert_allclose(_np(g), gt.numpy(), rtol=1e-6)
+
+
+_NON_APPLY_OPS = {  # ops that compute on arrays outside Function.apply (checks, sorting, index arithmetic)
+    "sort": lambda m, x: m.sort(x, dim=1, descending=True)[0],
+    "argmax": lambda m, x: m.argmax(x, dim=1),
+    "any": lambda m, x: (x > 0.5).any(dim=0),
+    "gt": lambda m, x: x > 0.1,
+    "median": lambda m, x: m.median(x, dim=1).values,
+    "quantile": lambda m, x: m.quantile(x, m.tensor([0.25, 0.5], device=x.device), dim=0),
+    "index_select": lambda m, x: m.index_select(x, 0, m.tensor([2, 0], device=x.device)),
+    "gather": lambda m, x: m.gather(x, 1, m.tensor([[0, 1]] * 4, device=x.device)),
+    "index": lambda m, x: x[m.tensor([3, 1], device=x.device)],
+    "copy_": lambda m, x: m.zeros(4, 5, device=x.device).copy_(x),
+    "add_": lambda m, x: x.clone().add_(1.5),
+    "where": lambda m, x: m.where(x > 0, x, 0.0),
+    "nonzero": lambda m, x: m.nonzero(x > 0),
+    "histc": lambda m, x: m.histc(x, bins=4, min=-2, max=2),
+    "index_add": lambda m, x: x.index_add(0, m.tensor([1, 1], device=x.device), x[:2]),
+    "out=": lambda m, x: m.add(x, 1, out=m.empty(0, device=x.device)),
+    "sdpa": lambda m, x: m.nn.functional.scaled_dot_product_attention(x[None], x[None], x[None]),
+    "nll_loss": lambda m, x: m.nn.functional.nll_loss(x, m.tensor([0, 4, 2, 1], device=x.device)),
+    "embedding": lambda m, x: m.nn.functional.embedding(m.tensor([3, 0], device=x.device), x),
+    "one_hot": lambda m, x: m.nn.functional.one_hot((x > 0).long().sum(1), 6),
+    "count_nonzero": lambda m, x: m.count_nonzero(x > 0, dim=1),
+    "take": lambda m, x: m.take(x, m.tensor([0, 7, 19], device=x.device)),
+    "mode": lambda m, x: m.mode((x > 0).long(), dim=1).values,
+}
+
+
+def test_in_place_op_keeps_its_saved_copy_on_the_tensors_device():
+    # mul_ saves a copy of self's old values for its backward: CuPy's copy() lands on the current device
+    x0 = dtrain.ones(3, 4, device="cuda:1", requires_grad=True)
+    y = dtrain.full((4,), 2.0, device="cuda:1", requires_grad=True)
+    x = x0 * 1
+    x.mul_(y)
+    x.sum().backward()
+    xt0, yt = torch.ones(3, 4, requires_grad=True), torch.full((4,), 2.0, requires_grad=True)
+    xt = xt0 * 1
+    xt.mul_(yt)
+    xt.sum().backward()
+    np.testing.assert_array_equal(_np(x0.grad), xt0.grad.numpy())
+    np.testing.assert_array_equal(_np(y.grad), yt.grad.numpy())
+
+
+@pytest.mark.parametrize("name", sorted(_NON_APPLY_OPS))
+def test_ops_beyond_function_apply_on_the_second_device(name):
+    xs = np.random.default_rng(2).standard_normal((4, 5)).astype(np.float32)
+    fn = _NON_APPLY_OPS[name]
+    got = fn(dtrain, dtrain.tensor(xs, device="cuda:1"))
+    want = fn(torch, torch.tensor(xs))
+    assert got.device == dtrain.device("cuda:1")
+    np.testing.assert_allclose(_np(got), want.numpy(), rtol=1e-5, atol=1e-7)  # float32: a few roundings
+
+
+@pytest.mark.parametrize("opt", ["SGD", "Adam"])
+def test_optimizer_steps_parameters_on_the_second_device(opt):
+    rng = np.random.default_rng(3)
+    w0, g = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((3, 4)).astype(np.float32)
+    kw = {"lr": 0.1, "momentum": 0.9} if opt == "SGD" else {"lr": 0.1}
+    p = dtrain.nn.Parameter(dtrain.tensor(w0, device="cuda:1"))
+    q = torch.nn.Parameter(torch.tensor(w0))
+    o, r = getattr(dtrain.optim, opt)([p], **kw), getattr(torch.optim, opt)([q], **kw)
+    for _ in range(2):
+        p.grad, q.grad = dtrain.tensor(g, device="cuda:1"), torch.tensor(g)
+        o.step()
+        r.step()
+    assert p.device == dtrain.device("cuda:1")
+    np.testing.assert_allclose(_np(p), q.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+class _Probe(dtrain.autograd.Function):
+    """Identity that records the current CUDA device in its forward and backward."""
+    seen = []
+
+    @staticmethod
+    def forward(ctx, x):
+        _Probe.seen.append(("forward", x.device.index, dtrain.cuda.current_device()))
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        _Probe.seen.append(("backward", g.device.index, dtrain.cuda.current_device()))
+        return g
+
+
+class _Probed(dtrain.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(_Probe.apply(x))
+
+
+@pytest.mark.parametrize("grad_mode", ["backward", "no_grad"])
+def test_data_parallel_over_two_devices_matches_one_model(grad_mode):
+    rng = np.random.default_rng(1)
+    xs = rng.standard_normal((10, 6)).astype(np.float32)
+    inner = _mlp(None, dtrain).to("cuda:0")
+    ref = _mlp(None, torch)
+    _same_weights(ref, inner)
+    dp = dtrain.nn.DataParallel(_Probed(inner), device_ids=[0, 1])
+    _Probe.seen = []
+    x = dtrain.tensor(xs, device="cuda:0", requires_grad=grad_mode == "backward")
+    if grad_mode == "no_grad":
+        with dtrain.no_grad():
+            out = dp(x)
+        np.testing.assert_allclose(_np(out), ref(torch.tensor(xs)).detach().numpy(), rtol=1e-5, atol=1e-6)
+        return
+    out = dp(x)
+    assert out.device == dtrain.device("cuda:0")
+    (out ** 2).mean().backward()
+    xt = torch.tensor(xs, requires_grad=True)
+    ot = ref(xt)
+    (ot ** 2).mean().backward()
+    np.testing.assert_allclose(_np(out), ot.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert x.grad.device == dtrain.device("cuda:0")
+    np.testing.assert_allclose(_np(x.grad), xt.grad.numpy(), rtol=1e-4, atol=1e-7)
+    for p, q in zip(inner.parameters(), ref.parameters()):
+        assert p.grad.device == dtrain.device("cuda:0")  # every replica's gradient summed into the source
+        np.testing.assert_allclose(_np(p.grad), q.grad.numpy(), rtol=1e-4, atol=1e-6)
+    # each replica ran its forward in a thread with its device current, and each backward node with its own
+    forwards = sorted(s for s in _Probe.seen if s[0] == "forward")
+    backwards = sorted(s for s in _Probe.seen if s[0] == "backward")
+    assert forwards == [("forward", 0, 0), ("forward", 1, 1)]
+    assert backwards == [("backward", 0, 0), ("backward", 1, 1)]
+
+
+def test_parallel_apply_takes_torchs_devices_argument():
+    from dtrain.nn.parallel.data_parallel import parallel_apply
+    seen = {}
+
+    class Where(dtrain.nn.Module):
+        def forward(self, tag):
+            seen[tag] = dtrain.cuda.current_device()
+            return tag
+
+    assert parallel_apply([Where(), Where()], [("a",), ("b",)], None, [1, "cuda:0"]) == ["a", "b"]
+    assert seen == {"a": 1, "b": 0}
+
+
+def test_memory_statistics_per_device():
+    c = dtrain.cuda
+    c.reset_peak_memory_stats(0)
+    c.reset_peak_memory_stats("cuda:1")
+    base0, base1 = c.memory_allocated(0), c.memory_allocated(1)
+    a = dtrain.zeros(1000, device="cuda:1")  # 4000 bytes on device 1 only
+    assert c.memory_allocated(1) - base1 >= 4000 and c.memory_allocated(0) == base0
+    b = dtrain.zeros(5000, device="cuda:1")
+    held = c.memory_allocated(1)
+    del b
+    assert c.memory_allocated(1) <= held - 20000
+    # the peak saw the freed 20000 bytes; the pool keeps them (reserved) until empty_cache
+    assert c.max_memory_allocated(1) >= held >= c.memory_allocated(1) + 20000
+    assert c.max_memory_allocated(0) == c.memory_allocated(0) == base0
+    assert c.memory_reserved(1) >= c.max_memory_allocated(1) - 0 or c.memory_reserved(1) >= c.memory_allocated(1)
+    assert c.max_memory_reserved(1) >= c.memory_reserved(1)
+    c.reset_peak_memory_stats(1)
+    assert c.max_memory_allocated(1) == c.memory_allocated(1)
+    with dtrain.cuda.device(1):
+        assert c.memory_allocated() == c.memory_allocated(1)  # None: the current device
+    stats = c.memory_stats(1)
+    assert stats["allocated_bytes.all.current"] == c.memory_allocated(1)
+    assert stats["allocated_bytes.all.peak"] == c.max_memory_allocated(1)
+    with pytest.warns(FutureWarning, match="reset_peak_memory_stats"):
+        c.reset_max_memory_allocated(1)
+    with pytest.raises(ValueError, match="Expected a cuda device"):
+        c.memory_allocated("cpu")
+    del a
+
+
+def test_mpi_average_of_a_device_array_finishes_on_its_device(monkeypatch):
+    # CUDA-aware MPI reduces the device buffer itself; the division of ReduceOp.AVG then runs on whichever
+    # thread completes the request (the progress thread, current device 0), on a device-1 array
+    from mpi4py import MPI
+    from dtrain.distributed._backend import RedOpType
+    from dtrain.distributed._mpi import MPIBackend
+    monkeypatch.setenv("DTRAIN_CUDA_AWARE_MPI", "1")
+    backend = MPIBackend(MPI.COMM_WORLD.Dup())
+    try:
+        assert not backend._host_staging
+        cp = _backend.cupy()
+        with cp.cuda.Device(1):
+            a = cp.arange(6, dtype=cp.float32) * 2
+        req = backend.all_reduce(a, RedOpType.AVG)
+        errors = []
+
+        def progress():  # a thread that has not selected a device: device 0 is current there
+            try:
+                while not req.test():
+                    time.sleep(1e-4)
+            except BaseException as e:
+                errors.append(e)
+        t = threading.Thread(target=progress)
+        t.start()
+        t.join()
+        assert not errors, errors
+        np.testing.assert_array_equal(a.get(), np.arange(6, dtype=np.float32) * 2)
+        assert a.device.id == 1
+    finally:
+        backend.close()
+
+
+def _nccl_group():
+    import dtrain.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group("mpi")
+    return dist.new_group(backend="nccl")
+
+
+def test_work_wait_makes_the_current_stream_wait_for_an_nccl_collective(monkeypatch):
+    import dtrain.distributed as dist
+    cp = _backend.cupy()
+    g = _nccl_group()
+    waits = []
+    real = cp.cuda.Stream.wait_event
+
+    def wait_event(stream, event):
+        waits.append((stream, event, threading.get_ident()))
+        return real(stream, event)
+    x = dtrain.ones(4, device="cuda:1")
+    try:
+        work = dist.all_reduce(x, group=g, async_op=True)
+        monkeypatch.setattr(cp.cuda.Stream, "wait_event", wait_event)
+        assert work.wait() is True
+        # torch's NCCL wait: the current stream of the tensor's device waits for the collective's end event
+        # (the host does not poll it), whichever device the calling thread has current
+        done = work._req.device_event[0]
+        assert [(s, e) for s, e, t in waits if t == threading.get_ident()] == [(cp.cuda.get_current_stream(1), done)]
+        assert work.synchronize() is None
+        np.testing.assert_array_equal(_np(x * 1), np.full(4, float(dist.get_world_size())))
+        assert work.is_completed() and work.is_success()
+    finally:
+        monkeypatch.undo()
+        dist.destroy_process_group(g)
+
+
+@pytest.mark.skipif("PMI_SIZE" in os.environ or "OMPI_COMM_WORLD_SIZE" in os.environ,
+                    reason="starts its own MPI job; not run inside one")
+def test_nccl_communicator_is_aborted_after_a_timeout():
+    # rank 1 joins the all_reduce 6 s late; rank 0 times out after 1 s and closes its group: destroy() would
+    # wait for the hung operation (until rank 1 comes), abort() returns at once
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "OMPI_", "SLURM_"))}
+    env["DTRAIN_EMULATE_CUDA"] = "2"
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    cmd = [mpiexec if os.path.exists(mpiexec) else "mpiexec", "-n", "2"]
+    if "HYDRA" in subprocess.run([cmd[0], "--version"], capture_output=True, text=True).stdout.upper():
+        cmd += ["-launcher", "fork"]
+    cmd += [sys.executable, os.path.join(HERE, "distributed", "scripts", "nccl_abort.py")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "rank 0 closed in" in out and "rank 1 done" in out, out[-4000:]
