@@ -197,8 +197,9 @@ class IndexPut(Function):
 
 
 def _setitem(self, key, value):
-    from .inplace import assign_, check_inplace, check_overlap
+    from .inplace import _write_in_order, assign_, check_inplace, check_overlap, check_partial_overlap
     k, advanced = _convert_key(key, self)
+    value_in = value
     if not isinstance(value, Tensor):
         value = _wrap(self._device.xp.asarray(value, dtype=self._data.dtype), self._device)
     elif value._data.dtype != self._data.dtype:
@@ -215,13 +216,19 @@ def _setitem(self, key, value):
     if lead:  # torch drops a value's leading size-1 dims before broadcasting it
         value = value.reshape(value.shape[lead:])
     _check_value_shape(self, k, advanced, value)
+    dst = None if advanced else _wrap(self._data[k if any(x is Ellipsis for x in k) else k + (Ellipsis,)],
+                                      self._device)
+    if dst is not None and isinstance(value_in, Tensor):
+        check_partial_overlap(dst, value_in)  # basic indexing writes as t[key].copy_(value) does
     if grad_mode.is_grad_enabled() and (self.requires_grad or value._requires_grad):
         assign_(self, IndexPut.apply(self, value, key=k))
         return
     check_inplace(self)
-    check_overlap(self if advanced else _wrap(self._data[k if any(x is Ellipsis for x in k) else k + (Ellipsis,)],
-                                              self._device))
-    self._data[k] = value._data
+    check_overlap(self if advanced else dst)
+    if advanced:
+        self._data[k] = value._data
+    else:
+        _write_in_order(self._device.xp, dst._data, value._data)
     self._version.value += 1
 
 

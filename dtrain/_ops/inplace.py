@@ -170,12 +170,18 @@ def as_strided(input, size, stride, storage_offset=None):
     return AsStrided.apply(input, size=size, stride=stride, offset=storage_offset, storage=(origin, n))
 
 
+_HOLDS_VIEW_FN = ("the written view's node",)  # CopySlices' saved state: a marker, no array
+
+
 class CopySlices(Function):
     """A base whose view was written in place: the view's region now comes from `result`, the rest of the
     base keeps its history (torch's CopySlices)."""
 
     def forward(ctx, base, result, storage, base_where, view_where):
         ctx.n, ctx.base_where, ctx.view_where = storage[1], base_where, view_where
+        # torch's CopySlices holds the written view's node and lets it go after a backward without
+        # retain_graph: a second backward through it raises even when that node saved nothing (copy_, add_)
+        ctx.save_for_backward(_HOLDS_VIEW_FN)
         return base
 
     def name(self):
@@ -278,11 +284,130 @@ _OVERLAP = ("unsupported operation: more than one element of the written-to tens
             "location. Please clone() the tensor before performing the operation.")
 
 
+_PARTIAL = ("unsupported operation: some elements of the input tensor and the written-to tensor refer to a single "
+            "memory location. Please clone() the tensor before performing the operation.")
+
+
 def check_overlap(t):
     """torch refuses writes into a tensor whose elements share memory (an expanded tensor)."""
     a = t._data
     if a.size > 1 and any(s == 0 and n > 1 for s, n in zip(a.strides, a.shape)):  # an empty one has no elements
         raise RuntimeError(_OVERLAP)
+
+
+def _dense(a):
+    """torch's is_non_overlapping_and_dense: the elements, ordered by stride, tile their memory without gaps."""
+    expected = 1
+    for n, s in sorted(((n, s) for n, s in zip(a.shape, _elem_strides(a)) if n != 1), key=lambda p: p[1]):
+        if s != expected:
+            return False
+        expected *= n
+    return True
+
+
+def check_partial_overlap(dst, src):
+    """torch's refusal of an in-place write whose input shares some, but not exactly all, of the target's
+    memory (TensorIterator's get_overlap_status: both dense, the same span with other strides, or spans that
+    overlap). An input that is not dense is too hard to tell, and let through, as in torch."""
+    a, b = dst._data, src._data
+    if a is b or (a.base is None and b.base is None) or src is dst or a.size == 0 or b.size == 0:
+        return  # two arrays that own their memory never overlap
+    if a.dtype.itemsize != b.dtype.itemsize or not _dense(a) or not _dense(b):
+        return
+    a0, b0 = _addr(a), _addr(b)
+    a1, b1 = a0 + a.nbytes, b0 + b.nbytes
+    if a0 == b0 and a1 == b1:
+        if a.ndim != b.ndim or _elem_strides(a) != _elem_strides(b):
+            raise RuntimeError(_PARTIAL)
+    elif a0 < b1 and b0 < a1:
+        raise RuntimeError(_PARTIAL)
+
+
+def _iteration_order(shape, strides):
+    """The dims of a written tensor, innermost first, in the order torch's TensorIterator walks them (its
+    reorder_dimensions: by stride, equal strides by size, ties keep the later dim inner)."""
+    perm = list(range(len(shape)))[::-1]
+
+    def swap(d0, d1):
+        s0, s1 = strides[d0], strides[d1]
+        if s0 == 0 or s1 == 0:
+            return 0
+        if s0 != s1:
+            return 1 if s0 > s1 else -1
+        return 1 if shape[d0] > shape[d1] else 0
+
+    for i in range(1, len(perm)):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            c = swap(perm[d0], perm[d1])
+            if c > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif c < 0:
+                break
+    return perm
+
+
+def _self_overlapping(a):
+    """Whether distinct elements of `a` share memory through strides that are not 0 (overlapping unfold
+    windows, as_strided): torch cannot tell, writes element after element, and so updates a shared element
+    once per occurrence."""
+    if a.flags.c_contiguous or a.size < 2:
+        return False
+    strides = _elem_strides(a)
+    return 0 not in strides and overlaps(a.shape, strides)
+
+
+def _pieces(a):
+    """Index tuples of `a` in torch's iteration order, each a 1-D run along the innermost dim (whose
+    elements are distinct: a dim with a stride that is not 0 never repeats an address)."""
+    import itertools
+    order = _iteration_order(a.shape, _elem_strides(a))
+    outer = order[1:][::-1]
+    for idx in itertools.product(*(range(a.shape[d]) for d in outer)):
+        key = [slice(None)] * a.ndim
+        for d, i in zip(outer, idx):
+            key[d] = i
+        yield tuple(key)
+
+
+def _write_in_order(xp, dst, src):
+    """dst[...] = src, element after element in torch's order where dst's elements share memory (the last
+    write of a shared element wins, as in torch)."""
+    if not _self_overlapping(dst):
+        xp.copyto(dst, src, casting="unsafe")
+        return
+    src = xp.broadcast_to(src, dst.shape)
+    for key in _pieces(dst):
+        xp.copyto(dst[key], src[key], casting="unsafe")
+
+
+def _recompute_in_order(t, fn, args, kwargs):
+    """The values of `t.op_(*args)` on a target whose elements share memory: `fn` applied one run of
+    distinct elements at a time, in torch's order, each run reading what the runs before it wrote."""
+    from .._tensor import Tensor, _wrap
+    a, dev = t._data, t._device
+    xp = dev.xp
+
+    def part(x, key):
+        if isinstance(x, Tensor):
+            return _wrap(xp.broadcast_to(x._data, a.shape)[key] if x._device is dev else x._data, dev)
+        return x
+    with grad_mode.no_grad():
+        for key in _pieces(a):
+            r = fn(_wrap(a[key], dev), *[part(x, key) for x in args], **{k: part(v, key) for k, v in kwargs.items()})
+            xp.copyto(a[key], r._data, casting="unsafe")
+
+
+def apply_(t, fn, *args, **kwargs):
+    """`t.op_(*args, **kwargs)` for an op `fn` computed out of place: torch's overlap rules, then the write."""
+    for x in args:
+        if hasattr(x, "_data"):
+            check_partial_overlap(t, x)
+    result = fn(t, *args, **kwargs)
+    if _self_overlapping(t._data):
+        return assign_(t, result, write=lambda: _recompute_in_order(t, fn, args, kwargs))
+    return assign_(t, result)
 
 
 def check_inplace(t, requires_grad=None):
@@ -297,15 +422,17 @@ def check_inplace(t, requires_grad=None):
     b = t._base
     if b is not None:
         handle_view_on_rebase(t, False)
-        if b._requires_grad and b.grad_fn is None:
+        # the view's flag, not the base's: a view taken before its base's detach_() still requires grad
+        if t.requires_grad and b.grad_fn is None:
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
     if t._requires_grad and t.grad_fn is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
 
 
-def assign_(t, result, fill=False):
+def assign_(t, result, fill=False, write=None):
     """Make `t` hold `result` in place: data written into t's memory, history taken over from `result`.
-    `fill`: the values do not depend on t's (zero_, fill_): torch writes them even into an expanded tensor."""
+    `fill`: the values do not depend on t's (zero_, fill_): torch writes them even into an expanded tensor.
+    `write`: writes the values itself (in place of copying `result`'s)."""
     check_inplace(t, result._requires_grad or t.requires_grad)
     res_dt = result._data.dtype
     dst_dt = t._data.dtype
@@ -327,7 +454,10 @@ def assign_(t, result, fill=False):
     node = result._grad_fn if grad_mode._state.enabled else None
     if node is not None and node.saved and node.saved is not _graph._FREED:
         _adopt_saved(node, t, result)
-    t._device.xp.copyto(t._data, result._data, casting="unsafe")
+    if write is not None:
+        write()
+    else:
+        _write_in_order(t._device.xp, t._data, result._data)
     t._version.value += 1
     if node is not None and node._versions:
         # an output the op saved for its backward is t itself now: a later write to t must be caught

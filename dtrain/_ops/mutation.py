@@ -8,7 +8,7 @@ from ..autograd import grad_mode
 from ..autograd.graph import Function
 from ..random import default_generator_for
 from ._util import method, unbroadcast
-from .inplace import assign_, check_inplace, check_overlap
+from .inplace import _write_in_order, assign_, check_inplace, check_overlap, check_partial_overlap
 
 
 class Overwrite(Function):
@@ -51,7 +51,7 @@ def fill_(self, value):
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions.")
-        if (value._requires_grad or self.requires_grad) and grad_mode.is_grad_enabled():
+        if (value.requires_grad or self.requires_grad) and grad_mode.is_grad_enabled():
             check_inplace(self)
             return assign_(self, Overwrite.apply(self, value.to(self._device)))
         value = value.item()
@@ -70,7 +70,10 @@ def copy_(self, src, non_blocking=False):
                            f"{max(self.ndim - 1, 0)}") from None
     if self._device is META or src._device is META:
         return self
-    if (src._requires_grad or self.requires_grad) and grad_mode.is_grad_enabled():
+    check_partial_overlap(self, src)
+    # src.requires_grad, not the flag: a view requires grad through its base (reading a stale view made under
+    # no_grad of a base that now requires grad raises, as torch's)
+    if (src.requires_grad or self.requires_grad) and grad_mode.is_grad_enabled():
         # gradient flows to src (back to its own device and dtype) and not to self's old values
         return assign_(self, Overwrite.apply(self, src.to(self._device)))
     check_inplace(self)
@@ -79,7 +82,7 @@ def copy_(self, src, non_blocking=False):
     if src._device is not self._device:
         from .conversion import _move
         data = _move(data, self._device, self.dtype)
-    self._device.xp.copyto(self._data, data, casting="unsafe")
+    _write_in_order(self._device.xp, self._data, data)
     self._version.value += 1
     return self
 

@@ -271,11 +271,22 @@ class AccumulateGrad(Node):
     def name(self):
         return "torch::autograd::AccumulateGrad"
 
+    def live(self):
+        """Whether the leaf still takes gradients, as torch's AccumulateGrad decides: a leaf given a history
+        since (`detach_()` then an in-place op from the graph) is an error; one that no longer requires grad
+        (`detach_()`) is skipped: the graph recorded before no longer reaches it."""
+        var = self.variable
+        if var._grad_fn is not None:
+            raise RuntimeError("leaf variable has been moved into the graph interior")
+        return var._requires_grad
+
     def accumulate(self, g, owned):
         """Add gradient array `g` into the leaf's `.grad`; `owned`: no one else holds `g`, so a fresh `.grad`
         may be `g` itself."""
         from .._tensor import _wrap
         var = self.variable
+        if not self.live():
+            return
         for hook in list(var._hooks.values()) if var._hooks else ():
             r = hook(_wrap(g, var._device))
             if r is not None:
@@ -516,7 +527,7 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
                 if type(node) is AccumulateGrad:
                     if capture is not None and node in capture:
                         captured[node] = slots[0]
-                    elif accumulate and slots[0] is not None:
+                    elif accumulate and slots[0] is not None and node.live():
                         var = node.variable
                         for hook in list(var._hooks.values()) if var._hooks else ():
                             r = hook(slots[0])

@@ -69,7 +69,6 @@ def test_detach_inplace_of_view_raises():
     same_as_torch(program)
 
 
-@_xfail("detach_shared")
 def test_detach_inplace_of_base_keeps_views_history():
     def program(torch):
         t0 = torch.tensor([0.0], dtype=torch.float32, requires_grad=True)
@@ -82,7 +81,6 @@ def test_detach_inplace_of_base_keeps_views_history():
     same_as_torch(program)
 
 
-@_xfail("detach_shared")
 def test_detach_inplace_of_leaf_used_in_graph():
     def program(torch):
         t0 = torch.tensor([0.0, 0.0], dtype=torch.float32, requires_grad=True)
@@ -94,7 +92,6 @@ def test_detach_inplace_of_leaf_used_in_graph():
     same_as_torch(program)
 
 
-@_xfail("detach_shared")
 def test_detach_inplace_then_inplace_from_graph_raises_at_backward():
     def program(torch):
         t0 = torch.tensor([[0.0, 0.0], [0.0, 0.0]], dtype=torch.float32, requires_grad=True)
@@ -110,7 +107,6 @@ def test_detach_inplace_then_inplace_from_graph_raises_at_backward():
     same_as_torch(program)
 
 
-@_xfail("detach_shared")
 def test_inplace_on_view_of_leaf_after_detach_of_base_raises():
     def program(torch):
         t0 = torch.tensor([0.0, 0.0, 0.0], dtype=torch.float32, requires_grad=True)
@@ -124,7 +120,6 @@ def test_inplace_on_view_of_leaf_after_detach_of_base_raises():
     same_as_torch(program)
 
 
-@_xfail("partial_overlap")
 def test_inplace_from_partly_overlapping_tensor_raises():
     def program(torch):
         t0 = torch.tensor(0.0, dtype=torch.float32)
@@ -136,7 +131,6 @@ def test_inplace_from_partly_overlapping_tensor_raises():
     same_as_torch(program)
 
 
-@_xfail("partial_overlap")
 def test_setitem_from_same_memory_raises():
     def program(torch):
         t0 = torch.tensor([[2.0, 1.0, -1.25, -1.0]], dtype=torch.float64)
@@ -475,8 +469,6 @@ def test_numpy_of_a_no_grad_view_of_a_tensor_that_requires_grad_raises():
 # found by `python -m tests.fuzz.run --seed 23 --minutes 10`; not fixed yet
 
 
-@pytest.mark.xfail(strict=True, reason="known divergence: a write through overlapping unfold windows updates "
-                   "each element once in dtrain, once per window in torch")
 def test_inplace_write_through_overlapping_unfold_windows():
     def program(torch):
         t0 = torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], dtype=torch.float32)
@@ -488,8 +480,6 @@ def test_inplace_write_through_overlapping_unfold_windows():
     same_as_torch(program)
 
 
-@pytest.mark.xfail(strict=True, reason="known divergence: a second backward through copy_ into a view of a "
-                   "tensor that needs no grad does not raise")
 def test_second_backward_through_copy_into_a_view():
     def program(torch):
         t0 = torch.tensor(0.0, dtype=torch.float32, requires_grad=True)
@@ -504,8 +494,6 @@ def test_second_backward_through_copy_into_a_view():
     same_as_torch(program)
 
 
-@pytest.mark.xfail(strict=True, reason="known divergence: a view made under no_grad whose base was written and "
-                   "then made to require grad: torch refuses reading it into another tensor, dtrain does not")
 def test_no_grad_view_of_a_base_written_then_requiring_grad():
     def program(torch):
         t0 = torch.tensor(0.0, dtype=torch.float32)
