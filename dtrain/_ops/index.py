@@ -218,8 +218,12 @@ def _setitem(self, key, value):
     _check_value_shape(self, k, advanced, value)
     dst = None if advanced else _wrap(self._data[k if any(x is Ellipsis for x in k) else k + (Ellipsis,)],
                                       self._device)
-    if dst is not None and isinstance(value_in, Tensor):
-        check_partial_overlap(dst, value_in)  # basic indexing writes as t[key].copy_(value) does
+    if dst is not None and isinstance(value_in, Tensor) and (value_in.shape == dst.shape or value_in.ndim):
+        # basic indexing writes as torch's copy_to: t[key].copy_(value expanded), or a fill_ from a 0-d value
+        # (which never refuses an overlap)
+        src = value_in if value_in.shape == dst.shape else _wrap(
+            value_in._device.xp.broadcast_to(value._data, dst.shape), value_in._device)
+        check_partial_overlap(dst, src)
     if grad_mode.is_grad_enabled() and (self.requires_grad or value._requires_grad):
         assign_(self, IndexPut.apply(self, value, key=k))
         return

@@ -150,15 +150,27 @@ class Function(Node):
         # saved-tensor checks, one per saved input or output: (counter, version when saved, the input, the
         # shape it was saved in) or (counter, version, None, (output_nr, shape, dtype))
         if saved:
-            for t, a in zip(inputs, arrays):
-                for s in saved:
-                    if s is a or (getattr(s, "base", None) is not None and s.size == a.size and
-                                  (s.base is a or s.base is a.base)):
-                        # the input itself, or a reshape of it (Linear saves a 3-d input as a matrix)
-                        if versions is None:
-                            versions = []
-                        versions.append((t._version, t._version.value, t, s.shape))
-                        break
+            # each saved array checks one input: the one in its own position where it is that input's array
+            # (two inputs may share one array, as t and t.detach() do: `t.detach().mul_(t)` saves only self)
+            hit = None
+            for i, s in enumerate(saved):
+                if s is None:
+                    continue
+                j = i if i < len(arrays) and arrays[i] is s else None
+                if j is None:
+                    for k, a in enumerate(arrays):
+                        if s is a or (getattr(s, "base", None) is not None and s.size == a.size and
+                                      (s.base is a or s.base is a.base)):
+                            j = k  # the input itself, or a reshape of it (Linear saves a 3-d input as a matrix)
+                            break
+                if j is None or (hit is not None and j in hit):
+                    continue
+                hit = hit or set()
+                hit.add(j)
+                t = inputs[j]
+                if versions is None:
+                    versions = []
+                versions.append((t._version, t._version.value, t, s.shape))
         if type(out) is tuple:
             ctx._out_meta = tuple([(o.shape, o.dtype) for o in out])
             res = []
