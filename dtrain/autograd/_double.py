@@ -198,28 +198,32 @@ def _mean(node, g):
 
 @formula("Matmul")
 def _matmul(node, g):
-    a, b = node.saved
-    at, bt = input_t(node, 0, a), input_t(node, 1, b)
+    a, b = node.saved  # each saved only when the other's gradient is wanted
+    sa, sb = node.shapes
     # 1-D operands as matrices, as matmul itself treats them
-    A = at.unsqueeze(0) if a.ndim == 1 else at
-    B = bt.unsqueeze(-1) if b.ndim == 1 else bt
-    G = g.reshape(1, 1) if a.ndim == 1 and b.ndim == 1 else g.unsqueeze(-2) if a.ndim == 1 else \
-        g.unsqueeze(-1) if b.ndim == 1 else g
+    G = g.reshape(1, 1) if len(sa) == 1 and len(sb) == 1 else g.unsqueeze(-2) if len(sa) == 1 else \
+        g.unsqueeze(-1) if len(sb) == 1 else g
     nig = node.needs_input_grad
-    ga = sum_to(G @ B.mT, tuple(A.shape)).reshape(a.shape) if nig[0] else None
-    gb = sum_to(A.mT @ G, tuple(B.shape)).reshape(b.shape) if nig[1] else None
+    ga = gb = None
+    if nig[0]:
+        bt = input_t(node, 1, b)
+        B = bt.unsqueeze(-1) if len(sb) == 1 else bt
+        ga = sum_to(G @ B.mT, (1,) + sa if len(sa) == 1 else sa).reshape(sa)
+    if nig[1]:
+        at = input_t(node, 0, a)
+        A = at.unsqueeze(0) if len(sa) == 1 else at
+        gb = sum_to(A.mT @ G, sb + (1,) if len(sb) == 1 else sb).reshape(sb)
     return ga, gb
 
 
 @formula("Linear")
 def _linear(node, g):
-    x2, w = node.saved
-    xt = input_t(node, 0, x2.reshape(node.x_shape))  # the edge expects the input's own shape
-    wt = input_t(node, 1, w)
+    x2, w = node.saved  # x saved only for W's gradient, W only for x's
     g2 = g.reshape(-1, g.shape[-1])
     nig = node.needs_input_grad
-    gx = (g2 @ wt).reshape(node.x_shape) if nig[0] else None
-    gw = g2.T @ xt.reshape(-1, xt.shape[-1]) if nig[1] else None
+    gx = (g2 @ input_t(node, 1, w)).reshape(node.x_shape) if nig[0] else None
+    # the edge expects the input's own shape
+    gw = g2.T @ input_t(node, 0, x2.reshape(node.x_shape)).reshape(-1, x2.shape[-1]) if nig[1] else None
     gb = g2.sum(0) if len(nig) > 2 and nig[2] else None
     return gx, gw, gb
 
