@@ -105,6 +105,23 @@ def _scatter(xp, buf, where, g):
         _scatter_add_at(xp, buf, flat, gv)
 
 
+class StridedMap(Function):
+    """x laid into a zeroed storage of n elements at geometry `src` (summing where src maps several elements to
+    one place), read back at geometry `dst`: the linear map behind the backward of every strided view
+    (as_strided, unfold, CopySlices). Its own backward is the same map with src and dst swapped, so
+    `create_graph=True` goes through those backwards to any order."""
+
+    def forward(ctx, x, n, src, dst):
+        ctx.n, ctx.src, ctx.dst = n, src, dst
+        xp = ctx.xp
+        buf = xp.zeros(n, x.dtype)
+        _scatter(xp, buf, src, x)
+        return xp.array(_on(xp, buf, dst), order="C")
+
+    def backward(ctx, g):
+        return StridedMap.forward(ctx, g, ctx.n, ctx.dst, ctx.src)
+
+
 class AsStrided(Function):
     """A view given by size/stride/offset in its base's storage: torch.as_strided, and the history of a view
     regenerated after an in-place write (torch's AsStridedBackward0)."""
@@ -174,8 +191,15 @@ _HOLDS_VIEW_FN = ("the written view's node",)  # CopySlices' saved state: a mark
 
 
 class CopySlices(Function):
-    """A base whose view was written in place: the view's region now comes from `result`, the rest of the
-    base keeps its history (torch's CopySlices)."""
+    """A base whose view was written in place: the view's region now comes from the write, the rest of the
+    base keeps its history (torch's CopySlices).
+
+    Where the write's node `fn` took the view itself as its first input (`v.mul_(2)`: Mul(v, 2)), this node
+    runs fn's backward itself, as torch's does: fn's gradient for the view's old values goes back into the
+    region of the base's gradient, and the view's old node is never run (a hook registered on the view
+    before the write does not fire); fn's other inputs are this node's inputs 1, 2, .... Otherwise (a write
+    with a cast in between) the region's gradient goes to the write's result, input 1."""
+    fn = None
 
     def forward(ctx, base, result, storage, base_where, view_where):
         ctx.n, ctx.base_where, ctx.view_where = storage[1], base_where, view_where
@@ -183,6 +207,12 @@ class CopySlices(Function):
         # retain_graph: a second backward through it raises even when that node saved nothing (copy_, add_)
         ctx.save_for_backward(_HOLDS_VIEW_FN)
         return base
+
+    def fold(ctx, fn):
+        """Take over `fn`, the write's node, whose first input is the written view."""
+        ctx.fn = fn
+        ctx.next_functions = (ctx.next_functions[0],) + tuple(fn.next_functions[1:])
+        ctx.needs_input_grad = (ctx.needs_input_grad[0],) + tuple(fn.needs_input_grad[1:])
 
     def name(self):
         return "torch::autograd::CopySlices"
@@ -206,13 +236,32 @@ class CopySlices(Function):
             _on(xp, buf, ctx.base_where)[...] = g
             g_base = None
         region = _on(xp, buf, ctx.view_where)
-        g_result = xp.array(region, order="C") if ctx.needs_input_grad[1] else None
+        fn = ctx.fn
+        if fn is not None:
+            rest = _run_folded(fn, xp.array(region, order="C"))
+            if rest[0] is None:
+                region[...] = 0
+            else:
+                _write_in_order(xp, region, rest[0])  # through overlapping windows the last write wins, as torch's
+            rest = tuple(rest[1:])
+        else:
+            rest = (xp.array(region, order="C") if ctx.needs_input_grad[1] else None,)
+            region[...] = 0
         if not ctx.needs_input_grad[0]:
-            return None, g_result
-        region[...] = 0
+            return (None,) + rest
         if g_base is None:
             g_base = xp.array(_on(xp, buf, ctx.base_where), order="C")
-        return g_base, g_result
+        return (g_base,) + rest
+
+
+def _run_folded(fn, g):
+    """fn's backward for gradient g, with the checks the engine would make before running it."""
+    if fn.saved is _graph._FREED:
+        raise RuntimeError(_graph._TWICE)
+    if fn._versions:
+        _graph._check_versions(fn)
+    out = fn.backward(g)
+    return out if type(out) is tuple else (out,)
 
 
 # ------------------------------------------------------------------------------------ views' history
@@ -452,6 +501,7 @@ def assign_(t, result, fill=False, write=None):
     if not fill:
         check_overlap(t)
     node = result._grad_fn if grad_mode._state.enabled else None
+    view_edge = (t._grad_fn, t._output_nr) if t._requires_grad else (None, 0)  # before the write changes it
     if node is not None and node.saved and node.saved is not _graph._FREED:
         _adopt_saved(node, t, result)
     if write is not None:
@@ -466,7 +516,7 @@ def assign_(t, result, fill=False, write=None):
     if grad_mode._state.enabled:
         base = t._base
         if base is not None and (node is not None or base._requires_grad):
-            _rebase_view(t, base, result)
+            _rebase_view(t, base, result, view_edge)
         elif node is not None:
             set_history(t, node, result._output_nr)
     return t
@@ -488,14 +538,18 @@ def _adopt_saved(node, t, result):
     node._versions = versions
 
 
-def _rebase_view(t, base, result):
+def _rebase_view(t, base, result, view_edge):
     """torch's CopySlices: the base's history now runs through the written view (`x[0].mul_(2)`), and the
-    view's own history is regenerated from the base."""
+    view's own history is regenerated from the base. `view_edge`: the view's edge before the write."""
     origin, n = storage_of(base._data)
     where = geometry(base._data, origin), geometry(t._data, origin)
     if result._data.dtype != base._data.dtype:
         result = result.to(base.dtype)
     nb = CopySlices.apply(base, result, storage=(origin, n), base_where=where[0], view_where=where[1])
+    fn = result._grad_fn
+    if (fn is not None and fn._out_meta is None and nb._grad_fn is not None and fn.next_functions
+            and fn.next_functions[0] == view_edge):
+        nb._grad_fn.fold(fn)
     set_history(base, nb._grad_fn, 0)
     t._view_info[0] = -1  # stale: refreshed from the new base history right now
     refresh_view(t)

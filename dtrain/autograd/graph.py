@@ -20,6 +20,10 @@ _seq = itertools.count()
 # _profiler_hook(cls, inputs, params), which times it and runs it (with the hook unset for the nested call)
 _profiler_hook = None
 _FREED = (None,)  # marker (a unique object): saved arrays were released by a backward without retain_graph
+_TWICE = ("Trying to backward through the graph a second time (or directly access saved tensors after they have "
+          "already been freed). Saved intermediate values of the graph are freed when you call .backward() or "
+          "autograd.grad(). Specify retain_graph=True if you need to backward through the graph a second time or if "
+          "you need to access saved tensors after calling backward.")
 
 
 class RemovableHandle:
@@ -469,11 +473,7 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
             in_grads = _grads_in(node, slots)
             saved = node.saved
             if saved is _FREED:
-                raise RuntimeError(
-                    "Trying to backward through the graph a second time (or directly access saved tensors after "
-                    "they have already been freed). Saved intermediate values of the graph are freed when you call "
-                    ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
-                    "graph a second time or if you need to access saved tensors after calling backward.")
+                raise RuntimeError(_TWICE)
             if node._versions:
                 _check_versions(node)
             if node._takes_grad_dst and accumulate and capture is None:
