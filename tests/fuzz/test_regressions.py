@@ -577,3 +577,37 @@ def test_writes_through_overlapping_windows_go_in_torchs_order(op):
         return locals()
 
     same_as_torch(program)
+
+
+def test_setitem_into_an_expanded_view_of_the_value_itself():
+    # expand keeps torch's strides for size-1 dims, so t6[0] is seen as t3 itself: torch's copy_ returns early
+    def program(torch):
+        t0 = torch.tensor([[[0.0], [0.0]]], dtype=torch.float32)
+        t3 = t0.exp()
+        t6 = t3.expand(1, 1, 2, 1)
+        t6[0] = t3
+        return locals()
+
+    same_as_torch(program)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_copy_of_an_expanded_tensor_into_itself(grad):
+    def program(torch):
+        t0 = torch.tensor([[0.0], [1.0], [2.0]], dtype=torch.float32, requires_grad=grad)
+        t4 = t0.exp()
+        t7 = t4.expand(3, 2)
+        t7.copy_(t7)  # torch returns before its overlap checks
+        return locals()
+
+    same_as_torch(program)
+
+
+@pytest.mark.parametrize("shape,size", [((1, 2, 1), (1, 1, 2, 1)), ((3, 1), (3, 2)), ((1,), (2, 1, 1)),
+                                        ((2, 1, 3), (4, 2, 1, 3)), ((), (1, 2))])
+def test_expand_has_torchs_strides(shape, size):
+    import numpy as np
+    import torch
+    import dtrain
+    a = np.arange(float(np.prod(shape))).reshape(shape)
+    assert dtrain.tensor(a).expand(*size).stride() == torch.tensor(a).expand(*size).stride()
