@@ -6,8 +6,6 @@ statement about to be drawn.
 """
 from typing import Callable, NamedTuple
 
-import torch
-
 
 class Known(NamedTuple):
     """A divergence dtrain has today, kept out of generation until it is fixed (see test_regressions.py)."""
@@ -16,20 +14,9 @@ class Known(NamedTuple):
     excludes: Callable  # (State, op, under_no_grad) -> True to leave the op out
 
 
-def _tensor(s, name):
-    v = s.ns.get(name) if isinstance(name, str) else None
-    return v if isinstance(v, torch.Tensor) else None
-
-
 # Each entry names a divergence dtrain has today (and its test in test_regressions.py); CI's fuzz run leaves the
 # feature out until the core is fixed. Drop an entry when its regression test XPASSes.
-KNOWN = [
-    Known("duplicate_params",
-          "an optimizer given the same tensor twice (torch warns): torch's SGD with momentum steps both entries "
-          "from a fresh momentum buffer, dtrain's second entry sees the first one's buffer",
-          lambda s, op, ng: op.kind == "opt" and op.method in ("SGD", "Adam") and not op.args[0][0].startswith("lin")
-          and len({id(s.ns[n]) for n in op.args[0]}) < len(op.args[0])),
-]
+KNOWN = []  # nothing known today: every feature the generator has is drawn
 
 
 def excluded(s, op, no_grad):

@@ -373,7 +373,6 @@ def test_optimizer_step_keeps_numpy_arrays_and_grads():
     same_as_torch(program)
 
 
-@_xfail("duplicate_params")
 @pytest.mark.filterwarnings("ignore:optimizer contains a parameter group with duplicate parameters")
 def test_sgd_momentum_with_a_duplicate_parameter():
     def program(torch):
@@ -383,6 +382,24 @@ def test_sgd_momentum_with_a_duplicate_parameter():
         (t0.sum() + t1.sum()).backward()
         opt5 = torch.optim.SGD([t0, t1, t4], lr=0.1, momentum=0.9)
         opt5.step()
+        return locals()
+
+    same_as_torch(program)
+
+
+@pytest.mark.filterwarnings("ignore:optimizer contains a parameter group with duplicate parameters")
+@pytest.mark.parametrize("opt", ["SGD", "Adam", "AdamW", "RMSprop"])
+def test_a_duplicate_parameter_is_stepped_twice_with_shared_state(opt):
+    def program(torch):
+        t0 = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+        t1 = torch.tensor([0.5, 0.25, -1.0], dtype=torch.float64, requires_grad=True)
+        kw = {"momentum": 0.9} if opt in ("SGD", "RMSprop") else {}
+        o = getattr(torch.optim, opt)([t0, t1, t0], lr=0.1, **kw)
+        for _ in range(3):
+            o.zero_grad()
+            ((t0 * t0).sum() + (t1 ** 3).sum()).backward()
+            o.step()
+        m0 = o.state[t0]["momentum_buffer" if opt == "SGD" else "square_avg" if opt == "RMSprop" else "exp_avg"]
         return locals()
 
     same_as_torch(program)
