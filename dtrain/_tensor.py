@@ -162,6 +162,9 @@ class Tensor:
             raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
         return st if dim is None else st[self._wrap_dim(dim)]
 
+    def _is_view(self):
+        return self._base is not None
+
     def is_contiguous(self, memory_format=None):
         return bool(self._data.flags.c_contiguous)
 

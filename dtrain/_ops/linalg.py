@@ -101,7 +101,8 @@ class Linear(Function):
     _takes_grad_dst = True  # W's gradient straight into a leaf's destination (Function._takes_grad_dst)
 
     @widened
-    def forward(ctx, x, w, b=None):
+    def forward(ctx, x, w, b=None, flat=False):
+        # flat: the output as the (rows, out) matrix, which F.linear views in x's batch shape (torch's addmm)
         xp = ctx.xp
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
         if xp is np and x2.dtype == np.float32 and x2.shape[0] * 16 <= min(w.shape):
@@ -117,7 +118,7 @@ class Linear(Function):
         nig = ctx.needs_input_grad
         ctx.save_for_backward(x2 if nig[1] else None, w if nig[0] else None)
         ctx.x_shape = x.shape
-        return y.reshape(x.shape[:-1] + (w.shape[0],)) if x.ndim != 2 else y
+        return y.reshape(x.shape[:-1] + (w.shape[0],)) if x.ndim != 2 and not flat else y
 
     @widened
     def backward(ctx, g):
@@ -285,6 +286,10 @@ def linear(input, weight, bias=None):
         return y + bias if bias is not None else y
     if bias is None:
         return Linear.apply(input, weight)
+    if input.ndim != 2:
+        # torch computes a batch with a bias as addmm on the input's rows and views the result in the batch's
+        # shape: the output is a view (its base the matrix), which decides what in-place ops and detach_() do
+        return Linear.apply(input, weight, bias, flat=True).view(input.shape[:-1] + (weight.shape[0],))
     return Linear.apply(input, weight, bias)
 
 

@@ -628,3 +628,26 @@ def test_expand_has_torchs_strides(shape, size):
     import dtrain
     a = np.arange(float(np.prod(shape))).reshape(shape)
     assert dtrain.tensor(a).expand(*size).stride() == torch.tensor(a).expand(*size).stride()
+
+
+# found by `python -m tests.fuzz.run --seed 32 --minutes 10`
+
+
+@pytest.mark.parametrize("shape", [(4,), (2, 1, 4)])
+def test_linear_with_bias_of_a_batch_is_a_view(shape):
+    # torch: addmm on the rows, viewed in the batch's shape
+    def program(torch):
+        t0 = torch.ones(shape, dtype=torch.float32)
+        lin1 = torch.nn.Linear(4, 3, bias=True, dtype=torch.float32)
+        with torch.no_grad():
+            lin1.weight.copy_(torch.arange(12.0, dtype=torch.float32).reshape(3, 4) / 8)
+            lin1.bias.copy_(torch.tensor([0.5, -1.0, 2.0], dtype=torch.float32))
+        t3 = lin1(t0)
+        with pytest.raises(RuntimeError):
+            t3.detach_()  # can't detach views in-place
+        t4 = lin1(t0)
+        t4.mul_(2.0)
+        t4.sum().backward()
+        return locals()
+
+    same_as_torch(program)
