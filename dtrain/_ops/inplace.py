@@ -27,7 +27,8 @@ DEFAULT, NO_GRAD_MODE, MULTI_OUTPUT = _graph.DEFAULT, _graph.NO_GRAD_MODE, _grap
 
 # --------------------------------------------------------------------------------------------- geometry
 def _addr(a):
-    return a.data.ptr if hasattr(a.data, "ptr") else a.__array_interface__["data"][0]
+    # NumPy first: `a.data` of a bfloat16 array (ml_dtypes) is a buffer NumPy refuses to make
+    return a.__array_interface__["data"][0] if isinstance(a, np.ndarray) else a.data.ptr
 
 
 def _extent(shape, strides):
