@@ -489,7 +489,7 @@ from .inplace import apply_, assign_, check_inplace  # noqa: E402,F401 - importe
 
 def _inplace(fn):
     def op_(self, *args, **kwargs):
-        return apply_(self, fn, *args, **kwargs)
+        return apply_(self, fn, args, kwargs)
     op_.__name__ = fn.__name__ + "_"
     return op_
 

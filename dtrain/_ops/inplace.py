@@ -17,6 +17,7 @@ import re
 import numpy as np
 
 from .. import _dtype
+from .._tensor import Tensor
 from ..autograd import grad_mode
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
@@ -435,7 +436,7 @@ def _write_in_order(xp, dst, src):
 def _recompute_in_order(t, fn, args, kwargs):
     """The values of `t.op_(*args)` on a target whose elements share memory: `fn` applied one run of
     distinct elements at a time, in torch's order, each run reading what the runs before it wrote."""
-    from .._tensor import Tensor, _wrap
+    from .._tensor import _wrap
     a, dev = t._data, t._device
     xp = dev.xp
 
@@ -449,15 +450,20 @@ def _recompute_in_order(t, fn, args, kwargs):
             xp.copyto(a[key], r._data, casting="unsafe")
 
 
-def apply_(t, fn, *args, **kwargs):
+def apply_(t, fn, args=(), kwargs=None):
     """`t.op_(*args, **kwargs)` for an op `fn` computed out of place: torch's overlap rules, then the write."""
+    kwargs = kwargs or {}
     for x in args:
-        if hasattr(x, "_data"):
+        # two arrays that own their memory never overlap: the common case costs no call
+        if isinstance(x, Tensor) and (x._data.base is not None or t._data.base is not None):
             check_partial_overlap(t, x)
     result = fn(t, *args, **kwargs)
-    if _self_overlapping(t._data):
+    if not t._data.flags.c_contiguous and _self_overlapping(t._data):
         return assign_(t, result, write=lambda: _recompute_in_order(t, fn, args, kwargs))
-    return assign_(t, result)
+    return assign_(t, result, write=_PLAIN)
+
+
+_PLAIN = "a plain copy"  # assign_'s `write` for a target known to have no shared elements
 
 
 def check_inplace(t, requires_grad=None):
@@ -502,10 +508,11 @@ def assign_(t, result, fill=False, write=None):
     if not fill:
         check_overlap(t)
     node = result._grad_fn if grad_mode._state.enabled else None
-    view_edge = (t._grad_fn, t._output_nr) if t._requires_grad else (None, 0)  # before the write changes it
     if node is not None and node.saved and node.saved is not _graph._FREED:
         _adopt_saved(node, t, result)
-    if write is not None:
+    if write is _PLAIN or (write is None and (t._data.flags.c_contiguous or not _self_overlapping(t._data))):
+        t._device.xp.copyto(t._data, result._data, casting="unsafe")
+    elif write is not None:
         write()
     else:
         _write_in_order(t._device.xp, t._data, result._data)
@@ -517,7 +524,7 @@ def assign_(t, result, fill=False, write=None):
     if grad_mode._state.enabled:
         base = t._base
         if base is not None and (node is not None or base._requires_grad):
-            _rebase_view(t, base, result, view_edge)
+            _rebase_view(t, base, result, (t._grad_fn, t._output_nr) if t._requires_grad else (None, 0))
         elif node is not None:
             set_history(t, node, result._output_nr)
     return t

@@ -541,7 +541,7 @@ def _piecewise(fn_name):
         return out_copy(ZeroGrad.apply(input, fn=fn_name, decimals=decimals), out)
     fn.__name__ = fn_name
     setattr(Tensor, fn_name, fn)
-    setattr(Tensor, fn_name + "_", lambda self, **kw: apply_(self, fn, **kw))
+    setattr(Tensor, fn_name + "_", lambda self, **kw: apply_(self, fn, (), kw))
     return fn
 
 
@@ -619,7 +619,7 @@ def clamp(input, min=None, max=None, *, out=None):
 
 clip = clamp
 Tensor.clip = clamp
-Tensor.clamp_ = Tensor.clip_ = lambda self, min=None, max=None: apply_(self, clamp, min, max)
+Tensor.clamp_ = Tensor.clip_ = lambda self, min=None, max=None: apply_(self, clamp, (min, max))
 
 
 @method()
@@ -632,8 +632,8 @@ def clamp_max(input, max):
     return clamp(input, max=max)
 
 
-Tensor.clamp_min_ = lambda self, min: apply_(self, clamp, min=min)
-Tensor.clamp_max_ = lambda self, max: apply_(self, clamp, max=max)
+Tensor.clamp_min_ = lambda self, min: apply_(self, clamp, (), {'min': min})
+Tensor.clamp_max_ = lambda self, max: apply_(self, clamp, (), {'max': max})
 
 
 @method()
