@@ -286,7 +286,9 @@ class Tensor:
     def retain_grad(self):
         if not self.requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
-        if self.grad_fn is None:  # a leaf keeps its .grad anyway
+        # a leaf keeps its .grad anyway; torch asks its stored node here, without regenerating a stale view's
+        # (a view made under no_grad of a base written since is a leaf to retain_grad, no error)
+        if self._grad_fn is None:
             return
         if self._retains_grad:
             return

@@ -651,3 +651,21 @@ def test_linear_with_bias_of_a_batch_is_a_view(shape):
         return locals()
 
     same_as_torch(program)
+
+
+# found by `python -m tests.fuzz.run --seed 33 --minutes 10`
+
+
+def test_retain_grad_of_a_stale_no_grad_view_is_a_leafs():
+    def program(torch):
+        t0 = torch.tensor(0.0, dtype=torch.float32)
+        t0.requires_grad_()
+        with torch.no_grad():
+            t2 = t0.view(1)
+            t0.copy_(t0)
+        t2.retain_grad()  # torch reads the stored node: none, a leaf's no-op
+        with pytest.raises(RuntimeError):
+            t2.grad_fn  # reading it regenerates the history, which torch refuses
+        return locals()
+
+    same_as_torch(program)
