@@ -359,12 +359,15 @@ def _dense(a):
 def check_partial_overlap(dst, src):
     """torch's refusal of an in-place write whose input shares some, but not exactly all, of the target's
     memory (TensorIterator's get_overlap_status: both dense, the same span with other strides, or spans that
-    overlap). An input that is not dense is too hard to tell, and let through, as in torch."""
+    overlap). An input that is not dense is too hard to tell, and let through, as in torch: True then where
+    its memory does overlap the target's (torch's kernel reads it while writing, see apply_)."""
     a, b = dst._data, src._data
     if a is b or (a.base is None and b.base is None) or src is dst or a.size == 0 or b.size == 0:
-        return  # two arrays that own their memory never overlap
+        return False  # two arrays that own their memory never overlap
     if a.dtype.itemsize != b.dtype.itemsize or not _dense(a) or not _dense(b):
-        return
+        (alo, ahi), (blo, bhi) = _extent(a.shape, _elem_strides(a)), _extent(b.shape, _elem_strides(b))
+        a0, b0 = _addr(a), _addr(b)
+        return a0 + alo * a.itemsize < b0 + (bhi + 1) * b.itemsize and b0 + blo * b.itemsize < a0 + (ahi + 1) * a.itemsize
     a0, b0 = _addr(a), _addr(b)
     a1, b1 = a0 + a.nbytes, b0 + b.nbytes
     if a0 == b0 and a1 == b1:
@@ -372,6 +375,7 @@ def check_partial_overlap(dst, src):
             raise RuntimeError(_PARTIAL)
     elif a0 < b1 and b0 < a1:
         raise RuntimeError(_PARTIAL)
+    return False
 
 
 def _iteration_order(shape, strides):
@@ -409,17 +413,22 @@ def _self_overlapping(a):
     return 0 not in strides and overlaps(a.shape, strides)
 
 
-def _pieces(a):
+_SCALAR_RUN = 16  # inner runs shorter than this torch's CPU kernels do element by element (no vector loop)
+
+
+def _pieces(a, elements=False):
     """Index tuples of `a` in torch's iteration order, each a 1-D run along the innermost dim (whose
-    elements are distinct: a dim with a stride that is not 0 never repeats an address)."""
+    elements are distinct: a dim with a stride that is not 0 never repeats an address); with `elements`,
+    each single element (0-d views) where that run is short enough for torch to go element by element."""
     import itertools
     order = _iteration_order(a.shape, _elem_strides(a))
-    outer = order[1:][::-1]
+    single = elements and a.ndim and a.shape[order[0]] < _SCALAR_RUN
+    outer = (order if single else order[1:])[::-1]
     for idx in itertools.product(*(range(a.shape[d]) for d in outer)):
         key = [slice(None)] * a.ndim
         for d, i in zip(outer, idx):
             key[d] = i
-        yield tuple(key)
+        yield tuple(key) + ((Ellipsis,) if single else ())
 
 
 def _write_in_order(xp, dst, src):
@@ -433,9 +442,10 @@ def _write_in_order(xp, dst, src):
         xp.copyto(dst[key], src[key], casting="unsafe")
 
 
-def _recompute_in_order(t, fn, args, kwargs):
-    """The values of `t.op_(*args)` on a target whose elements share memory: `fn` applied one run of
-    distinct elements at a time, in torch's order, each run reading what the runs before it wrote."""
+def _recompute_in_order(t, fn, args, kwargs, elements=False):
+    """The values of `t.op_(*args)` on a target whose elements share memory, or that an input reads while
+    it is written: `fn` applied one run of distinct elements (with `elements`: one element, see _pieces) at
+    a time, in torch's order, each reading what those before it wrote."""
     from .._tensor import _wrap
     a, dev = t._data, t._device
     xp = dev.xp
@@ -445,7 +455,7 @@ def _recompute_in_order(t, fn, args, kwargs):
             return _wrap(xp.broadcast_to(x._data, a.shape)[key] if x._device is dev else x._data, dev)
         return x
     with grad_mode.no_grad():
-        for key in _pieces(a):
+        for key in _pieces(a, elements):
             r = fn(_wrap(a[key], dev), *[part(x, key) for x in args], **{k: part(v, key) for k, v in kwargs.items()})
             xp.copyto(a[key], r._data, casting="unsafe")
 
@@ -453,11 +463,16 @@ def _recompute_in_order(t, fn, args, kwargs):
 def apply_(t, fn, args=(), kwargs=None):
     """`t.op_(*args, **kwargs)` for an op `fn` computed out of place: torch's overlap rules, then the write."""
     kwargs = kwargs or {}
+    reads_target = False
     for x in args:
         # two arrays that own their memory never overlap: the common case costs no call
         if isinstance(x, Tensor) and (x._data.base is not None or t._data.base is not None):
-            check_partial_overlap(t, x)
+            reads_target = check_partial_overlap(t, x) or reads_target
     result = fn(t, *args, **kwargs)
+    if reads_target:
+        # an input torch lets through (not dense) that shares the target's memory: its kernel reads it while
+        # writing, element after element (`x[:, 1:].add_(x[:, :-1])` sums along the rows)
+        return assign_(t, result, write=lambda: _recompute_in_order(t, fn, args, kwargs, elements=True))
     if not t._data.flags.c_contiguous and _self_overlapping(t._data):
         return assign_(t, result, write=lambda: _recompute_in_order(t, fn, args, kwargs))
     return assign_(t, result, write=_PLAIN)

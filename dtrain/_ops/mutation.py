@@ -8,7 +8,7 @@ from ..autograd import grad_mode
 from ..autograd.graph import Function
 from ..random import default_generator_for
 from ._util import method, unbroadcast
-from .inplace import _addr, _write_in_order, assign_, check_inplace, check_overlap, check_partial_overlap
+from .inplace import _addr, _recompute_in_order, _write_in_order, assign_, check_inplace, check_overlap, check_partial_overlap
 
 
 class Overwrite(Function):
@@ -58,6 +58,10 @@ def fill_(self, value):
     return _write(self, value)
 
 
+def _take(dst, src):
+    return src
+
+
 @method()
 def copy_(self, src, non_blocking=False):
     if not isinstance(src, Tensor):
@@ -74,19 +78,24 @@ def copy_(self, src, non_blocking=False):
     # elements seen the same way; the version still moves and autograd records the copy
     same = src is self or (src._data.dtype == self._data.dtype and src._data.shape == self._data.shape and
                            src._data.strides == self._data.strides and _addr(src._data) == _addr(self._data))
-    if not same:
-        check_partial_overlap(self, src)
+    # a source torch lets through that shares self's memory is read while self is written (element by element)
+    reads_self = not same and check_partial_overlap(self, src)
+    write = (lambda: None) if same else (lambda: _recompute_in_order(self, _take, (src,), {}, elements=True)) \
+        if reads_self else None
     # src.requires_grad, not the flag: a view requires grad through its base (reading a stale view made under
     # no_grad of a base that now requires grad raises, as torch's)
     if (src.requires_grad or self.requires_grad) and grad_mode.is_grad_enabled():
         # gradient flows to src (back to its own device and dtype) and not to self's old values
-        return assign_(self, Overwrite.apply(self, src.to(self._device)), fill=same,
-                       write=(lambda: None) if same else None)
+        return assign_(self, Overwrite.apply(self, src.to(self._device)), fill=same, write=write)
     check_inplace(self)
     if same:
         self._version.value += 1
         return self
     check_overlap(self)
+    if reads_self:
+        write()
+        self._version.value += 1
+        return self
     data = src._data
     if src._device is not self._device:
         from .conversion import _move
