@@ -197,9 +197,10 @@ class IndexPut(Function):
 
 
 def _setitem(self, key, value):
-    from .inplace import _write_in_order, assign_, check_inplace, check_overlap, check_partial_overlap
+    from .inplace import (_recompute_in_order, _write_in_order, assign_, check_inplace, check_overlap,
+                          check_partial_overlap)
     k, advanced = _convert_key(key, self)
-    value_in = value
+    value_in, reads = value, None
     if not isinstance(value, Tensor):
         value = _wrap(self._device.xp.asarray(value, dtype=self._data.dtype), self._device)
     elif value._data.dtype != self._data.dtype:
@@ -223,7 +224,8 @@ def _setitem(self, key, value):
         # (which never refuses an overlap)
         src = value_in if value_in.shape == dst.shape else _wrap(
             value_in._device.xp.broadcast_to(value._data, dst.shape), value_in._device)
-        check_partial_overlap(dst, src)
+        if check_partial_overlap(dst, src):
+            reads = src  # a source torch lets through that shares the target: read while it is written
     if grad_mode.is_grad_enabled() and (self.requires_grad or value._requires_grad):
         assign_(self, IndexPut.apply(self, value, key=k))
         return
@@ -231,6 +233,8 @@ def _setitem(self, key, value):
     check_overlap(self if advanced else dst)
     if advanced:
         self._data[k] = value._data
+    elif reads is not None:
+        _recompute_in_order(dst, lambda d, v: v, (reads,), {}, elements=True)
     else:
         _write_in_order(self._device.xp, dst._data, value._data)
     self._version.value += 1

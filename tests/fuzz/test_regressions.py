@@ -671,7 +671,7 @@ def test_retain_grad_of_a_stale_no_grad_view_is_a_leafs():
     same_as_torch(program)
 
 
-@pytest.mark.parametrize("case", ["select_mul", "rows_add", "rows_mul", "columns_sub", "rows_copy"])
+@pytest.mark.parametrize("case", ["select_mul", "rows_add", "rows_mul", "columns_sub", "rows_copy", "rows_setitem"])
 def test_an_input_sharing_the_target_is_read_while_it_is_written(case):
     # torch lets a non-dense input that overlaps the target through and reads it element by element as it
     # writes (found by seed 33: t0.mul_(t0.select(2, 0))); inner runs shorter than torch's vector loop
@@ -686,8 +686,10 @@ def test_an_input_sharing_the_target_is_read_while_it_is_written(case):
             t1[:, :-1].mul_(t1[:, 1:])
         elif case == "columns_sub":
             t1.t()[1:].sub_(t1.t()[:-1])
-        else:
+        elif case == "rows_copy":
             t1[:, 1:].copy_(t1[:, :-1])
+        else:
+            t1[:, 1:] = t1[:, :-1]
         return locals()
 
     same_as_torch(program)
