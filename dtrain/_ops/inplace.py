@@ -346,6 +346,11 @@ def check_overlap(t):
         raise RuntimeError(_OVERLAP)
 
 
+def same_data(a, b):
+    """Whether arrays a and b are the same elements seen the same way (torch's copy_ then writes nothing)."""
+    return a is b or (a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides and _addr(a) == _addr(b))
+
+
 def _dense(a):
     """torch's is_non_overlapping_and_dense: the elements, ordered by stride, tile their memory without gaps."""
     expected = 1

@@ -8,7 +8,7 @@ from ..autograd import grad_mode
 from ..autograd.graph import Function
 from ..random import default_generator_for
 from ._util import method, unbroadcast
-from .inplace import _addr, _recompute_in_order, _write_in_order, assign_, check_inplace, check_overlap, check_partial_overlap
+from .inplace import _recompute_in_order, _write_in_order, assign_, check_inplace, check_overlap, check_partial_overlap, same_data
 
 
 class Overwrite(Function):
@@ -76,8 +76,7 @@ def copy_(self, src, non_blocking=False):
         return self
     # torch's copy_ returns before its overlap checks (and writes nothing) when src is self or the same
     # elements seen the same way; the version still moves and autograd records the copy
-    same = src is self or (src._data.dtype == self._data.dtype and src._data.shape == self._data.shape and
-                           src._data.strides == self._data.strides and _addr(src._data) == _addr(self._data))
+    same = src is self or same_data(src._data, self._data)
     # a source torch lets through that shares self's memory is read while self is written (element by element)
     reads_self = not same and check_partial_overlap(self, src)
     write = (lambda: None) if same else (lambda: _recompute_in_order(self, _take, (src,), {}, elements=True)) \

@@ -693,3 +693,42 @@ def test_an_input_sharing_the_target_is_read_while_it_is_written(case):
         return locals()
 
     same_as_torch(program)
+
+
+# found by `python -m tests.fuzz.run --seed 34 --minutes 10`
+
+
+def test_setitem_in_a_graph_writes_only_the_indexed_window():
+    def program(torch):
+        t0 = torch.tensor([0.0, 0.0, -0.25], dtype=torch.float32)
+        t0.requires_grad_()
+        t2 = t0.sum()
+        with torch.no_grad():
+            t0.detach_()
+        t4 = t0.unfold(0, 2, 1)
+        t4[0] = t2  # window 1 shares t0[1] with window 0: only window 0 is written
+        return locals()
+
+    same_as_torch(program)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_setitem_of_an_expanded_tensor_from_its_own_source(grad):
+    def program(torch):
+        t0 = torch.tensor([[[0.0, 1.0, 2.0, 3.0]], [[4.0, 5.0, 6.0, 7.0]], [[8.0, 9.0, 1.0, 2.0]]],
+                          dtype=torch.float32, requires_grad=grad)
+        t1 = (t0 * 1).expand(1, 3, 2, 4)
+        t1[0] = t1[0, :, :1]  # expanded back onto the same elements: torch's copy_ writes nothing
+        return locals()
+
+    same_as_torch(program)
+
+
+def test_setitem_of_an_expanded_tensor_from_its_base():
+    def program(torch):
+        t0 = torch.tensor([[[0.0, 0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0, 0.0]]], dtype=torch.float32)
+        t1 = t0.expand(1, 3, 2, 4)
+        t1[0] = t0
+        return locals()
+
+    same_as_torch(program)
