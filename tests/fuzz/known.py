@@ -16,7 +16,23 @@ class Known(NamedTuple):
 
 # Each entry names a divergence dtrain has today (and its test in test_regressions.py); CI's fuzz run leaves the
 # feature out until the core is fixed. Drop an entry when its regression test XPASSes.
-KNOWN = []  # nothing known today: every feature the generator has is drawn
+def _shared_grads(s):
+    """Whether two leaves of the torch shadow run hold .grad tensors on one storage."""
+    import torch
+    ptrs = [v.grad.untyped_storage().data_ptr() for v in s.ns.values()
+            if isinstance(v, torch.Tensor) and v.is_leaf and v.grad is not None]
+    return len(ptrs) != len(set(ptrs))
+
+
+KNOWN = [
+    Known("shared_grad_storage",
+          "torch's AccumulateGrad takes over an incoming gradient instead of copying it when nothing else holds "
+          "that tensor (a reference count), and the gradients of two 0-d leaves summed into one loss are two "
+          "views of one storage: their .grad then share memory, and a later backward accumulating into one "
+          "changes the other (torch: t1.grad 2 after a second backward of t0 alone). dtrain gives each leaf its "
+          "own .grad; matching would mean copying torch's reference counts",
+          lambda s, op, ng: op.kind in ("backward", "grad") and _shared_grads(s)),
+]
 
 # Divergences outside what the generator draws (its tensors have at most 24 elements, and it never asks for
 # create_graph), kept here so that they are not forgotten:

@@ -732,3 +732,15 @@ def test_setitem_of_an_expanded_tensor_from_its_base():
         return locals()
 
     same_as_torch(program)
+
+
+@_xfail("shared_grad_storage")
+def test_grads_of_two_0d_leaves_of_one_loss_share_storage_in_torch():
+    def program(torch):
+        t0 = torch.tensor(0.0, dtype=torch.float32, requires_grad=True)
+        t1 = torch.tensor(0.0, dtype=torch.float32, requires_grad=True)
+        (t0.sum() + t1.sum()).backward()
+        t0.backward()  # torch: t1.grad is 2 too (the two .grad tensors share a storage)
+        return locals()
+
+    same_as_torch(program)
