@@ -267,6 +267,9 @@ class Tensor:
                                "True, gradients are views of DDP buckets, and hence detach_() cannot be called on "
                                "these gradients. To fix this error, please refer to the Optimizer.zero_grad() "
                                "function in torch/optim/optimizer.py as the solution.")
+        if self._grad_fn is not None:
+            # a node that saved this non-leaf refuses it now (graph._check_versions); a saved leaf is still fine
+            self.__dict__["_detached_inplace"] = True
         self._grad_fn = None
         self._requires_grad = False
         return self

@@ -223,8 +223,10 @@ def _setitem(self, key, value):
     if dst is not None and isinstance(value_in, Tensor) and (value_in.shape == dst.shape or value_in.ndim):
         # basic indexing writes as torch's copy_to: t[key].copy_(value expanded), or a fill_ from a 0-d value
         # (which never refuses an overlap); copy_ of the same elements seen the same way writes nothing
+        from .shape import _torch_strides  # expanded as torch's expand_inplace lays it out
+        xp = value_in._device.xp
         src = value_in if value_in.shape == dst.shape else _wrap(
-            value_in._device.xp.broadcast_to(value._data, dst.shape), value_in._device)
+            _torch_strides(xp, xp.broadcast_to(value._data, dst.shape), value._data), value_in._device)
         same = same_data(dst._data, src._data)
         if not same and check_partial_overlap(dst, src):
             reads = src  # a source torch lets through that shares the target: read while it is written

@@ -759,3 +759,55 @@ def test_layout_of_a_result_computed_from_overlapping_windows():
         return locals()
 
     same_as_torch(program)
+
+
+# found by `python -m tests.fuzz.run --seed 38` and `--seed 39` (9-10 minutes)
+
+
+def test_an_output_saved_by_an_inplace_op_is_the_target_itself():
+    def program(torch):
+        t0 = torch.tensor([[0.0, 0.0], [0.0, 0.25]], dtype=torch.float32, requires_grad=True)
+        t1 = t0.matmul(t0)
+        t1.exp_()  # exp saves its result: t1's own memory, in torch
+        a3 = t1.detach().numpy()
+        a3[0] = 2.0  # no version counter sees a write through numpy
+        t1.backward(torch.arange(1.0, 5.0, dtype=torch.float32).reshape(2, 2))
+        return locals()
+
+    same_as_torch(program)
+
+
+def test_setitem_of_the_base_into_a_view_with_a_leading_dim():
+    def program(torch):
+        t0 = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float32)
+        t3 = t0.view(1, 3)
+        t3[:] = t0  # t0 expanded to (1, 3) is t3 itself: torch's copy_ writes nothing
+        return locals()
+
+    same_as_torch(program)
+
+
+@pytest.mark.parametrize("loss", ["one", "sum"])
+def test_a_saved_tensor_detached_in_place_is_refused_at_backward(loss):
+    def program(torch):
+        t0 = torch.tensor(0.5, dtype=torch.float32, requires_grad=True)
+        t2 = t0.add(2.0)
+        t3 = t0.mul(t2)  # saves t2 for t0's gradient
+        t2.detach_()
+        with pytest.raises(RuntimeError):
+            t3.backward() if loss == "one" else (t0.sum() + t3.sum()).backward()
+        return locals()
+
+    same_as_torch(program)
+
+
+def test_a_saved_leaf_detached_in_place_is_still_usable():
+    def program(torch):
+        t0 = torch.tensor(0.5, dtype=torch.float32, requires_grad=True)
+        t1 = torch.tensor(2.0, dtype=torch.float32, requires_grad=True)
+        t3 = t0 * t1
+        t0.detach_()
+        t3.backward()
+        return locals()
+
+    same_as_torch(program)
