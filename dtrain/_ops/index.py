@@ -199,6 +199,8 @@ class IndexPut(Function):
 def _setitem(self, key, value):
     from .inplace import (_recompute_in_order, _write_in_order, assign_, check_inplace, check_overlap,
                           check_partial_overlap, same_data)
+    if self._base is not None and grad_mode.is_grad_enabled():
+        self.grad_fn  # noqa: B018 - a stale view's history first, as torch's slicing reads it before the key
     k, advanced = _convert_key(key, self)
     value_in, reads = value, None
     if not isinstance(value, Tensor):

@@ -811,3 +811,18 @@ def test_a_saved_leaf_detached_in_place_is_still_usable():
         return locals()
 
     same_as_torch(program)
+
+
+def test_setitem_into_a_stale_multi_output_view_raises_before_reading_the_key():
+    # found by `python -m tests.fuzz.run --seed 40`
+    def program(torch):
+        t0 = torch.tensor([0.0], dtype=torch.float32)
+        t2 = t0.unfold(0, 1, 1).clone()
+        t3 = t2.split(1, 0)[0]
+        t2.add_(2.0)
+        t2.requires_grad_()
+        with pytest.raises(RuntimeError):
+            t3[0, ::-1] = 2.0
+        return locals()
+
+    same_as_torch(program)
