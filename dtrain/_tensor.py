@@ -162,6 +162,9 @@ class Tensor:
             raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
         return st if dim is None else st[self._wrap_dim(dim)]
 
+    def _is_view(self):
+        return self._base is not None
+
     def is_contiguous(self, memory_format=None):
         return bool(self._data.flags.c_contiguous)
 
@@ -262,6 +265,9 @@ class Tensor:
                                "True, gradients are views of DDP buckets, and hence detach_() cannot be called on "
                                "these gradients. To fix this error, please refer to the Optimizer.zero_grad() "
                                "function in torch/optim/optimizer.py as the solution.")
+        if self._grad_fn is not None:
+            # a node that saved this non-leaf refuses it now (graph._check_versions); a saved leaf is still fine
+            self.__dict__["_detached_inplace"] = True
         self._grad_fn = None
         self._requires_grad = False
         return self
@@ -281,7 +287,9 @@ class Tensor:
     def retain_grad(self):
         if not self.requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
-        if self.grad_fn is None:  # a leaf keeps its .grad anyway
+        # a leaf keeps its .grad anyway; torch asks its stored node here, without regenerating a stale view's
+        # (a view made under no_grad of a base written since is a leaf to retain_grad, no error)
+        if self._grad_fn is None:
             return
         if self._retains_grad:
             return

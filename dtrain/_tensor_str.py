@@ -206,7 +206,8 @@ def _str(t):
             suffixes.append(f"dtype={dt}")
         body = _tensor_str(_host_array(t), indent)
     if t.grad_fn is not None:
-        suffixes.append(f"grad_fn=<{t.grad_fn.name()}>")
+        # torch prints the node's class name: CopySlices, not its name() torch::autograd::CopySlices
+        suffixes.append(f"grad_fn=<{t.grad_fn.name().rpartition('::')[2]}>")
     elif t._requires_grad:
         suffixes.append("requires_grad=True")
     s = _add_suffixes(prefix + body, suffixes, indent)

@@ -341,9 +341,6 @@ def test_retain_grad_on_a_view_written_in_place():
     run(prog, randn(2, 3))
 
 
-@pytest.mark.xfail(strict=True, reason="dtrain's CopySlices reaches the written view's old values through the "
-                   "view's old node (same gradient); torch's calls the op's backward itself and skips that node, "
-                   "so a hook registered on the view before the write never fires")
 def test_hook_on_a_view_before_it_is_written_in_place():
     def prog(m, x):
         y = x * 1

@@ -491,12 +491,12 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 # ------------------------------------------------------------------------------------------------- in-place
 # the write itself and autograd's view bookkeeping live in inplace.py; the `op_` methods are built here
-from .inplace import assign_, check_inplace  # noqa: E402,F401 - imported from here by other op families
+from .inplace import apply_, assign_, check_inplace  # noqa: E402,F401 - imported from here by other op families
 
 
 def _inplace(fn):
     def op_(self, *args, **kwargs):
-        return assign_(self, fn(self, *args, **kwargs))
+        return apply_(self, fn, args, kwargs)
     op_.__name__ = fn.__name__ + "_"
     return op_
 

@@ -212,8 +212,12 @@ class _SetSlices(IndexPut):
 
 
 def _setitem(self, key, value):
-    from .inplace import assign_, check_inplace, check_overlap
+    from .inplace import (_recompute_in_order, _write_in_order, assign_, check_inplace, check_overlap,
+                          check_partial_overlap, same_data)
+    if self._base is not None and grad_mode.is_grad_enabled():
+        self.grad_fn  # noqa: B018 - a stale view's history first, as torch's slicing reads it before the key
     k, advanced = _convert_key(key, self)
+    value_in, reads = value, None
     if not isinstance(value, Tensor):
         value = _wrap(self._device.xp.asarray(value, dtype=self._data.dtype), self._device)
     elif value._data.dtype != self._data.dtype:
@@ -230,13 +234,37 @@ def _setitem(self, key, value):
     if lead:  # torch drops a value's leading size-1 dims before broadcasting it
         value = value.reshape(value.shape[lead:])
     _check_value_shape(self, k, advanced, value)
+    dst = None if advanced else _wrap(self._data[k if any(x is Ellipsis for x in k) else k + (Ellipsis,)],
+                                      self._device)
+    same = False
+    if dst is not None and isinstance(value_in, Tensor) and (value_in.shape == dst.shape or value_in.ndim):
+        # basic indexing writes as torch's copy_to: t[key].copy_(value expanded), or a fill_ from a 0-d value
+        # (which never refuses an overlap); copy_ of the same elements seen the same way writes nothing
+        from .shape import _torch_strides  # expanded as torch's expand_inplace lays it out
+        xp = value_in._device.xp
+        src = value_in if value_in.shape == dst.shape else _wrap(
+            _torch_strides(xp, xp.broadcast_to(value._data, dst.shape), value._data), value_in._device)
+        same = same_data(dst._data, src._data)
+        if not same and check_partial_overlap(dst, src):
+            reads = src  # a source torch lets through that shares the target: read while it is written
     if grad_mode.is_grad_enabled() and (self.requires_grad or value._requires_grad):
-        assign_(self, (IndexPut if advanced else _SetSlices).apply(self, value, key=k))
+        # the values go into t[key] only (t's other elements may share memory with them: unfold windows)
+        write = None if advanced else (lambda: None) if same else \
+            (lambda: _recompute_in_order(dst, lambda d, v: v, (reads,), {}, elements=True)) if reads is not None \
+            else (lambda: _write_in_order(self._device.xp, dst._data, value._data))
+        assign_(self, (IndexPut if advanced else _SetSlices).apply(self, value, key=k), fill=same, write=write)
         return
     check_inplace(self)
-    check_overlap(self if advanced else _wrap(self._data[k if any(x is Ellipsis for x in k) else k + (Ellipsis,)],
-                                              self._device))
-    self._data[k] = value._data
+    if same:
+        self._version.value += 1
+        return
+    check_overlap(self if advanced else dst)
+    if advanced:
+        self._data[k] = value._data
+    elif reads is not None:
+        _recompute_in_order(dst, lambda d, v: v, (reads,), {}, elements=True)
+    else:
+        _write_in_order(self._device.xp, dst._data, value._data)
     self._version.value += 1
 
 

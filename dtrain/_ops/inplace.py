@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import _dtype
 from .._backend import data_ptr, kernels, on_device
+from .._tensor import Tensor
 from ..autograd import grad_mode
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
@@ -104,6 +105,23 @@ def _scatter(xp, buf, where, g):
         _scatter_add_at(xp, buf, flat, gv)
 
 
+class StridedMap(Function):
+    """x laid into a zeroed storage of n elements at geometry `src` (summing where src maps several elements to
+    one place), read back at geometry `dst`: the linear map behind the backward of every strided view
+    (as_strided, unfold, CopySlices). Its own backward is the same map with src and dst swapped, so
+    `create_graph=True` goes through those backwards to any order."""
+
+    def forward(ctx, x, n, src, dst):
+        ctx.n, ctx.src, ctx.dst = n, src, dst
+        xp = ctx.xp
+        buf = xp.zeros(n, x.dtype)
+        _scatter(xp, buf, src, x)
+        return xp.array(_on(xp, buf, dst), order="C")
+
+    def backward(ctx, g):
+        return StridedMap.forward(ctx, g, ctx.n, ctx.dst, ctx.src)
+
+
 class AsStrided(Function):
     """A view given by size/stride/offset in its base's storage: torch.as_strided, and the history of a view
     regenerated after an in-place write (torch's AsStridedBackward0)."""
@@ -169,14 +187,33 @@ def as_strided(input, size, stride, storage_offset=None):
     return AsStrided.apply(input, size=size, stride=stride, offset=storage_offset, storage=(origin, n))
 
 
+_HOLDS_VIEW_FN = ("the written view's node",)  # CopySlices' saved state: a marker, no array
+
+
 class CopySlices(Function):
-    """A base whose view was written in place: the view's region now comes from `result`, the rest of the
-    base keeps its history (torch's CopySlices)."""
+    """A base whose view was written in place: the view's region now comes from the write, the rest of the
+    base keeps its history (torch's CopySlices).
+
+    Where the write's node `fn` took the view itself as its first input (`v.mul_(2)`: Mul(v, 2)), this node
+    runs fn's backward itself, as torch's does: fn's gradient for the view's old values goes back into the
+    region of the base's gradient, and the view's old node is never run (a hook registered on the view
+    before the write does not fire); fn's other inputs are this node's inputs 1, 2, .... Otherwise (a write
+    with a cast in between) the region's gradient goes to the write's result, input 1."""
     _grad_fn_name, _late_name = "CopySlices", False  # name() is torch::autograd::CopySlices, as torch's
+    fn = None
 
     def forward(ctx, base, result, storage, base_where, view_where):
         ctx.n, ctx.base_where, ctx.view_where = storage[1], base_where, view_where
+        # torch's CopySlices holds the written view's node and lets it go after a backward without
+        # retain_graph: a second backward through it raises even when that node saved nothing (copy_, add_)
+        ctx.save_for_backward(_HOLDS_VIEW_FN)
         return base
+
+    def fold(ctx, fn):
+        """Take over `fn`, the write's node, whose first input is the written view."""
+        ctx.fn = fn
+        ctx.next_functions = (ctx.next_functions[0],) + tuple(fn.next_functions[1:])
+        ctx.needs_input_grad = (ctx.needs_input_grad[0],) + tuple(fn.needs_input_grad[1:])
 
     def name(self):
         return "torch::autograd::CopySlices"
@@ -200,13 +237,32 @@ class CopySlices(Function):
             _on(xp, buf, ctx.base_where)[...] = g
             g_base = None
         region = _on(xp, buf, ctx.view_where)
-        g_result = xp.array(region, order="C") if ctx.needs_input_grad[1] else None
+        fn = ctx.fn
+        if fn is not None:
+            rest = _run_folded(fn, xp.array(region, order="C"))
+            if rest[0] is None:
+                region[...] = 0
+            else:
+                _write_in_order(xp, region, rest[0])  # through overlapping windows the last write wins, as torch's
+            rest = tuple(rest[1:])
+        else:
+            rest = (xp.array(region, order="C") if ctx.needs_input_grad[1] else None,)
+            region[...] = 0
         if not ctx.needs_input_grad[0]:
-            return None, g_result
-        region[...] = 0
+            return (None,) + rest
         if g_base is None:
             g_base = xp.array(_on(xp, buf, ctx.base_where), order="C")
-        return g_base, g_result
+        return (g_base,) + rest
+
+
+def _run_folded(fn, g):
+    """fn's backward for gradient g, with the checks the engine would make before running it."""
+    if fn.saved is _graph._FREED:
+        raise RuntimeError(_graph._TWICE)
+    if fn._versions:
+        _graph._check_versions(fn)
+    out = fn.backward(g)
+    return out if type(out) is tuple else (out,)
 
 
 # ------------------------------------------------------------------------------------ views' history
@@ -279,11 +335,166 @@ _OVERLAP = ("unsupported operation: more than one element of the written-to tens
             "location. Please clone() the tensor before performing the operation.")
 
 
+_PARTIAL = ("unsupported operation: some elements of the input tensor and the written-to tensor refer to a single "
+            "memory location. Please clone() the tensor before performing the operation.")
+
+
 def check_overlap(t):
     """torch refuses writes into a tensor whose elements share memory (an expanded tensor)."""
     a = t._data
     if a.size > 1 and any(s == 0 and n > 1 for s, n in zip(a.strides, a.shape)):  # an empty one has no elements
         raise RuntimeError(_OVERLAP)
+
+
+def same_data(a, b):
+    """Whether arrays a and b are the same elements seen the same way (torch's copy_ then writes nothing)."""
+    return a is b or (a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides and data_ptr(a) == data_ptr(b))
+
+
+def _dense(a):
+    """torch's is_non_overlapping_and_dense: the elements, ordered by stride, tile their memory without gaps."""
+    expected = 1
+    for n, s in sorted(((n, s) for n, s in zip(a.shape, _elem_strides(a)) if n != 1), key=lambda p: p[1]):
+        if s != expected:
+            return False
+        expected *= n
+    return True
+
+
+def check_partial_overlap(dst, src):
+    """torch's refusal of an in-place write whose input shares some, but not exactly all, of the target's
+    memory (TensorIterator's get_overlap_status: both dense, the same span with other strides, or spans that
+    overlap). An input that is not dense is too hard to tell, and let through, as in torch: True then where
+    its memory does overlap the target's (torch's kernel reads it while writing, see apply_)."""
+    a, b = dst._data, src._data
+    if a is b or (a.base is None and b.base is None) or src is dst or a.size == 0 or b.size == 0:
+        return False  # two arrays that own their memory never overlap
+    if a.dtype.itemsize != b.dtype.itemsize or not _dense(a) or not _dense(b):
+        (alo, ahi), (blo, bhi) = _extent(a.shape, _elem_strides(a)), _extent(b.shape, _elem_strides(b))
+        a0, b0 = data_ptr(a), data_ptr(b)
+        return a0 + alo * a.itemsize < b0 + (bhi + 1) * b.itemsize and b0 + blo * b.itemsize < a0 + (ahi + 1) * a.itemsize
+    a0, b0 = data_ptr(a), data_ptr(b)
+    a1, b1 = a0 + a.nbytes, b0 + b.nbytes
+    if a0 == b0 and a1 == b1:
+        if a.ndim != b.ndim or _elem_strides(a) != _elem_strides(b):
+            raise RuntimeError(_PARTIAL)
+    elif a0 < b1 and b0 < a1:
+        raise RuntimeError(_PARTIAL)
+    return False
+
+
+def _iteration_order(shape, strides):
+    """The dims of a written tensor, innermost first, in the order torch's TensorIterator walks them (its
+    reorder_dimensions: by stride, equal strides by size, ties keep the later dim inner)."""
+    perm = list(range(len(shape)))[::-1]
+
+    def swap(d0, d1):
+        s0, s1 = strides[d0], strides[d1]
+        if s0 == 0 or s1 == 0:
+            return 0
+        if s0 != s1:
+            return 1 if s0 > s1 else -1
+        return 1 if shape[d0] > shape[d1] else 0
+
+    for i in range(1, len(perm)):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            c = swap(perm[d0], perm[d1])
+            if c > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif c < 0:
+                break
+    return perm
+
+
+def _self_overlapping(a):
+    """Whether distinct elements of `a` share memory through strides that are not 0 (overlapping unfold
+    windows, as_strided): torch cannot tell, writes element after element, and so updates a shared element
+    once per occurrence."""
+    if a.flags.c_contiguous or a.size < 2:
+        return False
+    strides = _elem_strides(a)
+    return 0 not in strides and overlaps(a.shape, strides)
+
+
+_SCALAR_RUN = 16  # inner runs shorter than this torch's CPU kernels do element by element (no vector loop)
+
+
+def _pieces(a, elements=False):
+    """Index tuples of `a` in torch's iteration order, each a 1-D run along the innermost dim (whose
+    elements are distinct: a dim with a stride that is not 0 never repeats an address); with `elements`,
+    each single element (0-d views) where that run is short enough for torch to go element by element."""
+    import itertools
+    order = _iteration_order(a.shape, _elem_strides(a))
+    single = elements and a.ndim and a.shape[order[0]] < _SCALAR_RUN
+    outer = (order if single else order[1:])[::-1]
+    for idx in itertools.product(*(range(a.shape[d]) for d in outer)):
+        key = [slice(None)] * a.ndim
+        for d, i in zip(outer, idx):
+            key[d] = i
+        yield tuple(key) + ((Ellipsis,) if single else ())
+
+
+def _write_result(t, result, write):
+    """t's memory takes result's values: plainly, through the caller's `write`, or in torch's order where t's
+    elements share memory."""
+    if write is _PLAIN or (write is None and (t._data.flags.c_contiguous or not _self_overlapping(t._data))):
+        t._device.xp.copyto(t._data, result._data, casting="unsafe")
+    elif write is not None:
+        write()
+    else:
+        _write_in_order(t._device.xp, t._data, result._data)
+
+
+def _write_in_order(xp, dst, src):
+    """dst[...] = src, element after element in torch's order where dst's elements share memory (the last
+    write of a shared element wins, as in torch)."""
+    if not _self_overlapping(dst):
+        xp.copyto(dst, src, casting="unsafe")
+        return
+    src = xp.broadcast_to(src, dst.shape)
+    for key in _pieces(dst):
+        xp.copyto(dst[key], src[key], casting="unsafe")
+
+
+def _recompute_in_order(t, fn, args, kwargs, elements=False):
+    """The values of `t.op_(*args)` on a target whose elements share memory, or that an input reads while
+    it is written: `fn` applied one run of distinct elements (with `elements`: one element, see _pieces) at
+    a time, in torch's order, each reading what those before it wrote."""
+    from .._tensor import _wrap
+    a, dev = t._data, t._device
+    xp = dev.xp
+
+    def part(x, key):
+        if isinstance(x, Tensor):
+            return _wrap(xp.broadcast_to(x._data, a.shape)[key] if x._device is dev else x._data, dev)
+        return x
+    with grad_mode.no_grad():
+        for key in _pieces(a, elements):
+            r = fn(_wrap(a[key], dev), *[part(x, key) for x in args], **{k: part(v, key) for k, v in kwargs.items()})
+            xp.copyto(a[key], r._data, casting="unsafe")
+
+
+def apply_(t, fn, args=(), kwargs=None):
+    """`t.op_(*args, **kwargs)` for an op `fn` computed out of place: torch's overlap rules, then the write."""
+    kwargs = kwargs or {}
+    reads_target = False
+    for x in args:
+        # two arrays that own their memory never overlap: the common case costs no call
+        if isinstance(x, Tensor) and (x._data.base is not None or t._data.base is not None):
+            reads_target = check_partial_overlap(t, x) or reads_target
+    result = fn(t, *args, **kwargs)
+    if reads_target:
+        # an input torch lets through (not dense) that shares the target's memory: its kernel reads it while
+        # writing, element after element (`x[:, 1:].add_(x[:, :-1])` sums along the rows)
+        return assign_(t, result, write=lambda: _recompute_in_order(t, fn, args, kwargs, elements=True))
+    if not t._data.flags.c_contiguous and _self_overlapping(t._data):
+        return assign_(t, result, write=lambda: _recompute_in_order(t, fn, args, kwargs))
+    return assign_(t, result, write=_PLAIN)
+
+
+_PLAIN = "a plain copy"  # assign_'s `write` for a target known to have no shared elements
 
 
 def check_inplace(t, requires_grad=None):
@@ -298,15 +509,17 @@ def check_inplace(t, requires_grad=None):
     b = t._base
     if b is not None:
         handle_view_on_rebase(t, False)
-        if b._requires_grad and b.grad_fn is None:
+        # the view's flag, not the base's: a view taken before its base's detach_() still requires grad
+        if t.requires_grad and b.grad_fn is None:
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
     if t._requires_grad and t.grad_fn is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
 
 
-def assign_(t, result, fill=False):
+def assign_(t, result, fill=False, write=None):
     """Make `t` hold `result` in place: data written into t's memory, history taken over from `result`.
-    `fill`: the values do not depend on t's (zero_, fill_): torch writes them even into an expanded tensor."""
+    `fill`: the values do not depend on t's (zero_, fill_): torch writes them even into an expanded tensor.
+    `write`: writes the values itself (in place of copying `result`'s)."""
     check_inplace(t, result._requires_grad or t.requires_grad)
     res_dt = result._data.dtype
     dst_dt = t._data.dtype
@@ -329,19 +542,22 @@ def assign_(t, result, fill=False):
     if node is not None and node.saved and node.saved is not _graph._FREED:
         _adopt_saved(node, t, result)
     if t._device._gpu is None:
-        np.copyto(t._data, result._data, casting="unsafe")
+        _write_result(t, result, write)
     else:
         with on_device(t._device):
-            t._device.xp.copyto(t._data, result._data, casting="unsafe")
+            _write_result(t, result, write)
     t._version.value += 1
     if node is not None and node._versions:
-        # an output the op saved for its backward is t itself now: a later write to t must be caught
+        # an output the op saved for its backward is t itself now: a later write to t must be caught, and
+        # its backward reads t's memory (a write through .numpy(), which no counter sees, shows there as in torch)
         node._versions = [(t._version, t._version.value, None, v[3]) if v[0] is result._version and v[2] is None else v
                           for v in node._versions]
+        if node.saved and node.saved is not _graph._FREED and t._data.shape == result._data.shape:
+            node.saved = tuple(t._data if a is result._data else a for a in node.saved)
     if grad_mode._state.enabled:
         base = t._base
         if base is not None and (node is not None or base._requires_grad):
-            _rebase_view(t, base, result)
+            _rebase_view(t, base, result, (t._grad_fn, t._output_nr) if t._requires_grad else (None, 0))
         elif node is not None:
             set_history(t, node, result._output_nr)
     return t
@@ -364,14 +580,18 @@ def _adopt_saved(node, t, result):
     node._versions = versions
 
 
-def _rebase_view(t, base, result):
+def _rebase_view(t, base, result, view_edge):
     """torch's CopySlices: the base's history now runs through the written view (`x[0].mul_(2)`), and the
-    view's own history is regenerated from the base."""
+    view's own history is regenerated from the base. `view_edge`: the view's edge before the write."""
     origin, n = storage_of(base._data)
     where = geometry(base._data, origin), geometry(t._data, origin)
     if result._data.dtype != base._data.dtype:
         result = result.to(base.dtype)
     nb = CopySlices.apply(base, result, storage=(origin, n), base_where=where[0], view_where=where[1])
+    fn = result._grad_fn
+    if (fn is not None and fn._out_meta is None and nb._grad_fn is not None and fn.next_functions
+            and fn.next_functions[0] == view_edge):
+        nb._grad_fn.fold(fn)
     set_history(base, nb._grad_fn, 0)
     t._view_info[0] = -1  # stale: refreshed from the new base history right now
     refresh_view(t)

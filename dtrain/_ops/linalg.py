@@ -39,7 +39,13 @@ class Matmul(Function):
 
     @widened
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        # only what the wanted gradients read (b for a's, a for b's), as torch saves; where torch's matmul
+        # copies an operand on the way to its kernel, the copy is what it saves, and an in-place change of
+        # the original is then legal (torch_copies)
+        nig = ctx.needs_input_grad
+        ca, cb = _torch_copies(a, b) if nig[0] or nig[1] else (False, False)
+        ctx.save_for_backward((a.copy() if ca else a) if nig[1] else None, (b.copy() if cb else b) if nig[0] else None)
+        ctx.shapes = a.shape, b.shape
         return ctx.xp.matmul(a, b)
 
     def name(self):
@@ -50,30 +56,53 @@ class Matmul(Function):
     @widened
     def backward(ctx, g):
         a, b = ctx.saved
+        sa, sb = ctx.shapes
         xp = ctx.xp
         ga = gb = None
-        a2 = a[None, :] if a.ndim == 1 else a
-        b2 = b[:, None] if b.ndim == 1 else b
-        if a.ndim == 1 and b.ndim == 1:
+        sa2 = (1,) + sa if len(sa) == 1 else sa
+        sb2 = sb + (1,) if len(sb) == 1 else sb
+        if len(sa) == 1 and len(sb) == 1:
             g2 = g.reshape(1, 1)
-        elif a.ndim == 1:
+        elif len(sa) == 1:
             g2 = xp.expand_dims(g, -2)
-        elif b.ndim == 1:
+        elif len(sb) == 1:
             g2 = xp.expand_dims(g, -1)
         else:
             g2 = g
         if ctx.needs_input_grad[0]:
+            b2 = b.reshape(sb2)
             ga = xp.matmul(g2, _mT(b2))
-            ga = _reshaped(unbroadcast(ga, a2.shape), a.shape)
+            ga = _reshaped(unbroadcast(ga, sa2), sa)
         if ctx.needs_input_grad[1]:
+            a2 = a.reshape(sa2)
             if a2.ndim == 2 and g2.ndim == 2:
                 gb = _weight_grad(a2, g2, xp)
-            elif b2.ndim == 2:  # batched a against one matrix b: fold the batch into rows
+            elif len(sb2) == 2:  # batched a against one matrix b: fold the batch into rows
                 gb = _weight_grad(a2.reshape(-1, a2.shape[-1]), g2.reshape(-1, g2.shape[-1]), xp)
             else:
-                gb = unbroadcast(xp.matmul(_mT(a2), g2), b2.shape)
-            gb = _reshaped(gb, b.shape)
+                gb = unbroadcast(xp.matmul(_mT(a2), g2), sb2)
+            gb = _reshaped(gb, sb)
         return ga, gb
+
+
+def _torch_copies(a, b):
+    """Which operands torch's matmul saves as copies (so that writing the original later is no error there):
+    an operand with batch dims whose batch is one element is a matrix; a matrix (or vector) against a batch
+    folds the transposed batch into one matrix, a copy; batch against batch expands and reshapes each
+    operand, a copy where its batch is broadcast; a batch against a matrix is folded by a view when its
+    batch dims are contiguous."""
+    def squeezed(x):
+        return x.ndim if x.ndim < 3 or int(np.prod(x.shape[:-2])) != 1 else 2
+    na, nb = squeezed(a), squeezed(b)
+    if nb <= 2:
+        if na <= 2:
+            return False, False
+        st = a.strides
+        return any(st[i] != st[i + 1] * a.shape[i + 1] for i in range(a.ndim - 2)), False
+    if na <= 2:
+        return False, True
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    return a.shape[:-2] != batch, b.shape[:-2] != batch
 
 
 class Linear(Function):
@@ -82,7 +111,8 @@ class Linear(Function):
     _takes_grad_dst = True  # W's gradient straight into a leaf's destination (Function._takes_grad_dst)
 
     @widened
-    def forward(ctx, x, w, b=None):
+    def forward(ctx, x, w, b=None, flat=False):
+        # flat: the output as the (rows, out) matrix, which F.linear views in x's batch shape (torch's addmm)
         xp = ctx.xp
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
         if kernels[xp].host and x2.dtype == np.float32 and x2.shape[0] * 16 <= min(w.shape):
@@ -98,7 +128,7 @@ class Linear(Function):
         nig = ctx.needs_input_grad
         ctx.save_for_backward(x2 if nig[1] else None, w if nig[0] else None)
         ctx.x_shape = x.shape
-        return y.reshape(x.shape[:-1] + (w.shape[0],)) if x.ndim != 2 else y
+        return y.reshape(x.shape[:-1] + (w.shape[0],)) if x.ndim != 2 and not flat else y
 
     def name(self):
         # torch's linear: addmm (mm without bias) for a matrix, reshaped around it for other ranks
@@ -279,6 +309,10 @@ def linear(input, weight, bias=None):
         return y + bias if bias is not None else y
     if bias is None:
         return Linear.apply(input, weight)
+    if input.ndim != 2:
+        # torch computes a batch with a bias as addmm on the input's rows and views the result in the batch's
+        # shape: the output is a view (its base the matrix), which decides what in-place ops and detach_() do
+        return Linear.apply(input, weight, bias, flat=True).view(input.shape[:-1] + (weight.shape[0],))
     return Linear.apply(input, weight, bias)
 
 

@@ -9,7 +9,7 @@ from ..autograd import grad_mode
 from ..autograd.graph import Function
 from ..random import default_generator_for
 from ._util import method, unbroadcast
-from .inplace import assign_, check_inplace, check_overlap
+from .inplace import _recompute_in_order, _write_in_order, assign_, check_inplace, check_overlap, check_partial_overlap, same_data
 
 
 class Overwrite(Function):
@@ -60,11 +60,15 @@ def fill_(self, value):
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions.")
-        if (value._requires_grad or self.requires_grad) and grad_mode.is_grad_enabled():
+        if (value.requires_grad or self.requires_grad) and grad_mode.is_grad_enabled():
             check_inplace(self)
             return assign_(self, Overwrite.named("FillBackward3").apply(self, value.to(self._device)))
         value = value.item()
     return _write(self, value, "FillBackward2")
+
+
+def _take(dst, src):
+    return src
 
 
 @method()
@@ -79,20 +83,36 @@ def copy_(self, src, non_blocking=False):
                            f"{max(self.ndim - 1, 0)}") from None
     if self._device is META or src._device is META:
         return self
-    if (src._requires_grad or self.requires_grad) and grad_mode.is_grad_enabled():
+    # torch's copy_ returns before its overlap checks (and writes nothing) when src is self or the same
+    # elements seen the same way; the version still moves and autograd records the copy
+    same = src is self or same_data(src._data, self._data)
+    # a source torch lets through that shares self's memory is read while self is written (element by element)
+    reads_self = not same and check_partial_overlap(self, src)
+    write = (lambda: None) if same else (lambda: _recompute_in_order(self, _take, (src,), {}, elements=True)) \
+        if reads_self else None
+    # src.requires_grad, not the flag: a view requires grad through its base (reading a stale view made under
+    # no_grad of a base that now requires grad raises, as torch's)
+    if (src.requires_grad or self.requires_grad) and grad_mode.is_grad_enabled():
         # gradient flows to src (back to its own device and dtype) and not to self's old values
-        return assign_(self, _Copy.apply(self, src.to(self._device)))
+        return assign_(self, _Copy.apply(self, src.to(self._device)), fill=same, write=write)
     check_inplace(self)
+    if same:
+        self._version.value += 1
+        return self
     check_overlap(self)
+    if reads_self:
+        write()
+        self._version.value += 1
+        return self
     data = src._data
     if src._device is not self._device:
         from .conversion import _move
         data = _move(data, self._device, self.dtype)
     if self._device._gpu is None:
-        np.copyto(self._data, data, casting="unsafe")
+        _write_in_order(np, self._data, data)
     else:
         with on_device(self._device):
-            self._device.xp.copyto(self._data, data, casting="unsafe")
+            _write_in_order(self._device.xp, self._data, data)
     self._version.value += 1
     return self
 

@@ -11,7 +11,7 @@ from ..autograd import graph as _graph
 from ..autograd.graph import Function
 from ._lowp import widened
 from ._util import cast, method, nondiff, out_copy, promote, to_float, unbroadcast
-from .arith import assign_
+from .arith import apply_, assign_
 from ..amp._dispatch import autocast_op
 
 
@@ -572,7 +572,7 @@ def _unary(cls, floaty=True, name=None):
     fn.__name__ = fname
     fn = autocast_op(fname)(fn)  # exp, log, rsqrt, ...: float32 under CUDA autocast
     setattr(Tensor, fn.__name__, fn)
-    setattr(Tensor, fn.__name__ + "_", lambda self: assign_(self, fn(self)))
+    setattr(Tensor, fn.__name__ + "_", lambda self: apply_(self, fn))
     return fn
 
 
@@ -606,7 +606,7 @@ def _piecewise(fn_name):
         return out_copy(ZeroGrad.apply(input, fn=fn_name, decimals=decimals), out)
     fn.__name__ = fn_name
     setattr(Tensor, fn_name, fn)
-    setattr(Tensor, fn_name + "_", lambda self, **kw: assign_(self, fn(self, **kw)))
+    setattr(Tensor, fn_name + "_", lambda self, **kw: apply_(self, fn, (), kw))
     return fn
 
 
@@ -684,7 +684,7 @@ def clamp(input, min=None, max=None, *, out=None):
 
 clip = clamp
 Tensor.clip = clamp
-Tensor.clamp_ = Tensor.clip_ = lambda self, min=None, max=None: assign_(self, clamp(self, min, max))
+Tensor.clamp_ = Tensor.clip_ = lambda self, min=None, max=None: apply_(self, clamp, (min, max))
 
 
 @method()
@@ -698,8 +698,8 @@ def clamp_max(input, max):
     return _graph.renamed(clamp(input, max=max), f"ClampMaxBackward{int(isinstance(max, Tensor))}")
 
 
-Tensor.clamp_min_ = lambda self, min: assign_(self, clamp(self, min=min))
-Tensor.clamp_max_ = lambda self, max: assign_(self, clamp(self, max=max))
+Tensor.clamp_min_ = lambda self, min: apply_(self, clamp, (), {'min': min})
+Tensor.clamp_max_ = lambda self, max: apply_(self, clamp, (), {'max': max})
 
 
 @method()

@@ -301,12 +301,30 @@ def _strided_like(xp, x, template):
     return view_at(xp, x, template)
 
 
+def _torch_strides(xp, view, x):
+    """broadcast_to's view of x with torch's strides (inferExpandGeometry): a size-1 dim that stays 1 keeps
+    its stride, a new leading dim of size 1 gets the span of the dims after it; NumPy puts 0 in both. Only
+    the strides of size-1 dims differ, which torch compares when it tells how two tensors overlap."""
+    lead = view.ndim - x.ndim
+    strides = list(view.strides)
+    for i in range(view.ndim - 1, -1, -1):
+        if view.shape[i] != 1:
+            continue
+        if i >= lead:
+            strides[i] = x.strides[i - lead]
+        else:
+            strides[i] = view.itemsize if i == view.ndim - 1 else strides[i + 1] * view.shape[i + 1]
+    if tuple(strides) == view.strides:
+        return view
+    return xp.lib.stride_tricks.as_strided(x, view.shape, tuple(strides))  # same start address as the view
+
+
 class Expand(Function):
     _view = True
 
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
-        return _strided_like(ctx.xp, x, ctx.xp.broadcast_to(x, shape))
+        return _strided_like(ctx.xp, x, _torch_strides(ctx.xp, ctx.xp.broadcast_to(x, shape), x))
 
     def backward(ctx, g):
         from ._util import unbroadcast

@@ -198,28 +198,32 @@ def _mean(node, g):
 
 @formula("Matmul")
 def _matmul(node, g):
-    a, b = node.saved
-    at, bt = input_t(node, 0, a), input_t(node, 1, b)
+    a, b = node.saved  # each saved only when the other's gradient is wanted
+    sa, sb = node.shapes
     # 1-D operands as matrices, as matmul itself treats them
-    A = at.unsqueeze(0) if a.ndim == 1 else at
-    B = bt.unsqueeze(-1) if b.ndim == 1 else bt
-    G = g.reshape(1, 1) if a.ndim == 1 and b.ndim == 1 else g.unsqueeze(-2) if a.ndim == 1 else \
-        g.unsqueeze(-1) if b.ndim == 1 else g
+    G = g.reshape(1, 1) if len(sa) == 1 and len(sb) == 1 else g.unsqueeze(-2) if len(sa) == 1 else \
+        g.unsqueeze(-1) if len(sb) == 1 else g
     nig = node.needs_input_grad
-    ga = sum_to(G @ B.mT, tuple(A.shape)).reshape(a.shape) if nig[0] else None
-    gb = sum_to(A.mT @ G, tuple(B.shape)).reshape(b.shape) if nig[1] else None
+    ga = gb = None
+    if nig[0]:
+        bt = input_t(node, 1, b)
+        B = bt.unsqueeze(-1) if len(sb) == 1 else bt
+        ga = sum_to(G @ B.mT, (1,) + sa if len(sa) == 1 else sa).reshape(sa)
+    if nig[1]:
+        at = input_t(node, 0, a)
+        A = at.unsqueeze(0) if len(sa) == 1 else at
+        gb = sum_to(A.mT @ G, sb + (1,) if len(sb) == 1 else sb).reshape(sb)
     return ga, gb
 
 
 @formula("Linear")
 def _linear(node, g):
-    x2, w = node.saved
-    xt = input_t(node, 0, x2.reshape(node.x_shape))  # the edge expects the input's own shape
-    wt = input_t(node, 1, w)
+    x2, w = node.saved  # x saved only for W's gradient, W only for x's
     g2 = g.reshape(-1, g.shape[-1])
     nig = node.needs_input_grad
-    gx = (g2 @ wt).reshape(node.x_shape) if nig[0] else None
-    gw = g2.T @ xt.reshape(-1, xt.shape[-1]) if nig[1] else None
+    gx = (g2 @ input_t(node, 1, w)).reshape(node.x_shape) if nig[0] else None
+    # the edge expects the input's own shape
+    gw = g2.T @ input_t(node, 0, x2.reshape(node.x_shape)).reshape(-1, x2.shape[-1]) if nig[1] else None
     gb = g2.sum(0) if len(nig) > 2 and nig[2] else None
     return gx, gw, gb
 
@@ -243,3 +247,127 @@ def _expand(node, g):
 @formula("Clone", "_To")
 def _identity(node, g):
     return g
+
+
+# ------------------------------------------------------------------- strided views and writes through them
+# Their backwards are linear maps between geometries in one storage (inplace.StridedMap), applied here as a
+# recorded op, so that a graph made through them can be differentiated again.
+def _strided(g, n, src, dst):
+    from .._ops.inplace import StridedMap
+    return StridedMap.apply(g, n=n, src=src, dst=dst)
+
+
+@formula("StridedMap")
+def _strided_map(node, g):
+    return _strided(g, node.n, node.dst, node.src)
+
+
+@formula("AsStrided")
+def _as_strided(node, g):
+    return _strided(g, node.n, node.out, node.inp)
+
+
+@formula("Unfold")
+def _unfold(node, g):
+    import math
+    dim, size, step = node.args
+    shape = node.shape
+    _, strides, _ = _c_where(shape)  # the input as a C-contiguous storage
+    n = (shape[dim] - size) // step + 1
+    windows = (0, strides[:dim] + (strides[dim] * step,) + strides[dim + 1:] + (strides[dim],),
+               shape[:dim] + (n,) + shape[dim + 1:] + (size,))
+    return _strided(g, math.prod(shape), windows, _c_where(shape))
+
+
+def _c_where(shape):
+    import math
+    return 0, tuple(math.prod(shape[i + 1:]) for i in range(len(shape))), tuple(shape)
+
+
+def _view_back(g, shape, take):
+    """The backward of a view `take(x)` of x of `shape` (x as a C-contiguous storage): where the view's
+    elements sit is read off the same view of an index array."""
+    import math
+    import numpy as np
+    from .._ops.inplace import geometry, _addr
+    idx = np.arange(max(math.prod(shape), 1), dtype=np.int64)[:math.prod(shape)].reshape(shape)
+    where = geometry(take(idx), _addr(idx))
+    return _strided(g, math.prod(shape), where, _c_where(shape))
+
+
+@formula("BasicIndex")
+def _basic_index(node, g):
+    key = node.key if any(k is Ellipsis for k in node.key) else node.key + (Ellipsis,)
+    return _view_back(g, node.shape, lambda a: a[key])
+
+
+@formula("Diagonal")
+def _diagonal(node, g):
+    import numpy as np
+    return _view_back(g, node.shape, lambda a: np.diagonal(a, *node.args))
+
+
+@formula("Unbind")
+def _unbind(node, *gs):
+    from .. import stack
+    return stack(gs, node.dim)
+
+
+@formula("Split")
+def _split(node, *gs):
+    from .. import cat
+    return cat(gs, node.dim)
+
+
+@formula("Overwrite")
+def _overwrite(node, g):
+    from .. import _dtype, zeros_like
+    nig = node.needs_input_grad
+    gv = sum_to(g, node.vshape).to(_dtype.from_numpy_dtype(node.vdtype)) if nig[1] else None
+    return zeros_like(g), gv
+
+
+def _last_writes(xp, n, where):
+    """1 where an element of the view at `where` is the last write of its storage element in torch's order,
+    0 elsewhere."""
+    import math
+    from .._ops.inplace import _on, _write_in_order
+    shape = where[2]
+    order = xp.arange(math.prod(shape), dtype=xp.int64).reshape(shape)
+    buf = xp.full(n, -1, xp.int64)
+    _write_in_order(xp, _on(xp, buf, where), order)
+    return (_on(xp, buf, where) == order).astype(xp.float64)
+
+
+@formula("CopySlices")
+def _copy_slices(node, g):
+    from .._ops.inplace import _OVERLAP, _on, overlaps
+    xp = node.xp
+    _, strides, shape = node.view_where
+    if any(st == 0 and n > 1 for st, n in zip(strides, shape)):
+        raise RuntimeError(_OVERLAP)
+    nig = node.needs_input_grad
+    fn = node.fn  # the write's node when this one runs its backward itself (inplace.CopySlices)
+    if fn is not None:
+        if fn.saved is graph._FREED:
+            raise RuntimeError(graph._TWICE)
+        if fn._versions:
+            graph._check_versions(fn)
+        res = lookup(fn)(fn, _strided(g, node.n, node.base_where, node.view_where))
+        res = res if type(res) is tuple else (res,)
+        back, rest = res[0], tuple(res[1:])
+    else:
+        back, rest = None, (_strided(g, node.n, node.base_where, node.view_where) if nig[1] else None,)
+    g_base = None
+    if nig[0]:
+        # the base's gradient outside the written region: g times a constant mask; inside it, what fn's
+        # gradient for the view's old values puts there
+        buf = xp.ones(node.n, g._data.dtype)
+        _on(xp, buf, node.view_where)[...] = 0
+        mask = xp.array(_on(xp, buf, node.base_where), order="C")
+        g_base = g * _wrap(mask, _dev_of(mask))
+        if back is not None:
+            if overlaps(shape, strides):  # overlapping windows: the last write of a shared element wins
+                back = back * _wrap(_last_writes(xp, node.n, node.view_where), _dev_of(mask))
+            g_base = g_base + _strided(back, node.n, node.view_where, node.base_where)
+    return (g_base,) + rest

@@ -25,6 +25,10 @@ _profiler_hook = None
 # "autograd::engine::evaluate_function: <node>" around "<node>"); None while nothing records
 _profiler_node = None
 _FREED = (None,)  # marker (a unique object): saved arrays were released by a backward without retain_graph
+_TWICE = ("Trying to backward through the graph a second time (or directly access saved tensors after they have "
+          "already been freed). Saved intermediate values of the graph are freed when you call .backward() or "
+          "autograd.grad(). Specify retain_graph=True if you need to backward through the graph a second time or if "
+          "you need to access saved tensors after calling backward.")
 
 
 class RemovableHandle:
@@ -197,15 +201,27 @@ class Function(Node):
         # saved-tensor checks, one per saved input or output: (counter, version when saved, the input, the
         # shape it was saved in) or (counter, version, None, (output_nr, shape, dtype))
         if saved:
-            for t, a in zip(inputs, arrays):
-                for s in saved:
-                    if s is a or (getattr(s, "base", None) is not None and s.size == a.size and
-                                  (s.base is a or s.base is a.base)):
-                        # the input itself, or a reshape of it (Linear saves a 3-d input as a matrix)
-                        if versions is None:
-                            versions = []
-                        versions.append((t._version, t._version.value, t, s.shape))
-                        break
+            # each saved array checks one input: the one in its own position where it is that input's array
+            # (two inputs may share one array, as t and t.detach() do: `t.detach().mul_(t)` saves only self)
+            hit = None
+            for i, s in enumerate(saved):
+                if s is None:
+                    continue
+                j = i if i < len(arrays) and arrays[i] is s else None
+                if j is None:
+                    for k, a in enumerate(arrays):
+                        if s is a or (getattr(s, "base", None) is not None and s.size == a.size and
+                                      (s.base is a or s.base is a.base)):
+                            j = k  # the input itself, or a reshape of it (Linear saves a 3-d input as a matrix)
+                            break
+                if j is None or (hit is not None and j in hit):
+                    continue
+                hit = hit or set()
+                hit.add(j)
+                t = inputs[j]
+                if versions is None:
+                    versions = []
+                versions.append((t._version, t._version.value, t, s.shape))
         if type(out) is tuple:
             ctx._out_meta = tuple([(o.shape, o.dtype) for o in out])
             res = []
@@ -336,11 +352,22 @@ class AccumulateGrad(Node):
         var = self.variable
         return var._device if var is not None else CPU
 
+    def live(self):
+        """Whether the leaf still takes gradients, as torch's AccumulateGrad decides: a leaf given a history
+        since (`detach_()` then an in-place op from the graph) is an error; one that no longer requires grad
+        (`detach_()`) is skipped: the graph recorded before no longer reaches it."""
+        var = self.variable
+        if var._grad_fn is not None:
+            raise RuntimeError("leaf variable has been moved into the graph interior")
+        return var._requires_grad
+
     def accumulate(self, g, owned):
         """Add gradient array `g` into the leaf's `.grad`; `owned`: no one else holds `g`, so a fresh `.grad`
         may be `g` itself."""
         from .._tensor import _wrap
         var = self.variable
+        if not self.live():
+            return
         for hook in list(var._hooks.values()) if var._hooks else ():
             r = hook(_wrap(g, var._device))
             if r is not None:
@@ -522,11 +549,7 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
             in_grads = _grads_in(node, slots)
             saved = node.saved
             if saved is _FREED:
-                raise RuntimeError(
-                    "Trying to backward through the graph a second time (or directly access saved tensors after "
-                    "they have already been freed). Saved intermediate values of the graph are freed when you call "
-                    ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
-                    "graph a second time or if you need to access saved tensors after calling backward.")
+                raise RuntimeError(_TWICE)
             if node._versions:
                 _check_versions(node)
             if node._takes_grad_dst and accumulate and capture is None:
@@ -598,7 +621,7 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
                 if type(node) is AccumulateGrad:
                     if capture is not None and node in capture:
                         captured[node] = slots[0]
-                    elif accumulate and slots[0] is not None:
+                    elif accumulate and slots[0] is not None and node.live():
                         var = node.variable
                         for hook in list(var._hooks.values()) if var._hooks else ():
                             r = hook(slots[0])
@@ -701,6 +724,9 @@ def _check_versions(node):
     for counter, expected, t, out in node._versions:  # out: for an input, the shape it was saved in
         if counter.value != expected:
             raise RuntimeError(_modified_message(node, counter.value, expected, t, out))
+        if t is not None and t.__dict__ and t.__dict__.get("_detached_inplace"):
+            raise RuntimeError("Trying to use a saved tensor that has been detached in-place, i.e. with "
+                               ".detach_().This is not supported, please use out-of-place `.detach()` instead")
 
 
 def _modified_message(node, now, expected, t, out):

@@ -85,6 +85,7 @@ class _Chunk:
         self.flats = {}
         self.scratch = []
         self.packed = None  # two scratch buffers (parameters, gradients) for the small ones stepped together
+        self.duplicates = len({id(p) for p in params}) != len(params)
 
     def bind(self, key, tensors):
         """The flat array behind the state tensors `tensors` (shaped like the params), binding them to its views
@@ -256,9 +257,10 @@ class Optimizer:
                 loss = closure()
         for group in self.param_groups:
             for chunk in self._group_chunks(group):
-                # the update is array code on the chunk's device: made current, whichever device the caller has
+                # the update is array code on the chunk's device: made current, whichever device the caller has;
+                # a tensor given twice (torch warns) is stepped twice, one entry after the other: per parameter
                 with on_device(chunk.device):
-                    if not self._step_flat(group, chunk):
+                    if chunk.duplicates or not self._step_flat(group, chunk):
                         self._step_each(group, chunk.params, chunk)
         return loss
 
@@ -277,17 +279,19 @@ class Optimizer:
         return chunks
 
     def _step_each(self, group, params, chunk):
-        """The per-parameter path: the update rule once per parameter that has a gradient."""
-        for i, p in enumerate(params):
-            if p.grad is None:
-                continue
-            state = self._state_of(group, p)
+        """The per-parameter path: the update rule once per parameter that has a gradient.
+
+        As in torch, every state is made, and every entry's state arrays are read, before the first update: a
+        tensor given twice is stepped twice, sharing its state (Adam's step counts twice), and SGD's first
+        step makes a fresh momentum buffer for each entry (the last one stays)."""
+        live = [(i, p, self._state_of(group, p)) for i, p in enumerate(params) if p.grad is not None]
+        start = [{k: (state[k]._data if k in state else None) for k in self._state_keys} for _, _, state in live]
+        for (i, p, state), arrays in zip(live, start):
             step = None
             if self._has_step:
                 state["step"]._data += 1
                 step = float(state["step"]._data)
             step = self._advance(group, state, step)
-            arrays = {k: (state[k]._data if k in state else None) for k in self._state_keys}
             tmps = chunk.scratch_views(self._scratch, i) if chunk is not None else [None] * self._scratch
             new = self._update(group, p._data, p.grad._data, arrays, step, tmps)
             for k, a in (new or {}).items():

@@ -324,6 +324,39 @@ def test_buffer_broadcasts_follow_torchs_switches(world, kw, at_init, at_forward
     assert d.module[1].running_var.tolist() == [1.0 if at_forward else float(rank + 1)] * 4
 
 
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_existing_grads_stay_the_same_tensors_at_the_same_address(world, accumulate):
+    # torch's reducer copies the reduced bucket into an existing .grad (grad.copy_(bucket_view)): with
+    # zero_grad(set_to_none=False) p.grad is the same tensor, at the same address, step after step
+    rank, size = world
+    dtrain.manual_seed(0)
+    model = DDP(mlp(dtrain.float64), bucket_cap_mb=0.001)
+    opt = dtrain.optim.SGD(model.parameters(), lr=0.1)
+    first = None
+    for step in range(4):
+        opt.zero_grad(set_to_none=False)
+        xs = [dtrain.randn(3, 8, dtype=dtrain.float64, generator=dtrain.Generator().manual_seed(10 * step + rank + j))
+              for j in range(2 if accumulate else 1)]
+        if accumulate:
+            with model.no_sync():
+                model(xs[0]).sum().backward()
+        model(xs[-1]).sum().backward()
+        now = [(id(p.grad), p.grad.data_ptr()) for p in model.parameters()]
+        if first is None:
+            first = now
+        assert now == first, f"step {step}: .grad moved"
+        # the average over ranks of every rank's own (accumulated) gradient
+        mine = [dtrain.zeros_like(p) for p in model.parameters()]
+        for x in xs:
+            for m, g in zip(mine, dtrain.autograd.grad(model.module(x).sum(), list(model.parameters()))):
+                m += g
+        for m in mine:
+            dist.all_reduce(m)
+        for p, m in zip(model.parameters(), mine):
+            np.testing.assert_allclose(p.grad.numpy(), m.numpy() / size, rtol=1e-12, atol=1e-12)
+        opt.step()
+
+
 def test_gradient_as_bucket_view_shares_memory(world):
     dtrain.manual_seed(0)
     model = DDP(mlp(dtrain.float64), gradient_as_bucket_view=True)

@@ -17,10 +17,12 @@ How one synced iteration goes:
 
 Memory layout. The bucket buffers are slices of one flat array per (dtype, device) laid out in parameter
 order, so the gradients an optimizer sees are contiguous and it steps over them without gathering them.
-With gradient_as_bucket_view, `.grad` *is* the bucket slot, always. Without it (torch's default), `.grad`
-must not alias a buffer the next reduction writes into, yet copying every gradient out of the bucket costs
-a pass over memory: so there are two such flat arrays, and they swap roles after every synced backward.
-`.grad` becomes a view of the one just reduced, and the next backward fills the other one.
+With gradient_as_bucket_view, `.grad` *is* the bucket slot, always. Without it (torch's default), a `.grad`
+the user keeps must not be overwritten by the next reduction, yet copying every gradient out of the bucket
+costs a pass over memory: so there are two such flat arrays. A gradient created afresh in a synced pass
+(after zero_grad(set_to_none=True), torch's default) is its slot, and the two arrays swap roles after that
+pass; an existing `.grad` (zero_grad(set_to_none=False), no_sync accumulation) keeps its own memory and gets
+the reduced values copied in, as torch's reducer does, so it stays the same tensor at the same address.
 """
 import contextlib
 import warnings
@@ -165,6 +167,7 @@ class DistributedDataParallel(Module, Joinable):
         self._hook_handles = [p.register_post_accumulate_grad_hook(self._make_hook(i))
                               for i, p in enumerate(params)]
         self._pass = None            # state of the backward pass in flight
+        self._held, self._stash = {}, {}  # .grad tensors that are slots of the next buckets (_hand_over)
         self._unfinished = None      # parameter names that got no gradient in the last synced pass
         self._unused = ()            # parameters not reached from the forward output (find_unused_parameters)
         self._arm()
@@ -360,6 +363,9 @@ class DistributedDataParallel(Module, Joinable):
             b.reset()
         for i in self._unused:  # known unused: their slots are zero and count as ready now
             b, pos = self._where[i]
+            g = self._params[i].grad
+            if g is not None and g._data is b.views[pos]:
+                self._stash[i] = g._data.copy()  # a .grad that is the slot: restored if no rank used it
             b.views[pos][...] = 0
             self._set_ready(b, pos)
 
@@ -379,6 +385,8 @@ class DistributedDataParallel(Module, Joinable):
                 b.device.xp.multiply(g, scale, out=view)  # .grad has its parameter's dtype
             if self.gradient_as_bucket_view:
                 p.grad._data = view
+        elif scale is not None and self._held.get(i) is p.grad:
+            view *= scale  # an existing .grad that is this pass's slot (see _hand_over): averaged where it is
         self._set_ready(b, pos)
 
     def _set_ready(self, b, pos):
@@ -440,9 +448,14 @@ class DistributedDataParallel(Module, Joinable):
         self._pass = None
 
     def _hand_over(self, used):
-        """`.grad` := the reduced bucket slots; the other layout becomes the next pass's buckets."""
+        """The reduced bucket slots become `.grad`'s values. A gradient created in this pass already is its
+        slot, and the other layout becomes the next pass's buckets (a `.grad` the user keeps after
+        zero_grad(set_to_none=True) is not overwritten by the next pass). An existing `.grad` keeps its own
+        memory and takes a copy of its slot, as torch's reducer does: `p.grad` stays the same tensor at the
+        same address across steps with zero_grad(set_to_none=False)."""
         k = self._cur
         views = self._layouts[k][0]
+        fresh = False
         for b in self._buckets:
             for pos, p in enumerate(b.params):
                 i = b.idx[pos]
@@ -451,18 +464,26 @@ class DistributedDataParallel(Module, Joinable):
                 if b.launched and (used is None or used[i]):
                     if g is None:
                         p.grad = _wrap(v, p._device)
+                        fresh = True
                     else:
-                        g._data = v
+                        if g._data is v:
+                            fresh = True
+                        else:
+                            b.device.xp.copyto(g._data, v)
                         g._version.value += 1
-                elif g is not None and g._data is not v:
-                    # not reduced (unused on every rank; or a bucket left incomplete, reported at the next
-                    # forward): .grad keeps its value, but moves out of the layout the next pass writes into
-                    v[...] = g._data
-                    g._data = v
-                elif g is not None and self._prescaled[i] and b.ready[pos]:
-                    v *= self._world  # a fresh gradient divided on its way in, never reduced: undivided again
-        self._cur = 1 - k
-        self._bind(self._cur)
+                elif g is not None and g._data is v:
+                    kept = self._stash.get(i)
+                    if kept is not None:
+                        v[...] = kept  # unused on every rank: .grad keeps its value, as in torch
+                    elif self._prescaled[i] and b.ready[pos]:
+                        v *= self._world  # a fresh gradient divided on its way in, never reduced: undivided again
+        self._stash = {}
+        nxt = 1 - k if fresh else k
+        views = self._layouts[nxt][0]
+        # existing gradients that are slots of the next pass's buckets: that pass averages them where they are
+        self._held = {i: p.grad for i, p in enumerate(self._params) if p.grad is not None and p.grad._data is views[i]}
+        self._cur = nxt
+        self._bind(nxt)
         self._arm()
 
     # ---------------------------------------------------------------------------------------- public
