@@ -36,6 +36,7 @@ def _sizes_of(shape, dims):
 
 class C2C(Function):
     """fftn (forward=True) or ifftn over dims, the input resized to `sizes` first; a real input is read as complex."""
+    _grad_fn_name = "FftC2CBackward0"
 
     def forward(ctx, x, dims, sizes, norm, forward, dtype):
         xp = ctx.xp
@@ -53,6 +54,7 @@ class C2C(Function):
 class R2C(Function):
     """rfftn over dims (one-sided along the last of them), the input resized to `sizes` first; ihfft conjugates
     the result."""
+    _grad_fn_name = "FftR2CBackward0"
 
     def forward(ctx, x, dims, sizes, norm, conj, dtype):
         xp = ctx.xp
@@ -73,6 +75,7 @@ class R2C(Function):
 class C2R(Function):
     """irfftn over dims to the real lengths `sizes`, the input resized to the one-sided lengths first (`norm` is
     numpy's irfftn norm); hfft conjugates the input."""
+    _grad_fn_name = "FftC2RBackward0"
 
     def forward(ctx, x, dims, sizes, norm, conj, dtype):
         xp = ctx.xp
@@ -172,7 +175,12 @@ def _c2c(fn, input, dims_sizes, norm, forward, out):
     x, dtype = _input(fn, input, complex=True)
     dims, sizes = dims_sizes(x)
     _check_sizes(sizes)
-    return out_copy(C2C.apply(x, dims=dims, sizes=sizes, norm=_norm(norm), forward=forward, dtype=dtype), out)
+    # torch transforms a real input one-sided along the last dim and fills in the other half: its top node is
+    # then FftR2CBackward0 (one dim), FftC2CBackward0 (the remaining dims) or, inverse, the ConjBackward0 of
+    # a forward transform
+    op = C2C if input.is_complex() or len(dims) > 1 else \
+        C2C.named("FftR2CBackward0" if forward else "ConjBackward0")
+    return out_copy(op.apply(x, dims=dims, sizes=sizes, norm=_norm(norm), forward=forward, dtype=dtype), out)
 
 
 def _r2c(fn, input, dims_sizes, norm, conj, out):
@@ -181,7 +189,8 @@ def _r2c(fn, input, dims_sizes, norm, conj, out):
     if not dims:
         raise RuntimeError(f"{fn} must transform at least one axis")
     _check_sizes(sizes)
-    return out_copy(R2C.apply(x, dims=dims, sizes=sizes, norm=_norm(norm, conj), conj=conj, dtype=dtype), out)
+    op = R2C.named("ConjBackward0") if conj else R2C  # ihfft: torch's top node is the conjugation
+    return out_copy(op.apply(x, dims=dims, sizes=sizes, norm=_norm(norm, conj), conj=conj, dtype=dtype), out)
 
 
 def _c2r(fn, input, dims_sizes, last, norm, conj, out):

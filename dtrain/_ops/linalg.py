@@ -50,8 +50,8 @@ class Matmul(Function):
 
     def name(self):
         # torch's node is the last step of its matmul for these ranks (a batched product ends in a view)
-        a, b = self.saved
-        return _MATMUL_NAMES.get((a.ndim, b.ndim), "CloneBackward0" if a.ndim == 2 else "UnsafeViewBackward0")
+        na, nb = (len(s) for s in self.shapes)  # not the saved operands: only the needed ones are kept
+        return _MATMUL_NAMES.get((na, nb), "CloneBackward0" if na == 2 else "UnsafeViewBackward0")
 
     @widened
     def backward(ctx, g):

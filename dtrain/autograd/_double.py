@@ -289,9 +289,10 @@ def _view_back(g, shape, take):
     elements sit is read off the same view of an index array."""
     import math
     import numpy as np
-    from .._ops.inplace import geometry, _addr
+    from .._backend import data_ptr
+    from .._ops.inplace import geometry
     idx = np.arange(max(math.prod(shape), 1), dtype=np.int64)[:math.prod(shape)].reshape(shape)
-    where = geometry(take(idx), _addr(idx))
+    where = geometry(take(idx), data_ptr(idx))
     return _strided(g, math.prod(shape), where, _c_where(shape))
 
 
@@ -319,7 +320,7 @@ def _split(node, *gs):
     return cat(gs, node.dim)
 
 
-@formula("Overwrite")
+@formula("Overwrite", "Copy")  # copy_ is an Overwrite under torch's name
 def _overwrite(node, g):
     from .. import _dtype, zeros_like
     nig = node.needs_input_grad
