@@ -334,6 +334,10 @@ CASES = [
     ("fft.irfft", lambda T, m: T.fft.irfft(m(8, dtype=T.complex64))),
     ("fft.ihfft", lambda T, m: T.fft.ihfft(m(8))),
     ("F.mse_loss_none", lambda T, m: T.nn.functional.mse_loss(m(2, 3), m(2, 3, grad=False), reduction="none")),
+    ("checkpoint_reentrant", lambda T, m: T.utils.checkpoint.checkpoint(lambda a: a.sin() * 2, m(3),
+                                                                        use_reentrant=True)),
+    ("checkpoint_non_reentrant", lambda T, m: T.utils.checkpoint.checkpoint(lambda a: a.sin() * 2, m(3),
+                                                                            use_reentrant=False)),
     ("F.cross_entropy_none", lambda T, m: T.nn.functional.cross_entropy(m(2, 3), m.idx(2, high=3),
                                                                         reduction="none")),
 ]
@@ -344,6 +348,9 @@ DIFFERENT = {
     "einsum": "torch's einsum is a decomposition (permutes, views, bmm) whose last node depends on the equation "
               "(ViewBackward0 here; BmmBackward0, PermuteBackward0, SumBackward1 for others); dtrain's einsum is one "
               "EinsumBackward0 node",
+    "checkpoint_non_reentrant": "torch's non-reentrant checkpoint records the call's own nodes (MulBackward0 here) "
+                                "and recomputes through saved-tensor hooks; dtrain's is one CheckpointFunction "
+                                "node for both kinds",
 }
 
 
@@ -363,7 +370,7 @@ def test_grad_fn_name_matches_torch(label, f):
 
 def _op_classes():
     """Every op class of dtrain (a variant stands for the class it renames), its lazily imported parts included."""
-    import dtrain.fft, dtrain.linalg, dtrain.special  # noqa: F401
+    import dtrain.fft, dtrain.linalg, dtrain.special, dtrain.utils.checkpoint  # noqa: F401
     out, todo = set(), [Function]
     while todo:
         for c in todo.pop().__subclasses__():

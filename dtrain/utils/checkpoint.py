@@ -79,6 +79,7 @@ def _boundary(roots, start):
 
 class CheckpointFunction(graph.Function):
     """The graph node of one checkpointed call (its backward recomputes the call)."""
+    _grad_fn_name = "CheckpointFunctionBackward"  # torch's reentrant checkpoint is a custom autograd.Function
 
     def backward(ctx, *grads):
         index = {e: i for i, e in enumerate(ctx.next_functions)}
