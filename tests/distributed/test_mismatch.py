@@ -45,8 +45,14 @@ def _run_job(n, tmp_path):
     cmd = [mpiexec if os.path.exists(mpiexec) else "mpiexec", "-n", str(n), "-launcher", "fork", sys.executable,
            os.path.join(HERE, "scripts", "mismatch.py"), str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    return [json.load(open(tmp_path / f"rank{r}.json")) for r in range(n)]
+    out = proc.stdout + proc.stderr
+    reports = [tmp_path / f"rank{r}.json" for r in range(n)]
+    # the ranks leave with os._exit after a barrier that follows the last report: hydra may SIGKILL a rank that
+    # is still on its way out when another has gone (exit code 9, "Killed (signal 9)"), which is no failure of
+    # the job once every report is on disk; anything else is
+    killed_leaving = proc.returncode == 9 and "Killed (signal 9)" in out and all(p.exists() for p in reports)
+    assert proc.returncode == 0 or killed_leaving, out[-4000:]
+    return [json.load(open(p)) for p in reports]
 
 
 @pytest.mark.parametrize("n", [2, 4])
