@@ -51,15 +51,7 @@ def raw(arr):
 
 def unchecked_now(arr, op, *why):
     """`raw` as the backend's fast path, called by dist.all_reduce (SUM of float32: all this script runs)."""
-    test = be._iallreduce(be._in_place, arr, op=be._ops[RedOpType.SUM]).Test
-    be.seq += 1
-    pause = os.sched_yield if _work.oversubscribed else _no_pause
-    for _ in _QUICK_POLLS:
-        if test():
-            break
-        pause()
-    else:
-        _work.wait_test(test, 600.0, None)
+    raw(arr)
     return True
 
 
