@@ -302,6 +302,39 @@ def nccl():
     return mod
 
 
+class _Storage:
+    """What owns a storage made over memory that something else owns (torch.from_numpy, a mapped file):
+    torch gives such memory a storage object of its own, and storage offsets, overlap checks and saving all
+    count from that storage, not from the memory's owner. `owner` stops here."""
+    __slots__ = ("__array_interface__", "_memory")
+
+    def __init__(self, a):
+        self._memory = a  # keeps the memory alive
+        self.__array_interface__ = {"shape": a.shape, "typestr": a.dtype.str, "strides": a.strides,
+                                    "data": (a.__array_interface__["data"][0], not a.flags.writeable), "version": 3}
+
+
+def new_storage(a):
+    """A NumPy array over a's memory that is the owner of a storage of its own (see _Storage)."""
+    s = np.asarray(_Storage(a))
+    return s if s.dtype == a.dtype else s.view(a.dtype)  # bfloat16's typestr ("<V2") loses the dtype
+
+
+def owner(array):
+    """The array that owns `array`'s memory. NumPy keeps a view's `base` at the owner, except through
+    `as_strided`, which leaves a stand-in object between (its own `base` is the array it was made from)."""
+    cls = type(array)
+    while True:
+        b = array.base
+        if b is None:
+            return array
+        if not isinstance(b, cls):
+            b = getattr(b, "base", None)  # numpy.lib.stride_tricks' DummyArray
+            if not isinstance(b, cls):
+                return array
+        array = b
+
+
 def data_ptr(array):
     """The address of an array's first element: host memory for NumPy, device memory for CuPy."""
     if isinstance(array, np.ndarray):

@@ -172,10 +172,10 @@ class Tensor:
         return _backend.data_ptr(self._data)
 
     def storage_offset(self):
-        base = self._data.base
-        if base is None or not hasattr(base, "__array_interface__"):
+        a = self._data
+        if a.base is None:
             return 0
-        return (self.data_ptr() - base.__array_interface__["data"][0]) // self._data.itemsize
+        return (_backend.data_ptr(a) - _backend.data_ptr(_backend.owner(a))) // a.itemsize
 
     def type_name(self):
         return {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor", "float16": "torch.HalfTensor",

@@ -88,10 +88,7 @@ class _StorageRef:
 
 def _root(a):
     """The array that owns `a`'s memory (the storage torch would save) and `a`'s byte offset in it."""
-    cls = type(a)
-    root = a
-    while isinstance(root.base, cls):
-        root = root.base
+    root = _backend.owner(a)
     return root, _backend.data_ptr(a) - _backend.data_ptr(root)
 
 
@@ -707,7 +704,7 @@ class _Records:
         if self.mm is not None:
             if start + nbytes > self.mm.shape[0]:
                 raise RuntimeError(f"{self.name}: record {name} runs past the end of the file: it is truncated")
-            return self.mm[start:start + nbytes].view(dtype.np)
+            return _backend.new_storage(self.mm[start:start + nbytes].view(dtype.np))  # a storage per record
         arr = np.empty(numel, dtype.np)
         self.fh.seek(start)
         got = self.fh.readinto(memoryview(arr.view(np.uint8))) if nbytes else 0  # any dtype, bfloat16 too

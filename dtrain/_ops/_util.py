@@ -98,6 +98,79 @@ def on_input_device(fn):
     return op
 
 
+def preserve_order(shape, strides):
+    """The dims of a tensor, outermost first, in the order torch's preserve_format keeps them (its
+    infer_dense_strides, TensorIterator's order: by stride, equal strides by size, 0 strides ambiguous);
+    None where that is plain C order."""
+    n = len(shape)
+    perm = list(range(n))[::-1]  # innermost first
+    for i in range(1, n):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            s0, s1 = strides[perm[d0]], strides[perm[d1]]
+            if s0 == 0 or s1 == 0:
+                c = 0
+            elif s0 != s1:
+                c = 1 if s0 > s1 else -1
+            else:
+                c = 1 if shape[perm[d0]] > shape[perm[d1]] else 0
+            if c > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif c < 0:
+                break
+    order = perm[::-1]
+    return None if order == list(range(n)) else order
+
+
+def empty_preserving(xp, a, dtype=None):
+    """An uninitialised array of a's shape laid out as torch's preserve_format lays out a copy of `a`: in
+    a's order of dims, densely (torch's clone of a transposed tensor stays transposed; NumPy's copy() is C
+    order)."""
+    dtype = a.dtype if dtype is None else dtype
+    if a.flags.c_contiguous or a.ndim < 2 or any(s < 0 for s in a.strides):
+        return xp.empty(a.shape, dtype)
+    order = preserve_order(a.shape, a.strides)
+    if order is None:
+        return xp.empty(a.shape, dtype)
+    inverse = [0] * len(order)
+    for i, d in enumerate(order):
+        inverse[d] = i
+    return xp.empty([a.shape[d] for d in order], dtype).transpose(inverse)
+
+
+def copy_preserving(xp, a):
+    """A copy of `a` in torch's preserve_format layout (see empty_preserving)."""
+    if a.flags.c_contiguous:
+        return a.copy()
+    out = empty_preserving(xp, a)
+    xp.copyto(out, a)
+    return out
+
+
+def c_order(a):
+    """`a` laid out in C order. torch's reductions, scans, softmax and most ops that are not elementwise
+    allocate a new contiguous result; NumPy's keep the input's order of dims (a reduction of a transposed
+    tensor comes back transposed, and `.view()` of it would then refuse what torch's accepts)."""
+    return a if a.flags.c_contiguous else a.copy()
+
+
+def c_ordered(forward):
+    """Decorates a Function's forward whose result torch lays out contiguously: the result (each one, for a
+    tuple) in C order, and the copy saved for backward in its place where the forward saved the result."""
+    @functools.wraps(forward)
+    def run(ctx, *args, **kwargs):
+        y = forward(ctx, *args, **kwargs)
+        ys = y if type(y) is tuple else (y,)
+        if all(o.flags.c_contiguous for o in ys):
+            return y
+        cs = tuple(c_order(o) for o in ys)
+        if ctx.saved:
+            ctx.saved = tuple(next((c for o, c in zip(ys, cs) if s is o), s) for s in ctx.saved)
+        return cs if type(y) is tuple else cs[0]
+    return run
+
+
 def nondiff(fn, *tensors):
     """Run a non-differentiable array function on tensors (same-device check included)."""
     dev = tensors[0]._device

@@ -5,7 +5,7 @@ from .. import _backend, _dtype
 from .._device import META, device_of
 from .._tensor import Tensor
 from ..autograd.graph import Function
-from ._util import method
+from ._util import copy_preserving, method
 
 
 def _move(x, device, dtype):
@@ -69,8 +69,9 @@ def to_device_dtype(t, device, dtype, copy):
 
 
 class Clone(Function):
-    def forward(ctx, x):
-        return x.copy()
+    def forward(ctx, x, contiguous=False):
+        # torch's clone keeps the layout (preserve_format); contiguous() is a clone into C order
+        return x.copy() if contiguous else copy_preserving(ctx.xp, x)
 
     def backward(ctx, g):
         return g
@@ -78,14 +79,21 @@ class Clone(Function):
 
 @method()
 def clone(input, *, memory_format=None):
+    _check_memory_format(memory_format)
     return Clone.apply(input)
 
 
 @method()
 def contiguous(input, memory_format=None):
+    _check_memory_format(memory_format)
     if input._data.flags.c_contiguous:
         return input
-    return Clone.apply(input)
+    return Clone.apply(input, contiguous=True)
+
+
+def _check_memory_format(memory_format):
+    if memory_format is not None:  # dtrain has no torch.channels_last and friends yet: nothing to pass here
+        raise NotImplementedError(f"memory_format={memory_format!r} is not supported by dtrain")
 
 
 Tensor.cdouble = lambda self, memory_format=None: self.to(_dtype.complex128)

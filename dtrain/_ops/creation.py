@@ -5,11 +5,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .. import _dtype
+from .. import _backend, _dtype
 from .._device import CPU, META, device as _device_cls, resolve
 from .._tensor import Tensor, _wrap, strided
 from ..random import default_generator_for
-from ._util import normalize_shape
+from ._util import empty_preserving, normalize_shape
 
 
 def _dev_dt(device, dtype, default=None):
@@ -165,7 +165,7 @@ def as_tensor(data, dtype=None, device=None):
     if isinstance(data, np.ndarray) and (device is None or resolve(device) is CPU):
         dt = dtype or _dtype.from_numpy_dtype(data.dtype)
         if dt.np == data.dtype:
-            return _wrap(data, CPU)
+            return _wrap(_backend.new_storage(data), CPU)  # as from_numpy: a storage of its own
     return tensor(data, dtype=dtype, device=device)
 
 
@@ -179,7 +179,9 @@ def from_numpy(ndarray):
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
     _dtype.from_numpy_dtype(ndarray.dtype)  # raises for unsupported dtypes
-    return _wrap(ndarray, CPU)
+    # a storage of its own over the array's memory, as torch's: an in-place write from another tensor over
+    # that memory is then no partial overlap (torch compares storage objects), and saving writes it apart
+    return _wrap(_backend.new_storage(ndarray), CPU)
 
 
 def from_dlpack(ext_tensor):
@@ -218,6 +220,21 @@ def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, re
     return _finish(_alloc(fill_value, _check_size(normalize_shape((size,))), dev, dt), dev, requires_grad)
 
 
+def _like(input, fill, dt, dev, requires_grad, memory_format):
+    """zeros_like and friends: laid out as `input` (torch's preserve_format) on its own device."""
+    from .conversion import _check_memory_format
+    _check_memory_format(memory_format)
+    dev, dt = _dev_dt(dev, dt)
+    a = input._data
+    if dev is META or input._device is META or a.flags.c_contiguous:
+        return _finish(_alloc(fill, input.shape, dev, dt), dev, requires_grad)
+    with (dev.xp.cuda.Device(dev.index) if dev.type == "cuda" else contextlib.nullcontext()):
+        out = empty_preserving(dev.xp, a, dt.np)
+        if fill != "empty":
+            out[...] = 0 if fill == "zeros" else 1 if fill == "ones" else fill
+    return _finish(out, dev, requires_grad)
+
+
 def _like_dtype_dev(input, dtype, device):
     return (dtype if dtype is not None else input.dtype), (device if device is not None else input._device)
 
@@ -225,25 +242,27 @@ def _like_dtype_dev(input, dtype, device):
 def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
     _strided_only(layout, "zeros_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
-    return zeros(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+    return _like(input, "zeros", dt, dev, requires_grad, memory_format)
 
 
 def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
     _strided_only(layout, "ones_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
-    return ones(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+    return _like(input, "ones", dt, dev, requires_grad, memory_format)
 
 
 def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
     _strided_only(layout, "empty_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
-    return empty(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+    return _like(input, "empty", dt, dev, requires_grad, memory_format)
 
 
 def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
     _strided_only(layout, "full_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
-    return full(input.shape, fill_value, dtype=dt, device=dev, requires_grad=requires_grad)
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    return _like(input, fill_value, dt, dev, requires_grad, memory_format)
 
 
 def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):

@@ -6,7 +6,7 @@ from .._device import device_of
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
 from ..autograd.graph import Function, make_view
-from ._util import method, on_input_device, out_copy, promote, unbroadcast
+from ._util import c_ordered, method, on_input_device, out_copy, promote, unbroadcast
 from ..amp._dispatch import autocast_op
 
 
@@ -129,13 +129,35 @@ def _check_mask(mask, t, dim):
                              f"the shape of the indexed tensor [{t._shape_str()}] at index {dim + i}")
 
 
+def _newaxis_strides(xp, x, key, y):
+    """y = x[key] with torch's strides for the dims that None inserts. torch indexes one dim after another,
+    and a None unsqueezes what is left: its stride is the size times the stride of the input dim indexed
+    next (1 at the end); NumPy's is 0."""
+    n_dims = x.ndim - sum(1 for k in key if k is not None and k is not Ellipsis)  # what an Ellipsis covers
+    strides = list(y.strides)
+    d_in = d_out = 0
+    for k in key:
+        if k is None:
+            strides[d_out] = x.shape[d_in] * x.strides[d_in] if d_in < x.ndim else x.itemsize
+            d_out += 1
+        elif k is Ellipsis:
+            d_in, d_out = d_in + n_dims, d_out + n_dims
+        elif isinstance(k, slice):
+            d_in, d_out = d_in + 1, d_out + 1
+        else:
+            d_in += 1
+    strides = tuple(strides)
+    return y if strides == y.strides else xp.lib.stride_tricks.as_strided(y, y.shape, strides)
+
+
 class BasicIndex(Function):
     _view = True
 
     def forward(ctx, x, key):
         ctx.shape, ctx.dtype, ctx.key = x.shape, x.dtype, key
         # a trailing Ellipsis keeps NumPy from returning a scalar copy when every dim gets an int: a 0-d view
-        return x[key if any(k is Ellipsis for k in key) else key + (Ellipsis,)]
+        y = x[key if any(k is Ellipsis for k in key) else key + (Ellipsis,)]
+        return _newaxis_strides(ctx.xp, x, key, y) if any(k is None for k in key) else y
 
     def name(self):
         # torch indexes one dim at a time; its node is the last step that did something
@@ -345,6 +367,7 @@ Tensor.where = lambda self, condition, other: where(condition, self, other)
 
 
 class MaskedFill(Function):
+    @c_ordered
     def forward(ctx, x, mask, value):
         ctx.mask, ctx.shape = mask, x.shape
         return ctx.xp.where(mask, ctx.xp.asarray(value, dtype=x.dtype), x)
@@ -433,7 +456,8 @@ def nonzero(input, *, as_tuple=False):
     idx = xp.nonzero(input._data)
     if as_tuple:
         return tuple(_wrap(i.astype(np.int64, copy=False), input._device) for i in idx)
-    return _wrap(xp.stack(idx, axis=1).astype(np.int64, copy=False) if idx else xp.zeros((0, 0), np.int64),
+    # torch writes the coordinates dim by dim: an (ndim, n) array seen transposed, strides (1, n)
+    return _wrap(xp.stack(idx).astype(np.int64, copy=False).T if idx else xp.zeros((0, 0), np.int64),
                  input._device)
 
 

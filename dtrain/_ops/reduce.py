@@ -10,7 +10,7 @@ from .._tensor import Tensor, _wrap
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
 from ._lowp import widened
-from ._util import cast, method, on_input_device, out_copy, to_float, wrap_dim, wrap_dims
+from ._util import c_order, c_ordered, cast, method, on_input_device, out_copy, to_float, wrap_dim, wrap_dims
 from ..amp._dispatch import autocast_op
 
 
@@ -35,6 +35,7 @@ def _numel(shape, axes):
 
 
 class Sum(Function):
+    @c_ordered
     @widened
     def forward(ctx, x, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
@@ -46,6 +47,7 @@ class Sum(Function):
 
 
 class Mean(Function):
+    @c_ordered
     @widened
     def forward(ctx, x, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
@@ -70,6 +72,7 @@ def _exclusive_prod(xm, xp):
 
 
 class Prod(Function):
+    @c_ordered
     def forward(ctx, x, axis, keepdim):
         y = x.prod(axis=axis, keepdims=keepdim)
         ctx.save_for_backward(x, y)
@@ -95,6 +98,7 @@ class Prod(Function):
 class MaxMin(Function):
     """amax/amin over dims; the gradient is shared evenly between tied extrema (torch's rule)."""
 
+    @c_ordered
     def forward(ctx, x, axes, keepdim, is_max):
         y = x.max(axis=axes, keepdims=keepdim) if is_max else x.min(axis=axes, keepdims=keepdim)
         ctx.save_for_backward(x, y)
@@ -111,6 +115,7 @@ class MaxMin(Function):
 class MaxMinDim(Function):
     """max/min along one dim with indices; the gradient goes to the returned index."""
 
+    @c_ordered
     def forward(ctx, x, dim, keepdim, is_max):
         xp = ctx.xp
         idx = (xp.argmax if is_max else xp.argmin)(x, axis=dim, keepdims=True)
@@ -133,6 +138,7 @@ class MaxMinDim(Function):
 class Var(Function):
     """var (or, with `sqrt`, std) over `axes` with torch's `correction`."""
 
+    @c_ordered
     @widened
     def forward(ctx, x, axes, correction, keepdim, sqrt=False):
         xp = ctx.xp
@@ -163,6 +169,7 @@ class Norm(Function):
     """The p-norm over `axes` for finite p (torch's zero gradient where the norm is 0; p = 0 counts nonzeros)."""
     _grad_fn_name = "LinalgVectorNormBackward0"  # torch's norm is linalg.vector_norm
 
+    @c_ordered
     @widened
     def forward(ctx, x, axes, keepdim, p):
         xp = ctx.xp
@@ -204,6 +211,7 @@ _Std = Var.named("StdBackward0")
 
 
 class Logsumexp(Function):
+    @c_ordered
     @widened
     def forward(ctx, x, axes, keepdim):
         xp = ctx.xp
@@ -231,6 +239,7 @@ def _revcumsum(a, dim, xp):
 
 
 class Cumsum(Function):
+    @c_ordered
     @widened
     def forward(ctx, x, dim):
         ctx.dim = dim
@@ -242,6 +251,7 @@ class Cumsum(Function):
 
 
 class Cumprod(Function):
+    @c_ordered
     @widened
     def forward(ctx, x, dim):
         y = ctx.xp.cumprod(x, axis=dim)
@@ -418,7 +428,7 @@ def _arg(input, dim, keepdim, is_max):
     if input.ndim == 0:
         return _wrap(xp.zeros((), np.int64), input._device)
     _check_nonempty(input, name, (d,))
-    return _wrap(fn(input._data, axis=d, keepdims=keepdim).astype(np.int64, copy=False), input._device)
+    return _wrap(c_order(fn(input._data, axis=d, keepdims=keepdim).astype(np.int64, copy=False)), input._device)
 
 
 @method()
@@ -533,7 +543,7 @@ def _bool_reduce(fn_name):
         r = getattr(xp, fn_name)(input._data, axis=_axes(dim, input), keepdims=keepdim)
         if input._data.dtype == np.uint8:  # torch keeps uint8 for uint8 input
             r = r.astype(np.uint8)
-        return out_copy(_wrap(xp.asarray(r), input._device), out)
+        return out_copy(_wrap(c_order(xp.asarray(r)), input._device), out)
     fn.__name__ = fn_name
     setattr(Tensor, fn_name, fn)
     return fn
@@ -547,7 +557,7 @@ all, any = _bool_reduce("all"), _bool_reduce("any")
 def count_nonzero(input, dim=None):
     xp = input._device.xp
     axes = None if dim is None else _axes(dim, input)
-    return _wrap(xp.asarray(xp.count_nonzero(input._data, axis=axes), dtype=np.int64), input._device)
+    return _wrap(c_order(xp.asarray(xp.count_nonzero(input._data, axis=axes), dtype=np.int64)), input._device)
 
 
 @method()

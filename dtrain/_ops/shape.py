@@ -7,7 +7,7 @@ import numpy as np
 from .._tensor import Size, Tensor, _wrap
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
-from ._util import method, normalize_shape, wrap_dim, wrap_dims
+from ._util import c_ordered, method, normalize_shape, wrap_dim, wrap_dims
 from .inplace import view_at
 from ..amp._dispatch import autocast_op
 
@@ -47,6 +47,51 @@ def _viewable(a, shape):
         return False
 
 
+def _view_strides(shape, strides, new_shape):
+    """torch's strides for a view of (shape, strides) as new_shape (its computeStride; None where no view
+    can be made). Where a dim has size 1 the stride is free, and torch's choice differs from NumPy's: it
+    shows in stride(), and in whether a copy between the two is a partial overlap."""
+    numel = 1
+    for n in shape:
+        numel *= n
+    if numel == 0:
+        if tuple(shape) == tuple(new_shape):
+            return tuple(strides)
+        out, acc = [0] * len(new_shape), 1
+        for d in range(len(new_shape) - 1, -1, -1):
+            out[d] = acc
+            acc *= max(new_shape[d], 1)
+        return tuple(out)
+    out = [0] * len(new_shape)
+    view_d = len(new_shape) - 1
+    chunk_base = strides[-1] if strides else 1
+    tensor_numel = view_numel = 1
+    for d in range(len(shape) - 1, -1, -1):
+        tensor_numel *= shape[d]
+        if d == 0 or (shape[d - 1] != 1 and strides[d - 1] != tensor_numel * chunk_base):
+            while view_d >= 0 and (view_numel < tensor_numel or new_shape[view_d] == 1):
+                out[view_d] = view_numel * chunk_base
+                view_numel *= new_shape[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return None
+            if d > 0:
+                chunk_base, tensor_numel, view_numel = strides[d - 1], 1, 1
+    return tuple(out) if view_d == -1 else None
+
+
+def torch_view(xp, x, shape):
+    """x.reshape(shape) as a view with torch's strides (the caller has checked that it is a view)."""
+    y = x.reshape(shape)
+    if (1 in shape or 0 in shape) and x.ndim:
+        st = _view_strides(x.shape, tuple(s // x.itemsize for s in x.strides), tuple(shape))
+        if st is not None:
+            st = tuple(s * x.itemsize for s in st)
+            if st != y.strides:
+                y = xp.lib.stride_tricks.as_strided(y, shape, st)
+    return y
+
+
 class View(Function):
     _view = True
 
@@ -55,7 +100,7 @@ class View(Function):
         if not _viewable(x, shape):
             raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one "
                                "dimension spans across two contiguous subspaces). Use .reshape(...) instead.")
-        return x.reshape(shape)
+        return torch_view(ctx.xp, x, shape)
 
     def backward(ctx, g):
         return g.reshape(ctx.in_shape)
@@ -395,6 +440,7 @@ def broadcast_tensors(*tensors):
 
 
 class Repeat(Function):
+    @c_ordered
     def forward(ctx, x, reps):
         ctx.in_shape, ctx.reps = x.shape, reps
         return ctx.xp.tile(x, reps)
@@ -491,6 +537,7 @@ def flipud(input):
 
 
 class Roll(Function):
+    @c_ordered
     def forward(ctx, x, shifts, dims):
         ctx.shifts, ctx.dims = shifts, dims
         return ctx.xp.roll(x, shifts, dims)
@@ -519,6 +566,7 @@ def roll(input, shifts, dims=None):
 
 
 class Tri(Function):
+    @c_ordered
     def forward(ctx, x, k, upper):
         ctx.k, ctx.upper = k, upper
         return (ctx.xp.triu if upper else ctx.xp.tril)(x, k)

@@ -9,7 +9,7 @@ from .._backend import kernels, on_device
 from .._tensor import Tensor, _wrap
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
-from ._util import method, on_input_device, out_copy, scalar_tensor, wrap_dim
+from ._util import c_order, c_ordered, method, on_input_device, out_copy, scalar_tensor, wrap_dim
 from .index import _scatter_add_at, where
 from .reduce import _named, return_cummax, return_mode
 from .scatter import Gather, _full_index
@@ -196,7 +196,7 @@ def _median(input, dim, keepdim, skip_nan, name, result):
     _check_dim_nonempty(input, d, "median")
     xp = input._device.xp
     order, count = _nan_last_sort(input._data, d, xp)
-    pick = xp.take_along_axis(order, _median_at(count, input.shape[d], skip_nan, xp), axis=d).astype(np.int64)
+    pick = c_order(xp.take_along_axis(order, _median_at(count, input.shape[d], skip_nan, xp), axis=d).astype(np.int64))
     idx = _wrap(pick if keepdim else pick.squeeze(d), input._device)
     values = Gather.apply(input, _wrap(pick, input._device), dim=d, label=f"{name}Backward1")
     return result(values if keepdim else _graph.renamed(values.squeeze(d), f"{name}Backward1"), idx)
@@ -224,7 +224,7 @@ def mode(input, dim=-1, keepdim=False):
     _check_dim_nonempty(input, d, "mode")
     xp = input._device.xp
     if input._data.size:
-        pick = _mode_index(input._data, d, xp)
+        pick = c_order(_mode_index(input._data, d, xp))
     else:
         pick = xp.zeros(input.shape[:d] + (1,) + input.shape[d + 1:], np.int64)
     idx = _wrap(pick if keepdim else pick.squeeze(d), input._device)
@@ -437,6 +437,7 @@ class CumMaxMin(Function):
     def name(self):
         return "CummaxBackward0" if self.is_max else "CumminBackward0"
 
+    @c_ordered
     def forward(ctx, x, dim, is_max):
         xp = ctx.xp
         v = _scan(xp.maximum if is_max else xp.minimum, x, dim, xp)
@@ -483,6 +484,7 @@ def _rev_logcumsumexp(a, dim, xp):
 class LogCumSumExp(Function):
     _grad_fn_name = "LogcumsumexpBackward0"
 
+    @c_ordered
     def forward(ctx, x, dim):
         y = _scan(ctx.xp.logaddexp, x, dim, ctx.xp)
         ctx.save_for_backward(x, y)

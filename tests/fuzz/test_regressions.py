@@ -828,10 +828,7 @@ def test_setitem_into_a_stale_multi_output_view_raises_before_reading_the_key():
     same_as_torch(program)
 
 
-@pytest.mark.xfail(strict=True, reason="known divergence (seed 41): torch judges overlap per storage object, and "
-                   "from_numpy(t.numpy()) is a new storage over the same memory, so torch lets the write read its "
-                   "input while writing; dtrain knows memory, not storage objects, and refuses it as a partial "
-                   "overlap (as torch does within one storage)")
+# found by `python -m tests.fuzz.run --seed 41`
 def test_write_from_a_0d_view_into_a_numpy_round_trip_of_its_base():
     def program(torch):
         t0 = torch.tensor([0.0], dtype=torch.float32)
@@ -853,10 +850,7 @@ def test_write_from_a_0d_view_into_its_own_base_is_a_partial_overlap():
     same_as_torch(program)
 
 
-@pytest.mark.xfail(strict=True, reason="known divergence (seed 41): torch's view of an unfold result computes "
-                   "contiguous strides for its size-1 dims, so copy_ between the two sees other strides over the "
-                   "same span (a partial overlap, refused); dtrain's view keeps NumPy's strides, sees the same "
-                   "elements seen the same way and writes nothing")
+# found by `python -m tests.fuzz.run --seed 41`
 def test_copy_between_an_unfold_window_and_its_view_is_a_partial_overlap():
     def program(torch):
         t0 = torch.zeros(1, 4, 4)
