@@ -157,8 +157,16 @@ class Tensor:
         return self._data.dtype.kind == "c"
 
     def stride(self, dim=None):
-        st = tuple(s // self._data.itemsize for s in self._data.strides)
-        if dim is not None and self._data.ndim == 0:
+        a = self._data
+        st = tuple(s // a.itemsize for s in a.strides)
+        if a.size == 0 and a.ndim and not any(st):
+            # NumPy gives a new empty array all-zero strides; torch's are contiguous, a dim of 0 counted as 1
+            out, acc = [], 1
+            for n in reversed(a.shape):
+                out.append(acc)
+                acc *= max(n, 1)
+            st = tuple(reversed(out))
+        if dim is not None and a.ndim == 0:
             raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
         return st if dim is None else st[self._wrap_dim(dim)]
 
@@ -166,6 +174,9 @@ class Tensor:
         return self._base is not None
 
     def is_contiguous(self, memory_format=None):
+        if memory_format is not None:
+            from ._ops.conversion import _check_memory_format
+            _check_memory_format(memory_format)
         return bool(self._data.flags.c_contiguous)
 
     def data_ptr(self):

@@ -116,7 +116,7 @@ class _StorageTable:
             ref = self.refs[id(root)] = _StorageRef(str(len(self.refs)), dt, loc, root.nbytes // item, root)
         elif ref.dtype is not dt:
             raise RuntimeError("Cannot save multiple tensors or storages that view the same data as different types")
-        stride = tuple(s // item for s in a.strides) if a.ndim else ()
+        stride = tuple(s // item for s in a.strides) if a.size else t.stride()  # an empty one: torch's strides
         return ref, off // item, stride
 
 

@@ -55,13 +55,38 @@ OPS = {
     "index_none": lambda T, x: x[:, None],
     "index_none_last": lambda T, x: x[..., None],
     "index_int_none": lambda T, x: x[0, None, 1:],
+    "exp_size1": lambda T, x: x.transpose(0, 2)[:1].exp(),
+    "mul_broadcast": lambda T, x: x * x.norm(dim=1, keepdim=True),
+    "div_overlapping": lambda T, x: T.ones(4, 1).unfold(0, 3, 1) / 2,
+    "lt": lambda T, x: x.transpose(0, 2)[:1] < 3,
+    "flip": lambda T, x: x.flip(1),
+    "sort": lambda T, x: x.sort(1).values,
+    "argsort": lambda T, x: x.argsort(1),
+    "topk": lambda T, x: x.topk(1, 1).values,
+    "softmax": lambda T, x: x.softmax(1),
+    "log_softmax": lambda T, x: x.log_softmax(1),
+    "cross": lambda T, x: T.linalg.cross(x, x, dim=2),
+    "renorm": lambda T, x: x.renorm(2, 0, 1.0),
+    "put": lambda T, x: x.put(T.tensor([0, 2]), T.tensor([0.0, 2.0])),
+}
+
+# where dtrain's layout still differs from torch's, the reason
+DIFFERENT = {
+    "softmax": "torch's softmax writes a contiguous result; dtrain's keeps the input's order of dims",
+    "log_softmax": "torch's log_softmax writes a contiguous result; dtrain's keeps the input's order of dims",
+    "cross": "dtrain's cross is composed (stack of products); torch's kernel writes a contiguous result",
+    "renorm": "dtrain's renorm is composed (input times a factor, elementwise); torch's kernel writes a contiguous "
+              "result",
+    "put": "dtrain's out-of-place put is composed over a flattened copy (C order); torch's clones the input "
+           "(preserve_format) and writes into it",
 }
 
 def _layout(t):
     return tuple(t.shape), tuple(t.stride()), t.is_contiguous()
 
 
-@pytest.mark.parametrize("name", sorted(OPS), ids=sorted(OPS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=DIFFERENT[n]))
+                                  if n in DIFFERENT else n for n in sorted(OPS)], ids=sorted(OPS))
 def test_result_strides_match_torch(name):
     f = OPS[name]
     want = f(torch, _transposed(torch))

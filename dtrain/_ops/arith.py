@@ -9,6 +9,7 @@ from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
+from ._layout import iterator_layout, pointwise
 from ._util import method, nondiff, out_copy, promote, scalar_array, unbroadcast
 from ..amp._dispatch import autocast_op
 
@@ -415,12 +416,19 @@ def floor_divide(input, other, *, out=None):
 
 
 # ---------------------------------------------------------------------------------------------- comparisons
+def _laid_out(r, a, b):
+    """r, computed elementwise from tensors a and b outside Function.apply, laid out as torch lays it out."""
+    if r._data.ndim > 1 and not (a._data.flags.c_contiguous and b._data.flags.c_contiguous):
+        r._data = iterator_layout(r._device.xp, r._data, (a._data, b._data))
+    return r
+
+
 def _compare(name):
     def fn(input, other, *, out=None):
         (a, b), _ = promote(input, other)
         _bcast_check(a, b)
         ufunc = getattr(a._device.xp, name)
-        return out_copy(nondiff(ufunc, a, b), out)
+        return out_copy(_laid_out(nondiff(ufunc, a, b), a, b), out)
     fn.__name__ = name
     return fn
 
@@ -436,7 +444,7 @@ Tensor.greater, Tensor.greater_equal, Tensor.less, Tensor.less_equal, Tensor.not
 def _logical(name):
     def fn(input, other, *, out=None):
         b = other if isinstance(other, Tensor) else _wrap(input._device.xp.asarray(other), input._device)
-        return out_copy(nondiff(getattr(input._device.xp, name), input, b), out)
+        return out_copy(_laid_out(nondiff(getattr(input._device.xp, name), input, b), input, b), out)
     fn.__name__ = name
     setattr(Tensor, name, fn)
     return fn
@@ -592,3 +600,6 @@ Tensor.__ior__ = lambda a, b: Tensor.bitwise_or_(a, b)
 Tensor.__ixor__ = lambda a, b: Tensor.bitwise_xor_(a, b)
 # numpy scalars on the left (np.float32(2) * t) defer to the tensor's reflected operators, as with torch
 Tensor.__array_priority__ = 1000
+
+
+pointwise(Add, Sub, Mul, Div, Pow, Maximum, Minimum, Atan2, Fmax, Copysign, _Remainder, _Fmod)

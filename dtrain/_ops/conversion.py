@@ -5,7 +5,8 @@ from .. import _backend, _dtype
 from .._device import META, device_of
 from .._tensor import Tensor
 from ..autograd.graph import Function
-from ._util import copy_preserving, method
+from ._layout import copy_preserving
+from ._util import method
 
 
 def _move(x, device, dtype):

@@ -9,7 +9,8 @@ from .. import _backend, _dtype
 from .._device import CPU, META, device as _device_cls, resolve
 from .._tensor import Tensor, _wrap, strided
 from ..random import default_generator_for
-from ._util import empty_preserving, normalize_shape
+from ._layout import empty_preserving
+from ._util import normalize_shape
 
 
 def _dev_dt(device, dtype, default=None):

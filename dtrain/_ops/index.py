@@ -6,7 +6,8 @@ from .._device import device_of
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
 from ..autograd.graph import Function, make_view
-from ._util import c_ordered, method, on_input_device, out_copy, promote, unbroadcast
+from ._layout import c_ordered
+from ._util import method, on_input_device, out_copy, promote, unbroadcast
 from ..amp._dispatch import autocast_op
 
 

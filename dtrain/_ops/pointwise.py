@@ -10,6 +10,7 @@ from .._tensor import Tensor
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
 from ._lowp import widened
+from ._layout import pointwise
 from ._util import cast, method, nondiff, out_copy, promote, to_float, unbroadcast
 from .arith import apply_, assign_
 from ..amp._dispatch import autocast_op
@@ -845,3 +846,8 @@ def addcdiv(input, tensor1, tensor2, *, value=1):
 Tensor.addcmul_ = lambda self, t1, t2, *, value=1: assign_(self, addcmul(self, t1, t2, value=value))
 Tensor.addcdiv_ = lambda self, t1, t2, *, value=1: assign_(self, addcdiv(self, t1, t2, value=value))
 Tensor.lerp_ = lambda self, end, weight: assign_(self, lerp(self, end, weight))
+
+
+pointwise(Neg, Exp, Expm1, Log, Log2, Log10, Log1p, Sqrt, Rsqrt, Abs, Sin, Cos, Tan, Asin, Acos, Atan, Asinh, Acosh,
+          Atanh, Sinh, Cosh, Tanh, Sigmoid, Relu, Erf, Reciprocal, Square, Clamp, ClampTensor, ZeroGrad, Gelu, Silu,
+          Softplus, Frac, Logit, Angle, NanToNum, Lerp)

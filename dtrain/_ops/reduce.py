@@ -10,7 +10,8 @@ from .._tensor import Tensor, _wrap
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
 from ._lowp import widened
-from ._util import c_order, c_ordered, cast, method, on_input_device, out_copy, to_float, wrap_dim, wrap_dims
+from ._layout import c_order, c_ordered
+from ._util import cast, method, on_input_device, out_copy, to_float, wrap_dim, wrap_dims
 from ..amp._dispatch import autocast_op
 
 

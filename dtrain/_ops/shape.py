@@ -7,7 +7,8 @@ import numpy as np
 from .._tensor import Size, Tensor, _wrap
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
-from ._util import c_ordered, method, normalize_shape, wrap_dim, wrap_dims
+from ._layout import c_ordered, empty_preserving
+from ._util import method, normalize_shape, wrap_dim, wrap_dims
 from .inplace import view_at
 from ..amp._dispatch import autocast_op
 
@@ -514,7 +515,9 @@ def select(input, dim, index):
 class Flip(Function):
     def forward(ctx, x, dims):
         ctx.dims = dims
-        return ctx.xp.flip(x, dims).copy()
+        out = empty_preserving(ctx.xp, x)  # laid out as the input, as torch's flip
+        ctx.xp.copyto(out, ctx.xp.flip(x, dims))
+        return out
 
     def backward(ctx, g):
         return ctx.xp.flip(g, ctx.dims)

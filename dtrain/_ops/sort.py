@@ -4,13 +4,24 @@ import numpy as np
 from .. import _dtype
 from ..autograd import graph as _graph
 from .._tensor import Tensor, _wrap
+from ._layout import c_order, empty_preserving
 from ._util import method, on_input_device, wrap_dim
 from .scatter import Gather
 
 
 @method()
-@on_input_device
 def sort(input, dim=-1, descending=False, stable=False):
+    s = _sort(input, dim, descending)
+    a = input._data
+    if a.ndim > 1 and not a.flags.c_contiguous:  # torch lays out values and indices as the input (preserve_format)
+        for t in s:
+            t._data = _like_input(input._device.xp, a, t._data)
+    return s
+
+
+@on_input_device
+def _sort(input, dim=-1, descending=False):
+    """sort's values and indices in C order (what topk and kthvalue build on)."""
     from .reduce import return_sort
     d = wrap_dim(dim, input.ndim) if input.ndim else 0
     xp = input._device.xp
@@ -31,6 +42,13 @@ def sort(input, dim=-1, descending=False, stable=False):
     return return_sort(Gather.apply(input, it, dim=d, label="SortBackward0"), it)
 
 
+def _like_input(xp, a, r):
+    """r (computed from `a`, fresh) in a's preserve_format layout."""
+    out = empty_preserving(xp, a, r.dtype)
+    xp.copyto(out, r)
+    return out
+
+
 @method()
 def argsort(input, dim=-1, descending=False, stable=False):
     return sort(input, dim, descending, stable).indices
@@ -48,8 +66,9 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
     n = input.shape[d] if input.ndim else 1
     if k > n or k < 0:
         raise RuntimeError(f"selected index k out of range")
-    s = sort(input, d, descending=largest)
-    idx = s.indices.narrow(d, 0, k) if input.ndim else s.indices
+    s = _sort(input, d, descending=largest)
+    idx = _wrap(c_order(s.indices._data[(slice(None),) * d + (slice(0, k),)]), input._device) if input.ndim \
+        else s.indices
     return return_topk(Gather.apply(input, idx, dim=d, label="TopkBackward0") if input.ndim else input.clone(), idx)
 
 
@@ -60,7 +79,7 @@ def kthvalue(input, k, dim=-1, keepdim=False):
     n = input.shape[d] if input.ndim else 1
     if k < 1 or k > n:
         raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d}")
-    s = sort(input, d)
+    s = _sort(input, d)
     v, i = s.values.select(d, k - 1), s.indices.select(d, k - 1)
     if keepdim:
         v, i = v.unsqueeze(d), i.unsqueeze(d)

@@ -9,7 +9,8 @@ from .._backend import kernels, on_device
 from .._tensor import Tensor, _wrap
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
-from ._util import c_order, c_ordered, method, on_input_device, out_copy, scalar_tensor, wrap_dim
+from ._layout import c_order, c_ordered
+from ._util import method, on_input_device, out_copy, scalar_tensor, wrap_dim
 from .index import _scatter_add_at, where
 from .reduce import _named, return_cummax, return_mode
 from .scatter import Gather, _full_index

@@ -96,6 +96,7 @@ class Function(Node):
     gradients (a Linear's weight). The op learns nothing of who owns the array."""
     __slots__ = ("needs_input_grad", "xp")
     _view = False
+    _pointwise = False  # an elementwise op: its result is laid out as torch's TensorIterator lays it out
     saved = ()
     _versions = ()
     _out_meta = None
@@ -185,6 +186,14 @@ class Function(Node):
             # current for the forward (and restored after), whichever device the calling thread has selected
             with _backend.on_device(dev):
                 out = ctx.forward(*arrays, **params)
+        if cls._pointwise and type(out) is not tuple and out.ndim > 1:
+            for a in arrays:
+                if not a.flags.c_contiguous:  # NumPy and torch lay out the result alike for C-ordered inputs
+                    new = _iterator_layout(ctx.xp, out, arrays)
+                    if new is not out and ctx.saved:  # the forward saved its result: save the relaid one
+                        ctx.saved = tuple([new if s is out else s for s in ctx.saved])
+                    out = new
+                    break
         if cls._view:
             return _wrap_views(ctx, out, first, dev, track)
         if not track:
@@ -285,6 +294,7 @@ def make_view(t, base, multi=False):
 
 
 _refresh_view = None  # dtrain._ops.inplace.refresh_view, bound when that module loads
+_iterator_layout = None  # dtrain._ops._layout.iterator_layout, bound when that module loads
 
 
 def _wrap_views(ctx, out, base, dev, track):

@@ -62,6 +62,20 @@ _BLOCK = 1 << 18  # elements per block of a large flat update (1 MB of float32 p
 _SMALL = 1 << 16
 
 
+def _share_memory(params):
+    """Whether any two of `params` touch the same memory."""
+    spans = []
+    for p in params:
+        a = p._data
+        if a.size:
+            lo = hi = data_ptr(a)
+            for n, st in zip(a.shape, a.strides):
+                lo, hi = (lo + (n - 1) * st, hi) if st < 0 else (lo, hi + (n - 1) * st)
+            spans.append((lo, hi + a.itemsize))
+    spans.sort()
+    return any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
+
+
 class _Chunk:
     """The parameters of one group with one dtype and device, and the flat state buffers bound to them.
 
@@ -85,7 +99,9 @@ class _Chunk:
         self.flats = {}
         self.scratch = []
         self.packed = None  # two scratch buffers (parameters, gradients) for the small ones stepped together
-        self.duplicates = len({id(p) for p in params}) != len(params)
+        # one parameter twice, or two sharing memory (t and t.detach()): stepped one after the other, as torch's
+        # loop does, so that each update sees the one before (the flat step reads them all first)
+        self.duplicates = len({id(p) for p in params}) != len(params) or _share_memory(params)
 
     def bind(self, key, tensors):
         """The flat array behind the state tensors `tensors` (shaped like the params), binding them to its views

@@ -69,6 +69,12 @@ def _get(f):
         return ("raises", exc_type(e))
 
 
+def _layout(t):
+    """The strides that decide memory order (those of dims longer than 1) and is_contiguous(): what `.view()`
+    of the tensor, a copy of it and an in-place write into it depend on."""
+    return tuple(st for n, st in zip(t.shape, t.stride()) if n > 1), t.is_contiguous()
+
+
 def read(v, mod):
     """Everything observable about one variable, as plain values (no references into the run)."""
     if isinstance(v, np.ndarray):
@@ -79,7 +85,7 @@ def read(v, mod):
         warnings.simplefilter("ignore")  # torch warns on reading .grad of a non-leaf
         g = _get(lambda: v.grad)
         grad = g if g is None or isinstance(g, tuple) else (tuple(g.shape), str(g.dtype), _array(g, mod))
-        return {"kind": "Tensor", "shape": tuple(v.shape), "dtype": str(v.dtype),
+        return {"kind": "Tensor", "shape": tuple(v.shape), "dtype": str(v.dtype), "layout": _get(lambda: _layout(v)),
                 "value": _get(lambda: _array(v, mod)), "requires_grad": _get(lambda: v.requires_grad),
                 "is_leaf": _get(lambda: v.is_leaf), "grad_fn": _get(lambda: v.grad_fn is not None), "grad": grad}
 
@@ -114,7 +120,7 @@ def _show(x):
 
 def diff(name, want, got):
     """The first difference between torch's reading `want` and dtrain's `got` of variable `name`: (aspect, text)."""
-    for key in ("kind", "shape", "dtype", "requires_grad", "is_leaf", "grad_fn"):
+    for key in ("kind", "shape", "dtype", "layout", "requires_grad", "is_leaf", "grad_fn"):
         if want.get(key) != got.get(key):
             return key, f"{name}.{key}: torch {want.get(key)!r}, dtrain {got.get(key)!r}"
     if "value" in want and not _close(want["value"], got["value"], want["dtype"]):

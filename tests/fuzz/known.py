@@ -6,8 +6,6 @@ statement about to be drawn.
 """
 from typing import Callable, NamedTuple
 
-import torch
-
 
 class Known(NamedTuple):
     """A divergence dtrain has today, kept out of generation until it is fixed (see test_regressions.py)."""
@@ -26,29 +24,7 @@ def _shared_grads(s):
     return len(ptrs) != len(set(ptrs))
 
 
-def _overlapping(t):
-    """Whether distinct elements of torch tensor t share memory (unfold windows, expand)."""
-    span = 0
-    for n, st in sorted(((n, abs(st)) for n, st in zip(t.shape, t.stride()) if n > 1), key=lambda p: p[1]):
-        if st <= span:
-            return True
-        span += (n - 1) * st
-    return False
-
-
-def _reads_overlapping(s, op):
-    names = [op.target] + [a for a in op.args if isinstance(a, str)]
-    return any(isinstance(s.ns.get(n), torch.Tensor) and _overlapping(s.ns[n]) for n in names)
-
-
 KNOWN = [
-    Known("overlapping_input_layout",
-          "an op computing a new tensor from one whose elements share memory (unfold windows, expand): torch "
-          "lays the result out in TensorIterator's order of the input's dims (by stride, equal strides by "
-          "size), NumPy in its own (by stride, equal strides in C order), so contiguous()/flatten()/view() of "
-          "the result copy in one and alias in the other",
-          lambda s, op, ng: (op.kind in ("math", "reduce") or (op.kind == "view" and op.method in ("to", "clone")))
-          and _reads_overlapping(s, op)),
     Known("shared_grad_storage",
           "torch's AccumulateGrad takes over an incoming gradient instead of copying it when nothing else holds "
           "that tensor (a reference count), and the gradients of two 0-d leaves summed into one loss are two "

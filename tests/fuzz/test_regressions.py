@@ -746,15 +746,14 @@ def test_grads_of_two_0d_leaves_of_one_loss_share_storage_in_torch():
     same_as_torch(program)
 
 
-# found by `python -m tests.fuzz.run --seed 36 --minutes 10`, kept KNOWN
+# found by `python -m tests.fuzz.run --seed 36 --minutes 10`
 
 
-@_xfail("overlapping_input_layout")
 def test_layout_of_a_result_computed_from_overlapping_windows():
     def program(torch):
         t0 = torch.tensor([[0.0], [0.0], [0.0], [0.0]], dtype=torch.float32, requires_grad=True)
         t2 = t0.unfold(0, 3, 1)
-        t4 = t2.exp()  # torch: strides (1, 1, 2), not contiguous; NumPy: C-contiguous
+        t4 = t2.exp()  # torch: strides (1, 1, 2), not contiguous (NumPy's own order: C-contiguous)
         t8 = t4.contiguous()
         return locals()
 
@@ -859,4 +858,20 @@ def test_copy_between_an_unfold_window_and_its_view_is_a_partial_overlap():
         with pytest.raises(RuntimeError):
             t1.copy_(t2)
         return locals()
+    same_as_torch(program)
+
+
+# found by `python -m tests.fuzz.run --seed 8 --minutes 4 --all` (behind the shared_grad_storage entry)
+@pytest.mark.parametrize("opt", ["SGD", "Adam"])
+def test_an_optimizer_steps_parameters_that_share_memory_one_after_the_other(opt):
+    def program(torch):
+        t0 = torch.tensor([0.0, 1.0], dtype=torch.float32, requires_grad=True)
+        t1 = t0.detach()
+        t1.requires_grad_()
+        o = getattr(torch.optim, opt)([t0, t1], lr=0.1)
+        t0.grad = torch.tensor([1.0, 2.0])
+        t1.grad = torch.tensor([3.0, -1.0])
+        o.step()  # torch: both updates land on the shared memory, the second after the first
+        return locals()
+
     same_as_torch(program)
