@@ -223,6 +223,9 @@ def _like_dtype_dev(input, dtype, device):
 
 
 def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
+    if layout is None and input.is_sparse:  # torch keeps the layout: a sparse tensor with no entries
+        from ..sparse._coo import zeros_like as sparse_zeros_like
+        return sparse_zeros_like(input, dtype, device, requires_grad)
     _strided_only(layout, "zeros_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
     return zeros(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)

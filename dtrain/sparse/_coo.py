@@ -2,13 +2,14 @@
 
 A sparse tensor is a dtrain Tensor whose array is a `_COO` instead of an ndarray. Autograd needs nothing new: the
 gradient that flows into a sparse tensor is the gradient of its values (an array shaped like them, in their
-order), so each op below is one Function with forward and backward over arrays, as dense ops are. Products go
-through SciPy's sparse arrays on the CPU. Sparse tensors live on the CPU only for now: on CUDA each op raises
-NotImplementedError naming itself.
+order), so each op below is one Function with forward and backward over arrays, as dense ops are, written once
+against the array module (`ctx.xp`): a sparse tensor's arrays are NumPy's on the CPU and CuPy's on a CUDA
+device. The products go through the backend's kernel table (`kernels[xp].spmm`: SciPy's CSR matrices on the
+CPU, cupyx.scipy.sparse's on CUDA).
 """
 import numpy as np
 
-from .. import _dtype
+from .. import _backend, _dtype
 from .._device import resolve
 from .._tensor import Tensor, _wrap, sparse_coo
 from ..autograd.graph import Function
@@ -33,29 +34,23 @@ class _COO:
     nnz = property(lambda self: self.indices.shape[1])
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        raise _unsupported(ufunc.__name__)
+        raise _unsupported(ufunc.__name__, self._device_type())
 
     def __array_function__(self, func, types, args, kwargs):
-        raise _unsupported(func.__name__)
+        raise _unsupported(func.__name__, self._device_type())
+
+    def _device_type(self):
+        return "cpu" if isinstance(self.values, np.ndarray) else "cuda"
 
     def __array__(self, dtype=None, copy=None):
         raise TypeError("can't convert Sparse layout tensor to numpy. Use Tensor.to_dense() first.")
 
 
-def _unsupported(op):
+def _unsupported(op, device_type="cpu"):
     return NotImplementedError(
-        f"Could not run 'aten::{op}' with arguments from the 'SparseCPU' backend: dtrain's sparse COO tensors support "
-        "coalesce, to_dense, indices/values, t, mul by a scalar, sum and products with dense matrices "
-        "(torch.sparse.mm, torch.spmm, @); call .to_dense() first for other ops")
-
-
-def _cpu_only(op, *where):
-    """Sparse tensors are CPU-only for now: raise naming `op` for a tensor or device elsewhere."""
-    for w in where:
-        dev = w._device if isinstance(w, Tensor) else w
-        if dev.type != "cpu":
-            raise NotImplementedError(f"{op}: dtrain's sparse COO tensors are CPU-only for now, but got {dev}; "
-                                      "compute on the CPU or use dense tensors")
+        f"Could not run 'aten::{op}' with arguments from the 'Sparse{device_type.upper()}' backend: dtrain's sparse "
+        "COO tensors support coalesce, to_dense, indices/values, t, add, mul by a scalar, sum and products with "
+        "dense matrices (torch.sparse.mm, torch.spmm, @); call .to_dense() first for other ops")
 
 
 class SparseTensor(Tensor):
@@ -68,7 +63,7 @@ class SparseTensor(Tensor):
     def __getattribute__(self, name):
         # dense methods read the array as an ndarray: only the ones that know a sparse tensor may run
         if name[0] != "_" and name not in _SUPPORTED and hasattr(Tensor, name):
-            raise _unsupported(name)
+            raise _unsupported(name, object.__getattribute__(self, "_device").type)
         return object.__getattribute__(self, name)
 
     def requires_grad_(self, requires_grad=True):
@@ -133,14 +128,23 @@ class SparseTensor(Tensor):
                 dev, dt = a._device, a.dtype
             elif a is not None and not isinstance(a, bool):
                 dev = a
-        if dev is not None:
-            _cpu_only("to", resolve(dev))
-        if dt is None or dt is self.dtype:
+        dev = None if dev is None else resolve(dev)
+        if dev is self._device:
+            dev = None
+        if dt is self.dtype:
+            dt = None
+        if dev is None and dt is None:
             return self
-        return _sparse(ToCopy.apply(self, dtype=dt))
+        out = ToCopy.apply(self, device=dev, dtype=dt or self.dtype, src_device=self._device)
+        out._device = dev or self._device
+        return _sparse(out)
 
     def cpu(self, memory_format=None):
-        return self
+        return self.to("cpu")
+
+    def cuda(self, device=None, non_blocking=False, memory_format=None):
+        from .._device import device as _device_cls
+        return self.to(_device_cls("cuda", device) if isinstance(device, int) else (device or "cuda"))
 
     def float(self, memory_format=None):
         return self.to(_dtype.float32)
@@ -192,15 +196,20 @@ class SparseTensor(Tensor):
     __truediv__ = div
 
     def numpy(self, *, force=False):
+        if self._device.type != "cpu" and not force:
+            raise TypeError(f"can't convert {self._device} device type tensor to numpy. Use Tensor.cpu() to copy the "
+                            "tensor to host memory first.")
         raise TypeError("can't convert Sparse layout tensor to numpy. Use Tensor.to_dense() first.")
 
-    def __add__(self, other):
-        if isinstance(other, SparseTensor):
-            raise NotImplementedError("add of two sparse COO tensors is not supported by dtrain; add their dense "
-                                      "forms (.to_dense())")
-        raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
+    def add(self, other, *, alpha=1):
+        return _add_any(self, other, alpha)
 
-    add = __add__
+    __add__ = add
+
+    def sub(self, other, *, alpha=1):
+        return _add_any(self, other, alpha, subtract=True)
+
+    __sub__ = sub
 
     def __neg__(self):
         return self.mul(-1)
@@ -254,11 +263,12 @@ def _sparse(t):
 
 # ------------------------------------------------------------------------------------------------------- ops
 
-def _linear_index(indices, shape):
+def _linear_index(xp, indices, shape):
     """One int64 key per column of `indices` that orders them as torch's coalesce does (row-major)."""
-    if indices.shape[0] == 0:
-        return np.zeros(indices.shape[1], np.int64)
-    return np.ravel_multi_index(tuple(indices), shape) if indices.shape[1] else np.zeros(0, np.int64)
+    keys = xp.zeros(indices.shape[1], np.int64)
+    for d, n in enumerate(shape):
+        keys = keys * n + indices[d]
+    return keys
 
 
 class SparseCooTensorWithDimsAndTensors(Function):
@@ -276,11 +286,12 @@ class Coalesce(Function):
     the output value it was summed into."""
 
     def forward(ctx, c):
-        keys = _linear_index(c.indices, c.shape[:c.sparse_dim])
-        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        values = np.zeros((len(uniq),) + c.values.shape[1:], c.values.dtype)
-        np.add.at(values, inverse, c.values)
-        ctx.inverse = inverse
+        xp = ctx.xp
+        keys = _linear_index(xp, c.indices, c.shape[:c.sparse_dim])
+        uniq, first, inverse = xp.unique(keys, return_index=True, return_inverse=True)
+        values = xp.zeros((len(uniq),) + c.values.shape[1:], c.values.dtype)
+        _backend.kernels[xp].scatter_add(values, inverse.reshape(-1), c.values)
+        ctx.inverse = inverse.reshape(-1)
         return _COO(c.indices[:, first], values, c.shape, True)
 
     def backward(ctx, g):
@@ -294,31 +305,33 @@ class SparseSum(Coalesce):
 class ToDense(Function):
     def forward(ctx, c):
         ctx.indices = c.indices
-        dense = np.zeros(c.shape, c.values.dtype)
-        np.add.at(dense, tuple(c.indices), c.values)  # repeated indices add up, as in an uncoalesced tensor
+        dense = ctx.xp.zeros(c.shape, c.values.dtype)
+        # repeated indices add up, as in an uncoalesced tensor
+        _backend.kernels[ctx.xp].scatter_add(dense, tuple(c.indices[d] for d in range(c.sparse_dim)), c.values)
         return dense
 
     def backward(ctx, g):
-        return g[tuple(ctx.indices)]
+        return g[tuple(ctx.indices[d] for d in range(ctx.indices.shape[0]))]
 
 
 class ToSparse(Function):
     """dense → its nonzero entries (over the leading `sparse_dim` dimensions: a slice that is not all zero)."""
 
     def forward(ctx, a, sparse_dim):
+        xp = ctx.xp
         if sparse_dim == 0:  # one entry: the whole tensor
             ctx.nz, ctx.shape = (), a.shape
-            return _COO(np.zeros((0, 1), np.int64), a[None].copy(), a.shape, True)
+            return _COO(xp.zeros((0, 1), np.int64), a[None].copy(), a.shape, True)
         lead = a.reshape(a.shape[:sparse_dim] + (-1,)) if sparse_dim < a.ndim else a[..., None]
-        nz = np.nonzero(np.any(lead != 0, axis=-1))
-        indices = np.stack(nz).astype(np.int64)
+        nz = xp.nonzero(xp.any(lead != 0, axis=-1))
+        indices = xp.stack(nz).astype(np.int64)
         ctx.nz, ctx.shape = nz, a.shape
         return _COO(indices, a[nz].copy(), a.shape, True)
 
     def backward(ctx, g):
         if ctx.nz == ():
             return g[0].copy()
-        out = np.zeros(ctx.shape, g.dtype)
+        out = ctx.xp.zeros(ctx.shape, g.dtype)
         out[ctx.nz] = g
         return out
 
@@ -340,13 +353,22 @@ class Clone(Function):
 
 
 class ToCopy(Function):
-    def forward(ctx, c, dtype):
-        ctx.in_dtype = c.values.dtype
-        return _COO(c.indices, c.values.astype(dtype.np), c.shape, c.coalesced)
+    """A dtype and/or device change of the values (and a device change of the indices); the gradient goes back
+    to the source dtype and device."""
+
+    def forward(ctx, c, device, dtype, src_device):
+        from .._ops.conversion import _move
+        ctx.src_device, ctx.in_dtype = src_device, c.values.dtype
+        if device is None:
+            return _COO(c.indices, c.values.astype(dtype.np), c.shape, c.coalesced)
+        return _COO(_move(c.indices, device, _dtype.int64), _move(c.values, device, dtype), c.shape, c.coalesced)
 
     def backward(ctx, g):
-        return g.astype(ctx.in_dtype)
-
+        from .._device import device_of
+        from .._ops.conversion import _move
+        if device_of(g) != ctx.src_device:
+            return _move(g, ctx.src_device, _dtype.from_numpy_dtype(ctx.in_dtype))
+        return g.astype(ctx.in_dtype, copy=False)
 
 
 class T(Function):
@@ -366,31 +388,86 @@ class Mul(Function):
         return g * g.dtype.type(ctx.factor)
 
 
+class Add(Function):
+    """sparse + alpha · sparse of one size, as torch's kernels: on the CPU a merge of the two entry lists (walked
+    together; equal indices add up; coalesced when both are, and then sorted), on CUDA the two lists one after
+    the other (uncoalesced). Each input value's gradient is that of the entry it went into."""
 
-def _csr(c):
-    import scipy.sparse
-    return scipy.sparse.csr_array((c.values, (c.indices[0], c.indices[1])), shape=c.shape)
+    def forward(ctx, a, b, alpha, dtype):
+        xp = ctx.xp
+        va = a.values.astype(dtype, copy=False)
+        vb = b.values.astype(dtype, copy=False) * dtype.type(alpha)
+        ctx.dtypes, ctx.alpha = (a.values.dtype, b.values.dtype), alpha
+        indices = xp.concatenate([a.indices, b.indices], axis=1)
+        if not _backend.kernels[xp].host and not (a.coalesced and b.coalesced):
+            ctx.pos_a, ctx.pos_b = slice(0, a.nnz), slice(a.nnz, None)
+            return _COO(indices, xp.concatenate([va, vb]), a.shape, False)
+        sd = a.sparse_dim
+        ka, kb = _linear_index(xp, a.indices, a.shape[:sd]), _linear_index(xp, b.indices, b.shape[:sd])
+        if a.coalesced and b.coalesced:  # the merge of two sorted lists: their sorted union
+            keys, first, inverse = xp.unique(xp.concatenate([ka, kb]), return_index=True, return_inverse=True)
+            inverse = inverse.reshape(-1)
+            n = len(keys)
+        else:
+            first, inverse = _merge(ka, kb)
+            n = len(first)
+        ctx.pos_a, ctx.pos_b = inverse[:a.nnz], inverse[a.nnz:]
+        values = xp.zeros((n,) + va.shape[1:], dtype)
+        values[ctx.pos_a] = va
+        values[ctx.pos_b] += vb  # no position twice within one input: a merge takes each entry once
+        return _COO(indices[:, first], values, a.shape, a.coalesced and b.coalesced)
+
+    def backward(ctx, g):
+        ga, gb = g[ctx.pos_a], g[ctx.pos_b] * g.dtype.type(ctx.alpha)
+        return ga.astype(ctx.dtypes[0], copy=False), gb.astype(ctx.dtypes[1], copy=False)
+
+
+class Sub(Add):
+    """sparse - alpha · sparse: Add with -alpha, under torch's name for it."""
+
+
+def _merge(ka, kb):
+    """torch's CPU merge of two entry lists by their keys (NumPy arrays), walked together: the smaller key is
+    taken first, equal ones together. Returns, per output entry, the position of its index among the two
+    lists concatenated, and, per input entry, its output position. A Python loop (torch's is C++): only
+    uncoalesced CPU additions come here."""
+    ka, kb = ka.tolist(), kb.tolist()
+    na, nb = len(ka), len(kb)
+    first, out = [], [0] * (na + nb)
+    i = j = 0
+    while i < na or j < nb:
+        take_a = j >= nb or (i < na and ka[i] <= kb[j])
+        take_b = i >= na or (j < nb and kb[j] <= ka[i])
+        first.append(i if take_a else na + j)
+        if take_a:
+            out[i] = len(first) - 1
+            i += 1
+        if take_b:
+            out[na + j] = len(first) - 1
+            j += 1
+    return np.array(first, np.int64), np.array(out, np.int64)
 
 
 class SparseAddmm(Function):
-    """sparse (n×k) @ dense (k×m) through SciPy; gradients: dense ← Sᵀ @ g, values ← (g @ denseᵀ) at the
-    indices (only the nnz entries are computed, never the dense n×k matrix)."""
+    """sparse (n×k) @ dense (k×m) through the device's sparse matrices (SciPy or cupyx); gradients: dense ←
+    Sᵀ @ g, values ← (g @ denseᵀ) at the indices (only the nnz entries are computed, never the dense n×k
+    matrix)."""
 
     def forward(ctx, c, dense):
-        s = _csr(c)
-        ctx.c, ctx.s = c, s
+        ctx.c = c
         ctx.save_for_backward(dense)
-        return np.asarray(s @ dense, dtype=dense.dtype)
+        rows, cols = c.indices
+        return _backend.kernels[ctx.xp].spmm(c.values, rows, cols, c.shape, dense)
 
     def backward(ctx, g):
         (dense,) = ctx.saved
         c = ctx.c
         gv = gd = None
+        rows, cols = c.indices
         if ctx.needs_input_grad[0]:
-            rows, cols = c.indices
-            gv = np.einsum("ij,ij->i", g[rows], dense[cols]).astype(c.values.dtype, copy=False)
+            gv = (g[rows] * dense[cols]).sum(axis=1).astype(c.values.dtype, copy=False)
         if ctx.needs_input_grad[1]:
-            gd = np.asarray(ctx.s.T @ g, dtype=dense.dtype)
+            gd = _backend.kernels[ctx.xp].spmm(c.values, cols, rows, c.shape[::-1], g)
         return gv, gd
 
 
@@ -406,7 +483,6 @@ def _mm(cls, sparse, dense):
                                   "them dense with .to_dense()")
     if not isinstance(dense, Tensor):
         raise TypeError(f"mm(): argument 'mat2' must be Tensor, not {type(dense).__name__}")
-    _cpu_only("mm", sparse, dense)
     c = sparse._data
     if c.ndim != 2 or c.sparse_dim != 2:
         raise RuntimeError(f"mm: the sparse operand must be a 2-D matrix with 2 sparse dimensions, got size "
@@ -418,14 +494,17 @@ def _mm(cls, sparse, dense):
     if dense.dtype is not sparse.dtype:
         raise RuntimeError(f"expected scalar type {_dtype.scalar_name(sparse.dtype)} but found "
                            f"{_dtype.scalar_name(dense.dtype)}")
+    if sparse._device != dense._device:
+        raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
+                           f"{sparse._device} and {dense._device}!")
     return cls.apply(sparse, dense)
 
 
 def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pin_memory=False,
                       requires_grad=False, check_invariants=None, is_coalesced=None):
-    """A sparse COO tensor from `indices` (sparse_dim × nnz) and `values` (nnz × dense dims); `size` defaults to
-    the smallest that holds the indices. Unlike torch (whose checks are off by default), indices out of `size`
-    always raise here."""
+    """A sparse COO tensor from `indices` (sparse_dim × nnz) and `values` (nnz × dense dims), on `device`
+    (default: that of `values`); `size` defaults to the smallest that holds the indices. Unlike torch (whose
+    checks are off by default), indices out of `size` always raise here."""
     from .._ops.creation import tensor as _tensor
     if pin_memory:
         raise NotImplementedError("pin_memory=True is not supported for dtrain's sparse tensors")
@@ -433,11 +512,13 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
         indices = _tensor(indices)
     if not isinstance(values, Tensor):
         values = _tensor(values, dtype=dtype)
-    _cpu_only("sparse_coo_tensor", indices, values, *(() if device is None else (resolve(device),)))
+    if device is not None:
+        values = values.to(resolve(device))
     dev = values._device
+    indices = indices.to(dev)  # as torch's constructor: the indices go where the values are
     if dtype is not None and dtype is not values.dtype:
         values = values.to(dtype)
-    idx = np.asarray(indices.detach()._data)
+    idx = indices.detach()._data
     if idx.ndim != 2:
         raise RuntimeError(f"indices must be sparse_dim x nnz, but got: {list(idx.shape)}")
     idx = idx.astype(np.int64, copy=False)
@@ -446,8 +527,11 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
                            f"from values: {values.shape[0] if values.dim() else 0}")
     sparse_dim = idx.shape[0]
     dense_shape = tuple(values.shape[1:])
+    # the bounds of the indices, on the host (one small transfer for a CUDA tensor)
+    lo, hi = (_backend.to_numpy(idx.min(axis=1)), _backend.to_numpy(idx.max(axis=1))) if idx.shape[1] else (None,
+                                                                                                             None)
     if size is None:
-        size = tuple(int(m) + 1 for m in idx.max(axis=1)) if idx.shape[1] else (0,) * sparse_dim
+        size = tuple(int(m) + 1 for m in hi) if idx.shape[1] else (0,) * sparse_dim
         size = size + dense_shape
     size = tuple(int(s) for s in size)
     if len(size) != sparse_dim + len(dense_shape):
@@ -457,7 +541,6 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
         raise RuntimeError(f"values has incorrect size, expected {[idx.shape[1], *size[sparse_dim:]]}, got "
                            f"{list(values.shape)}")
     if idx.shape[1]:
-        lo, hi = idx.min(axis=1), idx.max(axis=1)
         for d in range(sparse_dim):
             if lo[d] < 0:
                 raise RuntimeError(f"found negative index {lo[d]} for dim {d}")
@@ -475,6 +558,27 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     return out
 
 
+def _add_any(input, other, alpha, subtract=False):
+    """torch.add / torch.sub where an operand is sparse: sparse ± sparse is sparse, dense ± sparse dense."""
+    if isinstance(input, SparseTensor):
+        if not isinstance(other, SparseTensor):
+            raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
+        if input.shape != other.shape:
+            raise RuntimeError(f"add: expected sizes of 'self' and 'other' to match, but {list(input.shape)} != "
+                               f"{list(other.shape)}")
+        if input._data.sparse_dim != other._data.sparse_dim:
+            raise RuntimeError(f"add: expected 'self' and 'other' to have same sparse dimensions, but got "
+                               f"{input._data.sparse_dim} and {other._data.sparse_dim}")
+        if input._device != other._device:
+            raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
+                               f"{input._device} and {other._device}!")
+        dtype = _dtype.promote_types(input.dtype, other.dtype).np
+        cls = Sub if subtract else Add
+        return _sparse(cls.apply(input, other, alpha=-alpha if subtract else alpha, dtype=dtype))
+    dense = other.to_dense()  # dense ± sparse: the gradient reaches the sparse operand's values through it
+    return input.sub(dense, alpha=alpha) if subtract else input.add(dense, alpha=alpha)
+
+
 def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=None):
     """Tensor.to_sparse: the nonzero entries of a dense tensor as a coalesced sparse COO tensor."""
     if layout not in (None, sparse_coo) or blocksize is not None or dense_dim is not None:
@@ -482,12 +586,27 @@ def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=N
                                   f"blocksize={blocksize}, dense_dim={dense_dim}")
     if isinstance(self, SparseTensor):
         return self
-    _cpu_only("to_sparse", self)
     n = self.dim()
     sparse_dim = n if sparse_dim is None else sparse_dim
     if not 0 <= sparse_dim <= n:
         raise RuntimeError(f"sparse_dim argument must be in [0, {n}] but got {sparse_dim}")
     return _sparse(ToSparse.apply(self, sparse_dim=sparse_dim))
+
+
+def zeros_like(input, dtype=None, device=None, requires_grad=False):
+    """torch.zeros_like of a sparse tensor: a sparse tensor of its size and sparse dimensions, with no entries
+    (coalesced)."""
+    dev = input._device if device is None else resolve(device)
+    dt = input.dtype if dtype is None else dtype
+    xp = dev.xp
+    c = input._data
+    with _backend.on_device(dev):
+        indices = xp.zeros((c.sparse_dim, 0), np.int64)
+        values = xp.zeros((0,) + c.shape[c.sparse_dim:], dt.np)
+    out = _sparse(_wrap(_COO(indices, values, c.shape, True), dev))
+    if requires_grad:
+        out.requires_grad_(True)
+    return out
 
 
 def _rebuild(indices, values, shape, coalesced):
