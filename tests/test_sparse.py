@@ -392,3 +392,30 @@ def test_factories_take_strided_and_refuse_sparse_layout(make):
     assert make(torch, layout=torch.strided).layout is torch.strided
     with pytest.raises(NotImplementedError, match="not layout torch.sparse_coo"):
         make(dtrain, layout=dtrain.sparse_coo)  # never a dense tensor in its place
+
+
+def test_graph_network_trains_on_cuda_with_the_losses_of_torch_on_the_cpu():
+    """tests/programs/gcn.py (pygcn's style: model, features and sparse adjacency moved with .cuda()) under
+    dtrain on the emulated GPUs (a real one where there is one) against torch on the CPU."""
+    import os
+    import re
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    script = os.path.join(here, "programs", "gcn.py")
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    out = {}
+    for name, cmd, extra in (("torch", [sys.executable, script], {}),
+                             ("dtrain", [sys.executable, os.path.join(here, "programs", "as_dtrain.py"), script],
+                              {"DTRAIN_EMULATE_CUDA": "2"})):
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(env, **extra))
+        assert p.returncode == 0, f"{name}:\n" + p.stdout[-2000:] + p.stderr[-3000:]
+        out[name] = p.stdout
+    assert "DEVICE cuda cuda cuda" in out["dtrain"] and "DEVICE cpu cpu cpu" in out["torch"]
+    pat = r"EPOCH \d+ loss_train ([0-9.]+) loss_val ([0-9.]+) acc_val ([0-9.]+)|TEST loss ([0-9.]+) accuracy ([0-9.]+)"
+    got = [float(v) for m in re.findall(pat, out["dtrain"]) for v in m if v]
+    want = [float(v) for m in re.findall(pat, out["torch"]) for v in m if v]
+    assert len(got) == len(want) == 7 * 3 + 2
+    # float32 over 120 Adam steps: a few hundred ulps of drift at most
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-5)
+    assert got[-1] >= 0.8  # and it learned the communities
