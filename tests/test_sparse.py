@@ -238,12 +238,32 @@ def test_indices_outside_the_size_raise():
     assert str(t.value).split(".")[0] in str(e.value)
 
 
-def test_sparse_leaf_requires_grad_is_refused():
-    s = dtrain.tensor([[0, 1.], [2, 0]]).to_sparse()
-    with pytest.raises(NotImplementedError, match="sparse leaf"):
-        s.requires_grad_()
-    with pytest.raises(NotImplementedError, match="sparse leaf"):
-        dtrain.sparse_coo_tensor(dtrain.tensor([[0], [1]]), dtrain.ones(1), (2, 2), requires_grad=True)
+@pytest.mark.parametrize("make", ["constructor", "requires_grad_", "coalesced"])
+def test_sparse_leaf_gets_a_sparse_grad(make, device):
+    """A sparse leaf that requires grad: to_dense and products track it, and its .grad is the sparse tensor of
+    its values' gradient at its indices, summed over backward passes, as torch's."""
+    rng = np.random.default_rng(8)
+    idx, val = _graph(rng, n=5, nnz=7)
+    h, w = rng.standard_normal((5, 3)), rng.standard_normal((5, 5))
+    res = {}
+    for lib in LIBS:
+        dev = _on(lib, device)
+        if make == "constructor":
+            s = lib.sparse_coo_tensor(lib.tensor(idx), lib.tensor(val), (5, 5), device=dev, requires_grad=True)
+        else:
+            s = lib.sparse_coo_tensor(lib.tensor(idx), lib.tensor(val), (5, 5), device=dev)
+            s = (s.coalesce() if make == "coalesced" else s).requires_grad_()
+        assert s.is_leaf and s.requires_grad and s.grad is None
+        d = s.to_dense()
+        assert d.requires_grad and d.grad_fn.name() == "ToDenseBackward0"
+        (d * lib.tensor(w, device=dev)).sum().backward()
+        first = s.grad
+        lib.sparse.mm(s, lib.tensor(h, device=dev)).pow(2).sum().backward()  # a second pass adds to it
+        res[lib.__name__] = (s, first, s.grad)
+    for d, t in zip(res["dtrain"], res["torch"]):
+        _same_repr(d.detach(), t.detach())
+        np.testing.assert_allclose(_np(d._values()), _np(t._values()), rtol=1e-12)
+    assert res["dtrain"][2].device.type == device
 
 
 @pytest.mark.cuda

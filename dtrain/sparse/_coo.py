@@ -12,7 +12,7 @@ import numpy as np
 from .. import _backend, _dtype
 from .._device import resolve
 from .._tensor import Tensor, _wrap, sparse_coo
-from ..autograd.graph import Function
+from ..autograd.graph import AccumulateGrad, Function
 
 
 class _COO:
@@ -66,13 +66,13 @@ class SparseTensor(Tensor):
             raise _unsupported(name, object.__getattribute__(self, "_device").type)
         return object.__getattribute__(self, name)
 
-    def requires_grad_(self, requires_grad=True):
-        if requires_grad and self.grad_fn is None:
-            raise NotImplementedError(
-                "dtrain does not accumulate gradients into sparse leaf tensors: make the values require grad and "
-                "build the tensor from them (torch.sparse_coo_tensor(indices, values, size)); gradients then reach "
-                "the values")
-        return Tensor.requires_grad_(self, requires_grad)
+    def _grad_accumulator(self):
+        acc = self._accum() if self._accum is not None else None
+        if acc is None:
+            import weakref
+            acc = _SparseAccumulateGrad(self)
+            self._accum = weakref.ref(acc)
+        return acc
 
     def _nnz(self):
         return self._data.nnz
@@ -246,12 +246,47 @@ class SparseTensor(Tensor):
         return t
 
 
+class _SparseAccumulateGrad(AccumulateGrad):
+    """A sparse leaf's node. The gradient that reaches it is that of the leaf's values; its `.grad` is, as in
+    torch, the sparse tensor of those at the leaf's (coalesced) indices, and the gradient of a later pass is
+    added to it as a sparse tensor (torch.add of two sparse tensors)."""
+    __slots__ = ()
+
+    def accumulate(self, g, owned):
+        from ..autograd.grad_mode import no_grad
+        var = self.variable
+        if not self.live():
+            return
+        c = var._data
+        indices = c.indices
+        if not c.coalesced:
+            # torch's gradient is the dense one masked by the leaf (sparse_mask): at its indices coalesced. Entries
+            # of one index all have that index's gradient, so the first of each stands for it
+            xp = _backend.xp_of(g)
+            with _backend.on_device(var._device):
+                _, first = xp.unique(_linear_index(xp, indices, c.shape[:c.sparse_dim]), return_index=True)
+                indices, g, owned = indices[:, first], g[first], True
+        grad = _sparse(_wrap(_COO(indices, g if owned else g.copy(), c.shape, True), var._device))
+        for hook in list(var._hooks.values()) if var._hooks else ():
+            r = hook(grad)
+            if r is not None:
+                grad = r
+        if var.grad is None:
+            var.grad = grad
+        else:  # in place, as torch's `grad += new_grad`: a reference to .grad taken before sees the sum
+            with no_grad():
+                var.grad._data = (var.grad + grad)._data
+            var.grad._version.value += 1
+        for hook in list(var._post_acc_hooks.values()) if var._post_acc_hooks else ():
+            hook(var)
+
+
 # what a sparse tensor keeps of Tensor's public attributes (metadata and autograd state)
 _SUPPORTED = frozenset(
     n for n in vars(SparseTensor) if not n.startswith("_")) | {
     "shape", "size", "dim", "ndim", "ndimension", "numel", "nelement", "dtype", "device", "is_cuda", "is_cpu",
     "is_meta", "requires_grad", "grad", "grad_fn", "is_leaf", "output_nr", "element_size", "is_floating_point",
-    "is_complex", "get_device", "is_quantized", "is_mkldnn", "is_nested"}
+    "is_complex", "get_device", "is_quantized", "is_mkldnn", "is_nested", "requires_grad_"}
 # not backward, register_hook or retain_grad: the gradient a sparse tensor's node sees is that of its values
 
 
