@@ -478,3 +478,15 @@ def test_sparse_module_has_cupys_names_only(sp):
         sp.eye(3)
     with pytest.raises(AttributeError):
         sp.not_a_cupyx_name
+
+
+def test_an_array_over_a_memory_pointer_is_a_view_of_that_buffer(cp):
+    # what torch.load does with a CUDA storage: each tensor is cupy.ndarray(memptr=storage.data + offset)
+    a = cp.arange(6.0)
+    v = cp.ndarray((2,), a.dtype, memptr=a.data + 2 * a.itemsize, strides=(2 * a.itemsize,))
+    assert v.get().tolist() == [2.0, 4.0] and v.device.id == a.device.id
+    v[...] = -1
+    assert a.get().tolist() == [0.0, 1.0, -1.0, 3.0, -1.0, 5.0]
+    assert (a.data + 8 - 8).ptr == a.data.ptr
+    with pytest.raises(ValueError, match="is not the address of a live emulated device array"):
+        cp.ndarray((1,), a.dtype, memptr=cp.cuda.MemoryPointer(8, 0))

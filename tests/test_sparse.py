@@ -395,6 +395,21 @@ def test_saved_sparse_tensor_crosses(src, dst, tmp_path):
         np.testing.assert_array_equal(_np(got[k].to_dense()), _np(want.to_dense()))
 
 
+@pytest.mark.cuda
+def test_saved_cuda_sparse_tensor_loads_in_torch_and_back(tmp_path):
+    rng = np.random.default_rng(9)
+    idx, val = _graph(rng)
+    s = dtrain.sparse_coo_tensor(dtrain.tensor(idx), dtrain.tensor(val, dtype=dtrain.float32), (7, 7),
+                                 device="cuda:0")
+    dtrain.save({"adj": s, "adj_c": s.coalesce()}, tmp_path / "a.pt")
+    got = dtrain.load(tmp_path / "a.pt")
+    theirs = torch.load(tmp_path / "a.pt", map_location="cpu")
+    for k in ("adj", "adj_c"):
+        assert got[k].is_sparse and got[k].device == s.device and got[k].is_coalesced() == theirs[k].is_coalesced()
+        assert repr(got[k].cpu()) == repr(theirs[k])
+        np.testing.assert_array_equal(_np(got[k].to_dense()), _np(s.to_dense()))
+
+
 def test_sparse_tensor_pickles_and_deep_copies(device):
     import copy
     import pickle

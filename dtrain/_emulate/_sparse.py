@@ -192,7 +192,9 @@ class spmatrix:
         dense = unwrap(other, cur)
         dtype = np.promote_types(self.dtype, dense.dtype)
         _check_product_dtype(dtype)
-        host = self._host()
+        # CuPy multiplies a CSR matrix with its repeated entries summed (in its own dtype), then casts
+        host = self._host().tocsr()
+        host.sum_duplicates()
         out = np.asfortranarray(host.astype(dtype) @ dense.astype(dtype, copy=False))
         return wrap(out, cur)
 
