@@ -400,7 +400,11 @@ class _HostKernels:
     def to_host(a):
         return a
 
-    # ---- sparse COO products (dtrain.sparse)
+    # ---- sparse COO tensors (dtrain.sparse)
+    # sparse + sparse as torch's kernel for the device: its CPU one merges the two entry lists (equal indices
+    # added), its CUDA one concatenates them
+    sparse_add_merges = True
+
     @staticmethod
     def spmm(values, rows, cols, shape, dense):
         """The (shape[0] × m) product of the sparse matrix with `values` at (rows, cols) (repeated entries add
@@ -455,7 +459,9 @@ class _CudaKernels:
     def to_host(a):
         return a.get()
 
-    # ---- sparse COO products (dtrain.sparse)
+    # ---- sparse COO tensors (dtrain.sparse)
+    sparse_add_merges = False
+
     def spmm(self, values, rows, cols, shape, dense):
         # cuSPARSE multiplies the four float types only (torch's CUDA kernel names itself in the same error)
         if values.dtype.char not in "fdFD":

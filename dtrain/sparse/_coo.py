@@ -426,7 +426,8 @@ class Mul(Function):
 class Add(Function):
     """sparse + alpha · sparse of one size, as torch's kernels: on the CPU a merge of the two entry lists (walked
     together; equal indices add up; coalesced when both are, and then sorted), on CUDA the two lists one after
-    the other (uncoalesced). Each input value's gradient is that of the entry it went into."""
+    the other, uncoalesced (torch's CUDA kernel spares the merge's synchronisation). Each input value's gradient
+    is that of the entry it went into."""
 
     def forward(ctx, a, b, alpha, dtype):
         xp = ctx.xp
@@ -434,7 +435,7 @@ class Add(Function):
         vb = b.values.astype(dtype, copy=False) * dtype.type(alpha)
         ctx.dtypes, ctx.alpha = (a.values.dtype, b.values.dtype), alpha
         indices = xp.concatenate([a.indices, b.indices], axis=1)
-        if not _backend.kernels[xp].host and not (a.coalesced and b.coalesced):
+        if not _backend.kernels[xp].sparse_add_merges:
             ctx.pos_a, ctx.pos_b = slice(0, a.nnz), slice(a.nnz, None)
             return _COO(indices, xp.concatenate([va, vb]), a.shape, False)
         sd = a.sparse_dim
