@@ -276,7 +276,8 @@ def test_moves_between_devices_carry_values_and_gradients():
     idx, val = _graph(rng)
     v = dtrain.tensor(val, requires_grad=True)
     s = dtrain.sparse_coo_tensor(dtrain.tensor(idx), v, (7, 7))
-    moves = {"to": lambda t: t.to("cuda"), "cuda": lambda t: t.cuda(), "to_dtype": lambda t: t.to("cuda:1", dtrain.float32)}
+    moves = {"to": lambda t: t.to("cuda"), "cuda": lambda t: t.cuda(),
+             "to_dtype": lambda t: t.to(f"cuda:{dtrain.cuda.device_count() - 1}", dtrain.float32)}
     for name, move in moves.items():
         c = move(s)
         assert c.is_sparse and c.is_cuda and c.grad_fn.name() == "ToCopyBackward0", name
