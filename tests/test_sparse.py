@@ -292,7 +292,10 @@ def test_moves_between_devices_carry_values_and_gradients():
         (c.to_dense().sum(0) * dtrain.tensor(w, dtype=c.dtype, device=c.device)).sum().backward()
         assert v.grad.device.type == "cpu" and v.grad.dtype is dtrain.float64
         np.testing.assert_allclose(_np(v.grad), w[idx[1]], rtol=1e-6)
-    assert moves["to"](s).to("cuda:0") is not None and s.cpu() is s  # no move, no copy
+    c = s.cuda()
+    assert c.to("cuda:0") is c and s.cpu() is s and s.to(dtrain.float64) is s  # no move, no copy
+    copied = s.to(copy=True)  # unless asked for
+    assert copied is not s and copied._values()._data is not s._values()._data
     # products refuse operands of two devices, as torch
     with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device"):
         dtrain.sparse.mm(s.cuda(), dtrain.ones(7, 2, dtype=dtrain.float64))

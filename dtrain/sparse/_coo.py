@@ -130,12 +130,12 @@ class SparseTensor(Tensor):
             elif a is not None and not isinstance(a, bool):
                 dev = a
         dev = None if dev is None else resolve(dev)
-        if dev is self._device:
+        if dev == self._device:
             dev = None
         if dt is self.dtype:
             dt = None
         if dev is None and dt is None:
-            return self
+            return self.clone() if kwargs.get("copy") else self
         out = ToCopy.apply(self, device=dev, dtype=dt or self.dtype, src_device=self._device)
         out._device = dev or self._device
         return _sparse(out)
