@@ -46,11 +46,13 @@ def _both(fn):
     return {lib.__name__: fn(lib) for lib in LIBS}
 
 
-@pytest.mark.parametrize("case", ["uncoalesced", "coalesced", "hybrid", "empty", "float64", "grad", "int"])
+@pytest.mark.parametrize("case", ["uncoalesced", "coalesced", "hybrid", "empty", "float64", "grad", "int", "leaf"])
 def test_repr_matches_torch(case, device):
     def build(lib):
         dev = _on(lib, device)
         i = lib.tensor([[0, 1, 1, 0], [2, 0, 2, 2]])
+        if case == "leaf":
+            return lib.sparse_coo_tensor(i, lib.tensor([3., 4., 5., 1.]), (2, 3), device=dev, requires_grad=True)
         if case == "hybrid":
             return lib.sparse_coo_tensor(i, lib.arange(8.).reshape(4, 2), (2, 3, 2), device=dev)
         if case == "empty":
