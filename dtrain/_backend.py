@@ -433,6 +433,19 @@ class _HostKernels:
     def to_host(a):
         return a
 
+    # ---- sparse COO tensors (dtrain.sparse)
+    # sparse + sparse as torch's kernel for the device: its CPU one merges the two entry lists (equal indices
+    # added), its CUDA one concatenates them
+    sparse_add_merges = True
+
+    @staticmethod
+    def spmm(values, rows, cols, shape, dense):
+        """The (shape[0] × m) product of the sparse matrix with `values` at (rows, cols) (repeated entries add
+        up) and the dense (shape[1] × m) `dense`, in dense's dtype."""
+        import scipy.sparse
+        s = scipy.sparse.csr_array((values, (rows, cols)), shape=shape)
+        return np.asarray(s @ dense, dtype=dense.dtype)
+
 
 class _CudaKernels:
     """CuPy and cupyx for the array module `xp` (the real CuPy or the emulated stand-in)."""
@@ -478,6 +491,19 @@ class _CudaKernels:
     @staticmethod
     def to_host(a):
         return a.get()
+
+    # ---- sparse COO tensors (dtrain.sparse)
+    sparse_add_merges = False
+
+    def spmm(self, values, rows, cols, shape, dense):
+        # cuSPARSE multiplies the four float types only (torch's CUDA kernel names itself in the same error)
+        if values.dtype.char not in "fdFD":
+            from . import _dtype
+            raise RuntimeError(f'"addmm_sparse_cuda" not implemented for '
+                               f"'{_dtype.scalar_name(_dtype.from_numpy_dtype(values.dtype))}'")
+        s = self._cupyx(".scipy.sparse").csr_matrix((values, (rows, cols)), shape=shape)
+        # cuSPARSE writes the product in Fortran order; torch's result is contiguous
+        return self.xp.ascontiguousarray(s @ dense)
 
 
 def _per_matrix(xp, fn, *arrays, out_ndims):

@@ -346,3 +346,147 @@ def test_a_scripts_own_import_cupy_gets_the_stand_in():
     bad = subprocess.run([sys.executable, "-c", "import dtrain; dtrain.cuda.init()"], env=env, capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode != 0 and "DTRAIN_EMULATE_CUDA must be a number of devices >= 1, got '0'" in bad.stderr
+
+
+# ---------------------------------------------------------------- cupyx.scipy.sparse
+@pytest.fixture
+def sp(cp):
+    import cupyx.scipy.sparse
+    return cupyx.scipy.sparse
+
+
+def _coo_parts(cp, rng, n=6, m=5, nnz=12, dtype=np.float32):
+    row, col = rng.integers(0, n, nnz), rng.integers(0, m, nnz)
+    row[-2:], col[-2:] = row[:2], col[:2]  # repeated entries
+    data = rng.standard_normal(nnz).astype(dtype)
+    return (data, row, col), (cp.asarray(data), cp.asarray(row), cp.asarray(col))
+
+
+def test_sparse_constructors_agree_with_scipy(cp, sp):
+    import scipy.sparse
+    rng = np.random.default_rng(0)
+    (data, row, col), (d, r, c) = _coo_parts(cp, rng)
+    want = scipy.sparse.coo_matrix((data, (row, col)), shape=(6, 5))
+    m = sp.coo_matrix((d, (r, c)), shape=(6, 5))
+    assert m.shape == (6, 5) and m.nnz == 12 and m.dtype == np.float32 and m.format == "coo"
+    assert not m.has_canonical_format and m.row.dtype == m.col.dtype == np.int32  # CuPy's int32 indices
+    assert isinstance(m.data, cp.ndarray) and sp.issparse(m) and sp.isspmatrix_coo(m)
+    np.testing.assert_array_equal(m.toarray().get(), want.toarray())
+    csr = m.tocsr()  # repeated entries add up, as SciPy's and CuPy's conversions do
+    assert sp.isspmatrix_csr(csr) and csr.nnz == want.tocsr().nnz and csr.has_canonical_format
+    host = csr.get()
+    assert isinstance(host, scipy.sparse.csr_matrix)
+    np.testing.assert_array_equal(host.toarray(), want.toarray())
+    np.testing.assert_array_equal(csr.indptr.get(), want.tocsr().indptr)
+    # the other initialisers: CSR arrays, a SciPy matrix (copied to the device), a dense device array, a shape
+    w = want.tocsr()
+    for other in (sp.csr_matrix((cp.asarray(w.data), cp.asarray(w.indices), cp.asarray(w.indptr)), shape=(6, 5)),
+                  sp.csr_matrix(want), sp.coo_matrix(want), sp.csr_matrix(cp.asarray(want.toarray())),
+                  sp.coo_matrix(cp.asarray(want.toarray())), sp.csr_matrix((d, (r, c)), shape=(6, 5))):
+        np.testing.assert_allclose(other.toarray().get(), want.toarray(), rtol=1e-6)
+    assert sp.coo_matrix((3, 4)).nnz == 0 and sp.csr_matrix((3, 4)).toarray().get().shape == (3, 4)
+    assert sp.coo_matrix((d, (r, c))).shape == (int(row.max()) + 1, int(col.max()) + 1)
+    # in place, row-major, as CuPy's
+    m.sum_duplicates()
+    assert m.has_canonical_format and m.nnz == want.tocsr().nnz
+    key = m.row.get() * 5 + m.col.get()
+    assert (np.diff(key) > 0).all()
+
+
+@pytest.mark.parametrize("dtype,other", [(np.float32, np.float32), (np.float64, np.float64),
+                                         (np.complex64, np.complex64), (np.float32, np.float64)])
+def test_sparse_products_agree_with_scipy(cp, sp, dtype, other):
+    import scipy.sparse
+    rng = np.random.default_rng(1)
+    (data, row, col), (d, r, c) = _coo_parts(cp, rng, dtype=dtype)
+    want = scipy.sparse.csr_matrix((data, (row, col)), shape=(6, 5))
+    b = rng.standard_normal((5, 3)).astype(other)
+    m = sp.csr_matrix((d, (r, c)), shape=(6, 5))
+    got = m @ cp.asarray(b)
+    # cuSPARSE's result: Fortran order, the operands' promoted dtype, on the device
+    assert isinstance(got, cp.ndarray) and got.flags.f_contiguous and got.dtype == np.promote_types(dtype, other)
+    tol = 1e-12 if np.promote_types(dtype, other) == np.float64 else 1e-5
+    np.testing.assert_allclose(got.get(), want @ b, rtol=tol, atol=tol)
+    np.testing.assert_allclose((m @ cp.asarray(b[:, 0])).get(), want @ b[:, 0], rtol=tol, atol=tol)
+    np.testing.assert_allclose(m.dot(cp.asarray(b)).get(), want @ b, rtol=tol, atol=tol)
+    # the transposed product through a transposed COO matrix, and a sparse × sparse one
+    g = rng.standard_normal((6, 2)).astype(other)
+    coo = sp.coo_matrix((d, (r, c)), shape=(6, 5))
+    np.testing.assert_allclose((coo.T @ cp.asarray(g)).get(), want.T @ g, rtol=tol, atol=tol)
+    ss = m @ coo.T
+    assert sp.isspmatrix_csr(ss)
+    np.testing.assert_allclose(ss.toarray().get(), (want @ want.T).toarray(), rtol=tol, atol=tol)
+    np.testing.assert_allclose((m * 2).toarray().get(), (want * 2).toarray(), rtol=tol)
+    with pytest.raises(ValueError, match="dimension mismatch"):
+        m @ cp.ones((6, 2), dtype)
+
+
+def test_sparse_refuses_what_cupy_refuses(cp, sp):
+    rng = np.random.default_rng(2)
+    (data, row, col), (d, r, c) = _coo_parts(cp, rng)
+    for bad in (np.float16, np.int64, np.int32):
+        with pytest.raises(ValueError, match="Only bool, float32, float64, complex64 and complex128 are supported"):
+            sp.coo_matrix((d.astype(bad), (r, c)))
+        with pytest.raises(ValueError, match="Only bool, float32, float64"):
+            sp.csr_matrix((d, (r, c)), dtype=bad)
+    with pytest.raises(TypeError, match="Unsupported dtype"):  # cuSPARSE multiplies float types only
+        sp.csr_matrix((d.astype(bool), (r, c))) @ cp.ones((5, 2), bool)
+    with pytest.raises(ValueError, match="row, column, and data arrays must be 1-D"):
+        sp.coo_matrix((data, (row, col)))  # host arrays are no device arrays
+    with pytest.raises(ValueError, match="row index exceeds matrix dimensions"):
+        sp.coo_matrix((d, (r, c)), shape=(2, 5))
+    with pytest.raises(ValueError, match="negative column index found"):
+        sp.coo_matrix((d[:1], (r[:1], cp.asarray(np.array([-1])))), shape=(6, 5))
+    m = sp.csr_matrix((d, (r, c)), shape=(6, 5))
+    with pytest.raises(TypeError, match="Implicit conversion to a NumPy array is not allowed"):
+        np.asarray(m)
+    with pytest.raises(TypeError, match="Unsupported type"):
+        m @ np.ones((5, 2), np.float32)
+    with pytest.raises(ValueError, match="Scalar operands are not allowed"):
+        m @ 2.0
+    with pytest.raises(TypeError, match="sparse matrix length is ambiguous"):
+        len(m)
+
+
+@two_devices
+def test_sparse_matrices_belong_to_a_device(cp, sp):
+    rng = np.random.default_rng(3)
+    (data, row, col), _ = _coo_parts(cp, rng)
+    with cp.cuda.Device(1):
+        m = sp.csr_matrix((cp.asarray(data), (cp.asarray(row), cp.asarray(col))), shape=(6, 5))
+        b = cp.ones((5, 2), np.float32)
+        out = m @ b
+    assert m.data.device.id == m.indptr.device.id == out.device.id == 1
+    with pytest.raises(ValueError, match=r"The device where the array resides \(1\) is different from the current "
+                                         r"device \(0\)"):
+        m @ cp.ones((5, 2), np.float32)
+    with pytest.raises(ValueError, match="is different from the current device"):
+        m.toarray()
+
+
+@emulated
+def test_sparse_module_has_cupys_names_only(sp):
+    import cupyx.scipy.sparse as mod
+    with open(os.path.join(os.path.dirname(dtrain.__file__), "_emulate", "cupy14_names.json")) as f:
+        names = json.load(f)
+    assert set(dir(mod)) == set(names["modules"]["cupyx.scipy.sparse"]) and "coo_matrix" in dir(mod)
+    for cls in (sp.coo_matrix, sp.csr_matrix):
+        members = names["classes"][f"cupyx.scipy.sparse.{cls.__name__}"]
+        public = {n for c in cls.__mro__[:-1] for n in vars(c) if not n.startswith("_")}
+        assert public - {"has_canonical_format"} <= set(members), public - set(members)
+    with pytest.raises(NotImplementedError, match="cupyx.scipy.sparse.eye is not available on emulated CUDA"):
+        sp.eye(3)
+    with pytest.raises(AttributeError):
+        sp.not_a_cupyx_name
+
+
+def test_an_array_over_a_memory_pointer_is_a_view_of_that_buffer(cp):
+    # what torch.load does with a CUDA storage: each tensor is cupy.ndarray(memptr=storage.data + offset)
+    a = cp.arange(6.0)
+    v = cp.ndarray((2,), a.dtype, memptr=a.data + 2 * a.itemsize, strides=(2 * a.itemsize,))
+    assert v.get().tolist() == [2.0, 4.0] and v.device.id == a.device.id
+    v[...] = -1
+    assert a.get().tolist() == [0.0, 1.0, -1.0, 3.0, -1.0, 5.0]
+    assert (a.data + 8 - 8).ptr == a.data.ptr
+    with pytest.raises(ValueError, match="is not the address of a live emulated device array"):
+        cp.ndarray((1,), a.dtype, memptr=cp.cuda.MemoryPointer(8, 0))

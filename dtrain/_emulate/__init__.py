@@ -89,7 +89,9 @@ def install(n):
     import scipy.special
     special = StrictModule("cupyx.scipy.special", fallbacks=(scipy.special,))
     slinalg = StrictModule("cupyx.scipy.linalg", fallbacks=(scipy.linalg,))
-    cscipy = StrictModule("cupyx.scipy", {"special": special, "linalg": slinalg})
+    from . import _sparse
+    ssparse = StrictModule("cupyx.scipy.sparse", _sparse.module_impl())
+    cscipy = StrictModule("cupyx.scipy", {"special": special, "linalg": slinalg, "sparse": ssparse})
     cupyx_impl = _modules.cupyx_impl()
     cupyx_impl["scipy"] = cscipy
     cupyx = StrictModule("cupyx", cupyx_impl)
@@ -105,7 +107,7 @@ def install(n):
     core.__dict__["_routines_linalg"] = routines  # a private name: set directly, as the import system would
     cupy.__dict__["_core"] = core
     mods = [cupy, cuda, runtime, memory, nccl, rng, fft, linalg, lib, stride_tricks, cupyx, cscipy, special,
-            slinalg, core, routines]
+            slinalg, ssparse, core, routines]
     for m in mods:
         m.__dict__["__path__"] = []  # a package, so `import cupy.cuda.nccl` finds its parts in sys.modules
         sys.modules[m.__name__] = m

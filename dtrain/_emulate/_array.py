@@ -90,6 +90,20 @@ def _buffer_at(ptr, nbytes, dtype=np.uint8):
     raise ValueError(f"{ptr:#x} ({nbytes} bytes) is not the address of a live emulated device array")
 
 
+def _root_at(ptr):
+    """The live buffer holding device address `ptr`, as flat bytes, and ptr's offset in it."""
+    for r in list(_roots.values()):
+        root = r.ref()
+        if root is None:
+            continue
+        addr = root.__array_interface__["data"][0]
+        if addr <= ptr < addr + max(root.nbytes, 1):
+            if not root.flags.c_contiguous:
+                raise ValueError(f"the buffer at {ptr:#x} is not contiguous")
+            return root.reshape(-1).view(np.uint8), ptr - addr
+    raise ValueError(f"{ptr:#x} is not the address of a live emulated device array")
+
+
 def wrap(a, device=None):
     """A device array of `a` (a NumPy array, not copied) on `device` (default: the current one)."""
     out = object.__new__(ndarray)
@@ -214,9 +228,16 @@ class ndarray:
     __array_priority__ = 100
 
     def __init__(self, shape, dtype=float, memptr=None, strides=None, order="C"):
-        if memptr is not None or strides is not None:
-            raise NotImplementedError("cupy.ndarray(memptr=, strides=) is not available on emulated CUDA devices")
-        fresh = wrap(np.empty(shape, dtype, order=order))
+        if memptr is None:
+            if strides is not None:
+                raise NotImplementedError("cupy.ndarray(strides=) without memptr is not available on emulated CUDA "
+                                          "devices")
+            fresh = wrap(np.empty(shape, dtype, order=order))
+        else:
+            # a view of the live device buffer at memptr (torch.load's rebuild of a CUDA storage's tensors)
+            base, offset = _root_at(memptr.ptr)
+            fresh = wrap(np.ndarray(shape, dtype, buffer=base, offset=offset, strides=strides, order=order),
+                         memptr.device_id)
         self._a, self._dev, self._stream, self._pos = fresh._a, fresh._dev, fresh._stream, fresh._pos
 
     # ------------------------------------------------ strictness: no implicit trip to the host
@@ -457,6 +478,12 @@ class MemoryPointer:
 
     def __int__(self):
         return self.ptr
+
+    def __add__(self, offset):
+        return MemoryPointer(self.ptr + int(offset), self.device_id)
+
+    def __sub__(self, offset):
+        return MemoryPointer(self.ptr - int(offset), self.device_id)
 
 
 for _name, _op in [("add", operator.add), ("sub", operator.sub), ("mul", operator.mul),

@@ -19,14 +19,17 @@ import types
 # the modules whose public names the stand-in mirrors: what dtrain and ordinary user scripts reach
 MODULES = ["cupy", "cupy.cuda", "cupy.cuda.runtime", "cupy.cuda.nccl", "cupy.cuda.memory", "cupy.random",
            "cupy.fft", "cupy.linalg", "cupy.lib", "cupy.lib.stride_tricks", "cupyx", "cupyx.scipy",
-           "cupyx.scipy.special", "cupyx.scipy.linalg", "cupy._core._routines_linalg"]
+           "cupyx.scipy.special", "cupyx.scipy.linalg", "cupyx.scipy.sparse", "cupy._core._routines_linalg"]
 # NOTE: cupy._core._routines_linalg's entries in the checked-in file were added by hand from CuPy 14's
 # _routines_linalg.pyx/.pxd (the compute-type switches and the products); a run of this script lists all
-# of its public names
+# of its public names. cupyx.scipy.sparse and its two classes were added later from a run of this script on
+# cupy-cuda12x 14.0.0 (with cuda-pathfinder, which CuPy 14's library loader imports), merging only those
+# entries: the rest of that run's output matched the checked-in file but for _routines_linalg
 # classes whose public members are listed too (the stand-in's methods must be among them)
 CLASSES = ["cupy.ndarray", "cupy.cuda.Device", "cupy.cuda.Stream", "cupy.cuda.Event", "cupy.cuda.MemoryPool",
            "cupy.cuda.PinnedMemoryPool", "cupy.cuda.nccl.NcclCommunicator", "cupy.random.RandomState",
-           "cupy.RawKernel", "cupy.ElementwiseKernel", "cupy.ReductionKernel", "cupy.cuda.MemoryPointer"]
+           "cupy.RawKernel", "cupy.ElementwiseKernel", "cupy.ReductionKernel", "cupy.cuda.MemoryPointer",
+           "cupyx.scipy.sparse.coo_matrix", "cupyx.scipy.sparse.csr_matrix"]
 
 
 def _stub_cuda_libraries():

@@ -241,6 +241,9 @@ def _like_dtype_dev(input, dtype, device):
 
 
 def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
+    if layout is None and input.is_sparse:  # torch keeps the layout: a sparse tensor with no entries
+        from ..sparse._coo import zeros_like as sparse_zeros_like
+        return sparse_zeros_like(input, dtype, device, requires_grad)
     _strided_only(layout, "zeros_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
     return _like(input, "zeros", dt, dev, requires_grad, memory_format)

@@ -541,10 +541,10 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                     _backend.make_current(dev, entered)
             if node._pre_hooks:
                 _run_pre_hooks(node, slots)
-            if capture is not None and type(node) is AccumulateGrad and node in capture:
+            if capture is not None and isinstance(node, AccumulateGrad) and node in capture:
                 captured[node] = slots[0][0]
                 continue
-            if type(node) is AccumulateGrad:
+            if isinstance(node, AccumulateGrad):
                 if accumulate and slots[0] is not None:
                     if _profiler_node is None:
                         node.accumulate(*slots[0])
@@ -628,7 +628,7 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
                             if gt is not None and (output_nr is None or output_nr == i):
                                 r = fn(gt)
                                 slots[i] = r if r is not None else gt
-                if type(node) is AccumulateGrad:
+                if isinstance(node, AccumulateGrad):
                     if capture is not None and node in capture:
                         captured[node] = slots[0]
                     elif accumulate and slots[0] is not None and node.live():

@@ -1,7 +1,8 @@
 """torch.sparse for COO tensors: `mm` and `sum`, with `sparse_coo_tensor`, `Tensor.to_sparse` and `torch.spmm` at the
-top level. CPU only (SciPy's sparse arrays do the products); see _coo.py for what a sparse tensor supports."""
-from ._coo import (Mm, SparseAddmm, SparseCooTensorWithDimsAndTensors, SparseSum, SparseTensor, Values, _mm, _sparse,
-                   sparse_coo_tensor, to_sparse)
+top level, on the CPU and on CUDA (SciPy's or cupyx's sparse matrices do the products); see _coo.py for what a
+sparse tensor supports."""
+from ._coo import SparseTensor, _sparse, sparse_coo_tensor, to_sparse
+from ._ops import Mm, SparseAddmm, SparseCooTensorWithDimsAndTensors, SparseSum, Values, _add_any, _mm
 
 __all__ = ["mm", "sum", "sparse_coo_tensor", "spmm"]
 

@@ -2,16 +2,18 @@
 
 A sparse tensor is a dtrain Tensor whose array is a `_COO` instead of an ndarray. Autograd needs nothing new: the
 gradient that flows into a sparse tensor is the gradient of its values (an array shaped like them, in their
-order), so each op below is one Function with forward and backward over arrays, as dense ops are. Products go
-through SciPy's sparse arrays on the CPU. Sparse tensors live on the CPU only for now: on CUDA each op raises
-NotImplementedError naming itself.
+order), so each op (_ops.py) is one Function with forward and backward over arrays, as dense ops are, written
+once against the array module (`ctx.xp`): a sparse tensor's arrays are NumPy's on the CPU and CuPy's on a CUDA
+device. The products go through the backend's kernel table (`kernels[xp].spmm`: SciPy's CSR matrices on the
+CPU, cupyx.scipy.sparse's on CUDA). This file: the array, the tensor class, a sparse leaf's gradient node and
+the constructors.
 """
 import numpy as np
 
-from .. import _dtype
+from .. import _backend, _dtype
 from .._device import resolve
 from .._tensor import Tensor, _wrap, sparse_coo
-from ..autograd.graph import Function
+from ..autograd.graph import AccumulateGrad
 
 
 class _COO:
@@ -33,29 +35,23 @@ class _COO:
     nnz = property(lambda self: self.indices.shape[1])
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        raise _unsupported(ufunc.__name__)
+        raise _unsupported(ufunc.__name__, self._device_type())
 
     def __array_function__(self, func, types, args, kwargs):
-        raise _unsupported(func.__name__)
+        raise _unsupported(func.__name__, self._device_type())
+
+    def _device_type(self):
+        return "cpu" if isinstance(self.values, np.ndarray) else "cuda"
 
     def __array__(self, dtype=None, copy=None):
         raise TypeError("can't convert Sparse layout tensor to numpy. Use Tensor.to_dense() first.")
 
 
-def _unsupported(op):
+def _unsupported(op, device_type="cpu"):
     return NotImplementedError(
-        f"Could not run 'aten::{op}' with arguments from the 'SparseCPU' backend: dtrain's sparse COO tensors support "
-        "coalesce, to_dense, indices/values, t, mul by a scalar, sum and products with dense matrices "
-        "(torch.sparse.mm, torch.spmm, @); call .to_dense() first for other ops")
-
-
-def _cpu_only(op, *where):
-    """Sparse tensors are CPU-only for now: raise naming `op` for a tensor or device elsewhere."""
-    for w in where:
-        dev = w._device if isinstance(w, Tensor) else w
-        if dev.type != "cpu":
-            raise NotImplementedError(f"{op}: dtrain's sparse COO tensors are CPU-only for now, but got {dev}; "
-                                      "compute on the CPU or use dense tensors")
+        f"Could not run 'aten::{op}' with arguments from the 'Sparse{device_type.upper()}' backend: dtrain's sparse "
+        "COO tensors support coalesce, to_dense, indices/values, t, add, mul by a scalar, sum and products with "
+        "dense matrices (torch.sparse.mm, torch.spmm, @); call .to_dense() first for other ops")
 
 
 class SparseTensor(Tensor):
@@ -68,16 +64,16 @@ class SparseTensor(Tensor):
     def __getattribute__(self, name):
         # dense methods read the array as an ndarray: only the ones that know a sparse tensor may run
         if name[0] != "_" and name not in _SUPPORTED and hasattr(Tensor, name):
-            raise _unsupported(name)
+            raise _unsupported(name, object.__getattribute__(self, "_device").type)
         return object.__getattribute__(self, name)
 
-    def requires_grad_(self, requires_grad=True):
-        if requires_grad and self.grad_fn is None:
-            raise NotImplementedError(
-                "dtrain does not accumulate gradients into sparse leaf tensors: make the values require grad and "
-                "build the tensor from them (torch.sparse_coo_tensor(indices, values, size)); gradients then reach "
-                "the values")
-        return Tensor.requires_grad_(self, requires_grad)
+    def _grad_accumulator(self):
+        acc = self._accum() if self._accum is not None else None
+        if acc is None:
+            import weakref
+            acc = _SparseAccumulateGrad(self)
+            self._accum = weakref.ref(acc)
+        return acc
 
     def _nnz(self):
         return self._data.nnz
@@ -133,14 +129,23 @@ class SparseTensor(Tensor):
                 dev, dt = a._device, a.dtype
             elif a is not None and not isinstance(a, bool):
                 dev = a
-        if dev is not None:
-            _cpu_only("to", resolve(dev))
-        if dt is None or dt is self.dtype:
-            return self
-        return _sparse(ToCopy.apply(self, dtype=dt))
+        dev = None if dev is None else resolve(dev)
+        if dev == self._device:
+            dev = None
+        if dt is self.dtype:
+            dt = None
+        if dev is None and dt is None:
+            return self.clone() if kwargs.get("copy") else self
+        out = ToCopy.apply(self, device=dev, dtype=dt or self.dtype, src_device=self._device)
+        out._device = dev or self._device
+        return _sparse(out)
 
     def cpu(self, memory_format=None):
-        return self
+        return self.to("cpu")
+
+    def cuda(self, device=None, non_blocking=False, memory_format=None):
+        from .._device import device as _device_cls
+        return self.to(_device_cls("cuda", device) if isinstance(device, int) else (device or "cuda"))
 
     def float(self, memory_format=None):
         return self.to(_dtype.float32)
@@ -192,15 +197,20 @@ class SparseTensor(Tensor):
     __truediv__ = div
 
     def numpy(self, *, force=False):
+        if self._device.type != "cpu" and not force:
+            raise TypeError(f"can't convert {self._device} device type tensor to numpy. Use Tensor.cpu() to copy the "
+                            "tensor to host memory first.")
         raise TypeError("can't convert Sparse layout tensor to numpy. Use Tensor.to_dense() first.")
 
-    def __add__(self, other):
-        if isinstance(other, SparseTensor):
-            raise NotImplementedError("add of two sparse COO tensors is not supported by dtrain; add their dense "
-                                      "forms (.to_dense())")
-        raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead.")
+    def add(self, other, *, alpha=1):
+        return _add_any(self, other, alpha)
 
-    add = __add__
+    __add__ = add
+
+    def sub(self, other, *, alpha=1):
+        return _add_any(self, other, alpha, subtract=True)
+
+    __sub__ = sub
 
     def __neg__(self):
         return self.mul(-1)
@@ -237,12 +247,47 @@ class SparseTensor(Tensor):
         return t
 
 
+class _SparseAccumulateGrad(AccumulateGrad):
+    """A sparse leaf's node. The gradient that reaches it is that of the leaf's values; its `.grad` is, as in
+    torch, the sparse tensor of those at the leaf's (coalesced) indices, and the gradient of a later pass is
+    added to it as a sparse tensor (torch.add of two sparse tensors)."""
+    __slots__ = ()
+
+    def accumulate(self, g, owned):
+        from ..autograd.grad_mode import no_grad
+        var = self.variable
+        if not self.live():
+            return
+        c = var._data
+        indices = c.indices
+        if not c.coalesced:
+            # torch's gradient is the dense one masked by the leaf (sparse_mask): at its indices coalesced. Entries
+            # of one index all have that index's gradient, so the first of each stands for it
+            xp = _backend.xp_of(g)
+            with _backend.on_device(var._device):
+                _, first = xp.unique(_linear_index(xp, indices, c.shape[:c.sparse_dim]), return_index=True)
+                indices, g, owned = indices[:, first], g[first], True
+        grad = _sparse(_wrap(_COO(indices, g if owned else g.copy(), c.shape, True), var._device))
+        for hook in list(var._hooks.values()) if var._hooks else ():
+            r = hook(grad)
+            if r is not None:
+                grad = r
+        if var.grad is None:
+            var.grad = grad
+        else:  # in place, as torch's `grad += new_grad`: a reference to .grad taken before sees the sum
+            with no_grad():
+                var.grad._data = (var.grad + grad)._data
+            var.grad._version.value += 1
+        for hook in list(var._post_acc_hooks.values()) if var._post_acc_hooks else ():
+            hook(var)
+
+
 # what a sparse tensor keeps of Tensor's public attributes (metadata and autograd state)
 _SUPPORTED = frozenset(
     n for n in vars(SparseTensor) if not n.startswith("_")) | {
     "shape", "size", "dim", "ndim", "ndimension", "numel", "nelement", "dtype", "device", "is_cuda", "is_cpu",
     "is_meta", "requires_grad", "grad", "grad_fn", "is_leaf", "output_nr", "element_size", "is_floating_point",
-    "is_complex", "get_device", "is_quantized", "is_mkldnn", "is_nested"}
+    "is_complex", "get_device", "is_quantized", "is_mkldnn", "is_nested", "requires_grad_"}
 # not backward, register_hook or retain_grad: the gradient a sparse tensor's node sees is that of its values
 
 
@@ -252,180 +297,11 @@ def _sparse(t):
     return t
 
 
-# ------------------------------------------------------------------------------------------------------- ops
-
-def _linear_index(indices, shape):
-    """One int64 key per column of `indices` that orders them as torch's coalesce does (row-major)."""
-    if indices.shape[0] == 0:
-        return np.zeros(indices.shape[1], np.int64)
-    return np.ravel_multi_index(tuple(indices), shape) if indices.shape[1] else np.zeros(0, np.int64)
-
-
-class SparseCooTensorWithDimsAndTensors(Function):
-    """values → a sparse tensor with the given indices; the values' gradient is the sparse tensor's."""
-
-    def forward(ctx, values, indices, shape, coalesced):
-        return _COO(indices, values, shape, coalesced)
-
-    def backward(ctx, g):
-        return g
-
-
-class Coalesce(Function):
-    """Sort the indices row-major and sum the values of repeated ones; each input value's gradient is that of
-    the output value it was summed into."""
-
-    def forward(ctx, c):
-        keys = _linear_index(c.indices, c.shape[:c.sparse_dim])
-        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        values = np.zeros((len(uniq),) + c.values.shape[1:], c.values.dtype)
-        np.add.at(values, inverse, c.values)
-        ctx.inverse = inverse
-        return _COO(c.indices[:, first], values, c.shape, True)
-
-    def backward(ctx, g):
-        return g[ctx.inverse]
-
-
-class SparseSum(Coalesce):
-    """torch.sparse.sum over some sparse dimensions: the values regrouped by the remaining indices and coalesced."""
-
-
-class ToDense(Function):
-    def forward(ctx, c):
-        ctx.indices = c.indices
-        dense = np.zeros(c.shape, c.values.dtype)
-        np.add.at(dense, tuple(c.indices), c.values)  # repeated indices add up, as in an uncoalesced tensor
-        return dense
-
-    def backward(ctx, g):
-        return g[tuple(ctx.indices)]
-
-
-class ToSparse(Function):
-    """dense → its nonzero entries (over the leading `sparse_dim` dimensions: a slice that is not all zero)."""
-
-    def forward(ctx, a, sparse_dim):
-        if sparse_dim == 0:  # one entry: the whole tensor
-            ctx.nz, ctx.shape = (), a.shape
-            return _COO(np.zeros((0, 1), np.int64), a[None].copy(), a.shape, True)
-        lead = a.reshape(a.shape[:sparse_dim] + (-1,)) if sparse_dim < a.ndim else a[..., None]
-        nz = np.nonzero(np.any(lead != 0, axis=-1))
-        indices = np.stack(nz).astype(np.int64)
-        ctx.nz, ctx.shape = nz, a.shape
-        return _COO(indices, a[nz].copy(), a.shape, True)
-
-    def backward(ctx, g):
-        if ctx.nz == ():
-            return g[0].copy()
-        out = np.zeros(ctx.shape, g.dtype)
-        out[ctx.nz] = g
-        return out
-
-
-class Values(Function):
-    def forward(ctx, c):
-        return c.values
-
-    def backward(ctx, g):
-        return g
-
-
-class Clone(Function):
-    def forward(ctx, c):
-        return _COO(c.indices.copy(), c.values.copy(), c.shape, c.coalesced)
-
-    def backward(ctx, g):
-        return g
-
-
-class ToCopy(Function):
-    def forward(ctx, c, dtype):
-        ctx.in_dtype = c.values.dtype
-        return _COO(c.indices, c.values.astype(dtype.np), c.shape, c.coalesced)
-
-    def backward(ctx, g):
-        return g.astype(ctx.in_dtype)
-
-
-
-class T(Function):
-    def forward(ctx, c):
-        return _COO(c.indices[::-1].copy(), c.values, c.shape[::-1], False)
-
-    def backward(ctx, g):
-        return g
-
-
-class Mul(Function):
-    def forward(ctx, c, factor):
-        ctx.factor = factor
-        return _COO(c.indices, c.values * c.values.dtype.type(factor), c.shape, c.coalesced)
-
-    def backward(ctx, g):
-        return g * g.dtype.type(ctx.factor)
-
-
-
-def _csr(c):
-    import scipy.sparse
-    return scipy.sparse.csr_array((c.values, (c.indices[0], c.indices[1])), shape=c.shape)
-
-
-class SparseAddmm(Function):
-    """sparse (n×k) @ dense (k×m) through SciPy; gradients: dense ← Sᵀ @ g, values ← (g @ denseᵀ) at the
-    indices (only the nnz entries are computed, never the dense n×k matrix)."""
-
-    def forward(ctx, c, dense):
-        s = _csr(c)
-        ctx.c, ctx.s = c, s
-        ctx.save_for_backward(dense)
-        return np.asarray(s @ dense, dtype=dense.dtype)
-
-    def backward(ctx, g):
-        (dense,) = ctx.saved
-        c = ctx.c
-        gv = gd = None
-        if ctx.needs_input_grad[0]:
-            rows, cols = c.indices
-            gv = np.einsum("ij,ij->i", g[rows], dense[cols]).astype(c.values.dtype, copy=False)
-        if ctx.needs_input_grad[1]:
-            gd = np.asarray(ctx.s.T @ g, dtype=dense.dtype)
-        return gv, gd
-
-
-class Mm(SparseAddmm):
-    """`sparse @ dense`, torch.mm and torch.spmm: the product of torch.sparse.mm under torch's name for it."""
-
-
-def _mm(cls, sparse, dense):
-    if not isinstance(sparse, SparseTensor):
-        raise TypeError(f"expected a sparse COO tensor as the first argument, got a {sparse.layout} tensor")
-    if isinstance(dense, SparseTensor):
-        raise NotImplementedError("products of two sparse COO tensors are not supported by dtrain; make one of "
-                                  "them dense with .to_dense()")
-    if not isinstance(dense, Tensor):
-        raise TypeError(f"mm(): argument 'mat2' must be Tensor, not {type(dense).__name__}")
-    _cpu_only("mm", sparse, dense)
-    c = sparse._data
-    if c.ndim != 2 or c.sparse_dim != 2:
-        raise RuntimeError(f"mm: the sparse operand must be a 2-D matrix with 2 sparse dimensions, got size "
-                           f"{list(c.shape)} with {c.sparse_dim} sparse dimensions")
-    if dense.dim() != 2:
-        raise RuntimeError(f"addmm: matrices expected, got {dense.dim()}D tensor")
-    if dense.shape[0] != c.shape[1]:
-        raise RuntimeError(f"addmm: Argument #3 (dense): Expected dim 0 size {c.shape[1]}, got {dense.shape[0]}")
-    if dense.dtype is not sparse.dtype:
-        raise RuntimeError(f"expected scalar type {_dtype.scalar_name(sparse.dtype)} but found "
-                           f"{_dtype.scalar_name(dense.dtype)}")
-    return cls.apply(sparse, dense)
-
-
 def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pin_memory=False,
                       requires_grad=False, check_invariants=None, is_coalesced=None):
-    """A sparse COO tensor from `indices` (sparse_dim × nnz) and `values` (nnz × dense dims); `size` defaults to
-    the smallest that holds the indices. Unlike torch (whose checks are off by default), indices out of `size`
-    always raise here."""
+    """A sparse COO tensor from `indices` (sparse_dim × nnz) and `values` (nnz × dense dims), on `device`
+    (default: that of `values`); `size` defaults to the smallest that holds the indices. Unlike torch (whose
+    checks are off by default), indices out of `size` always raise here."""
     from .._ops.creation import tensor as _tensor
     if pin_memory:
         raise NotImplementedError("pin_memory=True is not supported for dtrain's sparse tensors")
@@ -433,11 +309,13 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
         indices = _tensor(indices)
     if not isinstance(values, Tensor):
         values = _tensor(values, dtype=dtype)
-    _cpu_only("sparse_coo_tensor", indices, values, *(() if device is None else (resolve(device),)))
+    if device is not None:
+        values = values.to(resolve(device))
     dev = values._device
+    indices = indices.to(dev)  # as torch's constructor: the indices go where the values are
     if dtype is not None and dtype is not values.dtype:
         values = values.to(dtype)
-    idx = np.asarray(indices.detach()._data)
+    idx = indices.detach()._data
     if idx.ndim != 2:
         raise RuntimeError(f"indices must be sparse_dim x nnz, but got: {list(idx.shape)}")
     idx = idx.astype(np.int64, copy=False)
@@ -446,8 +324,11 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
                            f"from values: {values.shape[0] if values.dim() else 0}")
     sparse_dim = idx.shape[0]
     dense_shape = tuple(values.shape[1:])
+    # the bounds of the indices, on the host (one small transfer for a CUDA tensor)
+    lo, hi = (_backend.to_numpy(idx.min(axis=1)), _backend.to_numpy(idx.max(axis=1))) if idx.shape[1] else (None,
+                                                                                                             None)
     if size is None:
-        size = tuple(int(m) + 1 for m in idx.max(axis=1)) if idx.shape[1] else (0,) * sparse_dim
+        size = tuple(int(m) + 1 for m in hi) if idx.shape[1] else (0,) * sparse_dim
         size = size + dense_shape
     size = tuple(int(s) for s in size)
     if len(size) != sparse_dim + len(dense_shape):
@@ -457,7 +338,6 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
         raise RuntimeError(f"values has incorrect size, expected {[idx.shape[1], *size[sparse_dim:]]}, got "
                            f"{list(values.shape)}")
     if idx.shape[1]:
-        lo, hi = idx.min(axis=1), idx.max(axis=1)
         for d in range(sparse_dim):
             if lo[d] < 0:
                 raise RuntimeError(f"found negative index {lo[d]} for dim {d}")
@@ -482,7 +362,6 @@ def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=N
                                   f"blocksize={blocksize}, dense_dim={dense_dim}")
     if isinstance(self, SparseTensor):
         return self
-    _cpu_only("to_sparse", self)
     n = self.dim()
     sparse_dim = n if sparse_dim is None else sparse_dim
     if not 0 <= sparse_dim <= n:
@@ -490,5 +369,26 @@ def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=N
     return _sparse(ToSparse.apply(self, sparse_dim=sparse_dim))
 
 
+def zeros_like(input, dtype=None, device=None, requires_grad=False):
+    """torch.zeros_like of a sparse tensor: a sparse tensor of its size and sparse dimensions, with no entries
+    (coalesced)."""
+    dev = input._device if device is None else resolve(device)
+    dt = input.dtype if dtype is None else dtype
+    xp = dev.xp
+    c = input._data
+    with _backend.on_device(dev):
+        indices = xp.zeros((c.sparse_dim, 0), np.int64)
+        values = xp.zeros((0,) + c.shape[c.sparse_dim:], dt.np)
+    out = _sparse(_wrap(_COO(indices, values, c.shape, True), dev))
+    if requires_grad:
+        out.requires_grad_(True)
+    return out
+
+
 def _rebuild(indices, values, shape, coalesced):
     return sparse_coo_tensor(indices, values, shape, is_coalesced=coalesced)
+
+
+# the ops are defined over _COO and SparseTensor above; SparseTensor's methods find them at call time
+from ._ops import (Add, Clone, Coalesce, Mm, Mul, SparseAddmm, SparseCooTensorWithDimsAndTensors,  # noqa: E402
+                   SparseSum, Sub, T, ToCopy, ToDense, ToSparse, Values, _add_any, _linear_index, _mm)

@@ -9,12 +9,18 @@ def _part(prefix, a, indent):
     return prefix + body + (f", size={tuple(a.shape)}" if a.size == 0 else "") + ")"
 
 
+def _current_cuda(dev):
+    return dev.xp.cuda.runtime.getDevice() if dev.type == "cuda" else dev.index
+
+
 def sparse_repr(t):
     c = t._data
     indent = len("tensor(")
     default = _dtype.get_default_dtype()
     dt = t.dtype
     suffixes = [f"size={tuple(c.shape)}", f"nnz={c.nnz}"]
+    if t._device.type != "cpu" or t._device.index != _current_cuda(t._device):
+        suffixes.insert(0, f"device='{t._device}'")  # torch's rule: off the default device, or not the current GPU
     if dt not in (default, _dtype.complex128 if default is _dtype.float64 else _dtype.complex64, _dtype.int64,
                   _dtype.bool):
         suffixes.append(f"dtype={dt}")
