@@ -9,8 +9,8 @@ import torch
 import dtrain
 
 
-def _transposed(T):
-    return T.arange(1.0, 25.0).reshape(2, 3, 4).permute(2, 0, 1)  # shape (4, 2, 3), strides (1, 12, 4)
+def _transposed(T, device="cpu"):
+    return T.arange(1.0, 25.0, device=device).reshape(2, 3, 4).permute(2, 0, 1)  # shape (4, 2, 3), strides (1, 12, 4)
 
 
 # op -> (torch or dtrain module, input) -> result
@@ -87,14 +87,15 @@ def _layout(t):
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=DIFFERENT[n]))
                                   if n in DIFFERENT else n for n in sorted(OPS)], ids=sorted(OPS))
-def test_result_strides_match_torch(name):
+def test_result_strides_match_torch(name, device):
     f = OPS[name]
     want = f(torch, _transposed(torch))
-    got = f(dtrain, _transposed(dtrain))
+    with dtrain.device(device):  # the factories inside an op (index tensors, unfold's ones) on the same device
+        got = f(dtrain, _transposed(dtrain, device))
     assert _layout(got) == _layout(want)
     if name == "empty_like":
         return
-    np.testing.assert_allclose(np.asarray(got.detach().double()), want.detach().double().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(got.detach().double().cpu().numpy(), want.detach().double().numpy(), rtol=1e-6)
 
 
 def test_view_of_a_reduction_of_a_transposed_tensor_works_as_in_torch():

@@ -227,7 +227,7 @@ def _like(input, fill, dt, dev, requires_grad, memory_format):
     _check_memory_format(memory_format)
     dev, dt = _dev_dt(dev, dt)
     a = input._data
-    if dev is META or input._device is META or a.flags.c_contiguous:
+    if dev is META or input._device is META or input.is_sparse or a.flags.c_contiguous:
         return _finish(_alloc(fill, input.shape, dev, dt), dev, requires_grad)
     with (dev.xp.cuda.Device(dev.index) if dev.type == "cuda" else contextlib.nullcontext()):
         out = empty_preserving(dev.xp, a, dt.np)

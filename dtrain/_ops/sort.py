@@ -10,6 +10,7 @@ from .scatter import Gather
 
 
 @method()
+@on_input_device
 def sort(input, dim=-1, descending=False, stable=False):
     s = _sort(input, dim, descending)
     a = input._data
