@@ -49,6 +49,9 @@ for _m in (_e, _d, _b, _i, _j, _k, _f, _p, _q, _g, _h, _a, _c, _l, _n, _o, _r):
 del _m, _a, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _n, _o, _p, _q, _r
 
 from .autograd import grad_mode as _grad_mode  # noqa
+from .storage import TypedStorage, UntypedStorage  # noqa: E402
+from . import storage as _storage  # noqa: E402
+Tensor.untyped_storage, Tensor.storage = _storage.untyped_storage, _storage.storage
 from . import autograd, cuda, random  # noqa
 
 
@@ -125,8 +128,8 @@ def typename(obj):
 
 
 def is_storage(obj):
-    from .serialization import TypedStorage
-    return isinstance(obj, TypedStorage)
+    from . import serialization, storage
+    return isinstance(obj, (serialization.TypedStorage, storage.UntypedStorage, storage.TypedStorage))
 
 
 def _deprecated_range(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, device=None,
