@@ -144,6 +144,10 @@ CASES = [
     ("addmm", lambda T, m: T.addmm(m(2, 4), m(2, 3), m(3, 4))),
     ("outer", lambda T, m: T.outer(m(2), m(3))),
     ("einsum", lambda T, m: T.einsum("ij,jk->ik", m(2, 3), m(3, 4))),
+    ("einsum_sum", lambda T, m: T.einsum("ij->i", m(2, 3))),
+    ("einsum_transpose", lambda T, m: T.einsum("ij->ji", m(2, 3))),
+    ("einsum_outer", lambda T, m: T.einsum("i,j->ij", m(2), m(3))),
+    ("einsum_ellipsis", lambda T, m: T.einsum("...ij,...jk->...ik", m(2, 2, 3), m(3, 4))),
     ("Linear_2d", lambda T, m: _linear(T, m(2, 4))),
     ("Linear_1d", lambda T, m: _linear(T, m(4))),
     ("Linear_3d", lambda T, m: _linear(T, m(2, 2, 4))),
@@ -345,9 +349,6 @@ CASES = [
 
 # where matching torch's name is not possible: the reason
 DIFFERENT = {
-    "einsum": "torch's einsum is a decomposition (permutes, views, bmm) whose last node depends on the equation "
-              "(ViewBackward0 here; BmmBackward0, PermuteBackward0, SumBackward1 for others); dtrain's einsum is one "
-              "EinsumBackward0 node",
     "checkpoint_non_reentrant": "torch's non-reentrant checkpoint records the call's own nodes (MulBackward0 here) "
                                 "and recomputes through saved-tensor hooks; dtrain's is one CheckpointFunction "
                                 "node for both kinds",

@@ -732,6 +732,15 @@ class Einsum(Function):
         ctx.eq = eq
         return ctx.xp.einsum(eq, *xs, optimize=len(xs) > 2)
 
+    def name(self):
+        # torch's einsum is a decomposition whose last node depends on the equation: a sum (one operand, a
+        # letter summed out), a permute (one operand), a view after bmm (a letter summed between operands) or a mul
+        ins, out = self.eq.split("->")
+        summed = set(ins.replace(",", "")) - set(out)
+        if "," not in ins:
+            return "SumBackward1" if summed else "PermuteBackward0"
+        return "ViewBackward0" if summed else "MulBackward0"
+
     def backward(ctx, g):
         xs = ctx.saved
         ins, out = ctx.eq.split("->")
@@ -745,20 +754,59 @@ class Einsum(Function):
             arrays = [a for j, a in enumerate(xs) if j != i]
             target = subs[i]
             avail = set(out) | set("".join(others))
+            uniq = "".join(dict.fromkeys(target))  # a repeated letter is a diagonal of this operand
+            size = {c: x.shape[target.index(c)] for c in uniq}
             # letters only in this operand were summed out: broadcast them back afterwards
-            keep = "".join(c for c in target if c in avail and c not in target[:target.index(c)])
+            keep = "".join(c for c in uniq if c in avail)
             r = ctx.xp.einsum(",".join([out] + others) + "->" + keep, g, *arrays, optimize=True)
-            if keep != target:
-                r = ctx.xp.broadcast_to(r.reshape([x.shape[k] if c in keep else 1 for k, c in enumerate(target)]),
-                                        x.shape)
+            # a dim of size 1 broadcast against the others' (an ellipsis dim, or a letter NumPy broadcasts)
+            wide = tuple(k for k, c in enumerate(keep) if size[c] == 1 and r.shape[k] != 1)
+            if wide:
+                r = r.sum(axis=wide, keepdims=True)
+            if keep != uniq:
+                r = ctx.xp.broadcast_to(r.reshape([size[c] if c in keep else 1 for c in uniq]),
+                                        [size[c] for c in uniq])
+            if uniq != target:  # onto the diagonal: a strided view of zeros that steps along every repeat at once
+                full = ctx.xp.zeros(x.shape, r.dtype)
+                step = {c: sum(full.strides[k] for k, d in enumerate(target) if d == c) for c in uniq}
+                ctx.xp.lib.stride_tricks.as_strided(full, [size[c] for c in uniq], [step[c] for c in uniq])[...] = r
+                r = full
             grads.append(r)
         return tuple(grads)
+
+
+def _spell_out_ellipsis(eq, operands):
+    """`eq` with each '...' replaced by letters of its own: an operand's ellipsis stands for its dims left
+    over by its letters, aligned on the right with the other operands' (broadcast); an implicit output puts
+    them first, as torch and NumPy do."""
+    ins, arrow, out = eq.partition("->")
+    subs = ins.split(",")
+    if len(subs) != len(operands):
+        raise RuntimeError("einsum(): more operands were provided than specified in the equation" if len(operands) >
+                           len(subs) else "einsum(): fewer operands were provided than specified in the equation")
+    spare = [c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in eq]
+    counts = []
+    for sub, t in zip(subs, operands):
+        named = len(sub.replace("...", ""))
+        if "..." in sub and t.ndim < named:
+            raise RuntimeError(f"einsum(): the number of subscripts in the equation ({named}) is more than the "
+                               f"number of dimensions ({t.ndim}) for operand {len(counts)}")
+        counts.append(t.ndim - named if "..." in sub else 0)
+    k = max(counts, default=0)
+    letters = "".join(spare[:k])
+    subs = [sub.replace("...", letters[k - n:]) for sub, n in zip(subs, counts)]
+    if arrow:
+        out = out.replace("...", letters)
+    else:
+        flat = "".join(subs)
+        out = letters + "".join(sorted(c for c in set(flat) if flat.count(c) == 1 and c not in letters))
+    return ",".join(subs) + "->" + out
 
 
 def _einsum(equation, *operands):
     eq = equation.replace(" ", "")
     if "..." in eq:
-        raise NotImplementedError("einsum with '...' is not supported")
+        eq = _spell_out_ellipsis(eq, operands)
     if "->" not in eq:
         ins = eq.split(",")
         letters = sorted(c for c in set("".join(ins)) if "".join(ins).count(c) == 1)
