@@ -204,9 +204,15 @@ def _getitem(self, key):
     return BasicIndex.apply(self, key=k)
 
 
+_HOLDS_INDICES = ("the indices",)  # IndexPut's saved state: a marker, no array
+
+
 class IndexPut(Function):
     def forward(ctx, x, v, key, accumulate=False):
         ctx.key, ctx.vshape, ctx.accumulate = key, v.shape, accumulate
+        # torch's IndexPutBackward0 saves the index tensors, and its CopySlices the written view's node; both
+        # let them go after a backward without retain_graph, so a second backward through the node raises
+        ctx.save_for_backward(_HOLDS_INDICES)
         out = x.copy()
         if accumulate:
             _scatter_add_at(ctx.xp, out, key, v)

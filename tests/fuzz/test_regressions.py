@@ -875,3 +875,23 @@ def test_an_optimizer_steps_parameters_that_share_memory_one_after_the_other(opt
         return locals()
 
     same_as_torch(program)
+
+
+# found by `python -m tests.fuzz.run --seed 43 --minutes 10`
+@pytest.mark.parametrize("write", ["setitem", "index_put", "mask"])
+def test_a_second_backward_through_an_indexed_write_raises(write):
+    def program(torch):
+        t0 = torch.zeros(3, 4, dtype=torch.float32, requires_grad=True)
+        t1 = t0.add(t0)
+        if write == "setitem":
+            t1[0] = 2.0  # CopySlices
+        elif write == "index_put":
+            t1 = t1.index_put((torch.tensor([1]),), torch.tensor(3.0))
+        else:
+            t1[t1 > -1] = 5.0
+        (t0.sum() + t1.sum()).backward()
+        with pytest.raises(RuntimeError):
+            t1.backward(torch.ones(3, 4))  # torch frees what the node holds: backward through the graph a second time
+        return locals()
+
+    same_as_torch(program)
