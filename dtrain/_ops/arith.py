@@ -210,14 +210,14 @@ def _binary(cls, a, b, out=None, float_result=False, **kw):
     return out_copy(cls.apply(a, b, **kw), out)
 
 
-def _sparse_operand(x):
-    # the one test a dense op pays: a sparse tensor is a Tensor subclass (dtrain.sparse)
-    return type(x) is not Tensor and isinstance(x, Tensor) and x.is_sparse
+# the one test a dense add or sub pays, a set lookup of the operands' types: a sparse tensor's type
+# (dtrain.sparse registers it) sends the op to the sparse code
+SPARSE_TYPES = set()
 
 
 @method()
 def add(input, other, *, alpha=1, out=None):
-    if _sparse_operand(input) or _sparse_operand(other):
+    if type(input) in SPARSE_TYPES or type(other) in SPARSE_TYPES:
         from ..sparse import _add_any
         return out_copy(_add_any(input, other, alpha), out)
     return _binary(Add, input, other, out, alpha=alpha) if alpha != 1 else _binary(Add, input, other, out)
@@ -228,7 +228,7 @@ def sub(input, other, *, alpha=1, out=None):
     if isinstance(input, Tensor) and input.dtype is _dtype.bool:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or "
                            "`logical_xor()` operator instead.")
-    if _sparse_operand(input) or _sparse_operand(other):
+    if type(input) in SPARSE_TYPES or type(other) in SPARSE_TYPES:
         from ..sparse import _add_any
         return out_copy(_add_any(input, other, -alpha), out)
     return _binary(Sub, input, other, out, alpha=alpha) if alpha != 1 else _binary(Sub, input, other, out)

@@ -13,6 +13,7 @@ import numpy as np
 from .. import _backend, _dtype
 from .._device import resolve
 from .._tensor import Tensor, _wrap, sparse_coo
+from .._ops import arith as _arith
 from ..autograd.graph import AccumulateGrad
 
 
@@ -246,6 +247,9 @@ class SparseTensor(Tensor):
         memo[id(self)] = t
         return t
 
+
+
+_arith.SPARSE_TYPES.add(SparseTensor)  # add/sub of a SparseTensor come here (see _ops.arith)
 
 class _SparseAccumulateGrad(AccumulateGrad):
     """A sparse leaf's node. The gradient that reaches it is that of the leaf's values; its `.grad` is, as in
