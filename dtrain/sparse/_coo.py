@@ -248,8 +248,8 @@ class SparseTensor(Tensor):
         return t
 
 
-
 _arith.SPARSE_TYPES.add(SparseTensor)  # add/sub of a SparseTensor come here (see _ops.arith)
+
 
 class _SparseAccumulateGrad(AccumulateGrad):
     """A sparse leaf's node. The gradient that reaches it is that of the leaf's values; its `.grad` is, as in
