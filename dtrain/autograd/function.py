@@ -1,6 +1,6 @@
 """torch.autograd.Function for user-defined ops: static forward/backward over tensors."""
 from .. import _dtype
-from . import grad_mode
+from . import _saved_hooks, grad_mode
 from .graph import Function as _OpNode, _FREED
 
 
@@ -12,6 +12,8 @@ class FunctionCtx:
 
     @property
     def saved_tensors(self):
+        if type(self._saved) is _saved_hooks.Packed:
+            return _saved_hooks.unpack_tensors(self._saved)
         if self._saved is _FREED:
             raise RuntimeError("Trying to backward through the graph a second time (or directly access saved tensors "
                                "after they have already been freed). Saved intermediate values of the graph are freed "
@@ -101,6 +103,8 @@ class Function(metaclass=_FunctionMeta):
         track = grad_mode.is_grad_enabled() and any(t._requires_grad for t in tensors)
         if not track:
             return out
+        if ctx._saved and grad_mode._state.saved_hooks:
+            ctx._saved = _saved_hooks.pack_tensors(ctx._saved, grad_mode._state.saved_hooks)
         node_cls = _CustomNode.named(cls.__name__ + "Backward")  # torch's type name: MyFnBackward
         node = node_cls.__new__(node_cls)
         node._pre_hooks = node._hooks = node._non_diff = None

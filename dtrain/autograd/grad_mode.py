@@ -4,6 +4,8 @@ import threading
 
 class _State(threading.local):
     enabled = True  # the class attribute is every new thread's default, as in torch
+    saved_hooks = ()  # (pack_hook, unpack_hook) pairs, innermost last (autograd/_saved_hooks.py)
+    saved_hooks_disabled = None  # the error message while disable_saved_tensors_hooks is active
 
 
 _state = _State()

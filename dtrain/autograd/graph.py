@@ -12,7 +12,8 @@ import threading
 
 from .. import _backend
 from .._device import CPU
-from . import grad_mode
+from . import _saved_hooks, grad_mode
+from ._saved_hooks import disable_saved_tensors_hooks, save_on_cpu, saved_tensors_hooks  # noqa: F401 (torch's names)
 from .grad_mode import _state
 
 _new = object.__new__
@@ -253,6 +254,11 @@ class Function(Node):
             out = t
         if versions is not None:
             ctx._versions = versions
+        if saved and _state.saved_hooks:
+            # what the hooks keep is theirs: torch checks no version counter for a tensor saved through hooks
+            ctx.saved = _saved_hooks.pack(ctx.saved, _state.saved_hooks, inputs + (out if type(out) is tuple else (out,)),
+                                          dev)
+            ctx._versions = ()
         return out
 
 
@@ -562,6 +568,8 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 raise RuntimeError(_TWICE)
             if node._versions:
                 _check_versions(node)
+            if type(saved) is _saved_hooks.Packed:
+                node.saved = saved.unpack()  # for this backward; the packed form stays the node's state
             if node._takes_grad_dst and accumulate and capture is None:
                 _offer_destinations(node, deps, buffers)
             if _profiler_node is None:
@@ -573,6 +581,8 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 out = (out,)
             if not retain_graph and saved:  # a node that saved nothing can run again, as in torch
                 node.saved = _FREED
+            elif type(saved) is _saved_hooks.Packed:
+                node.saved = saved
             if node._hooks:
                 _run_post_hooks(node, out, in_grads)
             fresh = node._fresh_grads
@@ -650,6 +660,9 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
                                        "retain_graph=True if you need to backward through the graph a second time.")
                 if node._versions:
                     _check_versions(node)
+                packed = node.saved if type(node.saved) is _saved_hooks.Packed else None
+                if packed is not None:
+                    node.saved = packed.unpack()
                 meta = node._out_meta
                 if meta is not None:
                     from .. import zeros
@@ -660,6 +673,8 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
                 else:
                     with _profiler_node(node):
                         out = _double.lookup(node)(node, *slots)
+                if packed is not None:
+                    node.saved = packed
                 if type(out) is not tuple:
                     out = (out,)
                 for (child, nr), g in zip(node.next_functions, out):
