@@ -349,9 +349,6 @@ CASES = [
 
 # where matching torch's name is not possible: the reason
 DIFFERENT = {
-    "checkpoint_non_reentrant": "torch's non-reentrant checkpoint records the call's own nodes (MulBackward0 here) "
-                                "and recomputes through saved-tensor hooks; dtrain's is one CheckpointFunction "
-                                "node for both kinds",
 }
 
 

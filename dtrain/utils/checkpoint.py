@@ -1,16 +1,23 @@
 """Gradient checkpointing: keep a call's outputs, not the activations inside it; recompute them in backward.
 
-A checkpointed call becomes one graph node whose edges are where the call's own graph led: its inputs and
-every parameter (or outside tensor) it used. Its backward re-runs the call with grad enabled and the RNG
-state of the first run (so dropout draws the same masks), cuts the fresh graph at those edges, and sends
-the gradients reaching them on through the outer graph: parameters get them through their usual
-accumulators and hooks, in the engine's order, and `autograd.grad` works through checkpoints."""
+`use_reentrant=False` works as torch's: the call runs with its graph recorded as usual, but under saved-tensor
+hooks that keep a placeholder for every tensor an op saves; the first backward node that needs one re-runs the
+call (with the first run's RNG state and autocast state, so dropout draws the same masks) under hooks that
+collect the recomputed tensors in the same order, stopping as soon as the last one is back. The graph, its
+node names and its edges are the plain call's.
+
+`use_reentrant=True` makes the call one graph node (torch's CheckpointFunctionBackward) whose edges are where
+the call's own graph led: its inputs and every parameter (or outside tensor) it used. Its backward re-runs the
+call, cuts the fresh graph at those edges and sends the gradients reaching them on through the outer graph, so
+unlike torch's reentrant variant, parameters get them through their usual accumulators and hooks and
+`autograd.grad` works through it."""
 import contextlib
 import warnings
 
 from .. import random as _random
 from .._tensor import Tensor, _wrap
 from ..autograd import graph
+from ..autograd._saved_hooks import saved_tensors_hooks
 from ..autograd.grad_mode import enable_grad, is_grad_enabled
 
 __all__ = ["checkpoint", "checkpoint_sequential", "CheckpointError", "noop_context_fn"]
@@ -156,12 +163,86 @@ def _autocast_regions(snapshot):
     return [autocast(dev, dtype=dt, enabled=on, cache_enabled=cache) for dev, (on, dt, cache) in snapshot.items()]
 
 
+class _StopRecomputation(Exception):
+    """Raised by the recomputation's hook once the last saved tensor is back: the rest of the call is skipped."""
+
+
+class _Frame:
+    """One non-reentrant checkpointed call: how to re-run it, what its ops saved (metadata, in order) and the
+    recomputed tensors not yet handed to a backward node."""
+
+    def __init__(self, function, args, kwargs, rng, recompute_ctx, check):
+        self.function, self.args, self.kwargs, self.rng = function, args, kwargs, rng
+        self.autocast = _autocast_snapshot()
+        self.recompute_ctx, self.check = recompute_ctx, check
+        self.meta = []  # shape, dtype and device of each saved tensor of the first run
+        self.recomputed = {}
+
+    def pack(self, t):
+        self.meta.append(_meta(t))
+        return _Holder(self, len(self.meta) - 1)
+
+    def recompute(self):
+        got = []
+
+        def collect(t):
+            got.append(t.detach())
+            if len(got) == len(self.meta):
+                raise _StopRecomputation
+            return None
+
+        stash = _rng_states() if self.rng is not None else None
+        if stash is not None:
+            _set_rng_states(self.rng)
+        try:
+            with enable_grad(), self.recompute_ctx, contextlib.ExitStack() as regions:
+                for region in _autocast_regions(self.autocast):  # recompute in the forward's precision
+                    regions.enter_context(region)
+                with saved_tensors_hooks(collect, lambda _: None):
+                    try:
+                        self.function(*self.args, **self.kwargs)
+                    except _StopRecomputation:
+                        pass
+        finally:
+            if stash is not None:
+                _set_rng_states(stash)  # the caller's random stream goes on as if nothing was recomputed
+        if self.check:
+            now = [_meta(t) for t in got]
+            if now != self.meta[:len(now)] or len(now) != len(self.meta):
+                raise CheckpointError(
+                    "torch.utils.checkpoint: Recomputed values for the following tensors have different metadata "
+                    "than during the forward pass.\n" + "\n".join(
+                        f"tensor at position {i}:\nsaved metadata: {m}\nrecomputed metadata: {r}"
+                        for i, (m, r) in enumerate(zip(self.meta, now + [None] * (len(self.meta) - len(now))))
+                        if m != r))
+        self.recomputed = dict(enumerate(got))
+
+
+def _meta(t):
+    return {"shape": t.shape, "dtype": t.dtype, "device": t.device}  # printed as torch prints them
+
+
+class _Holder:
+    """What a checkpointed call's ops keep in place of a saved tensor."""
+    __slots__ = ("frame", "index")
+
+    def __init__(self, frame, index):
+        self.frame, self.index = frame, index
+
+
+def _unpack(holder):
+    frame = holder.frame
+    t = frame.recomputed.pop(holder.index, None)
+    if t is None:  # the first node to need one (or a backward after retain_graph): re-run the call
+        frame.recompute()
+        t = frame.recomputed.pop(holder.index)
+    return t
+
+
 def checkpoint(function, *args, use_reentrant=None, context_fn=noop_context_fn, determinism_check="default",
                debug=False, preserve_rng_state=True, **kwargs):
-    """Run `function(*args, **kwargs)` without keeping its activations; backward recomputes them.
-
-    Both variants (`use_reentrant=True` or `False`) work as torch's non-reentrant one: gradients reach the
-    inputs and every parameter used inside, also through `autograd.grad`."""
+    """Run `function(*args, **kwargs)` without keeping its activations; backward recomputes them (see the
+    module's docstring for the two variants)."""
     if use_reentrant is None:
         warnings.warn(_REENTRANT_WARNING, stacklevel=2)
         use_reentrant = True
@@ -177,6 +258,13 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=noop_context_fn, 
         with fwd_ctx:
             return function(*args, **kwargs)
     rng = _rng_states() if preserve_rng_state else None
+    if not use_reentrant:
+        if debug:
+            warnings.warn("torch.utils.checkpoint: dtrain records no operator traces for debug=True; a "
+                          "CheckpointError names the saved tensors that differ", stacklevel=2)
+        frame = _Frame(function, args, kwargs, rng, recompute_ctx, determinism_check == "default")
+        with fwd_ctx, saved_tensors_hooks(frame.pack, _unpack):
+            return function(*args, **kwargs)
     start = next(graph._seq)
     # the first run builds the call's graph only to find where it leads; the graph is dropped on return
     with fwd_ctx:

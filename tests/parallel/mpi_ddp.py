@@ -636,3 +636,33 @@ def test_zero_redundancy_optimizer_keeps_parameter_aliases(world):
         loss_fn(ref, x, y, "mlp").backward()
         ref_opt.step()
     np.testing.assert_allclose(flat(model.module), flat(ref), rtol=1e-10, atol=1e-12)
+
+
+class _Checkpointed(nn.Module):
+    """mlp() with its middle layers under activation checkpointing."""
+
+    def __init__(self, plain, reentrant):
+        super().__init__()
+        self.first, self.middle, self.last = plain[0], nn.Sequential(*plain[1:4]), plain[4]
+        self.reentrant = reentrant
+
+    def forward(self, x):
+        from dtrain.utils.checkpoint import checkpoint
+        return self.last(checkpoint(self.middle, self.first(x), use_reentrant=self.reentrant))
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_ddp_over_activation_checkpointing_equals_single_process(world, reentrant):
+    rank, size = world
+    ref = mlp(dtrain.float64)
+    model = DDP(_Checkpointed(copy.deepcopy(ref), reentrant), bucket_cap_mb=0.001)
+    opt = dtrain.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    ref_opt = dtrain.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    for x, y in batches("mlp", dtrain.float64, 10, 4 * size):
+        mine = np.array_split(np.arange(len(x)), size)[rank]
+        opt.zero_grad()
+        loss_fn(model, x[mine], y[mine], "mlp").backward()
+        opt.step()
+        reference_step(ref, ref_opt, x, y, "mlp", size)
+        assert_ranks_agree(flat(model.module))
+    np.testing.assert_allclose(flat(model.module), flat(ref), rtol=1e-10, atol=1e-10)

@@ -124,9 +124,9 @@ def test_errors_and_warnings():
 
     def changes(a):
         calls.append(1)
-        return a[: len(calls)] * 2  # a different shape when recomputed
+        return a[: len(calls)] ** 2  # saves a slice of another shape when recomputed
 
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match=r"tensor at position 0:\nsaved metadata: \{'shape': torch.Size\(\[1\]\)"):
         checkpoint(changes, x, use_reentrant=False).sum().backward()
     with dtrain.no_grad():
         assert checkpoint(lambda a: a * 2, x, use_reentrant=False).grad_fn is None
@@ -135,3 +135,36 @@ def test_errors_and_warnings():
 def test_import_paths():
     import dtrain.utils.checkpoint as mod
     assert dtrain.utils.checkpoint is mod and mod.checkpoint is checkpoint
+
+
+def test_non_reentrant_keeps_the_calls_own_graph_stops_recomputing_early_and_nests():
+    """As torch's: the result's node is the call's last op, recomputation ends once the last saved tensor is
+    back (the rest of the call does not run again), and a checkpoint inside a checkpoint gives torch's
+    gradients."""
+    out = {}
+    for T in (torch, dtrain):
+        x = T.tensor([0.1, -0.5, 1.2, 0.3], dtype=T.float64, requires_grad=True)
+        w = T.tensor([0.7, 0.2, -1.1, 0.4], dtype=T.float64, requires_grad=True)
+        ends = []
+
+        def f(a):
+            b = a.exp()  # saves its result: the last saved tensor of the call
+            c = b * 2  # saves nothing that needs a gradient
+            ends.append("end")
+            return c
+
+        y = T.utils.checkpoint.checkpoint(f, x, use_reentrant=False)
+        y.sum().backward()
+
+        def inner(a):
+            return (a * w).tanh()
+
+        def outer(a):
+            return T.utils.checkpoint.checkpoint(inner, a.sin(), use_reentrant=False).exp()
+
+        z = T.utils.checkpoint.checkpoint(outer, x, use_reentrant=False)
+        z.sum().backward()
+        out[T] = ends, y.grad_fn.name(), z.grad_fn.name(), x.grad.tolist(), w.grad.tolist()
+    assert out[dtrain][:3] == out[torch][:3] == (["end"], "MulBackward0", "ExpBackward0")
+    np.testing.assert_allclose(out[dtrain][3], out[torch][3], rtol=1e-12)
+    np.testing.assert_allclose(out[dtrain][4], out[torch][4], rtol=1e-12)
