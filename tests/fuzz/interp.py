@@ -71,7 +71,10 @@ def _get(f):
 
 def _layout(t):
     """The strides that decide memory order (those of dims longer than 1) and is_contiguous(): what `.view()`
-    of the tensor, a copy of it and an in-place write into it depend on."""
+    of the tensor, a copy of it and an in-place write into it depend on. An empty tensor has no memory to
+    order (torch calls its strides arbitrary): None."""
+    if t.numel() == 0:
+        return None
     return tuple(st for n, st in zip(t.shape, t.stride()) if n > 1), t.is_contiguous()
 
 
