@@ -142,3 +142,31 @@ def test_double_backward_through_packed_nodes():
         g.sum().backward()
         vals[T] = x.grad.tolist()
     np.testing.assert_allclose(vals[dtrain], vals[torch], rtol=1e-12)
+
+
+def test_autograd_grad_runs_only_the_nodes_on_the_way_to_its_inputs():
+    for T in (torch, dtrain):
+        a = T.ones(2, requires_grad=True)
+        h = a.exp()  # below the input of grad: neither run nor freed by it
+        (g,) = T.autograd.grad((h * 3).sum(), h)
+        h.sum().backward()
+        assert g.tolist() == [3.0, 3.0] and a.grad.tolist() == pytest.approx([np.e, np.e])
+
+
+def test_gradient_edges_and_increment_version():
+    for T in (torch, dtrain):
+        a = T.tensor([1.0, 2.0], requires_grad=True)
+        b = a * 2
+        eb, ea = T.autograd.graph.get_gradient_edge(b), T.autograd.graph.get_gradient_edge(a)
+        assert eb.node is b.grad_fn and eb.output_nr == 0 and type(ea.node).__name__ == "AccumulateGrad"
+        (gb,) = T.autograd.grad(b.sum(), eb, retain_graph=True)
+        ga, ga2 = T.autograd.grad((b * 3).sum(), [ea, a])
+        assert gb.tolist() == [1.0, 1.0] and ga.tolist() == ga2.tolist() == [6.0, 6.0]
+        with pytest.raises(RuntimeError, match="not possible to get the gradient edge"):
+            T.autograd.graph.get_gradient_edge(T.ones(1))
+        x = T.tensor([1.0, 2.0], requires_grad=True)
+        y = x * 1
+        z = (y * y).sum()
+        T.autograd.graph.increment_version(y)  # a write the counter could not see, announced
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            z.backward()

@@ -72,9 +72,11 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
          allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """Gradients of `outputs` with respect to `inputs`, returned instead of accumulated."""
+    from .._device import device_of
     from .._tensor import _wrap
     outputs = _as_tuple(outputs)
-    single = not isinstance(inputs, (list, tuple))
+    if isinstance(inputs, graph.GradientEdge):
+        inputs = (inputs,)  # one edge (a tuple itself)
     inputs = _as_tuple(inputs)
     grads = _as_tuple(grad_outputs) or (None,) * len(outputs)
     if retain_graph is None:
@@ -82,12 +84,15 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if allow_unused is None:
         allow_unused = materialize_grads
     for i, t in enumerate(inputs):
-        if not t._requires_grad:
-            raise RuntimeError(f"One of the differentiated Tensors does not require grad")
+        if not isinstance(t, graph.GradientEdge) and not t._requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
     roots, gs = _make_grads(outputs, grads)
     keys = []
     for t in inputs:
-        keys.append(t._grad_accumulator() if t.grad_fn is None else (t.grad_fn, t._output_nr))
+        if isinstance(t, graph.GradientEdge):  # the gradient flowing into that edge of the graph
+            keys.append(t.node if isinstance(t.node, graph.AccumulateGrad) else (t.node, t.output_nr))
+        else:
+            keys.append(t._grad_accumulator() if t.grad_fn is None else (t.grad_fn, t._output_nr))
     if create_graph:
         captured = graph.run_backward_create_graph(roots, gs, capture=dict.fromkeys(keys), accumulate=False)
     else:
@@ -96,6 +101,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     out = []
     for t, k in zip(inputs, keys):
         g = captured.get(k)
+        if isinstance(t, graph.GradientEdge):
+            if g is None and not allow_unused:
+                raise RuntimeError("One of the differentiated Tensors appears to not have been used in the graph. "
+                                   "Set allow_unused=True if this is the desired behavior.")
+            out.append(g if g is None or create_graph else _wrap(g.copy(), device_of(g)))
+            continue
         if g is None:
             if not allow_unused:
                 raise RuntimeError("One of the differentiated Tensors appears to not have been used in the graph. "

@@ -1,4 +1,7 @@
-"""Saved-tensor hooks (torch.autograd.graph.saved_tensors_hooks, save_on_cpu, disable_saved_tensors_hooks).
+"""torch.autograd.graph's helpers: saved-tensor hooks (saved_tensors_hooks, save_on_cpu,
+disable_saved_tensors_hooks), gradient edges (GradientEdge, get_gradient_edge) and increment_version.
+
+Saved-tensor hooks:
 
 While hooks are registered (per thread, innermost pair wins), every op that saves something for backward hands
 each saved tensor to `pack_hook` when its node is made and keeps only what the hook returns; the engine calls
@@ -8,8 +11,35 @@ intermediate) arrives as a new tensor. The hooks run with grad mode off and hook
 record nothing and pack nothing.
 """
 import contextlib
+from typing import Any, NamedTuple
 
 from .grad_mode import _state, no_grad
+
+
+class GradientEdge(NamedTuple):
+    """Where a tensor's gradient enters the graph: its node and the node's output number (an input of
+    autograd.grad where no tensor is at hand)."""
+    node: Any
+    output_nr: int
+    ownership_token: Any = None
+
+
+def get_gradient_edge(tensor):
+    """The GradientEdge of a tensor that requires grad: its grad_fn, or a leaf's AccumulateGrad node."""
+    if not tensor.requires_grad:
+        raise RuntimeError("It is not possible to get the gradient edge for a Tensor that does not require "
+                           "gradients")
+    if tensor.grad_fn is None:
+        return GradientEdge(tensor._grad_accumulator(), 0)
+    return GradientEdge(tensor.grad_fn, tensor._output_nr)
+
+
+def increment_version(tensor):
+    """Count an in-place change that the version counter could not see (a write through .numpy() or a
+    kernel of one's own): backward then refuses the tensor where an op saved it. A tensor or an iterable."""
+    from .._tensor import Tensor
+    for t in (tensor,) if isinstance(tensor, Tensor) else tensor:
+        t._version.value += 1
 
 
 class Packed(tuple):

@@ -13,7 +13,8 @@ import threading
 from .. import _backend
 from .._device import CPU
 from . import _saved_hooks, grad_mode
-from ._saved_hooks import disable_saved_tensors_hooks, save_on_cpu, saved_tensors_hooks  # noqa: F401 (torch's names)
+from ._saved_hooks import (GradientEdge, disable_saved_tensors_hooks, get_gradient_edge,  # noqa: F401 (torch's names)
+                           increment_version, save_on_cpu, saved_tensors_hooks)
 from .grad_mode import _state
 
 _new = object.__new__
@@ -61,7 +62,8 @@ class Node:
         return type(self).__name__
 
     def __repr__(self):
-        return f"<{self.name()} object at {hex(id(self))}>"
+        # torch prints the node's class name: AccumulateGrad, not its name() torch::autograd::AccumulateGrad
+        return f"<{self.name().replace('torch::autograd::', '')} object at {hex(id(self))}>"
 
     def register_hook(self, fn):
         if self._hooks is None:
@@ -517,12 +519,43 @@ def _dependencies(roots):
     return deps
 
 
+def _needed(roots, capture):
+    """The nodes autograd.grad must run to reach the `capture` keys (an AccumulateGrad node, or (node, i): the
+    gradient into node's output i), as torch's exec_info: a node whose edges lead to no key is never run (nor
+    are its saved tensors freed), however far the graph goes on below it."""
+    memo = {}
+    for root in roots:
+        if root is None or root in memo:
+            continue
+        stack = [(root, iter(root.next_functions))]
+        memo[root] = False
+        while stack:
+            node, edges = stack[-1]
+            for child, nr in edges:
+                if child is None:
+                    continue
+                if (child, nr) in capture or child in capture:
+                    memo[node] = True
+                if child not in memo:
+                    memo[child] = False
+                    stack.append((child, iter(child.next_functions)))
+                    break
+                if memo[child]:
+                    memo[node] = True
+            else:
+                stack.pop()
+                if stack and memo[node]:
+                    memo[stack[-1][0]] = True
+    return {n for n, need in memo.items() if need}
+
+
 def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True):
     """Propagate `grads` (arrays) from `roots` ((node, output_nr) pairs) through the graph.
 
     With `capture` (a dict node-key → None) the gradients reaching those edges are returned instead of
     accumulated into leaves (autograd.grad)."""
     deps = _dependencies([n for n, _ in roots])
+    needed = _needed([n for n, _ in roots], capture) if capture is not None else None
     buffers = {}
     for (node, nr), g in zip(roots, grads):
         _add_grad(buffers, node, nr, g, False)
@@ -562,6 +595,8 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 for i, s in enumerate(slots):
                     if (node, i) in capture and s is not None:
                         captured[(node, i)] = s[0]
+                if node not in needed:
+                    continue  # leads to no captured edge: not run, its saved tensors kept (torch's exec_info)
             in_grads = _grads_in(node, slots)
             saved = node.saved
             if saved is _FREED:
@@ -613,6 +648,7 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
     from . import _double
     from .._device import device_of
     deps = _dependencies([n for n, _ in roots])
+    needed = _needed([n for n, _ in roots], capture) if capture is not None else None
     buffers = {}
 
     def add(node, nr, g):
@@ -654,6 +690,8 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
                     for i, gt in enumerate(slots):
                         if (node, i) in capture and gt is not None:
                             captured[(node, i)] = gt
+                    if node not in needed:
+                        continue
                 if node.saved is _FREED:
                     raise RuntimeError("Trying to backward through the graph a second time (or directly access "
                                        "saved tensors after they have already been freed). Specify "
