@@ -181,7 +181,10 @@ class Function(Node):
                 if t._base is not None and t._view_info[0] != t._version.value:
                     _refresh_view(t)  # its base (or a sibling view) was written in place since: new history
         ctx.xp = dev.xp
-        ctx.needs_input_grad = tuple([t._requires_grad for t in inputs]) if track else _NO_GRADS
+        # a view made under no_grad of a base that requires grad requires grad too (its gradient goes nowhere, as
+        # in torch, but the op saves what that gradient needs, and checks it for in-place writes)
+        ctx.needs_input_grad = tuple([t._requires_grad or (t._base is not None and t._base._requires_grad)
+                                      for t in inputs]) if track else _NO_GRADS
         if dev._gpu is None:
             out = ctx.forward(*arrays, **params)
         else:

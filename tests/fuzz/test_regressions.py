@@ -895,3 +895,20 @@ def test_a_second_backward_through_an_indexed_write_raises(write):
         return locals()
 
     same_as_torch(program)
+
+
+# found by `python -m tests.fuzz.run --seed 44 --minutes 10`
+def test_a_view_made_under_no_grad_makes_an_op_save_what_its_gradient_needs():
+    def program(torch):
+        t0 = torch.tensor([[[0.0, 0.0], [0.0, 0.0]]], dtype=torch.float32, requires_grad=True)
+        with torch.no_grad():
+            t1 = t0.narrow(0, 0, 1)  # requires grad (its base does); its gradient goes nowhere
+        lin2 = torch.nn.Linear(2, 2, bias=False, dtype=torch.float32)
+        t3 = lin2(t1)  # so the weight is saved for t1's gradient
+        with torch.no_grad():
+            lin2.weight.add_(1.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            t3.sum().backward()
+        return locals()
+
+    same_as_torch(program)
