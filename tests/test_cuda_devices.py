@@ -4,6 +4,7 @@ per-device memory statistics. Compared against torch on the CPU.
 
 Marked `cuda`; they need two devices, e.g. `DTRAIN_EMULATE_CUDA=2 pytest tests/test_cuda_devices.py` (the
 emulated devices enforce CuPy's rule that an array is used only while its device is current)."""
+import copy
 import os
 import subprocess
 import sys
@@ -121,6 +122,77 @@ def test_in_place_op_keeps_its_saved_copy_on_the_tensors_device():
     np.testing.assert_array_equal(_np(y.grad), yt.grad.numpy())
 
 
+def _set(y, key, value):
+    y[key] = value
+    return y
+
+
+def _with_grad(m, x, fn):
+    p = m.nn.Parameter(x.clone())
+    p.grad = x.clone() * 3
+    fn([p])
+    return p.grad
+
+
+# Paths that bypassed the device made current by Function.apply: setitem, in-place fills, deepcopy, factory
+# functions with device=, and ops that make index or weight arrays of their own (each made on the current
+# device, or run a kernel there, before it was fixed). The random ones are compared through a property that
+# holds for any draw.
+_NON_APPLY_OPS.update({
+    "setitem_int": lambda m, x: _set(x.clone(), 1, -1.0),
+    "setitem_mask": lambda m, x: _set(x.clone(), x > 0, 0.0),
+    "setitem_list": lambda m, x: _set(x.clone(), [0, 2], 1.0),
+    "setitem_slice_tensor": lambda m, x: _set(x.clone(), slice(1, 3), x[0]),
+    "setitem_in_graph": lambda m, x: _set(x.clone().requires_grad_() * 1, ([0, 2], [1, 3]), 9.0),
+    "fill_": lambda m, x: x.clone().fill_(2.5),
+    "fill_in_graph": lambda m, x: (x.clone().requires_grad_() * 1).fill_(2.5),
+    "zero_": lambda m, x: x.clone().zero_(),
+    "fill_diagonal_": lambda m, x: x.clone().fill_diagonal_(2.0),
+    "deepcopy": lambda m, x: copy.deepcopy(x),
+    "max_of_0d": lambda m, x: m.max(x[1, 2], 0).indices,
+    "median_of_0d": lambda m, x: m.median(x[1, 2], 0).indices,
+    "hann_window": lambda m, x: m.hann_window(5, device=x.device),
+    "kaiser_window": lambda m, x: m.kaiser_window(6, device=x.device),
+    "fftfreq": lambda m, x: m.fft.fftfreq(5, device=x.device),
+    "stft": lambda m, x: m.stft(x.reshape(-1), 8, window=m.hann_window(8, device=x.device),
+                                return_complex=True).abs(),
+    "interpolate_linear": lambda m, x: m.nn.functional.interpolate(x[None], scale_factor=2, mode="linear"),
+    "interpolate_nearest": lambda m, x: m.nn.functional.interpolate(x[None], size=7),
+    "combinations": lambda m, x: m.combinations(x[0]),
+    "put": lambda m, x: m.put(x, m.tensor([1, 7], device=x.device), x[0, :2]),
+    "diagonal_scatter": lambda m, x: m.diagonal_scatter(x, x[0, :4]),
+    "pinv": lambda m, x: m.linalg.pinv(x.double(), atol=0.1),
+    "unique": lambda m, x: m.unique((x * 2).round()),
+    "bincount": lambda m, x: m.bincount((x > 0).long().reshape(-1)),
+    "searchsorted": lambda m, x: m.searchsorted(m.sort(x[0]).values, x[1]),
+    "equal": lambda m, x: m.full((1,), float(m.equal(x, x + 0)), device=x.device),
+    "allclose": lambda m, x: m.full((1,), float(m.allclose(x, x + 1e-9)), device=x.device),
+    "ctc_loss": lambda m, x: m.nn.functional.ctc_loss(x[:, None].log_softmax(2), m.tensor([[1, 2]], device=x.device),
+                                                      [4], [2]),
+    "fractional_max_pool2d": lambda m, x: m.nn.functional.fractional_max_pool2d(
+        x[None, None], 2, output_size=(2, 2), _random_samples=m.full((1, 1, 2), 0.5, device=x.device)),
+    "grid_sample": lambda m, x: m.nn.functional.grid_sample(x[None, None], x[:2, :4].reshape(1, 2, 2, 2) / 3,
+                                                            align_corners=False),
+    "grid_sample_reflection": lambda m, x: m.nn.functional.grid_sample(
+        x[None, None], x[:2, :4].reshape(1, 2, 2, 2), padding_mode="reflection", align_corners=True),
+    "exponential_": lambda m, x: x.clone().exponential_() >= 0,
+    "geometric_": lambda m, x: x.clone().geometric_(0.5) >= 1,
+    "log_normal_": lambda m, x: x.clone().log_normal_() > 0,
+    "bernoulli_": lambda m, x: x.clone().bernoulli_(m.ones_like(x)),
+    "multinomial": lambda m, x: m.multinomial(m.eye(4, 5, device=x.device), 1),
+    "alpha_dropout": lambda m, x: m.nn.functional.alpha_dropout(x, 0.5, training=True).isfinite(),
+    "init.eye_": lambda m, x: m.nn.init.eye_(x.clone()),
+    "init.dirac_": lambda m, x: m.nn.init.dirac_(x.clone()[:, :, None].expand(4, 5, 3).contiguous()),
+    "init.orthogonal_": lambda m, x: (lambda w: (w @ w.T).round())(m.nn.init.orthogonal_(x.clone())),
+    "init.trunc_normal_": lambda m, x: m.nn.init.trunc_normal_(x.clone(), a=-1.0, b=1.0).abs() <= 1,
+    "init.sparse_": lambda m, x: (m.nn.init.sparse_(x.clone(), 0.5) == 0).sum(0),
+    "clip_grad_norm_": lambda m, x: _with_grad(m, x, lambda ps: m.nn.utils.clip_grad_norm_(ps, 0.5)),
+    "clip_grad_value_": lambda m, x: _with_grad(m, x, lambda ps: m.nn.utils.clip_grad_value_(ps, 0.5)),
+    "zero_grad_in_place": lambda m, x: _with_grad(m, x, lambda ps: m.optim.SGD(ps, lr=0.1).zero_grad(False)),
+    "index_fill": lambda m, x: x.index_fill(1, m.tensor([1, 3], device=x.device), -2.0),
+})
+
+
 @pytest.mark.parametrize("name", sorted(_NON_APPLY_OPS))
 def test_ops_beyond_function_apply_on_the_second_device(name):
     xs = np.random.default_rng(2).standard_normal((4, 5)).astype(np.float32)
@@ -128,7 +200,9 @@ def test_ops_beyond_function_apply_on_the_second_device(name):
     got = fn(dtrain, dtrain.tensor(xs, device="cuda:1"))
     want = fn(torch, torch.tensor(xs))
     assert got.device == dtrain.device("cuda:1")
-    np.testing.assert_allclose(_np(got), want.numpy(), rtol=1e-5, atol=1e-7)  # float32: a few roundings
+    # and its array lives there: CuPy's copy(), asarray() and zeros() make arrays on the current device
+    assert got._data.device.id == 1, f"a cuda:1 tensor whose array is on device {got._data.device.id}"
+    np.testing.assert_allclose(_np(got), want.detach().numpy(), rtol=1e-5, atol=1e-7)  # float32: a few roundings
 
 
 @pytest.mark.parametrize("opt", ["SGD", "Adam"])
@@ -145,6 +219,36 @@ def test_optimizer_steps_parameters_on_the_second_device(opt):
         r.step()
     assert p.device == dtrain.device("cuda:1")
     np.testing.assert_allclose(_np(p), q.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_grad_scaler_unscales_and_steps_on_the_second_device():
+    g = np.random.default_rng(4).standard_normal(5).astype(np.float32)
+    p = dtrain.nn.Parameter(dtrain.zeros(5, device="cuda:1"))
+    opt, scaler = dtrain.optim.SGD([p], lr=1.0), dtrain.amp.GradScaler("cuda", init_scale=1024.0)
+    scaler.scale((p * dtrain.tensor(g, device="cuda:1")).sum()).backward()
+    np.testing.assert_allclose(_np(p.grad), g * 1024, rtol=1e-6)
+    scaler.unscale_(opt)  # the fused check-and-unscale kernel runs on the gradients' device
+    np.testing.assert_allclose(_np(p.grad), g, rtol=1e-6)
+    scaler.step(opt)
+    scaler.update()
+    np.testing.assert_allclose(_np(p), -g, rtol=1e-6)
+
+
+def test_clip_grad_norm_over_parameters_on_two_devices():
+    rng = np.random.default_rng(5)
+    gs = [rng.standard_normal(3).astype(np.float32), rng.standard_normal(4).astype(np.float32)]
+    ps = [dtrain.nn.Parameter(dtrain.zeros(len(g), device=f"cuda:{i}")) for i, g in enumerate(gs)]
+    qs = [torch.nn.Parameter(torch.zeros(len(g))) for g in gs]
+    for p, q, g in zip(ps, qs, gs):
+        p.grad, q.grad = dtrain.tensor(g, device=p.device), torch.tensor(g)
+    with dtrain._backend.on_device(dtrain.device("cuda:1")):  # whichever device is current: torch's result
+        total = dtrain.nn.utils.clip_grad_norm_(ps, 0.5, norm_type=3.0)
+    want = torch.nn.utils.clip_grad_norm_(qs, 0.5, norm_type=3.0)
+    assert total.device == dtrain.device("cuda:0") and total._data.device.id == 0  # the first one's, as torch
+    np.testing.assert_allclose(_np(total), want.numpy(), rtol=1e-6)
+    for p, q in zip(ps, qs):
+        assert p.grad._data.device.id == p.device.index
+        np.testing.assert_allclose(_np(p.grad), q.grad.numpy(), rtol=1e-6)
 
 
 class _Probe(dtrain.autograd.Function):
