@@ -251,6 +251,27 @@ def test_clip_grad_norm_over_parameters_on_two_devices():
         np.testing.assert_allclose(_np(p.grad), q.grad.numpy(), rtol=1e-6)
 
 
+def test_the_emulated_devices_write_and_gather_only_on_the_current_device():
+    # CuPy's setitem, fill and advanced indexing run kernels on the current device (peer access is off on the
+    # emulated devices, CuPy's strictest case); a basic index is a view and runs nothing
+    cp = _backend.cupy()
+    with cp.cuda.Device(1):
+        a = cp.arange(6.0).reshape(2, 3)
+        idx = cp.asarray([0, 1])
+    writes = {"setitem": lambda: a.__setitem__((0, 1), 5.0), "fill": lambda: a.fill(0.0),
+              "setitem_host_index": lambda: a.__setitem__((np.array([0, 1]), 1), 0.0),
+              "gather": lambda: a[idx], "gather_host_index": lambda: a[[1, 0]]}
+    for name, fn in writes.items():
+        with pytest.raises(ValueError, match=r"resides \(1\) is different from the current device \(0\)"):
+            fn()
+    assert a[1, 1:].device.id == 1
+    with cp.cuda.Device(1):
+        a[0, 1] = 7.0
+        a[[1], 0] = 9.0
+        np.testing.assert_array_equal(cp.asnumpy(a[idx, 0]), [0.0, 9.0])
+    np.testing.assert_array_equal(cp.asnumpy(a), [[0.0, 7.0, 2.0], [9.0, 4.0, 5.0]])
+
+
 class _Probe(dtrain.autograd.Function):
     """Identity that records the current CUDA device in its forward and backward."""
     seen = []
