@@ -190,6 +190,7 @@ _NON_APPLY_OPS.update({
     "clip_grad_value_": lambda m, x: _with_grad(m, x, lambda ps: m.nn.utils.clip_grad_value_(ps, 0.5)),
     "zero_grad_in_place": lambda m, x: _with_grad(m, x, lambda ps: m.optim.SGD(ps, lr=0.1).zero_grad(False)),
     "index_fill": lambda m, x: x.index_fill(1, m.tensor([1, 3], device=x.device), -2.0),
+    "default_collate": lambda m, x: m.utils.data.default_collate([x[0], x[2], x[1]]),
 })
 
 
@@ -219,6 +220,29 @@ def test_optimizer_steps_parameters_on_the_second_device(opt):
         r.step()
     assert p.device == dtrain.device("cuda:1")
     np.testing.assert_allclose(_np(p), q.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_lbfgs_steps_on_the_second_device_and_runs_the_closure_on_the_callers():
+    xs = np.random.default_rng(6).standard_normal(5)
+    seen = []
+
+    def run(m, device):
+        p = m.nn.Parameter(m.tensor(xs, device=device))
+        opt = m.optim.LBFGS([p], lr=0.5, max_iter=4, line_search_fn="strong_wolfe")
+
+        def closure():
+            if m is dtrain:
+                seen.append(dtrain.cuda.current_device())
+            opt.zero_grad()
+            loss = ((p - 1) ** 2 * (p * p + 1)).sum()
+            loss.backward()
+            return loss
+        for _ in range(2):
+            opt.step(closure)
+        return p
+    got, want = run(dtrain, "cuda:1"), run(torch, "cpu")
+    assert got._data.device.id == 1 and seen and set(seen) == {0}  # the closure on the caller's device, as torch
+    np.testing.assert_allclose(_np(got), want.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_grad_scaler_unscales_and_steps_on_the_second_device():
