@@ -463,6 +463,64 @@ def test_work_wait_makes_the_current_stream_wait_for_an_nccl_collective(monkeypa
         dist.destroy_process_group(g)
 
 
+_DDP_ON_THE_OTHER_DEVICE = """
+import json, numpy as np
+import dtrain as torch
+import dtrain.distributed as dist
+dist.init_process_group("nccl")  # makes cuda:rank current
+rank = dist.get_rank()
+dev = torch.device(f"cuda:{1 - rank}")  # the model on the other device: DDP's own arrays must follow it
+model = torch.nn.Linear(4, 3).to(dev)
+with torch.no_grad():
+    model.weight.copy_(torch.tensor(np.arange(12.0).reshape(3, 4) / 10, device=dev))
+    model.bias.zero_()
+ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[1 - rank])
+opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
+rng = np.random.default_rng(rank)
+for _ in range(3):
+    x = torch.tensor(rng.standard_normal((5, 4)), dtype=torch.float32, device=dev)
+    opt.zero_grad()
+    ddp(x).pow(2).mean().backward()
+    opt.step()
+print("RESULT", rank, torch.cuda.current_device(), model.weight.device.index,
+      json.dumps([p.detach().cpu().tolist() for p in model.parameters()]), flush=True)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.skipif("PMI_SIZE" in os.environ or "OMPI_COMM_WORLD_SIZE" in os.environ,
+                    reason="starts its own MPI job; not run inside one")
+def test_ddp_trains_a_model_on_another_device_than_the_current_one(tmp_path):
+    # each rank's current device is its rank (init_process_group), its model on the other device
+    script = tmp_path / "ddp_other_device.py"
+    script.write_text(_DDP_ON_THE_OTHER_DEVICE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "OMPI_", "SLURM_"))}
+    env["DTRAIN_EMULATE_CUDA"] = "2"
+    run = os.path.join(os.path.dirname(sys.executable), "dtrain-run")
+    proc = subprocess.run([run, "-n", "2", str(script)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    import json
+    rows = {int(line.split()[2]): line.split(None, 5)[3:] for line in out.splitlines() if "RESULT" in line}
+    assert sorted(rows) == [0, 1], out[-4000:]
+    ref = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        ref.weight.copy_(torch.tensor(np.arange(12.0).reshape(3, 4) / 10))
+        ref.bias.zero_()
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1)
+    rngs = [np.random.default_rng(r) for r in range(2)]
+    for _ in range(3):  # DDP's average of two equal batches' gradients: the gradient over both
+        x = torch.tensor(np.concatenate([g.standard_normal((5, 4)) for g in rngs]), dtype=torch.float32)
+        opt.zero_grad()
+        ref(x).pow(2).mean().backward()
+        opt.step()
+    for rank, (current, model_device, params) in rows.items():
+        assert (int(current), int(model_device)) == (rank, 1 - rank)
+        for got, want in zip(json.loads(params), ref.parameters()):
+            np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.skipif("PMI_SIZE" in os.environ or "OMPI_COMM_WORLD_SIZE" in os.environ,
                     reason="starts its own MPI job; not run inside one")
 def test_nccl_communicator_is_aborted_after_a_timeout():
