@@ -488,19 +488,77 @@ dist.destroy_process_group()
 """
 
 
+_COLLECTIVES_ON_THE_OTHER_DEVICE = """
+import numpy as np
+import dtrain as torch
+import dtrain.distributed as dist
+dist.init_process_group("nccl")  # makes cuda:rank current
+r = dist.get_rank()
+dev = torch.device(f"cuda:{1 - r}")  # every tensor on the other device
+
+
+def T(*v):
+    return torch.tensor([float(x) for x in v], device=dev)
+
+
+def same(t, want):
+    assert t.device == dev and t._data.device.id == 1 - r, (t.device, t._data.device.id)
+    np.testing.assert_array_equal(t.cpu().numpy(), np.asarray(want, dtype=np.float32))
+
+
+t = torch.ones(3, 2, device=dev) * r
+dist.all_reduce(t[:, 0])  # a non-contiguous tensor: reduced in a copy, written back
+same(t, [[1.0, r]] * 3)
+outs = [T(0), T(0)]
+dist.all_gather(outs, T(r))
+same(torch.cat(outs), [0, 1])
+outs = [T(0), T(0)]
+dist.all_gather(outs, T(r + 5), async_op=True).wait()  # the copy-out at wait()
+same(torch.cat(outs), [5, 6])
+o = T(0)
+dist.reduce_scatter(o, [T(r), T(r + 1)])
+same(o, [[1], [3]][r])
+g = [T(0), T(0)] if r == 0 else None
+dist.gather(T(r + 2), g, 0)
+if r == 0:
+    same(torch.cat(g), [2, 3])
+o = T(0)
+dist.scatter(o, [T(5), T(6)] if r == 0 else None, 0)
+same(o, [5 + r])
+outs = [T(0), T(0)]
+dist.all_to_all(outs, [T(r), T(r + 10)])
+same(torch.cat(outs), [[0, 1], [10, 11]][r])
+assert torch.cuda.current_device() == r
+print("RANK", r, "collectives ok", flush=True)
+dist.destroy_process_group()
+"""
+
+
+def _run_two_ranks(tmp_path, source):
+    script = tmp_path / "two_ranks.py"
+    script.write_text(source)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "OMPI_", "SLURM_"))}
+    env["DTRAIN_EMULATE_CUDA"] = "2"
+    run = os.path.join(os.path.dirname(sys.executable), "dtrain-run")
+    proc = subprocess.run([run, "-n", "2", str(script)], env=env, capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+@pytest.mark.skipif("PMI_SIZE" in os.environ or "OMPI_COMM_WORLD_SIZE" in os.environ,
+                    reason="starts its own MPI job; not run inside one")
+def test_collectives_on_tensors_of_another_device_than_the_current_one(tmp_path):
+    # their staging buffers and copy-outs (list outputs, non-contiguous tensors) on the tensors' device
+    out = _run_two_ranks(tmp_path, _COLLECTIVES_ON_THE_OTHER_DEVICE)
+    assert "RANK 0 collectives ok" in out and "RANK 1 collectives ok" in out, out[-4000:]
+
+
 @pytest.mark.skipif("PMI_SIZE" in os.environ or "OMPI_COMM_WORLD_SIZE" in os.environ,
                     reason="starts its own MPI job; not run inside one")
 def test_ddp_trains_a_model_on_another_device_than_the_current_one(tmp_path):
     # each rank's current device is its rank (init_process_group), its model on the other device
-    script = tmp_path / "ddp_other_device.py"
-    script.write_text(_DDP_ON_THE_OTHER_DEVICE)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "OMPI_", "SLURM_"))}
-    env["DTRAIN_EMULATE_CUDA"] = "2"
-    run = os.path.join(os.path.dirname(sys.executable), "dtrain-run")
-    proc = subprocess.run([run, "-n", "2", str(script)], env=env, capture_output=True, text=True,
-                          timeout=120)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
+    out = _run_two_ranks(tmp_path, _DDP_ON_THE_OTHER_DEVICE)
     import json
     rows = {int(line.split()[2]): line.split(None, 5)[3:] for line in out.splitlines() if "RESULT" in line}
     assert sorted(rows) == [0, 1], out[-4000:]
