@@ -579,7 +579,8 @@ class Tensor:
         if id(self) in memo:
             return memo[id(self)]
         t = _new(type(self))
-        t.__setstate_from(_wrap(self._data.copy(), self._device))
+        with _backend.on_device(self._device):  # CuPy's copy() lands on the current device, not the array's
+            t.__setstate_from(_wrap(self._data.copy(), self._device))
         t._requires_grad = self._requires_grad
         if self.grad is not None:
             t.grad = self.grad.__deepcopy__(memo)

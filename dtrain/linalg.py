@@ -302,6 +302,7 @@ def _tolerances(A, atol, rtol):
     return a, r
 
 
+@on_input_device  # the tolerances become arrays outside Function.apply
 def pinv(A, rcond=None, hermitian=False, *, atol=None, rtol=None, out=None):
     """The pseudo-inverse, dropping singular values <= max(atol, rtol * largest); `rcond` is rtol with atol 0
     (torch's older overload)."""

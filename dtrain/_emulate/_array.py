@@ -400,11 +400,13 @@ class ndarray:
             key = tuple(_index(k, cur) for k in key)
         else:
             key = _index(key, cur)
+        if _advanced(key):
+            _on_current(self)  # a gather is a kernel on the current device; a view (basic key) is not
         r = self._a[key]
         return wrap(r if r.__class__ is np.ndarray else np.asarray(r), cur)
 
     def __setitem__(self, key, value):
-        cur = self._dev
+        cur = _on_current(self)  # CuPy writes with a kernel (or a copy) on the current device
         if key.__class__ is tuple:
             key = tuple(_index(k, cur) for k in key)
         else:
@@ -416,6 +418,7 @@ class ndarray:
             written(self._a)
 
     def fill(self, value):
+        _on_current(self)
         self._a.fill(unwrap(value, self._dev) if value.__class__ is ndarray else value)
 
     def __repr__(self):
@@ -454,6 +457,20 @@ class ndarray:
 def _rebuild(a, device):
     with rt.Device(device):
         return wrap(a)
+
+
+def _on_current(x):
+    cur = rt.current()
+    if x._dev != cur:
+        raise _wrong_device(x._dev, cur)
+    return cur
+
+
+def _advanced(key):
+    for k in (key if key.__class__ is tuple else (key,)):
+        if k.__class__ is np.ndarray or k.__class__ is list:
+            return True
+    return False
 
 
 def _index(k, cur):

@@ -36,6 +36,15 @@ def scalar_array(value, np_dtype, device, _on_device=False):
         return device.xp.asarray(value).astype(np_dtype)
 
 
+def device_array(value, device, np_dtype=None):
+    """`value` (host data or a scalar) as an array on `device`: made there, not on whichever CUDA device is
+    current (CuPy's asarray, zeros, arange, ... allocate on the current one)."""
+    if device._gpu is None:
+        return device.xp.asarray(value, dtype=np_dtype)
+    with _backend.on_device(device):
+        return device.xp.asarray(value, dtype=np_dtype)
+
+
 def promote(*operands):
     """Tensors cast to the common torch result type; Python scalars become 0-d tensors of it."""
     dt = _dtype.result_type_of(operands)

@@ -10,7 +10,7 @@ from ..autograd import grad_mode
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
 from ._layout import iterator_layout, pointwise
-from ._util import method, nondiff, out_copy, promote, scalar_array, unbroadcast
+from ._util import method, nondiff, on_input_device, out_copy, promote, scalar_array, unbroadcast
 from ..amp._dispatch import autocast_op
 
 
@@ -493,12 +493,14 @@ def bitwise_not(input, *, out=None):
 
 
 @method()
+@on_input_device
 def equal(input, other):
     """True when both tensors have the same shape and elements."""
     return input.shape == other.shape and bool((input._data == other._data).all())
 
 
 @method()
+@on_input_device
 def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     return bool(input._device.xp.allclose(input._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
 

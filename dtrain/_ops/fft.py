@@ -10,7 +10,7 @@ from .. import _dtype
 from .._device import resolve
 from .._tensor import Tensor, _wrap
 from ..autograd.graph import Function
-from ._util import check_tensor, out_copy, to_float, wrap_dim
+from ._util import check_tensor, device_array, out_copy, to_float, wrap_dim
 from .shape import roll
 from ..amp._dispatch import autocast_op
 
@@ -316,7 +316,7 @@ def _freq(k, n, d, out, dtype, device, requires_grad):
     with np.errstate(divide="ignore"):
         scale = dt.np.type(np.float64(1.0) / np.float64(n * d))
     arr = (k.astype(dt.np) * scale).astype(dt.np, copy=False)
-    t = _wrap(dev.xp.asarray(arr), dev)
+    t = _wrap(device_array(arr, dev), dev)
     if out is not None:
         return out_copy(t, out)
     return t.requires_grad_(True) if requires_grad else t

@@ -240,6 +240,7 @@ class _SetSlices(IndexPut):
         return "torch::autograd::CopySlices"
 
 
+@on_input_device  # the value, the key and the raw writes below are array code outside Function.apply
 def _setitem(self, key, value):
     from .inplace import (_recompute_in_order, _write_in_order, assign_, check_inplace, check_overlap,
                           check_partial_overlap, same_data)

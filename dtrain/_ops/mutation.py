@@ -8,7 +8,7 @@ from .._backend import kernels, on_device
 from ..autograd import grad_mode
 from ..autograd.graph import Function
 from ..random import default_generator_for
-from ._util import method, unbroadcast
+from ._util import device_array, method, on_input_device, unbroadcast
 from .inplace import _recompute_in_order, _write_in_order, assign_, check_inplace, check_overlap, check_partial_overlap, same_data
 
 
@@ -43,9 +43,14 @@ def _write(t, array_or_value, name):
     if t._device is META:
         return t
     if _in_graph(t):
-        v = _wrap(t._device.xp.asarray(array_or_value, dtype=t._data.dtype), t._device)
+        v = _wrap(device_array(array_or_value, t._device, t._data.dtype), t._device)
         return assign_(t, Overwrite.named(name).apply(t, v), fill=True)
-    t._data[...] = array_or_value  # torch fills an expanded tensor (its shared elements get one value)
+    # torch fills an expanded tensor (its shared elements get one value)
+    if t._device._gpu is None:
+        t._data[...] = array_or_value
+    else:
+        with on_device(t._device):  # CuPy writes with a kernel on the current device
+            t._data[...] = array_or_value
     t._version.value += 1
     return t
 
@@ -149,6 +154,7 @@ def normal_(self, mean=0, std=1, *, generator=None):
 
 
 @method()
+@on_input_device  # the random draws are transformed here, outside Function.apply
 def bernoulli_(self, p=0.5, *, generator=None):
     if self._device is META:
         return self
@@ -180,18 +186,21 @@ def random_(self, from_=0, to=None, *, generator=None):
 
 
 @method()
+@on_input_device  # the random draws are transformed here, outside Function.apply
 def exponential_(self, lambd=1.0, *, generator=None):
     u = _gen(self, generator).uniform(self.shape, np.float64, self._device)
     return _write(self, -self._device.xp.log1p(-u) / lambd, "ExponentialBackward0")
 
 
 @method()
+@on_input_device  # the random draws are transformed here, outside Function.apply
 def geometric_(self, p, *, generator=None):
     u = _gen(self, generator).uniform(self.shape, np.float64, self._device)
     return _write(self, self._device.xp.ceil(self._device.xp.log1p(-u) / np.log1p(-p)), "GeometricBackward0")
 
 
 @method()
+@on_input_device  # the random draws are transformed here, outside Function.apply
 def log_normal_(self, mean=1.0, std=2.0, *, generator=None):
     normal = _gen(self, generator).normal(self.shape, np.float64, self._device, mean, std)
     return _write(self, self._device.xp.exp(normal), "LogNormalBackward0")
@@ -208,6 +217,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, de
     return t.normal_(mean, std, generator=generator).requires_grad_(requires_grad)
 
 
+@on_input_device
 def multinomial(input, num_samples, replacement=False, *, generator=None):
     p = input._data / input._data.sum(-1, keepdims=True)
     xp = input._device.xp

@@ -11,7 +11,7 @@ from ..autograd import graph as _graph
 from ..autograd.graph import Function
 from ._lowp import widened
 from ._layout import c_order, c_ordered
-from ._util import cast, method, on_input_device, out_copy, to_float, wrap_dim, wrap_dims
+from ._util import cast, device_array, method, on_input_device, out_copy, to_float, wrap_dim, wrap_dims
 from ..amp._dispatch import autocast_op
 
 
@@ -370,7 +370,7 @@ def _maxmin(input, dim, keepdim, other, is_max):
     d = wrap_dim(dim, input.ndim)
     ret = return_max if is_max else return_min
     if input.ndim == 0:
-        return ret(input.clone(), _wrap(input._device.xp.zeros((), np.int64), input._device))
+        return ret(input.clone(), _wrap(device_array(0, input._device, np.int64), input._device))
     _check_nonempty(input, name, (d,))
     return ret(*MaxMinDim.named("MaxBackward0" if is_max else "MinBackward0").apply(input, dim=d, keepdim=keepdim,
                                                                                    is_max=is_max))

@@ -255,6 +255,7 @@ def index_add_(input, dim, index, source, *, alpha=1):
 
 
 @method()
+@on_input_device  # the mask is written here, outside Function.apply
 def index_fill(input, dim, index, value):
     d = wrap_dim(dim, input.ndim)
     key = [slice(None)] * input.ndim
@@ -542,6 +543,7 @@ Tensor.index_reduce_, Tensor.index_fill_ = _index_reduce_, _index_fill_
 
 # ------------------------------------------------------------------------------------------- put, fill_diagonal_
 @method()
+@on_input_device  # the range check reads the index outside Function.apply
 def put(input, index, source, accumulate=False):
     """input as if flattened, with source written (or with accumulate=True, added) at `index`."""
     if index._data.dtype != np.int64:
@@ -567,6 +569,7 @@ def _put_(input, index, source, accumulate=False):
     return assign_(input, put(input, index, source, accumulate))
 
 
+@on_input_device  # the mask is made here, on the current device
 def _fill_diagonal_(input, fill_value, wrap=False):
     """The main diagonal (all indices equal) set to fill_value; a tall matrix with wrap=True restarts it every
     (columns + 1) rows, as NumPy's fill_diagonal."""
@@ -635,6 +638,7 @@ def slice_scatter(input, src, dim=0, start=None, end=None, step=1):
     return _scatter_into(input, src, input._data[key].shape, key, "SliceScatterBackward0")
 
 
+@on_input_device  # the diagonal's index arrays are made here, on the current device
 def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
     """A copy of input with src written along input.diagonal(offset, dim1, dim2)."""
     view = input.diagonal(offset, dim1, dim2)  # torch's dim checks and errors

@@ -102,6 +102,7 @@ def one_hot(tensor, num_classes=-1):
 
 
 @method()
+@on_input_device
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
     xp = input._device.xp
     res = xp.unique(input._data.reshape(-1) if dim is None else input._data, return_inverse=return_inverse,
@@ -116,11 +117,13 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
 
 
 @method()
+@on_input_device
 def bincount(input, weights=None, minlength=0):
     xp = input._device.xp
     return _wrap(xp.bincount(input._data, None if weights is None else weights._data, minlength), input._device)
 
 
+@on_input_device
 def searchsorted(sorted_sequence, values, *, right=False, side=None, out_int32=False):
     xp = sorted_sequence._device.xp
     v = values._data if isinstance(values, Tensor) else xp.asarray(values)

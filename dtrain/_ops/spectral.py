@@ -11,6 +11,7 @@ import numpy as np
 from .. import _dtype
 from .._tensor import Tensor, _wrap
 from ..amp._dispatch import autocast_op
+from ._util import device_array
 from .creation import _dev_dt
 
 __all__ = ["stft", "istft", "hann_window", "hamming_window", "blackman_window", "bartlett_window",
@@ -30,7 +31,7 @@ def _window(name, window_length, periodic, dtype, layout, device, requires_grad,
         # a periodic window is the symmetric one of length + 1 without its last point (for spectral analysis)
         n = window_length + 1 if periodic else window_length
         arr = fn(np.arange(n, dtype=np.float64), n)[:window_length]
-    t = _wrap(dev.xp.asarray(arr.astype(dt.np)), dev)
+    t = _wrap(device_array(arr.astype(dt.np), dev), dev)
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 

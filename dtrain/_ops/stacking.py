@@ -333,6 +333,7 @@ def atleast_3d(*tensors):
     return _atleast("atleast_3d", 3, tensors)
 
 
+@on_input_device  # the positions become an index array here
 def combinations(input, r=2, with_replacement=False):
     """The length-r combinations of a vector's elements as rows, in lexicographic order of positions
     (itertools.combinations, or combinations_with_replacement)."""

@@ -10,7 +10,7 @@ from .._tensor import Tensor, _wrap
 from ..autograd import graph as _graph
 from ..autograd.graph import Function
 from ._layout import c_order, c_ordered
-from ._util import method, on_input_device, out_copy, scalar_tensor, wrap_dim
+from ._util import device_array, method, on_input_device, out_copy, scalar_tensor, wrap_dim
 from .index import _scatter_add_at, where
 from .reduce import _named, return_cummax, return_mode
 from .scatter import Gather, _full_index
@@ -42,7 +42,7 @@ def _positions(n, axis, ndim, xp):
 
 
 def _zero_index(input):
-    return _wrap(input._device.xp.zeros((), np.int64), input._device)
+    return _wrap(device_array(0, input._device, np.int64), input._device)
 
 
 def _check_dim_nonempty(input, d, name):

@@ -96,8 +96,9 @@ class GradScaler:
             # the check is on the scaled values, as torch's kernel does it, and stays on the device: the
             # host reads the flag once per device, in step()
             flag = zeros((), dtype=_dtype.float32, device=dev)
-            _backend.non_finite_check_and_unscale_([g._data for g in grads], flag._data,
-                                                   inv_scale.to(dev)._data)
+            with _backend.on_device(flag._device):  # CuPy launches a kernel on the current device only
+                _backend.non_finite_check_and_unscale_([g._data for g in grads], flag._data,
+                                                       inv_scale.to(dev)._data)
             for g in grads:
                 g._version.value += 1
             found[dev] = flag
@@ -179,7 +180,8 @@ class GradScaler:
             combined = found[0].to(self._scale.device)
             for f in found[1:]:
                 combined = combined + f.to(self._scale.device)
-            self._update_scale(combined._data)
+            with _backend.on_device(self._scale._device):  # raw array code on the scale's device
+                self._update_scale(combined._data)
         self._per_optimizer_states = defaultdict(_fresh_state)
 
     def _update_scale(self, found_inf):

@@ -21,10 +21,12 @@ fingerprint (operation, shapes, dtypes, root, sequence number) and waits for it,
 before the collective runs and the group stays usable.
 """
 import datetime
+import functools
 import time
 
 import numpy as np
 
+from .. import _backend
 from .._tensor import Tensor
 from . import _env, _work
 from ._backend import (ANY_COUNT, Backend as _BackendBase, LocalBackend, ReduceOp, RedOpType, describe_fingerprint,
@@ -318,11 +320,11 @@ def new_group(ranks=None, timeout=None, backend=None, pg_options=None, use_local
 
 # ---------------------------------------------------------------- the one path every collective takes
 class _Then:
-    """A request followed by a copy-out (list outputs, non-contiguous tensors)."""
-    __slots__ = ("req", "fn", "done")
+    """A request followed by a copy-out (list outputs, non-contiguous tensors), on the tensors' device."""
+    __slots__ = ("req", "fn", "done", "device")
 
-    def __init__(self, req, fn):
-        self.req, self.fn, self.done = req, fn, False
+    def __init__(self, req, fn, device):
+        self.req, self.fn, self.done, self.device = req, fn, False, device
 
     def test(self):
         if self.done:
@@ -330,7 +332,11 @@ class _Then:
         if not self.req.test():
             return False
         self.done = True
-        self.fn()
+        if self.device is None or self.device._gpu is None:
+            self.fn()
+        else:
+            with _backend.on_device(self.device):  # Work.wait() may come from a thread on another device
+                self.fn()
         return True
 
     @property
@@ -512,7 +518,7 @@ def _run(pg, name, tensor, start, async_op, fingerprint="", finish=None, result=
         if fps is not None:
             req = _Checked(req, fps, pg, name, tensor)
     if finish is not None:
-        req = _Then(req, finish)
+        req = _Then(req, finish, tensor._device if tensor is not None else None)
     on_timeout = _timeout_error(pg, name, tensor, peer)
     if async_op:
         return Work(req, pg._timeout, on_timeout, result=result)
@@ -544,7 +550,8 @@ def _inout(t):
     a = t._data
     if a.flags.c_contiguous:
         return a, None
-    buf = a.copy()  # C order
+    with _backend.on_device(t._device):  # CuPy copies onto the current device
+        buf = a.copy()  # C order
     return buf, lambda: a.__setitem__(Ellipsis, buf)
 
 
@@ -586,6 +593,27 @@ def _same_device(tensors, what):
 
 
 # ---------------------------------------------------------------- collectives
+def _on_tensors_device(fn):
+    """Run a collective with its tensors' CUDA device current: the staging buffers it makes (contiguous
+    copies, concatenations, receive buffers) and its copy-outs land on that device, not on the calling
+    thread's current one. (all_reduce, the hot one, does its few array operations on the device inline.)"""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        dev = None
+        for a in (*args, *kwargs.values()):
+            if isinstance(a, Tensor):
+                dev = a._device
+                break
+            if isinstance(a, list) and a and isinstance(a[0], Tensor):
+                dev = a[0]._device
+                break
+        if dev is None or dev._gpu is None:
+            return fn(*args, **kwargs)
+        with _backend.on_device(dev):
+            return fn(*args, **kwargs)
+    return run
+
+
 def _all_reduce_deadline(pg, tensor):
     return pg._timeout
 
@@ -622,6 +650,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     return req if async_op else None
 
 
+@_on_tensors_device
 def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):
     """Copy `tensor` of global rank `src` into `tensor` of every rank of the group."""
     _check_tensor(tensor, "tensor")
@@ -636,6 +665,7 @@ def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):
     return req if async_op else None
 
 
+@_on_tensors_device
 def reduce(tensor, dst=None, op=ReduceOp.SUM, group=None, async_op=False, group_dst=None):
     """Reduce `tensor` of every rank into `tensor` of global rank `dst`."""
     _check_tensor(tensor, "tensor")
@@ -651,6 +681,7 @@ def reduce(tensor, dst=None, op=ReduceOp.SUM, group=None, async_op=False, group_
     return req if async_op else None
 
 
+@_on_tensors_device
 def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=False):
     """Gather every rank's `input_tensor` into `output_tensor`, concatenated along dim 0 (or stacked)."""
     _check_tensor(output_tensor, "output_tensor")
@@ -676,6 +707,7 @@ def _contig(a):
     return a if a.flags.c_contiguous else a.copy()
 
 
+@_on_tensors_device
 def all_gather(tensor_list, tensor, group=None, async_op=False):
     """Gather every rank's `tensor` into `tensor_list` (one tensor per rank)."""
     _check_list(tensor_list, "tensor_list")
@@ -697,6 +729,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
     return req if async_op else None
 
 
+@_on_tensors_device
 def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce `input` (the group's blocks, concatenated along dim 0) and keep this rank's block in `output`."""
     _check_tensor(output, "output")
@@ -720,6 +753,7 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
     return req if async_op else None
 
 
+@_on_tensors_device
 def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce the i-th tensor of every rank's `input_list` into `output` of group rank i."""
     _check_tensor(output, "output")
@@ -739,6 +773,7 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
     return req if async_op else None
 
 
+@_on_tensors_device
 def gather(tensor, gather_list=None, dst=None, group=None, async_op=False, group_dst=None):
     """Gather every rank's `tensor` into `gather_list` on global rank `dst` (None elsewhere)."""
     _check_tensor(tensor, "tensor")
@@ -767,6 +802,7 @@ def gather(tensor, gather_list=None, dst=None, group=None, async_op=False, group
     return req if async_op else None
 
 
+@_on_tensors_device
 def scatter(tensor, scatter_list=None, src=None, group=None, async_op=False, group_src=None):
     """Send the i-th tensor of `scatter_list` on global rank `src` into `tensor` of group rank i."""
     _check_tensor(tensor, "tensor")
@@ -791,6 +827,7 @@ def scatter(tensor, scatter_list=None, src=None, group=None, async_op=False, gro
     return req if async_op else None
 
 
+@_on_tensors_device
 def all_to_all(output_tensor_list, input_tensor_list, group=None, async_op=False):
     """Send the i-th input tensor to group rank i; receive rank i's tensor into the i-th output."""
     _check_list(output_tensor_list, "output_tensor_list")
@@ -823,6 +860,7 @@ def all_to_all(output_tensor_list, input_tensor_list, group=None, async_op=False
     return req if async_op else None
 
 
+@_on_tensors_device
 def all_to_all_single(output, input, output_split_sizes=None, input_split_sizes=None, group=None, async_op=False):
     """all_to_all on dim-0 slices of `input` and `output` (equal slices unless split sizes are given)."""
     _check_tensor(output, "output")

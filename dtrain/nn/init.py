@@ -4,6 +4,7 @@ import math
 import warnings
 
 from .._device import META
+from .._ops._util import on_input_device
 from .._tensor import Tensor, _wrap
 from ..autograd.grad_mode import no_grad
 
@@ -66,6 +67,7 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None):
         return tensor.normal_(mean, std, generator=generator)
 
 
+@on_input_device  # array code on the tensor outside Function.apply
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
     """Normal(mean, std) truncated to [a, b]. Drawn by rejection (redraw what falls outside), which gives the same
     distribution as torch's inverse-CDF method without an erfinv primitive."""
@@ -106,6 +108,7 @@ def zeros_(tensor):
         return tensor.zero_()
 
 
+@on_input_device  # array code on the tensor outside Function.apply
 def eye_(tensor):
     if tensor.ndimension() != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
@@ -117,6 +120,7 @@ def eye_(tensor):
     return tensor
 
 
+@on_input_device  # array code on the tensor outside Function.apply
 def dirac_(tensor, groups=1):
     dimensions = tensor.ndimension()
     if dimensions not in [3, 4, 5]:
@@ -173,6 +177,7 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
     return normal_(tensor, 0.0, std, generator)
 
 
+@on_input_device  # array code on the tensor outside Function.apply
 def orthogonal_(tensor, gain=1, generator=None):
     """A (semi-)orthogonal matrix from the QR decomposition of a normal sample, sign-corrected like torch."""
     if tensor.ndimension() < 2:
@@ -197,6 +202,7 @@ def orthogonal_(tensor, gain=1, generator=None):
     return tensor
 
 
+@on_input_device  # array code on the tensor outside Function.apply
 def sparse_(tensor, sparsity, std=0.01, generator=None):
     if tensor.ndimension() != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")

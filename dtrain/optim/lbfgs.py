@@ -6,6 +6,7 @@ arithmetic torch does on its 0-d tensors.
 """
 import math
 
+from .. import _backend
 from .._tensor import Tensor, _wrap
 from ..autograd.grad_mode import enable_grad
 from .optimizer import Optimizer
@@ -182,6 +183,21 @@ class LBFGS(Optimizer):
     def step(self, closure):
         """One optimization step: up to `max_iter` L-BFGS iterations; `closure` clears the gradients,
         evaluates the model, backpropagates and returns the loss."""
+        dev = self._params[0]._device
+        if dev._gpu is None:
+            return self._step(closure)
+        # the flat vectors are arrays of the parameters' device, made and computed with it current; the
+        # closure (the user's model and backward) runs on the device that was current at the call
+        cuda = dev.xp.cuda
+        caller = cuda.runtime.getDevice()
+
+        def on_caller_device():
+            with cuda.Device(caller):
+                return closure()
+        with _backend.on_device(dev):
+            return self._step(on_caller_device)
+
+    def _step(self, closure):
         def evaluate():
             with enable_grad():
                 return closure()

@@ -260,7 +260,11 @@ class Optimizer:
                         p.grad.detach_()
                     else:
                         p.grad.requires_grad_(False)
-                    p.grad._data.fill(0)
+                    if p.grad._device._gpu is None:
+                        p.grad._data.fill(0)
+                    else:
+                        with on_device(p.grad._device):  # CuPy fills on the current device only
+                            p.grad._data.fill(0)
                     p.grad._version.value += 1
 
     # ------------------------------------------------------------------ the step

@@ -16,6 +16,7 @@ from ..._backend import to_numpy
 from ..._tensor import Tensor, _wrap
 from ...autograd.graph import Function
 from ...amp._dispatch import autocast_op
+from ..._ops._util import on_input_device
 
 __all__ = ["ctc_loss"]
 
@@ -120,6 +121,7 @@ def _lengths(v, what):
 
 
 @autocast_op("ctc_loss")
+@on_input_device  # the extended targets and lengths become arrays here
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank: int = 0, reduction: str = "mean",
              zero_infinity: bool = False):
     """torch.nn.functional.ctc_loss: log_probs (T, N, C) or (T, C), targets (N, S) padded or the (sum of

@@ -68,6 +68,7 @@ def dropout3d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
     return _feature_dropout(input, p, training, inplace, 3, "dropout3d")
 
 
+@on_input_device
 def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False):
     if p < 0.0 or p > 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")

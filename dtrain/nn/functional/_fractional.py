@@ -10,6 +10,7 @@ from ..._backend import to_numpy
 from ..._tensor import _wrap
 from ...autograd import graph as _graph
 from ...amp._dispatch import autocast_op
+from ..._ops._util import on_input_device
 
 __all__ = ["fractional_max_pool2d", "fractional_max_pool3d", "fractional_max_pool2d_with_indices",
            "fractional_max_pool3d_with_indices"]
@@ -37,6 +38,7 @@ def _intervals(sample, size, out, pool):
     return starts
 
 
+@on_input_device  # the window positions and the gather of the maxima: array code outside Function.apply
 def _fractional(input, kernel_size, output_size, output_ratio, samples, nd, name):
     kernel = tuple(int(k) for k in _tuple(kernel_size, nd))
     if output_size is None and output_ratio is None:

@@ -12,6 +12,7 @@ import numpy as np
 from ..._tensor import _wrap
 from ...autograd import graph as _graph
 from ...amp._dispatch import autocast_op
+from ..._ops._util import on_input_device
 
 __all__ = ["grid_sample", "affine_grid"]
 
@@ -85,6 +86,7 @@ def _cubic_weights(t):
 
 
 @autocast_op("grid_sampler")
+@on_input_device  # the corner indices and weights: array code outside Function.apply
 def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
     """torch.nn.functional.grid_sample: input (N, C, H, W) or (N, C, D, H, W) read at grid's [-1, 1]
     coordinates (N, Ho, Wo, 2) or (N, Do, Ho, Wo, 3), last entry x (width) first."""

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..._tensor import _wrap
 from ...amp._dispatch import autocast_op
+from ..._ops._util import on_input_device
 from ...autograd import graph as _graph
 
 __all__ = ["interpolate", "upsample", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle"]
@@ -25,6 +26,7 @@ def _take(x, dim, idx):
 
 
 @autocast_op("interpolate")
+@on_input_device  # the source positions and weights become arrays here
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False):
     """torch.nn.functional.interpolate over (N, C, *spatial) input."""

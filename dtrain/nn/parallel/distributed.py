@@ -29,6 +29,7 @@ import warnings
 
 import numpy as np
 
+from ... import _backend
 from ..._backend import xp_of
 from ..._tensor import _wrap
 from ...autograd import graph as _graph
@@ -157,12 +158,16 @@ class DistributedDataParallel(Module, Joinable):
         self._comm_hook = None
         self._comm_state = None
         self._names = {id(p): n for n, p in module.named_parameters()}
-        self._check_same_model()
-        if init_sync:
-            self._sync_module_states(init_sync_buffers)
-        self._params = params
-        self._index = {id(p): i for i, p in enumerate(params)}
-        self._build_buckets(params)
+        # DDP's own array code (the flat buffers, the bucket copies) runs with the parameters' device current,
+        # which need not be the calling thread's (a rank that set another device, or none)
+        self._device_of = params[0]._device if params else None
+        with self._on_device():
+            self._check_same_model()
+            if init_sync:
+                self._sync_module_states(init_sync_buffers)
+            self._params = params
+            self._index = {id(p): i for i, p in enumerate(params)}
+            self._build_buckets(params)
         self._armed = None           # what the grad views were last set up for (_arm)
         self._hook_handles = [p.register_post_accumulate_grad_hook(self._make_hook(i))
                               for i, p in enumerate(params)]
@@ -173,6 +178,9 @@ class DistributedDataParallel(Module, Joinable):
         self._arm()
 
     # ------------------------------------------------------------------------------------- construction
+    def _on_device(self):
+        return _backend.on_device(self._device_of) if self._device_of is not None else contextlib.nullcontext()
+
     def _check_same_model(self):
         dist = self._dist
         if self._world == 1:
@@ -301,11 +309,12 @@ class DistributedDataParallel(Module, Joinable):
         if joining:  # say this rank is still training; learn how many are
             active = Join.notify_join_context(self)
             self._active = self._world if active is None else int(active)
-        if self.forward_sync_buffers and self.require_forward_param_sync and self._world > 1:
-            self._sync_buffers(True if joining else None)
-        if joining:  # tell joined ranks whether this iteration's backward reduces
-            _all_reduce_scalar(int(self.require_backward_grad_sync), self.join_device, self.process_group)
-        self._arm()
+        with self._on_device():
+            if self.forward_sync_buffers and self.require_forward_param_sync and self._world > 1:
+                self._sync_buffers(True if joining else None)
+            if joining:  # tell joined ranks whether this iteration's backward reduces
+                _all_reduce_scalar(int(self.require_backward_grad_sync), self.join_device, self.process_group)
+            self._arm()
         if self.device_ids:  # torch moves the inputs to the module's device
             inputs, kwargs = _to_device((inputs, kwargs), f"cuda:{self.device_ids[0]}")
         out = self.module(*inputs, **kwargs)
@@ -423,6 +432,10 @@ class DistributedDataParallel(Module, Joinable):
         return used
 
     def _finish_pass(self):
+        with self._on_device():
+            self._finish_pass_here()
+
+    def _finish_pass_here(self):
         used = self._globally_used() if self.find_unused_parameters or self.static_graph else None
         missing = []
         for b in self._buckets:

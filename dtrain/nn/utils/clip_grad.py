@@ -2,6 +2,7 @@
 import math
 import warnings
 
+from ..._backend import on_device
 from ..._tensor import Tensor, _wrap
 from ...autograd.grad_mode import no_grad
 
@@ -38,14 +39,23 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
     if not tensors:
         return _tensor(0.0)
     dev = tensors[0]._device
-    xp = dev.xp
-    norms = xp.stack([_array_norm(xp, t._data, norm_type).astype(tensors[0]._data.dtype) for t in tensors])
-    total = _array_norm(xp, norms, norm_type)
-    if error_if_nonfinite and not bool(xp.isfinite(total)):
-        raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so "
-                           "it cannot be clipped. To disable this error and scale the gradients by the non-finite "
-                           "norm anyway, set `error_if_nonfinite=False`")
-    return _wrap(xp.asarray(total, dtype=tensors[0]._data.dtype), dev)
+    xp, dt = dev.xp, tensors[0]._data.dtype
+    by_device = {}
+    for t in tensors:
+        by_device.setdefault(t._device, []).append(t._data)
+    norms = []
+    for d, arrays in by_device.items():
+        # each tensor's norm with its device current; torch gathers the norms on the first tensor's device
+        with on_device(d):
+            n = d.xp.stack([_array_norm(d.xp, a, norm_type).astype(dt) for a in arrays])
+        norms.append(n if d is dev else _wrap(n, d).to(dev)._data)
+    with on_device(dev):
+        total = _array_norm(xp, norms[0] if len(norms) == 1 else xp.concatenate(norms), norm_type)
+        if error_if_nonfinite and not bool(xp.isfinite(total)):
+            raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, "
+                               "so it cannot be clipped. To disable this error and scale the gradients by the "
+                               "non-finite norm anyway, set `error_if_nonfinite=False`")
+        return _wrap(xp.asarray(total, dtype=dt), dev)
 
 
 @no_grad()
@@ -57,7 +67,11 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
     # same as torch: the factor is clamped to 1, so gradients only ever shrink
     coef = min(float(max_norm) / (float(tn) + 1e-6), 1.0)
     for g in grads:
-        g._data *= g._data.dtype.type(coef)
+        if g._device._gpu is None:
+            g._data *= g._data.dtype.type(coef)
+        else:
+            with on_device(g._device):  # a raw in-place kernel: the gradient's device made current
+                g._data *= g._data.dtype.type(coef)
         g._version.value += 1
 
 
@@ -85,5 +99,6 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     """Clamp every gradient element into [-clip_value, clip_value], in place."""
     clip_value = float(clip_value)
     for g in _grads(parameters):
-        g._device.xp.clip(g._data, -clip_value, clip_value, out=g._data)
+        with on_device(g._device):  # a raw in-place kernel: the gradient's device made current
+            g._device.xp.clip(g._data, -clip_value, clip_value, out=g._data)
         g._version.value += 1

@@ -96,7 +96,10 @@ def collate_tensor_fn(batch, *, collate_fn_map=None):
     # the shapes, dtypes and devices agree; everything else goes through stack() for torch's errors/promotion.
     if all(type(t._data) is type(elem._data) and t._data.shape == elem._data.shape and t._data.dtype == elem._data.dtype
            and t._device is elem._device and not t.requires_grad for t in batch):
-        return _wrap(elem._device.xp.stack([t._data for t in batch]), elem._device)
+        if elem._device._gpu is None:
+            return _wrap(np.stack([t._data for t in batch]), elem._device)
+        with dtrain._backend.on_device(elem._device):  # CuPy stacks on the current device
+            return _wrap(elem._device.xp.stack([t._data for t in batch]), elem._device)
     return dtrain.stack(list(batch), 0)
 
 
