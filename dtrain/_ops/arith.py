@@ -1,9 +1,10 @@
 """Binary arithmetic, comparisons and logical ops, with torch's promotion and broadcasting; in-place forms."""
+import contextlib
 import numbers
 
 import numpy as np
 
-from .. import _dtype
+from .. import _backend, _dtype
 from .._axpy import add_scaled
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
@@ -430,7 +431,8 @@ def floor_divide(input, other, *, out=None):
 def _laid_out(r, a, b):
     """r, computed elementwise from tensors a and b outside Function.apply, laid out as torch lays it out."""
     if r._data.ndim > 1 and not (a._data.flags.c_contiguous and b._data.flags.c_contiguous):
-        r._data = iterator_layout(r._device.xp, r._data, (a._data, b._data))
+        with _backend.on_device(r._device) if r._device._gpu is not None else contextlib.nullcontext():
+            r._data = iterator_layout(r._device.xp, r._data, (a._data, b._data))
     return r
 
 

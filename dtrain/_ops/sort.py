@@ -61,6 +61,7 @@ def msort(input):
 
 
 @method()
+@on_input_device
 def topk(input, k, dim=-1, largest=True, sorted=True):
     from .reduce import return_topk
     d = wrap_dim(dim, input.ndim) if input.ndim else 0

@@ -195,10 +195,7 @@ class Function(Node):
         if cls._pointwise and type(out) is not tuple and out.ndim > 1:
             for a in arrays:
                 if not a.flags.c_contiguous:  # NumPy and torch lay out the result alike for C-ordered inputs
-                    new = _iterator_layout(ctx.xp, out, arrays)
-                    if new is not out and ctx.saved:  # the forward saved its result: save the relaid one
-                        ctx.saved = tuple([new if s is out else s for s in ctx.saved])
-                    out = new
+                    out = _relaid(ctx, dev, out, arrays)
                     break
         if cls._view:
             return _wrap_views(ctx, out, first, dev, track)
@@ -265,6 +262,19 @@ class Function(Node):
                                           dev)
             ctx._versions = ()
         return out
+
+
+def _relaid(ctx, dev, out, arrays):
+    """An elementwise op's result laid out as torch's TensorIterator lays it out (on the result's device), and
+    saved in its place where the forward saved it."""
+    if dev._gpu is None:
+        new = _iterator_layout(ctx.xp, out, arrays)
+    else:
+        with _backend.on_device(dev):
+            new = _iterator_layout(ctx.xp, out, arrays)
+    if new is not out and ctx.saved:
+        ctx.saved = tuple([new if s is out else s for s in ctx.saved])
+    return new
 
 
 def renamed(t, name):
