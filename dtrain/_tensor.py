@@ -277,8 +277,9 @@ class Tensor:
                                "these gradients. To fix this error, please refer to the Optimizer.zero_grad() "
                                "function in torch/optim/optimizer.py as the solution.")
         if self._grad_fn is not None:
-            # a node that saved this non-leaf refuses it now (graph._check_versions); a saved leaf is still fine
-            self.__dict__["_detached_inplace"] = True
+            # a node made before now that saved this non-leaf refuses it (graph._check_versions: the mark is the
+            # graph's sequence number); a saved leaf is still fine, and so is a node made after the detach
+            self.__dict__["_detached_inplace"] = next(_graph._seq)
         self._grad_fn = None
         self._requires_grad = False
         return self

@@ -800,7 +800,7 @@ def _check_versions(node):
     for counter, expected, t, out in node._versions:  # out: for an input, the shape it was saved in
         if counter.value != expected:
             raise RuntimeError(_modified_message(node, counter.value, expected, t, out))
-        if t is not None and t.__dict__ and t.__dict__.get("_detached_inplace"):
+        if t is not None and t.__dict__ and t.__dict__.get("_detached_inplace", -1) > node._seq:
             raise RuntimeError("Trying to use a saved tensor that has been detached in-place, i.e. with "
                                ".detach_().This is not supported, please use out-of-place `.detach()` instead")
 

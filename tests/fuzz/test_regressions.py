@@ -912,3 +912,16 @@ def test_a_view_made_under_no_grad_makes_an_op_save_what_its_gradient_needs():
         return locals()
 
     same_as_torch(program)
+
+
+# found by `python -m tests.fuzz.run --seed 44 --minutes 10`
+def test_a_tensor_detached_in_place_before_an_op_saves_it_is_usable():
+    def program(torch):
+        t0 = torch.tensor(0.5, dtype=torch.float32, requires_grad=True)
+        t2 = t0.exp()
+        t2.detach_()  # before the product saves it: nothing to refuse
+        t6 = t0.mul(t2)
+        (t6.sum() + t0.sum()).backward()
+        return locals()
+
+    same_as_torch(program)
