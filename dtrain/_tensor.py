@@ -49,7 +49,7 @@ def _wrap(array, device):
     t._requires_grad = False
     t.grad = t._grad_fn = t._base = t._view_info = t._accum = t._hooks = t._post_acc_hooks = None
     t._output_nr = 0
-    t._version = _Version()
+    t._vc = _Version()
     t._retains_grad = False
     return t
 
@@ -57,7 +57,7 @@ def _wrap(array, device):
 class Tensor:
     # _base: the root tensor whose memory a view shares (never a view itself); _view_info: for a view,
     # [the version its history was set at, how it was made] (autograd/graph.make_view)
-    __slots__ = ("_data", "_device", "_requires_grad", "grad", "_grad_fn", "_output_nr", "_version", "_base",
+    __slots__ = ("_data", "_device", "_requires_grad", "grad", "_grad_fn", "_output_nr", "_vc", "_base",
                  "_view_info", "_accum", "_hooks", "_post_acc_hooks", "_retains_grad", "__dict__", "__weakref__")
     __array_priority__ = 1000  # numpy scalars and arrays on the left defer to our reflected operators
 
@@ -77,7 +77,7 @@ class Tensor:
         pass
 
     def __setstate_from(self, src):
-        for k in ("_data", "_device", "_requires_grad", "grad", "_grad_fn", "_output_nr", "_version", "_base",
+        for k in ("_data", "_device", "_requires_grad", "grad", "_grad_fn", "_output_nr", "_vc", "_base",
                   "_view_info", "_accum", "_hooks", "_post_acc_hooks", "_retains_grad"):
             setattr(self, k, getattr(src, k))
 
@@ -208,7 +208,7 @@ class Tensor:
     # ---------------------------------------------------------------- autograd state
     @property
     def grad_fn(self):
-        if self._base is not None and self._view_info[0] != self._version.value:
+        if self._base is not None and self._view_info[0] != self._vc.value:
             _graph._refresh_view(self)  # its base or a sibling view was written in place since
         return self._grad_fn
 
@@ -248,8 +248,12 @@ class Tensor:
         return self._output_nr
 
     @property
-    def _version_value(self):
-        return self._version.value
+    def _version(self):
+        # torch's t._version: how many in-place writes the memory has seen (the counter object, shared by
+        # views, detach() and .data's owner, is _vc)
+        return self._vc.value
+
+    _version_value = _version
 
     def _grad_accumulator(self):
         acc = self._accum() if self._accum is not None else None
@@ -266,7 +270,7 @@ class Tensor:
     def detach(self):
         # shares storage and the version counter, but is no autograd view: in-place ops on it are allowed
         t = _wrap(self._data, self._device)
-        t._version = self._version
+        t._vc = self._vc
         return t
 
     def detach_(self):
@@ -287,7 +291,7 @@ class Tensor:
     @property
     def data(self):
         t = _wrap(self._data, self._device)
-        t._version = _Version()  # torch: .data does not share the version counter
+        t._vc = _Version()  # torch: .data does not share the version counter
         return t
 
     @data.setter
@@ -547,7 +551,7 @@ class Tensor:
         flat = self._data.reshape(-1)
         vals = [callable(v) for v in flat.tolist()]
         self._data[...] = np.asarray(vals, dtype=self._data.dtype).reshape(self._data.shape)
-        self._version.value += 1
+        self._vc.value += 1
         return self
 
     def map_(self, tensor, callable):
@@ -557,7 +561,7 @@ class Tensor:
         other = np.broadcast_to(tensor._data, self._data.shape)
         vals = [callable(a, b) for a, b in zip(self._data.reshape(-1).tolist(), other.reshape(-1).tolist())]
         self._data[...] = np.asarray(vals, dtype=self._data.dtype).reshape(self._data.shape)
-        self._version.value += 1
+        self._vc.value += 1
         return self
 
     def __repr__(self, *, tensor_contents=None):

@@ -150,7 +150,7 @@ def out_copy(result, out):
             _write_out(out, result)
     else:
         _write_out(out, result)
-    out._version.value += 1
+    out._vc.value += 1
     return out
 
 

@@ -286,7 +286,7 @@ def _setitem(self, key, value):
         return
     check_inplace(self)
     if same:
-        self._version.value += 1
+        self._vc.value += 1
         return
     check_overlap(self if advanced else dst)
     if advanced:
@@ -295,7 +295,7 @@ def _setitem(self, key, value):
         _recompute_in_order(dst, lambda d, v: v, (reads,), {}, elements=True)
     else:
         _write_in_order(self._device.xp, dst._data, value._data)
-    self._version.value += 1
+    self._vc.value += 1
 
 
 def _check_value_shape(t, key, advanced, value):

@@ -299,7 +299,7 @@ def refresh_view(t):
     """Regenerate a view's history from its base after the base (or any view of it) was written in place
     since the view's history was last set (torch's grad_fn regeneration)."""
     info = t._view_info
-    version = t._version.value
+    version = t._vc.value
     if info[0] == version:
         return
     base = t._base
@@ -548,11 +548,11 @@ def assign_(t, result, fill=False, write=None):
     else:
         with on_device(t._device):
             _write_result(t, result, write)
-    t._version.value += 1
+    t._vc.value += 1
     if node is not None and node._versions:
         # an output the op saved for its backward is t itself now: a later write to t must be caught, and
         # its backward reads t's memory (a write through .numpy(), which no counter sees, shows there as in torch)
-        node._versions = [(t._version, t._version.value, None, v[3]) if v[0] is result._version and v[2] is None else v
+        node._versions = [(t._vc, t._vc.value, None, v[3]) if v[0] is result._vc and v[2] is None else v
                           for v in node._versions]
         if node.saved and node.saved is not _graph._FREED and t._data.shape == result._data.shape:
             node.saved = tuple(t._data if a is result._data else a for a in node.saved)

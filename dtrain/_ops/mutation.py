@@ -51,7 +51,7 @@ def _write(t, array_or_value, name):
     else:
         with on_device(t._device):  # CuPy writes with a kernel on the current device
             t._data[...] = array_or_value
-    t._version.value += 1
+    t._vc.value += 1
     return t
 
 
@@ -102,12 +102,12 @@ def copy_(self, src, non_blocking=False):
         return assign_(self, _Copy.apply(self, src.to(self._device)), fill=same, write=write)
     check_inplace(self)
     if same:
-        self._version.value += 1
+        self._vc.value += 1
         return self
     check_overlap(self)
     if reads_self:
         write()
-        self._version.value += 1
+        self._vc.value += 1
         return self
     data = src._data
     if src._device is not self._device:
@@ -118,7 +118,7 @@ def copy_(self, src, non_blocking=False):
     else:
         with on_device(self._device):
             _write_in_order(self._device.xp, self._data, data)
-    self._version.value += 1
+    self._vc.value += 1
     return self
 
 
@@ -244,7 +244,7 @@ Tensor.multinomial = lambda self, num_samples, replacement=False, *, generator=N
 @method()
 def set_(self, source):
     self._data, self._device = source._data, source._device
-    self._version.value += 1
+    self._vc.value += 1
     return self
 
 

@@ -129,7 +129,7 @@ def view(input, *shape):
 
 def _view_dtype(input, dt):
     t = _wrap(input._data.view(dt.np), input._device)
-    t._version = input._version  # the same memory: a write through either is a new version of both
+    t._vc = input._vc  # the same memory: a write through either is a new version of both
     return t
 
 
@@ -232,7 +232,7 @@ def _view_inplace(t, view):
     t._data = view._data
     if view.grad_fn is not None:
         t.grad_fn, t._output_nr = view.grad_fn, view._output_nr
-    t._version.value += 1
+    t._vc.value += 1
     return t
 
 

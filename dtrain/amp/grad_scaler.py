@@ -100,7 +100,7 @@ class GradScaler:
                 _backend.non_finite_check_and_unscale_([g._data for g in grads], flag._data,
                                                        inv_scale.to(dev)._data)
             for g in grads:
-                g._version.value += 1
+                g._vc.value += 1
             found[dev] = flag
         return found
 
@@ -199,8 +199,8 @@ class GradScaler:
         new_tracker = xp.where(bad | grow, 0, successful)
         scale[...] = new_scale
         tracker[...] = new_tracker
-        self._scale._version.value += 1
-        self._growth_tracker._version.value += 1
+        self._scale._vc.value += 1
+        self._growth_tracker._vc.value += 1
 
     def _check_scale_growth_tracker(self, funcname):
         fix = "This may indicate your script did not use scaler.scale(loss or outputs) earlier in the iteration."

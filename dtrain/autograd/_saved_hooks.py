@@ -39,7 +39,7 @@ def increment_version(tensor):
     kernel of one's own): backward then refuses the tensor where an op saved it. A tensor or an iterable."""
     from .._tensor import Tensor
     for t in (tensor,) if isinstance(tensor, Tensor) else tensor:
-        t._version.value += 1
+        t._vc.value += 1
 
 
 class Packed(tuple):

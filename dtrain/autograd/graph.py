@@ -178,7 +178,7 @@ class Function(Node):
         track = rg and _state.enabled
         if track:
             for t in inputs:
-                if t._base is not None and t._view_info[0] != t._version.value:
+                if t._base is not None and t._view_info[0] != t._vc.value:
                     _refresh_view(t)  # its base (or a sibling view) was written in place since: new history
         ctx.xp = dev.xp
         # a view made under no_grad of a base that requires grad requires grad too (its gradient goes nowhere, as
@@ -233,7 +233,7 @@ class Function(Node):
                 t = inputs[j]
                 if versions is None:
                     versions = []
-                versions.append((t._version, t._version.value, t, s.shape))
+                versions.append((t._vc, t._vc.value, t, s.shape))
         if type(out) is tuple:
             ctx._out_meta = tuple([(o.shape, o.dtype) for o in out])
             res = []
@@ -243,7 +243,7 @@ class Function(Node):
                 if (nd is None or i not in nd) and o.dtype.kind in "fcV":  # V: bfloat16 (ml_dtypes)
                     t._requires_grad, t._grad_fn, t._output_nr = True, ctx, i
                 if saved and any(s is o for s in saved):
-                    versions = (versions or []) + [(t._version, 0, None, (i, o.shape, o.dtype))]
+                    versions = (versions or []) + [(t._vc, 0, None, (i, o.shape, o.dtype))]
                 res.append(t)
             out = tuple(res)
         else:
@@ -252,7 +252,7 @@ class Function(Node):
                 t._requires_grad = True
                 t._grad_fn = ctx
             if saved and any(s is out for s in saved):
-                versions = (versions or []) + [(t._version, 0, None, (0, out.shape, out.dtype))]
+                versions = (versions or []) + [(t._vc, 0, None, (0, out.shape, out.dtype))]
             out = t
         if versions is not None:
             ctx._versions = versions
@@ -306,11 +306,11 @@ def make_view(t, base, multi=False):
     root = base._base
     if root is None:
         root = base
-    t._version, t._base = base._version, root
+    t._vc, t._base = base._vc, root
     meta = (MULTI_OUTPUT if multi else DEFAULT) if _state.enabled else NO_GRAD_MODE
     if meta == DEFAULT and base._base is not None:
         meta = base._view_info[1]  # a view of a no-grad or multi-output view inherits its restriction
-    t._view_info = [base._version.value, meta]
+    t._view_info = [base._vc.value, meta]
     return t
 
 
@@ -423,7 +423,7 @@ class AccumulateGrad(Node):
             if gd.shape != g.shape:
                 g = _expand_grad(g, var)
             gd += g
-            var.grad._version.value += 1
+            var.grad._vc.value += 1
         for hook in list(var._post_acc_hooks.values()) if var._post_acc_hooks else ():
             hook(var)
 

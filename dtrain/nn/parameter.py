@@ -12,7 +12,7 @@ class Parameter(Tensor):
         t = object.__new__(cls)
         # share storage and version counter with `data`, but not its graph or view base (torch's detach)
         src = data if isinstance(data, Tensor) else tensor(data)
-        for k in ("_data", "_device", "_version"):
+        for k in ("_data", "_device", "_vc"):
             setattr(t, k, getattr(src, k))
         t._requires_grad = False
         t.grad = t.grad_fn = t._base = t._accum = t._hooks = t._post_acc_hooks = None
@@ -91,7 +91,7 @@ class Buffer(Tensor):
         from .. import empty
         t = object.__new__(cls)
         src = data if data is not None else empty(0)
-        for k in ("_data", "_device", "_version", "_requires_grad", "grad", "grad_fn", "_base", "_view_info", "_accum",
+        for k in ("_data", "_device", "_vc", "_requires_grad", "grad", "grad_fn", "_base", "_view_info", "_accum",
                   "_hooks", "_post_acc_hooks", "_output_nr", "_retains_grad"):
             setattr(t, k, getattr(src, k))
         t.persistent = persistent

@@ -156,7 +156,7 @@ class LBFGS(Optimizer):
             n = p._data.size
             # torch: p.add_(update, alpha=step_size)
             p._data += step_size * update[offset:offset + n].reshape(p._data.shape)
-            p._version.value += 1
+            p._vc.value += 1
             offset += n
         if offset != self._numel():
             raise AssertionError(f"Expected offset {offset} to equal {self._numel()}")
@@ -167,7 +167,7 @@ class LBFGS(Optimizer):
     def _set_param(self, params_data):
         for p, data in zip(self._params, params_data):
             p._data[...] = data
-            p._version.value += 1
+            p._vc.value += 1
 
     def _directional_evaluate(self, closure, x, t, d):
         self._add_grad(t, d)

@@ -265,7 +265,7 @@ class Optimizer:
                     else:
                         with on_device(p.grad._device):  # CuPy fills on the current device only
                             p.grad._data.fill(0)
-                    p.grad._version.value += 1
+                    p.grad._vc.value += 1
 
     # ------------------------------------------------------------------ the step
     def step(self, closure=None):
@@ -316,7 +316,7 @@ class Optimizer:
             new = self._update(group, p._data, p.grad._data, arrays, step, tmps)
             for k, a in (new or {}).items():
                 self.state[p][k] = _wrap(a, p._device)
-            p._version.value += 1
+            p._vc.value += 1
 
     def _state_of(self, group, p):
         """The state of `p`, initialised on first use; like torch, a rule without initial state (SGD) leaves
@@ -447,7 +447,7 @@ class Optimizer:
             for p, t in zip(ps, chunk.adopt(k, flat)):
                 self.state[p][k] = t
         for p in ps:
-            p._version.value += 1
+            p._vc.value += 1
         return True
 
     # ------------------------------------------------------------------ state dicts

@@ -35,7 +35,7 @@ def get_ema_multi_avg_fn(decay=0.999):
         if ema_param_list[0].is_floating_point():
             for p_ema, p_model in zip(ema_param_list, current_param_list):
                 _lerp_(p_ema._data, p_model._data, 1 - decay)
-                p_ema._version.value += 1
+                p_ema._vc.value += 1
         else:
             with no_grad():
                 for p_ema, p_model in zip(ema_param_list, current_param_list):
@@ -54,7 +54,7 @@ def get_swa_multi_avg_fn():
         if averaged_param_list[0].is_floating_point():
             for p_avg, p_model in zip(averaged_param_list, current_param_list):
                 _lerp_(p_avg._data, p_model._data, weight)
-                p_avg._version.value += 1
+                p_avg._vc.value += 1
         else:
             with no_grad():
                 for p_avg, p_model in zip(averaged_param_list, current_param_list):

@@ -281,7 +281,7 @@ class _SparseAccumulateGrad(AccumulateGrad):
         else:  # in place, as torch's `grad += new_grad`: a reference to .grad taken before sees the sum
             with no_grad():
                 var.grad._data = (var.grad + grad)._data
-            var.grad._version.value += 1
+            var.grad._vc.value += 1
         for hook in list(var._post_acc_hooks.values()) if var._post_acc_hooks else ():
             hook(var)
 

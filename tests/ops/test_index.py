@@ -422,7 +422,7 @@ def test_int_index_fast_path_is_a_view_like_the_general_path():
     import dtrain
     x = dtrain.arange(12.0).view(3, 4)
     row = x[1]
-    assert np.shares_memory(row.numpy(), x.numpy()) and row._version is x._version
+    assert np.shares_memory(row.numpy(), x.numpy()) and row._vc is x._vc
     assert row._base is x._base                     # the root base, as in torch (x itself is a view)
     row.mul_(2)
     assert x[1].tolist() == [8.0, 10.0, 12.0, 14.0]

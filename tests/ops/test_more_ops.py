@@ -353,7 +353,7 @@ def test_inplace_view_ops(device, op):
 
 
 def _version(t):
-    return t._version.value if isinstance(t, dtrain.Tensor) else t._version
+    return t._version
 
 
 def test_t_(device):

@@ -103,7 +103,7 @@ def _into_tensor(t, fill):
     a = t._data
     if isinstance(a, np.ndarray) and a.flags.c_contiguous and a.flags.writeable:
         fill(a)
-        t._version.value += 1
+        t._vc.value += 1
         return
     host = np.empty(tuple(t.shape), a.dtype if isinstance(a, np.ndarray) else np_dtype(t.dtype.name))
     fill(host)

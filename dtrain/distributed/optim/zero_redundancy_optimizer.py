@@ -126,7 +126,7 @@ class ZeroRedundancyOptimizer(Optimizer, Joinable):
                         n = p.numel()
                         if flat is not p._data:
                             p._data[...] = flat[pos:pos + n].reshape(p._data.shape)
-                        p._version.value += 1
+                        p._vc.value += 1
                         pos += n
 
     def join_hook(self, **kwargs):

@@ -801,7 +801,7 @@ class Module:
 def _detached(t):
     """t.detach() as torch makes it: same storage and version counter, not a view, so in-place writes are allowed."""
     d = _wrap(t._data, t._device)
-    d._version = t._version
+    d._vc = t._vc
     return d
 
 

@@ -483,7 +483,7 @@ class DistributedDataParallel(Module, Joinable):
                             fresh = True
                         else:
                             b.device.xp.copyto(g._data, v)
-                        g._version.value += 1
+                        g._vc.value += 1
                 elif g is not None and g._data is v:
                     kept = self._stash.get(i)
                     if kept is not None:

@@ -72,7 +72,7 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
         else:
             with on_device(g._device):  # a raw in-place kernel: the gradient's device made current
                 g._data *= g._data.dtype.type(coef)
-        g._version.value += 1
+        g._vc.value += 1
 
 
 @no_grad()
@@ -101,4 +101,4 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     for g in _grads(parameters):
         with on_device(g._device):  # a raw in-place kernel: the gradient's device made current
             g._device.xp.clip(g._data, -clip_value, clip_value, out=g._data)
-        g._version.value += 1
+        g._vc.value += 1
