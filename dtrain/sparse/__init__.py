@@ -1,6 +1,7 @@
 """torch.sparse for COO tensors: `mm` and `sum`, with `sparse_coo_tensor`, `Tensor.to_sparse` and `torch.spmm` at the
 top level, on the CPU and on CUDA (SciPy's or cupyx's sparse matrices do the products); see _coo.py for what a
 sparse tensor supports."""
+from .._ops._util import on_input_device
 from ._coo import SparseTensor, _sparse, sparse_coo_tensor, to_sparse
 from ._ops import Mm, SparseAddmm, SparseCooTensorWithDimsAndTensors, SparseSum, Values, _add_any, _mm
 
@@ -19,6 +20,7 @@ def spmm(input, mat2):
     return _mm(Mm, input, mat2)
 
 
+@on_input_device  # the kept dimensions' indices are selected here, outside Function.apply
 def sum(input, dim=None, dtype=None):
     """Sum of a sparse tensor's values: over everything (a dense 0-d tensor), or over `dim` (a sparse tensor of the
     remaining dimensions, or a dense one when every sparse dimension is summed)."""

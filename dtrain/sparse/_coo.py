@@ -5,8 +5,10 @@ gradient that flows into a sparse tensor is the gradient of its values (an array
 order), so each op (_ops.py) is one Function with forward and backward over arrays, as dense ops are, written
 once against the array module (`ctx.xp`): a sparse tensor's arrays are NumPy's on the CPU and CuPy's on a CUDA
 device. The products go through the backend's kernel table (`kernels[xp].spmm`: SciPy's CSR matrices on the
-CPU, cupyx.scipy.sparse's on CUDA). This file: the array, the tensor class, a sparse leaf's gradient node and
-the constructors.
+CPU, cupyx.scipy.sparse's on CUDA). Function.apply and the engine run those with the tensors' CUDA device
+current; the array code outside them (the constructor's checks, sparse.sum's index selection, copies) runs under
+`on_input_device`, so a tensor on cuda:1 works while device 0 is current. This file: the array, the tensor
+class, a sparse leaf's gradient node and the constructors.
 """
 import numpy as np
 
@@ -14,6 +16,7 @@ from .. import _backend, _dtype
 from .._device import resolve
 from .._tensor import Tensor, _wrap, sparse_coo
 from .._ops import arith as _arith
+from .._ops._util import device_array, on_input_device
 from ..autograd.graph import AccumulateGrad
 
 
@@ -116,6 +119,7 @@ class SparseTensor(Tensor):
     def detach(self):
         return _sparse(_wrap(self._data, self._device))
 
+    @on_input_device  # copies its arrays outside Function.apply when no gradient is wanted
     def clone(self, *, memory_format=None):
         c = self._data
         return _sparse(Clone.apply(self)) if self.requires_grad else \
@@ -237,10 +241,14 @@ class SparseTensor(Tensor):
     __str__ = __repr__
 
     def __reduce_ex__(self, proto):
-        # plain pickling (multiprocessing): rebuilt from indices and values; torch.save writes torch's own form
+        # plain pickling (multiprocessing): rebuilt from indices and values through host memory, and made again
+        # on this tensor's own device (not on whichever CUDA device is current where it loads); torch.save
+        # writes torch's own form
         c = self._data
-        return (_rebuild, (_wrap(c.indices, self._device), _wrap(c.values, self._device), c.shape, c.coalesced))
+        return (_rebuild, (_backend.to_numpy(c.indices), _backend.to_numpy(c.values), c.shape, c.coalesced,
+                           str(self._device)))
 
+    @on_input_device
     def __deepcopy__(self, memo):
         c = self._data
         t = _sparse(_wrap(_COO(c.indices.copy(), c.values.copy(), c.shape, c.coalesced), self._device))
@@ -319,6 +327,15 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     indices = indices.to(dev)  # as torch's constructor: the indices go where the values are
     if dtype is not None and dtype is not values.dtype:
         values = values.to(dtype)
+    out = _from_parts(values, indices, size, is_coalesced)
+    if requires_grad:
+        out.requires_grad_(True)
+    return out
+
+
+@on_input_device  # the checks and the int64 cast of the indices: array code outside Function.apply
+def _from_parts(values, indices, size, is_coalesced):
+    """The sparse tensor of `indices` and `values` (tensors on one device), checked against `size`."""
     idx = indices.detach()._data
     if idx.ndim != 2:
         raise RuntimeError(f"indices must be sparse_dim x nnz, but got: {list(idx.shape)}")
@@ -352,11 +369,8 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     if values.requires_grad:
         out = SparseCooTensorWithDimsAndTensors.apply(values, indices=idx, shape=size, coalesced=coalesced)
     else:
-        out = _wrap(_COO(idx, values._data, size, coalesced), dev)
-    out = _sparse(out)
-    if requires_grad:
-        out.requires_grad_(True)
-    return out
+        out = _wrap(_COO(idx, values._data, size, coalesced), values._device)
+    return _sparse(out)
 
 
 def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=None):
@@ -389,8 +403,10 @@ def zeros_like(input, dtype=None, device=None, requires_grad=False):
     return out
 
 
-def _rebuild(indices, values, shape, coalesced):
-    return sparse_coo_tensor(indices, values, shape, is_coalesced=coalesced)
+def _rebuild(indices, values, shape, coalesced, device):
+    dev = resolve(device)
+    return sparse_coo_tensor(_wrap(device_array(indices, dev), dev), _wrap(device_array(values, dev), dev), shape,
+                             is_coalesced=coalesced)
 
 
 # the ops are defined over _COO and SparseTensor above; SparseTensor's methods find them at call time
