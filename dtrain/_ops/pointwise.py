@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .. import _dtype, _parallel
+from .. import _cpu_kernels, _dtype, _parallel
 from .._backend import kernels
 from .._axpy import add_scaled
 from .._tensor import Tensor
@@ -485,8 +485,11 @@ class Gelu(Function):
     def forward(ctx, x, approximate="none"):
         xp = ctx.xp
         ctx.approximate = approximate
+        fused = _cpu_kernels.get(x)  # the compiled kernels (numba), when installed: one pass each way
         if approximate == "tanh":
-            if kernels[xp].host and x.dtype == np.float32 and x.size >= _GELU_BLOCKWISE:
+            if fused is not None:
+                y, t = fused.gelu_tanh(x)
+            elif kernels[xp].host and x.dtype == np.float32 and x.size >= _GELU_BLOCKWISE:
                 y, t = _gelu_tanh_f32(x)
             else:
                 t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * (x * x * x)))
@@ -494,6 +497,10 @@ class Gelu(Function):
             ctx.save_for_backward(x, t)
             return y
         # the normal CDF is kept for backward, which then needs no second erf (the expensive part)
+        if fused is not None:
+            y, cdf = fused.gelu(x)
+            ctx.save_for_backward(x, cdf)
+            return y
         if kernels[xp].host and x.dtype == np.float32 and x.size >= _GELU_BLOCKWISE:
             y, cdf = _gelu_f32(x)
             ctx.save_for_backward(x, cdf)
@@ -509,6 +516,9 @@ class Gelu(Function):
     def backward(ctx, g):
         x, c = ctx.saved
         xp = ctx.xp
+        fused = _cpu_kernels.get(g, x, c) if g.shape == x.shape else None
+        if fused is not None:
+            return (fused.gelu_tanh_backward if ctx.approximate == "tanh" else fused.gelu_backward)(g, x, c)
         if ctx.approximate == "tanh":
             if kernels[xp].host and x.dtype == np.float32 and x.size >= _GELU_BLOCKWISE and g.shape == x.shape:
                 return _gelu_tanh_grad_f32(g, x, c)
