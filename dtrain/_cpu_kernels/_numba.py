@@ -4,6 +4,10 @@ Each public function takes NumPy arrays of one float dtype (float32 or float64),
 returns new arrays; the op beside its NumPy path decides when to call it. Rows are the last dim (a (..., C)
 array is n rows of C), shared out among the threads with prange.
 
+Every kernel takes error_model="numpy": a division by zero gives inf or NaN as in NumPy and torch, where numba's
+default raises ZeroDivisionError and, checking each division, keeps LLVM from vectorizing the loop (the Adam
+step ran 10x slower with it).
+
 Precision: sums along a row accumulate in the data's dtype, as torch's kernels do, but over the lanes of a
 vector (`_FM` lets LLVM reassociate them, and contract a*b+c into an FMA), which keeps float32 rounding
 errors near sqrt(C) ulp; sums over the rows (the weight gradients of the norms) accumulate in float64. Nothing
@@ -119,7 +123,7 @@ _1_OVER_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _gelu_f32(x, y, cdf):
     for i in prange(x.size):
         z = min(max(np.float64(x[i]) * _SQRT1_2, -4.0), 4.0)
@@ -131,7 +135,7 @@ def _gelu_f32(x, y, cdf):
         y[i] = x[i] * c
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _gelu_f64(x, y, cdf):
     for i in prange(x.size):
         c = 0.5 * (1.0 + math.erf(x[i] * _SQRT1_2))
@@ -139,7 +143,7 @@ def _gelu_f64(x, y, cdf):
         y[i] = x[i] * c
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _gelu_backward(g, x, cdf, gx, half, beta):
     # GELU' = Φ(x) + x φ(x), φ(x) = exp(-x²/2) / √(2π); half and beta come typed as x's dtype
     for i in prange(x.size):
@@ -165,7 +169,7 @@ def gelu_backward(g, x, cdf):
     return gx.reshape(x.shape)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _gelu_tanh(x, y, t, k, a, half, one):
     # inner = k (x + a x³), the cube as x·x·x as in torch; y = ½ x (1 + tanh(inner)) = x s with the logistic
     # s = 1 / (1 + exp(-2 inner)): the vectorized exp instead of libm's tanh (7x slower per element than NumPy's);
@@ -178,7 +182,7 @@ def _gelu_tanh(x, y, t, k, a, half, one):
         y[i] = xi * s
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _gelu_tanh_backward(g, x, t, gx, k, a3, half, one):
     # d/dx = ½ (1 + t) + ½ x (1 - t²) k (1 + 3a x²)
     for i in prange(x.size):
@@ -237,7 +241,7 @@ def _rowmax(x, i, c):
     return m4 if m4 > m0 else m0
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
 def _softmax(x, y):
     n, c = x.shape
     for i in prange(n):
@@ -252,7 +256,7 @@ def _softmax(x, y):
             y[i, j] *= r
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
 def _softmax_backward(g, y, gx):
     # gx = y * (g - sum(g * y))
     n, c = y.shape
@@ -264,7 +268,7 @@ def _softmax_backward(g, y, gx):
             gx[i, j] = y[i, j] * (g[i, j] - s)
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
 def _log_softmax(x, z):
     n, c = x.shape
     for i in prange(n):
@@ -277,7 +281,7 @@ def _log_softmax(x, z):
             z[i, j] = x[i, j] - lse
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
 def _log_softmax_backward(g, z, gx):
     # gx = g - exp(z) * sum(g)
     n, c = z.shape
@@ -316,7 +320,7 @@ def log_softmax_backward(g, z):
 
 
 # ---- cross-entropy with class indices (log_softmax + nll in one pass) -----------------------------------------
-@njit(parallel=True, cache=True, fastmath=_FM)
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
 def _cross_entropy(x, t, w, has_w, ignore_index, ls, loss, lse, w_t):
     # per row: lse = logsumexp(x); loss = (1-ls) w_t (lse - x_t) + ls/C sum_k w_k (lse - x_k); 0 where ignored
     n, c = x.shape
@@ -343,7 +347,7 @@ def _cross_entropy(x, t, w, has_w, ignore_index, ls, loss, lse, w_t):
         loss[i] = v
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
 def _cross_entropy_backward(x, t, lse, w, has_w, wsum, w_t, scale, ignore_index, ls, gx):
     # d loss_i / d x_ik = (1-ls) w_t (p_k - [k = t]) + ls/C (wsum p_k - w_k), times the row's scale; 0 if ignored
     n, c = x.shape
@@ -396,7 +400,7 @@ def cross_entropy_backward(x, t, lse, w, w_t, scale, ignore_index, label_smoothi
 
 
 # ---- layer norm and RMS norm over the last dim --------------------------------------------------------------------
-@njit(parallel=True, cache=True, fastmath=_FM)
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
 def _layer_norm(x, w, b, eps, y, mean, rstd):
     n, c = x.shape
     for i in prange(n):
@@ -415,7 +419,7 @@ def _layer_norm(x, w, b, eps, y, mean, rstd):
             y[i, j] = (x[i, j] - m) * rr * w[j] + b[j]
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
 def _layer_norm_backward(g, x, mean, rstd, w, gx, gw, gb):
     # gx = rstd (gxhat - mean(gxhat) - xhat mean(gxhat xhat)), gxhat = g w; gw and gb are summed per chunk of
     # rows (gw[k], gb[k]: one chunk per thread, no shared writes) and over the chunks by the caller
@@ -469,7 +473,7 @@ def layer_norm_backward(g, x, mean, rstd, w):
     return gx.reshape(x.shape), gw.sum(0).astype(xr.dtype), gb.sum(0).astype(xr.dtype)
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
 def _rms_norm(x, w, eps, y, rstd):
     n, c = x.shape
     for i in prange(n):
@@ -482,7 +486,7 @@ def _rms_norm(x, w, eps, y, rstd):
             y[i, j] = x[i, j] * r * w[j]
 
 
-@njit(parallel=True, cache=True, fastmath=_FM)
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
 def _rms_norm_backward(g, x, rstd, w, gx, gw):
     # y = x r w with r = (mean(x²) + eps)^-½: gx = r g w - x r³ mean(g w x); gw = sum over rows of g x r
     n, c = x.shape
@@ -525,7 +529,7 @@ def rms_norm_backward(g, x, rstd, w):
 
 
 # ---- embedding backward -------------------------------------------------------------------------------------------
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _embedding_backward(idx, g, gw, n_chunks):
     # each thread owns a band of columns and walks every index in order: no two threads write one element,
     # and each element's sum runs in index order, as np.add.at's does (the same bits, run to run)
@@ -551,3 +555,73 @@ def embedding_backward(idx, g, num):
         with _lock:
             _embedding_backward(idx.astype(np.int64, copy=False), g2, gw, _chunks(g2.shape[1]))
     return gw
+
+
+# ---- Adam / AdamW over a flat chunk --------------------------------------------------------------------------------
+@intrinsic
+def _fma(typingctx, a, b, c):
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+    return a(a, b, c), codegen
+
+
+@njit(inline="always")
+def _adam_moments(pi, g, mi, vi, maximize, decay, decoupled, wd, w1, neg_one_minus_w1, big_w1, beta2,
+                  one_minus_beta2):
+    # the NumPy path's operations one element at a time, each rounded as there (and as torch's CPU kernels):
+    # the L2 decay grad + wd·p and the lerp are fused multiply-adds (torch's add with alpha and lerp), the rest
+    # one rounding per operation, in torch's order
+    if maximize:
+        g = -g
+    if decay and decoupled:
+        pi = pi * wd
+    elif decay:
+        g = _fma(wd, pi, g)
+    d = g - mi
+    mi = _fma(neg_one_minus_w1, d, g) if big_w1 else _fma(w1, d, mi)
+    vi = vi * beta2 + (g * one_minus_beta2) * g
+    return pi, mi, vi
+
+
+# serial and without the GIL: the optimizer already runs blocks of its flat buffers on every core
+@njit(cache=True, nogil=True, error_model="numpy")
+def _adam(p, grad, m, v, maximize, decay, decoupled, wd, w1, neg_one_minus_w1, big_w1, beta2, one_minus_beta2,
+          bc2_sqrt, eps, neg_step_size):
+    for i in range(p.size):
+        pi, mi, vi = _adam_moments(p[i], grad[i], m[i], v[i], maximize, decay, decoupled, wd, w1, neg_one_minus_w1,
+                                   big_w1, beta2, one_minus_beta2)
+        m[i] = mi
+        v[i] = vi
+        p[i] = pi + (mi * neg_step_size) / (math.sqrt(vi) / bc2_sqrt + eps)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _adam_amsgrad(p, grad, m, v, vmax, maximize, decay, decoupled, wd, w1, neg_one_minus_w1, big_w1, beta2,
+                  one_minus_beta2, bc2_sqrt, eps, neg_step_size):
+    for i in range(p.size):
+        pi, mi, vi = _adam_moments(p[i], grad[i], m[i], v[i], maximize, decay, decoupled, wd, w1, neg_one_minus_w1,
+                                   big_w1, beta2, one_minus_beta2)
+        m[i] = mi
+        v[i] = vi
+        vi = vi if vi > vmax[i] or vi != vi else vmax[i]  # np.maximum: a NaN on either side wins
+        vmax[i] = vi
+        p[i] = pi + (mi * neg_step_size) / (math.sqrt(vi) / bc2_sqrt + eps)
+
+
+def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, amsgrad, beta1, beta2, lr, weight_decay,
+         eps, maximize, decoupled_weight_decay):
+    """One Adam/AdamW step in place over C-contiguous arrays of one shape (see dtrain.optim._functional.adam)."""
+    t = param.dtype.type
+    decay = weight_decay != 0
+    w1 = 1 - beta1
+    big_w1 = not abs(w1) < 0.5  # torch's lerp: end - (1 - w)(end - self) from w = 0.5 on
+    bc2_sqrt = (1 - beta2 ** step) ** 0.5
+    neg_step_size = -(lr / (1 - beta1 ** step))
+    flat = [a.reshape(-1) for a in (param, grad, exp_avg, exp_avg_sq)]
+    rule = (bool(maximize), decay, bool(decoupled_weight_decay),
+            t(1 - lr * weight_decay) if decoupled_weight_decay else t(weight_decay), t(w1), -(t(1) - t(w1)), big_w1,
+            t(beta2), t(1 - beta2), t(bc2_sqrt), t(eps), t(neg_step_size))
+    if amsgrad:
+        _adam_amsgrad(*flat, max_exp_avg_sq.reshape(-1), *rule)
+    else:
+        _adam(*flat, *rule)

@@ -36,12 +36,12 @@ def calls(monkeypatch):
     seen = {}
     for name in ("gelu", "gelu_backward", "gelu_tanh", "gelu_tanh_backward", "softmax", "softmax_backward",
                  "log_softmax", "log_softmax_backward", "cross_entropy", "cross_entropy_backward", "layer_norm",
-                 "layer_norm_backward", "rms_norm", "rms_norm_backward", "embedding_backward"):
+                 "layer_norm_backward", "rms_norm", "rms_norm_backward", "embedding_backward", "adam"):
         fn = getattr(_numba, name)
 
-        def spy(*args, _fn=fn, _name=name):
+        def spy(*args, _fn=fn, _name=name, **kwargs):
             seen[_name] = seen.get(_name, 0) + 1
-            return _fn(*args)
+            return _fn(*args, **kwargs)
         monkeypatch.setattr(_numba, name, spy)
     return seen
 
@@ -247,6 +247,49 @@ def test_embedding_backward_same_bits_for_any_thread_count(path):
     ref = np.zeros((50, 37), np.float32)
     np.add.at(ref, idx, g)  # the order np.add.at sums in: the same bits
     np.testing.assert_array_equal(results[0], ref)
+
+
+# ---- Adam / AdamW -------------------------------------------------------------------------------------------------
+ADAM_CASES = [("Adam", dict(lr=0.01)), ("AdamW", dict(lr=0.01)), ("Adam", dict(lr=0.01, weight_decay=0.1)),
+              ("AdamW", dict(lr=0.02, weight_decay=0.1, amsgrad=True)), ("Adam", dict(lr=0.01, maximize=True)),
+              ("AdamW", dict(lr=0.01, betas=(0.3, 0.9), maximize=True, weight_decay=0.05)),
+              ("Adam", dict(lr=0.01, betas=(0.5, 0.99), amsgrad=True, weight_decay=0.01))]
+
+
+def _adam_steps(mod, name, kw, dtype, steps=6):
+    rng = np.random.default_rng(8)
+    shapes = [(33, 17), (17,), (5, 3, 7), (1,)]
+    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(steps)]
+    ps = [mod.tensor(a.copy(), requires_grad=True) for a in init]
+    opt = getattr(mod.optim, name)(ps, **kw)
+    for gs in grads:
+        for p, g in zip(ps, gs):
+            p.grad = mod.tensor(g.copy())
+        opt.step()
+    return [p.detach().numpy().copy() for p in ps] + [s.numpy().copy() for p in ps
+                                                      for k, s in sorted(opt.state[p].items()) if k != "step"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,kw", ADAM_CASES, ids=lambda v: v if isinstance(v, str) else
+                         ",".join(f"{k}={x}" for k, x in v.items()))
+def test_adam_step(path, calls, dtype, name, kw):
+    got, want = _adam_steps(dtrain, name, kw, dtype), _adam_steps(torch, name, kw, dtype)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=4 * np.finfo(dtype).eps, atol=4 * np.finfo(dtype).eps)
+    if calls is not None:
+        assert calls.get("adam", 0) >= 6
+
+
+@pytest.mark.parametrize("name,kw", ADAM_CASES[:4])
+def test_adam_kernel_gives_the_numpy_paths_bits(name, kw, monkeypatch):
+    pytest.importorskip("numba")
+    fused = _adam_steps(dtrain, name, kw, np.float32)
+    monkeypatch.setattr(_cpu_kernels, "ENABLED", False)
+    plain = _adam_steps(dtrain, name, kw, np.float32)
+    for a, b in zip(fused, plain):
+        np.testing.assert_array_equal(a, b)
 
 
 # ---- threads, import, switch -------------------------------------------------------------------------------------
