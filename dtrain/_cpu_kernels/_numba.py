@@ -625,3 +625,78 @@ def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, amsgrad, bet
         _adam_amsgrad(*flat, max_exp_avg_sq.reshape(-1), *rule)
     else:
         _adam(*flat, *rule)
+
+
+# ---- 2-D convolution: im2col and col2im straight from and to (N, C, H, W) ---------------------------------------
+@njit(parallel=True, cache=True, error_model="numpy")
+def _im2col2d(x, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    # col[(b, i, j), (ki, kj, ch)] = x[b, ch, i*sh - ph + ki*dh, j*sw - pw + kj*dw], 0 in the padding; each image
+    # is first turned channels-last in a buffer of its own, so that the gather copies runs of C values
+    n, c, h, w = x.shape
+    for b in prange(n):
+        xt = np.empty((h, w, c), x.dtype)
+        for ch in range(c):
+            for y in range(h):
+                for xx in range(w):
+                    xt[y, xx, ch] = x[b, ch, y, xx]
+        for i in range(oh):
+            for j in range(ow):
+                r = (b * oh + i) * ow + j
+                for ki in range(kh):
+                    y = i * sh - ph + ki * dh
+                    for kj in range(kw):
+                        xx = j * sw - pw + kj * dw
+                        base = (ki * kw + kj) * c
+                        if 0 <= y < h and 0 <= xx < w:
+                            for ch in range(c):
+                                col[r, base + ch] = xt[y, xx, ch]
+                        else:
+                            for ch in range(c):
+                                col[r, base + ch] = 0
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _col2im2d(col, gx, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    # the adjoint of _im2col2d: each image's gradient is summed channels-last by one thread (no shared writes),
+    # then written out as (C, H, W)
+    n, c, h, w = gx.shape
+    for b in prange(n):
+        acc = np.zeros((h, w, c), gx.dtype)
+        for i in range(oh):
+            for j in range(ow):
+                r = (b * oh + i) * ow + j
+                for ki in range(kh):
+                    y = i * sh - ph + ki * dh
+                    if y < 0 or y >= h:
+                        continue
+                    for kj in range(kw):
+                        xx = j * sw - pw + kj * dw
+                        if xx < 0 or xx >= w:
+                            continue
+                        base = (ki * kw + kj) * c
+                        for ch in range(c):
+                            acc[y, xx, ch] += col[r, base + ch]
+        for ch in range(c):
+            for y in range(h):
+                for xx in range(w):
+                    gx[b, ch, y, xx] = acc[y, xx, ch]
+
+
+def im2col2d(x, k, stride, pads, dilation, out, col):
+    """Fills `col` (N*oh*ow, kh*kw*C), C-contiguous, with the columns of a 2-D convolution over x (N, C, H, W);
+    pads = (top, bottom, left, right) (only top and left matter: the output size says where windows stop)."""
+    x = np.ascontiguousarray(x)
+    if col.size:
+        with _lock:
+            _im2col2d(x, col, k[0], k[1], stride[0], stride[1], pads[0], pads[2], dilation[0], dilation[1], *out)
+    return col
+
+
+def col2im2d(col, x_shape, k, stride, pads, dilation, out):
+    """The adjoint of im2col2d: the (N, C, H, W) sum of the columns' entries over the pixels they came from."""
+    gx = (np.empty if col.size else np.zeros)(x_shape, col.dtype)  # every element is written when col is not empty
+    if col.size:
+        with _lock:
+            _col2im2d(np.ascontiguousarray(col), gx, k[0], k[1], stride[0], stride[1], pads[0], pads[2],
+                      dilation[0], dilation[1], *out)
+    return gx

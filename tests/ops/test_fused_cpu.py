@@ -36,7 +36,8 @@ def calls(monkeypatch):
     seen = {}
     for name in ("gelu", "gelu_backward", "gelu_tanh", "gelu_tanh_backward", "softmax", "softmax_backward",
                  "log_softmax", "log_softmax_backward", "cross_entropy", "cross_entropy_backward", "layer_norm",
-                 "layer_norm_backward", "rms_norm", "rms_norm_backward", "embedding_backward", "adam"):
+                 "layer_norm_backward", "rms_norm", "rms_norm_backward", "embedding_backward", "adam", "im2col2d",
+                 "col2im2d"):
         fn = getattr(_numba, name)
 
         def spy(*args, _fn=fn, _name=name, **kwargs):
@@ -247,6 +248,28 @@ def test_embedding_backward_same_bits_for_any_thread_count(path):
     ref = np.zeros((50, 37), np.float32)
     np.add.at(ref, idx, g)  # the order np.add.at sums in: the same bits
     np.testing.assert_array_equal(results[0], ref)
+
+
+# ---- 2-D convolution: im2col / col2im -------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c,o,size,k,stride,padding,dilation", [
+    (1, 4, (8, 8), (3, 3), 1, 1, 1),          # one channel: NumPy's gather, compiled col2im
+    (9, 5, (7, 9), (3, 3), 1, 1, 1),          # odd sizes, the compiled gather
+    (8, 3, (9, 8), (2, 3), (2, 1), (0, 2), (1, 2)),
+    (12, 2, (5, 6), (1, 1), 1, 0, 1),
+    (8, 4, (4, 4), (3, 3), 2, 2, 2)])         # more padding than input: windows of padding only
+def test_conv2d(path, calls, dtype, c, o, size, k, stride, padding, dilation):
+    x = _randn((3, c) + size, dtype)
+    w = _randn((o, c) + k, dtype, seed=1, scale=0.3)
+    b = _randn((o,), dtype, seed=2)
+    _compare(lambda x, w, b: dtrain.nn.functional.conv2d(x, w, b, stride, padding, dilation),
+             lambda x, w, b: torch.nn.functional.conv2d(x, w, b, stride, padding, dilation), [x, w, b], dtype,
+             grad=(True, True, True), tol=dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else None)
+    if calls is not None:
+        assert calls.get("col2im2d") == 1 and calls.get("im2col2d", 0) == (1 if c >= 8 else 0)
+    _compare(lambda x, w: dtrain.nn.functional.conv2d(x.transpose(2, 3), w, None, stride, padding, dilation),
+             lambda x, w: torch.nn.functional.conv2d(x.transpose(2, 3), w, None, stride, padding, dilation),
+             [x, w], dtype, grad=(True, True), tol=dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else None)
 
 
 # ---- Adam / AdamW -------------------------------------------------------------------------------------------------
