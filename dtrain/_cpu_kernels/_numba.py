@@ -23,6 +23,10 @@ from .. import _parallel
 # numba sizes its thread pool from NUMBA_NUM_THREADS when it loads: no more threads than dtrain may use
 # (dtrain-run gives each rank one), read before the import below
 os.environ.setdefault("NUMBA_NUM_THREADS", str(_parallel.threads()))
+# numba's workqueue threading layer, not the OpenMP one it prefers: GNU OpenMP aborts a forked child (a data-loader
+# worker) that runs a parallel kernel after its parent did; workqueue is fork-safe, and the lock below gives it
+# the thread safety it lacks. NUMBA_THREADING_LAYER, when set, still decides.
+os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 import numba  # noqa: E402
 from numba import njit, prange, types  # noqa: E402
 from numba.extending import intrinsic, overload  # noqa: E402
@@ -84,8 +88,8 @@ def _as_impl(v, like):
     if like == types.float32:
         return lambda v, like: np.float32(v)
     return lambda v, like: np.float64(v)
-# the workqueue threading layer (the one numba always has) aborts when two threads launch parallel kernels at
-# once; a lock makes concurrent callers (data-loader or hook threads) wait their turn instead
+# the workqueue threading layer aborts when two threads launch parallel kernels at once; a lock makes concurrent
+# callers (data-loader or hook threads) wait their turn instead
 _lock = threading.Lock()
 _local = threading.local()
 

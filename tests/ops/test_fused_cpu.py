@@ -379,3 +379,19 @@ def test_import_dtrain_does_not_import_numba():
     r = _python("import sys, dtrain; print('numba' in sys.modules)")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["False"]
+
+
+def test_a_forked_child_runs_the_kernels_after_its_parent():
+    pytest.importorskip("numba")
+    # a data-loader worker forked from a process that already ran parallel kernels (GNU OpenMP would abort it)
+    code = ("import os, numpy as np, dtrain\n"
+            "x = dtrain.randn(64, 50)\n"
+            "dtrain.softmax(x, -1)\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    ok = abs(float(dtrain.softmax(x, -1).sum()) - 64) < 1e-3\n"
+            "    os._exit(0 if ok else 3)\n"
+            "print(os.waitpid(pid, 0)[1])\n")
+    r = _python(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0"]
