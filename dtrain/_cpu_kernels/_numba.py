@@ -15,6 +15,7 @@ assumes finite values: NaN and inf propagate as in torch (a row of -inf gives a 
 import math
 import os
 import threading
+import types as _pytypes
 
 import numpy as np
 
@@ -94,6 +95,36 @@ _lock = threading.Lock()
 _local = threading.local()
 
 
+_PARALLEL_MIN = 1 << 15  # elements (of the largest array) below which a kernel runs its serial build
+
+
+class _Kernel:
+    """A compiled loop in two builds: over numba's threads (prange), and serial, for small work and for one
+    thread (a rank under dtrain-run). Serial calls skip the thread pool's start-up (~20-50 µs a call on the
+    workqueue layer: cross_entropy over 128x10 took 156 µs forward+backward in parallel, 100 serial) and need
+    no lock."""
+
+    def __init__(self, fn, opts):
+        self.parallel = njit(parallel=True, cache=True, error_model="numpy", **opts)(fn)
+        # a second function object of its own name: numba's on-disk cache keys entries by name and signature,
+        # not by the parallel flag
+        serial = _pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
+                                       fn.__closure__)
+        serial.__qualname__ = fn.__qualname__ + "_serial"
+        self.serial = njit(cache=True, nogil=True, error_model="numpy", **opts)(serial)
+
+    def __call__(self, *args):
+        work = max(a.size for a in args if isinstance(a, np.ndarray))
+        if work >= _PARALLEL_MIN and numba.get_num_threads() > 1:
+            with _lock:
+                return self.parallel(*args)
+        return self.serial(*args)
+
+
+def _kernel(**opts):
+    return lambda fn: _Kernel(fn, opts)
+
+
 def use_threads():
     """numba's thread count for this thread = dtrain's (set_num_threads, OMP_NUM_THREADS); numba keeps it
     per calling thread."""
@@ -127,7 +158,7 @@ _1_OVER_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@_kernel()
 def _gelu_f32(x, y, cdf):
     for i in prange(x.size):
         z = min(max(np.float64(x[i]) * _SQRT1_2, -4.0), 4.0)
@@ -139,7 +170,7 @@ def _gelu_f32(x, y, cdf):
         y[i] = x[i] * c
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@_kernel()
 def _gelu_f64(x, y, cdf):
     for i in prange(x.size):
         c = 0.5 * (1.0 + math.erf(x[i] * _SQRT1_2))
@@ -147,7 +178,7 @@ def _gelu_f64(x, y, cdf):
         y[i] = x[i] * c
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@_kernel()
 def _gelu_backward(g, x, cdf, gx, half, beta):
     # GELU' = Φ(x) + x φ(x), φ(x) = exp(-x²/2) / √(2π); half and beta come typed as x's dtype
     for i in prange(x.size):
@@ -159,8 +190,7 @@ def gelu(x):
     """(GELU(x), Φ(x)): the normal CDF is kept for the backward, which then needs no erf."""
     xf = np.ascontiguousarray(x).reshape(-1)
     y, cdf = np.empty_like(xf), np.empty_like(xf)
-    with _lock:
-        (_gelu_f32 if xf.dtype == np.float32 else _gelu_f64)(xf, y, cdf)
+    (_gelu_f32 if xf.dtype == np.float32 else _gelu_f64)(xf, y, cdf)
     return y.reshape(x.shape), cdf.reshape(x.shape)
 
 
@@ -168,12 +198,11 @@ def gelu_backward(g, x, cdf):
     gf, xf, cf = (np.ascontiguousarray(a).reshape(-1) for a in (g, x, cdf))
     gx = np.empty_like(xf)
     t = xf.dtype.type
-    with _lock:
-        _gelu_backward(gf, xf, cf, gx, t(0.5), t(_1_OVER_SQRT_2PI))
+    _gelu_backward(gf, xf, cf, gx, t(0.5), t(_1_OVER_SQRT_2PI))
     return gx.reshape(x.shape)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@_kernel()
 def _gelu_tanh(x, y, t, k, a, half, one):
     # inner = k (x + a x³), the cube as x·x·x as in torch; y = ½ x (1 + tanh(inner)) = x s with the logistic
     # s = 1 / (1 + exp(-2 inner)): the vectorized exp instead of libm's tanh (7x slower per element than NumPy's);
@@ -186,7 +215,7 @@ def _gelu_tanh(x, y, t, k, a, half, one):
         y[i] = xi * s
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@_kernel()
 def _gelu_tanh_backward(g, x, t, gx, k, a3, half, one):
     # d/dx = ½ (1 + t) + ½ x (1 - t²) k (1 + 3a x²)
     for i in prange(x.size):
@@ -199,8 +228,7 @@ def gelu_tanh(x):
     xf = np.ascontiguousarray(x).reshape(-1)
     y, t = np.empty_like(xf), np.empty_like(xf)
     c = xf.dtype.type
-    with _lock:
-        _gelu_tanh(xf, y, t, c(_SQRT_2_OVER_PI), c(0.044715), c(0.5), c(1))
+    _gelu_tanh(xf, y, t, c(_SQRT_2_OVER_PI), c(0.044715), c(0.5), c(1))
     return y.reshape(x.shape), t.reshape(x.shape)
 
 
@@ -208,8 +236,7 @@ def gelu_tanh_backward(g, x, t):
     gf, xf, tf = (np.ascontiguousarray(a).reshape(-1) for a in (g, x, t))
     gx = np.empty_like(xf)
     c = xf.dtype.type
-    with _lock:
-        _gelu_tanh_backward(gf, xf, tf, gx, c(_SQRT_2_OVER_PI), c(3 * 0.044715), c(0.5), c(1))
+    _gelu_tanh_backward(gf, xf, tf, gx, c(_SQRT_2_OVER_PI), c(3 * 0.044715), c(0.5), c(1))
     return gx.reshape(x.shape)
 
 
@@ -245,7 +272,7 @@ def _rowmax(x, i, c):
     return m4 if m4 > m0 else m0
 
 
-@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
+@_kernel(fastmath=_FM)
 def _softmax(x, y):
     n, c = x.shape
     for i in prange(n):
@@ -260,7 +287,7 @@ def _softmax(x, y):
             y[i, j] *= r
 
 
-@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
+@_kernel(fastmath=_FM)
 def _softmax_backward(g, y, gx):
     # gx = y * (g - sum(g * y))
     n, c = y.shape
@@ -272,7 +299,7 @@ def _softmax_backward(g, y, gx):
             gx[i, j] = y[i, j] * (g[i, j] - s)
 
 
-@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
+@_kernel(fastmath=_FM)
 def _log_softmax(x, z):
     n, c = x.shape
     for i in prange(n):
@@ -285,7 +312,7 @@ def _log_softmax(x, z):
             z[i, j] = x[i, j] - lse
 
 
-@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
+@_kernel(fastmath=_FM)
 def _log_softmax_backward(g, z, gx):
     # gx = g - exp(z) * sum(g)
     n, c = z.shape
@@ -302,8 +329,7 @@ def _rowwise(kernel, *arrays):
     rows = [_rows(a) for a in arrays]
     out = np.empty_like(rows[0])
     if out.size:
-        with _lock:
-            kernel(*rows, out)
+        kernel(*rows, out)
     return out.reshape(np.shape(arrays[0]))
 
 
@@ -324,7 +350,7 @@ def log_softmax_backward(g, z):
 
 
 # ---- cross-entropy with class indices (log_softmax + nll in one pass) -----------------------------------------
-@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
+@_kernel(fastmath=_FM)
 def _cross_entropy(x, t, w, has_w, ignore_index, ls, loss, lse, w_t):
     # per row: lse = logsumexp(x); loss = (1-ls) w_t (lse - x_t) + ls/C sum_k w_k (lse - x_k); 0 where ignored
     n, c = x.shape
@@ -351,7 +377,7 @@ def _cross_entropy(x, t, w, has_w, ignore_index, ls, loss, lse, w_t):
         loss[i] = v
 
 
-@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
+@_kernel(fastmath=_FM)
 def _cross_entropy_backward(x, t, lse, w, has_w, wsum, w_t, scale, ignore_index, ls, gx):
     # d loss_i / d x_ik = (1-ls) w_t (p_k - [k = t]) + ls/C (wsum p_k - w_k), times the row's scale; 0 if ignored
     n, c = x.shape
@@ -382,9 +408,8 @@ def cross_entropy(x, t, w, ignore_index, label_smoothing):
     if n and x.shape[1]:
         has_w = w is not None
         wv = np.ascontiguousarray(w, dtype=np.float64) if has_w else np.ones(1)
-        with _lock:
-            _cross_entropy(x, np.ascontiguousarray(t, dtype=np.int64), wv, has_w, int(ignore_index),
-                           float(label_smoothing), loss, lse, w_t)
+        _cross_entropy(x, np.ascontiguousarray(t, dtype=np.int64), wv, has_w, int(ignore_index),
+                       float(label_smoothing), loss, lse, w_t)
     return loss, lse, w_t
 
 
@@ -396,15 +421,14 @@ def cross_entropy_backward(x, t, lse, w, w_t, scale, ignore_index, label_smoothi
         has_w = w is not None
         wv = np.ascontiguousarray(w, dtype=np.float64) if has_w else np.ones(1)
         wsum = float(wv.sum()) if has_w else float(x.shape[1])
-        with _lock:
-            _cross_entropy_backward(x, np.ascontiguousarray(t, dtype=np.int64), lse, wv, has_w, wsum, w_t,
-                                    np.ascontiguousarray(scale, dtype=np.float64), int(ignore_index),
-                                    float(label_smoothing), gx)
+        _cross_entropy_backward(x, np.ascontiguousarray(t, dtype=np.int64), lse, wv, has_w, wsum, w_t,
+                                np.ascontiguousarray(scale, dtype=np.float64), int(ignore_index),
+                                float(label_smoothing), gx)
     return gx
 
 
 # ---- layer norm and RMS norm over the last dim --------------------------------------------------------------------
-@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
+@_kernel(fastmath=_FM)
 def _layer_norm(x, w, b, eps, y, mean, rstd):
     n, c = x.shape
     for i in prange(n):
@@ -423,7 +447,7 @@ def _layer_norm(x, w, b, eps, y, mean, rstd):
             y[i, j] = (x[i, j] - m) * rr * w[j] + b[j]
 
 
-@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
+@_kernel(fastmath=_FM)
 def _layer_norm_backward(g, x, mean, rstd, w, gx, gw, gb):
     # gx = rstd (gxhat - mean(gxhat) - xhat mean(gxhat xhat)), gxhat = g w; gw and gb are summed per chunk of
     # rows (gw[k], gb[k]: one chunk per thread, no shared writes) and over the chunks by the caller
@@ -457,9 +481,8 @@ def layer_norm(x, w, b, eps):
     y = np.empty_like(xr)
     mean, rstd = np.empty(n), np.empty(n)
     if xr.size:
-        with _lock:
-            _layer_norm(xr, np.ones(c, xr.dtype) if w is None else np.ascontiguousarray(w),
-                        np.zeros(c, xr.dtype) if b is None else np.ascontiguousarray(b), float(eps), y, mean, rstd)
+        _layer_norm(xr, np.ones(c, xr.dtype) if w is None else np.ascontiguousarray(w),
+                    np.zeros(c, xr.dtype) if b is None else np.ascontiguousarray(b), float(eps), y, mean, rstd)
     return y.reshape(x.shape), mean, rstd
 
 
@@ -471,13 +494,12 @@ def layer_norm_backward(g, x, mean, rstd, w):
     k = _chunks(n)
     gw, gb = np.zeros((k, c)), np.zeros((k, c))
     if xr.size:
-        with _lock:
-            _layer_norm_backward(gr, xr, mean, rstd, np.ones(c, xr.dtype) if w is None else np.ascontiguousarray(w),
-                                 gx, gw, gb)
+        _layer_norm_backward(gr, xr, mean, rstd, np.ones(c, xr.dtype) if w is None else np.ascontiguousarray(w),
+                             gx, gw, gb)
     return gx.reshape(x.shape), gw.sum(0).astype(xr.dtype), gb.sum(0).astype(xr.dtype)
 
 
-@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
+@_kernel(fastmath=_FM)
 def _rms_norm(x, w, eps, y, rstd):
     n, c = x.shape
     for i in prange(n):
@@ -490,7 +512,7 @@ def _rms_norm(x, w, eps, y, rstd):
             y[i, j] = x[i, j] * r * w[j]
 
 
-@njit(parallel=True, cache=True, error_model="numpy", fastmath=_FM)
+@_kernel(fastmath=_FM)
 def _rms_norm_backward(g, x, rstd, w, gx, gw):
     # y = x r w with r = (mean(x²) + eps)^-½: gx = r g w - x r³ mean(g w x); gw = sum over rows of g x r
     n, c = x.shape
@@ -515,8 +537,7 @@ def rms_norm(x, w, eps):
     y = np.empty_like(xr)
     rstd = np.empty(n)
     if xr.size:
-        with _lock:
-            _rms_norm(xr, np.ones(c, xr.dtype) if w is None else np.ascontiguousarray(w), float(eps), y, rstd)
+        _rms_norm(xr, np.ones(c, xr.dtype) if w is None else np.ascontiguousarray(w), float(eps), y, rstd)
     return y.reshape(x.shape), rstd
 
 
@@ -527,13 +548,12 @@ def rms_norm_backward(g, x, rstd, w):
     gx = np.empty_like(xr)
     gw = np.zeros((_chunks(n), c))
     if xr.size:
-        with _lock:
-            _rms_norm_backward(gr, xr, rstd, np.ones(c, xr.dtype) if w is None else np.ascontiguousarray(w), gx, gw)
+        _rms_norm_backward(gr, xr, rstd, np.ones(c, xr.dtype) if w is None else np.ascontiguousarray(w), gx, gw)
     return gx.reshape(x.shape), gw.sum(0).astype(xr.dtype)
 
 
 # ---- embedding backward -------------------------------------------------------------------------------------------
-@njit(parallel=True, cache=True, error_model="numpy")
+@_kernel()
 def _embedding_backward(idx, g, gw, n_chunks):
     # each thread owns a band of columns and walks every index in order: no two threads write one element,
     # and each element's sum runs in index order, as np.add.at's does (the same bits, run to run)
@@ -556,8 +576,7 @@ def embedding_backward(idx, g, num):
     g2 = np.ascontiguousarray(g).reshape(idx.shape[0], -1)
     gw = np.zeros((num, g2.shape[1]), g2.dtype)
     if g2.size:
-        with _lock:
-            _embedding_backward(idx.astype(np.int64, copy=False), g2, gw, _chunks(g2.shape[1]))
+        _embedding_backward(idx.astype(np.int64, copy=False), g2, gw, _chunks(g2.shape[1]))
     return gw
 
 
@@ -632,7 +651,7 @@ def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, amsgrad, bet
 
 
 # ---- 2-D convolution: im2col and col2im straight from and to (N, C, H, W) ---------------------------------------
-@njit(parallel=True, cache=True, error_model="numpy")
+@_kernel()
 def _im2col2d(x, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     # col[(b, i, j), (ki, kj, ch)] = x[b, ch, i*sh - ph + ki*dh, j*sw - pw + kj*dw], 0 in the padding; each image
     # is first turned channels-last in a buffer of its own, so that the gather copies runs of C values
@@ -659,7 +678,7 @@ def _im2col2d(x, col, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
                                 col[r, base + ch] = 0
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@_kernel()
 def _col2im2d(col, gx, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     # the adjoint of _im2col2d: each image's gradient is summed channels-last by one thread (no shared writes),
     # then written out as (C, H, W)
@@ -691,8 +710,7 @@ def im2col2d(x, k, stride, pads, dilation, out, col):
     pads = (top, bottom, left, right) (only top and left matter: the output size says where windows stop)."""
     x = np.ascontiguousarray(x)
     if col.size:
-        with _lock:
-            _im2col2d(x, col, k[0], k[1], stride[0], stride[1], pads[0], pads[2], dilation[0], dilation[1], *out)
+        _im2col2d(x, col, k[0], k[1], stride[0], stride[1], pads[0], pads[2], dilation[0], dilation[1], *out)
     return col
 
 
@@ -700,7 +718,6 @@ def col2im2d(col, x_shape, k, stride, pads, dilation, out):
     """The adjoint of im2col2d: the (N, C, H, W) sum of the columns' entries over the pixels they came from."""
     gx = (np.empty if col.size else np.zeros)(x_shape, col.dtype)  # every element is written when col is not empty
     if col.size:
-        with _lock:
-            _col2im2d(np.ascontiguousarray(col), gx, k[0], k[1], stride[0], stride[1], pads[0], pads[2],
-                      dilation[0], dilation[1], *out)
+        _col2im2d(np.ascontiguousarray(col), gx, k[0], k[1], stride[0], stride[1], pads[0], pads[2],
+                  dilation[0], dilation[1], *out)
     return gx
