@@ -131,7 +131,8 @@ def test_softmax_masked_rows_and_other_dims(path, dtype, fn):
     np.testing.assert_allclose(yd, yt, **TOL[dtype], equal_nan=True)
     xs = _randn((5, 8, 11), dtype, seed=3)
     for dim in (0, 1):  # not the last dim: the NumPy path, whatever is installed
-        _compare(lambda a: getattr(dtrain.nn.functional, fn)(a, dim), lambda a: getattr(torch.nn.functional, fn)(a, dim),
+        _compare(lambda a: getattr(dtrain.nn.functional, fn)(a, dim),
+                 lambda a: getattr(torch.nn.functional, fn)(a, dim),
                  [xs], dtype)
     _compare(lambda a: getattr(dtrain.nn.functional, fn)(a.transpose(0, 2), -1),
              lambda a: getattr(torch.nn.functional, fn)(a.transpose(0, 2), -1), [xs], dtype)
@@ -162,7 +163,8 @@ def test_cross_entropy(path, calls, dtype, reduction, weighted, label_smoothing)
 def test_cross_entropy_spatial_all_ignored_and_empty(path, dtype):
     x = _randn((3, 5, 4, 2), dtype)
     t = np.random.default_rng(4).integers(0, 5, (3, 4, 2))
-    _compare(lambda a, b: dtrain.nn.functional.cross_entropy(a, b), lambda a, b: torch.nn.functional.cross_entropy(a, b),
+    _compare(lambda a, b: dtrain.nn.functional.cross_entropy(a, b),
+             lambda a, b: torch.nn.functional.cross_entropy(a, b),
              [x, t], dtype)
     every = np.full(6, -100)
     x2 = _randn((6, 4), dtype)
@@ -395,3 +397,14 @@ def test_a_forked_child_runs_the_kernels_after_its_parent():
     r = _python(code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0"]
+
+
+def test_one_thread_per_rank_when_the_launcher_says_so():
+    pytest.importorskip("numba")
+    # dtrain-run sets OMP_NUM_THREADS per rank: numba's pool then has that many threads, not one per core
+    r = _python("import numba, dtrain\n"
+                "dtrain.softmax(dtrain.randn(512, 300), -1)\n"
+                "print(numba.config.NUMBA_NUM_THREADS, numba.get_num_threads(), dtrain.get_num_threads())",
+                OMP_NUM_THREADS="1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "1", "1"]
