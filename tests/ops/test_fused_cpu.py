@@ -408,3 +408,22 @@ def test_one_thread_per_rank_when_the_launcher_says_so():
                 OMP_NUM_THREADS="1")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["1", "1", "1"]
+
+
+def test_without_numba_the_numpy_paths_run():
+    # numba made unimportable, as on a machine without the `fast` extra: the ops still run and agree with torch
+    r = _python("import sys\n"
+                "sys.modules['numba'] = None\n"
+                "import numpy as np, torch, dtrain\n"
+                "from dtrain import _cpu_kernels\n"
+                "x = np.random.default_rng(0).standard_normal((32, 40)).astype(np.float32)\n"
+                "d = dtrain.tensor(x, requires_grad=True)\n"
+                "t = torch.tensor(x, requires_grad=True)\n"
+                "yd = dtrain.nn.functional.layer_norm(dtrain.nn.functional.gelu(d), (40,)).softmax(-1)\n"
+                "yt = torch.nn.functional.layer_norm(torch.nn.functional.gelu(t), (40,)).softmax(-1)\n"
+                "yd.pow(2).sum().backward(); yt.pow(2).sum().backward()\n"
+                "assert np.allclose(yd.detach().numpy(), yt.detach().numpy(), atol=1e-6)\n"
+                "assert np.allclose(d.grad.numpy(), t.grad.numpy(), atol=1e-6)\n"
+                "print(_cpu_kernels.available(), 'numba' in sys.modules and sys.modules['numba'] is not None)")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "False"]
