@@ -181,16 +181,18 @@ def log_softmax_backward(g, z):
 
 # ---- cross-entropy with class indices (log_softmax + nll in one pass) -----------------------------------------
 @_kernel(fastmath=_FM)
-def _cross_entropy(x, t, w, has_w, ignore_index, ls, loss, lse, w_t):
-    # per row: lse = logsumexp(x); loss = (1-ls) w_t (lse - x_t) + ls/C sum_k w_k (lse - x_k); 0 where ignored
+def _cross_entropy(x, t, w, has_w, ignore_index, ls, loss, w_t, z):
+    # per row: z = log_softmax(x) (kept for the backward, as torch keeps it); loss = -(1-ls) w_t z_t -
+    # ls/C sum_k w_k z_k, 0 where ignored
     n, c = x.shape
     for i in prange(n):
         m = _rowmax(x, i, c)
         s = _as(0.0, m)
         for j in range(c):
             s += _exp(x[i, j] - m)
-        li = m + math.log(s)  # float64 from here: one value per row
-        lse[i] = li
+        lse = m + _as(math.log(s), m)
+        for j in range(c):
+            z[i, j] = x[i, j] - lse
         ti = t[i]
         if ti == ignore_index:
             loss[i] = 0.0
@@ -198,19 +200,20 @@ def _cross_entropy(x, t, w, has_w, ignore_index, ls, loss, lse, w_t):
             continue
         wi = w[ti] if has_w else 1.0
         w_t[i] = wi
-        v = (1.0 - ls) * wi * (li - x[i, ti])
+        v = -(1.0 - ls) * wi * z[i, ti]
         if ls != 0.0:
             sm = 0.0
             for j in range(c):
-                sm += (w[j] if has_w else 1.0) * (li - x[i, j])
-            v += ls / c * sm
+                sm += (w[j] if has_w else 1.0) * z[i, j]
+            v -= ls / c * sm
         loss[i] = v
 
 
 @_kernel(fastmath=_FM)
-def _cross_entropy_backward(x, t, lse, w, has_w, wsum, w_t, scale, ignore_index, ls, gx):
-    # d loss_i / d x_ik = (1-ls) w_t (p_k - [k = t]) + ls/C (wsum p_k - w_k), times the row's scale; 0 if ignored
-    n, c = x.shape
+def _cross_entropy_backward(z, t, w, has_w, wsum, w_t, scale, ignore_index, ls, gx):
+    # d loss_i / d x_ik = (1-ls) w_t (p_k - [k = t]) + ls/C (wsum p_k - w_k), p = exp(z), times the row's scale;
+    # 0 where ignored
+    n, c = z.shape
     for i in prange(n):
         wi = w_t[i]
         si = scale[i]
@@ -220,9 +223,8 @@ def _cross_entropy_backward(x, t, lse, w, has_w, wsum, w_t, scale, ignore_index,
             continue
         a = (1.0 - ls) * wi
         b = ls / c
-        li = _as(lse[i], x[i, 0])
         for j in range(c):
-            p = _exp(x[i, j] - li)
+            p = _exp(z[i, j])
             v = a * p + b * (wsum * p - (w[j] if has_w else 1.0))
             gx[i, j] = si * v
         ti = t[i]
@@ -230,28 +232,27 @@ def _cross_entropy_backward(x, t, lse, w, has_w, wsum, w_t, scale, ignore_index,
 
 
 def cross_entropy(x, t, w, ignore_index, label_smoothing):
-    """Per-row losses (float64), the rows' logsumexp (float64) and the rows' target weights (0 where
-    ignored) of logits x (N, C) against class indices t (N,)."""
+    """(per-row losses (float64), the rows' target weights (float64, 0 where ignored), log_softmax(x)) of logits
+    x (N, C) against class indices t (N,)."""
     x = np.ascontiguousarray(x)
     n = x.shape[0]
-    loss, lse, w_t = np.empty(n), np.empty(n), np.empty(n)
+    loss, w_t, z = np.empty(n), np.empty(n), np.empty_like(x)
     if n and x.shape[1]:
         has_w = w is not None
         wv = np.ascontiguousarray(w, dtype=np.float64) if has_w else np.ones(1)
         _cross_entropy(x, np.ascontiguousarray(t, dtype=np.int64), wv, has_w, int(ignore_index),
-                       float(label_smoothing), loss, lse, w_t)
-    return loss, lse, w_t
+                       float(label_smoothing), loss, w_t, z)
+    return loss, w_t, z
 
 
-def cross_entropy_backward(x, t, lse, w, w_t, scale, ignore_index, label_smoothing):
-    """The gradient of sum_i scale_i * loss_i with respect to x."""
-    x = np.ascontiguousarray(x)
-    gx = np.empty_like(x)
-    if x.size:
+def cross_entropy_backward(z, t, w, w_t, scale, ignore_index, label_smoothing):
+    """The gradient of sum_i scale_i * loss_i with respect to the logits, from their log_softmax z."""
+    gx = np.empty_like(z)
+    if z.size:
         has_w = w is not None
         wv = np.ascontiguousarray(w, dtype=np.float64) if has_w else np.ones(1)
-        wsum = float(wv.sum()) if has_w else float(x.shape[1])
-        _cross_entropy_backward(x, np.ascontiguousarray(t, dtype=np.int64), lse, wv, has_w, wsum, w_t,
+        wsum = float(wv.sum()) if has_w else float(z.shape[1])
+        _cross_entropy_backward(z, np.ascontiguousarray(t, dtype=np.int64), wv, has_w, wsum, w_t,
                                 np.ascontiguousarray(scale, dtype=np.float64), int(ignore_index),
                                 float(label_smoothing), gx)
     return gx

@@ -110,9 +110,9 @@ class CrossEntropyIndices(Function):
         ctx.reduction = reduction
         fused = _fused(1, x)
         if fused is not None:
-            # the kernel keeps each row's logsumexp, not the log-probabilities: backward recomputes p from x
-            loss, lse, w_t = fused.cross_entropy(x, target, weight, ignore_index, label_smoothing)
-            ctx.save_for_backward(x, lse)
+            # z = log_softmax(x), a new array as torch's: x itself may change before backward
+            loss, w_t, z = fused.cross_entropy(x, target, weight, ignore_index, label_smoothing)
+            ctx.save_for_backward(z)
             ctx.fused = (fused, target, weight, w_t, ignore_index, label_smoothing)
             if reduction == "none":
                 return loss.astype(x.dtype)
@@ -149,14 +149,14 @@ class CrossEntropyIndices(Function):
     def backward(ctx, g, *_):
         xp = ctx.xp
         if ctx.fused is not None:
-            x, lse = ctx.saved
+            (z,) = ctx.saved
             fused, target, weight, w_t, ignore_index, ls = ctx.fused
             if ctx.reduction == "none":
                 scale = g
             else:
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    scale = np.full(x.shape[0], np.float64(g) / (ctx.denom if ctx.reduction == "mean" else 1.0))
-            return fused.cross_entropy_backward(x, target, lse, weight, w_t, scale, ignore_index, ls), None, None
+                    scale = np.full(z.shape[0], np.float64(g) / (ctx.denom if ctx.reduction == "mean" else 1.0))
+            return fused.cross_entropy_backward(z, target, weight, w_t, scale, ignore_index, ls), None, None
         (z,) = ctx.saved
         n, c = z.shape
         p = xp.exp(z)  # softmax, recovered from the saved log-probabilities

@@ -427,3 +427,20 @@ def test_without_numba_the_numpy_paths_run():
                 "print(_cpu_kernels.available(), 'numba' in sys.modules and sys.modules['numba'] is not None)")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_input_changed_in_place_after_forward(path, dtype):
+    # torch keeps log_softmax(x), not x: changing x before backward is allowed and does not change the gradient
+    x = _randn((6, 9), dtype)
+    t = np.arange(6)
+    grads = []
+    for mod in (dtrain, torch):
+        a = mod.tensor(x.copy(), requires_grad=True)
+        logits = a * 1
+        loss = mod.nn.functional.cross_entropy(logits, mod.tensor(t), label_smoothing=0.1)
+        with mod.no_grad():
+            logits.add_(1)
+        loss.backward()
+        grads.append(a.grad.numpy())
+    np.testing.assert_allclose(grads[0], grads[1], **TOL[dtype])
