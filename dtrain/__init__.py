@@ -90,7 +90,9 @@ def set_num_threads(n):
     loaded with (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS before the first import), so this warns when n differs."""
     import builtins
     import warnings
-    if isinstance(n, builtins.bool) or not isinstance(n, builtins.int) or n <= 0:
+    if isinstance(n, builtins.bool) or not isinstance(n, builtins.int):
+        raise RuntimeError(f"set_num_threads expects an int, but got {type(n).__name__}")
+    if n <= 0:
         raise RuntimeError("set_num_threads expects a positive integer")
     if n != _parallel.threads():
         warnings.warn("set_num_threads: the matrix products keep the thread count NumPy's BLAS loaded with "

@@ -18,16 +18,18 @@ import numpy as np
 
 from .. import _parallel
 
-# numba sizes its thread pool from NUMBA_NUM_THREADS when it loads: no more threads than dtrain may use
-# (dtrain-run gives each rank one), read before the import below
-os.environ.setdefault("NUMBA_NUM_THREADS", str(_parallel.threads()))
+import numba
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
 # numba's workqueue threading layer, not the OpenMP one it prefers: GNU OpenMP aborts a forked child (a data-loader
 # worker) that runs a parallel kernel after its parent did; workqueue is fork-safe, and the lock below gives it
-# the thread safety it lacks. NUMBA_THREADING_LAYER, when set, still decides.
-os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
-import numba  # noqa: E402
-from numba import njit, types  # noqa: E402
-from numba.extending import intrinsic, overload  # noqa: E402
+# the thread safety it lacks. Set in numba's config, not in os.environ, which child processes would inherit;
+# NUMBA_THREADING_LAYER, when set, still decides. The pool's size stays numba's (one thread per core): dtrain's
+# count (set_num_threads, OMP_NUM_THREADS) is applied per call by use_threads, and with one thread (a rank under
+# dtrain-run) the kernels take their serial builds and the pool is never started.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 _FM = {"reassoc", "contract"}
 
@@ -112,7 +114,11 @@ class _Kernel:
 
     def __call__(self, *args):
         work = max(a.size for a in args if isinstance(a, np.ndarray))
-        if work >= _PARALLEL_MIN and numba.get_num_threads() > 1:
+        n = _threads()
+        if work >= _PARALLEL_MIN and n > 1:
+            if getattr(_local, "numba_threads", None) != n:  # numba keeps the count per calling thread
+                numba.set_num_threads(n)  # (this starts numba's pool on its first call)
+                _local.numba_threads = n
             with _lock:
                 return self.parallel(*args)
         return self.serial(*args)
@@ -123,12 +129,12 @@ def _kernel(**opts):
 
 
 def use_threads():
-    """numba's thread count for this thread = dtrain's (set_num_threads, OMP_NUM_THREADS); numba keeps it
-    per calling thread."""
-    n = max(1, min(_parallel.threads(), numba.config.NUMBA_NUM_THREADS))
-    if getattr(_local, "threads", None) != n:
-        numba.set_num_threads(n)
-        _local.threads = n
+    """Takes dtrain's thread count (set_num_threads, OMP_NUM_THREADS) for the kernels this thread calls next."""
+    _local.threads = max(1, min(_parallel.threads(), numba.config.NUMBA_NUM_THREADS))
+
+
+def _threads():
+    return getattr(_local, "threads", 1)
 
 
 def _rows(x):
@@ -140,7 +146,7 @@ def _rows(x):
 
 def _chunks(n):
     """How many row ranges the reductions over rows use: one per thread, fewer for few rows."""
-    return max(1, min(numba.get_num_threads(), n))
+    return max(1, min(_threads(), n))
 
 
 # ---- row maximum and fused multiply-add ------------------------------------------------------------------------
