@@ -1,4 +1,5 @@
-"""GELU (exact and tanh), softmax and log_softmax over the last dim, and cross-entropy with class indices."""
+"""GELU (exact and tanh), the backward of tanh, sigmoid and relu, softmax and log_softmax over the last dim, and
+cross-entropy with class indices."""
 import math
 
 import numpy as np
@@ -99,6 +100,45 @@ def gelu_tanh_backward(g, x, t):
     c = xf.dtype.type
     _gelu_tanh_backward(gf, xf, tf, gx, c(_SQRT_2_OVER_PI), c(3 * 0.044715), c(0.5), c(1))
     return gx.reshape(x.shape)
+
+
+# ---- tanh, sigmoid, relu backward: one pass where NumPy makes two or three, each rounded as there -------------------
+@_kernel()
+def _tanh_backward(g, y, gx, one):
+    for i in prange(g.size):
+        gx[i] = g[i] * (one - y[i] * y[i])
+
+
+@_kernel()
+def _sigmoid_backward(g, y, gx, one):
+    for i in prange(g.size):
+        gx[i] = g[i] * y[i] * (one - y[i])
+
+
+@_kernel()
+def _relu_backward(g, y, gx, zero):
+    # torch's threshold_backward: the gradient where the output is positive, else 0 (a NaN gradient too)
+    for i in prange(g.size):
+        gx[i] = g[i] if y[i] > zero else zero
+
+
+def _pointwise_backward(kernel, g, y, c):
+    gf, yf = np.ascontiguousarray(g).reshape(-1), np.ascontiguousarray(y).reshape(-1)
+    gx = np.empty_like(yf)
+    kernel(gf, yf, gx, yf.dtype.type(c))
+    return gx.reshape(np.shape(y))
+
+
+def tanh_backward(g, y):
+    return _pointwise_backward(_tanh_backward, g, y, 1)
+
+
+def sigmoid_backward(g, y):
+    return _pointwise_backward(_sigmoid_backward, g, y, 1)
+
+
+def relu_backward(g, y):
+    return _pointwise_backward(_relu_backward, g, y, 0)
 
 
 # ---- softmax and log_softmax over the last dim ------------------------------------------------------------------

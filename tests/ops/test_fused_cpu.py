@@ -37,7 +37,7 @@ def calls(monkeypatch):
     for name in ("gelu", "gelu_backward", "gelu_tanh", "gelu_tanh_backward", "softmax", "softmax_backward",
                  "log_softmax", "log_softmax_backward", "cross_entropy", "cross_entropy_backward", "layer_norm",
                  "layer_norm_backward", "rms_norm", "rms_norm_backward", "embedding_backward", "adam", "im2col2d",
-                 "col2im2d"):
+                 "col2im2d", "tanh_backward", "sigmoid_backward", "relu_backward"):
         fn = getattr(_numba, name)
 
         def spy(*args, _fn=fn, _name=name, **kwargs):
@@ -104,6 +104,31 @@ def test_gelu_extremes_and_noncontiguous(path, dtype):
         y = dtrain.nn.functional.gelu(dtrain.tensor(special), approximate=approximate).numpy()
         np.testing.assert_array_equal(y, torch.nn.functional.gelu(torch.from_numpy(special).double(),
                                                                   approximate=approximate).numpy().astype(dtype))
+
+
+# ---- tanh, sigmoid, relu backward --------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fn", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("shape", [(3, 5, 7), (40001,), (0, 3)])
+def test_pointwise_backward(path, calls, dtype, fn, shape):
+    x = _randn(shape, dtype, scale=3.0)
+    _compare(lambda a: getattr(dtrain, fn)(a), lambda a: getattr(torch, fn)(a), [x], dtype)
+    if calls is not None and x.size:
+        assert calls.get(fn + "_backward") == 1
+    _compare(lambda a: getattr(dtrain, fn)(a.t()), lambda a: getattr(torch, fn)(a.t()), [x.reshape(-1, 1)], dtype)
+
+
+def test_relu_backward_zero_where_the_output_is_not_positive_even_for_nan(path):
+    if path == "numpy":
+        pytest.skip("the NumPy path multiplies by the mask (NaN * 0 is NaN): a where() costs it 6x")
+    x = np.array([-1.0, 0.0, 2.0, -3.0], np.float32)
+    g = np.array([np.nan, np.nan, np.nan, 5.0], np.float32)
+    grads = []
+    for mod in (dtrain, torch):
+        a = mod.tensor(x, requires_grad=True)
+        mod.relu(a).backward(mod.tensor(g))
+        grads.append(a.grad.numpy())
+    np.testing.assert_array_equal(grads[0], grads[1])
 
 
 # ---- softmax, log_softmax ----------------------------------------------------------------------------------------
