@@ -364,7 +364,8 @@ class Tanh(Function):
 
     def backward(ctx, g):
         (y,) = ctx.saved
-        fused = _cpu_kernels.get(g, y) if g.shape == y.shape else None
+        # (a broadcast gradient, as from sum(), is left to NumPy: making it contiguous costs what the kernel saves)
+        fused = _cpu_kernels.get(g, y) if g.shape == y.shape and g.flags.c_contiguous else None
         if fused is not None:
             return fused.tanh_backward(g, y)
         return g * (1 - y * y)
@@ -382,7 +383,8 @@ class Sigmoid(Function):
 
     def backward(ctx, g):
         (y,) = ctx.saved
-        fused = _cpu_kernels.get(g, y) if g.shape == y.shape else None
+        # (a broadcast gradient, as from sum(), is left to NumPy: making it contiguous costs what the kernel saves)
+        fused = _cpu_kernels.get(g, y) if g.shape == y.shape and g.flags.c_contiguous else None
         if fused is not None:
             return fused.sigmoid_backward(g, y)
         return g * y * (1 - y)
@@ -396,7 +398,8 @@ class Relu(Function):
 
     def backward(ctx, g):
         (y,) = ctx.saved
-        fused = _cpu_kernels.get(g, y) if g.shape == y.shape else None
+        # (a broadcast gradient, as from sum(), is left to NumPy: making it contiguous costs what the kernel saves)
+        fused = _cpu_kernels.get(g, y) if g.shape == y.shape and g.flags.c_contiguous else None
         if fused is not None:
             return fused.relu_backward(g, y)
         # NOTE: a NaN gradient where y <= 0 stays NaN here, where torch (and the compiled kernel) gives 0: a where()
