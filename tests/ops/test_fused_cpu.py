@@ -16,12 +16,20 @@ TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol
 DTYPES = [np.float32, np.float64]
 
 
+def _needs_numba():
+    """numba itself: skips where it is not installed or DTRAIN_NUMBA=0 switches the kernels off."""
+    numba = pytest.importorskip("numba")
+    if not _cpu_kernels.ENABLED:
+        pytest.skip("DTRAIN_NUMBA=0")
+    assert _cpu_kernels.available()
+    return numba
+
+
 @pytest.fixture(params=["numba", "numpy"])
 def path(request, monkeypatch):
     """Each test runs once with the compiled kernels and once on the NumPy paths (kernels switched off)."""
     if request.param == "numba":
-        pytest.importorskip("numba")
-        assert _cpu_kernels.available()
+        _needs_numba()
     else:
         monkeypatch.setattr(_cpu_kernels, "ENABLED", False)
     return request.param
@@ -334,7 +342,7 @@ def test_adam_step(path, calls, dtype, name, kw):
 
 @pytest.mark.parametrize("name,kw", ADAM_CASES[:4])
 def test_adam_kernel_gives_the_numpy_paths_bits(name, kw, monkeypatch):
-    pytest.importorskip("numba")
+    _needs_numba()
     fused = _adam_steps(dtrain, name, kw, np.float32)
     monkeypatch.setattr(_cpu_kernels, "ENABLED", False)
     plain = _adam_steps(dtrain, name, kw, np.float32)
@@ -358,7 +366,7 @@ class _threads:
 
 
 def test_set_num_threads_reaches_the_kernels(monkeypatch):
-    numba = pytest.importorskip("numba")
+    numba = _needs_numba()
     from dtrain import _parallel
     from dtrain._cpu_kernels import _jit
     monkeypatch.setattr(_parallel, "_threads", None)
@@ -414,7 +422,7 @@ def test_import_dtrain_does_not_import_numba():
 
 
 def test_a_forked_child_runs_the_kernels_after_its_parent():
-    pytest.importorskip("numba")
+    _needs_numba()
     # a data-loader worker forked from a process that already ran parallel kernels (GNU OpenMP would abort it)
     code = ("import os, numpy as np, dtrain\n"
             "x = dtrain.randn(64, 50)\n"
@@ -430,7 +438,7 @@ def test_a_forked_child_runs_the_kernels_after_its_parent():
 
 
 def test_one_thread_per_rank_when_the_launcher_says_so():
-    pytest.importorskip("numba")
+    _needs_numba()
     # dtrain-run sets OMP_NUM_THREADS per rank: the kernels then run their serial builds, and numba's thread pool
     # is never started (threading_layer() raises until it is)
     code = ("import numba, dtrain\n"
