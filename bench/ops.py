@@ -1,10 +1,12 @@
 """The ops that make up the gpt and cnn training steps (`bench/workloads.py`), one at a time, at the steps' own
 shapes: forward, and forward + backward, dtrain against torch in one process, alternating op by op.
 
-    python bench/ops.py [--repeats 30] [--only NAME,...]
+    python bench/ops.py [--repeats 30] [--only NAME,...] [--numpy]
 
 Prints a markdown table of median microseconds and the ratio dtrain / torch per op, slowest ratio first, then
-one JSON line with the geometric mean of the ratios. Each op gets fresh inputs of the same seed for both."""
+one JSON line with the geometric mean of the ratios. Each op gets fresh inputs of the same seed for both.
+`--numpy` adds dtrain with its compiled CPU kernels switched off (the NumPy paths) as a third contestant in
+the same alternation, and the ratio of the two dtrain columns."""
 import argparse
 import importlib
 import json
@@ -92,30 +94,42 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--only", default="", help="comma-separated op names (prefixes)")
+    ap.add_argument("--numpy", action="store_true", help="also time dtrain without its compiled kernels")
     a = ap.parse_args()
     fws = {name: importlib.import_module(name) for name in ("torch", "dtrain")}
     table = {name: cases(fw) for name, fw in fws.items()}
+    order = ("torch", "dtrain", "numpy") * 2 if a.numpy else ("torch", "dtrain") * 2
+    kernels = importlib.import_module("dtrain._cpu_kernels")
+    fws["numpy"], table["numpy"] = fws["dtrain"], table["dtrain"]
     rows = []
     for opname in table["torch"]:
         if a.only and not any(opname.startswith(p) for p in a.only.split(",")):
             continue
         r = {}
         for backward in (False, True):
-            for fwname in ("torch", "dtrain", "torch", "dtrain"):  # alternating, best of two medians
+            for fwname in order:  # alternating, best of two medians
                 make, op = table[fwname][opname]
+                kernels.ENABLED = fwname != "numpy"
                 t = time_one(fws[fwname], make, op, a.repeats, backward)
+                kernels.ENABLED = True
                 key = (fwname, backward)
                 r[key] = min(r.get(key, math.inf), t)
         rows.append((opname, r))
     rows.sort(key=lambda row: -row[1][("dtrain", True)] / row[1][("torch", True)])
-    print("| op | torch fwd µs | dtrain fwd µs | ratio fwd | torch fwd+bwd µs | dtrain fwd+bwd µs | ratio fwd+bwd |")
-    print("|---|---|---|---|---|---|---|")
+    extra = " dtrain without kernels fwd µs | fwd+bwd µs | kernels / without, fwd+bwd |" if a.numpy else ""
+    print("| op | torch fwd µs | dtrain fwd µs | ratio fwd | torch fwd+bwd µs | dtrain fwd+bwd µs | ratio fwd+bwd |"
+          + extra)
+    print("|---|---|---|---|---|---|---|" + "---|---|---|" * a.numpy)
     logs = []
     for opname, r in rows:
         rf, rb = r[("dtrain", False)] / r[("torch", False)], r[("dtrain", True)] / r[("torch", True)]
         logs.append(math.log(rb))
-        print(f"| {opname} | {r[('torch', False)]:.0f} | {r[('dtrain', False)]:.0f} | {rf:.2f} | "
-              f"{r[('torch', True)]:.0f} | {r[('dtrain', True)]:.0f} | {rb:.2f} |", flush=True)
+        line = (f"| {opname} | {r[('torch', False)]:.0f} | {r[('dtrain', False)]:.0f} | {rf:.2f} | "
+                f"{r[('torch', True)]:.0f} | {r[('dtrain', True)]:.0f} | {rb:.2f} |")
+        if a.numpy:
+            line += (f" {r[('numpy', False)]:.0f} | {r[('numpy', True)]:.0f} | "
+                     f"{r[('dtrain', True)] / r[('numpy', True)]:.2f} |")
+        print(line, flush=True)
     print(json.dumps({"ops": len(rows), "geomean_ratio_fwd_bwd": round(math.exp(statistics.mean(logs)), 3)}))
 
 

@@ -5,7 +5,7 @@ __version__ = "0.1.0"
 
 import builtins
 
-from . import _backend, _launch_env
+from . import _backend, _launch_env, _parallel
 
 _launch_env.export()  # RANK & co. under a plain srun/mpiexec too, before the script reads them
 _backend.numpy_errors_as_torch()  # no RuntimeWarnings where torch prints nothing (the why: its docstring)
@@ -83,14 +83,25 @@ def is_nonzero(input):
 
 
 def get_num_threads():
-    """The cores elementwise work and BLAS may use: OMP_NUM_THREADS (set per rank by dtrain-run) or all."""
-    import builtins
-    import os
-    return builtins.int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    """The threads dtrain's elementwise work and fused CPU kernels use: set_num_threads's count, else
+    OMP_NUM_THREADS (set per rank by dtrain-run), else every core."""
+    return _parallel.threads()
 
 
 def set_num_threads(n):
-    """Accepted for compatibility: NumPy's BLAS thread count is fixed when it loads (set OMP_NUM_THREADS)."""
+    """Sets the threads of dtrain's own elementwise work and fused CPU kernels. NumPy's BLAS keeps the count it
+    loaded with (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS before the first import), so this warns when n differs."""
+    import builtins
+    import warnings
+    if isinstance(n, builtins.bool) or not isinstance(n, builtins.int):
+        raise RuntimeError(f"set_num_threads expects an int, but got {type(n).__name__}")
+    if n <= 0:
+        raise RuntimeError("set_num_threads expects a positive integer")
+    if n != _parallel.threads():
+        warnings.warn("set_num_threads: the matrix products keep the thread count NumPy's BLAS loaded with "
+                      "(set OMP_NUM_THREADS before starting Python to change it); dtrain's elementwise work and "
+                      "fused kernels use the new count", stacklevel=2)
+    _parallel._threads = n
 
 
 _deterministic = {"mode": False, "warn_only": False}

@@ -7,12 +7,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 MIN_SLICE = 1 << 18  # elements per slice below which a thread costs more than it saves
 _pool = None
+_threads = None  # dtrain.set_num_threads's count; None: OMP_NUM_THREADS or every core
+
+
+def threads():
+    """The threads dtrain's own elementwise work and fused kernels may use (not BLAS's: see set_num_threads)."""
+    return _threads or int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
 
 
 def slices(n):
     """[(start, stop), ...] covering range(n): one slice per thread worth using."""
-    threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
-    k = max(1, min(threads, n // MIN_SLICE))
+    k = max(1, min(threads(), n // MIN_SLICE))
     step = -(-n // k) if n else 1
     return [(a, min(a + step, n)) for a in range(0, n, step)] or [(0, 0)]
 

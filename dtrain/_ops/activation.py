@@ -1,7 +1,7 @@
 """softmax / log_softmax, and the fused cross-entropy used by nn.functional."""
 import numpy as np
 
-from .. import _dtype
+from .. import _cpu_kernels, _dtype
 from .._tensor import Tensor
 from ..autograd.graph import Function
 from ._lowp import widened
@@ -9,10 +9,22 @@ from ._util import cast, method, wrap_dim
 from ..amp._dispatch import autocast_op
 
 
+def _fused(dim, *arrays):
+    """The compiled kernels when they fit: the last dim of float32/float64 NumPy arrays that are not empty."""
+    a = arrays[0]
+    return _cpu_kernels.get(*arrays) if dim == a.ndim - 1 and a.size else None
+
+
 class Softmax(Function):
     @widened
     def forward(ctx, x, dim):
         xp = ctx.xp
+        ctx.dim = dim
+        fused = _fused(dim, x)
+        if fused is not None:
+            y = fused.softmax(x)
+            ctx.save_for_backward(y)
+            return y
         e = x - x.max(axis=dim, keepdims=True)
         xp.exp(e, out=e)
         e /= e.sum(axis=dim, keepdims=True)
@@ -23,6 +35,9 @@ class Softmax(Function):
     @widened
     def backward(ctx, g):
         (y,) = ctx.saved
+        fused = _fused(ctx.dim, g, y) if g.shape == y.shape else None
+        if fused is not None:
+            return fused.softmax_backward(g, y)
         gy = g * y
         gy -= y * gy.sum(axis=ctx.dim, keepdims=True)
         return gy
@@ -32,6 +47,12 @@ class LogSoftmax(Function):
     @widened
     def forward(ctx, x, dim):
         xp = ctx.xp
+        ctx.dim = dim
+        fused = _fused(dim, x)
+        if fused is not None:
+            z = fused.log_softmax(x)
+            ctx.save_for_backward(z)
+            return z
         z = x - x.max(axis=dim, keepdims=True)
         z -= xp.log(xp.exp(z).sum(axis=dim, keepdims=True))
         ctx.save_for_backward(z)
@@ -41,6 +62,9 @@ class LogSoftmax(Function):
     @widened
     def backward(ctx, g):
         (z,) = ctx.saved
+        fused = _fused(ctx.dim, g, z) if g.shape == z.shape else None
+        if fused is not None:
+            return fused.log_softmax_backward(g, z)
         return g - ctx.xp.exp(z) * g.sum(axis=ctx.dim, keepdims=True)
 
 
@@ -83,6 +107,21 @@ class CrossEntropyIndices(Function):
     def forward(ctx, x, target, weight=None, *, reduction, ignore_index, label_smoothing=0.0):
         xp = ctx.xp
         n, c = x.shape
+        ctx.reduction = reduction
+        fused = _fused(1, x)
+        if fused is not None:
+            # z = log_softmax(x), a new array as torch's: x itself may change before backward
+            loss, w_t, z = fused.cross_entropy(x, target, weight, ignore_index, label_smoothing)
+            ctx.save_for_backward(z)
+            ctx.fused = (fused, target, weight, w_t, ignore_index, label_smoothing)
+            if reduction == "none":
+                return loss.astype(x.dtype)
+            if reduction == "sum":
+                return xp.asarray(loss.sum(), dtype=x.dtype)
+            ctx.denom = w_t.sum()
+            with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: NaN, as torch's
+                return xp.asarray(loss.sum() / ctx.denom, dtype=x.dtype)
+        ctx.fused = None
         z = x - x.max(axis=1, keepdims=True)
         lse = xp.log(xp.exp(z).sum(axis=1, keepdims=True))
         z -= lse  # log-probabilities
@@ -99,7 +138,6 @@ class CrossEntropyIndices(Function):
             loss = nll
         ctx.save_for_backward(z)
         ctx.t, ctx.valid, ctx.w_t, ctx.weight, ctx.ls = safe_t, valid, w_t, weight, label_smoothing
-        ctx.reduction = reduction
         if reduction == "none":
             return loss.astype(x.dtype, copy=False)
         if reduction == "sum":
@@ -109,8 +147,17 @@ class CrossEntropyIndices(Function):
 
     @widened
     def backward(ctx, g, *_):
-        (z,) = ctx.saved
         xp = ctx.xp
+        if ctx.fused is not None:
+            (z,) = ctx.saved
+            fused, target, weight, w_t, ignore_index, ls = ctx.fused
+            if ctx.reduction == "none":
+                scale = g
+            else:
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    scale = np.full(z.shape[0], np.float64(g) / (ctx.denom if ctx.reduction == "mean" else 1.0))
+            return fused.cross_entropy_backward(z, target, weight, w_t, scale, ignore_index, ls), None, None
+        (z,) = ctx.saved
         n, c = z.shape
         p = xp.exp(z)  # softmax, recovered from the saved log-probabilities
         rows = xp.arange(n)

@@ -7,6 +7,7 @@
 # its per-channel affine with ordinary ops; rms_norm is composed (one reduction, cheap as is)."""
 import numpy as np
 
+from ... import _cpu_kernels
 from ..._tensor import Tensor, _wrap
 from ...autograd import grad_mode
 from ...autograd import graph as _graph
@@ -113,6 +114,58 @@ class _Norm(Function):
                 gx = gxhat * rstd
         out = (gx,) + ((gw,) if has_w else ()) + ((gb,) if has_b else ())
         return out if len(out) > 1 else gx
+
+
+class _FusedLayerNorm(Function):
+    """layer_norm over the trailing `size` elements by the compiled CPU kernels: statistics, normalization and
+    the affine step in one pass, dx, dweight and dbias in one pass back (torch's native_layer_norm). Saves x
+    and each row's mean and rstd (float64), where `_Norm` keeps a normalized copy of x."""
+    _grad_fn_name = "NativeLayerNormBackward0"
+
+    def forward(ctx, x, *wb, size, eps, has_w, has_b):
+        k = ctx.k = _cpu_kernels.get(x, *wb)
+        xr = x.reshape(-1, size) if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(-1, size)
+        w = wb[0].reshape(-1) if has_w else None
+        y, mean, rstd = k.layer_norm(xr, w, wb[-1].reshape(-1) if has_b else None, eps)
+        ctx.save_for_backward(xr, mean, rstd, *((w,) if has_w else ()))
+        ctx.cfg = (x.shape, wb[0].shape if wb else None, has_w, has_b)
+        return y.reshape(x.shape)
+
+    def backward(ctx, g):
+        xr, mean, rstd = ctx.saved[:3]
+        shape, wb_shape, has_w, has_b = ctx.cfg
+        w = ctx.saved[3] if has_w else None
+        gx, gw, gb = ctx.k.layer_norm_backward(g.reshape(xr.shape), xr, mean, rstd, w)
+        out = ((gx.reshape(shape),) + ((gw.reshape(wb_shape),) if has_w else ())
+               + ((gb.reshape(wb_shape),) if has_b else ()))
+        return out if len(out) > 1 else out[0]
+
+
+class _FusedRMSNorm(Function):
+    """rms_norm over the trailing `size` elements by the compiled CPU kernels, forward and backward in one pass
+    each (torch composes it: its top node is the product with the weight, or with the rstd)."""
+    _grad_fn_name = "MulBackward0"
+
+    def forward(ctx, x, *w, size, eps):
+        k = ctx.k = _cpu_kernels.get(x, *w)
+        xr = x.reshape(-1, size) if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(-1, size)
+        wv = w[0].reshape(-1) if w else None
+        y, rstd = k.rms_norm(xr, wv, eps)
+        ctx.save_for_backward(xr, rstd, *w)
+        ctx.cfg = (x.shape, w[0].shape if w else None)
+        return y.reshape(x.shape)
+
+    def backward(ctx, g):
+        xr, rstd = ctx.saved[:2]
+        shape, w_shape = ctx.cfg
+        w = ctx.saved[2].reshape(-1) if w_shape is not None else None
+        gx, gw = ctx.k.rms_norm_backward(g.reshape(xr.shape), xr, rstd, w)
+        return (gx.reshape(shape), gw.reshape(w_shape)) if w is not None else gx.reshape(shape)
+
+
+def _fits_kernels(input, *params):
+    """Whether the compiled kernels take this norm: float32/float64 CPU tensors of one dtype, not empty."""
+    return input.numel() > 0 and _cpu_kernels.get(input._data, *(p._data for p in params if p is not None)) is not None
 
 
 def _norm(x, weight, bias, axes, eps, stats, pshape, stats_out=None, name="NativeBatchNormBackward0"):
@@ -273,6 +326,10 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps=1e-5
         if t is not None and tuple(t.shape) != ns:
             raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape "
                                f"{list(t.shape)} and normalized_shape = {list(ns)}")
+    if _fits_kernels(input, weight, bias):
+        args = [input] + [t for t in (weight, bias) if t is not None]
+        return _FusedLayerNorm.apply(*args, size=_prod(ns), eps=float(eps), has_w=weight is not None,
+                                     has_b=bias is not None)
     axes = tuple(range(input.ndim - k, input.ndim))
     return _norm(input, weight, bias, axes, eps, None, ns, name="NativeLayerNormBackward0")
 
@@ -305,6 +362,9 @@ def rms_norm(input: Tensor, normalized_shape, weight=None, eps=None):
                            f"{', '.join(map(str, ns))}], but got input of size{list(input.shape)}")
     if eps is None:
         eps = float(np.finfo(input._data.dtype).eps)
+    if k and (weight is None or tuple(weight.shape) == ns) and _fits_kernels(input, weight):
+        args = [input] + ([weight] if weight is not None else [])
+        return _FusedRMSNorm.apply(*args, size=_prod(ns), eps=float(eps))
     dims = tuple(range(input.ndim - k, input.ndim))
     y = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
     return y * weight if weight is not None else y

@@ -1,4 +1,5 @@
 """F.embedding, F.embedding_bag and F.one_hot."""
+from ... import _cpu_kernels
 from ..._ops.index import _scatter_add_at
 from ...autograd.graph import Function
 from ..._ops._util import on_input_device
@@ -24,10 +25,15 @@ class Embedding(Function):
 
     def backward(ctx, g):
         xp = ctx.xp
-        idx = ctx.idx.reshape(-1)
-        g2 = g.reshape(idx.shape[0], -1)
-        gw = xp.zeros((ctx.num, g2.shape[1]), dtype=g.dtype)
-        _scatter_add_at(xp, gw, idx, g2)
+        fused = _cpu_kernels.get(g)
+        if fused is not None:
+            # each thread sums a band of columns over every index: np.add.at's order, ~4x faster on 2 cores
+            gw = fused.embedding_backward(ctx.idx, g, ctx.num)
+        else:
+            idx = ctx.idx.reshape(-1)
+            g2 = g.reshape(idx.shape[0], -1)
+            gw = xp.zeros((ctx.num, g2.shape[1]), dtype=g.dtype)
+            _scatter_add_at(xp, gw, idx, g2)
         if ctx.padding_idx is not None:
             gw[ctx.padding_idx] = 0
         return gw
