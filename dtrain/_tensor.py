@@ -636,9 +636,13 @@ _TYPE_NAMES = {_dtype.float32: "torch.FloatTensor", _dtype.float64: "torch.Doubl
 
 
 def _rebuild(cls, array, dev, requires_grad, d=None):
-    dev = _device_cls(dev)
-    arr = array if dev.type != "cuda" else dev.xp.asarray(array)
-    t = _wrap(arr, resolve(dev))
+    dev = resolve(_device_cls(dev))
+    if dev.type != "cuda":
+        arr = array
+    else:
+        with _backend.on_device(dev):  # on its own device, whichever one the unpickling thread has current
+            arr = dev.xp.asarray(array)
+    t = _wrap(arr, dev)
     if cls is not Tensor:
         u = _new(cls)
         u._Tensor__setstate_from(t)

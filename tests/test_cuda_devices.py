@@ -596,3 +596,11 @@ def test_nccl_communicator_is_aborted_after_a_timeout():
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "rank 0 closed in" in out and "rank 1 done" in out, out[-4000:]
+
+
+def test_a_tensor_unpickled_on_the_second_device_has_its_array_there():
+    import pickle
+    t = dtrain.arange(3.0, device="cuda:1")
+    with dtrain.cuda.device(0):
+        u = pickle.loads(pickle.dumps(t))
+    assert u.device == dtrain.device("cuda:1") and u._data.device.id == 1 and u.tolist() == [0.0, 1.0, 2.0]

@@ -72,8 +72,6 @@ OPS = {
 
 # where dtrain's layout still differs from torch's, the reason
 DIFFERENT = {
-    "softmax": "torch's softmax writes a contiguous result; dtrain's keeps the input's order of dims",
-    "log_softmax": "torch's log_softmax writes a contiguous result; dtrain's keeps the input's order of dims",
     "cross": "dtrain's cross is composed (stack of products); torch's kernel writes a contiguous result",
     "renorm": "dtrain's renorm is composed (input times a factor, elementwise); torch's kernel writes a contiguous "
               "result",

@@ -4,6 +4,7 @@ import numpy as np
 from .. import _cpu_kernels, _dtype
 from .._tensor import Tensor
 from ..autograd.graph import Function
+from ._layout import c_ordered
 from ._lowp import widened
 from ._util import cast, method, wrap_dim
 from ..amp._dispatch import autocast_op
@@ -16,6 +17,7 @@ def _fused(dim, *arrays):
 
 
 class Softmax(Function):
+    @c_ordered  # torch writes a contiguous result whatever the input's layout
     @widened
     def forward(ctx, x, dim):
         xp = ctx.xp
@@ -44,6 +46,7 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    @c_ordered  # torch writes a contiguous result whatever the input's layout
     @widened
     def forward(ctx, x, dim):
         xp = ctx.xp
