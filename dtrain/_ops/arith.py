@@ -430,7 +430,10 @@ def floor_divide(input, other, *, out=None):
 # ---------------------------------------------------------------------------------------------- comparisons
 def _laid_out(r, a, b):
     """r, computed elementwise from tensors a and b outside Function.apply, laid out as torch lays it out."""
-    if r._data.ndim > 1 and not (a._data.flags.c_contiguous and b._data.flags.c_contiguous):
+    x, y, o = a._data, b._data, r._data
+    if o.ndim > 1 and not (x.flags.c_contiguous and y.flags.c_contiguous and
+                           (x.shape == o.shape or 1 not in x.shape or _graph._c_strides(x)) and
+                           (y.shape == o.shape or 1 not in y.shape or _graph._c_strides(y))):
         with _backend.on_device(r._device) if r._device._gpu is not None else contextlib.nullcontext():
             r._data = iterator_layout(r._device.xp, r._data, (a._data, b._data))
     return r

@@ -9,7 +9,7 @@ from .. import _backend, _dtype
 from .._device import CPU, META, device as _device_cls, resolve
 from .._tensor import Tensor, _wrap, strided
 from ..random import default_generator_for
-from ._layout import empty_preserving
+from ._layout import copy_preserving, empty_preserving
 from ._util import normalize_shape
 
 
@@ -156,6 +156,8 @@ def _to_device(arr, dev, dt, copy):
     if not isinstance(arr, np.ndarray) and not isinstance(arr, np.generic):
         arr = arr.get()
         return arr.astype(dt.np, copy=False)
+    if copy and isinstance(arr, np.ndarray) and not arr.flags.c_contiguous:
+        return copy_preserving(np, arr, dt.np)  # torch's copy keeps a dense layout, lays out an expanded one anew
     return np.array(arr, dtype=dt.np, copy=copy)
 
 

@@ -194,7 +194,9 @@ class Function(Node):
                 out = ctx.forward(*arrays, **params)
         if cls._pointwise and type(out) is not tuple and out.ndim > 1:
             for a in arrays:
-                if not a.flags.c_contiguous:  # NumPy and torch lay out the result alike for C-ordered inputs
+                # NumPy and torch lay out the result alike for C-ordered inputs, unless one is broadcast and its
+                # size-1 dims carry other strides (a permuted view): torch orders the dims by those too
+                if not a.flags.c_contiguous or (a.shape != out.shape and 1 in a.shape and not _c_strides(a)):
                     out = _relaid(ctx, dev, out, arrays)
                     break
         if cls._view:
@@ -262,6 +264,16 @@ class Function(Node):
                                           dev)
             ctx._versions = ()
         return out
+
+
+def _c_strides(a):
+    """Whether every stride of `a`, those of size-1 dims included, is C order's."""
+    acc = a.itemsize
+    for n, st in zip(reversed(a.shape), reversed(a.strides)):
+        if st != acc:
+            return False
+        acc *= n
+    return True
 
 
 def _relaid(ctx, dev, out, arrays):

@@ -6,6 +6,7 @@ torch refuses sits in `pytest.raises`, so dtrain must refuse it with the same ex
 are divergences dtrain has today; each names its entry in known.KNOWN. When one XPASSes (strict: the run fails),
 drop the mark and the KNOWN entry.
 """
+import numpy as np
 import pytest
 
 from .interp import same_as_torch
@@ -922,6 +923,30 @@ def test_a_tensor_detached_in_place_before_an_op_saves_it_is_usable():
         t2.detach_()  # before the product saves it: nothing to refuse
         t6 = t0.mul(t2)
         (t6.sum() + t0.sum()).backward()
+        return locals()
+
+    same_as_torch(program)
+
+
+# found by `python -m tests.fuzz.run --seed 45 --minutes 10`
+@pytest.mark.parametrize("op", ["mul", "lt"])
+def test_a_broadcast_with_a_permuted_size_one_dim_is_laid_out_by_its_strides(op):
+    def program(torch):
+        t1 = torch.tensor([[[0.0], [1.0]]], dtype=torch.float32)
+        t3 = t1.permute(1, 2, 0)  # C-contiguous as NumPy sees it; torch orders the result's dims by its strides
+        t7 = getattr(t1, op)(t3)
+        return locals()
+
+    same_as_torch(program)
+
+
+# found by `python -m tests.fuzz.run --seed 45 --minutes 10`
+def test_a_tensor_copied_from_an_expanded_array_is_contiguous():
+    def program(torch):
+        t0 = torch.tensor([0.0, 1.0, 2.0, 3.0], dtype=torch.float32)
+        a6 = t0.expand(2, 4).numpy()
+        t7 = torch.tensor(a6)
+        t8 = torch.tensor(np.ones((2, 3), np.float32).T)  # a dense one keeps its layout
         return locals()
 
     same_as_torch(program)
