@@ -40,8 +40,9 @@ def _contiguous_run(arrays, total):
     if len(arrays) == 1 and first.flags.c_contiguous:
         return first.reshape(-1)
     base = first.base
-    if base is None or base.ndim != 1 or not base.flags.c_contiguous or base.dtype != first.dtype:
-        return None
+    if base is None or type(base) is not type(first) or base.ndim != 1 or not base.flags.c_contiguous or \
+            base.dtype != first.dtype:
+        return None  # no flat array under it (an owner of another kind: from_numpy's storage, a mapped file)
     item = first.itemsize
     start, rem = divmod(data_ptr(first) - data_ptr(base), item)
     if rem or start < 0 or start + total > base.size:

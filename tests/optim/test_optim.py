@@ -480,3 +480,24 @@ def test_frozen_parameter_keeps_the_rest_on_the_flat_path(device):
     base = opt_state[dp[0]]["momentum_buffer"]._data.base
     assert base is not None and all(opt_state[dp[i]]["momentum_buffer"]._data.base is base for i in (1, 3))
     assert dp[2] not in opt_state
+
+
+def test_state_held_in_from_numpy_tensors_steps_on():
+    """State tensors over NumPy memory (a checkpoint read through from_numpy or a mapped file) are bound to the
+    optimizer's flat buffers like any others."""
+    def run(step_through_numpy):
+        ps = [dtrain.nn.Parameter(dtrain.tensor([1.0, -2.0, 3.0], dtype=dtrain.float64)),
+              dtrain.nn.Parameter(dtrain.tensor([0.5, 4.0], dtype=dtrain.float64))]
+        opt = dtrain.optim.Adam(ps, lr=0.1)
+        for i in range(3):
+            for p in ps:
+                p.grad = dtrain.full_like(p, 0.5 * (i + 1))
+            if i == 1 and step_through_numpy:
+                flat = np.concatenate([opt.state[p]["exp_avg"].numpy() for p in ps])
+                views = [flat[:3], flat[3:]]  # one array's views, as a loader of a flat record hands them out
+                for p, v in zip(ps, views):  # (from_numpy: each a storage over that memory)
+                    opt.state[p]["exp_avg"] = dtrain.from_numpy(v)
+            opt.step()
+        return np.concatenate([p.detach().numpy() for p in ps])
+
+    np.testing.assert_array_equal(run(True), run(False))
