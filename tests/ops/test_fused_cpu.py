@@ -30,6 +30,8 @@ def path(request, monkeypatch):
     """Each test runs once with the compiled kernels and once on the NumPy paths (kernels switched off)."""
     if request.param == "numba":
         _needs_numba()
+        # the elementwise backward kernels serve large arrays only (see pointwise._KERNEL_MIN): here, any size
+        monkeypatch.setattr(dtrain._ops.pointwise, "_KERNEL_MIN", 0)
     else:
         monkeypatch.setattr(_cpu_kernels, "ENABLED", False)
     return request.param
@@ -124,6 +126,17 @@ def test_pointwise_backward(path, calls, dtype, fn, shape):
     if calls is not None and x.size:
         assert calls.get(fn + "_backward") == 1
     _compare(lambda a: getattr(dtrain, fn)(a.t()), lambda a: getattr(torch, fn)(a.t()), [x.reshape(-1, 1)], dtype)
+
+
+def test_small_elementwise_backward_stays_on_numpy(calls, monkeypatch):
+    if calls is None:
+        pytest.skip("needs numba")
+    x = dtrain.randn(128, 256, requires_grad=True)  # an MLP's activations: the call would cost more than it saves
+    dtrain.relu(x).backward(dtrain.ones(128, 256))
+    assert "relu_backward" not in calls
+    monkeypatch.setattr(dtrain._ops.pointwise, "_KERNEL_MIN", 0)
+    dtrain.relu(x).backward(dtrain.ones(128, 256))
+    assert calls.get("relu_backward") == 1
 
 
 def test_relu_backward_zero_where_the_output_is_not_positive_even_for_nan(path):
