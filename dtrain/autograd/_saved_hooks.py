@@ -11,6 +11,7 @@ intermediate) arrives as a new tensor. The hooks run with grad mode off and hook
 record nothing and pack nothing.
 """
 import contextlib
+import threading
 from typing import Any, NamedTuple
 
 from .grad_mode import _state, no_grad
@@ -99,6 +100,10 @@ def unpack_tensors(packed):
         return tuple(p if unpack is None else unpack(p) for unpack, p in packed)
 
 
+live = [0]  # how many saved_tensors_hooks contexts are open, over all threads (Function.apply's cheap first test)
+_live_lock = threading.Lock()
+
+
 class saved_tensors_hooks:
     """Context manager: ops inside it save what `pack_hook(tensor)` returns and their backward uses
     `unpack_hook(packed)` (torch.autograd.graph.saved_tensors_hooks)."""
@@ -110,10 +115,14 @@ class saved_tensors_hooks:
         if _state.saved_hooks_disabled is not None:
             raise RuntimeError(_state.saved_hooks_disabled)
         _state.saved_hooks = _state.saved_hooks + ((self.pack_hook, self.unpack_hook),)
+        with _live_lock:
+            live[0] += 1
         return self
 
     def __exit__(self, *exc):
         _state.saved_hooks = _state.saved_hooks[:-1]
+        with _live_lock:
+            live[0] -= 1
         return False
 
 

@@ -183,8 +183,13 @@ class Function(Node):
         ctx.xp = dev.xp
         # a view made under no_grad of a base that requires grad requires grad too (its gradient goes nowhere, as
         # in torch, but the op saves what that gradient needs, and checks it for in-place writes)
-        ctx.needs_input_grad = tuple([t._requires_grad or (t._base is not None and t._base._requires_grad)
-                                      for t in inputs]) if track else _NO_GRADS
+        if not track:
+            ctx.needs_input_grad = _NO_GRADS
+        elif len(inputs) == 1:
+            ctx.needs_input_grad = _ONE_GRAD  # the one input, tracked: it requires grad
+        else:
+            ctx.needs_input_grad = tuple([t._requires_grad or (t._base is not None and t._base._requires_grad)
+                                          for t in inputs])
         if dev._gpu is None:
             out = ctx.forward(*arrays, **params)
         else:
@@ -192,7 +197,7 @@ class Function(Node):
             # current for the forward (and restored after), whichever device the calling thread has selected
             with _backend.on_device(dev):
                 out = ctx.forward(*arrays, **params)
-        if cls._pointwise and type(out) is not tuple and out.ndim > 1:
+        if cls._pointwise and out.ndim > 1:  # (an elementwise op has one result)
             for a in arrays:
                 # NumPy and torch lay out the result alike for C-ordered inputs, unless one is broadcast and its
                 # size-1 dims carry other strides (a permuted view): torch orders the dims by those too
@@ -258,7 +263,7 @@ class Function(Node):
             out = t
         if versions is not None:
             ctx._versions = versions
-        if saved and _state.saved_hooks:
+        if saved and _hooks_live[0] and _state.saved_hooks:
             # what the hooks keep is theirs: torch checks no version counter for a tensor saved through hooks
             ctx.saved = _saved_hooks.pack(ctx.saved, _state.saved_hooks, inputs + (out if type(out) is tuple else (out,)),
                                           dev)
@@ -306,6 +311,7 @@ class _NoGrads(tuple):
 
 
 _NO_GRADS = _NoGrads()
+_ONE_GRAD = (True,)
 
 
 # how a view was made (torch's CreationMeta): decides whether it may be written in place in a graph
@@ -328,6 +334,8 @@ def make_view(t, base, multi=False):
 
 _refresh_view = None  # dtrain._ops.inplace.refresh_view, bound when that module loads
 _iterator_layout = None  # dtrain._ops._layout.iterator_layout, bound when that module loads
+_Packed = _saved_hooks.Packed
+_hooks_live = _saved_hooks.live  # [threads inside saved_tensors_hooks]: apply skips the per-thread lookup at 0
 
 
 def _wrap_views(ctx, out, base, dev, track):
@@ -628,7 +636,7 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 raise RuntimeError(_TWICE)
             if node._versions:
                 _check_versions(node)
-            if type(saved) is _saved_hooks.Packed:
+            if type(saved) is _Packed:
                 node.saved = saved.unpack()  # for this backward; the packed form stays the node's state
             if node._takes_grad_dst and accumulate and capture is None:
                 _offer_destinations(node, deps, buffers)
@@ -641,7 +649,7 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 out = (out,)
             if not retain_graph and saved:  # a node that saved nothing can run again, as in torch
                 node.saved = _FREED
-            elif type(saved) is _saved_hooks.Packed:
+            elif type(saved) is _Packed:
                 node.saved = saved
             if node._hooks:
                 _run_post_hooks(node, out, in_grads)
@@ -723,7 +731,7 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
                                        "retain_graph=True if you need to backward through the graph a second time.")
                 if node._versions:
                     _check_versions(node)
-                packed = node.saved if type(node.saved) is _saved_hooks.Packed else None
+                packed = node.saved if type(node.saved) is _Packed else None
                 if packed is not None:
                     node.saved = packed.unpack()
                 meta = node._out_meta
