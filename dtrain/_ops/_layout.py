@@ -15,6 +15,8 @@ import functools
 
 from ..autograd import graph as _graph
 
+_c_strides = _graph._c_strides  # whether every stride, those of size-1 dims included, is C order's
+
 
 def _perm(shape, operand_strides):
     """TensorIterator's order of dims, innermost first (its reorder_dimensions): an insertion sort in which
@@ -65,15 +67,32 @@ def empty_preserving(xp, a, dtype=None):
     a's order of dims, densely (torch's clone of a transposed tensor stays transposed; NumPy's copy() is C
     order)."""
     dtype = a.dtype if dtype is None else dtype
-    if a.flags.c_contiguous or a.ndim < 2 or any(s < 0 for s in a.strides):
+    if (a.flags.c_contiguous and (1 not in a.shape or _c_strides(a))) or any(s < 0 for s in a.strides):
         return xp.empty(a.shape, dtype)
+    strides = tuple(s // a.itemsize for s in a.strides)
+    if _dense(a.shape, strides):
+        # torch keeps a dense tensor's strides exactly, those of its size-1 dims too (they decide what a later
+        # copy_ between the copy and a view of it counts as a partial overlap)
+        size = xp.dtype(dtype).itemsize
+        return xp.lib.stride_tricks.as_strided(xp.empty(max(a.size, 1), dtype), a.shape,
+                                               tuple(st * size for st in strides))
     order = preserve_order(a.shape, a.strides)
     return xp.empty(a.shape, dtype) if order is None else _empty_in_order(xp, a.shape, order, dtype)
 
 
+def _dense(shape, strides):
+    """torch's is_non_overlapping_and_dense: ordered by stride, the elements tile their memory without gaps."""
+    expected = 1
+    for n, st in sorted(((n, st) for n, st in zip(shape, strides) if n != 1), key=lambda p: p[1]):
+        if st != expected:
+            return False
+        expected *= n
+    return True
+
+
 def copy_preserving(xp, a, dtype=None):
     """A copy of `a` (cast to `dtype`) in torch's preserve_format layout (see empty_preserving)."""
-    if a.flags.c_contiguous:
+    if a.flags.c_contiguous and (1 not in a.shape or _c_strides(a)):
         return a.copy() if dtype is None or dtype == a.dtype else a.astype(dtype)
     out = empty_preserving(xp, a, dtype)
     xp.copyto(out, a, casting="unsafe")

@@ -9,7 +9,7 @@ from .. import _backend, _dtype
 from .._device import CPU, META, device as _device_cls, resolve
 from .._tensor import Tensor, _wrap, strided
 from ..random import default_generator_for
-from ._layout import copy_preserving, empty_preserving
+from ._layout import _c_strides, copy_preserving, empty_preserving
 from ._util import normalize_shape
 
 
@@ -229,7 +229,8 @@ def _like(input, fill, dt, dev, requires_grad, memory_format):
     _check_memory_format(memory_format)
     dev, dt = _dev_dt(dev, dt)
     a = input._data
-    if dev is META or input._device is META or input.is_sparse or a.flags.c_contiguous:
+    if dev is META or input._device is META or input.is_sparse or \
+            (a.flags.c_contiguous and (1 not in a.shape or _c_strides(a))):
         return _finish(_alloc(fill, input.shape, dev, dt), dev, requires_grad)
     with (dev.xp.cuda.Device(dev.index) if dev.type == "cuda" else contextlib.nullcontext()):
         out = empty_preserving(dev.xp, a, dt.np)

@@ -950,3 +950,16 @@ def test_a_tensor_copied_from_an_expanded_array_is_contiguous():
         return locals()
 
     same_as_torch(program)
+
+
+# found by `python -m tests.fuzz.run --seed 46 --minutes 10`
+def test_a_clone_keeps_the_strides_of_size_one_dims():
+    def program(torch):
+        t0 = torch.tensor([0.0], dtype=torch.float32)
+        t2 = t0.unfold(0, 1, 2).clone()  # torch keeps a dense tensor's strides exactly: (2, 1)
+        t3 = torch.zeros_like(t0.unfold(0, 1, 2))
+        with pytest.raises(RuntimeError):
+            t2.add_(t2.t())  # same memory seen with other strides: a partial overlap
+        return locals()
+
+    same_as_torch(program)
