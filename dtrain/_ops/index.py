@@ -277,7 +277,7 @@ def _setitem(self, key, value):
         same = same_data(dst._data, src._data)
         if not same and check_partial_overlap(dst, src):
             reads = src  # a source torch lets through that shares the target: read while it is written
-    if grad_mode.is_grad_enabled() and (self.requires_grad or value._requires_grad):
+    if grad_mode.is_grad_enabled() and (self.requires_grad or value.requires_grad):  # a view of a base requiring grad too
         # the values go into t[key] only (t's other elements may share memory with them: unfold windows)
         write = None if advanced else (lambda: None) if same else \
             (lambda: _recompute_in_order(dst, lambda d, v: v, (reads,), {}, elements=True)) if reads is not None \
@@ -402,7 +402,7 @@ def masked_fill(input, mask, value):
         if value.ndim:
             raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
                                f"{value.ndim} dimension(s).")
-        if value._requires_grad and grad_mode.is_grad_enabled():
+        if value.requires_grad and grad_mode.is_grad_enabled():
             # the filled positions are differentiable with respect to the value
             v = value if value._data.dtype == input._data.dtype else value.to(input.dtype)
             return Where.apply(v.expand(input.shape), input, mask.expand(input.shape))

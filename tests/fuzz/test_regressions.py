@@ -963,3 +963,18 @@ def test_a_clone_keeps_the_strides_of_size_one_dims():
         return locals()
 
     same_as_torch(program)
+
+
+# found by `python -m tests.fuzz.run --seed 47 --minutes 10`
+def test_writing_a_view_that_requires_grad_through_its_base_makes_the_target_require_grad():
+    def program(torch):
+        t0 = torch.tensor([0.0, 1.0], dtype=torch.float32)
+        with torch.no_grad():
+            t1 = t0.exp()
+            t2 = t0.select(0, 0)  # made before its base required grad: requires grad through it
+            t0.requires_grad_()
+        t1[0] = t2
+        t3 = torch.zeros(3).masked_fill(torch.tensor([True, False, True]), t2)
+        return locals()
+
+    same_as_torch(program)
