@@ -198,6 +198,8 @@ def _getitem(self, key):
         if a.ndim and -a.shape[0] <= key < a.shape[0]:
             # `...` keeps a 0-d result a view rather than a scalar
             return make_view(_wrap(a[key, ...], self._device), self)
+    if self._base is not None and grad_mode.is_grad_enabled() and self._view_info[0] != self._vc.value:
+        self.grad_fn  # noqa: B018 - a stale view's history first, as torch's slicing reads it before the key
     k, advanced = _convert_key(key, self)
     if advanced:
         return AdvancedIndex.apply(self, key=k)

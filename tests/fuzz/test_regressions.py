@@ -978,3 +978,19 @@ def test_writing_a_view_that_requires_grad_through_its_base_makes_the_target_req
         return locals()
 
     same_as_torch(program)
+
+
+# found by `python -m tests.fuzz.run --seed 48 --minutes 8`
+def test_indexing_a_stale_multi_output_view_raises_before_reading_the_key():
+    def program(torch):
+        t0 = torch.tensor([[0.0]], dtype=torch.float32)
+        with torch.no_grad():
+            t0.requires_grad_()
+        t1 = t0.split(1, 0)[0]
+        with torch.no_grad():
+            t0.add_(2.0)
+        with pytest.raises(RuntimeError):
+            t1[0, ::-1]  # torch refuses the stale split output before it sees the negative step
+        return locals()
+
+    same_as_torch(program)
