@@ -3,7 +3,7 @@ cross-entropy with class indices."""
 import math
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from ._jit import _FM, _as, _exp, _kernel, _rowmax, _rows
 
@@ -169,17 +169,23 @@ def _softmax_backward(g, y, gx):
             gx[i, j] = y[i, j] * (g[i, j] - s)
 
 
+@njit(inline="always")
+def _log_softmax_row(x, z, i, c):
+    """z[i] = log_softmax(x[i]) over its c values (max subtracted first)."""
+    m = _rowmax(x, i, c)
+    s = _as(0.0, m)
+    for j in range(c):
+        s += _exp(x[i, j] - m)
+    lse = m + _as(math.log(s), m)
+    for j in range(c):
+        z[i, j] = x[i, j] - lse
+
+
 @_kernel(fastmath=_FM)
 def _log_softmax(x, z):
     n, c = x.shape
     for i in prange(n):
-        m = _rowmax(x, i, c)
-        s = _as(0.0, m)
-        for j in range(c):
-            s += _exp(x[i, j] - m)
-        lse = m + _as(math.log(s), m)
-        for j in range(c):
-            z[i, j] = x[i, j] - lse
+        _log_softmax_row(x, z, i, c)
 
 
 @_kernel(fastmath=_FM)
@@ -226,13 +232,7 @@ def _cross_entropy(x, t, w, has_w, ignore_index, ls, loss, w_t, z):
     # ls/C sum_k w_k z_k, 0 where ignored
     n, c = x.shape
     for i in prange(n):
-        m = _rowmax(x, i, c)
-        s = _as(0.0, m)
-        for j in range(c):
-            s += _exp(x[i, j] - m)
-        lse = m + _as(math.log(s), m)
-        for j in range(c):
-            z[i, j] = x[i, j] - lse
+        _log_softmax_row(x, z, i, c)
         ti = t[i]
         if ti == ignore_index:
             loss[i] = 0.0

@@ -18,7 +18,7 @@ from ..autograd import graph as _graph
 _c_strides = _graph._c_strides  # whether every stride, those of size-1 dims included, is C order's
 
 
-def _perm(shape, operand_strides):
+def tensor_iterator_order(shape, operand_strides):
     """TensorIterator's order of dims, innermost first (its reorder_dimensions): an insertion sort in which
     the first operand whose strides of the two dims are both nonzero and differ decides; equal strides put
     the smaller dim inner; ties keep the later dim inner."""
@@ -58,7 +58,7 @@ def _empty_in_order(xp, shape, order, dtype):
 def preserve_order(shape, strides):
     """The dims of a tensor, outermost first, in the order torch's preserve_format keeps them (its
     infer_dense_strides, TensorIterator's order for one operand); None where that is plain C order."""
-    order = _perm(shape, (strides,))[::-1]
+    order = tensor_iterator_order(shape, (strides,))[::-1]
     return None if order == list(range(len(shape))) else order
 
 
@@ -70,7 +70,7 @@ def empty_preserving(xp, a, dtype=None):
     if (a.flags.c_contiguous and (1 not in a.shape or _c_strides(a))) or any(s < 0 for s in a.strides):
         return xp.empty(a.shape, dtype)
     strides = tuple(s // a.itemsize for s in a.strides)
-    if _dense(a.shape, strides):
+    if dense(a.shape, strides):
         # torch keeps a dense tensor's strides exactly, those of its size-1 dims too (they decide what a later
         # copy_ between the copy and a view of it counts as a partial overlap)
         size = xp.dtype(dtype).itemsize
@@ -80,7 +80,7 @@ def empty_preserving(xp, a, dtype=None):
     return xp.empty(a.shape, dtype) if order is None else _empty_in_order(xp, a.shape, order, dtype)
 
 
-def _dense(shape, strides):
+def dense(shape, strides):
     """torch's is_non_overlapping_and_dense: ordered by stride, the elements tile their memory without gaps."""
     expected = 1
     for n, st in sorted(((n, st) for n, st in zip(shape, strides) if n != 1), key=lambda p: p[1]):
@@ -132,8 +132,8 @@ def c_ordered(forward):
 
 def iterator_layout(xp, out, arrays):
     """`out`, the result of an elementwise op on `arrays` (one of them not C-contiguous), laid out as torch's
-    TensorIterator lays it out: dense, its dims in _perm's order of the inputs' strides (broadcast dims count
-    as stride 0). A copy where NumPy chose otherwise."""
+    TensorIterator lays it out: dense, its dims in tensor_iterator_order of the inputs' strides (broadcast
+    dims count as stride 0). A copy where NumPy chose otherwise."""
     shape = out.shape
     n = len(shape)
     operand_strides = []
@@ -143,7 +143,7 @@ def iterator_layout(xp, out, arrays):
             return out
         operand_strides.append((0,) * lead + tuple(0 if sa == 1 and so != 1 else st
                                                    for sa, st, so in zip(a.shape, a.strides, shape[lead:])))
-    perm = _perm(shape, operand_strides)
+    perm = tensor_iterator_order(shape, operand_strides)
     want, acc = [0] * n, out.itemsize
     for d in perm:
         want[d] = acc

@@ -17,6 +17,7 @@ import re
 import numpy as np
 
 from .. import _backend, _dtype
+from . import _layout
 from .._backend import data_ptr, kernels, on_device
 from .._tensor import Tensor
 from ..autograd import grad_mode
@@ -353,12 +354,7 @@ def same_data(a, b):
 
 def _dense(a):
     """torch's is_non_overlapping_and_dense: the elements, ordered by stride, tile their memory without gaps."""
-    expected = 1
-    for n, s in sorted(((n, s) for n, s in zip(a.shape, _elem_strides(a)) if n != 1), key=lambda p: p[1]):
-        if s != expected:
-            return False
-        expected *= n
-    return True
+    return _layout.dense(a.shape, _elem_strides(a))
 
 
 def check_partial_overlap(dst, src):
@@ -386,28 +382,8 @@ def check_partial_overlap(dst, src):
 
 
 def _iteration_order(shape, strides):
-    """The dims of a written tensor, innermost first, in the order torch's TensorIterator walks them (its
-    reorder_dimensions: by stride, equal strides by size, ties keep the later dim inner)."""
-    perm = list(range(len(shape)))[::-1]
-
-    def swap(d0, d1):
-        s0, s1 = strides[d0], strides[d1]
-        if s0 == 0 or s1 == 0:
-            return 0
-        if s0 != s1:
-            return 1 if s0 > s1 else -1
-        return 1 if shape[d0] > shape[d1] else 0
-
-    for i in range(1, len(perm)):
-        d1 = i
-        for d0 in range(i - 1, -1, -1):
-            c = swap(perm[d0], perm[d1])
-            if c > 0:
-                perm[d0], perm[d1] = perm[d1], perm[d0]
-                d1 = d0
-            elif c < 0:
-                break
-    return perm
+    """The dims of a written tensor, innermost first, in the order torch's TensorIterator walks them."""
+    return _layout.tensor_iterator_order(shape, (strides,))
 
 
 def _self_overlapping(a):
