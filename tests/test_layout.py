@@ -48,6 +48,8 @@ OPS = {
     "empty_like": lambda T, x: T.empty_like(x),
     "full_like": lambda T, x: T.full_like(x, 2.0),
     "to_double": lambda T, x: x.double(),
+    "to_double_size1": lambda T, x: T.zeros(1, dtype=T.float32).unfold(0, 1, 2).double(),
+    "to_half_sliced": lambda T, x: x.double()[:, :, ::2].half(),
     "exp": lambda T, x: x.exp(),
     "add": lambda T, x: x + x,
     "view_size1": lambda T, x: T.zeros(1, 4, 4).unfold(0, 1, 2).view(1, 4, 4, 1),

@@ -25,18 +25,15 @@ def _move(x, device, dtype):
 _HALVES = {np.dtype(np.float16), _dtype.bfloat16.np}
 
 
-def _astype(x, target):
+def _astype(xp, x, target):
     """x.astype(target) as torch converts: a float64 value reaches float16 or bfloat16 through float32.
 
     torch's Half and BFloat16 are built from a float, so its double -> half cast rounds twice; NumPy and
     ml_dtypes round once, which differs in ~1 value of 20,000 (and then so does everything downstream).
     """
     if x.dtype == np.float64 and target in _HALVES:
-        x = x.astype(np.float32)
-    # torch's preserve_format keeps the strides of a dense tensor only: an expanded (stride-0) one comes out
-    # contiguous, so that views of the copy work as in torch
-    dense = not any(s == 0 and n > 1 for s, n in zip(x.strides, x.shape))
-    return x.astype(target, order="K" if dense else "C", copy=True)
+        x = copy_preserving(xp, x, np.float32)
+    return copy_preserving(xp, x, target)  # torch's preserve_format, as clone's
 
 
 class _To(Function):
@@ -47,7 +44,7 @@ class _To(Function):
     def forward(ctx, x, device, dtype, src_device):
         ctx.src_device, ctx.src_dtype = src_device, x.dtype
         if device is None or device is src_device:
-            return _astype(x, dtype.np)
+            return _astype(ctx.xp, x, dtype.np)
         return _move(x, device, dtype)
 
     def backward(ctx, g):
