@@ -24,6 +24,8 @@ from .autograd.grad_mode import enable_grad, inference_mode, is_grad_enabled, no
 from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from ._tensor_str import get_printoptions, printoptions, set_printoptions
 from ._tensor import layout, sparse_coo, strided
+from ._memory_format import (memory_format, contiguous_format, preserve_format, channels_last,  # noqa
+                             channels_last_3d)
 
 
 def _export(module):

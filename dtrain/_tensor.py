@@ -1,7 +1,7 @@
 """dtrain.Tensor: one array of its device's module (numpy or cupy) plus autograd state."""
 import numpy as np
 
-from . import _backend, _dtype
+from . import _backend, _dtype, _memory_format
 from ._device import CPU, META, device as _device_cls, resolve
 from .autograd import graph as _graph
 from .autograd import grad_mode as _grad_mode
@@ -175,8 +175,10 @@ class Tensor:
 
     def is_contiguous(self, memory_format=None):
         if memory_format is not None:
-            from ._ops.conversion import _check_memory_format
-            _check_memory_format(memory_format)
+            fmt = _memory_format.check(memory_format, "is_contiguous", None)
+            if fmt is _memory_format.channels_last or fmt is _memory_format.channels_last_3d:
+                a = self._data
+                return _memory_format.is_contiguous(fmt, a.shape, tuple(s // a.itemsize for s in a.strides))
         return bool(self._data.flags.c_contiguous)
 
     def data_ptr(self):
@@ -386,59 +388,50 @@ class Tensor:
         return self._data.__dlpack_device__()
 
     def to(self, *args, **kwargs):
-        """to(device), to(dtype), to(device, dtype), to(other); copy=False returns self when nothing changes."""
-        dev = kwargs.get("device")
-        dt = kwargs.get("dtype")
-        copy = kwargs.get("copy", False)
-        for a in args:
-            if isinstance(a, _dtype.dtype):
-                dt = a
-            elif isinstance(a, Tensor):
-                dev, dt = a._device, a.dtype
-            elif isinstance(a, (str, _device_cls, int)):
-                dev = a
-            elif isinstance(a, bool) or a is None:
-                pass
-            else:
-                raise TypeError(f"to() received an invalid combination of arguments - got ({type(a).__name__})")
+        """to(device=None, dtype=None, non_blocking=False, copy=False, *, memory_format=torch.preserve_format),
+        to(dtype, non_blocking=False, copy=False, *, memory_format=...), to(other, non_blocking=False, copy=False,
+        *, memory_format=...); returns self when nothing changes and copy is False."""
+        dev, dt, flags = _parse_to(args, kwargs)
+        fmt = _memory_format.check(kwargs.get("memory_format"), "to", _memory_format.preserve_format)
         from ._ops.conversion import to_device_dtype
-        return to_device_dtype(self, resolve(dev) if dev is not None else None, dt, copy)
+        return to_device_dtype(self, resolve(dev) if dev is not None else None, dt, flags[1], fmt)
 
     def cpu(self, memory_format=None):
-        return self.to(CPU)
+        return self.to(CPU, memory_format=memory_format)
 
     def cuda(self, device=None, non_blocking=False, memory_format=None):
-        return self.to(_device_cls("cuda", device) if isinstance(device, int) else (device or "cuda"))
+        return self.to(_device_cls("cuda", device) if isinstance(device, int) else (device or "cuda"),
+                       memory_format=memory_format)
 
     def float(self, memory_format=None):
-        return self.to(_dtype.float32)
+        return self.to(_dtype.float32, memory_format=memory_format)
 
     def double(self, memory_format=None):
-        return self.to(_dtype.float64)
+        return self.to(_dtype.float64, memory_format=memory_format)
 
     def half(self, memory_format=None):
-        return self.to(_dtype.float16)
+        return self.to(_dtype.float16, memory_format=memory_format)
 
     def bfloat16(self, memory_format=None):
-        return self.to(_dtype.bfloat16)
+        return self.to(_dtype.bfloat16, memory_format=memory_format)
 
     def int(self, memory_format=None):
-        return self.to(_dtype.int32)
+        return self.to(_dtype.int32, memory_format=memory_format)
 
     def long(self, memory_format=None):
-        return self.to(_dtype.int64)
+        return self.to(_dtype.int64, memory_format=memory_format)
 
     def short(self, memory_format=None):
-        return self.to(_dtype.int16)
+        return self.to(_dtype.int16, memory_format=memory_format)
 
     def char(self, memory_format=None):
-        return self.to(_dtype.int8)
+        return self.to(_dtype.int8, memory_format=memory_format)
 
     def byte(self, memory_format=None):
-        return self.to(_dtype.uint8)
+        return self.to(_dtype.uint8, memory_format=memory_format)
 
     def bool(self, memory_format=None):
-        return self.to(_dtype.bool)
+        return self.to(_dtype.bool, memory_format=memory_format)
 
     # ---------------------------------------------------------------- python protocol
     def __len__(self):
@@ -605,6 +598,36 @@ class Tensor:
 
     def __setstate__(self, state):
         pass
+
+
+_TO_KWARGS = frozenset(("device", "dtype", "non_blocking", "copy", "memory_format"))
+
+
+def _parse_to(args, kwargs):
+    """Tensor.to's overloads: (device, dtype, non_blocking, copy), (dtype, non_blocking, copy) and (other,
+    non_blocking, copy), each also by keyword; memory_format is keyword-only. Gives device, dtype and the two
+    flags; anything else is torch's TypeError, not ignored."""
+    for k in kwargs:
+        if k not in _TO_KWARGS:
+            raise TypeError(f"to() got an unexpected keyword argument '{k}'")
+    dev, dt = kwargs.get("device"), kwargs.get("dtype")
+    flags = [kwargs.get("non_blocking", False), kwargs.get("copy", False)]
+    rest = list(args)
+    if rest and isinstance(rest[0], Tensor):
+        dev, dt = rest[0]._device, rest[0].dtype
+        rest.pop(0)
+    elif rest and isinstance(rest[0], _dtype.dtype):
+        dt = rest.pop(0)
+    elif rest and (rest[0] is None or isinstance(rest[0], (str, _device_cls, int))) and \
+            not isinstance(rest[0], bool):
+        dev = rest.pop(0)
+        if rest and (rest[0] is None or isinstance(rest[0], _dtype.dtype)):
+            dt = rest.pop(0)
+    if len(rest) > 2 or not all(isinstance(a, bool) for a in rest):
+        got = ", ".join(type(a).__name__ for a in args)
+        raise TypeError(f"to() received an invalid combination of arguments - got ({got})")
+    flags[:len(rest)] = rest
+    return dev, dt, flags
 
 
 class layout:

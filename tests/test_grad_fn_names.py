@@ -242,6 +242,8 @@ CASES = [
     ("exponential_", lambda T, m: m(3).clone().exponential_()),
     ("geometric_", lambda T, m: m(3).clone().geometric_(0.5)),
     ("log_normal_", lambda T, m: m(3).clone().log_normal_()),
+    ("cauchy_", lambda T, m: m(3).clone().cauchy_()),
+    ("poisson", lambda T, m: T.poisson(m(3, lo=0))),
     ("random_", lambda T, m: m(3).clone().random_()),
     ("random_to", lambda T, m: m(3).clone().random_(5)),
     ("random_from_to", lambda T, m: m(3).clone().random_(1, 5)),

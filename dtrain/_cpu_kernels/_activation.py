@@ -117,9 +117,10 @@ def _sigmoid_backward(g, y, gx, one):
 
 @_kernel()
 def _relu_backward(g, y, gx, zero):
-    # torch's threshold_backward: the gradient where the output is positive, else 0 (a NaN gradient too)
+    # torch's threshold_backward: 0 where the output is <= 0 (a NaN gradient too), else the gradient (a NaN
+    # output's too)
     for i in prange(g.size):
-        gx[i] = g[i] if y[i] > zero else zero
+        gx[i] = zero if y[i] <= zero else g[i]
 
 
 def _pointwise_backward(kernel, g, y, c):

@@ -55,6 +55,14 @@ def _empty_in_order(xp, shape, order, dtype):
     return xp.empty([shape[d] for d in order], dtype).transpose(inverse)
 
 
+def empty_strided(xp, shape, strides, dtype):
+    """An uninitialised array of `shape` with `strides` (in elements, none negative) over a new buffer of torch's
+    storage size for them: 1 + sum((n - 1) * stride), none when a dim is 0."""
+    n = 0 if 0 in shape else 1 + sum((d - 1) * st for d, st in zip(shape, strides))
+    size = xp.dtype(dtype).itemsize
+    return xp.lib.stride_tricks.as_strided(xp.empty(n, dtype), tuple(shape), tuple(st * size for st in strides))
+
+
 def preserve_order(shape, strides):
     """The dims of a tensor, outermost first, in the order torch's preserve_format keeps them (its
     infer_dense_strides, TensorIterator's order for one operand); None where that is plain C order."""
@@ -67,12 +75,12 @@ def empty_preserving(xp, a, dtype=None):
     a's order of dims, densely (torch's clone of a transposed tensor stays transposed; NumPy's copy() is C
     order)."""
     dtype = a.dtype if dtype is None else dtype
-    if (a.flags.c_contiguous and (1 not in a.shape or _c_strides(a))) or any(s < 0 for s in a.strides):
+    if (a.flags.c_contiguous and ((a.size and 1 not in a.shape) or _c_strides(a))) or any(s < 0 for s in a.strides):
         return xp.empty(a.shape, dtype)
     strides = tuple(s // a.itemsize for s in a.strides)
-    if dense(a.shape, strides):
+    if a.size == 0 or dense(a.shape, strides):
         # torch keeps a dense tensor's strides exactly, those of its size-1 dims too (they decide what a later
-        # copy_ between the copy and a view of it counts as a partial overlap)
+        # copy_ between the copy and a view of it counts as a partial overlap); an empty tensor counts as dense
         size = xp.dtype(dtype).itemsize
         return xp.lib.stride_tricks.as_strided(xp.empty(max(a.size, 1), dtype), a.shape,
                                                tuple(st * size for st in strides))
@@ -92,7 +100,7 @@ def dense(shape, strides):
 
 def copy_preserving(xp, a, dtype=None):
     """A copy of `a` (cast to `dtype`) in torch's preserve_format layout (see empty_preserving)."""
-    if a.flags.c_contiguous and (1 not in a.shape or _c_strides(a)):
+    if a.flags.c_contiguous and ((a.size and 1 not in a.shape) or _c_strides(a)):
         return a.copy() if dtype is None or dtype == a.dtype else a.astype(dtype)
     out = empty_preserving(xp, a, dtype)
     xp.copyto(out, a, casting="unsafe")

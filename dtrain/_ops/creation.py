@@ -5,11 +5,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .. import _backend, _dtype
+from .. import _backend, _dtype, _memory_format as _mf
 from .._device import CPU, META, device as _device_cls, resolve
 from .._tensor import Tensor, _wrap, strided
 from ..random import default_generator_for
-from ._layout import _c_strides, copy_preserving, empty_preserving
+from ._layout import _c_strides, copy_preserving, empty_preserving, empty_strided as empty_strided_array
 from ._util import normalize_shape
 
 
@@ -197,8 +197,7 @@ def from_dlpack(ext_tensor):
 
 
 def _factory(fill):
-    def make(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False,
-             memory_format=None):
+    def make(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False):
         _strided_only(layout, fill)
         shape = _check_size(normalize_shape(size))
         dev, dt = _dev_dt(device, dtype)
@@ -206,8 +205,43 @@ def _factory(fill):
     return make
 
 
-zeros, ones, empty = _factory("zeros"), _factory("ones"), _factory("empty")
-zeros.__name__, ones.__name__, empty.__name__ = "zeros", "ones", "empty"
+zeros, ones = _factory("zeros"), _factory("ones")
+zeros.__name__, ones.__name__ = "zeros", "ones"
+
+
+def empty(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False,
+          memory_format=None):
+    _strided_only(layout, "empty")
+    shape = _check_size(normalize_shape(size))
+    dev, dt = _dev_dt(device, dtype)
+    fmt = _mf.check(memory_format, "empty", _mf.contiguous_format)
+    if fmt is _mf.contiguous_format or dev is META:
+        if fmt is not _mf.contiguous_format:
+            _mf.strides(fmt, shape)
+        return _finish(_alloc("empty", shape, dev, dt), dev, requires_grad)
+    return _strided(shape, _mf.strides(fmt, shape), dev, dt, requires_grad)
+
+
+def empty_strided(size, stride, *, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False):
+    """A new tensor (not a view) of `size` with `stride`, over a storage just large enough for them."""
+    _strided_only(layout, "empty_strided")
+    shape = _check_size(normalize_shape((size,)))
+    stride = tuple(int(s) for s in (stride if isinstance(stride, Sequence) else (stride,)))
+    if len(stride) != len(shape):
+        raise RuntimeError(f"dimensionality of sizes ({len(shape)}) must match dimensionality of strides "
+                           f"({len(stride)})")
+    if any(s < 0 for s in stride):
+        raise RuntimeError(f"Storage size calculation overflowed with sizes=[{', '.join(map(str, shape))}] and "
+                           f"strides=[{', '.join(map(str, stride))}]")
+    dev, dt = _dev_dt(device, dtype)
+    if dev is META:
+        return _finish(_alloc("empty", shape, dev, dt), dev, requires_grad)
+    return _strided(shape, stride, dev, dt, requires_grad)
+
+
+def _strided(shape, stride, dev, dt, requires_grad):
+    with _backend.on_device(dev):
+        return _finish(empty_strided_array(dev.xp, shape, stride, dt.np), dev, requires_grad)
 
 
 def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, requires_grad=False,
@@ -223,14 +257,25 @@ def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, re
     return _finish(_alloc(fill_value, _check_size(normalize_shape((size,))), dev, dt), dev, requires_grad)
 
 
-def _like(input, fill, dt, dev, requires_grad, memory_format):
-    """zeros_like and friends: laid out as `input` (torch's preserve_format) on its own device."""
-    from .conversion import _check_memory_format
-    _check_memory_format(memory_format)
+def _like(input, fill, dt, dev, requires_grad, memory_format, op="empty_like"):
+    """zeros_like and friends: laid out as `input` (torch's preserve_format) or in `memory_format`, on input's
+    device unless another is given."""
+    fmt = _mf.check(memory_format, op, _mf.preserve_format)
     dev, dt = _dev_dt(dev, dt)
     a = input._data
+    if fmt is not _mf.preserve_format and not input.is_sparse:
+        shape = input.shape
+        st = _mf.strides(fmt, shape)
+        if dev is META or fmt is _mf.contiguous_format:
+            out = _alloc(fill, shape, dev, dt)
+        else:
+            out = _strided(shape, st, dev, dt, False)._data
+            if fill != "empty":
+                with _backend.on_device(dev):
+                    out[...] = 0 if fill == "zeros" else 1 if fill == "ones" else fill
+        return _finish(out, dev, requires_grad)
     if dev is META or input._device is META or input.is_sparse or \
-            (a.flags.c_contiguous and (1 not in a.shape or _c_strides(a))):
+            (a.flags.c_contiguous and ((a.size and 1 not in a.shape) or _c_strides(a))):
         return _finish(_alloc(fill, input.shape, dev, dt), dev, requires_grad)
     with (dev.xp.cuda.Device(dev.index) if dev.type == "cuda" else contextlib.nullcontext()):
         out = empty_preserving(dev.xp, a, dt.np)
@@ -249,13 +294,13 @@ def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=Fal
         return sparse_zeros_like(input, dtype, device, requires_grad)
     _strided_only(layout, "zeros_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
-    return _like(input, "zeros", dt, dev, requires_grad, memory_format)
+    return _like(input, "zeros", dt, dev, requires_grad, memory_format, "zeros_like")
 
 
 def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
     _strided_only(layout, "ones_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
-    return _like(input, "ones", dt, dev, requires_grad, memory_format)
+    return _like(input, "ones", dt, dev, requires_grad, memory_format, "ones_like")
 
 
 def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
@@ -269,7 +314,7 @@ def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requir
     dt, dev = _like_dtype_dev(input, dtype, device)
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
-    return _like(input, fill_value, dt, dev, requires_grad, memory_format)
+    return _like(input, fill_value, dt, dev, requires_grad, memory_format, "full_like")
 
 
 def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
@@ -445,23 +490,37 @@ def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=Non
     return _finish(_gen(generator, dev).permutation(n, dt.np, dev), dev, requires_grad)
 
 
+def _random_like(input, drawn, dev, requires_grad, memory_format, op):
+    """`drawn` (a new C-ordered tensor of input's shape) laid out as the *_like factories lay out their result."""
+    out = _like(input, "empty", drawn.dtype, dev, False, memory_format, op)
+    if out._data.flags.c_contiguous or dev is META:
+        out = drawn
+    else:
+        with _backend.on_device(dev):
+            out._data[...] = drawn._data
+    return out.requires_grad_(True) if requires_grad else out
+
+
 def rand_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
     _strided_only(layout, "rand_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
-    return rand(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+    return _random_like(input, rand(input.shape, dtype=dt, device=dev), resolve(dev), requires_grad, memory_format,
+                        "rand_like")
 
 
 def randn_like(input, *, dtype=None, layout=None, device=None, requires_grad=False, memory_format=None):
     _strided_only(layout, "randn_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
-    return randn(input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+    return _random_like(input, randn(input.shape, dtype=dt, device=dev), resolve(dev), requires_grad,
+                        memory_format, "randn_like")
 
 
 def randint_like(input, low=0, high=None, *, dtype=None, layout=None, device=None, requires_grad=False,
                  memory_format=None):
     _strided_only(layout, "randint_like")
     dt, dev = _like_dtype_dev(input, dtype, device)
-    return randint(low, high, input.shape, dtype=dt, device=dev, requires_grad=requires_grad)
+    return _random_like(input, randint(low, high, input.shape, dtype=dt, device=dev), resolve(dev), requires_grad,
+                        memory_format, "randint_like")
 
 
 def scalar_tensor(s, *, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False):

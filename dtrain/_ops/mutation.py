@@ -176,6 +176,35 @@ def bernoulli(input, p=None, *, generator=None):
     return out.bernoulli_(input if p is None else p, generator=generator)
 
 
+class Poisson(Function):
+    """torch.poisson's node: the counts are not differentiable in the rates, so their gradient is zero (torch's
+    PoissonBackward0)."""
+
+    def forward(ctx, rates, counts):
+        return counts
+
+    def backward(ctx, g):
+        return ctx.xp.zeros_like(g)
+
+
+@on_input_device  # the draws are made here, outside Function.apply
+def poisson(input, generator=None):
+    """Counts drawn from Poisson(rate) for each rate in `input`, in input's (floating) dtype."""
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f'"poisson_cpu" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
+    if input._device is META:
+        return input.new_empty(input.shape)
+    rates = input._data
+    if rates.size and not bool((rates >= 0).all()):  # NaN included, as in torch
+        raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
+    g = _gen(input, generator)
+    xp = input._device.xp
+    with on_device(input._device):
+        # a new C-ordered tensor, whatever the rates' layout (torch's at::empty)
+        counts = xp.asarray(g._rng(input._device).poisson(rates.astype(np.float64))).astype(rates.dtype)
+    return Poisson.apply(input, counts=counts)
+
+
 @method()
 def random_(self, from_=0, to=None, *, generator=None):
     # torch's overloads: random_() RandomBackward2, random_(to) 1, random_(from, to) 0
@@ -185,16 +214,45 @@ def random_(self, from_=0, to=None, *, generator=None):
     return _write(self, _gen(self, generator).integers(from_, to, self.shape, self._data.dtype, self._device), name)
 
 
+# the C++ names torch's cauchy_ check prints for a non-floating dtype (exponential_'s prints the ScalarType's)
+_CPP_NAMES = {np.dtype(np.int64): "long int", np.dtype(np.int32): "int", np.dtype(np.int16): "short int",
+              np.dtype(np.int8): "signed char", np.dtype(np.uint8): "unsigned char", np.dtype(np.bool_): "bool",
+              np.dtype(np.complex64): "c10::complex<float>", np.dtype(np.complex128): "c10::complex<double>"}
+
+
+def _continuous_only(what, t, name):
+    if not t.dtype.is_floating_point:
+        raise RuntimeError(f"{what} distribution is a continuous probability distribution. dtype must be a "
+                           f"floating point but you specified {name}")
+
+
 @method()
 @on_input_device  # the random draws are transformed here, outside Function.apply
 def exponential_(self, lambd=1.0, *, generator=None):
+    _continuous_only("Exponential", self, _dtype.scalar_name(self.dtype))
+    if not lambd > 0:
+        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
     u = _gen(self, generator).uniform(self.shape, np.float64, self._device)
     return _write(self, -self._device.xp.log1p(-u) / lambd, "ExponentialBackward0")
 
 
 @method()
 @on_input_device  # the random draws are transformed here, outside Function.apply
+def cauchy_(self, median=0.0, sigma=1.0, *, generator=None):
+    _continuous_only("Cauchy", self, _CPP_NAMES.get(self._data.dtype, _dtype.scalar_name(self.dtype)))
+    if not sigma > 0:
+        raise RuntimeError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma}")
+    u = _gen(self, generator).uniform(self.shape, np.float64, self._device)
+    return _write(self, median + sigma * self._device.xp.tan(np.pi * (u - 0.5)), "CauchyBackward0")
+
+
+@method()
+@on_input_device  # the random draws are transformed here, outside Function.apply
 def geometric_(self, p, *, generator=None):
+    if self.dtype is _dtype.bool:
+        raise NotImplementedError("\"geometric_cpu\" not implemented for 'Bool'")
+    if not 0 < p < 1:
+        raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p}")
     u = _gen(self, generator).uniform(self.shape, np.float64, self._device)
     return _write(self, self._device.xp.ceil(self._device.xp.log1p(-u) / np.log1p(-p)), "GeometricBackward0")
 
@@ -202,6 +260,9 @@ def geometric_(self, p, *, generator=None):
 @method()
 @on_input_device  # the random draws are transformed here, outside Function.apply
 def log_normal_(self, mean=1.0, std=2.0, *, generator=None):
+    _float_only("log_normal_cpu", self)
+    if not std > 0:
+        raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std}")
     normal = _gen(self, generator).normal(self.shape, np.float64, self._device, mean, std)
     return _write(self, self._device.xp.exp(normal), "LogNormalBackward0")
 

@@ -715,6 +715,13 @@ def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
 
 
 @method()
+def new_empty_strided(self, size, stride, *, dtype=None, device=None, requires_grad=False):
+    from .creation import empty_strided
+    return empty_strided(size, stride, dtype=dtype or self.dtype, device=device or self._device,
+                         requires_grad=requires_grad)
+
+
+@method()
 def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
     from .creation import full
     return full(size, fill_value, dtype=dtype or self.dtype, device=device or self._device, requires_grad=requires_grad)

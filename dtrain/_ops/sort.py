@@ -77,14 +77,17 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
 @method()
 def kthvalue(input, k, dim=-1, keepdim=False):
     from .reduce import return_kthvalue
-    d = wrap_dim(dim, input.ndim)
+    d = wrap_dim(dim, max(input.ndim, 1))  # a 0-d tensor is one value along dim 0 (or -1), as in torch
     n = input.shape[d] if input.ndim else 1
     if k < 1 or k > n:
         raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d}")
     s = _sort(input, d)
-    v, i = s.values.select(d, k - 1), s.indices.select(d, k - 1)
-    if keepdim:
-        v, i = v.unsqueeze(d), i.unsqueeze(d)
+    if input.ndim:
+        v, i = s.values.select(d, k - 1), s.indices.select(d, k - 1)
+        if keepdim:
+            v, i = v.unsqueeze(d), i.unsqueeze(d)
+    else:
+        v, i = s.values, s.indices
     return return_kthvalue(_graph.renamed(v, "KthvalueBackward0"), i)
 
 

@@ -466,3 +466,31 @@ def test_atleast_nd(device, name):
     check(lambda m, a, b: getattr(m, name)([a, b]), (), (2, 3), device=device)
     check(lambda m, a: getattr(m, name)(a), INTS[0], device=device)
     check_raises(lambda m: getattr(m, name)(3), device=device)
+
+
+def test_kthvalue_of_a_0d_tensor_is_its_value(device):
+    for kw in ({}, {"dim": 0}, {"dim": -1, "keepdim": True}):
+        x = dtrain.tensor(3.0, requires_grad=True, device=device)
+        r = dtrain.kthvalue(x, 1, **kw)
+        want = torch.kthvalue(torch.tensor(3.0), 1, **kw)
+        assert (r.values.item(), r.indices.item(), r.values.shape) == (3.0, 0, want.values.shape)
+        r.values.backward()
+        assert x.grad.item() == 1.0
+    for T in (torch, dtrain):
+        with pytest.raises(RuntimeError, match="selected number k out of range"):
+            T.kthvalue(T.tensor(3.0), 2)
+        with pytest.raises(IndexError, match="Dimension out of range"):
+            T.kthvalue(T.tensor(3.0), 1, dim=1)
+
+
+@pytest.mark.parametrize("n", [16, 1 << 19])  # the NumPy path and, where numba is installed, the compiled kernel
+def test_relu_passes_the_gradient_of_a_nan_output_as_torch(n, device):
+    """torch's threshold_backward zeroes the gradient where the output is <= 0, so a NaN output (NaN input)
+    passes its gradient; `y > 0` would have zeroed it."""
+    a = np.linspace(-1, 1, n, dtype=np.float32)
+    a[::3] = np.nan
+    x = {T: T.tensor(a, requires_grad=True) for T in (torch, dtrain)}
+    x[dtrain] = dtrain.tensor(a, requires_grad=True, device=device)
+    for T in (torch, dtrain):
+        T.relu(x[T]).backward(T.ones(n) if T is torch else T.ones(n, device=device))
+    np.testing.assert_array_equal(x[dtrain].grad.cpu().numpy(), x[torch].grad.numpy())

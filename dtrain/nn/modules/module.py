@@ -467,24 +467,20 @@ class Module:
         return self
 
     def to(self, *args, **kwargs):
-        """to(device), to(dtype), to(device, dtype), to(tensor); dtype changes only floating point tensors."""
-        from ..._device import device as _device_cls
-        dev = kwargs.get("device")
-        dt = kwargs.get("dtype")
-        for a in args:
-            if isinstance(a, _dtype.dtype):
-                dt = a
-            elif isinstance(a, Tensor):
-                dev, dt = a.device, a.dtype
-            elif isinstance(a, (str, _device_cls, int)):
-                dev = a
+        """to(device=None, dtype=None, non_blocking=False), to(dtype), to(tensor), to(memory_format=...): dtype
+        changes only floating point and complex tensors, memory_format only 4-D and 5-D ones."""
+        from ..._tensor import _parse_to
+        from ... import _memory_format
+        dev, dt, _ = _parse_to(args, kwargs)
+        fmt = _memory_format.check(kwargs.get("memory_format"), "to", None)
         if dt is not None and not (dt.is_floating_point or dt.is_complex):
             raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but got desired dtype={dt}")
 
         def convert(t):
+            kw = {"memory_format": fmt} if fmt is not None and t.dim() in (4, 5) else {}
             if dt is not None and (t.is_floating_point() or t.is_complex()):
-                return t.to(dev, dt) if dev is not None else t.to(dt)
-            return t.to(dev) if dev is not None else t
+                return t.to(dev, dt, **kw) if dev is not None else t.to(dt, **kw)
+            return t.to(dev, **kw) if dev is not None else t.to(**kw)
         return self._apply(convert)
 
     def to_empty(self, *, device=None, recurse=True):
