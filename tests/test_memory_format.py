@@ -26,7 +26,7 @@ def _same(f, device="cpu"):
     got = f(dtrain, device)
     assert _layout(got) == _layout(want)
     if got.numel() and got.dtype.is_floating_point:
-        np.testing.assert_array_equal(got.detach().cpu().numpy(), want.detach().numpy())
+        np.testing.assert_allclose(got.detach().cpu().numpy(), want.detach().numpy(), rtol=1e-6, atol=1e-6)
     return got
 
 
@@ -186,3 +186,34 @@ def test_a_channels_last_tensor_trains_like_a_contiguous_one():
         out[T].backward()
     assert _layout((w[dtrain].tanh() * 2).detach()) == _layout((w[torch].tanh() * 2).detach())
     np.testing.assert_allclose(w[dtrain].grad.numpy(), w[torch].grad.numpy(), rtol=1e-6)
+
+
+LAYERS = {
+    "dropout": lambda T, x: T.nn.functional.dropout(x, 0.0 + 0.5) * 0,  # the mask's values differ from torch's
+    "dropout2d": lambda T, x: T.nn.functional.dropout2d(x, 0.5) * 0,
+    "interpolate_nearest": lambda T, x: T.nn.functional.interpolate(x, scale_factor=2),
+    "interpolate_bilinear": lambda T, x: T.nn.functional.interpolate(x, size=(4, 5), mode="bilinear"),
+    "relu": lambda T, x: T.relu(x),
+    "add_bias": lambda T, x: x + T.ones(3, 1, 1, device=x.device),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_layers_keep_a_channels_last_input_channels_last(name, device):
+    """What torch's kernels write for a channels-last input: a channels-last result."""
+    def run(T, d):
+        x = T.arange(216.0, device=d).reshape(2, 3, 6, 6).div(10).contiguous(memory_format=T.channels_last)
+        return LAYERS[name](T, x)
+    _same(run, device)
+
+
+def test_interpolate_area_and_antialias():
+    for T in (torch, dtrain):
+        x = T.arange(72.0).reshape(2, 3, 3, 4)
+        np.testing.assert_allclose(T.nn.functional.interpolate(x, size=(2, 2), mode="area").numpy(),
+                                   torch.nn.functional.adaptive_avg_pool2d(torch.arange(72.0).reshape(2, 3, 3, 4),
+                                                                           (2, 2)).numpy())
+        with pytest.raises(ValueError, match="Anti-alias option is restricted to bilinear, bicubic"):
+            T.nn.functional.interpolate(x, scale_factor=2, antialias=True)
+    with pytest.raises(NotImplementedError, match="antialias=True is not supported"):
+        dtrain.nn.functional.interpolate(dtrain.zeros(1, 1, 4, 4), scale_factor=0.5, mode="bilinear", antialias=True)

@@ -2,6 +2,7 @@
 from ..._ops.arith import assign_
 from ...autograd.graph import Function
 from ...random import default_generator_for
+from ..._ops._layout import pointwise
 from ..._ops._util import on_input_device
 
 __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"]
@@ -17,6 +18,9 @@ class _Dropout(Function):
 
     def backward(ctx, g):
         return g * ctx.mask
+
+
+pointwise(_Dropout)  # laid out as torch's input * mask (a channels-last input gives a channels-last result)
 
 
 @on_input_device

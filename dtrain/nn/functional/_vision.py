@@ -1,9 +1,11 @@
-"""interpolate (nearest, linear, bilinear, trilinear) pixel (un)shuffle and channel shuffle, composed from gathers and
+"""interpolate (nearest, linear, bilinear, trilinear, area), pixel (un)shuffle and channel shuffle, composed from gathers and
 arithmetic so NumPy and CuPy share them and gradients come from the primitives."""
 import math
 
 import numpy as np
 
+from ..._memory_format import contiguous_format
+from ..._ops.conversion import suggest_memory_format
 from ..._tensor import _wrap
 from ...amp._dispatch import autocast_op
 from ..._ops._util import on_input_device
@@ -44,7 +46,15 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     linear = {"linear": 1, "bilinear": 2, "trilinear": 3}
     if mode in linear and linear[mode] != nd:
         raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs {linear[mode] + 2}D input")
+    if antialias:
+        if mode not in ("bilinear", "bicubic"):
+            raise ValueError("Anti-alias option is restricted to bilinear, bicubic, and lanczos modes and requires a 4-D "
+                             "tensor as input")
+        raise NotImplementedError("interpolate: antialias=True is not supported by dtrain")
     out = _out_size(input, size, scale_factor, nd)
+    if mode == "area":  # torch's area mode is adaptive average pooling to the output size
+        from . import _pool
+        return getattr(_pool, f"adaptive_avg_pool{nd}d")(input, out)
     sf = None if size is not None or recompute_scale_factor else (
         scale_factor if isinstance(scale_factor, (list, tuple)) else [scale_factor] * nd)
     x = input
@@ -74,7 +84,13 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             raise NotImplementedError(f"interpolate: mode '{mode}' is not supported")
     # one node in torch: UpsampleNearest2DBackward0, UpsampleNearestExact1DBackward0, UpsampleBilinear2DBackward0
     kind = {"nearest": "Nearest", "nearest-exact": "NearestExact"}.get(mode) or mode.capitalize()
-    return _graph.renamed(x, f"Upsample{kind}{nd}DBackward0") if x is not input else x
+    if x is input:
+        return x
+    if not input._data.flags.c_contiguous:
+        fmt = suggest_memory_format(input)  # torch's upsampling kernels write in the input's suggested format
+        if fmt is not contiguous_format:
+            x = x.contiguous(memory_format=fmt)
+    return _graph.renamed(x, f"Upsample{kind}{nd}DBackward0")
 
 
 def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
