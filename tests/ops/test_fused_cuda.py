@@ -275,3 +275,28 @@ def test_not_loaded_by_import_dtrain():
     code = "import sys, dtrain; print('dtrain._cuda_kernels._kernels' in sys.modules, 'cupy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.split() == ["False", "False"], (out.stdout, out.stderr)
+
+
+# ---- the real-GPU check of a kernel against its reference, exercised with stand-in kernels ---------------------
+def test_check_compares_a_kernel_with_its_reference():
+    from dtrain import _backend
+    from dtrain._cuda_kernels import _kernels
+    xp = _backend.cupy()
+    with xp.cuda.Device(int(CUDA.partition(":")[2] or 0)):
+        p, g = xp.asarray(np.linspace(-1, 1, 50, dtype=np.float32)), xp.asarray(np.full(50, 0.5, np.float32))
+        m, v = xp.zeros(50, np.float32), xp.zeros(50, np.float32)
+        # without amsgrad, exp_avg_sq stands in for the unused max_exp_avg_sq: one array passed twice
+        args = (p, g, m, v, v, np.int64(50), np.int32(0), np.int32(0), np.int32(0), np.int32(0), np.float32(0),
+                np.float32(0.1), np.float32(0.999), np.float32(0.001), np.float32(0.001 ** 0.5), np.float32(1e-8),
+                np.float32(-0.01))
+
+        def right(grid, block, a):  # a kernel that computes what the reference does
+            from dtrain import _emulate
+            _emulate.get_reference("dtrain_adam")(*a)
+
+        def wrong(grid, block, a):
+            right(grid, block, a)
+            a[0][7] += 1e-3  # one parameter off by 1e-3
+        _kernels._checked("dtrain_adam", right, (1,), (64,), args)
+        with pytest.raises(AssertionError, match=r"dtrain_adam: argument 0 \(float32, shape \(50,\)\)"):
+            _kernels._checked("dtrain_adam", wrong, (1,), (64,), args)
