@@ -368,3 +368,10 @@ def source(name, dtype):
 def options(name):
     """NVRTC options of kernel `name`: C++17; the Adam step without FMA contraction (see its source)."""
     return ("--std=c++17", "--fmad=false") if name == "dtrain_adam" else ("--std=c++17",)
+
+
+def module_source(dtype):
+    """Every kernel in one source for `dtype` (the header once): what a test compiles for the host."""
+    t, acc = _TYPES[np.dtype(dtype)]
+    return _HEADER % {"T": t, "ACC": acc} + "\n".join(
+        _KERNELS[n].replace("EACH", _EACH).replace("ROWS", _ROWS) for n in NAMES)

@@ -1,6 +1,7 @@
 """The fused CUDA kernels (dtrain._cuda_kernels) against torch on the CPU, values and gradients, and the same cases
-on the array-level paths (DTRAIN_CUDA_KERNELS=0). On the emulated devices the kernels' references run; on a real
-GPU the compiled kernels run and every launch is also checked against its reference (_kernels.CHECK)."""
+on the array-level paths (DTRAIN_CUDA_KERNELS=0). On the emulated devices the kernels' references run, and then
+the kernels' CUDA C itself compiled for the host (cuda_on_host.py); on a real GPU the compiled kernels run and
+every launch is also checked against its reference (_kernels.CHECK)."""
 import os
 import subprocess
 import sys
@@ -24,10 +25,26 @@ TOL = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-10, atol
 DTYPES = [np.float32, np.float64]
 
 
-@pytest.fixture(params=["kernels", "arrays"])
+@pytest.fixture(params=["kernels", "host-compiled", "arrays"])
 def path(request, monkeypatch):
-    """Each test runs once with the fused kernels and once on the array-level paths (kernels switched off)."""
-    monkeypatch.setattr(_cuda_kernels, "ENABLED", request.param == "kernels")
+    """Each test runs with the fused kernels (on emulated devices: their references), with the kernels' CUDA C
+    compiled for the host CPU (cuda_on_host: the sources' own values, without a GPU), and on the array-level
+    paths (kernels switched off)."""
+    monkeypatch.setattr(_cuda_kernels, "ENABLED", request.param != "arrays")
+    if request.param == "host-compiled":
+        import cuda_on_host
+        from dtrain import _backend
+        from dtrain._cuda_kernels import _kernels
+        if not _backend.is_emulated():
+            pytest.skip("a real GPU runs the compiled kernels themselves")
+        if cuda_on_host.library(np.float32) is None:
+            pytest.skip("no g++ to compile the CUDA sources for the host")
+        monkeypatch.setattr(_kernels, "_launch", cuda_on_host.launch)
+        # at most 4 warps a row: each thread of a host block is an OS thread, and a block-wide barrier of 1024 of
+        # them on two cores costs seconds per test; the rows of 1000 and 4097 still loop, the warps still meet
+        row_grid = _kernels._row_grid
+        monkeypatch.setattr(_kernels, "_row_grid", lambda rows, c: (row_grid(rows, c)[0], (min(128, row_grid(rows, c)[1][0]),)))
+        return "kernels"
     return request.param
 
 
