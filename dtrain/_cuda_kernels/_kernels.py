@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from .. import _backend
-from . import _reference, _source
+from . import _reference, _source  # noqa: F401 (_reference registers the references on import)
 
 CHECK = os.environ.get("DTRAIN_CUDA_KERNELS_CHECK", "") not in ("", "0")
 _BLOCK = 256  # threads per block of the elementwise kernels

@@ -2,8 +2,6 @@
 arguments as `_kernels` passes them (C-contiguous arrays, NumPy scalars) and writes the same outputs with the array
 module's operations, computing in the kernel's type (the scalars' type). The emulated devices run these in place
 of the kernels; on a real GPU they are what the kernels are checked against (`_kernels.CHECK`)."""
-import numpy as np
-
 from .. import _backend
 from .._emulate import reference
 

@@ -2,10 +2,10 @@
 reductions, barriers, shuffles) are tested without a GPU.
 
 A small prelude gives the CUDA C the few device names it uses: each block runs as blockDim real threads (one
-std::thread each; the blocks one after another on the same threads), `__syncthreads` is a std::barrier of the block, `__shfl_xor_sync`
-exchanges through a per-block buffer between two barriers (every kernel calls it uniformly across the block, so
-block-wide barriers serve as warp-wide ones), `__shared__` is a static (one block at a time), and the math
-functions are the C library's (rsqrt as 1/sqrt). `launch(name, grid, block, args)` takes what
+std::thread each; the blocks one after another on the same threads), `__syncthreads` is a std::barrier of the
+block, `__shfl_xor_sync` exchanges through a per-block buffer between two barriers (every kernel calls it
+uniformly across the block, so block-wide barriers serve as warp-wide ones), `__shared__` is a static (one block
+at a time), and the math functions are the C library's (rsqrt as 1/sqrt). `launch(name, grid, block, args)` takes what
 `dtrain._cuda_kernels._kernels._launch` takes and runs on host copies of the CuPy arrays, writing them back.
 
 What it cannot show: races that only true concurrency between warps or blocks exposes, device-specific math

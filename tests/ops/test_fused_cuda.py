@@ -43,7 +43,11 @@ def path(request, monkeypatch):
         # at most 4 warps a row: each thread of a host block is an OS thread, and a block-wide barrier of 1024 of
         # them on two cores costs seconds per test; the rows of 1000 and 4097 still loop, the warps still meet
         row_grid = _kernels._row_grid
-        monkeypatch.setattr(_kernels, "_row_grid", lambda rows, c: (row_grid(rows, c)[0], (min(128, row_grid(rows, c)[1][0]),)))
+
+        def at_most_4_warps(rows, c):
+            grid, (threads,) = row_grid(rows, c)
+            return grid, (min(128, threads),)
+        monkeypatch.setattr(_kernels, "_row_grid", at_most_4_warps)
         return "kernels"
     return request.param
 
@@ -107,8 +111,8 @@ def _randn(rng, shape, dtype, scale=1.0):
 @pytest.mark.parametrize("shape", [(3, 1000), (4097,), (2, 3, 7), (1,)])
 def test_gelu(path, launches, dtype, approximate, shape):
     x = _randn(np.random.default_rng(0), shape, dtype, 3)
-    _compare(lambda t: F.gelu(t, approximate=approximate), lambda t: torch.nn.functional.gelu(t, approximate=approximate),
-             [x], dtype)
+    _compare(lambda t: F.gelu(t, approximate=approximate),
+             lambda t: torch.nn.functional.gelu(t, approximate=approximate), [x], dtype)
     name = "dtrain_gelu_tanh" if approximate == "tanh" else "dtrain_gelu"
     _expect(path, launches, name + "_forward", name + "_backward")
 
@@ -277,6 +281,29 @@ def test_float16_keeps_its_path(launches):
     ref = torch.nn.functional.layer_norm(torch.from_numpy(x.cpu().numpy()).float(), (9,))
     np.testing.assert_allclose(y.cpu().numpy().astype(np.float32), ref.numpy(), rtol=2e-3, atol=2e-3)
     assert "dtrain_layer_norm_forward" not in launches
+
+
+@pytest.mark.parametrize("op", ["gelu", "softmax", "cross_entropy"])
+def test_bfloat16_runs_the_float32_kernels(launches, op):
+    # ops compute bfloat16 in float32 copies (torch's opmath; `_lowp.widened`) and so take the float32 kernels
+    rng = np.random.default_rng(10)
+    x = torch.from_numpy(rng.standard_normal((6, 50)).astype(np.float32)).to(torch.bfloat16)
+    t = rng.integers(0, 50, 6)
+    fns = {"gelu": lambda F, x, t: F.gelu(x), "softmax": lambda F, x, t: F.softmax(x, -1),
+           "cross_entropy": lambda F, x, t: F.cross_entropy(x, t)}
+    xd = dtrain.tensor(x.float().numpy(), device=CUDA).to(dtrain.bfloat16).requires_grad_()
+    xt = x.clone().requires_grad_()
+    yd = fns[op](F, xd, dtrain.tensor(t, device=CUDA))
+    yt = fns[op](torch.nn.functional, xt, torch.from_numpy(t))
+    assert yd.dtype == dtrain.bfloat16
+    w = torch.from_numpy(rng.standard_normal(tuple(yt.shape)).astype(np.float32)).to(torch.bfloat16)
+    (yd * dtrain.tensor(w.float().numpy(), device=CUDA).to(dtrain.bfloat16)).sum().backward()
+    (yt * w).sum().backward()
+    np.testing.assert_allclose(yd.detach().float().cpu().numpy(), yt.detach().float().numpy(), rtol=1e-2,
+                               atol=1e-2)
+    np.testing.assert_allclose(xd.grad.float().cpu().numpy(), xt.grad.float().numpy(), rtol=2e-2, atol=1e-2)
+    name = {"gelu": "dtrain_gelu", "softmax": "dtrain_softmax", "cross_entropy": "dtrain_cross_entropy"}[op]
+    assert {name + "_forward", name + "_backward"} <= set(launches), launches
 
 
 def test_switch_off_by_environment():
