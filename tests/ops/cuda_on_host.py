@@ -9,8 +9,8 @@ at a time), and the math functions are the C library's (rsqrt as 1/sqrt). `launc
 `dtrain._cuda_kernels._kernels._launch` takes and runs on host copies of the CuPy arrays, writing them back.
 
 What it cannot show: races that only true concurrency between warps or blocks exposes, device-specific math
-(rsqrtf, erff, tanhf round differently on a GPU) and speed. Needs g++ with C++20; `library` answers None
-without one."""
+(rsqrtf, erff, tanhf round differently on a GPU) and speed. Needs g++ with C++20's std::barrier; `library` answers
+None without one."""
 import ctypes
 import hashlib
 import os
@@ -89,7 +89,7 @@ def library(dtype):
     if dtype in _libraries:
         return _libraries[dtype]
     cxx = shutil.which("g++")
-    if cxx is None:
+    if cxx is None or not _has_barrier(cxx):
         return None
     src = _PRELUDE + _source.module_source(dtype) + _LAUNCHER + "".join(
         f'extern "C" void launch_{n}(unsigned gx, unsigned gy, unsigned bx, unsigned by, void** argv) '
@@ -110,6 +110,13 @@ def library(dtype):
         os.replace(tmp, so)  # atomic: a parallel run sees the whole library or none
     _libraries[dtype] = ctypes.CDLL(so)
     return _libraries[dtype]
+
+
+def _has_barrier(cxx):
+    """Whether `cxx` has C++20's std::barrier (g++ 11 and later): without it there is no host build."""
+    probe = subprocess.run([cxx, "-std=c++20", "-fsyntax-only", "-x", "c++", "-"], input="#include <barrier>\n",
+                           capture_output=True, text=True)
+    return probe.returncode == 0
 
 
 _SCALARS = {np.dtype(np.int64): ctypes.c_longlong, np.dtype(np.int32): ctypes.c_int,

@@ -38,7 +38,7 @@ def path(request, monkeypatch):
         if not _backend.is_emulated():
             pytest.skip("a real GPU runs the compiled kernels themselves")
         if cuda_on_host.library(np.float32) is None:
-            pytest.skip("no g++ to compile the CUDA sources for the host")
+            pytest.skip("no g++ with C++20 (std::barrier) to compile the CUDA sources for the host")
         monkeypatch.setattr(_kernels, "_launch", cuda_on_host.launch)
         # at most 4 warps a row: each thread of a host block is an OS thread, and a block-wide barrier of 1024 of
         # them on two cores costs seconds per test; the rows of 1000 and 4097 still loop, the warps still meet
@@ -200,10 +200,10 @@ def test_rms_norm(path, launches, dtype, weight, shape):
 @pytest.mark.parametrize("c", [7, 1000])
 def test_cross_entropy(path, launches, dtype, reduction, weight, label_smoothing, c):
     rng = np.random.default_rng(7)
-    n = 37
+    n = 13
     x = _randn(rng, (n, c), dtype, 3)
     t = rng.integers(0, c, n)
-    t[[2, 5, 30]] = -100  # ignored rows
+    t[[2, 5, 11]] = -100  # ignored rows
     arrays = [x, t] + ([rng.uniform(0.2, 2, c).astype(dtype)] if weight else [])
     kw = dict(reduction=reduction, label_smoothing=label_smoothing)
     _compare(lambda x, t, *w: F.cross_entropy(x, t, *w, **kw),
