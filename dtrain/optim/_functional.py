@@ -128,7 +128,8 @@ def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, amsgrad, bet
     arrays = (param, grad, exp_avg, exp_avg_sq) + ((max_exp_avg_sq,) if amsgrad else ())
     fused = _cpu_kernels.get(*arrays) or _cuda_kernels.get(*arrays)
     if fused is not None and all(a.flags.c_contiguous and a.shape == param.shape for a in arrays):
-        # one pass over the five buffers where the steps below make about twelve; the same bits
+        # one pass over the five buffers where the steps below make about twelve; the same bits (CUDA: the same
+        # operations in the same order, not contracted to FMAs; lerp's other branch for beta1 <= 0.5 aside)
         fused.adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step=step, amsgrad=amsgrad, beta1=beta1,
                    beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps, maximize=maximize,
                    decoupled_weight_decay=decoupled_weight_decay)
