@@ -262,6 +262,34 @@ def test_adam(path, launches, dtype, opt, options):
     _expect(path, launches, "dtrain_adam")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("options", [dict(), dict(amsgrad=True, maximize=True, weight_decay=0.05)],
+                         ids=["plain", "amsgrad-maximize-wd"])
+def test_adam_kernel_rounds_as_the_array_path(monkeypatch, dtype, options):
+    # the kernel's C (compiled for the host, where nothing is contracted to FMAs either) against the array-level
+    # step on the emulated device: the same operations in the same order, so the same bits
+    import cuda_on_host
+    from dtrain import _backend
+    from dtrain._cuda_kernels import _kernels
+    if not _backend.is_emulated() or cuda_on_host.library(np.float32) is None:
+        pytest.skip("needs the emulated devices and g++ with C++20")
+    rng = np.random.default_rng(11)
+    init, grads = _randn(rng, (1000,), dtype), [_randn(rng, (1000,), dtype) for _ in range(4)]
+    result = {}
+    for path in ("host-compiled", "arrays"):
+        monkeypatch.setattr(_cuda_kernels, "ENABLED", path != "arrays")
+        monkeypatch.setattr(_kernels, "_launch", cuda_on_host.launch)
+        p = dtrain.nn.Parameter(dtrain.tensor(init, device=CUDA))
+        opt = dtrain.optim.AdamW([p], lr=0.01, betas=(0.8, 0.95), eps=1e-6, **options)
+        for g in grads:
+            p.grad = dtrain.tensor(g, device=CUDA)
+            opt.step()
+        result[path] = [p.detach().cpu().numpy()] + [v.cpu().numpy() for v in opt.state[p].values()
+                                                     if v.ndim]
+    for a, b in zip(*result.values()):
+        np.testing.assert_array_equal(a, b)
+
+
 # ---- when the kernels answer ------------------------------------------------------------------------------------
 def test_get_answers_float32_float64_cupy_arrays_only():
     from dtrain import _backend
