@@ -5,9 +5,10 @@ Adam/AdamW update): the CUDA twin of `dtrain._cpu_kernels`, with the same interf
     if k is not None:
         y, saved = k.gelu(x)
 
-`get` answers the module when every array is a float32/float64 CuPy array of one dtype (float16 and bfloat16
-keep the array-level path, which computes them in float32 as torch's opmath does), and None otherwise or when
-DTRAIN_CUDA_KERNELS=0. Each kernel is a self-contained CUDA C source (`_source`) compiled by CuPy through NVRTC
+`get` answers the module when every array is a float32/float64 CuPy array of one dtype, and None otherwise or
+when DTRAIN_CUDA_KERNELS=0. bfloat16 reaches the float32 kernels where an op computes it in float32 copies
+(`_ops._lowp.widened`: GELU, softmax, cross-entropy); float16, which CuPy computes natively, keeps the
+array-level path. Each kernel is a self-contained CUDA C source (`_source`) compiled by CuPy through NVRTC
 on its first launch for a dtype; each has an array-level reference (`_reference`) registered under its name,
 which is what the emulated devices (DTRAIN_EMULATE_CUDA) run and what a real GPU checks the kernel against
 (DTRAIN_CUDA_KERNELS_CHECK=1: every launch also runs the reference on copies and compares).
