@@ -11,9 +11,9 @@ import os
 import sys
 
 from . import _runtime
-from ._kernels import reference
+from ._kernels import get_reference, reference
 
-__all__ = ["device_count_from_env", "install", "is_emulated", "reference", "strict_streams", "memory_stats",
+__all__ = ["device_count_from_env", "get_reference", "install", "is_emulated", "reference", "strict_streams", "memory_stats",
            "reset_peak_memory_stats"]
 
 _installed = None

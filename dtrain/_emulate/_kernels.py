@@ -19,12 +19,17 @@ def reference(name):
     return register
 
 
-def _run(kind, name, args, kwargs):
+def get_reference(name, kind="CUDA kernel"):
+    """The array-level implementation registered for kernel `name` (NotImplementedError naming it if none)."""
     fn = _references.get(name)
     if fn is None:
         raise NotImplementedError(f"{kind} {name!r} cannot run on emulated CUDA devices: register an array-level "
                                   f"reference with dtrain._emulate.reference({name!r})")
-    return fn(*args, **kwargs)
+    return fn
+
+
+def _run(kind, name, args, kwargs):
+    return get_reference(name, kind)(*args, **kwargs)
 
 
 class RawKernel:

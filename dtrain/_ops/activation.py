@@ -1,7 +1,7 @@
 """softmax / log_softmax, and the fused cross-entropy used by nn.functional."""
 import numpy as np
 
-from .. import _cpu_kernels, _dtype
+from .. import _cpu_kernels, _cuda_kernels, _dtype
 from .._tensor import Tensor
 from ..autograd.graph import Function
 from ._layout import c_ordered
@@ -11,9 +11,10 @@ from ..amp._dispatch import autocast_op
 
 
 def _fused(dim, *arrays):
-    """The compiled kernels when they fit: the last dim of float32/float64 NumPy arrays that are not empty."""
+    """The compiled kernels when they fit: the last dim of float32/float64 arrays that are not empty (NumPy's:
+    the numba kernels; CuPy's: the CUDA kernels)."""
     a = arrays[0]
-    return _cpu_kernels.get(*arrays) if dim == a.ndim - 1 and a.size else None
+    return (_cpu_kernels.get(*arrays) or _cuda_kernels.get(*arrays)) if dim == a.ndim - 1 and a.size else None
 
 
 class Softmax(Function):
@@ -157,8 +158,9 @@ class CrossEntropyIndices(Function):
             if ctx.reduction == "none":
                 scale = g
             else:
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    scale = np.full(z.shape[0], np.float64(g) / (ctx.denom if ctx.reduction == "mean" else 1.0))
+                with np.errstate(invalid="ignore", divide="ignore"):  # g / denom in float64, on g's device
+                    scale = xp.broadcast_to(xp.divide(g, ctx.denom if ctx.reduction == "mean" else 1.0,
+                                                      dtype=np.float64), z.shape[:1])
             return fused.cross_entropy_backward(z, target, weight, w_t, scale, ignore_index, ls), None, None
         (z,) = ctx.saved
         n, c = z.shape

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .. import _cpu_kernels, _dtype, _parallel
+from .. import _cpu_kernels, _cuda_kernels, _dtype, _parallel
 from .._backend import kernels
 from .._axpy import add_scaled
 from .._tensor import Tensor
@@ -513,7 +513,8 @@ class Gelu(Function):
     def forward(ctx, x, approximate="none"):
         xp = ctx.xp
         ctx.approximate = approximate
-        fused = _cpu_kernels.get(x)  # the compiled kernels (numba), when installed: one pass each way
+        # the compiled kernels, one pass each way: numba's on the CPU (when installed), CUDA's on a GPU
+        fused = _cpu_kernels.get(x) or _cuda_kernels.get(x)
         if approximate == "tanh":
             if fused is not None:
                 y, t = fused.gelu_tanh(x)
@@ -544,7 +545,7 @@ class Gelu(Function):
     def backward(ctx, g):
         x, c = ctx.saved
         xp = ctx.xp
-        fused = _cpu_kernels.get(g, x, c) if g.shape == x.shape else None
+        fused = (_cpu_kernels.get(g, x, c) or _cuda_kernels.get(g, x, c)) if g.shape == x.shape else None
         if fused is not None:
             return (fused.gelu_tanh_backward if ctx.approximate == "tanh" else fused.gelu_backward)(g, x, c)
         if ctx.approximate == "tanh":

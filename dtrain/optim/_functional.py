@@ -10,7 +10,7 @@ contiguous buffers: every op is elementwise, so both give the same bits.
 """
 import numpy as np
 
-from .. import _cpu_kernels
+from .. import _cpu_kernels, _cuda_kernels
 from .._axpy import axpy_, fusable
 from .._backend import kernels, xp_of
 
@@ -126,9 +126,10 @@ def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, amsgrad, bet
          eps, maximize, decoupled_weight_decay=False, tmp=None, tmp2=None):
     """One Adam (or AdamW, with `decoupled_weight_decay`) step; `step` is the count after this step."""
     arrays = (param, grad, exp_avg, exp_avg_sq) + ((max_exp_avg_sq,) if amsgrad else ())
-    fused = _cpu_kernels.get(*arrays)
+    fused = _cpu_kernels.get(*arrays) or _cuda_kernels.get(*arrays)
     if fused is not None and all(a.flags.c_contiguous and a.shape == param.shape for a in arrays):
-        # one pass over the five buffers where the steps below make about twelve; the same bits
+        # one pass over the five buffers where the steps below make about twelve; the same bits (CUDA: the same
+        # operations in the same order, not contracted to FMAs; lerp's other branch for beta1 <= 0.5 aside)
         fused.adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step=step, amsgrad=amsgrad, beta1=beta1,
                    beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps, maximize=maximize,
                    decoupled_weight_decay=decoupled_weight_decay)

@@ -7,7 +7,7 @@
 # its per-channel affine with ordinary ops; rms_norm is composed (one reduction, cheap as is)."""
 import numpy as np
 
-from ... import _cpu_kernels
+from ... import _cpu_kernels, _cuda_kernels
 from ..._tensor import Tensor, _wrap
 from ...autograd import grad_mode
 from ...autograd import graph as _graph
@@ -123,8 +123,8 @@ class _FusedLayerNorm(Function):
     _grad_fn_name = "NativeLayerNormBackward0"
 
     def forward(ctx, x, *wb, size, eps, has_w, has_b):
-        k = ctx.k = _cpu_kernels.get(x, *wb)
-        xr = x.reshape(-1, size) if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(-1, size)
+        k = ctx.k = _kernels(x, *wb)
+        xr = x.reshape(-1, size) if x.flags.c_contiguous else ctx.xp.ascontiguousarray(x).reshape(-1, size)
         w = wb[0].reshape(-1) if has_w else None
         y, mean, rstd = k.layer_norm(xr, w, wb[-1].reshape(-1) if has_b else None, eps)
         ctx.save_for_backward(xr, mean, rstd, *((w,) if has_w else ()))
@@ -147,8 +147,8 @@ class _FusedRMSNorm(Function):
     _grad_fn_name = "MulBackward0"
 
     def forward(ctx, x, *w, size, eps):
-        k = ctx.k = _cpu_kernels.get(x, *w)
-        xr = x.reshape(-1, size) if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(-1, size)
+        k = ctx.k = _kernels(x, *w)
+        xr = x.reshape(-1, size) if x.flags.c_contiguous else ctx.xp.ascontiguousarray(x).reshape(-1, size)
         wv = w[0].reshape(-1) if w else None
         y, rstd = k.rms_norm(xr, wv, eps)
         ctx.save_for_backward(xr, rstd, *w)
@@ -163,9 +163,14 @@ class _FusedRMSNorm(Function):
         return (gx.reshape(shape), gw.reshape(w_shape)) if w is not None else gx.reshape(shape)
 
 
+def _kernels(*arrays):
+    """The compiled kernels for these arrays: numba's for NumPy ones (when installed), CUDA's for CuPy ones."""
+    return _cpu_kernels.get(*arrays) or _cuda_kernels.get(*arrays)
+
+
 def _fits_kernels(input, *params):
-    """Whether the compiled kernels take this norm: float32/float64 CPU tensors of one dtype, not empty."""
-    return input.numel() > 0 and _cpu_kernels.get(input._data, *(p._data for p in params if p is not None)) is not None
+    """Whether the compiled kernels take this norm: float32/float64 tensors of one dtype, not empty."""
+    return input.numel() > 0 and _kernels(input._data, *(p._data for p in params if p is not None)) is not None
 
 
 def _norm(x, weight, bias, axes, eps, stats, pshape, stats_out=None, name="NativeBatchNormBackward0"):
