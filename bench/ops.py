@@ -50,6 +50,11 @@ def cases(fw):
                                   lambda x, m: x.masked_fill(m, float("-inf"))),
         "q @ k^T": (lambda rng: (leaf(rng, B, H, T, C // H), leaf(rng, B, H, C // H, T)), lambda a, b: a @ b),
         "att @ v": (lambda rng: (leaf(rng, B, H, T, T), leaf(rng, B, H, T, C // H)), lambda a, b: a @ b),
+        "sdpa causal (B,H,T,C/H)": (lambda rng: tuple(leaf(rng, B, H, T, C // H) for _ in range(3)),
+                                    lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)),
+        "attention chain (B,H,T,C/H)": (lambda rng: (*(leaf(rng, B, H, T, C // H) for _ in range(3)), const(~mask)),
+                                        lambda q, k, v, m: F.softmax((q @ k.transpose(-2, -1) * (C // H) ** -0.5)
+                                                                     .masked_fill(m, float("-inf")), dim=-1) @ v),
         "mul scale (B,H,T,T)": (lambda rng: (leaf(rng, B, H, T, T),), lambda x: x * 0.17677),
         "split+view+transpose": (lambda rng: (leaf(rng, B, T, 3 * C),),
                                  lambda x: sum(t.view(B, T, H, C // H).transpose(1, 2).sum() for t in x.split(C, 2))),

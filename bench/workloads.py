@@ -4,7 +4,8 @@ Workloads (one process): mlp (64-256-256-10) and mlp-wide (64-2048-2048-10) on s
 SGD+momentum, a two-conv CNN on the digits as 8x8 images, and a 2-layer 128-wide char-level GPT with AdamW on
 text that ships with Python. `--amp` runs the forward and the loss under autocast: bfloat16 on the CPU, float16
 with a GradScaler on CUDA (`--device cuda`). `--size tiny` shrinks the GPT (a smoke test, e.g. on emulated
-CUDA). Without scikit-learn (GPU machines may lack it) the digits are replaced by random data of their shape.
+CUDA); `--sdpa` runs the GPT's attention through F.scaled_dot_product_attention, as nanoGPT does. Without
+scikit-learn (GPU machines may lack it) the digits are replaced by random data of their shape.
 Prints one JSON line: median step time (after warm-up), tokens/s for the GPT or samples/s, losses, test
 accuracy."""
 import argparse
@@ -45,7 +46,7 @@ def text_corpus():
 GPT_SIZES = {"normal": dict(d=128, ctx=64, heads=4, layers=2), "tiny": dict(d=32, ctx=16, heads=2, layers=1)}
 
 
-def build(fw, name, vocab=None, size="normal"):
+def build(fw, name, vocab=None, size="normal", sdpa=False):
     nn, F = fw.nn, fw.nn.functional
     if name == "mlp":
         return nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
@@ -72,9 +73,13 @@ def build(fw, name, vocab=None, size="normal"):
             q = q.view(B, T, heads, C // heads).transpose(1, 2)
             k = k.view(B, T, heads, C // heads).transpose(1, 2)
             v = v.view(B, T, heads, C // heads).transpose(1, 2)
-            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // heads))
-            att = att.masked_fill(self.mask[:, :, :T, :T] == 0, float("-inf"))
-            y = (F.softmax(att, dim=-1) @ v).transpose(1, 2).contiguous().view(B, T, C)
+            if sdpa:  # nanoGPT's path where the framework has it
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:
+                att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // heads))
+                att = att.masked_fill(self.mask[:, :, :T, :T] == 0, float("-inf"))
+                y = F.softmax(att, dim=-1) @ v
+            y = y.transpose(1, 2).contiguous().view(B, T, C)
             x = x + self.proj(y)
             return x + self.out(F.gelu(self.fc(self.ln2(x))))
 
@@ -93,7 +98,7 @@ def build(fw, name, vocab=None, size="normal"):
     return GPT()
 
 
-def run(framework, workload, steps, batch, amp=False, device="cpu", size="normal"):
+def run(framework, workload, steps, batch, amp=False, device="cpu", size="normal", sdpa=False):
     fw = importlib.import_module(framework)
     fw.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -101,7 +106,7 @@ def run(framework, workload, steps, batch, amp=False, device="cpu", size="normal
     ctx = GPT_SIZES[size]["ctx"]
     if workload == "gpt":
         data, vocab = text_corpus()
-        model = build(fw, "gpt", vocab, size).to(device)
+        model = build(fw, "gpt", vocab, size, sdpa).to(device)
         opt = fw.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
 
         def batch_fn():
@@ -168,8 +173,10 @@ def main():
                     help="forward and loss under autocast: bfloat16 on the CPU, float16 and a GradScaler on CUDA")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--size", default="normal", choices=sorted(GPT_SIZES), help="the GPT's size")
+    ap.add_argument("--sdpa", action="store_true",
+                    help="the GPT's attention through F.scaled_dot_product_attention(is_causal=True), as nanoGPT's")
     a = ap.parse_args()
-    print(json.dumps(run(a.framework, a.workload, a.steps, a.batch, a.amp, a.device, a.size)))
+    print(json.dumps(run(a.framework, a.workload, a.steps, a.batch, a.amp, a.device, a.size, a.sdpa)))
 
 
 if __name__ == "__main__":

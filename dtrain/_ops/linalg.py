@@ -31,6 +31,24 @@ def _weight_grad(a, g, xp):
     return xp.ascontiguousarray(xp.matmul(g.T, a).T)
 
 
+def _foldable(a):
+    """Whether a's batch dims and rows merge into one row dim without a copy (a reshape to (-1, K) is a view)."""
+    st, sh = a.strides, a.shape
+    return all(st[i] == st[i + 1] * sh[i + 1] or sh[i] == 1 for i in range(a.ndim - 2))
+
+
+def _product(a, b, xp):
+    """xp.matmul(a, b) for the products of Matmul, laid out for BLAS on the CPU.
+
+    # NOTE: NumPy's matmul calls BLAS once per matrix of a batch. A batch against one matrix (x @ W with x of
+    # shape (B, T, C)) is folded into one (B*T, C) product instead, which OpenBLAS can spread over the cores:
+    # (16, 64, 128) @ (128, 512) float32, 1091 -> 932 µs on one thread, 750 -> 492 µs on two (as torch's
+    # matmul folds it)."""
+    if xp is np and b.ndim == 2 and a.ndim > 2 and _foldable(a):
+        return xp.matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[-1:])
+    return xp.matmul(a, b)
+
+
 _MATMUL_NAMES = {(1, 1): "DotBackward0", (2, 1): "MvBackward0", (1, 2): "SqueezeBackward4", (2, 2): "MmBackward0"}
 
 
@@ -46,7 +64,7 @@ class Matmul(Function):
         ca, cb = _torch_copies(a, b) if nig[0] or nig[1] else (False, False)
         ctx.save_for_backward((a.copy() if ca else a) if nig[1] else None, (b.copy() if cb else b) if nig[0] else None)
         ctx.shapes = a.shape, b.shape
-        return ctx.xp.matmul(a, b)
+        return _product(a, b, ctx.xp)
 
     def name(self):
         # torch's node is the last step of its matmul for these ranks (a batched product ends in a view)
@@ -71,7 +89,7 @@ class Matmul(Function):
             g2 = g
         if ctx.needs_input_grad[0]:
             b2 = b.reshape(sb2)
-            ga = xp.matmul(g2, _mT(b2))
+            ga = _product(g2, _mT(b2), xp)
             ga = _reshaped(unbroadcast(ga, sa2), sa)
         if ctx.needs_input_grad[1]:
             a2 = a.reshape(sa2)
@@ -80,7 +98,7 @@ class Matmul(Function):
             elif len(sb2) == 2:  # batched a against one matrix b: fold the batch into rows
                 gb = _weight_grad(a2.reshape(-1, a2.shape[-1]), g2.reshape(-1, g2.shape[-1]), xp)
             else:
-                gb = unbroadcast(xp.matmul(_mT(a2), g2), sb2)
+                gb = unbroadcast(_product(_mT(a2), g2, xp), sb2)
             gb = _reshaped(gb, sb)
         return ga, gb
 

@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from ... import _cpu_kernels
 from ..._ops._util import on_input_device, unbroadcast
 from ..._tensor import Tensor
 from ...autograd.graph import Function
@@ -15,33 +16,45 @@ __all__ = ["scaled_dot_product_attention", "multi_head_attention_forward"]
 class _Attention(Function):
     """out = dropout(softmax(q @ k^T * scale + bias)) @ v over the last two dims (leading dims broadcast).
 
-    `bias` is an additive float array (0 / -inf for boolean masks); `keep` a dropout mask already scaled by
-    1/(1-p). A row that is entirely -inf (fully masked) gives zeros, not NaN, as torch's attention does.
+    `bias` is an additive float array (0 / -inf for boolean masks); `causal` masks the keys after each query
+    (top-left aligned, as torch's is_causal); `keep` a dropout mask already scaled by 1/(1-p). A row that is
+    entirely -inf (fully masked) gives zeros, not NaN, as torch's attention does.
     # NOTE: one op instead of ~7 composed ones: the scores and probabilities are the largest arrays of a
-    # transformer step, and the fused backward touches each of them twice instead of once per composed node."""
+    # transformer step, and the fused backward touches each of them twice instead of once per composed node.
+    # With the compiled CPU kernels (`_cpu_kernels.masked_softmax`) what lies between the products is one pass
+    # each way; the NumPy path beside it is the reference and serves every other case."""
     _grad_fn_name = "ScaledDotProductFlashAttentionForCpuBackward0"  # torch's CPU kernel
 
     @widened
-    def forward(ctx, q, k, v, *mask, scale=1.0, bias=None, keep=None):
+    def forward(ctx, q, k, v, *mask, scale=1.0, bias=None, causal=False, keep=None):
         xp = ctx.xp
         s = xp.matmul(q, k.swapaxes(-1, -2))
-        s *= scale
-        for add in ((bias,) if bias is not None else ()) + mask:
-            if np.broadcast_shapes(s.shape, add.shape) == s.shape:
-                s += add
-            else:
-                s = s + add
-        m = s.max(axis=-1, keepdims=True)
-        m[xp.isneginf(m)] = 0
-        s -= m
-        xp.exp(s, out=s)
-        tot = s.sum(axis=-1, keepdims=True)
-        tot[tot == 0] = 1
-        s /= tot
+        L, S = s.shape[-2:]
+        kern = None if mask or not s.size else _cpu_kernels.get(s)
+        bias3 = _bias_slabs(bias, s.shape) if kern is not None else False
+        if bias3 is not False:  # scale, mask and softmax in one compiled pass over the scores, in place
+            kern.masked_softmax(s.reshape(-1, L, S), scale, bias3, causal)
+        else:
+            kern = None
+            if causal:
+                bias = xp.triu(xp.full((L, S), -xp.inf, dtype=s.dtype), 1)
+            s *= scale
+            for add in ((bias,) if bias is not None else ()) + mask:
+                if np.broadcast_shapes(s.shape, add.shape) == s.shape:
+                    s += add
+                else:
+                    s = s + add
+            m = s.max(axis=-1, keepdims=True)
+            m[xp.isneginf(m)] = 0
+            s -= m
+            xp.exp(s, out=s)
+            tot = s.sum(axis=-1, keepdims=True)
+            tot[tot == 0] = 1
+            s /= tot
         p = s
         pd = p * keep if keep is not None else p
         ctx.save_for_backward(q, k, v, p)
-        ctx.scale, ctx.keep, ctx.has_mask = scale, keep, bool(mask)
+        ctx.scale, ctx.keep, ctx.has_mask, ctx.kern = scale, keep, bool(mask), kern
         ctx.mask_shape = mask[0].shape if mask else None
         return xp.matmul(pd, v)
 
@@ -54,16 +67,34 @@ class _Attention(Function):
         nig = ctx.needs_input_grad
         gv = unbroadcast(xp.matmul(pd.swapaxes(-1, -2), g), v.shape) if nig[2] else None
         dp = xp.matmul(g, v.swapaxes(-1, -2))
-        if keep is not None:
-            dp *= keep
-        ds = dp
-        ds -= (dp * p).sum(axis=-1, keepdims=True)
-        ds *= p  # softmax backward: p * (dp - sum(dp * p))
-        gmask = unbroadcast(ds, ctx.mask_shape) if ctx.has_mask and nig[3] else None
-        ds *= ctx.scale
+        gmask = None
+        if ctx.kern is not None and dp.shape == p.shape:  # dropout's mask, softmax's backward, scale: one pass
+            ds = ctx.kern.masked_softmax_backward(dp, p, keep, ctx.scale)
+        else:
+            if keep is not None:
+                dp *= keep
+            ds = dp
+            ds -= (dp * p).sum(axis=-1, keepdims=True)
+            ds *= p  # softmax backward: p * (dp - sum(dp * p))
+            gmask = unbroadcast(ds, ctx.mask_shape) if ctx.has_mask and nig[3] else None
+            ds *= ctx.scale
         gq = unbroadcast(xp.matmul(ds, k), q.shape) if nig[0] else None
         gk = unbroadcast(xp.matmul(ds.swapaxes(-1, -2), q), k.shape) if nig[1] else None
         return (gq, gk, gv, gmask) if ctx.has_mask else (gq, gk, gv)
+
+
+def _bias_slabs(bias, shape):
+    """The additive mask as (1 or N, L, S) for the compiled softmax over scores of `shape` (N slabs of (L, S)):
+    None for no mask, False when it would not broadcast to the scores without enlarging them (then the NumPy
+    path decides, and raises what it raises)."""
+    if bias is None:
+        return None
+    if bias.ndim > len(shape) or np.broadcast_shapes(bias.shape, shape) != tuple(shape):
+        return False
+    L, S = shape[-2:]
+    if int(np.prod(bias.shape[:-2])) <= 1:  # one mask for every slab
+        return np.broadcast_to(bias.reshape(bias.shape[-2:]) if bias.ndim >= 2 else bias, (L, S))[None]
+    return np.broadcast_to(bias, shape).reshape(-1, L, S)
 
 
 @autocast_op("scaled_dot_product_attention")
@@ -87,9 +118,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     xp = query._device.xp
     dt = query._data.dtype
     bias, masks = None, ()
-    if is_causal:
-        bias = xp.triu(xp.full((L, S), -xp.inf, dtype=dt), 1)
-    elif attn_mask is not None:
+    if attn_mask is not None:
         if attn_mask.dtype == _bool():
             bias = xp.where(attn_mask._data, dt.type(0), dt.type(-xp.inf))
         elif attn_mask.requires_grad:
@@ -102,7 +131,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         shape = tuple(np.broadcast_shapes(query.shape[:-1], key.shape[:-2] + (1,))) + (S,)
         u = default_generator_for(query._device).uniform(shape, dt, query._device, 0.0, 1.0)
         keep = (u >= dropout_p).astype(dt) * dt.type(1.0 / (1.0 - dropout_p) if dropout_p < 1 else 0.0)
-    return _Attention.apply(query, key, value, *masks, scale=scale, bias=bias, keep=keep)
+    return _Attention.apply(query, key, value, *masks, scale=scale, bias=bias, causal=bool(is_causal), keep=keep)
 
 
 def _bool():
