@@ -136,6 +136,15 @@ def _first(nd):
     return (0, nd + 1) + tuple(range(1, nd + 1))
 
 
+def _keep_inputs(ctx, *inputs):
+    """Puts the op's input arrays in front of what its forward saved (`ctx.saved`), so that backward fails with
+    torch's RuntimeError when one of them was written in place since: torch's node saves them and checks their
+    versions, while ours reads only its own copies (the column matrices), and would silently return the
+    gradient of the old values. Saved arrays that are the inputs' own arrays are what the engine checks (it
+    matches them by identity); a lower-precision input, widened to a float32 copy, still passes its own."""
+    ctx.save_for_backward(*inputs, *ctx.saved)
+
+
 class ConvNd(Function):
     """y = conv(x, w) + b over (N, C, *spatial) arrays of any number of spatial dims; pads = (lo, hi) per dim.
 
@@ -145,8 +154,13 @@ class ConvNd(Function):
     weight gradient an `A @ B.T` product over a long inner axis, 10-20x slower there."""
     _grad_fn_name = "ConvolutionBackward0"
 
+    def forward(ctx, x, w, b=None, **geom):
+        y = ctx.run(x, w, b, **geom)
+        _keep_inputs(ctx, x, w)
+        return y
+
     @widened
-    def forward(ctx, x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
+    def run(ctx, x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
         xp = ctx.xp
         nd = x.ndim - 2
         n, c = x.shape[:2]
@@ -198,7 +212,7 @@ class ConvNd(Function):
 
     @widened
     def backward(ctx, gy):
-        cols = ctx.saved
+        cols = ctx.saved[2:]
         xp = ctx.xp
         x_shape, buf_shape, w_shape, stride, pads, dilation, groups, out = ctx.geom
         nd = len(out)
@@ -250,9 +264,13 @@ class ConvTransposeNd(Function):
     """The adjoint of ConvNd with respect to its input: x (N, Cin, *spatial), w (Cin, Cout/G, *k)."""
     _grad_fn_name = "ConvolutionBackward0"
 
+    def forward(ctx, x, w, b=None, **geom):
+        y = ctx.run(x, w, b, **geom)
+        _keep_inputs(ctx, x, w)
+        return y
+
     @widened
-    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
-                groups=1):
+    def run(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1), groups=1):
         xp = ctx.xp
         nd = x.ndim - 2
         n, cin = x.shape[:2]
@@ -275,7 +293,7 @@ class ConvTransposeNd(Function):
 
     @widened
     def backward(ctx, gy):
-        x2, w = ctx.saved
+        x2, w = ctx.saved[2:]
         xp = ctx.xp
         x_shape, full, stride, padding, dilation, groups = ctx.geom
         nd = len(full)

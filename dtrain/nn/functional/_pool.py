@@ -14,7 +14,7 @@ from ..._backend import kernels
 from ..._tensor import _wrap
 from ..._ops._util import on_input_device
 from ...autograd.graph import Function
-from ._conv import _every, _first, _last, _offsets, _prod
+from ._conv import _every, _first, _keep_inputs, _last, _offsets, _prod
 from ...amp._dispatch import autocast_op
 from ...autograd import graph as _graph
 
@@ -109,6 +109,7 @@ class MaxPoolNd(Function):
             else:
                 xp.maximum(y, _window(a, off, s, d, out), out=y)
         ctx.save_for_backward(a, y)  # y stays private: the output returned is a copy in (N, C, *out)
+        _keep_inputs(ctx, x)
         ctx.geom = (x.shape, k, s, p, d, out)
         y_first = xp.ascontiguousarray(y.transpose(_first(nd)))
         if not indices:
@@ -125,7 +126,7 @@ class MaxPoolNd(Function):
         return y_first, flat
 
     def backward(ctx, gy, _gidx=None):
-        a, y = ctx.saved
+        a, y = ctx.saved[1:]
         xp = ctx.xp
         x_shape, k, s, p, d, out = ctx.geom
         g = xp.ascontiguousarray(gy.transpose(_last(len(k))))
@@ -175,6 +176,7 @@ class AvgPoolNd(Function):
                                                                     count_include_pad) for i in range(nd)])
             div = xp.asarray(div.astype(x.dtype))[..., None]  # (*out, 1): channels last
         y /= div
+        _keep_inputs(ctx, x)  # backward needs only the shapes, but torch's node saves the input and checks it
         ctx.div = div
         ctx.geom = (x.shape, a.shape, k, s, p, out)
         return xp.ascontiguousarray(y.transpose(_first(nd)))
