@@ -12,4 +12,5 @@ from ._activation import (cross_entropy, cross_entropy_backward, gelu, gelu_back
 from ._adam import adam  # noqa: F401
 from ._jit import use_threads  # noqa: F401
 from ._layers import col2im2d, embedding_backward, im2col2d  # noqa: F401
+from ._pool import max_pool2d, max_pool2d_backward  # noqa: F401
 from ._norm import layer_norm, layer_norm_backward, rms_norm, rms_norm_backward  # noqa: F401

@@ -1,0 +1,104 @@
+"""The compiled convolution and pooling kernels (dtrain/_cpu_kernels/_pool.py, _conv.py) against torch: values,
+gradients and indices, float32 and float64, odd sizes, stride/padding/dilation, non-contiguous inputs, ties,
+NaN and -inf; each case once with the kernels and once on the NumPy paths, and the kernels in their serial and
+parallel builds."""
+import numpy as np
+import pytest
+import torch
+
+import dtrain
+from dtrain import _cpu_kernels
+
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+
+
+@pytest.fixture(params=["numba-serial", "numba-parallel", "numpy"])
+def path(request, monkeypatch):
+    if request.param == "numpy":
+        monkeypatch.setattr(_cpu_kernels, "ENABLED", False)
+        return None
+    pytest.importorskip("numba")
+    if not _cpu_kernels.ENABLED or not _cpu_kernels.available():
+        pytest.skip("DTRAIN_NUMBA=0")
+    from dtrain._cpu_kernels import _jit, _numba
+    # the parallel build serves large arrays on more than one thread: here every size, on two threads
+    monkeypatch.setattr(_jit, "_PARALLEL_MIN", 0 if request.param == "numba-parallel" else 1 << 62)
+    monkeypatch.setattr(dtrain._parallel, "_threads", 2)
+    seen = {}
+    for name in ("max_pool2d", "max_pool2d_backward", "conv2d_direct", "conv2d_direct_backward"):
+        fn = getattr(_numba, name, None)
+        if fn is None:
+            continue
+
+        def spy(*args, _fn=fn, _name=name, **kwargs):
+            seen[_name] = seen.get(_name, 0) + 1
+            return _fn(*args, **kwargs)
+        monkeypatch.setattr(_numba, name, spy)
+    return seen
+
+
+def _both(fn, arrays, dtype, grad, seed=0, transpose=False):
+    """fn(module, *tensors) in dtrain and torch; returns the outputs (a tuple) and input gradients of both."""
+    res = []
+    for mod in (dtrain, torch):
+        ts = [mod.tensor(a, requires_grad=g) for a, g in zip(arrays, grad)]
+        xs = [t.transpose(-1, -2) if transpose and i == 0 else t for i, t in enumerate(ts)]
+        out = fn(mod, *xs)
+        out = out if isinstance(out, tuple) else (out,)
+        w = np.random.default_rng(seed + 1).standard_normal(tuple(out[0].shape)).astype(dtype)
+        (out[0] * mod.tensor(w)).sum().backward()
+        res.append(([o.detach().numpy() for o in out], [t.grad.numpy() if g else None for t, g in zip(ts, grad)]))
+    return res
+
+
+POOLS = [  # (input shape, kernel, stride, padding, dilation, ceil_mode)
+    ((3, 4, 8, 8), 2, None, 0, 1, False),
+    ((2, 5, 9, 7), 3, 2, 1, 1, False),
+    ((2, 3, 9, 7), 3, 2, 1, 1, True),
+    ((2, 3, 10, 11), (2, 3), (1, 2), (1, 0), (2, 3), False),
+    ((1, 2, 7, 6), 2, 3, 1, 2, True),        # dilated windows that hang over the border
+    ((2, 3, 5, 5), 5, 1, 2, 1, False),       # one window over everything
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,k,s,p,d,ceil", POOLS)
+@pytest.mark.parametrize("transpose", [False, True])
+def test_max_pool2d(path, dtype, shape, k, s, p, d, ceil, transpose):
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    if transpose:
+        x = np.ascontiguousarray(x.swapaxes(-1, -2))
+    fn = lambda m, x: m.nn.functional.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+    (yd, gd), (yt, gt) = _both(fn, [x], dtype, [True], transpose=transpose)
+    np.testing.assert_array_equal(yd[0], yt[0])
+    np.testing.assert_array_equal(yd[1], yt[1])
+    np.testing.assert_allclose(gd[0], gt[0], **TOL[dtype])
+    if path is not None:
+        assert path.get("max_pool2d") == 1 and path.get("max_pool2d_backward") == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,k,s,p,d,ceil", POOLS[:4])
+def test_max_pool2d_ties_nan_inf(path, dtype, shape, k, s, p, d, ceil):
+    """Rounded values (many ties), NaN and -inf: the same maxima, indices and gradient places as torch's."""
+    rng = np.random.default_rng(1)
+    x = np.round(rng.standard_normal(shape)).astype(dtype)
+    flat = x.reshape(-1)
+    flat[rng.choice(flat.size, flat.size // 10, replace=False)] = np.nan
+    flat[rng.choice(flat.size, flat.size // 10, replace=False)] = -np.inf
+    x[0, 0] = -np.inf  # a plane of -inf only: the index stays at each window's first position
+    fn = lambda m, x: m.nn.functional.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+    (yd, gd), (yt, gt) = _both(fn, [x], dtype, [True])
+    np.testing.assert_array_equal(yd[0], yt[0])
+    np.testing.assert_array_equal(yd[1], yt[1])
+    np.testing.assert_allclose(gd[0], gt[0], **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool1d(path, dtype):
+    x = np.random.default_rng(2).standard_normal((3, 4, 11)).astype(dtype)
+    fn = lambda m, x: m.nn.functional.max_pool1d(x, 3, 2, 1, return_indices=True)
+    (yd, gd), (yt, gt) = _both(fn, [x], dtype, [True])
+    np.testing.assert_array_equal(yd[0], yt[0])
+    np.testing.assert_array_equal(yd[1], yt[1])
+    np.testing.assert_allclose(gd[0], gt[0], **TOL[dtype])
