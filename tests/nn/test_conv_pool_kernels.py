@@ -102,3 +102,50 @@ def test_max_pool1d(path, dtype):
     np.testing.assert_array_equal(yd[0], yt[0])
     np.testing.assert_array_equal(yd[1], yt[1])
     np.testing.assert_allclose(gd[0], gt[0], **TOL[dtype])
+
+
+DIRECT = [  # (input shape, weight shape, stride, padding, dilation): C*kh*kw <= 27, the direct kernel's cases
+    ((3, 1, 8, 8), (5, 1, 3, 3), 1, 1, 1),
+    ((2, 1, 9, 7), (4, 1, 2, 3), 2, (1, 0), (2, 1)),
+    ((2, 2, 6, 5), (3, 2, 2, 2), (1, 2), 2, 1),            # more padding than needed: rows of padding only
+    ((2, 1, 5, 6), (17, 1, 1, 1), 1, 0, 1),
+    ((1, 3, 4, 4), (2, 3, 1, 3), 1, (0, 1), 1),
+    ((2, 3, 7, 6), (4, 3, 3, 3), 2, 1, 1),                   # RGB 3x3: 27 taps
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("xs,ws,s,p,d", DIRECT)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_conv2d_direct(path, dtype, xs, ws, s, p, d, bias, transpose):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(xs).astype(dtype)
+    if transpose:
+        x = np.ascontiguousarray(x.swapaxes(-1, -2))
+    arrays = [x, (rng.standard_normal(ws) * 0.5).astype(dtype)] + ([rng.standard_normal(ws[0]).astype(dtype)]
+                                                                   if bias else [])
+    fn = lambda m, *t: m.nn.functional.conv2d(*t, stride=s, padding=p, dilation=d)
+    (yd, gd), (yt, gt) = _both(fn, arrays, dtype, [True] * len(arrays), transpose=transpose)
+    np.testing.assert_allclose(yd[0], yt[0], **TOL[dtype])
+    for i, (a, b) in enumerate(zip(gd, gt)):
+        np.testing.assert_allclose(a, b, **TOL[dtype], err_msg=f"gradient of input {i}")
+    if path is not None:
+        assert path.get("conv2d_direct") == 1 and path.get("conv2d_direct_backward") == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("needs", ["weight", "input"])
+def test_conv_direct_partial_grads(path, dtype, needs):
+    """Only the gradients asked for: a first layer's input needs none; conv1d runs as 2-D over a height of 1."""
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal((4, 1, 13)).astype(dtype), rng.standard_normal((6, 1, 3)).astype(dtype),
+              rng.standard_normal(6).astype(dtype)]
+    grad = [needs == "input", needs == "weight", needs == "weight"]
+    fn = lambda m, *t: m.nn.functional.conv1d(*t, stride=2, padding=1)
+    (yd, gd), (yt, gt) = _both(fn, arrays, dtype, grad)
+    np.testing.assert_allclose(yd[0], yt[0], **TOL[dtype])
+    for a, b in zip(gd, gt):
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(a, b, **TOL[dtype])
