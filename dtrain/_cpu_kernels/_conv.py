@@ -132,3 +132,62 @@ def conv2d_direct_backward(g, x, w, stride, pads, dilation, need_x):
         gx[...] = 0
     gw = np.ascontiguousarray(gwt.sum(0).T).reshape(w.shape)
     return (gx if need_x else None), gw, gb.sum(0)
+
+
+# ---- the GEMM path's layout changes, with the bias folded in ------------------------------------------------------
+@_kernel()
+def _rows_to_planes(y2, bias, y, has_bias):
+    # y[b, o, p] = y2[b*P + p, o] (+ bias[o]): the product's (N*P, O) rows turned into (N, O, P) planes
+    n, o, p = y.shape
+    for b in prange(n):
+        for q in range(o):
+            if has_bias:
+                c = bias[q]
+                for r in range(p):
+                    y[b, q, r] = y2[b * p + r, q] + c
+            else:  # no add of 0: -0.0 stays -0.0, as in torch
+                for r in range(p):
+                    y[b, q, r] = y2[b * p + r, q]
+
+
+@_kernel()
+def _planes_to_rows(g, g2, gb, n_chunks):
+    # g2[b*P + p, o] = g[b, o, p], and gb[k, o] the sum of chunk k's images over their pixels
+    n, o, p = g.shape
+    per = (n + n_chunks - 1) // n_chunks
+    for k in prange(n_chunks):
+        for q in range(o):
+            gb[k, q] = 0
+        for b in range(k * per, min(n, (k + 1) * per)):
+            for q in range(o):
+                s = gb[k, q]
+                for r in range(p):
+                    v = g[b, q, r]
+                    g2[b * p + r, q] = v
+                    s += v
+                gb[k, q] = s
+
+
+def rows_to_planes(y2, b, shape):
+    """The (N*P, O) product of the GEMM path as the (N, O, *spatial) output `shape`, plus the bias b (or None):
+    one pass where NumPy makes two (the add, then the transposing copy)."""
+    n, o = shape[:2]
+    y = np.empty(shape, y2.dtype)
+    if y.size:
+        _rows_to_planes(np.ascontiguousarray(y2), np.ascontiguousarray(b) if b is not None else np.zeros(1, y2.dtype),
+                        y.reshape(n, o, -1), b is not None)
+    return y
+
+
+def planes_to_rows(g):
+    """The (N, O, *spatial) output gradient g as (N*P, O) rows, and its sum over N and P (the bias gradient)."""
+    n, o = g.shape[:2]
+    g3 = np.ascontiguousarray(g).reshape(n, o, -1)
+    chunks = _chunks(n)
+    g2 = np.empty((g3.shape[0] * g3.shape[2], o), g.dtype)
+    gb = np.empty((chunks, o), g.dtype)
+    if g.size:
+        _planes_to_rows(g3, g2, gb, chunks)
+    else:
+        gb[...] = 0
+    return g2, gb.sum(0)

@@ -10,7 +10,7 @@ from ._activation import (cross_entropy, cross_entropy_backward, gelu, gelu_back
                           gelu_tanh_backward, log_softmax, log_softmax_backward, relu_backward, sigmoid_backward,
                           softmax, softmax_backward, tanh_backward)
 from ._adam import adam  # noqa: F401
-from ._conv import conv2d_direct, conv2d_direct_backward  # noqa: F401
+from ._conv import conv2d_direct, conv2d_direct_backward, planes_to_rows, rows_to_planes  # noqa: F401
 from ._jit import use_threads  # noqa: F401
 from ._layers import col2im2d, embedding_backward, im2col2d  # noqa: F401
 from ._pool import max_pool2d, max_pool2d_backward  # noqa: F401

@@ -25,7 +25,8 @@ def path(request, monkeypatch):
     monkeypatch.setattr(_jit, "_PARALLEL_MIN", 0 if request.param == "numba-parallel" else 1 << 62)
     monkeypatch.setattr(dtrain._parallel, "_threads", 2)
     seen = {}
-    for name in ("max_pool2d", "max_pool2d_backward", "conv2d_direct", "conv2d_direct_backward"):
+    for name in ("max_pool2d", "max_pool2d_backward", "conv2d_direct", "conv2d_direct_backward", "rows_to_planes",
+                 "planes_to_rows"):
         fn = getattr(_numba, name, None)
         if fn is None:
             continue
@@ -149,3 +150,22 @@ def test_conv_direct_partial_grads(path, dtype, needs):
         assert (a is None) == (b is None)
         if a is not None:
             np.testing.assert_allclose(a, b, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("xs,ws,s,p", [((3, 9, 7, 6), (5, 9, 3, 3), 1, 1), ((2, 16, 9, 8), (33, 16, 2, 3), 2, (0, 1))])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_gemm_layouts(path, dtype, xs, ws, s, p, bias):
+    """The GEMM path's (N*P, O) rows turned into (N, O, H, W) with the bias added, and the output gradient
+    turned back with the bias gradient summed on the way."""
+    rng = np.random.default_rng(6)
+    arrays = [rng.standard_normal(xs).astype(dtype), (rng.standard_normal(ws) * 0.2).astype(dtype)] + (
+        [rng.standard_normal(ws[0]).astype(dtype)] if bias else [])
+    fn = lambda m, *t: m.nn.functional.conv2d(*t, stride=s, padding=p)
+    (yd, gd), (yt, gt) = _both(fn, arrays, dtype, [True] * len(arrays))
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else TOL[dtype]
+    np.testing.assert_allclose(yd[0], yt[0], **tol)
+    for i, (a, b) in enumerate(zip(gd, gt)):
+        np.testing.assert_allclose(a, b, **tol, err_msg=f"gradient of input {i}")
+    if path is not None:
+        assert path.get("rows_to_planes") == 1 and path.get("planes_to_rows") == 1

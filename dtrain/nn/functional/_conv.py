@@ -191,12 +191,10 @@ class ConvNd(Function):
             col = fused.im2col2d(x, k, stride, pads, dilation, out, _workspace(xp, (m, kk * c), x.dtype))
             w2 = w.transpose(_last(nd)).reshape(o, kk * c)
             y2 = xp.matmul(col, w2.T)
-            if b is not None:
-                y2 += b
             ctx.save_for_backward(col)
             ctx.w2s = [w2]
             ctx.geom = (x.shape, None, w.shape, stride, pads, dilation, groups, out)
-            return xp.ascontiguousarray(y2.reshape(n, m // n, o).transpose(0, 2, 1)).reshape((n, o) + out)
+            return fused.rows_to_planes(y2, b, (n, o) + out)  # + b, in (N, O, *out): one pass
         buf = xp.zeros((n,) + padded + (c,), dtype=x.dtype)
         buf[(slice(None),) + _inside(pads, size)] = x.transpose(_last(nd))
         s = buf.strides
@@ -237,8 +235,11 @@ class ConvNd(Function):
         k = w_shape[2:]
         n, c = x_shape[:2]
         og = o // groups
-        g2 = xp.ascontiguousarray(gy.transpose(_last(nd))).reshape(-1, o)  # (N*prod(out), O)
-        gx = gw = gb = None
+        if ctx.fused is not None:  # the rows and the bias gradient in one pass
+            g2, gb = ctx.fused.planes_to_rows(gy)
+        else:
+            g2, gb = xp.ascontiguousarray(gy.transpose(_last(nd))).reshape(-1, o), None  # (N*prod(out), O)
+        gx = gw = None
         if nig[1]:
             gw = xp.concatenate([xp.matmul(g2[:, g * og:(g + 1) * og].T, cols[g]) for g in range(groups)]) \
                 if groups > 1 else xp.matmul(g2.T, cols[0])
@@ -272,7 +273,9 @@ class ConvNd(Function):
                             part.reshape((n,) + out + (cg,))
             gx = xp.ascontiguousarray(buf[(slice(None),) + _inside(pads, x_shape[2:])].transpose(_first(nd)))
         if len(nig) > 2 and nig[2]:
-            gb = g2.sum(0)
+            gb = g2.sum(0) if gb is None else gb
+        else:
+            gb = None
         return gx, gw, gb
 
 
