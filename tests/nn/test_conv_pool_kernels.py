@@ -169,3 +169,18 @@ def test_conv2d_gemm_layouts(path, dtype, xs, ws, s, p, bias):
         np.testing.assert_allclose(a, b, **tol, err_msg=f"gradient of input {i}")
     if path is not None:
         assert path.get("rows_to_planes") == 1 and path.get("planes_to_rows") == 1
+
+
+@pytest.mark.parametrize("xs,ws", [((2, 1, 6, 6), (4, 1, 3, 3)), ((2, 9, 5, 6), (3, 9, 3, 3))])
+def test_conv2d_bfloat16(path, xs, ws):
+    """bfloat16 runs on float32 copies (the kernels' dtypes) and rounds once, as torch's CPU convolution."""
+    rng = np.random.default_rng(8)
+    arrays = [rng.standard_normal(xs), rng.standard_normal(ws) * 0.3, rng.standard_normal(ws[0])]
+    res = []
+    for mod in (dtrain, torch):
+        ts = [mod.tensor(a, dtype=mod.bfloat16, requires_grad=True) for a in arrays]
+        y = mod.nn.functional.conv2d(*ts, padding=1)
+        y.float().pow(2).sum().backward()
+        res.append([y.float().detach().numpy()] + [t.grad.float().numpy() for t in ts])
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-2)

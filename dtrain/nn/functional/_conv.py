@@ -176,9 +176,9 @@ class ConvNd(Function):
         k = w.shape[2:]
         padded = tuple(sz + pads[2 * i] + pads[2 * i + 1] for i, sz in enumerate(size))
         out = tuple((padded[i] - dilation[i] * (k[i] - 1) - 1) // stride[i] + 1 for i in range(nd))
-        # the compiled kernels (2-D, one group): col2im in backward always; im2col from 8 channels on, where a
-        # compiled gather beats the strided copy below (at 1 channel NumPy's copy is faster: 150 against 200 µs
-        # for 128 8x8 images)
+        # the compiled kernels (2-D, one group): up to _DIRECT_MAX_TAPS taps the direct kernel; beyond, col2im in
+        # backward always, and im2col from 8 channels on, where a compiled gather beats the strided copy below
+        # (at 1 channel NumPy's copy was faster: 150 against 200 µs for 128 8x8 images)
         fused = ctx.fused = _cpu_kernels.get(x, w) if nd == 2 and groups == 1 else None
         ctx.direct = fused is not None and c * _prod(k) <= _DIRECT_MAX_TAPS
         if ctx.direct:
@@ -224,7 +224,7 @@ class ConvNd(Function):
     def backward(ctx, gy):
         nig = ctx.needs_input_grad
         if ctx.direct:
-            x, w = ctx.saved[:2]
+            x, w = (a.astype(gy.dtype, copy=False) for a in ctx.saved[:2])  # the inputs, widened as gy was
             gx, gw, gb = ctx.fused.conv2d_direct_backward(gy, x, w, *ctx.geom, bool(nig[0]))
             return gx, (gw if nig[1] else None), (gb if len(nig) > 2 and nig[2] else None)
         cols = ctx.saved[2:]
