@@ -107,3 +107,19 @@ def test_write_before_forward_and_after_backward_is_fine():
                 w.sub_(0.01 * w.grad)
         weights.append(w.detach().numpy())
     np.testing.assert_allclose(weights[0], weights[1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_indices_written_in_place_fail_backward(nd, numba_on):
+    """max pooling's node saves the indices it returns (torch scatters the gradient through them)."""
+    errors = []
+    for mod in (dtrain, torch):
+        x = mod.tensor(np.random.default_rng(9).standard_normal((2, 3) + (6,) * nd), requires_grad=True)
+        pool = getattr(mod.nn.functional, f"max_pool{nd}d")
+        y, idx = pool(x, 2, return_indices=True)
+        idx.add_(0)
+        with pytest.raises(RuntimeError) as e:
+            y.sum().backward()
+        errors.append(str(e.value))
+    assert "is at version 1; expected version 0" in errors[0]
+    assert errors[0].split(" [")[0] == errors[1].split(" [")[0]

@@ -151,12 +151,15 @@ class MaxPoolNd(Function):
         for i in range(nd):  # input coordinate along dim i of each maximum, folded into the flat index
             start = (xp.arange(out[i]) * s[i] - p[i]).reshape((-1,) + (1,) * (nd - 1 - i))
             flat = flat * size[i] + start + (arg // _prod(k[i + 1:]) % k[i]) * d[i]
+        # saved with the rest although backward does not read it: a write to the returned indices is refused, as
+        # torch's node (which scatters through them) refuses it
+        ctx.save_for_backward(*ctx.saved, flat)
         return y_first, flat
 
     def backward(ctx, gy, _gidx=None):
         if ctx.fused is not None:
             return ctx.fused.max_pool2d_backward(gy, ctx.saved[1], ctx.geom[0])
-        a, y = ctx.saved[1:]
+        a, y = ctx.saved[1:3]
         xp = ctx.xp
         x_shape, k, s, p, d, out = ctx.geom
         g = xp.ascontiguousarray(gy.transpose(_last(len(k))))
