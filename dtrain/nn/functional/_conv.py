@@ -32,7 +32,7 @@ def _workspace(xp, shape, dtype):
     if not kernels[xp].host:
         return xp.empty(shape, dtype=dtype)
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
+    nbytes = _prod(shape) * dtype.itemsize
     try:
         mem = _free[nbytes].pop()
     except (KeyError, IndexError):  # none spare (pop is atomic, so threads never share a buffer)
