@@ -19,7 +19,7 @@ def _take(v, best):
 
 @_kernel()
 def _max_pool2d(x, y, idx, kh, kw, sh, sw, ph, pw, dh, dw, neg_inf):
-    # x, y, idx flat per image plane: (planes, H*W) and (planes, oh*ow). A window inside the input runs
+    # x (planes, H, W), read flat per plane; y and idx (planes, oh, ow). A window inside the input runs
     # without bounds checks, a 2x2 one unrolled (numba's loops of two trips cost 3x the compares they run);
     # at the border, padding is skipped and the maximum starts at -inf on the window's first in-range position
     # (the start moved up by the dilation until inside, as torch's kernel does), which a window of padding
