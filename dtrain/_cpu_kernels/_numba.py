@@ -11,6 +11,8 @@ from ._activation import (cross_entropy, cross_entropy_backward, gelu, gelu_back
                           softmax, softmax_backward, tanh_backward)
 from ._adam import adam  # noqa: F401
 from ._attention import masked_softmax, masked_softmax_backward  # noqa: F401
+from ._conv import conv2d_direct, conv2d_direct_backward, planes_to_rows, rows_to_planes  # noqa: F401
 from ._jit import use_threads  # noqa: F401
 from ._layers import col2im2d, embedding_backward, im2col2d  # noqa: F401
+from ._pool import max_pool2d, max_pool2d_backward  # noqa: F401
 from ._norm import layer_norm, layer_norm_backward, rms_norm, rms_norm_backward  # noqa: F401

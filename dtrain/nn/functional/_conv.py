@@ -32,7 +32,7 @@ def _workspace(xp, shape, dtype):
     if not kernels[xp].host:
         return xp.empty(shape, dtype=dtype)
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
+    nbytes = _prod(shape) * dtype.itemsize
     try:
         mem = _free[nbytes].pop()
     except (KeyError, IndexError):  # none spare (pop is atomic, so threads never share a buffer)
@@ -136,6 +136,22 @@ def _first(nd):
     return (0, nd + 1) + tuple(range(1, nd + 1))
 
 
+def _keep_inputs(ctx, *inputs):
+    """Puts the op's input arrays in front of what its forward saved (`ctx.saved`), so that backward fails with
+    torch's RuntimeError when one of them was written in place since: torch's node saves them and checks their
+    versions, while ours reads only its own copies (the column matrices), and would silently return the
+    gradient of the old values. Saved arrays that are the inputs' own arrays are what the engine checks (it
+    matches them by identity); a lower-precision input, widened to a float32 copy, still passes its own."""
+    ctx.save_for_backward(*inputs, *ctx.saved)
+
+
+# C*kh*kw up to which the direct kernel beats im2col + GEMM: forward + weight and bias gradients of 128 8x8
+# images, 3x3, 32 outputs, one thread, alternating pairs on a loaded machine: 1 channel 0.94-0.99 against
+# 0.95-1.09 ms, 2 channels 1.5-1.9 against 4.6-5.7, 3 channels 2.0-3.9 against 5.1-6.3; at 16 channels
+# the GEMM path wins (7-10 against 16.5 ms)
+_DIRECT_MAX_TAPS = 27
+
+
 class ConvNd(Function):
     """y = conv(x, w) + b over (N, C, *spatial) arrays of any number of spatial dims; pads = (lo, hi) per dim.
 
@@ -145,8 +161,13 @@ class ConvNd(Function):
     weight gradient an `A @ B.T` product over a long inner axis, 10-20x slower there."""
     _grad_fn_name = "ConvolutionBackward0"
 
+    def forward(ctx, x, w, b=None, **geom):
+        y = ctx.run(x, w, b, **geom)
+        _keep_inputs(ctx, x, w)
+        return y
+
     @widened
-    def forward(ctx, x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
+    def run(ctx, x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
         xp = ctx.xp
         nd = x.ndim - 2
         n, c = x.shape[:2]
@@ -155,22 +176,25 @@ class ConvNd(Function):
         k = w.shape[2:]
         padded = tuple(sz + pads[2 * i] + pads[2 * i + 1] for i, sz in enumerate(size))
         out = tuple((padded[i] - dilation[i] * (k[i] - 1) - 1) // stride[i] + 1 for i in range(nd))
-        # the compiled kernels (2-D, one group): col2im in backward always; im2col from 8 channels on, where a
-        # compiled gather beats the strided copy below (at 1 channel NumPy's copy is faster: 150 against 200 µs
-        # for 128 8x8 images)
+        # the compiled kernels (2-D, one group): up to _DIRECT_MAX_TAPS taps the direct kernel; beyond, col2im in
+        # backward always, and im2col from 8 channels on, where a compiled gather beats the strided copy below
+        # (at 1 channel NumPy's copy was faster: 150 against 200 µs for 128 8x8 images)
         fused = ctx.fused = _cpu_kernels.get(x, w) if nd == 2 and groups == 1 else None
+        ctx.direct = fused is not None and c * _prod(k) <= _DIRECT_MAX_TAPS
+        if ctx.direct:
+            # few taps per output (a first layer): no column matrix at all (the kernel module says why)
+            ctx.geom = (stride, pads, dilation)
+            return fused.conv2d_direct(x, w, b, stride, pads, dilation, out)
         if fused is not None and c >= 8:
             # the columns gathered from x in one compiled pass: no padded channels-last copy of x first
             m, kk = n * _prod(out), _prod(k)
             col = fused.im2col2d(x, k, stride, pads, dilation, out, _workspace(xp, (m, kk * c), x.dtype))
             w2 = w.transpose(_last(nd)).reshape(o, kk * c)
             y2 = xp.matmul(col, w2.T)
-            if b is not None:
-                y2 += b
             ctx.save_for_backward(col)
             ctx.w2s = [w2]
             ctx.geom = (x.shape, None, w.shape, stride, pads, dilation, groups, out)
-            return xp.ascontiguousarray(y2.reshape(n, m // n, o).transpose(0, 2, 1)).reshape((n, o) + out)
+            return fused.rows_to_planes(y2, b, (n, o) + out)  # + b, in (N, O, *out): one pass
         buf = xp.zeros((n,) + padded + (c,), dtype=x.dtype)
         buf[(slice(None),) + _inside(pads, size)] = x.transpose(_last(nd))
         s = buf.strides
@@ -198,7 +222,12 @@ class ConvNd(Function):
 
     @widened
     def backward(ctx, gy):
-        cols = ctx.saved
+        nig = ctx.needs_input_grad
+        if ctx.direct:
+            x, w = (a.astype(gy.dtype, copy=False) for a in ctx.saved[:2])  # the inputs, widened as gy was
+            gx, gw, gb = ctx.fused.conv2d_direct_backward(gy, x, w, *ctx.geom, bool(nig[0]))
+            return gx, (gw if nig[1] else None), (gb if len(nig) > 2 and nig[2] else None)
+        cols = ctx.saved[2:]
         xp = ctx.xp
         x_shape, buf_shape, w_shape, stride, pads, dilation, groups, out = ctx.geom
         nd = len(out)
@@ -206,9 +235,11 @@ class ConvNd(Function):
         k = w_shape[2:]
         n, c = x_shape[:2]
         og = o // groups
-        g2 = xp.ascontiguousarray(gy.transpose(_last(nd))).reshape(-1, o)  # (N*prod(out), O)
-        nig = ctx.needs_input_grad
-        gx = gw = gb = None
+        if ctx.fused is not None:  # the rows and the bias gradient in one pass
+            g2, gb = ctx.fused.planes_to_rows(gy)
+        else:
+            g2, gb = xp.ascontiguousarray(gy.transpose(_last(nd))).reshape(-1, o), None  # (N*prod(out), O)
+        gx = gw = None
         if nig[1]:
             gw = xp.concatenate([xp.matmul(g2[:, g * og:(g + 1) * og].T, cols[g]) for g in range(groups)]) \
                 if groups > 1 else xp.matmul(g2.T, cols[0])
@@ -242,7 +273,9 @@ class ConvNd(Function):
                             part.reshape((n,) + out + (cg,))
             gx = xp.ascontiguousarray(buf[(slice(None),) + _inside(pads, x_shape[2:])].transpose(_first(nd)))
         if len(nig) > 2 and nig[2]:
-            gb = g2.sum(0)
+            gb = g2.sum(0) if gb is None else gb
+        else:
+            gb = None
         return gx, gw, gb
 
 
@@ -250,9 +283,13 @@ class ConvTransposeNd(Function):
     """The adjoint of ConvNd with respect to its input: x (N, Cin, *spatial), w (Cin, Cout/G, *k)."""
     _grad_fn_name = "ConvolutionBackward0"
 
+    def forward(ctx, x, w, b=None, **geom):
+        y = ctx.run(x, w, b, **geom)
+        _keep_inputs(ctx, x, w)
+        return y
+
     @widened
-    def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
-                groups=1):
+    def run(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1), groups=1):
         xp = ctx.xp
         nd = x.ndim - 2
         n, cin = x.shape[:2]
@@ -275,7 +312,7 @@ class ConvTransposeNd(Function):
 
     @widened
     def backward(ctx, gy):
-        x2, w = ctx.saved
+        x2, w = ctx.saved[2:]
         xp = ctx.xp
         x_shape, full, stride, padding, dilation, groups = ctx.geom
         nd = len(full)
