@@ -26,7 +26,7 @@ def _same(f, device="cpu"):
     got = f(dtrain, device)
     assert _layout(got) == _layout(want)
     if got.numel() and got.dtype.is_floating_point:
-        np.testing.assert_allclose(got.detach().cpu().numpy(), want.detach().numpy(), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(got.detach().cpu().numpy(), want.detach().numpy(), rtol=1e-5, atol=2e-5)
     return got
 
 
@@ -195,7 +195,38 @@ LAYERS = {
     "interpolate_bilinear": lambda T, x: T.nn.functional.interpolate(x, size=(4, 5), mode="bilinear"),
     "relu": lambda T, x: T.relu(x),
     "add_bias": lambda T, x: x + T.ones(3, 1, 1, device=x.device),
+    "conv2d": lambda T, x: T.nn.functional.conv2d(x, _w(T, x, (4, 3, 3, 3)), _w(T, x, (4,))),
+    "conv2d_weight_cl": lambda T, x: T.nn.functional.conv2d(
+        x.contiguous(), _w(T, x, (4, 3, 3, 3)).contiguous(memory_format=T.channels_last)),
+    "conv2d_first_layer": lambda T, x: T.nn.functional.conv2d(x[:, :1].contiguous(memory_format=T.channels_last),
+                                                              _w(T, x, (4, 1, 3, 3))),
+    "conv2d_1x1_n111": lambda T, x: T.nn.functional.conv2d(x[:, :, :1, :1].contiguous(memory_format=T.channels_last),
+                                                           _w(T, x, (4, 3, 1, 1))),
+    "conv2d_grouped": lambda T, x: T.nn.functional.conv2d(x, _w(T, x, (3, 1, 3, 3)), groups=3),
+    "conv_transpose2d": lambda T, x: T.nn.functional.conv_transpose2d(x, _w(T, x, (3, 4, 3, 3))),
+    "conv3d": lambda T, x: T.nn.functional.conv3d(_x3(T, x), _w(T, x, (4, 3, 2, 2, 2))),
+    "max_pool2d": lambda T, x: T.nn.functional.max_pool2d(x, 2),
+    "max_pool2d_indices": lambda T, x: T.nn.functional.max_pool2d(x, 2, return_indices=True)[1],
+    "max_pool3d": lambda T, x: T.nn.functional.max_pool3d(_x3(T, x), 2),
+    "avg_pool2d": lambda T, x: T.nn.functional.avg_pool2d(x, 3, ceil_mode=True),
+    "avg_pool3d": lambda T, x: T.nn.functional.avg_pool3d(_x3(T, x), 2),  # contiguous in torch
+    "batch_norm": lambda T, x: T.nn.functional.batch_norm(x, None, None, _w(T, x, (3,)), None, training=True),
+    "batch_norm_eval": lambda T, x: T.nn.functional.batch_norm(x, T.zeros(3, device=x.device),
+                                                               T.ones(3, device=x.device)),
+    "batch_norm_3d": lambda T, x: T.nn.functional.batch_norm(_x3(T, x), None, None, training=True),
+    "group_norm": lambda T, x: T.nn.functional.group_norm(x, 3, _w(T, x, (3,)), _w(T, x, (3,))),
+    "layer_norm": lambda T, x: T.nn.functional.layer_norm(x, (6,)),  # contiguous in torch
+    "instance_norm": lambda T, x: T.nn.functional.instance_norm(x),  # contiguous in torch
 }
+
+
+def _w(T, x, shape):
+    n = int(np.prod(shape))
+    return T.linspace(-1, 1, n, device=x.device).reshape(shape)
+
+
+def _x3(T, x):
+    return x[:, :, :4].reshape(2, 3, 2, 2, 6).contiguous(memory_format=T.channels_last_3d)
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
@@ -217,3 +248,34 @@ def test_interpolate_area_and_antialias():
             T.nn.functional.interpolate(x, scale_factor=2, antialias=True)
     with pytest.raises(NotImplementedError, match="antialias=True is not supported"):
         dtrain.nn.functional.interpolate(dtrain.zeros(1, 1, 4, 4), scale_factor=0.5, mode="bilinear", antialias=True)
+
+
+def test_a_channels_last_cnn_trains_as_in_torch(device):
+    """A model and its input converted to channels_last: every layer's layout, the loss and the gradients (laid
+    out as their parameters) as torch's."""
+    outs, grads = {}, {}
+    for T in (torch, dtrain):
+        T.manual_seed(0)
+        d = device if T is dtrain else "cpu"
+        model = T.nn.Sequential(T.nn.Conv2d(3, 8, 3, padding=1), T.nn.BatchNorm2d(8), T.nn.ReLU(),
+                                T.nn.MaxPool2d(2), T.nn.Conv2d(8, 4, 3), T.nn.Flatten(), T.nn.Linear(16, 5))
+        if T is dtrain:
+            model.load_state_dict({k: dtrain.tensor(v.numpy()) for k, v in ref.items()})
+        else:
+            ref = model.state_dict()
+        model = model.to(d, memory_format=T.channels_last)
+        x = T.arange(2 * 3 * 8 * 8.0, device=d).reshape(2, 3, 8, 8).sin().contiguous(memory_format=T.channels_last)
+        h, layouts = x, []
+        for layer in model:
+            h = layer(h)
+            layouts.append(h.stride())
+        loss = h.square().mean()
+        loss.backward()
+        outs[T] = (layouts, loss.item())
+        grads[T] = [(p.grad.stride(), p.grad.cpu().numpy() if T is dtrain else p.grad.numpy())
+                    for p in model.parameters()]
+    assert outs[dtrain][0] == outs[torch][0]
+    np.testing.assert_allclose(outs[dtrain][1], outs[torch][1], rtol=1e-5)
+    for (sd, gd), (st, gt) in zip(grads[dtrain], grads[torch]):
+        assert sd == st
+        np.testing.assert_allclose(gd, gt, rtol=1e-4, atol=1e-6)

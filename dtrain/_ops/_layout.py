@@ -13,6 +13,7 @@ places, each handled here:
 """
 import functools
 
+from .. import _memory_format as _mf
 from ..autograd import graph as _graph
 
 _c_strides = _graph._c_strides  # whether every stride, those of size-1 dims included, is C order's
@@ -136,6 +137,40 @@ def c_ordered(forward):
                 _replace_saved(ctx, o, c)
         return cs if type(y) is tuple else cs[0]
     return run
+
+
+def channels_last_format(*operands):
+    """channels_last or channels_last_3d where one of the arrays (4-D or 5-D) is laid out so (torch's
+    suggest_memory_format), else None; arrays in C order are answered at once (NumPy's flag alone does not
+    settle it: with size-1 dims a channels-last tensor is C-contiguous too)."""
+    for a in operands:
+        if a is None or a.ndim not in (4, 5) or a.flags.c_contiguous and (1 not in a.shape or _c_strides(a)):
+            continue
+        f = _mf.suggest(a.shape, tuple(st // a.itemsize for st in a.strides))
+        if f is not _mf.contiguous_format:
+            return f
+    return None
+
+
+def in_input_format(ctx, y, *operands):
+    """`y` (each array of a tuple) in the memory format torch's convolution, pooling and batch/group norm
+    kernels write: channels-last (or channels-last-3d) where one of `operands` is laid out so
+    (suggest_memory_format), else `y` as it is. A relaid copy replaces the result where forward saved it."""
+    fmt = channels_last_format(*operands)
+    if fmt is None:
+        return y
+    ys = y if type(y) is tuple else (y,)
+    out = []
+    for o in ys:
+        want = _mf.strides(fmt, o.shape) if o.ndim == operands[0].ndim else None
+        if want is None or o.size == 0 or tuple(v // o.itemsize for v in o.strides) == want:
+            out.append(o)
+            continue
+        c = empty_strided(ctx.xp, o.shape, want, o.dtype)
+        c[...] = o
+        _replace_saved(ctx, o, c)
+        out.append(c)
+    return tuple(out) if type(y) is tuple else out[0]
 
 
 def iterator_layout(xp, out, arrays):

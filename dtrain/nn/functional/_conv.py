@@ -15,6 +15,7 @@ from ..._tensor import Tensor
 from ...autograd.graph import Function
 from ...amp._dispatch import autocast_op
 from ...autograd import graph as _graph
+from ..._ops._layout import in_input_format
 from ..._ops._lowp import widened
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "unfold", "fold"]
@@ -164,7 +165,7 @@ class ConvNd(Function):
     def forward(ctx, x, w, b=None, **geom):
         y = ctx.run(x, w, b, **geom)
         _keep_inputs(ctx, x, w)
-        return y
+        return in_input_format(ctx, y, x, w)  # torch's: channels-last when the input or the weight is
 
     @widened
     def run(ctx, x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
@@ -286,7 +287,7 @@ class ConvTransposeNd(Function):
     def forward(ctx, x, w, b=None, **geom):
         y = ctx.run(x, w, b, **geom)
         _keep_inputs(ctx, x, w)
-        return y
+        return in_input_format(ctx, y, x, w)  # torch's: channels-last when the input or the weight is
 
     @widened
     def run(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1), groups=1):

@@ -12,6 +12,7 @@ from ..._tensor import Tensor, _wrap
 from ...autograd import grad_mode
 from ...autograd import graph as _graph
 from ...autograd.graph import Function
+from ..._ops._layout import channels_last_format, in_input_format
 from ..._ops._lowp import widened
 from ..._ops._util import on_input_device
 from ...amp._dispatch import autocast_op
@@ -54,7 +55,8 @@ class _Norm(Function):
     batch's own and the backward includes their dependence on x."""
 
     @widened
-    def forward(ctx, x, *wb, axes=(), eps=1e-5, stats=None, pshape=None, has_w=False, has_b=False, stats_out=None):
+    def forward(ctx, x, *wb, axes=(), eps=1e-5, stats=None, pshape=None, has_w=False, has_b=False, stats_out=None,
+                keep_format=False):
         xp = ctx.xp
         if stats is None:
             n = _prod(x.shape[i] for i in axes)
@@ -78,7 +80,7 @@ class _Norm(Function):
         ctx.cfg = (axes, stats is None, has_w, has_b)
         ctx.pshape = pshape
         ctx.wb_shape = wb[0].shape if wb else None
-        return y
+        return in_input_format(ctx, y, x) if keep_format else y
 
     @widened
     def backward(ctx, g):
@@ -175,8 +177,10 @@ def _fits_kernels(input, *params):
 
 def _norm(x, weight, bias, axes, eps, stats, pshape, stats_out=None, name="NativeBatchNormBackward0"):
     args = [x] + [t for t in (weight, bias) if t is not None]
+    # batch norm's result keeps a channels-last input's layout, as torch's kernel (layer norm's is contiguous)
     return _Norm.named(name).apply(*args, axes=axes, eps=float(eps), stats=stats, pshape=pshape,
-                                   has_w=weight is not None, has_b=bias is not None, stats_out=stats_out)
+                                   has_w=weight is not None, has_b=bias is not None, stats_out=stats_out,
+                                   keep_format=name == "NativeBatchNormBackward0")
 
 
 class _SyncNorm(Function):
@@ -354,6 +358,9 @@ def group_norm(input: Tensor, num_groups: int, weight=None, bias=None, eps=1e-5)
         y = y * weight.reshape(pshape)
     if bias is not None:
         y = y + bias.reshape(pshape)
+    fmt = channels_last_format(input._data)
+    if fmt is not None:  # torch's kernel writes a channels-last input's result channels-last
+        y = y.contiguous(memory_format=fmt)
     return _graph.renamed(y, "NativeGroupNormBackward0")  # one node in torch, affine included
 
 

@@ -15,6 +15,7 @@ from ..._backend import kernels
 from ..._tensor import _wrap
 from ..._ops._util import on_input_device
 from ...autograd.graph import Function
+from ..._ops._layout import channels_last_format, in_input_format
 from ._conv import _every, _first, _keep_inputs, _last, _offsets, _prod
 from ...amp._dispatch import autocast_op
 from ...autograd import graph as _graph
@@ -127,7 +128,7 @@ class MaxPoolNd(Function):
             ctx.save_for_backward(arg)  # when returned too, a write to the indices is refused, as in torch
             _keep_inputs(ctx, x)
             ctx.geom = (x.shape,)
-            return (y, arg) if indices else y
+            return in_input_format(ctx, (y, arg) if indices else y, x)
         fill = -xp.inf if x.dtype.kind in "fV" else xp.iinfo(x.dtype).min  # V: bfloat16
         a = _padded(xp, x, k, s, p, d, out, fill)
         y = None
@@ -141,7 +142,7 @@ class MaxPoolNd(Function):
         ctx.geom = (x.shape, k, s, p, d, out)
         y_first = xp.ascontiguousarray(y.transpose(_first(nd)))
         if not indices:
-            return y_first
+            return in_input_format(ctx, y_first, x)  # channels-last for a channels-last input, as torch's
         arg = xp.zeros(y.shape, dtype=xp.int64)
         for i, (off, hit) in enumerate(_first_max(xp, a, y, k, s, d, out, p, size)):
             if i:
@@ -154,7 +155,7 @@ class MaxPoolNd(Function):
         # saved with the rest although backward does not read it: a write to the returned indices is refused, as
         # torch's node (which scatters through them) refuses it
         ctx.save_for_backward(*ctx.saved, flat)
-        return y_first, flat
+        return in_input_format(ctx, (y_first, flat), x)
 
     def backward(ctx, gy, _gidx=None):
         if ctx.fused is not None:
@@ -212,6 +213,8 @@ class AvgPoolNd(Function):
         _keep_inputs(ctx, x)  # backward needs only the shapes, but torch's node saves the input and checks it
         ctx.div = div
         ctx.geom = (x.shape, a.shape, k, s, p, out)
+        if nd == 2 and channels_last_format(x) is not None:
+            return y.transpose(_first(nd))  # channels-last, as torch's 2-D kernel writes for such an input (3-D not)
         return xp.ascontiguousarray(y.transpose(_first(nd)))
 
     def backward(ctx, gy):
