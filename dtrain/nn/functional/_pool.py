@@ -343,15 +343,6 @@ def _adaptive_bounds(size, out):
     return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
 
 
-def _adaptive_matrix(size, out, dtype, device):
-    """(out, size) averaging matrix: row i averages torch's adaptive window [floor(i*L/o), ceil((i+1)*L/o))."""
-    from ... import tensor
-    m = np.zeros((out, size))
-    for i, (a, b) in enumerate(_adaptive_bounds(size, out)):
-        m[i, a:b] = 1.0 / (b - a)
-    return tensor(m, dtype=dtype, device=device)
-
-
 def _adaptive_size(input, output_size, nd):
     osz = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * nd
     if len(osz) != nd:
@@ -359,85 +350,139 @@ def _adaptive_size(input, output_size, nd):
     return tuple(input.shape[-nd + i] if o is None else int(o) for i, o in enumerate(osz))
 
 
+class AdaptiveAvgPoolNd(Function):
+    """Averages over torch's adaptive windows of the last nd dims, one dim at a time (a mean per window: a NaN
+    stays in its own windows, where an averaging product would spread it over the row); backward spreads each
+    window's gradient over it. One node, as torch's, which saves its input (a write to it before backward is
+    refused although the gradient does not read it)."""
+
+    def forward(ctx, x, out=(1, 1)):
+        xp = ctx.xp
+        nd = len(out)
+        y = x
+        for i, o in enumerate(out):
+            d = x.ndim - nd + i
+            parts = [y[(slice(None),) * d + (slice(a, b),)].mean(d, keepdims=True)
+                     for a, b in _adaptive_bounds(x.shape[d], o)]
+            y = xp.concatenate(parts, d) if parts else xp.zeros(y.shape[:d] + (0,) + y.shape[d + 1:], x.dtype)
+        _keep_inputs(ctx, x)
+        ctx.x_shape, ctx.out = x.shape, out
+        return in_input_format(ctx, xp.ascontiguousarray(y.astype(x.dtype, copy=False)), x)
+
+    def backward(ctx, g):
+        xp = ctx.xp
+        nd = len(ctx.out)
+        for i in reversed(range(nd)):
+            d = g.ndim - nd + i
+            gx = xp.zeros(g.shape[:d] + (ctx.x_shape[d],) + g.shape[d + 1:], g.dtype)
+            for j, (a, b) in enumerate(_adaptive_bounds(ctx.x_shape[d], ctx.out[i])):
+                gx[(slice(None),) * d + (slice(a, b),)] += g[(slice(None),) * d + (slice(j, j + 1),)] / (b - a)
+            g = gx
+        return g
+
+
+def _adaptive_avg(input, output_size, nd):
+    out = _adaptive_size(input, output_size, nd)
+    if all(o == 1 for o in out):  # torch's kernel is a mean here (MeanBackward1)
+        return input.mean(tuple(range(-nd, 0)), keepdim=True)
+    return AdaptiveAvgPoolNd.named(f"AdaptiveAvgPool{nd}DBackward0").apply(input, out=out)
+
+
 @autocast_op("adaptive_avg_pool3d")
 def adaptive_avg_pool3d(input, output_size):
-    """Average over torch's adaptive windows, as three small averaging matmuls (exact for any sizes)."""
+    """Average over torch's adaptive windows of (N, C, D, H, W) or (C, D, H, W) input."""
     if input.ndim not in (4, 5):
         raise RuntimeError(f"adaptive_avg_pool3d(): Expected 4D or 5D tensor, but got {list(input.shape)}")
-    od, oh, ow = _adaptive_size(input, output_size, 3)
-    d, h, w = input.shape[-3:]
-    if (od, oh, ow) == (1, 1, 1):
-        return input.mean((-3, -2, -1), keepdim=True)
-    pd, ph, pw = (_adaptive_matrix(s, o, input.dtype, input.device) for s, o in ((d, od), (h, oh), (w, ow)))
-    y = (ph @ (input @ pw.t())).flatten(-2)  # (..., D, oh*ow)
-    return (pd @ y).unflatten(-1, (oh, ow))
+    return _adaptive_avg(input, output_size, 3)
 
 
 @autocast_op("adaptive_avg_pool2d")
 def adaptive_avg_pool2d(input, output_size):
-    """Average over torch's adaptive windows, as two small averaging matmuls (exact for any sizes)."""
+    """Average over torch's adaptive windows of (N, C, H, W) or (C, H, W) input."""
     if input.ndim not in (3, 4):
         raise RuntimeError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.shape)}")
-    oh, ow = _adaptive_size(input, output_size, 2)
-    h, w = input.shape[-2:]
-    if (oh, ow) == (1, 1):
-        return input.mean((-2, -1), keepdim=True)
-    ph = _adaptive_matrix(h, oh, input.dtype, input.device)
-    pw = _adaptive_matrix(w, ow, input.dtype, input.device)
-    return ph @ input @ pw.t()
+    return _adaptive_avg(input, output_size, 2)
 
 
 def adaptive_avg_pool1d(input, output_size):
     if input.ndim not in (2, 3):
         raise RuntimeError(f"adaptive_avg_pool1d(): Expected 2D or 3D tensor, but got {list(input.shape)}")
     (o,) = _adaptive_size(input, output_size, 1)
-    return input @ _adaptive_matrix(input.shape[-1], o, input.dtype, input.device).t()
+    # torch runs it as the 2-D pool over a height of 1: the result's node is the squeeze (SqueezeBackward1)
+    return _adaptive_avg(input.unsqueeze(-2), (1, o), 2).squeeze(-2)
 
 
-@on_input_device
-def _adaptive_max(input, output_size, return_indices, nd):
-    """Max over adaptive windows of any number of spatial dims, gathered at once.
+class AdaptiveMaxPoolNd(Function):
+    """Max over adaptive windows of the last nd dims, gathered at once, with the flat (prod(spatial)) input index
+    of each maximum; backward adds the gradient at those indices. One node, as torch's, which saves its input
+    and the indices (a write to either before backward is refused).
 
     Along each dim, window i covers [start_i, end_i); it is read as kmax = max(end - start) positions from
     start_i, the overflow clamped to end_i - 1 (a repeat of the window's last element changes neither the
-    maximum nor which element is first to hold it). One gather builds (..., *out, *kmax) and one max over its
-    flattened window axis gives values and positions; no loop over output positions."""
+    maximum nor which element is first to hold it). One gather builds (..., o_0, k_0, o_1, k_1, ...) and one
+    argmax over the flattened window axis gives values and positions; no loop over output positions."""
+
+    def forward(ctx, x, out=(1, 1), indices=False):
+        xp = ctx.xp
+        nd = len(out)
+        sizes, lead = x.shape[-nd:], x.ndim - nd
+        picks = []  # picks[i]: (out_i, kmax_i) input positions along dim i
+        for size, o in zip(sizes, out):
+            bounds = np.array(_adaptive_bounds(size, o), dtype=np.int64).reshape(-1, 2)
+            kmax = int((bounds[:, 1] - bounds[:, 0]).max()) if o else 1
+            picks.append(np.minimum(bounds[:, :1] + np.arange(kmax), bounds[:, 1:] - 1))
+        index = []  # dim i's picks, shaped to broadcast as (o_0, k_0, o_1, k_1, ...)
+        for i, pk in enumerate(picks):
+            shape = [1] * (2 * nd)
+            shape[2 * i], shape[2 * i + 1] = pk.shape
+            index.append(xp.asarray(pk.reshape(shape)))
+        block = x[(Ellipsis,) + tuple(index)]
+        order = tuple(range(lead)) + tuple(lead + 2 * i for i in range(nd)) + \
+            tuple(lead + 2 * i + 1 for i in range(nd))
+        block = block.transpose(order).reshape(x.shape[:lead] + tuple(out) + (-1,))
+        arg = block.argmax(-1)
+        if x.dtype.kind == "f" and block.size:  # a NaN is the maximum, the window's last one, as torch's kernel
+            nan = xp.isnan(block)
+            arg = xp.where(nan.any(-1), nan.shape[-1] - 1 - nan[..., ::-1].argmax(-1), arg)
+        y = xp.take_along_axis(block, arg[..., None], -1)[..., 0]
+        ks, flat = [pk.shape[1] for pk in picks], 0
+        for i, pk in enumerate(picks):  # the input position along dim i of each maximum, folded into the flat index
+            rows = xp.arange(out[i]).reshape((-1,) + (1,) * (nd - 1 - i))
+            flat = flat * sizes[i] + xp.asarray(pk)[rows, arg // _prod(ks[i + 1:]) % ks[i]]
+        flat = xp.ascontiguousarray(xp.broadcast_to(flat, y.shape)).astype(xp.int64)
+        _keep_inputs(ctx, x)
+        ctx.save_for_backward(*ctx.saved, flat)
+        ctx.x_shape, ctx.nd = x.shape, nd
+        return in_input_format(ctx, (y, flat) if indices else y, x)
+
+    def backward(ctx, g, _gidx=None):
+        xp = ctx.xp
+        flat, x_shape = ctx.saved[-1], ctx.x_shape
+        spatial = _prod(x_shape[-ctx.nd:])
+        planes = _prod(x_shape) // spatial
+        gx = xp.zeros((planes, spatial), g.dtype)
+        rows = xp.arange(planes).reshape(-1, 1)
+        kernels[xp].scatter_add(gx, (rows, flat.reshape(planes, -1)), xp.ascontiguousarray(g).reshape(planes, -1))
+        return gx.reshape(x_shape)
+
+
+def _adaptive_max(input, output_size, return_indices, nd):
     if input.ndim not in (nd + 1, nd + 2):
         raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.ndim}-dimensional tensor for argument #1 "
                            f"'self' (while checking arguments for adaptive_max_pool1d)" if nd == 1 else
                            f"adaptive_max_pool{nd}d(): Expected {nd + 1}D or {nd + 2}D tensor, but got: "
                            f"{list(input.shape)}")
-    osz = _adaptive_size(input, output_size, nd)
-    sizes = tuple(input.shape[-nd:])
+    out = _adaptive_size(input, output_size, nd)
     lead = input.ndim - nd
-    for i, size in enumerate(sizes):
+    for i, size in enumerate(input.shape[-nd:]):
         if size == 0:
             raise RuntimeError(f"adaptive_max_pool{nd}d(): Expected input to have non-zero size for non-batch "
                                f"dimensions, but input has sizes {list(input.shape)} with dimension {lead + i} "
                                f"being empty")
-    from ... import tensor
-    xp = input._device.xp
-    picks = []  # picks[i]: (out_i, kmax_i) input positions along dim i
-    for size, o in zip(sizes, osz):
-        bounds = np.array(_adaptive_bounds(size, o), dtype=np.int64).reshape(-1, 2)
-        kmax = int((bounds[:, 1] - bounds[:, 0]).max()) if o else 1
-        picks.append(np.minimum(bounds[:, :1] + np.arange(kmax), bounds[:, 1:] - 1))
-    index = []  # dim i's picks, shaped to broadcast as (out_0, k_0, out_1, k_1, ...)
-    for i, pk in enumerate(picks):
-        shape = [1] * (2 * nd)
-        shape[2 * i], shape[2 * i + 1] = pk.shape
-        index.append(tensor(pk.reshape(shape), device=input.device))
-    block = input[(Ellipsis,) + tuple(index)]  # (..., o_0, k_0, o_1, k_1, ...)
-    order = tuple(range(lead)) + tuple(lead + 2 * i for i in range(nd)) + tuple(lead + 2 * i + 1 for i in range(nd))
-    y, arg = block.permute(order).flatten(lead + nd).max(-1)  # over (..., *out, prod(kmax))
-    if not return_indices:
-        return y
-    a, ks = arg._data, [pk.shape[1] for pk in picks]
-    flat = 0
-    for i, pk in enumerate(picks):  # the input position along dim i of each maximum, folded into the flat index
-        rows = xp.arange(osz[i]).reshape((-1,) + (1,) * (nd - 1 - i))
-        flat = flat * sizes[i] + xp.asarray(pk)[rows, a // _prod(ks[i + 1:]) % ks[i]]
-    return y, _wrap(flat, input._device)
+    if nd == 1:  # torch runs it as the 2-D pool over a height of 1: the results' node is the squeeze
+        res = _adaptive_max(input.unsqueeze(-2), (1,) + out, return_indices, 2)
+        return tuple(r.squeeze(-2) for r in res) if return_indices else res.squeeze(-2)
+    return AdaptiveMaxPoolNd.named(f"AdaptiveMaxPool{nd}DBackward0").apply(input, out=out, indices=return_indices)
 
 
 @autocast_op("adaptive_max_pool3d")
