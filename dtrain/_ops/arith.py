@@ -584,11 +584,39 @@ def _invert(a):
     return logical_not(a) if a.dtype is _dtype.bool else bitwise_not(a)
 
 
-Tensor.__add__ = Tensor.__radd__ = lambda a, b: add(a, b)
-Tensor.__sub__ = lambda a, b: sub(a, b)
+def _operator(cls, general, kinds):
+    """The Python operator of op `cls` (`a + b`, and `b + a` with self first). The common case goes straight
+    to the op: a dense tensor with a Python float (a tensor of floating or complex dtype, which a float
+    keeps) or int (one of `kinds`, the dtype kinds an int keeps), or with a dense tensor of the same dtype
+    (of `kinds`) and shape. Everything else (promotion, broadcasting, sparse tensors, their errors) goes
+    through `general`, the torch function: two fewer calls and no keyword handling per operator."""
+    def op(a, b):
+        tb = type(b)
+        if tb is float or tb is int:
+            ad = a._data
+            if type(a) not in SPARSE_TYPES and ad.dtype.kind in ("fc" if tb is float else kinds):
+                dev = a._device
+                if dev._gpu is None and tb is float:
+                    s = _asarray(b, ad.dtype)  # (a float never overflows a float dtype: no check needed)
+                else:
+                    s = scalar_array(b, ad.dtype, dev)
+                return cls.apply(a, _wrap(s, dev))
+        elif isinstance(b, Tensor):
+            ad, bd = a._data, b._data
+            if type(a) not in SPARSE_TYPES and tb not in SPARSE_TYPES and ad.dtype == bd.dtype and \
+                    ad.shape == bd.shape and ad.dtype.kind in kinds:
+                return cls.apply(a, b)
+        return general(a, b)
+    op.__name__ = f"__{cls._op.lower()}__"
+    return op
+
+
+_asarray = np.asarray
+Tensor.__add__ = Tensor.__radd__ = _operator(Add, lambda a, b: add(a, b), "fciu")
+Tensor.__sub__ = _operator(Sub, lambda a, b: sub(a, b), "fciu")  # (a bool tensor is sub's error)
 Tensor.__rsub__ = _rsub
-Tensor.__mul__ = Tensor.__rmul__ = lambda a, b: mul(a, b)
-Tensor.__truediv__ = lambda a, b: div(a, b)
+Tensor.__mul__ = Tensor.__rmul__ = _operator(Mul, lambda a, b: mul(a, b), "fciu")
+Tensor.__truediv__ = _operator(Div, lambda a, b: div(a, b), "fc")  # integers divide into floats
 Tensor.__rtruediv__ = _rdiv
 Tensor.__floordiv__ = lambda a, b: floor_divide(a, b)
 Tensor.__rfloordiv__ = _rfloordiv
