@@ -40,8 +40,37 @@ def _numpy_blas(libs=None):
                                ctypes.c_int64]
             table = {dt: fn for dt, (fn, _) in fns.items()}
             if _works(lambda dt, a, x, y: table[dt](x.size, a, x.ctypes.data, 1, y.ctypes.data, 1)):
+                _load_extras(lib, prefix)
                 return table
     return None
+
+
+_SCAL = {}  # {dtype: scal(n, alpha, x_ptr, incx)} from NumPy's OpenBLAS, beside its axpy
+_blas_threads = None  # the thread count NumPy's OpenBLAS runs with (None: unknown, taken as 1)
+
+
+def _load_extras(lib, prefix):
+    global _blas_threads
+    try:
+        fns = {np.dtype(np.float32): (getattr(lib, prefix + "sscal64_"), ctypes.c_float),
+               np.dtype(np.float64): (getattr(lib, prefix + "dscal64_"), ctypes.c_double)}
+        count = getattr(lib, "scipy_openblas_get_num_threads64_", None) or getattr(lib, "openblas_get_num_threads")
+    except AttributeError:
+        return
+    for fn, real in fns.values():
+        fn.restype = None
+        fn.argtypes = [ctypes.c_int64, real, ctypes.c_void_p, ctypes.c_int64]
+    for dt, (fn, _) in fns.items():
+        x = np.arange(1, 6, dtype=dt)
+        y = np.ones(7, dt)
+        y[:5] = x
+        fn(5, 0.5, y.ctypes.data, 1)
+        if y.tolist() != [0.5, 1.0, 1.5, 2.0, 2.5, 1.0, 1.0]:
+            return
+    count.restype = ctypes.c_int
+    count.argtypes = []
+    _SCAL.update({dt: fn for dt, (fn, _) in fns.items()})
+    _blas_threads = count()
 
 
 def _scipy_blas():
@@ -99,12 +128,22 @@ def fusable(y, x):
             and x.shape == y.shape and y.flags.c_contiguous and x.flags.c_contiguous)
 
 
-def axpy_(y, x, alpha):
-    """y += alpha * x in place with one rounding; False (nothing done) where `fusable(y, x)` is not so."""
+def blas_threads():
+    """The threads NumPy's OpenBLAS shares a level-1 call out to (1 where that BLAS is not the one found)."""
+    return _blas_threads or 1
+
+
+def axpy_(y, x, alpha, whole=False):
+    """y += alpha * x in place with one rounding; False (nothing done) where `fusable(y, x)` is not so.
+
+    `whole`: one BLAS call, which NumPy's OpenBLAS shares out among its own threads; only for a caller that
+    runs no other BLAS call at the same time (see `scal_`)."""
     if not fusable(y, x):
         return False
     if y.size:
-        if _NUMPY_AXPY is not None:
+        if whole and _NUMPY_AXPY is not None:
+            _NUMPY_AXPY[y.dtype](y.size, float(alpha), x.ctypes.data, 1, y.ctypes.data, 1)
+        elif _NUMPY_AXPY is not None:
             # in pieces below OpenBLAS's threading threshold (n <= 10000): the optimizers already split a
             # large update among the cores, and OpenBLAS's own threads woken from two of ours at once made a
             # block's axpy over 100x slower here
@@ -114,6 +153,25 @@ def axpy_(y, x, alpha):
                 fn(min(_PIECE, n - i), a, px + i * item, 1, py + i * item, 1)
         else:
             _AXPY[y.dtype](y.size, float(alpha), x.reshape(-1), y.reshape(-1))
+    return True
+
+
+def scal_(y, alpha):
+    """y *= alpha in place in one call of NumPy's OpenBLAS (the same bits as NumPy's multiply: one rounding),
+    which shares a large array out among its own threads; False (nothing done) where it does not apply.
+
+    Why BLAS for a multiply: after each matrix product OpenBLAS's worker threads spin for a while waiting for
+    more work, holding the other cores; an update run on threads of dtrain's own then fights them for those
+    cores (the mlp-wide SGD step took ~10 ms in the training loop against 3 ms alone), while a BLAS call
+    hands its share to the spinning workers at once. From one thread at a time only: OpenBLAS's workers
+    woken by two callers at once made a call over 100x slower."""
+    if type(y) is not np.ndarray or not y.flags.c_contiguous or not 0 < abs(alpha) < float("inf"):
+        return False  # (OpenBLAS's scal writes zeros for alpha 0, whatever y holds: NaN * 0 must stay NaN)
+    fn = _SCAL.get(y.dtype)
+    if fn is None:
+        return False
+    if y.size:
+        fn(y.size, float(alpha), y.ctypes.data, 1)
     return True
 
 

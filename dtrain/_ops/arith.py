@@ -9,7 +9,7 @@ from .._axpy import add_scaled
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
 from ..autograd import graph as _graph
-from ..autograd.graph import Function
+from ..autograd.graph import Function, _hooks_live
 from ._layout import iterator_layout, pointwise
 from ._util import method, nondiff, on_input_device, out_copy, promote, scalar_array, unbroadcast
 from ..amp._dispatch import autocast_op
@@ -186,6 +186,27 @@ def _keeps_dtype(t, s, float_result):
     return type(s) is float and k in "fc" or type(s) is int and k in ("fc" if float_result else "fciu")
 
 
+# Python numbers as op operands: 0-d tensors of the other operand's dtype (torch's wrapped numbers). On the CPU the
+# common ones are made once: a wrapped number is no one's but the ops' (never written, never handed out), and
+# making it (array, tensor, version counter) was a fifth of a small op's cost. Not while saved-tensor hooks
+# run, which are handed the operands; zeros (0.0 and -0.0 are one key) and NaN (no key) are made each time.
+_SCALARS = {}
+_SCALARS_MAX = 256
+
+
+def _scalar_operand(value, np_dtype, dev):
+    """A Python int or float as the 0-d tensor of dtype `np_dtype` on `dev` that an op takes it as."""
+    if dev._gpu is not None or not value or value != value or _hooks_live[0]:
+        return _wrap(scalar_array(value, np_dtype, dev), dev)
+    key = (value, np_dtype)
+    t = _SCALARS.get(key)
+    if t is None:
+        if len(_SCALARS) >= _SCALARS_MAX:
+            _SCALARS.clear()
+        t = _SCALARS[key] = _wrap(scalar_array(value, np_dtype, dev), dev)
+    return t
+
+
 def _binary(cls, a, b, out=None, float_result=False, **kw):
     if isinstance(a, Tensor):
         if isinstance(b, Tensor):
@@ -194,19 +215,23 @@ def _binary(cls, a, b, out=None, float_result=False, **kw):
                     _bcast_check(a, b)
                 return out_copy(cls.apply(a, b, **kw), out)
         elif _keeps_dtype(a, b, float_result):
-            return out_copy(cls.apply(a, _wrap(scalar_array(b, a._data.dtype, a._device), a._device), **kw), out)
+            return out_copy(cls.apply(a, _scalar_operand(b, a._data.dtype, a._device), **kw), out)
     elif isinstance(b, Tensor) and _keeps_dtype(b, a, float_result):
-        return out_copy(cls.apply(_wrap(scalar_array(a, b._data.dtype, b._device), b._device), b, **kw), out)
+        return out_copy(cls.apply(_scalar_operand(a, b._data.dtype, b._device), b, **kw), out)
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{cls._op.lower()}(): expected at least one Tensor argument")
     for x in (a, b):
         if not isinstance(x, (Tensor, numbers.Number, np.generic)):
             raise TypeError(f"unsupported operand type for {cls._op.lower()}: '{type(x).__name__}'")
+    if float_result:
+        dt = _dtype.result_type_of((a, b))
+        if not (dt.is_floating_point or dt.is_complex):
+            # integers meet as floats, Python numbers included (uint8 / 300 divides by 300, not by 300 wrapped
+            # into uint8)
+            from ._util import cast
+            dt = _dtype.get_default_dtype()
+            a, b = (cast(x, dt) if isinstance(x, Tensor) else x for x in (a, b))
     (a, b), dt = promote(a, b)
-    if float_result and not (dt.is_floating_point or dt.is_complex):
-        from ._util import cast
-        dt = _dtype.get_default_dtype()
-        a, b = cast(a, dt), cast(b, dt)
     _bcast_check(a, b)
     return out_copy(cls.apply(a, b, **kw), out)
 
@@ -226,9 +251,14 @@ def add(input, other, *, alpha=1, out=None):
 
 @method()
 def sub(input, other, *, alpha=1, out=None):
-    if isinstance(input, Tensor) and input.dtype is _dtype.bool:
+    # torch's sub_check: a Python bool counts as a bool tensor (a wrapped number), on either side
+    a_bool, b_bool = _is_bool(input), _is_bool(other)
+    if a_bool and b_bool:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or "
                            "`logical_xor()` operator instead.")
+    if a_bool or b_bool:
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying "
+                           "to invert a mask, use the `~` or `logical_not()` operator instead.")
     if type(input) in SPARSE_TYPES or type(other) in SPARSE_TYPES:
         from ..sparse import _add_any
         return out_copy(_add_any(input, other, -alpha), out)
@@ -584,11 +614,33 @@ def _invert(a):
     return logical_not(a) if a.dtype is _dtype.bool else bitwise_not(a)
 
 
-Tensor.__add__ = Tensor.__radd__ = lambda a, b: add(a, b)
-Tensor.__sub__ = lambda a, b: sub(a, b)
+def _operator(cls, general, kinds):
+    """The Python operator of op `cls` (`a + b`, and `b + a` with self first). The common case goes straight
+    to the op: a dense tensor with a Python float (a tensor of floating or complex dtype, which a float
+    keeps) or int (one of `kinds`, the dtype kinds an int keeps), or with a dense tensor of the same dtype
+    (of `kinds`) and shape. Everything else (promotion, broadcasting, sparse tensors, their errors) goes
+    through `general`, the torch function: two fewer calls and no keyword handling per operator."""
+    def op(a, b):
+        tb = type(b)
+        if tb is float or tb is int:
+            ad = a._data
+            if type(a) not in SPARSE_TYPES and ad.dtype.kind in ("fc" if tb is float else kinds):
+                return cls.apply(a, _scalar_operand(b, ad.dtype, a._device))
+        elif isinstance(b, Tensor):
+            ad, bd = a._data, b._data
+            if type(a) not in SPARSE_TYPES and tb not in SPARSE_TYPES and ad.dtype == bd.dtype and \
+                    ad.shape == bd.shape and ad.dtype.kind in kinds:
+                return cls.apply(a, b)
+        return general(a, b)
+    op.__name__ = f"__{cls._op.lower()}__"
+    return op
+
+
+Tensor.__add__ = Tensor.__radd__ = _operator(Add, lambda a, b: add(a, b), "fciu")
+Tensor.__sub__ = _operator(Sub, lambda a, b: sub(a, b), "fciu")  # (a bool tensor is sub's error)
 Tensor.__rsub__ = _rsub
-Tensor.__mul__ = Tensor.__rmul__ = lambda a, b: mul(a, b)
-Tensor.__truediv__ = lambda a, b: div(a, b)
+Tensor.__mul__ = Tensor.__rmul__ = _operator(Mul, lambda a, b: mul(a, b), "fciu")
+Tensor.__truediv__ = _operator(Div, lambda a, b: div(a, b), "fc")  # integers divide into floats
 Tensor.__rtruediv__ = _rdiv
 Tensor.__floordiv__ = lambda a, b: floor_divide(a, b)
 Tensor.__rfloordiv__ = _rfloordiv

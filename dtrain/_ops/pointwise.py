@@ -606,8 +606,12 @@ def _unary(cls, floaty=True, name=None):
     fname = name or cls._op.lower()
 
     def fn(input, *, out=None):
-        x = to_float(input) if floaty else _no_bool(input, fname)
-        return out_copy(cls.apply(x), out)
+        if floaty:
+            x = to_float(input) if input._data.dtype.kind in "biu" else input
+        else:
+            x = _no_bool(input, fname)
+        r = cls.apply(x)
+        return r if out is None else out_copy(r, out)
     fn.__name__ = fname
     fn = autocast_op(fname)(fn)  # exp, log, rsqrt, ...: float32 under CUDA autocast
     setattr(Tensor, fn.__name__, fn)

@@ -156,47 +156,61 @@ class Function(Node):
 
     @classmethod
     def apply(cls, *inputs, **params):
-        # the hot path of every op: kept flat, no imports, no work for graph state when nothing is tracked
+        # the hot path of every op: kept flat, no imports, no work for graph state when nothing is tracked.
+        # One and two inputs (nearly every call) are spelled out: no loop, list or comprehension per call.
         if _profiler_hook is not None:
             return _profiler_hook(cls, inputs, params)
         ctx = _new(cls)
         first = inputs[0]
         dev = first._device
-        # a view requires grad when its base does, even one made before the base did (torch's rule)
-        rg = first._requires_grad or (first._base is not None and first._base._requires_grad)
-        if len(inputs) == 1:
+        n = len(inputs)
+        # a view requires grad when its base does, even one made before the base did (torch's rule); a view
+        # made under no_grad of a base that requires grad requires grad too (its gradient goes nowhere, as in
+        # torch, but the op saves what that gradient needs, and checks it for in-place writes)
+        if n == 1:
             arrays = (first._data,)
+            track = (first._requires_grad or (first._base is not None and first._base._requires_grad)) and \
+                _state.enabled
+            if track:
+                if first._base is not None and first._view_info[0] != first._vc.value:
+                    _refresh_view(first)  # its base (or a sibling view) was written in place since: new history
+                ctx.needs_input_grad = _ONE_GRAD  # the one input, tracked: it requires grad
+            else:
+                ctx.needs_input_grad = _NO_GRADS
         else:
-            arrays = []
-            for t in inputs:
-                if t._device is not dev:
+            if n == 2:
+                second = inputs[1]
+                if second._device is dev:
+                    arrays = (first._data, second._data)
+                else:
                     dev, arrays = _common_device(cls, inputs)
-                    rg = any(t._requires_grad or (t._base is not None and t._base._requires_grad) for t in inputs)
-                    break
-                rg = rg or t._requires_grad or (t._base is not None and t._base._requires_grad)
-                arrays.append(t._data)
-        track = rg and _state.enabled
-        if track:
-            for t in inputs:
-                if t._base is not None and t._view_info[0] != t._vc.value:
-                    _refresh_view(t)  # its base (or a sibling view) was written in place since: new history
-        ctx.xp = dev.xp
-        # a view made under no_grad of a base that requires grad requires grad too (its gradient goes nowhere, as
-        # in torch, but the op saves what that gradient needs, and checks it for in-place writes)
-        if not track:
-            ctx.needs_input_grad = _NO_GRADS
-        elif len(inputs) == 1:
-            ctx.needs_input_grad = _ONE_GRAD  # the one input, tracked: it requires grad
-        else:
-            ctx.needs_input_grad = tuple([t._requires_grad or (t._base is not None and t._base._requires_grad)
-                                          for t in inputs])
-        if dev._gpu is None:
-            out = ctx.forward(*arrays, **params)
-        else:
+                need = (first._requires_grad or (first._base is not None and first._base._requires_grad),
+                        second._requires_grad or (second._base is not None and second._base._requires_grad))
+            else:
+                arrays = [t._data for t in inputs]
+                for t in inputs:
+                    if t._device is not dev:
+                        dev, arrays = _common_device(cls, inputs)
+                        break
+                need = tuple([t._requires_grad or (t._base is not None and t._base._requires_grad) for t in inputs])
+            track = _state.enabled and True in need
+            if track:
+                for t in inputs:
+                    if t._base is not None and t._view_info[0] != t._vc.value:
+                        _refresh_view(t)
+                ctx.needs_input_grad = need
+            else:
+                ctx.needs_input_grad = _NO_GRADS
+        ctx.xp = dev._xp or dev.xp
+        if dev._gpu is not None:
             # CuPy runs a kernel on the current device and refuses arrays of another: the inputs' device is made
             # current for the forward (and restored after), whichever device the calling thread has selected
             with _backend.on_device(dev):
                 out = ctx.forward(*arrays, **params)
+        elif params:
+            out = ctx.forward(*arrays, **params)
+        else:
+            out = ctx.forward(*arrays)
         if cls._pointwise and out.ndim > 1:  # (an elementwise op has one result)
             for a in arrays:
                 # NumPy and torch lay out the result alike for C-ordered inputs, unless one is broadcast and its
@@ -210,57 +224,62 @@ class Function(Node):
             if type(out) is tuple:
                 return tuple([_wrap(o, dev) for o in out])
             return _wrap(out, dev)
-        ctx.next_functions = tuple([_edge(t) for t in inputs])
+        ctx.next_functions = (_edge(first),) if n == 1 else (_edge(first), _edge(second)) if n == 2 else \
+            tuple([_edge(t) for t in inputs])
         ctx._seq = next(_seq)
         if cls._late_name:
             ctx.__class__ = cls.named(ctx.name())
         ctx._device = dev
         saved = ctx.saved
         versions = None
+        single = type(out) is not tuple
+        saves_out = False
         # saved-tensor checks, one per saved input or output: (counter, version when saved, the input, the
         # shape it was saved in) or (counter, version, None, (output_nr, shape, dtype))
         if saved:
             # each saved array checks one input: the one in its own position where it is that input's array
             # (two inputs may share one array, as t and t.detach() do: `t.detach().mul_(t)` saves only self)
-            hit = None
+            hit = 0  # the inputs checked already, one bit each
             for i, s in enumerate(saved):
                 if s is None:
                     continue
-                j = i if i < len(arrays) and arrays[i] is s else None
-                if j is None:
-                    for k, a in enumerate(arrays):
-                        if s is a or (getattr(s, "base", None) is not None and s.size == a.size and
-                                      (s.base is a or s.base is a.base)):
-                            j = k  # the input itself, or a reshape of it (Linear saves a 3-d input as a matrix)
-                            break
-                if j is None or (hit is not None and j in hit):
+                if single and s is out:
+                    saves_out = True
+                if i < n and arrays[i] is s:
+                    j = i
+                else:
+                    j = _input_of(s, arrays)
+                    if j is None:
+                        continue
+                if hit >> j & 1:
                     continue
-                hit = hit or set()
-                hit.add(j)
+                hit |= 1 << j
                 t = inputs[j]
+                vc = t._vc
                 if versions is None:
-                    versions = []
-                versions.append((t._vc, t._vc.value, t, s.shape))
-        if type(out) is tuple:
+                    versions = [(vc, vc.value, t, s.shape)]
+                else:
+                    versions.append((vc, vc.value, t, s.shape))
+        if single:
+            t = _wrap(out, dev)
+            if out.dtype.kind in "fcV":  # V: bfloat16 (ml_dtypes)
+                t._requires_grad = True
+                t._grad_fn = ctx
+            if saves_out:
+                versions = (versions or []) + [(t._vc, 0, None, (0, out.shape, out.dtype))]
+            out = t
+        else:
             ctx._out_meta = tuple([(o.shape, o.dtype) for o in out])
             res = []
             nd = ctx._non_diff
             for i, o in enumerate(out):
                 t = _wrap(o, dev)
-                if (nd is None or i not in nd) and o.dtype.kind in "fcV":  # V: bfloat16 (ml_dtypes)
+                if (nd is None or i not in nd) and o.dtype.kind in "fcV":
                     t._requires_grad, t._grad_fn, t._output_nr = True, ctx, i
                 if saved and any(s is o for s in saved):
                     versions = (versions or []) + [(t._vc, 0, None, (i, o.shape, o.dtype))]
                 res.append(t)
             out = tuple(res)
-        else:
-            t = _wrap(out, dev)
-            if out.dtype.kind in "fcV":
-                t._requires_grad = True
-                t._grad_fn = ctx
-            if saved and any(s is out for s in saved):
-                versions = (versions or []) + [(t._vc, 0, None, (0, out.shape, out.dtype))]
-            out = t
         if versions is not None:
             ctx._versions = versions
         if saved and _hooks_live[0] and _state.saved_hooks:
@@ -270,6 +289,14 @@ class Function(Node):
             ctx._versions = ()
         return out
 
+
+def _input_of(s, arrays):
+    """Which input a saved array `s` is (not in its own position): the input itself, or a reshape of it
+    (Linear saves a 3-d input as a matrix); None for neither."""
+    for k, a in enumerate(arrays):
+        if s is a or (getattr(s, "base", None) is not None and s.size == a.size and (s.base is a or s.base is a.base)):
+            return k
+    return None
 
 def _c_strides(a):
     """Whether every stride of `a`, those of size-1 dims included, is C order's."""

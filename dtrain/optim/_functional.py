@@ -11,7 +11,7 @@ contiguous buffers: every op is elementwise, so both give the same bits.
 import numpy as np
 
 from .. import _cpu_kernels, _cuda_kernels
-from .._axpy import axpy_, fusable
+from .._axpy import axpy_, fusable, scal_
 from .._backend import kernels, xp_of
 
 
@@ -46,8 +46,11 @@ def _decayed(xp, param, grad, weight_decay, maximize, tmp):
 
 
 def sgd(param, grad, momentum_buffer, *, lr, weight_decay, momentum, dampening, nesterov, maximize,
-        tmp=None):
-    """One SGD step; returns the momentum buffer (a new array on the first step, None without momentum)."""
+        tmp=None, whole_blas=False):
+    """One SGD step; returns the momentum buffer (a new array on the first step, None without momentum).
+
+    `whole_blas`: the passes over memory go to BLAS as whole calls that its own threads share out (see
+    dtrain._axpy.scal_), for a caller that runs the step on one thread."""
     xp = xp_of(param)
     g, neg = _decayed(xp, param, grad, weight_decay, maximize, tmp)
     if neg and (nesterov or (momentum != 0 and momentum_buffer is not None and dampening != 0)):
@@ -57,12 +60,13 @@ def sgd(param, grad, momentum_buffer, *, lr, weight_decay, momentum, dampening, 
         if buf is None:
             buf = xp.negative(g) if neg else g.copy()
         else:
-            buf *= momentum
+            if not (whole_blas and scal_(buf, momentum)):
+                buf *= momentum
             if dampening != 0:
                 _add_scaled_(xp, buf, g, 1 - dampening, None)  # torch: buf.add_(g, alpha=1 - dampening)
             elif neg:
                 buf -= g
-            else:
+            elif not (whole_blas and axpy_(buf, g, 1.0, whole=True)):  # (1 * g + buf: one rounding, as +)
                 buf += g
         neg = False
         if nesterov:
@@ -72,7 +76,7 @@ def sgd(param, grad, momentum_buffer, *, lr, weight_decay, momentum, dampening, 
         else:
             g = buf
     # torch: param.add_(d, alpha=-lr)
-    if axpy_(param, g, lr if neg else -lr):
+    if axpy_(param, g, lr if neg else -lr, whole=whole_blas):
         return buf
     # a temporary of ours is overwritten; the gradient and the momentum buffer are not
     owned = g is not grad and g is not buf

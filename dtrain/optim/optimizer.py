@@ -13,7 +13,7 @@ from itertools import chain
 
 import numpy as np
 
-from .. import _dtype, _parallel
+from .. import _axpy, _dtype, _parallel
 from .._backend import data_ptr, kernels, on_device
 from .._device import CPU
 from .._tensor import Tensor, _wrap
@@ -150,11 +150,17 @@ class Optimizer:
     (a float32 0-d `step` tensor per parameter), `_scratch` (temporaries their rule uses), and write
     `_init_state(group, p)` and `_update(group, param, grad, state, step, tmps)` over arrays. A rule with
     0-d state besides `step` (NAdam's `mu_product`, ASGD's `eta` and `mu`) names it in `_scalar_keys` and
-    advances it in `_advance`, once per step: the flat path may call `_update` once per slice of a buffer."""
+    advances it in `_advance`, once per step: the flat path may call `_update` once per slice of a buffer.
+
+    A rule that can make its passes whole BLAS calls (SGD: scal and axpy) says so in `_blas_rule`; where
+    NumPy's BLAS runs several threads, the flat path then calls it once per parameter from this thread with
+    `_whole_blas` set, and BLAS's own threads share each pass out (see dtrain._axpy.scal_)."""
     _has_step = False
     _scalar_keys = ()
     _group_flags = ()  # (key, default) pairs __setstate__ fills into groups that lack them
     _scratch = 1
+    _blas_rule = False
+    _whole_blas = False  # set only while the flat path runs a _blas_rule's calls on this thread
 
     def _advance(self, group, state, step):
         """Advance the 0-d state of one parameter (or of a whole chunk: it is equal across the chunk) by one
@@ -424,7 +430,17 @@ class Optimizer:
 
         for r in runs:
             run_packed(r)
-        if kernels[chunk.xp].host:  # blocks over the cores; a GPU runs each call as one kernel
+        if self._blas_rule and kernels[chunk.xp].host and _axpy.blas_threads() > 1 and _parallel.threads() > 1:
+            # the rule's passes as whole BLAS calls, BLAS's threads sharing them out (the threads of dtrain's
+            # own would contest the cores with BLAS's, which spin after each product)
+            self._whole_blas = True
+            try:
+                for i, n in enumerate(chunk.sizes):
+                    if i not in whole:
+                        run(i, 0, n)
+            finally:
+                self._whole_blas = False
+        elif kernels[chunk.xp].host:  # blocks over the cores; a GPU runs each call as one kernel
             def part(lo, hi):
                 # the element range [lo, hi) of the chunk, cut at parameter boundaries and into blocks, so the
                 # temporaries of a rule's several passes stay in cache

@@ -9,6 +9,7 @@ class SGD(Optimizer):
     """Stochastic gradient descent (torch.optim.SGD); `foreach` and `fused` are accepted and ignored: the
     step already runs over flat buffers."""
     _state_keys = ("momentum_buffer",)
+    _blas_rule = True  # scal and axpy passes (see Optimizer)
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
                  maximize=False, foreach=None, differentiable=False, fused=None):
@@ -41,7 +42,7 @@ class SGD(Optimizer):
         buf = _functional.sgd(param, grad, state["momentum_buffer"], lr=group["lr"],
                               weight_decay=group["weight_decay"], momentum=group["momentum"],
                               dampening=group["dampening"], nesterov=group["nesterov"],
-                              maximize=group["maximize"], tmp=tmps[0])
+                              maximize=group["maximize"], tmp=tmps[0], whole_blas=self._whole_blas)
         if buf is not None and state["momentum_buffer"] is None:
             return {"momentum_buffer": buf}
 

@@ -115,3 +115,43 @@ def test_scipy_fallback_gives_the_same_bits(monkeypatch):
         np.testing.assert_array_equal(_axpy.add_scaled(a, b, -0.37), want)
         kwargs = SGD_CASES[3]
         np.testing.assert_array_equal(_train(dtrain, "SGD", kwargs, dtype), _train(torch, "SGD", kwargs, dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("whole_blas", [True, False])
+def test_sgd_momentum_through_whole_blas_calls_is_torchs(dtype, whole_blas, monkeypatch):
+    # the flat path's SGD as whole BLAS calls (scal, axpy) shared out by BLAS's threads, or blocks on dtrain's
+    # own threads: either way torch's bits, NaN and inf in the momentum buffer included; a parameter large
+    # enough for OpenBLAS to thread each call
+    from dtrain import _axpy, _parallel
+    from dtrain.optim import _functional
+    if not whole_blas:
+        monkeypatch.setattr(_axpy, "_blas_threads", 1)
+    monkeypatch.setattr(_parallel, "_threads", 2)
+    calls = []
+    real = _functional.sgd
+    monkeypatch.setattr(_functional, "sgd", lambda *a, **k: calls.append(k["whole_blas"]) or real(*a, **k))
+    w, b = _arrays(dtype, (1100, 1000), (37,), seed=2)
+    w[0, :3] = [np.nan, np.inf, -np.inf]
+    tp = [torch.nn.Parameter(torch.from_numpy(w.copy())), torch.nn.Parameter(torch.from_numpy(b.copy()))]
+    dp = [dtrain.nn.Parameter(dtrain.from_numpy(w.copy())), dtrain.nn.Parameter(dtrain.from_numpy(b.copy()))]
+    topt = torch.optim.SGD(tp, lr=0.05, momentum=0.9)
+    dopt = dtrain.optim.SGD(dp, lr=0.05, momentum=0.9)
+    for k in range(3):
+        gw, gb = _arrays(dtype, (1100, 1000), (37,), seed=10 + k)
+        for ps, mod in ((tp, torch), (dp, dtrain)):
+            ps[0].grad, ps[1].grad = mod.from_numpy(gw.copy()), mod.from_numpy(gb.copy())
+        topt.step()
+        dopt.step()
+        for t, d in zip(tp, dp):
+            np.testing.assert_array_equal(d.detach().numpy(), t.detach().numpy())
+    assert (True in calls) == (whole_blas and _axpy.blas_threads() > 1)
+
+
+def test_scal_leaves_zero_and_non_finite_factors_to_numpy():
+    from dtrain._axpy import scal_
+    y = np.array([np.nan, 1.0, np.inf], np.float32)
+    for alpha in (0.0, float("nan"), float("inf")):
+        assert scal_(y.copy(), alpha) is False  # OpenBLAS's scal by 0 writes zeros over NaN
+    assert scal_(y, 0.5) is True
+    np.testing.assert_array_equal(y, [np.nan, 0.5, np.inf])
