@@ -417,7 +417,7 @@ class Relu(Function):
         # NOTE: a NaN gradient where y <= 0 stays NaN here, where torch (and the compiled kernel) gives 0: a where()
         # that would match costs 6-9x this product over a random mask (2.7 against 0.37 ms over 512 K floats)
         keep = ctx.xp.less_equal(y, 0)
-        ctx.xp.logical_not(keep, out=keep)
+        keep = ctx.xp.logical_not(keep, out=keep) if keep.ndim else ~keep  # (a 0-d result is a NumPy scalar)
         return g * keep
 
 
