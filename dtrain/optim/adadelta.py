@@ -7,7 +7,7 @@ __all__ = ["Adadelta", "adadelta"]
 
 
 class Adadelta(Optimizer):
-    """Adadelta (torch.optim.Adadelta). `foreach`, `capturable` and `differentiable` are accepted and ignored."""
+    """Adadelta (torch.optim.Adadelta). `foreach` and `capturable` are accepted and ignored (`differentiable=True` raises)."""
     _state_keys = ("square_avg", "acc_delta")
     _has_step = True
     _scratch = 3

@@ -8,7 +8,7 @@ __all__ = ["Adamax", "adamax"]
 
 
 class Adamax(Optimizer):
-    """Adamax (torch.optim.Adamax); `foreach`, `capturable` and `differentiable` are accepted and ignored."""
+    """Adamax (torch.optim.Adamax); `foreach` and `capturable` are accepted and ignored (`differentiable=True` raises)."""
     _state_keys = ("exp_avg", "exp_inf")
     _has_step = True
     _scratch = 2

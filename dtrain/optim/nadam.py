@@ -11,7 +11,7 @@ _FLAGS = (("maximize", False), ("foreach", None), ("capturable", False), ("diffe
 
 
 class NAdam(Optimizer):
-    """NAdam (torch.optim.NAdam); `foreach`, `capturable` and `differentiable` are accepted and ignored.
+    """NAdam (torch.optim.NAdam); `foreach` and `capturable` are accepted and ignored (`differentiable=True` raises).
 
     Its `mu_product` state is 0-d like `step`, multiplied in that dtype as in torch."""
     _state_keys = ("exp_avg", "exp_avg_sq")
@@ -54,7 +54,7 @@ class NAdam(Optimizer):
 
 
 class RAdam(Optimizer):
-    """RAdam (torch.optim.RAdam); `foreach`, `capturable` and `differentiable` are accepted and ignored."""
+    """RAdam (torch.optim.RAdam); `foreach` and `capturable` are accepted and ignored (`differentiable=True` raises)."""
     _state_keys = ("exp_avg", "exp_avg_sq")
     _has_step = True
     _scratch = 3

@@ -181,6 +181,11 @@ class Optimizer:
             param_groups = [{"params": param_groups}]
         for param_group in param_groups:
             self.add_param_group(param_group)
+        if any(g.get("differentiable") for g in self.param_groups):
+            # torch records such a step in the autograd graph (to differentiate through the update); dtrain's
+            # steps write the parameters' arrays directly, so the flag would be silently ignored
+            raise NotImplementedError("differentiable=True (an optimizer step recorded by autograd) is not "
+                                      "supported by dtrain's optimizers")
         self._chunks = {}
 
     def __getstate__(self):

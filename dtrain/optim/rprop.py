@@ -10,7 +10,7 @@ _FLAGS = (("foreach", None), ("maximize", False), ("differentiable", False), ("c
 
 
 class Rprop(Optimizer):
-    """Rprop (torch.optim.Rprop); `foreach`, `capturable` and `differentiable` are accepted and ignored."""
+    """Rprop (torch.optim.Rprop); `foreach` and `capturable` are accepted and ignored (`differentiable=True` raises)."""
     _state_keys = ("prev", "step_size")
     _has_step = True
     _scratch = 2
@@ -39,8 +39,8 @@ class Rprop(Optimizer):
 
 
 class ASGD(Optimizer):
-    """Averaged SGD (torch.optim.ASGD); the average is the `ax` state. `foreach`, `capturable` and
-    `differentiable` are accepted and ignored. As in torch, `step`, `eta` and `mu` live on the parameter's
+    """Averaged SGD (torch.optim.ASGD); the average is the `ax` state. `foreach` and `capturable` are
+    accepted and ignored (`differentiable=True` raises). As in torch, `step`, `eta` and `mu` live on the parameter's
     device."""
     _state_keys = ("ax",)
     _scalar_keys = ("eta", "mu")

@@ -271,3 +271,15 @@ def test_lbfgs_errors_like_torch():
     te = _torch_error(lambda: torch.optim.LBFGS([tw]).step())
     de = _torch_error(lambda: dtrain.optim.LBFGS([dw]).step())
     assert te[0] is TypeError and de[0] is TypeError
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam",
+                                  "Rprop", "ASGD"])
+def test_differentiable_steps_are_refused_not_ignored(name):
+    """torch records a differentiable=True step in the autograd graph; dtrain's steps cannot, so they refuse."""
+    with pytest.raises(NotImplementedError, match="differentiable=True"):
+        getattr(dtrain.optim, name)([dtrain.zeros(2, requires_grad=True)], lr=0.1, differentiable=True)
+    with pytest.raises(NotImplementedError, match="differentiable=True"):
+        getattr(dtrain.optim, name)([{"params": [dtrain.zeros(2, requires_grad=True)], "differentiable": True}],
+                                    lr=0.1)
+    getattr(dtrain.optim, name)([dtrain.zeros(2, requires_grad=True)], lr=0.1, differentiable=False)
