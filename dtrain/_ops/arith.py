@@ -105,8 +105,15 @@ _SCALAR_POW = {
 
 
 def _scalar_pow(xp, a, e):
-    """a ** e for a Python number e, through _SCALAR_POW where it has e (None: use xp.power)."""
-    f = _SCALAR_POW.get(e) if a.dtype.kind in "fc" else None
+    """a ** e for a Python number e, through _SCALAR_POW where it has e (None: use xp.power); a new array."""
+    if a.dtype.kind not in "fc":
+        return None
+    if e == 2.0 or e == 3.0:  # products only (nothing to silence): in place, one temporary fewer for the cube
+        y = a * a
+        if e == 3.0:
+            xp.multiply(y, a, out=y)
+        return y
+    f = _SCALAR_POW.get(e)
     if f is None:
         return None
     with np.errstate(divide="ignore", invalid="ignore"):  # torch says nothing of sqrt(-1) or 1 / 0 either
@@ -134,7 +141,12 @@ class Pow(Function):
         e = ctx.scalar
         if ctx.needs_input_grad[0] and e is not None and e != 0 and e - 1 in _SCALAR_POW and a.dtype.kind in "fc":
             # torch's pow_backward: grad * (exponent * self.pow(exponent - 1)), the pow through the same table
-            ga = g * (e * _scalar_pow(xp, a, e - 1)).astype(a.dtype, copy=False)
+            ga = _scalar_pow(xp, a, e - 1)  # a new array: the two products below go into it
+            if ga.dtype == g.dtype and ga.shape == g.shape:
+                xp.multiply(ga, ga.dtype.type(e), out=ga)
+                xp.multiply(ga, g, out=ga)
+            else:
+                ga = g * (e * ga).astype(a.dtype, copy=False)
         elif ctx.needs_input_grad[0]:
             # torch: grad is 0 where the exponent is 0 (even at a == 0)
             ga = unbroadcast(xp.where(b == 0, 0, g * b * xp.power(a, b - 1)), a.shape).astype(a.dtype, copy=False)
