@@ -191,6 +191,19 @@ class AdvancedIndex(Function):
         return out
 
 
+def _stale_view_check(t, key):
+    """A stale view's history is read (raising for a multi-output view written since) where torch's slicing
+    reads it: at the key's first item that makes a view. A negative step before that item raises its own
+    ValueError first; `...` and full slices make no view."""
+    for item in (key if type(key) is tuple else (key,)):
+        if item is Ellipsis or (type(item) is slice and item == slice(None)):
+            continue
+        if type(item) is slice and item.step is not None and not isinstance(item.step, Tensor) and item.step <= 0:
+            raise ValueError("slice step cannot be zero" if item.step == 0 else "step must be greater than zero")
+        break
+    t.grad_fn  # noqa: B018
+
+
 def _getitem(self, key):
     if type(key) is int and not (self.requires_grad and grad_mode.is_grad_enabled()):
         # the commonest index (a dataset's x[i]), without building a graph: a view, as the general path makes
@@ -199,7 +212,7 @@ def _getitem(self, key):
             # `...` keeps a 0-d result a view rather than a scalar
             return make_view(_wrap(a[key, ...], self._device), self)
     if self._base is not None and grad_mode.is_grad_enabled() and self._view_info[0] != self._vc.value:
-        self.grad_fn  # noqa: B018 - a stale view's history first, as torch's slicing reads it before the key
+        _stale_view_check(self, key)
     k, advanced = _convert_key(key, self)
     if advanced:
         return AdvancedIndex.apply(self, key=k)
@@ -245,9 +258,9 @@ class _SetSlices(IndexPut):
 @on_input_device  # the value, the key and the raw writes below are array code outside Function.apply
 def _setitem(self, key, value):
     from .inplace import (_recompute_in_order, _write_in_order, assign_, check_inplace, check_overlap,
-                          check_partial_overlap, same_data)
+                          check_partial_overlap, same_data, warn_index_put_overlap)
     if self._base is not None and grad_mode.is_grad_enabled():
-        self.grad_fn  # noqa: B018 - a stale view's history first, as torch's slicing reads it before the key
+        _stale_view_check(self, key)
     k, advanced = _convert_key(key, self)
     value_in, reads = value, None
     if not isinstance(value, Tensor):
@@ -281,23 +294,37 @@ def _setitem(self, key, value):
             reads = src  # a source torch lets through that shares the target: read while it is written
     if grad_mode.is_grad_enabled() and (self.requires_grad or value.requires_grad):  # a view of a base requiring grad too
         # the values go into t[key] only (t's other elements may share memory with them: unfold windows)
-        write = None if advanced else (lambda: None) if same else \
-            (lambda: _recompute_in_order(dst, lambda d, v: v, (reads,), {}, elements=True)) if reads is not None \
-            else (lambda: _write_in_order(self._device.xp, dst._data, value._data))
-        assign_(self, (IndexPut if advanced else _SetSlices).apply(self, value, key=k), fill=same, write=write)
+        if advanced:  # the indexed elements only (t's others may share memory with them: an expanded t)
+            warn_index_put_overlap(self)
+            write = lambda: _write_indexed(self, k, value)  # noqa: E731
+        else:
+            write = (lambda: None) if same else \
+                (lambda: _recompute_in_order(dst, lambda d, v: v, (reads,), {}, elements=True)) \
+                if reads is not None else (lambda: _write_in_order(self._device.xp, dst._data, value._data))
+        # only t[key] is written, so only it must not share memory (torch's copy_ into the slice)
+        assign_(self, (IndexPut if advanced else _SetSlices).apply(self, value, key=k), fill=same, write=write,
+                written=False if advanced else dst)
         return
     check_inplace(self)
     if same:
         self._vc.value += 1
         return
-    check_overlap(self if advanced else dst)
     if advanced:
-        self._data[k] = value._data
-    elif reads is not None:
-        _recompute_in_order(dst, lambda d, v: v, (reads,), {}, elements=True)
+        warn_index_put_overlap(self)
+        _write_indexed(self, k, value)
     else:
-        _write_in_order(self._device.xp, dst._data, value._data)
+        check_overlap(dst)
+        if reads is not None:
+            _recompute_in_order(dst, lambda d, v: v, (reads,), {}, elements=True)
+        else:
+            _write_in_order(self._device.xp, dst._data, value._data)
     self._vc.value += 1
+
+
+def _write_indexed(t, key, value):
+    """t[key] = value for an advanced key, on t's device."""
+    with _backend.on_device(t._device):
+        t._data[key] = value._data
 
 
 def _check_value_shape(t, key, advanced, value):

@@ -347,6 +347,16 @@ def check_overlap(t):
         raise RuntimeError(_OVERLAP)
 
 
+def warn_index_put_overlap(t):
+    """torch's index_put_ into a tensor whose elements share memory only warns (deprecated), and writes."""
+    a = t._data
+    if a.size > 1 and any(st == 0 and n > 1 for st, n in zip(a.strides, a.shape)):
+        import warnings
+        warnings.warn("Use of index_put_ on expanded tensors is deprecated. Please clone() the tensor before "
+                      "performing this operation. This also applies to advanced indexing e.g. tensor[indices] = "
+                      "tensor", UserWarning, stacklevel=3)
+
+
 def same_data(a, b):
     """Whether arrays a and b are the same elements seen the same way (torch's copy_ then writes nothing)."""
     return a is b or (a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides and data_ptr(a) == data_ptr(b))
@@ -494,10 +504,11 @@ def check_inplace(t, requires_grad=None):
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
 
 
-def assign_(t, result, fill=False, write=None):
+def assign_(t, result, fill=False, write=None, written=None):
     """Make `t` hold `result` in place: data written into t's memory, history taken over from `result`.
     `fill`: the values do not depend on t's (zero_, fill_): torch writes them even into an expanded tensor.
-    `write`: writes the values itself (in place of copying `result`'s)."""
+    `write`: writes the values itself (in place of copying `result`'s); `written`: the part of t it writes,
+    whose elements must not share memory (t itself when None; False: nothing to check)."""
     check_inplace(t, result._requires_grad or t.requires_grad)
     res_dt = result._data.dtype
     dst_dt = t._data.dtype
@@ -514,8 +525,8 @@ def assign_(t, result, fill=False, write=None):
     if t._device is not result._device:
         raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
                            f"{result._device} and {t._device}!")
-    if not fill:
-        check_overlap(t)
+    if not fill and written is not False:
+        check_overlap(t if written is None else written)
     node = result._grad_fn if grad_mode._state.enabled else None
     if node is not None and node.saved and node.saved is not _graph._FREED:
         _adopt_saved(node, t, result)

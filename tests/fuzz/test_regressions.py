@@ -994,3 +994,49 @@ def test_indexing_a_stale_multi_output_view_raises_before_reading_the_key():
         return locals()
 
     same_as_torch(program)
+
+
+# found by `python -m tests.fuzz.run --seed 49 --minutes 8`
+def test_a_negative_step_first_in_the_key_raises_before_a_stale_view_is_read():
+    def program(torch):
+        t0 = torch.tensor([[0.0]], dtype=torch.float32, requires_grad=True)
+        t1 = t0.unbind(0)[0]
+        t2 = t0.exp().split(1, 0)[0]
+        with torch.no_grad():
+            t0.add_(2.0)
+        with pytest.raises(ValueError):
+            t1[::-1]  # the slice is torch's first index item: its step is refused before any view is made
+        with pytest.raises(ValueError):
+            t1[..., ::-1]
+        t0.exp().add_(1.0)
+        return locals()
+
+    same_as_torch(program)
+
+
+# found by `python -m tests.fuzz.run --seed 49 --minutes 8`
+def test_writing_one_element_of_an_expanded_view_with_grad():
+    def program(torch):
+        t0 = torch.tensor([0.0], dtype=torch.float32, requires_grad=True)
+        t1 = t0.clone()
+        t3 = t1.expand(2)
+        t3[0] = 2.0  # torch copies into t3[0] alone, which shares no memory with itself
+        t4 = t0.clone().expand(2)
+        with pytest.raises(RuntimeError):
+            t4[:] = 3.0
+        return locals()
+
+    same_as_torch(program)
+
+
+def test_advanced_writes_into_an_expanded_tensor_warn_and_write_as_torch():
+    import torch
+
+    import dtrain
+    for T in (torch, dtrain):
+        for grad in (True, False):
+            t1 = T.tensor([0.0], requires_grad=grad).clone()
+            t3 = t1.expand(2)
+            with pytest.warns(UserWarning, match="Use of index_put_ on expanded tensors is deprecated"):
+                t3[[0]] = 2.0
+            assert t1.tolist() == [2.0]
