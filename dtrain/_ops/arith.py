@@ -111,7 +111,7 @@ def _scalar_pow(xp, a, e):
     if e == 2.0 or e == 3.0:  # products only (nothing to silence): in place, one temporary fewer for the cube
         y = a * a
         if e == 3.0:
-            xp.multiply(y, a, out=y)
+            y = xp.multiply(y, a, out=y) if y.ndim else y * a  # (a 0-d product is a NumPy scalar)
         return y
     f = _SCALAR_POW.get(e)
     if f is None:
@@ -142,7 +142,7 @@ class Pow(Function):
         if ctx.needs_input_grad[0] and e is not None and e != 0 and e - 1 in _SCALAR_POW and a.dtype.kind in "fc":
             # torch's pow_backward: grad * (exponent * self.pow(exponent - 1)), the pow through the same table
             ga = _scalar_pow(xp, a, e - 1)  # a new array: the two products below go into it
-            if ga.dtype == g.dtype and ga.shape == g.shape:
+            if ga.ndim and ga.dtype == g.dtype and ga.shape == g.shape:  # (a 0-d power is a NumPy scalar)
                 xp.multiply(ga, ga.dtype.type(e), out=ga)
                 xp.multiply(ga, g, out=ga)
             else:
