@@ -50,13 +50,16 @@ def test_open_mpi_and_plain_srun():
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(os.path.dirname(sys.executable), "mpiexec")),
                     reason="needs the mpich wheel's mpiexec")
-def test_import_sets_them_under_mpiexec():
+def test_import_sets_them_under_mpiexec(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PMI_", "MPI_LOCAL", "OMPI_", "SLURM_", "DTRAIN_", "HYDRA_"))
            and k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR")}
-    code = ("import os, dtrain; print(' '.join(os.environ.get(k, '-') for k in "
+    # Each rank writes its own file: mpiexec forwards the ranks' stdout in chunks that may interleave.
+    code = ("import os, sys, dtrain; open(os.path.join(sys.argv[1], os.environ.get('RANK', 'none')), 'w')"
+            ".write(' '.join(os.environ.get(k, '-') for k in "
             "('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE', 'MASTER_ADDR')))")
     out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "mpiexec"), "-n", "2", sys.executable,
-                          "-c", code], capture_output=True, text=True, env=env, timeout=120)
+                          "-c", code, str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert sorted(out.stdout.split("\n")[:2]) == ["0 0 2 2 127.0.0.1", "1 1 2 2 127.0.0.1"]
+    assert sorted(os.listdir(tmp_path)) == ["0", "1"]
+    assert [(tmp_path / r).read_text() for r in ("0", "1")] == ["0 0 2 2 127.0.0.1", "1 1 2 2 127.0.0.1"]
