@@ -372,3 +372,7 @@ def _copy_slices(node, g):
                 back = back * _wrap(_last_writes(xp, node.n, node.view_where), _dev_of(mask))
             g_base = g_base + _strided(back, node.n, node.view_where, node.base_where)
     return (g_base,) + rest
+
+
+# the formulas of the remaining op families, in modules of their own; importing them registers them
+from . import _double_math, _double_nn  # noqa: E402,F401
