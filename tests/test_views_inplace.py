@@ -484,3 +484,51 @@ def test_version_reads_as_torchs_int():
         before = x._version
         v.add_(1)
         assert type(x._version) is int and x._version == before + 1 == v._version == x.detach()._version
+
+
+# ------------------------------------------------- t[key] = v where the key selects all of t (torch's copy_to)
+WHOLE_KEYS = {
+    ":": slice(None), "...": Ellipsis, "(:, :)": (slice(None), slice(None)), "0:5": slice(0, 5),
+    "::1": slice(None, None, 1), "(:, ...)": (slice(None), Ellipsis), "()": (), "(..., 0:3)": (Ellipsis, slice(0, 3)),
+    # not the whole tensor: a view, so CopySlices in both
+    "-2:": slice(-2, None), "(:, 1:)": (slice(None), slice(1, None)), "0:1": slice(0, 1),
+}
+WHOLE_VALUES = {
+    "self": lambda m, t, y: t, "fresh": lambda m, t, y: y * 3, "row": lambda m, t, y: t[0], "flip": lambda m, t, y: t.flip(0),
+    "lead_ones": lambda m, t, y: (y * 3)[:1, None, :1], "scalar": lambda m, t, y: 5.0, "0-d": lambda m, t, y: y.sum(),
+    "int": lambda m, t, y: m.ones(2, 3, dtype=m.int64), "no_grad": lambda m, t, y: m.ones(3),
+}
+
+
+@pytest.mark.parametrize("value", WHOLE_VALUES)
+@pytest.mark.parametrize("key", WHOLE_KEYS)
+def test_setitem_of_the_whole_tensor_is_its_copy_or_fill(key, value):
+    # torch's indexing returns t itself for full slices, so `t[:] = v` records t.copy_(v) (CopyBackwards), or
+    # t.fill_(v) for a 0-d value (FillBackward3); a first and a second backward give the same gradients
+    def prog(m, x, y):
+        t = x * 2
+        v = WHOLE_VALUES[value](m, t, y)
+        out = {"write": attempt(lambda: t.__setitem__(WHOLE_KEYS[key], v))}
+        if isinstance(out["write"], _Raised):
+            return out
+        out["t"], out["node"] = t, type(t.grad_fn).__name__
+        out["inputs"] = [type(n).__name__ for n, _ in t.grad_fn.next_functions]
+        (t * t).sum().backward(retain_graph=True)
+        (t * t).sum().backward()
+        return out
+    d, _ = run(prog, randn(2, 3), randn(2, 3))
+    if not isinstance(d["write"], _Raised):
+        assert d["node"] in ("CopyBackwards", "FillBackward3", "CopySlices")
+
+
+@pytest.mark.parametrize("value", [[1.0, 2.0, 3.0], (1, 2, 3), np.ones(3), np.array(2.0), np.float32(2), np.bool_(True),
+                                   None, "1", 1 + 2j, 1 + 0j, 2 ** 70, np.int64(3), True, 2.5],
+                         ids=lambda v: type(v).__name__ + (f"={v}" if np.ndim(v) == 0 else ""))
+@pytest.mark.parametrize("key", [slice(None), 0, (slice(None), 1)], ids=[":", "0", "(:, 1)"])
+def test_setitem_values_torch_takes_and_refuses(key, value):
+    # torch's valueToTensor: Python numbers (and NumPy integers) only; a list, an array or None is a TypeError,
+    # never a silent conversion (None used to write NaN)
+    def prog(m, x):
+        t = m.zeros(2, 3)
+        return {"write": attempt(lambda: t.__setitem__(key, value)), "t": t}
+    run(prog, randn(1), grad=False)

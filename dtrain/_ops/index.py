@@ -262,10 +262,23 @@ def _setitem(self, key, value):
     if self._base is not None and grad_mode.is_grad_enabled():
         _stale_view_check(self, key)
     k, advanced = _convert_key(key, self)
-    value_in, reads = value, None
     if not isinstance(value, Tensor):
-        value = _wrap(self._device.xp.asarray(value, dtype=self._data.dtype), self._device)
-    elif value._data.dtype != self._data.dtype:
+        value = _value_tensor(self, value)
+    if not advanced and _whole(key, self.shape) and (value._device is self._device or not value._data.ndim):
+        # torch's indexing returns t itself for a key of full slices and `...`, so the write is t's own copy_
+        # (CopyBackwards) or, from a 0-d value, its fill_ (FillBackward3): torch's copy_to
+        lead = next((i for i, n in enumerate(value.shape) if n != 1), value.ndim)
+        src = value.view(value.shape[lead:]) if lead and value.shape != self.shape else value
+        _check_value_shape(self, k, advanced, src)
+        if value.shape == self.shape:
+            self.copy_(value)
+        elif not value.ndim:
+            self.fill_(value)
+        else:
+            self.copy_(src.expand(self.shape))
+        return
+    value_in, reads = value, None
+    if value._data.dtype != self._data.dtype:
         value = value.to(self.dtype)
     if value._device is not self._device:
         if value._data.ndim == 0:
@@ -273,14 +286,14 @@ def _setitem(self, key, value):
         else:
             raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
                                f"{self._device} and {value._device}!")
-    lead = 0
-    while lead < value.ndim and value.shape[lead] == 1:
-        lead += 1
-    if lead:  # torch drops a value's leading size-1 dims before broadcasting it
-        value = value.reshape(value.shape[lead:])
-    _check_value_shape(self, k, advanced, value)
     dst = None if advanced else _wrap(self._data[k if any(x is Ellipsis for x in k) else k + (Ellipsis,)],
                                       self._device)
+    lead, filled = 0, not value.ndim  # torch's copy_to fills from a 0-d value, and expands any other
+    while lead < value.ndim and value.shape[lead] == 1:
+        lead += 1
+    if lead and (dst is None or value.shape != dst.shape):
+        value = value.reshape(value.shape[lead:])  # torch drops a value's leading size-1 dims to broadcast it
+    _check_value_shape(self, k, advanced, value)
     same = False
     if dst is not None and isinstance(value_in, Tensor) and (value_in.shape == dst.shape or value_in.ndim):
         # basic indexing writes as torch's copy_to: t[key].copy_(value expanded), or a fill_ from a 0-d value
@@ -298,6 +311,8 @@ def _setitem(self, key, value):
             warn_index_put_overlap(self)
             write = lambda: _write_indexed(self, k, value)  # noqa: E731
         else:
+            if not filled and value.shape != dst.shape:
+                value = value.expand(dst.shape)
             write = (lambda: None) if same else \
                 (lambda: _recompute_in_order(dst, lambda d, v: v, (reads,), {}, elements=True)) \
                 if reads is not None else (lambda: _write_in_order(self._device.xp, dst._data, value._data))
@@ -319,6 +334,48 @@ def _setitem(self, key, value):
         else:
             _write_in_order(self._device.xp, dst._data, value._data)
     self._vc.value += 1
+
+
+def _whole(key, shape):
+    """Whether a basic key selects all of a tensor of `shape` the way torch's indexing skips it (returns the
+    tensor itself): nothing but one `...` and slices with start 0 (or none), step 1 (or none) and a stop at or
+    past the end of their dim (or none)."""
+    items = key if type(key) is tuple else (key,)
+    if items.count(Ellipsis) > 1:
+        return False
+    cut = items.index(Ellipsis) if Ellipsis in items else len(items)
+    front, back = items[:cut], items[cut + 1:]
+    if len(front) + len(back) > len(shape):
+        return False
+    for item, n in zip(front + back, shape[:len(front)] + (shape[len(shape) - len(back):] if back else ())):
+        if type(item) is not slice or any(isinstance(v, Tensor) for v in (item.start, item.stop, item.step)):
+            return False
+        if item.start not in (None, 0) or item.step not in (None, 1) or item.stop is not None and item.stop < n:
+            return False
+    return True
+
+
+_NUMBERS = (bool, int, float, complex)
+
+
+def _value_tensor(t, value):
+    """torch's valueToTensor for t[key] = value: a Python bool, int, float or complex (a NumPy integer too)
+    becomes a 0-d tensor of t's dtype; anything else is a TypeError, as in torch (a list or an array would have
+    to be made a tensor first)."""
+    if isinstance(value, np.bool_) or not isinstance(value, (*_NUMBERS, np.integer)):
+        kind = type(value)
+        name = "torch.Size" if kind.__name__ == "Size" and kind.__module__.startswith("dtrain") else \
+            f"numpy.{kind.__name__}" if kind.__module__ == "numpy" else kind.__name__
+        raise TypeError(f"can't assign a {name} to a {t.type()}")
+    dt = t._data.dtype
+    if isinstance(value, complex) and dt.kind != "c":
+        if value.imag:
+            raise RuntimeError(f"value cannot be converted to type {_dtype._CPP_NAMES.get(dt.name, dt.name)} "
+                               f"without overflow")
+        value = value.real
+    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool) and not -2 ** 63 <= value < 2 ** 63:
+        raise ValueError("Overflow when unpacking long long")
+    return _wrap(t._device.xp.asarray(value, dtype=dt), t._device)
 
 
 def _write_indexed(t, key, value):
