@@ -5,7 +5,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._jit import _FM, _as, _exp, _kernel, _rowmax, _rows
+from ._jit import _FM, _as, _exp, _exp_normalize, _kernel, _rowmax, _rows
 
 
 # ---- GELU ----------------------------------------------------------------------------------------------------
@@ -147,15 +147,7 @@ def relu_backward(g, y):
 def _softmax(x, y):
     n, c = x.shape
     for i in prange(n):
-        m = _rowmax(x, i, c)
-        s = _as(0.0, m)
-        for j in range(c):
-            e = _exp(x[i, j] - m)
-            y[i, j] = e
-            s += e
-        r = _as(1.0, m) / s
-        for j in range(c):
-            y[i, j] *= r
+        _exp_normalize(x, y, i, c, _rowmax(x, i, c))
 
 
 @_kernel(fastmath=_FM)

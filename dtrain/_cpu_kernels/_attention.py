@@ -9,7 +9,7 @@ in one compiled pass each way.
 import numpy as np
 from numba import prange
 
-from ._jit import _FM, _as, _exp, _kernel, _rowmax
+from ._jit import _FM, _as, _exp_normalize, _kernel, _rowmax
 
 
 @_kernel(fastmath=_FM)
@@ -36,14 +36,7 @@ def _masked_softmax(s, scale, bias, causal, lq):
             for j in range(stop):
                 s[r, j] = 0
             continue
-        t = _as(0.0, m)
-        for j in range(stop):
-            e = _exp(s[r, j] - m)
-            s[r, j] = e
-            t += e
-        w = _as(1.0, m) / t
-        for j in range(stop):
-            s[r, j] *= w
+        _exp_normalize(s, s, r, stop, m)
 
 
 @_kernel(fastmath=_FM)

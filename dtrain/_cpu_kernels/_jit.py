@@ -181,6 +181,19 @@ def _rowmax(x, i, c):
     return m4 if m4 > m0 else m0
 
 
+@njit(inline="always")
+def _exp_normalize(x, y, i, c, m):
+    """y[i, :c] = exp(x[i, :c] - m) / their sum: the row's softmax given its maximum m (y may be x)."""
+    t = _as(0.0, m)
+    for j in range(c):
+        e = _exp(x[i, j] - m)
+        y[i, j] = e
+        t += e
+    w = _as(1.0, m) / t
+    for j in range(c):
+        y[i, j] *= w
+
+
 @intrinsic
 def _fma(typingctx, a, b, c):
     def codegen(context, builder, signature, args):
