@@ -539,7 +539,7 @@ def assign_(t, result, fill=False, write=None, written=None):
     if node is not None and node._versions:
         # an output the op saved for its backward is t itself now: a later write to t must be caught, and
         # its backward reads t's memory (a write through .numpy(), which no counter sees, shows there as in torch)
-        node._versions = [(t._vc, t._vc.value, None, v[3]) if v[0] is result._vc and v[2] is None else v
+        node._versions = [(t._vc, t._vc.value, None, v[3], False) if v[0] is result._vc and v[2] is None else v
                           for v in node._versions]
         if node.saved and node.saved is not _graph._FREED and t._data.shape == result._data.shape:
             node.saved = tuple(t._data if a is result._data else a for a in node.saved)

@@ -235,7 +235,8 @@ class Function(Node):
         single = type(out) is not tuple
         saves_out = False
         # saved-tensor checks, one per saved input or output: (counter, version when saved, the input, the
-        # shape it was saved in) or (counter, version, None, (output_nr, shape, dtype))
+        # shape it was saved in, whether the input itself was saved rather than a reshape of it) or (counter,
+        # version, None, (output_nr, shape, dtype), False)
         if saved:
             # each saved array checks one input: the one in its own position where it is that input's array
             # (two inputs may share one array, as t and t.detach() do: `t.detach().mul_(t)` saves only self)
@@ -245,28 +246,30 @@ class Function(Node):
                     continue
                 if single and s is out:
                     saves_out = True
+                own = True
                 if i < n and arrays[i] is s:
                     j = i
                 else:
                     j = _input_of(s, arrays)
                     if j is None:
                         continue
+                    own = s is arrays[j]
                 if hit >> j & 1:
                     continue
                 hit |= 1 << j
                 t = inputs[j]
                 vc = t._vc
                 if versions is None:
-                    versions = [(vc, vc.value, t, s.shape)]
+                    versions = [(vc, vc.value, t, s.shape, own)]
                 else:
-                    versions.append((vc, vc.value, t, s.shape))
+                    versions.append((vc, vc.value, t, s.shape, own))
         if single:
             t = _wrap(out, dev)
             if out.dtype.kind in "fcV":  # V: bfloat16 (ml_dtypes)
                 t._requires_grad = True
                 t._grad_fn = ctx
             if saves_out:
-                versions = (versions or []) + [(t._vc, 0, None, (0, out.shape, out.dtype))]
+                versions = (versions or []) + [(t._vc, 0, None, (0, out.shape, out.dtype), False)]
             out = t
         else:
             ctx._out_meta = tuple([(o.shape, o.dtype) for o in out])
@@ -277,7 +280,7 @@ class Function(Node):
                 if (nd is None or i not in nd) and o.dtype.kind in "fcV":
                     t._requires_grad, t._grad_fn, t._output_nr = True, ctx, i
                 if saved and any(s is o for s in saved):
-                    versions = (versions or []) + [(t._vc, 0, None, (i, o.shape, o.dtype))]
+                    versions = (versions or []) + [(t._vc, 0, None, (i, o.shape, o.dtype), False)]
                 res.append(t)
             out = tuple(res)
         if versions is not None:
@@ -844,10 +847,11 @@ def _run_post_hooks(node, grad_inputs, grad_outputs):
 
 
 def _check_versions(node):
-    for counter, expected, t, out in node._versions:  # out: for an input, the shape it was saved in
+    for counter, expected, t, out, own in node._versions:  # out: for an input, the shape it was saved in
         if counter.value != expected:
             raise RuntimeError(_modified_message(node, counter.value, expected, t, out))
-        if t is not None and t.__dict__ and t.__dict__.get("_detached_inplace", -1) > node._seq:
+        # (torch refuses only a saved tensor that was itself detached: a saved reshape of it keeps its history)
+        if own and t.__dict__ and t.__dict__.get("_detached_inplace", -1) > node._seq:
             raise RuntimeError("Trying to use a saved tensor that has been detached in-place, i.e. with "
                                ".detach_().This is not supported, please use out-of-place `.detach()` instead")
 

@@ -271,6 +271,11 @@ def gen_backward(draw, s, dtype):
         return Op("backward", "sum_backward", None, tuple(picked))
     if not names:
         return None
+    leaves = s.tensors(lambda t: t.is_leaf and t.requires_grad)
+    if leaves and draw(st.integers(0, 3)) == 0:
+        # a gradient that is itself differentiable (create_graph=True), so that later statements (views, writes,
+        # math, another backward) run through the second-order formulas; of the square, so it is not constant
+        return Op("backward", "grad_graph", _pick(draw, names), (_pick(draw, leaves),), s.name("t"))
     if draw(st.integers(0, 9)) == 0:  # now and then one that torch refuses (no grad_fn)
         names = s.tensors()
     b = _pick(draw, names)

@@ -111,6 +111,8 @@ def render(op):
         return f"{t}.grad = None"
     if m == "sum_backward":
         return "(" + " + ".join(f"{n}.sum()" for n in a) + ").backward()"
+    if m == "grad_graph":
+        return f"{out} = torch.autograd.grad(({t} * {t}).sum(), {a[0]}, create_graph=True)[0]"
     if k == "backward":
         shape, dtype, retain = a
         grad = _ramp(shape, dtype) if shape else ""

@@ -1040,3 +1040,29 @@ def test_advanced_writes_into_an_expanded_tensor_warn_and_write_as_torch():
             with pytest.warns(UserWarning, match="Use of index_put_ on expanded tensors is deprecated"):
                 t3[[0]] = 2.0
             assert t1.tolist() == [2.0]
+
+
+# found by `python -m tests.fuzz.run --seed 53 --minutes 5` (the first run drawing create_graph=True gradients)
+@pytest.mark.parametrize("shape", [(3,), (2, 3), (2, 2, 3)])
+@pytest.mark.parametrize("bias", [False, True])
+def test_detaching_in_place_an_input_that_linear_saved(shape, bias):
+    # torch saves a 2-d input of linear itself, so backward refuses it once it is detached in place; of any other
+    # rank it saves a reshape (a view keeping its history), and backward goes through
+    def program(torch):
+        t0 = torch.zeros(shape, requires_grad=True)
+        t2 = torch.autograd.grad((t0 * t0).sum(), t0, create_graph=True)[0]
+        lin3 = torch.nn.Linear(3, 1, bias=bias)
+        with torch.no_grad():
+            lin3.weight.copy_(torch.tensor([[1.0, 2.0, 3.0]]))
+            if bias:
+                lin3.bias.fill_(0.5)
+        t6 = lin3(t2)
+        t2.detach_()
+        if len(shape) == 2:
+            with pytest.raises(RuntimeError, match="detached in-place"):
+                (t0.sum() + t6.sum()).backward()
+        else:
+            (t0.sum() + t6.sum()).backward()
+        return locals()
+
+    same_as_torch(program)
