@@ -113,3 +113,109 @@ def test_activation_second_derivative_matches_torch(name):
     fn, make, shape = ACTIVATIONS[name]
     rng = np.random.default_rng(7)
     gradgrad(fn, make(rng, *shape), seed=8)
+
+
+# ---------------------------------------------------------------------------------------- pointwise math
+def _u(lo, hi):
+    return lambda rng, *shape: rng.uniform(lo, hi, shape)
+
+
+_pos = _u(0.3, 2.5)
+_unit = _u(-0.9, 0.9)
+
+
+def _sq(op):
+    """op(x) times x: its second derivative in x is not zero even where op's is (linear, piecewise ops)."""
+    return lambda m, x: op(m, x) * x
+
+
+UNARY = {
+    "reciprocal": (lambda m, x: x.reciprocal(), _away),
+    "rsqrt": (lambda m, x: x.rsqrt(), _pos),
+    "log1p": (lambda m, x: x.log1p(), _u(-0.8, 2.0)),
+    "expm1": (lambda m, x: x.expm1(), _randn),
+    "exp2": (lambda m, x: x.exp2(), _randn),
+    "log2": (lambda m, x: x.log2(), _pos),
+    "log10": (lambda m, x: x.log10(), _pos),
+    "erf": (lambda m, x: x.erf(), _randn),
+    "erfc": (lambda m, x: x.erfc(), _randn),
+    "erfinv": (lambda m, x: x.erfinv(), _unit),
+    "sinh": (lambda m, x: x.sinh(), _randn),
+    "cosh": (lambda m, x: x.cosh(), _randn),
+    "tan": (lambda m, x: x.tan(), _unit),
+    "asin": (lambda m, x: x.asin(), _unit),
+    "acos": (lambda m, x: x.acos(), _unit),
+    "atan": (lambda m, x: x.atan(), _randn),
+    "asinh": (lambda m, x: x.asinh(), _randn),
+    "acosh": (lambda m, x: x.acosh(), _u(1.2, 3.0)),
+    "atanh": (lambda m, x: x.atanh(), _unit),
+    "logit": (lambda m, x: x.logit(), _u(0.1, 0.9)),
+    "logit_eps": (lambda m, x: x.logit(eps=0.2), _u(0.05, 0.95)),
+    "frac": (_sq(lambda m, x: (x * 3).frac()), _u(0.05, 0.3)),
+    "deg2rad": (_sq(lambda m, x: x.deg2rad()), _randn),
+    "rad2deg": (_sq(lambda m, x: x.rad2deg()), _randn),
+    "sinc": (lambda m, x: x.sinc(), _away),
+    "lgamma": (lambda m, x: x.lgamma(), _pos),
+    "digamma": (lambda m, x: x.digamma(), _pos),
+    "polygamma_2": (lambda m, x: m.polygamma(2, x), _pos),
+    "i0": (lambda m, x: x.i0(), _randn),
+    "special_i0e": (lambda m, x: m.special.i0e(x), _away),
+    "special_i1": (lambda m, x: m.special.i1(x), _away),
+    "special_i1e": (lambda m, x: m.special.i1e(x), _away),
+    "special_entr": (lambda m, x: m.special.entr(x), _pos),
+    "special_ndtri": (lambda m, x: m.special.ndtri(x), _u(0.1, 0.9)),
+    "special_log_ndtr": (lambda m, x: m.special.log_ndtr(x), _randn),
+    "special_erfcx": (lambda m, x: m.special.erfcx(x), _randn),
+    "clamp": (_sq(lambda m, x: x.clamp(-0.5, 0.7)), _away),
+    "clamp_min": (_sq(lambda m, x: x.clamp(min=0.2)), _away),
+    "clamp_max": (_sq(lambda m, x: m.clamp_max(x, 0.3)), _away),
+    "nan_to_num": (lambda m, x: m.nan_to_num(x * 1, nan=0.5, posinf=3.0) ** 2,
+                   lambda rng, *s: np.where(rng.random(s) < 0.3, np.nan, rng.standard_normal(s))),
+    "masked_fill": (_sq(lambda m, x: x.masked_fill(m.tensor(np.arange(12).reshape(3, 4) % 3 == 0), 2.0)), _randn),
+    "masked_fill_broadcast": (_sq(lambda m, x: x.masked_fill(m.tensor(np.array([True, False, False, True])), -1.5)),
+                              _randn),
+}
+
+
+@pytest.mark.parametrize("name", UNARY)
+def test_unary_second_derivative_matches_torch(name):
+    fn, make = UNARY[name]
+    rng = np.random.default_rng(11)
+    gradgrad(fn, make(rng, 3, 4), seed=12)
+
+
+_COND = np.array([[True, False, True, False]] * 2 + [[False, False, True, True]])
+
+BINARY = {
+    "atan2": (lambda m, a, b: m.atan2(a, b), _randn, _away, (4,)),
+    "maximum": (lambda m, a, b: m.maximum(a, b) * a * b, _randn, _randn, (3, 4)),
+    "minimum_broadcast": (lambda m, a, b: m.minimum(a, b) * a * b, _randn, _randn, (4,)),
+    "fmax": (lambda m, a, b: m.fmax(a, b) * a * b, _randn, _randn, (4,)),
+    "fmin": (lambda m, a, b: m.fmin(a, b) * a * b, _randn, _randn, (3, 4)),
+    "lerp_low": (lambda m, a, b: m.lerp(a, b, 0.3) * a * b, _randn, _randn, (3, 4)),
+    "lerp_high": (lambda m, a, b: m.lerp(a, b, 0.8) ** 2, _randn, _randn, (4,)),
+    "xlogy": (lambda m, a, b: m.xlogy(a, b), _randn, _pos, (4,)),
+    "xlog1py": (lambda m, a, b: m.special.xlog1py(a, b), _randn, _pos, (3, 4)),
+    "logaddexp": (lambda m, a, b: m.logaddexp(a, b), _randn, _randn, (4,)),
+    "logaddexp2": (lambda m, a, b: m.logaddexp2(a, b), _randn, _randn, (3, 4)),
+    "copysign": (lambda m, a, b: m.copysign(a, b) * a * b, _randn, _away, (4,)),
+    "remainder": (lambda m, a, b: m.remainder(a, b) * a * b, _randn, _away, (4,)),
+    "fmod": (lambda m, a, b: m.fmod(a, b) * a * b, _randn, _away, (3, 4)),
+    "where": (lambda m, a, b: m.where(m.tensor(_COND), a, b) * a, _randn, _randn, (4,)),
+    "clamp_tensor": (lambda m, a, b: m.clamp(a, min=b, max=b + 1) * a * b, _randn, _randn, (4,)),
+    "clamp_tensor_min_only": (lambda m, a, b: m.clamp(a, min=b) * a * b, _randn, _randn, (3, 4)),
+}
+
+
+@pytest.mark.parametrize("name", BINARY)
+def test_binary_second_derivative_matches_torch(name):
+    fn, make_a, make_b, shape_b = BINARY[name]
+    rng = np.random.default_rng(13)
+    gradgrad(fn, make_a(rng, 3, 4), make_b(rng, *shape_b), seed=14)
+
+
+def test_maximum_and_minimum_split_ties_evenly_in_the_second_derivative():
+    rng = np.random.default_rng(15)
+    a = rng.standard_normal((3, 4))
+    b = np.where(rng.random((3, 4)) < 0.5, a, rng.standard_normal((3, 4)))
+    gradgrad(lambda m, a, b: m.maximum(a, b) * a * b + m.minimum(a, b) ** 2, a, b, seed=16)

@@ -7,6 +7,8 @@ Ops whose forward runs in float32 for a lower-precision dtype (`widened`) saved 
 the gradient's dtype before they become tensors, so a formula computes in the dtype of the graph it extends."""
 import math
 
+import numpy as np
+
 from .._tensor import _wrap
 from ._double import _dev_of, formula, input_t, output_t, sum_to
 
@@ -146,3 +148,240 @@ def _masked_fill(node, g):
 def _to(node, g):
     from .. import _dtype
     return g.to(device=node.src_device, dtype=_dtype.from_numpy_dtype(node.src_dtype))
+
+
+# ------------------------------------------------------------------------------------------ pointwise math
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+
+
+def _unary(*names):
+    """A formula g * d(x) of a unary op that saved its input x, with d a tensor function of x."""
+    def deco(d):
+        @formula(*names)
+        def run(node, g):
+            (x,) = node.saved
+            return g * d(_in(node, x, g))
+        return d
+    return deco
+
+
+def _unary_of_output(*names):
+    """The same for an op that saved its output y, with d a tensor function of y."""
+    def deco(d):
+        @formula(*names)
+        def run(node, g):
+            (y,) = node.saved
+            return g * d(_out(node, y, g))
+        return d
+    return deco
+
+
+_unary("Log1p")(lambda x: 1 / (x + 1))
+_unary("Log2")(lambda x: 1 / (x * _LN2))
+_unary("Log10")(lambda x: 1 / (x * _LN10))
+_unary("Erf")(lambda x: _2_OVER_SQRT_PI * (-x * x).exp())
+_unary("Erfc")(lambda x: -_2_OVER_SQRT_PI * (-x * x).exp())
+_unary("Sinh")(lambda x: x.cosh())
+_unary("Cosh")(lambda x: x.sinh())
+_unary("Asin")(lambda x: 1 / (1 - x * x).sqrt())
+_unary("Acos")(lambda x: -1 / (1 - x * x).sqrt())
+_unary("Atan")(lambda x: 1 / (1 + x * x))
+_unary("Asinh")(lambda x: 1 / (x * x + 1).sqrt())
+_unary("Acosh")(lambda x: 1 / (x * x - 1).sqrt())
+_unary("Atanh")(lambda x: 1 / (1 - x * x))
+_unary("Lgamma")(lambda x: x.digamma())
+_unary("Entr")(lambda x: -(1 + x.log()))
+_unary_of_output("Expm1")(lambda y: y + 1)
+_unary_of_output("Exp2")(lambda y: y * _LN2)
+_unary_of_output("Reciprocal")(lambda y: -y * y)
+_unary_of_output("Rsqrt")(lambda y: -0.5 * y * y * y)
+_unary_of_output("Tan")(lambda y: 1 + y * y)
+_unary_of_output("Erfinv")(lambda y: (math.sqrt(math.pi) / 2) * (y * y).exp())
+_unary_of_output("Ndtri")(lambda y: math.sqrt(2 * math.pi) * (y * y * 0.5).exp())
+
+
+@_unary("I0")
+def _i0(x):
+    from ..special import i1
+    return i1(x)
+
+
+@formula("Deg2Rad", "Rad2Deg")
+def _degrees(node, g):
+    return g * (math.pi / 180 if type(node)._op == "Deg2Rad" else 180 / math.pi)
+
+
+@formula("Frac")
+def _frac(node, g):
+    return g
+
+
+@formula("Polygamma")
+def _polygamma(node, g):
+    from .. import polygamma
+    (x,) = node.saved
+    return g * polygamma(node.n + 1, _in(node, x, g))
+
+
+@formula("Sinc")
+def _sinc(node, g):
+    # as the op's backward (and torch's): 0 at x == 0, where 0/0 is kept out of the way by a select
+    (x,) = node.saved
+    zero = x == 0
+    nz = _where(zero, 1.0, _in(node, x, g))
+    px = math.pi * nz
+    return _where(zero, 0.0, g * (px * px.cos() - px.sin()) / (px * nz))
+
+
+@formula("LogNdtr")
+def _log_ndtr(node, g):
+    x, y = node.saved
+    return g * (-(_out(node, y, g) + _in(node, x, g) ** 2 * 0.5)).exp() / math.sqrt(2 * math.pi)
+
+
+@formula("Erfcx")
+def _erfcx(node, g):
+    x, y = node.saved
+    return g * (2 * _in(node, x, g) * _out(node, y, g) - _2_OVER_SQRT_PI)
+
+
+@formula("I0e")
+def _i0e(node, g):
+    from ..special import i1e
+    x, y = node.saved
+    return g * (i1e(_in(node, x, g)) - _const(node.xp.sign(x)) * _out(node, y, g))
+
+
+@formula("I1", "I1e")
+def _i1(node, g):
+    from ..special import i0, i0e
+    x, y = node.saved
+    zero = x == 0
+    nz = _where(zero, 1.0, _in(node, x, g))
+    yt = _out(node, y, g)
+    if type(node)._op == "I1":
+        d = i0(nz) - yt / nz
+    else:
+        d = i0e(nz) - yt * (_const(node.xp.sign(x)) + 1 / nz)
+    return g * _where(zero, 0.5, d)
+
+
+@formula("Logit")
+def _logit(node, g):
+    (x,) = node.saved
+    xt = _in(node, x, g)
+    gx = g / (xt * (1 - xt))
+    if node.eps is not None:  # zero outside [eps, 1 - eps], as torch
+        gx = _where((x >= node.eps) & (x <= 1 - node.eps), gx, 0.0)
+    return gx
+
+
+@formula("NanToNum")
+def _nan_to_num(node, g):
+    (x,) = node.saved
+    return _where(node.xp.isfinite(x), g, 0.0)
+
+
+@formula("Clamp")
+def _clamp(node, g):
+    (x,) = node.saved
+    keep = node.xp.ones(x.shape, bool)
+    if node.lo is not None:
+        keep &= x >= node.lo
+    if node.hi is not None:
+        keep &= x <= node.hi
+    return _where(keep, g, 0.0)
+
+
+@formula("ClampTensor")
+def _clamp_tensor(node, g):
+    x, lo, hi = node.saved
+    nig = node.needs_input_grad
+    # torch's clamp_backward_min_max: with min > max every value is max
+    return (sum_to(_where((x >= lo) & (x <= hi), g, 0.0), x.shape) if nig[0] else None,
+            sum_to(_where((x < lo) & (lo < hi), g, 0.0), lo.shape) if nig[1] else None,
+            sum_to(_where((x > hi) | (hi < lo), g, 0.0), hi.shape) if nig[2] else None)
+
+
+@formula("Maximum", "Minimum")
+def _maximum(node, g):
+    a, b = node.saved
+    # ties split the gradient evenly, as torch does; the weights are piecewise constant
+    w = ((a > b) if type(node)._op == "Maximum" else (a < b)) + 0.5 * (a == b)
+    nig = node.needs_input_grad
+    return (sum_to(g * _const(w.astype(g._data.dtype)), a.shape) if nig[0] else None,
+            sum_to(g * _const((1 - w).astype(g._data.dtype)), b.shape) if nig[1] else None)
+
+
+@formula("Fmax")
+def _fmax(node, g):
+    a, b = node.saved
+    xp = node.xp
+    to_a = ((a >= b) if node.is_max else (a <= b)) | xp.isnan(b)
+    nig = node.needs_input_grad
+    return (sum_to(_where(to_a, g, 0.0), a.shape) if nig[0] else None,
+            sum_to(_where(to_a, 0.0, g), b.shape) if nig[1] else None)
+
+
+@formula("Atan2")
+def _atan2(node, g):
+    a, b = node.saved
+    at, bt = _in(node, a, g, 0), _in(node, b, g, 1)
+    d = at * at + bt * bt
+    nig = node.needs_input_grad
+    return (sum_to(g * bt / d, a.shape) if nig[0] else None), (sum_to(-g * at / d, b.shape) if nig[1] else None)
+
+
+@formula("Lerp")
+def _lerp(node, g):
+    sa, sb = node.shapes
+    w = node.weight
+    nig = node.needs_input_grad
+    return (sum_to(g * (1 - w), sa) if nig[0] else None), (sum_to(g * w, sb) if nig[1] else None)
+
+
+@formula("LogAddExp", "LogAddExp2")
+def _logaddexp(node, g):
+    # d/da log(e^a + e^b) = sigmoid(a - b) (base 2: of (a - b) ln 2), stable for large |a - b|
+    a, b = node.saved
+    k = 1.0 if type(node)._op == "LogAddExp" else _LN2
+    at, bt = _in(node, a, g, 0), _in(node, b, g, 1)
+    nig = node.needs_input_grad
+    return (sum_to(g * ((at - bt) * k).sigmoid(), a.shape) if nig[0] else None,
+            sum_to(g * ((bt - at) * k).sigmoid(), b.shape) if nig[1] else None)
+
+
+@formula("Xlogy", "Xlog1py")
+def _xlogy(node, g):
+    # torch's: xlogy(g, y) masked to 0 where x == 0 and the log is not finite; x / y for y
+    from .. import xlogy
+    from ..special import xlog1py
+    x, y = node.saved
+    xt, yt = _in(node, x, g, 0), _in(node, y, g, 1)
+    log1p = node.log1p  # Xlog1py: x * log1p(y)
+    nig = node.needs_input_grad
+    gx = gy = None
+    if nig[0]:
+        gx = sum_to(_where((x == 0) & ((y + 1 if log1p else y) <= 0), 0.0,
+                           (xlog1py if log1p else xlogy)(g, yt)), x.shape)
+    if nig[1]:
+        gy = sum_to(g * xt / ((yt + 1) if log1p else yt), y.shape)
+    return gx, gy
+
+
+@formula("Copysign")
+def _copysign(node, g):
+    a, y = node.saved
+    xp = node.xp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        flip = xp.where(a == 0, 0, y / a).astype(g._data.dtype)  # ±1: whether the sign flipped, piecewise constant
+    return sum_to(g * _const(flip), a.shape), g.new_zeros(node.b_shape)
+
+
+@formula("Remainder", "Fmod")
+def _remainder(node, g):
+    a, b = node.saved
+    xp = node.xp
+    q = (xp.floor if type(node)._op == "Remainder" else xp.trunc)(a / b)  # the quotient is piecewise constant
+    nig = node.needs_input_grad
+    return (sum_to(g, a.shape) if nig[0] else None), (sum_to(-g * _const(q), b.shape) if nig[1] else None)
