@@ -219,3 +219,57 @@ def test_maximum_and_minimum_split_ties_evenly_in_the_second_derivative():
     a = rng.standard_normal((3, 4))
     b = np.where(rng.random((3, 4)) < 0.5, a, rng.standard_normal((3, 4)))
     gradgrad(lambda m, a, b: m.maximum(a, b) * a * b + m.minimum(a, b) ** 2, a, b, seed=16)
+
+
+# ---------------------------------------------------------------------------------------- reductions, scans
+def _with_zeros(rng, *shape):
+    """Random values with one zero in most rows and two in the first (prod's and cumprod's special paths)."""
+    a = rng.uniform(0.5, 1.5, shape) * rng.choice([-1.0, 1.0], shape)
+    a.reshape(-1, shape[-1])[:, 1] = 0.0
+    a.reshape(-1, shape[-1])[0, -1] = 0.0
+    return a
+
+
+REDUCTIONS = {
+    "prod_all": (lambda m, x: x.prod(), _randn, (3, 4)),
+    "prod_dim": (lambda m, x: x.prod(1), _randn, (3, 4)),
+    "prod_dim0_keepdim": (lambda m, x: x.prod(0, keepdim=True), _randn, (3, 4)),
+    "prod_all_with_zeros": (lambda m, x: x.prod(), _with_zeros, (2, 3)),
+    "prod_dim_with_zeros": (lambda m, x: x.prod(1), _with_zeros, (3, 4)),
+    "prod_dim0_with_zeros": (lambda m, x: x.prod(0), _with_zeros, (4, 3)),
+    "var": (lambda m, x: x.var(), _randn, (3, 4)),
+    "var_dim_keepdim": (lambda m, x: x.var(1, keepdim=True), _randn, (3, 4)),
+    "var_correction0": (lambda m, x: x.var((0, 2), correction=0), _randn, (3, 4, 2)),
+    "std": (lambda m, x: x.std(), _randn, (3, 4)),
+    "std_dim": (lambda m, x: x.std(0), _randn, (3, 4)),
+    "std_unbiased_false_keepdim": (lambda m, x: m.std(x, 1, unbiased=False, keepdim=True), _randn, (3, 4)),
+    "var_mean": (lambda m, x: m.var_mean(x, 1), _randn, (3, 4)),
+    "norm": (lambda m, x: x.norm(), _randn, (3, 4)),
+    "norm_dim": (lambda m, x: x.norm(dim=1), _randn, (3, 4)),
+    "norm_p1": (lambda m, x: x.norm(p=1, dim=0) ** 2, _away, (3, 4)),
+    "norm_p3_keepdim": (lambda m, x: x.norm(p=3, dim=1, keepdim=True), _away, (3, 4)),
+    "norm_p1_5": (lambda m, x: x.norm(p=1.5), _away, (3, 4)),
+    "norm_inf": (lambda m, x: x.norm(p=float("inf"), dim=1) * x.sum(1), _randn, (3, 4)),
+    "linalg_vector_norm": (lambda m, x: m.linalg.vector_norm(x, dim=(0, 1)), _randn, (3, 4)),
+    "max_all": (lambda m, x: x.max() * x, _randn, (3, 4)),
+    "min_all": (lambda m, x: x.min() * x, _randn, (3, 4)),
+    "amax_dims": (lambda m, x: x.amax((0, 2)) ** 2, _randn, (3, 4, 2)),
+    "max_dim": (lambda m, x: x.max(1)[0] * x.sum(1), _randn, (3, 4)),
+    "min_dim_keepdim": (lambda m, x: x.min(0, keepdim=True)[0] * x, _randn, (3, 4)),
+    "cumsum": (lambda m, x: x.cumsum(1) ** 2, _randn, (3, 4)),
+    "cumsum_dim0": (lambda m, x: x.cumsum(0) * x, _randn, (3, 4, 2)),
+    "cumprod": (lambda m, x: x.cumprod(1), _away, (3, 4)),
+    "cumprod_dim0": (lambda m, x: x.cumprod(0), _away, (4, 3)),
+    "cumprod_with_zeros": (lambda m, x: x.cumprod(1), _with_zeros, (3, 4)),
+    "logcumsumexp": (lambda m, x: x.logcumsumexp(1), _randn, (3, 4)),
+    "logcumsumexp_dim0": (lambda m, x: x.logcumsumexp(0), _randn, (4, 3)),
+    "cummax": (lambda m, x: x.cummax(1)[0] * x, _randn, (3, 4)),
+    "cummin_dim0": (lambda m, x: x.cummin(0)[0] ** 2, _randn, (4, 3)),
+}
+
+
+@pytest.mark.parametrize("name", REDUCTIONS)
+def test_reduction_second_derivative_matches_torch(name):
+    fn, make, shape = REDUCTIONS[name]
+    rng = np.random.default_rng(17)
+    gradgrad(fn, make(rng, *shape), seed=18)
