@@ -28,14 +28,17 @@ def gradgrad(fn, *arrays, seed=0, rtol=1e-7, atol=1e-10):
         outs = fn(torch, *[_tensor(torch, a, False) for a in arrays])
     outs = outs if isinstance(outs, (tuple, list)) else (outs,)
     outs = [o for o in outs if o.dtype.is_floating_point]
-    go_arrays = [rng.standard_normal(tuple(o.shape)) for o in outs]
-    v_arrays = [rng.standard_normal(a.shape) for a in arrays if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+    go_arrays = [rng.standard_normal(tuple(o.shape)).astype(str(o.dtype).replace("torch.", "")) for o in outs]
+    v_arrays = [rng.standard_normal(a.shape).astype(a.dtype) for a in arrays
+                if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
     res = {m: _run(m, fn, arrays, go_arrays, v_arrays) for m in (dtrain, torch)}
     (df, ds, dplain), (tf, ts, _) = res[dtrain], res[torch]
     for i, (a, e) in enumerate(zip(df, tf)):
         assert_close(a, e, atol, rtol, f"first gradient of input {i}")
-    for i, (a, e) in enumerate(zip(dplain, df)):
-        assert_close(a, e, 1e-13, 1e-12, f"first gradient of input {i}: create_graph against an ordinary pass")
+    eps = max(np.finfo(a.dtype).eps for a in arrays if isinstance(a, np.ndarray) and a.dtype.kind == "f")
+    for i, (a, e) in enumerate(zip(dplain, df)):  # the same to rounding: formulas reorder a few products
+        assert_close(a, e, 1e3 * eps, 1e4 * eps,
+                     f"first gradient of input {i}: create_graph against an ordinary pass")
     n = len(df)
     for i, (a, e) in enumerate(zip(ds, ts)):
         what = f"second gradient wrt input {i}" if i < n else f"second gradient wrt the incoming gradient {i - n}"
@@ -273,3 +276,83 @@ def test_reduction_second_derivative_matches_torch(name):
     fn, make, shape = REDUCTIONS[name]
     rng = np.random.default_rng(17)
     gradgrad(fn, make(rng, *shape), seed=18)
+
+
+# ----------------------------------------------------------------------------------------------------- losses
+_TARGET = np.array([2, 0, 4, 1, 2, 3])
+_IGNORED = np.array([2, -100, 4, 1, -100, 3])
+_W = np.array([0.5, 1.5, 1.0, 2.0, 0.7])
+
+
+def _ce(**kw):
+    def fn(m, x):
+        w = kw.get("weight")
+        args = {k: v for k, v in kw.items() if k not in ("weight", "target")}
+        return m.nn.functional.cross_entropy(x, m.tensor(kw.get("target", _TARGET)),
+                                             weight=None if w is None else m.tensor(w).to(x.dtype), **args)
+    return fn
+
+
+CROSS_ENTROPY = {
+    "mean": _ce(),
+    "sum": _ce(reduction="sum"),
+    "none": _ce(reduction="none"),
+    "weight_mean": _ce(weight=_W),
+    "weight_none": _ce(weight=_W, reduction="none"),
+    "ignore_index_mean": _ce(target=_IGNORED),
+    "ignore_index_weight_sum": _ce(target=_IGNORED, weight=_W, reduction="sum"),
+    "label_smoothing": _ce(label_smoothing=0.2),
+    "label_smoothing_weight_ignore_mean": _ce(target=_IGNORED, weight=_W, label_smoothing=0.3),
+    "label_smoothing_none": _ce(reduction="none", label_smoothing=0.1),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", CROSS_ENTROPY)
+def test_cross_entropy_second_derivative_matches_torch(name, dtype):
+    # float32 takes the compiled kernels' path where they are installed (the node keeps other arrays there)
+    rng = np.random.default_rng(19)
+    x = rng.standard_normal((6, 5)).astype(dtype)
+    tol = dict(rtol=1e-7, atol=1e-10) if dtype == "float64" else dict(rtol=2e-5, atol=1e-6)
+    gradgrad(CROSS_ENTROPY[name], x, seed=20, **tol)
+
+
+def test_cross_entropy_over_spatial_dims_second_derivative_matches_torch():
+    rng = np.random.default_rng(21)
+    target = rng.integers(0, 3, (2, 4, 2))
+    gradgrad(lambda m, x: m.nn.functional.cross_entropy(x, m.tensor(target)), rng.standard_normal((2, 3, 4, 2)),
+             seed=22)
+
+
+LOSSES = {
+    "mse": lambda m, x, y: m.nn.functional.mse_loss(x, y),
+    "mse_sum": lambda m, x, y: m.nn.functional.mse_loss(x, y, reduction="sum"),
+    "l1": lambda m, x, y: m.nn.functional.l1_loss(x, y) * x.sum(),
+    "smooth_l1": lambda m, x, y: m.nn.functional.smooth_l1_loss(x, y, beta=0.8),
+    "huber": lambda m, x, y: m.nn.functional.huber_loss(x, y, reduction="none", delta=0.7),
+    "bce": lambda m, x, y: m.nn.functional.binary_cross_entropy(x.sigmoid(), y.sigmoid()),
+    "bce_weight_sum": lambda m, x, y: m.nn.functional.binary_cross_entropy(
+        x.sigmoid(), y.sigmoid(), weight=m.tensor(np.linspace(0.5, 1.5, 4)), reduction="sum"),
+    "bce_with_logits": lambda m, x, y: m.nn.functional.binary_cross_entropy_with_logits(x, y.sigmoid()),
+    "bce_with_logits_pos_weight": lambda m, x, y: m.nn.functional.binary_cross_entropy_with_logits(
+        x, y.sigmoid(), pos_weight=m.tensor(np.linspace(0.5, 2.0, 4)), reduction="none"),
+    "nll": lambda m, x, y: m.nn.functional.nll_loss(m.log_softmax(x, 1), m.tensor(np.array([1, 0, 3]))) * y.sum(),
+    "nll_weight_ignore_none": lambda m, x, y: m.nn.functional.nll_loss(
+        m.log_softmax(x * y, 1), m.tensor(np.array([1, -100, 3])), weight=m.tensor(np.linspace(0.5, 2.0, 4)),
+        reduction="none"),
+    "kl_div": lambda m, x, y: m.nn.functional.kl_div(m.log_softmax(x, 1), m.softmax(y, 1), reduction="batchmean"),
+    "kl_div_log_target": lambda m, x, y: m.nn.functional.kl_div(m.log_softmax(x, 1), m.log_softmax(y, 1),
+                                                                reduction="sum", log_target=True),
+}
+
+
+# nll_loss picks its terms with gather, whose formula is the indexing family's: strict, so that these cases
+# report themselves once it exists
+_GATHER = pytest.mark.xfail(raises=NotImplementedError, strict=True, reason="no double backward for gather yet")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_GATHER) if n.startswith("nll") else n for n in LOSSES])
+def test_loss_second_derivative_matches_torch(name):
+    rng = np.random.default_rng(23)
+    x, y = _away(rng, 3, 4), _away(rng, 3, 4)
+    gradgrad(LOSSES[name], x, y, seed=24)

@@ -624,3 +624,38 @@ def _concat(parts, dim, shape=None):
         out = placed if out is None else out + placed
         at += p.shape[dim]
     return out
+
+
+# ------------------------------------------------------------------------------------------------- losses
+@formula("CrossEntropyIndices")
+def _cross_entropy(node, g, *_):
+    """d/dx of (1 - ls) w_t nll + ls / c sum_k w_k (-z_k), z = log_softmax(x), scaled as the reduction says."""
+    (z,) = node.saved
+    xp = node.xp
+    n, c = z.shape
+    if node.fused is not None:  # the compiled kernels keep the targets, not their derived arrays
+        _, target, weight, w_t, ignore_index, ls = node.fused
+        valid = target != ignore_index
+        t = xp.where(valid, target, 0)
+    else:
+        t, valid, w_t, weight, ls = node.t, node.valid, node.w_t, node.weight, node.ls
+    dt = g._data.dtype
+    # log_softmax is the same for x and for z = x - logsumexp(x): z stands in for a non-leaf x (the node keeps
+    # z only), and its tensor carries x's history
+    p = _in(node, z, g).log_softmax(1).exp()
+    coef = (w_t * (1 - ls)).astype(dt)[:, None]
+    onehot = xp.zeros((n, c), dt)
+    onehot[xp.arange(n), t] = 1
+    grad = p * _const(coef) - _const(onehot * coef)
+    if ls:
+        wsum = float(weight.sum()) if weight is not None else float(c)
+        wk = weight[None, :].astype(dt) if weight is not None else xp.ones((1, c), dt)
+        grad = grad + (p * wsum - _const(wk)) * _const((valid[:, None] * (ls / c)).astype(dt))
+    if node.reduction == "none":
+        scale = g.unsqueeze(1)
+    elif node.reduction == "sum":
+        scale = g
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: NaN, as torch
+            scale = g / float(node.denom)
+    return grad * scale, None, None
