@@ -356,3 +356,82 @@ def test_loss_second_derivative_matches_torch(name):
     rng = np.random.default_rng(23)
     x, y = _away(rng, 3, 4), _away(rng, 3, 4)
     gradgrad(LOSSES[name], x, y, seed=24)
+
+
+# ---------------------------------------------------------------------------- piecewise constant, selections
+PIECEWISE = {
+    "floor": lambda m, x: x.floor() * x ** 2,
+    "ceil": lambda m, x: x.ceil() * x ** 2,
+    "round": lambda m, x: x.round() * x ** 2,
+    "round_decimals": lambda m, x: x.round(decimals=1) * x ** 2,
+    "trunc": lambda m, x: x.trunc() * x ** 2,
+    "sign": lambda m, x: x.sign() * x ** 2,
+    "angle_real": lambda m, x: x.angle() * x ** 2,
+    "median": lambda m, x: x.median() * x ** 2,
+    "nanmedian": lambda m, x: x.nanmedian() * x,
+}
+
+
+@pytest.mark.parametrize("name", PIECEWISE)
+def test_piecewise_constant_and_selection_second_derivative_matches_torch(name):
+    rng = np.random.default_rng(25)
+    gradgrad(PIECEWISE[name], _away(rng, 3, 4) * 3, seed=26)
+
+
+def test_median_shares_the_second_derivative_among_ties_as_torch():
+    rng = np.random.default_rng(27)
+    a = _away(rng, 2, 3)
+    gradgrad(lambda m, x: x.median() * x ** 2 + x.max() * x, np.concatenate([a, a]), seed=28)
+
+
+# ------------------------------------------------------------------------------------------------ third order
+def _third(m, fn, x_array, seed):
+    """Third derivatives: of (second gradients * w).sum(), the second gradients those of (g * v).sum()."""
+    rng = np.random.default_rng(seed)
+    x = _tensor(m, x_array, True)
+    out = fn(m, x)
+    out = out[0] if isinstance(out, tuple) else out
+    go = _tensor(m, rng.standard_normal(tuple(out.shape)), True)
+    v, w, wg = (_tensor(m, rng.standard_normal(s), False) for s in (x_array.shape, x_array.shape, tuple(out.shape)))
+    (g,) = m.autograd.grad(out, x, go, create_graph=True)
+    hx, hg = m.autograd.grad((g * v).sum(), (x, go), create_graph=True)
+    return m.autograd.grad((hx * w).sum() + (hg * wg).sum(), (x, go), allow_unused=True)
+
+
+THIRD = {
+    "gelu": (lambda m, x: m.nn.functional.gelu(x), _randn),
+    "gelu_tanh": (lambda m, x: m.nn.functional.gelu(x, approximate="tanh"), _randn),
+    "silu": (lambda m, x: m.nn.functional.silu(x), _randn),
+    "elu": (lambda m, x: m.nn.functional.elu(x), _away),
+    "softplus": (lambda m, x: m.nn.functional.softplus(x), _randn),
+    "softmax": (lambda m, x: m.softmax(x, 1), _randn),
+    "log_softmax": (lambda m, x: m.log_softmax(x, 0), _randn),
+    "logsumexp": (lambda m, x: m.logsumexp(x, 1), _randn),
+    "erfinv": (lambda m, x: x.erfinv(), _unit),
+    "logaddexp": (lambda m, x: m.logaddexp(x, x * 0.5 + 1), _randn),
+    "std": (lambda m, x: x.std(1), _randn),
+    "norm_p3": (lambda m, x: x.norm(p=3, dim=0), _away),
+    "prod_with_zeros": (lambda m, x: x.prod(1), _with_zeros),
+    "cumsum": (lambda m, x: x.cumsum(1) ** 3, _randn),
+    "cumprod": (lambda m, x: x.cumprod(1), _away),
+    "logcumsumexp": (lambda m, x: x.logcumsumexp(1), _randn),
+    "cummax": (lambda m, x: x.cummax(1)[0] ** 3, _randn),
+    "max_dim": (lambda m, x: x.max(0)[0] ** 3, _randn),
+    "cross_entropy": (lambda m, x: m.nn.functional.cross_entropy(x, m.tensor(np.array([1, 0, 3])),
+                                                                 label_smoothing=0.1), _randn),
+}
+
+
+# torch's own third derivative of logcumsumexp is NaN where its log-space formula takes log(0): the oracle there
+# is the plain composite, exact for these moderate values
+_THIRD_ORACLE = {"logcumsumexp": lambda m, x: x.exp().cumsum(1).log()}
+
+
+@pytest.mark.parametrize("name", THIRD)
+def test_third_derivative_matches_torch(name):
+    # the formulas' own nodes (flips, gathers, cumulative products) are differentiated by their formulas here
+    fn, make = THIRD[name]
+    x = make(np.random.default_rng(29), 3, 4)
+    for a, e in zip(_third(dtrain, fn, x, 30), _third(torch, _THIRD_ORACLE.get(name, fn), x, 30)):
+        assert_close(np.zeros(tuple(e.shape)) if a is None else a, np.zeros(tuple(e.shape)) if e is None else e,
+                     1e-10, 1e-7, "third derivative")

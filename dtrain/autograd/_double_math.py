@@ -217,6 +217,23 @@ def _frac(node, g):
     return g
 
 
+@formula("ZeroGrad")
+def _zero_grad(node, g):
+    # floor, ceil, round, trunc, sign: piecewise constant
+    return g.new_zeros(node.shape)
+
+
+@formula("Angle")
+def _angle(node, g):
+    (x,) = node.saved
+    if x.dtype.kind != "c":  # pi or 0 by sign: piecewise constant
+        return g.new_zeros(x.shape)
+    # as the op's backward: g * x / |x|^2 * i, 0 where x is 0
+    xt = _in(node, x, g)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _where(x == 0, 0.0, g * xt / (xt * xt.conj()).real * 1j)
+
+
 @formula("Polygamma")
 def _polygamma(node, g):
     from .. import polygamma
@@ -473,6 +490,16 @@ def _max_min_dim(node, g, _=None):
 @formula("CumMaxMin")
 def _cum_max_min(node, g, _=None):
     return ScatterAddAlong.apply(g, idx=node.idx.astype("int64", copy=False), dim=node.dim, shape=node.shape)
+
+
+@formula("SelectEvenly")
+def _select_evenly(node, g):
+    # median()/nanmedian() of everything: g shared evenly among the elements equal to the value (a constant weight)
+    x, v = node.saved
+    xp = node.xp
+    mask = (x == v) | (xp.isnan(x) & xp.isnan(v)) if x.dtype.kind == "f" else x == v
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return g * _const((mask / mask.sum()).astype(g._data.dtype))
 
 
 @formula("Var")
