@@ -435,3 +435,38 @@ def test_third_derivative_matches_torch(name):
     for a, e in zip(_third(dtrain, fn, x, 30), _third(torch, _THIRD_ORACLE.get(name, fn), x, 30)):
         assert_close(np.zeros(tuple(e.shape)) if a is None else a, np.zeros(tuple(e.shape)) if e is None else e,
                      1e-10, 1e-7, "third derivative")
+
+
+# ------------------------------------------------------------------------------------------- half precision
+LOW_PRECISION = {
+    "log_softmax": lambda m, x: m.log_softmax(x, 1),
+    "softmax": lambda m, x: m.softmax(x, 0),
+    "gelu": lambda m, x: m.nn.functional.gelu(x),
+    "gelu_tanh": lambda m, x: m.nn.functional.gelu(x, approximate="tanh"),
+    "logsumexp": lambda m, x: m.logsumexp(x, 1),
+    "std": lambda m, x: x.std(1),
+    "norm": lambda m, x: x.norm(dim=1),
+    "lgamma": lambda m, x: (x.abs() + 0.5).lgamma(),
+    "cross_entropy": lambda m, x: m.nn.functional.cross_entropy(x, m.tensor(np.array([0, 2, 3]))),
+}
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("name", LOW_PRECISION)
+def test_half_precision_second_derivative_keeps_the_dtype_and_matches_torch(name, dtype):
+    # ops that compute half precision in float32 (widened) saved float32 arrays; the formulas work in the
+    # graph's dtype, as torch's
+    rng = np.random.default_rng(31)
+    xa, va = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    res = []
+    for m in (dtrain, torch):
+        x = m.tensor(xa).to(getattr(m, dtype)).requires_grad_()
+        out = LOW_PRECISION[name](m, x)
+        w = m.tensor(np.linspace(0.5, 2.0, out.numel()).reshape(tuple(out.shape))).to(out.dtype)
+        (g,) = m.autograd.grad((out * w).sum(), x, create_graph=True)
+        (h,) = m.autograd.grad((g * m.tensor(va).to(g.dtype)).sum(), x)
+        res.append((g, h))
+    for a, e in zip(*res):
+        assert str(a.dtype) == str(e.dtype)
+        a, e = a.detach().double().numpy(), e.detach().double().numpy()
+        assert np.abs(a - e).max() <= 0.03 * np.abs(e).max() + 1e-3, (a, e)

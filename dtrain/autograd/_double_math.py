@@ -9,10 +9,12 @@ import math
 
 import numpy as np
 
+from .. import _dtype
 from .._tensor import _wrap
 from . import graph
 from ._double import _dev_of, formula, input_t, output_t, sum_to
 
+_BF16 = _dtype.bfloat16.np  # (ml_dtypes' dtype: its kind is "V", not "f")
 _SQRT1_2 = math.sqrt(0.5)
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _1_OVER_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
@@ -22,7 +24,7 @@ _2_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 def _as(a, g):
     """Saved array `a` in the dtype of gradient `g` (widened ops saved float32 copies of half-precision ones)."""
     d = g._data.dtype
-    return a.astype(d) if a.dtype != d and a.dtype.kind == "f" and d.kind == "f" else a
+    return a.astype(d) if a.dtype != d and a.dtype.kind == "f" and (d.kind == "f" or d == _BF16) else a
 
 
 def _in(node, a, g, i=0):
