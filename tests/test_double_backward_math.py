@@ -106,6 +106,10 @@ ACTIVATIONS = {
     "log_softmax_dtype": (lambda m, x: _f(m).log_softmax(x.float(), 0, dtype=m.float64), _randn, (3, 4)),
     "logsumexp": (lambda m, x: m.logsumexp(x, 1), _randn, (3, 4)),
     "logsumexp_keepdim": (lambda m, x: m.logsumexp(x, (0, 2), keepdim=True), _randn, (3, 4, 2)),
+    "elu_inplace": (lambda m, x: _f(m).elu(x * 1, inplace=True), _away, (3, 4)),
+    "leaky_relu_inplace": (lambda m, x: _f(m).leaky_relu(x * x, 0.1, inplace=True) * x, _away, (3, 4)),
+    "hardswish": (lambda m, x: _f(m).hardswish(x * 3), _away, (3, 4)),
+    "softmin": (lambda m, x: _f(m).softmin(x, 1), _randn, (3, 4)),
     "logsigmoid": (lambda m, x: _f(m).logsigmoid(x), _randn, (3, 4)),
     "mish": (lambda m, x: _f(m).mish(x), _randn, (3, 4)),
 }
@@ -470,3 +474,9 @@ def test_half_precision_second_derivative_keeps_the_dtype_and_matches_torch(name
         assert str(a.dtype) == str(e.dtype)
         a, e = a.detach().double().numpy(), e.detach().double().numpy()
         assert np.abs(a - e).max() <= 0.03 * np.abs(e).max() + 1e-3, (a, e)
+
+
+def test_create_graph_through_angle_of_a_complex_tensor_raises():
+    x = dtrain.tensor(np.array([1 + 2j, -0.5 + 1j]), requires_grad=True)
+    with pytest.raises(NotImplementedError, match="angle.*complex128"):
+        dtrain.autograd.grad(x.angle().sum(), x, create_graph=True)

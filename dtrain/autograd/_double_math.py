@@ -230,10 +230,9 @@ def _angle(node, g):
     (x,) = node.saved
     if x.dtype.kind != "c":  # pi or 0 by sign: piecewise constant
         return g.new_zeros(x.shape)
-    # as the op's backward: g * x / |x|^2 * i, 0 where x is 0
-    xt = _in(node, x, g)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return _where(x == 0, 0.0, g * xt / (xt * xt.conj()).real * 1j)
+    # the formula over complex tensors would need conjugates in the products' own formulas, which take none
+    raise NotImplementedError("create_graph=True through angle() of a complex tensor: dtrain's higher-order "
+                              f"gradients are for real tensors (got {x.dtype} of shape {tuple(x.shape)})")
 
 
 @formula("Polygamma")
