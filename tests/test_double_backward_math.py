@@ -371,6 +371,7 @@ PIECEWISE = {
     "trunc": lambda m, x: x.trunc() * x ** 2,
     "sign": lambda m, x: x.sign() * x ** 2,
     "angle_real": lambda m, x: x.angle() * x ** 2,
+    "frexp": lambda m, x: m.frexp(x * 5)[0] * x,
     "median": lambda m, x: x.median() * x ** 2,
     "nanmedian": lambda m, x: x.nanmedian() * x,
 }
@@ -480,3 +481,19 @@ def test_create_graph_through_angle_of_a_complex_tensor_raises():
     x = dtrain.tensor(np.array([1 + 2j, -0.5 + 1j]), requires_grad=True)
     with pytest.raises(NotImplementedError, match="angle.*complex128"):
         dtrain.autograd.grad(x.angle().sum(), x, create_graph=True)
+
+
+def test_poisson_counts_are_constants_in_the_second_derivative():
+    # the draws differ from torch's: torch's side takes dtrain's counts as constants (its rule for poisson)
+    rng = np.random.default_rng(32)
+    x = rng.uniform(1.0, 4.0, (3, 4))
+    dtrain.manual_seed(0)
+    counts = dtrain.poisson(dtrain.tensor(x)).numpy()
+
+    def fn(m, x):
+        if m is torch:
+            return torch.tensor(counts) * x ** 2
+        dtrain.manual_seed(0)
+        return dtrain.poisson(x * 1) * x ** 2
+
+    gradgrad(fn, x, seed=33)

@@ -225,6 +225,19 @@ def _zero_grad(node, g):
     return g.new_zeros(node.shape)
 
 
+@formula("Frexp")
+def _frexp(node, g, _=None):
+    # the mantissa x / 2^e, e piecewise constant
+    (e,) = node.saved
+    return g * _const(node.xp.ldexp(node.xp.ones(e.shape, g._data.dtype), -e))
+
+
+@formula("Poisson")
+def _poisson(node, g):
+    # the counts are not differentiable in the rates
+    return g.new_zeros(tuple(g.shape)), None
+
+
 @formula("Angle")
 def _angle(node, g):
     (x,) = node.saved
