@@ -6,13 +6,13 @@ import pytest
 import torch
 
 import dtrain
-from helpers import assert_close
+from helpers import _default_device, assert_close
 
 
-def _tensor(m, a, grad):
+def _tensor(m, a, grad, device="cpu"):
     if not isinstance(a, np.ndarray):
         return a
-    t = torch.from_numpy(a.copy()) if m is torch else dtrain.tensor(a.copy())
+    t = torch.from_numpy(a.copy()) if m is torch else dtrain.tensor(a.copy(), device=device)
     return t.requires_grad_(grad and a.dtype.kind == "f")
 
 
@@ -21,8 +21,9 @@ def _grads(m, outs, wrt, gos, **kw):
     return [np.zeros(tuple(x.shape)) if g is None else g for g, x in zip(gs, wrt)]
 
 
-def gradgrad(fn, *arrays, seed=0, rtol=1e-7, atol=1e-10):
-    """Compare first and second gradients of fn(m, *inputs) in dtrain and torch (float arrays require grad)."""
+def gradgrad(fn, *arrays, seed=0, rtol=1e-7, atol=1e-10, device="cpu"):
+    """Compare first and second gradients of fn(m, *inputs) in dtrain (on `device`) and torch (float arrays
+    require grad)."""
     rng = np.random.default_rng(seed)
     with torch.no_grad():
         outs = fn(torch, *[_tensor(torch, a, False) for a in arrays])
@@ -31,7 +32,8 @@ def gradgrad(fn, *arrays, seed=0, rtol=1e-7, atol=1e-10):
     go_arrays = [rng.standard_normal(tuple(o.shape)).astype(str(o.dtype).replace("torch.", "")) for o in outs]
     v_arrays = [rng.standard_normal(a.shape).astype(a.dtype) for a in arrays
                 if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
-    res = {m: _run(m, fn, arrays, go_arrays, v_arrays) for m in (dtrain, torch)}
+    with _default_device(device):
+        res = {m: _run(m, fn, arrays, go_arrays, v_arrays, device) for m in (dtrain, torch)}
     (df, ds, dplain), (tf, ts, _) = res[dtrain], res[torch]
     for i, (a, e) in enumerate(zip(df, tf)):
         assert_close(a, e, atol, rtol, f"first gradient of input {i}")
@@ -45,26 +47,26 @@ def gradgrad(fn, *arrays, seed=0, rtol=1e-7, atol=1e-10):
         assert_close(a, e, atol, rtol, what)
 
 
-def _run(m, fn, arrays, go_arrays, v_arrays):
-    xs = [_tensor(m, a, True) for a in arrays]
+def _run(m, fn, arrays, go_arrays, v_arrays, device):
+    xs = [_tensor(m, a, True, device) for a in arrays]
     wrt = [x for x in xs if (torch.is_tensor(x) or isinstance(x, dtrain.Tensor)) and x.requires_grad]
     outs = fn(m, *xs)
     outs = [o for o in (outs if isinstance(outs, (tuple, list)) else (outs,)) if o.dtype.is_floating_point]
-    gos = [_tensor(m, a, True) for a in go_arrays]
+    gos = [_tensor(m, a, True, device) for a in go_arrays]
     gs = m.autograd.grad(outs, wrt, grad_outputs=gos, create_graph=True, allow_unused=True)
     first = [np.zeros(tuple(x.shape)) if g is None else g.detach() for g, x in zip(gs, wrt)]
-    terms = [(g * _tensor(m, v, False)).sum() for g, v in zip(gs, v_arrays) if g is not None and g.requires_grad]
+    terms = [(g * _tensor(m, v, False, device)).sum() for g, v in zip(gs, v_arrays) if g is not None and g.requires_grad]
     if terms:
         second = _grads(m, sum(terms), wrt + gos, None)
     else:
         second = [np.zeros(tuple(x.shape)) for x in wrt + gos]
     plain = None
     if m is dtrain:
-        xs = [_tensor(m, a, True) for a in arrays]
+        xs = [_tensor(m, a, True, device) for a in arrays]
         wrt = [x for x in xs if isinstance(x, dtrain.Tensor) and x.requires_grad]
         outs = fn(m, *xs)
         outs = [o for o in (outs if isinstance(outs, (tuple, list)) else (outs,)) if o.dtype.is_floating_point]
-        plain = _grads(m, outs, wrt, [_tensor(m, a, False) for a in go_arrays])
+        plain = _grads(m, outs, wrt, [_tensor(m, a, False, device) for a in go_arrays])
     return first, second, plain
 
 
@@ -116,10 +118,10 @@ ACTIVATIONS = {
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
-def test_activation_second_derivative_matches_torch(name):
+def test_activation_second_derivative_matches_torch(name, device):
     fn, make, shape = ACTIVATIONS[name]
     rng = np.random.default_rng(7)
-    gradgrad(fn, make(rng, *shape), seed=8)
+    gradgrad(fn, make(rng, *shape), seed=8, device=device)
 
 
 # ---------------------------------------------------------------------------------------- pointwise math
@@ -185,10 +187,10 @@ UNARY = {
 
 
 @pytest.mark.parametrize("name", UNARY)
-def test_unary_second_derivative_matches_torch(name):
+def test_unary_second_derivative_matches_torch(name, device):
     fn, make = UNARY[name]
     rng = np.random.default_rng(11)
-    gradgrad(fn, make(rng, 3, 4), seed=12)
+    gradgrad(fn, make(rng, 3, 4), seed=12, device=device)
 
 
 _COND = np.array([[True, False, True, False]] * 2 + [[False, False, True, True]])
@@ -215,10 +217,10 @@ BINARY = {
 
 
 @pytest.mark.parametrize("name", BINARY)
-def test_binary_second_derivative_matches_torch(name):
+def test_binary_second_derivative_matches_torch(name, device):
     fn, make_a, make_b, shape_b = BINARY[name]
     rng = np.random.default_rng(13)
-    gradgrad(fn, make_a(rng, 3, 4), make_b(rng, *shape_b), seed=14)
+    gradgrad(fn, make_a(rng, 3, 4), make_b(rng, *shape_b), seed=14, device=device)
 
 
 def test_maximum_and_minimum_split_ties_evenly_in_the_second_derivative():
@@ -276,10 +278,10 @@ REDUCTIONS = {
 
 
 @pytest.mark.parametrize("name", REDUCTIONS)
-def test_reduction_second_derivative_matches_torch(name):
+def test_reduction_second_derivative_matches_torch(name, device):
     fn, make, shape = REDUCTIONS[name]
     rng = np.random.default_rng(17)
-    gradgrad(fn, make(rng, *shape), seed=18)
+    gradgrad(fn, make(rng, *shape), seed=18, device=device)
 
 
 # ----------------------------------------------------------------------------------------------------- losses
@@ -313,12 +315,12 @@ CROSS_ENTROPY = {
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", CROSS_ENTROPY)
-def test_cross_entropy_second_derivative_matches_torch(name, dtype):
+def test_cross_entropy_second_derivative_matches_torch(name, dtype, device):
     # float32 takes the compiled kernels' path where they are installed (the node keeps other arrays there)
     rng = np.random.default_rng(19)
     x = rng.standard_normal((6, 5)).astype(dtype)
     tol = dict(rtol=1e-7, atol=1e-10) if dtype == "float64" else dict(rtol=2e-5, atol=1e-6)
-    gradgrad(CROSS_ENTROPY[name], x, seed=20, **tol)
+    gradgrad(CROSS_ENTROPY[name], x, seed=20, **tol, device=device)
 
 
 def test_cross_entropy_over_spatial_dims_second_derivative_matches_torch():
@@ -356,10 +358,10 @@ _GATHER = pytest.mark.xfail(raises=NotImplementedError, strict=True, reason="no 
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=_GATHER) if n.startswith("nll") else n for n in LOSSES])
-def test_loss_second_derivative_matches_torch(name):
+def test_loss_second_derivative_matches_torch(name, device):
     rng = np.random.default_rng(23)
     x, y = _away(rng, 3, 4), _away(rng, 3, 4)
-    gradgrad(LOSSES[name], x, y, seed=24)
+    gradgrad(LOSSES[name], x, y, seed=24, device=device)
 
 
 # ---------------------------------------------------------------------------- piecewise constant, selections
@@ -378,9 +380,9 @@ PIECEWISE = {
 
 
 @pytest.mark.parametrize("name", PIECEWISE)
-def test_piecewise_constant_and_selection_second_derivative_matches_torch(name):
+def test_piecewise_constant_and_selection_second_derivative_matches_torch(name, device):
     rng = np.random.default_rng(25)
-    gradgrad(PIECEWISE[name], _away(rng, 3, 4) * 3, seed=26)
+    gradgrad(PIECEWISE[name], _away(rng, 3, 4) * 3, seed=26, device=device)
 
 
 def test_median_shares_the_second_derivative_among_ties_as_torch():
