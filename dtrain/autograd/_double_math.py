@@ -59,15 +59,57 @@ def _unreduce(g, shape, axes, keepdim):
 # -------------------------------------------------------------------------------------------- activations
 @formula("Gelu")
 def _gelu(node, g):
-    x, _ = node.saved  # the saved cdf / tanh is a constant array: rebuilt from x to be differentiable in x
+    # On the CPU the forward kept Φ(x) (tanh term): reused as the value of a recorded function of x, it saves a
+    # second erf (the expensive part) and gives the ordinary backward's first-order gradient to the last bit. The
+    # CUDA kernels keep x itself instead (recomputing is cheap on a GPU): there the formula recomputes too.
+    from .._backend import kernels
+    x, c = node.saved
     xt = _in(node, x, g)
+    kept = kernels[node.xp].host
     if node.approximate == "tanh":
-        k, c = _SQRT_2_OVER_PI, 0.044715
-        t = (k * (xt + c * (xt * xt * xt))).tanh()
-        return g * (0.5 * (1 + t) + 0.5 * xt * (1 - t * t) * k * (1 + 3 * c * xt * xt))
-    cdf = 0.5 * (1 + (xt * _SQRT1_2).erf())
-    pdf = (-0.5 * xt * xt).exp() * _1_OVER_SQRT_2PI
-    return g * (cdf + xt * pdf)
+        k = _SQRT_2_OVER_PI
+        t = GeluTanhInner.apply(xt, value=_as(c, g)) if kept else (k * (xt + 0.044715 * (xt * xt * xt))).tanh()
+        return g * (0.5 * (1 + t) + 0.5 * xt * (1 - t * t) * k * (1 + 3 * 0.044715 * xt * xt))
+    cdf = NormalCdf.apply(xt, value=_as(c, g)) if kept else 0.5 * (1 + (xt * _SQRT1_2).erf())
+    return g * (cdf + xt * (-0.5 * xt * xt).exp() * _1_OVER_SQRT_2PI)
+
+
+class NormalCdf(graph.Function):
+    """Φ(x), its value given (GELU's forward computed it): d/dx = φ(x)."""
+
+    def forward(ctx, x, value):
+        ctx.save_for_backward(x)
+        return value
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g * ctx.xp.exp(-0.5 * x * x) * _1_OVER_SQRT_2PI
+
+
+class GeluTanhInner(graph.Function):
+    """tanh(√(2/π)(x + 0.044715 x³)), its value given (the tanh GELU's forward computed it)."""
+
+    def forward(ctx, x, value):
+        ctx.save_for_backward(x, value)
+        return value
+
+    def backward(ctx, g):
+        x, t = ctx.saved
+        return g * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+
+
+@formula("NormalCdf")
+def _normal_cdf(node, g):
+    (x,) = node.saved
+    xt = _in(node, x, g)
+    return g * (-0.5 * xt * xt).exp() * _1_OVER_SQRT_2PI
+
+
+@formula("GeluTanhInner")
+def _gelu_tanh_inner(node, g):
+    x, t = node.saved
+    xt, tt = _in(node, x, g), _out(node, t, g)
+    return g * (1 - tt * tt) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * xt * xt)
 
 
 @formula("Silu")
