@@ -274,9 +274,24 @@ REDUCTIONS = {
     "logcumsumexp_dim0": (lambda m, x: x.logcumsumexp(0), _randn, (4, 3)),
     "cummax": (lambda m, x: x.cummax(1)[0] * x, _randn, (3, 4)),
     "cummin_dim0": (lambda m, x: x.cummin(0)[0] ** 2, _randn, (4, 3)),
+    # strided inputs, dims of one element, 0-d tensors
+    "prod_transposed": (lambda m, x: x.t().prod(1), _randn, (3, 4)),
+    "cumsum_transposed": (lambda m, x: x.t().cumsum(1) ** 2, _randn, (3, 4)),
+    "cumprod_strided": (lambda m, x: x[:, ::2].cumprod(0), _away, (3, 4)),
+    "logsumexp_strided": (lambda m, x: m.logsumexp(x.t()[1:], 0), _randn, (3, 4)),
+    "var_transposed": (lambda m, x: x.t().var(1), _randn, (3, 4)),
+    "cumsum_dim_of_one": (lambda m, x: x.cumsum(0) ** 2, _randn, (1, 4)),
+    "cumprod_dim_of_one": (lambda m, x: x.cumprod(0) ** 2, _randn, (1, 4)),
+    "prod_0d": (lambda m, x: x.sum().prod() ** 2, _randn, (3,)),
+    "softmax_0d": (lambda m, x: m.softmax(x.sum(), 0) * x, _randn, (3,)),
+    "log_softmax_0d": (lambda m, x: m.log_softmax(x.sum(), 0) * x, _randn, (3,)),
+    "logsumexp_0d": (lambda m, x: m.logsumexp(x.sum(), 0) * x, _randn, (3,)),
+    "var_no_degrees_of_freedom": (lambda m, x: x.var(1) * x.sum(), _randn, (3, 1)),
+    "prod_empty": (lambda m, x: x[:, :0].prod(1) * x.sum(1), _randn, (3, 4)),
 }
 
 
+@pytest.mark.filterwarnings("ignore:.*degrees of freedom is <= 0:UserWarning")
 @pytest.mark.parametrize("name", REDUCTIONS)
 def test_reduction_second_derivative_matches_torch(name, device):
     fn, make, shape = REDUCTIONS[name]
