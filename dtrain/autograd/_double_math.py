@@ -191,7 +191,6 @@ def _masked_fill(node, g):
 # ToCopyBackward0; the gradient goes back to the source's dtype and device, itself a recorded cast)
 @formula("To")
 def _to(node, g):
-    from .. import _dtype
     return g.to(device=node.src_device, dtype=_dtype.from_numpy_dtype(node.src_dtype))
 
 
