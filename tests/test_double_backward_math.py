@@ -113,6 +113,12 @@ ACTIVATIONS = {
     "hardswish": (lambda m, x: _f(m).hardswish(x * 3), _away, (3, 4)),
     "softmin": (lambda m, x: _f(m).softmin(x, 1), _randn, (3, 4)),
     "logsigmoid": (lambda m, x: _f(m).logsigmoid(x), _randn, (3, 4)),
+    "glu": (lambda m, x: _f(m).glu(x, 1), _randn, (3, 4)),
+    "prelu": (lambda m, x: _f(m).prelu(x, m.tensor(np.array([0.1, 0.2, 0.3]))) * x, _away, (2, 3, 4)),
+    "threshold": (lambda m, x: _f(m).threshold(x, 0.3, -1.0) * x, _away, (3, 4)),
+    "softsign": (lambda m, x: _f(m).softsign(x), _away, (3, 4)),
+    "softshrink": (lambda m, x: _f(m).softshrink(x, 0.05) * x, _away, (3, 4)),
+    "tanhshrink": (lambda m, x: _f(m).tanhshrink(x), _randn, (3, 4)),
     "mish": (lambda m, x: _f(m).mish(x), _randn, (3, 4)),
 }
 
@@ -514,3 +520,20 @@ def test_poisson_counts_are_constants_in_the_second_derivative():
         return dtrain.poisson(x * 1) * x ** 2
 
     gradgrad(fn, x, seed=33)
+
+
+def test_hardsigmoid_has_no_double_backward_as_in_torch():
+    # torch does not differentiate hardsigmoid's backward: the first gradient is made, differentiating it
+    # raises; dtrain's hardsigmoid is made of hardtanh, which has a double backward, and stops as torch's does
+    xa = np.array([-4.0, -1.0, 0.5, 2.0, 4.0])
+    errors = []
+    for m in (dtrain, torch):
+        x = m.tensor(xa, requires_grad=True)
+        (g,) = m.autograd.grad((m.nn.functional.hardsigmoid(x) * x).sum(), x, create_graph=True)
+        assert_close(g.detach(), (xa / 3 + 0.5) * (np.abs(xa) < 3) + (xa >= 3))
+        (g0,) = m.autograd.grad(m.nn.functional.hardsigmoid(x).sum(), x, create_graph=True)
+        assert g0.requires_grad  # (it depends on x, as torch's: only differentiating it fails)
+        with pytest.raises(RuntimeError) as e:
+            m.autograd.grad(g.sum(), x)
+        errors.append(str(e.value))
+    assert errors[0] == errors[1] == "derivative for aten::hardsigmoid_backward is not implemented"

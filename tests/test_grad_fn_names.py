@@ -407,6 +407,7 @@ _UNREACHED = {
     "ScatterAddAlong": "only in create_graph graphs (max(dim), cummax: a gradient scattered to their indices)",
     "NormalCdf": "only in create_graph graphs, as GELU's derivative",
     "GeluTanhInner": "only in create_graph graphs, as the tanh GELU's derivative",
+    "NotImplementedNode": "only in create_graph graphs: hardsigmoid's gradient, which torch does not differentiate",
 }
 
 

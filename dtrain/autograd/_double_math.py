@@ -145,7 +145,34 @@ def _leaky_relu(node, g):
 @formula("Hardtanh")
 def _hardtanh(node, g):
     (inside,) = node.saved
-    return _where(inside, g, 0.0)
+    gx = _where(inside, g, 0.0)
+    if node.name() == "HardsigmoidBackward0":  # F.hardsigmoid, made of hardtanh: torch stops at its gradient
+        # (x's tensor only makes the result depend on x, as torch's does; its value is not read)
+        xt = _in(node, node.xp.zeros(inside.shape, g._data.dtype), g)
+        return NotImplementedNode.apply(gx, xt, message="derivative for aten::hardsigmoid_backward is not "
+                                                        "implemented")
+    return gx
+
+
+class NotImplementedNode(graph.Function):
+    """The gradient of an op whose double backward torch does not implement: the value passes, and a backward
+    through it raises torch's error, where torch's does (its node is torch::autograd::NotImplemented). The
+    op's input is an input here too, so that the gradient depends on it as torch's does."""
+
+    def forward(ctx, g, x, message):
+        ctx.message = message
+        return g.copy()
+
+    def backward(ctx, g):
+        raise RuntimeError(ctx.message)
+
+    def name(self):
+        return "torch::autograd::NotImplemented"
+
+
+@formula("NotImplementedNode")
+def _not_implemented(node, g):
+    raise RuntimeError(node.message)
 
 
 @formula("Softmax")
