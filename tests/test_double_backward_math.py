@@ -385,6 +385,32 @@ def test_loss_second_derivative_matches_torch(name, device):
     gradgrad(LOSSES[name], x, y, seed=24, device=device)
 
 
+# composites of the ops above, as training programs call them (their second derivatives follow from the formulas)
+COMPOSITES = {
+    "normalize": lambda m, x: m.nn.functional.normalize(x, dim=1),
+    "cosine_similarity": lambda m, x: m.nn.functional.cosine_similarity(x, x ** 2, dim=1),
+    "pairwise_distance": lambda m, x: m.nn.functional.pairwise_distance(x, x ** 2),
+    "cross_entropy_probabilities": lambda m, x: m.nn.functional.cross_entropy(x, m.softmax(x.detach() * 2, 1),
+                                                                              label_smoothing=0.1),
+    "gaussian_nll_loss": lambda m, x: m.nn.functional.gaussian_nll_loss(x, x ** 2, x.abs() + 1),
+    "poisson_nll_loss": lambda m, x: m.nn.functional.poisson_nll_loss(x, x.abs()),
+    "soft_margin_loss": lambda m, x: m.nn.functional.soft_margin_loss(x, m.sign(x.detach())),
+    "hypot": lambda m, x: m.hypot(x, x * 2 + 1),
+    "float_power": lambda m, x: m.float_power(x.abs() + 1, 2.5),
+    "dist": lambda m, x: m.dist(x, x.detach() * 2 + 1),
+    "addcdiv": lambda m, x: m.addcdiv(x, x, x.abs() + 1),
+    "std_mean": lambda m, x: m.std_mean(x, 1)[0] * m.std_mean(x, 1)[1],
+    "nanmean": lambda m, x: x.nanmean(1) ** 2,
+    "mvlgamma": lambda m, x: (x.abs() + 2).mvlgamma(2),
+}
+
+
+@pytest.mark.parametrize("name", COMPOSITES)
+def test_composite_second_derivative_matches_torch(name):
+    rng = np.random.default_rng(34)
+    gradgrad(COMPOSITES[name], _away(rng, 3, 4) * 1.7, seed=35)
+
+
 # ---------------------------------------------------------------------------- piecewise constant, selections
 PIECEWISE = {
     "floor": lambda m, x: x.floor() * x ** 2,
