@@ -22,8 +22,13 @@ _2_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 
 
 def _as(a, g):
-    """Saved array `a` in the dtype of gradient `g` (widened ops saved float32 copies of half-precision ones)."""
+    """Saved array `a` in the dtype of gradient `g` (widened ops saved float32 copies of half-precision ones).
+    Complex ones raise: torch's complex derivatives take conjugates, which these formulas (and the products'
+    own) do not."""
     d = g._data.dtype
+    if a.dtype.kind == "c" or d.kind == "c":
+        raise NotImplementedError(f"create_graph=True through an op on complex tensors ({a.dtype}, shape "
+                                  f"{tuple(a.shape)}): dtrain's higher-order gradients are for real tensors")
     return a.astype(d) if a.dtype != d and a.dtype.kind == "f" and (d.kind == "f" or d == _BF16) else a
 
 
@@ -311,9 +316,7 @@ def _angle(node, g):
     (x,) = node.saved
     if x.dtype.kind != "c":  # pi or 0 by sign: piecewise constant
         return g.new_zeros(x.shape)
-    # the formula over complex tensors would need conjugates in the products' own formulas, which take none
-    raise NotImplementedError("create_graph=True through angle() of a complex tensor: dtrain's higher-order "
-                              f"gradients are for real tensors (got {x.dtype} of shape {tuple(x.shape)})")
+    _as(x, g)  # raises: complex
 
 
 @formula("Polygamma")
