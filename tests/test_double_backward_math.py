@@ -568,3 +568,25 @@ def test_hardsigmoid_has_no_double_backward_as_in_torch():
             m.autograd.grad(g.sum(), x)
         errors.append(str(e.value))
     assert errors[0] == errors[1] == "derivative for aten::hardsigmoid_backward is not implemented"
+
+
+# ------------------------------------------------------------------------------- finite differences (no torch)
+GRADGRADCHECK = {
+    "gelu": lambda a: dtrain.nn.functional.gelu(a),
+    "gelu_tanh": lambda a: dtrain.nn.functional.gelu(a, approximate="tanh"),
+    "log_softmax": lambda a: dtrain.log_softmax(a, 0),
+    "logsumexp": lambda a: dtrain.logsumexp(a, 1),
+    "std": lambda a: a.std(1),
+    "prod_with_zeros": lambda a: a.prod(1),
+    "cumprod_with_zeros": lambda a: a.cumprod(1),
+    "cummax": lambda a: a.cummax(1)[0],
+    "logcumsumexp": lambda a: a.logcumsumexp(1),
+    "cross_entropy": lambda a: dtrain.nn.functional.cross_entropy(a, dtrain.tensor([0, 3, 1]), label_smoothing=0.2),
+}
+
+
+@pytest.mark.parametrize("name", GRADGRADCHECK)
+def test_gradgradcheck(name):
+    rng = np.random.default_rng(36)
+    x = _with_zeros(rng, 3, 4) if "zeros" in name else rng.standard_normal((3, 4))
+    assert dtrain.autograd.gradgradcheck(GRADGRADCHECK[name], (dtrain.tensor(x, requires_grad=True),))
