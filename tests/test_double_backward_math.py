@@ -56,7 +56,8 @@ def _run(m, fn, arrays, go_arrays, v_arrays, device):
     gos = [_tensor(m, a, True, device) for a in go_arrays]
     gs = m.autograd.grad(outs, wrt, grad_outputs=gos, create_graph=True, allow_unused=True)
     first = [np.zeros(tuple(x.shape)) if g is None else g.detach() for g, x in zip(gs, wrt)]
-    terms = [(g * _tensor(m, v, False, device)).sum() for g, v in zip(gs, v_arrays) if g is not None and g.requires_grad]
+    terms = [(g * _tensor(m, v, False, device)).sum() for g, v in zip(gs, v_arrays)
+             if g is not None and g.requires_grad]
     if terms:
         second = _grads(m, sum(terms), wrt + gos, None)
     else:
@@ -343,6 +344,16 @@ def test_cross_entropy_second_derivative_matches_torch(name, dtype, device):
     x = rng.standard_normal((6, 5)).astype(dtype)
     tol = dict(rtol=1e-7, atol=1e-10) if dtype == "float64" else dict(rtol=2e-5, atol=1e-6)
     gradgrad(CROSS_ENTROPY[name], x, seed=20, **tol, device=device)
+
+
+@pytest.mark.parametrize("name", ["mean", "weight_none", "ignore_index_weight_sum",
+                                  "label_smoothing_weight_ignore_mean"])
+def test_cross_entropy_second_derivative_without_the_compiled_kernels_matches_torch(name, monkeypatch):
+    # the op's NumPy path keeps other arrays on its node than the compiled kernels' path
+    from dtrain._ops import activation
+    monkeypatch.setattr(activation, "_fused", lambda dim, *arrays: None)
+    rng = np.random.default_rng(37)
+    gradgrad(CROSS_ENTROPY[name], rng.standard_normal((6, 5)), seed=38)
 
 
 def test_cross_entropy_over_spatial_dims_second_derivative_matches_torch():
