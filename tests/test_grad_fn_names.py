@@ -403,6 +403,11 @@ _UNREACHED = {
     "OutputHook": "module backward hooks: BackwardHookFunctionBackward, tested below",
     "SyncNorm": "SyncBatchNorm needs a process group (SyncBatchNormBackward, as torch's custom Function)",
     "StridedMap": "only in create_graph graphs, as the backward of strided views' backwards",
+    "GatherAlong": "only in create_graph graphs (max(dim), cummax: a gradient scattered to their indices)",
+    "ScatterAddAlong": "only in create_graph graphs (max(dim), cummax: a gradient scattered to their indices)",
+    "NormalCdf": "only in create_graph graphs, as GELU's derivative",
+    "GeluTanhInner": "only in create_graph graphs, as the tanh GELU's derivative",
+    "NotImplementedNode": "only in create_graph graphs: hardsigmoid's gradient, which torch does not differentiate",
 }
 
 

@@ -724,6 +724,7 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
     heapq.heapify(ready)
     captured = {}
     task = _enter_task()
+    dev, entered = CPU, []  # each node runs with its device current, as in run_backward
     try:
         with grad_mode.enable_grad():
             while ready:
@@ -731,6 +732,10 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
                 slots = buffers.pop(node, None)
                 if slots is None:
                     continue
+                if node._device is not dev:
+                    dev = node._device
+                    if dev._gpu is not None:
+                        _backend.make_current(dev, entered)
                 if node._pre_hooks:
                     for output_nr, fn in list(node._pre_hooks.values()):
                         for i, gt in enumerate(slots):
@@ -789,6 +794,8 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
                         heapq.heappush(ready, (-child._seq, id(child), child))
         task.run_callbacks()
     finally:
+        if entered:
+            _backend.restore_current(entered)
         _leave_task()
     return captured
 
