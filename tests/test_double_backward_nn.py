@@ -1,0 +1,259 @@
+"""Double backward (create_graph=True) through the layers of dtrain.nn and the shape and indexing ops, against
+torch: the first-order gradients, then the gradients of sum(grad * v) with respect to every differentiable input
+and to the incoming gradient."""
+import numpy as np
+import pytest
+import torch
+
+import dtrain
+from helpers import assert_close
+
+RTOL, ATOL = 1e-7, 1e-9  # float64 throughout
+
+
+def _grads(m, fn, arrays, gy_array, vs, create_graph):
+    xs = [m.tensor(a, requires_grad=True) if a.dtype.kind == "f" else m.tensor(a) for a in arrays]
+    diff = [x for x in xs if x.requires_grad]
+    y = fn(m, *xs)
+    gy = m.tensor(gy_array, requires_grad=True)
+    gs = m.autograd.grad(y, diff, gy, create_graph=create_graph, allow_unused=True)
+    if not create_graph:
+        return gs, None
+    loss = sum((g * m.tensor(v)).sum() for g, v in zip(gs, vs) if g is not None)
+    hs = m.autograd.grad(loss, diff + [gy], allow_unused=True) if loss.requires_grad else (None,) * (len(diff) + 1)
+    return gs, hs
+
+
+def _zero_if_none(t, like):
+    return np.zeros(like) if t is None else t.detach().numpy() if isinstance(t, torch.Tensor) else t.detach().numpy()
+
+
+def check_double(fn, *arrays, seed=0, rtol=RTOL, atol=ATOL):
+    """fn(m, *tensors) in dtrain and torch: first-order gradients (with and without create_graph) and the
+    second-order ones, for every float input (integer arrays are passed as constant tensors)."""
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        out = fn(torch, *[torch.tensor(a) for a in arrays])
+    gy = rng.standard_normal(tuple(out.shape))
+    shapes = [a.shape for a in arrays if a.dtype.kind == "f"]
+    vs = [rng.standard_normal(s) for s in shapes]
+    gd, hd = _grads(dtrain, fn, arrays, gy, vs, True)
+    gt, ht = _grads(torch, fn, arrays, gy, vs, True)
+    plain, _ = _grads(dtrain, fn, arrays, gy, vs, False)
+    for i, s in enumerate(shapes):
+        assert_close(_zero_if_none(gd[i], s), _zero_if_none(gt[i], s), atol, rtol, f"grad of input {i}")
+        assert_close(_zero_if_none(gd[i], s), _zero_if_none(plain[i], s), atol, rtol,
+                     f"grad of input {i} with create_graph against without")
+    for i, s in enumerate(shapes + [gy.shape]):
+        what = f"second-order grad wrt input {i}" if i < len(shapes) else "second-order grad wrt the incoming grad"
+        assert_close(_zero_if_none(hd[i], s), _zero_if_none(ht[i], s), atol, rtol, what)
+
+
+def rand(seed, *shape):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def F(m):
+    return m.nn.functional
+
+
+# ------------------------------------------------------------------------------------------- convolutions
+CONV = [
+    # (dims, x shape, w shape, kwargs)
+    (1, (2, 3, 9), (4, 3, 3), dict()),
+    (1, (2, 4, 10), (6, 2, 3), dict(stride=2, padding=1, dilation=2, groups=2)),
+    (2, (2, 3, 6, 7), (4, 3, 3, 2), dict()),
+    (2, (2, 1, 6, 6), (3, 1, 3, 3), dict(padding=1)),  # few taps: the direct kernel's path
+    (2, (2, 4, 7, 8), (6, 2, 3, 3), dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)),
+    (2, (1, 8, 6, 6), (4, 8, 2, 2), dict(stride=2)),  # 8 channels: the compiled im2col's path
+    (2, (2, 2, 5, 6), (3, 2, 2, 3), dict(padding="same", dilation=2)),  # asymmetric pads
+    (3, (1, 2, 4, 5, 5), (3, 2, 2, 3, 2), dict(stride=(1, 2, 1), padding=1)),
+]
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("case", range(len(CONV)))
+def test_conv(case, bias):
+    nd, xs, ws, kw = CONV[case]
+    arrays = [rand(case, *xs), rand(case + 10, *ws)] + ([rand(case + 20, ws[0])] if bias else [])
+    fn = lambda m, x, w, *b: getattr(F(m), f"conv{nd}d")(x, w, *b, **kw)
+    check_double(fn, *arrays, seed=case)
+
+
+def test_conv_followed_by_a_nonlinearity():
+    # the second order then also runs through the conv's forward (a gradient penalty's usual shape)
+    arrays = [rand(1, 2, 3, 6, 6), rand(2, 4, 3, 3, 3), rand(3, 4)]
+    check_double(lambda m, x, w, b: F(m).conv2d(x, w, b, padding=1).tanh(), *arrays)
+
+
+CONV_T = [
+    (1, (2, 3, 5), (3, 4, 3), dict()),
+    (1, (2, 4, 5), (4, 3, 3), dict(stride=2, padding=1, output_padding=1, groups=2)),
+    (2, (2, 3, 4, 5), (3, 2, 3, 2), dict(stride=2, padding=1, output_padding=(1, 0))),
+    (2, (2, 4, 4, 4), (4, 1, 2, 3), dict(dilation=2, groups=2, padding=(1, 2))),
+    (2, (1, 2, 3, 3), (2, 2, 2, 2), dict(stride=2, dilation=3, output_padding=2)),  # output_padding >= stride
+    (3, (1, 2, 3, 3, 2), (2, 3, 2, 2, 2), dict(stride=(2, 1, 1))),
+]
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("case", range(len(CONV_T)))
+def test_conv_transpose(case, bias):
+    nd, xs, ws, kw = CONV_T[case]
+    cout = ws[1] * kw.get("groups", 1)
+    arrays = [rand(case, *xs), rand(case + 10, *ws)] + ([rand(case + 20, cout)] if bias else [])
+    check_double(lambda m, x, w, *b: getattr(F(m), f"conv_transpose{nd}d")(x, w, *b, **kw).sin(), *arrays, seed=case)
+
+
+def test_conv_third_order():
+    # a formula's result is built from the two conv ops: it is differentiable again
+    res = []
+    for m in (dtrain, torch):
+        x = m.tensor(rand(1, 1, 2, 5, 5), requires_grad=True)
+        w = m.tensor(rand(2, 3, 2, 3, 3), requires_grad=True)
+        y = F(m).conv2d(x, w, stride=2, padding=1)
+        (gx,) = m.autograd.grad((y * y).sum(), x, create_graph=True)
+        (gw,) = m.autograd.grad((gx * gx).sum(), w, create_graph=True)
+        (gx3,) = m.autograd.grad((gw * m.tensor(rand(3, 3, 2, 3, 3))).sum(), x)
+        res.append(gx3)
+    assert_close(*res, ATOL, RTOL)
+
+
+# ------------------------------------------------------------------------------------------ normalisation
+@pytest.mark.parametrize("affine", ["both", "weight", "none"])
+@pytest.mark.parametrize("shape,ns", [((3, 5), (5,)), ((2, 3, 4), (3, 4))], ids=["1d", "2d"])
+def test_layer_norm(shape, ns, affine):
+    arrays = [rand(0, *shape)]
+    if affine != "none":
+        arrays.append(1 + 0.3 * rand(1, *ns))
+    if affine == "both":
+        arrays.append(rand(2, *ns))
+    check_double(lambda m, x, *wb: F(m).layer_norm(x, ns, *wb, eps=1e-3) ** 2, *arrays)
+
+
+def test_layer_norm_of_a_non_leaf():
+    arrays = [rand(0, 4, 6), rand(1, 6), rand(2, 6)]
+    check_double(lambda m, x, w, b: F(m).layer_norm(x.sin() * 2, (6,), w, b), *arrays)
+
+
+@pytest.mark.parametrize("weight", [True, False])
+def test_rms_norm(weight):
+    arrays = [rand(0, 3, 2, 5)] + ([1 + 0.3 * rand(1, 2, 5)] if weight else [])
+    check_double(lambda m, x, *w: F(m).rms_norm(x, (2, 5), *w, eps=1e-4) ** 2, *arrays)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("shape", [(6, 3), (3, 2, 4, 5)], ids=["1d", "2d"])
+def test_batch_norm(shape, affine, training):
+    c = shape[1]
+    arrays = [rand(0, *shape) * 2 + 1] + ([1 + 0.3 * rand(1, c), rand(2, c)] if affine else [])
+    stats = rand(3, c), 1 + np.abs(rand(4, c))
+
+    def fn(m, x, *wb):
+        rm, rv = m.tensor(stats[0]), m.tensor(stats[1])
+        return F(m).batch_norm(x.exp(), rm, rv, *wb, training=training, eps=1e-3) ** 2
+    check_double(fn, *arrays)
+
+
+def test_batch_norm_of_a_leaf_in_eval_mode():
+    # the running mean is read back from the input itself when it is a leaf
+    stats = rand(3, 3), 1 + np.abs(rand(4, 3))
+    fn = lambda m, x, w, b: F(m).batch_norm(x, m.tensor(stats[0]), m.tensor(stats[1]), w, b, eps=1e-3) ** 2
+    check_double(fn, rand(0, 4, 3, 2) + 3, rand(1, 3), rand(2, 3))
+
+
+@pytest.mark.parametrize("norm", ["group", "instance"])
+def test_group_and_instance_norm(norm):
+    x = rand(0, 2, 4, 3, 3)
+    if norm == "group":
+        check_double(lambda m, x, w, b: F(m).group_norm(x, 2, w, b) ** 2, x, rand(1, 4), rand(2, 4))
+    else:
+        check_double(lambda m, x: F(m).instance_norm(x) ** 2, x)
+
+
+# ---------------------------------------------------------------------------------------------- pooling
+@pytest.mark.parametrize("nd,shape,kw", [
+    (1, (2, 3, 9), dict(kernel_size=3, stride=2, padding=1)),
+    (2, (2, 3, 7, 6), dict(kernel_size=3, stride=2, padding=1)),
+    (2, (2, 3, 7, 6), dict(kernel_size=(2, 3), stride=1, dilation=2, ceil_mode=True)),
+    (2, (2, 3, 6, 6), dict(kernel_size=2, return_indices=True)),
+    (3, (1, 2, 4, 5, 4), dict(kernel_size=2, stride=(1, 2, 2), padding=1)),
+    (3, (1, 2, 4, 4, 4), dict(kernel_size=2, return_indices=True)),
+])
+def test_max_pool(nd, shape, kw):
+    def fn(m, x):
+        y = getattr(F(m), f"max_pool{nd}d")(x, **kw)
+        return (y[0] if kw.get("return_indices") else y) ** 2
+    check_double(fn, rand(0, *shape))
+
+
+@pytest.mark.parametrize("nd,shape,kw", [
+    (1, (2, 3, 9), dict(kernel_size=3, stride=2, padding=1)),
+    (2, (2, 3, 7, 6), dict(kernel_size=3, stride=2, padding=1, count_include_pad=False)),
+    (2, (2, 3, 7, 6), dict(kernel_size=(2, 3), ceil_mode=True)),
+    (2, (2, 3, 6, 6), dict(kernel_size=3, padding=1, divisor_override=5)),
+    (3, (1, 2, 4, 5, 4), dict(kernel_size=2, stride=(1, 2, 2), padding=1, ceil_mode=True, count_include_pad=False)),
+])
+def test_avg_pool(nd, shape, kw):
+    check_double(lambda m, x: getattr(F(m), f"avg_pool{nd}d")(x, **kw) ** 2, rand(0, *shape))
+
+
+@pytest.mark.parametrize("kind", ["avg", "max"])
+@pytest.mark.parametrize("nd,shape,out", [(1, (2, 3, 7), 3), (2, (2, 3, 7, 5), (3, 2)), (3, (1, 2, 5, 4, 3), (2, 3, 2))])
+def test_adaptive_pool(kind, nd, shape, out):
+    check_double(lambda m, x: getattr(F(m), f"adaptive_{kind}_pool{nd}d")(x, out) ** 2, rand(0, *shape))
+
+
+# ----------------------------------------------------------------------------------- dropout, embedding
+@pytest.mark.parametrize("p", [0.0, 0.4])
+def test_dropout(p):
+    # the two frameworks draw different masks: each run's mask is read off its own first-order gradient
+    res = []
+    for m in (dtrain, torch):
+        m.manual_seed(0)
+        x = m.tensor(rand(0, 5, 6), requires_grad=True)
+        y = F(m).dropout(x, p, training=True)
+        mask = (y / x).detach()
+        (g,) = m.autograd.grad((y ** 3).sum(), x, create_graph=True)
+        (h,) = m.autograd.grad((g * m.tensor(rand(1, 5, 6))).sum(), x)
+        res.append((mask, g.detach(), h))
+    for mask, g, h in res:
+        x = rand(0, 5, 6)
+        mask = mask.numpy()
+        np.testing.assert_allclose(g.numpy(), 3 * (mask * x) ** 2 * mask, rtol=RTOL)
+        np.testing.assert_allclose(h.numpy(), 6 * mask ** 3 * x * rand(1, 5, 6), rtol=RTOL)
+
+
+@pytest.mark.parametrize("padding_idx", [None, 2])
+def test_embedding(padding_idx):
+    idx = np.array([[0, 2, 4], [2, 1, 0]])
+    check_double(lambda m, w, i: F(m).embedding(i, w, padding_idx=padding_idx) ** 2, rand(0, 5, 3), idx)
+
+
+# ---------------------------------------------------------------------------------------------- attention
+def _bool_mask():
+    return np.random.default_rng(7).random((4, 5)) > 0.3
+
+
+@pytest.mark.parametrize("variant", ["plain", "causal", "float_mask", "bool_mask", "broadcast", "mask_grad"])
+def test_attention(variant):
+    q, k, v = rand(0, 2, 3, 4, 6), rand(1, 2, 3, 5, 6), rand(2, 2, 3, 5, 7)
+    if variant == "causal":
+        k, v = k[:, :, :4], v[:, :, :4]
+    if variant == "broadcast":
+        k, v = k[:1], v[:1]
+    extra = (rand(3, 4, 5),) if variant == "mask_grad" else ()
+
+    def fn(m, q, k, v, *mask):
+        kw = {}
+        if variant == "causal":
+            kw["is_causal"] = True
+        elif variant == "float_mask":
+            kw["attn_mask"] = m.tensor(rand(3, 4, 5))
+        elif variant == "bool_mask":
+            kw["attn_mask"] = m.tensor(_bool_mask())
+        elif variant == "mask_grad":
+            kw["attn_mask"] = mask[0]
+        return F(m).scaled_dot_product_attention(q, k, v, **kw).sin()
+    check_double(fn, q, k, v, *extra)
