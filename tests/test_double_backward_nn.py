@@ -257,3 +257,99 @@ def test_attention(variant):
             kw["attn_mask"] = mask[0]
         return F(m).scaled_dot_product_attention(q, k, v, **kw).sin()
     check_double(fn, q, k, v, *extra)
+
+
+# ------------------------------------------------------------------------------- shape and indexing ops
+def _setitem(m, x, v, key):
+    y = x * 1
+    y[key] = v
+    return y
+
+
+_I = np.array([[0, 2, 1], [1, 1, 0]])  # gather/scatter indices into (2, 4) along dim 1 (unique per row for scatter)
+_J = np.array([2, 0, 2])  # index_select / index_add (repeats) along dim 0 of a (3, 4)
+_K = np.array([2, 0])  # index_copy (distinct)
+_UNPOOL = np.array([[[[0, 3], [9, 14]]]])  # max_unpool2d indices into a 4x4 plane
+
+SHAPE_OPS = {
+    "cat": (lambda m, a, b: m.cat([a, b * 2, a], 1) ** 2, [(2, 3), (2, 2)]),
+    "cat_dim0_with_empty": (lambda m, a, b: m.cat([a.reshape(-1), m.zeros(0, dtype=a.dtype), b.reshape(-1)]) ** 2,
+                            [(2, 3), (4,)]),
+    "stack": (lambda m, a, b: m.stack([a, b.sin()], 1) ** 2, [(2, 3), (2, 3)]),
+    "repeat": (lambda m, x: x.repeat(2, 1, 3) ** 2, [(2, 3)]),
+    "tile": (lambda m, x: x.tile((2,)) ** 2, [(2, 3)]),
+    "flip": (lambda m, x: x.flip((0, 2)) ** 2, [(2, 3, 4)]),
+    "roll_dims": (lambda m, x: x.roll((1, -2), (0, 1)) ** 2, [(3, 4)]),
+    "roll_flat": (lambda m, x: x.roll(5) ** 2, [(3, 4)]),
+    "tril": (lambda m, x: x.tril(-1) ** 2, [(2, 4, 4)]),
+    "triu": (lambda m, x: x.triu(1) ** 2, [(4, 3)]),
+    "diag": (lambda m, x: m.diag(x, 1) ** 2, [(3,)]),
+    "median": (lambda m, x: x.median() * x, [(5,)]),
+    "einsum_mm": (lambda m, a, b: m.einsum("ij,jk->ik", a, b) ** 2, [(2, 3), (3, 4)]),
+    "einsum_batched_ellipsis": (lambda m, a, b: m.einsum("...ij,...jk", a, b) ** 2, [(2, 2, 3), (1, 3, 4)]),
+    "einsum_outer": (lambda m, a, b: m.einsum("i,j->ij", a, b).sin(), [(3,), (4,)]),
+    "einsum_diagonal": (lambda m, a, b: m.einsum("iij,j->i", a, b) ** 2, [(3, 3, 2), (2,)]),
+    "einsum_sum_out": (lambda m, a, b: m.einsum("ij,jk->", a, b) ** 2, [(2, 3), (3, 2)]),
+    "einsum_three": (lambda m, a, b, c: m.einsum("ij,jk,kl->il", a, b, c) ** 2, [(2, 3), (3, 2), (2, 2)]),
+    "pad_constant": (lambda m, x: F(m).pad(x, (1, 2, -1, 1), value=0.5) ** 2, [(2, 3, 4)]),
+    "pad_reflect": (lambda m, x: F(m).pad(x, (2, 1, 1, 2), mode="reflect") ** 2, [(1, 2, 4, 5)]),
+    "pad_replicate": (lambda m, x: F(m).pad(x, (2, 1), mode="replicate") ** 2, [(2, 2, 4)]),
+    "pad_circular": (lambda m, x: F(m).pad(x, (1, 2, 2, 1, 1, 0), mode="circular") ** 2, [(1, 1, 2, 3, 4)]),
+    "unfold": (lambda m, x: F(m).unfold(x, (2, 3), dilation=(1, 2), padding=1, stride=(2, 1)) ** 2, [(2, 2, 4, 5)]),
+    "fold": (lambda m, x: F(m).fold(x, (4, 5), (2, 2), padding=1, stride=(2, 1)) ** 2, [(2, 8, 18)]),
+    "tensor_unfold": (lambda m, x: x.unfold(1, 2, 1) ** 2, [(2, 4)]),
+    "max_unpool": (lambda m, x, i: F(m).max_unpool2d(x, i, 2, output_size=(4, 4)) ** 2, [(1, 1, 2, 2), _UNPOOL]),
+    "advanced_index": (lambda m, x, i: x[i] ** 2, [(3, 4), _J]),
+    "advanced_index_mixed": (lambda m, x, i: x[i, 1:] ** 2, [(3, 4), _J]),
+    "gather": (lambda m, x, i: x.gather(1, i) ** 2, [(2, 4), _I]),
+    "gather_smaller_index": (lambda m, x, i: x.gather(1, i) ** 2, [(3, 4), _I]),
+    "scatter": (lambda m, x, s, i: x.scatter(1, i, s.sin()) ** 2, [(2, 4), (2, 3), _I]),
+    "scatter_add": (lambda m, x, s, i: x.scatter_add(1, i, s) ** 2, [(2, 4), (2, 3), _I]),
+    "index_select": (lambda m, x, i: x.index_select(0, i) ** 2, [(3, 4), _J]),
+    "index_add": (lambda m, x, s, i: x.index_add(0, i, s, alpha=2) ** 2, [(3, 4), (3, 4), _J]),
+    "index_copy": (lambda m, x, s, i: x.index_copy(0, i, s) ** 2, [(3, 4), (2, 4), _K]),
+    "select_scatter": (lambda m, x, s: m.select_scatter(x, s, 1, 2) ** 2, [(3, 4), (3,)]),
+    "slice_scatter": (lambda m, x, s: m.slice_scatter(x, s, 1, 0, 4, 2) ** 2, [(3, 4), (3, 2)]),
+    "diagonal_scatter": (lambda m, x, s: m.diagonal_scatter(x, s, 1) ** 2, [(3, 4), (3,)]),
+    "index_put": (lambda m, x, v, i: x.index_put((i,), v) ** 2, [(3, 4), (4,), _K]),
+    "index_put_accumulate": (lambda m, x, v, i: x.index_put((i,), v, accumulate=True) ** 2, [(3, 4), (3, 4), _J]),
+    "setitem_advanced": (lambda m, x, v, i: _setitem(m, x, v, i) ** 2, [(3, 4), (2, 4), _K]),
+    "setitem_basic": (lambda m, x, v: _setitem(m, x, v, (slice(0, 2), 1)) ** 2, [(3, 4), (2,)]),
+    "scatter_reduce_sum": (lambda m, x, s, i: x.scatter_reduce(1, i, s, "sum") ** 2, [(2, 4), (2, 3), _I]),
+    "scatter_reduce_mean": (lambda m, x, s, i: x.scatter_reduce(1, i, s, "mean") ** 2, [(2, 4), (2, 3), _I]),
+    "scatter_reduce_mean_exclude_self": (
+        lambda m, x, s, i: x.scatter_reduce(1, i, s, "mean", include_self=False) ** 2, [(2, 4), (2, 3), _I]),
+    "scatter_reduce_sum_exclude_self": (
+        lambda m, x, s, i: x.scatter_reduce(1, i, s, "sum", include_self=False) ** 2, [(2, 4), (2, 3), _I]),
+}
+
+
+@pytest.mark.parametrize("name", list(SHAPE_OPS))
+def test_shape_and_indexing_ops(name):
+    fn, specs = SHAPE_OPS[name]
+    arrays = [rand(i, *s) if isinstance(s, tuple) else s for i, s in enumerate(specs)]
+    check_double(fn, *arrays)
+
+
+def test_to_another_dtype():
+    # float32 in between: both frameworks round the same products
+    check_double(lambda m, x: (x.to(m.float32) ** 2).double() * x, rand(0, 3, 4), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("op", [
+    lambda m, x: F(m).max_pool2d(x, 2),
+    lambda m, x: F(m).avg_pool2d(x, 2, padding=1),
+    lambda m, x: x.index_select(2, m.tensor(np.array([0, 3, 3]))),
+    lambda m, x: F(m).pad(x, (1, 1, 2, 1), mode="reflect"),
+], ids=["max_pool", "avg_pool", "index_select", "pad_reflect"])
+def test_third_order_through_a_linear_map(op):
+    # the second-order graph holds the backward as a map beside its adjoint; differentiating it again swaps them
+    res = []
+    for m in (dtrain, torch):
+        x = m.tensor(rand(0, 1, 2, 4, 4), requires_grad=True)
+        (g1,) = m.autograd.grad((op(m, x) ** 3).sum(), x, create_graph=True)
+        (g2,) = m.autograd.grad((g1 * m.tensor(rand(1, 1, 2, 4, 4))).sum(), x, create_graph=True)
+        (g3,) = m.autograd.grad((g2 * g2).sum(), x)
+        res.append((g1.detach(), g2.detach(), g3))
+    for a, e in zip(*res):
+        assert_close(a, e, ATOL, RTOL)

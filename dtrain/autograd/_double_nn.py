@@ -10,7 +10,7 @@ import numpy as np
 
 from .._tensor import _wrap
 from .graph import Function
-from ._double import _dev_of, formula, input_t, sum_to
+from ._double import _FORMULAS, _dev_of, formula, input_t, sum_to
 
 
 class _LinearMap(Function):
@@ -360,3 +360,322 @@ def _row_max(xp, s):
     m = s.max(axis=-1, keepdims=True)
     m[xp.isneginf(m)] = 0
     return m
+
+
+# ------------------------------------------------------------------------------------------ shape ops
+# Linear in their input: the gradient is the adjoint shape op applied to g, itself an op with a formula.
+@formula("Cat")
+def _cat(node, g):
+    from .. import zeros
+    parts = iter(g.split(node.sizes, node.dim))
+    return tuple(zeros(0, dtype=g.dtype, device=g.device) if s else next(parts) for s in node.skip)
+
+
+@formula("Stack")
+def _stack(node, g):
+    return g.unbind(node.dim)
+
+
+@formula("Repeat")
+def _repeat(node, g):
+    reps, shape = node.reps, node.in_shape
+    full = (1,) * (len(reps) - len(shape)) + tuple(shape)
+    split = [v for r, s in zip(reps, full) for v in (r, s)]
+    return g.reshape(split).sum(tuple(range(0, 2 * len(reps), 2))).reshape(shape)
+
+
+@formula("Flip")
+def _flip(node, g):
+    return g.flip(node.dims)
+
+
+@formula("Roll")
+def _roll(node, g):
+    from .._ops.shape import Roll
+    shifts = tuple(-s for s in node.shifts) if isinstance(node.shifts, tuple) else -node.shifts
+    return Roll.apply(g, shifts=shifts, dims=node.dims)
+
+
+@formula("Tri")
+def _tri(node, g):
+    return g.triu(node.k) if node.upper else g.tril(node.k)
+
+
+@formula("DiagEmbed")
+def _diag_embed(node, g):
+    return g.diagonal(node.offset)
+
+
+@formula("To")
+def _to(node, g):
+    from .. import _dtype
+    return g.to(device=node.src_device, dtype=_dtype.from_numpy_dtype(node.src_dtype))
+
+
+@formula("SelectEvenly")
+def _select_evenly(node, g):
+    x, v = node.saved
+    mask = (x == v) | (node.xp.isnan(x) & node.xp.isnan(v)) if x.dtype.kind == "f" else x == v
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return g * _const((mask / mask.sum()).astype(x.dtype))  # which elements share it is piecewise constant
+
+
+@formula("Einsum")
+def _einsum(node, g):
+    """The backward of Einsum, each product an einsum of tensors (so again differentiable); a letter repeated in
+    an operand (its diagonal) is put back by an einsum with identity matrices."""
+    from .. import einsum, eye
+    xs = node.saved
+    ins, out = node.eq.split("->")
+    subs = ins.split(",")
+    ts = [input_t(node, i, x) for i, x in enumerate(xs)]
+    spare = [c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in node.eq]
+    grads = []
+    for i, x in enumerate(xs):
+        if not node.needs_input_grad[i]:
+            grads.append(None)
+            continue
+        others = [s for j, s in enumerate(subs) if j != i]
+        target = subs[i]
+        avail = set(out) | set("".join(others))
+        uniq = "".join(dict.fromkeys(target))
+        size = {c: x.shape[target.index(c)] for c in uniq}
+        keep = "".join(c for c in uniq if c in avail)
+        r = einsum(",".join([out] + others) + "->" + keep, g, *[t for j, t in enumerate(ts) if j != i])
+        wide = tuple(k for k, c in enumerate(keep) if size[c] == 1 and r.shape[k] != 1)
+        if wide:
+            r = r.sum(wide, keepdim=True)
+        if keep != uniq:  # letters only in this operand were summed out: broadcast back
+            r = r.reshape([size[c] if c in keep else 1 for c in uniq]).expand([size[c] for c in uniq])
+        if uniq != target:
+            seen, renamed, deltas = set(), "", []
+            for c in target:
+                if c in seen:
+                    deltas.append((c, spare.pop()))
+                    renamed += deltas[-1][1]
+                else:
+                    seen.add(c)
+                    renamed += c
+            r = einsum(",".join([uniq] + [c + n for c, n in deltas]) + "->" + renamed, r,
+                       *[eye(size[c], dtype=g.dtype, device=g.device) for c, _ in deltas])
+        grads.append(r)
+    return tuple(grads)
+
+
+# --------------------------------------------------------------------------------- padding, fold, unpool
+@formula("ConstantPad")
+def _constant_pad(node, g):
+    xp = node.xp
+
+    def pad(u):  # the forward with 0 as the value: the adjoint of reading the input's region back
+        out = xp.zeros(g.shape, u.dtype)
+        out[node.dst] = u[node.src]
+        return out
+    return _mapped(g, lambda a: node.backward(a), pad)
+
+
+@formula("IndexPad")
+def _index_pad(node, g):
+    xp = node.xp
+
+    def pad(u):  # the forward: each output position reads one input position per dim
+        for d, idx in node.maps:
+            u = xp.take(u, idx, axis=d)
+        return u
+    return _mapped(g, lambda a: node.backward(a), pad)
+
+
+@formula("Fold")
+def _fold(node, g):
+    from ..nn.functional._conv import _im2col, _pad4
+    xp = node.xp
+    x_shape, k, d, p, s = node.geom
+    out = tuple(g.shape[2:])
+    n, ck, ho, wo = x_shape
+    c = ck // (k[0] * k[1])
+
+    def fold(u):  # Fold's forward: columns summed back into planes
+        from ..nn.functional._conv import _col2im
+        cols = xp.ascontiguousarray(u.transpose(1, 0, 2, 3)).reshape(ck, -1)
+        buf = _col2im(xp, cols, (c, n, out[0] + 2 * p[0], out[1] + 2 * p[1]), k, s, d, (ho, wo))
+        return xp.ascontiguousarray(buf[:, :, p[0]:p[0] + out[0], p[1]:p[1] + out[1]].transpose(1, 0, 2, 3))
+
+    def unfold(a):  # its backward
+        cols = _im2col(xp, _pad4(xp, a, (p[0], p[0], p[1], p[1]), order=(1, 0)), k, s, d, (ho, wo))
+        return xp.ascontiguousarray(cols.reshape(ck, n, ho, wo).transpose(1, 0, 2, 3))
+    return _mapped(g, unfold, fold)
+
+
+_tensor_unfold = _FORMULAS["Unfold"]
+
+
+@formula("Unfold")
+def _unfold(node, g):
+    # F.unfold's op (Im2ColBackward0) and Tensor.unfold's share the class name, so the key: told apart here
+    from ..nn.functional._conv import Unfold as Im2Col
+    return _im2col(node, g) if isinstance(node, Im2Col) else _tensor_unfold(node, g)
+
+
+def _im2col(node, g):
+    from ..nn.functional._conv import _im2col as im2col, _pad4
+    xp = node.xp
+    x_shape, pad_shape, k, stride, dil, padding, out_hw = node.geom
+    n = x_shape[0]
+
+    def unfold(u):  # F.unfold's forward
+        cols = im2col(xp, _pad4(xp, u, (padding[0], padding[0], padding[1], padding[1]), order=(1, 0)), k, stride,
+                      dil, out_hw)
+        return xp.ascontiguousarray(cols.reshape(cols.shape[0], n, -1).transpose(1, 0, 2))
+    return _mapped(g, lambda a: node.backward(a), unfold)
+
+
+@formula("MaxUnpool")
+def _max_unpool(node, g):
+    from .._ops.index import _scatter_add_at
+    xp = node.xp
+    rows, flat, shape = node.spots
+
+    def unpool(u):  # the exact adjoint of reading g back: an add at the (maybe repeated) places
+        out = xp.zeros((rows.shape[0], g.shape[-1]), u.dtype)
+        _scatter_add_at(xp, out, (rows, flat), u.reshape(rows.shape[0], -1))
+        return out.reshape(g.shape)
+    return _mapped(g, lambda a: node.backward(a), unpool)
+
+
+# ------------------------------------------------------------------------------- gathers and scatters
+# Each input's gradient is a gather or scatter of g by constant indices; the adjoint is the other one.
+def _add_at(xp, shape, key, u, dtype):
+    from .._ops.index import _scatter_add_at
+    out = xp.zeros(shape, dtype)
+    _scatter_add_at(xp, out, key, u)
+    return out
+
+
+def _masked(xp, key, region=None):
+    """g with zeros where `key` wrote (a diagonal map: its own adjoint)."""
+    def f(a):
+        out = a.copy()
+        (region(out) if region else out)[key] = 0
+        return out
+    return f
+
+
+@formula("AdvancedIndex")
+def _advanced_index(node, g):
+    xp, key = node.xp, node.key
+    return _mapped(g, lambda a: node.backward(a), lambda u: u[key])
+
+
+@formula("Gather")
+def _gather(node, g, *_):
+    from .._ops.scatter import _fits, _sub
+    xp, idx, dim = node.xp, node.idx, node.dim
+
+    def gather(u):
+        return xp.take_along_axis(u if idx.shape == u.shape or _fits(idx, u, dim) else u[_sub(idx, u, dim)], idx,
+                                  axis=dim)
+    return _mapped(g, lambda a: node.backward(a)[0], gather), None
+
+
+@formula("IndexSelect")
+def _index_select(node, g, *_):
+    xp, idx, dim = node.xp, node.idx, node.dim
+    return _mapped(g, lambda a: node.backward(a)[0], lambda u: xp.take(u, idx, axis=dim)), None
+
+
+@formula("Scatter")
+def _scatter(node, g, *_):
+    from .._ops.scatter import _full_index
+    if node.reduce not in (None, "add"):
+        raise NotImplementedError(f"create_graph=True through scatter(reduce={node.reduce!r}) is not supported")
+    xp, full, nig = node.xp, node.full, node.needs_input_grad
+    sub = tuple(slice(0, n) for n in node.idx.shape)
+    gx = gs = None
+    if nig[0]:
+        gx = g if node.reduce == "add" else _mapped(g, *(2 * (_masked(xp, full),)))
+
+    def take(a):
+        out = xp.zeros(node.src_shape, a.dtype)
+        out[sub] = a[full]
+        return out
+    if len(nig) > 1 and nig[1]:
+        gs = _mapped(g, take, lambda u: _add_at(xp, g.shape, full, u[sub], u.dtype))
+    return gx, gs, None
+
+
+@formula("IndexAdd")
+def _index_add(node, g, *_):
+    xp, key, alpha = node.xp, node.key, node.alpha
+    nig = node.needs_input_grad
+    gs = _mapped(g, lambda a: a[key] * alpha, lambda u: _add_at(xp, g.shape, key, u * alpha, u.dtype)) \
+        if nig[1] else None
+    return g, gs, None
+
+
+@formula("IndexCopy")
+def _index_copy(node, g, *_):
+    xp, key, nig = node.xp, node.key, node.needs_input_grad
+    gx = _mapped(g, *(2 * (_masked(xp, key),))) if nig[0] else None
+    gs = _mapped(g, lambda a: a[key], lambda u: _add_at(xp, g.shape, key, u, u.dtype)) if nig[1] else None
+    return gx, gs, None
+
+
+@formula("ScatterInto")
+def _scatter_into(node, g):
+    xp, key, nig = node.xp, node.key, node.needs_input_grad
+    gx = _mapped(g, *(2 * (_masked(xp, key, node.region),))) if nig[0] else None
+
+    def put(u):
+        out = xp.zeros(g.shape, u.dtype)
+        node.region(out)[key] = u
+        return out
+    gs = _mapped(g, lambda a: xp.ascontiguousarray(node.region(a)[key]), put) if nig[1] else None
+    return gx, gs
+
+
+@formula("IndexPut", "SetSlices")
+def _index_put(node, g):
+    xp, key, vshape, nig = node.xp, node.key, node.vshape, node.needs_input_grad
+    gx = gv = None
+    if nig[0]:
+        gx = g if node.accumulate else _mapped(g, *(2 * (_masked(xp, key),)))
+    if nig[1]:
+        picked = xp.empty(g.shape, bool)[key].shape
+
+        def spread(u):  # the adjoint of g[key] summed to v's shape: v broadcast over the key, added there
+            return _add_at(xp, g.shape, key, xp.broadcast_to(u if len(picked) >= len(vshape) else u.reshape(()),
+                                                              picked), u.dtype)
+        gv = _mapped(g, lambda a: node.backward(a)[1], spread)
+    return gx, gv
+
+
+@formula("ScatterReduce")
+def _scatter_reduce(node, g, *_):
+    from .._ops.index import _scatter_add_at
+    if node.reduce not in ("sum", "mean"):
+        raise NotImplementedError(f"create_graph=True through scatter_reduce(reduce={node.reduce!r}) is not "
+                                  f"supported (dtrain differentiates 'sum' and 'mean' twice)")
+    xp, full, nig = node.xp, node.full, node.needs_input_grad
+    s, dt = node.saved[1], g._data.dtype
+    scale = None
+    if node.reduce == "mean":  # 1 / the number of values averaged into each output element: a constant
+        n = xp.ones(g.shape, dt) if node.include_self else xp.zeros(g.shape, dt)
+        _scatter_add_at(xp, n, full, xp.ones(s.shape, dt))
+        n[n == 0] = 1
+        scale = 1 / n
+    sub = tuple(slice(0, k) for k in node.idx_shape)
+    gx = gs = None
+    if nig[0]:
+        gx = _mapped(g, *(2 * (lambda a: node.backward(a)[0],)))  # a scaled mask: its own adjoint
+
+    def take(a):
+        out = xp.zeros(node.src_shape, a.dtype)
+        out[sub] = (a * scale if scale is not None else a)[full]
+        return out
+
+    def spread(u):
+        r = _add_at(xp, g.shape, full, u[sub], u.dtype)
+        return r * scale if scale is not None else r
+    if nig[1]:
+        gs = _mapped(g, take, spread)
+    return gx, gs, None
