@@ -319,6 +319,12 @@ SHAPE_OPS = {
     "scatter_reduce_mean": (lambda m, x, s, i: x.scatter_reduce(1, i, s, "mean") ** 2, [(2, 4), (2, 3), _I]),
     "scatter_reduce_mean_exclude_self": (
         lambda m, x, s, i: x.scatter_reduce(1, i, s, "mean", include_self=False) ** 2, [(2, 4), (2, 3), _I]),
+    "scatter_reduce_amax": (lambda m, x, s, i: x.scatter_reduce(1, i, s, "amax") ** 2, [(2, 4), (2, 3), _I]),
+    "scatter_reduce_amin_exclude_self": (
+        lambda m, x, s, i: x.scatter_reduce(1, i, s, "amin", include_self=False) ** 2, [(2, 4), (2, 3), _I]),
+    "scatter_reduce_amax_ties": (lambda m, x, s, i: x.scatter_reduce(1, i, s, "amax") ** 2,
+                                 [np.array([[1.0, 3.0, 2.0, 0.0], [2.0, 2.0, 1.0, 3.0]]),
+                                  np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 1.0]]), _I]),
     "scatter_reduce_sum_exclude_self": (
         lambda m, x, s, i: x.scatter_reduce(1, i, s, "sum", include_self=False) ** 2, [(2, 4), (2, 3), _I]),
 }
@@ -327,7 +333,7 @@ SHAPE_OPS = {
 @pytest.mark.parametrize("name", list(SHAPE_OPS))
 def test_shape_and_indexing_ops(name):
     fn, specs = SHAPE_OPS[name]
-    arrays = [rand(i, *s) if isinstance(s, tuple) else s for i, s in enumerate(specs)]
+    arrays = [rand(i, *s) if isinstance(s, tuple) else s for i, s in enumerate(specs)]  # arrays: as they are
     check_double(fn, *arrays)
 
 
@@ -353,3 +359,31 @@ def test_third_order_through_a_linear_map(op):
         res.append((g1.detach(), g2.detach(), g3))
     for a, e in zip(*res):
         assert_close(a, e, ATOL, RTOL)
+
+
+def test_attention_with_dropout_against_finite_differences():
+    # the frameworks draw different dropout masks: dtrain's second order against its own finite differences,
+    # the mask redrawn identically at each call
+    q, k, v = (dtrain.tensor(rand(i, 2, 3, 4), requires_grad=True) for i in range(3))
+
+    def f(q, k, v):
+        dtrain.manual_seed(5)
+        return F(dtrain).scaled_dot_product_attention(q, k, v, dropout_p=0.4, is_causal=True)
+    assert dtrain.autograd.gradgradcheck(f, (q, k, v))
+
+
+def test_attention_with_a_mask_that_is_not_a_leaf_says_why():
+    q, k, v = (dtrain.tensor(rand(i, 3, 4), requires_grad=True) for i in range(3))
+    mask = dtrain.tensor(rand(3, 3, 3), requires_grad=True) * 2
+    y = F(dtrain).scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    with pytest.raises(NotImplementedError, match="attn_mask that requires grad"):
+        dtrain.autograd.grad(y.sum(), q, create_graph=True)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_without_the_compiled_kernels(monkeypatch, affine):
+    # the portable op (the one of batch norm) on the layer's trailing dims
+    from dtrain.nn.functional import _norm
+    monkeypatch.setattr(_norm, "_fits_kernels", lambda *a: False)
+    arrays = [rand(0, 2, 3, 4)] + ([1 + 0.3 * rand(1, 3, 4), rand(2, 3, 4)] if affine else [])
+    check_double(lambda m, x, *wb: F(m).layer_norm(x.sin(), (3, 4), *wb) ** 2, *arrays)

@@ -651,31 +651,33 @@ def _index_put(node, g):
 
 @formula("ScatterReduce")
 def _scatter_reduce(node, g, *_):
+    """sum, mean, amax, amin: each input's gradient is g scaled by constants (the counts averaged over, which
+    elements hold the extremum), gathered for src; prod's depends on the values themselves and is not here."""
     from .._ops.index import _scatter_add_at
-    if node.reduce not in ("sum", "mean"):
+    if node.reduce not in ("sum", "mean", "amax", "amin"):
         raise NotImplementedError(f"create_graph=True through scatter_reduce(reduce={node.reduce!r}) is not "
-                                  f"supported (dtrain differentiates 'sum' and 'mean' twice)")
+                                  f"supported (dtrain differentiates 'sum', 'mean', 'amax' and 'amin' twice)")
     xp, full, nig = node.xp, node.full, node.needs_input_grad
-    s, dt = node.saved[1], g._data.dtype
-    scale = None
-    if node.reduce == "mean":  # 1 / the number of values averaged into each output element: a constant
+    x, s, out = node.saved
+    dt = g._data.dtype
+    scale = chosen = None  # per output element; per src element
+    if node.reduce == "mean":
         n = xp.ones(g.shape, dt) if node.include_self else xp.zeros(g.shape, dt)
         _scatter_add_at(xp, n, full, xp.ones(s.shape, dt))
         n[n == 0] = 1
         scale = 1 / n
+    elif node.reduce in ("amax", "amin"):  # the backward's own rule: shared evenly by the elements equal to it
+        chosen = (s == out[full]).astype(dt)
+        count = (x == out).astype(dt)
+        _scatter_add_at(xp, count, full, chosen)
+        with np.errstate(divide="ignore"):
+            scale = 1 / count
     sub = tuple(slice(0, k) for k in node.idx_shape)
-    gx = gs = None
-    if nig[0]:
-        gx = _mapped(g, *(2 * (lambda a: node.backward(a)[0],)))  # a scaled mask: its own adjoint
 
-    def take(a):
-        out = xp.zeros(node.src_shape, a.dtype)
-        out[sub] = (a * scale if scale is not None else a)[full]
-        return out
-
-    def spread(u):
-        r = _add_at(xp, g.shape, full, u[sub], u.dtype)
+    def spread(u):  # the adjoint of gathering (g * scale)[full] * chosen into src's shape
+        r = _add_at(xp, g.shape, full, u[sub] * chosen if chosen is not None else u[sub], u.dtype)
         return r * scale if scale is not None else r
-    if nig[1]:
-        gs = _mapped(g, take, spread)
+    # x's gradient is g times a constant (zero where include_self=False leaves the slot out): its own adjoint
+    gx = _mapped(g, *(2 * (lambda a: node.backward(a)[0],))) if nig[0] else None
+    gs = _mapped(g, lambda a: node.backward(a)[1], spread) if nig[1] else None
     return gx, gs, None
