@@ -387,3 +387,35 @@ def test_layer_norm_without_the_compiled_kernels(monkeypatch, affine):
     monkeypatch.setattr(_norm, "_fits_kernels", lambda *a: False)
     arrays = [rand(0, 2, 3, 4)] + ([1 + 0.3 * rand(1, 3, 4), rand(2, 3, 4)] if affine else [])
     check_double(lambda m, x, *wb: F(m).layer_norm(x.sin(), (3, 4), *wb) ** 2, *arrays)
+
+
+# ------------------------------------------------------------------------------------------ linear algebra
+def _well_conditioned(seed, *shape):
+    return rand(seed, *shape) * 0.3 + np.eye(shape[-1]) * 2
+
+
+def _spd(seed, *shape):
+    a = rand(seed, *shape)
+    return a @ a.swapaxes(-1, -2) + np.eye(shape[-1]) * shape[-1]
+
+
+LINALG = {
+    "inv": (lambda m, a: m.linalg.inv(a), [_well_conditioned(0, 2, 3, 3)]),
+    "det": (lambda m, a: m.linalg.det(a), [_well_conditioned(0, 2, 3, 3)]),
+    "slogdet": (lambda m, a: m.linalg.slogdet(a)[1], [_well_conditioned(0, 3, 3) - 4 * np.eye(3)]),
+    "cholesky": (lambda m, a: m.linalg.cholesky(a), [_spd(0, 2, 3, 3)]),
+    "cholesky_upper": (lambda m, a: m.linalg.cholesky(a, upper=True), [_spd(0, 3, 3)]),
+    "cholesky_of_a_symmetrised_input": (lambda m, a: m.linalg.cholesky(a @ a.mT + 3 * m.eye(3, dtype=a.dtype)),
+                                        [rand(0, 3, 3)]),
+    "solve_triangular_lower": (lambda m, a, b: m.linalg.solve_triangular(a, b, upper=False),
+                               [_well_conditioned(0, 3, 3), rand(1, 2, 3, 2)]),
+    "solve_triangular_upper_right_unit": (
+        lambda m, a, b: m.linalg.solve_triangular(a, b, upper=True, left=False, unitriangular=True),
+        [_well_conditioned(0, 2, 3, 3), rand(1, 2, 4, 3)]),
+}
+
+
+@pytest.mark.parametrize("name", list(LINALG))
+def test_linear_algebra(name):
+    fn, arrays = LINALG[name]
+    check_double(lambda m, *a: fn(m, *a).sin(), *arrays, rtol=1e-6)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._tensor import _wrap
 from .graph import Function
-from ._double import _FORMULAS, _dev_of, formula, input_t, sum_to
+from ._double import _FORMULAS, _dev_of, formula, input_t, output_t, sum_to
 
 
 class _LinearMap(Function):
@@ -681,3 +681,59 @@ def _scatter_reduce(node, g, *_):
     gx = _mapped(g, *(2 * (lambda a: node.backward(a)[0],))) if nig[0] else None
     gs = _mapped(g, lambda a: node.backward(a)[1], spread) if nig[1] else None
     return gx, gs, None
+
+
+# ------------------------------------------------------------------------------------------ linear algebra
+# torch's formulas (derivatives.yaml), with the inverse and the triangular solves as the ops themselves.
+def _solve_tri(a, b, upper, left=True, unit=False):
+    from .._ops.lu import SolveTriangular
+    return SolveTriangular.apply(a, b, upper=upper, left=left, unitriangular=unit)
+
+
+@formula("Inv")
+def _inv(node, g):
+    (y,) = node.saved
+    yt = output_t(node, y).mT
+    return -(yt @ g @ yt)
+
+
+@formula("Det")
+def _det(node, g):
+    from .. import linalg
+    a, d = node.saved
+    return (g * output_t(node, d))[..., None, None] * linalg.inv(input_t(node, 0, a)).mT
+
+
+@formula("Slogdet")
+def _slogdet(node, gsign, glogabsdet):
+    from .. import linalg
+    (a,) = node.saved  # the sign of a real matrix is piecewise constant: no gradient
+    return glogabsdet[..., None, None] * linalg.inv(input_t(node, 0, a)).mT
+
+
+@formula("Cholesky")
+def _cholesky(node, gl, ginfo=None):
+    """Murray (2016), as the backward: gA = L^{-T} Phi(L^T gL) L^{-1}, Phi the lower triangle with a halved
+    diagonal, made symmetric; L as the op's own output."""
+    (lo,) = node.saved
+    L = output_t(node, lo.swapaxes(-1, -2)).mT if node.upper else output_t(node, lo)
+    if node.upper:
+        gl = gl.mT
+    ga = (L.mT @ gl).tril()
+    ga = 0.5 * (ga + ga.tril(-1).mT)
+    return _solve_tri(L, _solve_tri(L.mT, ga, upper=True), upper=False, left=False)
+
+
+@formula("SolveTriangular")
+def _solve_triangular(node, gx):
+    a, x = node.saved
+    upper, left, unit = node.params
+    at = input_t(node, 0, a)
+    gb = _solve_tri(at.mT, gx, not upper, left, unit)  # A^{-T} gX, or gX A^{-T}
+    ga = None
+    if node.needs_input_grad[0]:
+        xt = output_t(node, x)
+        ga = -(gb @ xt.mT) if left else -(xt.mT @ gb)
+        # only the triangle is an input (off the diagonal if unitriangular)
+        ga = sum_to(ga.triu(int(unit)) if upper else ga.tril(-int(unit)), a.shape)
+    return ga, sum_to(gb, node.b_shape)
