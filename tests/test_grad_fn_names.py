@@ -403,6 +403,7 @@ _UNREACHED = {
     "OutputHook": "module backward hooks: BackwardHookFunctionBackward, tested below",
     "SyncNorm": "SyncBatchNorm needs a process group (SyncBatchNormBackward, as torch's custom Function)",
     "StridedMap": "only in create_graph graphs, as the backward of strided views' backwards",
+    "LinearMap": "only in create_graph graphs, as the backward of pooling's, gathers' and scatters' backwards",
 }
 
 
