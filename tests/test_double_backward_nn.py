@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import dtrain
-from helpers import assert_close
+from helpers import _default_device, assert_close
 
 RTOL, ATOL = 1e-7, 1e-9  # float64 throughout
 
@@ -25,21 +25,23 @@ def _grads(m, fn, arrays, gy_array, vs, create_graph):
 
 
 def _zero_if_none(t, like):
-    return np.zeros(like) if t is None else t.detach().numpy() if isinstance(t, torch.Tensor) else t.detach().numpy()
+    return np.zeros(like) if t is None else t.detach().cpu().numpy()
 
 
-def check_double(fn, *arrays, seed=0, rtol=RTOL, atol=ATOL):
-    """fn(m, *tensors) in dtrain and torch: first-order gradients (with and without create_graph) and the
-    second-order ones, for every float input (integer arrays are passed as constant tensors)."""
+def check_double(device, fn, *arrays, seed=0, rtol=RTOL, atol=ATOL):
+    """fn(m, *tensors) in dtrain (on `device`, its default while fn runs) and in torch: first-order gradients
+    (with and without create_graph) and the second-order ones, for every float input (integer arrays are
+    passed as constant tensors)."""
     rng = np.random.default_rng(seed)
     with torch.no_grad():
         out = fn(torch, *[torch.tensor(a) for a in arrays])
     gy = rng.standard_normal(tuple(out.shape))
     shapes = [a.shape for a in arrays if a.dtype.kind == "f"]
     vs = [rng.standard_normal(s) for s in shapes]
-    gd, hd = _grads(dtrain, fn, arrays, gy, vs, True)
+    with _default_device(device):
+        gd, hd = _grads(dtrain, fn, arrays, gy, vs, True)
+        plain, _ = _grads(dtrain, fn, arrays, gy, vs, False)
     gt, ht = _grads(torch, fn, arrays, gy, vs, True)
-    plain, _ = _grads(dtrain, fn, arrays, gy, vs, False)
     for i, s in enumerate(shapes):
         assert_close(_zero_if_none(gd[i], s), _zero_if_none(gt[i], s), atol, rtol, f"grad of input {i}")
         assert_close(_zero_if_none(gd[i], s), _zero_if_none(plain[i], s), atol, rtol,
@@ -73,17 +75,17 @@ CONV = [
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("case", range(len(CONV)))
-def test_conv(case, bias):
+def test_conv(case, bias, device):
     nd, xs, ws, kw = CONV[case]
     arrays = [rand(case, *xs), rand(case + 10, *ws)] + ([rand(case + 20, ws[0])] if bias else [])
     fn = lambda m, x, w, *b: getattr(F(m), f"conv{nd}d")(x, w, *b, **kw)
-    check_double(fn, *arrays, seed=case)
+    check_double(device, fn, *arrays, seed=case)
 
 
-def test_conv_followed_by_a_nonlinearity():
+def test_conv_followed_by_a_nonlinearity(device):
     # the second order then also runs through the conv's forward (a gradient penalty's usual shape)
     arrays = [rand(1, 2, 3, 6, 6), rand(2, 4, 3, 3, 3), rand(3, 4)]
-    check_double(lambda m, x, w, b: F(m).conv2d(x, w, b, padding=1).tanh(), *arrays)
+    check_double(device, lambda m, x, w, b: F(m).conv2d(x, w, b, padding=1).tanh(), *arrays)
 
 
 CONV_T = [
@@ -98,11 +100,12 @@ CONV_T = [
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("case", range(len(CONV_T)))
-def test_conv_transpose(case, bias):
+def test_conv_transpose(case, bias, device):
     nd, xs, ws, kw = CONV_T[case]
     cout = ws[1] * kw.get("groups", 1)
     arrays = [rand(case, *xs), rand(case + 10, *ws)] + ([rand(case + 20, cout)] if bias else [])
-    check_double(lambda m, x, w, *b: getattr(F(m), f"conv_transpose{nd}d")(x, w, *b, **kw).sin(), *arrays, seed=case)
+    fn = lambda m, x, w, *b: getattr(F(m), f"conv_transpose{nd}d")(x, w, *b, **kw).sin()
+    check_double(device, fn, *arrays, seed=case)
 
 
 def test_conv_third_order():
@@ -122,30 +125,30 @@ def test_conv_third_order():
 # ------------------------------------------------------------------------------------------ normalisation
 @pytest.mark.parametrize("affine", ["both", "weight", "none"])
 @pytest.mark.parametrize("shape,ns", [((3, 5), (5,)), ((2, 3, 4), (3, 4))], ids=["1d", "2d"])
-def test_layer_norm(shape, ns, affine):
+def test_layer_norm(shape, ns, affine, device):
     arrays = [rand(0, *shape)]
     if affine != "none":
         arrays.append(1 + 0.3 * rand(1, *ns))
     if affine == "both":
         arrays.append(rand(2, *ns))
-    check_double(lambda m, x, *wb: F(m).layer_norm(x, ns, *wb, eps=1e-3) ** 2, *arrays)
+    check_double(device, lambda m, x, *wb: F(m).layer_norm(x, ns, *wb, eps=1e-3) ** 2, *arrays)
 
 
-def test_layer_norm_of_a_non_leaf():
+def test_layer_norm_of_a_non_leaf(device):
     arrays = [rand(0, 4, 6), rand(1, 6), rand(2, 6)]
-    check_double(lambda m, x, w, b: F(m).layer_norm(x.sin() * 2, (6,), w, b), *arrays)
+    check_double(device, lambda m, x, w, b: F(m).layer_norm(x.sin() * 2, (6,), w, b), *arrays)
 
 
 @pytest.mark.parametrize("weight", [True, False])
-def test_rms_norm(weight):
+def test_rms_norm(weight, device):
     arrays = [rand(0, 3, 2, 5)] + ([1 + 0.3 * rand(1, 2, 5)] if weight else [])
-    check_double(lambda m, x, *w: F(m).rms_norm(x, (2, 5), *w, eps=1e-4) ** 2, *arrays)
+    check_double(device, lambda m, x, *w: F(m).rms_norm(x, (2, 5), *w, eps=1e-4) ** 2, *arrays)
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("affine", [True, False])
 @pytest.mark.parametrize("shape", [(6, 3), (3, 2, 4, 5)], ids=["1d", "2d"])
-def test_batch_norm(shape, affine, training):
+def test_batch_norm(shape, affine, training, device):
     c = shape[1]
     arrays = [rand(0, *shape) * 2 + 1] + ([1 + 0.3 * rand(1, c), rand(2, c)] if affine else [])
     stats = rand(3, c), 1 + np.abs(rand(4, c))
@@ -153,23 +156,23 @@ def test_batch_norm(shape, affine, training):
     def fn(m, x, *wb):
         rm, rv = m.tensor(stats[0]), m.tensor(stats[1])
         return F(m).batch_norm(x.exp(), rm, rv, *wb, training=training, eps=1e-3) ** 2
-    check_double(fn, *arrays)
+    check_double(device, fn, *arrays)
 
 
-def test_batch_norm_of_a_leaf_in_eval_mode():
+def test_batch_norm_of_a_leaf_in_eval_mode(device):
     # the running mean is read back from the input itself when it is a leaf
     stats = rand(3, 3), 1 + np.abs(rand(4, 3))
     fn = lambda m, x, w, b: F(m).batch_norm(x, m.tensor(stats[0]), m.tensor(stats[1]), w, b, eps=1e-3) ** 2
-    check_double(fn, rand(0, 4, 3, 2) + 3, rand(1, 3), rand(2, 3))
+    check_double(device, fn, rand(0, 4, 3, 2) + 3, rand(1, 3), rand(2, 3))
 
 
 @pytest.mark.parametrize("norm", ["group", "instance"])
-def test_group_and_instance_norm(norm):
+def test_group_and_instance_norm(norm, device):
     x = rand(0, 2, 4, 3, 3)
     if norm == "group":
-        check_double(lambda m, x, w, b: F(m).group_norm(x, 2, w, b) ** 2, x, rand(1, 4), rand(2, 4))
+        check_double(device, lambda m, x, w, b: F(m).group_norm(x, 2, w, b) ** 2, x, rand(1, 4), rand(2, 4))
     else:
-        check_double(lambda m, x: F(m).instance_norm(x) ** 2, x)
+        check_double(device, lambda m, x: F(m).instance_norm(x) ** 2, x)
 
 
 # ---------------------------------------------------------------------------------------------- pooling
@@ -181,11 +184,11 @@ def test_group_and_instance_norm(norm):
     (3, (1, 2, 4, 5, 4), dict(kernel_size=2, stride=(1, 2, 2), padding=1)),
     (3, (1, 2, 4, 4, 4), dict(kernel_size=2, return_indices=True)),
 ])
-def test_max_pool(nd, shape, kw):
+def test_max_pool(nd, shape, kw, device):
     def fn(m, x):
         y = getattr(F(m), f"max_pool{nd}d")(x, **kw)
         return (y[0] if kw.get("return_indices") else y) ** 2
-    check_double(fn, rand(0, *shape))
+    check_double(device, fn, rand(0, *shape))
 
 
 @pytest.mark.parametrize("nd,shape,kw", [
@@ -195,14 +198,15 @@ def test_max_pool(nd, shape, kw):
     (2, (2, 3, 6, 6), dict(kernel_size=3, padding=1, divisor_override=5)),
     (3, (1, 2, 4, 5, 4), dict(kernel_size=2, stride=(1, 2, 2), padding=1, ceil_mode=True, count_include_pad=False)),
 ])
-def test_avg_pool(nd, shape, kw):
-    check_double(lambda m, x: getattr(F(m), f"avg_pool{nd}d")(x, **kw) ** 2, rand(0, *shape))
+def test_avg_pool(nd, shape, kw, device):
+    check_double(device, lambda m, x: getattr(F(m), f"avg_pool{nd}d")(x, **kw) ** 2, rand(0, *shape))
 
 
 @pytest.mark.parametrize("kind", ["avg", "max"])
-@pytest.mark.parametrize("nd,shape,out", [(1, (2, 3, 7), 3), (2, (2, 3, 7, 5), (3, 2)), (3, (1, 2, 5, 4, 3), (2, 3, 2))])
-def test_adaptive_pool(kind, nd, shape, out):
-    check_double(lambda m, x: getattr(F(m), f"adaptive_{kind}_pool{nd}d")(x, out) ** 2, rand(0, *shape))
+@pytest.mark.parametrize("nd,shape,out", [(1, (2, 3, 7), 3), (2, (2, 3, 7, 5), (3, 2)),
+                                          (3, (1, 2, 5, 4, 3), (2, 3, 2))])
+def test_adaptive_pool(kind, nd, shape, out, device):
+    check_double(device, lambda m, x: getattr(F(m), f"adaptive_{kind}_pool{nd}d")(x, out) ** 2, rand(0, *shape))
 
 
 # ----------------------------------------------------------------------------------- dropout, embedding
@@ -226,9 +230,9 @@ def test_dropout(p):
 
 
 @pytest.mark.parametrize("padding_idx", [None, 2])
-def test_embedding(padding_idx):
+def test_embedding(padding_idx, device):
     idx = np.array([[0, 2, 4], [2, 1, 0]])
-    check_double(lambda m, w, i: F(m).embedding(i, w, padding_idx=padding_idx) ** 2, rand(0, 5, 3), idx)
+    check_double(device, lambda m, w, i: F(m).embedding(i, w, padding_idx=padding_idx) ** 2, rand(0, 5, 3), idx)
 
 
 # ---------------------------------------------------------------------------------------------- attention
@@ -237,7 +241,7 @@ def _bool_mask():
 
 
 @pytest.mark.parametrize("variant", ["plain", "causal", "float_mask", "bool_mask", "broadcast", "mask_grad"])
-def test_attention(variant):
+def test_attention(variant, device):
     q, k, v = rand(0, 2, 3, 4, 6), rand(1, 2, 3, 5, 6), rand(2, 2, 3, 5, 7)
     if variant == "causal":
         k, v = k[:, :, :4], v[:, :, :4]
@@ -256,7 +260,7 @@ def test_attention(variant):
         elif variant == "mask_grad":
             kw["attn_mask"] = mask[0]
         return F(m).scaled_dot_product_attention(q, k, v, **kw).sin()
-    check_double(fn, q, k, v, *extra)
+    check_double(device, fn, q, k, v, *extra)
 
 
 # ------------------------------------------------------------------------------- shape and indexing ops
@@ -331,15 +335,15 @@ SHAPE_OPS = {
 
 
 @pytest.mark.parametrize("name", list(SHAPE_OPS))
-def test_shape_and_indexing_ops(name):
+def test_shape_and_indexing_ops(name, device):
     fn, specs = SHAPE_OPS[name]
     arrays = [rand(i, *s) if isinstance(s, tuple) else s for i, s in enumerate(specs)]  # arrays: as they are
-    check_double(fn, *arrays)
+    check_double(device, fn, *arrays)
 
 
-def test_to_another_dtype():
+def test_to_another_dtype(device):
     # float32 in between: both frameworks round the same products
-    check_double(lambda m, x: (x.to(m.float32) ** 2).double() * x, rand(0, 3, 4), rtol=1e-6, atol=1e-6)
+    check_double(device, lambda m, x: (x.to(m.float32) ** 2).double() * x, rand(0, 3, 4), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("op", [
@@ -381,12 +385,12 @@ def test_attention_with_a_mask_that_is_not_a_leaf_says_why():
 
 
 @pytest.mark.parametrize("affine", [True, False])
-def test_layer_norm_without_the_compiled_kernels(monkeypatch, affine):
+def test_layer_norm_without_the_compiled_kernels(monkeypatch, affine, device):
     # the portable op (the one of batch norm) on the layer's trailing dims
     from dtrain.nn.functional import _norm
     monkeypatch.setattr(_norm, "_fits_kernels", lambda *a: False)
     arrays = [rand(0, 2, 3, 4)] + ([1 + 0.3 * rand(1, 3, 4), rand(2, 3, 4)] if affine else [])
-    check_double(lambda m, x, *wb: F(m).layer_norm(x.sin(), (3, 4), *wb) ** 2, *arrays)
+    check_double(device, lambda m, x, *wb: F(m).layer_norm(x.sin(), (3, 4), *wb) ** 2, *arrays)
 
 
 # ------------------------------------------------------------------------------------------ linear algebra
@@ -416,6 +420,6 @@ LINALG = {
 
 
 @pytest.mark.parametrize("name", list(LINALG))
-def test_linear_algebra(name):
+def test_linear_algebra(name, device):
     fn, arrays = LINALG[name]
-    check_double(lambda m, *a: fn(m, *a).sin(), *arrays, rtol=1e-6)
+    check_double(device, lambda m, *a: fn(m, *a).sin(), *arrays, rtol=1e-6)

@@ -1,4 +1,5 @@
-"""Double-backward formulas (see dtrain.autograd._double) for shape, indexing and the layers of dtrain.nn (convolution, pooling, normalisation, attention, embedding, dropout).
+"""Double-backward formulas (see dtrain.autograd._double) for shape, indexing and the layers of dtrain.nn
+(convolution, pooling, normalisation, attention, embedding, dropout), and for a few of linear algebra.
 
 Two patterns recur. A layer whose backward is a hand-written kernel gets torch's derivative written in tensor
 ops (a convolution's gradients are themselves convolutions; a norm's are its closed form over statistics
