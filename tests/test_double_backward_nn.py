@@ -423,3 +423,22 @@ LINALG = {
 def test_linear_algebra(name, device):
     fn, arrays = LINALG[name]
     check_double(device, lambda m, *a: fn(m, *a).sin(), *arrays, rtol=1e-6)
+
+
+@pytest.mark.parametrize("op", [
+    lambda m, x: F(m).max_pool3d(x.unsqueeze(2), (1, 2, 2)),
+    lambda m, x: x.scatter_reduce(3, m.tensor(np.array([0, 1, 0, 1]).repeat(8).reshape(1, 2, 4, 4)), x * 2, "amax"),
+    lambda m, x: F(m).embedding(m.tensor(np.array([1, 0, 1])), x.reshape(8, 4)),
+], ids=["max_pool3d", "scatter_reduce", "embedding"])
+def test_third_order_under_saved_tensor_hooks(op):
+    # the maps made in the second pass run again in the third, when the node's saved arrays are packed
+    res = []
+    for m in (dtrain, torch):
+        x = m.tensor(rand(0, 1, 2, 4, 4), requires_grad=True)
+        with m.autograd.graph.saved_tensors_hooks(lambda t: t * 1, lambda t: t):
+            y = op(m, x)
+        (g1,) = m.autograd.grad((y ** 3).sum(), x, create_graph=True)
+        (g2,) = m.autograd.grad((g1 * m.tensor(rand(1, 1, 2, 4, 4))).sum(), x, create_graph=True)
+        (g3,) = m.autograd.grad((g2 * g2).sum(), x)
+        res.append(g3)
+    assert_close(*res, ATOL, RTOL)

@@ -35,6 +35,22 @@ def _mapped(g, f, adjoint):
     return _LinearMap.apply(g, f=f, adjoint=adjoint)
 
 
+def _backward_of(node, i=None):
+    """node's own array backward (its gradient for input i) as a function of the incoming gradient alone. A
+    map made here may run again long after this pass, when the node's saved arrays are packed by
+    saved-tensor hooks or freed by a backward without retain_graph: it keeps the arrays it read now."""
+    saved = node.saved
+
+    def backward(a):
+        now, node.saved = node.saved, saved
+        try:
+            r = node.backward(a)
+        finally:
+            node.saved = now
+        return r if i is None else r[i]
+    return backward
+
+
 def _const(array):
     return _wrap(array, _dev_of(array))
 
@@ -124,7 +140,7 @@ def _rstd_of(var_t, rstd, var):
     return 1.0 / (var_t + _const(eps)).sqrt()
 
 
-def _norm_grads(node, g, xt, axes, rstd, var, w_t, pshape, has_b, want):
+def _norm_grads(g, xt, axes, rstd, var, w_t, pshape, want):
     """gx, gw, gb of y = xhat * w + b, xhat = (x - mean) * rstd over `axes`, statistics of x itself."""
     mean = xt.mean(axes, keepdim=True)
     xc = xt - mean
@@ -145,29 +161,38 @@ def _norm_grads(node, g, xt, axes, rstd, var, w_t, pshape, has_b, want):
 
 @formula("Norm")
 def _norm(node, g):
+    from .. import _dtype
     xhat, rstd = node.saved[:2]
     axes, own_stats, has_w, has_b = node.cfg
     nig = node.needs_input_grad
-    xc = xhat / rstd  # x - mean: the batch's statistics do not see the shift, eval mode's shift is read below
-    xt = input_t(node, 0, xc)
-    w_t = input_t(node, 1, node.saved[2].reshape(node.wb_shape)) if has_w else None
+    dt = g._data.dtype
+    # x - mean: the batch's statistics do not see the shift, eval mode's shift is read below
+    xt = input_t(node, 0, (xhat / rstd).astype(dt, copy=False))
+    w_t = input_t(node, 1, node.saved[2].reshape(node.wb_shape).astype(dt, copy=False)) if has_w else None
+    # a half-precision input is normalized in float32 (`widened`), and so is its gradient, as torch's kernels
+    wide = _dtype.from_numpy_dtype(xhat.dtype)
+    up = (lambda t: t.to(wide)) if xhat.dtype != dt else (lambda t: t)
+    x_up, g_up = up(xt), up(g)
+    w_up = up(w_t) if has_w else None
     pshape = node.pshape if node.pshape is not None else (1,) * g.ndim
     want = (nig[0], has_w and nig[1], has_b and nig[-1])
     if own_stats:
-        var = (xc * xc).mean(axis=axes, keepdims=True)
-        gx, gw, gb = _norm_grads(node, g, xt, axes, rstd, var, w_t, pshape, has_b, want)
+        var = ((xhat / rstd).astype(np.float64) ** 2).mean(axis=axes, keepdims=True)
+        gx, gw, gb = _norm_grads(g_up, x_up, axes, rstd, var, w_up, pshape, want)
     else:  # eval-mode batch norm: running statistics, constants
-        shift = _const(xt._data - xc)  # the running mean, where xt is the input itself (else zero)
-        xh = (xt - shift) * _const(rstd)
+        shift = _const(x_up._data - xhat / rstd)  # the running mean, where xt is the input itself (else zero)
+        xh = (x_up - shift) * _const(rstd)
         lead = g.ndim - len(pshape)
         red = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(pshape) if s == 1)
-        gxh = g * w_t.reshape(pshape) if has_w else g
+        gxh = g_up * w_up.reshape(pshape) if has_w else g_up
         gx = gxh * _const(rstd) if want[0] else None
-        gw = (g * xh).sum(red) if want[1] else None
-        gb = g.sum(red) if want[2] else None
-    out = (gx,) + ((gw.reshape(node.wb_shape) if gw is not None else None,) if has_w else ()) + \
-        ((gb.reshape(node.wb_shape) if gb is not None else None,) if has_b else ())
-    return out if len(out) > 1 else gx
+        gw = (g_up * xh).sum(red) if want[1] else None
+        gb = g_up.sum(red) if want[2] else None
+    down = (lambda t: None if t is None else t.to(_dtype.from_numpy_dtype(dt))) if xhat.dtype != dt else \
+        (lambda t: t)
+    out = (down(gx),) + ((down(gw.reshape(node.wb_shape) if gw is not None else None),) if has_w else ()) + \
+        ((down(gb.reshape(node.wb_shape) if gb is not None else None),) if has_b else ())
+    return out if len(out) > 1 else out[0]
 
 
 @formula("FusedLayerNorm")
@@ -181,8 +206,7 @@ def _fused_layer_norm(node, g):
     xc = xr.astype(np.float64) - mean.reshape(-1, 1)
     var = (xc * xc).mean(axis=1, keepdims=True)
     want = (nig[0], has_w and nig[1], has_b and nig[-1])
-    gx, gw, gb = _norm_grads(node, g.reshape(-1, size), xt, (1,), rstd.reshape(-1, 1), var, w_t, (size,), has_b,
-                             want)
+    gx, gw, gb = _norm_grads(g.reshape(-1, size), xt, (1,), rstd.reshape(-1, 1), var, w_t, (size,), want)
     out = ((gx.reshape(shape) if gx is not None else None,)
            + ((gw.reshape(wb_shape) if gw is not None else None,) if has_w else ())
            + ((gb.reshape(wb_shape) if gb is not None else None,) if has_b else ()))
@@ -251,14 +275,14 @@ def _max_pool(node, g, _gidx=None):
     nd = g.ndim - 2
     planes, _ = _planes(x_shape, nd)
     read = _take(node.xp, _max_pool_flat(node), planes, tuple(g.shape))
-    return _mapped(g, lambda a: node.backward(a), read)
+    return _mapped(g, _backward_of(node), read)
 
 
 @formula("AdaptiveMaxPoolNd")
 def _adaptive_max_pool(node, g, _gidx=None):
     planes, _ = _planes(node.x_shape, node.nd)
     read = _take(node.xp, node.saved[-1], planes, tuple(g.shape))
-    return _mapped(g, lambda a: node.backward(a), read)
+    return _mapped(g, _backward_of(node), read)
 
 
 @formula("AvgPoolNd")
@@ -273,7 +297,7 @@ def _avg_pool(node, g):
         a = _padded(xp, u, k, s, p, d, out, 0)
         y = sum(_window(a, off, s, d, out) for off in _offsets(k)) / node.div
         return xp.ascontiguousarray(y.transpose(_first(len(k))))
-    return _mapped(g, lambda a: node.backward(a), pool)
+    return _mapped(g, _backward_of(node), pool)
 
 
 @formula("AdaptiveAvgPoolNd")
@@ -289,7 +313,7 @@ def _adaptive_avg_pool(node, g):
             y = xp.concatenate([y[(slice(None),) * dd + (slice(a, b),)].mean(dd, keepdims=True)
                                 for a, b in _adaptive_bounds(x_shape[dd], o)], dd)
         return y
-    return _mapped(g, lambda a: node.backward(a), pool)
+    return _mapped(g, _backward_of(node), pool)
 
 
 @formula("Dropout")
@@ -306,7 +330,7 @@ def _embedding(node, g):
         if pad is not None:
             r[idx == pad] = 0
         return r
-    return _mapped(g, lambda a: node.backward(a), rows)
+    return _mapped(g, _backward_of(node), rows)
 
 
 # ---------------------------------------------------------------------------------------------- attention
@@ -472,7 +496,7 @@ def _constant_pad(node, g):
         out = xp.zeros(g.shape, u.dtype)
         out[node.dst] = u[node.src]
         return out
-    return _mapped(g, lambda a: node.backward(a), pad)
+    return _mapped(g, _backward_of(node), pad)
 
 
 @formula("IndexPad")
@@ -483,7 +507,7 @@ def _index_pad(node, g):
         for d, idx in node.maps:
             u = xp.take(u, idx, axis=d)
         return u
-    return _mapped(g, lambda a: node.backward(a), pad)
+    return _mapped(g, _backward_of(node), pad)
 
 
 @formula("Fold")
@@ -527,7 +551,7 @@ def _im2col(node, g):
         cols = im2col(xp, _pad4(xp, u, (padding[0], padding[0], padding[1], padding[1]), order=(1, 0)), k, stride,
                       dil, out_hw)
         return xp.ascontiguousarray(cols.reshape(cols.shape[0], n, -1).transpose(1, 0, 2))
-    return _mapped(g, lambda a: node.backward(a), unfold)
+    return _mapped(g, _backward_of(node), unfold)
 
 
 @formula("MaxUnpool")
@@ -540,7 +564,7 @@ def _max_unpool(node, g):
         out = xp.zeros((rows.shape[0], g.shape[-1]), u.dtype)
         _scatter_add_at(xp, out, (rows, flat), u.reshape(rows.shape[0], -1))
         return out.reshape(g.shape)
-    return _mapped(g, lambda a: node.backward(a), unpool)
+    return _mapped(g, _backward_of(node), unpool)
 
 
 # ------------------------------------------------------------------------------- gathers and scatters
@@ -564,7 +588,7 @@ def _masked(xp, key, region=None):
 @formula("AdvancedIndex")
 def _advanced_index(node, g):
     xp, key = node.xp, node.key
-    return _mapped(g, lambda a: node.backward(a), lambda u: u[key])
+    return _mapped(g, _backward_of(node), lambda u: u[key])
 
 
 @formula("Gather")
@@ -575,13 +599,13 @@ def _gather(node, g, *_):
     def gather(u):
         return xp.take_along_axis(u if idx.shape == u.shape or _fits(idx, u, dim) else u[_sub(idx, u, dim)], idx,
                                   axis=dim)
-    return _mapped(g, lambda a: node.backward(a)[0], gather), None
+    return _mapped(g, _backward_of(node, 0), gather), None
 
 
 @formula("IndexSelect")
 def _index_select(node, g, *_):
     xp, idx, dim = node.xp, node.idx, node.dim
-    return _mapped(g, lambda a: node.backward(a)[0], lambda u: xp.take(u, idx, axis=dim)), None
+    return _mapped(g, _backward_of(node, 0), lambda u: xp.take(u, idx, axis=dim)), None
 
 
 @formula("Scatter")
@@ -646,7 +670,7 @@ def _index_put(node, g):
         def spread(u):  # the adjoint of g[key] summed to v's shape: v broadcast over the key, added there
             return _add_at(xp, g.shape, key, xp.broadcast_to(u if len(picked) >= len(vshape) else u.reshape(()),
                                                               picked), u.dtype)
-        gv = _mapped(g, lambda a: node.backward(a)[1], spread)
+        gv = _mapped(g, _backward_of(node, 1), spread)
     return gx, gv
 
 
@@ -678,9 +702,9 @@ def _scatter_reduce(node, g, *_):
     def spread(u):  # the adjoint of gathering (g * scale)[full] * chosen into src's shape
         r = _add_at(xp, g.shape, full, u[sub] * chosen if chosen is not None else u[sub], u.dtype)
         return r * scale if scale is not None else r
-    # x's gradient is g times a constant (zero where include_self=False leaves the slot out): its own adjoint
-    gx = _mapped(g, *(2 * (lambda a: node.backward(a)[0],))) if nig[0] else None
-    gs = _mapped(g, lambda a: node.backward(a)[1], spread) if nig[1] else None
+    # x's gradient is g times a constant (zero where include_self=False leaves the slot out)
+    gx = g * _const(node.backward(xp.ones(g.shape, dt))[0]) if nig[0] else None
+    gs = _mapped(g, _backward_of(node, 1), spread) if nig[1] else None
     return gx, gs, None
 
 
