@@ -442,3 +442,68 @@ def test_third_order_under_saved_tensor_hooks(op):
         (g3,) = m.autograd.grad((g2 * g2).sum(), x)
         res.append(g3)
     assert_close(*res, ATOL, RTOL)
+
+
+# ------------------------------------------------------------------------------ whole training programs
+def _same_params(dm, tm):
+    with torch.no_grad():
+        for (dn, dp), (tn, tp) in zip(dm.named_parameters(), tm.named_parameters()):
+            assert dn == tn
+            dp.data.copy_(dtrain.tensor(tp.detach().numpy()))
+
+
+def _critic(m):
+    nn = m.nn
+    m.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(2, 4, 3, stride=2, padding=1), nn.Tanh(), nn.GroupNorm(2, 4),
+                         nn.Conv2d(4, 4, 3, padding=1, groups=2), nn.Tanh(), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 6, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.LayerNorm(6),
+                         nn.Linear(6, 1)).double()
+
+
+def test_wgan_gradient_penalty_step(device):
+    # WGAN-GP: the penalty on the critic's input gradient, differentiated with respect to the critic's weights
+    models = {m: _critic(m) for m in (dtrain, torch)}
+    _same_params(models[dtrain], models[torch])
+    real, fake, eps = rand(0, 3, 2, 8, 8), rand(1, 3, 2, 8, 8), np.random.default_rng(2).random((3, 1, 1, 1))
+    grads = {}
+    for m, net in models.items():
+        with _default_device(device) if m is dtrain else torch.no_grad():
+            net = net.to(device) if m is dtrain else net
+            x = (m.tensor(eps) * m.tensor(real) + (1 - m.tensor(eps)) * m.tensor(fake)).requires_grad_(True)
+        (gx,) = m.autograd.grad(net(x).sum(), x, create_graph=True)
+        penalty = ((gx.flatten(1).norm(dim=1) - 1) ** 2).mean()
+        loss = net(m.tensor(fake, device=device) if m is dtrain else m.tensor(fake)).mean() + 10 * penalty
+        loss.backward()
+        grads[m] = [p.grad for p in net.parameters()]
+    for a, e in zip(grads[dtrain], grads[torch]):
+        assert_close(a, e, 1e-9, 1e-7)
+
+
+def test_maml_step_through_conv_batch_norm_and_attention():
+    # MAML: one inner SGD step on a support batch, the outer loss on the query batch differentiated through it
+    def build(m):
+        m.manual_seed(0)
+        return m.nn.ModuleDict({"conv": m.nn.Conv1d(3, 4, 3, padding=1), "bn": m.nn.BatchNorm1d(4),
+                                "emb": m.nn.Embedding(5, 4)}).double()
+    models = {m: build(m) for m in (dtrain, torch)}
+    _same_params(models[dtrain], models[torch])
+    ids = np.array([[0, 3, 1, 4, 2, 2], [1, 1, 0, 4, 3, 0]])
+    support, query = rand(0, 2, 3, 6), rand(1, 2, 3, 6)
+    grads = {}
+    for m, net in models.items():
+        F_ = m.nn.functional
+
+        def forward(x, params):
+            h = F_.conv1d(x, params["conv.weight"], params["conv.bias"], padding=1)
+            h = F_.batch_norm(h, None, None, params["bn.weight"], params["bn.bias"], training=True)
+            e = F_.embedding(m.tensor(ids), params["emb.weight"]).transpose(1, 2)  # (2, 4, 6)
+            q = (h + e).transpose(1, 2)
+            return F_.scaled_dot_product_attention(q, q, q, is_causal=True).tanh().sum()
+        params = dict(net.named_parameters())
+        inner = m.autograd.grad(forward(m.tensor(support), params), list(params.values()), create_graph=True)
+        fast = {k: p - 0.1 * g for (k, p), g in zip(params.items(), inner)}
+        forward(m.tensor(query), fast).backward()
+        grads[m] = [p.grad for p in params.values()]
+    for a, e in zip(grads[dtrain], grads[torch]):
+        assert_close(a, e, 1e-9, 1e-7)
