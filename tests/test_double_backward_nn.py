@@ -507,3 +507,35 @@ def test_maml_step_through_conv_batch_norm_and_attention():
         grads[m] = [p.grad for p in params.values()]
     for a, e in zip(grads[dtrain], grads[torch]):
         assert_close(a, e, 1e-9, 1e-7)
+
+
+HALF = {
+    "attention": (lambda m, x, w: F(m).scaled_dot_product_attention(x * 1, w, w, is_causal=True), (2, 3, 4), (2, 5, 4)),
+    "batch_norm_eval": (lambda m, x, w: F(m).batch_norm(x, m.zeros(3, dtype=x.dtype), m.ones(3, dtype=x.dtype), w[0],
+                                                        w[1]), (2, 3, 4), (2, 3)),
+    "layer_norm": (lambda m, x, w: F(m).layer_norm(x * 1, (4,), w[0], w[1]), (2, 3, 4), (2, 4)),
+    "conv2d": (lambda m, x, w: F(m).conv2d(x, w, padding=1), (1, 2, 5, 5), (3, 2, 3, 3)),
+    "max_pool": (lambda m, x, w: F(m).max_pool1d(x * w.reshape(1, 3, 1), 2), (2, 3, 4), (3,)),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("case", list(HALF))
+def test_half_precision(case, dtype):
+    # widened ops save float32 copies of half-precision inputs: the gradients still come in the inputs' dtype,
+    # and are torch's to half-precision rounding (relative to the largest)
+    fn, xs, ws = HALF[case]
+    res = []
+    for m in (dtrain, torch):
+        d = getattr(m, dtype)
+        x = m.tensor(rand(0, *xs), dtype=d, requires_grad=True)
+        w = m.tensor(1 + 0.2 * rand(1, *ws), dtype=d, requires_grad=True)
+        y = fn(m, x, w)
+        gs = m.autograd.grad((y ** 2).sum(), (x, w), create_graph=True)
+        hs = m.autograd.grad(sum((t * t).sum() for t in gs), (x, w), allow_unused=True)
+        res.append([t for t in gs + hs if t is not None])
+    assert len(res[0]) == len(res[1])
+    for a, e in zip(*res):
+        assert str(a.dtype) == str(e.dtype)
+        a, e = a.float().detach().numpy(), e.float().detach().numpy()
+        np.testing.assert_allclose(a, e, atol=3e-2 * np.abs(e).max())

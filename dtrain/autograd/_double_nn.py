@@ -338,10 +338,17 @@ def _embedding(node, g):
 def _attention(node, g):
     """torch's math attention, differentiated by hand: the probabilities recomputed from q and k as tensors."""
     from . import graph
+    from .. import _dtype
     q, k, v, p = node.saved
     nig = node.needs_input_grad
     xp = node.xp
-    qt, kt, vt = (input_t(node, i, a) for i, a in enumerate((q, k, v)))
+    # half-precision inputs are saved as their float32 copies (`widened`): the formula runs in float32 too, on
+    # tensors of the inputs' own dtype
+    dt = g._data.dtype
+    qt, kt, vt = (input_t(node, i, a.astype(dt, copy=False)) for i, a in enumerate((q, k, v)))
+    if p.dtype != dt:
+        wide = _dtype.from_numpy_dtype(p.dtype)
+        qt, kt, vt, g = (t.to(wide) for t in (qt, kt, vt, g))
     # the node keeps neither the causal flag nor the additive mask, but the probabilities it saved give the
     # scores back up to a constant per row (which softmax ignores): log p - q k^T * scale is the mask, -inf
     # where a key is masked (or its weight underflows: zero either way, in every order of derivative)
@@ -378,7 +385,10 @@ def _attention(node, g):
         ds = ds * node.scale
         gq = sum_to(ds @ kt, q.shape) if nig[0] else None
         gk = sum_to(ds.mT @ qt, k.shape) if nig[1] else None
-    return (gq, gk, gv, gmask) if node.has_mask else (gq, gk, gv)
+    out = (gq, gk, gv, gmask) if node.has_mask else (gq, gk, gv)
+    if p.dtype != dt:
+        out = tuple(None if t is None else t.to(_dtype.from_numpy_dtype(dt)) for t in out)
+    return out
 
 
 def _row_max(xp, s):
