@@ -539,3 +539,35 @@ def test_half_precision(case, dtype):
         assert str(a.dtype) == str(e.dtype)
         a, e = a.float().detach().numpy(), e.float().detach().numpy()
         np.testing.assert_allclose(a, e, atol=3e-2 * np.abs(e).max())
+
+
+def _channels_last(m, x):
+    return x.contiguous(memory_format=m.channels_last)
+
+
+STRIDED = {
+    "conv2d_transposed_input": (lambda m, x, w: F(m).conv2d(x.transpose(2, 3), w, padding=1), (2, 3, 6, 5),
+                                (4, 3, 3, 3)),
+    "conv2d_channels_last": (lambda m, x, w: F(m).conv2d(_channels_last(m, x), _channels_last(m, w), stride=2),
+                             (2, 8, 6, 6), (4, 8, 3, 3)),
+    "conv_transpose2d_channels_last": (lambda m, x, w: F(m).conv_transpose2d(_channels_last(m, x), w, stride=2),
+                                       (2, 3, 4, 4), (3, 2, 3, 3)),
+    "max_pool2d_channels_last": (lambda m, x, w: F(m).max_pool2d(_channels_last(m, x * w), 2), (2, 3, 4, 4),
+                                 (3, 1, 1)),
+    "avg_pool2d_channels_last": (lambda m, x, w: F(m).avg_pool2d(_channels_last(m, x * w), 2), (2, 3, 4, 4),
+                                 (3, 1, 1)),
+    "batch_norm_channels_last": (lambda m, x, w: F(m).batch_norm(_channels_last(m, x), None, None, w, None,
+                                                                 training=True), (2, 3, 4, 4), (3,)),
+    "layer_norm_transposed": (lambda m, x, w: F(m).layer_norm(x.mT, (3,), w), (2, 3, 4), (3,)),
+    "attention_transposed_keys": (lambda m, x, w: F(m).scaled_dot_product_attention(x, w.mT, w.mT), (2, 3, 4),
+                                  (2, 4, 5)),
+    "cat_of_views": (lambda m, x, w: m.cat([x.mT, w[:, ::2]], 1), (3, 4), (4, 6)),
+    "gather_of_a_transposed": (lambda m, x, w: (x.mT * w).gather(0, m.tensor(np.array([[1, 0, 3], [2, 2, 0]]))),
+                               (3, 4), (4, 3)),
+}
+
+
+@pytest.mark.parametrize("name", list(STRIDED))
+def test_strided_inputs(name, device):
+    fn, xs, ws = STRIDED[name]
+    check_double(device, lambda m, x, w: fn(m, x, w) ** 2, rand(0, *xs), rand(1, *ws))
