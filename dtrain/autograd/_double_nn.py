@@ -55,6 +55,34 @@ def _const(array):
     return _wrap(array, _dev_of(array))
 
 
+def _shared_key(name, op_class):
+    """Register a formula under `name` for nodes of `op_class` only: another op class of that name (its key is
+    its class name) keeps the formula registered before this module's, or none."""
+    other = _FORMULAS.get(name)  # _double imports the other family's module first
+
+    def deco(mine):
+        @formula(name)
+        def dispatch(node, *grads):
+            if isinstance(node, op_class()):
+                return mine(node, *grads)
+            if other is None:
+                raise NotImplementedError(f"create_graph=True needs the derivative of {node.name()}'s backward, "
+                                          "which dtrain does not have")
+            return other(node, *grads)
+        return mine
+    return deco
+
+
+def _norm_class():
+    from ..nn.functional._norm import _Norm
+    return _Norm
+
+
+def _im2col_class():
+    from ..nn.functional._conv import Unfold
+    return Unfold
+
+
 # ------------------------------------------------------------------------------------------- convolutions
 # The input gradient of a convolution is a transposed convolution of the incoming gradient with the weight,
 # its weight gradient a convolution of the input with the incoming gradient as the kernel; and the other way
@@ -159,7 +187,7 @@ def _norm_grads(g, xt, axes, rstd, var, w_t, pshape, want):
     return gx, gw, gb
 
 
-@formula("Norm")
+@_shared_key("Norm", _norm_class)  # batch, layer, group and instance norm's op; torch.norm's is Norm too
 def _norm(node, g):
     from .. import _dtype
     xhat, rstd = node.saved[:2]
@@ -541,16 +569,7 @@ def _fold(node, g):
     return _mapped(g, unfold, fold)
 
 
-_tensor_unfold = _FORMULAS["Unfold"]
-
-
-@formula("Unfold")
-def _unfold(node, g):
-    # F.unfold's op (Im2ColBackward0) and Tensor.unfold's share the class name, so the key: told apart here
-    from ..nn.functional._conv import Unfold as Im2Col
-    return _im2col(node, g) if isinstance(node, Im2Col) else _tensor_unfold(node, g)
-
-
+@_shared_key("Unfold", _im2col_class)  # F.unfold's op (Im2ColBackward0); Tensor.unfold's is Unfold too
 def _im2col(node, g):
     from ..nn.functional._conv import _im2col as im2col, _pad4
     xp = node.xp
@@ -772,3 +791,64 @@ def _solve_triangular(node, gx):
         # only the triangle is an input (off the diagonal if unitriangular)
         ga = sum_to(ga.triu(int(unit)) if upper else ga.tril(-int(unit)), a.shape)
     return ga, sum_to(gb, node.b_shape)
+
+
+# ------------------------------------------------------------------------------------ sparse COO tensors
+# The gradient that flows to a sparse tensor is its values' (nnz, ...): each op's backward maps values'
+# gradients by constant indices, and sparse @ dense is bilinear in the values and the dense operand. (The
+# sparse Mul, Add, Sub and Clone share their class names, and so their formula keys, with the dense ops'.)
+@formula("SparseCooTensorWithDimsAndTensors", "Values", "T")
+def _sparse_identity(node, g):
+    return g
+
+
+@formula("ToCopy")
+def _sparse_to_copy(node, g):
+    from .. import _dtype
+    return g.to(device=node.src_device, dtype=_dtype.from_numpy_dtype(node.in_dtype))
+
+
+@formula("Coalesce", "SparseSum")
+def _coalesce(node, g):
+    xp, inverse = node.xp, node.inverse
+    n = g.shape[0]
+
+    def spread(u):  # the adjoint of reading each input value's summed output value
+        return _add_at(xp, (n,) + tuple(u.shape[1:]), inverse, u, u.dtype)
+    return _mapped(g, _backward_of(node), spread)
+
+
+@formula("ToDense")
+def _to_dense(node, g):
+    xp = node.xp
+    key = tuple(node.indices[d] for d in range(node.indices.shape[0]))
+    return _mapped(g, _backward_of(node), lambda u: _add_at(xp, tuple(g.shape), key, u, u.dtype))
+
+
+@formula("ToSparse")
+def _to_sparse(node, g):
+    nz = node.nz
+    return _mapped(g, _backward_of(node), (lambda u: u[None].copy()) if nz == () else (lambda u: u[nz]))
+
+
+@formula("SparseAddmm", "Mm")
+def _sparse_mm(node, g):
+    """S @ D: the values' gradient (g @ D^T) at S's entries, D's S^T @ g, both as tensor ops of the values."""
+    from .. import zeros
+    from . import graph
+    c, (dense,) = node.c, node.saved
+    nig = node.needs_input_grad
+    child = node.next_functions[0][0]
+    if nig[1] and type(child) is graph.AccumulateGrad:
+        raise NotImplementedError("create_graph=True through a product with a sparse leaf tensor is not supported: "
+                                  "dtrain differentiates it twice where the sparse tensor is made from values "
+                                  "or a dense tensor in the graph (sparse_coo_tensor, to_sparse)")
+    rows, cols = (_const(i) for i in c.indices)
+    gv = gd = None
+    if nig[0]:
+        gv = (g.index_select(0, rows) * input_t(node, 1, dense).index_select(0, cols)).sum(1)
+    if nig[1]:
+        vt = input_t(node, 0, c.values)  # the values, on the edge their gradient goes to
+        gd = zeros((c.shape[1],) + tuple(g.shape[1:]), dtype=g.dtype, device=g.device).index_add(
+            0, cols, vt.unsqueeze(1) * g.index_select(0, rows))
+    return gv, gd
