@@ -852,3 +852,30 @@ def _sparse_mm(node, g):
         gd = zeros((c.shape[1],) + tuple(g.shape[1:]), dtype=g.dtype, device=g.device).index_add(
             0, cols, vt.unsqueeze(1) * g.index_select(0, rows))
     return gv, gd
+
+
+def _sparse_class(name):
+    return lambda: getattr(__import__("dtrain.sparse._ops", fromlist=[name]), name)
+
+
+@_shared_key("Mul", _sparse_class("Mul"))  # sparse * number; the dense Mul keeps its own formula
+def _sparse_mul(node, g):
+    return g * node.factor
+
+
+@_shared_key("Sub", _sparse_class("Sub"))
+@_shared_key("Add", _sparse_class("Add"))
+def _sparse_add(node, g):
+    """Each input value's gradient is its output entry's (times alpha for the second): read by position."""
+    xp, n, alpha = node.xp, g.shape[0], node.alpha
+    (da, db), nig = node.dtypes, node.needs_input_grad
+
+    def read(pos, scale, dt):
+        return lambda a: (a[pos] * a.dtype.type(scale)).astype(dt, copy=False)
+
+    def spread(pos, scale):
+        return lambda u: _add_at(xp, (n,) + tuple(u.shape[1:]), pos, (u * u.dtype.type(scale)).astype(
+            g._data.dtype, copy=False), g._data.dtype)
+    ga = _mapped(g, read(node.pos_a, 1, da), spread(node.pos_a, 1)) if nig[0] else None
+    gb = _mapped(g, read(node.pos_b, alpha, db), spread(node.pos_b, alpha)) if nig[1] else None
+    return ga, gb
