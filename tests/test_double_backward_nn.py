@@ -658,3 +658,20 @@ def test_ops_sharing_a_formula_key_keep_their_own():
             return
         res.append(m.autograd.grad((g * g).sum(), x))
     assert_close(*res, ATOL, RTOL)
+
+
+def test_ctc_loss_is_differentiated_once_as_torchs():
+    # torch's CTC loss has no derivative of its backward: the first-order gradient with create_graph is
+    # torch's, and differentiating it raises torch's error
+    lp_a = np.log(np.random.default_rng(0).dirichlet(np.ones(4), size=(5, 2)))
+    grads = []
+    for m in (dtrain, torch):
+        lp = m.tensor(lp_a, requires_grad=True)
+        loss = F(m).ctc_loss(lp, m.tensor(np.array([[1, 2], [3, 1]])), m.tensor(np.array([5, 4])),
+                             m.tensor(np.array([2, 1])))
+        (g,) = m.autograd.grad(loss, lp, create_graph=True)
+        assert g.requires_grad and type(g.grad_fn).__name__ == "NotImplemented"
+        with pytest.raises(RuntimeError, match="derivative for aten::_ctc_loss_backward is not implemented"):
+            m.autograd.grad((g * g).sum(), lp)
+        grads.append(g)
+    assert_close(*grads, ATOL, RTOL)

@@ -404,6 +404,7 @@ _UNREACHED = {
     "SyncNorm": "SyncBatchNorm needs a process group (SyncBatchNormBackward, as torch's custom Function)",
     "StridedMap": "only in create_graph graphs, as the backward of strided views' backwards",
     "LinearMap": "only in create_graph graphs, as the backward of pooling's, gathers' and scatters' backwards",
+    "NotImplemented": "only in create_graph graphs, as the gradient of an op torch differentiates once (CTC loss)",
 }
 
 

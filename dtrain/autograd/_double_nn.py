@@ -879,3 +879,29 @@ def _sparse_add(node, g):
     ga = _mapped(g, read(node.pos_a, 1, da), spread(node.pos_a, 1)) if nig[0] else None
     gb = _mapped(g, read(node.pos_b, alpha, db), spread(node.pos_b, alpha)) if nig[1] else None
     return ga, gb
+
+
+# ------------------------------------------------------------------------ ops torch differentiates once only
+class _NotImplemented(Function):
+    """The first-order gradient of an op whose backward torch does not differentiate, computed by the op's own
+    backward and connected to the op's input, as torch's: differentiating it raises torch's error."""
+    _grad_fn_name = "NotImplemented"  # torch's node for such a gradient
+
+    def forward(ctx, g, x, grad=None, message=None):
+        ctx.message = message
+        return grad
+
+    def backward(ctx, gg):
+        raise RuntimeError(ctx.message)
+
+
+@formula("NotImplemented")
+def _not_implemented(node, gg):
+    raise RuntimeError(node.message)
+
+
+@formula("CTCLoss")
+def _ctc_loss(node, g):
+    (lp,) = node.saved[:1]
+    return _NotImplemented.apply(g, input_t(node, 0, lp), grad=_backward_of(node)(g._data),
+                                 message="derivative for aten::_ctc_loss_backward is not implemented")
