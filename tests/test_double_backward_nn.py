@@ -675,3 +675,24 @@ def test_ctc_loss_is_differentiated_once_as_torchs():
             m.autograd.grad((g * g).sum(), lp)
         grads.append(g)
     assert_close(*grads, ATOL, RTOL)
+
+
+# layers composed of the ops above: twice differentiable through their formulas
+COMPOSED = {
+    "interpolate_nearest": (lambda m, x: F(m).interpolate(x, scale_factor=2, mode="nearest"), [(1, 2, 3, 3)]),
+    "interpolate_bilinear": (lambda m, x: F(m).interpolate(x, size=(5, 4), mode="bilinear"), [(1, 2, 3, 3)]),
+    "interpolate_linear_align_corners": (lambda m, x: F(m).interpolate(x, size=7, mode="linear", align_corners=True),
+                                         [(1, 2, 3)]),
+    "grid_sample": (lambda m, x, grid: F(m).grid_sample(x, grid.tanh(), align_corners=False),
+                    [(1, 2, 4, 4), (1, 3, 3, 2)]),
+    "pixel_shuffle": (lambda m, x: F(m).pixel_shuffle(x, 2), [(1, 8, 2, 2)]),
+    "local_response_norm": (lambda m, x: F(m).local_response_norm(x, 2), [(1, 4, 3, 3)]),
+    "fractional_max_pool2d": (lambda m, x: F(m).fractional_max_pool2d(
+        x, 2, output_size=(2, 2), _random_samples=m.tensor(np.full((1, 2, 2), 0.5))), [(1, 2, 5, 5)]),
+}
+
+
+@pytest.mark.parametrize("name", list(COMPOSED))
+def test_composed_layers(name, device):
+    fn, shapes = COMPOSED[name]
+    check_double(device, lambda m, *a: fn(m, *a) ** 2, *[rand(i, *s) for i, s in enumerate(shapes)])
