@@ -329,6 +329,14 @@ SHAPE_OPS = {
     "scatter_reduce_amax_ties": (lambda m, x, s, i: x.scatter_reduce(1, i, s, "amax") ** 2,
                                  [np.array([[1.0, 3.0, 2.0, 0.0], [2.0, 2.0, 1.0, 3.0]]),
                                   np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 1.0]]), _I]),
+    "scatter_reduce_prod": (lambda m, x, s, i: x.scatter_reduce(1, i, s, "prod") ** 2, [(2, 4), (2, 3), _I]),
+    "scatter_reduce_prod_exclude_self": (
+        lambda m, x, s, i: x.scatter_reduce(1, i, s, "prod", include_self=False) ** 2, [(2, 4), (2, 3), _I]),
+    "scatter_reduce_prod_one_zero": (lambda m, x, s, i: x.scatter_reduce(1, i, s, "prod") ** 2,
+                                     [np.array([[1.5, 0.0, -2.0, 0.5], [0.7, 1.2, 0.0, 2.0]]),
+                                      np.array([[0.0, 1.5, -1.0], [2.0, 0.0, 3.0]]), _I]),
+    "scatter_reduce_prod_along_dim0": (lambda m, x, s, i: x.scatter_reduce(0, i.T, s, "prod") ** 2,
+                                       [(3, 2), (3, 2), _I]),
     "scatter_reduce_sum_exclude_self": (
         lambda m, x, s, i: x.scatter_reduce(1, i, s, "sum", include_self=False) ** 2, [(2, 4), (2, 3), _I]),
 }
@@ -429,7 +437,8 @@ def test_linear_algebra(name, device):
     lambda m, x: F(m).max_pool3d(x.unsqueeze(2), (1, 2, 2)),
     lambda m, x: x.scatter_reduce(3, m.tensor(np.array([0, 1, 0, 1]).repeat(8).reshape(1, 2, 4, 4)), x * 2, "amax"),
     lambda m, x: F(m).embedding(m.tensor(np.array([1, 0, 1])), x.reshape(8, 4)),
-], ids=["max_pool3d", "scatter_reduce", "embedding"])
+    lambda m, x: x.scatter_reduce(3, m.tensor(np.array([0, 1, 0, 1]).repeat(8).reshape(1, 2, 4, 4)), x * 2, "prod"),
+], ids=["max_pool3d", "scatter_reduce", "embedding", "scatter_reduce_prod"])
 def test_third_order_under_saved_tensor_hooks(op):
     # the maps made in the second pass run again in the third, when the node's saved arrays are packed
     res = []
@@ -696,3 +705,18 @@ COMPOSED = {
 def test_composed_layers(name, device):
     fn, shapes = COMPOSED[name]
     check_double(device, lambda m, *a: fn(m, *a) ** 2, *[rand(i, *s) for i, s in enumerate(shapes)])
+
+
+def test_scatter_reduce_prod_with_two_zeros_in_a_slot():
+    # torch's gradient of src is then an Error node: differentiating it raises, that of self does not
+    res = []
+    for m in (dtrain, torch):
+        x = m.tensor(np.array([[1.0, 2.0, 3.0]]), requires_grad=True)
+        s = m.tensor(np.array([[0.0, 0.0, 2.0]]), requires_grad=True)
+        y = x.scatter_reduce(1, m.tensor(np.array([[0, 0, 1]])), s, "prod")
+        gx, gs = m.autograd.grad((y * y).sum(), (x, s), create_graph=True)
+        with pytest.raises(RuntimeError, match="Double backward is unsupported for src when >1 zeros"):
+            m.autograd.grad(gs.sum(), (x, s))
+        res.append((gx, gs) + m.autograd.grad(gx.sum(), (x, s)))
+    for a, e in zip(*res):
+        assert_close(a, e, ATOL, RTOL)

@@ -706,11 +706,10 @@ def _index_put(node, g):
 @formula("ScatterReduce")
 def _scatter_reduce(node, g, *_):
     """sum, mean, amax, amin: each input's gradient is g scaled by constants (the counts averaged over, which
-    elements hold the extremum), gathered for src; prod's depends on the values themselves and is not here."""
+    elements hold the extremum), gathered for src; prod's depends on the values (below)."""
     from .._ops.index import _scatter_add_at
-    if node.reduce not in ("sum", "mean", "amax", "amin"):
-        raise NotImplementedError(f"create_graph=True through scatter_reduce(reduce={node.reduce!r}) is not "
-                                  f"supported (dtrain differentiates 'sum', 'mean', 'amax' and 'amin' twice)")
+    if node.reduce == "prod":
+        return _scatter_prod(node, g)
     xp, full, nig = node.xp, node.full, node.needs_input_grad
     x, s, out = node.saved
     dt = g._data.dtype
@@ -737,6 +736,58 @@ def _scatter_reduce(node, g, *_):
     return gx, gs, None
 
 
+def _scatter_dim(node):
+    """The dim scattered along and the index, read off the index grids (`_full_index`): every grid but the
+    index's is an arange along its own dim. Where the index is such a grid as well, every reading is the same
+    scatter."""
+    xp, full, shape = node.xp, node.full, node.idx_shape
+    for d, grid in enumerate(full):
+        along = tuple(n if k == d else 1 for k, n in enumerate(shape))
+        if grid.shape != along or not bool((grid == xp.arange(shape[d]).reshape(along)).all()):
+            return d, xp.broadcast_to(grid, shape)
+    return 0, xp.broadcast_to(full[0], shape)
+
+
+def _scatter_prod(node, g):
+    """torch's formula (scatter_reduce_backward): the product of the others, exact where one factor is zero,
+    as tensor ops (masked_fill and where as products with constant masks)."""
+    from .._ops.index import _scatter_add_at
+    from ..nn.functional import pad
+    xp, full, nig, inc = node.xp, node.full, node.needs_input_grad, node.include_self
+    x, s, out = node.saved
+    dt = g._data.dtype
+    dim, idx = _scatter_dim(node)
+    idx_t = _const(xp.ascontiguousarray(idx))
+    sub = tuple(slice(0, k) for k in node.idx_shape)
+    src = xp.zeros(node.src_shape, s.dtype)
+    src[sub] = s  # src's entries past the index's shape take no part: any value does
+    xt, st = input_t(node, 0, x), input_t(node, 1, src)[sub]
+    gx = gs = None
+    if nig[0]:
+        masked = xt + _const((x == 0).astype(dt))  # self.masked_fill(self == 0, 1)
+        gx = g * masked.scatter_reduce(dim, idx_t, st, "prod", include_self=inc) / masked
+        if not inc:
+            keep = xp.ones(g.shape, dt)
+            keep[full] = 0
+            gx = gx * _const(keep)
+    if nig[1]:
+        zero = s == 0
+        zeros_in = xp.zeros(x.shape, dt)
+        _scatter_add_at(xp, zeros_in, full, zero.astype(dt))
+        zeros_in = zeros_in[full]
+        single = (zero & (zeros_in == 1)).astype(dt)
+        a = (g * xt.scatter_reduce(dim, idx_t, st * _const(1 - single) + _const(single), "prod",
+                                   include_self=inc)).gather(dim, idx_t)
+        b = (g * output_t(node, out)).gather(dim, idx_t) / (st * _const(1 - zero.astype(dt)) +
+                                                            _const(zero.astype(dt)))
+        gs = a * _const(single) + b * _const(1 - single)
+        if bool((zeros_in > 1).any()):  # torch's gradient is then an Error node
+            gs = _NotImplemented.apply(g, input_t(node, 1, src), grad=gs._data, message=(
+                "scatter_reduce(): Double backward is unsupported for src when >1 zeros in src are scattered to "
+                "the same position in self"))
+        if tuple(gs.shape) != tuple(node.src_shape):
+            gs = pad(gs, [v for n, k in zip(reversed(node.src_shape), reversed(node.idx_shape)) for v in (0, n - k)])
+    return gx, gs, None
 # ------------------------------------------------------------------------------------------ linear algebra
 # torch's formulas (derivatives.yaml), with the inverse and the triangular solves as the ops themselves.
 def _solve_tri(a, b, upper, left=True, unit=False):
