@@ -384,12 +384,10 @@ def test_attention_with_dropout_against_finite_differences():
     assert dtrain.autograd.gradgradcheck(f, (q, k, v))
 
 
-def test_attention_with_a_mask_that_is_not_a_leaf_says_why():
-    q, k, v = (dtrain.tensor(rand(i, 3, 4), requires_grad=True) for i in range(3))
-    mask = dtrain.tensor(rand(3, 3, 3), requires_grad=True) * 2
-    y = F(dtrain).scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    with pytest.raises(NotImplementedError, match="attn_mask that requires grad"):
-        dtrain.autograd.grad(y.sum(), q, create_graph=True)
+def test_attention_with_a_mask_computed_in_the_graph(device):
+    # a float mask that requires grad and is not a leaf (its values are not saved), broadcast over the batch
+    check_double(device, lambda m, q, k, v, mk: F(m).scaled_dot_product_attention(q, k, v, attn_mask=mk.sin() * 2),
+                 rand(0, 2, 3, 4), rand(1, 2, 5, 4), rand(2, 2, 5, 3), rand(3, 3, 5))
 
 
 @pytest.mark.parametrize("affine", [True, False])

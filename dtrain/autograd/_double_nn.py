@@ -365,7 +365,6 @@ def _embedding(node, g):
 @formula("Attention")
 def _attention(node, g):
     """torch's math attention, differentiated by hand: the probabilities recomputed from q and k as tensors."""
-    from . import graph
     from .. import _dtype
     q, k, v, p = node.saved
     nig = node.needs_input_grad
@@ -384,14 +383,12 @@ def _attention(node, g):
         fixed = xp.log(p) - xp.matmul(q, k.swapaxes(-1, -2)) * node.scale
     mask_t = None
     if node.has_mask:
-        # a float mask that requires grad: its values are not saved, only a leaf's are at hand
-        child = node.next_functions[3][0]
-        if type(child) is not graph.AccumulateGrad:
-            raise NotImplementedError(
-                "create_graph=True through scaled_dot_product_attention needs the values of an attn_mask that "
-                f"requires grad; dtrain has them only for a leaf mask, and this one (of shape "
-                f"{tuple(node.mask_shape)}) comes from {child.name()}")
-        mask_t = child.variable
+        # a float mask that requires grad: the scores are linear in it, so the tensor on its edge needs the
+        # mask's values only where it is a leaf (then it is the leaf itself); elsewhere zeros stand in for them
+        # and the saved probabilities carry the whole of the scores
+        mask_t = input_t(node, 3, xp.zeros(node.mask_shape, dt))
+        if mask_t.dtype != qt.dtype:
+            mask_t = mask_t.to(qt.dtype)
         fixed = fixed - mask_t._data
     s = (qt @ kt.mT) * node.scale + _const(fixed)
     if mask_t is not None:
