@@ -1,12 +1,16 @@
 """Double-backward formulas (see dtrain.autograd._double) for shape, indexing and the layers of dtrain.nn
-(convolution, pooling, normalisation, attention, embedding, dropout), and for a few of linear algebra.
+(convolution, pooling, normalisation, attention, embedding, dropout), for a few of linear algebra and for the
+sparse COO ops.
 
 Two patterns recur. A layer whose backward is a hand-written kernel gets torch's derivative written in tensor
 ops (a convolution's gradients are themselves convolutions; a norm's are its closed form over statistics
 recomputed from the input). An op whose backward is linear in the incoming gradient and reads nothing
 differentiable (pooling, gathers, shape ops) runs that very backward as a `LinearMap` node, whose own backward
 is the map's adjoint: its first-order gradient is the ordinary one by construction, and every higher order is
-the same pair of maps with their roles swapped."""
+the same pair of maps with their roles swapped.
+
+A formula key is an op's class name, and a few classes share one (batch norm's op and torch.norm's are both
+Norm): `_shared_key` registers a formula for its own class and leaves the others theirs."""
 import numpy as np
 
 from .._tensor import _wrap
