@@ -718,3 +718,28 @@ def test_scatter_reduce_prod_with_two_zeros_in_a_slot():
         res.append((gx, gs) + m.autograd.grad(gx.sum(), (x, s)))
     for a, e in zip(*res):
         assert_close(a, e, ATOL, RTOL)
+
+
+@pytest.mark.parametrize("variant", ["plain", "causal", "bool_mask", "gqa"])
+def test_attention_where_torch_picks_its_flash_kernel(variant, device):
+    # 4-D inputs of one head size: torch's CPU dispatcher picks its flash kernel, whose backward it does not
+    # differentiate (it raises); its math kernel does. dtrain differentiates attention twice whatever the shapes:
+    # torch's math kernel is the oracle, and torch's own error is pinned here
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    q, k, v = rand(0, 2, 4, 5, 4), rand(1, 2, 4, 6, 4), rand(2, 2, 4, 6, 4)
+    if variant == "causal":
+        k, v = k[:, :, :5], v[:, :, :5]
+    if variant == "gqa":
+        k, v = k[:, :2], v[:, :2]
+    kw = {"causal": dict(is_causal=True), "gqa": dict(enable_gqa=True)}.get(variant, {})
+
+    def fn(m, q, k, v):
+        keep = np.random.default_rng(7).random((5, 6)) > 0.3
+        mask = dict(attn_mask=m.tensor(keep)) if variant == "bool_mask" else {}
+        return F(m).scaled_dot_product_attention(q, k, v, **kw, **mask).sin()
+    with sdpa_kernel(SDPBackend.MATH):
+        check_double(device, fn, q, k, v)
+    qt, kt, vt = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
+    (g,) = torch.autograd.grad(fn(torch, qt, kt, vt).sum(), qt, create_graph=True)
+    with pytest.raises(RuntimeError, match="_scaled_dot_product_flash_attention_for_cpu_backward is not implemented"):
+        torch.autograd.grad(g.sum(), qt)

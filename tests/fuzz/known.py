@@ -47,6 +47,9 @@ KNOWN = [
 #   graph (its second order drops what depends on it, and differentiates a to_sparse input off its nonzeros,
 #   where its first order is masked to them); dtrain's second order is that of the same product on the dense
 #   matrix the values make, masked as its first order;
+# - create_graph=True through scaled_dot_product_attention of 4-D inputs of one head size: torch's CPU
+#   dispatcher picks its flash kernel, whose backward it does not differentiate (it raises); dtrain
+#   differentiates attention twice whatever the shapes, as torch's math kernel does;
 # - create_graph=True through embedding_bag: torch has no derivative of its backward and raises at second
 #   order; dtrain's embedding_bag is composed of ops that all have one, and differentiates it.
 
