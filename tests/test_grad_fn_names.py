@@ -408,6 +408,8 @@ _UNREACHED = {
     "NormalCdf": "only in create_graph graphs, as GELU's derivative",
     "GeluTanhInner": "only in create_graph graphs, as the tanh GELU's derivative",
     "NotImplementedNode": "only in create_graph graphs: hardsigmoid's gradient, which torch does not differentiate",
+    "LinearMap": "only in create_graph graphs, as the backward of pooling's, gathers' and scatters' backwards",
+    "NotImplemented": "only in create_graph graphs, as the gradient of an op torch differentiates once (CTC loss)",
 }
 
 

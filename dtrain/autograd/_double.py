@@ -244,7 +244,7 @@ def _expand(node, g):
     return sum_to(g, node.in_shape)
 
 
-@formula("Clone", "_To")
+@formula("Clone")
 def _identity(node, g):
     return g
 

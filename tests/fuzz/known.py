@@ -42,7 +42,16 @@ KNOWN = [
 #   depends on the CPU: AVX2 or AVX-512);
 # - create_graph=True through an in-place write into overlapping windows (unfold with step < size): the first
 #   order is torch's (the last write of a shared element wins); torch's second order differentiates its own
-#   write-back as a read of every window, dtrain's as the exact adjoint of the first order.
+#   write-back as a read of every window, dtrain's as the exact adjoint of the first order;
+# - create_graph=True through a product of a sparse COO tensor: torch returns the values' gradient without a
+#   graph (its second order drops what depends on it, and differentiates a to_sparse input off its nonzeros,
+#   where its first order is masked to them); dtrain's second order is that of the same product on the dense
+#   matrix the values make, masked as its first order;
+# - create_graph=True through scaled_dot_product_attention of 4-D inputs of one head size: torch's CPU
+#   dispatcher picks its flash kernel, whose backward it does not differentiate (it raises); dtrain
+#   differentiates attention twice whatever the shapes, as torch's math kernel does;
+# - create_graph=True through embedding_bag: torch has no derivative of its backward and raises at second
+#   order; dtrain's embedding_bag is composed of ops that all have one, and differentiates it.
 
 
 def excluded(s, op, no_grad):
