@@ -523,10 +523,26 @@ class Flip(Function):
         return ctx.xp.flip(g, ctx.dims)
 
 
-@method()
 def flip(input, dims):
     dims = wrap_dims(dims if not isinstance(dims, int) else (dims,), input.ndim)
     return Flip.apply(input, dims=dims)
+
+
+def _flip_method(self, *dims, **kwargs):
+    """Tensor.flip takes its dims as one sequence or spread out (x.flip(0, 2)), as torch's method does;
+    torch.flip takes one sequence."""
+    if "dims" in kwargs:
+        if dims:
+            raise TypeError("flip() got multiple values for argument 'dims'")
+        dims = (kwargs.pop("dims"),)
+    if kwargs:
+        raise TypeError(f"flip() got an unexpected keyword argument '{next(iter(kwargs))}'")
+    if not dims:
+        raise TypeError('flip() missing 1 required positional arguments: "dims"')
+    return flip(self, dims[0] if len(dims) == 1 else dims)
+
+
+Tensor.flip = _flip_method
 
 
 @method()

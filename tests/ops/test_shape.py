@@ -66,6 +66,8 @@ OPS = {
     "narrow_neg": (lambda m, x: m.narrow(x, 0, -2, 2), (3, 4)),
     "flip": (lambda m, x: x.flip(0), (3, 4)),
     "flip_dims": (lambda m, x: x.flip((0, 2)), (2, 3, 4)),
+    "flip_spread": (lambda m, x: x.flip(0, 2), (2, 3, 4)),  # the method takes dims spread out, as torch's
+    "flip_kw": (lambda m, x: x.flip(dims=[1]), (2, 3, 4)),
     "flip_nc": (lambda m, x: x.t().flip(-1), (3, 4)),
     "roll": (lambda m, x: x.roll(1, 0), (3, 4)),
     "roll_flat": (lambda m, x: x.roll(5), (3, 4)),
@@ -143,6 +145,9 @@ ERRORS = {
     "diagonal_same": (lambda m, x: x.diagonal(0, 1, 1), (3, 3), None),
     "t_3d": (lambda m, x: x.t(), (2, 3, 4), None),
     "flip_dup": (lambda m, x: x.flip((0, 0)), (2, 3), None),
+    "flip_fn_spread": (lambda m, x: m.flip(x, 0, 1), (2, 3), "positional arguments"),
+    "flip_no_dims": (lambda m, x: x.flip(), (2, 3), "missing 1 required"),
+    "flip_dims_twice": (lambda m, x: x.flip(0, dims=1), (2, 3), "multiple values"),
     "roll_mismatch": (lambda m, x: x.roll((1, 2), 0), (2, 3), None),
     "movedim_dup": (lambda m, x: x.movedim((0, 0), (1, 2)), (2, 3, 4), "movedim: repeated dim in `source` ([0, 0])"),
     "movedim_len": (lambda m, x: x.movedim((0, 1), (2,)), (2, 3, 4), "should contain the same number of dims"),
