@@ -375,4 +375,4 @@ def _copy_slices(node, g):
 
 
 # the formulas of the remaining op families, in modules of their own; importing them registers them
-from . import _double_math, _double_nn, _double_index, _double_linalg  # noqa: E402,F401
+from . import _double_math, _double_reduce, _double_nn, _double_index, _double_linalg  # noqa: E402,F401
