@@ -66,6 +66,8 @@ class Node:
         return f"<{self.name().replace('torch::autograd::', '')} object at {hex(id(self))}>"
 
     def register_hook(self, fn):
+        """fn(grad_inputs, grad_outputs) after the node's backward; it may return a tuple that replaces
+        grad_inputs (torch's Node.register_hook)."""
         if self._hooks is None:
             self._hooks = {}
         h = RemovableHandle(self._hooks)
@@ -73,10 +75,13 @@ class Node:
         return h
 
     def register_prehook(self, fn):
+        """fn(grad_outputs) before the node's backward; it may return a tuple that replaces them (torch's
+        Node.register_prehook)."""
         return self._tensor_hook(None, fn)
 
     def _tensor_hook(self, output_nr, fn):
-        """A hook run on the gradient of output `output_nr` (every output when None) before backward."""
+        """A hook run before backward: fn(gradient) on output `output_nr`'s gradient (a tensor's hook), or, for
+        None, fn(the tuple of every output's gradient) (the node's own pre-hook)."""
         if self._pre_hooks is None:
             self._pre_hooks = {}
         h = RemovableHandle(self._pre_hooks)
@@ -612,6 +617,19 @@ def _needed(roots, capture):
     return {n for n, need in memo.items() if need}
 
 
+def _narrowed(node, needed, capture):
+    """The inputs autograd.grad wants a gradient for from `node`: those whose edge leads to a captured gradient,
+    as torch's nodes compute only the outputs exec_info marks (grad(y, x) through a layer computes no weight
+    gradient). None where that is every input the node would compute (nothing to narrow)."""
+    nig = node.needs_input_grad
+    edges = node.next_functions
+    if len(nig) != len(edges):
+        return None
+    want = tuple(bool(w) and child is not None and (child in needed or child in capture or (child, nr) in capture)
+                 for w, (child, nr) in zip(nig, edges))
+    return want if want != tuple(map(bool, nig)) else None
+
+
 def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True):
     """Propagate `grads` (arrays) from `roots` ((node, output_nr) pairs) through the graph.
 
@@ -670,11 +688,19 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 node.saved = saved.unpack()  # for this backward; the packed form stays the node's state
             if node._takes_grad_dst and accumulate and capture is None:
                 _offer_destinations(node, deps, buffers)
-            if _profiler_node is None:
-                out = node.backward(*in_grads)
-            else:
-                with _profiler_node(node):
+            nig = node.needs_input_grad
+            if capture is not None:  # only the gradients wanted (a node's user-defined backward sees its own ctx)
+                want = _narrowed(node, needed, capture)
+                if want is not None:
+                    node.needs_input_grad = want
+            try:
+                if _profiler_node is None:
                     out = node.backward(*in_grads)
+                else:
+                    with _profiler_node(node):
+                        out = node.backward(*in_grads)
+            finally:
+                node.needs_input_grad = nig
             if type(out) is not tuple:
                 out = (out,)
             if not retain_graph and saved:  # a node that saved nothing can run again, as in torch
@@ -682,7 +708,7 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
             elif type(saved) is _Packed:
                 node.saved = saved
             if node._hooks:
-                _run_post_hooks(node, out, in_grads)
+                out = _run_post_hooks(node, out, in_grads)
             fresh = node._fresh_grads
             for (child, nr), g in zip(node.next_functions, out):
                 if child is None:
@@ -738,10 +764,14 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
                         _backend.make_current(dev, entered)
                 if node._pre_hooks:
                     for output_nr, fn in list(node._pre_hooks.values()):
-                        for i, gt in enumerate(slots):
-                            if gt is not None and (output_nr is None or output_nr == i):
-                                r = fn(gt)
-                                slots[i] = r if r is not None else gt
+                        if output_nr is None:  # the node's own: the tuple of every output's gradient
+                            r = fn(tuple(slots))
+                            if r is not None:
+                                slots = list(_hook_result(tuple(slots), r, fn))
+                        elif output_nr < len(slots) and slots[output_nr] is not None:
+                            r = fn(slots[output_nr])
+                            if r is not None:
+                                slots[output_nr] = r
                 if isinstance(node, AccumulateGrad):
                     if capture is not None and node in capture:
                         captured[node] = slots[0]
@@ -774,15 +804,28 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
                     from .. import zeros
                     slots = [gt if gt is not None else zeros(shape, dtype=_dtype_from(dt)) for gt, (shape, dt)
                              in zip(slots, meta)]
-                if _profiler_node is None:
-                    out = _double.lookup(node)(node, *slots)
-                else:
-                    with _profiler_node(node):
+                nig = node.needs_input_grad
+                if capture is not None:
+                    want = _narrowed(node, needed, capture)
+                    if want is not None:
+                        node.needs_input_grad = want
+                try:
+                    if _profiler_node is None:
                         out = _double.lookup(node)(node, *slots)
+                    else:
+                        with _profiler_node(node):
+                            out = _double.lookup(node)(node, *slots)
+                finally:
+                    node.needs_input_grad = nig
                 if packed is not None:
                     node.saved = packed
                 if type(out) is not tuple:
                     out = (out,)
+                if node._hooks:
+                    for fn in list(node._hooks.values()):
+                        r = fn(out, tuple(slots))
+                        if r is not None:
+                            out = _hook_result(out, r, fn)
                 for (child, nr), g in zip(node.next_functions, out):
                     if child is None:
                         continue
@@ -832,25 +875,60 @@ def _grads_in(node, slots):
     return tuple(s[0] if s is not None else xp.zeros(shape, dtype) for s, (shape, dtype) in zip(slots, meta))
 
 
-def _run_pre_hooks(node, slots):
+def _tensors(arrays):
     from .._tensor import _wrap
     from .._device import device_of
+    return tuple(None if a is None else _wrap(a, device_of(a)) for a in arrays)
+
+
+def _run_pre_hooks(node, slots):
+    """The node's pre-hooks on its gradient slots ((array, owned) or None), in place."""
     for output_nr, fn in list(node._pre_hooks.values()):
-        for i, s in enumerate(slots):
-            if s is None or (output_nr is not None and output_nr != i):
-                continue
-            r = fn(_wrap(s[0], device_of(s[0])))
+        if output_nr is None:  # the node's own: the tuple of every output's gradient
+            go = _tensors([None if s is None else s[0] for s in slots])
+            r = fn(go)
             if r is not None:
-                slots[i] = (r._data, False)
+                slots[:] = [None if t is None else (t._data, False) for t in _hook_result(go, r, fn)]
+            continue
+        s = slots[output_nr] if output_nr < len(slots) else None
+        if s is not None:
+            r = fn(_tensors((s[0],))[0])
+            if r is not None:
+                slots[output_nr] = (r._data, False)
 
 
 def _run_post_hooks(node, grad_inputs, grad_outputs):
-    from .._tensor import _wrap
-    from .._device import device_of
-    w = lambda gs: tuple(None if g is None else _wrap(g, device_of(g)) for g in gs)
-    gi, go = w(grad_inputs), w(grad_outputs)
+    """The node's hooks; what they return replaces the input gradients (arrays in, arrays out)."""
+    gi, go = _tensors(grad_inputs), _tensors(grad_outputs)
+    replaced = False
     for fn in list(node._hooks.values()):
-        fn(gi, go)
+        r = fn(gi, go)
+        if r is not None:
+            gi, replaced = _hook_result(gi, r, fn), True
+    return tuple(None if t is None else t._data for t in gi) if replaced else grad_inputs
+
+
+def _hook_result(prev, result, fn):
+    """A hook's replacement for a tuple of gradients, checked as torch checks it."""
+    from .._tensor import Tensor
+    name = getattr(fn, "__name__", None) or repr(fn)
+    if type(result) is not tuple:
+        raise TypeError(f"expected tuple, but hook returned '{type(result).__name__}'")
+    if len(result) != len(prev):
+        raise RuntimeError(f"hook '{name}' has returned an incorrect number of values (got {len(result)}, but "
+                           f"expected {len(prev)})")
+    for p, r in zip(prev, result):
+        if r is None:
+            continue
+        if p is None:
+            raise RuntimeError("can't replace a None gradient with a non-None value")
+        if not isinstance(r, Tensor):
+            raise TypeError(f"expected Variable, but hook returned '{type(r).__name__}'")
+        if r.dtype != p.dtype or r.device != p.device:
+            raise RuntimeError(f"hook '{name}' has changed the type of value (was {p.type()} got {r.type()})")
+        if r.shape != p.shape:
+            raise RuntimeError(f"hook '{name}' has changed the size of value")
+    return result
 
 
 def _check_versions(node):
