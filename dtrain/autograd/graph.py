@@ -502,10 +502,13 @@ def _offer_destinations(node, deps, buffers):
     that could replace the gradient."""
     offers = None
     for i, (child, _) in enumerate(node.next_functions):
-        if type(child) is not AccumulateGrad or deps.get(child) != 1 or child in buffers or child._pre_hooks:
+        if type(child) is not AccumulateGrad:
             continue
         var = child.variable
+        # the destination first: most leaves have none (an empty __dict__), and that ends the tests
         dest = var.__dict__.get(_DESTINATION) if var.__dict__ else None
+        if dest is None or deps.get(child) != 1 or child in buffers or child._pre_hooks:
+            continue
         array = getattr(dest, "array", None)
         if array is None or var.grad is not None or var._hooks or array.dtype != var._data.dtype:
             continue
