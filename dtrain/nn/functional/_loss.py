@@ -189,8 +189,11 @@ def _check_class_target(input, target, weight, ignore_index):
     t = target._data
     if t.size:
         if target._device._gpu is None:
-            _check_class_range(t, n_classes, ignore_index)
+            # two reductions decide the usual case (every index in range); the mask is made only when one is not
+            if t.min() < 0 or t.max() >= n_classes:
+                _check_class_range(t, n_classes, ignore_index)
         else:
+            # one test read back on a GPU (each read is a synchronisation)
             with _backend.on_device(target._device):  # array code outside an op: its device made current here
                 _check_class_range(t, n_classes, ignore_index)
     return n_classes
@@ -198,11 +201,9 @@ def _check_class_target(input, target, weight, ignore_index):
 
 def _check_class_range(t, n_classes, ignore_index):
     """IndexError for the first class index of `t` outside [0, n_classes) that is not `ignore_index`."""
-    # two reductions decide the usual case (every index in range); the mask is made only when one is not
-    if t.min() < 0 or t.max() >= n_classes:
-        bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
-        if bad.any():
-            raise IndexError(f"Target {int(t[bad][0])} is out of bounds.")
+    bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
+    if bad.any():
+        raise IndexError(f"Target {int(t[bad][0])} is out of bounds.")
 
 
 def _as_rows(input, target):
