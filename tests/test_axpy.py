@@ -76,3 +76,26 @@ def test_pieces_cover_the_whole_array():
     y, x = np.zeros(n + 1, np.float32), np.ones(n, np.float32)
     assert _axpy.axpy_(y[:n], x, 3.0)
     assert (y[:n] == 3).all() and y[n] == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_call_and_pieces_give_torchs_bits(dtype, monkeypatch):
+    # a single-threaded BLAS takes the whole array in one call, a threaded one gets pieces that never wake its
+    # threads: the same elements get the same fused multiply-add either way, torch's add_(alpha=) bits
+    if _axpy._NUMPY_AXPY is None:
+        pytest.skip("NumPy's own BLAS not found: SciPy's pieces are tested elsewhere")
+    rng = np.random.default_rng(3)
+    n = 3 * _axpy._PIECE + 17
+    y0, x = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    want = torch.from_numpy(y0.copy()).add_(torch.from_numpy(x), alpha=-0.37).numpy()
+    calls = []
+    real = _axpy._NUMPY_AXPY
+    monkeypatch.setattr(_axpy, "_NUMPY_AXPY", {dt: (lambda f: lambda n, *a: calls.append(n) or f(n, *a))(f)
+                                               for dt, f in real.items()})
+    for threads, pieces in ((1, [n]), (None, [n]), (2, [_axpy._PIECE] * 3 + [17])):
+        monkeypatch.setattr(_axpy, "_blas_threads", threads)
+        calls.clear()
+        y = y0.copy()
+        assert _axpy.axpy_(y, x, -0.37)
+        assert calls == pieces
+        np.testing.assert_array_equal(y, want)

@@ -159,8 +159,8 @@ class CrossEntropyIndices(Function):
                 scale = g
             else:
                 with np.errstate(invalid="ignore", divide="ignore"):  # g / denom in float64, on g's device
-                    scale = xp.broadcast_to(xp.divide(g, ctx.denom if ctx.reduction == "mean" else 1.0,
-                                                      dtype=np.float64), z.shape[:1])
+                    scale = xp.divide(g, ctx.denom if ctx.reduction == "mean" else 1.0, dtype=np.float64)
+                scale = xp.full(z.shape[:1], scale, dtype=np.float64)  # one per row, contiguous as the kernels read it
             return fused.cross_entropy_backward(z, target, weight, w_t, scale, ignore_index, ls), None, None
         (z,) = ctx.saved
         n, c = z.shape

@@ -450,10 +450,10 @@ class AccumulateGrad(Node):
     def accumulate(self, g, owned):
         """Add gradient array `g` into the leaf's `.grad`; `owned`: no one else holds `g`, so a fresh `.grad`
         may be `g` itself."""
-        from .._tensor import _wrap
         var = self.variable
-        if not self.live():
-            return
+        if var._grad_fn is not None or not var._requires_grad:  # self.live(), inlined: once per leaf per backward
+            if not self.live():
+                return
         for hook in list(var._hooks.values()) if var._hooks else ():
             r = hook(_wrap(g, var._device))
             if r is not None:
@@ -510,10 +510,13 @@ def _offer_destinations(node, deps, buffers):
     that could replace the gradient."""
     offers = None
     for i, (child, _) in enumerate(node.next_functions):
-        if type(child) is not AccumulateGrad or deps.get(child) != 1 or child in buffers or child._pre_hooks:
+        if type(child) is not AccumulateGrad:
             continue
         var = child.variable
+        # the destination first: most leaves have none (an empty __dict__), and that ends the tests
         dest = var.__dict__.get(_DESTINATION) if var.__dict__ else None
+        if dest is None or deps.get(child) != 1 or child in buffers or child._pre_hooks:
+            continue
         array = getattr(dest, "array", None)
         if array is None or var.grad is not None or var._hooks or array.dtype != var._data.dtype:
             continue
@@ -661,10 +664,11 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                     _backend.make_current(dev, entered)
             if node._pre_hooks:
                 _run_pre_hooks(node, slots)
-            if capture is not None and isinstance(node, AccumulateGrad) and node in capture:
+            leaf = isinstance(node, AccumulateGrad)
+            if capture is not None and leaf and node in capture:
                 captured[node] = slots[0][0]
                 continue
-            if isinstance(node, AccumulateGrad):
+            if leaf:
                 if accumulate and slots[0] is not None:
                     if _profiler_node is None:
                         node.accumulate(*slots[0])
@@ -678,7 +682,7 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                         captured[(node, i)] = s[0]
                 if node not in needed:
                     continue  # leads to no captured edge: not run, its saved tensors kept (torch's exec_info)
-            in_grads = _grads_in(node, slots)
+            in_grads = (slots[0][0],) if node._out_meta is None else _grads_in(node, slots)
             saved = node.saved
             if saved is _FREED:
                 raise RuntimeError(_TWICE)
@@ -716,8 +720,7 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 if g is not None:
                     # the ownership flag: declared by the op, and checked where it is cheap to (an input
                     # gradient handed through, or one array returned for two inputs, is never owned)
-                    owned = fresh and g.base is None and all(g is not x for x in in_grads) and \
-                        sum(g is y for y in out) == 1
+                    owned = fresh and g.base is None and _only_once(g, in_grads, out)
                     _add_grad(buffers, child, nr, g, owned)
                 d = deps[child] - 1
                 deps[child] = d
@@ -846,6 +849,19 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
 def _dtype_from(np_dtype):
     from .. import _dtype
     return _dtype.from_numpy_dtype(np_dtype)
+
+
+def _only_once(g, in_grads, out):
+    """Whether `g` is none of `in_grads` and appears once in `out` (loops, not generators: this runs for
+    every gradient of every backward)."""
+    for x in in_grads:
+        if g is x:
+            return False
+    n = 0
+    for y in out:
+        if g is y:
+            n += 1
+    return n == 1
 
 
 def _add_grad(buffers, node, nr, g, owned):

@@ -100,6 +100,8 @@ class _Chunk:
         self.flats = {}
         self.scratch = []
         self.packed = None  # two scratch buffers (parameters, gradients) for the small ones stepped together
+        self._plans = {}  # see plan()
+        self._flat_views = {}  # see flat_params()
         # one parameter twice, or two sharing memory (t and t.detach()): stepped one after the other, as torch's
         # loop does, so that each update sees the one before (the flat step reads them all first)
         self.duplicates = len({id(p) for p in params}) != len(params) or _share_memory(params)
@@ -122,6 +124,36 @@ class _Chunk:
         self.flats[key] = (flat, [t._data for t in tensors])
         return flat
 
+    def plan(self, apart):
+        """(whole, runs) for a step where the parameters at indices `apart` are stepped on their own: `runs`, the
+        runs of neighbouring small parameters stepped together; `whole`, the indices stepped by either."""
+        got = self._plans.get((apart, _SMALL))
+        if got is None:
+            runs, cur = [], []
+            for i, n in enumerate(self.sizes):
+                if i not in apart and n <= _SMALL:
+                    cur.append(i)
+                    continue
+                if len(cur) > 1:
+                    runs.append(cur)
+                cur = []
+            if len(cur) > 1:
+                runs.append(cur)
+            got = self._plans[(apart, _SMALL)] = (set(apart) | {i for r in runs for i in r}, runs)
+        whole, runs = got
+        return set(whole), runs
+
+    def flat_params(self, indices):
+        """1-D views of the parameters at `indices` (kept while each parameter keeps its array)."""
+        out = []
+        for i in indices:
+            a = self.params[i]._data
+            got = self._flat_views.get(i)
+            if got is None or got[0] is not a:
+                got = self._flat_views[i] = (a, a.reshape(-1))
+            out.append(got[1])
+        return out
+
     def adopt(self, key, flat):
         """Per-parameter tensors viewing a flat array of new state."""
         ts = [_wrap(flat[o:o + n].reshape(s), self.device) for o, n, s in zip(self.offsets, self.sizes, self.shapes)]
@@ -136,11 +168,6 @@ class _Chunk:
     def scratch_views(self, k, i):
         o, n, s = self.offsets[i], self.sizes[i], self.shapes[i]
         return [a[o:o + n].reshape(s) for a in self.scratch_arrays(k)]
-
-
-def _flat_or_none(a):
-    """A 1-D view of C-contiguous `a`; None where it has no such view."""
-    return a.reshape(-1) if a.flags.c_contiguous else None
 
 
 class Optimizer:
@@ -382,22 +409,10 @@ class Optimizer:
                 s[k]._data[...] = states[0][k]._data
         tmps = chunk.scratch_arrays(self._scratch)
         new = {}  # state a rule made on this step (SGD's momentum buffer): (key, param index, start) -> array
-        calls = []  # (param index, lo, hi) over elements of one parameter, or (i, None, None): the whole of it
-        for i, p in enumerate(ps):
-            if _flat_or_none(p._data) is None or _flat_or_none(p.grad._data) is None:
-                calls.append((i, None, None))
-        whole = {c[0] for c in calls}
-        runs, cur = [], []  # runs of neighbouring small parameters
-        for i, n in enumerate(chunk.sizes):
-            if i not in whole and n <= _SMALL:
-                cur.append(i)
-                continue
-            if len(cur) > 1:
-                runs.append(cur)
-            cur = []
-        if len(cur) > 1:
-            runs.append(cur)
-        whole.update(i for r in runs for i in r)
+        # (param index, None, None): a parameter or gradient that is not C-contiguous, stepped whole on its own
+        calls = [(i, None, None) for i, p in enumerate(ps)
+                 if not (p._data.flags.c_contiguous and p.grad._data.flags.c_contiguous)]
+        whole, runs = chunk.plan(tuple(c[0] for c in calls))
 
         def run(i, lo, hi):
             o = chunk.offsets[i]
@@ -420,22 +435,29 @@ class Optimizer:
                 chunk.packed = (chunk.xp.empty(chunk.numel, chunk.dtype), chunk.xp.empty(chunk.numel, chunk.dtype))
             pp, pg = chunk.packed
             lo, hi = chunk.offsets[r[0]], chunk.offsets[r[-1]] + chunk.sizes[r[-1]]
-            for i in r:
-                o, n = chunk.offsets[i], chunk.sizes[i]
-                pp[o:o + n] = ps[i]._data.reshape(-1)
-                pg[o:o + n] = ps[i].grad._data.reshape(-1)
+            if kernels[chunk.xp].host:
+                # one gather per buffer (concatenate flattens its inputs with axis=None), not a copy each
+                np.concatenate([ps[i]._data for i in r], axis=None, out=pp[lo:hi])
+                np.concatenate([ps[i].grad._data for i in r], axis=None, out=pg[lo:hi])
+            else:
+                for i in r:
+                    o, n = chunk.offsets[i], chunk.sizes[i]
+                    pp[o:o + n] = ps[i]._data.reshape(-1)
+                    pg[o:o + n] = ps[i].grad._data.reshape(-1)
             made = self._update(group, pp[lo:hi], pg[lo:hi],
                                 {k: (f[lo:hi] if f is not None else None) for k, f in flats.items()}, step,
                                 [t[lo:hi] for t in tmps])
-            for i in r:
-                o, n = chunk.offsets[i], chunk.sizes[i]
-                ps[i]._data.reshape(-1)[...] = pp[o:o + n]  # a view: the parameter is written in place
+            for i, flat in zip(r, chunk.flat_params(r)):
+                o = chunk.offsets[i]
+                flat[...] = pp[o:o + chunk.sizes[i]]  # a view: the parameter is written in place
             for k, a in (made or {}).items():
                 new[(k, r[0], 0)] = a
 
         for r in runs:
             run_packed(r)
-        if self._blas_rule and kernels[chunk.xp].host and _axpy.blas_threads() > 1 and _parallel.threads() > 1:
+        if len(whole) == len(ps):
+            pass  # every parameter stepped above (no pass over the cores to find nothing left)
+        elif self._blas_rule and kernels[chunk.xp].host and _axpy.blas_threads() > 1 and _parallel.threads() > 1:
             # the rule's passes as whole BLAS calls, BLAS's threads sharing them out (the threads of dtrain's
             # own would contest the cores with BLAS's, which spin after each product)
             self._whole_blas = True

@@ -190,3 +190,21 @@ def test_wrong_class_targets_raise_torchs_error(shape, target, loss):
             getattr(T.nn.functional, loss)(T.zeros(shape), target(T))
         return type(e.value), str(e.value)
     assert outcome(dtrain) == outcome(torch)
+
+
+@pytest.mark.parametrize("ignore", [-100, 5, 7, -1])
+@pytest.mark.parametrize("bad", [None, -1, 5, 9])
+def test_class_index_range_with_ignore_index(device, ignore, bad):
+    # an index outside [0, C) that is not ignore_index is torch's IndexError naming the first such index; an
+    # ignore_index outside [0, C) (5, 7, -1 with C = 5) is skipped, however the indices in range look
+    t = labels(8, ignore=ignore)
+    if bad is not None:
+        t[5] = bad
+    fn = lambda m, a, t: m.nn.functional.cross_entropy(a, t, ignore_index=ignore)
+    fn_nll = lambda m, a, t: m.nn.functional.nll_loss(a, t, ignore_index=ignore)
+    for f in (fn, fn_nll):
+        if bad is None or bad == ignore:
+            check(f, (8, 5), t, device=device)
+        else:
+            err, _ = check_raises(f, (8, 5), t, device=device, match=f"Target {bad} is out of bounds.")
+            assert str(err) == f"Target {bad} is out of bounds."

@@ -216,3 +216,25 @@ def test_gelu_tanh_float32_large(device, shape):
     gelu = lambda m, t: F(m).gelu(t, approximate="tanh")  # noqa: E731
     check(gelu, x, device=device, dtype=np.float32, atol=1e-5, rtol=1e-5)
     check(lambda m, t: gelu(m, t.transpose(0, 1)), x, device=device, dtype=np.float32, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_grad_special_values_bitwise(device, dtype):
+    # relu's backward multiplies the gradient by its mask read as int8 (a faster cast than bool's): torch's values
+    # where the gradient is finite, a NaN output passing its gradient through, and bit for bit the product with
+    # the boolean mask (so -0 where the gradient is negative and the input not positive; torch writes +0 there)
+    import torch
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((64, 33)).astype(dtype)
+    x.flat[::17] = np.nan
+    x.flat[4::9] = -0.0
+    g = rng.standard_normal((64, 33)).astype(dtype)
+    g.flat[3::5] = -0.0
+    t = torch.tensor(x, requires_grad=True)
+    torch.relu(t).backward(torch.tensor(g))
+    d = dtrain.tensor(x, device=device, requires_grad=True)
+    dtrain.relu(d).backward(dtrain.tensor(g, device=device))
+    got = np.array(dtrain._backend.to_numpy(d.grad._data))
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, t.grad.numpy())
+    np.testing.assert_array_equal(got.view(np.uint8), (g * ~(np.maximum(x, 0) <= 0)).view(np.uint8))

@@ -137,6 +137,25 @@ def _check_blockwise_equals_one_call(name, kw, device, monkeypatch):
                 np.testing.assert_array_equal(pa, pb)
 
 
+@pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.05, momentum=0.9)), ("Adam", dict(lr=0.01))])
+def test_packed_step_writes_a_parameters_new_array(name, kw, device):
+    # small parameters are stepped through a scratch buffer and copied back into views of their arrays; a
+    # parameter given a new array between steps (p.data = ...) gets the update there, as torch's does
+    x, y, init = _problem(np.float32, seed=5)
+    tp, dp = _params(torch, init), _params(dtrain, init, device)
+    topt, dopt = getattr(torch.optim, name)(tp, **kw), getattr(dtrain.optim, name)(dp, **kw)
+    _run_steps(torch, topt, tp, x, y, 2)
+    _run_steps(dtrain, dopt, dp, x, y, 2)
+    fresh = np.random.default_rng(6).standard_normal(init[1].shape).astype(np.float32)
+    tp[1].data = torch.from_numpy(fresh.copy())
+    dp[1].data = dtrain.tensor(fresh.copy(), device=device)
+    old = dp[1]._data
+    for ts, ds in zip(_run_steps(torch, topt, tp, x, y, 3), _run_steps(dtrain, dopt, dp, x, y, 3)):
+        for t, d in zip(ts, ds):
+            np.testing.assert_allclose(d, t, rtol=1e-5, atol=1e-6)
+    assert dp[1]._data is old  # stepped in place
+
+
 def test_flat_state_is_views_and_grads_stay_put(device):
     x, y, init = _problem(np.float32)
     ps = _params(dtrain, init, device)

@@ -170,13 +170,13 @@ def _check_target_dtype(target):
 def _check_class_target(input, target, weight, ignore_index):
     """torch's nll_loss checks, in its order: batch sizes (ValueError), target rank, target dtype, weight, the
     class indices' range."""
-    n_classes = input.shape[1] if input.ndim > 1 else input.shape[0]
-    if input.ndim >= 2 and target.ndim >= 1 and input.shape[0] != target.shape[0]:
-        raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target batch_size "
-                         f"({target.shape[0]}).")
-    if input.ndim == 2 and target.ndim != 1:
+    shape, tshape = input._data.shape, target._data.shape  # (the arrays' tuples: no Size per look)
+    n_classes = shape[1] if len(shape) > 1 else shape[0]
+    if len(shape) >= 2 and len(tshape) >= 1 and shape[0] != tshape[0]:
+        raise ValueError(f"Expected input batch_size ({shape[0]}) to match target batch_size ({tshape[0]}).")
+    if len(shape) == 2 and len(tshape) != 1:
         raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-    if input.ndim > 2:
+    if len(shape) > 2:
         expected = [input.shape[0]] + list(input.shape[2:])
         if list(target.shape) != expected:
             raise RuntimeError(f"Expected target size {expected}, got {list(target.shape)}")
@@ -188,11 +188,22 @@ def _check_class_target(input, target, weight, ignore_index):
                            f"got weight tensor of shape: {list(weight.shape)}")
     t = target._data
     if t.size:
-        with _backend.on_device(target._device):  # array code outside an op: its device made current here
-            bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
-            if bad.any():
-                raise IndexError(f"Target {int(t[bad][0])} is out of bounds.")
+        if target._device._gpu is None:
+            # two reductions decide the usual case (every index in range); the mask is made only when one is not
+            if t.min() < 0 or t.max() >= n_classes:
+                _check_class_range(t, n_classes, ignore_index)
+        else:
+            # one test read back on a GPU (each read is a synchronisation)
+            with _backend.on_device(target._device):  # array code outside an op: its device made current here
+                _check_class_range(t, n_classes, ignore_index)
     return n_classes
+
+
+def _check_class_range(t, n_classes, ignore_index):
+    """IndexError for the first class index of `t` outside [0, n_classes) that is not `ignore_index`."""
+    bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
+    if bad.any():
+        raise IndexError(f"Target {int(t[bad][0])} is out of bounds.")
 
 
 def _as_rows(input, target):
