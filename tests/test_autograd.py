@@ -400,6 +400,27 @@ def test_node_hooks_replace_gradients_as_torch(case, create_graph, how):
     assert got == want
 
 
+@pytest.mark.parametrize("how", ["grad", "grad_create_graph", "backward"])
+def test_autograd_grad_computes_only_the_wanted_input_gradients(how):
+    # torch's nodes compute only the gradients whose edges lead to what autograd.grad returns: grad(y, x)
+    # through a linear layer computes no weight or bias gradient (a gradient penalty's first pass); backward()
+    # computes them all. Seen by the node's hook (its input order differs: torch's addmm takes the bias first)
+    def run(m):
+        m.manual_seed(0)
+        x = m.ones(2, 3, requires_grad=True)
+        y = m.nn.Linear(3, 4)(x * 2)
+        seen = []
+        y.grad_fn.register_hook(lambda gi, go: seen.append([tuple(g.shape) for g in gi if g is not None]))
+        if how == "backward":
+            y.sum().backward()
+        else:
+            m.autograd.grad(y.sum(), x, create_graph=how == "grad_create_graph")
+        return seen
+    mine, theirs = run(dtrain), run(torch)
+    assert [len(s) for s in mine] == [len(s) for s in theirs] == [3 if how == "backward" else 1]
+    assert all((2, 3) in s for s in mine)
+
+
 def test_multi_output_op_with_one_output_used():
     check(lambda m, x: x.split(2, dim=1)[1] * 3, (3, 5))
     check(lambda m, x: x.max(dim=1).values, (3, 5))
