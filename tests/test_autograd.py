@@ -421,6 +421,22 @@ def test_autograd_grad_computes_only_the_wanted_input_gradients(how):
     assert all((2, 3) in s for s in mine)
 
 
+def test_backward_with_create_graph_warns_of_the_reference_cycle_once(monkeypatch):
+    # torch's TORCH_WARN_ONCE: the first backward(create_graph=True) of the process warns, later ones do not,
+    # and autograd.grad (which accumulates nothing) never does
+    import dtrain.autograd as ag
+    monkeypatch.setattr(ag, "_cycle_warned", [False])
+    x = dtrain.ones(3, requires_grad=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dtrain.autograd.grad((x * x).sum(), x, create_graph=True)
+        (x * x).sum().backward(create_graph=True)
+        (x * x).sum().backward(create_graph=True)
+    msgs = [str(w.message) for w in caught if "reference cycle" in str(w.message)]
+    assert len(msgs) == 1 and msgs[0].startswith("Using backward() with create_graph=True will create a reference")
+    assert x.grad.requires_grad and x.grad.tolist() == [4.0, 4.0, 4.0]
+
+
 def test_multi_output_op_with_one_output_used():
     check(lambda m, x: x.split(2, dim=1)[1] * 3, (3, 5))
     check(lambda m, x: x.max(dim=1).values, (3, 5))

@@ -1,4 +1,6 @@
 """dtrain.autograd: backward, grad, custom Functions, grad modes, gradcheck."""
+import warnings
+
 from .. import _backend, _dtype
 from . import graph
 from .function import Function, FunctionCtx, once_differentiable
@@ -47,6 +49,9 @@ def _arrays(gs):
     return [g._data if hasattr(g, "_data") else g for g in gs]
 
 
+_cycle_warned = [False]
+
+
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None, inputs=None):
     """Accumulate gradients of `tensors` into the leaves' `.grad`."""
     tensors = _as_tuple(tensors)
@@ -54,6 +59,13 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if retain_graph is None:
         retain_graph = create_graph
     roots, gs = _make_grads(tensors, grads)
+    if create_graph and not _cycle_warned[0]:  # torch's warning, once per process as its TORCH_WARN_ONCE
+        _cycle_warned[0] = True
+        warnings.warn("Using backward() with create_graph=True will create a reference cycle between the parameter "
+                      "and its gradient which can cause a memory leak. We recommend using autograd.grad when "
+                      "creating the graph to avoid this. If you have to use this function, make sure to reset the "
+                      ".grad fields of your parameters to None after use to break the cycle and avoid the leak.",
+                      UserWarning, stacklevel=2)
     if inputs is not None:
         inputs = _as_tuple(inputs)
         if not inputs:
