@@ -114,13 +114,18 @@ class StridedMap(Function):
 
     def forward(ctx, x, n, src, dst):
         ctx.n, ctx.src, ctx.dst = n, src, dst
-        xp = ctx.xp
-        buf = xp.zeros(n, x.dtype)
-        _scatter(xp, buf, src, x)
-        return xp.array(_on(xp, buf, dst), order="C")
+        return _strided_map(ctx.xp, x, n, src, dst)
 
     def backward(ctx, g):
-        return StridedMap.forward(ctx, g, ctx.n, ctx.dst, ctx.src)
+        # (the map with the geometries swapped; the node keeps its own, for a second backward)
+        return _strided_map(ctx.xp, g, ctx.n, ctx.dst, ctx.src)
+
+
+def _strided_map(xp, x, n, src, dst):
+    """x laid into a zeroed storage of n elements at geometry `src`, read back at geometry `dst`."""
+    buf = xp.zeros(n, x.dtype)
+    _scatter(xp, buf, src, x)
+    return xp.array(_on(xp, buf, dst), order="C")
 
 
 class AsStrided(Function):

@@ -144,7 +144,8 @@ class Linear(Function):
         # only what the wanted gradients read, as torch saves: W for x's gradient, x for W's; an in-place
         # change of the other (an optimizer step on W of a layer whose input needs no grad) is then legal
         nig = ctx.needs_input_grad
-        ctx.save_for_backward(x2 if nig[1] else None, w if nig[0] else None)
+        # (W as torch saves it, transposed: a view, whose history survives W.detach_())
+        ctx.save_for_backward(x2 if nig[1] else None, w.T if nig[0] else None)
         ctx.x_shape = x.shape
         return y.reshape(x.shape[:-1] + (w.shape[0],)) if x.ndim != 2 and not flat else y
 
@@ -157,7 +158,7 @@ class Linear(Function):
 
     @widened
     def backward(ctx, g):
-        x2, w = ctx.saved
+        x2, w_t = ctx.saved
         xp = ctx.xp
         g2 = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
         gx = gw = gb = None
@@ -173,7 +174,7 @@ class Linear(Function):
         if len(nig) > 2 and nig[2]:
             gb = g2.sum(0)
         if nig[0]:
-            gx = _reshaped(xp.matmul(g2, w), ctx.x_shape)
+            gx = _reshaped(xp.matmul(g2, w_t.T), ctx.x_shape)
         return gx, gw, gb
 
 

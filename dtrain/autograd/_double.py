@@ -218,10 +218,10 @@ def _matmul(node, g):
 
 @formula("Linear")
 def _linear(node, g):
-    x2, w = node.saved  # x saved only for W's gradient, W only for x's
+    x2, w_t = node.saved  # x saved only for W's gradient, W (transposed) only for x's
     g2 = g.reshape(-1, g.shape[-1])
     nig = node.needs_input_grad
-    gx = (g2 @ input_t(node, 1, w)).reshape(node.x_shape) if nig[0] else None
+    gx = (g2 @ input_t(node, 1, w_t.T)).reshape(node.x_shape) if nig[0] else None
     # the edge expects the input's own shape
     gw = g2.T @ input_t(node, 0, x2.reshape(node.x_shape)).reshape(-1, x2.shape[-1]) if nig[1] else None
     gb = g2.sum(0) if len(nig) > 2 and nig[2] else None
