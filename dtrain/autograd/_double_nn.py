@@ -276,25 +276,12 @@ def _planes(shape, nd):
 
 def _max_pool_flat(node):
     """The flat (per-plane) input index of each window's maximum, as the forward picked it."""
-    from ..nn.functional._pool import _first, _first_max
+    from ..nn.functional._pool import _flat_argmax
     if node.fused is not None:
         return node.saved[1]
     if len(node.saved) == 4:  # returned with the values: saved by the forward
         return node.saved[3]
-    xp = node.xp
-    a, y = node.saved[1:3]
-    x_shape, k, s, p, d, out = node.geom
-    nd, size = len(k), x_shape[2:]
-    arg = xp.zeros(y.shape, dtype=xp.int64)
-    for i, (off, hit) in enumerate(_first_max(xp, a, y, k, s, d, out, p, size)):
-        if i:
-            arg[hit] = i
-    arg = arg.transpose(_first(nd))
-    flat = 0
-    for i in range(nd):
-        start = (xp.arange(out[i]) * s[i] - p[i]).reshape((-1,) + (1,) * (nd - 1 - i))
-        flat = flat * size[i] + start + (arg // int(np.prod(k[i + 1:])) % k[i]) * d[i]
-    return flat
+    return _flat_argmax(node.xp, node.saved[1], node.saved[2], node.geom)
 
 
 def _take(xp, flat, planes, out_shape):

@@ -12,7 +12,6 @@ import numpy as np
 
 from ... import _cpu_kernels
 from ..._backend import kernels
-from ..._tensor import _wrap
 from ..._ops._util import on_input_device
 from ...autograd.graph import Function
 from ..._ops._layout import channels_last_format, in_input_format
@@ -76,6 +75,24 @@ def _in_input(xp, off, s, p, d, out, size):
         inside = ((pos >= 0) & (pos < sz)).reshape((1,) + (1,) * i + (m,) + (1,) * (len(out) - i - 1) + (1,))
         mask = inside if mask is None else mask & inside
     return None if mask is None else xp.asarray(mask)
+
+
+def _flat_argmax(xp, a, y, geom):
+    """The flat (per-plane) input index of each window's first maximum, in (N, C, *out) order: the indices
+    max_pool returns, and what its double backward gathers by. `a` is the padded input and `y` the maxima,
+    both channels-last, as the forward has them."""
+    x_shape, k, s, p, d, out = geom
+    nd, size = len(k), x_shape[2:]
+    arg = xp.zeros(y.shape, dtype=xp.int64)
+    for i, (off, hit) in enumerate(_first_max(xp, a, y, k, s, d, out, p, size)):
+        if i:
+            arg[hit] = i
+    arg = arg.transpose(_first(nd))
+    flat = 0
+    for i in range(nd):  # input coordinate along dim i of each maximum, folded into the flat index
+        start = (xp.arange(out[i]) * s[i] - p[i]).reshape((-1,) + (1,) * (nd - 1 - i))
+        flat = flat * size[i] + start + (arg // _prod(k[i + 1:]) % k[i]) * d[i]
+    return flat
 
 
 def _first_max(xp, a, y, k, s, d, out, p, size):
@@ -143,15 +160,7 @@ class MaxPoolNd(Function):
         y_first = xp.ascontiguousarray(y.transpose(_first(nd)))
         if not indices:
             return in_input_format(ctx, y_first, x)  # channels-last for a channels-last input, as torch's
-        arg = xp.zeros(y.shape, dtype=xp.int64)
-        for i, (off, hit) in enumerate(_first_max(xp, a, y, k, s, d, out, p, size)):
-            if i:
-                arg[hit] = i
-        arg = arg.transpose(_first(nd))
-        flat = 0
-        for i in range(nd):  # input coordinate along dim i of each maximum, folded into the flat index
-            start = (xp.arange(out[i]) * s[i] - p[i]).reshape((-1,) + (1,) * (nd - 1 - i))
-            flat = flat * size[i] + start + (arg // _prod(k[i + 1:]) % k[i]) * d[i]
+        flat = _flat_argmax(xp, a, y, ctx.geom)
         # saved with the rest although backward does not read it: a write to the returned indices is refused, as
         # torch's node (which scatters through them) refuses it
         ctx.save_for_backward(*ctx.saved, flat)
