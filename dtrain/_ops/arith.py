@@ -120,13 +120,24 @@ def _scalar_pow(xp, a, e):
         return f(xp, a)
 
 
+def _int_pow(xp, a, b):
+    """torch's integer pow, where NumPy refuses a negative exponent: 1 for a base of 1, -1 or 1 (by the
+    exponent's parity) for -1, and 0 for any other base (0 included)."""
+    neg = b < 0
+    if not neg.any():
+        return xp.power(a, b)
+    y = xp.power(a, xp.where(neg, 0, b))
+    small = xp.where(a == 1, 1, xp.where(a == -1, 1 - 2 * (b % 2), 0))
+    return xp.where(neg, small, y).astype(y.dtype, copy=False)
+
+
 class Pow(Function):
     def forward(ctx, a, b, scalar=None):
         # scalar: the exponent as a Python number, when it was one (b is then that number as an array)
         ctx.scalar = scalar
         y = _scalar_pow(ctx.xp, a, scalar) if scalar is not None else None
         if y is None:
-            y = ctx.xp.power(a, b)
+            y = _int_pow(ctx.xp, a, b) if a.dtype.kind in "iu" and b.dtype.kind in "i" else ctx.xp.power(a, b)
         # the result only for the exponent's gradient, as torch: writing into `x ** 2` in place stays legal
         ctx.save_for_backward(a, b, y if ctx.needs_input_grad[1] else None)
         return y

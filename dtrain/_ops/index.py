@@ -264,6 +264,8 @@ def _setitem(self, key, value):
     k, advanced = _convert_key(key, self)
     if not isinstance(value, Tensor):
         value = _value_tensor(self, value)
+    elif advanced:
+        _check_index_put_value(self, key, value, False)
     if not advanced and _whole(key, self.shape) and (value._device is self._device or not value._data.ndim):
         # torch's indexing returns t itself for a key of full slices and `...`, so the write is t's own copy_
         # (CopyBackwards) or, from a 0-d value, its fill_ (FillBackward3): torch's copy_to
@@ -411,9 +413,32 @@ Tensor.__getitem__ = _getitem
 Tensor.__setitem__ = _setitem
 
 
+def _masked_fill_path(key, value, accumulate):
+    """Whether torch's index_put_ writes as masked_fill_ (canDispatchToMaskedFill): one bool mask in the key
+    and a one-element value, without accumulate. That path neither checks the value's dtype nor its memory."""
+    keys = key if isinstance(key, tuple) else (key,)
+    tensors = [x for x in keys if isinstance(x, Tensor)]
+    return (not accumulate and value.numel() == 1 and len(tensors) == 1
+            and tensors[0]._data.dtype.kind == "b" and not any(isinstance(x, (list, np.ndarray)) for x in keys))
+
+
+def _check_index_put_value(self, key, value, accumulate, overlap=True):
+    """torch's index_put_ checks on a tensor value: self's dtype, and none of self's memory."""
+    if _masked_fill_path(key, value, accumulate):
+        return
+    if value.dtype is not self.dtype:
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
+                           f"{_dtype.scalar_name(self.dtype)} for the destination and "
+                           f"{_dtype.scalar_name(value.dtype)} for the source.")
+    if overlap:
+        from .inplace import check_no_overlap
+        check_no_overlap(self, value)
+
+
 @method()
 @autocast_op("index_put")
 def index_put(input, indices, values, accumulate=False):
+    _check_index_put_value(input, tuple(indices), values, accumulate, overlap=False)
     k, _ = _convert_key(tuple(indices), input)
     _check_value_shape(input, k, True, values)
     return IndexPut.apply(input, values, key=k, accumulate=accumulate)
@@ -422,13 +447,16 @@ def index_put(input, indices, values, accumulate=False):
 @method()
 def index_put_(input, indices, values, accumulate=False):
     from .arith import assign_
-    return assign_(input, index_put(input, indices, values, accumulate))
+    out = index_put(input, indices, values, accumulate)
+    _check_index_put_value(input, tuple(indices), values, accumulate)
+    return assign_(input, out)
 
 
 # ---------------------------------------------------------------------------------------------- masks, where
 class Where(Function):
     def forward(ctx, x, y, cond):
         ctx.cond, ctx.shapes = cond, (x.shape, y.shape)
+        ctx.save_for_backward(_HOLDS_INDICES)  # torch's WhereBackward0 saves the condition: freed by a backward
         return ctx.xp.where(cond, x, y)
 
     def backward(ctx, g):
@@ -464,6 +492,7 @@ class MaskedFill(Function):
     @c_ordered
     def forward(ctx, x, mask, value):
         ctx.mask, ctx.shape = mask, x.shape
+        ctx.save_for_backward(_HOLDS_INDICES)  # torch's MaskedFillBackward0 saves the mask: freed by a backward
         return ctx.xp.where(mask, ctx.xp.asarray(value, dtype=x.dtype), x)
 
     def backward(ctx, g):

@@ -391,6 +391,24 @@ def check_partial_overlap(dst, src):
     return False
 
 
+def check_no_overlap(dst, src):
+    """torch's assert_no_overlap, which the indexed writes (index_add_, index_copy_, index_put_, scatter_)
+    apply to their source: it may share none of the target's memory, not even exactly the same elements
+    (elementwise ops allow that); a source that is not dense is too hard to tell and passes, as in torch."""
+    if not isinstance(src, Tensor):
+        return
+    a, b = dst._data, src._data
+    if a.size == 0 or b.size == 0:
+        return
+    if a is b or src is dst:
+        raise RuntimeError(_PARTIAL)
+    if (a.base is None and b.base is None) or check_partial_overlap(dst, src):  # raises on a partial overlap
+        return
+    if (_dense(a) and _dense(b) and _backend.owner(a) is _backend.owner(b) and data_ptr(a) == data_ptr(b)
+            and a.nbytes == b.nbytes):
+        raise RuntimeError(_PARTIAL)
+
+
 def _iteration_order(shape, strides):
     """The dims of a written tensor, innermost first, in the order torch's TensorIterator walks them."""
     return _layout.tensor_iterator_order(shape, (strides,))
@@ -468,7 +486,7 @@ def apply_(t, fn, args=(), kwargs=None):
     """`t.op_(*args, **kwargs)` for an op `fn` computed out of place: torch's overlap rules, then the write."""
     kwargs = kwargs or {}
     reads_target = False
-    for x in args:
+    for x in (*args, *kwargs.values()):
         # two arrays that own their memory never overlap: the common case costs no call
         if isinstance(x, Tensor) and (x._data.base is not None or t._data.base is not None):
             reads_target = check_partial_overlap(t, x) or reads_target

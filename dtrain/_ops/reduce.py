@@ -122,6 +122,7 @@ class MaxMinDim(Function):
         idx = (xp.argmax if is_max else xp.argmin)(x, axis=dim, keepdims=True)
         vals = xp.take_along_axis(x, idx, axis=dim)
         ctx.shape, ctx.dim, ctx.keepdim, ctx.idx = x.shape, dim, keepdim, idx
+        ctx.save_for_backward(("the indices",))  # torch's MaxBackward0 saves them: freed by a backward
         ctx.mark_non_differentiable(1)
         if not keepdim:
             vals, idx = vals.squeeze(dim), idx.squeeze(dim)
