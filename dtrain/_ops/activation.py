@@ -23,6 +23,10 @@ class Softmax(Function):
     def forward(ctx, x, dim):
         xp = ctx.xp
         ctx.dim = dim
+        if x.ndim == 0:  # NumPy reduces a 0-d array to a scalar: one element, given back 0-d (not a view)
+            y = Softmax.forward(ctx, x.reshape(1), 0).reshape(())
+            ctx.save_for_backward(y)
+            return y
         fused = _fused(dim, x)
         if fused is not None:
             y = fused.softmax(x)
@@ -38,6 +42,9 @@ class Softmax(Function):
     @widened
     def backward(ctx, g):
         (y,) = ctx.saved
+        if y.ndim == 0:
+            y, g = y.reshape(1), g.reshape(1)
+            return (g * y - y * (g * y).sum(keepdims=True)).reshape(())
         fused = _fused(ctx.dim, g, y) if g.shape == y.shape else None
         if fused is not None:
             return fused.softmax_backward(g, y)
@@ -52,6 +59,10 @@ class LogSoftmax(Function):
     def forward(ctx, x, dim):
         xp = ctx.xp
         ctx.dim = dim
+        if x.ndim == 0:  # as Softmax's
+            z = LogSoftmax.forward(ctx, x.reshape(1), 0).reshape(())
+            ctx.save_for_backward(z)
+            return z
         fused = _fused(dim, x)
         if fused is not None:
             z = fused.log_softmax(x)
@@ -66,6 +77,9 @@ class LogSoftmax(Function):
     @widened
     def backward(ctx, g):
         (z,) = ctx.saved
+        if z.ndim == 0:
+            z, g = z.reshape(1), g.reshape(1)
+            return (g - ctx.xp.exp(z) * g.sum(keepdims=True)).reshape(())
         fused = _fused(ctx.dim, g, z) if g.shape == z.shape else None
         if fused is not None:
             return fused.log_softmax_backward(g, z)
@@ -81,8 +95,6 @@ def _softmax(cls, input, dim, dtype, name):
         kernel = "lastdim_kernel_impl" if wrap_dim(dim, x.ndim) == x.ndim - 1 or x.ndim == 0 else "kernel_impl"
         raise NotImplementedError(f"\"{name}_{kernel}\" not implemented for '{_dtype.scalar_name(x.dtype)}'")
     d = wrap_dim(dim, x.ndim)
-    if x.ndim == 0:  # numpy reductions of 0-d arrays give scalars: run on one element
-        return cls.apply(x.reshape(1), dim=0).reshape(())
     return cls.apply(x, dim=d)
 
 

@@ -1429,3 +1429,17 @@ def test_lerp_with_a_tensor_weight_saves_self_and_end():
         return locals()
 
     same_as_torch(program)
+
+
+def test_softmax_of_a_0d_tensor_is_no_view():
+    def program(torch):
+        t0 = torch.tensor(0.5, dtype=torch.float32, requires_grad=True)
+        t1 = t0.softmax(0)
+        t2 = t0.log_softmax(0)
+        t3 = torch.tensor(0.0, dtype=torch.float32).softmax(0)
+        t3.detach_()
+        # ^ before the fix: torch: no error; dtrain: RuntimeError(Can't detach views in-place. ...)
+        (t1 + t2).backward()
+        return locals()
+
+    same_as_torch(program)
