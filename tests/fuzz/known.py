@@ -24,7 +24,50 @@ def _shared_grads(s):
     return len(ptrs) != len(set(ptrs))
 
 
+def _graph_has(t, names):
+    """Whether the torch shadow's graph behind `t` holds a node named in `names`."""
+    seen, todo = set(), [t.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if type(fn).__name__ in names:
+            return True
+        todo.extend(f for f, _ in fn.next_functions)
+    return False
+
+
+# torch's nodes whose backward dtrain cannot yet differentiate (create_graph=True raises NotImplementedError
+# "create_graph=True needs the derivative of X"): the shape and indexing ops
+_NO_DOUBLE = {"cat": ("CatBackward0",), "stack": ("StackBackward0",), "gather": ("GatherBackward0",),
+              "index_select": ("IndexSelectBackward0",), "scatter": ("ScatterBackward0", "ScatterBackward1"),
+              "scatter_add": ("ScatterAddBackward0",), "index_add": ("IndexAddBackward0",),
+              "index_put": ("IndexPutBackward0",), "index_copy": ("IndexCopyBackward0",)}
+
+
+def _double_backward_of(op_name, nodes):
+    return Known(f"double_backward_{op_name}",
+                 f"torch.autograd.grad(..., create_graph=True) through {op_name}: dtrain has no derivative of its "
+                 f"backward yet (NotImplementedError), torch differentiates it",
+                 lambda s, op, ng: op.method == "grad_graph" and _graph_has(s.ns[op.target], nodes))
+
+
 KNOWN = [
+    *(_double_backward_of(name, nodes) for name, nodes in _NO_DOUBLE.items()),
+    Known("lerp_tensor_weight_saved_inputs",
+          "lerp with a tensor weight: torch's LerpBackward1 saves self and end (the weight's gradient is "
+          "grad * (end - self)), so writing into either before the backward raises; dtrain composes "
+          "self + weight * (end - self), which saves the difference instead, and backs the stale values. The fix "
+          "is a Function of its own, which needs a double-backward formula beside it (dtrain/autograd/)",
+          lambda s, op, ng: op.method in ("lerp_", "lerp") and len(op.args) > 1 and isinstance(op.args[1], str)),
+    Known("integer_target_of_a_graph_fill",
+          "t[key] = x for an integer t and a 0-d x that requires grad: torch writes it as fill_ (FillBackward3) "
+          "and gives the integer tensor requires_grad=True (copy_ does not); dtrain leaves it a plain integer "
+          "tensor",
+          lambda s, op, ng: op.kind == "inplace" and op.method == "setitem" and not ng
+          and not s.ns[op.target].dtype.is_floating_point and isinstance(op.args[-1], str)
+          and s.ns[op.args[-1]].dim() == 0 and s.ns[op.args[-1]].requires_grad),
     Known("shared_grad_storage",
           "torch's AccumulateGrad takes over an incoming gradient instead of copying it when nothing else holds "
           "that tensor (a reference count), and the gradients of two 0-d leaves summed into one loss are two "
