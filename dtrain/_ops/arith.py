@@ -77,7 +77,11 @@ class Mul(Function):
 
 class Div(Function):
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        # the dividend only for the divisor's gradient, as torch saves it: writing into `x` after `x / 2` stays
+        # legal. Where it is not needed, a stand-in of its shape and dtype (no memory) keeps its place, since
+        # the double-backward formula reads the saved operands' shapes
+        ctx.save_for_backward(a if ctx.needs_input_grad[1] else ctx.xp.broadcast_to(ctx.xp.zeros((), a.dtype), a.shape),
+                              b)
         return a / b
 
     def backward(ctx, g):

@@ -1443,3 +1443,22 @@ def test_softmax_of_a_0d_tensor_is_no_view():
         return locals()
 
     same_as_torch(program)
+
+
+def test_a_write_into_the_dividend_of_a_division_by_a_constant_is_legal():
+    def program(torch):
+        t0 = torch.tensor([[0.0, 0.5, 1.0, 1.5], [2.0, -1.0, 0.25, 3.0]], dtype=torch.float32, requires_grad=True)
+        t1 = t0.add(t0)
+        t3 = t1.div(2.0)
+        t1.sigmoid_()
+        t3.backward(torch.arange(1.0, 9.0, dtype=torch.float32).reshape(2, 4))
+        # ^ before the fix: torch: no error; dtrain: RuntimeError(one of the variables needed for gradient computation has been modified by an inplace operation ...)
+        t4 = t0.mul(1.0)
+        t5 = torch.tensor([2.0, -1.0, 0.5, 4.0], dtype=torch.float32, requires_grad=True)
+        t6 = t4.div(t5)
+        t4.add_(1.0)
+        with pytest.raises(RuntimeError):
+            t6.sum().backward()  # the divisor's gradient needs the dividend: saved, and written since
+        return locals()
+
+    same_as_torch(program)
