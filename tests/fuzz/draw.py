@@ -23,8 +23,9 @@ def shapes(draw, min_dims=0, max_dims=3):
     return shape if math.prod(shape) <= 24 else shape[:1]
 
 
-def _values(draw, n):
-    return tuple(v / 4 for v in draw(st.lists(st.integers(-8, 8), min_size=n, max_size=n)))
+def _values(draw, n, positive=False):
+    """n multiples of 1/4 in [-2, 2] (in [1/4, 2] with `positive`: operands for log, sqrt, pow(0.5))."""
+    return tuple(v / 4 for v in draw(st.lists(st.integers(1 if positive else -8, 8), min_size=n, max_size=n)))
 
 
 class State:

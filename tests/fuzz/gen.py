@@ -21,7 +21,8 @@ def gen_new(draw, s, dtype):
         ints = tuple(draw(st.lists(st.integers(-3, 3), min_size=math.prod(shape), max_size=math.prod(shape))))
         return Op("new", "tensor", None, (shape, "int64", False, ints), s.name("t"))
     rg = draw(st.booleans())
-    return Op("new", "tensor", None, (shape, dtype, rg, _values(draw, math.prod(shape))), s.name("t"))
+    values = _values(draw, math.prod(shape), positive=draw(st.integers(0, 3)) == 0)
+    return Op("new", "tensor", None, (shape, dtype, rg, values), s.name("t"))
 
 
 def gen_linear(draw, s, dtype):
