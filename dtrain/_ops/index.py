@@ -422,9 +422,14 @@ def _masked_fill_path(key, value, accumulate):
             and tensors[0]._data.dtype.kind == "b" and not any(isinstance(x, (list, np.ndarray)) for x in keys))
 
 
+def _tensor_values(values, name):
+    if not isinstance(values, Tensor):
+        raise TypeError(f"{name}(): argument 'values' (position 2) must be Tensor, not {type(values).__name__}")
+
+
 def _check_index_put_value(self, key, value, accumulate, overlap=True):
     """torch's index_put_ checks on a tensor value: self's dtype, and none of self's memory."""
-    if _masked_fill_path(key, value, accumulate):
+    if not isinstance(value, Tensor) or _masked_fill_path(key, value, accumulate):
         return
     if value.dtype is not self.dtype:
         raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
@@ -438,6 +443,7 @@ def _check_index_put_value(self, key, value, accumulate, overlap=True):
 @method()
 @autocast_op("index_put")
 def index_put(input, indices, values, accumulate=False):
+    _tensor_values(values, "index_put")
     _check_index_put_value(input, tuple(indices), values, accumulate, overlap=False)
     k, _ = _convert_key(tuple(indices), input)
     _check_value_shape(input, k, True, values)
@@ -447,6 +453,7 @@ def index_put(input, indices, values, accumulate=False):
 @method()
 def index_put_(input, indices, values, accumulate=False):
     from .arith import assign_
+    _tensor_values(values, "index_put_")
     out = index_put(input, indices, values, accumulate)
     _check_index_put_value(input, tuple(indices), values, accumulate)
     return assign_(input, out)

@@ -1462,3 +1462,16 @@ def test_a_write_into_the_dividend_of_a_division_by_a_constant_is_legal():
         return locals()
 
     same_as_torch(program)
+
+
+def test_index_put_of_a_python_number_is_a_type_error():
+    def program(torch):
+        t0 = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float32)
+        with pytest.raises(TypeError):
+            t0.index_put_((torch.tensor([0]),), 2.0)  # before the fix: AttributeError
+        with pytest.raises(TypeError):
+            t1 = t0.index_put((torch.tensor([0]),), 2.0)
+        t0.index_put_((torch.tensor([0]),), torch.tensor(2.0))
+        return locals()
+
+    same_as_torch(program)

@@ -84,7 +84,7 @@ def _slices_ok(t, d, pred):
     v = values_of(t)
     if v.size == 0:
         return False
-    r = pred(v, None if d is None else d % max(v.ndim, 1) if v.ndim else None)
+    r = pred(v, None if d is None or v.ndim == 0 else d % v.ndim)
     return bool(np.all(np.isfinite(r)) and np.all(r))
 
 
