@@ -558,6 +558,9 @@ def masked_select(input, mask):
 @method()
 @on_input_device
 def masked_scatter(input, mask, source):
+    if source.dtype is not input.dtype:  # (torch's message runs "got" into the first name)
+        raise RuntimeError(f"masked_scatter: expected self and source to have same dtypes but got"
+                           f"{_dtype.scalar_name(input.dtype)} and {_dtype.scalar_name(source.dtype)}")
     n = int(input._device.xp.broadcast_to(mask._data, input.shape).sum())
     if source.numel() < n:
         raise RuntimeError("Number of elements of source < number of ones in mask")

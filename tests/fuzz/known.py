@@ -68,6 +68,11 @@ KNOWN = [
           lambda s, op, ng: op.kind == "inplace" and op.method == "setitem" and not ng
           and not s.ns[op.target].dtype.is_floating_point and isinstance(op.args[-1], str)
           and s.ns[op.args[-1]].dim() == 0 and s.ns[op.args[-1]].requires_grad),
+    Known("masked_scatter_from_own_memory",
+          "x.masked_scatter_(mask, source) with a source sharing x's memory: torch reads each source element as "
+          "it writes, so earlier writes show in later reads; dtrain reads the source before writing",
+          lambda s, op, ng: op.method == "masked_scatter_"
+          and s.ns[op.args[1]].untyped_storage().data_ptr() == s.ns[op.target].untyped_storage().data_ptr()),
     Known("shared_grad_storage",
           "torch's AccumulateGrad takes over an incoming gradient instead of copying it when nothing else holds "
           "that tensor (a reference count), and the gradients of two 0-d leaves summed into one loss are two "

@@ -1475,3 +1475,25 @@ def test_index_put_of_a_python_number_is_a_type_error():
         return locals()
 
     same_as_torch(program)
+
+
+def test_masked_scatter_of_another_dtype_raises():
+    def program(torch):
+        t0 = torch.tensor([[1.0, 2.0], [3.0, -1.0]], dtype=torch.float32)
+        with pytest.raises(RuntimeError):
+            t0.masked_scatter_(torch.tensor([[True, False], [True, True]]), torch.tensor([5, 6, 7]))
+        t0.masked_scatter_(torch.tensor([[True, False], [True, True]]), torch.tensor([5.0, 6.0, 7.0, 8.0]))
+        return locals()
+
+    same_as_torch(program)
+
+
+@_xfail("masked_scatter_from_own_memory")
+def test_masked_scatter_from_its_own_memory_reads_as_it_writes():
+    def program(torch):
+        t0 = torch.tensor([[1.0, 2.0], [3.0, -1.0]], dtype=torch.float32)
+        t0.masked_scatter_(torch.tensor([[True, False], [True, True]]), t0.view(-1))
+        # ^ torch vs dtrain: torch [[1, 2], [2, 2]] (each read sees the writes before it), dtrain [[1, 2], [2, 3]]
+        return locals()
+
+    same_as_torch(program)

@@ -20,7 +20,7 @@ UNARY_MORE = ["log", "sqrt", "rsqrt", "reciprocal", "softmax", "log_softmax", "F
 REDUCE_MORE = ["max", "min", "amax", "prod", "var", "std", "norm", "cumsum", "logsumexp", "argmax"]
 INDEXING = ["torch.cat", "torch.stack", "index_select", "gather", "scatter", "scatter_add"]
 INPLACE_MORE = ["pow_", "sqrt_", "sigmoid_", "addcmul_", "addcdiv_", "lerp_", "clamp_min_", "masked_fill_",
-                "index_add_", "scatter_", "scatter_add_", "index_put_", "setitem_index"]
+                "index_add_", "scatter_", "scatter_add_", "index_put_", "setitem_index", "masked_scatter_"]
 
 
 def _pow_ok(t, e):
@@ -208,6 +208,10 @@ def gen_inplace_more(draw, s, dst):
         return Op("inplace", m, dst, (draw(st.sampled_from([-0.5, 0.0, 0.5])),))
     if m == "masked_fill_":
         return Op("inplace", m, dst, (_mask(draw, s, shape), draw(_SCALARS)))
+    if m == "masked_scatter_":  # the source's first elements, in order, go where the mask is set
+        mask = mask_lit(draw, shape)
+        srcs = s.tensors(lambda u: u.numel() >= sum(mask.values) and u.dtype == t.dtype)
+        return Op("inplace", m, dst, (mask, _pick(draw, srcs))) if srcs else None
     if nd == 0 or t.numel() == 0:
         return None
     if m in ("scatter_", "scatter_add_"):
