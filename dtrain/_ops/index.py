@@ -6,7 +6,7 @@ from .._device import device_of
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
 from ..autograd.graph import Function, make_view
-from ._layout import c_ordered
+from ._layout import c_ordered, iterator_layout
 from ._util import method, on_input_device, out_copy, promote, unbroadcast
 from ..amp._dispatch import autocast_op
 
@@ -464,7 +464,11 @@ class Where(Function):
     def forward(ctx, x, y, cond):
         ctx.cond, ctx.shapes = cond, (x.shape, y.shape)
         ctx.save_for_backward(_HOLDS_INDICES)  # torch's WhereBackward0 saves the condition: freed by a backward
-        return ctx.xp.where(cond, x, y)
+        out = ctx.xp.where(cond, x, y)
+        if not (cond.flags.c_contiguous and x.flags.c_contiguous and y.flags.c_contiguous):
+            # torch's TensorIterator orders the result's dims by the operands' strides, the condition's first
+            out = iterator_layout(ctx.xp, out, (cond, x, y))
+        return out
 
     def backward(ctx, g):
         c, xp = ctx.cond, ctx.xp

@@ -224,13 +224,16 @@ class Logsumexp(Function):
             m = xp.zeros((1,) * x.ndim, x.dtype)
         with np.errstate(divide="ignore"):  # log(0) = -inf, as torch
             y = xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True)) + m
-        ctx.save_for_backward(x, y)
+        out = y if keepdim else y.reshape([s for i, s in enumerate(x.shape) if i not in axes])
+        # the result itself, as torch's LogsumexpBackward0 saves it: a later write into it must be caught
+        ctx.save_for_backward(x, out)
         ctx.axes, ctx.keepdim = axes, keepdim
-        return y if keepdim else y.reshape([s for i, s in enumerate(x.shape) if i not in axes])
+        return out
 
     @widened
     def backward(ctx, g):
         x, y = ctx.saved
+        y = _expand_back(y, x.shape, ctx.axes, ctx.keepdim)
         g = _expand_back(g, x.shape, ctx.axes, ctx.keepdim)
         with np.errstate(invalid="ignore"):
             return g * ctx.xp.exp(x - y)

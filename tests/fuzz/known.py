@@ -53,6 +53,17 @@ def _double_backward_of(op_name, nodes):
                  lambda s, op, ng: op.method == "grad_graph" and _graph_has(s.ns[op.target], nodes))
 
 
+def _odd_size1_strides(t):
+    """Whether a size-1 dim of torch's tensor has a stride other than C order's (unfold gives such strides;
+    NumPy's arrays do not carry them)."""
+    acc = 1
+    for n, st in zip(reversed(t.shape), reversed(t.stride())):
+        if n == 1 and st != acc:
+            return True
+        acc *= max(n, 1)
+    return False
+
+
 KNOWN = [
     *(_double_backward_of(name, nodes) for name, nodes in _NO_DOUBLE.items()),
     Known("lerp_tensor_weight_saved_inputs",
@@ -73,6 +84,12 @@ KNOWN = [
           "it writes, so earlier writes show in later reads; dtrain reads the source before writing",
           lambda s, op, ng: op.method == "masked_scatter_"
           and s.ns[op.args[1]].untyped_storage().data_ptr() == s.ns[op.target].untyped_storage().data_ptr()),
+    Known("where_layout_from_size1_strides",
+          "torch.where over an operand whose size-1 dims carry strides other than C order's (an unfold result): "
+          "torch's TensorIterator weighs those strides when it orders the result's dims, dtrain's operands do "
+          "not keep them, so the result's layout differs (values agree)",
+          lambda s, op, ng: op.method == "torch.where" and any(
+              isinstance(a, str) and _odd_size1_strides(s.ns[a]) for a in op.args)),
     Known("shared_grad_storage",
           "torch's AccumulateGrad takes over an incoming gradient instead of copying it when nothing else holds "
           "that tensor (a reference count), and the gradients of two 0-d leaves summed into one loss are two "

@@ -1497,3 +1497,44 @@ def test_masked_scatter_from_its_own_memory_reads_as_it_writes():
         return locals()
 
     same_as_torch(program)
+
+
+def test_logsumexp_saves_its_result():
+    def program(torch):
+        t0 = torch.tensor([[0.25, -1.0], [0.5, 2.0]], dtype=torch.float32, requires_grad=True)
+        t1 = t0.logsumexp(1, False)
+        t1.pow_(0.5)
+        with pytest.raises(RuntimeError):
+            t1.sum().backward()
+            # ^ before the fix: torch: RuntimeError(one of the variables needed for gradient computation has been modified by an inplace operation ... output 0 of Logsumexp); dtrain: no error
+        t2 = torch.tensor(0.25, dtype=torch.float32, requires_grad=True)
+        t3 = t2.logsumexp(0, False)
+        t3.add_(1.0)
+        with pytest.raises(RuntimeError):
+            t3.backward()
+        return locals()
+
+    same_as_torch(program)
+
+
+def test_where_lays_out_its_result_by_the_condition_first():
+    def program(torch):
+        t0 = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]], dtype=torch.float32)
+        t1 = t0.t()
+        t2 = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=torch.float32)
+        t3 = torch.where(t1.gt(2.0), t2, t1)  # torch: strides (1, 3) from the transposed condition
+        return locals()
+
+    same_as_torch(program)
+
+
+@_xfail("where_layout_from_size1_strides")
+def test_where_layout_from_an_unfold_with_size1_strides():
+    def program(torch):
+        t0 = torch.tensor([[[0], [0]]], dtype=torch.int64)
+        t2 = t0.unfold(0, 1, 1)
+        t5 = torch.where(torch.tensor([[[False], [False]]]), t2, t0)
+        # ^ torch vs dtrain: t5.layout: torch ((1, 2), False), dtrain ((2, 1), True)
+        return locals()
+
+    same_as_torch(program)
