@@ -776,13 +776,13 @@ def angle(input, *, out=None):
     return out_copy(Angle.apply(to_float(input)), out)
 
 
-@method()
 def _floating_only(input, kernel):
     """torch's activation kernels are compiled for floating dtypes only: an integer or bool input raises."""
     if not (input.dtype.is_floating_point or input.dtype.is_complex):  # (bfloat16's NumPy kind is "V")
         raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
 
 
+@method()
 def gelu(input, approximate="none"):
     if approximate not in ("none", "tanh"):
         raise RuntimeError(f"approximate argument must be either none or tanh.")
