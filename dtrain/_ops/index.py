@@ -539,10 +539,19 @@ def masked_fill(input, mask, value):
 @method()
 def masked_fill_(input, mask, value):
     from .arith import assign_
+    from .inplace import _self_overlapping
     err = broadcast_error(input.shape, mask.shape)
     if err is not None:
         raise err
-    return assign_(input, masked_fill(input, mask, value))
+    result = masked_fill(input, mask, value)
+    a = input._data
+    if not a.flags.c_contiguous and _self_overlapping(a):
+        # torch writes the masked elements only: where elements share memory (overlapping unfold windows), an
+        # element left alone through one alias keeps what was written through another
+        xp = input._device.xp
+        v = xp.asarray(value._data if isinstance(value, Tensor) else value, dtype=a.dtype)
+        return assign_(input, result, write=lambda: xp.copyto(a, v, where=xp.broadcast_to(mask._data, a.shape)))
+    return assign_(input, result)
 
 
 @method()

@@ -34,6 +34,7 @@ class State:
     def __init__(self):
         self.run = Run(torch)
         self.count = 0
+        self.setitem_nodes = set()  # the shadow's nodes made by t[key] = value (see known.py)
 
     @property
     def ns(self):

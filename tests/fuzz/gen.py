@@ -289,6 +289,11 @@ def _one(draw, s, dtype, kinds, no_grad=False, known=True):
     if op is None or (known and excluded(s, op, no_grad)):
         return None
     s.track(op, no_grad)
+    if op.method == "setitem":
+        try:
+            s.setitem_nodes.add(s.ns[op.target].grad_fn)
+        except Exception:  # noqa: BLE001 - torch refused the read (a stale view)
+            pass
     return op
 
 

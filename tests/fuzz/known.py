@@ -24,15 +24,15 @@ def _shared_grads(s):
     return len(ptrs) != len(set(ptrs))
 
 
-def _graph_has(t, names):
-    """Whether the torch shadow's graph behind `t` holds a node named in `names`."""
+def _graph_has(t, names=(), nodes=()):
+    """Whether the torch shadow's graph behind `t` holds a node named in `names`, or one of `nodes`."""
     seen, todo = set(), [t.grad_fn]
     while todo:
         fn = todo.pop()
         if fn is None or fn in seen:
             continue
         seen.add(fn)
-        if type(fn).__name__ in names:
+        if type(fn).__name__ in names or fn in nodes:
             return True
         todo.extend(f for f, _ in fn.next_functions)
     return False
@@ -64,8 +64,25 @@ def _odd_size1_strides(t):
     return False
 
 
+def _cumsums_over_size1(s):
+    """The shadow's cumsum nodes that ran over a dim of size 1 (their backward passes the gradient through)."""
+    import torch
+    return {v.grad_fn for v in s.ns.values() if isinstance(v, torch.Tensor) and v.grad_fn is not None
+            and type(v.grad_fn).__name__ == "CumsumBackward0" and v.dim()
+            and v.shape[v.grad_fn._saved_dim % v.dim()] == 1}
+
+
 KNOWN = [
     *(_double_backward_of(name, nodes) for name, nodes in _NO_DOUBLE.items()),
+    Known("double_backward_setitem",
+          "torch.autograd.grad(..., create_graph=True) through t[key] = value (dtrain's SetSlices node, torch's "
+          "CopySlices): dtrain has no derivative of its backward yet (NotImplementedError)",
+          lambda s, op, ng: op.method == "grad_graph" and _graph_has(s.ns[op.target], nodes=s.setitem_nodes)),
+    Known("grad_graph_layout_through_cumsum_of_size1",
+          "create_graph=True through cumsum over a dim of size 1: torch's backward returns the incoming gradient "
+          "itself there, so an expanded gradient (stride 0) reaches the result; dtrain's double-backward formula "
+          "(dtrain/autograd/) computes a new contiguous one (values agree, layout differs)",
+          lambda s, op, ng: op.method == "grad_graph" and _graph_has(s.ns[op.target], nodes=_cumsums_over_size1(s))),
     Known("lerp_tensor_weight_saved_inputs",
           "lerp with a tensor weight: torch's LerpBackward1 saves self and end (the weight's gradient is "
           "grad * (end - self)), so writing into either before the backward raises; dtrain composes "
