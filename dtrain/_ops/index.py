@@ -454,9 +454,15 @@ def index_put(input, indices, values, accumulate=False):
 def index_put_(input, indices, values, accumulate=False):
     from .arith import assign_
     _tensor_values(values, "index_put_")
+    from .inplace import assign_selected_
     out = index_put(input, indices, values, accumulate)
     _check_index_put_value(input, tuple(indices), values, accumulate)
-    return assign_(input, out)
+    if input._data.flags.c_contiguous:
+        return assign_(input, out)
+    xp = input._device.xp
+    touched = xp.zeros(input.shape, dtype=bool)
+    touched[_convert_key(tuple(indices), input)[0]] = True
+    return assign_selected_(input, out, touched)
 
 
 # ---------------------------------------------------------------------------------------------- masks, where
@@ -539,19 +545,11 @@ def masked_fill(input, mask, value):
 @method()
 def masked_fill_(input, mask, value):
     from .arith import assign_
-    from .inplace import _self_overlapping
+    from .inplace import assign_selected_
     err = broadcast_error(input.shape, mask.shape)
     if err is not None:
         raise err
-    result = masked_fill(input, mask, value)
-    a = input._data
-    if not a.flags.c_contiguous and _self_overlapping(a):
-        # torch writes the masked elements only: where elements share memory (overlapping unfold windows), an
-        # element left alone through one alias keeps what was written through another
-        xp = input._device.xp
-        v = xp.asarray(value._data if isinstance(value, Tensor) else value, dtype=a.dtype)
-        return assign_(input, result, write=lambda: xp.copyto(a, v, where=xp.broadcast_to(mask._data, a.shape)))
-    return assign_(input, result)
+    return assign_selected_(input, masked_fill(input, mask, value), mask._data)
 
 
 @method()
@@ -583,8 +581,8 @@ def masked_scatter(input, mask, source):
 
 
 def _masked_scatter_(input, mask, source):
-    from .arith import assign_
-    return assign_(input, masked_scatter(input, mask, source))
+    from .inplace import assign_selected_
+    return assign_selected_(input, masked_scatter(input, mask, source), mask._data)
 
 
 Tensor.masked_scatter_ = _masked_scatter_

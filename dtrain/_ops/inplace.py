@@ -409,6 +409,17 @@ def check_no_overlap(dst, src):
         raise RuntimeError(_PARTIAL)
 
 
+def assign_selected_(t, result, where):
+    """assign_ for a write that touches only the elements where `where` (an array broadcastable to t) is set
+    (masked_fill_, masked_scatter_, index_put_): where t's elements share memory (overlapping unfold
+    windows), an element left alone through one alias keeps what was written through another, as in torch."""
+    a = t._data
+    if a.flags.c_contiguous or not _self_overlapping(a):
+        return assign_(t, result)
+    xp = t._device.xp
+    return assign_(t, result, write=lambda: xp.copyto(a, result._data, where=xp.broadcast_to(where, a.shape)))
+
+
 def _iteration_order(shape, strides):
     """The dims of a written tensor, innermost first, in the order torch's TensorIterator walks them."""
     return _layout.tensor_iterator_order(shape, (strides,))

@@ -1596,3 +1596,18 @@ def test_index_add_from_a_detached_strided_window_is_too_hard_to_refuse():
         return locals()
 
     same_as_torch(program)
+
+
+def test_index_put_and_masked_scatter_on_overlapping_windows_write_the_selected_elements_only():
+    def program(torch):
+        t0 = torch.tensor([0.25, 0.5, 0.75, 1.0], dtype=torch.float32)
+        t1 = t0.unfold(0, 2, 1)
+        t1.index_put_((torch.tensor([0]),), torch.tensor(2.0, dtype=torch.float32), accumulate=False)
+        # ^ before the fix: t0: torch [2.0, 2.0, 0.75, 1.0], dtrain [2.0, 0.5, 0.75, 1.0] (row 1 wrote back its old values)
+        t2 = torch.tensor([[[0]], [[1]], [[0]], [[0]]], dtype=torch.int64)
+        t3 = t2.unfold(0, 2, 1)
+        t3.masked_scatter_(torch.tensor([[[[False, True]]], [[[False, False]]], [[[False, False]]]]),
+                           torch.tensor(5, dtype=torch.int64))
+        return locals()
+
+    same_as_torch(program)
