@@ -27,6 +27,10 @@ class Softmax(Function):
             y = Softmax.forward(ctx, x.reshape(1), 0).reshape(())
             ctx.save_for_backward(y)
             return y
+        if x.size == 0:  # (NumPy's max has no identity)
+            y = x.copy()
+            ctx.save_for_backward(y)
+            return y
         fused = _fused(dim, x)
         if fused is not None:
             y = fused.softmax(x)
@@ -59,8 +63,8 @@ class LogSoftmax(Function):
     def forward(ctx, x, dim):
         xp = ctx.xp
         ctx.dim = dim
-        if x.ndim == 0:  # as Softmax's
-            z = LogSoftmax.forward(ctx, x.reshape(1), 0).reshape(())
+        if x.ndim == 0 or x.size == 0:  # as Softmax's
+            z = LogSoftmax.forward(ctx, x.reshape(1), 0).reshape(()) if x.ndim == 0 else x.copy()
             ctx.save_for_backward(z)
             return z
         fused = _fused(dim, x)
@@ -92,6 +96,8 @@ def _softmax(cls, input, dim, dtype, name):
         dim = 0 if input.ndim in (0, 1, 3) else 1
     x = cast(input, dtype) if dtype is not None and dtype.np != input._data.dtype else input
     if not (x.is_floating_point() or x.is_complex()):
+        if x.numel() == 0:  # torch runs no kernel over no elements, so nothing refuses the dtype
+            return x.clone()
         kernel = "lastdim_kernel_impl" if wrap_dim(dim, x.ndim) == x.ndim - 1 or x.ndim == 0 else "kernel_impl"
         raise NotImplementedError(f"\"{name}_{kernel}\" not implemented for '{_dtype.scalar_name(x.dtype)}'")
     d = wrap_dim(dim, x.ndim)

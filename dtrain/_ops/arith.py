@@ -329,7 +329,7 @@ Tensor.divide = Tensor.true_divide = div
 @autocast_op("pow")
 def pow(input, exponent, *, out=None):
     if isinstance(input, Tensor) and isinstance(exponent, numbers.Number) and not isinstance(exponent, bool):
-        if input._data.dtype.kind in "iu" and isinstance(exponent, int) and exponent < 0:
+        if input._data.dtype.kind in "biu" and isinstance(exponent, int) and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
         if float(exponent) in _SCALAR_POW and input._data.dtype.kind in "fc":
             return _binary(Pow, input, exponent, out, scalar=float(exponent))

@@ -1611,3 +1611,36 @@ def test_index_put_and_masked_scatter_on_overlapping_windows_write_the_selected_
         return locals()
 
     same_as_torch(program)
+
+
+# found by `python -m tests.fuzz.run --seed 64 --minutes 8`
+
+
+def test_softmax_of_an_empty_tensor_and_pow_of_a_bool():
+    def program(torch):
+        t0 = torch.tensor([0.25], dtype=torch.float32, requires_grad=True)
+        t2 = t0[:0]
+        t5 = t2.log_softmax(0)
+        # ^ before the fix: torch: no error; dtrain: ValueError(zero-size array to reduction operation maximum which has no identity)
+        t6 = t2.softmax(0)
+        (t5.sum() + t6.sum()).backward()
+        t7 = torch.tensor([0], dtype=torch.int64)[:0].softmax(0)  # torch: no kernel runs, no dtype error
+        with pytest.raises(RuntimeError):
+            t8 = torch.tensor(1, dtype=torch.int64).gt(0.0).pow(-1)
+        return locals()
+
+    same_as_torch(program)
+
+
+@_xfail("linear_of_bool_tensors")
+def test_linear_of_bool_tensors_raises_not_implemented():
+    def program(torch):
+        t0 = torch.tensor([0], dtype=torch.int64)
+        t3 = t0.gt(0.0)
+        t4 = t3.expand(1, 1)
+        with pytest.raises(NotImplementedError):
+            t9 = torch.nn.functional.linear(t3, t4)
+            # ^ torch vs dtrain: torch: NotImplementedError("addmm_impl_cpu_" not implemented for 'Bool'); dtrain: no error
+        return locals()
+
+    same_as_torch(program)
