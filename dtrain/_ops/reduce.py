@@ -153,7 +153,9 @@ class Var(Function):
             if sqrt:
                 y = xp.sqrt(y)
         y = y.astype(x.dtype, copy=False)
-        ctx.save_for_backward(d, y)
+        # the result only for std's gradient, as torch's VarBackward0 saves none (writing into a variance is
+        # legal there); a stand-in of its shape and dtype (no memory) keeps the saved tuple's form
+        ctx.save_for_backward(d, y if sqrt else xp.broadcast_to(xp.zeros((), y.dtype), y.shape))
         return y
 
     @widened

@@ -113,6 +113,13 @@ KNOWN = [
           "to Linear in dtrain/_ops/linalg.py)",
           lambda s, op, ng: op.method == "linear" and any(
               isinstance(n, str) and s.ns[n].dtype == __import__("torch").bool for n in (op.target, *op.args))),
+    Known("var_std_saves_self",
+          "var and std: torch's nodes save self, so a write into the input before the backward (an optimizer "
+          "step) raises; dtrain's Var keeps x - mean(x) instead, a temporary no write reaches (its "
+          "double-backward formula in dtrain/autograd/ reads that form)",
+          lambda s, op, ng: op.kind in ("opt", "inplace") and any(
+              type(v.grad_fn).__name__ in ("VarBackward0", "StdBackward0") for v in s.ns.values()
+              if isinstance(v, __import__("torch").Tensor) and v.grad_fn is not None)),
     Known("shared_grad_storage",
           "torch's AccumulateGrad takes over an incoming gradient instead of copying it when nothing else holds "
           "that tensor (a reference count), and the gradients of two 0-d leaves summed into one loss are two "

@@ -1644,3 +1644,35 @@ def test_linear_of_bool_tensors_raises_not_implemented():
         return locals()
 
     same_as_torch(program)
+
+
+def test_a_write_into_a_variance_is_legal():
+    def program(torch):
+        t0 = torch.tensor([0.25, 1.0], dtype=torch.float32, requires_grad=True)
+        t1 = t0.var(0, correction=0, keepdim=False)
+        t1.add_(2.0)
+        t1.backward()
+        # ^ before the fix: torch: no error; dtrain: RuntimeError(one of the variables needed for gradient computation has been modified by an inplace operation ... output 0 of Var)
+        t2 = t0.std(0)
+        t2.add_(2.0)
+        with pytest.raises(RuntimeError):
+            t2.backward()  # std's gradient needs its result
+        return locals()
+
+    same_as_torch(program)
+
+
+@_xfail("var_std_saves_self")
+def test_var_saves_its_input():
+    def program(torch):
+        t0 = torch.tensor([0.25, 1.0], dtype=torch.float32, requires_grad=True)
+        t1 = t0.var(0, correction=0, keepdim=False)
+        opt3 = torch.optim.SGD([t0], lr=0.1)
+        t0.backward(torch.arange(1.0, 3.0, dtype=torch.float32))
+        opt3.step()
+        with pytest.raises(RuntimeError):
+            t1.backward()
+            # ^ torch vs dtrain: torch raises (VarBackward0 saved t0, which the step wrote); dtrain: no error
+        return locals()
+
+    same_as_torch(program)
