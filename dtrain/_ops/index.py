@@ -457,11 +457,17 @@ def index_put_(input, indices, values, accumulate=False):
     from .inplace import assign_selected_
     out = index_put(input, indices, values, accumulate)
     _check_index_put_value(input, tuple(indices), values, accumulate)
-    if input._data.flags.c_contiguous:
+    a = input._data
+    if a.flags.c_contiguous:
         return assign_(input, out)
     xp = input._device.xp
     touched = xp.zeros(input.shape, dtype=bool)
     touched[_convert_key(tuple(indices), input)[0]] = True
+    if a.size > 1 and any(st == 0 and n > 1 for st, n in zip(a.strides, a.shape)):
+        # an expanded target: torch only warns (deprecated), and writes the indexed elements
+        from .inplace import warn_index_put_overlap
+        warn_index_put_overlap(input)
+        return assign_(input, out, written=False, write=lambda: xp.copyto(a, out._data, where=touched))
     return assign_selected_(input, out, touched)
 
 
@@ -582,6 +588,10 @@ def masked_scatter(input, mask, source):
 
 def _masked_scatter_(input, mask, source):
     from .inplace import assign_selected_
+    mask.expand(input.shape)  # torch expands the mask to self first: its "The expanded size ..." error
+    if mask._data.dtype.kind != "b":
+        raise RuntimeError(f"masked_scatter_ only supports boolean masks, but got mask with dtype "
+                           f"{_dtype.scalar_name(mask.dtype)}")
     return assign_selected_(input, masked_scatter(input, mask, source), mask._data)
 
 

@@ -1676,3 +1676,20 @@ def test_var_saves_its_input():
         return locals()
 
     same_as_torch(program)
+
+
+def test_index_put_into_an_expanded_tensor_and_masked_scatter_mask_checks():
+    def program(torch):
+        t0 = torch.tensor(0, dtype=torch.int64)
+        t1 = t0.expand(2)
+        t1.index_put_((torch.tensor([0]),), t0.add(5), accumulate=False)
+        # ^ before the fix: torch: no error (a deprecation warning); dtrain: RuntimeError(unsupported operation: more than one element of the written-to tensor ...)
+        t2 = torch.tensor([[0.25], [0.25]], dtype=torch.float32)[:0]
+        with pytest.raises(RuntimeError):
+            t2.masked_scatter_(torch.tensor([]), torch.tensor(0.25))  # the mask does not expand to self
+        t3 = torch.zeros(2, 2)
+        with pytest.raises(RuntimeError):
+            t3.masked_scatter_(torch.tensor([1.0, 0.0]), torch.ones(4))  # not a bool mask
+        return locals()
+
+    same_as_torch(program)
