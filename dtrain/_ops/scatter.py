@@ -266,6 +266,8 @@ def index_add(input, dim, index, source, *, alpha=1):
         flat = index._data.reshape(-1)  # torch names the first bad entry
         bad = int(flat[((flat >= input.shape[d]) | (flat < -input.shape[d])).nonzero()[0][0]])
         raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {input.shape[d]}")
+    if isinstance(alpha, float) and input._data.dtype.kind in "iu":
+        alpha = int(alpha)  # torch casts alpha to an integral self's type (-0.5 -> 0) before it multiplies
     return IndexAdd.apply(input, source, index, dim=d, alpha=alpha)
 
 

@@ -1693,3 +1693,15 @@ def test_index_put_into_an_expanded_tensor_and_masked_scatter_mask_checks():
         return locals()
 
     same_as_torch(program)
+
+
+def test_index_add_of_integers_truncates_a_float_alpha():
+    def program(torch):
+        t0 = torch.tensor([1, 0, 0, 0], dtype=torch.int64)
+        t2 = t0.index_select(0, torch.tensor([0]))
+        t0.index_add_(0, torch.tensor([0]), t2, alpha=-0.5)
+        # ^ before the fix: t0: torch [1, 0, 0, 0] (alpha cast to 0), dtrain [0, 0, 0, 0]
+        t3 = torch.tensor([1, 2], dtype=torch.int64).index_add(0, torch.tensor([1]), torch.tensor([5]), alpha=2.7)
+        return locals()
+
+    same_as_torch(program)
