@@ -120,6 +120,19 @@ KNOWN = [
           lambda s, op, ng: op.kind in ("opt", "inplace") and any(
               type(v.grad_fn).__name__ in ("VarBackward0", "StdBackward0") for v in s.ns.values()
               if isinstance(v, __import__("torch").Tensor) and v.grad_fn is not None)),
+    Known("saved_operand_of_a_promotion",
+          "an op that promotes an integer operand (t_int * x_float) saves, in dtrain, the converted copy, so a "
+          "later in-place write into the integer tensor (even t.copy_(t)) goes unnoticed; torch saves the "
+          "operand itself and raises in the backward (the fix is in arith.py's _binary promotion)",
+          lambda s, op, ng: op.kind in ("inplace", "opt") and not s.ns[op.target].dtype.is_floating_point
+          and any(isinstance(v, __import__("torch").Tensor) and v.requires_grad for v in s.ns.values())),
+    Known("write_through_data_of_a_saved_0d_result",
+          "writing through .data of a 0-d result an op saved (t1 = t0.exp(); t1.data.exp_()): torch's backward "
+          "reads the written values, dtrain's the saved ones (its 0-d saved result is not the tensor's memory)",
+          lambda s, op, ng: op.kind == "inplace" and s.ns[op.target].dim() == 0 and any(
+              isinstance(v, __import__("torch").Tensor) and v.grad_fn is not None and v is not s.ns[op.target]
+              and v.untyped_storage().data_ptr() == s.ns[op.target].untyped_storage().data_ptr()
+              for v in s.ns.values())),
     Known("shared_grad_storage",
           "torch's AccumulateGrad takes over an incoming gradient instead of copying it when nothing else holds "
           "that tensor (a reference count), and the gradients of two 0-d leaves summed into one loss are two "
