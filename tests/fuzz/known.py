@@ -133,6 +133,15 @@ KNOWN = [
               isinstance(v, __import__("torch").Tensor) and v.grad_fn is not None and v is not s.ns[op.target]
               and v.untyped_storage().data_ptr() == s.ns[op.target].untyped_storage().data_ptr()
               for v in s.ns.values())),
+    Known("masked_fill_into_expanded",
+          "masked_fill_ into an expanded tensor (0 strides): torch writes it; dtrain refuses it as an "
+          "overlapping write (assign_'s check_overlap)",
+          lambda s, op, ng: op.method in ("masked_fill_", "masked_scatter_") and 0 in s.ns[op.target].stride()
+          and s.ns[op.target].numel() > 1),
+    Known("masked_scatter_of_a_0d_graph_tensor",
+          "masked_scatter_ into a 0-d tensor that requires grad: dtrain's backward fails with TypeError "
+          "('numpy.float32' object does not support item assignment) where torch's runs",
+          lambda s, op, ng: op.method == "masked_scatter_" and s.ns[op.target].dim() == 0),
     Known("shared_grad_storage",
           "torch's AccumulateGrad takes over an incoming gradient instead of copying it when nothing else holds "
           "that tensor (a reference count), and the gradients of two 0-d leaves summed into one loss are two "

@@ -1737,3 +1737,30 @@ def test_a_write_through_data_of_a_saved_0d_result_reaches_the_backward():
         return locals()
 
     same_as_torch(program)
+
+
+@_xfail("masked_scatter_of_a_0d_graph_tensor")
+def test_masked_scatter_into_a_0d_graph_tensor():
+    def program(torch):
+        t1 = torch.tensor(0.25, dtype=torch.float32, requires_grad=True)
+        t2 = t1.exp()
+        t2.masked_scatter_(torch.tensor(False), t1)
+        t2.pow_(0.5)
+        with pytest.raises(RuntimeError):
+            (t1.sum() + t2.sum()).backward()
+            # ^ torch vs dtrain: torch: RuntimeError(one of the variables needed for gradient computation has been modified ...); dtrain: TypeError('numpy.float32' object does not support item assignment)
+        return locals()
+
+    same_as_torch(program)
+
+
+@_xfail("masked_fill_into_expanded")
+def test_masked_fill_into_an_expanded_tensor():
+    def program(torch):
+        t0 = torch.tensor([0], dtype=torch.int64)
+        t4 = t0.expand(2)
+        t4.masked_fill_(torch.tensor([False, False]), 2.0)
+        # ^ torch vs dtrain: torch: no error; dtrain: RuntimeError(unsupported operation: more than one element of the written-to tensor ...)
+        return locals()
+
+    same_as_torch(program)
