@@ -74,7 +74,6 @@ OPS = {
 
 # where dtrain's layout still differs from torch's, the reason
 DIFFERENT = {
-    "cross": "dtrain's cross is composed (stack of products); torch's kernel writes a contiguous result",
     "renorm": "dtrain's renorm is composed (input times a factor, elementwise); torch's kernel writes a contiguous "
               "result",
     "put": "dtrain's out-of-place put is composed over a flattened copy (C order); torch's clones the input "

@@ -23,6 +23,14 @@ class Softmax(Function):
     def forward(ctx, x, dim):
         xp = ctx.xp
         ctx.dim = dim
+        if x.ndim == 0:  # NumPy reduces a 0-d array to a scalar: one element, given back 0-d (not a view)
+            y = Softmax.forward(ctx, x.reshape(1), 0).reshape(())
+            ctx.save_for_backward(y)
+            return y
+        if x.size == 0:  # (NumPy's max has no identity)
+            y = x.copy()
+            ctx.save_for_backward(y)
+            return y
         fused = _fused(dim, x)
         if fused is not None:
             y = fused.softmax(x)
@@ -38,6 +46,9 @@ class Softmax(Function):
     @widened
     def backward(ctx, g):
         (y,) = ctx.saved
+        if y.ndim == 0:
+            y, g = y.reshape(1), g.reshape(1)
+            return (g * y - y * (g * y).sum(keepdims=True)).reshape(())
         fused = _fused(ctx.dim, g, y) if g.shape == y.shape else None
         if fused is not None:
             return fused.softmax_backward(g, y)
@@ -52,6 +63,10 @@ class LogSoftmax(Function):
     def forward(ctx, x, dim):
         xp = ctx.xp
         ctx.dim = dim
+        if x.ndim == 0 or x.size == 0:  # as Softmax's
+            z = LogSoftmax.forward(ctx, x.reshape(1), 0).reshape(()) if x.ndim == 0 else x.copy()
+            ctx.save_for_backward(z)
+            return z
         fused = _fused(dim, x)
         if fused is not None:
             z = fused.log_softmax(x)
@@ -66,6 +81,9 @@ class LogSoftmax(Function):
     @widened
     def backward(ctx, g):
         (z,) = ctx.saved
+        if z.ndim == 0:
+            z, g = z.reshape(1), g.reshape(1)
+            return (g - ctx.xp.exp(z) * g.sum(keepdims=True)).reshape(())
         fused = _fused(ctx.dim, g, z) if g.shape == z.shape else None
         if fused is not None:
             return fused.log_softmax_backward(g, z)
@@ -78,11 +96,11 @@ def _softmax(cls, input, dim, dtype, name):
         dim = 0 if input.ndim in (0, 1, 3) else 1
     x = cast(input, dtype) if dtype is not None and dtype.np != input._data.dtype else input
     if not (x.is_floating_point() or x.is_complex()):
+        if x.numel() == 0:  # torch runs no kernel over no elements, so nothing refuses the dtype
+            return x.clone()
         kernel = "lastdim_kernel_impl" if wrap_dim(dim, x.ndim) == x.ndim - 1 or x.ndim == 0 else "kernel_impl"
         raise NotImplementedError(f"\"{name}_{kernel}\" not implemented for '{_dtype.scalar_name(x.dtype)}'")
     d = wrap_dim(dim, x.ndim)
-    if x.ndim == 0:  # numpy reductions of 0-d arrays give scalars: run on one element
-        return cls.apply(x.reshape(1), dim=0).reshape(())
     return cls.apply(x, dim=d)
 
 

@@ -77,7 +77,11 @@ class Mul(Function):
 
 class Div(Function):
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        # the dividend only for the divisor's gradient, as torch saves it: writing into `x` after `x / 2` stays
+        # legal. Where it is not needed, a stand-in of its shape and dtype (no memory) keeps its place, since
+        # the double-backward formula reads the saved operands' shapes
+        ctx.save_for_backward(a if ctx.needs_input_grad[1] else ctx.xp.broadcast_to(ctx.xp.zeros((), a.dtype), a.shape),
+                              b)
         return a / b
 
     def backward(ctx, g):
@@ -120,13 +124,24 @@ def _scalar_pow(xp, a, e):
         return f(xp, a)
 
 
+def _int_pow(xp, a, b):
+    """torch's integer pow, where NumPy refuses a negative exponent: 1 for a base of 1, -1 or 1 (by the
+    exponent's parity) for -1, and 0 for any other base (0 included)."""
+    neg = b < 0
+    if not neg.any():
+        return xp.power(a, b)
+    y = xp.power(a, xp.where(neg, 0, b))
+    small = xp.where(a == 1, 1, xp.where(a == -1, 1 - 2 * (b % 2), 0))
+    return xp.where(neg, small, y).astype(y.dtype, copy=False)
+
+
 class Pow(Function):
     def forward(ctx, a, b, scalar=None):
         # scalar: the exponent as a Python number, when it was one (b is then that number as an array)
         ctx.scalar = scalar
         y = _scalar_pow(ctx.xp, a, scalar) if scalar is not None else None
         if y is None:
-            y = ctx.xp.power(a, b)
+            y = _int_pow(ctx.xp, a, b) if a.dtype.kind in "iu" and b.dtype.kind in "i" else ctx.xp.power(a, b)
         # the result only for the exponent's gradient, as torch: writing into `x ** 2` in place stays legal
         ctx.save_for_backward(a, b, y if ctx.needs_input_grad[1] else None)
         return y
@@ -314,7 +329,7 @@ Tensor.divide = Tensor.true_divide = div
 @autocast_op("pow")
 def pow(input, exponent, *, out=None):
     if isinstance(input, Tensor) and isinstance(exponent, numbers.Number) and not isinstance(exponent, bool):
-        if input._data.dtype.kind in "iu" and isinstance(exponent, int) and exponent < 0:
+        if input._data.dtype.kind in "biu" and isinstance(exponent, int) and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
         if float(exponent) in _SCALAR_POW and input._data.dtype.kind in "fc":
             return _binary(Pow, input, exponent, out, scalar=float(exponent))

@@ -327,6 +327,8 @@ def arange(start, end=None, step=1, *, out=None, dtype=None, layout=None, device
     if dtype is None:
         dtype = _dtype.get_default_dtype() if any(isinstance(v, float) for v in vals) else _dtype.int64
     dev, dt = _dev_dt(device, dtype)
+    if dt is _dtype.bool:
+        raise NotImplementedError("\"arange_cpu\" not implemented for 'Bool'")
     if not dt.is_floating_point and int(vals[2]) == 0:
         raise ValueError("step must be nonzero")
     if (vals[1] - vals[0]) * vals[2] < 0:

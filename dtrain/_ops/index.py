@@ -6,7 +6,7 @@ from .._device import device_of
 from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
 from ..autograd.graph import Function, make_view
-from ._layout import c_ordered
+from ._layout import c_ordered, iterator_layout
 from ._util import method, on_input_device, out_copy, promote, unbroadcast
 from ..amp._dispatch import autocast_op
 
@@ -264,6 +264,8 @@ def _setitem(self, key, value):
     k, advanced = _convert_key(key, self)
     if not isinstance(value, Tensor):
         value = _value_tensor(self, value)
+    elif advanced:
+        _check_index_put_value(self, key, value, False)
     if not advanced and _whole(key, self.shape) and (value._device is self._device or not value._data.ndim):
         # torch's indexing returns t itself for a key of full slices and `...`, so the write is t's own copy_
         # (CopyBackwards) or, from a 0-d value, its fill_ (FillBackward3): torch's copy_to
@@ -411,9 +413,38 @@ Tensor.__getitem__ = _getitem
 Tensor.__setitem__ = _setitem
 
 
+def _masked_fill_path(key, value, accumulate):
+    """Whether torch's index_put_ writes as masked_fill_ (canDispatchToMaskedFill): one bool mask in the key
+    and a one-element value, without accumulate. That path neither checks the value's dtype nor its memory."""
+    keys = key if isinstance(key, tuple) else (key,)
+    tensors = [x for x in keys if isinstance(x, Tensor)]
+    return (not accumulate and value.numel() == 1 and len(tensors) == 1
+            and tensors[0]._data.dtype.kind == "b" and not any(isinstance(x, (list, np.ndarray)) for x in keys))
+
+
+def _tensor_values(values, name):
+    if not isinstance(values, Tensor):
+        raise TypeError(f"{name}(): argument 'values' (position 2) must be Tensor, not {type(values).__name__}")
+
+
+def _check_index_put_value(self, key, value, accumulate, overlap=True):
+    """torch's index_put_ checks on a tensor value: self's dtype, and none of self's memory."""
+    if not isinstance(value, Tensor) or _masked_fill_path(key, value, accumulate):
+        return
+    if value.dtype is not self.dtype:
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
+                           f"{_dtype.scalar_name(self.dtype)} for the destination and "
+                           f"{_dtype.scalar_name(value.dtype)} for the source.")
+    if overlap:
+        from .inplace import check_no_overlap
+        check_no_overlap(self, value)
+
+
 @method()
 @autocast_op("index_put")
 def index_put(input, indices, values, accumulate=False):
+    _tensor_values(values, "index_put")
+    _check_index_put_value(input, tuple(indices), values, accumulate, overlap=False)
     k, _ = _convert_key(tuple(indices), input)
     _check_value_shape(input, k, True, values)
     return IndexPut.apply(input, values, key=k, accumulate=accumulate)
@@ -422,14 +453,34 @@ def index_put(input, indices, values, accumulate=False):
 @method()
 def index_put_(input, indices, values, accumulate=False):
     from .arith import assign_
-    return assign_(input, index_put(input, indices, values, accumulate))
+    _tensor_values(values, "index_put_")
+    from .inplace import assign_selected_
+    out = index_put(input, indices, values, accumulate)
+    _check_index_put_value(input, tuple(indices), values, accumulate)
+    a = input._data
+    if a.flags.c_contiguous:
+        return assign_(input, out)
+    xp = input._device.xp
+    touched = xp.zeros(input.shape, dtype=bool)
+    touched[_convert_key(tuple(indices), input)[0]] = True
+    if a.size > 1 and any(st == 0 and n > 1 for st, n in zip(a.strides, a.shape)):
+        # an expanded target: torch only warns (deprecated), and writes the indexed elements
+        from .inplace import warn_index_put_overlap
+        warn_index_put_overlap(input)
+        return assign_(input, out, written=False, write=lambda: xp.copyto(a, out._data, where=touched))
+    return assign_selected_(input, out, touched)
 
 
 # ---------------------------------------------------------------------------------------------- masks, where
 class Where(Function):
     def forward(ctx, x, y, cond):
         ctx.cond, ctx.shapes = cond, (x.shape, y.shape)
-        return ctx.xp.where(cond, x, y)
+        ctx.save_for_backward(_HOLDS_INDICES)  # torch's WhereBackward0 saves the condition: freed by a backward
+        out = ctx.xp.where(cond, x, y)
+        if not (cond.flags.c_contiguous and x.flags.c_contiguous and y.flags.c_contiguous):
+            # torch's TensorIterator orders the result's dims by the operands' strides, the condition's first
+            out = iterator_layout(ctx.xp, out, (cond, x, y))
+        return out
 
     def backward(ctx, g):
         c, xp = ctx.cond, ctx.xp
@@ -464,6 +515,7 @@ class MaskedFill(Function):
     @c_ordered
     def forward(ctx, x, mask, value):
         ctx.mask, ctx.shape = mask, x.shape
+        ctx.save_for_backward(_HOLDS_INDICES)  # torch's MaskedFillBackward0 saves the mask: freed by a backward
         return ctx.xp.where(mask, ctx.xp.asarray(value, dtype=x.dtype), x)
 
     def backward(ctx, g):
@@ -499,10 +551,11 @@ def masked_fill(input, mask, value):
 @method()
 def masked_fill_(input, mask, value):
     from .arith import assign_
+    from .inplace import assign_selected_
     err = broadcast_error(input.shape, mask.shape)
     if err is not None:
         raise err
-    return assign_(input, masked_fill(input, mask, value))
+    return assign_selected_(input, masked_fill(input, mask, value), mask._data)
 
 
 @method()
@@ -522,6 +575,9 @@ def masked_select(input, mask):
 @method()
 @on_input_device
 def masked_scatter(input, mask, source):
+    if source.dtype is not input.dtype:  # (torch's message runs "got" into the first name)
+        raise RuntimeError(f"masked_scatter: expected self and source to have same dtypes but got"
+                           f"{_dtype.scalar_name(input.dtype)} and {_dtype.scalar_name(source.dtype)}")
     n = int(input._device.xp.broadcast_to(mask._data, input.shape).sum())
     if source.numel() < n:
         raise RuntimeError("Number of elements of source < number of ones in mask")
@@ -531,8 +587,12 @@ def masked_scatter(input, mask, source):
 
 
 def _masked_scatter_(input, mask, source):
-    from .arith import assign_
-    return assign_(input, masked_scatter(input, mask, source))
+    from .inplace import assign_selected_
+    mask.expand(input.shape)  # torch expands the mask to self first: its "The expanded size ..." error
+    if mask._data.dtype.kind != "b":
+        raise RuntimeError(f"masked_scatter_ only supports boolean masks, but got mask with dtype "
+                           f"{_dtype.scalar_name(mask.dtype)}")
+    return assign_selected_(input, masked_scatter(input, mask, source), mask._data)
 
 
 Tensor.masked_scatter_ = _masked_scatter_

@@ -396,6 +396,35 @@ def check_partial_overlap(dst, src):
     return False
 
 
+def check_no_overlap(dst, src):
+    """torch's assert_no_overlap, which the indexed writes (index_add_, index_copy_, index_put_, scatter_)
+    apply to their source: it may share none of the target's memory, not even exactly the same elements
+    (elementwise ops allow that); a source that is not dense is too hard to tell and passes, as in torch."""
+    if not isinstance(src, Tensor):
+        return
+    if src is dst:
+        raise RuntimeError(_PARTIAL)
+    a, b = dst._data, src._data
+    if a.size == 0 or b.size == 0 or (a.base is None and b.base is None and a is not b):
+        return  # two arrays that own their memory never overlap
+    if not _dense(a) or not _dense(b):
+        return  # torch: too hard to tell (t.detach() of a strided window writes without complaint)
+    check_partial_overlap(dst, src)  # raises on a partial overlap
+    if _backend.owner(a) is _backend.owner(b) and data_ptr(a) == data_ptr(b) and a.nbytes == b.nbytes:
+        raise RuntimeError(_PARTIAL)
+
+
+def assign_selected_(t, result, where):
+    """assign_ for a write that touches only the elements where `where` (an array broadcastable to t) is set
+    (masked_fill_, masked_scatter_, index_put_): where t's elements share memory (overlapping unfold
+    windows), an element left alone through one alias keeps what was written through another, as in torch."""
+    a = t._data
+    if a.flags.c_contiguous or not _self_overlapping(a):
+        return assign_(t, result)
+    xp = t._device.xp
+    return assign_(t, result, write=lambda: xp.copyto(a, result._data, where=xp.broadcast_to(where, a.shape)))
+
+
 def _iteration_order(shape, strides):
     """The dims of a written tensor, innermost first, in the order torch's TensorIterator walks them."""
     return _layout.tensor_iterator_order(shape, (strides,))
@@ -473,7 +502,7 @@ def apply_(t, fn, args=(), kwargs=None):
     """`t.op_(*args, **kwargs)` for an op `fn` computed out of place: torch's overlap rules, then the write."""
     kwargs = kwargs or {}
     reads_target = False
-    for x in args:
+    for x in (*args, *kwargs.values()):
         # two arrays that own their memory never overlap: the common case costs no call
         if isinstance(x, Tensor) and (x._data.base is not None or t._data.base is not None):
             reads_target = check_partial_overlap(t, x) or reads_target

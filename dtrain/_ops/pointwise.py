@@ -780,15 +780,23 @@ def angle(input, *, out=None):
     return out_copy(Angle.apply(to_float(input)), out)
 
 
+def _floating_only(input, kernel):
+    """torch's activation kernels are compiled for floating dtypes only: an integer or bool input raises."""
+    if not (input.dtype.is_floating_point or input.dtype.is_complex):  # (bfloat16's NumPy kind is "V")
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
+
+
 @method()
 def gelu(input, approximate="none"):
     if approximate not in ("none", "tanh"):
         raise RuntimeError(f"approximate argument must be either none or tanh.")
+    _floating_only(input, "GeluKernelImpl")
     return Gelu.apply(input, approximate=approximate)
 
 
 @method()
 def silu(input):
+    _floating_only(input, "silu_cpu")
     return Silu.apply(input)
 
 
@@ -798,12 +806,12 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 @method()
 def relu_(input):
-    return assign_(input, relu(input))
+    return apply_(input, relu)  # (torch's overlap rules: overlapping unfold windows are written one by one)
 
 
 @method()
 def sigmoid_(input):
-    return assign_(input, sigmoid(input))
+    return apply_(input, sigmoid)
 
 
 @method()
@@ -869,29 +877,60 @@ class Lerp(Function):
                 unbroadcast(g * w, sb) if ctx.needs_input_grad[1] else None)
 
 
+def _lerp_check(input, end, weight):
+    """torch's lerp does not promote: `end` (and a tensor `weight`) must have input's dtype, a floating one."""
+    for name, t in (("end", end), ("weight", weight)):
+        if isinstance(t, Tensor) and t.dtype is not input.dtype:
+            raise RuntimeError(f"expected dtype {_dtype._CPP_NAMES[input.dtype.name]} for `{name}` but got dtype "
+                               f"{_dtype._CPP_NAMES[t.dtype.name]}")
+    if not (input.dtype.is_floating_point or input.dtype.is_complex):  # (bfloat16's NumPy kind is "V")
+        kernel = "lerp_kernel_tensor" if isinstance(weight, Tensor) else "lerp_kernel_scalar"
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_dtype.scalar_name(input.dtype)}\'')
+
+
 @method()
 def lerp(input, end, weight):
+    _lerp_check(input, end, weight)
     if (not isinstance(weight, Tensor) and input.dtype is end.dtype and input._data.dtype.kind == "f"
             and input.device == end.device):
         return Lerp.apply(input, end, weight=float(weight))
     return input + weight * (end - input)
 
 
+def _value_in(value, *tensors):
+    """addcmul's `value` takes the tensors' result type, as torch's kernel casts it: an integral result
+    truncates a float value (1.5 -> 1) instead of promoting to float."""
+    if isinstance(value, float) and all(t._data.dtype.kind in "biu" for t in tensors if isinstance(t, Tensor)):
+        return int(value)
+    return value
+
+
 @method()
 @autocast_op("addcmul")
 def addcmul(input, tensor1, tensor2, *, value=1):
-    return input + value * tensor1 * tensor2
+    if all(isinstance(t, Tensor) and t._data.dtype.kind == "b" for t in (input, tensor1, tensor2)):
+        raise NotImplementedError("\"addcmul_cpu_out\" not implemented for 'Bool'")
+    # the product first, as torch's Addcmul saves tensor1 and tensor2 themselves: writing into either before
+    # the backward is caught (value * tensor1 would save a temporary)
+    return input + tensor1 * tensor2 * _value_in(value, input, tensor1, tensor2)
 
 
 @method()
 @autocast_op("addcdiv")
 def addcdiv(input, tensor1, tensor2, *, value=1):
-    return input + value * tensor1 / tensor2
+    if all(isinstance(t, Tensor) and t._data.dtype.kind in "biu" for t in (tensor1, tensor2)):
+        raise RuntimeError(
+            "Integer division with addcdiv is no longer supported, and in a future  release addcdiv will perform "
+            "a true division of tensor1 and tensor2. The historic addcdiv behavior can be implemented as (input + "
+            "value * torch.trunc(tensor1 / tensor2)).to(input.dtype) for integer inputs and as (input + value * "
+            "tensor1 / tensor2) for float inputs. The future addcdiv behavior is just the latter implementation: "
+            "(input + value * tensor1 / tensor2), for all dtypes.")
+    return input + tensor1 / tensor2 * value
 
 
-Tensor.addcmul_ = lambda self, t1, t2, *, value=1: assign_(self, addcmul(self, t1, t2, value=value))
-Tensor.addcdiv_ = lambda self, t1, t2, *, value=1: assign_(self, addcdiv(self, t1, t2, value=value))
-Tensor.lerp_ = lambda self, end, weight: assign_(self, lerp(self, end, weight))
+Tensor.addcmul_ = lambda self, t1, t2, *, value=1: apply_(self, addcmul, (t1, t2), {"value": value})
+Tensor.addcdiv_ = lambda self, t1, t2, *, value=1: apply_(self, addcdiv, (t1, t2), {"value": value})
+Tensor.lerp_ = lambda self, end, weight: apply_(self, lerp, (end, weight))
 
 
 pointwise(Neg, Exp, Expm1, Log, Log2, Log10, Log1p, Sqrt, Rsqrt, Abs, Sin, Cos, Tan, Asin, Acos, Atan, Asinh, Acosh,

@@ -122,6 +122,7 @@ class MaxMinDim(Function):
         idx = (xp.argmax if is_max else xp.argmin)(x, axis=dim, keepdims=True)
         vals = xp.take_along_axis(x, idx, axis=dim)
         ctx.shape, ctx.dim, ctx.keepdim, ctx.idx = x.shape, dim, keepdim, idx
+        ctx.save_for_backward(("the indices",))  # torch's MaxBackward0 saves them: freed by a backward
         ctx.mark_non_differentiable(1)
         if not keepdim:
             vals, idx = vals.squeeze(dim), idx.squeeze(dim)
@@ -152,7 +153,9 @@ class Var(Function):
             if sqrt:
                 y = xp.sqrt(y)
         y = y.astype(x.dtype, copy=False)
-        ctx.save_for_backward(d, y)
+        # the result only for std's gradient, as torch's VarBackward0 saves none (writing into a variance is
+        # legal there); a stand-in of its shape and dtype (no memory) keeps the saved tuple's form
+        ctx.save_for_backward(d, y if sqrt else xp.broadcast_to(xp.zeros((), y.dtype), y.shape))
         return y
 
     @widened
@@ -223,13 +226,16 @@ class Logsumexp(Function):
             m = xp.zeros((1,) * x.ndim, x.dtype)
         with np.errstate(divide="ignore"):  # log(0) = -inf, as torch
             y = xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True)) + m
-        ctx.save_for_backward(x, y)
+        out = y if keepdim else y.reshape([s for i, s in enumerate(x.shape) if i not in axes])
+        # the result itself, as torch's LogsumexpBackward0 saves it: a later write into it must be caught
+        ctx.save_for_backward(x, out)
         ctx.axes, ctx.keepdim = axes, keepdim
-        return y if keepdim else y.reshape([s for i, s in enumerate(x.shape) if i not in axes])
+        return out
 
     @widened
     def backward(ctx, g):
         x, y = ctx.saved
+        y = _expand_back(y, x.shape, ctx.axes, ctx.keepdim)
         g = _expand_back(g, x.shape, ctx.axes, ctx.keepdim)
         with np.errstate(invalid="ignore"):
             return g * ctx.xp.exp(x - y)

@@ -7,7 +7,7 @@ from .._backend import kernels, on_device
 from .._tensor import Tensor
 from ..autograd.graph import Function
 from ._util import method, on_input_device, out_copy, wrap_dim
-from .index import _scatter_add_at, masked_fill
+from .index import _HOLDS_INDICES, _scatter_add_at, masked_fill
 from ..amp._dispatch import autocast_op
 
 
@@ -31,6 +31,9 @@ class Gather(Function):
 
     def forward(ctx, x, idx, dim, label="GatherBackward0"):
         ctx.shape, ctx.dim, ctx.idx, ctx.label = x.shape, dim, idx, label
+        # torch's GatherBackward0 saves self (and the index): writing into self before the backward raises there;
+        # the value-selecting reductions (median, mode) save their indices only
+        ctx.save_for_backward(x if label == "GatherBackward0" else _HOLDS_INDICES)
         return ctx.xp.take_along_axis(x, idx, axis=dim) if idx.shape == x.shape or _fits(idx, x, dim) \
             else ctx.xp.take_along_axis(x[_sub(idx, x, dim)], idx, axis=dim)
 
@@ -93,6 +96,7 @@ class Scatter(Function):
 
     def forward(ctx, x, src, idx, dim, reduce=None, scalar=False):
         ctx.scalar = scalar
+        ctx.save_for_backward(_HOLDS_INDICES)  # torch's scatter nodes save the index: freed by a backward
         xp = ctx.xp
         out = x.copy()
         full = _full_index(xp, idx, dim)
@@ -110,16 +114,24 @@ class Scatter(Function):
         return out
 
     def backward(ctx, g, *_):
-        xp = ctx.xp
         gx = gs = None
         if ctx.needs_input_grad[0]:
             gx = g.copy()
             if ctx.reduce is None:
                 gx[ctx.full] = 0
         if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
-            gs = xp.zeros(ctx.src_shape, g.dtype)
-            gs[tuple(slice(0, n) for n in ctx.idx.shape)] = g[ctx.full]
+            check_src_grad(ctx)
+            gs = g[ctx.full]
         return gx, gs, None
+
+
+def check_src_grad(node):
+    """torch's formula gives src the gradient gathered at the index, of the index's shape, and its engine
+    refuses a gradient whose shape differs from the input's: an index smaller than src fails src's backward."""
+    if node.idx.shape != node.src_shape:
+        shape = lambda s: ", ".join(map(str, s))  # noqa: E731
+        raise RuntimeError(f"Function {node.name()} returned an invalid gradient at index 1 - got "
+                           f"[{shape(node.idx.shape)}] but expected shape compatible with [{shape(node.src_shape)}]")
 
 
 def _one_dim(t):
@@ -140,7 +152,7 @@ def _scatter(input, dim, index, src, reduce):
     if scalar:
         src = input.new_full(index.shape, src)
     elif src._data.dtype != input._data.dtype:
-        raise RuntimeError(f"scatter(): Expected self.dtype to be equal to src.dtype")
+        raise RuntimeError("scatter(): Expected self.dtype to be equal to src.dtype")
     _check_bounds(index, d, input.shape[d])
     return Scatter.apply(input, src, index, dim=d, reduce=reduce, scalar=scalar)
 
@@ -171,18 +183,25 @@ def scatter_add(input, dim, index, src):
 @method()
 def scatter_(input, dim, index, src=None, *, value=None, reduce=None):
     from .arith import assign_
-    return assign_(input, scatter(input, dim, index, src, value=value, reduce=reduce))
+    from .inplace import check_no_overlap
+    out = scatter(input, dim, index, src, value=value, reduce=reduce)
+    check_no_overlap(input, src)
+    return assign_(input, out)
 
 
 @method()
 def scatter_add_(input, dim, index, src):
     from .arith import assign_
-    return assign_(input, scatter_add(input, dim, index, src))
+    from .inplace import check_no_overlap
+    out = scatter_add(input, dim, index, src)
+    check_no_overlap(input, src)
+    return assign_(input, out)
 
 
 class IndexSelect(Function):
     def forward(ctx, x, idx, dim):
         ctx.shape, ctx.dim, ctx.idx = x.shape, dim, idx
+        ctx.save_for_backward(_HOLDS_INDICES)  # as torch's IndexSelectBackward0: freed by a backward
         return ctx.xp.take(x, idx, axis=dim)
 
     def backward(ctx, g, *_):
@@ -217,6 +236,7 @@ class IndexAdd(Function):
         key = (slice(None),) * dim + (idx,)
         _scatter_add_at(ctx.xp, out, key, src * alpha if alpha != 1 else src)
         ctx.key, ctx.alpha = key, alpha
+        ctx.save_for_backward(_HOLDS_INDICES)  # as torch's IndexAddBackward0: freed by a backward
         return out
 
     def backward(ctx, g, *_):
@@ -244,14 +264,21 @@ def index_add(input, dim, index, source, *, alpha=1):
         raise RuntimeError(f"source tensor shape must match self tensor shape, excluding the specified dimension. "
                            f"Got self.shape = [{input._shape_str()}] source.shape = [{source._shape_str()}]")
     if index.numel() and (int(index._data.max()) >= input.shape[d] or int(index._data.min()) < -input.shape[d]):
-        raise IndexError(f"index out of range in self")
+        flat = index._data.reshape(-1)  # torch names the first bad entry
+        bad = int(flat[((flat >= input.shape[d]) | (flat < -input.shape[d])).nonzero()[0][0]])
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {input.shape[d]}")
+    if isinstance(alpha, float) and input._data.dtype.kind in "iu":
+        alpha = int(alpha)  # torch casts alpha to an integral self's type (-0.5 -> 0) before it multiplies
     return IndexAdd.apply(input, source, index, dim=d, alpha=alpha)
 
 
 @method()
 def index_add_(input, dim, index, source, *, alpha=1):
     from .arith import assign_
-    return assign_(input, index_add(input, dim, index, source, alpha=alpha))
+    from .inplace import check_no_overlap
+    out = index_add(input, dim, index, source, alpha=alpha)
+    check_no_overlap(input, source)
+    return assign_(input, out)
 
 
 @method()
@@ -269,6 +296,7 @@ def index_fill(input, dim, index, value):
 class IndexCopy(Function):
     def forward(ctx, x, src, idx, dim):
         ctx.key = (slice(None),) * dim + (idx,)
+        ctx.save_for_backward(_HOLDS_INDICES)  # as torch's IndexCopyBackward0: freed by a backward
         out = x.copy()
         out[ctx.key] = src
         return out
@@ -329,7 +357,10 @@ def index_copy(input, dim, index, source):
 
 def _index_copy_(input, dim, index, source):
     from .arith import assign_
-    return assign_(input, index_copy(input, dim, index, source))
+    from .inplace import check_no_overlap
+    out = index_copy(input, dim, index, source)
+    check_no_overlap(input, source)
+    return assign_(input, out)
 
 
 Tensor.index_copy_ = _index_copy_

@@ -5,9 +5,28 @@ import numpy as np
 from .. import _dtype
 from .._tensor import Size, Tensor, _wrap
 from ..autograd.graph import Function
+from .. import _memory_format as _mf
+from ._layout import c_order, channels_last_format, empty_strided
 from ._util import cast, method, on_input_device, wrap_dim
 from .shape import diag
 from ..amp._dispatch import autocast_op
+
+
+def _joined_layout(xp, y, xs):
+    """torch lays out cat's (and stack's) result in the inputs' memory format where they all share a
+    channels-last one, else contiguously; NumPy keeps any order of dims the inputs share (transposed ones give
+    a transposed result, which `.view()` would then refuse where torch's accepts)."""
+    fmts = {channels_last_format(x) for x in xs}
+    fmt = fmts.pop() if len(fmts) == 1 else None
+    if fmt is None:
+        return c_order(y)
+    if y.ndim != (4 if fmt is _mf.channels_last else 5):
+        return y  # stack of channels-last tensors: one dim more, no format of torch's to match
+    if channels_last_format(y) is fmt:
+        return y
+    out = empty_strided(xp, y.shape, _mf.strides(fmt, y.shape), y.dtype)
+    out[...] = y
+    return out
 
 
 class Cat(Function):
@@ -18,7 +37,7 @@ class Cat(Function):
             ctx.skip = (False,) + ctx.skip[1:]
         kept = [x for x, s in zip(xs, ctx.skip) if not s]
         ctx.sizes, ctx.dim = [x.shape[dim] for x in kept], dim
-        return ctx.xp.concatenate(kept, axis=dim)
+        return _joined_layout(ctx.xp, ctx.xp.concatenate(kept, axis=dim), kept)
 
     def backward(ctx, g):
         parts = iter(ctx.xp.split(g, np.cumsum(ctx.sizes)[:-1].tolist(), axis=ctx.dim))
@@ -76,7 +95,7 @@ def stack(tensors, dim=0, *, out=None):
 class Stack(Function):
     def forward(ctx, *xs, dim):
         ctx.dim = dim
-        return ctx.xp.stack(xs, axis=dim)
+        return _joined_layout(ctx.xp, ctx.xp.stack(xs, axis=dim), xs)
 
     def backward(ctx, g):
         return tuple(ctx.xp.moveaxis(g, ctx.dim, 0))

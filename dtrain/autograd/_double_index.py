@@ -145,18 +145,14 @@ def _index_select(node, g, *_):
 def _scatter(node, g, *_):
     if node.reduce not in (None, "add"):
         raise NotImplementedError(f"create_graph=True through scatter(reduce={node.reduce!r}) is not supported")
+    from .._ops.scatter import check_src_grad
     xp, full, nig = node.xp, node.full, node.needs_input_grad
-    sub = tuple(slice(0, n) for n in node.idx.shape)
     gx = gs = None
     if nig[0]:
         gx = g if node.reduce == "add" else _mapped(g, *(2 * (_masked(xp, full),)))
-
-    def take(a):
-        out = xp.zeros(node.src_shape, a.dtype)
-        out[sub] = a[full]
-        return out
     if len(nig) > 1 and nig[1]:
-        gs = _mapped(g, take, lambda u: _add_at(xp, g.shape, full, u[sub], u.dtype))
+        check_src_grad(node)  # (src's gradient has the index's shape, which must be src's)
+        gs = _mapped(g, lambda a: a[full], lambda u: _add_at(xp, g.shape, full, u, u.dtype))
     return gx, gs, None
 
 

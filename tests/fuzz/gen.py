@@ -10,66 +10,19 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from .interp import Run
+from .draw import DTYPES, _SCALARS, State, _fits, _index, _operand, _pick, _values, nonzero, shapes
 from .known import excluded
 from .program import Op
-
-
-DTYPES = ("float32", "float64")
-_SCALARS = st.sampled_from([2.0, -1.0, 0.5, 1.5, -0.25, 3.0])
-
-
-@st.composite
-def shapes(draw, min_dims=0, max_dims=3):
-    nd = draw(st.integers(min_dims, max_dims))
-    shape = tuple(draw(st.integers(1, 4)) for _ in range(nd))
-    return shape if math.prod(shape) <= 24 else shape[:1]
-
-
-def _values(draw, n):
-    return tuple(v / 4 for v in draw(st.lists(st.integers(-8, 8), min_size=n, max_size=n)))
-
-
-class State:
-    """The shadow run and the variables it holds."""
-
-    def __init__(self):
-        self.run = Run(torch)
-        self.count = 0
-
-    @property
-    def ns(self):
-        return self.run.ns
-
-    def track(self, op, no_grad):
-        """Run `op` on the shadow: later draws and the KNOWN predicates read its variables."""
-        self.run.step(op, no_grad)
-
-    def name(self, prefix):
-        self.count += 1
-        return f"{prefix}{self.count - 1}"
-
-    def tensors(self, pred=lambda t: True):
-        def ok(t):
-            try:
-                return pred(t)
-            except Exception:  # noqa: BLE001 - torch refuses some reads (grad_fn of a stale multi-output view)
-                return False
-        return [n for n, v in self.ns.items() if isinstance(v, torch.Tensor) and ok(v)]
-
-    def of(self, prefix):
-        return [n for n in self.ns if n.startswith(prefix) and n[len(prefix):].isdigit()]
-
-
-def _pick(draw, names):
-    """One of `names`, in order of creation (so hypothesis shrinks towards the first variables)."""
-    return draw(st.sampled_from(sorted(names, key=lambda n: int(n.lstrip("abcdefghijklmnopqrstuvwxyz")))))
-
+from .vocab import gen_indexing, gen_inplace_more, gen_reduce_more, gen_unary_more
 
 def gen_new(draw, s, dtype):
     shape = draw(shapes())
+    if draw(st.integers(0, 7)) == 0:  # an integer tensor: type promotion with float scalars and tensors
+        ints = tuple(draw(st.lists(st.integers(-3, 3), min_size=math.prod(shape), max_size=math.prod(shape))))
+        return Op("new", "tensor", None, (shape, "int64", False, ints), s.name("t"))
     rg = draw(st.booleans())
-    return Op("new", "tensor", None, (shape, dtype, rg, _values(draw, math.prod(shape))), s.name("t"))
+    values = _values(draw, math.prod(shape), positive=draw(st.integers(0, 3)) == 0)
+    return Op("new", "tensor", None, (shape, dtype, rg, values), s.name("t"))
 
 
 def gen_linear(draw, s, dtype):
@@ -93,20 +46,6 @@ def _view_shapes(shape):
     if len(shape) >= 2:
         cands.append(shape[:-2] + (shape[-2] * shape[-1],))
     return cands
-
-
-def _slice(draw, size):
-    if draw(st.integers(0, 3)) == 0:
-        return draw(st.integers(-size, size - 1))
-    a = draw(st.sampled_from([None] + list(range(size + 1))))
-    b = draw(st.sampled_from([None] + list(range(size + 1))))
-    step = draw(st.sampled_from([None, 1, 2, 3, -1]))
-    return ("s", a, b, step)
-
-
-def _index(draw, shape):
-    k = draw(st.integers(1, len(shape)))
-    return tuple(_slice(draw, shape[d]) for d in range(k))
 
 
 VIEWS = ["view", "reshape", "transpose", "t", "permute", "getitem", "select", "expand", "diagonal", "unfold",
@@ -164,23 +103,6 @@ def gen_view(draw, s, dtype):
     return Op("view", m, src, a, s.name("t"))
 
 
-def _fits(s, target_shape, pred=lambda t: True):
-    """Variables whose shape broadcasts to target_shape (usable as in-place or copy_ operands)."""
-    def ok(t):
-        try:
-            return np.broadcast_shapes(tuple(t.shape), target_shape) == target_shape and pred(t)
-        except ValueError:
-            return False
-    return s.tensors(ok)
-
-
-def _operand(draw, s, target_shape, scalars=_SCALARS):
-    names = _fits(s, target_shape)
-    if names and draw(st.booleans()):
-        return _pick(draw, names)
-    return draw(scalars)
-
-
 INPLACE = ["add_", "sub_", "mul_", "div_", "copy_", "fill_", "zero_", "clamp_", "setitem", "exp_", "mul_self",
            "neg_", "tanh_"]
 
@@ -188,6 +110,8 @@ INPLACE = ["add_", "sub_", "mul_", "div_", "copy_", "fill_", "zero_", "clamp_", 
 def gen_inplace(draw, s, dtype):
     dst = _pick(draw, s.tensors())
     shape = tuple(s.ns[dst].shape)
+    if draw(st.integers(0, 2)) == 0:
+        return gen_inplace_more(draw, s, dst)
     m = draw(st.sampled_from(INPLACE))
     if m in ("add_", "sub_", "mul_"):
         a = (_operand(draw, s, shape),)
@@ -217,7 +141,7 @@ def gen_inplace(draw, s, dtype):
     return Op("inplace", m, dst, a)
 
 
-BINARY = ["add", "sub", "mul", "matmul", "linear"]
+BINARY = ["add", "sub", "mul", "div", "matmul", "linear"]
 UNARY = ["exp", "tanh", "sigmoid", "neg", "relu", "abs", "sin", "square"]
 
 
@@ -225,8 +149,11 @@ def gen_math(draw, s, dtype):
     a = _pick(draw, s.tensors())
     t = s.ns[a]
     shape = tuple(t.shape)
-    if draw(st.booleans()):
+    family = draw(st.integers(0, 3))
+    if family == 0:
         return Op("math", draw(st.sampled_from(UNARY)), a, (), s.name("t"))
+    if family == 1:
+        return gen_unary_more(draw, s, a)
     m = draw(st.sampled_from(BINARY))
     if m == "matmul":
         others = s.tensors(lambda u: t.dim() in (1, 2) and u.dim() in (1, 2) and u.shape[0] == shape[-1])
@@ -236,7 +163,7 @@ def gen_math(draw, s, dtype):
         def ok(u):
             try:
                 np.broadcast_shapes(tuple(u.shape), shape)
-                return True
+                return m != "div" or nonzero(u)  # a divisor keeps away from 0
             except ValueError:
                 return False
         others = s.tensors(ok)
@@ -250,6 +177,8 @@ def gen_math(draw, s, dtype):
 def gen_reduce(draw, s, dtype):
     a = _pick(draw, s.tensors())
     nd = s.ns[a].dim()
+    if draw(st.booleans()):
+        return gen_reduce_more(draw, s, a)
     m = draw(st.sampled_from(["sum", "mean"]))
     args = () if not nd or draw(st.booleans()) else (draw(st.integers(0, nd - 1)), draw(st.booleans()))
     return Op("reduce", m, a, args, s.name("t"))
@@ -335,9 +264,10 @@ def gen_numpy(draw, s, dtype):
 
 
 _KINDS = [gen_new, gen_view, gen_view, gen_view, gen_inplace, gen_inplace, gen_inplace, gen_math, gen_math,
+          gen_indexing,
           gen_reduce, gen_flag, gen_backward, gen_backward, gen_opt, gen_opt, gen_module, gen_module, gen_numpy,
           "no_grad"]
-_INNER = [gen_view, gen_inplace, gen_math, gen_reduce, gen_flag, gen_opt, gen_numpy]
+_INNER = [gen_view, gen_inplace, gen_math, gen_reduce, gen_indexing, gen_flag, gen_opt, gen_numpy]
 
 
 def _one(draw, s, dtype, kinds, no_grad=False, known=True):

@@ -281,8 +281,19 @@ def same_as_torch(program):
     assert d is None, d[1]
 
 
+def _names_in(args):
+    """The variables among an op's arguments, nested ones too (torch.cat((t0, t1)), value=t2)."""
+    out = set()
+    for a in args:
+        if isinstance(a, str):
+            out.add(a)
+        elif isinstance(a, tuple) and not hasattr(a, "kind"):  # not a nested Op (no_grad blocks go below)
+            out |= _names_in(a)
+    return out
+
+
 def _uses(op):
-    names = {op.target} | {a for a in op.args if isinstance(a, str)}
+    names = {op.target} | _names_in(op.args)
     if op.kind == "opt" and op.method in ("SGD", "Adam"):
         names |= set(op.args[0])
     if op.kind == "no_grad":

@@ -9,8 +9,27 @@ program is the program that ran, not a paraphrase of it.
     Op("view", "transpose", "t0", (0, 1), "t1")      t1 = t0.transpose(0, 1)
     Op("inplace", "setitem", "t1", ((0,), 2.5))      t1[0] = 2.5
     Op("no_grad", "", None, (op, op, ...))           with torch.no_grad(): ...
+    Op("multi", "torch.cat", None, (("t0", "t1"), 0), "t2")
+                                                     t2 = torch.cat((t0, t1), 0)
+    Op("math", "index_select", "t0", (0, Lit((1, 0), (2,), "int64")), "t3")
+                                                     t3 = t0.index_select(0, torch.tensor([1, 0]))
+    Op("reduce", "var", "t0", (0, Kw("correction", 0)), "t4")
+                                                     t4 = t0.var(0, correction=0)
 """
 from typing import NamedTuple
+
+
+class Lit(NamedTuple):
+    """A constant tensor written inline (an index, a mask): `torch.tensor([1, 0])`."""
+    values: tuple
+    shape: tuple
+    dtype: str  # int64 or bool
+
+
+class Kw(NamedTuple):
+    """A keyword argument: `correction=0`."""
+    key: str
+    value: object
 
 
 class Op(NamedTuple):
@@ -39,14 +58,22 @@ def label(op):
     return f"{op.kind}:{op.method}"
 
 
-def _nested(values, shape):
+_SCALAR_OF = {"int64": int, "bool": bool}
+
+
+def _nested(values, shape, dtype="float32"):
     if not shape:
-        return repr(float(values[0]))
+        return repr(_SCALAR_OF.get(dtype, float)(values[0]))
     step = len(values) // shape[0] if shape[0] else 0
-    return "[" + ", ".join(_nested(values[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])) + "]"
+    return "[" + ", ".join(_nested(values[i * step:(i + 1) * step], shape[1:], dtype)
+                           for i in range(shape[0])) + "]"
 
 
 def _lit(x):
+    if isinstance(x, Lit):  # int64 is what torch.tensor makes of ints; bool of bools
+        return f"torch.tensor({_nested(x.values, x.shape, x.dtype)})"
+    if isinstance(x, Kw):
+        return f"{x.key}={_lit(x.value)}"
     if isinstance(x, tuple):
         return "(" + ", ".join(map(_lit, x)) + ("," if len(x) == 1 else "") + ")"
     return x if isinstance(x, str) else repr(x)
@@ -54,6 +81,8 @@ def _lit(x):
 
 def _index(idx):
     def one(i):
+        if isinstance(i, Lit):  # an advanced index
+            return _lit(i)
         if isinstance(i, tuple):  # ("s", start, stop, step)
             _, a, b, c = i
             s = ("" if a is None else str(a)) + ":" + ("" if b is None else str(b))
@@ -81,7 +110,7 @@ def render(op):
     lhs = f"{out} = " if out else ""
     if k == "new":
         shape, dtype, rg, values = a
-        return f"{out} = torch.tensor({_nested(values, shape)}, dtype=torch.{dtype}" + (
+        return f"{out} = torch.tensor({_nested(values, shape, dtype)}, dtype=torch.{dtype}" + (
             ", requires_grad=True)" if rg else ")")
     if k == "linear":
         fin, fout, bias, dtype, w, b = a
@@ -95,8 +124,11 @@ def render(op):
         return f"{lhs}{t}.{m}"
     if m == "getitem":
         return f"{lhs}{t}[{_index(a[0])}]"
-    if m in ("split", "chunk", "unbind"):
+    if m in ("split", "chunk", "unbind") or (m in ("max", "min") and len(a) == 3):  # one of the results
         return f"{lhs}{t}.{m}({_call(a[:-1])})[{a[-1]}]"
+    if m.startswith("torch.") or m.startswith("F."):  # a function, operands first: torch.where(c, a, b)
+        fn = "torch.nn.functional." + m[2:] if m.startswith("F.") else m
+        return f"{lhs}{fn}({_call(((t,) if t else ()) + tuple(a))})"
     if m == "setitem":
         return f"{t}[{_index(a[0])}] = {_lit(a[1])}"
     if m == "mul_self":
