@@ -327,6 +327,9 @@ def linear(input, weight, bias=None):
     if w.ndim != 2 or a.ndim == 0:
         y = matmul(input, weight.t() if weight.ndim == 2 else weight)
         return y + bias if bias is not None else y
+    if a.dtype.kind == "b":  # (torch's kernel name on the device)
+        kernel = "addmm_impl_cpu_" if input._device.type == "cpu" else "addmm_cuda"
+        raise NotImplementedError(f"\"{kernel}\" not implemented for 'Bool'")
     if bias is None:
         return Linear.apply(input, weight)
     if input.ndim != 2:

@@ -87,12 +87,6 @@ KNOWN = [
           "not keep them, so the result's layout differs (values agree)",
           lambda s, op, ng: op.method == "torch.where" and any(
               isinstance(a, str) and _odd_size1_strides(s.ns[a]) for a in op.args)),
-    Known("linear_of_bool_tensors",
-          "F.linear over bool tensors: torch raises NotImplementedError (\"addmm_impl_cpu_\" / \"bmm\" not "
-          "implemented for 'Bool'); dtrain computes it, or raises RuntimeError for mixed dtypes (the fix belongs "
-          "to Linear in dtrain/_ops/linalg.py)",
-          lambda s, op, ng: op.method == "linear" and any(
-              isinstance(n, str) and s.ns[n].dtype == __import__("torch").bool for n in (op.target, *op.args))),
     Known("var_std_saves_self",
           "var and std: torch's nodes save self, so a write into the input before the backward (an optimizer "
           "step) raises; dtrain's Var keeps x - mean(x) instead, a temporary no write reaches (its "

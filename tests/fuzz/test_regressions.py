@@ -1672,7 +1672,6 @@ def test_softmax_of_an_empty_tensor_and_pow_of_a_bool():
     same_as_torch(program)
 
 
-@_xfail("linear_of_bool_tensors")
 def test_linear_of_bool_tensors_raises_not_implemented():
     def program(torch):
         t0 = torch.tensor([0], dtype=torch.int64)
