@@ -50,6 +50,11 @@ def output_t(node, array, nr=0):
     return t
 
 
+def const(array):
+    """A piecewise-constant array (mask, comparison, index) as a tensor outside every graph."""
+    return _wrap(array, _dev_of(array))
+
+
 def _dev_of(array):
     from .._device import device_of
     return device_of(array)
@@ -184,16 +189,14 @@ def _abs(node, g):
 
 @formula("Sum")
 def _sum(node, g):
-    if not node.keepdim and node.axes:
-        g = g.reshape([1 if i in node.axes else s for i, s in enumerate(node.shape)])
-    return g.expand(node.shape)
+    from .._ops.reduce import _expand_back
+    return _expand_back(g, node.shape, node.axes, node.keepdim).expand(node.shape)
 
 
 @formula("Mean")
 def _mean(node, g):
-    if not node.keepdim and node.axes:
-        g = g.reshape([1 if i in node.axes else s for i, s in enumerate(node.shape)])
-    return g.expand(node.shape) / node.n
+    from .._ops.reduce import _expand_back
+    return _expand_back(g, node.shape, node.axes, node.keepdim).expand(node.shape) / node.n
 
 
 @formula("Matmul")

@@ -2,8 +2,8 @@
 op's own backward as a LinearMap node (see dtrain.autograd._double_nn), its adjoint the way back."""
 import numpy as np
 
-from ._double import formula, input_t, output_t
-from ._double_nn import _NotImplemented, _backward_of, _const, _mapped
+from ._double import const, formula, input_t, output_t
+from ._double_nn import _NotImplemented, _backward_of, _mapped
 
 
 # ------------------------------------------------------------------------------------------ shape ops
@@ -55,7 +55,7 @@ def _select_evenly(node, g):
     x, v = node.saved
     mask = (x == v) | (node.xp.isnan(x) & node.xp.isnan(v)) if x.dtype.kind == "f" else x == v
     with np.errstate(divide="ignore", invalid="ignore"):
-        return g * _const((mask / mask.sum()).astype(x.dtype))  # which elements share it is piecewise constant
+        return g * const((mask / mask.sum()).astype(x.dtype))  # which elements share it is piecewise constant
 
 
 @formula("Einsum")
@@ -230,7 +230,7 @@ def _scatter_reduce(node, g, *_):
         r = _add_at(xp, g.shape, full, u[sub] * chosen if chosen is not None else u[sub], u.dtype)
         return r * scale if scale is not None else r
     # x's gradient is g times a constant (zero where include_self=False leaves the slot out)
-    gx = g * _const(node.backward(xp.ones(g.shape, dt))[0]) if nig[0] else None
+    gx = g * const(node.backward(xp.ones(g.shape, dt))[0]) if nig[0] else None
     gs = _mapped(g, _backward_of(node, 1), spread) if nig[1] else None
     return gx, gs, None
 
@@ -256,30 +256,30 @@ def _scatter_prod(node, g):
     x, s, out = node.saved
     dt = g._data.dtype
     dim, idx = _scatter_dim(node)
-    idx_t = _const(xp.ascontiguousarray(idx))
+    idx_t = const(xp.ascontiguousarray(idx))
     sub = tuple(slice(0, k) for k in node.idx_shape)
     src = xp.zeros(node.src_shape, s.dtype)
     src[sub] = s  # src's entries past the index's shape take no part: any value does
     xt, st = input_t(node, 0, x), input_t(node, 1, src)[sub]
     gx = gs = None
     if nig[0]:
-        masked = xt + _const((x == 0).astype(dt))  # self.masked_fill(self == 0, 1)
+        masked = xt + const((x == 0).astype(dt))  # self.masked_fill(self == 0, 1)
         gx = g * masked.scatter_reduce(dim, idx_t, st, "prod", include_self=inc) / masked
         if not inc:
             keep = xp.ones(g.shape, dt)
             keep[full] = 0
-            gx = gx * _const(keep)
+            gx = gx * const(keep)
     if nig[1]:
         zero = s == 0
         zeros_in = xp.zeros(x.shape, dt)
         _scatter_add_at(xp, zeros_in, full, zero.astype(dt))
         zeros_in = zeros_in[full]
         single = (zero & (zeros_in == 1)).astype(dt)
-        a = (g * xt.scatter_reduce(dim, idx_t, st * _const(1 - single) + _const(single), "prod",
+        a = (g * xt.scatter_reduce(dim, idx_t, st * const(1 - single) + const(single), "prod",
                                    include_self=inc)).gather(dim, idx_t)
-        b = (g * output_t(node, out)).gather(dim, idx_t) / (st * _const(1 - zero.astype(dt)) +
-                                                            _const(zero.astype(dt)))
-        gs = a * _const(single) + b * _const(1 - single)
+        b = (g * output_t(node, out)).gather(dim, idx_t) / (st * const(1 - zero.astype(dt)) +
+                                                            const(zero.astype(dt)))
+        gs = a * const(single) + b * const(1 - single)
         if bool((zeros_in > 1).any()):  # torch's gradient is then an Error node
             gs = _NotImplemented.apply(g, input_t(node, 1, src), grad=gs._data, message=(
                 "scatter_reduce(): Double backward is unsupported for src when >1 zeros in src are scattered to "

@@ -1,8 +1,8 @@
 """Double-backward formulas (see dtrain.autograd._double) for a few linear-algebra ops and for the sparse COO
 ops."""
-from ._double import formula, input_t, output_t, sum_to
+from ._double import const, formula, input_t, output_t, sum_to
 from ._double_index import _add_at
-from ._double_nn import _backward_of, _const, _mapped, _shared_key
+from ._double_nn import _backward_of, _mapped, _shared_key
 
 
 # ------------------------------------------------------------------------------------------ linear algebra
@@ -111,7 +111,7 @@ def _sparse_mm(node, g):
         raise NotImplementedError("create_graph=True through a product with a sparse leaf tensor is not supported: "
                                   "dtrain differentiates it twice where the sparse tensor is made from values "
                                   "or a dense tensor in the graph (sparse_coo_tensor, to_sparse)")
-    rows, cols = (_const(i) for i in c.indices)
+    rows, cols = (const(i) for i in c.indices)
     gv = gd = None
     if nig[0]:
         gv = (g.index_select(0, rows) * input_t(node, 1, dense).index_select(0, cols)).sum(1)

@@ -10,9 +10,8 @@ import math
 import numpy as np
 
 from .. import _dtype
-from .._tensor import _wrap
 from . import graph
-from ._double import _dev_of, formula, input_t, output_t, sum_to
+from ._double import const, formula, input_t, output_t, sum_to
 
 _BF16 = _dtype.bfloat16.np  # (ml_dtypes' dtype: its kind is "V", not "f")
 _SQRT1_2 = math.sqrt(0.5)
@@ -40,25 +39,17 @@ def _out(node, a, g, nr=0):
     return output_t(node, _as(a, g), nr)
 
 
-def _const(a):
-    """A piecewise-constant array (mask, comparison, index) as a tensor outside every graph."""
-    return _wrap(a, _dev_of(a))
-
-
 def _where(cond, a, b):
     """torch.where over tensors or numbers with an array condition: a select, so that an inf or NaN in the
     branch not taken stays out of the gradient (as in the ops' own backwards)."""
     from .. import where
-    return where(_const(cond), a, b)
+    return where(const(cond), a, b)
 
 
 def _unreduce(g, shape, axes, keepdim):
     """The gradient of a reduction over `axes` (None: all) reshaped to broadcast against the input's `shape`."""
-    if axes is None:
-        axes = tuple(range(len(shape)))
-    if not keepdim and axes:
-        g = g.reshape([1 if i in axes else s for i, s in enumerate(shape)])
-    return g
+    from .._ops.reduce import _expand_back
+    return _expand_back(g, shape, tuple(range(len(shape))) if axes is None else axes, keepdim)
 
 
 # -------------------------------------------------------------------------------------------- activations
@@ -302,7 +293,7 @@ def _zero_grad(node, g):
 def _frexp(node, g, _=None):
     # the mantissa x / 2^e, e piecewise constant
     (e,) = node.saved
-    return g * _const(node.xp.ldexp(node.xp.ones(e.shape, g._data.dtype), -e))
+    return g * const(node.xp.ldexp(node.xp.ones(e.shape, g._data.dtype), -e))
 
 
 @formula("Poisson")
@@ -352,7 +343,7 @@ def _erfcx(node, g):
 def _i0e(node, g):
     from ..special import i1e
     x, y = node.saved
-    return g * (i1e(_in(node, x, g)) - _const(node.xp.sign(x)) * _out(node, y, g))
+    return g * (i1e(_in(node, x, g)) - const(node.xp.sign(x)) * _out(node, y, g))
 
 
 @formula("I1", "I1e")
@@ -365,7 +356,7 @@ def _i1(node, g):
     if type(node)._op == "I1":
         d = i0(nz) - yt / nz
     else:
-        d = i0e(nz) - yt * (_const(node.xp.sign(x)) + 1 / nz)
+        d = i0e(nz) - yt * (const(node.xp.sign(x)) + 1 / nz)
     return g * _where(zero, 0.5, d)
 
 
@@ -412,8 +403,8 @@ def _maximum(node, g):
     # ties split the gradient evenly, as torch does; the weights are piecewise constant
     w = ((a > b) if type(node)._op == "Maximum" else (a < b)) + 0.5 * (a == b)
     nig = node.needs_input_grad
-    return (sum_to(g * _const(w.astype(g._data.dtype)), a.shape) if nig[0] else None,
-            sum_to(g * _const((1 - w).astype(g._data.dtype)), b.shape) if nig[1] else None)
+    return (sum_to(g * const(w.astype(g._data.dtype)), a.shape) if nig[0] else None,
+            sum_to(g * const((1 - w).astype(g._data.dtype)), b.shape) if nig[1] else None)
 
 
 @formula("Fmax")
@@ -478,7 +469,7 @@ def _copysign(node, g):
     xp = node.xp
     with np.errstate(invalid="ignore", divide="ignore"):
         flip = xp.where(a == 0, 0, y / a).astype(g._data.dtype)  # ±1: whether the sign flipped, piecewise constant
-    return sum_to(g * _const(flip), a.shape), g.new_zeros(node.b_shape)
+    return sum_to(g * const(flip), a.shape), g.new_zeros(node.b_shape)
 
 
 @formula("Remainder", "Fmod")
@@ -487,4 +478,4 @@ def _remainder(node, g):
     xp = node.xp
     q = (xp.floor if type(node)._op == "Remainder" else xp.trunc)(a / b)  # the quotient is piecewise constant
     nig = node.needs_input_grad
-    return (sum_to(g, a.shape) if nig[0] else None), (sum_to(-g * _const(q), b.shape) if nig[1] else None)
+    return (sum_to(g, a.shape) if nig[0] else None), (sum_to(-g * const(q), b.shape) if nig[1] else None)

@@ -14,9 +14,8 @@ A formula key is an op's class name, and a few classes share one (batch norm's o
 Norm): `_shared_key` registers a formula for its own class and leaves the others theirs."""
 import numpy as np
 
-from .._tensor import _wrap
 from .graph import Function
-from ._double import _FORMULAS, _dev_of, formula, input_t, sum_to
+from ._double import _FORMULAS, const, formula, input_t, sum_to
 
 
 class _LinearMap(Function):
@@ -54,10 +53,6 @@ def _backward_of(node, i=None):
             node.saved = now
         return r if i is None else r[i]
     return backward
-
-
-def _const(array):
-    return _wrap(array, _dev_of(array))
 
 
 def _shared_key(name, op_class):
@@ -170,7 +165,7 @@ def _rstd_of(var_t, rstd, var):
     """1/sqrt(var_t + eps) as a function of the tensor var_t, eps recovered from the saved rstd and the
     array var it was computed from."""
     eps = (1.0 / (rstd.astype(np.float64) ** 2) - var).astype(var_t._data.dtype)
-    return 1.0 / (var_t + _const(eps)).sqrt()
+    return 1.0 / (var_t + const(eps)).sqrt()
 
 
 def _norm_grads(g, xt, axes, rstd, var, w_t, pshape, want):
@@ -213,12 +208,12 @@ def _norm(node, g):
         var = ((xhat / rstd).astype(np.float64) ** 2).mean(axis=axes, keepdims=True)
         gx, gw, gb = _norm_grads(g_up, x_up, axes, rstd, var, w_up, pshape, want)
     else:  # eval-mode batch norm: running statistics, constants
-        shift = _const(x_up._data - xhat / rstd)  # the running mean, where xt is the input itself (else zero)
-        xh = (x_up - shift) * _const(rstd)
+        shift = const(x_up._data - xhat / rstd)  # the running mean, where xt is the input itself (else zero)
+        xh = (x_up - shift) * const(rstd)
         lead = g.ndim - len(pshape)
         red = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(pshape) if s == 1)
         gxh = g_up * w_up.reshape(pshape) if has_w else g_up
-        gx = gxh * _const(rstd) if want[0] else None
+        gx = gxh * const(rstd) if want[0] else None
         gw = (g_up * xh).sum(red) if want[1] else None
         gb = g_up.sum(red) if want[2] else None
     down = (lambda t: None if t is None else t.to(_dtype.from_numpy_dtype(dt))) if xhat.dtype != dt else \
@@ -338,7 +333,7 @@ def _adaptive_avg_pool(node, g):
 
 @formula("Dropout")
 def _dropout(node, g):
-    return g * _const(node.mask)  # the scaled mask is a constant of the step
+    return g * const(node.mask)  # the scaled mask is a constant of the step
 
 
 @formula("Embedding")
@@ -382,21 +377,21 @@ def _attention(node, g):
         if mask_t.dtype != qt.dtype:
             mask_t = mask_t.to(qt.dtype)
         fixed = fixed - mask_t._data
-    s = (qt @ kt.mT) * node.scale + _const(fixed)
+    s = (qt @ kt.mT) * node.scale + const(fixed)
     if mask_t is not None:
         s = s + mask_t
     # softmax from the scores as tensors; a fully masked row (every score -inf) gives zeros, as the forward
-    e = (s - _const(_row_max(xp, s._data))).exp()
+    e = (s - const(_row_max(xp, s._data))).exp()
     tot = e.sum(-1, keepdim=True)
-    pt = e / (tot + _const((tot._data == 0).astype(p.dtype)))
+    pt = e / (tot + const((tot._data == 0).astype(p.dtype)))
     keep = node.keep
-    pd = pt * _const(keep) if keep is not None else pt
+    pd = pt * const(keep) if keep is not None else pt
     gv = sum_to(pd.mT @ g, v.shape) if nig[2] else None
     gq = gk = gmask = None
     if nig[0] or nig[1] or node.has_mask:
         dp = g @ vt.mT
         if keep is not None:
-            dp = dp * _const(keep)
+            dp = dp * const(keep)
         ds = pt * (dp - (dp * pt).sum(-1, keepdim=True))
         gmask = sum_to(ds, node.mask_shape) if node.has_mask and nig[3] else None
         ds = ds * node.scale

@@ -5,8 +5,9 @@ import math
 import numpy as np
 
 from . import graph
-from ._double import formula
-from ._double_math import _const, _in, _out, _unreduce, _where
+from .._ops.reduce import _expand_back
+from ._double import const, formula
+from ._double_math import _in, _out, _unreduce, _where
 
 
 # ------------------------------------------------------------------------------------- reductions and scans
@@ -76,13 +77,9 @@ def _max_min(node, g):
     # amax/amin/max()/min(): the gradient shared evenly among the tied extrema, a piecewise-constant weight
     x, y = node.saved
     axes = node.axes if node.axes is not None else tuple(range(x.ndim))
-    mask = x == _unreduce_a(y, x.shape, axes, node.keepdim)
+    mask = x == _expand_back(y, x.shape, axes, node.keepdim)
     w = (mask / mask.sum(axis=node.axes, keepdims=True)).astype(g._data.dtype)
-    return _unreduce(g, x.shape, axes, node.keepdim) * _const(w)
-
-
-def _unreduce_a(a, shape, axes, keepdim):
-    return a.reshape([1 if i in axes else s for i, s in enumerate(shape)]) if not keepdim and axes else a
+    return _unreduce(g, x.shape, axes, node.keepdim) * const(w)
 
 
 @formula("MaxMinDim")
@@ -103,7 +100,7 @@ def _select_evenly(node, g):
     xp = node.xp
     mask = (x == v) | (xp.isnan(x) & xp.isnan(v)) if x.dtype.kind == "f" else x == v
     with np.errstate(divide="ignore", invalid="ignore"):
-        return g * _const((mask / mask.sum()).astype(g._data.dtype))
+        return g * const((mask / mask.sum()).astype(g._data.dtype))
 
 
 @formula("Var")
@@ -117,7 +114,7 @@ def _var(node, g):
     dt = xt - xt.mean(axes, keepdim=True) if axes else xt - xt
     g = _unreduce(g, d.shape, axes, node.keepdim)
     if node.sqrt:
-        y_b = _unreduce_a(y, d.shape, axes, node.keepdim)
+        y_b = _expand_back(y, d.shape, axes, node.keepdim)
         yt = _unreduce(_out(node, y, g), d.shape, axes, node.keepdim)
         g = _where(y_b == 0, 0.0, g / (2 * yt))
     return g * (2.0 / node.denom if node.denom else math.inf) * dt
@@ -131,14 +128,14 @@ def _norm(node, g):
         return g.new_zeros(x.shape)
     g = _unreduce(g, x.shape, axes, node.keepdim)
     if p == 1:
-        return g * _const(node.xp.sign(x).astype(g._data.dtype))
+        return g * const(node.xp.sign(x).astype(g._data.dtype))
     xt = _in(node, x, g)
     yt = _unreduce(_out(node, y, g), x.shape, axes, node.keepdim)
-    zero = _unreduce_a(y, x.shape, axes, node.keepdim) == 0
+    zero = _expand_back(y, x.shape, axes, node.keepdim) == 0
     if p == 2:
         scale = xt / yt
     elif p < 2:  # torch's norm_backward: sgn(x) |x|^(p-1) keeps x == 0 finite for p < 2
-        scale = _const(node.xp.sign(x).astype(g._data.dtype)) * xt.abs() ** (p - 1) / yt ** (p - 1)
+        scale = const(node.xp.sign(x).astype(g._data.dtype)) * xt.abs() ** (p - 1) / yt ** (p - 1)
     else:
         scale = xt * xt.abs() ** (p - 2) / yt ** (p - 1)
     return _where(zero, 0.0, g * scale)
@@ -198,11 +195,11 @@ def _shifted_one(t, dim):
     one = xp.zeros(shape, t._data.dtype)
     one[(slice(None),) * dim + (0,)] = 1
     if shape[dim] == 1:
-        return _const(one)
+        return const(one)
     _, strides, _ = _c_where(shape)
     head = t[(slice(None),) * dim + (slice(0, shape[dim] - 1),)]
     src = (strides[dim], strides, tuple(head.shape))
-    return _strided(head, n, src, _c_where(shape)) + _const(one)
+    return _strided(head, n, src, _c_where(shape)) + const(one)
 
 
 @formula("Cumprod")
@@ -277,11 +274,11 @@ def _cross_entropy(node, g, *_):
     coef = (w_t * (1 - ls)).astype(dt)[:, None]
     onehot = xp.zeros((n, c), dt)
     onehot[xp.arange(n), t] = 1
-    grad = p * _const(coef) - _const(onehot * coef)
+    grad = p * const(coef) - const(onehot * coef)
     if ls:
         wsum = float(weight.sum()) if weight is not None else float(c)
         wk = weight[None, :].astype(dt) if weight is not None else xp.ones((1, c), dt)
-        grad = grad + (p * wsum - _const(wk)) * _const((valid[:, None] * (ls / c)).astype(dt))
+        grad = grad + (p * wsum - const(wk)) * const((valid[:, None] * (ls / c)).astype(dt))
     if node.reduction == "none":
         scale = g.unsqueeze(1)
     elif node.reduction == "sum":
