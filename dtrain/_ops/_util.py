@@ -61,6 +61,16 @@ def promote(*operands):
     return out, dt
 
 
+HOLDS_INDICES = ("the indices",)  # saved by a node that keeps only indices or a mask: nothing to check, but
+# freed by a backward like any saved state, so a second backward without retain_graph raises, as torch's
+
+
+def shape_only(xp, shape, dtype):
+    """An array of `shape` and `dtype` holding no memory (one zero, broadcast): saved in the place of an operand
+    a backward does not read, for the code that reads the saved operands' shapes."""
+    return xp.broadcast_to(xp.zeros((), dtype), shape)
+
+
 def cast(t, dt):
     from .conversion import to_device_dtype
     return to_device_dtype(t, None, dt, False)

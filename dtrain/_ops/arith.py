@@ -11,7 +11,7 @@ from ..autograd import grad_mode
 from ..autograd import graph as _graph
 from ..autograd.graph import Function, _hooks_live
 from ._layout import iterator_layout, pointwise
-from ._util import method, nondiff, on_input_device, out_copy, promote, scalar_array, unbroadcast
+from ._util import method, nondiff, on_input_device, out_copy, promote, scalar_array, shape_only, unbroadcast
 from ..amp._dispatch import autocast_op
 
 
@@ -80,8 +80,7 @@ class Div(Function):
         # the dividend only for the divisor's gradient, as torch saves it: writing into `x` after `x / 2` stays
         # legal. Where it is not needed, a stand-in of its shape and dtype (no memory) keeps its place, since
         # the double-backward formula reads the saved operands' shapes
-        ctx.save_for_backward(a if ctx.needs_input_grad[1] else ctx.xp.broadcast_to(ctx.xp.zeros((), a.dtype), a.shape),
-                              b)
+        ctx.save_for_backward(a if ctx.needs_input_grad[1] else shape_only(ctx.xp, a.shape, a.dtype), b)
         return a / b
 
     def backward(ctx, g):

@@ -7,7 +7,7 @@ from .._tensor import Tensor, _wrap
 from ..autograd import grad_mode
 from ..autograd.graph import Function, make_view
 from ._layout import c_ordered, iterator_layout
-from ._util import method, on_input_device, out_copy, promote, unbroadcast
+from ._util import HOLDS_INDICES, method, on_input_device, out_copy, promote, unbroadcast
 from ..amp._dispatch import autocast_op
 
 
@@ -219,7 +219,7 @@ def _getitem(self, key):
     return BasicIndex.apply(self, key=k)
 
 
-_HOLDS_INDICES = ("the indices",)  # IndexPut's saved state: a marker, no array
+_HOLDS_INDICES = HOLDS_INDICES  # IndexPut's saved state: a marker, no array
 
 
 class IndexPut(Function):
@@ -266,7 +266,7 @@ def _setitem(self, key, value):
         value = _value_tensor(self, value)
     elif advanced:
         _check_index_put_value(self, key, value, False)
-    if not advanced and _whole(key, self.shape) and (value._device is self._device or not value._data.ndim):
+    if not advanced and _whole(key, self._data.shape) and (value._device is self._device or not value._data.ndim):
         # torch's indexing returns t itself for a key of full slices and `...`, so the write is t's own copy_
         # (CopyBackwards) or, from a 0-d value, its fill_ (FillBackward3): torch's copy_to
         lead = next((i for i, n in enumerate(value.shape) if n != 1), value.ndim)
@@ -453,8 +453,8 @@ def index_put(input, indices, values, accumulate=False):
 @method()
 def index_put_(input, indices, values, accumulate=False):
     from .arith import assign_
+    from .inplace import assign_selected_, warn_index_put_overlap
     _tensor_values(values, "index_put_")
-    from .inplace import assign_selected_
     out = index_put(input, indices, values, accumulate)
     _check_index_put_value(input, tuple(indices), values, accumulate)
     a = input._data
@@ -463,10 +463,7 @@ def index_put_(input, indices, values, accumulate=False):
     xp = input._device.xp
     touched = xp.zeros(input.shape, dtype=bool)
     touched[_convert_key(tuple(indices), input)[0]] = True
-    if a.size > 1 and any(st == 0 and n > 1 for st, n in zip(a.strides, a.shape)):
-        # an expanded target: torch only warns (deprecated), and writes the indexed elements
-        from .inplace import warn_index_put_overlap
-        warn_index_put_overlap(input)
+    if warn_index_put_overlap(input):  # an expanded target: torch only warns, and writes the indexed elements
         return assign_(input, out, written=False, write=lambda: xp.copyto(a, out._data, where=touched))
     return assign_selected_(input, out, touched)
 
@@ -550,7 +547,6 @@ def masked_fill(input, mask, value):
 
 @method()
 def masked_fill_(input, mask, value):
-    from .arith import assign_
     from .inplace import assign_selected_
     err = broadcast_error(input.shape, mask.shape)
     if err is not None:

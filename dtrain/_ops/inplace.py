@@ -353,13 +353,16 @@ def check_overlap(t):
 
 
 def warn_index_put_overlap(t):
-    """torch's index_put_ into a tensor whose elements share memory only warns (deprecated), and writes."""
+    """torch's index_put_ into a tensor whose elements share memory (an expanded one) only warns (deprecated),
+    and writes; True where it warned."""
     a = t._data
     if a.size > 1 and any(st == 0 and n > 1 for st, n in zip(a.strides, a.shape)):
         import warnings
         warnings.warn("Use of index_put_ on expanded tensors is deprecated. Please clone() the tensor before "
                       "performing this operation. This also applies to advanced indexing e.g. tensor[indices] = "
                       "tensor", UserWarning, stacklevel=3)
+        return True
+    return False
 
 
 def same_data(a, b):
@@ -412,6 +415,13 @@ def check_no_overlap(dst, src):
     check_partial_overlap(dst, src)  # raises on a partial overlap
     if _backend.owner(a) is _backend.owner(b) and data_ptr(a) == data_ptr(b) and a.nbytes == b.nbytes:
         raise RuntimeError(_PARTIAL)
+
+
+def assign_indexed_(t, result, src):
+    """assign_ for an indexed write from `src` (scatter_, index_add_, index_copy_): torch's assert_no_overlap
+    on the source first."""
+    check_no_overlap(t, src)
+    return assign_(t, result)
 
 
 def assign_selected_(t, result, where):

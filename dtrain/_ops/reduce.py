@@ -11,7 +11,8 @@ from ..autograd import graph as _graph
 from ..autograd.graph import Function
 from ._lowp import widened
 from ._layout import c_order, c_ordered
-from ._util import cast, device_array, method, on_input_device, out_copy, to_float, wrap_dim, wrap_dims
+from ._util import (HOLDS_INDICES, cast, device_array, method, on_input_device, out_copy, shape_only, to_float, wrap_dim,
+                    wrap_dims)
 from ..amp._dispatch import autocast_op
 
 
@@ -122,7 +123,7 @@ class MaxMinDim(Function):
         idx = (xp.argmax if is_max else xp.argmin)(x, axis=dim, keepdims=True)
         vals = xp.take_along_axis(x, idx, axis=dim)
         ctx.shape, ctx.dim, ctx.keepdim, ctx.idx = x.shape, dim, keepdim, idx
-        ctx.save_for_backward(("the indices",))  # torch's MaxBackward0 saves them: freed by a backward
+        ctx.save_for_backward(HOLDS_INDICES)  # torch's MaxBackward0 saves them: freed by a backward
         ctx.mark_non_differentiable(1)
         if not keepdim:
             vals, idx = vals.squeeze(dim), idx.squeeze(dim)
@@ -155,7 +156,7 @@ class Var(Function):
         y = y.astype(x.dtype, copy=False)
         # the result only for std's gradient, as torch's VarBackward0 saves none (writing into a variance is
         # legal there); a stand-in of its shape and dtype (no memory) keeps the saved tuple's form
-        ctx.save_for_backward(d, y if sqrt else xp.broadcast_to(xp.zeros((), y.dtype), y.shape))
+        ctx.save_for_backward(d, y if sqrt else shape_only(xp, y.shape, y.dtype))
         return y
 
     @widened

@@ -182,20 +182,14 @@ def scatter_add(input, dim, index, src):
 
 @method()
 def scatter_(input, dim, index, src=None, *, value=None, reduce=None):
-    from .arith import assign_
-    from .inplace import check_no_overlap
-    out = scatter(input, dim, index, src, value=value, reduce=reduce)
-    check_no_overlap(input, src)
-    return assign_(input, out)
+    from .inplace import assign_indexed_
+    return assign_indexed_(input, scatter(input, dim, index, src, value=value, reduce=reduce), src)
 
 
 @method()
 def scatter_add_(input, dim, index, src):
-    from .arith import assign_
-    from .inplace import check_no_overlap
-    out = scatter_add(input, dim, index, src)
-    check_no_overlap(input, src)
-    return assign_(input, out)
+    from .inplace import assign_indexed_
+    return assign_indexed_(input, scatter_add(input, dim, index, src), src)
 
 
 class IndexSelect(Function):
@@ -274,11 +268,8 @@ def index_add(input, dim, index, source, *, alpha=1):
 
 @method()
 def index_add_(input, dim, index, source, *, alpha=1):
-    from .arith import assign_
-    from .inplace import check_no_overlap
-    out = index_add(input, dim, index, source, alpha=alpha)
-    check_no_overlap(input, source)
-    return assign_(input, out)
+    from .inplace import assign_indexed_
+    return assign_indexed_(input, index_add(input, dim, index, source, alpha=alpha), source)
 
 
 @method()
@@ -356,11 +347,8 @@ def index_copy(input, dim, index, source):
 
 
 def _index_copy_(input, dim, index, source):
-    from .arith import assign_
-    from .inplace import check_no_overlap
-    out = index_copy(input, dim, index, source)
-    check_no_overlap(input, source)
-    return assign_(input, out)
+    from .inplace import assign_indexed_
+    return assign_indexed_(input, index_copy(input, dim, index, source), source)
 
 
 Tensor.index_copy_ = _index_copy_

@@ -620,17 +620,21 @@ def _needed(roots, capture):
     return {n for n, need in memo.items() if need}
 
 
-def _narrowed(node, needed, capture):
-    """The inputs autograd.grad wants a gradient for from `node`: those whose edge leads to a captured gradient,
-    as torch's nodes compute only the outputs exec_info marks (grad(y, x) through a layer computes no weight
-    gradient). None where that is every input the node would compute (nothing to narrow)."""
+def _narrow(node, needed, capture):
+    """Narrow node.needs_input_grad, for its backward, to the inputs autograd.grad wants a gradient from:
+    those whose edge leads to a captured gradient, as torch's nodes compute only the outputs exec_info marks
+    (grad(y, x) through a layer computes no weight gradient). Returns the flags to put back afterwards, or
+    None where nothing was narrowed."""
     nig = node.needs_input_grad
     edges = node.next_functions
     if len(nig) != len(edges):
         return None
     want = tuple(bool(w) and child is not None and (child in needed or child in capture or (child, nr) in capture)
                  for w, (child, nr) in zip(nig, edges))
-    return want if want != tuple(map(bool, nig)) else None
+    if want == tuple(map(bool, nig)):
+        return None
+    node.needs_input_grad = want
+    return nig
 
 
 def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True):
@@ -692,11 +696,7 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                 node.saved = saved.unpack()  # for this backward; the packed form stays the node's state
             if node._takes_grad_dst and accumulate and capture is None:
                 _offer_destinations(node, deps, buffers)
-            nig = node.needs_input_grad
-            if capture is not None:  # only the gradients wanted (a node's user-defined backward sees its own ctx)
-                want = _narrowed(node, needed, capture)
-                if want is not None:
-                    node.needs_input_grad = want
+            nig = _narrow(node, needed, capture) if capture is not None else None
             try:
                 if _profiler_node is None:
                     out = node.backward(*in_grads)
@@ -704,7 +704,8 @@ def run_backward(roots, grads, retain_graph=False, capture=None, accumulate=True
                     with _profiler_node(node):
                         out = node.backward(*in_grads)
             finally:
-                node.needs_input_grad = nig
+                if nig is not None:
+                    node.needs_input_grad = nig
             if type(out) is not tuple:
                 out = (out,)
             if not retain_graph and saved:  # a node that saved nothing can run again, as in torch
@@ -807,11 +808,7 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
                     from .. import zeros
                     slots = [gt if gt is not None else zeros(shape, dtype=_dtype_from(dt)) for gt, (shape, dt)
                              in zip(slots, meta)]
-                nig = node.needs_input_grad
-                if capture is not None:
-                    want = _narrowed(node, needed, capture)
-                    if want is not None:
-                        node.needs_input_grad = want
+                nig = _narrow(node, needed, capture) if capture is not None else None
                 try:
                     if _profiler_node is None:
                         out = _double.lookup(node)(node, *slots)
@@ -819,7 +816,8 @@ def run_backward_create_graph(roots, grads, capture=None, accumulate=True):
                         with _profiler_node(node):
                             out = _double.lookup(node)(node, *slots)
                 finally:
-                    node.needs_input_grad = nig
+                    if nig is not None:
+                        node.needs_input_grad = nig
                 if packed is not None:
                     node.saved = packed
                 if type(out) is not tuple:
